@@ -1,0 +1,64 @@
+// CredentialTable: the users who may join, parsed from credentials.txt.
+//
+// Format: one "USER SECRET" per line, split at the first space. SECRET is a
+// plain password (the classic format) or a SCRAM-SHA-256 verifier in
+// PostgreSQL's form "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"
+// (salt and keys in base64). Blank lines and lines whose first character is
+// '#' are ignored; a trailing CR (CRLF files) is stripped; the last line may
+// lack its newline. A duplicate user, a malformed user name or password, or a
+// malformed verifier is an error naming the line: nothing is half-loaded.
+//
+// Pure (the daemon reads the file and passes its text). A CredentialTable is
+// immutable after Parse(): const methods may be called from any thread.
+#ifndef PCFS_CORE_CREDENTIALS_H_
+#define PCFS_CORE_CREDENTIALS_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+namespace pcfs {
+
+// A SCRAM-SHA-256 verifier: what a server stores instead of the password.
+struct ScramVerifier {
+  uint32_t iterations = 0;
+  std::vector<uint8_t> salt;
+  std::array<uint8_t, 32> stored_key{};
+  std::array<uint8_t, 32> server_key{};
+};
+
+struct Credential {
+  bool is_verifier = false;
+  std::string password;   // when !is_verifier
+  ScramVerifier verifier;  // when is_verifier
+};
+
+class CredentialTable {
+ public:
+  // Parses the whole file text. Errors: InvalidArgument "line N: ...".
+  static absl::StatusOr<CredentialTable> Parse(std::string_view text);
+
+  // nullptr if `user` is not in the table.
+  const Credential* Find(std::string_view user) const;
+
+  // True if `password` is the user's password: a constant-time comparison
+  // with a plain secret, or a SCRAM derivation checked against a verifier.
+  // False for an unknown user (after doing comparable work, so that timing
+  // does not tell which users exist).
+  bool CheckPassword(std::string_view user, std::string_view password) const;
+
+  size_t size() const { return users_.size(); }
+
+ private:
+  absl::flat_hash_map<std::string, Credential> users_;
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_CORE_CREDENTIALS_H_

@@ -1,0 +1,184 @@
+// Registry: who is online (sessions) and who publishes what (publications).
+// The semantic rules of docs/PROTOCOL.md ("Semantics") live here, in pure
+// code: no sockets, no clock (every call that needs the time takes `now`).
+//
+// Thread-safety: all methods may be called concurrently from any thread.
+// State is sharded by key hash with one absl::Mutex per shard; no method
+// holds two shard locks at once, so there is no lock ordering to respect and
+// no global lock on any path.
+#ifndef PCFS_CORE_REGISTRY_H_
+#define PCFS_CORE_REGISTRY_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace pcfs {
+
+// An IPv4 or IPv6 address and a port, as plain bytes (no socket types, so
+// that the registry stays pure).
+struct Endpoint {
+  uint8_t family = 4;             // 4 or 6
+  std::array<uint8_t, 16> ip{};   // IPv4 in the first 4 bytes
+  uint16_t port = 0;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// What the daemon knows about a published file: its size and SHA-256, as
+// the publisher reported them.
+struct FileMeta {
+  uint64_t size = 0;
+  std::array<uint8_t, 32> sha256{};
+
+  friend bool operator==(const FileMeta&, const FileMeta&) = default;
+};
+
+// A list of names taken at one moment, served to a client page by page.
+struct ListSnapshot {
+  uint32_t id = 0;
+  std::vector<std::string> names;  // sorted
+};
+
+// One live session. The daemon layer may read and update the fields marked
+// "daemon" through Registry::WithSession(); the rest is the registry's.
+struct Session {
+  uint64_t id = 0;
+  std::string user;
+  Endpoint control;        // where its datagrams come from
+  uint16_t file_port = 0;  // its TCP file server, on control.ip
+  std::array<uint8_t, 16> login_nonce{};
+  absl::Time deadline;     // expires when now >= deadline
+
+  // daemon: answers to recent mutating requests, for retransmissions.
+  struct CachedReply {
+    uint32_t request_id = 0;
+    uint8_t type = 0;
+    uint8_t code = 0;
+    bool used = false;
+  };
+  std::array<CachedReply, 4> reply_cache{};
+  uint8_t reply_cache_next = 0;
+
+  // daemon: the list being paged through, if any.
+  std::shared_ptr<const ListSnapshot> snapshot;
+};
+
+// An active publisher of a file, as returned by Locate().
+struct Holder {
+  std::string user;
+  Endpoint file_server;  // control.ip with the session's file_port
+  FileMeta meta;
+};
+
+class Registry {
+ public:
+  struct Options {
+    size_t shard_count = 64;                        // rounded up to 2^k
+    absl::Duration session_timeout = absl::Seconds(3);
+  };
+
+  explicit Registry(Options options);
+  Registry() : Registry(Options{}) {}
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  // ---- Sessions ---------------------------------------------------------
+
+  struct LoginParams {
+    std::string_view user;
+    Endpoint control;
+    uint16_t file_port = 0;
+    std::array<uint8_t, 16> nonce{};
+  };
+
+  // Starts a session for `user` with deadline now + session_timeout and a
+  // fresh random non-zero id. If the user already holds a live session:
+  // when that session was created by a login with the same nonce and from
+  // the same control endpoint (a retransmission), returns it again with its
+  // deadline extended; otherwise AlreadyExists. A session whose deadline has
+  // passed counts as gone even if ExpireIfDue() has not run yet.
+  // The caller has already checked the credentials.
+  absl::StatusOr<uint64_t> Login(const LoginParams& params, absl::Time now);
+
+  // Extends a live session's deadline to now + session_timeout.
+  // NotFound: no such session, or its deadline has passed (it is removed).
+  // PermissionDenied: `from` is not the session's control endpoint.
+  absl::Status Heartbeat(uint64_t session_id, const Endpoint& from,
+                         absl::Time now);
+
+  // Ends a session at once. NotFound if there is none.
+  absl::Status Logout(uint64_t session_id);
+
+  // Calls fn(session) under the session's shard lock if the session exists
+  // and its deadline has not passed at `now`; returns false otherwise.
+  // REQUIRES: fn does not call back into the Registry.
+  bool WithSession(uint64_t session_id, absl::Time now,
+                   absl::FunctionRef<void(Session&)> fn);
+
+  // For the expiry timer: if the session's deadline has passed at `now`,
+  // removes it and returns nullopt; if it no longer exists, returns nullopt;
+  // otherwise returns its current deadline (the caller re-arms its timer).
+  std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now);
+
+  // The users with a live session at `now`, except `exclude`, sorted.
+  std::vector<std::string> ActiveUsers(std::string_view exclude,
+                                       absl::Time now) const;
+  // True if `user` holds a live session at `now`.
+  bool IsActive(std::string_view user, absl::Time now) const;
+  size_t session_count() const;
+
+  // ---- Publications -----------------------------------------------------
+
+  // Records that `user` publishes `name` (idempotent: publishing again only
+  // updates the meta). Publications outlive sessions. Returns true if the
+  // publication is new or its meta changed (the caller persists it).
+  bool Publish(std::string_view user, std::string_view name,
+               const FileMeta& meta);
+
+  // Removes a publication. NotFound if `user` does not publish `name`.
+  absl::Status Unpublish(std::string_view user, std::string_view name);
+
+  // The names `user` publishes, sorted, whether or not anyone is online.
+  std::vector<std::string> PublishedBy(std::string_view user) const;
+
+  // Each distinct name that contains `pattern` (case-sensitive; an empty
+  // pattern matches all), that some user other than `caller` publishes and
+  // holds a live session for, and that `caller` does not publish. Sorted.
+  std::vector<std::string> Search(std::string_view pattern,
+                                   std::string_view caller,
+                                   absl::Time now) const;
+
+  // An active publisher of exactly `name` other than `caller` (chosen at
+  // random among them, to spread downloads), or nullopt.
+  std::optional<Holder> Locate(std::string_view name, std::string_view caller,
+                               absl::Time now) const;
+
+  size_t publication_count() const;
+
+  // Calls fn(user, name, meta) for every publication (for snapshots of
+  // durable state). Takes each shard lock in turn.
+  void ForEachPublication(
+      absl::FunctionRef<void(std::string_view user, std::string_view name,
+                             const FileMeta& meta)>
+          fn) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_CORE_REGISTRY_H_
