@@ -17,7 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -42,16 +42,16 @@ struct Credential {
 class CredentialTable {
  public:
   // Parses the whole file text. Errors: InvalidArgument "line N: ...".
-  static absl::StatusOr<CredentialTable> Parse(std::string_view text);
+  static absl::StatusOr<CredentialTable> Parse(absl::string_view text);
 
   // nullptr if `user` is not in the table.
-  const Credential* Find(std::string_view user) const;
+  const Credential* Find(absl::string_view user) const;
 
   // True if `password` is the user's password: a constant-time comparison
   // with a plain secret, or a SCRAM derivation checked against a verifier.
   // False for an unknown user (after doing comparable work, so that timing
   // does not tell which users exist).
-  bool CheckPassword(std::string_view user, std::string_view password) const;
+  bool CheckPassword(absl::string_view user, absl::string_view password) const;
 
   size_t size() const { return users_.size(); }
 

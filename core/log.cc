@@ -9,10 +9,10 @@
 
 namespace pcfs {
 
-void LogLine(std::string_view message) {
+void LogLine(absl::string_view message) {
   std::string line = absl::FormatTime("%H:%M:%E3S: ", absl::Now(),
                                       absl::LocalTimeZone());
-  line.append(message);
+  line.append(message.data(), message.size());
   line.push_back('\n');
   // One write per line keeps lines from different threads whole. A failed
   // write to stderr has nowhere to be reported.

@@ -4,14 +4,14 @@
 #ifndef PCFS_CORE_LOG_H_
 #define PCFS_CORE_LOG_H_
 
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 
 namespace pcfs {
 
 // Writes "HH:MM:SS.mmm: <message>\n" to stderr.
-void LogLine(std::string_view message);
+void LogLine(absl::string_view message);
 
 template <typename... Args>
 void Log(const Args&... args) {

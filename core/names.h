@@ -6,7 +6,7 @@
 #define PCFS_CORE_NAMES_H_
 
 #include <cstddef>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 
@@ -22,21 +22,21 @@ inline constexpr size_t kMaxSearchPatternBytes = kMaxFileNameBytes;
 // OK if `name` is 1 to 255 bytes of valid UTF-8 without '/', NUL or control
 // characters (C0, DEL, C1), and is neither "." nor "..". Otherwise
 // InvalidArgument with a message that says which rule failed.
-absl::Status ValidateFileName(std::string_view name);
+absl::Status ValidateFileName(absl::string_view name);
 
 // OK if `pattern` is a valid file name or empty; used for `sch`.
-absl::Status ValidateSearchPattern(std::string_view pattern);
+absl::Status ValidateSearchPattern(absl::string_view pattern);
 
 // OK if `user` is 1 to 64 characters of [A-Za-z0-9._-].
-absl::Status ValidateUserName(std::string_view user);
+absl::Status ValidateUserName(absl::string_view user);
 
 // OK if `password` is 1 to 256 bytes of printable text: valid UTF-8 with no
 // control characters (spaces are allowed).
-absl::Status ValidatePassword(std::string_view password);
+absl::Status ValidatePassword(absl::string_view password);
 
 // True if `text` is well-formed UTF-8 (no overlongs, surrogates or code
 // points above U+10FFFF).
-bool IsValidUtf8(std::string_view text);
+bool IsValidUtf8(absl::string_view text);
 
 }  // namespace pcfs
 

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,21 +38,21 @@ struct SocketAddress {
   static SocketAddress FromEndpoint(const Endpoint& endpoint);
 
   // Parses a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]").
-  static absl::StatusOr<SocketAddress> FromNumeric(std::string_view host,
+  static absl::StatusOr<SocketAddress> FromNumeric(absl::string_view host,
                                                    uint16_t port);
 };
 
 // Resolves `host` (a name or a numeric address) for UDP/TCP use, returning
 // every address, IPv6 and IPv4, in getaddrinfo's order.
-absl::StatusOr<std::vector<SocketAddress>> Resolve(std::string_view host,
+absl::StatusOr<std::vector<SocketAddress>> Resolve(absl::string_view host,
                                                    uint16_t port);
 
 // Parses "HOST:PORT", "[V6]:PORT" or just "PORT" (host then "localhost").
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(
-    std::string_view text);
+    absl::string_view text);
 
 // Parses a port number 1..65535.
-absl::StatusOr<uint16_t> ParsePort(std::string_view text);
+absl::StatusOr<uint16_t> ParsePort(absl::string_view text);
 
 struct UdpSocketOptions {
   bool reuse_port = false;   // SO_REUSEPORT, for one socket per reactor

@@ -32,7 +32,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -87,7 +87,7 @@ enum class ResultCode : uint8_t {
   kInternal = 255,
 };
 // Returns a short English description, e.g. "not found".
-std::string_view ResultCodeName(ResultCode code);
+absl::string_view ResultCodeName(ResultCode code);
 
 struct Header {
   uint8_t version = kVersion;
@@ -132,7 +132,7 @@ class Writer {
   void U64(uint64_t v);
   void Bytes(std::span<const uint8_t> bytes);
   // u16 length, then the bytes. Fails (ok() false) above 65535 bytes.
-  void Str(std::string_view s);
+  void Str(absl::string_view s);
   // Overwrites a u32 written earlier at byte offset `at` (for back-patching).
   void PatchU32(size_t at, uint32_t v);
   void PatchU16(size_t at, uint16_t v);
@@ -159,7 +159,7 @@ class Reader {
   bool U64(uint64_t* v);
   bool Bytes(std::span<uint8_t> out);
   // The view points into the input.
-  bool Str(std::string_view* s);
+  bool Str(absl::string_view* s);
 
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == input_.size(); }
@@ -188,8 +188,8 @@ using Sha256Digest = std::array<uint8_t, kSha256Size>;
 // a login that already succeeded. `tcp_port` is where the peer's file server
 // listens (on the address the datagram came from).
 struct LoginRequest {
-  std::string_view user;
-  std::string_view password;
+  absl::string_view user;
+  absl::string_view password;
   Nonce client_nonce{};
   uint16_t tcp_port = 0;
 };
@@ -209,19 +209,19 @@ struct LoginReply {
 struct ListRequest {
   uint32_t snapshot = 0;
   uint32_t cursor = 0;
-  std::string_view pattern;
+  absl::string_view pattern;
 };
 
 // PUB request.
 struct PublishRequest {
-  std::string_view name;
+  absl::string_view name;
   uint64_t size = 0;
   Sha256Digest sha256{};
 };
 
 // UNP and GET requests.
 struct NameRequest {
-  std::string_view name;
+  absl::string_view name;
 };
 
 // Where a holder's file server listens.
@@ -233,11 +233,11 @@ struct PeerAddress {
 
 // GET reply payload (after kOk).
 struct GetReply {
-  std::string_view holder;
+  absl::string_view holder;
   PeerAddress address;
   uint64_t size = 0;
   Sha256Digest sha256{};
-  std::string_view ticket;  // empty until downloads are permissioned
+  absl::string_view ticket;  // empty until downloads are permissioned
 };
 
 // A decoded list reply page (client side; owns nothing, views the datagram).
@@ -245,7 +245,7 @@ struct ListReply {
   uint32_t snapshot = 0;
   uint32_t next_cursor = 0;  // 0: this was the last page
   uint32_t total = 0;        // number of names in the whole snapshot
-  std::vector<std::string_view> names;
+  std::vector<absl::string_view> names;
 };
 
 // Requests. Each returns the datagram size, or 0 if it does not fit in
@@ -278,7 +278,7 @@ absl::StatusOr<NameRequest> DecodeNameRequest(std::span<const uint8_t> body);
 // UNP), or an error: a result code other than kOk and a message (truncated
 // to fit if it must be; messages are short English sentences).
 size_t EncodeStatusReply(const Header& request, ResultCode code,
-                         std::string_view message, std::span<uint8_t> out);
+                         absl::string_view message, std::span<uint8_t> out);
 size_t EncodeLoginReply(const Header& request, const LoginReply& reply,
                         std::span<uint8_t> out);
 size_t EncodeGetReply(const Header& request, const GetReply& reply,
@@ -292,7 +292,7 @@ class ListReplyWriter {
   ListReplyWriter(const Header& request, uint32_t snapshot, uint32_t total,
                   std::span<uint8_t> out);
   // Appends a name if it fits in the datagram; false (nothing written) if not.
-  bool Add(std::string_view name);
+  bool Add(absl::string_view name);
   uint16_t count() const { return count_; }
   // Writes next_cursor (0 when this is the last page) and returns the size.
   size_t Finish(uint32_t next_cursor);
@@ -308,7 +308,7 @@ class ListReplyWriter {
 // it is not kOk. Fails on an empty body or a malformed message.
 struct ReplyStatus {
   ResultCode code = ResultCode::kOk;
-  std::string_view message;
+  absl::string_view message;
   std::span<const uint8_t> payload;  // the bytes after the code, when kOk
 };
 absl::StatusOr<ReplyStatus> DecodeReplyStatus(std::span<const uint8_t> body);

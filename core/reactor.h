@@ -14,7 +14,7 @@
 #include <initializer_list>
 #include <memory>
 #include <span>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -73,7 +73,7 @@ class Reactor {
   virtual void Stop() = 0;
 
   // "epoll" or "io_uring".
-  virtual std::string_view backend_name() const = 0;
+  virtual absl::string_view backend_name() const = 0;
 };
 
 // Blocks `signals` in the calling thread (and so in threads it creates

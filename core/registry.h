@@ -15,7 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -97,7 +97,7 @@ class Registry {
   // ---- Sessions ---------------------------------------------------------
 
   struct LoginParams {
-    std::string_view user;
+    absl::string_view user;
     Endpoint control;
     uint16_t file_port = 0;
     std::array<uint8_t, 16> nonce{};
@@ -133,10 +133,10 @@ class Registry {
   std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now);
 
   // The users with a live session at `now`, except `exclude`, sorted.
-  std::vector<std::string> ActiveUsers(std::string_view exclude,
+  std::vector<std::string> ActiveUsers(absl::string_view exclude,
                                        absl::Time now) const;
   // True if `user` holds a live session at `now`.
-  bool IsActive(std::string_view user, absl::Time now) const;
+  bool IsActive(absl::string_view user, absl::Time now) const;
   size_t session_count() const;
 
   // ---- Publications -----------------------------------------------------
@@ -144,25 +144,25 @@ class Registry {
   // Records that `user` publishes `name` (idempotent: publishing again only
   // updates the meta). Publications outlive sessions. Returns true if the
   // publication is new or its meta changed (the caller persists it).
-  bool Publish(std::string_view user, std::string_view name,
+  bool Publish(absl::string_view user, absl::string_view name,
                const FileMeta& meta);
 
   // Removes a publication. NotFound if `user` does not publish `name`.
-  absl::Status Unpublish(std::string_view user, std::string_view name);
+  absl::Status Unpublish(absl::string_view user, absl::string_view name);
 
   // The names `user` publishes, sorted, whether or not anyone is online.
-  std::vector<std::string> PublishedBy(std::string_view user) const;
+  std::vector<std::string> PublishedBy(absl::string_view user) const;
 
   // Each distinct name that contains `pattern` (case-sensitive; an empty
   // pattern matches all), that some user other than `caller` publishes and
   // holds a live session for, and that `caller` does not publish. Sorted.
-  std::vector<std::string> Search(std::string_view pattern,
-                                   std::string_view caller,
+  std::vector<std::string> Search(absl::string_view pattern,
+                                   absl::string_view caller,
                                    absl::Time now) const;
 
   // An active publisher of exactly `name` other than `caller` (chosen at
   // random among them, to spread downloads), or nullopt.
-  std::optional<Holder> Locate(std::string_view name, std::string_view caller,
+  std::optional<Holder> Locate(absl::string_view name, absl::string_view caller,
                                absl::Time now) const;
 
   size_t publication_count() const;
@@ -170,7 +170,7 @@ class Registry {
   // Calls fn(user, name, meta) for every publication (for snapshots of
   // durable state). Takes each shard lock in turn.
   void ForEachPublication(
-      absl::FunctionRef<void(std::string_view user, std::string_view name,
+      absl::FunctionRef<void(absl::string_view user, absl::string_view name,
                              const FileMeta& meta)>
           fn) const;
 

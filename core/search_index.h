@@ -6,7 +6,7 @@
 
 #include <cstddef>
 #include <memory>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/functional/function_ref.h"
 
@@ -20,14 +20,14 @@ class SearchIndex {
   SearchIndex& operator=(const SearchIndex&) = delete;
 
   // Adds `name` (no-op if present).
-  void Add(std::string_view name);
+  void Add(absl::string_view name);
   // Removes `name` (no-op if absent).
-  void Remove(std::string_view name);
+  void Remove(absl::string_view name);
   // Calls fn(name) once for every indexed name that contains `pattern`
   // (case-sensitive bytes; an empty pattern matches every name), in no
   // particular order. fn must not modify the index.
-  void ForEachMatch(std::string_view pattern,
-                    absl::FunctionRef<void(std::string_view name)> fn) const;
+  void ForEachMatch(absl::string_view pattern,
+                    absl::FunctionRef<void(absl::string_view name)> fn) const;
   size_t size() const;
 
  private:

@@ -17,7 +17,7 @@ void UniqueFd::Reset(int fd) {
   fd_ = fd;
 }
 
-absl::Status ErrnoStatus(std::string_view call, int err) {
+absl::Status ErrnoStatus(absl::string_view call, int err) {
   return absl::ErrnoToStatus(err, call);
 }
 

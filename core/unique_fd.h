@@ -39,7 +39,7 @@ class UniqueFd {
 
 // Returns an error status for a failed system call: "<call>: <strerror(err)>",
 // with a status code chosen from errno (e.g. ENOENT -> NotFound).
-absl::Status ErrnoStatus(std::string_view call, int err);
+absl::Status ErrnoStatus(absl::string_view call, int err);
 
 }  // namespace pcfs
 
