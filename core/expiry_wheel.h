@@ -34,8 +34,11 @@ class ExpiryWheel {
 
   // Moves the wheel to `now` and calls fn(key) for each key that is due.
   // fn may call Schedule() (the re-armed key is not fired again in this
-  // call unless its new deadline is also due). Time never moves backwards:
-  // a `now` before the last one is ignored.
+  // call unless its new deadline is also due; even then it may wait for the
+  // next Advance(), so that a callback that keeps re-arming a past deadline
+  // cannot make one call loop forever). Time never moves backwards: a `now`
+  // before the last one is ignored. The work done is bounded by the slot
+  // count plus the keys fired, however far `now` jumps.
   void Advance(absl::Time now, absl::FunctionRef<void(uint64_t key)> fn);
 
   // Keys scheduled and not yet fired.
@@ -43,10 +46,20 @@ class ExpiryWheel {
   absl::Duration slot_width() const { return slot_width_; }
 
  private:
+  // Calls fn for the first `count` keys of `keys`, then drops them; keys
+  // that fn appends meanwhile stay.
+  void FireFront(std::vector<uint64_t>& keys, size_t count,
+                 absl::FunctionRef<void(uint64_t key)> fn);
+
   absl::Duration slot_width_;
+  // Tick t is the instant origin_ + t * slot_width_. Every key in slots_
+  // belongs to a tick of [current_tick_, current_tick_ + slot_count), and
+  // slots_[t % slot_count] holds the keys of tick t.
   std::vector<std::vector<uint64_t>> slots_;
-  int64_t current_tick_;  // the tick whose slot fires next
+  std::vector<uint64_t> due_;  // keys whose deadline had passed when scheduled
+  int64_t current_tick_;       // the tick whose slot fires next
   absl::Time origin_;
+  absl::Time now_;  // the latest time Advance() moved to
   size_t size_ = 0;
 };
 

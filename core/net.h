@@ -61,12 +61,14 @@ struct UdpSocketOptions {
   int send_buffer_bytes = 0;     // SO_SNDBUF if > 0
 };
 
-// A UDP socket bound to `bind`. An IPv6 wildcard ("::") is made dual-stack
-// (IPV6_V6ONLY off) so it also serves IPv4.
+// A close-on-exec UDP socket bound to `bind`. An IPv6 wildcard ("::") is
+// made dual-stack (IPV6_V6ONLY off) so it also serves IPv4.
 absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
                                        const UdpSocketOptions& options);
 
-// A listening TCP socket bound to `bind` (port 0: the kernel picks one).
+// A listening TCP socket bound to `bind` (port 0: the kernel picks one),
+// with SO_REUSEADDR, close-on-exec and blocking (accept() waits; a caller
+// that polls it sets O_NONBLOCK itself). "::" is dual-stack as above.
 absl::StatusOr<UniqueFd> OpenTcpListener(const SocketAddress& bind,
                                          int backlog);
 

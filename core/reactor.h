@@ -35,6 +35,15 @@ using DatagramHandler = absl::AnyInvocable<size_t(
     std::span<const uint8_t> datagram, const SocketAddress& from,
     std::span<uint8_t> reply)>;
 
+// Counters of the datagram path, summed over the reactor's sockets.
+struct ReactorStats {
+  uint64_t datagrams_received = 0;   // handed to a handler
+  uint64_t datagrams_oversized = 0;  // over 2048 bytes: dropped, never handled
+  uint64_t replies_sent = 0;
+  uint64_t replies_dropped = 0;      // send buffer full (EAGAIN) or send error
+  uint64_t socket_errors = 0;        // failed receives and sends, EAGAIN aside
+};
+
 class Reactor {
  public:
   // Creates a reactor with the requested backend; fails if the backend
@@ -46,7 +55,11 @@ class Reactor {
 
   // Serves a non-blocking UDP socket: every datagram received goes to
   // `handler`, and its reply, if any, goes back to the sender. Receives and
-  // sends are batched (recvmmsg/sendmmsg, or io_uring).
+  // sends are batched (recvmmsg/sendmmsg, or io_uring). Datagrams of up to
+  // 2048 bytes reach the handler whole, so it sees one over 1200 bytes and
+  // can refuse it; larger ones are dropped and counted (datagrams_oversized).
+  // A reply that cannot be sent at once (full send buffer) is dropped and
+  // counted: this is UDP, and the client retransmits.
   virtual absl::Status AddDatagramSocket(UniqueFd socket,
                                          DatagramHandler handler) = 0;
 
@@ -69,8 +82,14 @@ class Reactor {
   // when the backend itself fails.
   virtual absl::Status Run() = 0;
 
-  // Makes Run() return soon. Thread-safe.
+  // Makes Run() return soon, once the events of the current wake-up are
+  // handled; a Stop() before Run() makes the next Run() return at once.
+  // Thread-safe.
   virtual void Stop() = 0;
+
+  // The counters so far. Thread-safe (each counter is read atomically, the
+  // set is not a snapshot).
+  virtual ReactorStats stats() const = 0;
 
   // "epoll" or "io_uring".
   virtual absl::string_view backend_name() const = 0;

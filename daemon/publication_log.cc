@@ -1,1 +1,231 @@
-// Placeholder: implemented in a later commit.
+#include "daemon/publication_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/names.h"
+
+namespace pcfs {
+namespace {
+
+constexpr char kSnapshotName[] = "publications.snapshot";
+constexpr char kJournalName[] = "publications.journal";
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path,
+                                          bool* exists) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) {
+      *exists = false;
+      return std::string();
+    }
+    return ErrnoStatus(absl::StrCat("open ", path), errno);
+  }
+  *exists = true;
+  std::string text;
+  char buffer[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(absl::StrCat("read ", path), errno);
+    }
+    if (n == 0) return text;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(absl::StrCat("write ", what), errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(absl::StrCat("open ", dir), errno);
+  if (::fsync(fd.get()) != 0) {
+    return ErrnoStatus(absl::StrCat("fsync ", dir), errno);
+  }
+  return absl::OkStatus();
+}
+
+std::string PublishRecord(absl::string_view user, absl::string_view name,
+                          const FileMeta& meta) {
+  absl::string_view digest(reinterpret_cast<const char*>(meta.sha256.data()),
+                           meta.sha256.size());
+  return absl::StrCat("P ", user, " ", meta.size, " ",
+                      absl::BytesToHexString(digest), " ", name, "\n");
+}
+
+// Applies every complete line of `text`. When `allow_torn_tail`, a last line
+// without a newline is ignored (an append cut short by a crash).
+absl::Status ApplyAll(absl::string_view text, absl::string_view what,
+                      bool allow_torn_tail, Registry& registry) {
+  size_t line_number = 0;
+  while (!text.empty()) {
+    ++line_number;
+    size_t end = text.find('\n');
+    if (end == absl::string_view::npos) {
+      if (allow_torn_tail) return absl::OkStatus();
+      return absl::DataLossError(
+          absl::StrCat(what, ": line ", line_number, " has no newline"));
+    }
+    absl::Status status = ApplyPublicationRecord(text.substr(0, end), registry);
+    if (!status.ok()) {
+      return absl::DataLossError(absl::StrCat(what, ": line ", line_number,
+                                              ": ", status.message()));
+    }
+    text.remove_prefix(end + 1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteSnapshot(const std::string& dir, const Registry& registry) {
+  std::string text;
+  registry.ForEachPublication(
+      [&](absl::string_view user, absl::string_view name,
+          const FileMeta& meta) {
+        absl::StrAppend(&text, PublishRecord(user, name, meta));
+      });
+  std::string path = absl::StrCat(dir, "/", kSnapshotName);
+  std::string temporary = absl::StrCat(path, ".tmp");
+  UniqueFd fd(::open(temporary.c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!fd) return ErrnoStatus(absl::StrCat("open ", temporary), errno);
+  if (absl::Status s = WriteAll(fd.get(), text, temporary); !s.ok()) return s;
+  if (::fsync(fd.get()) != 0) {
+    return ErrnoStatus(absl::StrCat("fsync ", temporary), errno);
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(absl::StrCat("rename ", temporary), errno);
+  }
+  return SyncDirectory(dir);
+}
+
+}  // namespace
+
+absl::Status ApplyPublicationRecord(absl::string_view line,
+                                    Registry& registry) {
+  if (line.size() < 2 || line[1] != ' ') {
+    return absl::InvalidArgumentError("not a publication record");
+  }
+  const char kind = line[0];
+  line.remove_prefix(2);
+  if (kind == 'P') {
+    // P <user> <size> <hex> <name>: the name is the rest of the line.
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(line, absl::MaxSplits(' ', 3));
+    if (parts.size() != 4) return absl::InvalidArgumentError("short P record");
+    FileMeta meta;
+    if (!absl::SimpleAtoi(parts[1], &meta.size)) {
+      return absl::InvalidArgumentError("bad size in P record");
+    }
+    if (parts[2].size() != 2 * meta.sha256.size()) {
+      return absl::InvalidArgumentError("bad digest in P record");
+    }
+    for (char c : parts[2]) {
+      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) {
+        return absl::InvalidArgumentError("bad digest in P record");
+      }
+    }
+    std::string digest = absl::HexStringToBytes(parts[2]);
+    std::memcpy(meta.sha256.data(), digest.data(), meta.sha256.size());
+    if (!ValidateUserName(parts[0]).ok() || !ValidateFileName(parts[3]).ok()) {
+      return absl::InvalidArgumentError("bad user or file name in P record");
+    }
+    registry.Publish(parts[0], parts[3], meta);
+    return absl::OkStatus();
+  }
+  if (kind == 'U') {
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    if (parts.size() != 2) return absl::InvalidArgumentError("short U record");
+    if (!ValidateUserName(parts[0]).ok() || !ValidateFileName(parts[1]).ok()) {
+      return absl::InvalidArgumentError("bad user or file name in U record");
+    }
+    // Replaying an unpublication of something already gone is harmless: the
+    // journal may repeat what the snapshot already reflects.
+    registry.Unpublish(parts[0], parts[1]).IgnoreError();
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("unknown record kind");
+}
+
+absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
+    const std::string& state_dir, Registry& registry) {
+  if (::mkdir(state_dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return ErrnoStatus(absl::StrCat("mkdir ", state_dir), errno);
+  }
+  const std::string snapshot = absl::StrCat(state_dir, "/", kSnapshotName);
+  const std::string journal = absl::StrCat(state_dir, "/", kJournalName);
+  bool exists = false;
+  absl::StatusOr<std::string> text = ReadWholeFile(snapshot, &exists);
+  if (!text.ok()) return text.status();
+  if (absl::Status s = ApplyAll(*text, snapshot, false, registry); !s.ok()) {
+    return s;
+  }
+  text = ReadWholeFile(journal, &exists);
+  if (!text.ok()) return text.status();
+  if (absl::Status s = ApplyAll(*text, journal, true, registry); !s.ok()) {
+    return s;
+  }
+  // Compact: the new snapshot holds everything; only then is the journal
+  // emptied. A crash in between replays the journal over the new snapshot,
+  // which yields the same state.
+  if (absl::Status s = WriteSnapshot(state_dir, registry); !s.ok()) return s;
+  UniqueFd fd(::open(journal.c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+                     0640));
+  if (!fd) return ErrnoStatus(absl::StrCat("open ", journal), errno);
+  if (absl::Status s = SyncDirectory(state_dir); !s.ok()) return s;
+  return std::unique_ptr<PublicationLog>(
+      new PublicationLog(std::move(fd), registry.publication_count()));
+}
+
+absl::Status PublicationLog::RecordPublish(absl::string_view user,
+                                           absl::string_view name,
+                                           const FileMeta& meta) {
+  return Append(PublishRecord(user, name, meta));
+}
+
+absl::Status PublicationLog::RecordUnpublish(absl::string_view user,
+                                             absl::string_view name) {
+  return Append(absl::StrCat("U ", user, " ", name, "\n"));
+}
+
+absl::Status PublicationLog::Append(absl::string_view record) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = WriteAll(journal_.get(), record, kJournalName);
+      !s.ok()) {
+    // Cut off a partial record so that the next one starts on a line of its
+    // own; otherwise the journal would hold a malformed line mid-file.
+    if (::ftruncate(journal_.get(), journal_size_) != 0) {
+      return ErrnoStatus("ftruncate publications.journal", errno);
+    }
+    return s;
+  }
+  journal_size_ += static_cast<off_t>(record.size());
+  if (::fdatasync(journal_.get()) != 0) {
+    return ErrnoStatus("fdatasync publications.journal", errno);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pcfs

@@ -1,1 +1,153 @@
-// Placeholder: implemented in a later commit.
+#include "daemon/server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+namespace pcfs {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(absl::StrCat("open ", path), errno);
+  std::string text;
+  char buffer[16 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(absl::StrCat("read ", path), errno);
+    }
+    if (n == 0) return text;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<CredentialTable> table = CredentialTable::Parse(*text);
+  if (!table.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", table.status().message()));
+  }
+  return table;
+}
+
+Server::Server(const ServerOptions& options) : options_(options) {}
+Server::~Server() = default;
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(
+    const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server(options));
+  absl::StatusOr<CredentialTable> table =
+      LoadCredentials(options.credentials_path);
+  if (!table.ok()) return table.status();
+  const size_t users = table->size();
+  server->credentials_ = std::make_unique<CredentialStore>(*std::move(table));
+
+  absl::StatusOr<std::unique_ptr<PublicationLog>> log =
+      PublicationLog::Open(options.state_dir, server->registry_);
+  if (!log.ok()) return log.status();
+  server->log_ = *std::move(log);
+
+  ReactorBackend backend = ReactorBackend::kEpoll;
+  if (options.io == "uring") {
+    backend = ReactorBackend::kUring;
+  } else if (options.io != "epoll") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--io must be epoll or uring, not '", options.io, "'"));
+  }
+  absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(backend);
+  if (!reactor.ok()) return reactor.status();
+  server->reactor_ = *std::move(reactor);
+
+  absl::StatusOr<SocketAddress> bind =
+      SocketAddress::FromNumeric(options.bind, options.port);
+  if (!bind.ok()) return bind.status();
+  UdpSocketOptions socket_options;
+  socket_options.receive_buffer_bytes = 4 << 20;
+  socket_options.send_buffer_bytes = 4 << 20;
+  absl::StatusOr<UniqueFd> socket = OpenUdpSocket(*bind, socket_options);
+  if (!socket.ok()) return socket.status();
+  absl::StatusOr<SocketAddress> local = LocalAddress(socket->get());
+  if (!local.ok()) return local.status();
+  server->address_ = *local;
+
+  RequestHandler::Options handler_options;
+  handler_options.verbose = options.verbose;
+  server->handler_ = std::make_unique<RequestHandler>(
+      &server->registry_, server->credentials_.get(), server->log_.get(),
+      &server->counters_, handler_options, MonotonicNow());
+
+  RequestHandler* handler = server->handler_.get();
+  absl::Status s = server->reactor_->AddDatagramSocket(
+      *std::move(socket),
+      [handler](std::span<const uint8_t> datagram, const SocketAddress& from,
+                std::span<uint8_t> reply) {
+        return handler->Handle(datagram, from.ToEndpoint(), MonotonicNow(),
+                               reply);
+      });
+  if (!s.ok()) return s;
+
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  s = server->reactor_->AddTimer(handler_options.wheel_slot,
+                                 [handler, watchdog] {
+                                   handler->Tick(MonotonicNow());
+                                   if (watchdog) sd_notify(0, "WATCHDOG=1");
+                                 });
+  if (!s.ok()) return s;
+
+  Server* self = server.get();
+  s = server->reactor_->AddSignals({SIGINT, SIGTERM, SIGHUP}, [self](int signo) {
+    if (signo == SIGHUP) {
+      self->ReloadCredentials();
+    } else {
+      Log("received ", signo == SIGINT ? "SIGINT" : "SIGTERM",
+          ", shutting down");
+      self->Stop();
+    }
+  });
+  if (!s.ok()) return s;
+
+  Log("peerconnectd listening on ", server->address_.ToString(), " (UDP, ",
+      server->reactor_->backend_name(), "), ", users, " users, ",
+      server->log_->loaded(), " publications loaded from ", options.state_dir);
+  return server;
+}
+
+absl::Status Server::Run() {
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s",
+             address_.ToString().c_str());
+  absl::Status status = reactor_->Run();
+  sd_notify(0, "STOPPING=1");
+  Log("peerconnectd stopped: ", counters_.ToString());
+  return status;
+}
+
+void Server::Stop() { reactor_->Stop(); }
+
+void Server::ReloadCredentials() {
+  absl::StatusOr<CredentialTable> table =
+      LoadCredentials(options_.credentials_path);
+  if (!table.ok()) {
+    Log("SIGHUP: keeping the old credentials: ", table.status().message());
+    return;
+  }
+  const size_t users = table->size();
+  credentials_->Replace(*std::move(table));
+  Log("SIGHUP: reloaded ", users, " users from ", options_.credentials_path);
+}
+
+}  // namespace pcfs

@@ -1,1 +1,443 @@
-// Placeholder: implemented in a later commit.
+#include "peerctl/file_server.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "core/clock.h"
+#include "peerctl/file_hash.h"
+#include "peerctl/http.h"
+
+namespace pcfs {
+namespace {
+
+constexpr int kListenBacklog = 128;
+constexpr int kMaxEvents = 64;
+constexpr int kMaxAcceptsPerWake = 64;
+// Per wake-up a connection sends at most this much, so that one fast reader
+// cannot starve the others.
+constexpr uint64_t kSendBudgetBytes = 8 << 20;
+// How long a finished connection may take to close its end before we do.
+constexpr absl::Duration kMaxDrainTime = absl::Seconds(2);
+
+constexpr uint64_t kListenerId = 0;
+constexpr uint64_t kStopEventId = 1;
+constexpr uint64_t kFirstConnectionId = 2;
+
+absl::Status SetNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoStatus("fcntl(O_NONBLOCK)", errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EpollControl(int epoll_fd, int op, int fd, uint32_t events,
+                          uint64_t id) {
+  epoll_event event{};
+  event.events = events;
+  event.data.u64 = id;
+  if (::epoll_ctl(epoll_fd, op, fd, &event) != 0) {
+    return ErrnoStatus("epoll_ctl", errno);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// The server thread's state. Everything here is touched only by the server
+// thread, except Stop(), which only writes the eventfd.
+class FileServer::Loop {
+ public:
+  Loop(Options options, UniqueFd share_dir, UniqueFd listener,
+       UniqueFd epoll, UniqueFd stop_event)
+      : options_(std::move(options)),
+        share_dir_(std::move(share_dir)),
+        listener_(std::move(listener)),
+        epoll_(std::move(epoll)),
+        stop_event_(std::move(stop_event)),
+        tick_(std::clamp(options_.idle_timeout / 4, absl::Milliseconds(10),
+                         absl::Seconds(1))) {}
+
+  // Runs until Stop(); then every connection is closed.
+  void Run();
+  // Thread-safe.
+  void Stop();
+
+ private:
+  enum class State { kReadingHead, kSendingHead, kSendingBody, kDraining };
+
+  struct Connection {
+    UniqueFd socket;
+    State state = State::kReadingHead;
+    bool counted = true;  // false for the ones answered 503
+    std::string head_in;
+    std::string head_out;
+    size_t head_sent = 0;
+    UniqueFd file;
+    off_t body_offset = 0;
+    uint64_t body_remaining = 0;
+    absl::Time deadline;
+    uint32_t interest = EPOLLIN;  // what epoll watches for it
+
+    bool sending() const {
+      return state == State::kSendingHead || state == State::kSendingBody;
+    }
+  };
+
+  void AcceptAll(absl::Time now);
+  void Dispatch(uint64_t id, uint32_t events, absl::Time now);
+  // Each returns false when the connection is to be closed.
+  bool OnReadable(Connection& connection, absl::Time now);
+  bool OnWritable(Connection& connection, absl::Time now);
+  bool DrainInput(Connection& connection);
+  void HandleHead(Connection& connection, absl::string_view head);
+  void Respond(Connection& connection, std::string head);
+  bool StartDraining(Connection& connection, absl::Time now);
+  // Points epoll at what the connection's state waits for.
+  bool UpdateInterest(Connection& connection, uint64_t id);
+  void Close(uint64_t id);
+  void ExpireIdle(absl::Time now);
+
+  const Options options_;
+  const UniqueFd share_dir_;
+  const UniqueFd listener_;
+  const UniqueFd epoll_;
+  const UniqueFd stop_event_;
+  const absl::Duration tick_;
+  absl::flat_hash_map<uint64_t, Connection> connections_;
+  uint64_t next_id_ = kFirstConnectionId;
+  int counted_connections_ = 0;
+  bool listener_paused_ = false;
+};
+
+void FileServer::Loop::Stop() {
+  uint64_t one = 1;
+  // Can only fail if the counter would overflow, which means already set.
+  (void)!::write(stop_event_.get(), &one, sizeof(one));
+}
+
+void FileServer::Loop::Run() {
+  // A write to a closed socket raises SIGPIPE in the writing thread; blocked
+  // here, it leaves only EPIPE. sendfile(2) has no MSG_NOSIGNAL.
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+
+  epoll_event events[kMaxEvents];
+  absl::Time next_sweep = MonotonicNow() + tick_;
+  for (;;) {
+    int timeout_ms = static_cast<int>(
+        absl::ToInt64Milliseconds(std::max(
+            next_sweep - MonotonicNow(), absl::ZeroDuration())) + 1);
+    int count = ::epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
+    if (count < 0 && errno != EINTR) break;  // EBADF/EINVAL: a bug; stop
+    absl::Time now = MonotonicNow();
+    for (int i = 0; i < count; ++i) {
+      uint64_t id = events[i].data.u64;
+      if (id == kStopEventId) {
+        connections_.clear();
+        return;
+      }
+      if (id == kListenerId) {
+        AcceptAll(now);
+      } else {
+        Dispatch(id, events[i].events, now);
+      }
+    }
+    if (now >= next_sweep) {
+      ExpireIdle(now);
+      next_sweep = now + tick_;
+    }
+  }
+  connections_.clear();
+}
+
+void FileServer::Loop::AcceptAll(absl::Time now) {
+  for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
+    UniqueFd socket(::accept4(listener_.get(), nullptr, nullptr,
+                              SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!socket) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        // Out of descriptors: the listener would stay readable and spin
+        // the loop, so stop listening until the next sweep.
+        listener_paused_ = EpollControl(epoll_.get(), EPOLL_CTL_MOD,
+                                        listener_.get(), 0, kListenerId)
+                               .ok();
+      }
+      return;  // EAGAIN, or a connection that died before we took it
+    }
+    // Beyond the limit a connection is answered 503; beyond twice the limit
+    // it is closed at once, so that a flood cannot exhaust descriptors.
+    if (static_cast<int>(connections_.size()) >= 2 * options_.max_connections) {
+      continue;
+    }
+    uint64_t id = next_id_++;
+    Connection& connection = connections_[id];
+    connection.socket = std::move(socket);
+    connection.deadline = now + options_.idle_timeout;
+    connection.counted = counted_connections_ < options_.max_connections;
+    if (connection.counted) ++counted_connections_;
+    if (!EpollControl(epoll_.get(), EPOLL_CTL_ADD, connection.socket.get(),
+                      connection.interest, id)
+             .ok()) {
+      Close(id);
+      continue;
+    }
+    if (!connection.counted) {
+      Respond(connection, http::FormatErrorHead(http::kServiceUnavailable));
+      if (!OnWritable(connection, now) || !UpdateInterest(connection, id)) {
+        Close(id);
+      }
+    }
+  }
+}
+
+void FileServer::Loop::Dispatch(uint64_t id, uint32_t events,
+                                absl::Time now) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;  // closed earlier in this batch
+  Connection& connection = it->second;
+  bool keep = true;
+  switch (connection.state) {
+    case State::kReadingHead:
+    case State::kDraining:
+      if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        keep = OnReadable(connection, now);
+      }
+      break;
+    case State::kSendingHead:
+    case State::kSendingBody:
+      if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        keep = OnWritable(connection, now);
+      }
+      break;
+  }
+  if (!keep || !UpdateInterest(connection, id)) Close(id);
+}
+
+bool FileServer::Loop::OnReadable(Connection& connection, absl::Time now) {
+  if (connection.state == State::kDraining) return DrainInput(connection);
+  char buffer[http::kMaxHeadBytes];
+  size_t room = http::kMaxHeadBytes - connection.head_in.size();
+  ssize_t n = ::recv(connection.socket.get(), buffer, room, 0);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  if (n == 0) return false;  // gone before sending a whole head
+  // The deadline set at accept stands: a head must arrive whole within
+  // idle_timeout, however slowly its bytes trickle in.
+  connection.head_in.append(buffer, static_cast<size_t>(n));
+  size_t head_size = http::FindHeadEnd(connection.head_in);
+  if (head_size > 0) {
+    HandleHead(connection, absl::string_view(connection.head_in)
+                               .substr(0, head_size));
+  } else if (connection.head_in.size() >= http::kMaxHeadBytes) {
+    Respond(connection, http::FormatErrorHead(http::kBadRequest));
+  } else {
+    return true;
+  }
+  return OnWritable(connection, now);
+}
+
+// Reads and drops whatever the client still sends, so that closing does not
+// answer its bytes with a reset that could destroy our response in flight.
+bool FileServer::Loop::DrainInput(Connection& connection) {
+  char buffer[4096];
+  for (int i = 0; i < 16; ++i) {
+    ssize_t n = ::recv(connection.socket.get(), buffer, sizeof(buffer), 0);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) return false;  // the client closed: done
+  }
+  return true;
+}
+
+void FileServer::Loop::HandleHead(Connection& connection,
+                                  absl::string_view head) {
+  absl::StatusOr<http::Request> request = http::ParseRequestHead(head);
+  if (!request.ok()) {
+    Respond(connection,
+            http::FormatErrorHead(http::HttpCodeFromStatus(request.status())));
+    return;
+  }
+  absl::Status allowed = options_.authorizer(request->file_name,
+                                             request->ticket);
+  if (!allowed.ok()) {
+    Respond(connection,
+            http::FormatErrorHead(http::HttpCodeFromStatus(allowed)));
+    return;
+  }
+  absl::StatusOr<SharedFile> file =
+      OpenSharedFile(share_dir_.get(), request->file_name);
+  if (!file.ok()) {
+    Respond(connection,
+            http::FormatErrorHead(http::HttpCodeFromStatus(file.status())));
+    return;
+  }
+  const uint64_t size = static_cast<uint64_t>(file->info.st_size);
+  http::ContentRange range{0, size == 0 ? 0 : size - 1, size};
+  std::string response_head = http::FormatOkHead(size);
+  if (request->range) {
+    absl::StatusOr<http::ContentRange> resolved =
+        http::ResolveRange(*request->range, size);
+    if (!resolved.ok()) {
+      Respond(connection,
+              http::FormatErrorHead(http::kRangeNotSatisfiable, size));
+      return;
+    }
+    range = *resolved;
+    response_head = http::FormatPartialHead(range);
+  }
+  connection.file = std::move(file->fd);
+  connection.body_offset = static_cast<off_t>(range.first);
+  connection.body_remaining = size == 0 ? 0 : range.length();
+  Respond(connection, std::move(response_head));
+}
+
+void FileServer::Loop::Respond(Connection& connection, std::string head) {
+  connection.state = State::kSendingHead;
+  connection.head_out = std::move(head);
+  connection.head_sent = 0;
+  connection.head_in.clear();
+  connection.head_in.shrink_to_fit();
+}
+
+bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
+  const int fd = connection.socket.get();
+  while (connection.state == State::kSendingHead) {
+    const absl::string_view rest =
+        absl::string_view(connection.head_out).substr(connection.head_sent);
+    const int more = connection.body_remaining > 0 ? MSG_MORE : 0;
+    ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL | more);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    connection.head_sent += static_cast<size_t>(n);
+    connection.deadline = now + options_.idle_timeout;
+    if (connection.head_sent == connection.head_out.size()) {
+      connection.state = State::kSendingBody;
+    }
+  }
+  uint64_t budget = kSendBudgetBytes;
+  while (connection.body_remaining > 0 && budget > 0) {
+    size_t chunk = static_cast<size_t>(
+        std::min(connection.body_remaining, budget));
+    ssize_t n = ::sendfile(fd, connection.file.get(), &connection.body_offset,
+                           chunk);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    // 0: the file shrank under us; the promised length cannot be kept, and
+    // closing early tells the client so.
+    if (n == 0) return false;
+    connection.body_remaining -= static_cast<uint64_t>(n);
+    budget -= static_cast<uint64_t>(n);
+    connection.deadline = now + options_.idle_timeout;
+  }
+  if (connection.body_remaining > 0) return true;  // more next time
+  return StartDraining(connection, now);
+}
+
+bool FileServer::Loop::StartDraining(Connection& connection, absl::Time now) {
+  connection.file.Reset();
+  connection.state = State::kDraining;
+  connection.deadline = now + std::min(options_.idle_timeout, kMaxDrainTime);
+  // Our FIN tells the client the response is complete.
+  return ::shutdown(connection.socket.get(), SHUT_WR) == 0;
+}
+
+bool FileServer::Loop::UpdateInterest(Connection& connection, uint64_t id) {
+  // Level-triggered; no EPOLLRDHUP, which a client that half-closes after
+  // its request would keep raising while we wait to send.
+  const uint32_t wanted = connection.sending() ? EPOLLOUT : EPOLLIN;
+  if (wanted == connection.interest) return true;
+  connection.interest = wanted;
+  return EpollControl(epoll_.get(), EPOLL_CTL_MOD, connection.socket.get(),
+                      wanted, id)
+      .ok();
+}
+
+void FileServer::Loop::Close(uint64_t id) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  if (it->second.counted) --counted_connections_;
+  // Closing the socket also removes it from the epoll set.
+  connections_.erase(it);
+}
+
+void FileServer::Loop::ExpireIdle(absl::Time now) {
+  std::vector<uint64_t> expired;
+  for (const auto& [id, connection] : connections_) {
+    if (now >= connection.deadline) expired.push_back(id);
+  }
+  for (uint64_t id : expired) Close(id);
+  if (listener_paused_) {
+    listener_paused_ = !EpollControl(epoll_.get(), EPOLL_CTL_MOD,
+                                     listener_.get(), EPOLLIN, kListenerId)
+                            .ok();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(
+    Options options) {
+  if (!options.authorizer) {
+    return absl::InvalidArgumentError("FileServer needs an authorizer");
+  }
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError("max_connections must be at least 1");
+  }
+  UniqueFd share_dir(::open(options.share_dir.c_str(),
+                            O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!share_dir) {
+    return ErrnoStatus(absl::StrCat("open ", options.share_dir), errno);
+  }
+  absl::StatusOr<UniqueFd> listener =
+      OpenTcpListener(options.bind, kListenBacklog);
+  if (!listener.ok()) return listener.status();
+  absl::Status status = SetNonBlocking(listener->get());
+  if (!status.ok()) return status;
+  absl::StatusOr<SocketAddress> address = LocalAddress(listener->get());
+  if (!address.ok()) return address.status();
+
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll) return ErrnoStatus("epoll_create1", errno);
+  UniqueFd stop_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!stop_event) return ErrnoStatus("eventfd", errno);
+  status = EpollControl(epoll.get(), EPOLL_CTL_ADD, listener->get(), EPOLLIN,
+                        kListenerId);
+  if (status.ok()) {
+    status = EpollControl(epoll.get(), EPOLL_CTL_ADD, stop_event.get(),
+                          EPOLLIN, kStopEventId);
+  }
+  if (!status.ok()) return status;
+
+  auto loop = std::make_unique<Loop>(std::move(options), std::move(share_dir),
+                                     *std::move(listener), std::move(epoll),
+                                     std::move(stop_event));
+  const uint16_t port = address->port();
+  return std::unique_ptr<FileServer>(
+      new FileServer(std::move(loop), *address, port));
+}
+
+FileServer::FileServer(std::unique_ptr<Loop> loop, SocketAddress address,
+                       uint16_t port)
+    : loop_(std::move(loop)), address_(address), port_(port) {
+  thread_ = std::thread([this] { loop_->Run(); });
+}
+
+FileServer::~FileServer() {
+  loop_->Stop();
+  thread_.join();
+}
+
+}  // namespace pcfs

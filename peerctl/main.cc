@@ -1,1 +1,116 @@
-int main() { return 0; }
+// peerctl: the PeerConnectFS client.
+//
+//   peerctl [PORT | --server HOST:PORT]                 interactive shell
+//   peerctl [--server HOST:PORT] --user U --password-file F COMMAND [ARG]
+//
+// Flags may be spelled with dashes or underscores (--password-file or
+// --password_file).
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "core/net.h"
+#include "peerctl/commands.h"
+#include "peerctl/exit_codes.h"
+#include "peerctl/shell.h"
+
+ABSL_FLAG(std::string, server, "",
+          "daemon address HOST:PORT (default localhost:50000)");
+ABSL_FLAG(std::string, user, "", "user name, for a one-shot COMMAND");
+ABSL_FLAG(std::string, password_file, "",
+          "file whose first line is the password (else $PEERCTL_PASSWORD)");
+ABSL_FLAG(std::string, share_dir, ".",
+          "folder whose files `pub` publishes and the file server serves");
+ABSL_FLAG(std::string, download_dir, ".", "folder `get` downloads into");
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: peerctl [PORT | --server HOST:PORT]\n"
+    "       peerctl [--server HOST:PORT] --user USER --password-file FILE "
+    "COMMAND [ARG]\n"
+    "commands: lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME";
+
+int Usage(absl::string_view message) {
+  std::fprintf(stderr, "peerctl: %.*s\n%s\n", static_cast<int>(message.size()),
+               message.data(), kUsage);
+  return pcfs::kExitUsage;
+}
+
+// absl flags are spelled with underscores; accept dashes too, as a shell
+// user expects ("--password-file").
+std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) continue;
+    const size_t end = std::min(arg.find('='), arg.size());
+    for (size_t j = 2; j < end; ++j) {
+      if (arg[j] == '-') arg[j] = '_';
+    }
+  }
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<std::string> normalised = NormaliseFlagSpelling(argc, argv);
+  std::vector<char*> raw;
+  for (std::string& arg : normalised) raw.push_back(arg.data());
+  std::vector<char*> args =
+      absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
+  ::signal(SIGPIPE, SIG_IGN);
+
+  pcfs::PeerOptions options;
+  options.share_dir = absl::GetFlag(FLAGS_share_dir);
+  options.download_dir = absl::GetFlag(FLAGS_download_dir);
+  options.server.host = "localhost";
+  options.server.port = 50000;
+  std::vector<std::string> positional(args.begin() + 1, args.end());
+
+  const std::string server = absl::GetFlag(FLAGS_server);
+  if (!server.empty()) {
+    auto host_port = pcfs::ParseHostPort(server);
+    if (!host_port.ok()) return Usage(host_port.status().message());
+    options.server.host = host_port->first;
+    options.server.port = host_port->second;
+  } else if (!positional.empty() &&
+             positional[0].find_first_not_of("0123456789") ==
+                 std::string::npos) {
+    absl::StatusOr<uint16_t> port = pcfs::ParsePort(positional[0]);
+    if (!port.ok()) return Usage(port.status().message());
+    options.server.port = *port;
+    positional.erase(positional.begin());
+  }
+
+  const std::string user = absl::GetFlag(FLAGS_user);
+  if (positional.empty()) {
+    if (!user.empty()) return Usage("--user goes with a COMMAND");
+    return pcfs::RunShell(options, stdin, stdout, stderr);
+  }
+
+  pcfs::OneShotCommand command;
+  command.command = positional[0];
+  if (absl::Status s =
+          pcfs::CheckCommandArity(command.command, positional.size() - 1);
+      !s.ok()) {
+    return Usage(s.message());
+  }
+  if (positional.size() == 2) command.argument = positional[1];
+  if (user.empty()) return Usage("a COMMAND needs --user");
+  command.user = user;
+  absl::StatusOr<std::string> password =
+      pcfs::ReadPasswordSource(absl::GetFlag(FLAGS_password_file));
+  if (!password.ok()) return Usage(password.status().message());
+  command.password = *password;
+  return pcfs::RunOneShot(options, command, stdout, stderr);
+}

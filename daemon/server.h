@@ -1,0 +1,66 @@
+// Server: peerconnectd assembled. It loads the credentials and the durable
+// publications, binds the UDP socket, and runs a reactor whose datagrams go
+// to a RequestHandler, whose timer expires sessions, and whose signal handler
+// stops (SIGINT, SIGTERM) or reloads the credentials (SIGHUP). It tells
+// systemd when it is ready, pets the watchdog and says when it stops.
+//
+// Thread-safety: Create() and Run() from one thread; Stop() from any.
+#ifndef PCFS_DAEMON_SERVER_H_
+#define PCFS_DAEMON_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/reactor.h"
+#include "core/registry.h"
+#include "daemon/handlers.h"
+#include "daemon/publication_log.h"
+
+namespace pcfs {
+
+struct ServerOptions {
+  uint16_t port = 50000;  // 0: the kernel picks one (tests)
+  std::string bind = "::";
+  std::string credentials_path = "credentials.txt";
+  std::string state_dir = "peerconnect-state";
+  bool verbose = false;
+  std::string io = "epoll";
+};
+
+// Reads and parses a credentials file.
+absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path);
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Create(
+      const ServerOptions& options);
+  ~Server();
+
+  // Serves until SIGINT/SIGTERM or Stop(). REQUIRES: SIGINT, SIGTERM and
+  // SIGHUP are blocked in every thread (BlockSignals in main).
+  absl::Status Run();
+  void Stop();
+
+  const SocketAddress& address() const { return address_; }
+  const DaemonCounters& counters() const { return counters_; }
+
+ private:
+  explicit Server(const ServerOptions& options);
+  void ReloadCredentials();
+
+  ServerOptions options_;
+  Registry registry_;
+  std::unique_ptr<CredentialStore> credentials_;
+  std::unique_ptr<PublicationLog> log_;
+  DaemonCounters counters_;
+  std::unique_ptr<RequestHandler> handler_;
+  std::unique_ptr<Reactor> reactor_;
+  SocketAddress address_;
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_DAEMON_SERVER_H_

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every package PeerConnectFS needs to build, test and benchmark on
+# Debian 12, with apt-get (run as root). Safe to run again: when every
+# package is already installed it does nothing and touches no network.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  liburing-dev libabsl-dev libssl-dev libsystemd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  curl iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing ${missing[*]}; run this script as root" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

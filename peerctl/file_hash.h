@@ -1,0 +1,141 @@
+// Files of the share folder: opening one safely, and its size and SHA-256.
+//
+// OpenSharedFile() is the one place that decides which files of a share
+// folder may leave the machine: the file server serves through it and `pub`
+// hashes through it, so both refuse the same names. The name must pass
+// ValidateFileName, is resolved with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_MAGICLINKS) below the folder (no "..", absolute path or symlink
+// leads outside it; a symlink to another file inside it is followed), and
+// must be a readable regular file.
+#ifndef PCFS_PEERCTL_FILE_HASH_H_
+#define PCFS_PEERCTL_FILE_HASH_H_
+
+#include <sys/stat.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "core/unique_fd.h"
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
+
+namespace pcfs {
+
+using Sha256Digest = std::array<uint8_t, 32>;
+
+// A file of the share folder, open for reading, with its fstat.
+struct SharedFile {
+  UniqueFd fd;
+  struct stat info {};
+};
+
+// Opens `name` below the directory `dir_fd` (O_RDONLY, O_NONBLOCK so that a
+// FIFO cannot block the caller). Errors:
+//   InvalidArgument     the name fails ValidateFileName
+//   NotFound            no such file
+//   PermissionDenied    not readable, or it resolves outside the folder
+//   FailedPrecondition  not a regular file (a directory, a FIFO, ...)
+// and the openat2 errno otherwise. Thread-safe.
+absl::StatusOr<SharedFile> OpenSharedFile(int dir_fd, absl::string_view name);
+
+// An incremental SHA-256 (OpenSSL EVP). Not thread-safe: one owner.
+class Sha256Hasher {
+ public:
+  // Internal if OpenSSL cannot set up a digest context.
+  static absl::StatusOr<Sha256Hasher> Create();
+
+  void Update(const void* data, size_t size);
+  // The digest of everything passed to Update(). REQUIRES: called once.
+  Sha256Digest Finish();
+
+ private:
+  struct ContextDeleter {
+    void operator()(evp_md_ctx_st* context) const;
+  };
+  explicit Sha256Hasher(std::unique_ptr<evp_md_ctx_st, ContextDeleter> c)
+      : context_(std::move(c)) {}
+
+  std::unique_ptr<evp_md_ctx_st, ContextDeleter> context_;
+};
+
+// The size and SHA-256 of a file's contents.
+struct FileInfo {
+  uint64_t size = 0;
+  Sha256Digest sha256{};
+
+  friend bool operator==(const FileInfo&, const FileInfo&) = default;
+};
+
+// Reads the whole of `fd` from offset 0 (pread; the file offset is not
+// used) and hashes it. Aborted if the file changed size or mtime while it was
+// read. Thread-safe.
+absl::StatusOr<FileInfo> HashOpenFile(int fd);
+
+// OpenSharedFile + HashOpenFile, with the errors of both. Thread-safe.
+absl::StatusOr<FileInfo> HashFile(int dir_fd, absl::string_view name);
+// The same with the folder given by path (opened, then closed).
+absl::StatusOr<FileInfo> HashFile(absl::string_view dir_path,
+                                  absl::string_view name);
+
+// Lower-case hex of a digest, and back (InvalidArgument unless exactly 64
+// hex digits).
+std::string Sha256ToHex(const Sha256Digest& digest);
+absl::StatusOr<Sha256Digest> Sha256FromHex(absl::string_view hex);
+
+// Remembers the hashes of files by (device, inode, size, mtime), so that
+// re-publishing an unchanged large file does not read it again. A file
+// changed in place keeps its inode but not its mtime (to the nanosecond), so
+// it is hashed again. Holds at most `capacity` entries; when full it forgets
+// an arbitrary one.
+//
+// Thread-safe: Hash() may be called from any number of threads; two threads
+// hashing the same new file may both read it.
+class FileHashCache {
+ public:
+  explicit FileHashCache(size_t capacity = 1024) : capacity_(capacity) {}
+
+  FileHashCache(const FileHashCache&) = delete;
+  FileHashCache& operator=(const FileHashCache&) = delete;
+
+  // Like HashFile(), but answers from the cache when the file is unchanged.
+  absl::StatusOr<FileInfo> Hash(int dir_fd, absl::string_view name);
+  absl::StatusOr<FileInfo> Hash(absl::string_view dir_path,
+                                absl::string_view name);
+
+  // How many times a file's contents were read (misses); for tests.
+  uint64_t files_read() const;
+
+ private:
+  struct Key {
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    uint64_t size = 0;
+    int64_t mtime_sec = 0;
+    int64_t mtime_nsec = 0;
+
+    friend bool operator==(const Key&, const Key&) = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& key) {
+      return H::combine(std::move(h), key.device, key.inode, key.size,
+                        key.mtime_sec, key.mtime_nsec);
+    }
+  };
+  static Key KeyOf(const struct stat& info);
+
+  const size_t capacity_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<Key, Sha256Digest> entries_ ABSL_GUARDED_BY(mu_);
+  uint64_t files_read_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_PEERCTL_FILE_HASH_H_

@@ -1,0 +1,170 @@
+#include "peerctl/peer.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/names.h"
+#include "peerctl/downloader.h"
+
+namespace pcfs {
+
+Peer::Peer(const PeerOptions& options) : options_(options) {}
+
+Peer::~Peer() {
+  stop_.Notify();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
+  std::unique_ptr<Peer> peer(new Peer(options));
+  absl::StatusOr<std::unique_ptr<ControlClient>> client =
+      ControlClient::Connect(options.server);
+  if (!client.ok()) return client.status();
+  peer->client_ = *std::move(client);
+  if (options.serve_files) {
+    FileServer::Options server;
+    server.share_dir = options.share_dir;
+    absl::StatusOr<SocketAddress> any = SocketAddress::FromNumeric("::", 0);
+    if (!any.ok()) return any.status();
+    server.bind = *any;
+    Peer* self = peer.get();
+    server.authorizer = [self](absl::string_view name,
+                               absl::string_view ticket) {
+      return self->AuthorizeDownload(name, ticket);
+    };
+    absl::StatusOr<std::unique_ptr<FileServer>> started =
+        FileServer::Start(std::move(server));
+    if (!started.ok()) {
+      return absl::Status(started.status().code(),
+                          absl::StrCat("cannot start the file server: ",
+                                       started.status().message()));
+    }
+    peer->server_ = *std::move(started);
+  }
+  return peer;
+}
+
+absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
+  if (absl::Status s = ValidateUserName(user); !s.ok()) return s;
+  if (absl::Status s = ValidatePassword(password); !s.ok()) return s;
+  const uint16_t port = server_ != nullptr ? server_->port() : 0;
+  if (absl::Status s = client_->Login(user, password, port); !s.ok()) return s;
+  // One-shot commands heartbeat too: a large `get` outlasts the timeout.
+  if (!heartbeat_.joinable()) {
+    heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Peer::Logout() {
+  stop_.Notify();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  return client_->Logout();
+}
+
+void Peer::HeartbeatLoop() {
+  bool failing = false;
+  while (!stop_.WaitForNotificationWithTimeout(client_->heartbeat_interval())) {
+    absl::Status s = client_->Heartbeat();
+    if (!s.ok() && !failing) {
+      Log("peerctl: heartbeat failed: ", s.message());
+    } else if (s.ok() && failing) {
+      Log("peerctl: heartbeats answered again");
+    }
+    failing = !s.ok();
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> Peer::ListActivePeers() {
+  return client_->ListActivePeers();
+}
+
+absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
+  absl::StatusOr<std::vector<std::string>> names = client_->ListPublished();
+  if (names.ok()) {
+    absl::MutexLock lock(&published_mu_);
+    published_.clear();
+    published_.insert(names->begin(), names->end());
+  }
+  return names;
+}
+
+absl::StatusOr<std::vector<std::string>> Peer::Search(
+    absl::string_view pattern) {
+  if (absl::Status s = ValidateSearchPattern(pattern); !s.ok()) return s;
+  return client_->Search(pattern);
+}
+
+absl::Status Peer::Publish(absl::string_view name) {
+  if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
+  absl::StatusOr<FileInfo> info = hashes_.Hash(options_.share_dir, name);
+  if (!info.ok()) {
+    return absl::Status(info.status().code(),
+                        absl::StrCat("cannot publish ", name, ": ",
+                                     info.status().message()));
+  }
+  if (absl::Status s = client_->Publish(name, info->size, info->sha256);
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&published_mu_);
+  published_.insert(std::string(name));
+  return absl::OkStatus();
+}
+
+absl::Status Peer::Unpublish(absl::string_view name) {
+  if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
+  // Stop serving first: a download must never start after `unp` returned.
+  {
+    absl::MutexLock lock(&published_mu_);
+    published_.erase(std::string(name));
+  }
+  return client_->Unpublish(name);
+}
+
+absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
+  if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
+  const std::string target = absl::StrCat(options_.download_dir, "/", name);
+  struct stat st;
+  if (::lstat(target.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(target, " already exists; not overwriting it"));
+  }
+  absl::StatusOr<FileLocation> location = client_->Get(name);
+  if (!location.ok()) return location.status();
+  DownloadRequest request;
+  request.holder = location->address;
+  request.name = std::string(name);
+  request.ticket = location->ticket;
+  request.destination_dir = options_.download_dir;
+  request.expected_size = location->size;
+  request.expected_sha256 = location->sha256;
+  request.timeout = options_.download_timeout;
+  if (absl::Status s = Download(request); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("download from ",
+                                               location->holder, " failed: ",
+                                               s.message()));
+  }
+  return target;
+}
+
+absl::Status Peer::AuthorizeDownload(absl::string_view name,
+                                     absl::string_view /*ticket*/) {
+  {
+    absl::MutexLock lock(&published_mu_);
+    if (published_.contains(name)) return absl::OkStatus();
+  }
+  // Published through another session of this user (a one-shot `pub`)?
+  // The daemon is the authority.
+  absl::StatusOr<std::vector<std::string>> names = ListPublished();
+  if (!names.ok()) return absl::UnavailableError("cannot check publications");
+  absl::MutexLock lock(&published_mu_);
+  if (published_.contains(name)) return absl::OkStatus();
+  return absl::NotFoundError("not published");
+}
+
+}  // namespace pcfs

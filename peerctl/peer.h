@@ -1,0 +1,87 @@
+// Peer: one logged-in peerctl. It owns the control client, the file server
+// that serves this user's published files, and the heartbeat thread; the
+// shell and the script subcommands are thin layers over its commands.
+//
+// Thread-safety: the command methods may be called from any thread; the file
+// server and the heartbeat thread call into the Peer concurrently with them.
+#ifndef PCFS_PEERCTL_PEER_H_
+#define PCFS_PEERCTL_PEER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "peerctl/client.h"
+#include "peerctl/file_hash.h"
+#include "peerctl/file_server.h"
+
+namespace pcfs {
+
+struct PeerOptions {
+  ControlClient::Options server;
+  std::string share_dir = ".";     // what `pub` publishes and the server serves
+  std::string download_dir = ".";  // where `get` puts files
+  bool serve_files = true;         // one-shot commands serve nothing
+  // The longest a download may stall (connect, head, or next bytes).
+  absl::Duration download_timeout = absl::Seconds(30);
+};
+
+class Peer {
+ public:
+  // Connects to the daemon and, if options.serve_files, starts the file
+  // server (on an ephemeral TCP port, all addresses).
+  static absl::StatusOr<std::unique_ptr<Peer>> Create(
+      const PeerOptions& options);
+  // Stops the heartbeat thread and the file server (it does not log out:
+  // call Logout() first for a clean exit).
+  ~Peer();
+
+  // Logs in and starts heartbeats. Errors as ControlClient::Login.
+  absl::Status Login(absl::string_view user, absl::string_view password);
+  absl::Status Logout();
+
+  absl::StatusOr<std::vector<std::string>> ListActivePeers();
+  absl::StatusOr<std::vector<std::string>> ListPublished();
+  absl::StatusOr<std::vector<std::string>> Search(absl::string_view pattern);
+  // Publishes a readable regular file of the share folder (its size and
+  // SHA-256 go to the daemon). InvalidArgument for a malformed name,
+  // NotFound / PermissionDenied / FailedPrecondition for a file that is
+  // missing, unreadable or not regular.
+  absl::Status Publish(absl::string_view name);
+  absl::Status Unpublish(absl::string_view name);
+  // Downloads `name` from an active holder into the download folder and
+  // returns the path it landed at. AlreadyExists if a file of that name is
+  // there already; NotFound ("File not found") if no one else publishes it.
+  absl::StatusOr<std::string> Get(absl::string_view name);
+
+ private:
+  explicit Peer(const PeerOptions& options);
+  void HeartbeatLoop();
+  // The file server's authorizer: only names this user publishes.
+  absl::Status AuthorizeDownload(absl::string_view name,
+                                 absl::string_view ticket);
+
+  const PeerOptions options_;
+  std::unique_ptr<ControlClient> client_;
+  std::unique_ptr<FileServer> server_;
+  FileHashCache hashes_;
+
+  absl::Notification stop_;
+  std::thread heartbeat_;
+
+  // The names this user publishes, as last learnt from the daemon.
+  absl::Mutex published_mu_;
+  absl::flat_hash_set<std::string> published_ ABSL_GUARDED_BY(published_mu_);
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_PEERCTL_PEER_H_

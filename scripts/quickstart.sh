@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's first command: installs the dependencies (apt-get, as root),
+# builds, and runs the daemon on UDP port 50000 with the example users
+# (hans/hanspass, vader/vaderpass, yoda/yodapass) in examples/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packaging/install-deps.sh
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "Daemon starting. In other terminals: build/peerctl/peerctl 50000"
+cd examples
+exec ../build/daemon/peerconnectd 50000 --verbose

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's second command: the whole default test suite.
+#   1. installs any missing dependency (apt-get; needs root on a fresh box)
+#   2. builds the release tree and runs every unit and integration test
+#   3. builds with ASan+UBSan and runs them all again
+#   4. builds with TSan and runs the tests of the threaded parts
+# .ci/run calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packaging/install-deps.sh
+
+jobs=$(nproc)
+run() {  # run DIR LABEL-REGEX
+  local dir=$1 filter=${2:-}
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 \
+     ${filter:+-R "$filter"})
+}
+
+echo "== release build"
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run build
+
+echo "== ASan+UBSan build"
+scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug \
+  -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan
+
+echo "== TSan build (threaded parts)"
+scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug \
+  -DPCFS_SANITIZE=thread -DPCFS_BUILD_BENCH=OFF
+TSAN_OPTIONS=halt_on_error=1 run build-tsan \
+  'registry|file_server|downloader|reactor|integration'
+echo "== all test suites passed"
