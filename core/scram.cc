@@ -76,7 +76,8 @@ bool DigestsEqual(const Sha256Digest& a, const Sha256Digest& b) {
 absl::StatusOr<std::string> DecodeBase64(absl::string_view text,
                                          absl::string_view what) {
   std::string bytes;
-  if (!absl::Base64Unescape(text, &bytes) || absl::Base64Escape(bytes) != text) {
+  if (!absl::Base64Unescape(text, &bytes) ||
+      absl::Base64Escape(bytes) != text) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " is not canonical base64"));
   }
@@ -108,11 +109,12 @@ absl::Status CheckIterations(uint64_t iterations) {
 // RFC 5802's posit-number (digits, no sign, no leading zero), in range.
 absl::StatusOr<uint32_t> ParseIterations(absl::string_view text) {
   constexpr size_t kMaxDigits = 9;  // anything longer is out of range anyway
-  bool well_formed = !text.empty() && text.size() <= kMaxDigits &&
-                     text[0] != '0';
+  bool well_formed =
+      !text.empty() && text.size() <= kMaxDigits && text[0] != '0';
   uint64_t value = 0;
   for (char c : text) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) well_formed = false;
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)))
+      well_formed = false;
     value = value * 10 + static_cast<uint64_t>(c - '0');
   }
   absl::Status range = CheckIterations(well_formed ? value : 0);
@@ -229,8 +231,9 @@ absl::StatusOr<Attributes> SplitAttributes(absl::string_view message,
                                            absl::string_view what) {
   Attributes attributes;
   for (absl::string_view part : absl::StrSplit(message, ',')) {
-    if (part.size() < 2 || !absl::ascii_isalpha(static_cast<unsigned char>(
-                               part[0])) || part[1] != '=') {
+    if (part.size() < 2 ||
+        !absl::ascii_isalpha(static_cast<unsigned char>(part[0])) ||
+        part[1] != '=') {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": malformed attribute (expected x=value)"));
     }
@@ -326,15 +329,18 @@ absl::StatusOr<ServerFirst> ParseServerFirst(absl::string_view message,
   if (!shape.ok()) return shape;
   ServerFirst parsed;
   parsed.nonce = (*attributes)[0].value;
-  if (!IsValidNonce(parsed.nonce) || !absl::StartsWith(parsed.nonce, client_nonce) ||
+  if (!IsValidNonce(parsed.nonce) ||
+      !absl::StartsWith(parsed.nonce, client_nonce) ||
       parsed.nonce.size() == client_nonce.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         kWhat, ": nonce is not the client nonce followed by a server nonce"));
   }
-  absl::StatusOr<std::string> salt = DecodeBase64((*attributes)[1].value, "salt");
+  absl::StatusOr<std::string> salt =
+      DecodeBase64((*attributes)[1].value, "salt");
   absl::Status valid = salt.ok() ? CheckSaltSize(salt->size()) : salt.status();
   if (!valid.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(kWhat, ": ", valid.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": ", valid.message()));
   }
   parsed.salt.assign(salt->begin(), salt->end());
   absl::StatusOr<uint32_t> iterations = ParseIterations((*attributes)[2].value);
@@ -361,7 +367,8 @@ absl::StatusOr<ClientFinal> ParseClientFinal(absl::string_view message) {
   if (shape.ok() && attributes->size() < 3) {
     shape = absl::InvalidArgumentError(absl::StrCat(kWhat, ": proof missing"));
   }
-  if (shape.ok()) shape = Expect(*attributes, attributes->size() - 1, 'p', kWhat);
+  if (shape.ok())
+    shape = Expect(*attributes, attributes->size() - 1, 'p', kWhat);
   if (!shape.ok()) return shape;
   absl::StatusOr<Sha256Digest> proof =
       DecodeDigest(attributes->back().value, absl::StrCat(kWhat, ": proof"));
@@ -493,10 +500,10 @@ absl::StatusOr<ScramVerifier> ServerVerifierFor(absl::string_view user,
 absl::StatusOr<ScramVerifier> MockVerifierFor(absl::string_view user,
                                               const SaltSecret& salt_secret) {
   absl::StatusOr<std::vector<uint8_t>> salt = SaltFor(user, salt_secret);
-  absl::StatusOr<Sha256Digest> stored_key = HmacSha256(
-      AsText(salt_secret), absl::StrCat(kMockStoredKeyLabel, user));
-  absl::StatusOr<Sha256Digest> server_key = HmacSha256(
-      AsText(salt_secret), absl::StrCat(kMockServerKeyLabel, user));
+  absl::StatusOr<Sha256Digest> stored_key =
+      HmacSha256(AsText(salt_secret), absl::StrCat(kMockStoredKeyLabel, user));
+  absl::StatusOr<Sha256Digest> server_key =
+      HmacSha256(AsText(salt_secret), absl::StrCat(kMockServerKeyLabel, user));
   if (!salt.ok()) return salt.status();
   if (!stored_key.ok()) return stored_key.status();
   if (!server_key.ok()) return server_key.status();
@@ -543,8 +550,7 @@ absl::StatusOr<std::string> UnescapeSaslName(absl::string_view escaped) {
     } else if (code == "3D") {
       name.push_back('=');
     } else {
-      return absl::InvalidArgumentError(
-          "saslname: '=' must start =2C or =3D");
+      return absl::InvalidArgumentError("saslname: '=' must start =2C or =3D");
     }
     i += code.size();
   }
@@ -570,13 +576,14 @@ absl::StatusOr<ScramClient> ScramClient::Start(absl::string_view user,
 
 absl::StatusOr<std::string> ScramClient::HandleServerFirst(
     absl::string_view message) {
-  if (state_ != State::kAwaitServerFirst) return OutOfOrder("HandleServerFirst");
+  if (state_ != State::kAwaitServerFirst)
+    return OutOfOrder("HandleServerFirst");
   state_ = State::kFailed;
   absl::StatusOr<ServerFirst> server_first =
       ParseServerFirst(message, client_nonce_);
   if (!server_first.ok()) return server_first.status();
-  absl::StatusOr<DerivedKeys> keys = DeriveKeys(
-      password_, server_first->salt, server_first->iterations);
+  absl::StatusOr<DerivedKeys> keys =
+      DeriveKeys(password_, server_first->salt, server_first->iterations);
   OPENSSL_cleanse(password_.data(), password_.size());
   password_.clear();
   if (!keys.ok()) return keys.status();
@@ -599,7 +606,8 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(
 
 absl::Status ScramClient::HandleServerFinal(absl::string_view message) {
   constexpr absl::string_view kWhat = "server-final-message";
-  if (state_ != State::kAwaitServerFinal) return OutOfOrder("HandleServerFinal");
+  if (state_ != State::kAwaitServerFinal)
+    return OutOfOrder("HandleServerFinal");
   state_ = State::kFailed;
   absl::StatusOr<Attributes> attributes = SplitAttributes(message, kWhat);
   if (!attributes.ok()) return attributes.status();
@@ -633,7 +641,8 @@ absl::StatusOr<SessionKey> ScramClient::session_key() const {
 
 absl::StatusOr<std::string> ScramServer::HandleClientFirst(
     absl::string_view message) {
-  if (state_ != State::kAwaitClientFirst) return OutOfOrder("HandleClientFirst");
+  if (state_ != State::kAwaitClientFirst)
+    return OutOfOrder("HandleClientFirst");
   state_ = State::kFailed;
   absl::StatusOr<ClientFirst> client_first = ParseClientFirst(message);
   if (!client_first.ok()) return client_first.status();
@@ -663,25 +672,26 @@ absl::StatusOr<std::string> ScramServer::MakeServerFirst(
 absl::StatusOr<std::string> ScramServer::HandleClientFinal(
     absl::string_view message) {
   constexpr absl::string_view kWhat = "client-final-message";
-  if (state_ != State::kAwaitClientFinal) return OutOfOrder("HandleClientFinal");
+  if (state_ != State::kAwaitClientFinal)
+    return OutOfOrder("HandleClientFinal");
   state_ = State::kFailed;
   absl::StatusOr<ClientFinal> client_final = ParseClientFinal(message);
   if (!client_final.ok()) return client_final.status();
   if (client_final->channel_binding != absl::Base64Escape(gs2_header_)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kWhat, ": channel binding does not match the GS2 header"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": channel binding does not match the GS2 header"));
   }
   if (client_final->nonce != nonce_) {
     return absl::InvalidArgumentError(
         absl::StrCat(kWhat, ": nonce does not match"));
   }
-  std::string auth_message = absl::StrCat(client_first_bare_, ",", server_first_,
-                                           ",", client_final->without_proof);
-  absl::StatusOr<Signatures> signatures = SignAuthMessage(
-      verifier_.stored_key, verifier_.server_key, auth_message);
+  std::string auth_message = absl::StrCat(
+      client_first_bare_, ",", server_first_, ",", client_final->without_proof);
+  absl::StatusOr<Signatures> signatures =
+      SignAuthMessage(verifier_.stored_key, verifier_.server_key, auth_message);
   if (!signatures.ok()) return signatures.status();
-  absl::StatusOr<Sha256Digest> stored_key = Sha256(
-      AsText(Xor(client_final->proof, signatures->client_signature)));
+  absl::StatusOr<Sha256Digest> stored_key =
+      Sha256(AsText(Xor(client_final->proof, signatures->client_signature)));
   if (!stored_key.ok()) return stored_key.status();
   if (!DigestsEqual(*stored_key, verifier_.stored_key)) {
     return absl::UnauthenticatedError("SCRAM: client proof does not match");

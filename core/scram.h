@@ -45,7 +45,8 @@ namespace pcfs {
 using Sha256Digest = std::array<uint8_t, 32>;
 
 // The secret both sides share after a successful exchange:
-//   SessionKey = HMAC-SHA-256(StoredKey, "PeerConnect session key" || AuthMessage)
+//   SessionKey = HMAC-SHA-256(StoredKey,
+//                             "PeerConnect session key" || AuthMessage)
 // where AuthMessage is RFC 5802's (client-first-bare "," server-first ","
 // client-final-without-proof). Both nonces are in AuthMessage, so every login
 // yields a fresh key; StoredKey is known to the client (from the password) and
