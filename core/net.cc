@@ -146,8 +146,8 @@ absl::Status GaiStatus(absl::string_view host, int code, int err) {
 }
 
 bool SameAddress(const SocketAddress& a, const SocketAddress& b) {
-  return a.length == b.length && std::memcmp(&a.storage, &b.storage,
-                                             a.length) == 0;
+  return a.length == b.length &&
+         std::memcmp(&a.storage, &b.storage, a.length) == 0;
 }
 
 }  // namespace
@@ -215,8 +215,8 @@ SocketAddress SocketAddress::FromEndpoint(const Endpoint& endpoint) {
   return SocketAddress{};
 }
 
-absl::StatusOr<SocketAddress> SocketAddress::FromNumeric(
-    absl::string_view host, uint16_t port) {
+absl::StatusOr<SocketAddress> SocketAddress::FromNumeric(absl::string_view host,
+                                                         uint16_t port) {
   const bool bracketed = StripBrackets(host).size() != host.size();
   const std::string text(StripBrackets(host));
   if (text.empty()) return absl::InvalidArgumentError("empty address");
@@ -228,8 +228,8 @@ absl::StatusOr<SocketAddress> SocketAddress::FromNumeric(
   const std::string ip_part = text.substr(0, percent);
   in6_addr ip6{};
   if (inet_pton(AF_INET6, ip_part.c_str(), &ip6) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", host, "' is not a numeric IPv4 or IPv6 address"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", host, "' is not a numeric IPv4 or IPv6 address"));
   }
   uint32_t scope = 0;
   if (percent != std::string::npos) {
@@ -334,8 +334,8 @@ absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
   if (!fd.ok()) return fd.status();
   absl::Status status;
   if (options.reuse_port) {
-    status = SetIntOption(fd->get(), SOL_SOCKET, SO_REUSEPORT, 1,
-                          "SO_REUSEPORT");
+    status =
+        SetIntOption(fd->get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
   }
   if (status.ok() && options.receive_buffer_bytes > 0) {
     status = SetIntOption(fd->get(), SOL_SOCKET, SO_RCVBUF,

@@ -18,8 +18,8 @@ absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(
       return absl::UnimplementedError(
           "the io_uring reactor backend is not built yet; use epoll");
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown reactor backend ", static_cast<int>(backend)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown reactor backend ", static_cast<int>(backend)));
 }
 
 absl::Status BlockSignals(std::initializer_list<int> signals) {

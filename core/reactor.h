@@ -38,10 +38,12 @@ using DatagramHandler = absl::AnyInvocable<size_t(
 // Counters of the datagram path, summed over the reactor's sockets.
 struct ReactorStats {
   uint64_t datagrams_received = 0;   // handed to a handler
-  uint64_t datagrams_oversized = 0;  // over 2048 bytes: dropped, never handled
+  uint64_t datagrams_oversized = 0;  // over 2048 bytes: dropped unhandled
   uint64_t replies_sent = 0;
-  uint64_t replies_dropped = 0;      // send buffer full (EAGAIN) or send error
-  uint64_t socket_errors = 0;        // failed receives and sends, EAGAIN aside
+  // Send buffer full (EAGAIN), a send error, or a handler that returned more
+  // than its reply buffer holds.
+  uint64_t replies_dropped = 0;
+  uint64_t socket_errors = 0;    // failed receives and sends, EAGAIN aside
 };
 
 class Reactor {

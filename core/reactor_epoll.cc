@@ -146,10 +146,10 @@ unsigned DatagramPort::HandleBatch(unsigned received) {
     Slot& slot = slots_[i];
     slot.from.length = in.msg_namelen;
     ++handled;
-    const size_t length = handler_(
-        std::span<const uint8_t>(slot.datagram.data(),
-                                 receive_headers_[i].msg_len),
-        slot.from, std::span<uint8_t>(slot.reply));
+    const size_t length =
+        handler_(std::span<const uint8_t>(slot.datagram.data(),
+                                          receive_headers_[i].msg_len),
+                 slot.from, std::span<uint8_t>(slot.reply));
     if (length == 0) continue;
     if (length > kReplyCapacity) {
       ++refused;  // a handler bug; sending would read past the buffer
@@ -171,8 +171,8 @@ unsigned DatagramPort::HandleBatch(unsigned received) {
 void DatagramPort::SendReplies(unsigned count) {
   unsigned next = 0;
   while (next < count) {
-    const int sent = sendmmsg(socket_.get(), &send_headers_[next],
-                              count - next, MSG_DONTWAIT);
+    const int sent = sendmmsg(socket_.get(), &send_headers_[next], count - next,
+                              MSG_DONTWAIT);
     if (sent > 0) {
       next += static_cast<unsigned>(sent);
       Counters::Add(counters_->replies_sent, static_cast<uint64_t>(sent));
@@ -218,8 +218,8 @@ class EpollReactor final : public Reactor {
                         absl::AnyInvocable<void()> on_readable);
 
   UniqueFd epoll_;
-  UniqueFd wake_;                 // eventfd; written by Stop()
-  bool stop_requested_ = false;   // loop thread only
+  UniqueFd wake_;                                 // eventfd; written by Stop()
+  bool stop_requested_ = false;                   // loop thread only
   std::vector<std::unique_ptr<Source>> sources_;  // loop thread only
   Counters counters_;
 };
@@ -270,9 +270,9 @@ absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
 absl::Status EpollReactor::AddTimer(absl::Duration period,
                                     absl::AnyInvocable<void()> fn) {
   if (period < absl::Nanoseconds(1) || period == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "AddTimer: period ", absl::FormatDuration(period),
-        " is not a positive finite duration"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("AddTimer: period ", absl::FormatDuration(period),
+                     " is not a positive finite duration"));
   }
   UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!timer) return ErrnoStatus("timerfd_create", errno);

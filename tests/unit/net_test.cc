@@ -13,7 +13,8 @@ namespace pcfs {
 namespace {
 
 SocketAddress Numeric(absl::string_view host, uint16_t port) {
-  absl::StatusOr<SocketAddress> address = SocketAddress::FromNumeric(host, port);
+  absl::StatusOr<SocketAddress> address =
+      SocketAddress::FromNumeric(host, port);
   EXPECT_TRUE(address.ok()) << address.status();
   return address.ok() ? *address : SocketAddress{};
 }
@@ -268,8 +269,8 @@ TEST(OpenTcpListenerTest, AcceptsAnIPv4ConnectionOnTheWildcard) {
       << strerror(errno);
   SocketAddress peer;
   peer.length = sizeof(peer.storage);
-  UniqueFd accepted(accept4(listener->get(), peer.get_mutable(), &peer.length,
-                            SOCK_CLOEXEC));
+  UniqueFd accepted(
+      accept4(listener->get(), peer.get_mutable(), &peer.length, SOCK_CLOEXEC));
   ASSERT_TRUE(accepted.valid()) << strerror(errno);
   const SocketAddress client_address = *LocalAddress(client.get());
   EXPECT_EQ(peer.ToString(), client_address.ToString());

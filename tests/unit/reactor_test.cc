@@ -88,9 +88,9 @@ UniqueFd OpenClient(const SocketAddress& server) {
   const int buffer = 1 << 20;
   setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
   const timeval timeout = absl::ToTimeval(kPatience);
-  EXPECT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
-                       sizeof(timeout)),
-            0);
+  EXPECT_EQ(
+      setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)),
+      0);
   EXPECT_EQ(connect(fd.get(), server.get(), server.length), 0)
       << strerror(errno);
   return fd;
@@ -334,7 +334,7 @@ TEST(ReactorTest, StopFromAnotherThreadEndsRun) {
   if (stopped) {
     loop.join();
   } else {
-    loop.detach();                     // still blocked in Run(): leave it
+    loop.detach();                         // still blocked in Run(): leave it
     static_cast<void>(reactor.release());  // the reactor it uses
   }
 }
