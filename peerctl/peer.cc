@@ -14,8 +14,10 @@ namespace pcfs {
 
 Peer::Peer(const PeerOptions& options) : options_(options) {}
 
-Peer::~Peer() {
-  stop_.Notify();
+Peer::~Peer() { StopHeartbeats(); }
+
+void Peer::StopHeartbeats() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
   if (heartbeat_.joinable()) heartbeat_.join();
 }
 
@@ -61,8 +63,7 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
 }
 
 absl::Status Peer::Logout() {
-  stop_.Notify();
-  if (heartbeat_.joinable()) heartbeat_.join();
+  StopHeartbeats();
   return client_->Logout();
 }
 

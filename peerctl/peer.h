@@ -65,6 +65,8 @@ class Peer {
  private:
   explicit Peer(const PeerOptions& options);
   void HeartbeatLoop();
+  // Stops and joins the heartbeat thread (idempotent; one caller at a time).
+  void StopHeartbeats();
   // The file server's authorizer: only names this user publishes.
   absl::Status AuthorizeDownload(absl::string_view name,
                                  absl::string_view ticket);

@@ -1,0 +1,355 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace pcfs::testing {
+namespace {
+
+void SetNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+// Reads what `fd` has into `buffer`; false at end of file.
+bool Drain(int fd, std::string& buffer) {
+  char chunk[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof(chunk));
+    if (n > 0) {
+      buffer.append(chunk, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0) return false;
+    return errno == EAGAIN || errno == EINTR;
+  }
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() /
+                         "pcfs-test-XXXXXX")
+                            .string();
+  char* made = ::mkdtemp(pattern.data());
+  if (made == nullptr) {
+    ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::MakeSubdir(const std::string& name) const {
+  std::string path = absl::StrCat(path_, "/", name);
+  std::filesystem::create_directories(path);
+  return path;
+}
+
+void TempDir::WriteFile(const std::string& name,
+                        const std::string& contents) const {
+  std::ofstream out(absl::StrCat(path_, "/", name), std::ios::binary);
+  out << contents;
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+void WriteRandomFile(const std::string& path, size_t size, uint32_t seed) {
+  std::mt19937_64 random(seed);
+  std::string data(size, '\0');
+  for (size_t i = 0; i + 8 <= size; i += 8) {
+    uint64_t v = random();
+    std::memcpy(&data[i], &v, 8);
+  }
+  std::ofstream out(path, std::ios::binary);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+Process::Process(const Options& options) {
+  // Writing to a child that died must fail with EPIPE, not kill the test.
+  ::signal(SIGPIPE, SIG_IGN);
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
+      ::pipe2(err, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe2: " << std::strerror(errno);
+    return;
+  }
+  std::vector<char*> argv;
+  for (const std::string& arg : options.argv) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) _exit(126);
+    for (const auto& [key, value] : options.env) {
+      ::setenv(key.c_str(), value.c_str(), 1);
+    }
+    // Signals blocked by the test process must not stay blocked in the child.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  stdin_.Reset(in[1]);
+  stdout_.Reset(out[0]);
+  stderr_.Reset(err[0]);
+  SetNonBlocking(stdout_.get());
+  SetNonBlocking(stderr_.get());
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !exit_code_.has_value()) {
+    ::kill(pid_, SIGKILL);
+    int status;
+    ::waitpid(pid_, &status, 0);
+  }
+}
+
+void Process::Write(const std::string& text) {
+  if (!stdin_) return;
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(stdin_.get(), text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // EPIPE: the child is gone (a test may have killed it on purpose).
+      if (errno != EPIPE) {
+        ADD_FAILURE() << "write to child stdin: " << std::strerror(errno);
+      }
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void Process::CloseStdin() { stdin_.Reset(); }
+
+void Process::Pump(absl::Duration wait) {
+  pollfd fds[2];
+  nfds_t count = 0;
+  if (stdout_) fds[count++] = {stdout_.get(), POLLIN, 0};
+  if (stderr_) fds[count++] = {stderr_.get(), POLLIN, 0};
+  if (count == 0) {
+    absl::SleepFor(wait);
+    return;
+  }
+  ::poll(fds, count, static_cast<int>(absl::ToInt64Milliseconds(wait)));
+  if (stdout_ && !Drain(stdout_.get(), out_)) stdout_.Reset();
+  if (stderr_ && !Drain(stderr_.get(), err_)) stderr_.Reset();
+}
+
+std::optional<std::string> Process::ReadUntil(std::string& buffer,
+                                              size_t& position,
+                                              const std::string& text,
+                                              absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    size_t found = buffer.find(text, position);
+    if (found != std::string::npos) {
+      std::string result =
+          buffer.substr(position, found + text.size() - position);
+      position = found + text.size();
+      return result;
+    }
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::nullopt;
+    if (!stdout_ && !stderr_) return std::nullopt;
+    Pump(std::min(left, absl::Milliseconds(50)));
+  }
+}
+
+std::optional<std::string> Process::ReadStdoutUntil(const std::string& text,
+                                                    absl::Duration timeout) {
+  return ReadUntil(out_, out_position_, text, timeout);
+}
+
+std::optional<std::string> Process::ReadStderrUntil(const std::string& text,
+                                                    absl::Duration timeout) {
+  return ReadUntil(err_, err_position_, text, timeout);
+}
+
+void Process::Signal(int signo) {
+  if (pid_ > 0 && !exit_code_.has_value()) ::kill(pid_, signo);
+}
+
+std::optional<int> Process::Wait(absl::Duration timeout) {
+  if (exit_code_.has_value()) return exit_code_;
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      // Collect what is left in the pipes.
+      for (int i = 0; i < 20 && (stdout_ || stderr_); ++i) {
+        Pump(absl::Milliseconds(10));
+      }
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : 128 + WTERMSIG(status);
+      return exit_code_;
+    }
+    if (absl::Now() >= deadline) return std::nullopt;
+    Pump(absl::Milliseconds(20));
+  }
+}
+
+Daemon::Daemon(const std::string& credentials,
+               std::vector<std::string> extra_flags)
+    : extra_flags_(std::move(extra_flags)) {
+  dir_.WriteFile("credentials.txt", credentials);
+  Start(0);
+}
+
+void Daemon::Start(uint16_t port) {
+  Process::Options options;
+  options.argv = {PCFS_DAEMON_PATH, absl::StrCat("--port=", port),
+                  "--bind=127.0.0.1", "--verbose"};
+  options.argv.insert(options.argv.end(), extra_flags_.begin(),
+                      extra_flags_.end());
+  options.cwd = dir_.path();
+  process_ = std::make_unique<Process>(options);
+  std::optional<std::string> line =
+      process_->ReadStderrUntil(" (UDP", absl::Seconds(20));
+  if (!line.has_value()) {
+    ADD_FAILURE() << "peerconnectd did not start; stderr:\n"
+                  << process_->stderr_text();
+    return;
+  }
+  // "... listening on 127.0.0.1:PORT (UDP, ..."
+  const size_t colon = line->rfind(':');
+  const size_t end = line->rfind(" (UDP");
+  uint32_t parsed = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(line->substr(colon + 1, end - colon - 1), &parsed)) {
+    ADD_FAILURE() << "cannot read the port from: " << *line;
+  }
+  port_ = static_cast<uint16_t>(parsed);
+}
+
+void Daemon::Restart() { Start(port_); }
+
+int Daemon::Stop() {
+  process_->Signal(SIGTERM);
+  std::optional<int> code = process_->Wait(absl::Seconds(20));
+  if (!code.has_value()) {
+    ADD_FAILURE() << "peerconnectd did not stop on SIGTERM";
+    return -1;
+  }
+  return *code;
+}
+
+std::string Daemon::address() const {
+  return absl::StrCat("127.0.0.1:", port_);
+}
+
+CommandResult RunPeerctl(const Daemon& daemon, const std::string& user,
+                         const std::string& password,
+                         const std::vector<std::string>& args,
+                         const std::string& cwd, absl::Duration timeout) {
+  Process::Options options;
+  options.argv = {PCFS_PEERCTL_PATH, "--server", daemon.address(), "--user",
+                  user};
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.cwd = cwd;
+  options.env["PEERCTL_PASSWORD"] = password;
+  Process process(options);
+  process.CloseStdin();
+  CommandResult result;
+  std::optional<int> code = process.Wait(timeout);
+  if (!code.has_value()) {
+    ADD_FAILURE() << "peerctl did not finish in time";
+  }
+  result.exit_code = code.value_or(-1);
+  result.out = process.stdout_text();
+  result.err = process.stderr_text();
+  return result;
+}
+
+Shell::Shell(const Daemon& daemon, const std::string& user,
+             const std::string& password, const std::string& cwd) {
+  Process::Options options;
+  options.argv = {PCFS_PEERCTL_PATH, "--server", daemon.address()};
+  options.cwd = cwd;
+  process_ = std::make_unique<Process>(options);
+  if (!process_->ReadStdoutUntil("Username: ", absl::Seconds(20))) {
+    ADD_FAILURE() << "no Username prompt; stderr: " << process_->stderr_text();
+    return;
+  }
+  process_->Write(user + "\n");
+  if (!process_->ReadStdoutUntil("Password: ", absl::Seconds(20))) {
+    ADD_FAILURE() << "no Password prompt";
+    return;
+  }
+  process_->Write(password + "\n");
+  std::optional<std::string> reply =
+      process_->ReadStdoutUntil("> ", absl::Seconds(20));
+  logged_in_ = reply.has_value() && reply->find("failed") == std::string::npos;
+}
+
+Shell::~Shell() {
+  if (!exited_ && process_ != nullptr) Exit();
+}
+
+std::string Shell::Run(const std::string& command, absl::Duration timeout) {
+  process_->Write(command + "\n");
+  std::optional<std::string> output =
+      process_->ReadStdoutUntil("> ", timeout);
+  if (!output.has_value()) {
+    ADD_FAILURE() << "no prompt after '" << command << "'; stdout so far:\n"
+                  << process_->stdout_text() << "\nstderr:\n"
+                  << process_->stderr_text();
+    return "";
+  }
+  return output->substr(0, output->size() - 2);
+}
+
+CommandResult Shell::Exit() {
+  exited_ = true;
+  process_->Write("xit\n");
+  CommandResult result;
+  std::optional<std::string> rest =
+      process_->ReadStdoutUntil("Goodbye!\n", absl::Seconds(20));
+  result.out = rest.value_or("");
+  result.exit_code = process_->Wait(absl::Seconds(20)).value_or(-1);
+  result.err = process_->stderr_text();
+  return result;
+}
+
+}  // namespace pcfs::testing

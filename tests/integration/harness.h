@@ -1,0 +1,171 @@
+// Test harness for integration tests: real peerconnectd and peerctl
+// processes on loopback, in temporary folders. Every wait is bounded.
+//
+// Not thread-safe: each test drives its processes from its own thread.
+#ifndef PCFS_TESTS_INTEGRATION_HARNESS_H_
+#define PCFS_TESTS_INTEGRATION_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "core/unique_fd.h"
+
+namespace pcfs::testing {
+
+// A temporary folder, removed with its contents when destroyed.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // path()/name, after creating the subfolder `name`.
+  std::string MakeSubdir(const std::string& name) const;
+  // Writes `contents` to path()/name.
+  void WriteFile(const std::string& name, const std::string& contents) const;
+
+ private:
+  std::string path_;
+};
+
+// Reads a whole file (empty string if missing).
+std::string ReadFileOrEmpty(const std::string& path);
+bool FileExists(const std::string& path);
+// Writes `size` pseudo-random bytes (seeded) to `path`.
+void WriteRandomFile(const std::string& path, size_t size, uint32_t seed);
+
+// A child process with pipes on stdin, stdout and stderr.
+class Process {
+ public:
+  struct Options {
+    std::vector<std::string> argv;
+    std::string cwd;
+    std::map<std::string, std::string> env;  // added to the environment
+  };
+  explicit Process(const Options& options);
+  // Kills (SIGKILL) and reaps the child if it is still running.
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  void Write(const std::string& text);
+  void CloseStdin();
+
+  // Waits until stdout (or stderr) holds `text` after the read position
+  // and returns everything up to and including it, moving the position past
+  // it. nullopt on timeout or end of output.
+  std::optional<std::string> ReadStdoutUntil(const std::string& text,
+                                             absl::Duration timeout);
+  std::optional<std::string> ReadStderrUntil(const std::string& text,
+                                             absl::Duration timeout);
+
+  // Sends a signal.
+  void Signal(int signo);
+  // Waits for the exit; returns the exit code (128+signal if killed), or
+  // nullopt on timeout. Drains the pipes meanwhile.
+  std::optional<int> Wait(absl::Duration timeout);
+
+  // Everything read so far.
+  const std::string& stdout_text() const { return out_; }
+  const std::string& stderr_text() const { return err_; }
+
+ private:
+  // Reads whatever is available into the buffers, waiting at most `wait`.
+  void Pump(absl::Duration wait);
+  std::optional<std::string> ReadUntil(std::string& buffer, size_t& position,
+                                       const std::string& text,
+                                       absl::Duration timeout);
+
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  UniqueFd stdin_;
+  UniqueFd stdout_;
+  UniqueFd stderr_;
+  std::string out_;
+  std::string err_;
+  size_t out_position_ = 0;
+  size_t err_position_ = 0;
+};
+
+// The result of a command run to completion.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// A running peerconnectd on an ephemeral loopback port, in its own folder
+// with the classic users (hans/hanspass, vader/vaderpass, yoda/yodapass)
+// unless `credentials` says otherwise.
+class Daemon {
+ public:
+  explicit Daemon(const std::string& credentials =
+                      "hans hanspass\nvader vaderpass\nyoda yodapass\n",
+                  std::vector<std::string> extra_flags = {});
+  // Starts again on the same port and state folder (after Stop()).
+  void Restart();
+  // SIGTERM, and waits for a clean exit; returns its exit code.
+  int Stop();
+
+  uint16_t port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:PORT"
+  const std::string& folder() const { return dir_.path(); }
+  Process& process() { return *process_; }
+
+ private:
+  void Start(uint16_t port);
+
+  TempDir dir_;
+  std::vector<std::string> extra_flags_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
+// Runs a one-shot `peerctl --server ADDR --user USER COMMAND ARGS...` with
+// the password in PEERCTL_PASSWORD, in `cwd`, waiting at most `timeout`.
+CommandResult RunPeerctl(const Daemon& daemon, const std::string& user,
+                         const std::string& password,
+                         const std::vector<std::string>& args,
+                         const std::string& cwd,
+                         absl::Duration timeout = absl::Seconds(60));
+
+// An interactive peerctl shell, logged in as `user` in folder `cwd`.
+class Shell {
+ public:
+  // Starts `peerctl --server ADDR` in `cwd` and logs in; ASSERTs (via
+  // gtest ADD_FAILURE) if the prompts do not appear.
+  Shell(const Daemon& daemon, const std::string& user,
+        const std::string& password, const std::string& cwd);
+  // Sends "xit" if still running and waits for the exit.
+  ~Shell();
+
+  // Sends a command and returns what it printed before the next prompt
+  // (without the prompt).
+  std::string Run(const std::string& command,
+                  absl::Duration timeout = absl::Seconds(60));
+  // Sends "xit"; returns what it printed and its exit code.
+  CommandResult Exit();
+
+  bool logged_in() const { return logged_in_; }
+  Process& process() { return *process_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  bool logged_in_ = false;
+  bool exited_ = false;
+};
+
+}  // namespace pcfs::testing
+
+#endif  // PCFS_TESTS_INTEGRATION_HARNESS_H_

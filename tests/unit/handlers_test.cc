@@ -1,0 +1,375 @@
+// The daemon's request logic, driven with datagrams and a fake clock: no
+// sockets, no threads.
+#include "daemon/handlers.h"
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+using protocol::Header;
+using protocol::MessageType;
+using protocol::ResultCode;
+
+Endpoint MakeEndpoint(uint16_t port) {
+  Endpoint e;
+  e.family = 4;
+  e.ip = {127, 0, 0, 1};
+  e.port = port;
+  return e;
+}
+
+class HandlersTest : public ::testing::Test {
+ protected:
+  HandlersTest()
+      : credentials_(*CredentialTable::Parse(
+            "hans hanspass\nvader vaderpass\nyoda yodapass\n")),
+        handler_(&registry_, &credentials_, nullptr, &counters_,
+                 RequestHandler::Options{}, now_) {}
+
+  struct Reply {
+    std::vector<uint8_t> bytes;
+    Header header;
+    protocol::ReplyStatus status;
+  };
+
+  // Sends a datagram; decodes the reply (the test fails if there is none).
+  Reply Send(const std::vector<uint8_t>& datagram, const Endpoint& from) {
+    Reply reply;
+    reply.bytes.resize(protocol::kMaxDatagramSize);
+    size_t n = handler_.Handle(datagram, from, now_, reply.bytes);
+    EXPECT_GT(n, 0u) << "no reply";
+    EXPECT_LE(n, protocol::kMaxDatagramSize);
+    reply.bytes.resize(n);
+    if (n == 0) return reply;
+    auto message = protocol::ParseDatagram(reply.bytes);
+    EXPECT_TRUE(message.ok());
+    reply.header = message->header;
+    auto status = protocol::DecodeReplyStatus(message->body);
+    EXPECT_TRUE(status.ok());
+    reply.status = *status;
+    return reply;
+  }
+
+  Header MakeHeader(MessageType type, uint64_t session) {
+    Header h;
+    h.type = static_cast<uint8_t>(type);
+    h.request_id = ++request_id_;
+    h.session_id = session;
+    return h;
+  }
+
+  std::vector<uint8_t> Encode(auto encode) {
+    std::vector<uint8_t> out(protocol::kMaxDatagramSize);
+    size_t n = encode(std::span<uint8_t>(out));
+    EXPECT_GT(n, 0u);
+    out.resize(n);
+    return out;
+  }
+
+  std::vector<uint8_t> LoginDatagram(const std::string& user,
+                                     const std::string& password,
+                                     uint8_t nonce_byte = 1) {
+    protocol::LoginRequest login;
+    login.user = user;
+    login.password = password;
+    login.client_nonce.fill(nonce_byte);
+    login.tcp_port = 7000;
+    Header h = MakeHeader(MessageType::kLogin, 0);
+    return Encode([&](std::span<uint8_t> out) {
+      return protocol::EncodeLoginRequest(h, login, out);
+    });
+  }
+
+  uint64_t Login(const std::string& user, const std::string& password,
+                 const Endpoint& from) {
+    Reply r = Send(LoginDatagram(user, password), from);
+    EXPECT_EQ(r.status.code, ResultCode::kOk) << r.status.message;
+    auto login = protocol::DecodeLoginReply(r.status.payload);
+    EXPECT_TRUE(login.ok());
+    return login.ok() ? login->session_id : 0;
+  }
+
+  Reply Empty(MessageType type, uint64_t session, const Endpoint& from) {
+    Header h = MakeHeader(type, session);
+    return Send(Encode([&](std::span<uint8_t> out) {
+                  return protocol::EncodeEmptyRequest(h, out);
+                }),
+                from);
+  }
+
+  Reply Named(MessageType type, uint64_t session, const std::string& name,
+              const Endpoint& from, uint32_t request_id = 0) {
+    Header h = MakeHeader(type, session);
+    if (request_id != 0) h.request_id = request_id;
+    protocol::NameRequest request{name};
+    return Send(Encode([&](std::span<uint8_t> out) {
+                  return protocol::EncodeNameRequest(h, request, out);
+                }),
+                from);
+  }
+
+  Reply Publish(uint64_t session, const std::string& name,
+                const Endpoint& from, uint32_t request_id = 0) {
+    Header h = MakeHeader(MessageType::kPublish, session);
+    if (request_id != 0) h.request_id = request_id;
+    protocol::PublishRequest request;
+    request.name = name;
+    request.size = 42;
+    request.sha256.fill(0xab);
+    return Send(Encode([&](std::span<uint8_t> out) {
+                  return protocol::EncodePublishRequest(h, request, out);
+                }),
+                from);
+  }
+
+  // Reads a whole list page by page, checking each page's size.
+  std::vector<std::string> List(MessageType type, uint64_t session,
+                                const std::string& pattern,
+                                const Endpoint& from, int* pages = nullptr) {
+    std::vector<std::string> names;
+    protocol::ListRequest request;
+    request.pattern = pattern;
+    for (int page = 1; page < 100000; ++page) {
+      Header h = MakeHeader(type, session);
+      Reply r = Send(Encode([&](std::span<uint8_t> out) {
+                       return protocol::EncodeListRequest(h, request, out);
+                     }),
+                     from);
+      EXPECT_EQ(r.status.code, ResultCode::kOk) << r.status.message;
+      if (r.status.code != ResultCode::kOk) break;
+      auto list = protocol::DecodeListReply(r.status.payload);
+      EXPECT_TRUE(list.ok());
+      for (auto name : list->names) names.emplace_back(name);
+      if (pages != nullptr) *pages = page;
+      if (list->next_cursor == 0) break;
+      request.snapshot = list->snapshot;
+      request.cursor = list->next_cursor;
+    }
+    return names;
+  }
+
+  absl::Time now_ = absl::UnixEpoch() + absl::Hours(1000);
+  Registry registry_;
+  CredentialStore credentials_;
+  DaemonCounters counters_;
+  RequestHandler handler_;
+  uint32_t request_id_ = 100;
+};
+
+TEST_F(HandlersTest, LoginWithTheRightPasswordStartsASession) {
+  uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
+  EXPECT_NE(session, 0u);
+  EXPECT_TRUE(registry_.IsActive("hans", now_));
+}
+
+TEST_F(HandlersTest, LoginWithAWrongPasswordIsRefused) {
+  Reply r = Send(LoginDatagram("hans", "vaderpass"), MakeEndpoint(5000));
+  EXPECT_EQ(r.status.code, ResultCode::kAuthFailed);
+  r = Send(LoginDatagram("palpatine", "x"), MakeEndpoint(5000));
+  EXPECT_EQ(r.status.code, ResultCode::kAuthFailed);
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
+}
+
+TEST_F(HandlersTest, SecondLoginOfAnActiveUserIsRefusedButARepeatIsNot) {
+  std::vector<uint8_t> login = LoginDatagram("hans", "hanspass", 9);
+  Reply first = Send(login, MakeEndpoint(5000));
+  ASSERT_EQ(first.status.code, ResultCode::kOk);
+  // The same datagram again (a retransmission): the same session.
+  Reply repeat = Send(login, MakeEndpoint(5000));
+  ASSERT_EQ(repeat.status.code, ResultCode::kOk);
+  EXPECT_EQ(protocol::DecodeLoginReply(first.status.payload)->session_id,
+            protocol::DecodeLoginReply(repeat.status.payload)->session_id);
+  // Another login for hans: refused.
+  Reply other = Send(LoginDatagram("hans", "hanspass", 10), MakeEndpoint(5001));
+  EXPECT_EQ(other.status.code, ResultCode::kAlreadyActive);
+}
+
+TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
+  uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
+  for (int i = 0; i < 5; ++i) {
+    now_ += absl::Seconds(2);
+    handler_.Tick(now_);
+    EXPECT_EQ(Empty(MessageType::kHeartbeat, session, MakeEndpoint(5000))
+                  .status.code,
+              ResultCode::kOk);
+  }
+  now_ += absl::Milliseconds(2900);
+  handler_.Tick(now_);
+  EXPECT_TRUE(registry_.IsActive("hans", now_));
+  now_ += absl::Milliseconds(200);
+  handler_.Tick(now_);
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
+  EXPECT_EQ(registry_.session_count(), 0u);
+  EXPECT_EQ(
+      Empty(MessageType::kHeartbeat, session, MakeEndpoint(5000)).status.code,
+      ResultCode::kUnknownSession);
+}
+
+TEST_F(HandlersTest, HeartbeatFromAnotherPeerIsRefused) {
+  uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
+  Reply r = Empty(MessageType::kHeartbeat, session, MakeEndpoint(6000));
+  EXPECT_EQ(r.status.code, ResultCode::kSessionMismatch);
+  EXPECT_EQ(counters_.session_mismatch.load(), 1u);
+}
+
+TEST_F(HandlersTest, LogoutEndsTheSessionSoTheUserCanComeBack) {
+  uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
+  EXPECT_EQ(Empty(MessageType::kLogout, session, MakeEndpoint(5000))
+                .status.code,
+            ResultCode::kOk);
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
+  EXPECT_NE(Login("hans", "hanspass", MakeEndpoint(5002)), 0u);
+}
+
+TEST_F(HandlersTest, SeedSemantics) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  uint64_t vader = Login("vader", "vaderpass", MakeEndpoint(5001));
+  uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
+  ASSERT_EQ(Publish(hans, "BitTrickle.mp4", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  EXPECT_EQ(List(MessageType::kListPublished, hans, "", MakeEndpoint(5000)),
+            std::vector<std::string>{"BitTrickle.mp4"});
+  EXPECT_EQ(List(MessageType::kSearch, vader, "BitTrickle", MakeEndpoint(5001)),
+            std::vector<std::string>{"BitTrickle.mp4"});
+  // The caller's own names never show up in its search.
+  EXPECT_TRUE(
+      List(MessageType::kSearch, hans, "BitTrickle", MakeEndpoint(5000))
+          .empty());
+  Reply get = Named(MessageType::kGet, vader, "BitTrickle.mp4",
+                    MakeEndpoint(5001));
+  ASSERT_EQ(get.status.code, ResultCode::kOk);
+  auto where = protocol::DecodeGetReply(get.status.payload);
+  ASSERT_TRUE(where.ok());
+  EXPECT_EQ(where->holder, "hans");
+  EXPECT_EQ(where->address.port, 7000);
+  EXPECT_EQ(where->size, 42u);
+  EXPECT_EQ(List(MessageType::kListActivePeers, yoda, "", MakeEndpoint(5002)),
+            (std::vector<std::string>{"hans", "vader"}));
+  // hans never gets his own file.
+  EXPECT_EQ(Named(MessageType::kGet, hans, "BitTrickle.mp4",
+                  MakeEndpoint(5000))
+                .status.code,
+            ResultCode::kNotFound);
+}
+
+TEST_F(HandlersTest, RetransmittedUnpublishIsAnsweredFromTheCache) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  ASSERT_EQ(Publish(hans, "a.txt", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  Reply first = Named(MessageType::kUnpublish, hans, "a.txt",
+                      MakeEndpoint(5000), 777);
+  Reply repeat = Named(MessageType::kUnpublish, hans, "a.txt",
+                       MakeEndpoint(5000), 777);
+  EXPECT_EQ(first.status.code, ResultCode::kOk);
+  EXPECT_EQ(repeat.status.code, ResultCode::kOk);
+  EXPECT_EQ(counters_.retransmissions.load(), 1u);
+  // A new request to unpublish it again fails: it is gone.
+  EXPECT_EQ(Named(MessageType::kUnpublish, hans, "a.txt", MakeEndpoint(5000))
+                .status.code,
+            ResultCode::kNotFound);
+}
+
+TEST_F(HandlersTest, InvalidNamesAreRefusedNotTruncated) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  EXPECT_EQ(Publish(hans, std::string(256, 'x'), MakeEndpoint(5000))
+                .status.code,
+            ResultCode::kInvalidName);
+  EXPECT_EQ(Publish(hans, "a/b", MakeEndpoint(5000)).status.code,
+            ResultCode::kInvalidName);
+  EXPECT_EQ(Publish(hans, "..", MakeEndpoint(5000)).status.code,
+            ResultCode::kInvalidName);
+  EXPECT_EQ(registry_.publication_count(), 0u);
+}
+
+TEST_F(HandlersTest, LapPagesThroughTenThousandUsers) {
+  for (int i = 0; i < 10000; ++i) {
+    Registry::LoginParams p;
+    std::string user = absl::StrCat("user", i);
+    p.user = user;
+    p.control = MakeEndpoint(static_cast<uint16_t>(10000 + i));
+    ASSERT_TRUE(registry_.Login(p, now_).ok());
+  }
+  uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
+  int pages = 0;
+  std::vector<std::string> users =
+      List(MessageType::kListActivePeers, yoda, "", MakeEndpoint(5002), &pages);
+  EXPECT_EQ(users.size(), 10000u);
+  EXPECT_TRUE(std::is_sorted(users.begin(), users.end()));
+  EXPECT_GT(pages, 1);
+}
+
+TEST_F(HandlersTest, SearchPagesThroughAHundredThousandHits) {
+  Registry::LoginParams p;
+  p.user = "vader";
+  p.control = MakeEndpoint(5001);
+  p.file_port = 7001;
+  ASSERT_TRUE(registry_.Login(p, now_).ok());
+  for (int i = 0; i < 100000; ++i) {
+    registry_.Publish("vader", absl::StrCat("movie-", i, ".mkv"), FileMeta{});
+  }
+  uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
+  std::vector<std::string> hits =
+      List(MessageType::kSearch, yoda, "movie", MakeEndpoint(5002));
+  EXPECT_EQ(hits.size(), 100000u);
+}
+
+TEST_F(HandlersTest, StaleCursorIsReportedSoTheClientRestarts) {
+  uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
+  Header h = MakeHeader(MessageType::kListActivePeers, yoda);
+  protocol::ListRequest request;
+  request.snapshot = 12345;
+  request.cursor = 3;
+  Reply r = Send(Encode([&](std::span<uint8_t> out) {
+                   return protocol::EncodeListRequest(h, request, out);
+                 }),
+                 MakeEndpoint(5002));
+  EXPECT_EQ(r.status.code, ResultCode::kCursorExpired);
+}
+
+TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  // Too short, bad magic: dropped without a reply.
+  std::vector<uint8_t> garbage = {1, 2, 3};
+  EXPECT_EQ(handler_.Handle(garbage, MakeEndpoint(1), now_, reply), 0u);
+  // A valid header of an unknown type: an error reply.
+  Header h = MakeHeader(static_cast<MessageType>(0x7f), 0);
+  std::vector<uint8_t> unknown = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodeEmptyRequest(h, out);
+  });
+  EXPECT_EQ(Send(unknown, MakeEndpoint(1)).status.code,
+            ResultCode::kUnknownType);
+  // Another version: an error reply that says so.
+  std::vector<uint8_t> future = unknown;
+  future[2] = 9;
+  future[3] = static_cast<uint8_t>(MessageType::kHeartbeat);
+  EXPECT_EQ(Send(future, MakeEndpoint(1)).status.code,
+            ResultCode::kUnsupportedVersion);
+  // Every truncation of a valid login is answered or dropped, never crashes.
+  std::vector<uint8_t> login = LoginDatagram("hans", "hanspass");
+  for (size_t n = 0; n < login.size(); ++n) {
+    std::vector<uint8_t> cut(login.begin(), login.begin() + n);
+    handler_.Handle(cut, MakeEndpoint(1), now_, reply);
+  }
+  // Random bytes after a valid header, for every type.
+  std::mt19937 random(1);
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> d(protocol::kHeaderSize + random() % 300);
+    for (uint8_t& b : d) b = static_cast<uint8_t>(random());
+    Header rh = MakeHeader(static_cast<MessageType>(random() % 0x20),
+                           random() % 2);
+    protocol::EncodeHeader(rh, d);
+    handler_.Handle(d, MakeEndpoint(1), now_, reply);
+  }
+  EXPECT_GT(counters_.dropped_malformed.load(), 0u);
+  // And the daemon still works.
+  EXPECT_NE(Login("yoda", "yodapass", MakeEndpoint(5002)), 0u);
+}
+
+}  // namespace
+}  // namespace pcfs
