@@ -54,7 +54,8 @@ size_t SizeIfOk(const Writer& w) { return w.ok() ? w.size() : 0; }
 
 // OK if the reader consumed exactly its whole input.
 absl::Status CheckConsumed(const Reader& r, absl::string_view what) {
-  if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat(what, " is truncated"));
+  if (!r.ok())
+    return absl::InvalidArgumentError(absl::StrCat(what, " is truncated"));
   if (!r.at_end()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " has ", r.remaining(), " trailing bytes"));
@@ -78,15 +79,24 @@ absl::string_view TruncateUtf8(absl::string_view s, size_t max) {
 
 std::string MessageTypeName(uint8_t type) {
   switch (static_cast<MessageType>(type)) {
-    case MessageType::kLogin: return "LOGIN";
-    case MessageType::kHeartbeat: return "HEARTBEAT";
-    case MessageType::kLogout: return "LOGOUT";
-    case MessageType::kListActivePeers: return "LAP";
-    case MessageType::kListPublished: return "LPF";
-    case MessageType::kPublish: return "PUB";
-    case MessageType::kUnpublish: return "UNP";
-    case MessageType::kSearch: return "SCH";
-    case MessageType::kGet: return "GET";
+    case MessageType::kLogin:
+      return "LOGIN";
+    case MessageType::kHeartbeat:
+      return "HEARTBEAT";
+    case MessageType::kLogout:
+      return "LOGOUT";
+    case MessageType::kListActivePeers:
+      return "LAP";
+    case MessageType::kListPublished:
+      return "LPF";
+    case MessageType::kPublish:
+      return "PUB";
+    case MessageType::kUnpublish:
+      return "UNP";
+    case MessageType::kSearch:
+      return "SCH";
+    case MessageType::kGet:
+      return "GET";
   }
   return absl::StrFormat("UNKNOWN(0x%02x)", type);
 }
@@ -109,19 +119,32 @@ bool IsKnownMessageType(uint8_t type) {
 
 absl::string_view ResultCodeName(ResultCode code) {
   switch (code) {
-    case ResultCode::kOk: return "ok";
-    case ResultCode::kMalformed: return "malformed request";
-    case ResultCode::kUnsupportedVersion: return "unsupported protocol version";
-    case ResultCode::kUnknownSession: return "unknown session";
-    case ResultCode::kAuthFailed: return "authentication failed";
-    case ResultCode::kAlreadyActive: return "user already active";
-    case ResultCode::kNotFound: return "not found";
-    case ResultCode::kInvalidName: return "invalid name";
-    case ResultCode::kCursorExpired: return "list snapshot expired";
-    case ResultCode::kRateLimited: return "rate limited";
-    case ResultCode::kSessionMismatch: return "session mismatch";
-    case ResultCode::kUnknownType: return "unknown message type";
-    case ResultCode::kInternal: return "internal error";
+    case ResultCode::kOk:
+      return "ok";
+    case ResultCode::kMalformed:
+      return "malformed request";
+    case ResultCode::kUnsupportedVersion:
+      return "unsupported protocol version";
+    case ResultCode::kUnknownSession:
+      return "unknown session";
+    case ResultCode::kAuthFailed:
+      return "authentication failed";
+    case ResultCode::kAlreadyActive:
+      return "user already active";
+    case ResultCode::kNotFound:
+      return "not found";
+    case ResultCode::kInvalidName:
+      return "invalid name";
+    case ResultCode::kCursorExpired:
+      return "list snapshot expired";
+    case ResultCode::kRateLimited:
+      return "rate limited";
+    case ResultCode::kSessionMismatch:
+      return "session mismatch";
+    case ResultCode::kUnknownType:
+      return "unknown message type";
+    case ResultCode::kInternal:
+      return "internal error";
   }
   return "unknown result code";
 }
@@ -146,13 +169,13 @@ absl::StatusOr<Message> ParseDatagram(std::span<const uint8_t> datagram) {
   // The version is checked before the rest of the header, whose layout a
   // later version may change.
   if (datagram[2] != kVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("protocol version ", datagram[2],
-                     " is not supported (this side speaks version ", kVersion,
-                     ")"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "protocol version ", datagram[2],
+        " is not supported (this side speaks version ", kVersion, ")"));
   }
   if (datagram[6] != 0 || datagram[7] != 0) {
-    return absl::InvalidArgumentError("datagram header has non-zero reserved bytes");
+    return absl::InvalidArgumentError(
+        "datagram header has non-zero reserved bytes");
   }
   Message message;
   Header& h = message.header;
@@ -325,8 +348,7 @@ size_t EncodeListRequest(const Header& header, const ListRequest& request,
   return SizeIfOk(w);
 }
 
-size_t EncodePublishRequest(const Header& header,
-                            const PublishRequest& request,
+size_t EncodePublishRequest(const Header& header, const PublishRequest& request,
                             std::span<uint8_t> out) {
   Writer w(Limit(out));
   WriteHeader(header, w);
@@ -534,16 +556,15 @@ absl::StatusOr<ListReply> DecodeListReply(std::span<const uint8_t> payload) {
   r.U16(&count);
   if (!r.ok()) return CheckConsumed(r, "list reply");
   if (count > reply.total) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("list reply holds ", count, " names of a list of ",
-                     reply.total));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "list reply holds ", count, " names of a list of ", reply.total));
   }
   // Each name takes at least its 2-byte length: a count the payload cannot
   // hold is refused before reserving room for it.
   if (count > r.remaining() / 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "list reply is truncated: ", count, " names cannot fit in ",
-        r.remaining(), " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("list reply is truncated: ", count,
+                     " names cannot fit in ", r.remaining(), " bytes"));
   }
   reply.names.reserve(count);
   for (uint16_t i = 0; i < count; ++i) {
