@@ -1,1 +1,572 @@
-// Placeholder: implemented in a later commit.
+#include "core/registry.h"
+
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "absl/base/config.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/random/distributions.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/mutex_lock.h"
+#include "core/search_index.h"
+
+
+// Layout. Four sharded maps, each shard with its own mutex:
+//   sessions     id -> Session                         (shards by id)
+//   users        user -> id of its session             (shards by user)
+//   publications user -> (name -> FileMeta)            (shards by user)
+//   names        name -> publishers, plus a SearchIndex of the shard's
+//                names                                  (shards by name)
+// `publications` is the authority on who publishes what; `names` is derived
+// from it. No method holds two locks at once: each copies what it needs
+// under one lock and lets it go before taking the next.
+//
+// The SearchIndex is split by name shard, under the shard's own mutex,
+// rather than being one index under a mutex of its own: a name then enters
+// and leaves the index in the same critical section that gives it its first
+// publisher or takes its last, so concurrent Publish/Unpublish calls cannot
+// leave the index out of step with the publishers. Search visits each shard.
+
+namespace pcfs {
+namespace {
+
+constexpr size_t kMaxShards = 4096;  // Search and ActiveUsers visit every shard
+// Login retries only when another login for the same user won a race; a
+// second pass then sees that login's session.
+constexpr int kMaxLoginAttempts = 8;
+
+size_t RoundUpToPowerOfTwo(size_t n) {
+  n = std::clamp<size_t>(n, 1, kMaxShards);
+  size_t power = 1;
+  while (power < n) power <<= 1;
+  return power;
+}
+
+// The shard of a key, from bits 40 and up of its hash: flat_hash_map takes
+// its control bytes from the low 7 bits and the table position from the
+// bits just above, so shard choice leaves both independent (and the tables
+// in a shard spread evenly) below 2^33 slots.
+size_t ShardOf(size_t hash, size_t mask) {
+  return static_cast<size_t>(static_cast<uint64_t>(hash) >> 40) & mask;
+}
+
+// A session is live while now < deadline.
+bool IsLive(const Session& session, absl::Time now) {
+  return now < session.deadline;
+}
+
+absl::BitGen& ThreadBitGen() {
+  thread_local absl::BitGen gen;
+  return gen;
+}
+
+struct SessionShard {
+  absl::Mutex mu;
+  absl::flat_hash_map<uint64_t, Session> sessions ABSL_GUARDED_BY(mu);
+};
+
+struct UserShard {
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, uint64_t> session_of ABSL_GUARDED_BY(mu);
+};
+
+struct PublicationShard {
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, FileMeta>>
+      by_user ABSL_GUARDED_BY(mu);
+};
+
+struct NameShard {
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, std::vector<std::string>> publishers
+      ABSL_GUARDED_BY(mu);
+  SearchIndex index ABSL_GUARDED_BY(mu);  // the keys of `publishers`
+};
+
+bool Contains(const std::vector<std::string>& users, absl::string_view user) {
+  return std::any_of(users.begin(), users.end(),
+                     [&](const std::string& u) { return u == user; });
+}
+
+}  // namespace
+
+struct Registry::Impl {
+  explicit Impl(const Options& options)
+      : session_timeout(options.session_timeout),
+        shard_count(RoundUpToPowerOfTwo(options.shard_count)),
+        mask(shard_count - 1),
+        sessions(new SessionShard[shard_count]),
+        users(new UserShard[shard_count]),
+        publications(new PublicationShard[shard_count]),
+        names(new NameShard[shard_count]) {}
+
+  SessionShard& SessionShardOf(uint64_t id) const {
+    return sessions[ShardOf(absl::Hash<uint64_t>()(id), mask)];
+  }
+  UserShard& UserShardOf(absl::string_view user) const {
+    return users[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
+  }
+  PublicationShard& PublicationShardOf(absl::string_view user) const {
+    return publications[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
+  }
+  NameShard& NameShardOf(absl::string_view name) const {
+    return names[ShardOf(absl::Hash<absl::string_view>()(name), mask)];
+  }
+
+  // ---- Sessions ----
+
+  enum class Existing { kGone, kRetransmission, kConflict };
+
+  // The id of `user`'s session in the user map, or 0.
+  uint64_t SessionIdOf(absl::string_view user) const {
+    UserShard& shard = UserShardOf(user);
+    MutexLock lock(&shard.mu);
+    auto it = shard.session_of.find(user);
+    return it == shard.session_of.end() ? 0 : it->second;
+  }
+
+  // Judges the session `id` that the user map gives for a new login's user.
+  // Removes it if it has expired; extends it if the login repeats it.
+  Existing CheckExisting(uint64_t id, const LoginParams& params,
+                         absl::Time now) const {
+    SessionShard& shard = SessionShardOf(id);
+    MutexLock lock(&shard.mu);
+    auto it = shard.sessions.find(id);
+    if (it == shard.sessions.end()) return Existing::kGone;
+    Session& session = it->second;
+    if (!IsLive(session, now)) {
+      shard.sessions.erase(it);
+      return Existing::kGone;
+    }
+    if (session.login_nonce == params.nonce &&
+        session.control == params.control) {
+      session.deadline = std::max(session.deadline, now + session_timeout);
+      return Existing::kRetransmission;
+    }
+    return Existing::kConflict;
+  }
+
+  // Stores a new session under a fresh random non-zero id. The id is known
+  // to no one but the caller until it claims the user.
+  uint64_t InsertSession(const LoginParams& params, absl::Time now) const {
+    absl::BitGen& gen = ThreadBitGen();
+    for (;;) {
+      const uint64_t id = absl::Uniform<uint64_t>(gen);
+      if (id == 0) continue;
+      SessionShard& shard = SessionShardOf(id);
+      MutexLock lock(&shard.mu);
+      auto [it, inserted] = shard.sessions.try_emplace(id);
+      if (!inserted) continue;  // a 2^-64 collision
+      Session& session = it->second;
+      session.id = id;
+      session.user = std::string(params.user);
+      session.control = params.control;
+      session.file_port = params.file_port;
+      session.login_nonce = params.nonce;
+      session.deadline = now + session_timeout;
+      return id;
+    }
+  }
+
+  void EraseSession(uint64_t id) const {
+    SessionShard& shard = SessionShardOf(id);
+    MutexLock lock(&shard.mu);
+    shard.sessions.erase(id);
+  }
+
+  // Points `user` at session `id` if the user map holds no session for it
+  // or still holds `expected` (which the caller found gone). False if
+  // another login claimed the user meanwhile.
+  bool ClaimUser(absl::string_view user, uint64_t expected, uint64_t id) const {
+    UserShard& shard = UserShardOf(user);
+    MutexLock lock(&shard.mu);
+    auto it = shard.session_of.find(user);
+    if (it == shard.session_of.end()) {
+      shard.session_of.emplace(std::string(user), id);
+      return true;
+    }
+    if (it->second != expected) return false;
+    it->second = id;
+    return true;
+  }
+
+  // Drops `user` from the user map if it still points at session `id`.
+  void ReleaseUser(absl::string_view user, uint64_t id) const {
+    UserShard& shard = UserShardOf(user);
+    MutexLock lock(&shard.mu);
+    auto it = shard.session_of.find(user);
+    if (it != shard.session_of.end() && it->second == id) {
+      shard.session_of.erase(it);
+    }
+  }
+
+  // Where `user`'s live session serves files, or nullopt if it has none.
+  std::optional<Endpoint> LiveFileServer(absl::string_view user,
+                                         absl::Time now) const {
+    const uint64_t id = SessionIdOf(user);
+    if (id == 0) return std::nullopt;
+    SessionShard& shard = SessionShardOf(id);
+    MutexLock lock(&shard.mu);
+    auto it = shard.sessions.find(id);
+    if (it == shard.sessions.end() || !IsLive(it->second, now)) {
+      return std::nullopt;
+    }
+    Endpoint file_server = it->second.control;
+    file_server.port = it->second.file_port;
+    return file_server;
+  }
+
+  // ---- Publications ----
+
+  std::optional<FileMeta> MetaOf(absl::string_view user,
+                                 absl::string_view name) const {
+    PublicationShard& shard = PublicationShardOf(user);
+    MutexLock lock(&shard.mu);
+    auto user_it = shard.by_user.find(user);
+    if (user_it == shard.by_user.end()) return std::nullopt;
+    auto name_it = user_it->second.find(name);
+    if (name_it == user_it->second.end()) return std::nullopt;
+    return name_it->second;
+  }
+
+  // Records in the name map whether `user` publishes `name`.
+  void SetPublisher(absl::string_view name, absl::string_view user,
+                    bool publishes) const {
+    NameShard& shard = NameShardOf(name);
+    MutexLock lock(&shard.mu);
+    auto it = shard.publishers.find(name);
+    if (publishes) {
+      if (it == shard.publishers.end()) {
+        shard.publishers.emplace(std::string(name),
+                                 std::vector<std::string>{std::string(user)});
+        shard.index.Add(name);
+      } else if (!Contains(it->second, user)) {
+        it->second.emplace_back(user);
+      }
+      return;
+    }
+    if (it == shard.publishers.end()) return;
+    std::vector<std::string>& publishers = it->second;
+    auto user_it =
+        std::find_if(publishers.begin(), publishers.end(),
+                     [&](const std::string& u) { return u == user; });
+    if (user_it == publishers.end()) return;
+    *user_it = std::move(publishers.back());
+    publishers.pop_back();
+    if (publishers.empty()) {
+      shard.publishers.erase(it);
+      shard.index.Remove(name);
+    }
+  }
+
+  // Brings the name map in line with the publication map for (user, name)
+  // after a change to the latter that left it in state `publishes`.
+  // Concurrent changes to the same pair may apply their name-map updates in
+  // the other order, so after each update this re-reads the authority and
+  // repeats until they agree. Every repeat needs another thread's change to
+  // the same pair in between, and that thread re-checks after its own
+  // update, so the last update to land always reflects the last change.
+  void SyncPublisher(absl::string_view user, absl::string_view name,
+                     bool publishes) const {
+    for (;;) {
+      SetPublisher(name, user, publishes);
+      const bool actual = MetaOf(user, name).has_value();
+      if (actual == publishes) return;
+      publishes = actual;
+    }
+  }
+
+  const absl::Duration session_timeout;
+  const size_t shard_count;
+  const size_t mask;
+  const std::unique_ptr<SessionShard[]> sessions;
+  const std::unique_ptr<UserShard[]> users;
+  const std::unique_ptr<PublicationShard[]> publications;
+  const std::unique_ptr<NameShard[]> names;
+  std::atomic<size_t> publication_count{0};
+};
+
+Registry::Registry(Options options) : impl_(std::make_unique<Impl>(options)) {}
+
+Registry::~Registry() = default;
+
+// ---- Sessions ---------------------------------------------------------
+
+absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
+                                         absl::Time now) {
+  for (int attempt = 0; attempt < kMaxLoginAttempts; ++attempt) {
+    const uint64_t old_id = impl_->SessionIdOf(params.user);
+    if (old_id != 0) {
+      switch (impl_->CheckExisting(old_id, params, now)) {
+        case Impl::Existing::kRetransmission:
+          return old_id;
+        case Impl::Existing::kConflict:
+          return absl::AlreadyExistsError(
+              absl::StrCat("user ", params.user, " is already logged in"));
+        case Impl::Existing::kGone:
+          break;
+      }
+    }
+    // The session goes in before the user map points at it, so that no one
+    // who finds the id there takes the session for gone.
+    const uint64_t id = impl_->InsertSession(params, now);
+    if (impl_->ClaimUser(params.user, old_id, id)) return id;
+    impl_->EraseSession(id);  // another login won; look again
+  }
+  return absl::AbortedError(absl::StrCat("login for user ", params.user,
+                                         " kept racing with other logins"));
+}
+
+absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
+                                 absl::Time now) {
+  SessionShard& shard = impl_->SessionShardOf(session_id);
+  std::string expired_user;
+  {
+    MutexLock lock(&shard.mu);
+    auto it = shard.sessions.find(session_id);
+    if (it == shard.sessions.end()) {
+      return absl::NotFoundError("no such session");
+    }
+    Session& session = it->second;
+    if (IsLive(session, now)) {
+      if (session.control != from) {
+        return absl::PermissionDeniedError(
+            "heartbeat comes from another endpoint than the session's");
+      }
+      session.deadline =
+          std::max(session.deadline, now + impl_->session_timeout);
+      return absl::OkStatus();
+    }
+    expired_user = std::move(session.user);
+    shard.sessions.erase(it);
+  }
+  impl_->ReleaseUser(expired_user, session_id);
+  return absl::NotFoundError("session has expired");
+}
+
+absl::Status Registry::Logout(uint64_t session_id) {
+  SessionShard& shard = impl_->SessionShardOf(session_id);
+  std::string user;
+  {
+    MutexLock lock(&shard.mu);
+    auto it = shard.sessions.find(session_id);
+    if (it == shard.sessions.end()) {
+      return absl::NotFoundError("no such session");
+    }
+    user = std::move(it->second.user);
+    shard.sessions.erase(it);
+  }
+  impl_->ReleaseUser(user, session_id);
+  return absl::OkStatus();
+}
+
+bool Registry::WithSession(uint64_t session_id, absl::Time now,
+                           absl::FunctionRef<void(Session&)> fn) {
+  SessionShard& shard = impl_->SessionShardOf(session_id);
+  MutexLock lock(&shard.mu);
+  auto it = shard.sessions.find(session_id);
+  if (it == shard.sessions.end() || !IsLive(it->second, now)) return false;
+  fn(it->second);
+  return true;
+}
+
+std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
+                                                absl::Time now) {
+  SessionShard& shard = impl_->SessionShardOf(session_id);
+  std::string user;
+  {
+    MutexLock lock(&shard.mu);
+    auto it = shard.sessions.find(session_id);
+    if (it == shard.sessions.end()) return std::nullopt;
+    if (IsLive(it->second, now)) return it->second.deadline;
+    user = std::move(it->second.user);
+    shard.sessions.erase(it);
+  }
+  impl_->ReleaseUser(user, session_id);
+  return std::nullopt;
+}
+
+std::vector<std::string> Registry::ActiveUsers(absl::string_view exclude,
+                                               absl::Time now) const {
+  std::vector<std::string> users;
+  for (size_t i = 0; i < impl_->shard_count; ++i) {
+    SessionShard& shard = impl_->sessions[i];
+    MutexLock lock(&shard.mu);
+    for (const auto& [id, session] : shard.sessions) {
+      if (IsLive(session, now) && session.user != exclude) {
+        users.push_back(session.user);
+      }
+    }
+  }
+  // A login in flight may briefly show a second session for its user.
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+  return users;
+}
+
+bool Registry::IsActive(absl::string_view user, absl::Time now) const {
+  return impl_->LiveFileServer(user, now).has_value();
+}
+
+// Counts stored sessions, including expired ones that no call has removed
+// yet (it takes no `now`).
+size_t Registry::session_count() const {
+  size_t count = 0;
+  for (size_t i = 0; i < impl_->shard_count; ++i) {
+    SessionShard& shard = impl_->sessions[i];
+    MutexLock lock(&shard.mu);
+    count += shard.sessions.size();
+  }
+  return count;
+}
+
+// ---- Publications -----------------------------------------------------
+
+bool Registry::Publish(absl::string_view user, absl::string_view name,
+                       const FileMeta& meta) {
+  PublicationShard& shard = impl_->PublicationShardOf(user);
+  bool added = false;
+  bool changed = false;
+  {
+    MutexLock lock(&shard.mu);
+    auto user_it = shard.by_user.find(user);
+    if (user_it == shard.by_user.end()) {
+      user_it = shard.by_user.try_emplace(std::string(user)).first;
+    }
+    auto& names = user_it->second;
+    auto name_it = names.find(name);
+    if (name_it == names.end()) {
+      names.emplace(std::string(name), meta);
+      added = changed = true;
+      impl_->publication_count.fetch_add(1, std::memory_order_relaxed);
+    } else if (name_it->second != meta) {
+      name_it->second = meta;
+      changed = true;
+    }
+  }
+  if (added) impl_->SyncPublisher(user, name, /*publishes=*/true);
+  return changed;
+}
+
+absl::Status Registry::Unpublish(absl::string_view user,
+                                 absl::string_view name) {
+  PublicationShard& shard = impl_->PublicationShardOf(user);
+  {
+    MutexLock lock(&shard.mu);
+    auto user_it = shard.by_user.find(user);
+    const bool found =
+        user_it != shard.by_user.end() && user_it->second.erase(name) == 1;
+    if (!found) {
+      return absl::NotFoundError(
+          absl::StrCat("user ", user, " does not publish \"", name, "\""));
+    }
+    impl_->publication_count.fetch_sub(1, std::memory_order_relaxed);
+    if (user_it->second.empty()) shard.by_user.erase(user_it);
+  }
+  impl_->SyncPublisher(user, name, /*publishes=*/false);
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
+  PublicationShard& shard = impl_->PublicationShardOf(user);
+  std::vector<std::string> names;
+  {
+    MutexLock lock(&shard.mu);
+    auto user_it = shard.by_user.find(user);
+    if (user_it == shard.by_user.end()) return names;
+    names.reserve(user_it->second.size());
+    for (const auto& [name, meta] : user_it->second) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> Registry::Search(absl::string_view pattern,
+                                          absl::string_view caller,
+                                          absl::Time now) const {
+  // First, under each name shard's lock in turn, the matching names that
+  // `caller` does not publish, with their publishers.
+  struct Candidate {
+    std::string name;
+    std::vector<std::string> publishers;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < impl_->shard_count; ++i) {
+    NameShard& shard = impl_->names[i];
+    MutexLock lock(&shard.mu);
+    // ForEachMatch calls back while shard.mu is held.
+    const auto collect =
+        [&](absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
+          auto it = shard.publishers.find(name);
+          if (it == shard.publishers.end() || Contains(it->second, caller)) {
+            return;
+          }
+          candidates.push_back(Candidate{std::string(name), it->second});
+        };
+    shard.index.ForEachMatch(pattern, collect);
+  }
+  // Then, with no lock held, keep those with an active publisher.
+  absl::flat_hash_map<std::string, bool> active;  // users checked so far
+  std::vector<std::string> result;
+  for (Candidate& candidate : candidates) {
+    for (const std::string& user : candidate.publishers) {
+      auto [it, inserted] = active.try_emplace(user, false);
+      if (inserted) it->second = IsActive(user, now);
+      if (it->second) {
+        result.push_back(std::move(candidate.name));
+        break;
+      }
+    }
+  }
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+std::optional<Holder> Registry::Locate(absl::string_view name,
+                                       absl::string_view caller,
+                                       absl::Time now) const {
+  std::vector<std::string> publishers;
+  {
+    NameShard& shard = impl_->NameShardOf(name);
+    MutexLock lock(&shard.mu);
+    auto it = shard.publishers.find(name);
+    if (it == shard.publishers.end()) return std::nullopt;
+    for (const std::string& user : it->second) {
+      if (user != caller) publishers.push_back(user);
+    }
+  }
+  // Trying them in random order picks uniformly among the active ones.
+  std::shuffle(publishers.begin(), publishers.end(), ThreadBitGen());
+  for (std::string& user : publishers) {
+    std::optional<Endpoint> file_server = impl_->LiveFileServer(user, now);
+    if (!file_server.has_value()) continue;
+    std::optional<FileMeta> meta = impl_->MetaOf(user, name);
+    if (!meta.has_value()) continue;  // unpublished meanwhile
+    return Holder{std::move(user), *file_server, *meta};
+  }
+  return std::nullopt;
+}
+
+size_t Registry::publication_count() const {
+  return impl_->publication_count.load(std::memory_order_relaxed);
+}
+
+void Registry::ForEachPublication(
+    absl::FunctionRef<void(absl::string_view user, absl::string_view name,
+                           const FileMeta& meta)>
+        fn) const {
+  for (size_t i = 0; i < impl_->shard_count; ++i) {
+    PublicationShard& shard = impl_->publications[i];
+    MutexLock lock(&shard.mu);
+    for (const auto& [user, names] : shard.by_user) {
+      for (const auto& [name, meta] : names) fn(user, name, meta);
+    }
+  }
+}
+
+}  // namespace pcfs

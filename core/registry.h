@@ -137,6 +137,8 @@ class Registry {
                                        absl::Time now) const;
   // True if `user` holds a live session at `now`.
   bool IsActive(absl::string_view user, absl::Time now) const;
+  // Sessions stored, including any past their deadline that no call has
+  // removed yet.
   size_t session_count() const;
 
   // ---- Publications -----------------------------------------------------

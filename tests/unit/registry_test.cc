@@ -1,0 +1,830 @@
+#include "core/registry.h"
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+const absl::Time kT0 = absl::UnixEpoch() + absl::Hours(100);
+constexpr absl::Duration kTimeout = absl::Seconds(3);  // the default
+
+absl::Time At(absl::Duration since) { return kT0 + since; }
+
+Endpoint V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
+  Endpoint endpoint;
+  endpoint.family = 4;
+  endpoint.ip = {a, b, c, d};
+  endpoint.port = port;
+  return endpoint;
+}
+
+Endpoint Loopback(uint16_t port) { return V4(127, 0, 0, 1, port); }
+
+std::array<uint8_t, 16> Nonce(uint8_t seed) {
+  std::array<uint8_t, 16> nonce{};
+  nonce.fill(seed);
+  return nonce;
+}
+
+Registry::LoginParams Params(absl::string_view user, Endpoint control,
+                             uint8_t nonce_seed = 1, uint16_t file_port = 0) {
+  Registry::LoginParams params;
+  params.user = user;
+  params.control = control;
+  params.file_port = file_port;
+  params.nonce = Nonce(nonce_seed);
+  return params;
+}
+
+FileMeta Meta(uint64_t size, uint8_t seed = 0) {
+  FileMeta meta;
+  meta.size = size;
+  meta.sha256.fill(seed);
+  return meta;
+}
+
+// Logs `user` in at kT0 from a loopback port of its own and returns the id.
+uint64_t LogIn(Registry& registry, absl::string_view user,
+               absl::Time now = kT0) {
+  static std::atomic<uint16_t> next_port{20000};
+  absl::StatusOr<uint64_t> id =
+      registry.Login(Params(user, Loopback(next_port++)), now);
+  EXPECT_TRUE(id.ok()) << id.status();
+  return id.value_or(0);
+}
+
+// ---- Login ----------------------------------------------------------------
+
+TEST(RegistryLoginTest, ReturnsANonZeroId) {
+  Registry registry;
+  absl::StatusOr<uint64_t> id =
+      registry.Login(Params("luke", Loopback(1)), kT0);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_NE(*id, 0u);
+}
+
+TEST(RegistryLoginTest, GivesEachSessionItsOwnId) {
+  Registry registry;
+  EXPECT_NE(LogIn(registry, "luke"), LogIn(registry, "leia"));
+}
+
+TEST(RegistryLoginTest, SessionHoldsTheLoginParameters) {
+  Registry registry;
+  Registry::LoginParams params = Params("luke", V4(10, 1, 2, 3, 4000), 9, 5000);
+  const uint64_t id = registry.Login(params, kT0).value();
+  Session copy;
+  ASSERT_TRUE(registry.WithSession(id, kT0, [&](Session& s) { copy = s; }));
+  EXPECT_EQ(copy.id, id);
+  EXPECT_EQ(copy.user, "luke");
+  EXPECT_EQ(copy.control, params.control);
+  EXPECT_EQ(copy.file_port, 5000);
+  EXPECT_EQ(copy.login_nonce, Nonce(9));
+  EXPECT_EQ(copy.deadline, kT0 + kTimeout);
+}
+
+TEST(RegistryLoginTest, RefusesAUserWhoIsActive) {
+  Registry registry;
+  ASSERT_TRUE(registry.Login(Params("luke", Loopback(1), 1), kT0).ok());
+  absl::StatusOr<uint64_t> second =
+      registry.Login(Params("luke", Loopback(1), 2), At(absl::Seconds(1)));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(RegistryLoginTest, RefusesTheSameNonceFromAnotherEndpoint) {
+  Registry registry;
+  ASSERT_TRUE(registry.Login(Params("luke", Loopback(1), 1), kT0).ok());
+  absl::StatusOr<uint64_t> second =
+      registry.Login(Params("luke", Loopback(2), 1), kT0);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(RegistryLoginTest, RetransmissionReturnsTheSameSession) {
+  Registry registry;
+  const uint64_t id =
+      registry.Login(Params("luke", Loopback(1), 7), kT0).value();
+  absl::StatusOr<uint64_t> again =
+      registry.Login(Params("luke", Loopback(1), 7), At(absl::Seconds(1)));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, id);
+  EXPECT_EQ(registry.session_count(), 1u);
+}
+
+TEST(RegistryLoginTest, RetransmissionExtendsTheDeadline) {
+  Registry registry;
+  const uint64_t id =
+      registry.Login(Params("luke", Loopback(1), 7), kT0).value();
+  ASSERT_TRUE(
+      registry.Login(Params("luke", Loopback(1), 7), At(absl::Seconds(2)))
+          .ok());
+  EXPECT_EQ(registry.ExpireIfDue(id, At(absl::Seconds(4))),
+            At(absl::Seconds(5)));
+}
+
+TEST(RegistryLoginTest, SucceedsAgainAfterLogout) {
+  Registry registry;
+  const uint64_t first = LogIn(registry, "luke");
+  ASSERT_TRUE(registry.Logout(first).ok());
+  absl::StatusOr<uint64_t> second =
+      registry.Login(Params("luke", Loopback(1), 2), kT0);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(*second, first);
+}
+
+TEST(RegistryLoginTest, SucceedsAgainExactlyAtTheDeadlineWithoutExpireIfDue) {
+  Registry registry;
+  const uint64_t first = LogIn(registry, "luke");
+  absl::StatusOr<uint64_t> second =
+      registry.Login(Params("luke", Loopback(1), 2), kT0 + kTimeout);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(*second, first);
+  EXPECT_EQ(registry.session_count(), 1u);  // the expired one is gone
+}
+
+TEST(RegistryLoginTest, StillRefusedJustBeforeTheDeadline) {
+  Registry registry;
+  LogIn(registry, "luke");
+  absl::StatusOr<uint64_t> second = registry.Login(
+      Params("luke", Loopback(1), 2), kT0 + kTimeout - absl::Nanoseconds(1));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(RegistryLoginTest, OldIdIsDeadAfterReLoginFollowingExpiry) {
+  Registry registry;
+  const uint64_t first = LogIn(registry, "luke");
+  const absl::Time later = At(absl::Seconds(10));
+  const uint64_t second = LogIn(registry, "luke", later);
+  EXPECT_FALSE(registry.WithSession(first, later, [](Session&) {}));
+  EXPECT_EQ(registry.ExpireIfDue(first, later), std::nullopt);
+  EXPECT_TRUE(registry.IsActive("luke", later));
+  EXPECT_TRUE(registry.WithSession(second, later, [](Session&) {}));
+}
+
+TEST(RegistryLoginTest, ExpiringTheOldIdLaterLeavesTheNewSessionAlone) {
+  Registry registry;
+  const uint64_t first = LogIn(registry, "luke");
+  const absl::Time later = At(absl::Seconds(10));
+  LogIn(registry, "luke", later);
+  EXPECT_EQ(registry.Heartbeat(first, Loopback(1), later).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.Logout(first).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(registry.IsActive("luke", later));
+}
+
+// ---- Heartbeat ------------------------------------------------------------
+
+TEST(RegistryHeartbeatTest, ExtendsTheDeadline) {
+  Registry registry;
+  const uint64_t id = registry.Login(Params("luke", Loopback(1)), kT0).value();
+  ASSERT_TRUE(registry.Heartbeat(id, Loopback(1), At(absl::Seconds(2))).ok());
+  EXPECT_TRUE(registry.IsActive("luke", At(absl::Milliseconds(4999))));
+  EXPECT_FALSE(registry.IsActive("luke", At(absl::Seconds(5))));
+}
+
+TEST(RegistryHeartbeatTest, UnknownSessionIsNotFound) {
+  Registry registry;
+  EXPECT_EQ(registry.Heartbeat(12345, Loopback(1), kT0).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(RegistryHeartbeatTest, AtTheDeadlineIsNotFoundAndEndsTheSession) {
+  Registry registry;
+  const uint64_t id = registry.Login(Params("luke", Loopback(1)), kT0).value();
+  EXPECT_EQ(registry.Heartbeat(id, Loopback(1), kT0 + kTimeout).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.session_count(), 0u);
+}
+
+TEST(RegistryHeartbeatTest, FromAnotherEndpointIsPermissionDenied) {
+  Registry registry;
+  const uint64_t id = registry.Login(Params("luke", Loopback(1)), kT0).value();
+  EXPECT_EQ(registry.Heartbeat(id, Loopback(2), At(absl::Seconds(2))).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(RegistryHeartbeatTest, FromAnotherEndpointDoesNotExtend) {
+  Registry registry;
+  const uint64_t id = registry.Login(Params("luke", Loopback(1)), kT0).value();
+  (void)registry.Heartbeat(id, V4(10, 0, 0, 1, 1), At(absl::Seconds(2)));
+  EXPECT_FALSE(registry.IsActive("luke", kT0 + kTimeout));
+}
+
+// ---- Logout ---------------------------------------------------------------
+
+TEST(RegistryLogoutTest, EndsTheSessionAtOnce) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  ASSERT_TRUE(registry.Logout(id).ok());
+  EXPECT_FALSE(registry.IsActive("luke", kT0));
+  EXPECT_FALSE(registry.WithSession(id, kT0, [](Session&) {}));
+  EXPECT_EQ(registry.session_count(), 0u);
+}
+
+TEST(RegistryLogoutTest, UnknownSessionIsNotFound) {
+  Registry registry;
+  EXPECT_EQ(registry.Logout(42).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RegistryLogoutTest, SecondLogoutIsNotFound) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  ASSERT_TRUE(registry.Logout(id).ok());
+  EXPECT_EQ(registry.Logout(id).code(), absl::StatusCode::kNotFound);
+}
+
+// ---- WithSession ----------------------------------------------------------
+
+TEST(RegistryWithSessionTest, ChangesToTheSessionPersist) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  ASSERT_TRUE(registry.WithSession(id, kT0, [](Session& session) {
+    session.reply_cache[0] = {
+        .request_id = 77, .type = 3, .code = 0, .used = true};
+  }));
+  uint32_t request_id = 0;
+  registry.WithSession(id, kT0, [&](Session& session) {
+    request_id = session.reply_cache[0].request_id;
+  });
+  EXPECT_EQ(request_id, 77u);
+}
+
+TEST(RegistryWithSessionTest, IsFalseForAnUnknownSession) {
+  Registry registry;
+  bool called = false;
+  EXPECT_FALSE(registry.WithSession(9, kT0, [&](Session&) { called = true; }));
+  EXPECT_FALSE(called);
+}
+
+TEST(RegistryWithSessionTest, IsFalseAtTheDeadline) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  bool called = false;
+  EXPECT_FALSE(registry.WithSession(id, kT0 + kTimeout,
+                                    [&](Session&) { called = true; }));
+  EXPECT_FALSE(called);
+}
+
+// ---- ExpireIfDue ----------------------------------------------------------
+
+TEST(RegistryExpireIfDueTest, ReturnsTheDeadlineOfALiveSession) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  EXPECT_EQ(registry.ExpireIfDue(id, At(absl::Seconds(1))), kT0 + kTimeout);
+  EXPECT_EQ(registry.session_count(), 1u);
+}
+
+TEST(RegistryExpireIfDueTest, ReturnsTheDeadlineAHeartbeatMoved) {
+  Registry registry;
+  const uint64_t id = registry.Login(Params("luke", Loopback(1)), kT0).value();
+  ASSERT_TRUE(registry.Heartbeat(id, Loopback(1), At(absl::Seconds(2))).ok());
+  EXPECT_EQ(registry.ExpireIfDue(id, kT0 + kTimeout), At(absl::Seconds(5)));
+}
+
+TEST(RegistryExpireIfDueTest, RemovesASessionExactlyAtItsDeadline) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  EXPECT_EQ(registry.ExpireIfDue(id, kT0 + kTimeout), std::nullopt);
+  EXPECT_EQ(registry.session_count(), 0u);
+  EXPECT_FALSE(registry.IsActive("luke", kT0));  // gone even for an old now
+}
+
+TEST(RegistryExpireIfDueTest, UnknownSessionIsNullopt) {
+  Registry registry;
+  EXPECT_EQ(registry.ExpireIfDue(5, kT0), std::nullopt);
+}
+
+// ---- ActiveUsers, IsActive, session_count -----------------------------------
+
+TEST(RegistryActiveUsersTest, ListsOthersSortedWithoutTheCaller) {
+  Registry registry;
+  for (const char* user : {"yoda", "han", "luke", "chewie"}) {
+    LogIn(registry, user);
+  }
+  EXPECT_THAT(registry.ActiveUsers("luke", kT0),
+              ElementsAre("chewie", "han", "yoda"));
+}
+
+TEST(RegistryActiveUsersTest, OmitsSessionsPastTheirDeadline) {
+  Registry registry;
+  LogIn(registry, "han");
+  LogIn(registry, "leia", At(absl::Seconds(2)));
+  EXPECT_THAT(registry.ActiveUsers("", kT0 + kTimeout), ElementsAre("leia"));
+}
+
+TEST(RegistryActiveUsersTest, OmitsLoggedOutUsers) {
+  Registry registry;
+  const uint64_t han = LogIn(registry, "han");
+  LogIn(registry, "leia");
+  ASSERT_TRUE(registry.Logout(han).ok());
+  EXPECT_THAT(registry.ActiveUsers("", kT0), ElementsAre("leia"));
+}
+
+TEST(RegistryActiveUsersTest, IsEmptyWhenOnlyTheCallerIsOnline) {
+  Registry registry;
+  LogIn(registry, "luke");
+  EXPECT_THAT(registry.ActiveUsers("luke", kT0), IsEmpty());
+}
+
+TEST(RegistryIsActiveTest, FollowsTheSessionLifetime) {
+  Registry registry;
+  EXPECT_FALSE(registry.IsActive("luke", kT0));
+  LogIn(registry, "luke");
+  EXPECT_TRUE(registry.IsActive("luke", kT0 + kTimeout - absl::Nanoseconds(1)));
+  EXPECT_FALSE(registry.IsActive("luke", kT0 + kTimeout));
+}
+
+TEST(RegistrySessionCountTest, CountsSessions) {
+  Registry registry;
+  LogIn(registry, "a");
+  const uint64_t b = LogIn(registry, "b");
+  LogIn(registry, "c");
+  ASSERT_TRUE(registry.Logout(b).ok());
+  EXPECT_EQ(registry.session_count(), 2u);
+}
+
+TEST(RegistryOptionsTest, HonoursTheSessionTimeout) {
+  Registry registry(Registry::Options{.shard_count = 4,
+                                      .session_timeout = absl::Seconds(10)});
+  LogIn(registry, "luke");
+  EXPECT_TRUE(registry.IsActive("luke", At(absl::Seconds(9))));
+  EXPECT_FALSE(registry.IsActive("luke", At(absl::Seconds(10))));
+}
+
+TEST(RegistryOptionsTest, AnyShardCountWorks) {
+  for (size_t shards :
+       {size_t{0}, size_t{1}, size_t{3}, size_t{1000}, size_t{1} << 20}) {
+    Registry registry(Registry::Options{.shard_count = shards});
+    LogIn(registry, "luke");
+    LogIn(registry, "leia");
+    registry.Publish("leia", "plans.pdf", Meta(1));
+    EXPECT_THAT(registry.ActiveUsers("luke", kT0), ElementsAre("leia"))
+        << shards;
+    EXPECT_THAT(registry.Search("plans", "luke", kT0), ElementsAre("plans.pdf"))
+        << shards;
+  }
+}
+
+// ---- Publish, Unpublish, PublishedBy ----------------------------------------
+
+TEST(RegistryPublishTest, ReturnsTrueForANewPublication) {
+  Registry registry;
+  EXPECT_TRUE(registry.Publish("leia", "plans.pdf", Meta(10)));
+}
+
+TEST(RegistryPublishTest, RepeatWithTheSameMetaReturnsFalse) {
+  Registry registry;
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  EXPECT_FALSE(registry.Publish("leia", "plans.pdf", Meta(10)));
+  EXPECT_EQ(registry.publication_count(), 1u);
+}
+
+TEST(RegistryPublishTest, RepeatWithNewMetaReturnsTrueAndKeepsTheNewMeta) {
+  Registry registry;
+  registry.Publish("leia", "plans.pdf", Meta(10, 1));
+  EXPECT_TRUE(registry.Publish("leia", "plans.pdf", Meta(12, 2)));
+  std::vector<FileMeta> metas;
+  registry.ForEachPublication(
+      [&](absl::string_view, absl::string_view, const FileMeta& meta) {
+        metas.push_back(meta);
+      });
+  EXPECT_THAT(metas, ElementsAre(Meta(12, 2)));
+}
+
+TEST(RegistryPublishTest, SameNameByTwoUsersIsTwoPublications) {
+  Registry registry;
+  EXPECT_TRUE(registry.Publish("leia", "plans.pdf", Meta(10)));
+  EXPECT_TRUE(registry.Publish("han", "plans.pdf", Meta(10)));
+  EXPECT_EQ(registry.publication_count(), 2u);
+}
+
+TEST(RegistryUnpublishTest, RemovesThePublication) {
+  Registry registry;
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  registry.Publish("leia", "map.png", Meta(10));
+  ASSERT_TRUE(registry.Unpublish("leia", "plans.pdf").ok());
+  EXPECT_THAT(registry.PublishedBy("leia"), ElementsAre("map.png"));
+  EXPECT_EQ(registry.publication_count(), 1u);
+}
+
+TEST(RegistryUnpublishTest, NameNotPublishedIsNotFound) {
+  Registry registry;
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  EXPECT_EQ(registry.Unpublish("leia", "other.pdf").code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(RegistryUnpublishTest, AnotherUsersPublicationIsNotFound) {
+  Registry registry;
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  EXPECT_EQ(registry.Unpublish("han", "plans.pdf").code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(registry.PublishedBy("leia"), ElementsAre("plans.pdf"));
+}
+
+TEST(RegistryUnpublishTest, SecondUnpublishIsNotFound) {
+  Registry registry;
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  ASSERT_TRUE(registry.Unpublish("leia", "plans.pdf").ok());
+  EXPECT_EQ(registry.Unpublish("leia", "plans.pdf").code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(RegistryPublishedByTest, IsSortedAndNeedsNoSession) {
+  Registry registry;
+  registry.Publish("leia", "b.txt", Meta(1));
+  registry.Publish("leia", "a.txt", Meta(1));
+  registry.Publish("leia", "c.txt", Meta(1));
+  registry.Publish("han", "z.txt", Meta(1));
+  EXPECT_THAT(registry.PublishedBy("leia"),
+              ElementsAre("a.txt", "b.txt", "c.txt"));
+  EXPECT_THAT(registry.PublishedBy("nobody"), IsEmpty());
+}
+
+TEST(RegistryPublishTest, PublicationsOutliveSessions) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "leia");
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  ASSERT_TRUE(registry.Logout(id).ok());
+  EXPECT_THAT(registry.PublishedBy("leia"), ElementsAre("plans.pdf"));
+  LogIn(registry, "leia", At(absl::Seconds(1)));
+  LogIn(registry, "luke", At(absl::Seconds(1)));
+  EXPECT_THAT(registry.Search("", "luke", At(absl::Seconds(1))),
+              ElementsAre("plans.pdf"));
+}
+
+TEST(RegistryForEachPublicationTest, VisitsEveryPublicationOnce) {
+  Registry registry;
+  registry.Publish("leia", "a", Meta(1));
+  registry.Publish("leia", "b", Meta(2));
+  registry.Publish("han", "a", Meta(3));
+  std::vector<std::string> seen;
+  registry.ForEachPublication([&](absl::string_view user,
+                                  absl::string_view name,
+                                  const FileMeta& meta) {
+    seen.push_back(absl::StrCat(user, "/", name, "/", meta.size));
+  });
+  EXPECT_THAT(seen, UnorderedElementsAre("leia/a/1", "leia/b/2", "han/a/3"));
+}
+
+// ---- Search ---------------------------------------------------------------
+
+// A registry where luke asks, and others publish.
+class RegistrySearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override { LogIn(registry_, "luke"); }
+  Registry registry_;
+};
+
+TEST_F(RegistrySearchTest, FindsNamesContainingThePattern) {
+  LogIn(registry_, "leia");
+  registry_.Publish("leia", "deathstar-plans.pdf", Meta(1));
+  registry_.Publish("leia", "starmap.png", Meta(1));
+  registry_.Publish("leia", "notes.txt", Meta(1));
+  EXPECT_THAT(registry_.Search("star", "luke", kT0),
+              ElementsAre("deathstar-plans.pdf", "starmap.png"));
+}
+
+TEST_F(RegistrySearchTest, IsCaseSensitive) {
+  LogIn(registry_, "leia");
+  registry_.Publish("leia", "Plans.pdf", Meta(1));
+  EXPECT_THAT(registry_.Search("plans", "luke", kT0), IsEmpty());
+  EXPECT_THAT(registry_.Search("Plans", "luke", kT0), ElementsAre("Plans.pdf"));
+}
+
+TEST_F(RegistrySearchTest, EmptyPatternMatchesEveryName) {
+  LogIn(registry_, "leia");
+  registry_.Publish("leia", "b", Meta(1));
+  registry_.Publish("leia", "a", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0), ElementsAre("a", "b"));
+}
+
+TEST_F(RegistrySearchTest, ListsANamePublishedByManyOnce) {
+  LogIn(registry_, "leia");
+  LogIn(registry_, "han");
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  registry_.Publish("han", "plans.pdf", Meta(1));
+  EXPECT_THAT(registry_.Search("plans", "luke", kT0), ElementsAre("plans.pdf"));
+}
+
+TEST_F(RegistrySearchTest, ResultIsSorted) {
+  LogIn(registry_, "leia");
+  LogIn(registry_, "han");
+  for (const char* name : {"m", "c", "x", "a", "q"}) {
+    registry_.Publish("leia", name, Meta(1));
+  }
+  registry_.Publish("han", "b", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0),
+              ElementsAre("a", "b", "c", "m", "q", "x"));
+}
+
+TEST_F(RegistrySearchTest, OmitsNamesOfUsersWhoNeverLoggedIn) {
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0), IsEmpty());
+}
+
+TEST_F(RegistrySearchTest, OmitsNamesOfUsersWhoLoggedOut) {
+  const uint64_t leia = LogIn(registry_, "leia");
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  ASSERT_TRUE(registry_.Logout(leia).ok());
+  EXPECT_THAT(registry_.Search("", "luke", kT0), IsEmpty());
+}
+
+TEST_F(RegistrySearchTest, OmitsNamesOfUsersPastTheirDeadline) {
+  LogIn(registry_, "leia");
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0 + kTimeout), IsEmpty());
+}
+
+TEST_F(RegistrySearchTest, OmitsTheCallersOwnNames) {
+  registry_.Publish("luke", "lightsaber.txt", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0), IsEmpty());
+}
+
+TEST_F(RegistrySearchTest, OmitsANameTheCallerPublishesEvenIfOthersDoToo) {
+  LogIn(registry_, "leia");
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  registry_.Publish("leia", "other.pdf", Meta(1));
+  registry_.Publish("luke", "plans.pdf", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0), ElementsAre("other.pdf"));
+}
+
+TEST_F(RegistrySearchTest, KeepsANameWhileOneOfItsPublishersIsActive) {
+  LogIn(registry_, "leia");
+  registry_.Publish("han", "plans.pdf", Meta(1));  // han is offline
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  EXPECT_THAT(registry_.Search("", "luke", kT0), ElementsAre("plans.pdf"));
+}
+
+TEST_F(RegistrySearchTest, OmitsUnpublishedNames) {
+  LogIn(registry_, "leia");
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  ASSERT_TRUE(registry_.Unpublish("leia", "plans.pdf").ok());
+  EXPECT_THAT(registry_.Search("", "luke", kT0), IsEmpty());
+}
+
+TEST_F(RegistrySearchTest, NameStaysWhileAnotherUserStillPublishesIt) {
+  LogIn(registry_, "leia");
+  LogIn(registry_, "han");
+  registry_.Publish("leia", "plans.pdf", Meta(1));
+  registry_.Publish("han", "plans.pdf", Meta(1));
+  ASSERT_TRUE(registry_.Unpublish("leia", "plans.pdf").ok());
+  EXPECT_THAT(registry_.Search("", "luke", kT0), ElementsAre("plans.pdf"));
+}
+
+// ---- Locate ---------------------------------------------------------------
+
+TEST(RegistryLocateTest, ReturnsTheHoldersFileServerAndMeta) {
+  Registry registry;
+  ASSERT_TRUE(
+      registry.Login(Params("leia", V4(10, 0, 0, 7, 40000), 1, 8080), kT0)
+          .ok());
+  registry.Publish("leia", "plans.pdf", Meta(1234, 5));
+  std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->user, "leia");
+  EXPECT_EQ(holder->file_server, V4(10, 0, 0, 7, 8080));
+  EXPECT_EQ(holder->meta, Meta(1234, 5));
+}
+
+TEST(RegistryLocateTest, KeepsTheFamilyAndAddressOfAnIpv6Holder) {
+  Registry registry;
+  Endpoint control;
+  control.family = 6;
+  control.ip = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};  // ::1
+  control.port = 40000;
+  ASSERT_TRUE(registry.Login(Params("leia", control, 1, 8080), kT0).ok());
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+  ASSERT_TRUE(holder.has_value());
+  Endpoint expected = control;
+  expected.port = 8080;
+  EXPECT_EQ(holder->file_server, expected);
+}
+
+TEST(RegistryLocateTest, UnknownNameIsNullopt) {
+  Registry registry;
+  EXPECT_EQ(registry.Locate("nothing", "luke", kT0), std::nullopt);
+}
+
+TEST(RegistryLocateTest, MatchesTheWholeNameOnly) {
+  Registry registry;
+  LogIn(registry, "leia");
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  EXPECT_EQ(registry.Locate("plans", "luke", kT0), std::nullopt);
+}
+
+TEST(RegistryLocateTest, NeverReturnsTheCaller) {
+  Registry registry;
+  LogIn(registry, "luke");
+  registry.Publish("luke", "plans.pdf", Meta(1));
+  EXPECT_EQ(registry.Locate("plans.pdf", "luke", kT0), std::nullopt);
+}
+
+TEST(RegistryLocateTest, FindsAnotherHolderWhenTheCallerAlsoPublishes) {
+  Registry registry;
+  LogIn(registry, "luke");
+  LogIn(registry, "leia");
+  registry.Publish("luke", "plans.pdf", Meta(1));
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->user, "leia");
+}
+
+TEST(RegistryLocateTest, SkipsInactivePublishers) {
+  Registry registry;
+  LogIn(registry, "leia");
+  registry.Publish("han", "plans.pdf", Meta(1));  // han is offline
+  registry.Publish("leia", "plans.pdf", Meta(2));
+  for (int i = 0; i < 20; ++i) {
+    std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+    ASSERT_TRUE(holder.has_value());
+    EXPECT_EQ(holder->user, "leia");
+  }
+}
+
+TEST(RegistryLocateTest, IsNulloptOnceTheOnlyHolderPassedItsDeadline) {
+  Registry registry;
+  LogIn(registry, "leia");
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  EXPECT_EQ(registry.Locate("plans.pdf", "luke", kT0 + kTimeout), std::nullopt);
+}
+
+TEST(RegistryLocateTest, ReturnsTheMetaOfTheChosenHolder) {
+  Registry registry;
+  LogIn(registry, "leia");
+  LogIn(registry, "han");
+  registry.Publish("leia", "plans.pdf", Meta(100, 1));
+  registry.Publish("han", "plans.pdf", Meta(200, 2));
+  for (int i = 0; i < 20; ++i) {
+    std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+    ASSERT_TRUE(holder.has_value());
+    EXPECT_EQ(holder->meta,
+              holder->user == "leia" ? Meta(100, 1) : Meta(200, 2));
+  }
+}
+
+// Chance of a false failure: 3 * (2/3)^300, about 1e-52.
+TEST(RegistryLocateTest, SpreadsRequestsOverTheActiveHolders) {
+  Registry registry;
+  for (const char* user : {"leia", "han", "chewie"}) {
+    LogIn(registry, user);
+    registry.Publish(user, "plans.pdf", Meta(1));
+  }
+  absl::flat_hash_set<std::string> chosen;
+  for (int i = 0; i < 300; ++i) {
+    std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+    ASSERT_TRUE(holder.has_value());
+    chosen.insert(holder->user);
+  }
+  EXPECT_THAT(chosen, UnorderedElementsAre("leia", "han", "chewie"));
+}
+
+// ---- Concurrency (run under TSan) -------------------------------------------
+
+TEST(RegistryConcurrencyTest, ConcurrentLoginsForOneUserAdmitExactlyOne) {
+  Registry registry;
+  constexpr int kThreads = 4;
+  constexpr int kUsers = 200;
+  std::vector<std::atomic<int>> admitted(kUsers);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int u = 0; u < kUsers; ++u) {
+        absl::StatusOr<uint64_t> id =
+            registry.Login(Params(absl::StrCat("user", u), Loopback(1000 + t),
+                                  static_cast<uint8_t>(t)),
+                           kT0);
+        if (id.ok()) {
+          admitted[u]++;
+        } else {
+          EXPECT_EQ(id.status().code(), absl::StatusCode::kAlreadyExists);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int u = 0; u < kUsers; ++u) EXPECT_EQ(admitted[u].load(), 1) << u;
+  EXPECT_EQ(registry.session_count(), static_cast<size_t>(kUsers));
+}
+
+// Publish and Unpublish calls racing on the same few (user, name) pairs:
+// afterwards search and locate must agree with the publications that
+// remain, however the calls interleaved.
+TEST(RegistryConcurrencyTest, RacingPublishAndUnpublishLeaveSearchConsistent) {
+  Registry registry;
+  LogIn(registry, "leia");
+  constexpr int kNames = 4;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const std::string name = absl::StrCat("file", (i / 2 + t) % kNames);
+        if ((i + t) % 2 == 0) {
+          registry.Publish("leia", name, Meta(1));
+        } else {
+          (void)registry.Unpublish("leia", name);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const std::vector<std::string> published = registry.PublishedBy("leia");
+  EXPECT_EQ(registry.Search("", "luke", kT0), published);
+  for (int n = 0; n < kNames; ++n) {
+    const std::string name = absl::StrCat("file", n);
+    const bool listed =
+        std::find(published.begin(), published.end(), name) != published.end();
+    EXPECT_EQ(registry.Locate(name, "luke", kT0).has_value(), listed) << name;
+  }
+  EXPECT_EQ(registry.publication_count(), published.size());
+}
+
+// Several workers, each its own user, log in, heartbeat, publish shared and
+// own names, search, locate, unpublish and log out, with checks of what
+// each can know for sure along the way.
+TEST(RegistryConcurrencyTest, MixedWorkloadKeepsEveryRule) {
+  Registry registry(Registry::Options{.shard_count = 8});
+  constexpr int kWorkers = 4;
+  constexpr int kIterations = 1500;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWorkers; ++w) {
+    threads.emplace_back([&, w] {
+      const std::string me = absl::StrCat("worker", w);
+      const Endpoint control = Loopback(static_cast<uint16_t>(3000 + w));
+      absl::flat_hash_set<std::string> mine;
+      uint64_t id = 0;
+      for (int i = 0; i < kIterations; ++i) {
+        const absl::Time now = At(absl::Milliseconds(i));
+        if (id == 0) {
+          absl::StatusOr<uint64_t> login = registry.Login(
+              Params(me, control, static_cast<uint8_t>(i), 9000), now);
+          ASSERT_TRUE(login.ok()) << login.status();
+          id = *login;
+        }
+        ASSERT_TRUE(registry.Heartbeat(id, control, now).ok());
+        const std::string shared = absl::StrCat("shared", i % 7);
+        const std::string own = absl::StrCat(me, "-", i % 5);
+        switch (i % 6) {
+          case 0:
+            registry.Publish(me, shared, Meta(i % 3));
+            mine.insert(shared);
+            break;
+          case 1:
+            registry.Publish(me, own, Meta(1));
+            mine.insert(own);
+            break;
+          case 2:
+            if (registry.Unpublish(me, shared).ok()) mine.erase(shared);
+            EXPECT_FALSE(mine.contains(shared));
+            break;
+          case 3:
+            for (const std::string& name : registry.Search("", me, now)) {
+              EXPECT_FALSE(mine.contains(name)) << me << " found " << name;
+            }
+            break;
+          case 4:
+            if (std::optional<Holder> holder =
+                    registry.Locate(shared, me, now)) {
+              EXPECT_NE(holder->user, me);
+              EXPECT_EQ(holder->file_server.port, 9000);
+            }
+            break;
+          case 5:
+            EXPECT_TRUE(registry.IsActive(me, now));
+            if (i % 30 == 5) {
+              ASSERT_TRUE(registry.Logout(id).ok());
+              id = 0;
+            }
+            break;
+        }
+      }
+      std::vector<std::string> expected(mine.begin(), mine.end());
+      std::sort(expected.begin(), expected.end());
+      EXPECT_EQ(registry.PublishedBy(me), expected) << me;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  size_t total = 0;
+  for (int w = 0; w < kWorkers; ++w) {
+    total += registry.PublishedBy(absl::StrCat("worker", w)).size();
+  }
+  EXPECT_EQ(registry.publication_count(), total);
+}
+
+}  // namespace
+}  // namespace pcfs
