@@ -1,1 +1,393 @@
-// Placeholder: implemented in a later commit.
+#include "peerctl/downloader.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "core/clock.h"
+#include "core/names.h"
+#include "peerctl/http.h"
+
+namespace pcfs {
+namespace {
+
+constexpr size_t kBufferBytes = 1 << 20;
+constexpr int kTempNameAttempts = 64;
+
+// Waits until `fd` is ready for `events` (POLLIN or POLLOUT).
+absl::Status WaitFor(int fd, short events, absl::Duration timeout,
+                     absl::string_view what) {
+  const absl::Time deadline = MonotonicNow() + timeout;
+  for (;;) {
+    const absl::Duration left =
+        std::max(deadline - MonotonicNow(), absl::ZeroDuration());
+    pollfd entry{fd, events, 0};
+    int ready = ::poll(&entry, 1,
+                       static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (ready > 0) return absl::OkStatus();
+    if (ready < 0 && errno != EINTR) return ErrnoStatus("poll", errno);
+    if (ready == 0 && MonotonicNow() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the holder kept silent for ",
+                       absl::FormatDuration(timeout), " while ", what));
+    }
+  }
+}
+
+absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
+                                 absl::Duration timeout) {
+  UniqueFd socket(
+      ::socket(holder.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!socket) return ErrnoStatus("socket", errno);
+  if (::connect(socket.get(), holder.get(), holder.length) == 0) {
+    return socket;
+  }
+  if (errno != EINPROGRESS) {
+    return ErrnoStatus(absl::StrCat("connect to ", holder.ToString()), errno);
+  }
+  absl::Status ready = WaitFor(socket.get(), POLLOUT, timeout, "connecting");
+  if (!ready.ok()) return ready;
+  int err = 0;
+  socklen_t length = sizeof(err);
+  if (::getsockopt(socket.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
+    return ErrnoStatus("getsockopt(SO_ERROR)", errno);
+  }
+  if (err != 0) {
+    return ErrnoStatus(absl::StrCat("connect to ", holder.ToString()), err);
+  }
+  return socket;
+}
+
+absl::Status SendAll(int fd, absl::string_view data, absl::Duration timeout) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+    } else if (errno == EAGAIN) {
+      absl::Status ready = WaitFor(fd, POLLOUT, timeout, "sending");
+      if (!ready.ok()) return ready;
+    } else if (errno != EINTR) {
+      return ErrnoStatus("send", errno);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Receives up to `size` bytes; 0 means the holder closed the connection.
+absl::StatusOr<size_t> Receive(int fd, char* data, size_t size,
+                               absl::Duration timeout, absl::string_view what) {
+  for (;;) {
+    ssize_t n = ::recv(fd, data, size, 0);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EAGAIN) {
+      absl::Status ready = WaitFor(fd, POLLIN, timeout, what);
+      if (!ready.ok()) return ready;
+    } else if (errno != EINTR) {
+      return ErrnoStatus("recv", errno);
+    }
+  }
+}
+
+absl::Status WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("write", errno);
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// The response head, read into `buffer`; `*body_start..*filled` of the
+// buffer holds the first body bytes that came with it.
+absl::StatusOr<http::Response> ReadResponseHead(int fd,
+                                                std::vector<char>& buffer,
+                                                size_t* body_start,
+                                                size_t* filled,
+                                                absl::Duration timeout) {
+  *filled = 0;
+  for (;;) {
+    absl::StatusOr<size_t> n =
+        Receive(fd, buffer.data() + *filled, http::kMaxHeadBytes - *filled,
+                timeout, "waiting for the response");
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      return absl::UnavailableError(
+          "the holder closed the connection without answering");
+    }
+    *filled += *n;
+    const absl::string_view received(buffer.data(), *filled);
+    *body_start = http::FindHeadEnd(received);
+    if (*body_start > 0) {
+      return http::ParseResponseHead(received.substr(0, *body_start));
+    }
+    if (*filled == http::kMaxHeadBytes) {
+      return absl::InvalidArgumentError(
+          "the holder's response head is longer than 8 KiB");
+    }
+  }
+}
+
+// The file being received: unnamed (O_TMPFILE) or, where the file system
+// lacks O_TMPFILE, a hidden temporary name that the destructor removes
+// unless LinkAs() gave the file its real name.
+class TempFile {
+ public:
+  explicit TempFile(int dir_fd) : dir_fd_(dir_fd) {}
+  ~TempFile() {
+    if (!temp_name_.empty() && !linked_) {
+      ::unlinkat(dir_fd_, temp_name_.c_str(), 0);
+    }
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  absl::Status Open(absl::string_view name);
+  int fd() const { return fd_.get(); }
+  // Gives the file `name` in the folder, never replacing a file there.
+  absl::Status LinkAs(absl::string_view name);
+
+ private:
+  absl::Status OpenNamed(absl::string_view name);
+  absl::Status LinkUnnamed(const std::string& name);
+  absl::Status RenameNamed(const std::string& name);
+
+  const int dir_fd_;
+  UniqueFd fd_;
+  std::string temp_name_;  // empty for an O_TMPFILE file
+  bool linked_ = false;
+};
+
+absl::Status TempFile::Open(absl::string_view name) {
+  fd_.Reset(::openat(dir_fd_, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0666));
+  if (fd_) return absl::OkStatus();
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    return ErrnoStatus("openat(O_TMPFILE)", errno);
+  }
+  return OpenNamed(name);
+}
+
+absl::Status TempFile::OpenNamed(absl::string_view name) {
+  // ".NAME.part.XXXXXX" must fit in 255 bytes: shorten NAME if need be.
+  constexpr absl::string_view kSuffix = ".part.";
+  const size_t keep =
+      std::min<size_t>(name.size(), kMaxFileNameBytes - 1 - kSuffix.size() - 6);
+  constexpr absl::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  absl::BitGen random;
+  for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
+    std::string candidate = absl::StrCat(".", name.substr(0, keep), kSuffix);
+    for (int i = 0; i < 6; ++i) {
+      candidate +=
+          kAlphabet[absl::Uniform<size_t>(random, 0, kAlphabet.size())];
+    }
+    fd_.Reset(::openat(dir_fd_, candidate.c_str(),
+                       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0666));
+    if (fd_) {
+      temp_name_ = std::move(candidate);
+      return absl::OkStatus();
+    }
+    if (errno != EEXIST) return ErrnoStatus("openat(temporary file)", errno);
+  }
+  return absl::AlreadyExistsError("no free temporary file name");
+}
+
+absl::Status TempFile::LinkAs(absl::string_view name) {
+  const std::string target(name);
+  absl::Status status =
+      temp_name_.empty() ? LinkUnnamed(target) : RenameNamed(target);
+  if (status.ok()) linked_ = true;
+  return status;
+}
+
+absl::Status LinkError(absl::string_view call, absl::string_view name,
+                       int err) {
+  if (err == EEXIST) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(name, " appeared in the folder during the download"));
+  }
+  return ErrnoStatus(call, err);
+}
+
+absl::Status TempFile::LinkUnnamed(const std::string& name) {
+  const std::string proc_path = absl::StrCat("/proc/self/fd/", fd_.get());
+  if (::linkat(AT_FDCWD, proc_path.c_str(), dir_fd_, name.c_str(),
+               AT_SYMLINK_FOLLOW) == 0) {
+    return absl::OkStatus();
+  }
+  if (errno != ENOENT) return LinkError("linkat", name, errno);
+  // No /proc: AT_EMPTY_PATH works where the process may use it.
+  if (::linkat(fd_.get(), "", dir_fd_, name.c_str(), AT_EMPTY_PATH) == 0) {
+    return absl::OkStatus();
+  }
+  return LinkError("linkat(AT_EMPTY_PATH)", name, errno);
+}
+
+absl::Status TempFile::RenameNamed(const std::string& name) {
+  if (::renameat2(dir_fd_, temp_name_.c_str(), dir_fd_, name.c_str(),
+                  RENAME_NOREPLACE) == 0) {
+    return absl::OkStatus();
+  }
+  if (errno != EINVAL) return LinkError("renameat2", name, errno);
+  // No RENAME_NOREPLACE on this file system: link (which never replaces),
+  // then drop the temporary name.
+  if (::linkat(dir_fd_, temp_name_.c_str(), dir_fd_, name.c_str(), 0) != 0) {
+    return LinkError("linkat", name, errno);
+  }
+  ::unlinkat(dir_fd_, temp_name_.c_str(), 0);
+  return absl::OkStatus();
+}
+
+// Reserves the space up front, so that a full disk fails at once. File
+// systems without fallocate simply skip it.
+absl::Status Preallocate(int fd, uint64_t size) {
+  if (size == 0) return absl::OkStatus();
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) == 0) {
+    return absl::OkStatus();
+  }
+  if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINTR) {
+    return absl::OkStatus();
+  }
+  return ErrnoStatus("fallocate", errno);
+}
+
+// Receives `length` body bytes into `file_fd`, the first `prefix` of them
+// already in hand, hashing them into `hasher`.
+absl::Status ReceiveBody(int socket_fd, int file_fd, std::vector<char>& buffer,
+                         absl::string_view prefix, uint64_t length,
+                         Sha256Hasher& hasher, absl::Duration timeout) {
+  prefix = prefix.substr(
+      0, static_cast<size_t>(std::min<uint64_t>(prefix.size(), length)));
+  hasher.Update(prefix.data(), prefix.size());
+  absl::Status status = WriteAll(file_fd, prefix.data(), prefix.size());
+  uint64_t received = prefix.size();
+  while (status.ok() && received < length) {
+    const size_t want = static_cast<size_t>(
+        std::min<uint64_t>(buffer.size(), length - received));
+    absl::StatusOr<size_t> n =
+        Receive(socket_fd, buffer.data(), want, timeout, "sending the file");
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      return absl::DataLossError(
+          absl::StrCat("the holder closed the connection after ", received,
+                       " of ", length, " bytes"));
+    }
+    hasher.Update(buffer.data(), *n);
+    status = WriteAll(file_fd, buffer.data(), *n);
+    received += *n;
+  }
+  return status;
+}
+
+absl::Status CheckRequest(const DownloadRequest& request) {
+  absl::Status valid = ValidateFileName(request.name);
+  if (!valid.ok()) return valid;
+  if (!request.ticket.empty() && !http::IsBearerToken(request.ticket)) {
+    return absl::InvalidArgumentError(
+        "the ticket cannot be sent as a Bearer token");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RefuseExisting(int dir_fd, const DownloadRequest& request) {
+  struct stat info {};
+  if (::fstatat(dir_fd, request.name.c_str(), &info, AT_SYMLINK_NOFOLLOW) ==
+      0) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        request.name, " already exists in ", request.destination_dir));
+  }
+  if (errno != ENOENT) return ErrnoStatus("fstatat", errno);
+  return absl::OkStatus();
+}
+
+// Asks for the file; returns its response with the body ahead.
+absl::StatusOr<uint64_t> RequestFile(int socket_fd,
+                                     const DownloadRequest& request,
+                                     std::vector<char>& buffer,
+                                     absl::string_view* prefix) {
+  absl::Status sent =
+      SendAll(socket_fd,
+              http::FormatRequestHead(request.name, request.holder.ToString(),
+                                      request.ticket),
+              request.timeout);
+  if (!sent.ok()) return sent;
+  size_t body_start = 0;
+  size_t filled = 0;
+  absl::StatusOr<http::Response> response = ReadResponseHead(
+      socket_fd, buffer, &body_start, &filled, request.timeout);
+  if (!response.ok()) return response.status();
+  if (response->status_code != http::kOk) {
+    return http::StatusFromHttpCode(response->status_code);
+  }
+  if (!response->content_length) {
+    return absl::InvalidArgumentError("the holder sent no Content-Length");
+  }
+  if (request.expected_size &&
+      *request.expected_size != *response->content_length) {
+    return absl::DataLossError(absl::StrCat(
+        "the holder offers ", *response->content_length,
+        " bytes; the file published has ", *request.expected_size));
+  }
+  *prefix = absl::string_view(buffer.data() + body_start, filled - body_start);
+  return *response->content_length;
+}
+
+}  // namespace
+
+absl::Status Download(const DownloadRequest& request) {
+  absl::Status status = CheckRequest(request);
+  if (!status.ok()) return status;
+  UniqueFd dir(::open(request.destination_dir.c_str(),
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    return ErrnoStatus(absl::StrCat("open ", request.destination_dir), errno);
+  }
+  status = RefuseExisting(dir.get(), request);
+  if (!status.ok()) return status;
+  absl::StatusOr<UniqueFd> socket = Connect(request.holder, request.timeout);
+  if (!socket.ok()) return socket.status();
+
+  std::vector<char> buffer(kBufferBytes);
+  absl::string_view prefix;
+  absl::StatusOr<uint64_t> length =
+      RequestFile(socket->get(), request, buffer, &prefix);
+  if (!length.ok()) return length.status();
+  // The prefix lives in `buffer`, which ReceiveBody reuses: copy it out.
+  const std::string first_bytes(prefix);
+
+  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
+  if (!hasher.ok()) return hasher.status();
+  TempFile file(dir.get());
+  status = file.Open(request.name);
+  if (status.ok()) status = Preallocate(file.fd(), *length);
+  if (status.ok()) {
+    status = ReceiveBody(socket->get(), file.fd(), buffer, first_bytes, *length,
+                         *hasher, request.timeout);
+  }
+  if (!status.ok()) return status;
+  const Sha256Digest digest = hasher->Finish();
+  if (request.expected_sha256 && digest != *request.expected_sha256) {
+    return absl::DataLossError(absl::StrCat(
+        "SHA-256 mismatch: expected ", Sha256ToHex(*request.expected_sha256),
+        ", received ", Sha256ToHex(digest)));
+  }
+  if (::fsync(file.fd()) != 0) return ErrnoStatus("fsync", errno);
+  status = file.LinkAs(request.name);
+  if (!status.ok()) return status;
+  if (::fsync(dir.get()) != 0) return ErrnoStatus("fsync(folder)", errno);
+  return absl::OkStatus();
+}
+
+}  // namespace pcfs

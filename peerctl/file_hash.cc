@@ -10,7 +10,10 @@
 #include <memory>
 #include <vector>
 
+#include "absl/base/config.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "core/mutex_lock.h"
 #include "core/names.h"
 
 namespace pcfs {
@@ -20,8 +23,8 @@ constexpr size_t kReadChunkBytes = 1 << 20;
 
 // openat2(2) has no glibc wrapper before 2.39.
 int OpenAt2(int dir_fd, const char* path, const open_how& how) {
-  return static_cast<int>(::syscall(SYS_openat2, dir_fd, path, &how,
-                                    sizeof(how)));
+  return static_cast<int>(
+      ::syscall(SYS_openat2, dir_fd, path, &how, sizeof(how)));
 }
 
 absl::Status OpenError(absl::string_view name, int err) {
@@ -119,8 +122,8 @@ absl::StatusOr<FileInfo> HashOpenFileSince(int fd, const struct stat& before) {
   std::vector<char> buffer(kReadChunkBytes);
   uint64_t offset = 0;
   for (;;) {
-    ssize_t n = ::pread(fd, buffer.data(), buffer.size(),
-                        static_cast<off_t>(offset));
+    ssize_t n =
+        ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus("pread", errno);
     if (n == 0) break;
@@ -209,7 +212,7 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd,
   if (!file.ok()) return file.status();
   const Key key = KeyOf(file->info);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = entries_.find(key);
     if (it != entries_.end()) return FileInfo{key.size, it->second};
     ++files_read_;
@@ -219,7 +222,7 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd,
   if (!info.ok() || capacity_ == 0) return info;
   // The fstat after hashing matched the one `key` comes from (else Aborted),
   // so `key` describes the contents hashed.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (entries_.size() >= capacity_ && !entries_.contains(key)) {
     entries_.erase(entries_.begin());
   }
@@ -235,7 +238,7 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(absl::string_view dir_path,
 }
 
 uint64_t FileHashCache::files_read() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return files_read_;
 }
 

@@ -63,8 +63,8 @@ absl::Status EpollControl(int epoll_fd, int op, int fd, uint32_t events,
 // thread, except Stop(), which only writes the eventfd.
 class FileServer::Loop {
  public:
-  Loop(Options options, UniqueFd share_dir, UniqueFd listener,
-       UniqueFd epoll, UniqueFd stop_event)
+  Loop(Options options, UniqueFd share_dir, UniqueFd listener, UniqueFd epoll,
+       UniqueFd stop_event)
       : options_(std::move(options)),
         share_dir_(std::move(share_dir)),
         listener_(std::move(listener)),
@@ -143,8 +143,9 @@ void FileServer::Loop::Run() {
   absl::Time next_sweep = MonotonicNow() + tick_;
   for (;;) {
     int timeout_ms = static_cast<int>(
-        absl::ToInt64Milliseconds(std::max(
-            next_sweep - MonotonicNow(), absl::ZeroDuration())) + 1);
+        absl::ToInt64Milliseconds(
+            std::max(next_sweep - MonotonicNow(), absl::ZeroDuration())) +
+        1);
     int count = ::epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
     if (count < 0 && errno != EINTR) break;  // EBADF/EINVAL: a bug; stop
     absl::Time now = MonotonicNow();
@@ -185,7 +186,8 @@ void FileServer::Loop::AcceptAll(absl::Time now) {
     }
     // Beyond the limit a connection is answered 503; beyond twice the limit
     // it is closed at once, so that a flood cannot exhaust descriptors.
-    if (static_cast<int>(connections_.size()) >= 2 * options_.max_connections) {
+    if (connections_.size() >=
+        2 * static_cast<size_t>(options_.max_connections)) {
       continue;
     }
     uint64_t id = next_id_++;
@@ -209,8 +211,7 @@ void FileServer::Loop::AcceptAll(absl::Time now) {
   }
 }
 
-void FileServer::Loop::Dispatch(uint64_t id, uint32_t events,
-                                absl::Time now) {
+void FileServer::Loop::Dispatch(uint64_t id, uint32_t events, absl::Time now) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;  // closed earlier in this batch
   Connection& connection = it->second;
@@ -244,8 +245,8 @@ bool FileServer::Loop::OnReadable(Connection& connection, absl::Time now) {
   connection.head_in.append(buffer, static_cast<size_t>(n));
   size_t head_size = http::FindHeadEnd(connection.head_in);
   if (head_size > 0) {
-    HandleHead(connection, absl::string_view(connection.head_in)
-                               .substr(0, head_size));
+    HandleHead(connection,
+               absl::string_view(connection.head_in).substr(0, head_size));
   } else if (connection.head_in.size() >= http::kMaxHeadBytes) {
     Respond(connection, http::FormatErrorHead(http::kBadRequest));
   } else {
@@ -274,8 +275,8 @@ void FileServer::Loop::HandleHead(Connection& connection,
             http::FormatErrorHead(http::HttpCodeFromStatus(request.status())));
     return;
   }
-  absl::Status allowed = options_.authorizer(request->file_name,
-                                             request->ticket);
+  absl::Status allowed =
+      options_.authorizer(request->file_name, request->ticket);
   if (!allowed.ok()) {
     Respond(connection,
             http::FormatErrorHead(http::HttpCodeFromStatus(allowed)));
@@ -332,10 +333,10 @@ bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
   }
   uint64_t budget = kSendBudgetBytes;
   while (connection.body_remaining > 0 && budget > 0) {
-    size_t chunk = static_cast<size_t>(
-        std::min(connection.body_remaining, budget));
-    ssize_t n = ::sendfile(fd, connection.file.get(), &connection.body_offset,
-                           chunk);
+    size_t chunk =
+        static_cast<size_t>(std::min(connection.body_remaining, budget));
+    ssize_t n =
+        ::sendfile(fd, connection.file.get(), &connection.body_offset, chunk);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     // 0: the file shrank under us; the promised length cannot be kept, and
     // closing early tells the client so.
@@ -388,16 +389,15 @@ void FileServer::Loop::ExpireIdle(absl::Time now) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(
-    Options options) {
+absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(Options options) {
   if (!options.authorizer) {
     return absl::InvalidArgumentError("FileServer needs an authorizer");
   }
   if (options.max_connections < 1) {
     return absl::InvalidArgumentError("max_connections must be at least 1");
   }
-  UniqueFd share_dir(::open(options.share_dir.c_str(),
-                            O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd share_dir(
+      ::open(options.share_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!share_dir) {
     return ErrnoStatus(absl::StrCat("open ", options.share_dir), errno);
   }
@@ -416,8 +416,8 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(
   status = EpollControl(epoll.get(), EPOLL_CTL_ADD, listener->get(), EPOLLIN,
                         kListenerId);
   if (status.ok()) {
-    status = EpollControl(epoll.get(), EPOLL_CTL_ADD, stop_event.get(),
-                          EPOLLIN, kStopEventId);
+    status = EpollControl(epoll.get(), EPOLL_CTL_ADD, stop_event.get(), EPOLLIN,
+                          kStopEventId);
   }
   if (!status.ok()) return status;
 

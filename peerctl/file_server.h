@@ -74,8 +74,7 @@ class FileServer {
  private:
   class Loop;
 
-  FileServer(std::unique_ptr<Loop> loop, SocketAddress address,
-             uint16_t port);
+  FileServer(std::unique_ptr<Loop> loop, SocketAddress address, uint16_t port);
 
   std::unique_ptr<Loop> loop_;
   const SocketAddress address_;

@@ -40,10 +40,10 @@ bool IsToken(absl::string_view text) {
 
 bool IsBearerToken(absl::string_view text) {
   size_t i = 0;
-  while (i < text.size() &&
-         (absl::ascii_isalnum(static_cast<unsigned char>(text[i])) ||
-          absl::string_view("-._~+/").find(text[i]) !=
-              absl::string_view::npos)) {
+  while (
+      i < text.size() &&
+      (absl::ascii_isalnum(static_cast<unsigned char>(text[i])) ||
+       absl::string_view("-._~+/").find(text[i]) != absl::string_view::npos)) {
     ++i;
   }
   if (i == 0) return false;
@@ -204,8 +204,7 @@ absl::Status ApplyRequestField(absl::string_view name, absl::string_view value,
     if (!range.ok()) return range.status();
     request.range = *range;
   } else if (absl::EqualsIgnoreCase(name, "Transfer-Encoding") ||
-             (absl::EqualsIgnoreCase(name, "Content-Length") &&
-              value != "0")) {
+             (absl::EqualsIgnoreCase(name, "Content-Length") && value != "0")) {
     return BadHead("a GET request with a body");
   }
   return absl::OkStatus();
@@ -234,8 +233,8 @@ std::optional<ContentRange> ParseContentRange(absl::string_view value) {
 
 // "HTTP/1.1 200 OK": the status code, or nullopt.
 std::optional<int> ParseStatusLine(absl::string_view line) {
-  if (line.size() < 13 || !IsHttpVersion(line.substr(0, 8)) ||
-      line[8] != ' ' || line[12] != ' ') {
+  if (line.size() < 13 || !IsHttpVersion(line.substr(0, 8)) || line[8] != ' ' ||
+      line[12] != ' ') {
     return std::nullopt;
   }
   std::optional<uint64_t> code = ParseDecimal(line.substr(9, 3));
@@ -243,8 +242,8 @@ std::optional<int> ParseStatusLine(absl::string_view line) {
   return static_cast<int>(*code);
 }
 
-absl::Status ApplyResponseField(absl::string_view name,
-                                absl::string_view value, Response& response) {
+absl::Status ApplyResponseField(absl::string_view name, absl::string_view value,
+                                Response& response) {
   if (absl::EqualsIgnoreCase(name, "Transfer-Encoding")) {
     return BadHead("Transfer-Encoding is not supported");
   }
@@ -281,17 +280,28 @@ int HexValue(char c) {
 
 absl::string_view ReasonPhrase(int status_code) {
   switch (status_code) {
-    case kOk: return "OK";
-    case kPartialContent: return "Partial Content";
-    case kBadRequest: return "Bad Request";
-    case kUnauthorized: return "Unauthorized";
-    case kForbidden: return "Forbidden";
-    case kNotFound: return "Not Found";
-    case kMethodNotAllowed: return "Method Not Allowed";
-    case kRangeNotSatisfiable: return "Range Not Satisfiable";
-    case kInternalServerError: return "Internal Server Error";
-    case kServiceUnavailable: return "Service Unavailable";
-    default: return "Unknown";
+    case kOk:
+      return "OK";
+    case kPartialContent:
+      return "Partial Content";
+    case kBadRequest:
+      return "Bad Request";
+    case kUnauthorized:
+      return "Unauthorized";
+    case kForbidden:
+      return "Forbidden";
+    case kNotFound:
+      return "Not Found";
+    case kMethodNotAllowed:
+      return "Method Not Allowed";
+    case kRangeNotSatisfiable:
+      return "Range Not Satisfiable";
+    case kInternalServerError:
+      return "Internal Server Error";
+    case kServiceUnavailable:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 
@@ -448,16 +458,26 @@ absl::StatusOr<Response> ParseResponseHead(absl::string_view head) {
 
 int HttpCodeFromStatus(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument: return kBadRequest;
-    case absl::StatusCode::kUnauthenticated: return kUnauthorized;
-    case absl::StatusCode::kPermissionDenied: return kForbidden;
-    case absl::StatusCode::kNotFound: return kNotFound;
-    case absl::StatusCode::kFailedPrecondition: return kNotFound;
-    case absl::StatusCode::kUnimplemented: return kMethodNotAllowed;
-    case absl::StatusCode::kOutOfRange: return kRangeNotSatisfiable;
-    case absl::StatusCode::kUnavailable: return kServiceUnavailable;
-    case absl::StatusCode::kResourceExhausted: return kServiceUnavailable;
-    default: return kInternalServerError;
+    case absl::StatusCode::kInvalidArgument:
+      return kBadRequest;
+    case absl::StatusCode::kUnauthenticated:
+      return kUnauthorized;
+    case absl::StatusCode::kPermissionDenied:
+      return kForbidden;
+    case absl::StatusCode::kNotFound:
+      return kNotFound;
+    case absl::StatusCode::kFailedPrecondition:
+      return kNotFound;
+    case absl::StatusCode::kUnimplemented:
+      return kMethodNotAllowed;
+    case absl::StatusCode::kOutOfRange:
+      return kRangeNotSatisfiable;
+    case absl::StatusCode::kUnavailable:
+      return kServiceUnavailable;
+    case absl::StatusCode::kResourceExhausted:
+      return kServiceUnavailable;
+    default:
+      return kInternalServerError;
   }
 }
 
@@ -465,14 +485,22 @@ absl::Status StatusFromHttpCode(int status_code) {
   std::string message = absl::StrCat("holder answered HTTP ", status_code, " ",
                                      ReasonPhrase(status_code));
   switch (status_code) {
-    case kBadRequest: return absl::InvalidArgumentError(message);
-    case kUnauthorized: return absl::UnauthenticatedError(message);
-    case kForbidden: return absl::PermissionDeniedError(message);
-    case kNotFound: return absl::NotFoundError(message);
-    case kMethodNotAllowed: return absl::UnimplementedError(message);
-    case kRangeNotSatisfiable: return absl::OutOfRangeError(message);
-    case kServiceUnavailable: return absl::UnavailableError(message);
-    default: return absl::InternalError(message);
+    case kBadRequest:
+      return absl::InvalidArgumentError(message);
+    case kUnauthorized:
+      return absl::UnauthenticatedError(message);
+    case kForbidden:
+      return absl::PermissionDeniedError(message);
+    case kNotFound:
+      return absl::NotFoundError(message);
+    case kMethodNotAllowed:
+      return absl::UnimplementedError(message);
+    case kRangeNotSatisfiable:
+      return absl::OutOfRangeError(message);
+    case kServiceUnavailable:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
   }
 }
 

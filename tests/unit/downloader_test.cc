@@ -1,0 +1,398 @@
+#include "peerctl/downloader.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "peerctl/file_hash.h"
+#include "peerctl/file_server.h"
+#include "peerctl/http.h"
+
+namespace pcfs {
+namespace {
+
+using ::absl::StatusCode;
+
+constexpr absl::string_view kTicket = "t1cket";
+
+absl::Status TestAuthorizer(absl::string_view name, absl::string_view ticket) {
+  if (ticket != kTicket) return absl::UnauthenticatedError("no ticket");
+  if (name == "forbidden.bin") return absl::PermissionDeniedError("no");
+  if (name == "unpublished.bin") return absl::NotFoundError("no");
+  return absl::OkStatus();
+}
+
+SocketAddress Loopback(absl::string_view host, uint16_t port) {
+  absl::StatusOr<SocketAddress> address =
+      SocketAddress::FromNumeric(host, port);
+  EXPECT_TRUE(address.ok()) << address.status();
+  return address.ok() ? *address : SocketAddress{};
+}
+
+std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = static_cast<char>(random());
+  return bytes;
+}
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// How a FakeHolder ends the connection after its canned response.
+enum class Ending { kClose, kReset, kStaySilent };
+
+// A one-connection HTTP server that answers any request with fixed bytes:
+// a stand-in for a broken or malicious holder.
+class FakeHolder {
+ public:
+  FakeHolder(std::string response, Ending ending)
+      : listener_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    SocketAddress bind = Loopback("127.0.0.1", 0);
+    EXPECT_EQ(::bind(listener_.get(), bind.get(), bind.length), 0);
+    EXPECT_EQ(::listen(listener_.get(), 4), 0);
+    address_ = *LocalAddress(listener_.get());
+    thread_ = std::thread([this, response = std::move(response), ending] {
+      Serve(response, ending);
+    });
+  }
+  ~FakeHolder() {
+    ::shutdown(listener_.get(), SHUT_RDWR);  // wakes a pending accept
+    thread_.join();
+  }
+
+  const SocketAddress& address() const { return address_; }
+
+ private:
+  void Serve(const std::string& response, Ending ending) {
+    pollfd entry{listener_.get(), POLLIN, 0};
+    if (::poll(&entry, 1, 10000) != 1) return;
+    UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!client) return;
+    timeval timeout{10, 0};
+    ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                 sizeof(timeout));
+    std::string head;
+    char buffer[4096];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+      if (n <= 0) return;
+      head.append(buffer, static_cast<size_t>(n));
+    }
+    if (ending == Ending::kStaySilent) {
+      ::recv(client.get(), buffer, sizeof(buffer), 0);  // until the client
+      return;                                           // gives up
+    }
+    ::send(client.get(), response.data(), response.size(), MSG_NOSIGNAL);
+    if (ending == Ending::kReset) {
+      linger hard{1, 0};  // close with RST instead of FIN
+      ::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    }
+  }
+
+  UniqueFd listener_;
+  SocketAddress address_;
+  std::thread thread_;
+};
+
+class DownloaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/pcfs_downloader_XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    share_ = root_ + "/share";
+    destination_ = root_ + "/downloads";
+    ASSERT_EQ(::mkdir(share_.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(destination_.c_str(), 0755), 0);
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  void Share(absl::string_view name, absl::string_view contents) {
+    std::ofstream out(share_ + "/" + std::string(name), std::ios::binary);
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    ASSERT_TRUE(out.good());
+  }
+
+  void StartServer(absl::string_view bind_host = "127.0.0.1") {
+    FileServer::Options options;
+    options.share_dir = share_;
+    options.bind = Loopback(bind_host, 0);
+    options.authorizer = TestAuthorizer;
+    absl::StatusOr<std::unique_ptr<FileServer>> server =
+        FileServer::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  // A request for `name` from our server, checked against the shared copy.
+  DownloadRequest RequestFor(absl::string_view name) {
+    DownloadRequest request;
+    request.holder = Loopback("127.0.0.1", server_ ? server_->port() : 0);
+    request.name = std::string(name);
+    request.ticket = std::string(kTicket);
+    request.destination_dir = destination_;
+    request.timeout = absl::Seconds(10);
+    absl::StatusOr<FileInfo> info = HashFile(share_, name);
+    if (info.ok()) {
+      request.expected_size = info->size;
+      request.expected_sha256 = info->sha256;
+    }
+    return request;
+  }
+
+  DownloadRequest RequestFromFake(const FakeHolder& fake,
+                                  absl::string_view contents) {
+    DownloadRequest request;
+    request.holder = fake.address();
+    request.name = "file.bin";
+    request.ticket = std::string(kTicket);
+    request.destination_dir = destination_;
+    request.timeout = absl::Seconds(10);
+    absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
+    hasher->Update(contents.data(), contents.size());
+    request.expected_size = contents.size();
+    request.expected_sha256 = hasher->Finish();
+    return request;
+  }
+
+  std::vector<std::string> DestinationEntries() {
+    std::vector<std::string> names;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(destination_)) {
+      names.push_back(entry.path().filename().string());
+    }
+    return names;
+  }
+
+  std::string root_;
+  std::string share_;
+  std::string destination_;
+  std::unique_ptr<FileServer> server_;
+};
+
+TEST_F(DownloaderTest, RoundTripIsByteIdentical) {
+  const std::string contents = RandomBytes((3 << 20) + 123, 1);
+  Share("data.bin", contents);
+  StartServer();
+  absl::Status status = Download(RequestFor("data.bin"));
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/data.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"data.bin"});
+}
+
+TEST_F(DownloaderTest, RoundTripOfEncodedUtf8NameWithSpaces) {
+  const std::string name = "50% off \xE2\x82\xAC sale.txt";
+  Share(name, "cheap");
+  StartServer();
+  absl::Status status = Download(RequestFor(name));
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/" + name), "cheap");
+}
+
+TEST_F(DownloaderTest, RoundTripOfEmptyFile) {
+  Share("empty", "");
+  StartServer();
+  absl::Status status = Download(RequestFor("empty"));
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"empty"});
+}
+
+TEST_F(DownloaderTest, RoundTripOverIpv6) {
+  Share("v6.bin", "six");
+  StartServer("::");
+  DownloadRequest request = RequestFor("v6.bin");
+  request.holder = Loopback("::1", server_->port());
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/v6.bin"), "six");
+}
+
+TEST_F(DownloaderTest, ThreeConcurrentDownloadsOfA64MiBFile) {
+  Share("big.bin", RandomBytes(64 << 20, 2));
+  StartServer();
+  const DownloadRequest base = RequestFor("big.bin");
+  absl::Status results[3];
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    DownloadRequest request = base;
+    request.destination_dir = absl::StrCat(destination_, "/", i);
+    ASSERT_EQ(::mkdir(request.destination_dir.c_str(), 0755), 0);
+    threads.emplace_back(
+        [&results, i, request] { results[i] = Download(request); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i];
+    absl::StatusOr<FileInfo> copy =
+        HashFile(absl::StrCat(destination_, "/", i), "big.bin");
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    EXPECT_EQ(copy->size, *base.expected_size);
+    EXPECT_EQ(copy->sha256, *base.expected_sha256);
+  }
+}
+
+TEST_F(DownloaderTest, ForbiddenFileIsPermissionDeniedAndLeavesNothing) {
+  Share("forbidden.bin", "x");
+  StartServer();
+  EXPECT_EQ(Download(RequestFor("forbidden.bin")).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, UnpublishedFileIsNotFoundAndLeavesNothing) {
+  Share("unpublished.bin", "x");
+  StartServer();
+  EXPECT_EQ(Download(RequestFor("unpublished.bin")).code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, MissingTicketIsUnauthenticated) {
+  Share("data.bin", "x");
+  StartServer();
+  DownloadRequest request = RequestFor("data.bin");
+  request.ticket.clear();
+  EXPECT_EQ(Download(request).code(), StatusCode::kUnauthenticated);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, SymlinkOutOfTheShareIsRefusedAndLeavesNothing) {
+  std::ofstream(root_ + "/secret") << "top secret";
+  ASSERT_EQ(::symlink("../secret", (share_ + "/link").c_str()), 0);
+  StartServer();
+  EXPECT_EQ(Download(RequestFor("link")).code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, DirectoryIsNotFound) {
+  ASSERT_EQ(::mkdir((share_ + "/folder").c_str(), 0755), 0);
+  StartServer();
+  EXPECT_EQ(Download(RequestFor("folder")).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, PathNamesAreRefusedBeforeConnecting) {
+  for (absl::string_view name : {"../x", "/etc/passwd", "a/b", ".."}) {
+    DownloadRequest request;  // no holder at all
+    request.name = std::string(name);
+    request.destination_dir = destination_;
+    EXPECT_EQ(Download(request).code(), StatusCode::kInvalidArgument) << name;
+  }
+}
+
+TEST_F(DownloaderTest, ExistingDestinationIsRefusedAndKept) {
+  Share("data.bin", "new contents");
+  std::ofstream(destination_ + "/data.bin") << "mine";
+  StartServer();
+  EXPECT_EQ(Download(RequestFor("data.bin")).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReadWhole(destination_ + "/data.bin"), "mine");
+}
+
+TEST_F(DownloaderTest, DanglingSymlinkAtDestinationCountsAsExisting) {
+  Share("data.bin", "x");
+  ASSERT_EQ(::symlink("/nonexistent", (destination_ + "/data.bin").c_str()), 0);
+  StartServer();
+  EXPECT_EQ(Download(RequestFor("data.bin")).code(),
+            StatusCode::kAlreadyExists);
+}
+
+TEST_F(DownloaderTest, BogusContentFailsTheHashAndLeavesNothing) {
+  const std::string real = "the real contents";
+  const std::string bogus = "THE REAL CONTENTS";  // same length
+  FakeHolder fake(http::FormatOkHead(bogus.size()) + bogus, Ending::kClose);
+  absl::Status status = Download(RequestFromFake(fake, real));
+  EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+  EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, TruncatedBodyFailsAndLeavesNothing) {
+  const std::string contents = RandomBytes(100000, 3);
+  FakeHolder fake(
+      http::FormatOkHead(contents.size()) + contents.substr(0, 5000),
+      Ending::kClose);
+  DownloadRequest request = RequestFromFake(fake, contents);
+  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_size.reset();
+  absl::Status status = Download(request);
+  EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, ConnectionResetFailsAndLeavesNothing) {
+  const std::string contents = RandomBytes(100000, 4);
+  FakeHolder fake(
+      http::FormatOkHead(contents.size()) + contents.substr(0, 5000),
+      Ending::kReset);
+  absl::Status status = Download(RequestFromFake(fake, contents));
+  EXPECT_FALSE(status.ok());
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, SizeOtherThanPublishedFailsBeforeTheBody) {
+  const std::string contents = "twelve bytes";
+  FakeHolder fake(http::FormatOkHead(13) + contents + "!", Ending::kClose);
+  absl::Status status = Download(RequestFromFake(fake, contents));
+  EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, ErrorStatusFromHolderIsReported) {
+  FakeHolder fake(http::FormatErrorHead(http::kServiceUnavailable),
+                  Ending::kClose);
+  EXPECT_EQ(Download(RequestFromFake(fake, "x")).code(),
+            StatusCode::kUnavailable);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, MalformedResponseIsInvalid) {
+  FakeHolder fake("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  Ending::kClose);
+  EXPECT_EQ(Download(RequestFromFake(fake, "x")).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(DownloaderTest, SilentHolderTimesOutAndLeavesNothing) {
+  FakeHolder fake("", Ending::kStaySilent);
+  DownloadRequest request = RequestFromFake(fake, "x");
+  request.timeout = absl::Milliseconds(300);
+  EXPECT_EQ(Download(request).code(), StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, RefusedConnectionIsUnavailable) {
+  // A port that was just bound and released: nobody listens there.
+  UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress bind = Loopback("127.0.0.1", 0);
+  ASSERT_EQ(::bind(probe.get(), bind.get(), bind.length), 0);
+  const SocketAddress address = *LocalAddress(probe.get());
+  probe.Reset();
+  DownloadRequest request;
+  request.holder = address;
+  request.name = "file.bin";
+  request.destination_dir = destination_;
+  EXPECT_EQ(Download(request).code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace pcfs

@@ -1,0 +1,213 @@
+#include "peerctl/file_hash.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+using ::absl::StatusCode;
+
+constexpr absl::string_view kAbcSha256 =
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+constexpr absl::string_view kEmptySha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+// A fresh folder under /tmp holding a "share" subfolder; removed at the end.
+class FileHashTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/pcfs_file_hash_XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    share_ = root_ + "/share";
+    ASSERT_EQ(::mkdir(share_.c_str(), 0755), 0);
+    dir_.Reset(::open(share_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir_.valid());
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  void Write(const std::string& path, absl::string_view contents) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    ASSERT_TRUE(out.good());
+  }
+  void WriteShared(absl::string_view name, absl::string_view contents) {
+    Write(share_ + "/" + std::string(name), contents);
+  }
+
+  std::string root_;
+  std::string share_;
+  UniqueFd dir_;
+};
+
+TEST_F(FileHashTest, HashesKnownContents) {
+  WriteShared("abc", "abc");
+  absl::StatusOr<FileInfo> info = HashFile(dir_.get(), "abc");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size, 3u);
+  EXPECT_EQ(Sha256ToHex(info->sha256), kAbcSha256);
+}
+
+TEST_F(FileHashTest, HashesEmptyFile) {
+  WriteShared("empty", "");
+  absl::StatusOr<FileInfo> info = HashFile(dir_.get(), "empty");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size, 0u);
+  EXPECT_EQ(Sha256ToHex(info->sha256), kEmptySha256);
+}
+
+TEST_F(FileHashTest, HashesFileLargerThanOneReadChunk) {
+  std::string contents;
+  for (int i = 0; i < (3 << 20) + 17; ++i) {
+    contents += static_cast<char>(i * 31 % 251);
+  }
+  WriteShared("big", contents);
+  // The same bytes hashed in odd-sized pieces.
+  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
+  ASSERT_TRUE(hasher.ok());
+  for (size_t at = 0; at < contents.size(); at += 4093) {
+    hasher->Update(contents.data() + at,
+                   std::min<size_t>(4093, contents.size() - at));
+  }
+  absl::StatusOr<FileInfo> info = HashFile(share_, "big");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size, contents.size());
+  EXPECT_EQ(info->sha256, hasher->Finish());
+}
+
+TEST_F(FileHashTest, MissingFileIsNotFound) {
+  EXPECT_EQ(HashFile(dir_.get(), "nope").status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(FileHashTest, DirectoryIsNotARegularFile) {
+  ASSERT_EQ(::mkdir((share_ + "/sub").c_str(), 0755), 0);
+  EXPECT_EQ(HashFile(dir_.get(), "sub").status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FileHashTest, FifoIsRefusedWithoutBlocking) {
+  ASSERT_EQ(::mkfifo((share_ + "/pipe").c_str(), 0644), 0);
+  EXPECT_EQ(HashFile(dir_.get(), "pipe").status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FileHashTest, InvalidNamesAreRefused) {
+  Write(root_ + "/secret", "top secret");
+  for (absl::string_view name : {"../secret", "/etc/passwd", "..", "a/b", ""}) {
+    EXPECT_EQ(HashFile(dir_.get(), name).status().code(),
+              StatusCode::kInvalidArgument)
+        << name;
+  }
+}
+
+TEST_F(FileHashTest, SymlinkOutsideTheShareIsRefused) {
+  Write(root_ + "/secret", "top secret");
+  ASSERT_EQ(::symlink("../secret", (share_ + "/relative").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink((root_ + "/secret").c_str(), (share_ + "/absolute").c_str()),
+      0);
+  EXPECT_EQ(HashFile(dir_.get(), "relative").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(HashFile(dir_.get(), "absolute").status().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(FileHashTest, SymlinkInsideTheShareIsFollowed) {
+  WriteShared("abc", "abc");
+  ASSERT_EQ(::symlink("abc", (share_ + "/alias").c_str()), 0);
+  absl::StatusOr<FileInfo> info = HashFile(dir_.get(), "alias");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(Sha256ToHex(info->sha256), kAbcSha256);
+}
+
+TEST_F(FileHashTest, UnreadableFileIsPermissionDenied) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads every file";
+  WriteShared("locked", "x");
+  ASSERT_EQ(::chmod((share_ + "/locked").c_str(), 0), 0);
+  EXPECT_EQ(HashFile(dir_.get(), "locked").status().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST(Sha256HexTest, RoundTrips) {
+  absl::StatusOr<Sha256Digest> digest = Sha256FromHex(kAbcSha256);
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(Sha256ToHex(*digest), kAbcSha256);
+}
+
+TEST(Sha256HexTest, RefusesWrongLengthOrDigits) {
+  EXPECT_FALSE(Sha256FromHex(kAbcSha256.substr(1)).ok());
+  EXPECT_FALSE(Sha256FromHex(std::string(64, 'g')).ok());
+}
+
+TEST_F(FileHashTest, CacheDoesNotReadAnUnchangedFileTwice) {
+  WriteShared("abc", "abc");
+  FileHashCache cache;
+  ASSERT_TRUE(cache.Hash(dir_.get(), "abc").ok());
+  absl::StatusOr<FileInfo> again = cache.Hash(dir_.get(), "abc");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Sha256ToHex(again->sha256), kAbcSha256);
+  EXPECT_EQ(cache.files_read(), 1u);
+}
+
+TEST_F(FileHashTest, CacheRehashesAFileChangedInPlace) {
+  WriteShared("f", "abc");
+  FileHashCache cache;
+  ASSERT_TRUE(cache.Hash(share_, "f").ok());
+  // Same inode and size, new contents, and a clearly different mtime.
+  WriteShared("f", "xyz");
+  const timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+  ASSERT_EQ(::utimensat(dir_.get(), "f", times, 0), 0);
+  absl::StatusOr<FileInfo> info = cache.Hash(share_, "f");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_NE(Sha256ToHex(info->sha256), kAbcSha256);
+  EXPECT_EQ(cache.files_read(), 2u);
+}
+
+TEST_F(FileHashTest, CacheStillRefusesWhatHashFileRefuses) {
+  ASSERT_EQ(::mkdir((share_ + "/sub").c_str(), 0755), 0);
+  FileHashCache cache;
+  EXPECT_EQ(cache.Hash(dir_.get(), "sub").status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cache.Hash(dir_.get(), "../x").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(FileHashTest, CacheForgetsBeyondItsCapacity) {
+  WriteShared("a", "a");
+  WriteShared("b", "b");
+  FileHashCache cache(1);
+  ASSERT_TRUE(cache.Hash(dir_.get(), "a").ok());
+  ASSERT_TRUE(cache.Hash(dir_.get(), "b").ok());  // pushes a out
+  ASSERT_TRUE(cache.Hash(dir_.get(), "a").ok());
+  EXPECT_EQ(cache.files_read(), 3u);
+}
+
+TEST_F(FileHashTest, CacheAnswersConcurrentCallersAlike) {
+  WriteShared("abc", "abc");
+  FileHashCache cache;
+  std::vector<std::string> results(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<FileInfo> info = cache.Hash(dir_.get(), "abc");
+      results[i] = info.ok() ? Sha256ToHex(info->sha256) : "error";
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& result : results) EXPECT_EQ(result, kAbcSha256);
+}
+
+}  // namespace
+}  // namespace pcfs
