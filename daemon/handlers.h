@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/credentials.h"
+#include "core/mutex_lock.h"
 #include "core/expiry_wheel.h"
 #include "core/protocol.h"
 #include "core/registry.h"
@@ -33,12 +34,12 @@ class CredentialStore {
   explicit CredentialStore(CredentialTable table)
       : table_(std::make_shared<const CredentialTable>(std::move(table))) {}
   std::shared_ptr<const CredentialTable> Get() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return table_;
   }
   void Replace(CredentialTable table) {
     auto fresh = std::make_shared<const CredentialTable>(std::move(table));
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     table_ = std::move(fresh);
   }
 

@@ -2,8 +2,18 @@
 //
 //   peerconnectd [PORT] [--port=N] [--bind=ADDR] [--credentials=FILE]
 //                [--state_dir=DIR] [--io=epoll|uring] [--verbose]
+//   peerconnectd hash-password [--iterations=N]
+//
+// hash-password reads a password (twice, without echo, from a terminal;
+// else the first line of stdin) and prints its SCRAM-SHA-256 verifier, the
+// SECRET to put in credentials.txt instead of the plain password.
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <signal.h>
+#include <termios.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -11,10 +21,15 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/net.h"
 #include "core/reactor.h"
+#include "core/scram.h"
 #include "daemon/server.h"
 
 ABSL_FLAG(int, port, 50000, "UDP port to serve on (a positional PORT wins)");
@@ -26,6 +41,8 @@ ABSL_FLAG(std::string, state_dir, "peerconnect-state",
           "folder for the durable publication state");
 ABSL_FLAG(std::string, io, "epoll", "I/O backend: epoll or uring");
 ABSL_FLAG(bool, verbose, false, "log every request and reply");
+ABSL_FLAG(uint32_t, iterations, pcfs::kScramDefaultIterations,
+          "hash-password: PBKDF2 iteration count of the verifier");
 
 namespace {
 
@@ -36,16 +53,140 @@ int Usage(const std::string& message) {
   std::fprintf(stderr, "peerconnectd: %s\n%s\n", message.c_str(),
                "usage: peerconnectd [PORT] [--port=N] [--bind=ADDR] "
                "[--credentials=FILE] [--state_dir=DIR] [--io=epoll|uring] "
-               "[--verbose]");
+               "[--verbose]\n"
+               "       peerconnectd hash-password [--iterations=N]");
   return kExitUsage;
+}
+
+// ---- hash-password
+
+// Longer lines are refused rather than read without bound; anything past
+// kMaxPasswordBytes is refused by ValidatePassword with its length.
+constexpr size_t kMaxPasswordLineBytes = 64 * 1024;
+
+// Wipes a string that held a password.
+void Cleanse(std::string& secret) {
+  OPENSSL_cleanse(secret.data(), secret.size());
+  secret.clear();
+}
+
+// Turns off echo on a terminal for its lifetime.
+class EchoOff {
+ public:
+  explicit EchoOff(int fd) : fd_(fd) {
+    if (::tcgetattr(fd_, &saved_) != 0) return;
+    termios quiet = saved_;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    active_ = ::tcsetattr(fd_, TCSAFLUSH, &quiet) == 0;
+  }
+  ~EchoOff() {
+    if (active_) ::tcsetattr(fd_, TCSAFLUSH, &saved_);
+  }
+  EchoOff(const EchoOff&) = delete;
+  EchoOff& operator=(const EchoOff&) = delete;
+
+ private:
+  const int fd_;
+  termios saved_{};
+  bool active_ = false;
+};
+
+// One line of stdin without its line ending ("\n" or "\r\n"); the rest of
+// the input at its end. Errors: InvalidArgument for an overlong line.
+absl::StatusOr<std::string> ReadLine() {
+  std::string line;
+  int c;
+  while ((c = std::getc(stdin)) != EOF && c != '\n') {
+    if (line.size() == kMaxPasswordLineBytes) {
+      Cleanse(line);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "password line is longer than ", kMaxPasswordLineBytes, " bytes"));
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// Prompts on stderr and reads a line from the terminal without echo.
+absl::StatusOr<std::string> PromptWithoutEcho(const char* prompt) {
+  std::fputs(prompt, stderr);
+  std::fflush(stderr);
+  absl::StatusOr<std::string> line;
+  {
+    EchoOff quiet(STDIN_FILENO);
+    line = ReadLine();
+  }
+  std::fputc('\n', stderr);  // the Enter key was not echoed
+  return line;
+}
+
+// The password: typed twice on a terminal, else the first line of stdin.
+absl::StatusOr<std::string> ReadPassword() {
+  if (!::isatty(STDIN_FILENO)) return ReadLine();
+  absl::StatusOr<std::string> first = PromptWithoutEcho("Password: ");
+  if (!first.ok()) return first;
+  absl::StatusOr<std::string> again = PromptWithoutEcho("Again: ");
+  if (!again.ok()) {
+    Cleanse(*first);
+    return again;
+  }
+  const bool same = *first == *again;
+  Cleanse(*again);
+  if (!same) {
+    Cleanse(*first);
+    return absl::InvalidArgumentError("the two passwords differ");
+  }
+  return first;
+}
+
+int HashPasswordError(const absl::Status& status, int exit_code) {
+  std::fprintf(stderr, "peerconnectd: hash-password: %s\n",
+               std::string(status.message()).c_str());
+  return exit_code;
+}
+
+// `peerconnectd hash-password`: prints the verifier of the password read.
+int HashPassword() {
+  absl::StatusOr<std::string> password = ReadPassword();
+  if (!password.ok()) return HashPasswordError(password.status(), kExitUsage);
+  if (absl::Status s = pcfs::ValidatePassword(*password); !s.ok()) {
+    Cleanse(*password);
+    return HashPasswordError(s, kExitUsage);
+  }
+  std::vector<uint8_t> salt(pcfs::kScramSaltBytes);
+  if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1) {
+    Cleanse(*password);
+    return HashPasswordError(absl::InternalError("RAND_bytes failed"),
+                             kExitFailure);
+  }
+  absl::StatusOr<pcfs::ScramVerifier> verifier =
+      pcfs::MakeVerifier(*password, salt, absl::GetFlag(FLAGS_iterations));
+  Cleanse(*password);
+  if (!verifier.ok()) {
+    return HashPasswordError(
+        verifier.status(),
+        absl::IsInvalidArgument(verifier.status()) ? kExitUsage : kExitFailure);
+  }
+  std::printf("%s\n", pcfs::FormatVerifier(*verifier).c_str());
+  if (std::fflush(stdout) != 0) {
+    return HashPasswordError(absl::InternalError("cannot write stdout"),
+                             kExitFailure);
+  }
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "the PeerConnectFS index daemon. Usage: peerconnectd [PORT] [flags]");
+      "the PeerConnectFS index daemon. Usage: peerconnectd [PORT] [flags], "
+      "or peerconnectd hash-password [--iterations=N]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() >= 2 && absl::string_view(args[1]) == "hash-password") {
+    if (args.size() > 2) return Usage("hash-password takes no argument");
+    return HashPassword();
+  }
   pcfs::ServerOptions options;
   int port = absl::GetFlag(FLAGS_port);
   if (args.size() > 2) return Usage("too many arguments");

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/names.h"
+#include "core/mutex_lock.h"
 
 namespace pcfs {
 namespace {
@@ -211,7 +212,7 @@ absl::Status PublicationLog::RecordUnpublish(absl::string_view user,
 }
 
 absl::Status PublicationLog::Append(absl::string_view record) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = WriteAll(journal_.get(), record, kJournalName);
       !s.ok()) {
     // Cut off a partial record so that the next one starts on a line of its

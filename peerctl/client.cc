@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/mutex_lock.h"
 
 namespace pcfs {
 namespace {
@@ -177,7 +178,7 @@ absl::Status ControlClient::SessionExchange(MessageType type, Encode encode,
 absl::Status ControlClient::Login(absl::string_view user,
                                   absl::string_view password,
                                   uint16_t file_port) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   user_ = std::string(user);
   password_ = std::string(password);
   file_port_ = file_port;
@@ -210,7 +211,7 @@ absl::Status ControlClient::LoginLocked() {
 }
 
 absl::Status ControlClient::Logout() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (session_id_ == 0) return absl::OkStatus();
   auto reply = std::make_unique<Reply>();
   absl::Status s = Exchange(MessageType::kLogout,
@@ -228,7 +229,7 @@ absl::Status ControlClient::Logout() {
 }
 
 absl::Status ControlClient::Heartbeat() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto reply = std::make_unique<Reply>();
   absl::Status s = SessionExchange(MessageType::kHeartbeat,
                                    [](const Header& h, std::span<uint8_t> out) {
@@ -247,7 +248,7 @@ absl::StatusOr<std::vector<std::string>> ControlClient::FetchList(
   request.pattern = pattern;
   auto reply = std::make_unique<Reply>();
   for (int restarts = 0;;) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     absl::Status s = SessionExchange(
         type,
         [&](const Header& h, std::span<uint8_t> out) {
@@ -296,7 +297,7 @@ absl::Status ControlClient::Publish(absl::string_view name, uint64_t size,
   request.name = name;
   request.size = size;
   request.sha256 = sha256;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto reply = std::make_unique<Reply>();
   absl::Status s = SessionExchange(
       MessageType::kPublish,
@@ -310,7 +311,7 @@ absl::Status ControlClient::Publish(absl::string_view name, uint64_t size,
 
 absl::Status ControlClient::Unpublish(absl::string_view name) {
   protocol::NameRequest request{name};
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto reply = std::make_unique<Reply>();
   absl::Status s = SessionExchange(
       MessageType::kUnpublish,
@@ -324,7 +325,7 @@ absl::Status ControlClient::Unpublish(absl::string_view name) {
 
 absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
   protocol::NameRequest request{name};
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto reply = std::make_unique<Reply>();
   absl::Status s = SessionExchange(
       MessageType::kGet,
@@ -351,12 +352,12 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
 }
 
 bool ControlClient::logged_in() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return session_id_ != 0;
 }
 
 absl::Duration ControlClient::heartbeat_interval() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return heartbeat_interval_;
 }
 

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "peerctl/downloader.h"
+#include "core/mutex_lock.h"
 
 namespace pcfs {
 
@@ -17,7 +18,11 @@ Peer::Peer(const PeerOptions& options) : options_(options) {}
 Peer::~Peer() { StopHeartbeats(); }
 
 void Peer::StopHeartbeats() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
 }
 
@@ -69,8 +74,13 @@ absl::Status Peer::Logout() {
 
 void Peer::HeartbeatLoop() {
   bool failing = false;
-  while (!stop_.WaitForNotificationWithTimeout(client_->heartbeat_interval())) {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  while (!stop_cv_.wait_for(
+      lock, absl::ToChronoMilliseconds(client_->heartbeat_interval()),
+      [this] { return stopping_; })) {
+    lock.unlock();
     absl::Status s = client_->Heartbeat();
+    lock.lock();
     if (!s.ok() && !failing) {
       Log("peerctl: heartbeat failed: ", s.message());
     } else if (s.ok() && failing) {
@@ -87,7 +97,7 @@ absl::StatusOr<std::vector<std::string>> Peer::ListActivePeers() {
 absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
   absl::StatusOr<std::vector<std::string>> names = client_->ListPublished();
   if (names.ok()) {
-    absl::MutexLock lock(&published_mu_);
+    MutexLock lock(&published_mu_);
     published_.clear();
     published_.insert(names->begin(), names->end());
   }
@@ -112,7 +122,7 @@ absl::Status Peer::Publish(absl::string_view name) {
       !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&published_mu_);
+  MutexLock lock(&published_mu_);
   published_.insert(std::string(name));
   return absl::OkStatus();
 }
@@ -121,7 +131,7 @@ absl::Status Peer::Unpublish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   // Stop serving first: a download must never start after `unp` returned.
   {
-    absl::MutexLock lock(&published_mu_);
+    MutexLock lock(&published_mu_);
     published_.erase(std::string(name));
   }
   return client_->Unpublish(name);
@@ -156,14 +166,14 @@ absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
 absl::Status Peer::AuthorizeDownload(absl::string_view name,
                                      absl::string_view /*ticket*/) {
   {
-    absl::MutexLock lock(&published_mu_);
+    MutexLock lock(&published_mu_);
     if (published_.contains(name)) return absl::OkStatus();
   }
   // Published through another session of this user (a one-shot `pub`)?
   // The daemon is the authority.
   absl::StatusOr<std::vector<std::string>> names = ListPublished();
   if (!names.ok()) return absl::UnavailableError("cannot check publications");
-  absl::MutexLock lock(&published_mu_);
+  MutexLock lock(&published_mu_);
   if (published_.contains(name)) return absl::OkStatus();
   return absl::NotFoundError("not published");
 }

@@ -7,7 +7,9 @@
 #ifndef PCFS_PEERCTL_PEER_H_
 #define PCFS_PEERCTL_PEER_H_
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,7 +20,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "peerctl/client.h"
 #include "peerctl/file_hash.h"
 #include "peerctl/file_server.h"
@@ -76,7 +77,11 @@ class Peer {
   std::unique_ptr<FileServer> server_;
   FileHashCache hashes_;
 
-  absl::Notification stop_;
+  // Plain std primitives, not absl::Notification: Debian's abseil is not
+  // TSan-instrumented (see core/mutex_lock.h).
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by stop_mu_
   std::thread heartbeat_;
 
   // The names this user publishes, as last learnt from the daemon.
