@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <span>
 
+#include "core/replay_window.h"  // ReplayWindow, checked with the MAC
 #include "core/scram.h"
 
 namespace pcfs {
@@ -27,26 +28,6 @@ void SealDatagram(const SessionKey& key, std::span<uint8_t> datagram);
 // True if the MAC field of `datagram` is the MAC of the rest under `key`
 // (compared in constant time). False for a datagram shorter than a header.
 bool VerifyDatagram(const SessionKey& key, std::span<const uint8_t> datagram);
-
-// A sliding window over sequence numbers, as in IPsec (RFC 4303 3.4.3): it
-// accepts each number at most once, and refuses numbers more than
-// kWidth - 1 below the highest accepted so far. Sequence number 0 is never
-// valid (senders start at 1).
-class ReplayWindow {
- public:
-  static constexpr uint64_t kWidth = 64;
-
-  // True if `sequence` would be accepted. Does not record it.
-  bool Check(uint64_t sequence) const;
-  // Records `sequence` as seen. REQUIRES: Check(sequence).
-  void Record(uint64_t sequence);
-
-  uint64_t highest() const { return highest_; }
-
- private:
-  uint64_t highest_ = 0;
-  uint64_t seen_ = 0;  // bit i: highest_ - i was accepted
-};
 
 }  // namespace pcfs
 

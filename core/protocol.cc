@@ -81,6 +81,8 @@ std::string MessageTypeName(uint8_t type) {
   switch (static_cast<MessageType>(type)) {
     case MessageType::kLogin:
       return "LOGIN";
+    case MessageType::kLoginFinish:
+      return "LOGIN_FINISH";
     case MessageType::kHeartbeat:
       return "HEARTBEAT";
     case MessageType::kLogout:
@@ -104,6 +106,7 @@ std::string MessageTypeName(uint8_t type) {
 bool IsKnownMessageType(uint8_t type) {
   switch (static_cast<MessageType>(type)) {
     case MessageType::kLogin:
+    case MessageType::kLoginFinish:
     case MessageType::kHeartbeat:
     case MessageType::kLogout:
     case MessageType::kListActivePeers:
@@ -325,9 +328,17 @@ size_t EncodeLoginRequest(const Header& header, const LoginRequest& request,
                           std::span<uint8_t> out) {
   Writer w(Limit(out));
   WriteHeader(header, w);
-  w.Str(request.user);
-  w.Str(request.password);
-  w.Bytes(request.client_nonce);
+  w.Str(request.client_first);
+  return SizeIfOk(w);
+}
+
+size_t EncodeLoginFinishRequest(const Header& header,
+                                const LoginFinishRequest& request,
+                                std::span<uint8_t> out) {
+  Writer w(Limit(out));
+  WriteHeader(header, w);
+  w.Str(request.client_first);
+  w.Str(request.client_final);
   w.U16(request.tcp_port);
   return SizeIfOk(w);
 }
@@ -369,11 +380,21 @@ size_t EncodeNameRequest(const Header& header, const NameRequest& request,
 absl::StatusOr<LoginRequest> DecodeLoginRequest(std::span<const uint8_t> body) {
   Reader r(body);
   LoginRequest request;
-  r.Str(&request.user);
-  r.Str(&request.password);
-  r.Bytes(request.client_nonce);
-  r.U16(&request.tcp_port);
+  r.Str(&request.client_first);
   if (absl::Status s = CheckConsumed(r, "LOGIN request"); !s.ok()) return s;
+  return request;
+}
+
+absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
+    std::span<const uint8_t> body) {
+  Reader r(body);
+  LoginFinishRequest request;
+  r.Str(&request.client_first);
+  r.Str(&request.client_final);
+  r.U16(&request.tcp_port);
+  if (absl::Status s = CheckConsumed(r, "LOGIN_FINISH request"); !s.ok()) {
+    return s;
+  }
   return request;
 }
 
@@ -435,6 +456,17 @@ size_t EncodeLoginReply(const Header& request, const LoginReply& reply,
   Writer w(Limit(out));
   WriteHeader(ReplyHeader(request), w);
   w.U8(static_cast<uint8_t>(ResultCode::kOk));
+  w.Str(reply.server_first);
+  return SizeIfOk(w);
+}
+
+size_t EncodeLoginFinishReply(const Header& request,
+                              const LoginFinishReply& reply,
+                              std::span<uint8_t> out) {
+  Writer w(Limit(out));
+  WriteHeader(ReplyHeader(request), w);
+  w.U8(static_cast<uint8_t>(ResultCode::kOk));
+  w.Str(reply.server_final);
   w.U64(reply.session_id);
   w.U32(reply.heartbeat_interval_ms);
   w.U32(reply.session_timeout_ms);
@@ -516,12 +548,25 @@ absl::StatusOr<ReplyStatus> DecodeReplyStatus(std::span<const uint8_t> body) {
 absl::StatusOr<LoginReply> DecodeLoginReply(std::span<const uint8_t> payload) {
   Reader r(payload);
   LoginReply reply;
+  r.Str(&reply.server_first);
+  if (absl::Status s = CheckConsumed(r, "LOGIN reply"); !s.ok()) return s;
+  return reply;
+}
+
+absl::StatusOr<LoginFinishReply> DecodeLoginFinishReply(
+    std::span<const uint8_t> payload) {
+  Reader r(payload);
+  LoginFinishReply reply;
+  r.Str(&reply.server_final);
   r.U64(&reply.session_id);
   r.U32(&reply.heartbeat_interval_ms);
   r.U32(&reply.session_timeout_ms);
-  if (absl::Status s = CheckConsumed(r, "LOGIN reply"); !s.ok()) return s;
+  if (absl::Status s = CheckConsumed(r, "LOGIN_FINISH reply"); !s.ok()) {
+    return s;
+  }
   if (reply.session_id == 0) {
-    return absl::InvalidArgumentError("LOGIN reply carries session id 0");
+    return absl::InvalidArgumentError(
+        "LOGIN_FINISH reply carries session id 0");
   }
   return reply;
 }

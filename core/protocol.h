@@ -14,8 +14,9 @@
 //   6      2    reserved, zero
 //   8      4    request id (chosen by the client; a reply echoes it)
 //   12     8    session id (0 before login)
-//   20     8    sequence number (authentication; 0 until it is enabled)
-//   28     16   MAC (authentication; zero until it is enabled)
+//   20     8    sequence number (0 in LOGIN and LOGIN_FINISH)
+//   28     16   MAC over the datagram (zero in LOGIN and LOGIN_FINISH and
+//                their replies; see core/datagram_auth.h)
 //   44     ...  body
 //
 // Integers are big-endian. A string is a u16 byte length then the bytes. A
@@ -52,9 +53,10 @@ inline constexpr size_t kMaxDatagramSize = 1200;
 inline constexpr size_t kMaxBodySize = kMaxDatagramSize - kHeaderSize;
 
 enum class MessageType : uint8_t {
-  kLogin = 0x01,
+  kLogin = 0x01,        // SCRAM step 1: client-first -> server-first
   kHeartbeat = 0x02,
   kLogout = 0x03,
+  kLoginFinish = 0x04,  // SCRAM step 2: client-final -> server-final
   kListActivePeers = 0x10,  // lap
   kListPublished = 0x11,    // lpf
   kPublish = 0x12,          // pub
@@ -63,8 +65,9 @@ enum class MessageType : uint8_t {
   kGet = 0x15,              // get
 };
 
-// Returns the protocol name of a message type ("LOGIN", "HEARTBEAT", "LAP",
-// "LPF", "PUB", "UNP", "SCH", "GET", "LOGOUT"), or "UNKNOWN(0xNN)".
+// Returns the protocol name of a message type ("LOGIN", "LOGIN_FINISH",
+// "HEARTBEAT", "LAP", "LPF", "PUB", "UNP", "SCH", "GET", "LOGOUT"), or
+// "UNKNOWN(0xNN)".
 std::string MessageTypeName(uint8_t type);
 // True if `type` is one of the MessageType values above.
 bool IsKnownMessageType(uint8_t type);
@@ -183,19 +186,37 @@ class Reader {
 using Nonce = std::array<uint8_t, kNonceSize>;
 using Sha256Digest = std::array<uint8_t, kSha256Size>;
 
-// LOGIN request. `client_nonce` is random per login attempt: a retransmitted
-// LOGIN carries the same nonce, which lets the daemon recognise the repeat of
-// a login that already succeeded. `tcp_port` is where the peer's file server
-// listens (on the address the datagram came from).
+// Login is SCRAM-SHA-256 (RFC 5802, RFC 7677) in two exchanges, and the
+// daemon keeps no state between them: its server nonce carries a timestamp
+// and a MAC under a daemon secret, and LOGIN_FINISH repeats client-first.
+//
+// LOGIN request: the SCRAM client-first-message ("n,,n=USER,r=CNONCE").
 struct LoginRequest {
-  absl::string_view user;
-  absl::string_view password;
-  Nonce client_nonce{};
+  absl::string_view client_first;
+};
+
+// LOGIN reply payload (after kOk): the SCRAM server-first-message
+// ("r=CNONCE+SNONCE,s=SALT,i=ITERATIONS").
+struct LoginReply {
+  absl::string_view server_first;
+};
+
+// LOGIN_FINISH request: client-first again, the SCRAM client-final-message
+// ("c=biws,r=NONCE,p=PROOF"), and where the peer's file server listens (on
+// the address the datagram came from; 0: it serves nothing). A
+// retransmitted LOGIN_FINISH is answered with the same session.
+struct LoginFinishRequest {
+  absl::string_view client_first;
+  absl::string_view client_final;
   uint16_t tcp_port = 0;
 };
 
-// LOGIN reply payload (after kOk).
-struct LoginReply {
+// LOGIN_FINISH reply payload (after kOk): the SCRAM server-final-message
+// ("v=SIGNATURE"), which proves the daemon knows the verifier, and the
+// session. From here on every datagram of the session, both ways, carries a
+// sequence number and a MAC under the session key (core/datagram_auth.h).
+struct LoginFinishReply {
+  absl::string_view server_final;
   uint64_t session_id = 0;
   uint32_t heartbeat_interval_ms = 0;
   uint32_t session_timeout_ms = 0;
@@ -237,7 +258,7 @@ struct GetReply {
   PeerAddress address;
   uint64_t size = 0;
   Sha256Digest sha256{};
-  absl::string_view ticket;  // empty until downloads are permissioned
+  absl::string_view ticket;  // for "Authorization: Bearer" (core/ticket.h)
 };
 
 // A decoded list reply page (client side; owns nothing, views the datagram).
@@ -253,6 +274,9 @@ struct ListReply {
 // long, which names.h limits make impossible).
 size_t EncodeLoginRequest(const Header& header, const LoginRequest& request,
                           std::span<uint8_t> out);
+size_t EncodeLoginFinishRequest(const Header& header,
+                                const LoginFinishRequest& request,
+                                std::span<uint8_t> out);
 size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out);
 size_t EncodeListRequest(const Header& header, const ListRequest& request,
                          std::span<uint8_t> out);
@@ -263,6 +287,8 @@ size_t EncodeNameRequest(const Header& header, const NameRequest& request,
                          std::span<uint8_t> out);
 
 absl::StatusOr<LoginRequest> DecodeLoginRequest(std::span<const uint8_t> body);
+absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
+    std::span<const uint8_t> body);
 // HEARTBEAT and LOGOUT: the body must be empty.
 absl::Status DecodeEmptyRequest(std::span<const uint8_t> body);
 absl::StatusOr<ListRequest> DecodeListRequest(std::span<const uint8_t> body);
@@ -281,6 +307,9 @@ size_t EncodeStatusReply(const Header& request, ResultCode code,
                          absl::string_view message, std::span<uint8_t> out);
 size_t EncodeLoginReply(const Header& request, const LoginReply& reply,
                         std::span<uint8_t> out);
+size_t EncodeLoginFinishReply(const Header& request,
+                              const LoginFinishReply& reply,
+                              std::span<uint8_t> out);
 size_t EncodeGetReply(const Header& request, const GetReply& reply,
                       std::span<uint8_t> out);
 
@@ -313,6 +342,8 @@ struct ReplyStatus {
 };
 absl::StatusOr<ReplyStatus> DecodeReplyStatus(std::span<const uint8_t> body);
 absl::StatusOr<LoginReply> DecodeLoginReply(std::span<const uint8_t> payload);
+absl::StatusOr<LoginFinishReply> DecodeLoginFinishReply(
+    std::span<const uint8_t> payload);
 absl::StatusOr<GetReply> DecodeGetReply(std::span<const uint8_t> payload);
 absl::StatusOr<ListReply> DecodeListReply(std::span<const uint8_t> payload);
 

@@ -168,6 +168,7 @@ struct Registry::Impl {
       session.control = params.control;
       session.file_port = params.file_port;
       session.login_nonce = params.nonce;
+      session.key = params.key;
       session.deadline = now + session_timeout;
       return id;
     }
@@ -206,8 +207,14 @@ struct Registry::Impl {
   }
 
   // Where `user`'s live session serves files, or nullopt if it has none.
-  std::optional<Endpoint> LiveFileServer(absl::string_view user,
-                                         absl::Time now) const {
+  // Where `user`'s live session serves files, and its key; nullopt if the
+  // user has no live session or it serves nothing (file port 0).
+  struct FileServer {
+    Endpoint endpoint;
+    std::array<uint8_t, 32> key{};
+  };
+  std::optional<FileServer> LiveFileServer(absl::string_view user,
+                                           absl::Time now) const {
     const uint64_t id = SessionIdOf(user);
     if (id == 0) return std::nullopt;
     SessionShard& shard = SessionShardOf(id);
@@ -216,9 +223,11 @@ struct Registry::Impl {
     if (it == shard.sessions.end() || !IsLive(it->second, now)) {
       return std::nullopt;
     }
-    Endpoint file_server = it->second.control;
-    file_server.port = it->second.file_port;
-    return file_server;
+    FileServer server;
+    server.endpoint = it->second.control;
+    server.endpoint.port = it->second.file_port;
+    server.key = it->second.key;
+    return server;
   }
 
   // ---- Publications ----
@@ -363,6 +372,21 @@ absl::Status Registry::Logout(uint64_t session_id) {
   }
   impl_->ReleaseUser(user, session_id);
   return absl::OkStatus();
+}
+
+size_t Registry::EndSessionsIf(
+    absl::FunctionRef<bool(absl::string_view user)> doomed) {
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < impl_->shard_count; ++i) {
+    SessionShard& shard = impl_->sessions[i];
+    MutexLock lock(&shard.mu);
+    for (const auto& [id, session] : shard.sessions) {
+      if (doomed(session.user)) ids.push_back(id);
+    }
+  }
+  size_t ended = 0;
+  for (uint64_t id : ids) ended += Logout(id).ok() ? 1 : 0;
+  return ended;
 }
 
 bool Registry::WithSession(uint64_t session_id, absl::Time now,
@@ -543,11 +567,12 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
   // Trying them in random order picks uniformly among the active ones.
   std::shuffle(publishers.begin(), publishers.end(), ThreadBitGen());
   for (std::string& user : publishers) {
-    std::optional<Endpoint> file_server = impl_->LiveFileServer(user, now);
-    if (!file_server.has_value()) continue;
+    std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
+    // A session with file port 0 (a one-shot command) serves nothing.
+    if (!server.has_value() || server->endpoint.port == 0) continue;
     std::optional<FileMeta> meta = impl_->MetaOf(user, name);
     if (!meta.has_value()) continue;  // unpublished meanwhile
-    return Holder{std::move(user), *file_server, *meta};
+    return Holder{std::move(user), server->endpoint, *meta, server->key};
   }
   return std::nullopt;
 }

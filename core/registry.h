@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/replay_window.h"
 
 namespace pcfs {
 
@@ -60,6 +61,11 @@ struct Session {
   std::array<uint8_t, 16> login_nonce{};
   absl::Time deadline;     // expires when now >= deadline
 
+  // daemon: the key from the SCRAM login, and the client's sequence numbers
+  // seen so far. Every datagram of the session is checked against both.
+  std::array<uint8_t, 32> key{};
+  ReplayWindow replay;
+
   // daemon: answers to recent mutating requests, for retransmissions.
   struct CachedReply {
     uint32_t request_id = 0;
@@ -79,6 +85,7 @@ struct Holder {
   std::string user;
   Endpoint file_server;  // control.ip with the session's file_port
   FileMeta meta;
+  std::array<uint8_t, 32> key{};  // the holder's session key (for tickets)
 };
 
 class Registry {
@@ -101,6 +108,7 @@ class Registry {
     Endpoint control;
     uint16_t file_port = 0;
     std::array<uint8_t, 16> nonce{};
+    std::array<uint8_t, 32> key{};  // the session key
   };
 
   // Starts a session for `user` with deadline now + session_timeout and a
@@ -120,6 +128,10 @@ class Registry {
 
   // Ends a session at once. NotFound if there is none.
   absl::Status Logout(uint64_t session_id);
+
+  // Ends every session whose user `doomed(user)` says must go (after the
+  // credentials are reloaded without that user). Returns how many ended.
+  size_t EndSessionsIf(absl::FunctionRef<bool(absl::string_view user)> doomed);
 
   // Calls fn(session) under the session's shard lock if the session exists
   // and its deadline has not passed at `now`; returns false otherwise.
@@ -162,8 +174,9 @@ class Registry {
                                    absl::string_view caller,
                                    absl::Time now) const;
 
-  // An active publisher of exactly `name` other than `caller` (chosen at
-  // random among them, to spread downloads), or nullopt.
+  // An active publisher of exactly `name` other than `caller` whose session
+  // serves files (file port not 0), chosen at random among them to spread
+  // downloads, with its session key (for the download ticket); or nullopt.
   std::optional<Holder> Locate(absl::string_view name, absl::string_view caller,
                                absl::Time now) const;
 

@@ -224,6 +224,9 @@ class ScramServer {
 
   // The name from client-first-message (empty before it).
   const std::string& user() const { return user_; }
+  // After HandleClientFirst: the client's nonce; after MakeServerFirst: the
+  // whole nonce (the client's followed by the server's).
+  const std::string& nonce() const { return nonce_; }
 
   // Errors: FailedPrecondition until HandleClientFinal has succeeded.
   absl::StatusOr<SessionKey> session_key() const;

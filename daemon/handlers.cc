@@ -1,13 +1,21 @@
 #include "daemon/handlers.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/datagram_auth.h"
 #include "core/log.h"
+#include "core/mutex_lock.h"
 #include "core/names.h"
+#include "core/ticket.h"
 
 namespace pcfs {
 namespace {
@@ -16,6 +24,9 @@ using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
 using protocol::ResultCode;
+
+constexpr size_t kNonceRandomBytes = 8;
+constexpr size_t kNonceMacBytes = 16;
 
 void Bump(std::atomic<uint64_t>& counter) {
   counter.fetch_add(1, std::memory_order_relaxed);
@@ -47,7 +58,90 @@ bool IsMutating(uint8_t type) {
          type == static_cast<uint8_t>(MessageType::kUnpublish);
 }
 
+// Writes the request's sequence number into a reply and seals it with the
+// session key. Returns `size` (0 stays 0).
+size_t SealReply(const SessionKey& key, uint64_t sequence,
+                 std::span<uint8_t> reply, size_t size) {
+  if (size < protocol::kHeaderSize) return size;
+  for (int i = 0; i < 8; ++i) {
+    reply[20 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
+  }
+  SealDatagram(key, reply.first(size));
+  return size;
+}
+
+// The value of attribute `name` ("r") in a SCRAM message, or empty.
+absl::string_view ScramAttribute(absl::string_view message, char name) {
+  for (absl::string_view part : absl::StrSplit(message, ',')) {
+    if (part.size() >= 2 && part[0] == name && part[1] == '=') {
+      return part.substr(2);
+    }
+  }
+  return {};
+}
+
+std::array<uint8_t, 16> LoginNonceOf(absl::string_view full_nonce) {
+  std::array<uint8_t, 16> nonce{};
+  absl::StatusOr<Sha256Digest> digest = Sha256(full_nonce);
+  if (digest.ok()) std::memcpy(nonce.data(), digest->data(), nonce.size());
+  return nonce;
+}
+
+std::string AddressKey(const Endpoint& from) {
+  const size_t n = from.family == 4 ? 4 : 16;
+  return std::string(reinterpret_cast<const char*>(from.ip.data()), n);
+}
+
 }  // namespace
+
+// ---- CredentialStore ------------------------------------------------------
+
+CredentialStore::CredentialStore(CredentialTable table, SaltSecret secret)
+    : salt_secret_(secret),
+      table_(std::make_shared<const CredentialTable>(std::move(table))) {}
+
+absl::StatusOr<std::unique_ptr<CredentialStore>> CredentialStore::Create(
+    CredentialTable table) {
+  absl::StatusOr<SaltSecret> secret = MakeSaltSecret();
+  if (!secret.ok()) return secret.status();
+  return std::unique_ptr<CredentialStore>(
+      new CredentialStore(std::move(table), *secret));
+}
+
+std::shared_ptr<const CredentialTable> CredentialStore::Get() const {
+  MutexLock lock(&mu_);
+  return table_;
+}
+
+void CredentialStore::Replace(CredentialTable table) {
+  auto fresh = std::make_shared<const CredentialTable>(std::move(table));
+  MutexLock lock(&mu_);
+  table_ = std::move(fresh);
+  derived_.clear();
+}
+
+absl::StatusOr<ScramVerifier> CredentialStore::VerifierFor(
+    absl::string_view user) const {
+  std::shared_ptr<const CredentialTable> table;
+  {
+    MutexLock lock(&mu_);
+    auto it = derived_.find(user);
+    if (it != derived_.end()) return it->second;
+    table = table_;
+  }
+  const Credential* credential = table->Find(user);
+  if (credential == nullptr) return MockVerifierFor(user, salt_secret_);
+  if (credential->is_verifier) return credential->verifier;
+  // A PBKDF2, once per user and table: outside the lock.
+  absl::StatusOr<ScramVerifier> verifier =
+      ServerVerifierFor(user, *credential, salt_secret_);
+  if (!verifier.ok()) return verifier.status();
+  MutexLock lock(&mu_);
+  if (table == table_) derived_.emplace(std::string(user), *verifier);
+  return verifier;
+}
+
+// ---- DaemonCounters -------------------------------------------------------
 
 std::string DaemonCounters::ToString() const {
   auto v = [](const std::atomic<uint64_t>& c) {
@@ -58,16 +152,18 @@ std::string DaemonCounters::ToString() const {
       " dropped_malformed=", v(dropped_malformed),
       " rejected_malformed=", v(rejected_malformed),
       " bad_version=", v(bad_version), " unknown_type=", v(unknown_type),
-      " unknown_session=", v(unknown_session),
-      " session_mismatch=", v(session_mismatch),
-      " auth_failed=", v(auth_failed), " retransmissions=", v(retransmissions),
+      " unknown_session=", v(unknown_session), " bad_mac=", v(bad_mac),
+      " replayed=", v(replayed), " auth_failed=", v(auth_failed),
+      " rate_limited=", v(rate_limited),
+      " retransmissions=", v(retransmissions),
       " expired_sessions=", v(expired_sessions),
       " state_errors=", v(state_errors));
 }
 
 absl::string_view ClassicCommandName(uint8_t type) {
   switch (static_cast<MessageType>(type)) {
-    case MessageType::kLogin: return "AUTH";
+    case MessageType::kLogin:
+    case MessageType::kLoginFinish: return "AUTH";
     case MessageType::kHeartbeat: return "HBT";
     case MessageType::kLogout: return "XIT";
     case MessageType::kListActivePeers: return "LAP";
@@ -80,14 +176,13 @@ absl::string_view ClassicCommandName(uint8_t type) {
   return "UNKNOWN";
 }
 
-RequestHandler::RequestHandler(Registry* registry,
-                               const CredentialStore* credentials,
-                               PublicationLog* log, DaemonCounters* counters,
-                               Options options, absl::Time now)
-    : registry_(registry),
-      credentials_(credentials),
-      log_(log),
-      counters_(counters),
+// ---- RequestHandler -------------------------------------------------------
+
+RequestHandler::RequestHandler(const Shared& shared, Options options,
+                               absl::Time now)
+    : shared_(shared),
+      registry_(shared.registry),
+      counters_(shared.counters),
       options_(options),
       // The wheel spans twice the session timeout, so a heartbeat-extended
       // deadline is normally re-armed without wrapping.
@@ -127,8 +222,10 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
                  reply);
   } else if (message->header.message_type() == MessageType::kLogin) {
     size = HandleLogin(*message, from, now, reply);
+  } else if (message->header.message_type() == MessageType::kLoginFinish) {
+    size = HandleLoginFinish(*message, from, now, reply);
   } else {
-    size = HandleSessionRequest(*message, from, now, reply);
+    size = HandleSessionRequest(*message, datagram, from, now, reply);
   }
   if (size > 0) {
     Bump(counters_->replies);
@@ -142,6 +239,84 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   return size;
 }
 
+std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
+                                            absl::string_view user,
+                                            const Endpoint& from,
+                                            absl::Time now) const {
+  uint8_t raw[8 + kNonceRandomBytes + kNonceMacBytes];
+  const uint64_t stamp = static_cast<uint64_t>(absl::ToUnixMillis(now));
+  for (int i = 0; i < 8; ++i) raw[i] = static_cast<uint8_t>(stamp >> (56 - 8 * i));
+  if (RAND_bytes(raw + 8, kNonceRandomBytes) != 1) {
+    std::memset(raw + 8, 0, kNonceRandomBytes);  // still MAC'd and fresh
+  }
+  const absl::string_view head(reinterpret_cast<const char*>(raw),
+                               8 + kNonceRandomBytes);
+  absl::StatusOr<Sha256Digest> mac = HmacSha256(
+      absl::string_view(reinterpret_cast<const char*>(
+                            shared_.login_secret.data()),
+                        shared_.login_secret.size()),
+      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
+                   "\n", AddressKey(from), from.port));
+  if (mac.ok()) std::memcpy(raw + head.size(), mac->data(), kNonceMacBytes);
+  std::string encoded;
+  absl::WebSafeBase64Escape(
+      absl::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)),
+      &encoded);
+  return encoded;
+}
+
+bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
+                                      absl::string_view client_nonce,
+                                      absl::string_view user,
+                                      const Endpoint& from,
+                                      absl::Time now) const {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(server_nonce, &raw) ||
+      raw.size() != 8 + kNonceRandomBytes + kNonceMacBytes) {
+    return false;
+  }
+  uint64_t stamp = 0;
+  for (int i = 0; i < 8; ++i) {
+    stamp = (stamp << 8) | static_cast<uint8_t>(raw[i]);
+  }
+  const absl::Time made = absl::FromUnixMillis(static_cast<int64_t>(stamp));
+  if (made > now || now - made > options_.login_window) return false;
+  const absl::string_view head(raw.data(), 8 + kNonceRandomBytes);
+  absl::StatusOr<Sha256Digest> mac = HmacSha256(
+      absl::string_view(reinterpret_cast<const char*>(
+                            shared_.login_secret.data()),
+                        shared_.login_secret.size()),
+      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
+                   "\n", AddressKey(from), from.port));
+  return mac.ok() && CRYPTO_memcmp(mac->data(), raw.data() + head.size(),
+                                   kNonceMacBytes) == 0;
+}
+
+size_t RequestHandler::CheckLoginRate(const Header& h, absl::string_view user,
+                                      const Endpoint& from, absl::Time now,
+                                      bool charge_address,
+                                      std::span<uint8_t> reply) {
+  absl::Duration wait;
+  if (charge_address && shared_.address_limiter != nullptr &&
+      !shared_.address_limiter->TryAcquire(AddressKey(from), now, &wait)) {
+    Bump(counters_->rate_limited);
+    return Error(h, ResultCode::kRateLimited,
+                 absl::StrCat("too many login attempts from your address; "
+                              "try again in ",
+                              absl::ToInt64Seconds(wait) + 1, " s"),
+                 reply);
+  }
+  if (shared_.user_limiter != nullptr &&
+      shared_.user_limiter->Available(user, now) < 1) {
+    Bump(counters_->rate_limited);
+    return Error(h, ResultCode::kRateLimited,
+                 absl::StrCat("too many failed logins for ", user,
+                              "; try again later"),
+                 reply);
+  }
+  return 0;
+}
+
 size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
                                    absl::Time now, std::span<uint8_t> reply) {
   absl::StatusOr<protocol::LoginRequest> request =
@@ -151,53 +326,143 @@ size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
     return Error(m.header, ResultCode::kMalformed, request.status().message(),
                  reply);
   }
-  if (absl::Status s = ValidateUserName(request->user); !s.ok()) {
-    Bump(counters_->auth_failed);
+  ScramServer scram;
+  absl::StatusOr<std::string> user = scram.HandleClientFirst(
+      request->client_first);
+  if (!user.ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed, user.status().message(),
+                 reply);
+  }
+  if (absl::Status s = ValidateUserName(*user); !s.ok()) {
     return Error(m.header, ResultCode::kInvalidName, s.message(), reply);
   }
-  SetLogUser(request->user);
-  LogRequest(m.header, from, request->user);
-  std::shared_ptr<const CredentialTable> table = credentials_->Get();
-  if (!table->CheckPassword(request->user, request->password)) {
+  SetLogUser(*user);
+  LogRequest(m.header, from, *user);
+  if (size_t n = CheckLoginRate(m.header, *user, from, now, true, reply)) {
+    return n;
+  }
+  absl::StatusOr<ScramVerifier> verifier =
+      shared_.credentials->VerifierFor(*user);
+  if (!verifier.ok()) {
+    return Error(m.header, ResultCode::kInternal, "cannot run the login",
+                 reply);
+  }
+  const std::string server_nonce =
+      MakeServerNonce(scram.nonce(), *user, from, now);
+  absl::StatusOr<std::string> server_first =
+      scram.MakeServerFirst(*verifier, server_nonce);
+  if (!server_first.ok()) {
+    return Error(m.header, ResultCode::kInternal, "cannot run the login",
+                 reply);
+  }
+  protocol::LoginReply login{*server_first};
+  return protocol::EncodeLoginReply(m.header, login, reply);
+}
+
+size_t RequestHandler::HandleLoginFinish(const Message& m,
+                                         const Endpoint& from, absl::Time now,
+                                         std::span<uint8_t> reply) {
+  absl::StatusOr<protocol::LoginFinishRequest> request =
+      protocol::DecodeLoginFinishRequest(m.body);
+  if (!request.ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed, request.status().message(),
+                 reply);
+  }
+  ScramServer scram;
+  absl::StatusOr<std::string> user =
+      scram.HandleClientFirst(request->client_first);
+  if (!user.ok() || !ValidateUserName(*user).ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed,
+                 "LOGIN_FINISH repeats a malformed client-first-message",
+                 reply);
+  }
+  SetLogUser(*user);
+  LogRequest(m.header, from, *user);
+  if (size_t n = CheckLoginRate(m.header, *user, from, now, false, reply)) {
+    return n;
+  }
+  // The server nonce must be one this daemon made for this very login.
+  const std::string client_nonce = scram.nonce();
+  const absl::string_view full_nonce =
+      ScramAttribute(request->client_final, 'r');
+  if (full_nonce.size() <= client_nonce.size() ||
+      full_nonce.substr(0, client_nonce.size()) != client_nonce ||
+      !CheckServerNonce(full_nonce.substr(client_nonce.size()), client_nonce,
+                        *user, from, now)) {
     Bump(counters_->auth_failed);
+    return Error(m.header, ResultCode::kAuthFailed,
+                 "the login expired or was not started here; log in again",
+                 reply);
+  }
+  absl::StatusOr<ScramVerifier> verifier =
+      shared_.credentials->VerifierFor(*user);
+  absl::StatusOr<std::string> server_first =
+      verifier.ok() ? scram.MakeServerFirst(
+                          *verifier, full_nonce.substr(client_nonce.size()))
+                    : verifier.status();
+  absl::StatusOr<std::string> server_final =
+      server_first.ok() ? scram.HandleClientFinal(request->client_final)
+                        : server_first.status();
+  absl::StatusOr<SessionKey> key =
+      server_final.ok() ? scram.session_key() : server_final.status();
+  if (!key.ok()) {
+    Bump(counters_->auth_failed);
+    if (shared_.user_limiter != nullptr) {
+      shared_.user_limiter->TryAcquire(*user, now);
+    }
     return Error(m.header, ResultCode::kAuthFailed,
                  "wrong user name or password", reply);
   }
   Registry::LoginParams params;
-  params.user = request->user;
+  params.user = *user;
   params.control = from;
   params.file_port = request->tcp_port;
-  params.nonce = request->client_nonce;
+  params.nonce = LoginNonceOf(full_nonce);
+  params.key = *key;
   absl::StatusOr<uint64_t> session = registry_->Login(params, now);
   if (!session.ok()) {
     return Error(m.header, ResultCode::kAlreadyActive,
-                 absl::StrCat("user ", request->user, " is already active"),
-                 reply);
+                 absl::StrCat("user ", *user, " is already active"), reply);
   }
   wheel_.Schedule(*session, now + options_.session_timeout);
-  protocol::LoginReply login;
+  protocol::LoginFinishReply login;
+  login.server_final = *server_final;
   login.session_id = *session;
   login.heartbeat_interval_ms = static_cast<uint32_t>(
       absl::ToInt64Milliseconds(options_.heartbeat_interval));
   login.session_timeout_ms = static_cast<uint32_t>(
       absl::ToInt64Milliseconds(options_.session_timeout));
-  return protocol::EncodeLoginReply(m.header, login, reply);
+  return protocol::EncodeLoginFinishReply(m.header, login, reply);
 }
 
-size_t RequestHandler::HandleSessionRequest(const Message& m,
-                                            const Endpoint& from,
-                                            absl::Time now,
-                                            std::span<uint8_t> reply) {
+size_t RequestHandler::HandleSessionRequest(
+    const Message& m, std::span<const uint8_t> datagram, const Endpoint& from,
+    absl::Time now, std::span<uint8_t> reply) {
   const Header& h = m.header;
   Caller caller;
   caller.session_id = h.session_id;
-  bool mismatch = false;
+  caller.sequence = h.sequence;
+  bool bad_mac = false;
+  bool replayed = false;
   std::optional<ResultCode> cached;
   bool found = registry_->WithSession(h.session_id, now, [&](Session& s) {
-    if (!(s.control == from)) {
-      mismatch = true;
+    // MAC first: a forged datagram must not move the replay window.
+    if (!VerifyDatagram(s.key, datagram)) {
+      bad_mac = true;
       return;
     }
+    if (!s.replay.Check(h.sequence)) {
+      replayed = true;
+      return;
+    }
+    s.replay.Record(h.sequence);
+    // The session belongs to its key: a sealed datagram from a new address
+    // (NAT rebinding) moves it there.
+    s.control = from;
+    caller.key = s.key;
     size_t n = std::min(s.user.size(), sizeof(caller.user) - 1);
     std::memcpy(caller.user, s.user.data(), n);
     caller.user[n] = '\0';
@@ -208,28 +473,39 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
     }
   });
   if (!found) {
+    // Unsealed: there is no key to seal it with. It only makes the client
+    // log in again.
     Bump(counters_->unknown_session);
     LogRequest(h, from, "an unknown session");
     return Error(h, ResultCode::kUnknownSession,
                  "no such session (it expired or ended): log in again", reply);
   }
-  if (mismatch) {
-    Bump(counters_->session_mismatch);
-    LogRequest(h, from, "a peer that does not hold the session");
-    return Error(h, ResultCode::kSessionMismatch,
-                 "this session belongs to another peer", reply);
+  if (bad_mac || replayed) {
+    Bump(bad_mac ? counters_->bad_mac : counters_->replayed);
+    return 0;  // dropped: answering would help an attacker probe
   }
   SetLogUser(caller.name());
   LogRequest(h, from, caller.name());
+  size_t size;
   if (cached.has_value()) {
     // A retransmission of a request we already carried out: answer it the
     // same way without doing the work twice.
     Bump(counters_->retransmissions);
-    return protocol::EncodeStatusReply(h, *cached,
+    size = protocol::EncodeStatusReply(h, *cached,
                                        protocol::ResultCodeName(*cached),
                                        reply);
+  } else {
+    size = DispatchSessionRequest(m, caller, from, now, reply);
   }
+  return SealReply(caller.key, caller.sequence, reply, size);
+}
 
+size_t RequestHandler::DispatchSessionRequest(const Message& m,
+                                              const Caller& caller,
+                                              const Endpoint& from,
+                                              absl::Time now,
+                                              std::span<uint8_t> reply) {
+  const Header& h = m.header;
   switch (h.message_type()) {
     case MessageType::kHeartbeat:
     case MessageType::kLogout: {
@@ -256,6 +532,7 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
     case MessageType::kGet:
       return HandleGet(m, caller, now, reply);
     case MessageType::kLogin:
+    case MessageType::kLoginFinish:
       break;
   }
   return Error(h, ResultCode::kInternal, "unhandled message type", reply);
@@ -336,8 +613,9 @@ size_t RequestHandler::HandlePublish(const Message& m, const Caller& caller,
   meta.size = request->size;
   meta.sha256 = request->sha256;
   if (registry_->Publish(caller.name(), request->name, meta) &&
-      log_ != nullptr) {
-    absl::Status s = log_->RecordPublish(caller.name(), request->name, meta);
+      shared_.log != nullptr) {
+    absl::Status s =
+        shared_.log->RecordPublish(caller.name(), request->name, meta);
     if (!s.ok()) {
       // Not durable, so not acknowledged: take it back.
       registry_->Unpublish(caller.name(), request->name).IgnoreError();
@@ -369,8 +647,9 @@ size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
     return Error(h, ResultCode::kNotFound,
                  absl::StrCat("you do not publish ", request->name), reply);
   }
-  if (log_ != nullptr) {
-    absl::Status s = log_->RecordUnpublish(caller.name(), request->name);
+  if (shared_.log != nullptr) {
+    absl::Status s =
+        shared_.log->RecordUnpublish(caller.name(), request->name);
     if (!s.ok()) {
       Bump(counters_->state_errors);
       Log("cannot record an unpublication: ", s.ToString());
@@ -406,6 +685,13 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
   get.address.port = holder->file_server.port;
   get.size = holder->meta.size;
   get.sha256 = holder->meta.sha256;
+  TicketClaims claims;
+  claims.holder = holder->user;
+  claims.requester = std::string(caller.name());
+  claims.file_name = std::string(request->name);
+  claims.expiry = shared_.wall_clock() + options_.ticket_lifetime;
+  const std::string ticket = IssueTicket(holder->key, claims);
+  get.ticket = ticket;
   return protocol::EncodeGetReply(h, get, reply);
 }
 

@@ -3,13 +3,19 @@
 // reply, so the same code runs under either reactor backend and in tests
 // without sockets.
 //
+// Login is SCRAM-SHA-256 in two exchanges (LOGIN, LOGIN_FINISH) with no
+// state kept between them; every later datagram must carry a MAC under the
+// session key and a fresh sequence number, or it is dropped. Replies to
+// session requests are sealed the same way. See docs/PROTOCOL.md.
+//
 // Thread-safety: one RequestHandler per reactor thread (it owns that
-// thread's expiry wheel); the Registry, CredentialStore, PublicationLog and
-// DaemonCounters it points to are shared and thread-safe.
+// thread's expiry wheel); everything in Shared is shared and thread-safe.
 #ifndef PCFS_DAEMON_HANDLERS_H_
 #define PCFS_DAEMON_HANDLERS_H_
 
+#include <array>
 #include <atomic>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,35 +23,47 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/credentials.h"
 #include "core/mutex_lock.h"
 #include "core/expiry_wheel.h"
 #include "core/protocol.h"
+#include "core/rate_limiter.h"
+#include "core/scram.h"
 #include "core/registry.h"
 #include "daemon/publication_log.h"
 
 namespace pcfs {
 
-// The credentials in force; replaced as a whole on SIGHUP. Thread-safe.
+// The credentials in force, replaced as a whole on SIGHUP, and the SCRAM
+// verifiers derived from them. A plain password's verifier costs a PBKDF2,
+// so it is derived on the user's first login and kept until the next reload.
+// Thread-safe.
 class CredentialStore {
  public:
-  explicit CredentialStore(CredentialTable table)
-      : table_(std::make_shared<const CredentialTable>(std::move(table))) {}
-  std::shared_ptr<const CredentialTable> Get() const {
-    MutexLock lock(&mu_);
-    return table_;
-  }
-  void Replace(CredentialTable table) {
-    auto fresh = std::make_shared<const CredentialTable>(std::move(table));
-    MutexLock lock(&mu_);
-    table_ = std::move(fresh);
-  }
+  // Fails only if libcrypto cannot make the random salt secret.
+  static absl::StatusOr<std::unique_ptr<CredentialStore>> Create(
+      CredentialTable table);
+
+  std::shared_ptr<const CredentialTable> Get() const;
+  // Replaces the table and forgets the derived verifiers.
+  void Replace(CredentialTable table);
+
+  // The verifier to run SCRAM with for `user`: the stored one, one derived
+  // from a plain password, or, for a user not in the table, a mock one that
+  // no password matches (so that LOGIN does not tell which users exist).
+  absl::StatusOr<ScramVerifier> VerifierFor(absl::string_view user) const;
 
  private:
+  explicit CredentialStore(CredentialTable table, SaltSecret secret);
+
+  const SaltSecret salt_secret_;  // lives as long as the daemon
   mutable absl::Mutex mu_;
   std::shared_ptr<const CredentialTable> table_ ABSL_GUARDED_BY(mu_);
+  mutable absl::flat_hash_map<std::string, ScramVerifier> derived_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // Counters of what the daemon saw, shared by all reactor threads. Relaxed
@@ -58,8 +76,10 @@ struct DaemonCounters {
   std::atomic<uint64_t> bad_version{0};
   std::atomic<uint64_t> unknown_type{0};
   std::atomic<uint64_t> unknown_session{0};
-  std::atomic<uint64_t> session_mismatch{0};
+  std::atomic<uint64_t> bad_mac{0};       // dropped: MAC did not verify
+  std::atomic<uint64_t> replayed{0};      // dropped: sequence number seen
   std::atomic<uint64_t> auth_failed{0};
+  std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> retransmissions{0};
   std::atomic<uint64_t> expired_sessions{0};
   std::atomic<uint64_t> state_errors{0};
@@ -74,16 +94,32 @@ class RequestHandler {
     absl::Duration heartbeat_interval = absl::Seconds(2);
     absl::Duration session_timeout = absl::Seconds(3);
     absl::Duration wheel_slot = absl::Milliseconds(100);
+    // How long a server nonce from LOGIN stays good for LOGIN_FINISH.
+    absl::Duration login_window = absl::Seconds(10);
+    // How long a download ticket is valid.
+    absl::Duration ticket_lifetime = absl::Seconds(60);
     // Log every request and reply in the classic form
     // "09:11:23.445: 57820: Received AUTH from hans".
     bool verbose = false;
   };
 
-  // All pointers must outlive the handler. `log` may be null (no
-  // durability: tests that do not need it).
-  RequestHandler(Registry* registry, const CredentialStore* credentials,
-                 PublicationLog* log, DaemonCounters* counters,
-                 Options options, absl::Time now);
+  // What all reactor threads share. Every pointer must outlive the
+  // handlers; `log` may be null (no durability: tests that do not need it).
+  struct Shared {
+    Registry* registry = nullptr;
+    const CredentialStore* credentials = nullptr;
+    PublicationLog* log = nullptr;
+    DaemonCounters* counters = nullptr;
+    // Login attempts: every LOGIN per source address; failed ones per user.
+    RateLimiter* address_limiter = nullptr;
+    RateLimiter* user_limiter = nullptr;
+    // Key of the MAC in the server nonces (random per daemon start).
+    std::array<uint8_t, 32> login_secret{};
+    // Wall-clock time, for ticket expiry (the holder checks it).
+    std::function<absl::Time()> wall_clock = [] { return absl::Now(); };
+  };
+
+  RequestHandler(const Shared& shared, Options options, absl::Time now);
 
   // Handles one datagram from `from` and writes the reply into `reply`
   // (at least kMaxDatagramSize bytes). Returns the reply size; 0 means the
@@ -100,14 +136,38 @@ class RequestHandler {
   // What a session request carries once its session is checked.
   struct Caller {
     uint64_t session_id = 0;
+    uint64_t sequence = 0;  // of the request; its reply carries it too
+    SessionKey key{};
     char user[65] = {};  // fixed storage: no allocation per request
     absl::string_view name() const { return user; }
   };
 
   size_t HandleLogin(const protocol::Message& m, const Endpoint& from,
                      absl::Time now, std::span<uint8_t> reply);
-  size_t HandleSessionRequest(const protocol::Message& m, const Endpoint& from,
-                              absl::Time now, std::span<uint8_t> reply);
+  size_t HandleLoginFinish(const protocol::Message& m, const Endpoint& from,
+                           absl::Time now, std::span<uint8_t> reply);
+  size_t DispatchSessionRequest(const protocol::Message& m,
+                                const Caller& caller, const Endpoint& from,
+                                absl::Time now, std::span<uint8_t> reply);
+  // The server nonce for a LOGIN: timestamp, random bytes and their MAC.
+  std::string MakeServerNonce(absl::string_view client_nonce,
+                              absl::string_view user, const Endpoint& from,
+                              absl::Time now) const;
+  // True if `server_nonce` is one MakeServerNonce made for these, within
+  // options_.login_window of `now`.
+  bool CheckServerNonce(absl::string_view server_nonce,
+                        absl::string_view client_nonce,
+                        absl::string_view user, const Endpoint& from,
+                        absl::Time now) const;
+  // Refuses a login attempt that exceeds a rate limit (returns the reply
+  // size), or returns 0 to go on.
+  size_t CheckLoginRate(const protocol::Header& h, absl::string_view user,
+                        const Endpoint& from, absl::Time now,
+                        bool charge_address, std::span<uint8_t> reply);
+  size_t HandleSessionRequest(const protocol::Message& m,
+                              std::span<const uint8_t> datagram,
+                              const Endpoint& from, absl::Time now,
+                              std::span<uint8_t> reply);
   size_t HandleList(const protocol::Message& m, const Caller& caller,
                     absl::Time now, std::span<uint8_t> reply);
   size_t HandlePublish(const protocol::Message& m, const Caller& caller,
@@ -127,9 +187,8 @@ class RequestHandler {
   void LogReply(const Endpoint& from, absl::string_view user,
                 bool ok) const;
 
+  const Shared shared_;
   Registry* const registry_;
-  const CredentialStore* const credentials_;
-  PublicationLog* const log_;
   DaemonCounters* const counters_;
   const Options options_;
   ExpiryWheel wheel_;
@@ -137,7 +196,8 @@ class RequestHandler {
   char log_user_[65] = {};  // who the current request is from, for the log
 };
 
-// The classic name a request type has in the verbose log ("AUTH", "HBT",
+// The classic name a request type has in the verbose log ("AUTH" for both
+// login steps, "HBT",
 // "LAP", "LPF", "PUB", "UNP", "SCH", "GET", "XIT").
 absl::string_view ClassicCommandName(uint8_t type);
 

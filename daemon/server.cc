@@ -1,6 +1,7 @@
 #include "daemon/server.h"
 
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -44,7 +45,29 @@ absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
   return table;
 }
 
-Server::Server(const ServerOptions& options) : options_(options) {}
+namespace {
+
+// Login rate limits: every LOGIN from one address (generous: scripts run
+// many one-shot commands), and failed logins per user name.
+RateLimiter::Options AddressLimits() {
+  RateLimiter::Options o;
+  o.burst = 200;
+  o.refill = absl::Milliseconds(20);  // 50 a second sustained
+  return o;
+}
+RateLimiter::Options UserLimits() {
+  RateLimiter::Options o;
+  o.burst = 10;
+  o.refill = absl::Seconds(6);  // 10 a minute sustained
+  return o;
+}
+
+}  // namespace
+
+Server::Server(const ServerOptions& options)
+    : options_(options),
+      address_limiter_(AddressLimits()),
+      user_limiter_(UserLimits()) {}
 Server::~Server() = default;
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
@@ -54,7 +77,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
       LoadCredentials(options.credentials_path);
   if (!table.ok()) return table.status();
   const size_t users = table->size();
-  server->credentials_ = std::make_unique<CredentialStore>(*std::move(table));
+  absl::StatusOr<std::unique_ptr<CredentialStore>> store =
+      CredentialStore::Create(*std::move(table));
+  if (!store.ok()) return store.status();
+  server->credentials_ = *std::move(store);
 
   absl::StatusOr<std::unique_ptr<PublicationLog>> log =
       PublicationLog::Open(options.state_dir, server->registry_);
@@ -86,9 +112,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
 
   RequestHandler::Options handler_options;
   handler_options.verbose = options.verbose;
-  server->handler_ = std::make_unique<RequestHandler>(
-      &server->registry_, server->credentials_.get(), server->log_.get(),
-      &server->counters_, handler_options, MonotonicNow());
+  RequestHandler::Shared shared;
+  shared.registry = &server->registry_;
+  shared.credentials = server->credentials_.get();
+  shared.log = server->log_.get();
+  shared.counters = &server->counters_;
+  shared.address_limiter = &server->address_limiter_;
+  shared.user_limiter = &server->user_limiter_;
+  if (RAND_bytes(shared.login_secret.data(),
+                 static_cast<int>(shared.login_secret.size())) != 1) {
+    return absl::InternalError("RAND_bytes failed for the login secret");
+  }
+  server->handler_ =
+      std::make_unique<RequestHandler>(shared, handler_options, MonotonicNow());
 
   RequestHandler* handler = server->handler_.get();
   absl::Status s = server->reactor_->AddDatagramSocket(
@@ -146,8 +182,13 @@ void Server::ReloadCredentials() {
     return;
   }
   const size_t users = table->size();
+  auto kept = std::make_shared<const CredentialTable>(*table);
   credentials_->Replace(*std::move(table));
-  Log("SIGHUP: reloaded ", users, " users from ", options_.credentials_path);
+  const size_t ended = registry_.EndSessionsIf([&](absl::string_view user) {
+    return kept->Find(user) == nullptr;
+  });
+  Log("SIGHUP: reloaded ", users, " users from ", options_.credentials_path,
+      "; ended ", ended, " sessions of users no longer there");
 }
 
 }  // namespace pcfs

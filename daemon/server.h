@@ -1,7 +1,8 @@
 // Server: peerconnectd assembled. It loads the credentials and the durable
 // publications, binds the UDP socket, and runs a reactor whose datagrams go
 // to a RequestHandler, whose timer expires sessions, and whose signal handler
-// stops (SIGINT, SIGTERM) or reloads the credentials (SIGHUP). It tells
+// stops (SIGINT, SIGTERM) or reloads the credentials (SIGHUP: the sessions
+// of users who are no longer in the file end; the others go on). It tells
 // systemd when it is ready, pets the watchdog and says when it stops.
 //
 // Thread-safety: Create() and Run() from one thread; Stop() from any.
@@ -14,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/rate_limiter.h"
 #include "core/reactor.h"
 #include "core/registry.h"
 #include "daemon/handlers.h"
@@ -54,6 +56,8 @@ class Server {
   ServerOptions options_;
   Registry registry_;
   std::unique_ptr<CredentialStore> credentials_;
+  RateLimiter address_limiter_;
+  RateLimiter user_limiter_;
   std::unique_ptr<PublicationLog> log_;
   DaemonCounters counters_;
   std::unique_ptr<RequestHandler> handler_;

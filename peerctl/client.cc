@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/datagram_auth.h"
 #include "core/mutex_lock.h"
 
 namespace pcfs {
@@ -99,18 +100,24 @@ absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::Connect(
 template <typename Encode>
 absl::Status ControlClient::Exchange(MessageType type, Encode encode,
                                      Reply& reply) {
+  const bool sealed =
+      type != MessageType::kLogin && type != MessageType::kLoginFinish;
   Header header;
   header.type = static_cast<uint8_t>(type);
   header.request_id = next_request_id_++;
-  header.session_id = session_id_;
+  header.session_id = sealed ? session_id_ : 0;
   uint8_t request[protocol::kMaxDatagramSize];
-  const size_t request_size = encode(header, std::span<uint8_t>(request));
-  if (request_size == 0) {
-    return absl::InvalidArgumentError("the request does not fit a datagram");
-  }
   absl::Duration wait = options_.first_timeout;
   absl::Duration waited;
   for (int attempt = 0; attempt < options_.attempts; ++attempt, wait *= 2) {
+    // Every try is a new datagram to the replay window: a new sequence
+    // number and MAC, the same request id.
+    if (sealed) header.sequence = next_sequence_++;
+    const size_t request_size = encode(header, std::span<uint8_t>(request));
+    if (request_size == 0) {
+      return absl::InvalidArgumentError("the request does not fit a datagram");
+    }
+    if (sealed) SealDatagram(key_, std::span<uint8_t>(request, request_size));
     if (::send(socket_.get(), request, request_size, 0) < 0) {
       if (errno == ECONNREFUSED) {
         return Unreachable(server_name_, "connection refused (not running?)");
@@ -149,6 +156,15 @@ absl::Status ControlClient::Exchange(MessageType type, Encode encode,
       }
       absl::StatusOr<protocol::ReplyStatus> status =
           protocol::DecodeReplyStatus(message->body);
+      // A session reply must carry our MAC. The one exception is "unknown
+      // session", which the daemon cannot seal; it only makes us log in
+      // again.
+      const bool authentic =
+          !sealed ||
+          (status.ok() && status->code == ResultCode::kUnknownSession) ||
+          VerifyDatagram(key_, std::span<const uint8_t>(reply.buffer,
+                                                        reply.size));
+      if (!authentic) continue;
       if (!status.ok()) {
         return absl::InternalError(absl::StrCat(
             "malformed reply from the daemon: ", status.status().message()));
@@ -187,24 +203,58 @@ absl::Status ControlClient::Login(absl::string_view user,
 
 absl::Status ControlClient::LoginLocked() {
   session_id_ = 0;
-  protocol::LoginRequest login;
-  login.user = user_;
-  login.password = password_;
-  login.tcp_port = file_port_;
-  absl::BitGen random;
-  for (uint8_t& b : login.client_nonce) b = absl::Uniform<uint8_t>(random);
+  absl::StatusOr<std::string> nonce = MakeScramNonce();
+  if (!nonce.ok()) return nonce.status();
+  absl::StatusOr<ScramClient> scram =
+      ScramClient::Start(user_, password_, *nonce);
+  if (!scram.ok()) return scram.status();
   auto reply = std::make_unique<Reply>();
+
+  // Step 1: client-first -> server-first (salt, iterations, nonce).
+  protocol::LoginRequest start{scram->client_first_message()};
   absl::Status s = Exchange(
       MessageType::kLogin,
       [&](const Header& h, std::span<uint8_t> out) {
-        return protocol::EncodeLoginRequest(h, login, out);
+        return protocol::EncodeLoginRequest(h, start, out);
       },
       *reply);
   if (!s.ok()) return s;
   if (s = StatusFromResult(reply->status); !s.ok()) return s;
-  absl::StatusOr<protocol::LoginReply> accepted =
+  absl::StatusOr<protocol::LoginReply> first =
       protocol::DecodeLoginReply(reply->status.payload);
+  if (!first.ok()) return first.status();
+  absl::StatusOr<std::string> client_final =
+      scram->HandleServerFirst(first->server_first);
+  if (!client_final.ok()) {
+    return absl::InternalError(absl::StrCat("the daemon's login reply: ",
+                                            client_final.status().message()));
+  }
+
+  // Step 2: the proof -> the daemon's signature and the session.
+  protocol::LoginFinishRequest finish;
+  finish.client_first = scram->client_first_message();
+  finish.client_final = *client_final;
+  finish.tcp_port = file_port_;
+  s = Exchange(
+      MessageType::kLoginFinish,
+      [&](const Header& h, std::span<uint8_t> out) {
+        return protocol::EncodeLoginFinishRequest(h, finish, out);
+      },
+      *reply);
+  if (!s.ok()) return s;
+  if (s = StatusFromResult(reply->status); !s.ok()) return s;
+  absl::StatusOr<protocol::LoginFinishReply> accepted =
+      protocol::DecodeLoginFinishReply(reply->status.payload);
   if (!accepted.ok()) return accepted.status();
+  // The daemon proves it holds the user's verifier: no impostor daemon.
+  if (s = scram->HandleServerFinal(accepted->server_final); !s.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the daemon failed to prove its identity: ", s.message()));
+  }
+  absl::StatusOr<SessionKey> key = scram->session_key();
+  if (!key.ok()) return key.status();
+  key_ = *key;
+  next_sequence_ = 1;
   session_id_ = accepted->session_id;
   heartbeat_interval_ = absl::Milliseconds(accepted->heartbeat_interval_ms);
   return absl::OkStatus();
@@ -359,6 +409,16 @@ bool ControlClient::logged_in() const {
 absl::Duration ControlClient::heartbeat_interval() const {
   MutexLock lock(&mu_);
   return heartbeat_interval_;
+}
+
+std::string ControlClient::user() const {
+  MutexLock lock(&mu_);
+  return user_;
+}
+
+SessionKey ControlClient::session_key() const {
+  MutexLock lock(&mu_);
+  return key_;
 }
 
 }  // namespace pcfs

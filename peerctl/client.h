@@ -1,7 +1,10 @@
-// ControlClient: peerctl's side of the UDP control protocol. It logs in,
-// sends each request with retransmission (same request id, 200 ms doubling),
-// reads lists page by page, and logs in again by itself when the daemon no
-// longer knows its session (after a daemon restart, or an expiry).
+// ControlClient: peerctl's side of the UDP control protocol. It logs in with
+// SCRAM-SHA-256 (the password never leaves the process), seals every later
+// datagram with the session key and a fresh sequence number, sends each
+// request with retransmission (same request id, 200 ms doubling), checks the
+// MAC of every reply, reads lists page by page, and logs in again by itself
+// when the daemon no longer knows its session (after a daemon restart, or an
+// expiry).
 //
 // Thread-safety: all methods may be called from any thread; one mutex
 // serialises exchanges, so the heartbeat thread and the shell share the one
@@ -22,6 +25,7 @@
 #include "absl/time/time.h"
 #include "core/net.h"
 #include "core/protocol.h"
+#include "core/scram.h"
 #include "core/unique_fd.h"
 
 namespace pcfs {
@@ -75,6 +79,10 @@ class ControlClient {
   const std::string& server_name() const { return server_name_; }
   bool logged_in() const;
   absl::Duration heartbeat_interval() const;
+  // The user and the current session key (it changes when the client logs
+  // in again), for checking download tickets.
+  std::string user() const;
+  SessionKey session_key() const;
 
  private:
   ControlClient(const Options& options, UniqueFd socket,
@@ -88,7 +96,9 @@ class ControlClient {
   };
 
   // Sends the datagram built by `encode` (given the header to use) and
-  // waits for its reply, retransmitting. REQUIRES: mu_ held.
+  // waits for its reply, retransmitting. Session requests (all but LOGIN
+  // and LOGIN_FINISH) are sealed, each try with a new sequence number, and
+  // their replies must verify. REQUIRES: mu_ held.
   template <typename Encode>
   absl::Status Exchange(protocol::MessageType type, Encode encode,
                         Reply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -108,6 +118,8 @@ class ControlClient {
   UniqueFd socket_ ABSL_GUARDED_BY(mu_);
   uint32_t next_request_id_ ABSL_GUARDED_BY(mu_);
   uint64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
+  SessionKey key_ ABSL_GUARDED_BY(mu_){};
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);
   // Kept for logging in again after the daemon forgets the session.
   std::string user_ ABSL_GUARDED_BY(mu_);

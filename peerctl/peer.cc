@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/names.h"
+#include "core/ticket.h"
 #include "peerctl/downloader.h"
 #include "core/mutex_lock.h"
 
@@ -60,6 +61,15 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
   if (absl::Status s = ValidatePassword(password); !s.ok()) return s;
   const uint16_t port = server_ != nullptr ? server_->port() : 0;
   if (absl::Status s = client_->Login(user, password, port); !s.ok()) return s;
+  // The file server serves only names this user publishes: learn those
+  // published in earlier sessions. (While this session lives, no other
+  // session of the user can publish: one session per user.)
+  if (server_ != nullptr) {
+    if (absl::StatusOr<std::vector<std::string>> names = ListPublished();
+        !names.ok()) {
+      return names.status();
+    }
+  }
   // One-shot commands heartbeat too: a large `get` outlasts the timeout.
   if (!heartbeat_.joinable()) {
     heartbeat_ = std::thread([this] { HeartbeatLoop(); });
@@ -145,37 +155,45 @@ absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
     return absl::AlreadyExistsError(
         absl::StrCat(target, " already exists; not overwriting it"));
   }
-  absl::StatusOr<FileLocation> location = client_->Get(name);
-  if (!location.ok()) return location.status();
-  DownloadRequest request;
-  request.holder = location->address;
-  request.name = std::string(name);
-  request.ticket = location->ticket;
-  request.destination_dir = options_.download_dir;
-  request.expected_size = location->size;
-  request.expected_sha256 = location->sha256;
-  request.timeout = options_.download_timeout;
-  if (absl::Status s = Download(request); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("download from ",
-                                               location->holder, " failed: ",
-                                               s.message()));
+  absl::Status failed;
+  // A holder that logged in again since the daemon issued the ticket has a
+  // new key and refuses the ticket: ask the daemon once more.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<FileLocation> location = client_->Get(name);
+    if (!location.ok()) return location.status();
+    DownloadRequest request;
+    request.holder = location->address;
+    request.name = std::string(name);
+    request.ticket = location->ticket;
+    request.destination_dir = options_.download_dir;
+    request.expected_size = location->size;
+    request.expected_sha256 = location->sha256;
+    request.timeout = options_.download_timeout;
+    absl::Status s = Download(request);
+    if (s.ok()) return target;
+    failed = absl::Status(s.code(), absl::StrCat("download from ",
+                                                 location->holder,
+                                                 " failed: ", s.message()));
+    if (!absl::IsUnauthenticated(s)) break;
   }
-  return target;
+  return failed;
 }
 
 absl::Status Peer::AuthorizeDownload(absl::string_view name,
-                                     absl::string_view /*ticket*/) {
-  {
-    MutexLock lock(&published_mu_);
-    if (published_.contains(name)) return absl::OkStatus();
+                                     absl::string_view ticket) {
+  if (ticket.empty()) {
+    return absl::UnauthenticatedError("a download needs a ticket");
   }
-  // Published through another session of this user (a one-shot `pub`)?
-  // The daemon is the authority.
-  absl::StatusOr<std::vector<std::string>> names = ListPublished();
-  if (!names.ok()) return absl::UnavailableError("cannot check publications");
+  // The daemon issued the ticket with this session's key, for this holder
+  // and this name; it says nothing of whether we still publish the name.
+  absl::StatusOr<TicketClaims> claims = VerifyTicket(
+      client_->session_key(), client_->user(), ticket, name, absl::Now());
+  if (!claims.ok()) return claims.status();
   MutexLock lock(&published_mu_);
-  if (published_.contains(name)) return absl::OkStatus();
-  return absl::NotFoundError("not published");
+  if (!published_.contains(name)) {
+    return absl::NotFoundError("not published");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pcfs

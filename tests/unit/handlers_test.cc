@@ -2,6 +2,10 @@
 // sockets, no threads.
 #include "daemon/handlers.h"
 
+#include "core/datagram_auth.h"
+#include "core/scram.h"
+#include "core/ticket.h"
+
 #include <random>
 #include <string>
 #include <vector>
@@ -27,10 +31,23 @@ Endpoint MakeEndpoint(uint16_t port) {
 class HandlersTest : public ::testing::Test {
  protected:
   HandlersTest()
-      : credentials_(*CredentialTable::Parse(
-            "hans hanspass\nvader vaderpass\nyoda yodapass\n")),
-        handler_(&registry_, &credentials_, nullptr, &counters_,
-                 RequestHandler::Options{}, now_) {}
+      : credentials_(*CredentialStore::Create(*CredentialTable::Parse(
+            "hans hanspass\nvader vaderpass\nyoda yodapass\n"))),
+        address_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
+        user_limiter_(RateLimiter::Options{3, absl::Seconds(60)}),
+        handler_(MakeShared(), RequestHandler::Options{}, now_) {}
+
+  RequestHandler::Shared MakeShared() {
+    RequestHandler::Shared shared;
+    shared.registry = &registry_;
+    shared.credentials = credentials_.get();
+    shared.counters = &counters_;
+    shared.address_limiter = &address_limiter_;
+    shared.user_limiter = &user_limiter_;
+    shared.login_secret.fill(7);
+    shared.wall_clock = [this] { return wall_; };
+    return shared;
+  }
 
   struct Reply {
     std::vector<uint8_t> bytes;
@@ -39,7 +56,23 @@ class HandlersTest : public ::testing::Test {
   };
 
   // Sends a datagram; decodes the reply (the test fails if there is none).
-  Reply Send(const std::vector<uint8_t>& datagram, const Endpoint& from) {
+  // Seals a session datagram (a fresh sequence number, the session's MAC)
+  // if the test knows the session's key.
+  std::vector<uint8_t> Seal(std::vector<uint8_t> datagram) {
+    auto message = protocol::ParseDatagram(datagram);
+    if (!message.ok()) return datagram;
+    auto it = keys_.find(message->header.session_id);
+    if (it == keys_.end()) return datagram;
+    const uint64_t sequence = ++sequences_[message->header.session_id];
+    for (int i = 0; i < 8; ++i) {
+      datagram[20 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
+    }
+    SealDatagram(it->second, datagram);
+    return datagram;
+  }
+
+  Reply Send(const std::vector<uint8_t>& unsealed, const Endpoint& from) {
+    const std::vector<uint8_t> datagram = Seal(unsealed);
     Reply reply;
     reply.bytes.resize(protocol::kMaxDatagramSize);
     size_t n = handler_.Handle(datagram, from, now_, reply.bytes);
@@ -72,26 +105,50 @@ class HandlersTest : public ::testing::Test {
     return out;
   }
 
-  std::vector<uint8_t> LoginDatagram(const std::string& user,
-                                     const std::string& password,
-                                     uint8_t nonce_byte = 1) {
-    protocol::LoginRequest login;
-    login.user = user;
-    login.password = password;
-    login.client_nonce.fill(nonce_byte);
-    login.tcp_port = 7000;
-    Header h = MakeHeader(MessageType::kLogin, 0);
-    return Encode([&](std::span<uint8_t> out) {
-      return protocol::EncodeLoginRequest(h, login, out);
+  // Runs both SCRAM steps; returns the LOGIN_FINISH reply.
+  Reply LoginExchange(const std::string& user, const std::string& password,
+                      const Endpoint& from, ScramClient* out_scram = nullptr,
+                      std::vector<uint8_t>* finish_datagram = nullptr) {
+    absl::StatusOr<ScramClient> scram =
+        ScramClient::Start(user, password, "clientnonce" + user);
+    EXPECT_TRUE(scram.ok());
+    protocol::LoginRequest start{scram->client_first_message()};
+    Header h1 = MakeHeader(MessageType::kLogin, 0);
+    Reply first = Send(Encode([&](std::span<uint8_t> out) {
+                         return protocol::EncodeLoginRequest(h1, start, out);
+                       }),
+                       from);
+    if (first.status.code != ResultCode::kOk) return first;
+    auto server_first = protocol::DecodeLoginReply(first.status.payload);
+    EXPECT_TRUE(server_first.ok());
+    absl::StatusOr<std::string> client_final =
+        scram->HandleServerFirst(server_first->server_first);
+    EXPECT_TRUE(client_final.ok());
+    protocol::LoginFinishRequest finish;
+    finish.client_first = scram->client_first_message();
+    finish.client_final = *client_final;
+    finish.tcp_port = 7000;
+    Header h2 = MakeHeader(MessageType::kLoginFinish, 0);
+    std::vector<uint8_t> datagram = Encode([&](std::span<uint8_t> out) {
+      return protocol::EncodeLoginFinishRequest(h2, finish, out);
     });
+    if (finish_datagram != nullptr) *finish_datagram = datagram;
+    Reply done = Send(datagram, from);
+    if (done.status.code == ResultCode::kOk) {
+      auto accepted = protocol::DecodeLoginFinishReply(done.status.payload);
+      EXPECT_TRUE(accepted.ok());
+      EXPECT_TRUE(scram->HandleServerFinal(accepted->server_final).ok());
+      keys_[accepted->session_id] = *scram->session_key();
+    }
+    if (out_scram != nullptr) *out_scram = *std::move(scram);
+    return done;
   }
 
   uint64_t Login(const std::string& user, const std::string& password,
                  const Endpoint& from) {
-    Reply r = Send(LoginDatagram(user, password), from);
+    Reply r = LoginExchange(user, password, from);
     EXPECT_EQ(r.status.code, ResultCode::kOk) << r.status.message;
-    auto login = protocol::DecodeLoginReply(r.status.payload);
-    EXPECT_TRUE(login.ok());
+    auto login = protocol::DecodeLoginFinishReply(r.status.payload);
     return login.ok() ? login->session_id : 0;
   }
 
@@ -155,10 +212,15 @@ class HandlersTest : public ::testing::Test {
   }
 
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1000);
+  absl::Time wall_ = absl::FromUnixSeconds(1800000000);
   Registry registry_;
-  CredentialStore credentials_;
+  std::unique_ptr<CredentialStore> credentials_;
   DaemonCounters counters_;
+  RateLimiter address_limiter_;
+  RateLimiter user_limiter_;
   RequestHandler handler_;
+  absl::flat_hash_map<uint64_t, SessionKey> keys_;
+  absl::flat_hash_map<uint64_t, uint64_t> sequences_;
   uint32_t request_id_ = 100;
 };
 
@@ -169,25 +231,61 @@ TEST_F(HandlersTest, LoginWithTheRightPasswordStartsASession) {
 }
 
 TEST_F(HandlersTest, LoginWithAWrongPasswordIsRefused) {
-  Reply r = Send(LoginDatagram("hans", "vaderpass"), MakeEndpoint(5000));
-  EXPECT_EQ(r.status.code, ResultCode::kAuthFailed);
-  r = Send(LoginDatagram("palpatine", "x"), MakeEndpoint(5000));
-  EXPECT_EQ(r.status.code, ResultCode::kAuthFailed);
+  EXPECT_EQ(LoginExchange("hans", "vaderpass", MakeEndpoint(5000)).status.code,
+            ResultCode::kAuthFailed);
   EXPECT_FALSE(registry_.IsActive("hans", now_));
 }
 
-TEST_F(HandlersTest, SecondLoginOfAnActiveUserIsRefusedButARepeatIsNot) {
-  std::vector<uint8_t> login = LoginDatagram("hans", "hanspass", 9);
-  Reply first = Send(login, MakeEndpoint(5000));
+TEST_F(HandlersTest, UnknownUserLooksLikeAWrongPasswordUntilTheEnd) {
+  // LOGIN answers an unknown user like a known one (a mock salt), so that
+  // it does not tell which users exist; only the proof fails.
+  EXPECT_EQ(LoginExchange("palpatine", "x", MakeEndpoint(5000)).status.code,
+            ResultCode::kAuthFailed);
+}
+
+TEST_F(HandlersTest, RetransmittedLoginFinishGetsTheSameSession) {
+  std::vector<uint8_t> finish;
+  Reply first =
+      LoginExchange("hans", "hanspass", MakeEndpoint(5000), nullptr, &finish);
   ASSERT_EQ(first.status.code, ResultCode::kOk);
-  // The same datagram again (a retransmission): the same session.
-  Reply repeat = Send(login, MakeEndpoint(5000));
+  Reply repeat = Send(finish, MakeEndpoint(5000));
   ASSERT_EQ(repeat.status.code, ResultCode::kOk);
-  EXPECT_EQ(protocol::DecodeLoginReply(first.status.payload)->session_id,
-            protocol::DecodeLoginReply(repeat.status.payload)->session_id);
-  // Another login for hans: refused.
-  Reply other = Send(LoginDatagram("hans", "hanspass", 10), MakeEndpoint(5001));
-  EXPECT_EQ(other.status.code, ResultCode::kAlreadyActive);
+  EXPECT_EQ(
+      protocol::DecodeLoginFinishReply(first.status.payload)->session_id,
+      protocol::DecodeLoginFinishReply(repeat.status.payload)->session_id);
+}
+
+TEST_F(HandlersTest, SecondLoginOfAnActiveUserIsRefused) {
+  ASSERT_NE(Login("hans", "hanspass", MakeEndpoint(5000)), 0u);
+  EXPECT_EQ(LoginExchange("hans", "hanspass", MakeEndpoint(5001)).status.code,
+            ResultCode::kAlreadyActive);
+}
+
+TEST_F(HandlersTest, LoginFinishFromAnotherAddressOrTooLateIsRefused) {
+  std::vector<uint8_t> finish;
+  ASSERT_EQ(LoginExchange("hans", "vaderpass", MakeEndpoint(5000), nullptr,
+                          &finish)
+                .status.code,
+            ResultCode::kAuthFailed);
+  // The server nonce was made for 5000: replaying the step from elsewhere
+  // fails before any proof is checked.
+  EXPECT_EQ(Send(finish, MakeEndpoint(5001)).status.code,
+            ResultCode::kAuthFailed);
+  now_ += absl::Seconds(11);
+  EXPECT_EQ(Send(finish, MakeEndpoint(5000)).status.code,
+            ResultCode::kAuthFailed);
+}
+
+TEST_F(HandlersTest, FailedLoginsForAUserAreRateLimited) {
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(LoginExchange("hans", "guess", MakeEndpoint(5000)).status.code,
+              ResultCode::kAuthFailed);
+  }
+  Reply limited = LoginExchange("hans", "hanspass", MakeEndpoint(5000));
+  EXPECT_EQ(limited.status.code, ResultCode::kRateLimited);
+  EXPECT_GT(counters_.rate_limited.load(), 0u);
+  // Another user is not affected.
+  EXPECT_NE(Login("vader", "vaderpass", MakeEndpoint(5001)), 0u);
 }
 
 TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
@@ -211,11 +309,79 @@ TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
       ResultCode::kUnknownSession);
 }
 
-TEST_F(HandlersTest, HeartbeatFromAnotherPeerIsRefused) {
+TEST_F(HandlersTest, SessionFollowsItsKeyToANewAddress) {
   uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
-  Reply r = Empty(MessageType::kHeartbeat, session, MakeEndpoint(6000));
-  EXPECT_EQ(r.status.code, ResultCode::kSessionMismatch);
-  EXPECT_EQ(counters_.session_mismatch.load(), 1u);
+  EXPECT_EQ(
+      Empty(MessageType::kHeartbeat, session, MakeEndpoint(6000)).status.code,
+      ResultCode::kOk);
+}
+
+TEST_F(HandlersTest, ForgedHeartbeatIsDroppedAndDoesNotSaveTheSession) {
+  uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
+  Header h = MakeHeader(MessageType::kHeartbeat, session);
+  h.sequence = 100;
+  std::vector<uint8_t> forged(protocol::kMaxDatagramSize);
+  forged.resize(protocol::EncodeEmptyRequest(h, forged));
+  SessionKey wrong{};
+  wrong.fill(0x55);
+  SealDatagram(wrong, forged);
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  now_ += absl::Seconds(2);
+  EXPECT_EQ(handler_.Handle(forged, MakeEndpoint(6666), now_, reply), 0u);
+  EXPECT_EQ(counters_.bad_mac.load(), 1u);
+  now_ += absl::Milliseconds(1100);
+  handler_.Tick(now_);
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
+}
+
+TEST_F(HandlersTest, ReplayedDatagramIsDropped) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  ASSERT_EQ(Publish(hans, "a.txt", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  Header h = MakeHeader(MessageType::kUnpublish, hans);
+  protocol::NameRequest request{"a.txt"};
+  std::vector<uint8_t> unp = Seal(Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodeNameRequest(h, request, out);
+  }));
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  ASSERT_GT(handler_.Handle(unp, MakeEndpoint(5000), now_, reply), 0u);
+  ASSERT_EQ(Publish(hans, "a.txt", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  // The captured UNP, replayed byte for byte: dropped, nothing undone.
+  EXPECT_EQ(handler_.Handle(unp, MakeEndpoint(5000), now_, reply), 0u);
+  EXPECT_EQ(counters_.replayed.load(), 1u);
+  EXPECT_EQ(registry_.PublishedBy("hans"), std::vector<std::string>{"a.txt"});
+}
+
+TEST_F(HandlersTest, RepliesAreSealedWithTheSessionKey) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  Reply r = Empty(MessageType::kHeartbeat, hans, MakeEndpoint(5000));
+  EXPECT_TRUE(VerifyDatagram(keys_[hans], r.bytes));
+}
+
+TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  uint64_t vader = Login("vader", "vaderpass", MakeEndpoint(5001));
+  ASSERT_EQ(Publish(hans, "BitTrickle.mp4", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  Reply get =
+      Named(MessageType::kGet, vader, "BitTrickle.mp4", MakeEndpoint(5001));
+  ASSERT_EQ(get.status.code, ResultCode::kOk);
+  auto where = protocol::DecodeGetReply(get.status.payload);
+  ASSERT_TRUE(where.ok());
+  absl::StatusOr<TicketClaims> claims =
+      VerifyTicket(keys_[hans], "hans", where->ticket, "BitTrickle.mp4", wall_);
+  ASSERT_TRUE(claims.ok()) << claims.status();
+  EXPECT_EQ(claims->requester, "vader");
+  // Not for another file, not with vader's key, not after a minute.
+  EXPECT_FALSE(
+      VerifyTicket(keys_[hans], "hans", where->ticket, "other.mp4", wall_).ok());
+  EXPECT_FALSE(VerifyTicket(keys_[vader], "hans", where->ticket,
+                            "BitTrickle.mp4", wall_)
+                   .ok());
+  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->ticket,
+                            "BitTrickle.mp4", wall_ + absl::Seconds(61))
+                   .ok());
 }
 
 TEST_F(HandlersTest, LogoutEndsTheSessionSoTheUserCanComeBack) {
@@ -351,7 +517,8 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
   EXPECT_EQ(Send(future, MakeEndpoint(1)).status.code,
             ResultCode::kUnsupportedVersion);
   // Every truncation of a valid login is answered or dropped, never crashes.
-  std::vector<uint8_t> login = LoginDatagram("hans", "hanspass");
+  std::vector<uint8_t> login;
+  LoginExchange("hans", "wrong", MakeEndpoint(1), nullptr, &login);
   for (size_t n = 0; n < login.size(); ++n) {
     std::vector<uint8_t> cut(login.begin(), login.begin() + n);
     handler_.Handle(cut, MakeEndpoint(1), now_, reply);

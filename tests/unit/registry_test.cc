@@ -58,12 +58,13 @@ FileMeta Meta(uint64_t size, uint8_t seed = 0) {
   return meta;
 }
 
-// Logs `user` in at kT0 from a loopback port of its own and returns the id.
+// Logs `user` in at kT0 from a loopback port of its own, serving files on
+// port 7000, and returns the id.
 uint64_t LogIn(Registry& registry, absl::string_view user,
                absl::Time now = kT0) {
   static std::atomic<uint16_t> next_port{20000};
   absl::StatusOr<uint64_t> id =
-      registry.Login(Params(user, Loopback(next_port++)), now);
+      registry.Login(Params(user, Loopback(next_port++), 1, 7000), now);
   EXPECT_TRUE(id.ok()) << id.status();
   return id.value_or(0);
 }
@@ -613,6 +614,15 @@ TEST(RegistryLocateTest, KeepsTheFamilyAndAddressOfAnIpv6Holder) {
   Endpoint expected = control;
   expected.port = 8080;
   EXPECT_EQ(holder->file_server, expected);
+}
+
+TEST(RegistryLocateTest, SkipsASessionThatServesNothing) {
+  Registry registry;
+  // A one-shot command logs in with file port 0: it cannot serve.
+  ASSERT_TRUE(registry.Login(Params("luke", Loopback(30000)), kT0).ok());
+  registry.Publish("luke", "x.bin", Meta(1));
+  EXPECT_FALSE(registry.Locate("x.bin", "leia", kT0).has_value());
+  EXPECT_TRUE(registry.IsActive("luke", kT0));
 }
 
 TEST(RegistryLocateTest, UnknownNameIsNullopt) {
