@@ -39,7 +39,11 @@ ABSL_FLAG(std::string, credentials, "credentials.txt",
           "credentials file: lines 'USER SECRET'");
 ABSL_FLAG(std::string, state_dir, "peerconnect-state",
           "folder for the durable publication state");
-ABSL_FLAG(std::string, io, "epoll", "I/O backend: epoll or uring");
+ABSL_FLAG(std::string, io, "auto",
+          "I/O backend: auto (io_uring where it works, else epoll), uring "
+          "or epoll");
+ABSL_FLAG(int, threads, 0,
+          "reactor threads, each with its own socket (0: one per core)");
 ABSL_FLAG(bool, verbose, false, "log every request and reply");
 ABSL_FLAG(uint32_t, iterations, pcfs::kScramDefaultIterations,
           "hash-password: PBKDF2 iteration count of the verifier");
@@ -201,6 +205,8 @@ int main(int argc, char** argv) {
   options.credentials_path = absl::GetFlag(FLAGS_credentials);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.io = absl::GetFlag(FLAGS_io);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  if (options.threads < 0) return Usage("--threads must be 0 or more");
   options.verbose = absl::GetFlag(FLAGS_verbose);
 
   ::signal(SIGPIPE, SIG_IGN);

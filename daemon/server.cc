@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdint>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
@@ -87,31 +89,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (!log.ok()) return log.status();
   server->log_ = *std::move(log);
 
-  ReactorBackend backend = ReactorBackend::kEpoll;
-  if (options.io == "uring") {
-    backend = ReactorBackend::kUring;
-  } else if (options.io != "epoll") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--io must be epoll or uring, not '", options.io, "'"));
-  }
-  absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(backend);
-  if (!reactor.ok()) return reactor.status();
-  server->reactor_ = *std::move(reactor);
-
-  absl::StatusOr<SocketAddress> bind =
-      SocketAddress::FromNumeric(options.bind, options.port);
-  if (!bind.ok()) return bind.status();
-  UdpSocketOptions socket_options;
-  socket_options.receive_buffer_bytes = 4 << 20;
-  socket_options.send_buffer_bytes = 4 << 20;
-  absl::StatusOr<UniqueFd> socket = OpenUdpSocket(*bind, socket_options);
-  if (!socket.ok()) return socket.status();
-  absl::StatusOr<SocketAddress> local = LocalAddress(socket->get());
-  if (!local.ok()) return local.status();
-  server->address_ = *local;
-
-  RequestHandler::Options handler_options;
-  handler_options.verbose = options.verbose;
   RequestHandler::Shared shared;
   shared.registry = &server->registry_;
   shared.credentials = server->credentials_.get();
@@ -123,11 +100,81 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
                  static_cast<int>(shared.login_secret.size())) != 1) {
     return absl::InternalError("RAND_bytes failed for the login secret");
   }
-  server->handler_ =
-      std::make_unique<RequestHandler>(shared, handler_options, MonotonicNow());
 
-  RequestHandler* handler = server->handler_.get();
-  absl::Status s = server->reactor_->AddDatagramSocket(
+  absl::StatusOr<ReactorBackend> backend = server->ChooseBackend();
+  if (!backend.ok()) return backend.status();
+  absl::StatusOr<SocketAddress> bind =
+      SocketAddress::FromNumeric(options.bind, options.port);
+  if (!bind.ok()) return bind.status();
+  const int threads =
+      options.threads > 0
+          ? options.threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) {
+    // Every socket after the first binds the port the first one got.
+    SocketAddress at = i == 0 ? *bind : server->address_;
+    if (absl::Status s = server->AddWorker(*backend, at, shared, i == 0);
+        !s.ok()) {
+      return s;
+    }
+  }
+  Log("peerconnectd listening on ", server->address_.ToString(), " (UDP, ",
+      server->backend_note_, ", ", threads, threads == 1 ? " thread" : " threads",
+      "), ", users, " users, ", server->log_->loaded(),
+      " publications loaded from ", options.state_dir);
+  return server;
+}
+
+absl::StatusOr<ReactorBackend> Server::ChooseBackend() {
+  if (options_.io == "epoll") {
+    backend_note_ = "epoll";
+    return ReactorBackend::kEpoll;
+  }
+  if (options_.io != "uring" && options_.io != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--io must be auto, uring or epoll, not '", options_.io, "'"));
+  }
+  // Probe: can this kernel (and sandbox) run the io_uring backend?
+  absl::StatusOr<std::unique_ptr<Reactor>> probe =
+      Reactor::Create(ReactorBackend::kUring);
+  if (probe.ok()) {
+    backend_note_ = "io_uring";
+    return ReactorBackend::kUring;
+  }
+  if (options_.io == "uring") return probe.status();
+  Log("io_uring is unavailable here (", probe.status().message(),
+      "); using epoll");
+  backend_note_ = "epoll";
+  return ReactorBackend::kEpoll;
+}
+
+absl::Status Server::AddWorker(ReactorBackend backend,
+                               const SocketAddress& bind,
+                               const RequestHandler::Shared& shared,
+                               bool first) {
+  Worker worker;
+  absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(backend);
+  if (!reactor.ok()) return reactor.status();
+  worker.reactor = *std::move(reactor);
+
+  UdpSocketOptions socket_options;
+  socket_options.reuse_port = true;
+  socket_options.receive_buffer_bytes = 4 << 20;
+  socket_options.send_buffer_bytes = 4 << 20;
+  absl::StatusOr<UniqueFd> socket = OpenUdpSocket(bind, socket_options);
+  if (!socket.ok()) return socket.status();
+  if (first) {
+    absl::StatusOr<SocketAddress> local = LocalAddress(socket->get());
+    if (!local.ok()) return local.status();
+    address_ = *local;
+  }
+
+  RequestHandler::Options handler_options;
+  handler_options.verbose = options_.verbose;
+  worker.handler = std::make_unique<RequestHandler>(shared, handler_options,
+                                                    MonotonicNow());
+  RequestHandler* handler = worker.handler.get();
+  absl::Status s = worker.reactor->AddDatagramSocket(
       *std::move(socket),
       [handler](std::span<const uint8_t> datagram, const SocketAddress& from,
                 std::span<uint8_t> reply) {
@@ -136,43 +183,55 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
       });
   if (!s.ok()) return s;
 
+  // Only the first worker pets the watchdog and takes the signals.
   uint64_t watchdog_usec = 0;
-  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-  s = server->reactor_->AddTimer(handler_options.wheel_slot,
-                                 [handler, watchdog] {
-                                   handler->Tick(MonotonicNow());
-                                   if (watchdog) sd_notify(0, "WATCHDOG=1");
-                                 });
+  const bool watchdog = first && sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  s = worker.reactor->AddTimer(handler_options.wheel_slot,
+                               [handler, watchdog] {
+                                 handler->Tick(MonotonicNow());
+                                 if (watchdog) sd_notify(0, "WATCHDOG=1");
+                               });
   if (!s.ok()) return s;
-
-  Server* self = server.get();
-  s = server->reactor_->AddSignals({SIGINT, SIGTERM, SIGHUP}, [self](int signo) {
-    if (signo == SIGHUP) {
-      self->ReloadCredentials();
-    } else {
-      Log("received ", signo == SIGINT ? "SIGINT" : "SIGTERM",
-          ", shutting down");
-      self->Stop();
-    }
-  });
-  if (!s.ok()) return s;
-
-  Log("peerconnectd listening on ", server->address_.ToString(), " (UDP, ",
-      server->reactor_->backend_name(), "), ", users, " users, ",
-      server->log_->loaded(), " publications loaded from ", options.state_dir);
-  return server;
+  if (first) {
+    s = worker.reactor->AddSignals(
+        {SIGINT, SIGTERM, SIGHUP}, [this](int signo) {
+          if (signo == SIGHUP) {
+            ReloadCredentials();
+          } else {
+            Log("received ", signo == SIGINT ? "SIGINT" : "SIGTERM",
+                ", shutting down");
+            Stop();
+          }
+        });
+    if (!s.ok()) return s;
+  }
+  workers_.push_back(std::move(worker));
+  return absl::OkStatus();
 }
 
 absl::Status Server::Run() {
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(workers_.size());
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    threads.emplace_back(
+        [this, i, &results] { results[i] = workers_[i].reactor->Run(); });
+  }
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s",
              address_.ToString().c_str());
-  absl::Status status = reactor_->Run();
+  results[0] = workers_[0].reactor->Run();
   sd_notify(0, "STOPPING=1");
+  Stop();  // if the first worker failed, the others stop too
+  for (std::thread& t : threads) t.join();
   Log("peerconnectd stopped: ", counters_.ToString());
-  return status;
+  for (const absl::Status& s : results) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
-void Server::Stop() { reactor_->Stop(); }
+void Server::Stop() {
+  for (Worker& worker : workers_) worker.reactor->Stop();
+}
 
 void Server::ReloadCredentials() {
   absl::StatusOr<CredentialTable> table =

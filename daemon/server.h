@@ -5,13 +5,15 @@
 // of users who are no longer in the file end; the others go on). It tells
 // systemd when it is ready, pets the watchdog and says when it stops.
 //
-// Thread-safety: Create() and Run() from one thread; Stop() from any.
+// Thread-safety: Create() and Run() from one thread; Stop() from any. Run()
+// serves on the calling thread plus threads-1 more.
 #ifndef PCFS_DAEMON_SERVER_H_
 #define PCFS_DAEMON_SERVER_H_
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,7 +31,12 @@ struct ServerOptions {
   std::string credentials_path = "credentials.txt";
   std::string state_dir = "peerconnect-state";
   bool verbose = false;
-  std::string io = "epoll";
+  // "auto" (io_uring where it works, else epoll), "uring" or "epoll".
+  std::string io = "auto";
+  // Reactor threads, each with its own SO_REUSEPORT socket, handler and
+  // expiry wheel (the kernel keeps a peer's datagrams on one of them).
+  // 0: one per core.
+  int threads = 0;
 };
 
 // Reads and parses a credentials file.
@@ -50,8 +57,19 @@ class Server {
   const DaemonCounters& counters() const { return counters_; }
 
  private:
+  // One reactor thread's share of the daemon.
+  struct Worker {
+    std::unique_ptr<Reactor> reactor;
+    std::unique_ptr<RequestHandler> handler;
+  };
+
   explicit Server(const ServerOptions& options);
   void ReloadCredentials();
+  // Picks the backend --io asks for, probing io_uring for "auto".
+  absl::StatusOr<ReactorBackend> ChooseBackend();
+  // Makes worker `index` with its socket bound to `bind` (SO_REUSEPORT).
+  absl::Status AddWorker(ReactorBackend backend, const SocketAddress& bind,
+                         const RequestHandler::Shared& shared, bool first);
 
   ServerOptions options_;
   Registry registry_;
@@ -60,8 +78,8 @@ class Server {
   RateLimiter user_limiter_;
   std::unique_ptr<PublicationLog> log_;
   DaemonCounters counters_;
-  std::unique_ptr<RequestHandler> handler_;
-  std::unique_ptr<Reactor> reactor_;
+  std::vector<Worker> workers_;
+  std::string backend_note_;  // which backend runs
   SocketAddress address_;
 };
 
