@@ -85,7 +85,7 @@ enum class ResultCode : uint8_t {
   kInvalidName = 7,         // a name broke the rules of core/names.h
   kCursorExpired = 8,       // a list snapshot is gone: restart at cursor 0
   kRateLimited = 9,         // too many attempts: wait and retry
-  kSessionMismatch = 10,    // the session is not the sender's
+  kSessionMismatch = 10,    // no longer sent: sessions follow their key
   kUnknownType = 11,        // the message type is not known
   kInternal = 255,
 };

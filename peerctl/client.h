@@ -8,7 +8,7 @@
 //
 // Thread-safety: all methods may be called from any thread; one mutex
 // serialises exchanges, so the heartbeat thread and the shell share the one
-// socket (the daemon binds a session to its control endpoint).
+// socket and the one sequence of sealed datagrams.
 #ifndef PCFS_PEERCTL_CLIENT_H_
 #define PCFS_PEERCTL_CLIENT_H_
 

@@ -43,6 +43,11 @@ void FuzzRequest(std::span<const uint8_t> datagram, const Message& m) {
         CheckSame(datagram, EncodeLoginRequest(m.header, *r, out), out);
       }
       break;
+    case MessageType::kLoginFinish:
+      if (auto r = DecodeLoginFinishRequest(m.body); r.ok()) {
+        CheckSame(datagram, EncodeLoginFinishRequest(m.header, *r, out), out);
+      }
+      break;
     case MessageType::kHeartbeat:
     case MessageType::kLogout:
       if (DecodeEmptyRequest(m.body).ok()) {
@@ -74,6 +79,7 @@ void FuzzReply(const Message& m) {
   auto status = DecodeReplyStatus(m.body);
   if (!status.ok() || status->code != ResultCode::kOk) return;
   (void)DecodeLoginReply(status->payload);
+  (void)DecodeLoginFinishReply(status->payload);
   (void)DecodeGetReply(status->payload);
   (void)DecodeListReply(status->payload);
 }
@@ -87,12 +93,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // Every decoder on the raw bytes, as if they were a body or a payload.
   (void)DecodeLoginRequest(input);
+  (void)DecodeLoginFinishRequest(input);
   (void)DecodeEmptyRequest(input);
   (void)DecodeListRequest(input);
   (void)DecodePublishRequest(input);
   (void)DecodeNameRequest(input);
   (void)DecodeReplyStatus(input);
   (void)DecodeLoginReply(input);
+  (void)DecodeLoginFinishReply(input);
   (void)DecodeGetReply(input);
   (void)DecodeListReply(input);
 
