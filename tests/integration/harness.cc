@@ -1,13 +1,17 @@
 #include "tests/integration/harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -82,6 +86,17 @@ std::string ReadFileOrEmpty(const std::string& path) {
 bool FileExists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> ListFolder(const std::string& path) {
+  std::vector<std::string> names;
+  std::error_code error;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(path, error)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 void WriteRandomFile(const std::string& path, size_t size, uint32_t seed) {
@@ -279,27 +294,105 @@ std::string Daemon::address() const {
   return absl::StrCat("127.0.0.1:", port_);
 }
 
-CommandResult RunPeerctl(const Daemon& daemon, const std::string& user,
-                         const std::string& password,
-                         const std::vector<std::string>& args,
-                         const std::string& cwd, absl::Duration timeout) {
+Process::Options PeerctlOptions(const std::string& server,
+                                const std::string& user,
+                                const std::string& password,
+                                const std::vector<std::string>& args,
+                                const std::string& cwd) {
   Process::Options options;
-  options.argv = {PCFS_PEERCTL_PATH, "--server", daemon.address(), "--user",
-                  user};
+  options.argv = {PCFS_PEERCTL_PATH, "--server", server, "--user", user};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
   options.cwd = cwd;
   options.env["PEERCTL_PASSWORD"] = password;
+  return options;
+}
+
+CommandResult RunToCompletion(const Process::Options& options,
+                              absl::Duration timeout) {
   Process process(options);
   process.CloseStdin();
   CommandResult result;
   std::optional<int> code = process.Wait(timeout);
   if (!code.has_value()) {
-    ADD_FAILURE() << "peerctl did not finish in time";
+    ADD_FAILURE() << options.argv[0] << " did not finish in time";
   }
   result.exit_code = code.value_or(-1);
   result.out = process.stdout_text();
   result.err = process.stderr_text();
   return result;
+}
+
+CommandResult RunPeerctl(const Daemon& daemon, const std::string& user,
+                         const std::string& password,
+                         const std::vector<std::string>& args,
+                         const std::string& cwd, absl::Duration timeout) {
+  return RunToCompletion(
+      PeerctlOptions(daemon.address(), user, password, args, cwd), timeout);
+}
+
+namespace {
+
+sockaddr_in LoopbackAddress(uint16_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return address;
+}
+
+}  // namespace
+
+UdpSocket::UdpSocket()
+    : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
+  if (!fd_) {
+    ADD_FAILURE() << "socket: " << std::strerror(errno);
+    return;
+  }
+  sockaddr_in address = LoopbackAddress(0);
+  socklen_t length = sizeof(address);
+  if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+      ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&address),
+                    &length) != 0) {
+    ADD_FAILURE() << "bind/getsockname: " << std::strerror(errno);
+    return;
+  }
+  port_ = ntohs(address.sin_port);
+}
+
+bool UdpSocket::SendTo(uint16_t port, const std::string& datagram) {
+  const sockaddr_in to = LoopbackAddress(port);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    ssize_t n = ::sendto(fd_.get(), datagram.data(), datagram.size(), 0,
+                         reinterpret_cast<const sockaddr*>(&to), sizeof(to));
+    if (n >= 0) return true;
+    if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return false;
+}
+
+std::optional<std::string> UdpSocket::Receive(absl::Duration timeout,
+                                              uint16_t* from_port) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    char buffer[65536];
+    sockaddr_in from{};
+    socklen_t length = sizeof(from);
+    ssize_t n = ::recvfrom(fd_.get(), buffer, sizeof(buffer), 0,
+                           reinterpret_cast<sockaddr*>(&from), &length);
+    if (n >= 0) {
+      if (from_port != nullptr) *from_port = ntohs(from.sin_port);
+      return std::string(buffer, static_cast<size_t>(n));
+    }
+    // ECONNREFUSED: an ICMP error for an earlier datagram; keep waiting.
+    if (errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED) {
+      return std::nullopt;
+    }
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::nullopt;
+    pollfd entry{fd_.get(), POLLIN, 0};
+    ::poll(&entry, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+  }
 }
 
 Shell::Shell(const Daemon& daemon, const std::string& user,

@@ -40,6 +40,8 @@ class TempDir {
 // Reads a whole file (empty string if missing).
 std::string ReadFileOrEmpty(const std::string& path);
 bool FileExists(const std::string& path);
+// The names in a folder (not "." or ".."), sorted; empty if it is missing.
+std::vector<std::string> ListFolder(const std::string& path);
 // Writes `size` pseudo-random bytes (seeded) to `path`.
 void WriteRandomFile(const std::string& path, size_t size, uint32_t seed);
 
@@ -69,6 +71,11 @@ class Process {
                                              absl::Duration timeout);
   std::optional<std::string> ReadStderrUntil(const std::string& text,
                                              absl::Duration timeout);
+
+  // Reads whatever output is available now, without waiting. A test that
+  // makes a child write a lot (a verbose daemon under a flood) calls it now
+  // and then: a child whose pipe is full blocks on its next write.
+  void DrainOutput() { Pump(absl::ZeroDuration()); }
 
   // Sends a signal.
   void Signal(int signo);
@@ -164,6 +171,42 @@ class Shell {
   std::unique_ptr<Process> process_;
   bool logged_in_ = false;
   bool exited_ = false;
+};
+
+// The options of a one-shot `peerctl --server SERVER --user USER ARGS...`
+// with the password in PEERCTL_PASSWORD, in `cwd`, for a test that starts
+// several at once or runs one against something other than a Daemon.
+Process::Options PeerctlOptions(const std::string& server,
+                                const std::string& user,
+                                const std::string& password,
+                                const std::vector<std::string>& args,
+                                const std::string& cwd);
+
+// Starts a process with its stdin closed and waits at most `timeout` for its
+// exit (an ADD_FAILURE if it does not come; the child is then killed).
+CommandResult RunToCompletion(const Process::Options& options,
+                              absl::Duration timeout = absl::Seconds(60));
+
+// A UDP socket bound to 127.0.0.1 on an ephemeral port.
+class UdpSocket {
+ public:
+  UdpSocket();
+  UdpSocket(const UdpSocket&) = delete;
+  UdpSocket& operator=(const UdpSocket&) = delete;
+
+  uint16_t port() const { return port_; }
+  int fd() const { return fd_.get(); }
+
+  // Sends one datagram to 127.0.0.1:`port`; false if send(2) failed.
+  bool SendTo(uint16_t port, const std::string& datagram);
+  // The next datagram, waiting at most `timeout`; nullopt if none came.
+  // `from_port`, if given, receives the sender's port.
+  std::optional<std::string> Receive(absl::Duration timeout,
+                                     uint16_t* from_port = nullptr);
+
+ private:
+  UniqueFd fd_;
+  uint16_t port_ = 0;
 };
 
 }  // namespace pcfs::testing

@@ -1,0 +1,374 @@
+// The daemon under hostile or lossy conditions: garbage datagrams, restarts,
+// and a network that drops datagrams (a relay in the test).
+#include <poll.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "core/protocol.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace pcfs::testing {
+namespace {
+
+using protocol::MessageType;
+
+// Forwards datagrams between peerctl clients and a daemon on loopback,
+// dropping those its rule picks. Each client endpoint gets its own upstream
+// socket, so the daemon sees one endpoint per client, as it would without
+// the relay. One thread runs it until destruction, or two minutes at most.
+//
+// Thread-safety: the rule runs on the relay thread only; dropped() may be
+// called from any thread.
+class LossyRelay {
+ public:
+  enum class Direction { kToDaemon, kToClient };
+  // Given the direction, the datagram's number in that direction (from 1)
+  // and the datagram; true drops it.
+  using DropRule =
+      std::function<bool(Direction, uint64_t, const std::string&)>;
+
+  LossyRelay(uint16_t daemon_port, DropRule rule)
+      : daemon_port_(daemon_port), rule_(std::move(rule)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~LossyRelay() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  std::string address() const {
+    return absl::StrCat("127.0.0.1:", front_.port());
+  }
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  void Run() {
+    std::map<uint16_t, std::unique_ptr<UdpSocket>> upstream;  // by client
+    uint64_t counts[2] = {0, 0};
+    const absl::Time deadline = absl::Now() + absl::Minutes(2);
+    while (!stop_ && absl::Now() < deadline) {
+      std::vector<pollfd> fds = {{front_.fd(), POLLIN, 0}};
+      for (const auto& [client, socket] : upstream) {
+        fds.push_back({socket->fd(), POLLIN, 0});
+      }
+      if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
+      uint16_t client = 0;
+      while (std::optional<std::string> datagram =
+                 front_.Receive(absl::ZeroDuration(), &client)) {
+        std::unique_ptr<UdpSocket>& socket = upstream[client];
+        if (socket == nullptr) socket = std::make_unique<UdpSocket>();
+        if (Pass(Direction::kToDaemon, ++counts[0], *datagram)) {
+          socket->SendTo(daemon_port_, *datagram);
+        }
+      }
+      for (const auto& [to, socket] : upstream) {
+        while (std::optional<std::string> datagram =
+                   socket->Receive(absl::ZeroDuration())) {
+          if (Pass(Direction::kToClient, ++counts[1], *datagram)) {
+            front_.SendTo(to, *datagram);
+          }
+        }
+      }
+    }
+  }
+
+  bool Pass(Direction direction, uint64_t number,
+            const std::string& datagram) {
+    if (!rule_(direction, number, datagram)) return true;
+    ++dropped_;
+    return false;
+  }
+
+  const uint16_t daemon_port_;
+  DropRule rule_;
+  UdpSocket front_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> dropped_{0};
+  std::thread thread_;
+};
+
+// A datagram of `size` random bytes.
+std::string RandomBytes(std::mt19937& random, size_t size) {
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = static_cast<char>(random());
+  return bytes;
+}
+
+// A header with random request and session ids, for `type`.
+protocol::Header RandomHeader(std::mt19937& random, uint8_t type) {
+  protocol::Header header;
+  header.type = type;
+  header.request_id = static_cast<uint32_t>(random());
+  header.session_id = (uint64_t{random()} << 32) | random();
+  return header;
+}
+
+// A well-formed request of a random type (the login one empty, which the
+// codec of any login scheme writes). The session is random: the noise tests
+// the daemon's checks, not a session's handlers.
+std::string ValidRequest(std::mt19937& random) {
+  static constexpr MessageType kTypes[] = {
+      MessageType::kLogin,  MessageType::kHeartbeat,
+      MessageType::kLogout, MessageType::kListActivePeers,
+      MessageType::kListPublished, MessageType::kPublish,
+      MessageType::kUnpublish,     MessageType::kSearch,
+      MessageType::kGet};
+  const MessageType type = kTypes[random() % std::size(kTypes)];
+  const protocol::Header header =
+      RandomHeader(random, static_cast<uint8_t>(type));
+  std::string buffer(protocol::kMaxDatagramSize, '\0');
+  std::span<uint8_t> out(reinterpret_cast<uint8_t*>(buffer.data()),
+                         buffer.size());
+  const std::string name = absl::StrCat("file", random() % 100, ".bin");
+  size_t size = 0;
+  switch (type) {
+    case MessageType::kListActivePeers:
+    case MessageType::kListPublished:
+    case MessageType::kSearch: {
+      protocol::ListRequest list;
+      list.snapshot = static_cast<uint32_t>(random() % 3);
+      list.cursor = static_cast<uint32_t>(random() % 3);
+      if (type == MessageType::kSearch) list.pattern = name;
+      size = protocol::EncodeListRequest(header, list, out);
+      break;
+    }
+    case MessageType::kPublish: {
+      protocol::PublishRequest publish;
+      publish.name = name;
+      publish.size = random();
+      size = protocol::EncodePublishRequest(header, publish, out);
+      break;
+    }
+    case MessageType::kUnpublish:
+    case MessageType::kGet:
+      size = protocol::EncodeNameRequest(header, protocol::NameRequest{name},
+                                         out);
+      break;
+    case MessageType::kLogin:
+      size = protocol::EncodeLoginRequest(header, protocol::LoginRequest{},
+                                          out);
+      break;
+    default:  // HEARTBEAT, LOGOUT
+      size = protocol::EncodeEmptyRequest(header, out);
+      break;
+  }
+  buffer.resize(size);
+  return buffer;
+}
+
+// One hostile datagram; `kind` picks pure noise, a valid header with a
+// random body, a truncated valid request, or a request of another version.
+std::string HostileDatagram(std::mt19937& random, int kind) {
+  switch (kind) {
+    case 0:
+      return RandomBytes(random, random() % 1501);
+    case 1: {
+      protocol::Header header = RandomHeader(
+          random, static_cast<uint8_t>(random() % 2 == 0
+                                           ? random()
+                                           : 0x01 + random() % 0x15));
+      header.flags = static_cast<uint16_t>(random() % 2 == 0 ? 0 : random());
+      if (random() % 4 == 0) header.session_id = 0;
+      std::string datagram(protocol::kHeaderSize, '\0');
+      protocol::EncodeHeader(
+          header, {reinterpret_cast<uint8_t*>(datagram.data()),
+                   datagram.size()});
+      return datagram + RandomBytes(random, random() % 1200);
+    }
+    case 2: {
+      const std::string request = ValidRequest(random);
+      return request.substr(0, random() % request.size());
+    }
+    default: {
+      std::string request = ValidRequest(random);
+      request[2] = static_cast<char>(2 + random() % 254);  // never 1
+      return request;
+    }
+  }
+}
+
+// The bytes waiting in the receive queues of the UDP sockets bound to
+// 127.0.0.1:`port`, from /proc/net/udp; nullopt if there is none.
+std::optional<uint64_t> ReceiveQueueOf(uint16_t port) {
+  const std::string table = ReadFileOrEmpty("/proc/net/udp");
+  const std::string local = absl::StrFormat("0100007F:%04X", port);
+  std::optional<uint64_t> total;
+  for (absl::string_view line : absl::StrSplit(table, '\n')) {
+    // "sl local_address rem_address st tx_queue:rx_queue ..."
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() < 5 || fields[1] != local) continue;
+    const size_t colon = fields[4].find(':');
+    uint64_t queued = 0;
+    if (colon == absl::string_view::npos ||
+        !absl::SimpleHexAtoi(fields[4].substr(colon + 1), &queued)) {
+      return std::nullopt;
+    }
+    total = total.value_or(0) + queued;
+  }
+  return total;
+}
+
+// Waits (at most 10 s) until the daemon's receive queue holds at most
+// `bytes`, draining its log meanwhile; false on timeout.
+bool WaitForQueueBelow(Daemon& daemon, uint64_t bytes) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  for (;;) {
+    // The daemon logs what it receives: keep its stderr pipe from filling.
+    daemon.process().DrainOutput();
+    std::optional<uint64_t> queued = ReceiveQueueOf(daemon.port());
+    if (queued.has_value() && *queued <= bytes) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Microseconds(200));
+  }
+}
+
+TEST(RobustnessTest, DaemonSurvivesTenThousandHostileDatagrams) {
+  Daemon daemon;
+  UdpSocket attacker;
+  std::mt19937 random(20240601);
+  int sent = 0;
+  for (int i = 0; i < 10000; ++i) {
+    // Pace: never let the daemon's receive buffer (about 200 KiB) overflow,
+    // so that every datagram reaches it.
+    if (i % 25 == 0 && !WaitForQueueBelow(daemon, 64 << 10)) {
+      ADD_FAILURE() << "the daemon stopped reading after " << i
+                    << " datagrams; its log:\n"
+                    << daemon.process().stderr_text().substr(0, 4000);
+      break;
+    }
+    if (attacker.SendTo(daemon.port(), HostileDatagram(random, i % 4))) ++sent;
+  }
+  EXPECT_EQ(sent, 10000);
+  EXPECT_TRUE(WaitForQueueBelow(daemon, 0)) << "the daemon stopped reading";
+  EXPECT_FALSE(daemon.process().Wait(absl::ZeroDuration()).has_value())
+      << daemon.process().stderr_text();
+
+  TempDir dir;
+  CommandResult lap = RunPeerctl(daemon, "hans", "hanspass", {"lap"},
+                                 dir.path(), absl::Seconds(20));
+  EXPECT_EQ(lap.exit_code, 0) << lap.err;
+  EXPECT_EQ(lap.err, "");
+}
+
+TEST(RobustnessTest, PublicationsSurviveLogoutAndDaemonRestart) {
+  Daemon daemon;
+  TempDir dir;
+  dir.WriteFile("song.mp3", "la la la\n");
+  ASSERT_EQ(
+      RunPeerctl(daemon, "hans", "hanspass", {"pub", "song.mp3"}, dir.path())
+          .exit_code,
+      0);
+  EXPECT_EQ(daemon.Stop(), 0);
+  daemon.Restart();
+  CommandResult listed =
+      RunPeerctl(daemon, "hans", "hanspass", {"lpf"}, dir.path());
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out, "song.mp3\n");
+
+  ASSERT_EQ(
+      RunPeerctl(daemon, "hans", "hanspass", {"unp", "song.mp3"}, dir.path())
+          .exit_code,
+      0);
+  EXPECT_EQ(daemon.Stop(), 0);
+  daemon.Restart();
+  listed = RunPeerctl(daemon, "hans", "hanspass", {"lpf"}, dir.path());
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out, "");
+}
+
+TEST(RobustnessTest, CommandsSucceedWhenEveryThirdDatagramIsLost) {
+  Daemon daemon;
+  LossyRelay relay(daemon.port(), [](LossyRelay::Direction, uint64_t number,
+                                     const std::string&) {
+    return number % 3 == 0;
+  });
+  TempDir dir;
+  dir.WriteFile("song.mp3", "la la la\n");
+  auto run = [&](const std::vector<std::string>& args) {
+    return RunToCompletion(PeerctlOptions(relay.address(), "hans", "hanspass",
+                                          args, dir.path()),
+                           absl::Seconds(30));
+  };
+  CommandResult pub = run({"pub", "song.mp3"});
+  EXPECT_EQ(pub.exit_code, 0) << pub.err;
+  CommandResult lpf = run({"lpf"});
+  EXPECT_EQ(lpf.exit_code, 0) << lpf.err;
+  EXPECT_EQ(lpf.out, "song.mp3\n");
+  CommandResult unp = run({"unp", "song.mp3"});
+  EXPECT_EQ(unp.exit_code, 0) << unp.err;
+  lpf = run({"lpf"});
+  EXPECT_EQ(lpf.exit_code, 0) << lpf.err;
+  EXPECT_EQ(lpf.out, "");
+  EXPECT_GE(relay.dropped(), 4u);
+}
+
+// The number after "retransmissions=" in the daemon's final counters.
+std::optional<uint64_t> Retransmissions(const std::string& log) {
+  const std::string key = "retransmissions=";
+  const size_t at = log.rfind(key);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t end = log.find_first_not_of("0123456789", at + key.size());
+  uint64_t count = 0;
+  if (!absl::SimpleAtoi(log.substr(at + key.size(), end - at - key.size()),
+                        &count)) {
+    return std::nullopt;
+  }
+  return count;
+}
+
+TEST(RobustnessTest, RetransmittedUnpIsAnsweredFromTheCacheNotAppliedTwice) {
+  Daemon daemon;
+  TempDir dir;
+  dir.WriteFile("song.mp3", "la la la\n");
+  ASSERT_EQ(
+      RunPeerctl(daemon, "hans", "hanspass", {"pub", "song.mp3"}, dir.path())
+          .exit_code,
+      0);
+  // Lose the daemon's first answer to UNP: peerctl must send it again.
+  LossyRelay relay(daemon.port(),
+                   [lost = false](LossyRelay::Direction direction, uint64_t,
+                                  const std::string& datagram) mutable {
+                     if (lost || direction != LossyRelay::Direction::kToClient ||
+                         datagram.size() <= 3 ||
+                         static_cast<uint8_t>(datagram[3]) !=
+                             static_cast<uint8_t>(MessageType::kUnpublish)) {
+                       return false;
+                     }
+                     lost = true;
+                     return true;
+                   });
+  CommandResult unp = RunToCompletion(
+      PeerctlOptions(relay.address(), "hans", "hanspass", {"unp", "song.mp3"},
+                     dir.path()),
+      absl::Seconds(30));
+  EXPECT_EQ(relay.dropped(), 1u);
+  // Applied twice, the repeat would say "you do not publish" (exit 4).
+  EXPECT_EQ(unp.exit_code, 0) << unp.err;
+  EXPECT_EQ(unp.err, "");
+  CommandResult lpf =
+      RunPeerctl(daemon, "hans", "hanspass", {"lpf"}, dir.path());
+  EXPECT_EQ(lpf.out, "");
+  EXPECT_EQ(daemon.Stop(), 0);
+  EXPECT_GE(Retransmissions(daemon.process().stderr_text()).value_or(0), 1u)
+      << daemon.process().stderr_text();
+}
+
+}  // namespace
+}  // namespace pcfs::testing
