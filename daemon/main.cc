@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/cli.h"
 #include "core/log.h"
 #include "core/names.h"
 #include "core/net.h"
@@ -186,7 +188,17 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the PeerConnectFS index daemon. Usage: peerconnectd [PORT] [flags], "
       "or peerconnectd hash-password [--iterations=N]");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  // Dashes are accepted in flag names (--state-dir), and an unknown flag is
+  // a usage error (exit 2), not absl's exit 1.
+  std::vector<std::string> normalised =
+      pcfs::NormaliseFlagSpelling(argc, argv);
+  if (std::optional<size_t> bad = pcfs::FindUndefinedFlag(normalised)) {
+    return Usage(absl::StrCat("unknown flag ", argv[*bad]));
+  }
+  std::vector<char*> raw;
+  for (std::string& arg : normalised) raw.push_back(arg.data());
+  std::vector<char*> args =
+      absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
   if (args.size() >= 2 && absl::string_view(args[1]) == "hash-password") {
     if (args.size() > 2) return Usage("hash-password takes no argument");
     return HashPassword();

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "core/cli.h"
 #include "core/net.h"
 #include "peerctl/commands.h"
 #include "peerctl/exit_codes.h"
@@ -43,27 +45,15 @@ int Usage(absl::string_view message) {
   return pcfs::kExitUsage;
 }
 
-// absl flags are spelled with underscores; accept dashes too, as a shell
-// user expects ("--password-file").
-std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string& arg = args[i];
-    if (arg == "--") break;
-    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) continue;
-    const size_t end = std::min(arg.find('='), arg.size());
-    for (size_t j = 2; j < end; ++j) {
-      if (arg[j] == '-') arg[j] = '_';
-    }
-  }
-  return args;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<std::string> normalised = NormaliseFlagSpelling(argc, argv);
+  std::vector<std::string> normalised =
+      pcfs::NormaliseFlagSpelling(argc, argv);
+  if (std::optional<size_t> bad = pcfs::FindUndefinedFlag(normalised)) {
+    return Usage(absl::StrCat("unknown flag ", argv[*bad]));
+  }
   std::vector<char*> raw;
   for (std::string& arg : normalised) raw.push_back(arg.data());
   std::vector<char*> args =

@@ -120,6 +120,12 @@ TEST(CommandsTest, BadCommandLinesExitWithUsage) {
   ExpectFailure(run({"--server", server, "--user", "hans", "lap", "extra"}),
                 kExitUsage);
   ExpectFailure(run({"--server", server, "lap"}), kExitUsage);
+  // An unknown flag, in either spelling, is a usage error too.
+  ExpectFailure(run({"--server", server, "--user", "hans", "--bogus", "lap"}),
+                kExitUsage);
+  ExpectFailure(run({"--server", server, "--user", "hans", "--password=x",
+                     "lap"}),
+                kExitUsage);
   // No password source at all.
   ExpectFailure(RunToCompletion(Peerctl({"--server", server, "--user", "hans",
                                          "lap"},
