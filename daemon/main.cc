@@ -232,9 +232,10 @@ int main(int argc, char** argv) {
     pcfs::Log("peerconnectd: cannot start: ", server.status().message());
     return kExitFailure;
   }
-  if (absl::Status s = (*server)->Run(); !s.ok()) {
-    pcfs::Log("peerconnectd: ", s.message());
-    return kExitFailure;
-  }
-  return 0;
+  // From here on a slow stderr reader must not stall a reactor thread.
+  pcfs::StartAsyncLogging();
+  absl::Status status = (*server)->Run();
+  if (!status.ok()) pcfs::Log("peerconnectd: ", status.message());
+  pcfs::StopAsyncLogging();
+  return status.ok() ? 0 : kExitFailure;
 }

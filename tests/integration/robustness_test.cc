@@ -372,3 +372,33 @@ TEST(RobustnessTest, RetransmittedUnpIsAnsweredFromTheCacheNotAppliedTwice) {
 
 }  // namespace
 }  // namespace pcfs::testing
+
+namespace pcfs::testing {
+namespace {
+
+// With --verbose every request writes two log lines. Nobody reads the
+// daemon's stderr here, so its pipe (64 KiB) fills after a few hundred
+// requests; the daemon must go on answering (it logs through a queue and
+// drops lines it cannot write) instead of blocking in write(2).
+TEST(RobustnessTest, UnreadStderrDoesNotStallTheDaemon) {
+  Daemon daemon;  // --verbose; the harness reads stderr only when asked
+  UdpSocket socket;
+  protocol::Header h;
+  h.type = static_cast<uint8_t>(protocol::MessageType::kHeartbeat);
+  h.session_id = 12345;  // unknown: answered with an unsealed error
+  int answered = 0;
+  for (int i = 0; i < 3000; ++i) {
+    h.request_id = static_cast<uint32_t>(i + 1);
+    std::string datagram(protocol::kMaxDatagramSize, '\0');
+    datagram.resize(protocol::EncodeEmptyRequest(
+        h, std::span<uint8_t>(reinterpret_cast<uint8_t*>(datagram.data()),
+                              datagram.size())));
+    ASSERT_TRUE(socket.SendTo(daemon.port(), datagram));
+    if (socket.Receive(absl::Seconds(2)).has_value()) ++answered;
+    if (answered != i + 1) break;
+  }
+  EXPECT_EQ(answered, 3000);
+}
+
+}  // namespace
+}  // namespace pcfs::testing
