@@ -15,8 +15,7 @@ absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(
     case ReactorBackend::kEpoll:
       return internal::NewEpollReactor();
     case ReactorBackend::kUring:
-      return absl::UnimplementedError(
-          "the io_uring reactor backend is not built yet; use epoll");
+      return internal::NewUringReactor();
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown reactor backend ", static_cast<int>(backend)));

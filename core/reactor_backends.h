@@ -14,6 +14,14 @@ namespace pcfs::internal {
 // sendmmsg for datagrams.
 absl::StatusOr<std::unique_ptr<Reactor>> NewEpollReactor();
 
+// reactor_uring.cc: one io_uring, a multishot recvmsg per datagram socket
+// over a provided-buffer ring, sendmsg per reply, polls for the other fds.
+// Fails, saying why, when the kernel refuses the ring or the buffer ring.
+// The kernel ties a ring to the thread that created it: when the reactor is
+// destroyed, a blocking call of that thread may fail once with EINTR (task
+// work, not a signal), so that thread must retry EINTR.
+absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor();
+
 }  // namespace pcfs::internal
 
 #endif  // PCFS_CORE_REACTOR_BACKENDS_H_
