@@ -321,6 +321,10 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
           break;
       }
     }
+    if (params.retransmission_only) {
+      return absl::FailedPreconditionError(
+          "this login was used before and its session is gone");
+    }
     // The session goes in before the user map points at it, so that no one
     // who finds the id there takes the session for gone.
     const uint64_t id = impl_->InsertSession(params, now);
@@ -513,39 +517,67 @@ std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
 std::vector<std::string> Registry::Search(absl::string_view pattern,
                                           absl::string_view caller,
                                           absl::Time now) const {
-  // First, under each name shard's lock in turn, the matching names that
-  // `caller` does not publish, with their publishers.
-  struct Candidate {
+  // Whether each publisher met so far holds a live session. It is filled
+  // with no name shard lock held (no method holds two locks), so a name
+  // with a publisher not yet in it waits in `pending`, with copies of those
+  // publishers, until its shard's lock is let go. Past the first shards
+  // every publisher is known and a match costs lookups, not copies.
+  absl::flat_hash_map<std::string, bool> active;
+  struct Pending {
     std::string name;
-    std::vector<std::string> publishers;
+    std::vector<std::string> unknown;
   };
-  std::vector<Candidate> candidates;
+  std::vector<Pending> pending;
+  std::vector<absl::string_view> matches;  // one shard's, under its lock
+  std::vector<std::string> result;
+  // Some way ahead of the name being looked up, so that memory is fetched
+  // for several lookups at once.
+  constexpr size_t kPrefetchDistance = 8;
   for (size_t i = 0; i < impl_->shard_count; ++i) {
     NameShard& shard = impl_->names[i];
-    MutexLock lock(&shard.mu);
-    // ForEachMatch calls back while shard.mu is held.
-    const auto collect =
-        [&](absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
-          auto it = shard.publishers.find(name);
-          if (it == shard.publishers.end() || Contains(it->second, caller)) {
-            return;
+    {
+      MutexLock lock(&shard.mu);
+      matches.clear();
+      shard.index.ForEachMatch(
+          pattern, [&](absl::string_view name) { matches.push_back(name); });
+      for (size_t k = 0; k < matches.size(); ++k) {
+        if (k + kPrefetchDistance < matches.size()) {
+          shard.publishers.prefetch(matches[k + kPrefetchDistance]);
+        }
+        auto it = shard.publishers.find(matches[k]);
+        if (it == shard.publishers.end() || Contains(it->second, caller)) {
+          continue;
+        }
+        Pending waiting;
+        bool accepted = false;
+        for (const std::string& user : it->second) {
+          auto known = active.find(user);
+          if (known == active.end()) {
+            waiting.unknown.push_back(user);
+          } else if (known->second) {
+            accepted = true;
+            break;
           }
-          candidates.push_back(Candidate{std::string(name), it->second});
-        };
-    shard.index.ForEachMatch(pattern, collect);
-  }
-  // Then, with no lock held, keep those with an active publisher.
-  absl::flat_hash_map<std::string, bool> active;  // users checked so far
-  std::vector<std::string> result;
-  for (Candidate& candidate : candidates) {
-    for (const std::string& user : candidate.publishers) {
-      auto [it, inserted] = active.try_emplace(user, false);
-      if (inserted) it->second = IsActive(user, now);
-      if (it->second) {
-        result.push_back(std::move(candidate.name));
-        break;
+        }
+        if (accepted) {
+          result.emplace_back(matches[k]);
+        } else if (!waiting.unknown.empty()) {
+          waiting.name = std::string(matches[k]);
+          pending.push_back(std::move(waiting));
+        }
       }
     }
+    for (Pending& waiting : pending) {
+      for (const std::string& user : waiting.unknown) {
+        auto [it, inserted] = active.try_emplace(user, false);
+        if (inserted) it->second = IsActive(user, now);
+        if (it->second) {
+          result.push_back(std::move(waiting.name));
+          break;
+        }
+      }
+    }
+    pending.clear();
   }
   std::sort(result.begin(), result.end());
   return result;

@@ -109,6 +109,10 @@ class Registry {
     uint16_t file_port = 0;
     std::array<uint8_t, 16> nonce{};
     std::array<uint8_t, 32> key{};  // the session key
+    // Only a retransmission may succeed: return the live session this very
+    // login made, or fail (FailedPrecondition) rather than start a new one.
+    // For a login whose nonce was used before (a replay after logout).
+    bool retransmission_only = false;
   };
 
   // Starts a session for `user` with deadline now + session_timeout and a

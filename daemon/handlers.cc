@@ -141,6 +141,31 @@ absl::StatusOr<ScramVerifier> CredentialStore::VerifierFor(
   return verifier;
 }
 
+// ---- UsedLoginNonces ------------------------------------------------------
+
+bool UsedLoginNonces::Insert(const Nonce& nonce, absl::Time until,
+                             absl::Time now) {
+  MutexLock lock(&mu_);
+  Purge(now);
+  auto [it, inserted] = until_.try_emplace(nonce, until);
+  if (!inserted) it->second = std::max(it->second, until);
+  return !inserted;
+}
+
+bool UsedLoginNonces::Contains(const Nonce& nonce, absl::Time now) const {
+  MutexLock lock(&mu_);
+  auto it = until_.find(nonce);
+  return it != until_.end() && now < it->second;
+}
+
+void UsedLoginNonces::Purge(absl::Time now) {
+  // At most once a second, drop what has expired: the map holds only the
+  // logins of the last few seconds.
+  if (now < next_purge_) return;
+  next_purge_ = now + absl::Seconds(1);
+  absl::erase_if(until_, [&](const auto& entry) { return entry.second <= now; });
+}
+
 // ---- DaemonCounters -------------------------------------------------------
 
 std::string DaemonCounters::ToString() const {
@@ -422,10 +447,23 @@ size_t RequestHandler::HandleLoginFinish(const Message& m,
   params.file_port = request->tcp_port;
   params.nonce = LoginNonceOf(full_nonce);
   params.key = *key;
+  // A nonce seen before may only fetch the session it made (a
+  // retransmission), never start another (a replay).
+  UsedLoginNonces* used = shared_.used_nonces;
+  params.retransmission_only =
+      used != nullptr && used->Contains(params.nonce, now);
   absl::StatusOr<uint64_t> session = registry_->Login(params, now);
+  if (absl::IsFailedPrecondition(session.status())) {
+    Bump(counters_->replayed);
+    return Error(m.header, ResultCode::kAuthFailed,
+                 "this login was already used; log in again", reply);
+  }
   if (!session.ok()) {
     return Error(m.header, ResultCode::kAlreadyActive,
                  absl::StrCat("user ", *user, " is already active"), reply);
+  }
+  if (used != nullptr) {
+    used->Insert(params.nonce, now + options_.login_window, now);
   }
   wheel_.Schedule(*session, now + options_.session_timeout);
   protocol::LoginFinishReply login;

@@ -66,6 +66,25 @@ class CredentialStore {
       ABSL_GUARDED_BY(mu_);
 };
 
+// The login nonces used in the last few seconds, so that a LOGIN_FINISH
+// replayed within its nonce's lifetime never starts a new session (after
+// the user logged out, say); a retransmission of a live login still gets
+// its session back. Entries live as long as a server nonce is valid.
+// Thread-safe.
+class UsedLoginNonces {
+ public:
+  using Nonce = std::array<uint8_t, 16>;
+  // Records `nonce` until `until`; true if it was already recorded.
+  bool Insert(const Nonce& nonce, absl::Time until, absl::Time now);
+  bool Contains(const Nonce& nonce, absl::Time now) const;
+
+ private:
+  void Purge(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<Nonce, absl::Time> until_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_purge_ ABSL_GUARDED_BY(mu_);
+};
+
 // Counters of what the daemon saw, shared by all reactor threads. Relaxed
 // atomics: they are statistics, not synchronisation.
 struct DaemonCounters {
@@ -113,6 +132,7 @@ class RequestHandler {
     // Login attempts: every LOGIN per source address; failed ones per user.
     RateLimiter* address_limiter = nullptr;
     RateLimiter* user_limiter = nullptr;
+    UsedLoginNonces* used_nonces = nullptr;
     // Key of the MAC in the server nonces (random per daemon start).
     std::array<uint8_t, 32> login_secret{};
     // Wall-clock time, for ticket expiry (the holder checks it).

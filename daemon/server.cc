@@ -96,6 +96,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   shared.counters = &server->counters_;
   shared.address_limiter = &server->address_limiter_;
   shared.user_limiter = &server->user_limiter_;
+  shared.used_nonces = &server->used_nonces_;
   if (RAND_bytes(shared.login_secret.data(),
                  static_cast<int>(shared.login_secret.size())) != 1) {
     return absl::InternalError("RAND_bytes failed for the login secret");

@@ -76,6 +76,7 @@ class Server {
   std::unique_ptr<CredentialStore> credentials_;
   RateLimiter address_limiter_;
   RateLimiter user_limiter_;
+  UsedLoginNonces used_nonces_;
   std::unique_ptr<PublicationLog> log_;
   DaemonCounters counters_;
   std::vector<Worker> workers_;

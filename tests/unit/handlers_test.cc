@@ -44,6 +44,7 @@ class HandlersTest : public ::testing::Test {
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
     shared.user_limiter = &user_limiter_;
+    shared.used_nonces = &used_nonces_;
     shared.login_secret.fill(7);
     shared.wall_clock = [this] { return wall_; };
     return shared;
@@ -218,6 +219,7 @@ class HandlersTest : public ::testing::Test {
   DaemonCounters counters_;
   RateLimiter address_limiter_;
   RateLimiter user_limiter_;
+  UsedLoginNonces used_nonces_;
   RequestHandler handler_;
   absl::flat_hash_map<uint64_t, SessionKey> keys_;
   absl::flat_hash_map<uint64_t, uint64_t> sequences_;
@@ -253,6 +255,22 @@ TEST_F(HandlersTest, RetransmittedLoginFinishGetsTheSameSession) {
   EXPECT_EQ(
       protocol::DecodeLoginFinishReply(first.status.payload)->session_id,
       protocol::DecodeLoginFinishReply(repeat.status.payload)->session_id);
+}
+
+TEST_F(HandlersTest, LoginFinishReplayedAfterLogoutStartsNoSession) {
+  std::vector<uint8_t> finish;
+  Reply first =
+      LoginExchange("hans", "hanspass", MakeEndpoint(5000), nullptr, &finish);
+  ASSERT_EQ(first.status.code, ResultCode::kOk);
+  const uint64_t session =
+      protocol::DecodeLoginFinishReply(first.status.payload)->session_id;
+  ASSERT_EQ(
+      Empty(MessageType::kLogout, session, MakeEndpoint(5000)).status.code,
+      ResultCode::kOk);
+  // Within the nonce's lifetime, from the same address: still refused.
+  EXPECT_EQ(Send(finish, MakeEndpoint(5000)).status.code,
+            ResultCode::kAuthFailed);
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
 }
 
 TEST_F(HandlersTest, SecondLoginOfAnActiveUserIsRefused) {
