@@ -186,8 +186,21 @@ absl::Status ControlClient::SessionExchange(MessageType type, Encode encode,
   if (session_id_ == 0) return absl::FailedPreconditionError("not logged in");
   absl::Status s = Exchange(type, encode, reply);
   if (!s.ok() || reply.status.code != ResultCode::kUnknownSession) return s;
-  // The daemon forgot us (it restarted, or we were silent too long).
-  if (absl::Status relogin = LoginLocked(); !relogin.ok()) return relogin;
+  // The daemon forgot us (it restarted, or we were silent too long): log in
+  // again. That reply is the one the daemon cannot seal, so anyone may forge
+  // it; if the new login is refused because we are still active, the reply
+  // was forged (or stale): keep the old session and try with it again.
+  const uint64_t old_session = session_id_;
+  const SessionKey old_key = key_;
+  const uint64_t old_sequence = next_sequence_;
+  absl::Status relogin = LoginLocked();
+  if (absl::IsAlreadyExists(relogin)) {
+    session_id_ = old_session;
+    key_ = old_key;
+    next_sequence_ = old_sequence;
+  } else if (!relogin.ok()) {
+    return relogin;
+  }
   return Exchange(type, encode, reply);
 }
 
