@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/reactor.h"
+#include "core/unique_fd.h"
 
 namespace pcfs::internal {
 
@@ -21,6 +22,26 @@ absl::StatusOr<std::unique_ptr<Reactor>> NewEpollReactor();
 // destroyed, a blocking call of that thread may fail once with EINTR (task
 // work, not a signal), so that thread must retry EINTR.
 absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor();
+
+// What both backends watch the same way: an fd they own and the callback
+// to run when it is readable.
+struct ReadableSource {
+  UniqueFd fd;
+  absl::AnyInvocable<void()> on_readable;
+};
+
+// A timerfd firing every `period`; its callback reads the expiration count
+// and calls fn once however many expirations passed.
+absl::StatusOr<ReadableSource> MakeTimerSource(absl::Duration period,
+                                               absl::AnyInvocable<void()> fn);
+
+// A signalfd for `signals`; its callback reads a batch of signals and calls
+// fn(signo) for each.
+absl::StatusOr<ReadableSource> MakeSignalSource(
+    std::initializer_list<int> signals, absl::AnyInvocable<void(int)> fn);
+
+// InvalidArgument unless `fd` is a datagram socket.
+absl::Status CheckDatagramSocket(int fd);
 
 }  // namespace pcfs::internal
 

@@ -251,14 +251,8 @@ absl::Status EpollReactor::Register(int fd, UniqueFd owned,
 
 absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
                                              DatagramHandler handler) {
-  int type = 0;
-  socklen_t length = sizeof(type);
-  if (getsockopt(socket.get(), SOL_SOCKET, SO_TYPE, &type, &length) != 0) {
-    return ErrnoStatus("getsockopt(SO_TYPE)", errno);
-  }
-  if (type != SOCK_DGRAM) {
-    return absl::InvalidArgumentError(
-        "AddDatagramSocket: the socket is not a datagram socket");
+  if (absl::Status s = internal::CheckDatagramSocket(socket.get()); !s.ok()) {
+    return s;
   }
   auto port = std::make_unique<DatagramPort>(std::move(socket),
                                              std::move(handler), &counters_);
@@ -269,50 +263,20 @@ absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
 
 absl::Status EpollReactor::AddTimer(absl::Duration period,
                                     absl::AnyInvocable<void()> fn) {
-  if (period < absl::Nanoseconds(1) || period == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("AddTimer: period ", absl::FormatDuration(period),
-                     " is not a positive finite duration"));
-  }
-  UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  if (!timer) return ErrnoStatus("timerfd_create", errno);
-  itimerspec spec{};
-  spec.it_interval = absl::ToTimespec(period);
-  spec.it_value = spec.it_interval;
-  if (timerfd_settime(timer.get(), 0, &spec, nullptr) != 0) {
-    return ErrnoStatus("timerfd_settime", errno);
-  }
-  const int fd = timer.get();
-  return Register(fd, std::move(timer), [fd, fn = std::move(fn)]() mutable {
-    uint64_t expirations;  // merged: one call however many passed
-    if (read(fd, &expirations, sizeof(expirations)) == sizeof(expirations)) {
-      fn();
-    }
-  });
+  absl::StatusOr<internal::ReadableSource> source =
+      internal::MakeTimerSource(period, std::move(fn));
+  if (!source.ok()) return source.status();
+  const int fd = source->fd.get();
+  return Register(fd, std::move(source->fd), std::move(source->on_readable));
 }
 
 absl::Status EpollReactor::AddSignals(std::initializer_list<int> signals,
                                       absl::AnyInvocable<void(int)> fn) {
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int signo : signals) {
-    if (sigaddset(&mask, signo) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("AddSignals: invalid signal ", signo));
-    }
-  }
-  UniqueFd signal_fd(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!signal_fd) return ErrnoStatus("signalfd", errno);
-  const int fd = signal_fd.get();
-  return Register(fd, std::move(signal_fd), [fd, fn = std::move(fn)]() mutable {
-    std::array<signalfd_siginfo, 8> infos;
-    const ssize_t bytes = read(fd, infos.data(), sizeof(infos));
-    if (bytes <= 0) return;
-    const size_t count = static_cast<size_t>(bytes) / sizeof(infos[0]);
-    for (size_t i = 0; i < count; ++i) {
-      fn(static_cast<int>(infos[i].ssi_signo));
-    }
-  });
+  absl::StatusOr<internal::ReadableSource> source =
+      internal::MakeSignalSource(signals, std::move(fn));
+  if (!source.ok()) return source.status();
+  const int fd = source->fd.get();
+  return Register(fd, std::move(source->fd), std::move(source->on_readable));
 }
 
 absl::Status EpollReactor::AddReadable(int fd, absl::AnyInvocable<void()> fn) {
