@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/file_util.h"
 #include "core/names.h"
 #include "core/mutex_lock.h"
 
@@ -21,30 +22,6 @@ namespace {
 
 constexpr char kSnapshotName[] = "publications.snapshot";
 constexpr char kJournalName[] = "publications.journal";
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path,
-                                          bool* exists) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) {
-      *exists = false;
-      return std::string();
-    }
-    return ErrnoStatus(absl::StrCat("open ", path), errno);
-  }
-  *exists = true;
-  std::string text;
-  char buffer[64 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(absl::StrCat("read ", path), errno);
-    }
-    if (n == 0) return text;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-}
 
 absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
   while (!data.empty()) {
@@ -176,13 +153,15 @@ absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
   }
   const std::string snapshot = absl::StrCat(state_dir, "/", kSnapshotName);
   const std::string journal = absl::StrCat(state_dir, "/", kJournalName);
-  bool exists = false;
-  absl::StatusOr<std::string> text = ReadWholeFile(snapshot, &exists);
+  // A missing file is an empty one: a fresh state folder.
+  absl::StatusOr<std::string> text = ReadFileToString(snapshot);
+  if (absl::IsNotFound(text.status())) text = std::string();
   if (!text.ok()) return text.status();
   if (absl::Status s = ApplyAll(*text, snapshot, false, registry); !s.ok()) {
     return s;
   }
-  text = ReadWholeFile(journal, &exists);
+  text = ReadFileToString(journal);
+  if (absl::IsNotFound(text.status())) text = std::string();
   if (!text.ok()) return text.status();
   if (absl::Status s = ApplyAll(*text, journal, true, registry); !s.ok()) {
     return s;

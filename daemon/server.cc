@@ -13,31 +13,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
+#include "core/file_util.h"
 #include "core/log.h"
 
 namespace pcfs {
-namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(absl::StrCat("open ", path), errno);
-  std::string text;
-  char buffer[16 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(absl::StrCat("read ", path), errno);
-    }
-    if (n == 0) return text;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-}
-
-}  // namespace
 
 absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   absl::StatusOr<CredentialTable> table = CredentialTable::Parse(*text);
   if (!table.ok()) {
