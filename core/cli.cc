@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
@@ -54,6 +56,20 @@ std::optional<size_t> FindUndefinedFlag(
     return i;
   }
   return std::nullopt;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(
+    int argc, char** argv) {
+  std::vector<std::string> normalised = NormaliseFlagSpelling(argc, argv);
+  if (std::optional<size_t> bad = FindUndefinedFlag(normalised)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown flag ", argv[*bad]));
+  }
+  std::vector<char*> raw;
+  for (std::string& arg : normalised) raw.push_back(arg.data());
+  std::vector<char*> args =
+      absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
+  return std::vector<std::string>(args.begin() + 1, args.end());
 }
 
 }  // namespace pcfs

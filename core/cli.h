@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace pcfs {
 
 // Rewrites "--foo-bar" to "--foo_bar" in every flag name (not in values), so
@@ -19,6 +21,12 @@ std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv);
 // usage message, as they document.
 std::optional<size_t> FindUndefinedFlag(
     const std::vector<std::string>& args);
+
+// Parses the command line with absl, after NormaliseFlagSpelling and a
+// FindUndefinedFlag check. Returns the positional arguments (argv[0] left
+// out), or InvalidArgument "unknown flag --x" (with the user's spelling).
+absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(
+    int argc, char** argv);
 
 }  // namespace pcfs
 

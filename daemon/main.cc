@@ -190,24 +190,18 @@ int main(int argc, char** argv) {
       "or peerconnectd hash-password [--iterations=N]");
   // Dashes are accepted in flag names (--state-dir), and an unknown flag is
   // a usage error (exit 2), not absl's exit 1.
-  std::vector<std::string> normalised =
-      pcfs::NormaliseFlagSpelling(argc, argv);
-  if (std::optional<size_t> bad = pcfs::FindUndefinedFlag(normalised)) {
-    return Usage(absl::StrCat("unknown flag ", argv[*bad]));
-  }
-  std::vector<char*> raw;
-  for (std::string& arg : normalised) raw.push_back(arg.data());
-  std::vector<char*> args =
-      absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
-  if (args.size() >= 2 && absl::string_view(args[1]) == "hash-password") {
-    if (args.size() > 2) return Usage("hash-password takes no argument");
+  absl::StatusOr<std::vector<std::string>> args =
+      pcfs::ParseCommandLineStrictly(argc, argv);
+  if (!args.ok()) return Usage(std::string(args.status().message()));
+  if (!args->empty() && (*args)[0] == "hash-password") {
+    if (args->size() > 1) return Usage("hash-password takes no argument");
     return HashPassword();
   }
   pcfs::ServerOptions options;
   int port = absl::GetFlag(FLAGS_port);
-  if (args.size() > 2) return Usage("too many arguments");
-  if (args.size() == 2) {
-    absl::StatusOr<uint16_t> parsed = pcfs::ParsePort(args[1]);
+  if (args->size() > 1) return Usage("too many arguments");
+  if (args->size() == 1) {
+    absl::StatusOr<uint16_t> parsed = pcfs::ParsePort((*args)[0]);
     if (!parsed.ok()) return Usage(std::string(parsed.status().message()));
     port = *parsed;
   }

@@ -49,15 +49,9 @@ int Usage(absl::string_view message) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<std::string> normalised =
-      pcfs::NormaliseFlagSpelling(argc, argv);
-  if (std::optional<size_t> bad = pcfs::FindUndefinedFlag(normalised)) {
-    return Usage(absl::StrCat("unknown flag ", argv[*bad]));
-  }
-  std::vector<char*> raw;
-  for (std::string& arg : normalised) raw.push_back(arg.data());
-  std::vector<char*> args =
-      absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
+  absl::StatusOr<std::vector<std::string>> args =
+      pcfs::ParseCommandLineStrictly(argc, argv);
+  if (!args.ok()) return Usage(args.status().message());
   ::signal(SIGPIPE, SIG_IGN);
 
   pcfs::PeerOptions options;
@@ -65,7 +59,7 @@ int main(int argc, char** argv) {
   options.download_dir = absl::GetFlag(FLAGS_download_dir);
   options.server.host = "localhost";
   options.server.port = 50000;
-  std::vector<std::string> positional(args.begin() + 1, args.end());
+  std::vector<std::string> positional = *std::move(args);
 
   const std::string server = absl::GetFlag(FLAGS_server);
   if (!server.empty()) {
