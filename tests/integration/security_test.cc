@@ -363,7 +363,12 @@ class RecordingRelay {
     std::string bytes;
   };
 
-  explicit RecordingRelay(uint16_t daemon_port) : daemon_port_(daemon_port) {
+  // Given a datagram on its way to the daemon, returns a reply to send the
+  // client instead of forwarding it (an on-path forgery), or nullopt.
+  using Forger = std::function<std::optional<std::string>(const std::string&)>;
+
+  explicit RecordingRelay(uint16_t daemon_port, Forger forger = nullptr)
+      : daemon_port_(daemon_port), forger_(std::move(forger)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~RecordingRelay() { Stop(); }
@@ -394,6 +399,12 @@ class RecordingRelay {
         std::unique_ptr<UdpSocket>& socket = upstream[client];
         if (socket == nullptr) socket = std::make_unique<UdpSocket>();
         recorded_.push_back({Direction::kToDaemon, *datagram});
+        if (forger_ != nullptr) {
+          if (std::optional<std::string> forged = forger_(*datagram)) {
+            front_.SendTo(client, *forged);
+            continue;
+          }
+        }
         socket->SendTo(daemon_port_, *datagram);
       }
       for (const auto& [to, socket] : upstream) {
@@ -407,6 +418,7 @@ class RecordingRelay {
   }
 
   const uint16_t daemon_port_;
+  Forger forger_;
   UdpSocket front_;
   std::atomic<bool> stop_{false};
   std::vector<Datagram> recorded_;  // the relay thread's until joined
@@ -578,6 +590,45 @@ std::string Bearer(const std::string& ticket) {
 // ---- The tests -------------------------------------------------------------
 
 constexpr char kPassword[] = "falcon*solo-9f3k";
+
+// The one reply the daemon cannot seal is "unknown session", so anyone on
+// the path can forge it. peerctl then tries a new login, which the daemon
+// refuses because the user is still active: peerctl must keep its session
+// and finish the command with it, not lose it.
+TEST(SecurityTest, ForgedUnknownSessionReplyDoesNotCostTheSession) {
+  Daemon daemon;
+  TempDir dir;
+  Shell hans(daemon, "hans", "hanspass", dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  std::atomic<int> forged{0};
+  RecordingRelay relay(
+      daemon.port(),
+      [&](const std::string& datagram) -> std::optional<std::string> {
+        absl::StatusOr<protocol::Message> m = protocol::ParseDatagram(
+            std::span<const uint8_t>(
+                reinterpret_cast<const uint8_t*>(datagram.data()),
+                datagram.size()));
+        if (!m.ok() || m->header.message_type() !=
+                           MessageType::kListActivePeers ||
+            forged.fetch_add(1) > 0) {
+          return std::nullopt;
+        }
+        std::string reply(protocol::kMaxDatagramSize, '\0');
+        reply.resize(protocol::EncodeStatusReply(
+            m->header, ResultCode::kUnknownSession, "forged",
+            std::span<uint8_t>(reinterpret_cast<uint8_t*>(reply.data()),
+                               reply.size())));
+        return reply;
+      });
+  CommandResult lap = RunToCompletion(
+      PeerctlOptions(relay.address(), "yoda", "yodapass", {"lap"},
+                     dir.path()),
+      absl::Seconds(30));
+  relay.Stop();
+  EXPECT_EQ(forged.load(), 2) << "the forger answered the first LAP only";
+  EXPECT_EQ(lap.exit_code, 0) << lap.err;
+  EXPECT_EQ(lap.out, "hans\n");
+}
 
 TEST(SecurityTest, PasswordNeverCrossesTheWire) {
   Daemon daemon(absl::StrCat("osprey ", kPassword, "\n"));
