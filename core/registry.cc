@@ -404,7 +404,9 @@ bool Registry::WithSession(uint64_t session_id, absl::Time now,
 }
 
 std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
-                                                absl::Time now) {
+                                                absl::Time now,
+                                                bool* expired) {
+  if (expired != nullptr) *expired = false;
   SessionShard& shard = impl_->SessionShardOf(session_id);
   std::string user;
   {
@@ -416,6 +418,7 @@ std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
     shard.sessions.erase(it);
   }
   impl_->ReleaseUser(user, session_id);
+  if (expired != nullptr) *expired = true;
   return std::nullopt;
 }
 

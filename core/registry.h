@@ -146,7 +146,9 @@ class Registry {
   // For the expiry timer: if the session's deadline has passed at `now`,
   // removes it and returns nullopt; if it no longer exists, returns nullopt;
   // otherwise returns its current deadline (the caller re-arms its timer).
-  std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now);
+  // `expired`, if not null, is set to whether this call removed it.
+  std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now,
+                                        bool* expired = nullptr);
 
   // The users with a live session at `now`, except `exclude`, sorted.
   std::vector<std::string> ActiveUsers(absl::string_view exclude,

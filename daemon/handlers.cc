@@ -735,9 +735,11 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
 
 void RequestHandler::Tick(absl::Time now) {
   wheel_.Advance(now, [&](uint64_t session_id) {
+    bool expired = false;
     std::optional<absl::Time> deadline =
-        registry_->ExpireIfDue(session_id, now);
+        registry_->ExpireIfDue(session_id, now, &expired);
     if (deadline.has_value()) wheel_.Schedule(session_id, *deadline);
+    if (expired) Bump(counters_->expired_sessions);
   });
 }
 

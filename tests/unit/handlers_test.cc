@@ -322,6 +322,7 @@ TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
   handler_.Tick(now_);
   EXPECT_FALSE(registry_.IsActive("hans", now_));
   EXPECT_EQ(registry_.session_count(), 0u);
+  EXPECT_EQ(counters_.expired_sessions.load(), 1u);
   EXPECT_EQ(
       Empty(MessageType::kHeartbeat, session, MakeEndpoint(5000)).status.code,
       ResultCode::kUnknownSession);
