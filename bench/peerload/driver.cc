@@ -1,0 +1,755 @@
+#include "bench/peerload/driver.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/peerload/sockets.h"
+#include "core/log.h"
+
+namespace pcfs::peerload {
+namespace {
+
+using protocol::MessageType;
+using protocol::ResultCode;
+
+constexpr int64_t kNsPerMs = 1'000'000;
+constexpr int64_t kNsPerS = 1'000'000'000;
+constexpr int kMaxEvents = 1024;
+// While epoll keeps returning full batches, read up to this many before
+// the timers run.
+constexpr int kMaxDrainRounds = 16;
+// Bounds the timers fired per loop turn, so that replies keep flowing.
+constexpr int kMaxTimersPerTurn = 16384;
+// A refused or rate-limited login waits this long before the next try.
+constexpr int64_t kLoginRetryNs = 1 * kNsPerS;
+// A request that met "connection refused" waits this long.
+constexpr int64_t kRefusedRetryNs = 200 * kNsPerMs;
+constexpr int kMaxFalseExpiriesLogged = 5;
+
+int64_t ToNs(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
+
+}  // namespace
+
+// ---- Set-up ---------------------------------------------------------------
+
+LoadDriver::LoadDriver(const LoadOptions& options, const SocketAddress& server,
+                       std::vector<LoadUser> users)
+    : options_(options),
+      server_(server),
+      users_(std::move(users)),
+      publishers_(options.raw ? 0
+                              : std::min(options.publishers, options.peers)),
+      first_timeout_ns_(ToNs(options.first_timeout)) {
+  uint32_t sum = 0;
+  for (uint32_t weight : options_.mix.weights) {
+    sum += weight;
+    mix_table_.push_back(sum);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<LoadDriver>> LoadDriver::Create(
+    const LoadOptions& options, const SocketAddress& server,
+    std::vector<LoadUser> users) {
+  if (options.peers < 1)
+    return absl::InvalidArgumentError("--peers must be >= 1");
+  if (!options.raw && static_cast<size_t>(options.peers) > users.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--peers ", options.peers, " exceeds the ", users.size(),
+        " users of the credentials file (make more with --make_credentials)"));
+  }
+  std::unique_ptr<LoadDriver> driver(
+      new LoadDriver(options, server, std::move(users)));
+  driver->epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!driver->epoll_) return ErrnoStatus("epoll_create1", errno);
+
+  const bool spread = options.spread_sources && IsIpv4Loopback(server);
+  driver->slots_.resize(static_cast<size_t>(options.peers));
+  for (uint32_t i = 0; i < driver->slots_.size(); ++i) {
+    Slot& s = driver->slots_[i];
+    const SocketAddress source =
+        SpreadSourceAddress(i, std::max(1, options.peers_per_source));
+    absl::StatusOr<UniqueFd> fd =
+        OpenPeerSocket(server, spread ? &source : nullptr);
+    if (!fd.ok()) {
+      return absl::Status(
+          fd.status().code(),
+          absl::StrCat("peer ", i, ": ", fd.status().message()));
+    }
+    s.fd = *std::move(fd);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u32 = i;
+    if (::epoll_ctl(driver->epoll_.get(), EPOLL_CTL_ADD, s.fd.get(), &event) !=
+        0) {
+      return ErrnoStatus("epoll_ctl", errno);
+    }
+    s.peer.SeedRequestIds(absl::Uniform<uint32_t>(driver->random_));
+  }
+  for (int p = 0; p < driver->publishers_; ++p) {
+    for (int k = 0; k < options.names_per_publisher; ++k) {
+      driver->catalog_.Add(Catalog::NameFor(driver->users_[p].name, k));
+    }
+  }
+  driver->pending_publications_ =
+      driver->publishers_ * options.names_per_publisher;
+  if (!options.raw && !spread && options.peers > 200) {
+    Log("peerload: warning: all peers share one source address; the "
+        "daemon allows 200 LOGINs from one address, then 50 a second");
+  }
+  return driver;
+}
+
+// ---- The loop -------------------------------------------------------------
+
+int64_t LoadDriver::NowNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * kNsPerS + ts.tv_nsec;
+}
+
+absl::StatusOr<LoadStats> LoadDriver::Run() {
+  stats_.peers = options_.peers;
+  start_ns_ = NowNs();
+  epoll_event events[kMaxEvents];
+  while (phase_ != Phase::kDone && fatal_.ok()) {
+    const int64_t now = NowNs();
+    StartDueLogins(now);
+    UpdatePhase(now);
+    if (phase_ == Phase::kMeasure) IssueOpenLoop(now);
+    if (phase_ == Phase::kLogout) SendDueLogouts(now);
+    if (phase_ == Phase::kDone || !fatal_.ok()) break;
+    // Replies first, timers after: a reply that is already here must not
+    // be retransmitted because peerload itself fell behind.
+    int timeout_ms = WaitMs(NowNs());
+    for (int round = 0; round < kMaxDrainRounds && fatal_.ok(); ++round) {
+      const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
+      if (n < 0) {
+        if (errno == EINTR) break;
+        return ErrnoStatus("epoll_wait", errno);
+      }
+      for (int k = 0; k < n && fatal_.ok(); ++k) {
+        OnReadable(events[k].data.u32, NowNs());
+      }
+      if (n < kMaxEvents) break;
+      timeout_ms = 0;
+    }
+    FireTimers(NowNs());
+  }
+  if (!fatal_.ok()) return fatal_;
+  return std::move(stats_);
+}
+
+void LoadDriver::Fail(absl::Status status) {
+  if (fatal_.ok()) fatal_ = std::move(status);
+}
+
+void LoadDriver::ArmTimer(uint32_t i, int64_t due_ns) {
+  timers_.push(Timer{due_ns, i, ++slots_[i].timer_generation});
+}
+
+void LoadDriver::FireTimers(int64_t now) {
+  for (int fired = 0; fired < kMaxTimersPerTurn && !timers_.empty() &&
+                      timers_.top().due_ns <= now && fatal_.ok();) {
+    const Timer timer = timers_.top();
+    timers_.pop();
+    // A newer ArmTimer for the slot made this entry stale.
+    if (timer.generation != slots_[timer.slot].timer_generation) continue;
+    ++fired;
+    OnTimer(timer.slot, now);
+  }
+}
+
+int LoadDriver::WaitMs(int64_t now) const {
+  int64_t wake = now + 100 * kNsPerMs;
+  if (!timers_.empty()) wake = std::min(wake, timers_.top().due_ns);
+  if (phase_ <= Phase::kMeasure && logins_started_ < slots_.size()) {
+    wake = std::min(wake,
+                    start_ns_ + static_cast<int64_t>(logins_started_ * kNsPerS /
+                                                     options_.login_rate));
+  }
+  if (phase_ == Phase::kLogin)
+    wake = std::min(wake, start_ns_ + ToNs(options_.ramp));
+  if (phase_ == Phase::kMeasure) {
+    wake = std::min(wake, window_end_ns_);
+    if (options_.rate > 0 && !idle_.empty()) {
+      wake = std::min(wake, window_start_ns_ +
+                                static_cast<int64_t>(
+                                    static_cast<double>(open_loop_issued_ + 1) *
+                                    kNsPerS / options_.rate));
+    }
+  }
+  if (phase_ == Phase::kLogout) {
+    wake = std::min(wake, logout_deadline_ns_);
+    if (logouts_started_ < slots_.size()) {
+      wake = std::min(wake, logout_start_ns_ + static_cast<int64_t>(
+                                                   logouts_started_ * kNsPerS /
+                                                   options_.logout_rate));
+    }
+  }
+  if (wake <= now) return 0;
+  return static_cast<int>((wake - now + kNsPerMs - 1) / kNsPerMs);
+}
+
+void LoadDriver::OnTimer(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  if (s.done) return;
+  if (s.request.in_flight()) {
+    if (now < s.request.deadline_ns) {
+      ArmTimer(i, s.request.deadline_ns);
+    } else if (s.request.attempt < options_.attempts) {
+      Try(i, now);
+    } else {
+      OnAbandoned(i, now);
+    }
+    return;
+  }
+  if (phase_ >= Phase::kLogout) return;
+  if (!s.active) {
+    StartLogin(i, now);  // a retry after a refusal
+    return;
+  }
+  Advance(i, now);
+}
+
+// ---- Phases ---------------------------------------------------------------
+
+void LoadDriver::StartDueLogins(int64_t now) {
+  if (phase_ >= Phase::kLogout) return;
+  const double elapsed_s = static_cast<double>(now - start_ns_) / kNsPerS;
+  const uint64_t allowed = std::min<uint64_t>(
+      slots_.size(),
+      static_cast<uint64_t>(elapsed_s * options_.login_rate) + 1);
+  while (logins_started_ < allowed && fatal_.ok()) {
+    StartLogin(logins_started_++, now);
+  }
+}
+
+void LoadDriver::UpdatePhase(int64_t now) {
+  switch (phase_) {
+    case Phase::kLogin:
+      if ((active_once_ == options_.peers && pending_publications_ == 0) ||
+          now >= start_ns_ + ToNs(options_.ramp)) {
+        OpenWindow(now);
+      }
+      break;
+    case Phase::kMeasure:
+      if (now >= window_end_ns_) CloseWindow(now);
+      break;
+    case Phase::kLogout:
+      if ((logouts_started_ == slots_.size() && logouts_outstanding_ == 0) ||
+          now >= logout_deadline_ns_) {
+        phase_ = Phase::kDone;
+      }
+      break;
+    case Phase::kDone:
+      break;
+  }
+}
+
+void LoadDriver::OpenWindow(int64_t now) {
+  int active = 0;
+  for (const Slot& s : slots_) active += s.active ? 1 : 0;
+  stats_.logged_in = active;
+  stats_.login_s = static_cast<double>(now - start_ns_) / kNsPerS;
+  if (active < options_.peers) {
+    Log("peerload: ramp limit reached: ", active, " of ", options_.peers,
+        " peers logged in; measuring anyway");
+  } else {
+    Log(absl::StrFormat("peerload: %d peers %s in %.2f s; measuring for %s",
+                        active, options_.raw ? "joined" : "logged in",
+                        stats_.login_s,
+                        absl::FormatDuration(options_.duration)));
+  }
+  phase_ = Phase::kMeasure;
+  window_start_ns_ = now;
+  window_end_ns_ = now + ToNs(options_.duration);
+  // Idle peers sleep until their next heartbeat: wake them for the mix.
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].active && !slots_[i].request.in_flight()) Advance(i, now);
+  }
+}
+
+void LoadDriver::CloseWindow(int64_t now) {
+  stats_.measured_s = static_cast<double>(now - window_start_ns_) / kNsPerS;
+  phase_ = Phase::kLogout;
+  logout_start_ns_ = now;
+  logout_deadline_ns_ =
+      now + ToNs(options_.logout_grace) +
+      static_cast<int64_t>(static_cast<double>(slots_.size()) * kNsPerS /
+                           options_.logout_rate);
+}
+
+void LoadDriver::SendDueLogouts(int64_t now) {
+  const double elapsed_s =
+      static_cast<double>(now - logout_start_ns_) / kNsPerS;
+  const uint64_t allowed = std::min<uint64_t>(
+      slots_.size(),
+      static_cast<uint64_t>(elapsed_s * options_.logout_rate) + 1);
+  while (logouts_started_ < allowed) {
+    const uint32_t i = logouts_started_++;
+    Slot& s = slots_[i];
+    ++s.timer_generation;          // cancels its timer
+    s.request = PendingRequest{};  // abandons what it had in flight
+    if (options_.raw || !s.peer.logged_in()) {
+      s.done = true;
+      continue;
+    }
+    PendingRequest logout;
+    logout.purpose = Purpose::kLogout;
+    logout.type = MessageType::kLogout;
+    ++logouts_outstanding_;
+    Send(i, logout, now);
+  }
+}
+
+void LoadDriver::IssueOpenLoop(int64_t now) {
+  if (options_.rate <= 0 || options_.mix.empty()) return;
+  const uint64_t due = static_cast<uint64_t>(
+      static_cast<double>(now - window_start_ns_) / kNsPerS * options_.rate);
+  while (open_loop_issued_ < due) {
+    if (idle_.empty()) {
+      // No idle peer: the target rate is out of reach; do not build a
+      // backlog that would burst later.
+      stats_.rate_missed += due - open_loop_issued_;
+      open_loop_issued_ = due;
+      return;
+    }
+    const uint32_t i = idle_.front();
+    idle_.pop_front();
+    Slot& s = slots_[i];
+    s.idle_queued = false;
+    if (!s.active || s.request.in_flight()) continue;
+    if (now >= s.heartbeat_due_ns) {
+      Advance(i, now);  // the mandatory heartbeat comes first
+      continue;
+    }
+    ++open_loop_issued_;
+    SendMix(i, now);
+  }
+}
+
+// ---- Per peer -------------------------------------------------------------
+
+int64_t LoadDriver::HeartbeatIntervalNs(const Slot& s) const {
+  if (options_.raw) return ToNs(options_.raw_heartbeat_interval);
+  return static_cast<int64_t>(s.peer.heartbeat_interval_ms()) * kNsPerMs;
+}
+
+int LoadDriver::PublicationsOf(uint32_t i) const {
+  return static_cast<int>(i) < publishers_ ? options_.names_per_publisher : 0;
+}
+
+void LoadDriver::StartLogin(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  s.active = false;
+  if (phase_ >= Phase::kLogout) {  // too late: no new session now
+    s.peer.EndSession();
+    return;
+  }
+  s.login_started_ns = now;
+  if (options_.raw) {
+    BecomeActive(i, now);
+    return;
+  }
+  const LoadUser& user = users_[i];
+  if (absl::Status st = s.peer.StartLogin(user.name, user.password); !st.ok()) {
+    Fail(absl::Status(st.code(), absl::StrCat("cannot start the login of ",
+                                              user.name, ": ", st.message())));
+    return;
+  }
+  PendingRequest login;
+  login.purpose = Purpose::kLogin;
+  login.type = MessageType::kLogin;
+  Send(i, login, now);
+}
+
+void LoadDriver::BecomeActive(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  s.active = true;
+  s.heartbeat_due_ns = now + HeartbeatIntervalNs(s);
+  ++stats_.logins;
+  stats_.login_latency.Record(now - s.login_started_ns);
+  if (!s.ever_active) {
+    s.ever_active = true;
+    ++active_once_;
+    const int step = std::max(1, options_.peers / 10);
+    if (options_.peers >= 1000 && active_once_ % step == 0) {
+      Log(absl::StrFormat("peerload: %d of %d peers %s (%.1f s)", active_once_,
+                          options_.peers, options_.raw ? "joined" : "logged in",
+                          static_cast<double>(now - start_ns_) / kNsPerS));
+    }
+  }
+  Advance(i, now);
+}
+
+void LoadDriver::Advance(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  if (phase_ >= Phase::kLogout || s.request.in_flight() || !s.active) return;
+  if (now >= s.heartbeat_due_ns) {
+    s.heartbeat_due_ns = now + HeartbeatIntervalNs(s);
+    PendingRequest heartbeat;
+    heartbeat.purpose = Purpose::kHeartbeat;
+    heartbeat.type = MessageType::kHeartbeat;
+    Send(i, heartbeat, now);
+    return;
+  }
+  if (s.published < PublicationsOf(i)) {
+    PendingRequest publish;
+    publish.purpose = Purpose::kPublish;
+    publish.type = MessageType::kPublish;
+    publish.name = 1 + i * static_cast<uint32_t>(options_.names_per_publisher) +
+                   s.published;
+    Send(i, publish, now);
+    return;
+  }
+  if (phase_ == Phase::kMeasure && !options_.mix.empty()) {
+    if (options_.rate <= 0) {
+      SendMix(i, now);
+      return;
+    }
+    if (!s.idle_queued) {
+      s.idle_queued = true;
+      idle_.push_back(i);
+    }
+  }
+  ArmTimer(i, s.heartbeat_due_ns);
+}
+
+void LoadDriver::SendMix(uint32_t i, int64_t now) {
+  const uint32_t pick =
+      absl::Uniform<uint32_t>(random_, 0, options_.mix.total());
+  int kind = 0;
+  while (pick >= mix_table_[kind]) ++kind;
+  PendingRequest r;
+  r.purpose = Purpose::kMix;
+  r.kind = static_cast<RequestKind>(kind);
+  switch (r.kind) {
+    case RequestKind::kHeartbeat:
+      r.type = MessageType::kHeartbeat;
+      break;
+    case RequestKind::kGet:
+      r.type = MessageType::kGet;
+      r.name = catalog_.PickPublished(absl::Uniform<uint64_t>(random_));
+      break;
+    case RequestKind::kSearch: {
+      r.type = MessageType::kSearch;
+      r.name = catalog_.PickPublished(absl::Uniform<uint64_t>(random_));
+      const size_t size = catalog_.name(r.name).size();
+      const size_t length =
+          std::min<size_t>(absl::Bernoulli(random_, 0.5) ? 3 : 5, size);
+      r.pattern_length = static_cast<uint8_t>(length);
+      r.pattern_offset = static_cast<uint8_t>(
+          absl::Uniform<size_t>(random_, 0, size - length + 1));
+      break;
+    }
+    case RequestKind::kListActive:
+      r.type = MessageType::kListActivePeers;
+      break;
+    case RequestKind::kListPublished:
+      r.type = MessageType::kListPublished;
+      break;
+  }
+  Send(i, r, now);
+}
+
+void LoadDriver::Send(uint32_t i, PendingRequest request, int64_t now) {
+  Slot& s = slots_[i];
+  request.id = s.peer.NextRequestId();
+  request.attempt = 0;
+  request.first_sent_ns = now;
+  s.request = request;
+  if (InWindow() && (request.purpose == Purpose::kHeartbeat ||
+                     request.purpose == Purpose::kMix)) {
+    ++stats_.requests;
+  }
+  Try(i, now);
+}
+
+void LoadDriver::Try(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  PendingRequest& r = s.request;
+  const size_t size =
+      options_.raw ? Peer::EncodeEcho(r, i, buffer_)
+                   : s.peer.EncodeTry(r, catalog_,
+                                      std::span<uint8_t>(
+                                          buffer_, protocol::kMaxDatagramSize));
+  if (size == 0) {
+    Fail(absl::InternalError(absl::StrCat(
+        "cannot encode a ",
+        protocol::MessageTypeName(static_cast<uint8_t>(r.type)), " request")));
+    return;
+  }
+  if (r.attempt > 0 && InWindow()) ++stats_.retransmissions;
+  ++r.attempt;
+  r.last_sent_ns = now;
+  r.deadline_ns = now + (first_timeout_ns_ << (r.attempt - 1));
+  ArmTimer(i, r.deadline_ns);
+  if (::send(s.fd.get(), buffer_, size, 0) < 0 && errno == ECONNREFUSED) {
+    OnRefused(i, now);
+  }
+  // Any other failure (a full buffer: EAGAIN, ENOBUFS) is a lost datagram:
+  // the deadline retransmits it.
+}
+
+void LoadDriver::OnReadable(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  const ssize_t n = ::recv(s.fd.get(), buffer_, sizeof(buffer_), 0);
+  if (n < 0) {
+    if (errno == ECONNREFUSED) OnRefused(i, now);
+    return;  // EAGAIN, EINTR: nothing after all
+  }
+  const std::span<const uint8_t> datagram(buffer_, static_cast<size_t>(n));
+  std::optional<MatchedReply> reply;
+  if (s.request.in_flight()) {
+    if (options_.raw) {
+      if (Peer::MatchEcho(s.request, datagram)) reply.emplace();
+    } else {
+      reply = s.peer.Match(s.request, datagram);
+    }
+  }
+  if (!reply.has_value()) {
+    if (InWindow()) ++stats_.stray_replies;
+    return;
+  }
+  heard_from_server_ = true;
+  OnReply(i, *reply, now);
+}
+
+void LoadDriver::OnReply(uint32_t i, const MatchedReply& reply, int64_t now) {
+  Slot& s = slots_[i];
+  const PendingRequest r = s.request;
+  s.request = PendingRequest{};  // nothing in flight now
+  switch (r.purpose) {
+    case Purpose::kLogin:
+      OnLoginReply(i, reply, now);
+      return;
+    case Purpose::kLoginFinish:
+      OnLoginFinishReply(i, reply, now);
+      return;
+    case Purpose::kLogout:
+      if (!reply.malformed && (reply.code == ResultCode::kOk ||
+                               reply.code == ResultCode::kUnknownSession)) {
+        ++stats_.logouts;
+      }
+      FinishLogout(i);
+      return;
+    case Purpose::kNone:
+      return;
+    default:
+      OnSessionReply(i, r, reply, now);
+  }
+}
+
+void LoadDriver::OnLoginReply(uint32_t i, const MatchedReply& reply,
+                              int64_t now) {
+  if (reply.malformed || reply.code != ResultCode::kOk) {
+    OnLoginRefused(i, reply.malformed ? ResultCode::kMalformed : reply.code,
+                   now);
+    return;
+  }
+  Slot& s = slots_[i];
+  if (absl::Status st = s.peer.AcceptLoginReply(reply.payload); !st.ok()) {
+    Fail(absl::InternalError(absl::StrCat("the daemon's LOGIN reply to ",
+                                          users_[i].name, ": ", st.message())));
+    return;
+  }
+  PendingRequest finish;
+  finish.purpose = Purpose::kLoginFinish;
+  finish.type = MessageType::kLoginFinish;
+  Send(i, finish, now);
+}
+
+void LoadDriver::OnLoginFinishReply(uint32_t i, const MatchedReply& reply,
+                                    int64_t now) {
+  if (reply.malformed || reply.code != ResultCode::kOk) {
+    OnLoginRefused(i, reply.malformed ? ResultCode::kMalformed : reply.code,
+                   now);
+    return;
+  }
+  Slot& s = slots_[i];
+  if (absl::Status st = s.peer.AcceptLoginFinishReply(reply.payload);
+      !st.ok()) {
+    Fail(absl::Status(st.code(), absl::StrCat("login of ", users_[i].name, ": ",
+                                              st.message())));
+    return;
+  }
+  // The daemon started the session when it got LOGIN_FINISH, which was
+  // sent no earlier than this: a lower bound of its deadline.
+  s.session_proof_ns = s.login_started_ns;
+  BecomeActive(i, now);
+}
+
+void LoadDriver::OnLoginRefused(uint32_t i, ResultCode code, int64_t now) {
+  const bool retry = code == ResultCode::kRateLimited ||
+                     code == ResultCode::kAlreadyActive ||
+                     (code == ResultCode::kAuthFailed && stats_.logins > 0);
+  if (!retry) {
+    std::string hint;
+    if (code == ResultCode::kAuthFailed) {
+      hint = absl::StrCat(
+          " (wrong password? for a verifier line peerload "
+          "uses the password \"",
+          LoadPasswordFor(users_[i].name), "\")");
+    }
+    Fail(absl::PermissionDeniedError(
+        absl::StrCat("the daemon refused the login of ", users_[i].name, ": ",
+                     protocol::ResultCodeName(code), hint)));
+    return;
+  }
+  // Rate limited, still active from an earlier run (its session lasts 3 s),
+  // or a login that expired under load: try again a little later.
+  ++stats_.login_retries;
+  slots_[i].peer.EndSession();
+  ArmTimer(i, now + kLoginRetryNs);
+}
+
+void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
+                                const MatchedReply& reply, int64_t now) {
+  Slot& s = slots_[i];
+  if (!reply.malformed && reply.code == ResultCode::kUnknownSession) {
+    OnExpired(i, r, now);
+    return;
+  }
+  const bool ok = !reply.malformed && reply.code == ResultCode::kOk;
+  if (ok && r.type == MessageType::kHeartbeat) {
+    s.session_proof_ns = std::max(s.session_proof_ns, r.first_sent_ns);
+  }
+  if (r.purpose == Purpose::kPublish) {
+    if (ok) {
+      catalog_.MarkPublished(r.name);
+      ++stats_.publications;
+    } else {
+      Log("peerload: PUB of ", catalog_.name(r.name), " failed: ",
+          reply.malformed ? "malformed reply"
+                          : protocol::ResultCodeName(reply.code));
+    }
+    ++s.published;
+    --pending_publications_;
+  } else if (InWindow()) {
+    if (reply.malformed) {
+      stats_.CountError("malformed reply");
+    } else {
+      ++stats_.responses;
+      stats_.latency.Record(now - r.first_sent_ns);
+      if (r.purpose == Purpose::kHeartbeat) {
+        ++stats_.heartbeat_responses;
+      } else {
+        ++stats_.mix_responses[static_cast<size_t>(r.kind)];
+      }
+      if (reply.code == ResultCode::kNotFound && r.type == MessageType::kGet) {
+        ++stats_.not_found;
+      } else if (!ok) {
+        stats_.CountError(std::string(protocol::ResultCodeName(reply.code)));
+      }
+    }
+  }
+  Advance(i, now);
+}
+
+void LoadDriver::OnExpired(uint32_t i, const PendingRequest& r, int64_t now) {
+  Slot& s = slots_[i];
+  if (InRun()) {
+    const int64_t timeout_ns =
+        static_cast<int64_t>(s.peer.session_timeout_ms()) * kNsPerMs;
+    const int64_t since_proof = r.last_sent_ns - s.session_proof_ns;
+    if (since_proof < timeout_ns) {
+      ++stats_.false_expiries;
+      if (false_expiries_logged_++ < kMaxFalseExpiriesLogged) {
+        Log(absl::StrFormat(
+            "peerload: false expiry: %s sent %s %.0f ms after its last "
+            "acknowledged heartbeat, and the daemon no longer knew the "
+            "session",
+            users_[i].name,
+            protocol::MessageTypeName(static_cast<uint8_t>(r.type)),
+            static_cast<double>(since_proof) / kNsPerMs));
+      }
+    } else {
+      ++stats_.late_expiries;
+    }
+    if (InWindow()) ++stats_.relogins;
+  }
+  // Publish again after the new login if this was a PUB.
+  StartLogin(i, now);
+}
+
+void LoadDriver::OnAbandoned(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  const PendingRequest r = s.request;
+  s.request = PendingRequest{};
+  if (!heard_from_server_) {
+    Fail(absl::UnavailableError(
+        absl::StrFormat("no reply from %s after %d tries in %.1f s",
+                        server_.ToString(), options_.attempts,
+                        static_cast<double>(now - r.first_sent_ns) / kNsPerS)));
+    return;
+  }
+  switch (r.purpose) {
+    case Purpose::kLogin:
+    case Purpose::kLoginFinish:
+      ++stats_.login_retries;
+      StartLogin(i, now);
+      return;
+    case Purpose::kLogout:
+      FinishLogout(i);
+      return;
+    case Purpose::kPublish:
+      Log("peerload: PUB of ", catalog_.name(r.name), " got no reply");
+      ++s.published;
+      --pending_publications_;
+      break;
+    default:
+      break;
+  }
+  if (InRun()) ++stats_.timeouts;
+  Advance(i, now);
+}
+
+void LoadDriver::OnRefused(uint32_t i, int64_t now) {
+  if (!heard_from_server_) {
+    Fail(absl::UnavailableError(
+        absl::StrCat("connection refused by ", server_.ToString(),
+                     options_.raw ? " (is udp_echo running?)"
+                                  : " (is peerconnectd running?)")));
+    return;
+  }
+  Slot& s = slots_[i];
+  if (InWindow()) stats_.CountError("connection refused");
+  const Purpose purpose = s.request.purpose;
+  if (purpose == Purpose::kNone) return;  // a stale ICMP error
+  s.request = PendingRequest{};
+  switch (purpose) {
+    case Purpose::kLogout:
+      FinishLogout(i);
+      return;
+    case Purpose::kLogin:
+    case Purpose::kLoginFinish:
+      s.peer.EndSession();
+      ArmTimer(i, now + kLoginRetryNs);
+      return;
+    case Purpose::kPublish:
+      ++s.published;
+      --pending_publications_;
+      break;
+    default:
+      break;
+  }
+  ArmTimer(i, now + kRefusedRetryNs);
+}
+
+void LoadDriver::FinishLogout(uint32_t i) {
+  Slot& s = slots_[i];
+  s.peer.EndSession();
+  s.active = false;
+  s.done = true;
+  --logouts_outstanding_;
+}
+
+}  // namespace pcfs::peerload
