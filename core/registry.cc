@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <random>
 #include <utility>
 
 #include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
-#include "absl/random/distributions.h"
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/mutex_lock.h"
@@ -60,9 +59,16 @@ bool IsLive(const Session& session, absl::Time now) {
   return now < session.deadline;
 }
 
-absl::BitGen& ThreadBitGen() {
-  thread_local absl::BitGen gen;
-  return gen;
+// Session ids and the choice among holders need no secrecy (a session is
+// guarded by its key), only spread. std::mt19937_64 rather than
+// absl::BitGen: Debian's abseil is built without TSan, and its seed pool's
+// internal lock shows up as races in our TSan builds.
+std::mt19937_64& ThreadRandom() {
+  thread_local std::mt19937_64 random{[] {
+    std::random_device device;
+    return (static_cast<uint64_t>(device()) << 32) ^ device();
+  }()};
+  return random;
 }
 
 struct SessionShard {
@@ -154,9 +160,9 @@ struct Registry::Impl {
   // Stores a new session under a fresh random non-zero id. The id is known
   // to no one but the caller until it claims the user.
   uint64_t InsertSession(const LoginParams& params, absl::Time now) const {
-    absl::BitGen& gen = ThreadBitGen();
+    std::mt19937_64& random = ThreadRandom();
     for (;;) {
-      const uint64_t id = absl::Uniform<uint64_t>(gen);
+      const uint64_t id = random();
       if (id == 0) continue;
       SessionShard& shard = SessionShardOf(id);
       MutexLock lock(&shard.mu);
@@ -600,7 +606,7 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
     }
   }
   // Trying them in random order picks uniformly among the active ones.
-  std::shuffle(publishers.begin(), publishers.end(), ThreadBitGen());
+  std::shuffle(publishers.begin(), publishers.end(), ThreadRandom());
   for (std::string& user : publishers) {
     std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
     // A session with file port 0 (a one-shot command) serves nothing.
