@@ -1,6 +1,17 @@
 // SearchIndex: the set of distinct published names, answering "which names
 // contain this substring". Pure. Not thread-safe: the Registry guards it
-// with its own mutex.
+// with its own mutex (const methods included).
+//
+// It is a trigram index: each name has a small integer id, its bytes are
+// stored once, and each trigram of the name maps to the sorted ids of the
+// names holding it. A query of 3+ bytes intersects the lists of its
+// trigrams and checks each candidate for the substring, so its cost follows
+// the rarest trigram's list and the number of matches, not the number of
+// names. Queries of 1 or 2 bytes join the lists of the trigrams that start
+// with them, or scan every name when that would cost more.
+//
+// Limits: at most 2^32 - 2 names and 4 GiB of name bytes in one index (the
+// Registry keeps one index per name shard, each far below both).
 #ifndef PCFS_CORE_SEARCH_INDEX_H_
 #define PCFS_CORE_SEARCH_INDEX_H_
 
@@ -19,9 +30,13 @@ class SearchIndex {
   SearchIndex(const SearchIndex&) = delete;
   SearchIndex& operator=(const SearchIndex&) = delete;
 
-  // Adds `name` (no-op if present).
+  // Adds `name` (no-op if present). For each distinct trigram of the name:
+  // a lookup, then an append or the rewrite of one block of at most 27 ids
+  // (plus, when the block splits, a move of the 32-byte blocks after it).
   void Add(absl::string_view name);
-  // Removes `name` (no-op if absent).
+  // Removes `name` (no-op if absent), at the cost of Add; it never visits
+  // the other names. Now and then it also compacts the stored name bytes,
+  // which costs O(1) amortized per byte removed.
   void Remove(absl::string_view name);
   // Calls fn(name) once for every indexed name that contains `pattern`
   // (case-sensitive bytes; an empty pattern matches every name), in no

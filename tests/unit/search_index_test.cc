@@ -1,8 +1,14 @@
 #include "core/search_index.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -104,6 +110,227 @@ TEST(SearchIndexTest, KeepsItsOwnCopyOfTheName) {
     name.assign("overwritten");
   }
   EXPECT_THAT(Matches(index, "temp"), ElementsAre("temporary"));
+}
+
+TEST(SearchIndexTest, EmptyNameMatchesOnlyTheEmptyPattern) {
+  SearchIndex index;
+  index.Add("");
+  EXPECT_EQ(index.size(), 1u);
+  EXPECT_THAT(Matches(index, ""), ElementsAre(""));
+  EXPECT_THAT(Matches(index, "a"), IsEmpty());
+}
+
+TEST(SearchIndexTest, NamesShorterThanATrigramMatchOneAndTwoBytePatterns) {
+  SearchIndex index;
+  for (const char* name : {"a", "ab", "ba", "b"}) index.Add(name);
+  EXPECT_THAT(Matches(index, "a"), ElementsAre("a", "ab", "ba"));
+  EXPECT_THAT(Matches(index, "b"), ElementsAre("ab", "b", "ba"));
+  EXPECT_THAT(Matches(index, "ab"), ElementsAre("ab"));
+}
+
+TEST(SearchIndexTest, PatternLongerThanEveryNameMatchesNothing) {
+  SearchIndex index;
+  for (const char* name : {"ab", "abc", "abcd"}) index.Add(name);
+  EXPECT_THAT(Matches(index, "abcde"), IsEmpty());
+}
+
+TEST(SearchIndexTest, PatternRepeatingATrigramNeedsItTwiceInARow) {
+  SearchIndex index;
+  for (const char* name : {"aaa", "aaaa", "aaaaa", "baaab", "aabaa"}) {
+    index.Add(name);
+  }
+  EXPECT_THAT(Matches(index, "aaaa"), ElementsAre("aaaa", "aaaaa"));
+}
+
+TEST(SearchIndexTest, NameHoldingThePatternTwiceIsReportedOnce) {
+  SearchIndex index;
+  index.Add("ab-ab-abc.ab");
+  for (const char* pattern : {"a", "ab", "ab-", "ab-ab"}) {
+    EXPECT_THAT(Matches(index, pattern), ElementsAre("ab-ab-abc.ab"))
+        << pattern;
+  }
+}
+
+TEST(SearchIndexTest, TrigramsThatAreNotAdjacentAreNoMatch) {
+  SearchIndex index;
+  index.Add("abcd-bcde");  // holds every trigram of "abcde", apart
+  EXPECT_THAT(Matches(index, "abcde"), IsEmpty());
+}
+
+TEST(SearchIndexTest, LongPatternIsCheckedInFull) {
+  std::string name;
+  for (int i = 0; i < 300; ++i) {
+    name.push_back(static_cast<char>('a' + i % 23));
+  }
+  const std::string exact = name.substr(40, 200);
+  std::string changed = exact;
+  changed[101] = 'Z';  // one byte off, deep inside the pattern
+  // The name also holds the trigrams around that byte, apart, so that every
+  // trigram of `changed` is in it, and only the full check can refuse it.
+  absl::StrAppend(&name, "-", changed.substr(99, 5));
+  SearchIndex index;
+  index.Add(name);
+  EXPECT_THAT(Matches(index, exact), ElementsAre(name));
+  EXPECT_THAT(Matches(index, changed), IsEmpty());
+}
+
+TEST(SearchIndexTest, NameAddedAfterARemovalCarriesNoTraceOfIt) {
+  SearchIndex index;
+  index.Add("alpha");
+  index.Remove("alpha");
+  index.Add("omega");
+  EXPECT_THAT(Matches(index, "lph"), IsEmpty());
+  EXPECT_THAT(Matches(index, "ph"), IsEmpty());
+  EXPECT_THAT(Matches(index, "meg"), ElementsAre("omega"));
+}
+
+TEST(SearchIndexTest, ManyNamesSharingATrigramSurviveScatteredChurn) {
+  constexpr int kNames = 1000;
+  std::vector<std::string> all;
+  for (int i = 0; i < kNames; ++i) {
+    all.push_back(absl::StrCat("f", i, ".common"));
+  }
+  std::vector<std::string> doomed;
+  std::vector<std::string> kept;
+  for (int i = 0; i < kNames; ++i) {
+    (i % 10 == 0 ? kept : doomed).push_back(all[i]);
+  }
+  std::mt19937 rng(7);
+  SearchIndex index;
+  for (const std::string& name : all) index.Add(name);
+  std::shuffle(doomed.begin(), doomed.end(), rng);
+  for (const std::string& name : doomed) index.Remove(name);
+  std::sort(kept.begin(), kept.end());
+  ASSERT_EQ(Matches(index, ".common"), kept);
+  std::shuffle(doomed.begin(), doomed.end(), rng);
+  for (const std::string& name : doomed) index.Add(name);  // reusing ids
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(Matches(index, ".common"), all);
+  EXPECT_EQ(Matches(index, "mmo"), all);
+  EXPECT_EQ(Matches(index, "on"), all);
+}
+
+// Every 32nd name, from some offset on, holds "abcd" and all hold "abc":
+// the rare list leads and the common one is skipped through in jumps that,
+// over all the offsets, land on every position of its blocks.
+TEST(SearchIndexTest, RareMatchesAmongCommonTrigramsAreAllFound) {
+  constexpr int kNames = 1024;
+  constexpr int kStride = 32;
+  for (int offset = 0; offset < kStride; ++offset) {
+    SearchIndex index;
+    std::vector<std::string> expected;
+    for (int i = 0; i < kNames; ++i) {
+      const bool rare = i % kStride == offset;
+      const std::string name = absl::StrCat(i, rare ? "-abcd" : "-abc");
+      index.Add(name);
+      if (rare) expected.push_back(name);
+    }
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(Matches(index, "abcd"), expected) << "offset " << offset;
+  }
+}
+
+// ---- Against a naive scan ---------------------------------------------------
+
+// The names of `model` that contain `pattern`, sorted.
+std::vector<std::string> NaiveMatches(const std::vector<std::string>& model,
+                                      absl::string_view pattern) {
+  std::vector<std::string> names;
+  for (const std::string& name : model) {
+    if (absl::StrContains(name, pattern)) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string RandomString(std::mt19937& rng, absl::string_view alphabet,
+                         size_t max_length) {
+  std::string s(rng() % (max_length + 1), ' ');
+  for (char& c : s) c = alphabet[rng() % alphabet.size()];
+  return s;
+}
+
+// A pattern of 0 to 6 bytes: half of them cut from a name of `model` (most
+// of which match), half random (most of which do not).
+std::string RandomPattern(std::mt19937& rng, absl::string_view alphabet,
+                          const std::vector<std::string>& model) {
+  const size_t length = rng() % 7;
+  if (model.empty() || rng() % 2 == 0) {
+    std::string s(length, ' ');
+    for (char& c : s) c = alphabet[rng() % alphabet.size()];
+    return s;
+  }
+  const std::string& name = model[rng() % model.size()];
+  const size_t start = rng() % (name.size() + 1);
+  return name.substr(start, length);  // may be cut short by the name's end
+}
+
+// Applies a fixed-seed run of adds and removes to an index and to a plain
+// vector of names, and compares their answers to random patterns every few
+// steps. Returns the first disagreement, or "" if there was none.
+std::string FirstDisagreement(absl::string_view alphabet, size_t max_length,
+                              size_t max_names, uint32_t seed) {
+  constexpr int kSteps = 8000;
+  constexpr int kStepsBetweenChecks = 50;
+  constexpr int kPatternsPerCheck = 16;
+  std::mt19937 rng(seed);
+  SearchIndex index;
+  std::vector<std::string> model;
+  for (int step = 0; step < kSteps; ++step) {
+    // Mostly adds of new names and removes of present ones, until the
+    // model is full; then as many removes as adds.
+    const bool remove = model.size() >= max_names || rng() % 4 == 0;
+    const bool existing = !model.empty() && (rng() % 8 == 0) != remove;
+    const std::string name = existing
+                                 ? model[rng() % model.size()]
+                                 : RandomString(rng, alphabet, max_length);
+    auto it = std::find(model.begin(), model.end(), name);
+    if (remove) {
+      index.Remove(name);
+      if (it != model.end()) model.erase(it);
+    } else {
+      index.Add(name);
+      if (it == model.end()) model.push_back(name);
+    }
+    if (index.size() != model.size()) {
+      return absl::StrCat("step ", step, ": size ", index.size(), " != ",
+                          model.size());
+    }
+    if (step % kStepsBetweenChecks != 0) continue;
+    for (int i = 0; i < kPatternsPerCheck; ++i) {
+      const std::string pattern = RandomPattern(rng, alphabet, model);
+      if (Matches(index, pattern) != NaiveMatches(model, pattern)) {
+        return absl::StrCat("step ", step, ": pattern \"",
+                            absl::CEscape(pattern), "\"");
+      }
+    }
+  }
+  return "";
+}
+
+// Bytes >= 0x80 and NUL included.
+TEST(SearchIndexDifferentialTest, ShortNamesOverAWideAlphabet) {
+  const std::string alphabet = std::string("ab.c\xC3\xA9\xFF\x80", 8) +
+                               std::string(1, '\0');
+  EXPECT_EQ(FirstDisagreement(alphabet, /*max_length=*/6,
+                              /*max_names=*/600, /*seed=*/1),
+            "");
+}
+
+// Few symbols and long names: lists of hundreds of ids (split into blocks,
+// joined again as names go).
+TEST(SearchIndexDifferentialTest, LongNamesOverANarrowAlphabet) {
+  EXPECT_EQ(FirstDisagreement("ab\xFE", /*max_length=*/14,
+                              /*max_names=*/1500, /*seed=*/2),
+            "");
+}
+
+// Two symbols and longer names: each name holds most trigrams that start
+// with a given byte, so 1-byte patterns scan the names instead.
+TEST(SearchIndexDifferentialTest, LongNamesOverTwoSymbols) {
+  EXPECT_EQ(FirstDisagreement("a\xFE", /*max_length=*/24,
+                              /*max_names=*/800, /*seed=*/3),
+            "");
 }
 
 }  // namespace
