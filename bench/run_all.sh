@@ -1,0 +1,766 @@
+#!/usr/bin/env bash
+# The whole benchmark suite, in one command, and docs/PERFORMANCE.md written
+# from what it measured:
+#
+#   bench/run_all.sh [--soak] [--install-nginx] [--build-dir DIR]
+#                    [--only PARTS] [--output FILE]
+#
+# Parts, in order (all by default):
+#   build     configure a Release tree (build-bench) if there is none, then
+#             build each target the suite runs (ninja -j2); a target that
+#             fails to build is reported and its benchmark skipped
+#   gbench    every Google Benchmark binary (bench/*_bench.cc), with a short
+#             --benchmark_min_time and JSON output
+#   peerload  peerconnectd under peerload, 10 s a scenario, each against a raw
+#             UDP echo in the same run (--compare-raw): heartbeat-only and
+#             get-only (locate) mixes, one reactor pinned to CPU 0 with the
+#             load on CPU 1, epoll vs io_uring; then two reactors unpinned
+#   soak      only with --soak (about 3 minutes more): 100,000 peers
+#             heartbeating for 60 s against one daemon
+#   transfer  bench/transfer.sh: a 1 GiB download against a raw loopback copy
+#             and nginx+curl (nginx only if installed, or with
+#             --install-nginx)
+#   doc       docs/PERFORMANCE.md (or --output FILE) from the figures above
+#
+# Without --soak the suite takes under 10 minutes on the project's 2-core
+# machine once the build tree is up to date. With --only (e.g. --only
+# gbench,doc) the document goes to the run's result folder unless --output
+# says where, so that a partial run never replaces docs/PERFORMANCE.md.
+# Raw outputs stay in BUILD_DIR/bench-results/<UTC time>/.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build="$repo/build-bench"
+soak=0
+install_nginx=0
+only=""
+output=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --soak) soak=1 ;;
+    --install-nginx) install_nginx=1 ;;
+    --build-dir) build=$(realpath -m "$2"); shift ;;
+    --only) only=$2; shift ;;
+    --output) output=$(realpath -m "$2"); shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run_all.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+parts=${only:-build,gbench,peerload,soak,transfer,doc}
+wants() { [[ ",$parts," == *",$1,"* ]]; }
+if [ -z "$output" ]; then
+  if [ -n "$only" ]; then output=""; else output="$repo/docs/PERFORMANCE.md"; fi
+fi
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results="$build/bench-results/$stamp"
+mkdir -p "$results"
+[ -n "$output" ] || output="$results/PERFORMANCE.md"
+suite_start=$SECONDS
+log() { echo "run_all.sh [$((SECONDS - suite_start))s]: $*" >&2; }
+
+# Every command that produces a figure is recorded, as run (paths relative
+# to the repository), for the document.
+commands="$results/commands.txt"
+: > "$commands"
+record() {
+  local line="$*"
+  line=${line//$results\//\$R/}
+  echo "${line//$repo\//}" >> "$commands"
+}
+
+# ---- helpers: JSON reading and formatting (python3, Debian's)
+
+fmt="$results/fmt.py"
+cat > "$fmt" <<'PY'
+import json, sys
+
+STANDARD = {"name", "run_name", "run_type", "repetitions", "repetition_index",
+            "threads", "iterations", "real_time", "cpu_time", "time_unit",
+            "family_index", "per_family_instance_index", "aggregate_name",
+            "error_occurred", "error_message"}
+
+def number(v):
+    if isinstance(v, str):
+        return v
+    a = abs(v)
+    if a >= 1e9: return "%.3gG" % (v / 1e9)
+    if a >= 1e6: return "%.3gM" % (v / 1e6)
+    if a >= 100: return "{:,.0f}".format(v)
+    if a == int(a): return "%d" % v
+    return "%.3g" % v
+
+def benchmarks(path):
+    with open(path) as f:
+        return [b for b in json.load(f)["benchmarks"]
+                if b.get("run_type") != "aggregate"]
+
+def gbench_rows(path):
+    for b in benchmarks(path):
+        if b.get("error_occurred"):
+            print("| `%s` | error: %s | | | |" % (b["name"], b.get("error_message", "")))
+            continue
+        counters = ", ".join("%s=%s" % (k, number(v)) for k, v in b.items()
+                             if k not in STANDARD)
+        print("| `%s` | %s %s | %s %s | %s | %s |" % (
+            b["name"], number(b["real_time"]), b["time_unit"],
+            number(b["cpu_time"]), b["time_unit"], number(b["iterations"]),
+            counters))
+
+def gbench_get(path, prefix, key):
+    for b in benchmarks(path):
+        if b["name"].startswith(prefix) and key in b:
+            print(b[key]); return
+    print("")
+
+def json_get(path, key):
+    try:
+        with open(path) as f:
+            text = f.read().strip().splitlines()
+        value = json.loads(text[-1]).get(key, "") if text else ""
+    except (OSError, ValueError):
+        value = ""
+    print(value)
+
+def gbench_context(path):
+    with open(path) as f:
+        c = json.load(f)["context"]
+    print("%s (library built as %s)" % (
+        " ".join(str(round(x, 2)) for x in c.get("load_avg", [])),
+        c.get("library_build_type", "?")))
+
+command = sys.argv[1]
+if command == "rows": gbench_rows(sys.argv[2])
+elif command == "get": gbench_get(sys.argv[2], sys.argv[3], sys.argv[4])
+elif command == "json": json_get(sys.argv[2], sys.argv[3])
+elif command == "context": gbench_context(sys.argv[2])
+elif command == "num": print(number(float(sys.argv[2])))
+PY
+# Debian's python3, not a version manager's shim (which costs ~1 s a call).
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+py() { "$python" "$fmt" "$@"; }
+# Comparisons of decimal figures: ge A B is true when A >= B.
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+fixed() { awk -v a="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, a }'; }
+is_number() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; }
+
+# Processes this script started, stopped on exit.
+started_pids=()
+cleanup() {
+  local pid
+  for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${started_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# ---- the machine
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/.*: //')
+cpu_count=$(nproc)
+mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+kernel="$(uname -sr)"
+os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" || echo unknown)
+compiler=$(c++ --version 2>/dev/null | head -1 || echo unknown)
+run_date=$(date -u '+%Y-%m-%d %H:%M UTC')
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  commit="$commit (with uncommitted changes)"
+fi
+
+# ---- build
+
+daemon_bin="$build/daemon/peerconnectd"
+peerctl_bin="$build/peerctl/peerctl"
+peerload_bin="$build/bench/peerload"
+gbench_names=()
+for source in "$repo"/bench/*_bench.cc; do
+  gbench_names+=("$(basename "$source" .cc)")
+done
+declare -A built=()
+build_failed=()
+
+if wants build; then
+  if [ ! -f "$build/build.ninja" ] ||
+     ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build/CMakeCache.txt"; then
+    log "configuring a Release tree in $build"
+    record cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      > "$results/cmake.log" 2>&1 ||
+      { log "cmake failed:"; tail -20 "$results/cmake.log" >&2; exit 1; }
+  fi
+  known=$(ninja -C "$build" -t targets all 2>/dev/null | sed 's/:.*//')
+  targets=(peerconnectd peerctl rawcopy "${gbench_names[@]}")
+  for t in peerload udp_echo; do
+    if grep -qx "$t" <<< "$known"; then targets+=("$t"); fi
+  done
+  build_start=$SECONDS
+  for t in "${targets[@]}"; do
+    log "building $t"
+    if ninja -C "$build" -j2 "$t" >> "$results/build.log" 2>&1; then
+      built[$t]=1
+    else
+      build_failed+=("$t")
+      log "$t did not build (see $results/build.log)"
+    fi
+  done
+  record ninja -C "$build" -j2 "${targets[@]}"
+  build_seconds=$((SECONDS - build_start))
+else
+  # Not building: trust the binaries that are there.
+  for t in peerconnectd peerctl rawcopy peerload udp_echo "${gbench_names[@]}"; do
+    for dir in daemon peerctl bench; do
+      if [ -x "$build/$dir/$t" ]; then built[$t]=1; fi
+    done
+  done
+  build_seconds=0
+fi
+has() { [ -n "${built[$1]:-}" ]; }
+
+# ---- Google Benchmark binaries
+
+# Per binary: extra arguments that keep the suite within its time. Google
+# Benchmark reruns a benchmark's setup for every trial count it tries, and
+# the 1M-name setups of registry_bench take tens of seconds each; search at
+# 1M names is covered by search_bench and memory by memory_bench.
+declare -A gbench_extra=(
+  [registry_bench]='--benchmark_filter=-BM_(Locate|Search)/1000000'
+)
+gbench_min_time=0.05
+gbench_ran=()
+gbench_failed=()
+if wants gbench; then
+  for name in "${gbench_names[@]}"; do
+    if ! has "$name"; then gbench_failed+=("$name (not built)"); continue; fi
+    log "running $name"
+    args=(--benchmark_min_time=$gbench_min_time --benchmark_format=json)
+    if [ -n "${gbench_extra[$name]:-}" ]; then args+=("${gbench_extra[$name]}"); fi
+    record "$build/bench/$name" "${args[@]}"
+    if timeout 420 "$build/bench/$name" "${args[@]}" \
+         > "$results/gbench-$name.json" 2> "$results/gbench-$name.log"; then
+      gbench_ran+=("$name")
+    else
+      gbench_failed+=("$name (exit $?; see gbench-$name.log)")
+    fi
+  done
+fi
+
+# ---- peerconnectd under peerload
+
+# Starts peerconnectd; sets daemon_pid and daemon_port. $1: name of the run,
+# $2: --threads, $3: --io, $4: CPU list to pin it to ("" for none),
+# $5: credentials file.
+start_daemon() {
+  local name=$1 threads=$2 io=$3 cpus=$4 credentials=$5 i
+  local command=("$daemon_bin" --port=0 --bind=127.0.0.1
+                 --credentials="$credentials" --state_dir="$results/$name.state"
+                 --threads="$threads" --io="$io")
+  if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi
+  record "${command[@]}"
+  "${command[@]}" 2> "$results/$name.daemon.log" &
+  daemon_pid=$!
+  started_pids+=("$daemon_pid")
+  for ((i = 0; i < 200; i++)); do
+    if grep -qF " (UDP" "$results/$name.daemon.log"; then break; fi
+    if ! kill -0 "$daemon_pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if ! grep -qF " (UDP" "$results/$name.daemon.log"; then
+    log "peerconnectd did not start for $name: $(tail -3 "$results/$name.daemon.log")"
+    return 1
+  fi
+  daemon_port=$(grep -m1 -F " (UDP" "$results/$name.daemon.log" |
+                sed -E 's/.*:([0-9]+) \(UDP.*/\1/')
+}
+
+stop_daemon() {
+  local i
+  kill -TERM "$daemon_pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+}
+
+vmrss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+load_peers=1000
+load_seconds=10
+# name | reactors | io | daemon CPUs | mix
+scenarios=(
+  "r1-epoll-heartbeat|1|epoll|0|heartbeat=1"
+  "r1-uring-heartbeat|1|uring|0|heartbeat=1"
+  "r1-epoll-get|1|epoll|0|get=1"
+  "r1-uring-get|1|uring|0|get=1"
+  "r2-uring-heartbeat|2|uring||heartbeat=1"
+  "r2-uring-get|2|uring||get=1"
+)
+peerload_note=""
+if wants peerload || wants soak; then
+  if ! has peerload || ! has udp_echo || ! has peerconnectd; then
+    peerload_note="skipped: peerload, udp_echo or peerconnectd is not built in $build"
+    log "peerload part $peerload_note"
+  fi
+fi
+if wants peerload && [ -z "$peerload_note" ]; then
+  credentials="$results/load-$load_peers.txt"
+  record "$peerload_bin" --make-credentials $load_peers ">" "$credentials"
+  "$peerload_bin" --make-credentials $load_peers > "$credentials"
+  for scenario in "${scenarios[@]}"; do
+    IFS='|' read -r name reactors io cpus mix <<< "$scenario"
+    log "peerload $name"
+    cut -d' ' -f1 /proc/loadavg > "$results/$name.load"
+    if ! start_daemon "$name" "$reactors" "$io" "$cpus" "$credentials"; then
+      continue
+    fi
+    command=("$peerload_bin" --server "127.0.0.1:$daemon_port"
+             --credentials "$credentials" --duration "${load_seconds}s"
+             --peers $load_peers --mix "$mix" --compare-raw --json)
+    if [ -n "$cpus" ]; then
+      command+=(--cpu 1 --echo-cpu "$cpus" --echo-threads "$reactors")
+    else
+      command+=(--echo-threads "$reactors")
+    fi
+    record "${command[@]}"
+    timeout 180 "${command[@]}" > "$results/$name.json" \
+      2> "$results/$name.log" || log "peerload $name failed (see $name.log)"
+    stop_daemon
+  done
+fi
+
+soak_peers=100000
+soak_seconds=60
+soak_note=""
+if wants soak && [ "$soak" -eq 0 ]; then
+  soak_note="not run: it needs --soak (about 3 more minutes: 100,000 logins, then 60 s)"
+elif wants soak && [ -n "$peerload_note" ]; then
+  soak_note="$peerload_note"
+elif wants soak; then
+  # One socket per simulated peer: the soak needs that many descriptors.
+  hard_limit=$(ulimit -Hn)
+  if [ "$hard_limit" != unlimited ] && [ "$hard_limit" -lt $((soak_peers + 512)) ]; then
+    soak_note="ran with $((hard_limit - 512)) peers, not $soak_peers: peerload needs one socket per peer and this machine's hard RLIMIT_NOFILE is $hard_limit (raise the hard limit where the machine allows it, e.g. ulimit -Hn as root outside a container, to run all of them)"
+    soak_peers=$((hard_limit - 512))
+  fi
+  log "soak: $soak_peers peers for ${soak_seconds}s"
+  credentials="$results/load-$soak_peers.txt"
+  record "$peerload_bin" --make-credentials $soak_peers ">" "$credentials"
+  "$peerload_bin" --make-credentials $soak_peers > "$credentials"
+  if start_daemon soak 0 auto "" "$credentials"; then
+    rss_before=$(vmrss_kib "$daemon_pid")
+    # The highest RSS during the run, sampled every second.
+    ( peak=0
+      while kill -0 "$daemon_pid" 2>/dev/null; do
+        now=$(vmrss_kib "$daemon_pid")
+        if [ "${now:-0}" -gt "$peak" ]; then peak=$now; echo "$peak" > "$results/soak.rss"; fi
+        sleep 1
+      done ) &
+    started_pids+=($!)
+    command=("$peerload_bin" --server "127.0.0.1:$daemon_port"
+             --credentials "$credentials" --duration "${soak_seconds}s"
+             --peers $soak_peers --mix none --ramp 240s --json)
+    record "${command[@]}"
+    timeout 420 "${command[@]}" > "$results/soak.json" 2> "$results/soak.log" ||
+      log "the soak failed (see soak.log)"
+    rss_peak=$(cat "$results/soak.rss" 2>/dev/null || echo 0)
+    stop_daemon
+  fi
+fi
+
+# ---- transfer
+
+declare -A transfer=()
+transfer_note=""
+if wants transfer; then
+  if has rawcopy && has peerconnectd && has peerctl; then
+    command=("$repo/bench/transfer.sh" "$build")
+    if [ "$install_nginx" -eq 1 ]; then command+=(--install-nginx); fi
+    record "${command[@]}"
+    log "transfer benchmark"
+    if timeout 900 "${command[@]}" > "$results/transfer.out" 2> "$results/transfer.log"; then
+      while read -r _ key value; do transfer[$key]=$value; done \
+        < <(grep '^RESULT ' "$results/transfer.out")
+    else
+      transfer_note="failed: $(tail -3 "$results/transfer.log" | tr '\n' ' ')"
+    fi
+  else
+    transfer_note="skipped: rawcopy, peerconnectd or peerctl is not built"
+  fi
+fi
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+suite_seconds=$((SECONDS - suite_start - build_seconds))
+log "measurements done in ${suite_seconds}s"
+
+if ! wants doc; then
+  log "raw results in $results"
+  exit 0
+fi
+
+# ---- the document's parts
+
+gbench_file() { echo "$results/gbench-$1.json"; }
+gb() {  # gb BINARY BENCHMARK_PREFIX KEY: one figure, or "" if not measured
+  local file
+  file=$(gbench_file "$1")
+  [ -s "$file" ] && py get "$file" "$2" "$3" || echo ""
+}
+or_dash() { if [ -n "$1" ]; then echo "$1"; else echo "—"; fi; }
+
+# Request throughput tables.
+peerload_rows() {  # $@: scenario names
+  local name file rps
+  for name in "$@"; do
+    file="$results/$name.json"
+    IFS='|' read -r _ reactors io cpus mix <<< "$(printf '%s\n' "${scenarios[@]}" | grep "^$name|")"
+    placement="unpinned"
+    [ -n "$cpus" ] && placement="daemon on CPU $cpus, load on CPU 1"
+    rps=$(py json "$file" responses_per_s)
+    if [ -z "$rps" ]; then
+      echo "| $mix | $io | $reactors | $placement | not measured (see $name.log) | | | | | | | |"
+      continue
+    fi
+    echo "| $mix | $io | $reactors | $placement | $(py num "$rps") | $(fixed "$(py json "$file" p50_us)" 0) / $(fixed "$(py json "$file" p99_us)" 0) / $(fixed "$(py json "$file" p999_us)" 0) | $(py num "$(py json "$file" baseline_responses_per_s)") | **$(fixed "$(py json "$file" ratio)" 3)** | $(py json "$file" errors) | $(py json "$file" timeouts) | $(py json "$file" false_expiries) | $(cat "$results/$name.load" 2>/dev/null) |"
+  done
+}
+ratio_of() { py json "$results/$1.json" ratio; }
+
+# ---- targets
+
+verdicts=()
+details=()
+target() {  # target NAME FIGURE VERDICT DETAIL
+  verdicts+=("| $1 | $2 | $3 |")
+  details+=("$4")
+}
+
+# 1. Heartbeat and locate throughput with one reactor: >= 0.8x raw echo.
+if [ -n "$peerload_note" ] || ! wants peerload; then
+  target "Heartbeat and locate throughput, one reactor, >= 0.8x raw UDP echo" \
+    "—" "not measured" \
+    "**Throughput**: not measured in this run (${peerload_note:-the peerload part was not run})."
+else
+  figures=""
+  all_met=1
+  any=0
+  for name in r1-epoll-heartbeat r1-uring-heartbeat r1-epoll-get r1-uring-get; do
+    r=$(ratio_of "$name")
+    if [ -z "$r" ]; then all_met=0; figures+="$name: not measured; "; continue; fi
+    any=1
+    figures+="$name $(fixed "$r" 3)x; "
+    if ! ge "$r" 0.8; then all_met=0; fi
+  done
+  figures=${figures%; }
+  if [ "$any" -eq 1 ] && [ "$all_met" -eq 1 ]; then
+    target "Heartbeat and locate throughput, one reactor, >= 0.8x raw UDP echo" \
+      "$figures" "**met**" \
+      "**Throughput**: met. With one reactor pinned to CPU 0 and peerload on CPU 1, every mix and backend reached at least 0.8x the responses/s that a one-thread UDP echo server pinned to the same CPU gave to the same load pattern right after ($figures)."
+  else
+    target "Heartbeat and locate throughput, one reactor, >= 0.8x raw UDP echo" \
+      "$figures" "**missed**" \
+      "**Throughput**: missed ($figures). Why: a raw echo does one recv and one send per datagram; the daemon also checks each datagram's HMAC-SHA256 and replay window, takes a registry shard lock, builds and MACs the reply (a \`get\` also MACs a download ticket). What would close it: profile the daemon under this load (\`perf record -g\` on CPU 0) and cut the per-request work that dominates — e.g. keep each session's keyed HMAC state instead of keying EVP_MAC again for every datagram, and batch more datagrams per system call — then rerun this suite."
+  fi
+fi
+
+# 2. sch over 1M names: p99 under 1 ms for queries of 3+ characters.
+sch3=$(gb search_bench BM_RegistrySearchP99/3 p99_us)
+sch5=$(gb search_bench BM_RegistrySearchP99/5 p99_us)
+if [ -z "$sch3" ] || [ -z "$sch5" ]; then
+  target "\`sch\` over 1M names: p99 < 1 ms, queries of 3+ characters" "—" \
+    "not measured" \
+    "**Search**: not measured in this run (search_bench did not run, or has no BM_RegistrySearchP99)."
+else
+  few3=$(gb search_bench BM_RegistrySearchP99/3 p99_few_us)
+  few5=$(gb search_bench BM_RegistrySearchP99/5 p99_few_us)
+  m3=$(gb search_bench BM_RegistrySearchP99/3 matches_p99)
+  m5=$(gb search_bench BM_RegistrySearchP99/5 matches_p99)
+  idx3=$(gb search_bench BM_IndexQueryP99/3 p99_us)
+  raw3=$(gb search_bench BM_RegistrySearchP99/3 p99_raw_us)
+  raw5=$(gb search_bench BM_RegistrySearchP99/5 p99_raw_us)
+  figure="p99 $(fixed "$sch3" 0) µs (3 bytes), $(fixed "$sch5" 0) µs (5 bytes)"
+  raw_note=""
+  [ -n "$raw3" ] && raw_note=" (search_bench's p99_us; over the first pass alone, p99_raw_us: $(fixed "$raw3" 0) µs and $(fixed "${raw5:-0}" 0) µs)"
+  if lt "$sch3" 1000 && lt "$sch5" 1000; then
+    target "\`sch\` over 1M names: p99 < 1 ms, queries of 3+ characters" \
+      "$figure" "**met**" \
+      "**Search**: met: Registry::Search over 1,000,000 published names answers 99% of 3- and 5-byte queries in under 1 ms ($figure$raw_note)."
+  else
+    target "\`sch\` over 1M names: p99 < 1 ms, queries of 3+ characters" \
+      "$figure" "**missed**" \
+      "**Search**: missed ($figure$raw_note, measured in-process on Registry::Search, one thread, as the header of bench/search_bench.cc describes). Why: the slowest queries are those that match many names — the 99th percentile of the names a query returns is $(py num "${m3:-0}") (3 bytes) and $(py num "${m5:-0}") (5 bytes) — and each returned name is copied, checked for an active publisher and sorted; over the queries that return at most 1,000 names the p99 is $(fixed "${few3:-0}" 0) µs (3 bytes) and $(fixed "${few5:-0}" 0) µs (5 bytes); the index alone (BM_IndexQueryP99/3) has p99 $(fixed "${idx3:-0}" 0) µs. What would close it: bound the work per query to what the client can page through (stop after the first pages of matches and continue from a cursor, or cap the result with a \"more\" flag), so that a query's cost no longer grows with the number of matching names."
+  fi
+fi
+
+# 3. A 1 GiB download: >= 0.9x the raw loopback copy, no slower than nginx+curl.
+if [ -z "${transfer[transfer_peerctl_s]:-}" ]; then
+  target "1 GiB download: >= 0.9x raw loopback copy, no slower than nginx+curl" \
+    "—" "not measured" \
+    "**Transfer**: not measured in this run (${transfer_note:-the transfer part was not run})."
+else
+  vs_raw=${transfer[transfer_peerctl_vs_rawcopy]}
+  vs_nginx=${transfer[transfer_peerctl_vs_nginx]:-}
+  figure="$(fixed "$vs_raw" 3)x rawcopy"
+  met_raw=0; ge "$vs_raw" 0.9 && met_raw=1
+  met_nginx=""
+  if [ -n "$vs_nginx" ]; then
+    figure+=", $(fixed "$vs_nginx" 3)x nginx+curl"
+    met_nginx=0; ge "$vs_nginx" 1.0 && met_nginx=1
+  else
+    figure+=", nginx not measured"
+  fi
+  why="Why: the download does more than the copy: process start, a SCRAM login and logout, the GET and its ticket, and SHA-256 of every byte inside the receive loop (\`openssl dgst -sha256\` of the same cached file took ${transfer[transfer_sha256_s]} s here, against ${transfer[transfer_rawcopy_s]} s for the whole raw copy). What would close it: hash on a second thread (or while the next recv is in flight) so that hashing overlaps the receive instead of adding to it, then rerun."
+  if [ "$met_raw" -eq 1 ] && [ "$met_nginx" != 0 ]; then
+    verdict="**met**"
+    [ -z "$met_nginx" ] && verdict="**met** against rawcopy; nginx part not measured"
+    target "1 GiB download: >= 0.9x raw loopback copy, no slower than nginx+curl" \
+      "$figure" "$verdict" \
+      "**Transfer**: $verdict ($figure; medians of ${transfer[transfer_reps]} interleaved rounds)."
+  else
+    target "1 GiB download: >= 0.9x raw loopback copy, no slower than nginx+curl" \
+      "$figure" "**missed**" \
+      "**Transfer**: missed ($figure; medians of ${transfer[transfer_reps]} interleaved rounds). $why"
+  fi
+fi
+
+# 4. Memory: <= 256 bytes per session, <= 128 per publication beyond its name.
+per_session=$(gb memory_bench BM_MemoryPerSession bytes_per_session)
+per_publication=$(gb memory_bench BM_MemoryPerPublication bytes_per_publication_beyond_name)
+if [ -z "$per_session" ] || [ -z "$per_publication" ]; then
+  target "Memory: <= 256 B per session, <= 128 B per publication beyond its name" \
+    "—" "not measured" "**Memory**: not measured in this run (memory_bench did not run)."
+else
+  wheel=$(gb memory_bench BM_MemoryPerSession wheel_bytes_per_session)
+  slot=$(gb memory_bench BM_MemoryPerSession sizeof_session)
+  name_bytes=$(gb memory_bench BM_MemoryPerPublication mean_name_bytes)
+  figure="$(fixed "$per_session" 0) B/session (+$(fixed "$wheel" 0) B in the expiry wheel), $(fixed "$per_publication" 0) B/publication beyond its name"
+  session_ok=0; ge 256 "$(awk -v a="$per_session" -v b="$wheel" 'BEGIN { print a + b }')" && session_ok=1
+  publication_ok=0; ge 128 "$per_publication" && publication_ok=1
+  if [ "$session_ok" -eq 1 ] && [ "$publication_ok" -eq 1 ]; then
+    target "Memory: <= 256 B per session, <= 128 B per publication beyond its name" \
+      "$figure" "**met**" "**Memory**: met ($figure)."
+  else
+    text="**Memory**: "
+    if [ "$session_ok" -eq 1 ]; then text+="sessions met; "; else
+      text+="sessions missed: $(fixed "$per_session" 0) bytes per session in the Registry (+$(fixed "$wheel" 0) in the expiry wheel). Why: a Session is $(fixed "$slot" 0) bytes (key, replay window, reply cache, list snapshot pointer, user, endpoints) and sits inline in a flat_hash_map slot, which stays between 7/16 and 7/8 full, so each session costs its slot divided by the load factor, plus a user-to-session map entry. What would close it: keep only the hot fields (id, deadline, key, replay window, endpoint) in the table and move the rarely used ones (reply cache, list snapshot, login nonce) to a side table filled on demand; that brings the slot near 100 bytes. "
+    fi
+    if [ "$publication_ok" -eq 1 ]; then text+="publications met."; else
+      text+="Publications missed: $(fixed "$per_publication" 0) bytes per publication beyond its name (names of $(fixed "$name_bytes" 1) bytes on average). Why: the Registry keeps each name in three places (the publisher's name→meta map, the name→publishers map and the search index), two of them as std::string with their own heap block, plus a std::string per publisher in the publishers list and the index's trigram postings. What would close it: intern each name once (an id into the index's name store) and key both maps and the postings by that id, with publishers as small user ids."
+    fi
+    target "Memory: <= 256 B per session, <= 128 B per publication beyond its name" \
+      "$figure" "**missed**" "$text"
+  fi
+fi
+
+# 5. The soak.
+if ! wants soak; then
+  target "100,000 peers heartbeating 60 s: zero false expiries, all answered" \
+    "—" "not run" "**Soak**: not run in this run (the soak part was not selected)."
+elif [ -n "$soak_note" ] && [ ! -s "$results/soak.json" ]; then
+  target "100,000 peers heartbeating 60 s: zero false expiries, all answered" \
+    "—" "not run" "**Soak**: $soak_note."
+elif [ -s "$results/soak.json" ]; then
+  sj="$results/soak.json"
+  fe=$(py json "$sj" false_expiries); to=$(py json "$sj" timeouts)
+  er=$(py json "$sj" errors); li=$(py json "$sj" logged_in)
+  rq=$(py json "$sj" requests); rs=$(py json "$sj" responses)
+  figure="$li peers logged in, $to timeouts, $er errors, $fe false expiries"
+  figure+=" ($rq requests and $rs responses counted in the window)"
+  if [ "$fe" = 0 ] && [ "$to" = 0 ] && [ "$er" = 0 ] && [ "$li" = "$soak_peers" ]; then
+    verdict="**met**"
+    [ -n "$soak_note" ] && verdict="**not verified** at 100,000 peers; met at $soak_peers"
+  else
+    verdict="**missed**"
+    [ -n "$soak_note" ] && verdict="**missed** (at $soak_peers peers)"
+  fi
+  target "100,000 peers heartbeating 60 s: zero false expiries, all answered" \
+    "$figure" "$verdict" "**Soak**: $verdict ($figure${soak_note:+; $soak_note})."
+else
+  target "100,000 peers heartbeating 60 s: zero false expiries, all answered" \
+    "—" "not measured" "**Soak**: the run failed; see soak.log in the results folder."
+fi
+
+# ---- tables
+
+gbench_sections=""
+for name in "${gbench_ran[@]}"; do
+  file=$(gbench_file "$name")
+  gbench_sections+="
+### $name
+
+Load average while it ran, and how Debian built the Google Benchmark library: $(py context "$file").
+
+| Benchmark | Wall time | CPU time | Iterations | Counters |
+| --- | --- | --- | --- | --- |
+$(py rows "$file")
+"
+done
+if [ "${#gbench_failed[@]}" -gt 0 ]; then
+  gbench_sections+="
+Not measured: $(IFS=';'; echo "${gbench_failed[*]}" | sed 's/;/; /g').
+"
+fi
+[ -n "$gbench_sections" ] || gbench_sections="
+Not run in this run."
+
+if wants peerload && [ -z "$peerload_note" ]; then
+  throughput_section="Each row is one 10 s peerload run ($load_peers simulated peers, closed loop, each with its own session and UDP socket), immediately followed by the same load pattern against \`udp_echo\` (a plain recvmmsg/sendmmsg echo server) pinned the same way with as many threads as the daemon has reactors; *ratio* is the daemon's responses/s over the echo's. The two halves of a row run one after the other, not at once, so load from other work on the machine during one half and not the other moves the ratio (a ratio above 1 is such a case); the last column is the 1-minute load average when the row started.
+
+#### One reactor (--threads 1): epoll vs io_uring
+
+| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) | Raw echo responses/s | Ratio | Errors | Timeouts | False expiries | Load avg before |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+$(peerload_rows r1-epoll-heartbeat r1-uring-heartbeat r1-epoll-get r1-uring-get)
+
+#### One vs two reactors (io_uring)
+
+| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) | Raw echo responses/s | Ratio | Errors | Timeouts | False expiries | Load avg before |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+$(peerload_rows r1-uring-heartbeat r2-uring-heartbeat r1-uring-get r2-uring-get)
+
+Two reactors against one (responses/s): heartbeat $(r1=$(py json "$results/r1-uring-heartbeat.json" responses_per_s); r2=$(py json "$results/r2-uring-heartbeat.json" responses_per_s); [ -n "$r1" ] && [ -n "$r2" ] && fixed "$(awk -v a="$r2" -v b="$r1" 'BEGIN { print a / b }')" 2 || echo "—")x, get $(r1=$(py json "$results/r1-uring-get.json" responses_per_s); r2=$(py json "$results/r2-uring-get.json" responses_per_s); [ -n "$r1" ] && [ -n "$r2" ] && fixed "$(awk -v a="$r2" -v b="$r1" 'BEGIN { print a / b }')" 2 || echo "—")x. With two reactors the daemon and peerload share both cores, so this ratio says how much a second core is worth when the load generator competes for it too."
+else
+  throughput_section="Not measured in this run (${peerload_note:-the peerload part was not run})."
+fi
+
+if [ -s "$results/soak.json" ]; then
+  sj="$results/soak.json"
+  soak_section="$(py json "$sj" peers) simulated peers (\`--mix none\`: mandatory heartbeats only, one every 2 s each) against one daemon (default reactors, unpinned) for ${soak_seconds} s after all logged in. ${soak_note:+Note: $soak_note.}
+
+| Peers logged in | Login phase (s) | Requests | Responses | Responses/s | p50 / p99 / p99.9 (µs) | Retransmissions | Timeouts | Errors | False expiries | Daemon RSS before → peak |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| $(py json "$sj" logged_in) | $(py json "$sj" login_s) | $(py json "$sj" requests) | $(py json "$sj" responses) | $(py num "$(py json "$sj" responses_per_s)") | $(fixed "$(py json "$sj" p50_us)" 0) / $(fixed "$(py json "$sj" p99_us)" 0) / $(fixed "$(py json "$sj" p999_us)" 0) | $(py json "$sj" retransmissions) | $(py json "$sj" timeouts) | $(py json "$sj" errors) | $(py json "$sj" false_expiries) | $((rss_before / 1024)) MiB → $((rss_peak / 1024)) MiB |
+
+The daemon's RSS grew by $(awk -v a="$rss_before" -v b="$rss_peak" -v n="$(py json "$sj" logged_in)" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1024 / n; else print "—" }') bytes per logged-in peer (this includes allocator slack and per-session caches, not only the registry)."
+else
+  soak_section="${soak_note:-Not measured in this run.}"
+fi
+
+if [ -n "${transfer[transfer_peerctl_s]:-}" ]; then
+  mb() { awk -v b="${transfer[transfer_bytes]}" -v s="$1" 'BEGIN { printf "%.0f", b / 1e6 / s }'; }
+  nginx_row="| nginx+curl | not measured: nginx is not installed (run with --install-nginx) | | | |"
+  if [ "${transfer[transfer_nginx_curl_s]:-none}" != none ]; then
+    nginx_row="| nginx+curl (${transfer[transfer_nginx_version]}, sendfile on; \`curl -o\` then \`sync FILE FOLDER\`) | ${transfer[transfer_nginx_curl_s]} | $(mb "${transfer[transfer_nginx_curl_s]}") | ${transfer[transfer_nginx_curl_all]} | $(fixed "$(awk -v a="${transfer[transfer_nginx_curl_s]}" -v b="${transfer[transfer_rawcopy_s]}" 'BEGIN { print b / a }')" 3) |"
+  fi
+  splice_faster="slower"
+  ge "${transfer[transfer_splice_vs_rawcopy]}" 1 && splice_faster="faster"
+  transfer_section="A $(( ${transfer[transfer_bytes]} / 1048576 )) MiB file of random bytes, in the page cache, moved over loopback TCP into a file on the same disk (/tmp); ${transfer[transfer_reps]} rounds, each running every path once in turn; the table gives the median and every round. Every path ends with the file on disk: the downloader fsyncs the file and its folder, so rawcopy does too, and the nginx path runs \`sync FILE FOLDER\` (coreutils: an fsync of each) after curl; curl neither preallocates nor fsyncs by itself, and \`sync\` starts a process, which is inside the timing.
+
+| Path | Seconds (median) | MB/s | Every round (s) | Speed vs rawcopy |
+| --- | --- | --- | --- | --- |
+| rawcopy: sendfile → recv()+write() into a 1 MiB buffer, fallocate, fsync (the downloader's receive path, no hashing) | ${transfer[transfer_rawcopy_s]} | $(mb "${transfer[transfer_rawcopy_s]}") | ${transfer[transfer_rawcopy_all]} | 1 |
+| rawcopy --splice: socket → pipe → file with splice() | ${transfer[transfer_rawcopy_splice_s]} | $(mb "${transfer[transfer_rawcopy_splice_s]}") | ${transfer[transfer_rawcopy_splice_all]} | ${transfer[transfer_splice_vs_rawcopy]} |
+| \`peerctl --user getter get big.bin\` (process start, login, GET, ticket, download, SHA-256 check, fsync, link, logout) | ${transfer[transfer_peerctl_s]} | $(mb "${transfer[transfer_peerctl_s]}") | ${transfer[transfer_peerctl_all]} | ${transfer[transfer_peerctl_vs_rawcopy]} |
+$nginx_row
+| for reference: \`openssl dgst -sha256\` of the cached file | ${transfer[transfer_sha256_s]} | $(mb "${transfer[transfer_sha256_s]}") | ${transfer[transfer_sha256_all]} | |
+
+The guide's question, measured: in this run splice() from the socket into the file was **$splice_faster** than recv()+write() (speed ratio ${transfer[transfer_splice_vs_rawcopy]}); the downloader uses recv()+write()."
+else
+  transfer_section="Not measured in this run (${transfer_note:-the transfer part was not run})."
+fi
+
+if [ -n "$per_session" ]; then
+  memory_section="From memory_bench (glibc \`mallinfo2()\`: arena bytes in use plus mmapped blocks, before and after), in one process: these are the daemon's own data structures (Registry, ExpiryWheel), not a daemon's RSS, because 1M real sessions would take 1M UDP peers. Publications: 1,000 users with live sessions publishing 1,000 names each, names like \`holiday_concert_x7k2qa.mkv\`.
+
+| Figure | Bytes |
+| --- | --- |
+| Registry, per live session (1M sessions) | $(fixed "$per_session" 1) |
+| ExpiryWheel, per scheduled session (1M) | $(fixed "$wheel" 1) |
+| sizeof(Session) | $(fixed "$slot" 0) |
+| Registry, per publication, all (1M publications) | $(fixed "$(gb memory_bench BM_MemoryPerPublication bytes_per_publication)" 1) |
+| Registry, per publication beyond its name | $(fixed "$per_publication" 1) |
+| mean name length | $(fixed "$name_bytes" 1) |"
+else
+  memory_section="Not measured in this run."
+fi
+
+# ---- the document
+
+commands_block=$(cat "$commands")
+build_line="Release (-O3 -DNDEBUG), built in ${build_seconds} s this run"
+[ "${#build_failed[@]}" -gt 0 ] && build_line+="; did not build: ${build_failed[*]}"
+verdict_table=$(printf '%s\n' "${verdicts[@]}")
+detail_list=$(printf -- '- %s\n' "${details[@]}")
+
+mkdir -p "$(dirname "$output")"
+cat > "$output" <<EOF
+# PeerConnectFS performance
+
+Written by \`bench/run_all.sh\` on $run_date from the figures it measured in
+that run; do not edit by hand: rerun it. Raw outputs of the run:
+\`${results#$repo/}/\`. The machine is shared and noisy, so every speed is
+also given as a ratio against a baseline measured in the same run, and only
+those ratios should be compared across runs.
+
+## Machine
+
+| | |
+| --- | --- |
+| CPU | $cpu_model, $cpu_count CPUs |
+| Memory | $mem_total |
+| Kernel | $kernel |
+| OS | $os |
+| Compiler | $compiler |
+| Build | $build_line |
+| Commit | $commit |
+| Date | $run_date |
+| Load average (1/5/15 min) | $load_start at the start, $load_end at the end |
+| Suite time | ${suite_seconds} s of measurement (without the build) |
+
+## Targets
+
+| Target | Measured | Verdict |
+| --- | --- | --- |
+$verdict_table
+
+$detail_list
+
+## Request throughput: epoll vs io_uring, 1 vs 2 reactors
+
+$throughput_section
+
+## 100,000-peer soak
+
+$soak_section
+
+## Transfer
+
+$transfer_section
+
+## Memory per session and per publication
+
+$memory_section
+
+## Search
+
+The \`sch\` target is read from search_bench's BM_RegistrySearchP99 rows
+in the micro-benchmarks below: Registry::Search over 1,000,000 published
+names, each query timed on its own; the header of bench/search_bench.cc says
+how the patterns are chosen and what each counter (p99_us, p99_raw_us,
+p99_few_us, matches_p99) means.
+
+## Micro-benchmarks
+
+Google Benchmark, \`--benchmark_min_time=$gbench_min_time\`, one run each
+(wall and CPU time per iteration; counters as the benchmark defines them).
+registry_bench runs without its 1M-name Locate and Search cases, whose setup
+Google Benchmark repeats for each trial and which search_bench and
+memory_bench cover; run \`build-bench/bench/registry_bench\` alone for them.
+$gbench_sections
+
+## Commands
+
+Every command of the run that produced a figure, in order (paths relative to
+the repository; \`\$R\` is the run's result folder, \`${results#$repo/}\`):
+
+\`\`\`
+$commands_block
+\`\`\`
+
+To reproduce: \`bench/run_all.sh\` (add \`--soak\` for the 100,000-peer soak,
+\`--install-nginx\` to install nginx for the transfer comparison).
+EOF
+log "wrote $output (raw results in $results)"

@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# The transfer benchmark: a 1 GiB peer-to-peer download (peerctl get from a
+# holder peerctl, through a real peerconnectd) against baselines measured in
+# the same run, interleaved, each repeated and reported as the median:
+#
+#   rawcopy      sendfile() -> loopback TCP -> recv()+write() into a file,
+#                fsync of the file and its folder (bench/rawcopy.cc: the
+#                downloader's receive path, without its SHA-256)
+#   rawcopy-splice  the same, receiving with splice() through a pipe
+#   peerctl      `peerctl --user getter get big.bin`, timed around the whole
+#                command: process start, SCRAM login, GET, ticket, download,
+#                SHA-256 check, fsync, link, logout
+#   sha256       `openssl dgst -sha256` (the libcrypto peerctl uses; else
+#                sha256sum) of the page-cached source file: the hashing the
+#                downloader adds to rawcopy's path, for reading the gap
+#   nginx+curl   a throwaway nginx (sendfile on) serving the folder, fetched
+#                with `curl -o`, then `sync FILE FOLDER` (coreutils fsyncs
+#                each; curl itself neither preallocates nor fsyncs)
+#
+# It builds nothing. Usage:
+#   bench/transfer.sh [BUILD_DIR] [--install-nginx] [--size-mib N] [--reps N]
+#                     [--keep]
+# BUILD_DIR defaults to build-bench (relative to the repository). nginx is
+# measured when /usr/sbin/nginx exists; --install-nginx first tries
+# `apt-get install -y nginx-light`, then `nginx`. The big files live in
+# /tmp/pcfs-bench-transfer; the source file is reused when it has the right
+# size, and everything there is deleted at the end unless --keep.
+#
+# Output: a table, and one machine-readable line per figure:
+#   RESULT <name> <value>     e.g. RESULT transfer_peerctl_s 9.81
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build="$repo/build-bench"
+install_nginx=0
+size_mib=1024
+reps=3
+keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --install-nginx) install_nginx=1 ;;
+    --size-mib) size_mib=$2; shift ;;
+    --reps) reps=$2; shift ;;
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "transfer.sh: unknown option $1" >&2; exit 2 ;;
+    *) case "$1" in /*) build=$1 ;; *) build="$PWD/$1" ;; esac ;;
+  esac
+  shift
+done
+
+rawcopy="$build/bench/rawcopy"
+daemon="$build/daemon/peerconnectd"
+peerctl="$build/peerctl/peerctl"
+for binary in "$rawcopy" "$daemon" "$peerctl"; do
+  if [ ! -x "$binary" ]; then
+    echo "transfer.sh: $binary is missing: build it first" \
+         "(ninja -C $build rawcopy peerconnectd peerctl)" >&2
+    exit 1
+  fi
+done
+
+work=/tmp/pcfs-bench-transfer
+share="$work/share"
+downloads="$work/downloads"
+file=big.bin
+source_file="$share/$file"
+bytes=$((size_mib * 1024 * 1024))
+step_timeout=300  # seconds, for any one step
+
+daemon_pid=""
+holder_pid=""
+nginx_pid=""
+cleanup() {
+  exec 3>&-  # closing the fifo ends the holder shell
+  for pid in $holder_pid $nginx_pid $daemon_pid; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in $holder_pid $nginx_pid $daemon_pid; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$keep" -eq 0 ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+log() { echo "transfer.sh: $*" >&2; }
+
+# Waits until file $1 contains the text $3: at most $2 seconds, and only
+# while process $4 (if given) lives.
+wait_for_text() {
+  local file=$1 seconds=$2 text=$3 pid=${4:-} deadline=$((SECONDS + $2))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if grep -qF -- "$text" "$file" 2>/dev/null; then return 0; fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      grep -qF -- "$text" "$file" 2>/dev/null
+      return
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+now_ns() { date +%s%N; }
+seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+free_tcp_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- the file
+
+mkdir -p "$share" "$downloads"
+chmod 755 "$work" "$share"
+if [ "$(stat -c %s "$source_file" 2>/dev/null || echo 0)" != "$bytes" ]; then
+  log "writing $size_mib MiB of random bytes to $source_file"
+  head -c "$bytes" /dev/urandom > "$source_file"
+fi
+
+# ---- nginx (optional)
+
+nginx=""
+if [ ! -x /usr/sbin/nginx ] && [ "$install_nginx" -eq 1 ]; then
+  log "installing nginx"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq nginx-light >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 || true
+      apt-get install -y -qq nginx-light >/dev/null 2>&1 ||
+      apt-get install -y -qq nginx >/dev/null 2>&1 || true; }
+  # The package may start a system nginx on port 80; this benchmark does
+  # not need it.
+  systemctl stop nginx >/dev/null 2>&1 ||
+    /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
+fi
+if [ -x /usr/sbin/nginx ]; then nginx=/usr/sbin/nginx; fi
+
+start_nginx() {
+  local prefix="$work/nginx" port
+  port=$(free_tcp_port)
+  mkdir -p "$prefix/logs" "$prefix/tmp"
+  # One process, no workers, so it needs no user switch; sendfile on, as a
+  # static file server is usually set up.
+  cat > "$prefix/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $prefix/logs/error.log;
+pid $prefix/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path $prefix/tmp/body;
+  proxy_temp_path $prefix/tmp/proxy;
+  fastcgi_temp_path $prefix/tmp/fastcgi;
+  uwsgi_temp_path $prefix/tmp/uwsgi;
+  scgi_temp_path $prefix/tmp/scgi;
+  types { application/octet-stream bin; }
+  server {
+    listen 127.0.0.1:$port;
+    root $share;
+  }
+}
+EOF
+  "$nginx" -p "$prefix" -c "$prefix/nginx.conf" &
+  nginx_pid=$!
+  nginx_url="http://127.0.0.1:$port/$file"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if curl -sf -o /dev/null -r 0-0 "$nginx_url"; then return 0; fi
+    sleep 0.1
+  done
+  log "nginx did not start: $(cat "$prefix/logs/error.log" 2>/dev/null)"
+  return 1
+}
+
+if [ -n "$nginx" ] && ! command -v curl >/dev/null; then
+  log "curl is missing: skipping nginx"
+  nginx=""
+fi
+if [ -n "$nginx" ] && ! start_nginx; then nginx=""; fi
+
+# ---- peerconnectd and the holder
+
+printf 'holder holder-secret\ngetter getter-secret\n' > "$work/credentials.txt"
+printf 'getter-secret\n' > "$work/getter.password"
+"$daemon" --port=0 --bind=127.0.0.1 --credentials="$work/credentials.txt" \
+  --state_dir="$work/state" 2> "$work/daemon.log" &
+daemon_pid=$!
+if ! wait_for_text "$work/daemon.log" 20 " (UDP" "$daemon_pid"; then
+  log "peerconnectd did not start:"; cat "$work/daemon.log" >&2; exit 1
+fi
+# "... listening on 127.0.0.1:PORT (UDP, ..."
+port=$(grep -m1 -F " (UDP" "$work/daemon.log" | sed -E 's/.*:([0-9]+) \(UDP.*/\1/')
+server="127.0.0.1:$port"
+
+rm -f "$work/holder.in"
+mkfifo "$work/holder.in"
+"$peerctl" --server "$server" --share_dir "$share" \
+  < "$work/holder.in" > "$work/holder.out" 2>&1 &
+holder_pid=$!
+exec 3> "$work/holder.in"
+printf 'holder\nholder-secret\npub %s\n' "$file" >&3
+log "publishing $file (the holder hashes it first)"
+if ! wait_for_text "$work/holder.out" "$step_timeout" \
+    "File published successfully" "$holder_pid"; then
+  log "the holder could not publish:"; cat "$work/holder.out" >&2; exit 1
+fi
+
+# ---- the runs, interleaved
+
+declare -a t_raw t_splice t_peer t_nginx
+
+run_rawcopy() {  # $1: extra flag; prints the seconds rawcopy measured
+  local out
+  out=$(timeout "$step_timeout" "$rawcopy" --file "$source_file" \
+        --out "$downloads/$file" $1) ||
+    { log "rawcopy $1 failed"; rm -f "$downloads/$file"; return 1; }
+  rm -f "$downloads/$file"
+  echo "$out" | sed -E 's/.* seconds=([0-9.]+).*/\1/' |
+    awk '{ printf "%.3f", $1 }'
+}
+
+run_peerctl() {
+  local start took
+  rm -f "$downloads/$file"
+  start=$(now_ns)
+  timeout "$step_timeout" "$peerctl" --server "$server" --user getter \
+    --password-file "$work/getter.password" --download_dir "$downloads" \
+    get "$file" > "$work/get.out" 2>&1 ||
+    { log "peerctl get failed:"; cat "$work/get.out" >&2; return 1; }
+  took=$(seconds_since "$start")
+  if [ "$(stat -c %s "$downloads/$file")" != "$bytes" ]; then
+    log "peerctl get wrote the wrong size"; return 1
+  fi
+  rm -f "$downloads/$file"
+  echo "$took"
+}
+
+run_nginx() {
+  local start took
+  rm -f "$downloads/$file"
+  start=$(now_ns)
+  timeout "$step_timeout" curl -sf -o "$downloads/$file" "$nginx_url" ||
+    { log "curl failed"; return 1; }
+  sync "$downloads/$file" "$downloads" || return 1
+  took=$(seconds_since "$start")
+  if [ "$(stat -c %s "$downloads/$file")" != "$bytes" ]; then
+    log "curl wrote the wrong size"; return 1
+  fi
+  rm -f "$downloads/$file"
+  echo "$took"
+}
+
+# The downloader hashes every byte it receives: how long SHA-256 of the
+# (page-cached) file takes on this machine, to read the gap against rawcopy.
+run_sha256() {
+  local start
+  start=$(now_ns)
+  if command -v openssl >/dev/null; then
+    openssl dgst -sha256 "$source_file" > /dev/null  # peerctl's libcrypto
+  else
+    sha256sum "$source_file" > /dev/null
+  fi || return 1
+  seconds_since "$start"
+}
+
+declare -a t_sha
+for ((rep = 1; rep <= reps; rep++)); do
+  log "round $rep of $reps"
+  took=$(run_rawcopy ""); t_raw+=("$took")
+  took=$(run_rawcopy --splice); t_splice+=("$took")
+  took=$(run_peerctl); t_peer+=("$took")
+  took=$(run_sha256); t_sha+=("$took")
+  if [ -n "$nginx" ]; then took=$(run_nginx); t_nginx+=("$took"); fi
+done
+
+# ---- the figures
+
+raw=$(median "${t_raw[@]}")
+splice=$(median "${t_splice[@]}")
+peer=$(median "${t_peer[@]}")
+sha=$(median "${t_sha[@]}")
+nginx_s=""
+if [ -n "$nginx" ]; then nginx_s=$(median "${t_nginx[@]}"); fi
+
+mbps() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+echo
+echo "Transfer of $size_mib MiB on loopback, median of $reps interleaved rounds"
+printf '%-16s %10s %10s  %s\n' "path" "seconds" "MB/s" "all rounds (s)"
+printf '%-16s %10s %10s  %s\n' "rawcopy" "$raw" "$(mbps "$raw")" "${t_raw[*]}"
+printf '%-16s %10s %10s  %s\n' "rawcopy-splice" "$splice" "$(mbps "$splice")" "${t_splice[*]}"
+printf '%-16s %10s %10s  %s\n' "peerctl get" "$peer" "$(mbps "$peer")" "${t_peer[*]}"
+if [ -n "$nginx" ]; then
+  printf '%-16s %10s %10s  %s\n' "nginx+curl" "$nginx_s" "$(mbps "$nginx_s")" "${t_nginx[*]}"
+else
+  echo "nginx+curl: not measured (no /usr/sbin/nginx; run with --install-nginx)"
+fi
+printf '%-16s %10s %10s  %s\n' "sha256" "$sha" "$(mbps "$sha")" "${t_sha[*]}"
+echo "peerctl speed / rawcopy speed: $(ratio "$raw" "$peer")"
+echo
+
+echo "RESULT transfer_bytes $bytes"
+echo "RESULT transfer_reps $reps"
+echo "RESULT transfer_rawcopy_s $raw"
+echo "RESULT transfer_rawcopy_splice_s $splice"
+echo "RESULT transfer_peerctl_s $peer"
+echo "RESULT transfer_rawcopy_all ${t_raw[*]}"
+echo "RESULT transfer_rawcopy_splice_all ${t_splice[*]}"
+echo "RESULT transfer_peerctl_all ${t_peer[*]}"
+echo "RESULT transfer_sha256_s $sha"
+echo "RESULT transfer_sha256_all ${t_sha[*]}"
+echo "RESULT transfer_peerctl_vs_rawcopy $(ratio "$raw" "$peer")"
+echo "RESULT transfer_splice_vs_rawcopy $(ratio "$raw" "$splice")"
+if [ -n "$nginx" ]; then
+  echo "RESULT transfer_nginx_curl_s $nginx_s"
+  echo "RESULT transfer_nginx_curl_all ${t_nginx[*]}"
+  echo "RESULT transfer_nginx_version $("$nginx" -v 2>&1 | sed 's/.*: //')"
+  echo "RESULT transfer_peerctl_vs_nginx $(ratio "$nginx_s" "$peer")"
+else
+  echo "RESULT transfer_nginx_curl_s none"
+fi
