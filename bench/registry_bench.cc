@@ -1,11 +1,13 @@
-// Registry operations at scale: heartbeat, locate, publish/unpublish,
-// search, and the expiry wheel.
+// Registry operations at scale: login, heartbeat, locate,
+// publish/unpublish, a `lap` page, search, and the expiry wheel.
+#include <array>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "core/expiry_wheel.h"
+#include "core/protocol.h"
 #include "core/registry.h"
 
 namespace pcfs {
@@ -32,6 +34,26 @@ std::vector<uint64_t> LogIn(Registry& registry, int n) {
   }
   return ids;
 }
+
+// A login and the logout that frees the user again, among state.range(0)
+// other live sessions.
+void BM_LoginLogout(benchmark::State& state) {
+  Registry registry;
+  LogIn(registry, static_cast<int>(state.range(0)));
+  Registry::LoginParams p;
+  p.user = "newcomer";
+  p.control = EndpointFor(-1);
+  for (auto _ : state) {
+    absl::StatusOr<uint64_t> id = registry.Login(p, kNow);
+    if (!id.ok()) {
+      state.SkipWithError("login refused");
+      break;
+    }
+    benchmark::DoNotOptimize(registry.Logout(*id));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_LoginLogout)->Arg(1000)->Arg(1000000);
 
 void BM_Heartbeat(benchmark::State& state) {
   Registry registry;
@@ -75,6 +97,28 @@ void BM_PublishUnpublish(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 2);
 }
 BENCHMARK(BM_PublishUnpublish);
+
+// The first page of `lap` as the daemon answers it: a snapshot of the other
+// active users (state.range(0) of them), and one reply datagram filled
+// from it.
+void BM_LapFirstPage(benchmark::State& state) {
+  Registry registry;
+  LogIn(registry, static_cast<int>(state.range(0)));
+  protocol::Header request;
+  request.type = static_cast<uint8_t>(protocol::MessageType::kListActivePeers);
+  std::array<uint8_t, protocol::kMaxDatagramSize> out;
+  for (auto _ : state) {
+    std::vector<std::string> users = registry.ActiveUsers("user0", kNow);
+    protocol::ListReplyWriter writer(request, 1,
+                                     static_cast<uint32_t>(users.size()), out);
+    size_t written = 0;
+    while (written < users.size() && writer.Add(users[written])) ++written;
+    const size_t next_cursor = written < users.size() ? written : 0;
+    benchmark::DoNotOptimize(writer.Finish(static_cast<uint32_t>(next_cursor)));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_LapFirstPage)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
 void BM_Search(benchmark::State& state) {
   Registry registry;
