@@ -836,5 +836,67 @@ TEST(RegistryConcurrencyTest, MixedWorkloadKeepsEveryRule) {
   EXPECT_EQ(registry.publication_count(), total);
 }
 
+// Searches with 1-, 3- and 5-byte patterns (each path of the trigram index)
+// while other threads publish and unpublish names that share their trigrams.
+// At every moment: names that stay published are always found, the
+// caller's own names never are, every result contains the pattern, and no
+// name comes twice. Afterwards the result is exactly what remains.
+TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
+  Registry registry(Registry::Options{.shard_count = 4});
+  LogIn(registry, "leia");
+  LogIn(registry, "luke");
+  constexpr int kStable = 50;
+  constexpr int kChurning = 50;
+  std::vector<std::string> stable;
+  for (int i = 0; i < kStable; ++i) {
+    stable.push_back(absl::StrCat("holiday-video-", i, ".mkv"));
+    registry.Publish("leia", stable.back(), Meta(1));
+  }
+  registry.Publish("luke", "holiday-video-mine.mkv", Meta(1));
+  const std::vector<std::string> patterns = {"holiday-video-", "day", "v",
+                                             "o-1", "video"};
+  std::atomic<bool> churning{true};
+  std::vector<std::thread> churners;
+  for (int t = 0; t < 2; ++t) {
+    churners.emplace_back([&, t] {
+      for (int i = 0; i < 3000; ++i) {
+        const std::string name =
+            absl::StrCat("holiday-video-", kStable + (i * 7 + t) % kChurning,
+                         ".mkv");
+        if ((i + t) % 3 != 0) {
+          registry.Publish("leia", name, Meta(2));
+        } else {
+          (void)registry.Unpublish("leia", name);
+        }
+      }
+    });
+  }
+  std::thread searcher([&] {
+    for (int round = 0; churning.load() && round < 2000; ++round) {
+      const std::string& pattern = patterns[round % patterns.size()];
+      const std::vector<std::string> found =
+          registry.Search(pattern, "luke", kT0);
+      ASSERT_TRUE(std::is_sorted(found.begin(), found.end()));
+      ASSERT_EQ(std::adjacent_find(found.begin(), found.end()), found.end())
+          << "a name came twice for " << pattern;
+      for (const std::string& name : found) {
+        ASSERT_NE(name.find(pattern), std::string::npos) << name;
+        ASSERT_NE(name, "holiday-video-mine.mkv");
+      }
+      for (const std::string& name : stable) {
+        if (name.find(pattern) == std::string::npos) continue;
+        ASSERT_TRUE(std::binary_search(found.begin(), found.end(), name))
+            << name << " missing for " << pattern;
+      }
+    }
+  });
+  for (std::thread& thread : churners) thread.join();
+  churning = false;
+  searcher.join();
+  std::vector<std::string> remaining = registry.PublishedBy("leia");
+  EXPECT_EQ(registry.Search("holiday-video-", "luke", kT0), remaining);
+  EXPECT_GE(remaining.size(), static_cast<size_t>(kStable));
+}
+
 }  // namespace
 }  // namespace pcfs
