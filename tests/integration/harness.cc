@@ -445,4 +445,72 @@ CommandResult Shell::Exit() {
   return result;
 }
 
+UdpRelay::UdpRelay(uint16_t daemon_port, Rule rule)
+    : daemon_port_(daemon_port), rule_(std::move(rule)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+UdpRelay::~UdpRelay() { Stop(); }
+
+std::string UdpRelay::address() const {
+  return absl::StrCat("127.0.0.1:", port());
+}
+
+std::vector<UdpRelay::Datagram> UdpRelay::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  return recorded_;
+}
+
+UdpRelay::Verdict UdpRelay::Judge(Direction direction, uint64_t number,
+                                  const std::string& datagram) {
+  recorded_.push_back({direction, datagram});
+  Verdict verdict =
+      rule_ == nullptr ? Verdict::Forward() : rule_(direction, number, datagram);
+  if (verdict.action == Verdict::Action::kDrop) ++dropped_;
+  return verdict;
+}
+
+void UdpRelay::Run() {
+  std::map<uint16_t, std::unique_ptr<UdpSocket>> upstream;  // by client
+  uint64_t to_daemon = 0;
+  uint64_t to_client = 0;
+  const absl::Time deadline = absl::Now() + absl::Minutes(2);
+  while (!stop_ && absl::Now() < deadline) {
+    std::vector<pollfd> fds = {{front_.fd(), POLLIN, 0}};
+    for (const auto& [client, socket] : upstream) {
+      fds.push_back({socket->fd(), POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
+    uint16_t client = 0;
+    while (std::optional<std::string> datagram =
+               front_.Receive(absl::ZeroDuration(), &client)) {
+      std::unique_ptr<UdpSocket>& socket = upstream[client];
+      if (socket == nullptr) socket = std::make_unique<UdpSocket>();
+      const Verdict verdict =
+          Judge(Direction::kToDaemon, ++to_daemon, *datagram);
+      switch (verdict.action) {
+        case Verdict::Action::kForward:
+          socket->SendTo(daemon_port_, *datagram);
+          break;
+        case Verdict::Action::kAnswer:
+          front_.SendTo(client, verdict.answer);
+          break;
+        case Verdict::Action::kDrop:
+          break;
+      }
+    }
+    for (const auto& [to, socket] : upstream) {
+      while (std::optional<std::string> datagram =
+                 socket->Receive(absl::ZeroDuration())) {
+        // An answer makes no sense towards the client: only a drop counts.
+        if (Judge(Direction::kToClient, ++to_client, *datagram).action !=
+            Verdict::Action::kDrop) {
+          front_.SendTo(to, *datagram);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace pcfs::testing

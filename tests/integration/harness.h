@@ -7,11 +7,14 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -207,6 +210,69 @@ class UdpSocket {
  private:
   UniqueFd fd_;
   uint16_t port_ = 0;
+};
+
+// Forwards datagrams between clients and a daemon on loopback, records each
+// one, and lets a rule drop a datagram or answer one on the daemon's behalf
+// (an on-path loss or forgery). Each client endpoint gets its own upstream
+// socket, so the daemon sees one endpoint per client, as it would without
+// the relay. One thread runs it until Stop() or destruction (two minutes at
+// most).
+//
+// Thread-safety: the rule runs on the relay thread only; dropped() may be
+// called from any thread; Stop() from the owning thread.
+class UdpRelay {
+ public:
+  enum class Direction { kToDaemon, kToClient };
+  struct Datagram {
+    Direction direction;
+    std::string bytes;
+  };
+  // What the rule decides for one datagram.
+  struct Verdict {
+    enum class Action { kForward, kDrop, kAnswer };
+    Action action = Action::kForward;
+    std::string answer;  // kAnswer: sent back to the client instead
+
+    static Verdict Forward() { return {}; }
+    static Verdict Drop() { return {Action::kDrop, ""}; }
+    // For a datagram on its way to the daemon only.
+    static Verdict Answer(std::string reply) {
+      return {Action::kAnswer, std::move(reply)};
+    }
+  };
+  // Given the direction, the datagram's number in that direction (from 1)
+  // and the datagram, decides its fate.
+  using Rule = std::function<Verdict(Direction, uint64_t, const std::string&)>;
+
+  // Without a rule, forwards everything.
+  explicit UdpRelay(uint16_t daemon_port, Rule rule = nullptr);
+  ~UdpRelay();
+  UdpRelay(const UdpRelay&) = delete;
+  UdpRelay& operator=(const UdpRelay&) = delete;
+
+  uint16_t port() const { return front_.port(); }
+  std::string address() const;
+  // Datagrams the rule dropped so far.
+  uint64_t dropped() const { return dropped_; }
+
+  // Stops the relay; returns every datagram it received, in order (dropped
+  // and answered ones included; the rule's answers are not recorded).
+  std::vector<Datagram> Stop();
+
+ private:
+  void Run();
+  // Records the datagram and applies the rule to it.
+  Verdict Judge(Direction direction, uint64_t number,
+                const std::string& datagram);
+
+  const uint16_t daemon_port_;
+  Rule rule_;
+  UdpSocket front_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> dropped_{0};
+  std::vector<Datagram> recorded_;  // the relay thread's until joined
+  std::thread thread_;
 };
 
 }  // namespace pcfs::testing

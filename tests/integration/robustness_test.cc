@@ -28,81 +28,6 @@ namespace {
 
 using protocol::MessageType;
 
-// Forwards datagrams between peerctl clients and a daemon on loopback,
-// dropping those its rule picks. Each client endpoint gets its own upstream
-// socket, so the daemon sees one endpoint per client, as it would without
-// the relay. One thread runs it until destruction, or two minutes at most.
-//
-// Thread-safety: the rule runs on the relay thread only; dropped() may be
-// called from any thread.
-class LossyRelay {
- public:
-  enum class Direction { kToDaemon, kToClient };
-  // Given the direction, the datagram's number in that direction (from 1)
-  // and the datagram; true drops it.
-  using DropRule =
-      std::function<bool(Direction, uint64_t, const std::string&)>;
-
-  LossyRelay(uint16_t daemon_port, DropRule rule)
-      : daemon_port_(daemon_port), rule_(std::move(rule)) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~LossyRelay() {
-    stop_ = true;
-    thread_.join();
-  }
-
-  std::string address() const {
-    return absl::StrCat("127.0.0.1:", front_.port());
-  }
-  uint64_t dropped() const { return dropped_; }
-
- private:
-  void Run() {
-    std::map<uint16_t, std::unique_ptr<UdpSocket>> upstream;  // by client
-    uint64_t counts[2] = {0, 0};
-    const absl::Time deadline = absl::Now() + absl::Minutes(2);
-    while (!stop_ && absl::Now() < deadline) {
-      std::vector<pollfd> fds = {{front_.fd(), POLLIN, 0}};
-      for (const auto& [client, socket] : upstream) {
-        fds.push_back({socket->fd(), POLLIN, 0});
-      }
-      if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
-      uint16_t client = 0;
-      while (std::optional<std::string> datagram =
-                 front_.Receive(absl::ZeroDuration(), &client)) {
-        std::unique_ptr<UdpSocket>& socket = upstream[client];
-        if (socket == nullptr) socket = std::make_unique<UdpSocket>();
-        if (Pass(Direction::kToDaemon, ++counts[0], *datagram)) {
-          socket->SendTo(daemon_port_, *datagram);
-        }
-      }
-      for (const auto& [to, socket] : upstream) {
-        while (std::optional<std::string> datagram =
-                   socket->Receive(absl::ZeroDuration())) {
-          if (Pass(Direction::kToClient, ++counts[1], *datagram)) {
-            front_.SendTo(to, *datagram);
-          }
-        }
-      }
-    }
-  }
-
-  bool Pass(Direction direction, uint64_t number,
-            const std::string& datagram) {
-    if (!rule_(direction, number, datagram)) return true;
-    ++dropped_;
-    return false;
-  }
-
-  const uint16_t daemon_port_;
-  DropRule rule_;
-  UdpSocket front_;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> dropped_{0};
-  std::thread thread_;
-};
-
 // A datagram of `size` random bytes.
 std::string RandomBytes(std::mt19937& random, size_t size) {
   std::string bytes(size, '\0');
@@ -295,9 +220,10 @@ TEST(RobustnessTest, PublicationsSurviveLogoutAndDaemonRestart) {
 
 TEST(RobustnessTest, CommandsSucceedWhenEveryThirdDatagramIsLost) {
   Daemon daemon;
-  LossyRelay relay(daemon.port(), [](LossyRelay::Direction, uint64_t number,
-                                     const std::string&) {
-    return number % 3 == 0;
+  UdpRelay relay(daemon.port(), [](UdpRelay::Direction, uint64_t number,
+                                   const std::string&) {
+    return number % 3 == 0 ? UdpRelay::Verdict::Drop()
+                           : UdpRelay::Verdict::Forward();
   });
   TempDir dir;
   dir.WriteFile("song.mp3", "la la la\n");
@@ -342,18 +268,18 @@ TEST(RobustnessTest, RetransmittedUnpIsAnsweredFromTheCacheNotAppliedTwice) {
           .exit_code,
       0);
   // Lose the daemon's first answer to UNP: peerctl must send it again.
-  LossyRelay relay(daemon.port(),
-                   [lost = false](LossyRelay::Direction direction, uint64_t,
-                                  const std::string& datagram) mutable {
-                     if (lost || direction != LossyRelay::Direction::kToClient ||
-                         datagram.size() <= 3 ||
-                         static_cast<uint8_t>(datagram[3]) !=
-                             static_cast<uint8_t>(MessageType::kUnpublish)) {
-                       return false;
-                     }
-                     lost = true;
-                     return true;
-                   });
+  UdpRelay relay(daemon.port(),
+                 [lost = false](UdpRelay::Direction direction, uint64_t,
+                                const std::string& datagram) mutable {
+                   if (lost || direction != UdpRelay::Direction::kToClient ||
+                       datagram.size() <= 3 ||
+                       static_cast<uint8_t>(datagram[3]) !=
+                           static_cast<uint8_t>(MessageType::kUnpublish)) {
+                     return UdpRelay::Verdict::Forward();
+                   }
+                   lost = true;
+                   return UdpRelay::Verdict::Drop();
+                 });
   CommandResult unp = RunToCompletion(
       PeerctlOptions(relay.address(), "hans", "hanspass", {"unp", "song.mp3"},
                      dir.path()),

@@ -351,80 +351,6 @@ std::optional<uint64_t> DaemonCounter(const std::string& log,
 
 // ---- Seeing the wire ---------------------------------------------------------
 
-// Forwards datagrams between clients and a daemon on loopback and records
-// each one. Each client endpoint gets its own upstream socket, so the daemon
-// sees one endpoint per client. One thread runs it until Stop() or
-// destruction (two minutes at most).
-class RecordingRelay {
- public:
-  enum class Direction { kToDaemon, kToClient };
-  struct Datagram {
-    Direction direction;
-    std::string bytes;
-  };
-
-  // Given a datagram on its way to the daemon, returns a reply to send the
-  // client instead of forwarding it (an on-path forgery), or nullopt.
-  using Forger = std::function<std::optional<std::string>(const std::string&)>;
-
-  explicit RecordingRelay(uint16_t daemon_port, Forger forger = nullptr)
-      : daemon_port_(daemon_port), forger_(std::move(forger)) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~RecordingRelay() { Stop(); }
-
-  uint16_t port() const { return front_.port(); }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port()); }
-
-  // Stops the relay; returns every datagram it forwarded, in order.
-  std::vector<Datagram> Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    return recorded_;
-  }
-
- private:
-  void Run() {
-    std::map<uint16_t, std::unique_ptr<UdpSocket>> upstream;  // by client
-    const absl::Time deadline = absl::Now() + absl::Minutes(2);
-    while (!stop_ && absl::Now() < deadline) {
-      std::vector<pollfd> fds = {{front_.fd(), POLLIN, 0}};
-      for (const auto& [client, socket] : upstream) {
-        fds.push_back({socket->fd(), POLLIN, 0});
-      }
-      if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
-      uint16_t client = 0;
-      while (std::optional<std::string> datagram =
-                 front_.Receive(absl::ZeroDuration(), &client)) {
-        std::unique_ptr<UdpSocket>& socket = upstream[client];
-        if (socket == nullptr) socket = std::make_unique<UdpSocket>();
-        recorded_.push_back({Direction::kToDaemon, *datagram});
-        if (forger_ != nullptr) {
-          if (std::optional<std::string> forged = forger_(*datagram)) {
-            front_.SendTo(client, *forged);
-            continue;
-          }
-        }
-        socket->SendTo(daemon_port_, *datagram);
-      }
-      for (const auto& [to, socket] : upstream) {
-        while (std::optional<std::string> datagram =
-                   socket->Receive(absl::ZeroDuration())) {
-          recorded_.push_back({Direction::kToClient, *datagram});
-          front_.SendTo(to, *datagram);
-        }
-      }
-    }
-  }
-
-  const uint16_t daemon_port_;
-  Forger forger_;
-  UdpSocket front_;
-  std::atomic<bool> stop_{false};
-  std::vector<Datagram> recorded_;  // the relay thread's until joined
-  std::thread thread_;
-};
-
 // Captures the payloads of the IPv4 UDP datagrams on "lo" to or from any of
 // `ports`, with an AF_PACKET socket (root only). One thread runs it until
 // Stop() or destruction (two minutes at most).
@@ -601,9 +527,13 @@ TEST(SecurityTest, ForgedUnknownSessionReplyDoesNotCostTheSession) {
   Shell hans(daemon, "hans", "hanspass", dir.path());
   ASSERT_TRUE(hans.logged_in());
   std::atomic<int> forged{0};
-  RecordingRelay relay(
+  UdpRelay relay(
       daemon.port(),
-      [&](const std::string& datagram) -> std::optional<std::string> {
+      [&](UdpRelay::Direction direction, uint64_t,
+          const std::string& datagram) {
+        if (direction != UdpRelay::Direction::kToDaemon) {
+          return UdpRelay::Verdict::Forward();
+        }
         absl::StatusOr<protocol::Message> m = protocol::ParseDatagram(
             std::span<const uint8_t>(
                 reinterpret_cast<const uint8_t*>(datagram.data()),
@@ -611,14 +541,14 @@ TEST(SecurityTest, ForgedUnknownSessionReplyDoesNotCostTheSession) {
         if (!m.ok() || m->header.message_type() !=
                            MessageType::kListActivePeers ||
             forged.fetch_add(1) > 0) {
-          return std::nullopt;
+          return UdpRelay::Verdict::Forward();
         }
         std::string reply(protocol::kMaxDatagramSize, '\0');
         reply.resize(protocol::EncodeStatusReply(
             m->header, ResultCode::kUnknownSession, "forged",
             std::span<uint8_t>(reinterpret_cast<uint8_t*>(reply.data()),
                                reply.size())));
-        return reply;
+        return UdpRelay::Verdict::Answer(std::move(reply));
       });
   CommandResult lap = RunToCompletion(
       PeerctlOptions(relay.address(), "yoda", "yodapass", {"lap"},
@@ -632,7 +562,7 @@ TEST(SecurityTest, ForgedUnknownSessionReplyDoesNotCostTheSession) {
 
 TEST(SecurityTest, PasswordNeverCrossesTheWire) {
   Daemon daemon(absl::StrCat("osprey ", kPassword, "\n"));
-  RecordingRelay relay(daemon.port());
+  UdpRelay relay(daemon.port());
   std::string why_no_capture;
   std::unique_ptr<LoopbackCapture> capture = LoopbackCapture::Start(
       {relay.port(), daemon.port()}, &why_no_capture);
@@ -642,14 +572,14 @@ TEST(SecurityTest, PasswordNeverCrossesTheWire) {
       PeerctlOptions(relay.address(), "osprey", kPassword, {"lap"},
                      dir.path()),
       absl::Seconds(30));
-  const std::vector<RecordingRelay::Datagram> recorded = relay.Stop();
+  const std::vector<UdpRelay::Datagram> recorded = relay.Stop();
   EXPECT_EQ(lap.exit_code, 0) << lap.err;
 
   bool saw_login = false;
   bool saw_login_finish = false;
   const std::vector<std::string> forms = LeakForms(kPassword);
-  for (const RecordingRelay::Datagram& datagram : recorded) {
-    if (datagram.direction == RecordingRelay::Direction::kToDaemon &&
+  for (const UdpRelay::Datagram& datagram : recorded) {
+    if (datagram.direction == UdpRelay::Direction::kToDaemon &&
         datagram.bytes.size() > 3) {
       const auto type = static_cast<uint8_t>(datagram.bytes[3]);
       saw_login |= type == static_cast<uint8_t>(MessageType::kLogin);
