@@ -1,17 +1,10 @@
 // The daemon under hostile or lossy conditions: garbage datagrams, restarts,
 // and a network that drops datagrams (a relay in the test).
-#include <poll.h>
-
-#include <atomic>
 #include <cstdint>
-#include <functional>
-#include <map>
-#include <memory>
 #include <optional>
 #include <random>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
