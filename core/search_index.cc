@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -474,12 +476,98 @@ class Emitter {
   size_t size_ = 0;
 };
 
+// Offers the names of candidate ids, given in increasing order, to the fn
+// of a ForEachMatchFrom walk, prefetching in batches as Emitter does; counts
+// the candidates against the walk's budget and keeps where the next walk
+// must start: the id fn refused, else the first id not yet ruled out.
+class OrderedWalker {
+ public:
+  using Fn = absl::FunctionRef<bool(uint32_t, absl::string_view)>;
+  // With `check`, only names containing `pattern` go to fn.
+  OrderedWalker(const NameTable& names, absl::string_view pattern, bool check,
+                size_t max_examined, Fn fn)
+      : names_(names),
+        pattern_(pattern),
+        check_(check),
+        max_examined_(max_examined),
+        fn_(fn) {}
+  OrderedWalker(const OrderedWalker&) = delete;
+  OrderedWalker& operator=(const OrderedWalker&) = delete;
+
+  // Examines candidate `id` (greater than every id before it). Returns
+  // false when the walk must stop: fn refused a name or the budget is spent.
+  bool Offer(uint32_t id) {
+    batch_[size_++] = id;
+    if (size_ == kBatch) Flush();
+    return Pass(id);
+  }
+  // Counts `id` as examined and ruled out (a free slot of the name table).
+  bool Pass(uint32_t id) {
+    ++examined_;
+    frontier_ = id + 1;
+    return !refused_ && examined_ < max_examined_;
+  }
+  // Rules out the ids below `id` without examining them.
+  void SkipTo(uint32_t id) { frontier_ = std::max(frontier_, id); }
+  // Ends the walk; `exhausted` says that no candidate remains after those
+  // examined.
+  SearchIndex::WalkEnd Finish(bool exhausted) {
+    Flush();
+    SearchIndex::WalkEnd end;
+    end.examined = examined_;
+    if (refused_) {
+      end.next_id = refused_id_;
+    } else if (exhausted) {
+      end.done = true;
+    } else {
+      end.next_id = frontier_;
+    }
+    return end;
+  }
+
+ private:
+  static constexpr size_t kBatch = 32;
+
+  void Flush() {
+    for (size_t i = 0; i < size_; ++i) names_.PrefetchSlot(batch_[i]);
+    for (size_t i = 0; i < size_; ++i) names_.PrefetchBytes(batch_[i]);
+    for (size_t i = 0; i < size_ && !refused_; ++i) {
+      const absl::string_view name = names_.Get(batch_[i]);
+      if (check_ && !absl::StrContains(name, pattern_)) continue;
+      if (!fn_(batch_[i], name)) {
+        refused_ = true;
+        refused_id_ = batch_[i];
+      }
+    }
+    size_ = 0;
+  }
+
+  const NameTable& names_;
+  const absl::string_view pattern_;
+  const bool check_;
+  const size_t max_examined_;
+  const Fn fn_;
+  uint32_t batch_[kBatch];
+  size_t size_ = 0;
+  size_t examined_ = 0;
+  uint32_t frontier_ = 0;
+  bool refused_ = false;
+  uint32_t refused_id_ = 0;
+};
+
 // A filter list is worth walking beside the rarest one while it is at most
 // this many times longer; past that, checking the candidates is cheaper.
 constexpr uint32_t kMaxFilterRatio = 16;
 // A 1-2 byte pattern scans every name when the trigram lists it would join
 // hold more than this many ids per name.
 constexpr size_t kMaxUnionPerName = 4;
+
+// A 1-2 byte pattern's walk merges its trigram lists, rather than scan
+// the names, only when there are at most this many lists (each is sought
+// on every walk) and their ids are at most 1/kMinMergeSparsity of the
+// names (a merge pays for each id of each list; a scan for each name).
+constexpr size_t kMaxMergeLists = 64;
+constexpr size_t kMinMergeSparsity = 4;
 
 }  // namespace
 
@@ -493,6 +581,15 @@ struct SearchIndex::Impl {
                  absl::FunctionRef<void(absl::string_view)> fn) const;
   void Scan(absl::string_view pattern,
             absl::FunctionRef<void(absl::string_view)> fn) const;
+
+  // The walks of ForEachMatchFrom, one per path of ForEachMatch.
+  SearchIndex::WalkEnd WalkScan(uint32_t first_id, OrderedWalker& walker) const;
+  SearchIndex::WalkEnd WalkShort(absl::string_view pattern, uint32_t first_id,
+                                 size_t max_examined,
+                                 OrderedWalker::Fn fn) const;
+  SearchIndex::WalkEnd WalkLong(absl::string_view pattern, uint32_t first_id,
+                                size_t max_examined,
+                                OrderedWalker::Fn fn) const;
 
   NameTable names;
   absl::flat_hash_set<uint32_t, IdHash, IdEq> ids;
@@ -598,6 +695,128 @@ void SearchIndex::Impl::MatchLong(
   }
 }
 
+// Every id slot from first_id on is a candidate, free ones included (they
+// cost a look too); the walker checks the names against the pattern.
+SearchIndex::WalkEnd SearchIndex::Impl::WalkScan(uint32_t first_id,
+                                                 OrderedWalker& walker) const {
+  for (uint32_t id = first_id; id < names.id_limit(); ++id) {
+    const bool go_on = names.live(id) ? walker.Offer(id) : walker.Pass(id);
+    if (!go_on) return walker.Finish(id + 1 == names.id_limit());
+  }
+  return walker.Finish(/*exhausted=*/true);
+}
+
+// As MatchShort, but in id order from first_id: one list is walked as it
+// is; several are merged (each id once) when few and sparse; otherwise the
+// names are scanned.
+SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
+                                                  uint32_t first_id,
+                                                  size_t max_examined,
+                                                  OrderedWalker::Fn fn) const {
+  const uint32_t first = Symbol(pattern[0]);
+  uint32_t lo = Key(first, 0, 0);
+  uint32_t hi = Key(first + 1, 0, 0);
+  if (pattern.size() == 2) {
+    lo = Key(first, Symbol(pattern[1]), 0);
+    hi = Key(first, Symbol(pattern[1]) + 1, 0);
+  }
+  const auto begin = postings.lower_bound(lo);
+  const auto end = postings.lower_bound(hi);
+  size_t total = 0;
+  size_t lists = 0;
+  for (auto it = begin; it != end && lists <= kMaxMergeLists; ++it, ++lists) {
+    total += it->second.size();
+  }
+  if (lists == 0) return SearchIndex::WalkEnd{.done = true};
+  const bool dense = total * kMinMergeSparsity > ids.size();
+  if (lists > kMaxMergeLists || (lists > 1 && dense)) {
+    OrderedWalker scan(names, pattern, /*check=*/true, max_examined, fn);
+    return WalkScan(first_id, scan);
+  }
+  OrderedWalker walker(names, pattern, /*check=*/false, max_examined, fn);
+  // A min-heap of (next id, list) over the lists not yet exhausted.
+  absl::InlinedVector<PostingList::Cursor, kMaxMergeLists> cursors;
+  absl::InlinedVector<std::pair<uint32_t, size_t>, kMaxMergeLists> heap;
+  for (auto it = begin; it != end; ++it) {
+    cursors.emplace_back(it->second);
+    cursors.back().SeekAtLeast(first_id);
+    if (!cursors.back().done()) {
+      heap.emplace_back(cursors.back().id(), cursors.size() - 1);
+    }
+  }
+  const auto later = std::greater<std::pair<uint32_t, size_t>>();
+  std::make_heap(heap.begin(), heap.end(), later);
+  while (!heap.empty()) {
+    const uint32_t id = heap.front().first;
+    // Moves every list at `id` on, so that the id is offered once.
+    while (!heap.empty() && heap.front().first == id) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      PostingList::Cursor& cursor = cursors[heap.back().second];
+      cursor.Next();
+      if (cursor.done()) {
+        heap.pop_back();
+      } else {
+        heap.back().first = cursor.id();
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+    }
+    if (!walker.Offer(id)) return walker.Finish(heap.empty());
+  }
+  return walker.Finish(/*exhausted=*/true);
+}
+
+// As MatchLong, from first_id on. Each turn of the leapfrog examines one
+// candidate, the driver's current id.
+SearchIndex::WalkEnd SearchIndex::Impl::WalkLong(absl::string_view pattern,
+                                                 uint32_t first_id,
+                                                 size_t max_examined,
+                                                 OrderedWalker::Fn fn) const {
+  absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> lists;
+  for (uint32_t key : PatternTrigrams(pattern)) {
+    auto it = postings.find(key);
+    if (it == postings.end()) return SearchIndex::WalkEnd{.done = true};
+    lists.push_back(&it->second);
+  }
+  std::sort(lists.begin(), lists.end(),
+            [](const PostingList* a, const PostingList* b) {
+              return a->size() < b->size();
+            });
+  PostingList::Cursor driver(*lists[0]);
+  driver.SeekAtLeast(first_id);
+  absl::InlinedVector<PostingList::Cursor, kMaxQueryTrigrams> filters;
+  for (size_t i = 1; i < lists.size(); ++i) {
+    if (lists[i]->size() / kMaxFilterRatio > lists[0]->size()) break;
+    filters.emplace_back(*lists[i]);
+  }
+  OrderedWalker walker(names, pattern, /*check=*/pattern.size() > 3,
+                       max_examined, fn);
+  while (!driver.done()) {
+    const uint32_t id = driver.id();
+    bool agreed = true;
+    for (PostingList::Cursor& filter : filters) {
+      filter.SeekAtLeast(id);
+      if (filter.done()) {
+        walker.Pass(id);
+        return walker.Finish(/*exhausted=*/true);
+      }
+      if (filter.id() != id) {
+        driver.SeekAtLeast(filter.id());
+        agreed = false;
+        break;
+      }
+    }
+    if (!agreed) {
+      const bool go_on = walker.Pass(id);
+      if (!driver.done()) walker.SkipTo(driver.id());
+      if (!go_on) return walker.Finish(driver.done());
+      continue;
+    }
+    driver.Next();
+    if (!walker.Offer(id)) return walker.Finish(driver.done());
+  }
+  return walker.Finish(/*exhausted=*/true);
+}
+
 SearchIndex::SearchIndex() : impl_(std::make_unique<Impl>()) {}
 
 SearchIndex::~SearchIndex() = default;
@@ -628,6 +847,21 @@ void SearchIndex::ForEachMatch(
   if (pattern.empty()) return impl_->MatchAll(fn);
   if (pattern.size() < 3) return impl_->MatchShort(pattern, fn);
   impl_->MatchLong(pattern, fn);
+}
+
+SearchIndex::WalkEnd SearchIndex::ForEachMatchFrom(
+    absl::string_view pattern, uint32_t first_id, size_t max_examined,
+    absl::FunctionRef<bool(uint32_t id, absl::string_view name)> fn) const {
+  if (max_examined == 0) return WalkEnd{.next_id = first_id};
+  if (pattern.empty()) {
+    OrderedWalker walker(impl_->names, pattern, /*check=*/false, max_examined,
+                         fn);
+    return impl_->WalkScan(first_id, walker);
+  }
+  if (pattern.size() < 3) {
+    return impl_->WalkShort(pattern, first_id, max_examined, fn);
+  }
+  return impl_->WalkLong(pattern, first_id, max_examined, fn);
 }
 
 size_t SearchIndex::size() const { return impl_->ids.size(); }

@@ -10,12 +10,19 @@
 // names. Queries of 1 or 2 bytes join the lists of the trigrams that start
 // with them, or scan every name when that would cost more.
 //
+// Each name has an id from Add until Remove: it never changes while the
+// name is present; a removed name's id may go to a name added later.
+// ForEachMatchFrom walks the matches in increasing id order, from any id
+// on and with a bound on its work, so that a listing can be read in pieces
+// that each cost little, resuming where the last one stopped.
+//
 // Limits: at most 2^32 - 2 names and 4 GiB of name bytes in one index (the
 // Registry keeps one index per name shard, each far below both).
 #ifndef PCFS_CORE_SEARCH_INDEX_H_
 #define PCFS_CORE_SEARCH_INDEX_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include "absl/strings/string_view.h"
 
@@ -43,6 +50,33 @@ class SearchIndex {
   // particular order. fn must not modify the index.
   void ForEachMatch(absl::string_view pattern,
                     absl::FunctionRef<void(absl::string_view name)> fn) const;
+
+  // Where a ForEachMatchFrom walk stopped.
+  struct WalkEnd {
+    // Every match with an id >= the walk's first_id was offered to fn.
+    bool done = false;
+    // When !done: the first_id for the next walk, so that it offers the
+    // matches this one did not take (none it took, none it skipped).
+    uint32_t next_id = 0;
+    // Candidates examined, at most the walk's max_examined.
+    size_t examined = 0;
+  };
+
+  // Offers fn(id, name) each name containing `pattern` (as ForEachMatch)
+  // whose id is >= first_id, in increasing id order. fn returns false to
+  // refuse a name and stop: that name is not taken, and next_id is its id.
+  // The walk also stops once it has examined max_examined candidates (the
+  // ids it reads from a posting list or the name table, whether or not they
+  // match; at least one if any remain), so a walk that finds few matches
+  // still costs at most that much and may end with none offered and
+  // !done. Over a series of walks, each starting at the last one's next_id
+  // until one is done, no id is taken twice, and a name present throughout
+  // is taken exactly once (a refused name comes first in the next walk).
+  // fn must not modify the index. With max_examined 0 a walk does nothing.
+  WalkEnd ForEachMatchFrom(
+      absl::string_view pattern, uint32_t first_id, size_t max_examined,
+      absl::FunctionRef<bool(uint32_t id, absl::string_view name)> fn) const;
+
   size_t size() const;
 
  private:

@@ -230,6 +230,130 @@ TEST(SearchIndexTest, RareMatchesAmongCommonTrigramsAreAllFound) {
   }
 }
 
+// ---- Resumable walks ---------------------------------------------------------
+
+struct Taken {
+  uint32_t id;
+  std::string name;
+  friend bool operator==(const Taken&, const Taken&) = default;
+};
+
+// The matches of `pattern` from first_id on, read with walks of at most
+// `budget` candidates each, each starting where the last one stopped.
+std::vector<Taken> WalkAll(const SearchIndex& index, absl::string_view pattern,
+                           size_t budget, uint32_t first_id = 0) {
+  std::vector<Taken> taken;
+  for (int walks = 0; walks < 1000000; ++walks) {
+    SearchIndex::WalkEnd end = index.ForEachMatchFrom(
+        pattern, first_id, budget, [&](uint32_t id, absl::string_view name) {
+          taken.push_back({id, std::string(name)});
+          return true;
+        });
+    if (end.done) break;
+    first_id = end.next_id;
+  }
+  return taken;
+}
+
+std::vector<std::string> NamesOf(const std::vector<Taken>& taken) {
+  std::vector<std::string> names;
+  for (const Taken& t : taken) names.push_back(t.name);
+  return names;
+}
+
+bool IdsIncrease(const std::vector<Taken>& taken) {
+  return std::adjacent_find(taken.begin(), taken.end(),
+                            [](const Taken& a, const Taken& b) {
+                              return a.id >= b.id;
+                            }) == taken.end();
+}
+
+TEST(SearchIndexWalkTest, FindsWhatForEachMatchFindsInIdOrder) {
+  SearchIndex index;
+  for (int i = 0; i < 300; ++i) index.Add(absl::StrCat("song-", i, ".mp3"));
+  for (const char* pattern : {"", "s", "-1", "ong", "g-2", "9.mp3"}) {
+    const std::vector<Taken> taken = WalkAll(index, pattern, 1000000);
+    EXPECT_TRUE(IdsIncrease(taken)) << pattern;
+    std::vector<std::string> names = NamesOf(taken);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, Matches(index, pattern)) << pattern;
+  }
+}
+
+TEST(SearchIndexWalkTest, EmptyIndexIsDoneAtOnce) {
+  SearchIndex index;
+  for (const char* pattern : {"", "a", "ab", "abc", "abcd"}) {
+    SearchIndex::WalkEnd end = index.ForEachMatchFrom(
+        pattern, 0, 10, [](uint32_t, absl::string_view) { return true; });
+    EXPECT_TRUE(end.done) << pattern;
+  }
+}
+
+// 1000 names hold both trigrams of "abcd", only the last holds "abcd": a
+// walk of 10 candidates stops with nothing taken and says where to go on.
+TEST(SearchIndexWalkTest, StopsAfterItsBudgetEvenWithoutAMatch) {
+  SearchIndex index;
+  for (int i = 0; i < 999; ++i) index.Add(absl::StrCat(i, "-abc-bcd"));
+  index.Add("last-abcd");
+  int offered = 0;
+  SearchIndex::WalkEnd end = index.ForEachMatchFrom(
+      "abcd", 0, 10, [&](uint32_t, absl::string_view) {
+        ++offered;
+        return true;
+      });
+  EXPECT_FALSE(end.done);
+  EXPECT_EQ(end.examined, 10u);
+  EXPECT_EQ(offered, 0);
+  EXPECT_GT(end.next_id, 0u);
+  EXPECT_THAT(NamesOf(WalkAll(index, "abcd", 10)), ElementsAre("last-abcd"));
+}
+
+TEST(SearchIndexWalkTest, RefusedNameComesFirstInTheNextWalk) {
+  SearchIndex index;
+  for (const char* name : {"a1", "a2", "a3", "a4"}) index.Add(name);
+  std::vector<Taken> all = WalkAll(index, "a", 100);
+  ASSERT_EQ(all.size(), 4u);
+  std::vector<std::string> first;
+  SearchIndex::WalkEnd end = index.ForEachMatchFrom(
+      "a", 0, 100, [&](uint32_t, absl::string_view name) {
+        if (first.size() == 2) return false;
+        first.emplace_back(name);
+        return true;
+      });
+  EXPECT_FALSE(end.done);
+  EXPECT_EQ(first, (std::vector<std::string>{all[0].name, all[1].name}));
+  EXPECT_EQ(end.next_id, all[2].id);
+}
+
+TEST(SearchIndexWalkTest, StartsAtFirstId) {
+  SearchIndex index;
+  for (int i = 0; i < 100; ++i) index.Add(absl::StrCat("clip", i));
+  const std::vector<Taken> all = WalkAll(index, "clip", 1000);
+  ASSERT_EQ(all.size(), 100u);
+  const std::vector<Taken> tail = WalkAll(index, "clip", 1000, all[40].id);
+  EXPECT_EQ(tail, std::vector<Taken>(all.begin() + 40, all.end()));
+}
+
+// The id of a name is where a listing resumes: it must not move while the
+// name stays, whatever comes and goes around it (ids reused, name bytes
+// compacted).
+TEST(SearchIndexWalkTest, IdOfAPresentNameNeverChanges) {
+  SearchIndex index;
+  index.Add("keeper.txt");
+  const std::vector<Taken> before = WalkAll(index, "keeper", 1000);
+  ASSERT_EQ(before.size(), 1u);
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 500; ++i) {
+      index.Add(absl::StrCat("churn-", round, "-", i, std::string(40, 'x')));
+    }
+    for (int i = 0; i < 500; ++i) {
+      index.Remove(absl::StrCat("churn-", round, "-", i, std::string(40, 'x')));
+    }
+  }
+  EXPECT_EQ(WalkAll(index, "keeper", 1000), before);
+  EXPECT_EQ(WalkAll(index, "", 1000), before);
+}
+
 // ---- Against a naive scan ---------------------------------------------------
 
 // The names of `model` that contain `pattern`, sorted.
@@ -263,6 +387,60 @@ std::string RandomPattern(std::mt19937& rng, absl::string_view alphabet,
   const std::string& name = model[rng() % model.size()];
   const size_t start = rng() % (name.size() + 1);
   return name.substr(start, length);  // may be cut short by the name's end
+}
+
+// Checks walks of `pattern` from a random first id with random budgets and
+// random refusals against the model: the names taken must be the model's
+// matches with ids >= first_id, in id order, each once; each walk within
+// its budget and, unless it refused a name, moving on. The ids are those
+// of a walk of every name (checked against the model first). Returns the
+// first disagreement, or "".
+std::string WalkDisagreement(const SearchIndex& index,
+                             const std::vector<std::string>& model,
+                             absl::string_view pattern, std::mt19937& rng) {
+  std::vector<Taken> every = WalkAll(index, "", 1000000);
+  std::vector<std::string> every_name = NamesOf(every);
+  std::sort(every_name.begin(), every_name.end());
+  std::vector<std::string> sorted_model = model;
+  std::sort(sorted_model.begin(), sorted_model.end());
+  if (every_name != sorted_model || !IdsIncrease(every)) {
+    return "a walk of every name is not the model";
+  }
+  const uint32_t id_range = every.empty() ? 1 : every.back().id + 2;
+  uint32_t first_id = static_cast<uint32_t>(rng() % id_range);
+  std::vector<Taken> expected;
+  for (const Taken& t : every) {
+    if (t.id >= first_id && absl::StrContains(t.name, pattern)) {
+      expected.push_back(t);
+    }
+  }
+  std::vector<Taken> taken;
+  for (int walks = 0;; ++walks) {
+    if (walks == 100000) return "walks never end";
+    const size_t budget = 1 + rng() % 40;
+    bool refused = false;
+    SearchIndex::WalkEnd end = index.ForEachMatchFrom(
+        pattern, first_id, budget, [&](uint32_t id, absl::string_view name) {
+          if (rng() % 8 == 0) {
+            refused = true;
+            return false;
+          }
+          taken.push_back({id, std::string(name)});
+          return true;
+        });
+    if (end.examined > budget) return "a walk went over its budget";
+    if (end.done) break;
+    if (end.next_id < first_id || (!refused && end.next_id == first_id)) {
+      return absl::StrCat("a walk from ", first_id, " went on at ",
+                          end.next_id);
+    }
+    first_id = end.next_id;
+  }
+  if (taken != expected) {
+    return absl::StrCat("walks took ", taken.size(), " names, expected ",
+                        expected.size());
+  }
+  return "";
 }
 
 // Applies a fixed-seed run of adds and removes to an index and to a plain
@@ -302,6 +480,11 @@ std::string FirstDisagreement(absl::string_view alphabet, size_t max_length,
       if (Matches(index, pattern) != NaiveMatches(model, pattern)) {
         return absl::StrCat("step ", step, ": pattern \"",
                             absl::CEscape(pattern), "\"");
+      }
+      if (std::string walk = WalkDisagreement(index, model, pattern, rng);
+          !walk.empty()) {
+        return absl::StrCat("step ", step, ": pattern \"",
+                            absl::CEscape(pattern), "\": ", walk);
       }
     }
   }
