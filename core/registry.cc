@@ -99,6 +99,33 @@ bool Contains(const std::vector<std::string>& users, absl::string_view user) {
                      [&](const std::string& u) { return u == user; });
 }
 
+// SearchPage's units of work: an index candidate costs 1; a visit of a
+// shard, 1; a name whose publishers it checks, or a session it looks up,
+// kCheckCost (hash lookups that miss the cache, against a walk of packed
+// posting lists).
+constexpr size_t kCheckCost = 4;
+
+// Whether the publishers of a name make it listed, as far as `active` (what
+// a SearchPage has learnt of their sessions) tells.
+enum class Verdict { kListed, kUnlisted, kUnknown };
+
+// `unknown` receives the publishers not in `active` when it does not tell.
+Verdict Judge(const std::vector<std::string>& publishers,
+              const absl::flat_hash_map<std::string, bool>& active,
+              std::vector<std::string>& unknown) {
+  unknown.clear();
+  for (const std::string& user : publishers) {
+    auto known = active.find(user);
+    if (known == active.end()) {
+      unknown.push_back(user);
+    } else if (known->second) {
+      unknown.clear();
+      return Verdict::kListed;
+    }
+  }
+  return unknown.empty() ? Verdict::kUnlisted : Verdict::kUnknown;
+}
+
 }  // namespace
 
 struct Registry::Impl {
@@ -296,6 +323,33 @@ struct Registry::Impl {
     }
   }
 
+  // ---- Paged search ----
+
+  // What one SearchPage walk of a name shard's index ended with.
+  struct ShardWalk {
+    SearchIndex::WalkEnd end;
+    size_t checked = 0;      // names whose publishers it checked
+    bool page_full = false;  // emit refused the name at end.next_id
+    // When not empty, the walk stopped at end.next_id, a name whose verdict
+    // needs these publishers' sessions, which `active` does not hold.
+    std::vector<std::string> unknown;
+  };
+
+  // Walks name shard `shard_index` from `first_id` under its lock, emitting
+  // listed names, within `budget` units (checking at least one name).
+  ShardWalk WalkNameShard(
+      size_t shard_index, absl::string_view pattern, absl::string_view caller,
+      uint32_t first_id, size_t budget,
+      const absl::flat_hash_map<std::string, bool>& active,
+      absl::FunctionRef<bool(absl::string_view)> emit) const;
+
+  // Looks up the sessions of `publishers` in turn, with no name shard lock
+  // held, until one is live; records each answer in `active`. Returns the
+  // lookups made.
+  size_t LearnLiveness(const std::vector<std::string>& publishers,
+                       absl::Time now,
+                       absl::flat_hash_map<std::string, bool>& active) const;
+
   const absl::Duration session_timeout;
   const size_t shard_count;
   const size_t mask;
@@ -304,7 +358,55 @@ struct Registry::Impl {
   const std::unique_ptr<PublicationShard[]> publications;
   const std::unique_ptr<NameShard[]> names;
   std::atomic<size_t> publication_count{0};
+  const uint16_t search_epoch = static_cast<uint16_t>(ThreadRandom()());
 };
+
+Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
+    size_t shard_index, absl::string_view pattern, absl::string_view caller,
+    uint32_t first_id, size_t budget,
+    const absl::flat_hash_map<std::string, bool>& active,
+    absl::FunctionRef<bool(absl::string_view)> emit) const {
+  NameShard& shard = names[shard_index];
+  ShardWalk walk;
+  MutexLock lock(&shard.mu);
+  walk.end = shard.index.ForEachMatchFrom(
+      pattern, first_id, budget, [&](uint32_t, absl::string_view name) {
+        if (walk.checked > 0 && (walk.checked + 1) * kCheckCost > budget) {
+          return false;  // out of budget: the next page starts here
+        }
+        ++walk.checked;
+        auto it = shard.publishers.find(name);
+        if (it == shard.publishers.end() || Contains(it->second, caller)) {
+          return true;
+        }
+        switch (Judge(it->second, active, walk.unknown)) {
+          case Verdict::kListed:
+            walk.page_full = !emit(name);
+            return !walk.page_full;
+          case Verdict::kUnlisted:
+            return true;
+          case Verdict::kUnknown:
+            return false;
+        }
+        return false;
+      });
+  return walk;
+}
+
+size_t Registry::Impl::LearnLiveness(
+    const std::vector<std::string>& publishers, absl::Time now,
+    absl::flat_hash_map<std::string, bool>& active) const {
+  size_t lookups = 0;
+  for (const std::string& user : publishers) {
+    auto [it, inserted] = active.try_emplace(user, false);
+    if (inserted) {
+      ++lookups;
+      it->second = LiveFileServer(user, now).has_value();
+    }
+    if (it->second) break;
+  }
+  return lookups;
+}
 
 Registry::Registry(Options options) : impl_(std::make_unique<Impl>(options)) {}
 
@@ -591,6 +693,48 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
   std::sort(result.begin(), result.end());
   return result;
 }
+
+// Walks shard after shard from `from`. Liveness is learnt with no name
+// shard lock held (no method holds two locks): a walk that meets a name
+// whose publishers' sessions are not known yet stops there, the sessions
+// are looked up, and the next walk starts at that name again.
+absl::StatusOr<std::optional<Registry::SearchCursor>> Registry::SearchPage(
+    absl::string_view pattern, absl::string_view caller, absl::Time now,
+    SearchCursor from, size_t budget,
+    absl::FunctionRef<bool(absl::string_view name)> emit) const {
+  if (from.shard >= impl_->shard_count) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "search cursor names shard ", from.shard, " of ", impl_->shard_count));
+  }
+  absl::flat_hash_map<std::string, bool> active;
+  SearchCursor at = from;
+  size_t left = budget;
+  // The last walk stopped at a name whose publishers are now known: the
+  // next one must take it, budget or not, so that every page moves on.
+  bool learnt = false;
+  while (at.shard < impl_->shard_count) {
+    if (left == 0 && !learnt) return at;
+    Impl::ShardWalk walk =
+        impl_->WalkNameShard(at.shard, pattern, caller, at.id,
+                             std::max<size_t>(left, 1), active, emit);
+    const size_t spent = 1 + walk.end.examined + walk.checked * kCheckCost;
+    left -= std::min(left, spent);
+    learnt = !walk.unknown.empty();
+    if (walk.page_full) return SearchCursor{at.shard, walk.end.next_id};
+    if (learnt) {
+      const size_t lookups = impl_->LearnLiveness(walk.unknown, now, active);
+      left -= std::min(left, lookups * kCheckCost);
+    }
+    if (walk.end.done) {
+      at = SearchCursor{at.shard + 1, 0};
+    } else {
+      at.id = walk.end.next_id;
+    }
+  }
+  return std::nullopt;
+}
+
+uint16_t Registry::search_epoch() const { return impl_->search_epoch; }
 
 std::optional<Holder> Registry::Locate(absl::string_view name,
                                        absl::string_view caller,

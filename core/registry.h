@@ -180,6 +180,50 @@ class Registry {
                                    absl::string_view caller,
                                    absl::Time now) const;
 
+  // Where a paged search goes on (see SearchPage): a name shard, and the
+  // first id in that shard's SearchIndex not yet visited. {0, 0} starts.
+  struct SearchCursor {
+    uint32_t shard = 0;
+    uint32_t id = 0;
+    friend bool operator==(const SearchCursor&, const SearchCursor&) = default;
+  };
+
+  // One page of a search listing, read straight from the index (no copy,
+  // no sort, no snapshot), so that its cost is bounded by `budget` however
+  // many names match. Calls emit(name), from `from` on, for the names
+  // Search would return (they contain `pattern`, a user other than `caller`
+  // publishes them and holds a live session at `now`, and `caller` does not
+  // publish them), in shard order and then index id order, until emit
+  // returns false (the page is full: that name is not taken and comes first
+  // on the next page) or about `budget` units of work are spent (a unit is
+  // one index candidate; checking a name's publishers costs a few). Returns
+  // the next page's cursor, or nullopt when the listing is complete. A page
+  // may emit nothing and still return a cursor; one whose emit takes its
+  // first name always returns a cursor past `from`.
+  //
+  // A listing is the pages read from {0, 0} on, each from the cursor the
+  // last one returned. While Publish and Unpublish run, a listing
+  //  - lists every name that, for the whole listing, contains the pattern,
+  //    is published by a user other than the caller with a session live at
+  //    every page's `now`, and is not published by the caller;
+  //  - never lists a name that the caller publishes when its page is read;
+  //  - lists a name once, unless every publisher dropped it and one
+  //    published it again during the listing (it may then come twice, as
+  //    it may take another index id: readers de-duplicate);
+  //  - may or may not list a name published or unpublished meanwhile.
+  // OutOfRange if from.shard is not a shard of this registry.
+  // REQUIRES: budget >= 1; emit does not call back into the Registry.
+  absl::StatusOr<std::optional<SearchCursor>> SearchPage(
+      absl::string_view pattern, absl::string_view caller, absl::Time now,
+      SearchCursor from, size_t budget,
+      absl::FunctionRef<bool(absl::string_view name)> emit) const;
+
+  // Random per Registry (fixed for its lifetime), for cursors that leave
+  // the process: a SearchCursor of another registry (the daemon's before a
+  // restart) names other ids, and this tells them apart (with odds of 2^-16
+  // of a clash).
+  uint16_t search_epoch() const;
+
   // An active publisher of exactly `name` other than `caller` whose session
   // serves files (file port not 0), chosen at random among them to spread
   // downloads, with its session key (for the download ticket); or nullopt.

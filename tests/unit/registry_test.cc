@@ -586,6 +586,180 @@ TEST_F(RegistrySearchTest, NameStaysWhileAnotherUserStillPublishesIt) {
   EXPECT_THAT(registry_.Search("", "luke", kT0), ElementsAre("plans.pdf"));
 }
 
+// ---- SearchPage -------------------------------------------------------------
+
+// A whole listing read with SearchPage, in pages of at most `per_page` names
+// and `budget` units of work, each from the cursor the last one returned.
+// The names in the order listed (not sorted, repeats kept). Sets `pages` and
+// `empty_pages` (pages that listed nothing) if given.
+std::vector<std::string> ListPaged(const Registry& registry,
+                                   absl::string_view pattern,
+                                   absl::string_view caller, absl::Time now,
+                                   size_t per_page, size_t budget,
+                                   int* pages = nullptr,
+                                   int* empty_pages = nullptr) {
+  std::vector<std::string> names;
+  Registry::SearchCursor cursor;
+  for (int page = 1; page < 1000000; ++page) {
+    size_t room = per_page;
+    absl::StatusOr<std::optional<Registry::SearchCursor>> next =
+        registry.SearchPage(pattern, caller, now, cursor, budget,
+                            [&](absl::string_view name) {
+                              if (room == 0) return false;
+                              --room;
+                              names.emplace_back(name);
+                              return true;
+                            });
+    EXPECT_TRUE(next.ok()) << next.status();
+    if (!next.ok()) break;
+    if (pages != nullptr) *pages = page;
+    if (empty_pages != nullptr && room == per_page) ++*empty_pages;
+    if (!next->has_value()) break;
+    EXPECT_FALSE(**next == cursor) << "the cursor did not move";
+    cursor = **next;
+  }
+  return names;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// luke asks; leia and han are online, chewie is not. Names published by
+// each of them, by two, and by luke with or without others.
+class RegistrySearchPageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LogIn(registry_, "luke");
+    LogIn(registry_, "leia");
+    LogIn(registry_, "han");
+    for (int i = 0; i < 300; ++i) {
+      const std::string name = absl::StrCat("plans-", i, ".pdf");
+      switch (i % 6) {
+        case 0:
+          registry_.Publish("leia", name, Meta(1));
+          break;
+        case 1:
+          registry_.Publish("han", name, Meta(1));
+          break;
+        case 2:
+          registry_.Publish("chewie", name, Meta(1));
+          break;
+        case 3:
+          registry_.Publish("chewie", name, Meta(1));
+          registry_.Publish("han", name, Meta(1));
+          break;
+        case 4:
+          registry_.Publish("luke", name, Meta(1));
+          registry_.Publish("leia", name, Meta(1));
+          break;
+        case 5:
+          registry_.Publish("luke", name, Meta(1));
+          break;
+      }
+    }
+  }
+  Registry registry_{Registry::Options{.shard_count = 8}};
+};
+
+TEST_F(RegistrySearchPageTest, ListsWhatSearchListsOnceEachAtAnyPageSize) {
+  struct Paging {
+    size_t per_page;
+    size_t budget;
+  };
+  for (const char* pattern : {"", "p", "s-", "plans", "1.pdf", "nothing"}) {
+    const std::vector<std::string> expected =
+        registry_.Search(pattern, "luke", kT0);
+    for (Paging paging : {Paging{1, 1}, Paging{3, 7}, Paging{7, 40},
+                          Paging{50, 300}, Paging{1000, 1000000}}) {
+      const std::vector<std::string> listed = ListPaged(
+          registry_, pattern, "luke", kT0, paging.per_page, paging.budget);
+      EXPECT_EQ(Sorted(listed), expected)
+          << "\"" << pattern << "\" in pages of " << paging.per_page
+          << " with budget " << paging.budget;
+    }
+  }
+  EXPECT_EQ(registry_.Search("", "luke", kT0).size(), 150u);
+}
+
+TEST_F(RegistrySearchPageTest, OneSmallPageCostsLittleAndStillMovesOn) {
+  int pages = 0;
+  const std::vector<std::string> listed =
+      ListPaged(registry_, "", "luke", kT0, 1000, 8, &pages);
+  EXPECT_EQ(Sorted(listed), registry_.Search("", "luke", kT0));
+  // 300 names cost at least one unit each: a budget of 8 takes many pages.
+  EXPECT_GE(pages, 300 / 8);
+}
+
+TEST(RegistrySearchPageAloneTest, PageMayListNothingAndGoOn) {
+  Registry registry(Registry::Options{.shard_count = 1});
+  LogIn(registry, "leia");
+  for (int i = 0; i < 200; ++i) {
+    registry.Publish("luke", absl::StrCat("mine-", i), Meta(1));
+  }
+  registry.Publish("leia", "theirs", Meta(1));
+  int empty_pages = 0;
+  EXPECT_THAT(
+      ListPaged(registry, "", "luke", kT0, 100, 16, nullptr, &empty_pages),
+      ElementsAre("theirs"));
+  EXPECT_GT(empty_pages, 0);
+}
+
+TEST(RegistrySearchPageAloneTest, CursorPastTheLastShardIsOutOfRange) {
+  Registry registry(Registry::Options{.shard_count = 4});
+  auto page = registry.SearchPage("", "luke", kT0, {.shard = 4, .id = 0}, 100,
+                                  [](absl::string_view) { return true; });
+  EXPECT_EQ(page.status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(RegistrySearchPageAloneTest, LearnsLivenessOfManyPublishersOfOneName) {
+  Registry registry(Registry::Options{.shard_count = 2});
+  for (int u = 0; u < 100; ++u) {
+    registry.Publish(absl::StrCat("offline", u), "popular.txt", Meta(1));
+  }
+  EXPECT_THAT(ListPaged(registry, "pop", "luke", kT0, 10, 4), IsEmpty());
+  LogIn(registry, "offline99");
+  EXPECT_THAT(ListPaged(registry, "pop", "luke", kT0, 10, 4),
+              ElementsAre("popular.txt"));
+}
+
+// Between pages, other names go and come (their ids reused, the name bytes
+// compacted): the names that stay are listed once each all the same.
+TEST(RegistrySearchPageAloneTest, ChurnBetweenPagesKeepsStableNamesOnce) {
+  Registry registry(Registry::Options{.shard_count = 2});
+  LogIn(registry, "leia");
+  std::vector<std::string> stable;
+  for (int i = 0; i < 100; ++i) {
+    stable.push_back(absl::StrCat("stable-", i, ".mkv"));
+    registry.Publish("leia", stable.back(), Meta(1));
+  }
+  std::vector<std::string> listed;
+  Registry::SearchCursor cursor;
+  for (int page = 0;; ++page) {
+    size_t room = 4;
+    auto next = registry.SearchPage(".mkv", "luke", kT0, cursor, 1000,
+                                    [&](absl::string_view name) {
+                                      if (room == 0) return false;
+                                      --room;
+                                      listed.emplace_back(name);
+                                      return true;
+                                    });
+    ASSERT_TRUE(next.ok());
+    if (!next->has_value()) break;
+    cursor = **next;
+    for (int i = 0; i < 30; ++i) {
+      const std::string churn = absl::StrCat("churn-", (page * 7 + i) % 50);
+      if (i % 3 == 0) {
+        (void)registry.Unpublish("leia", churn);
+      } else {
+        registry.Publish("leia", churn, Meta(1));
+      }
+    }
+  }
+  EXPECT_EQ(Sorted(listed), Sorted(stable));
+}
+
 // ---- Locate ---------------------------------------------------------------
 
 TEST(RegistryLocateTest, ReturnsTheHoldersFileServerAndMeta) {
@@ -896,6 +1070,63 @@ TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
   std::vector<std::string> remaining = registry.PublishedBy("leia");
   EXPECT_EQ(registry.Search("holiday-video-", "luke", kT0), remaining);
   EXPECT_GE(remaining.size(), static_cast<size_t>(kStable));
+}
+
+// The paged listing while other threads publish and unpublish names that
+// share its trigrams, in small pages with small budgets: names that stay
+// published come exactly once, the caller's never, every one contains the
+// pattern; a churning name may come twice (unpublished and published again
+// under a new id) but no more often than it was published.
+TEST(RegistryConcurrencyTest, PagedSearchDuringPublishAndUnpublishKeepsRules) {
+  Registry registry(Registry::Options{.shard_count = 4});
+  LogIn(registry, "leia");
+  LogIn(registry, "luke");
+  constexpr int kStable = 50;
+  constexpr int kChurning = 50;
+  std::vector<std::string> stable;
+  for (int i = 0; i < kStable; ++i) {
+    stable.push_back(absl::StrCat("holiday-video-", i, ".mkv"));
+    registry.Publish("leia", stable.back(), Meta(1));
+  }
+  registry.Publish("luke", "holiday-video-mine.mkv", Meta(1));
+  const std::vector<std::string> patterns = {
+      "holiday-video-", "day", "v", "o-1", "video", ""};
+  std::atomic<bool> churning{true};
+  std::vector<std::thread> churners;
+  for (int t = 0; t < 2; ++t) {
+    churners.emplace_back([&, t] {
+      for (int i = 0; i < 3000; ++i) {
+        const std::string name = absl::StrCat(
+            "holiday-video-", kStable + (i * 7 + t) % kChurning, ".mkv");
+        if ((i + t) % 3 != 0) {
+          registry.Publish("leia", name, Meta(2));
+        } else {
+          (void)registry.Unpublish("leia", name);
+        }
+      }
+    });
+  }
+  std::thread searcher([&] {
+    for (int round = 0; churning.load() && round < 2000; ++round) {
+      const std::string& pattern = patterns[round % patterns.size()];
+      const std::vector<std::string> found = Sorted(ListPaged(
+          registry, pattern, "luke", kT0, 1 + round % 7, 5 + round % 50));
+      for (const std::string& name : found) {
+        ASSERT_NE(name.find(pattern), std::string::npos) << name;
+        ASSERT_NE(name, "holiday-video-mine.mkv");
+      }
+      for (const std::string& name : stable) {
+        if (name.find(pattern) == std::string::npos) continue;
+        ASSERT_EQ(std::count(found.begin(), found.end(), name), 1)
+            << name << " for " << pattern;
+      }
+    }
+  });
+  for (std::thread& thread : churners) thread.join();
+  churning = false;
+  searcher.join();
+  EXPECT_EQ(Sorted(ListPaged(registry, "holiday-video-", "luke", kT0, 3, 20)),
+            registry.PublishedBy("leia"));
 }
 
 }  // namespace

@@ -296,8 +296,8 @@ TEST(SearchIndexWalkTest, StopsAfterItsBudgetEvenWithoutAMatch) {
   for (int i = 0; i < 999; ++i) index.Add(absl::StrCat(i, "-abc-bcd"));
   index.Add("last-abcd");
   int offered = 0;
-  SearchIndex::WalkEnd end = index.ForEachMatchFrom(
-      "abcd", 0, 10, [&](uint32_t, absl::string_view) {
+  SearchIndex::WalkEnd end =
+      index.ForEachMatchFrom("abcd", 0, 10, [&](uint32_t, absl::string_view) {
         ++offered;
         return true;
       });
