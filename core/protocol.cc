@@ -501,6 +501,7 @@ ListReplyWriter::ListReplyWriter(const Header& request, uint32_t snapshot,
     : writer_(Limit(out)) {
   WriteHeader(ReplyHeader(request), writer_);
   writer_.U8(static_cast<uint8_t>(ResultCode::kOk));
+  snapshot_at_ = writer_.size();
   writer_.U32(snapshot);
   next_cursor_at_ = writer_.size();
   writer_.U32(0);  // next_cursor, patched by Finish()
@@ -517,6 +518,10 @@ bool ListReplyWriter::Add(absl::string_view name) {
   writer_.Str(name);
   ++count_;
   return true;
+}
+
+void ListReplyWriter::SetSnapshot(uint32_t snapshot) {
+  writer_.PatchU32(snapshot_at_, snapshot);
 }
 
 size_t ListReplyWriter::Finish(uint32_t next_cursor) {

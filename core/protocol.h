@@ -223,9 +223,11 @@ struct LoginFinishReply {
 };
 
 // LAP, LPF and SCH requests. A list is read in pages: the first request has
-// cursor 0 (the daemon takes a snapshot of the whole list and returns its
-// id); each further request sends back that snapshot id and the reply's
-// next_cursor. `pattern` is used by SCH only (empty for LAP and LPF, and it
+// snapshot 0 and cursor 0; each further request sends back the last reply's
+// snapshot and next_cursor. For LAP and LPF the daemon takes a snapshot of
+// the whole list on cursor 0 and `snapshot` is its id; SCH keeps none, and
+// the two fields together are its position in the index (docs/PROTOCOL.md,
+// "Paging"). `pattern` is used by SCH only (empty for LAP and LPF, and it
 // is an error for them to carry one).
 struct ListRequest {
   uint32_t snapshot = 0;
@@ -268,6 +270,10 @@ struct ListReply {
   uint32_t total = 0;        // number of names in the whole snapshot
   std::vector<absl::string_view> names;
 };
+
+// A list page's total when the list is not counted: SCH pages are read
+// straight from the index, with no snapshot, so no one knows the total.
+inline constexpr uint32_t kUnknownTotal = 0xFFFFFFFF;
 
 // Requests. Each returns the datagram size, or 0 if it does not fit in
 // kMaxDatagramSize or `out` (the caller treats that as a bug or as input too
@@ -323,11 +329,15 @@ class ListReplyWriter {
   // Appends a name if it fits in the datagram; false (nothing written) if not.
   bool Add(absl::string_view name);
   uint16_t count() const { return count_; }
+  // Rewrites the snapshot field: an SCH page's snapshot field is part of
+  // its next cursor, known only once the page is full.
+  void SetSnapshot(uint32_t snapshot);
   // Writes next_cursor (0 when this is the last page) and returns the size.
   size_t Finish(uint32_t next_cursor);
 
  private:
   Writer writer_;
+  size_t snapshot_at_ = 0;
   size_t next_cursor_at_ = 0;
   size_t count_at_ = 0;
   uint16_t count_ = 0;

@@ -70,6 +70,59 @@ size_t SealReply(const SessionKey& key, uint64_t sequence,
   return size;
 }
 
+// ---- SCH pages ----
+// An SCH page is read straight from the registry's index (no snapshot), and
+// the request's two list fields say where: `snapshot` holds the registry's
+// search epoch in its high 16 bits and the name shard in its low 16 (there
+// are at most 4096 shards); `cursor` holds the index id + 1, so that it is 0
+// only on the first request and, in a reply, on the last page.
+
+// Registry::SearchPage units per SCH page: about 4096 index candidates, or
+// 800 names checked, bound the time one request holds its reactor thread.
+constexpr size_t kSearchPageBudget = 4096;
+
+uint32_t SearchSnapshotField(uint16_t epoch, uint32_t shard) {
+  return (static_cast<uint32_t>(epoch) << 16) | shard;
+}
+
+// The position an SCH request asks for, or nullopt if its cursor comes from
+// another registry (a daemon run before a restart, whose ids mean other
+// names).
+std::optional<Registry::SearchCursor> SearchCursorOf(
+    const protocol::ListRequest& request, uint16_t epoch) {
+  if (request.cursor == 0) return Registry::SearchCursor{};
+  if ((request.snapshot >> 16) != epoch) return std::nullopt;
+  return Registry::SearchCursor{request.snapshot & 0xFFFF, request.cursor - 1};
+}
+
+// Answers an SCH page request whose pattern is valid: one page as the
+// registry's SearchPage fills it, and the cursor of the next. A repeat of
+// the request (a retransmission) is answered from the registry as it is
+// then, which the client cannot tell from the first answer.
+size_t SearchPageReply(const Registry& registry, const Header& h,
+                       const protocol::ListRequest& request,
+                       absl::string_view caller, absl::Time now,
+                       std::span<uint8_t> reply) {
+  const uint16_t epoch = registry.search_epoch();
+  std::optional<Registry::SearchCursor> from = SearchCursorOf(request, epoch);
+  absl::StatusOr<std::optional<Registry::SearchCursor>> next;
+  protocol::ListReplyWriter writer(h, SearchSnapshotField(epoch, 0),
+                                   protocol::kUnknownTotal, reply);
+  if (from.has_value()) {
+    next = registry.SearchPage(
+        request.pattern, caller, now, *from, kSearchPageBudget,
+        [&](absl::string_view name) { return writer.Add(name); });
+  }
+  if (!from.has_value() || !next.ok()) {
+    return protocol::EncodeStatusReply(
+        h, ResultCode::kCursorExpired,
+        "the search cursor is not this daemon's: start again", reply);
+  }
+  if (!next->has_value()) return writer.Finish(0);
+  writer.SetSnapshot(SearchSnapshotField(epoch, (*next)->shard));
+  return writer.Finish((*next)->id + 1);
+}
+
 // The value of attribute `name` ("r") in a SCRAM message, or empty.
 absl::string_view ScramAttribute(absl::string_view message, char name) {
   for (absl::string_view part : absl::StrSplit(message, ',')) {
@@ -594,6 +647,7 @@ size_t RequestHandler::HandleList(const Message& m, const Caller& caller,
     if (absl::Status s = ValidateSearchPattern(request->pattern); !s.ok()) {
       return Error(h, ResultCode::kInvalidName, s.message(), reply);
     }
+    return SearchPageReply(*registry_, h, *request, caller.name(), now, reply);
   }
 
   std::shared_ptr<const ListSnapshot> snapshot;
@@ -605,12 +659,8 @@ size_t RequestHandler::HandleList(const Message& m, const Caller& caller,
       case MessageType::kListActivePeers:
         fresh->names = registry_->ActiveUsers(caller.name(), now);
         break;
-      case MessageType::kListPublished:
-        fresh->names = registry_->PublishedBy(caller.name());
-        break;
       default:
-        fresh->names =
-            registry_->Search(request->pattern, caller.name(), now);
+        fresh->names = registry_->PublishedBy(caller.name());
         break;
     }
     snapshot = std::move(fresh);

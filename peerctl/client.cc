@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -21,6 +22,12 @@ using protocol::MessageType;
 using protocol::ResultCode;
 
 constexpr int kMaxListRestarts = 3;
+
+// Sorted, once each: what users see of an SCH listing.
+void SortUnique(std::vector<std::string>& names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+}
 
 absl::Status Unreachable(absl::string_view server, absl::string_view why) {
   return absl::UnavailableError(
@@ -306,6 +313,10 @@ absl::Status ControlClient::Heartbeat() {
 
 absl::StatusOr<std::vector<std::string>> ControlClient::FetchList(
     MessageType type, absl::string_view pattern) {
+  // SCH pages come straight from the daemon's index: in its order, with no
+  // total, possibly empty mid-list, and a name may come twice (unpublished
+  // and published again while we read).
+  const bool is_search = type == MessageType::kSearch;
   std::vector<std::string> names;
   protocol::ListRequest request;
   request.pattern = pattern;
@@ -330,11 +341,18 @@ absl::StatusOr<std::vector<std::string>> ControlClient::FetchList(
     absl::StatusOr<protocol::ListReply> page =
         protocol::DecodeListReply(reply->status.payload);
     if (!page.ok()) return page.status();
-    if (request.cursor == 0) names.reserve(page->total);
+    if (request.cursor == 0 && !is_search) names.reserve(page->total);
     for (absl::string_view name : page->names) names.emplace_back(name);
-    if (page->next_cursor == 0) return names;
-    if (page->names.empty()) {
+    if (page->next_cursor == 0) {
+      if (is_search) SortUnique(names);
+      return names;
+    }
+    if (page->names.empty() && !is_search) {
       return absl::InternalError("the daemon sent an empty page mid-list");
+    }
+    if (page->snapshot == request.snapshot &&
+        page->next_cursor == request.cursor) {
+      return absl::InternalError("the daemon's list cursor did not move");
     }
     request.snapshot = page->snapshot;
     request.cursor = page->next_cursor;

@@ -68,6 +68,10 @@ class ControlClient {
 
   absl::StatusOr<std::vector<std::string>> ListActivePeers();
   absl::StatusOr<std::vector<std::string>> ListPublished();
+  // The names other active users publish that contain `pattern`, sorted,
+  // once each: every SCH page collected, then sorted and de-duplicated (the
+  // daemon sends them in its index order, and may repeat a name that was
+  // unpublished and published again meanwhile).
   absl::StatusOr<std::vector<std::string>> Search(absl::string_view pattern);
   absl::Status Publish(absl::string_view name, uint64_t size,
                        const protocol::Sha256Digest& sha256);

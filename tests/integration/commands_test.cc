@@ -3,6 +3,7 @@
 // peerctl/exit_codes.h.
 #include <stdlib.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,31 @@ TEST(CommandsTest, SchPrintsTheHitsOrNothing) {
   EXPECT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(none.out, "");
   EXPECT_EQ(none.err, "");
+}
+
+// 150 names of 60 bytes take several pages, which the daemon fills in its
+// index order (by name hash): peerctl prints them sorted, once each.
+TEST(CommandsTest, SchPrintsAListingOfManyPagesSortedOnceEach) {
+  Daemon daemon;
+  TempDir dir;
+  Shell hans(daemon, "hans", "hanspass", dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  std::vector<std::string> names;
+  for (int i = 0; i < 150; ++i) {
+    names.push_back(absl::StrCat("holiday-", std::string(40, 'x'), "-", i,
+                                 ".dat"));
+    dir.WriteFile(names.back(), "x");
+    ASSERT_EQ(hans.Run("pub " + names.back()), "File published successfully\n");
+  }
+  std::sort(names.begin(), names.end());
+  std::string expected;
+  for (const std::string& name : names) absl::StrAppend(&expected, name, "\n");
+
+  CommandResult hits = RunPeerctl(daemon, "vader", "vaderpass",
+                                  {"sch", "holiday-"}, dir.path());
+  EXPECT_EQ(hits.exit_code, 0) << hits.err;
+  EXPECT_EQ(hits.out, expected);
+  EXPECT_EQ(hits.err, "");
 }
 
 TEST(CommandsTest, GetLandsTheFileAndPrintsItsPath) {

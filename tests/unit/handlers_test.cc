@@ -6,6 +6,7 @@
 #include "core/scram.h"
 #include "core/ticket.h"
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -502,6 +503,124 @@ TEST_F(HandlersTest, SearchPagesThroughAHundredThousandHits) {
   std::vector<std::string> hits =
       List(MessageType::kSearch, yoda, "movie", MakeEndpoint(5002));
   EXPECT_EQ(hits.size(), 100000u);
+}
+
+// ---- SCH pages ----
+
+class SearchPagingTest : public HandlersTest {
+ protected:
+  void SetUp() override {
+    Registry::LoginParams p;
+    p.user = "vader";
+    p.control = MakeEndpoint(5001);
+    p.file_port = 7001;
+    ASSERT_TRUE(registry_.Login(p, now_).ok());
+    for (int i = 0; i < 2000; ++i) {
+      registry_.Publish("vader", absl::StrCat("clip-", i, ".mkv"), FileMeta{});
+    }
+    yoda_ = Login("yoda", "yodapass", MakeEndpoint(5002));
+  }
+
+  // One SCH page request from yoda; `request_id` 0 takes a fresh one.
+  Reply SearchPage(const protocol::ListRequest& request,
+                   uint32_t request_id = 0) {
+    Header h = MakeHeader(MessageType::kSearch, yoda_);
+    if (request_id != 0) h.request_id = request_id;
+    return Send(Encode([&](std::span<uint8_t> out) {
+                  return protocol::EncodeListRequest(h, request, out);
+                }),
+                MakeEndpoint(5002));
+  }
+
+  // The request for the page after `reply`'s.
+  static protocol::ListRequest Next(const Reply& reply,
+                                    absl::string_view pattern) {
+    auto page = protocol::DecodeListReply(reply.status.payload);
+    EXPECT_TRUE(page.ok());
+    protocol::ListRequest request;
+    request.pattern = pattern;
+    request.snapshot = page->snapshot;
+    request.cursor = page->next_cursor;
+    return request;
+  }
+
+  uint64_t yoda_ = 0;
+};
+
+TEST_F(SearchPagingTest, PagesCarryNoTotalAndTheSessionNoSnapshot) {
+  protocol::ListRequest request;
+  request.pattern = "clip";
+  std::vector<std::string> names;
+  for (int page = 0; page < 10000; ++page) {
+    Reply r = SearchPage(request);
+    ASSERT_EQ(r.status.code, ResultCode::kOk) << r.status.message;
+    auto list = protocol::DecodeListReply(r.status.payload);
+    ASSERT_TRUE(list.ok());
+    EXPECT_EQ(list->total, protocol::kUnknownTotal);
+    for (auto name : list->names) names.emplace_back(name);
+    if (list->next_cursor == 0) break;
+    request = Next(r, "clip");
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end());
+  EXPECT_EQ(names.size(), 2000u);
+  registry_.WithSession(yoda_, now_, [](Session& session) {
+    EXPECT_EQ(session.snapshot, nullptr);
+  });
+}
+
+TEST_F(SearchPagingTest, RetransmittedPageRequestGetsTheSamePage) {
+  protocol::ListRequest first;
+  first.pattern = "clip";
+  const protocol::ListRequest second = Next(SearchPage(first), "clip");
+  ASSERT_NE(second.cursor, 0u);
+  Reply once = SearchPage(second, 4242);
+  Reply again = SearchPage(second, 4242);
+  ASSERT_EQ(once.status.code, ResultCode::kOk);
+  const std::vector<uint8_t> a(once.status.payload.begin(),
+                               once.status.payload.end());
+  const std::vector<uint8_t> b(again.status.payload.begin(),
+                               again.status.payload.end());
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(SearchPagingTest, CursorOfAnotherDaemonRunIsExpired) {
+  protocol::ListRequest first;
+  first.pattern = "clip";
+  protocol::ListRequest next = Next(SearchPage(first), "clip");
+  ASSERT_NE(next.cursor, 0u);
+  protocol::ListRequest other_epoch = next;
+  other_epoch.snapshot ^= 0x10000;
+  EXPECT_EQ(SearchPage(other_epoch).status.code, ResultCode::kCursorExpired);
+  protocol::ListRequest no_such_shard = next;
+  no_such_shard.snapshot |= 0xFFFF;
+  EXPECT_EQ(SearchPage(no_such_shard).status.code, ResultCode::kCursorExpired);
+  EXPECT_EQ(SearchPage(next).status.code, ResultCode::kOk);
+}
+
+// SCH used to replace the session's snapshot; an LPF listing read around a
+// search must now go on undisturbed.
+TEST_F(SearchPagingTest, SearchLeavesAnotherListingsSnapshotAlone) {
+  for (int i = 0; i < 300; ++i) {
+    registry_.Publish("yoda", absl::StrCat("own-", i, ".txt"), FileMeta{});
+  }
+  Header h = MakeHeader(MessageType::kListPublished, yoda_);
+  protocol::ListRequest lpf;
+  Reply first = Send(Encode([&](std::span<uint8_t> out) {
+                       return protocol::EncodeListRequest(h, lpf, out);
+                     }),
+                     MakeEndpoint(5002));
+  protocol::ListRequest lpf_next = Next(first, "");
+  ASSERT_NE(lpf_next.cursor, 0u);
+  protocol::ListRequest sch;
+  sch.pattern = "clip";
+  ASSERT_EQ(SearchPage(sch).status.code, ResultCode::kOk);
+  Header h2 = MakeHeader(MessageType::kListPublished, yoda_);
+  Reply second = Send(Encode([&](std::span<uint8_t> out) {
+                        return protocol::EncodeListRequest(h2, lpf_next, out);
+                      }),
+                      MakeEndpoint(5002));
+  EXPECT_EQ(second.status.code, ResultCode::kOk) << second.status.message;
 }
 
 TEST_F(HandlersTest, StaleCursorIsReportedSoTheClientRestarts) {

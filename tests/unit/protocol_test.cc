@@ -329,9 +329,10 @@ std::vector<TestVector> TestVectors() {
       {"SCH-reply",
        "5043 01 14 0001 0000 00000007 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
-       " 00 00000009 00000000 00000001 0001 0008 74756e652e6d7033",
+       " 00 5a5a0003 0000002a ffffffff 0001 0008 74756e652e6d7033",
        [=](std::span<uint8_t> out) {
-         return EncodeListPage(sch, 9, 1, {"tune.mp3"}, 0, out);
+         return EncodeListPage(sch, 0x5a5a0003, kUnknownTotal, {"tune.mp3"},
+                               42, out);
        }},
       {"GET-request",
        "5043 01 15 0000 0000 00000008 0123456789abcdef "
@@ -1291,6 +1292,25 @@ TEST(ListReplyWriterTest, ANameThatDoesNotFitWritesNothing) {
   EXPECT_EQ(r->names.size(), 5u);
   EXPECT_EQ(r->names.back(), "c");
   EXPECT_EQ(r->next_cursor, 6u);
+}
+
+// SCH learns its snapshot field (part of its next cursor) only once the
+// page is full.
+TEST(ListReplyWriterTest, SetSnapshotRewritesTheSnapshotAfterTheNames) {
+  std::array<uint8_t, kMaxDatagramSize> out{};
+  ListReplyWriter writer(RequestHeader(MessageType::kSearch, 1, kSession), 1,
+                         kUnknownTotal, out);
+  ASSERT_TRUE(writer.Add("tune.mp3"));
+  writer.SetSnapshot(0x5a5a0003);
+  size_t size = writer.Finish(42);
+  ASSERT_GT(size, 0u);
+  const Bytes datagram(out.begin(), out.begin() + size);  // r views it
+  absl::StatusOr<ListReply> r = DecodeListReply(PayloadOf(datagram));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->snapshot, 0x5a5a0003u);
+  EXPECT_EQ(r->next_cursor, 42u);
+  EXPECT_EQ(r->total, kUnknownTotal);
+  EXPECT_THAT(r->names, ElementsAre("tune.mp3"));
 }
 
 TEST(ListReplyWriterTest, PagesOfAWholeListReadBackInOrder) {
