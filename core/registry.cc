@@ -109,22 +109,29 @@ constexpr size_t kCheckCost = 4;
 // a SearchPage has learnt of their sessions) tells.
 enum class Verdict { kListed, kUnlisted, kUnknown };
 
-// `unknown` receives the publishers not in `active` when it does not tell.
+// When `active` does not tell, the publishers it does not hold are appended
+// to `unknown`.
 Verdict Judge(const std::vector<std::string>& publishers,
               const absl::flat_hash_map<std::string, bool>& active,
               std::vector<std::string>& unknown) {
-  unknown.clear();
+  const size_t before = unknown.size();
   for (const std::string& user : publishers) {
     auto known = active.find(user);
     if (known == active.end()) {
       unknown.push_back(user);
     } else if (known->second) {
-      unknown.clear();
+      unknown.resize(before);
       return Verdict::kListed;
     }
   }
-  return unknown.empty() ? Verdict::kUnlisted : Verdict::kUnknown;
+  return unknown.size() == before ? Verdict::kUnlisted : Verdict::kUnknown;
 }
+
+// Once a SearchPage walk meets a name it cannot judge, it gathers the
+// unknown publishers of the names after it too, up to this many, so that
+// one round of lookups (and one more walk) serves a whole page rather than
+// one name.
+constexpr size_t kMaxUnknownPerWalk = 64;
 
 }  // namespace
 
@@ -330,9 +337,12 @@ struct Registry::Impl {
     SearchIndex::WalkEnd end;
     size_t checked = 0;      // names whose publishers it checked
     bool page_full = false;  // emit refused the name at end.next_id
-    // When not empty, the walk stopped at end.next_id, a name whose verdict
-    // needs these publishers' sessions, which `active` does not hold.
+    // When not empty, the walk met a name it could not judge, at
+    // `unjudged_id` (where the next walk must start, whatever `end` says),
+    // and these are publishers of it, and of names after it, whose
+    // sessions `active` does not hold.
     std::vector<std::string> unknown;
+    uint32_t unjudged_id = 0;
   };
 
   // Walks name shard `shard_index` from `first_id` under its lock, emitting
@@ -343,8 +353,8 @@ struct Registry::Impl {
       const absl::flat_hash_map<std::string, bool>& active,
       absl::FunctionRef<bool(absl::string_view)> emit) const;
 
-  // Looks up the sessions of `publishers` in turn, with no name shard lock
-  // held, until one is live; records each answer in `active`. Returns the
+  // Looks up the sessions of `publishers` not yet in `active`, with no
+  // name shard lock held, and records each answer there. Returns the
   // lookups made.
   size_t LearnLiveness(const std::vector<std::string>& publishers,
                        absl::Time now,
@@ -370,7 +380,7 @@ Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
   ShardWalk walk;
   MutexLock lock(&shard.mu);
   walk.end = shard.index.ForEachMatchFrom(
-      pattern, first_id, budget, [&](uint32_t, absl::string_view name) {
+      pattern, first_id, budget, [&](uint32_t id, absl::string_view name) {
         if (walk.checked > 0 && (walk.checked + 1) * kCheckCost > budget) {
           return false;  // out of budget: the next page starts here
         }
@@ -379,16 +389,16 @@ Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
         if (it == shard.publishers.end() || Contains(it->second, caller)) {
           return true;
         }
-        switch (Judge(it->second, active, walk.unknown)) {
-          case Verdict::kListed:
-            walk.page_full = !emit(name);
-            return !walk.page_full;
-          case Verdict::kUnlisted:
-            return true;
-          case Verdict::kUnknown:
-            return false;
+        const bool gathering = !walk.unknown.empty();
+        const Verdict verdict = Judge(it->second, active, walk.unknown);
+        if (gathering || verdict == Verdict::kUnknown) {
+          // From the first name it cannot judge on, it emits nothing.
+          if (!gathering) walk.unjudged_id = id;
+          return walk.unknown.size() < kMaxUnknownPerWalk;
         }
-        return false;
+        if (verdict == Verdict::kUnlisted) return true;
+        walk.page_full = !emit(name);
+        return !walk.page_full;
       });
   return walk;
 }
@@ -403,7 +413,6 @@ size_t Registry::Impl::LearnLiveness(
       ++lookups;
       it->second = LiveFileServer(user, now).has_value();
     }
-    if (it->second) break;
   }
   return lookups;
 }
@@ -696,8 +705,9 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
 
 // Walks shard after shard from `from`. Liveness is learnt with no name
 // shard lock held (no method holds two locks): a walk that meets a name
-// whose publishers' sessions are not known yet stops there, the sessions
-// are looked up, and the next walk starts at that name again.
+// whose publishers' sessions are not known yet emits nothing from there
+// on, gathers the unknown publishers of the next few names, and stops; the
+// sessions are looked up, and the next walk starts at that name again.
 absl::StatusOr<std::optional<Registry::SearchCursor>> Registry::SearchPage(
     absl::string_view pattern, absl::string_view caller, absl::Time now,
     SearchCursor from, size_t budget,
@@ -724,8 +734,8 @@ absl::StatusOr<std::optional<Registry::SearchCursor>> Registry::SearchPage(
     if (learnt) {
       const size_t lookups = impl_->LearnLiveness(walk.unknown, now, active);
       left -= std::min(left, lookups * kCheckCost);
-    }
-    if (walk.end.done) {
+      at.id = walk.unjudged_id;
+    } else if (walk.end.done) {
       at = SearchCursor{at.shard + 1, 0};
     } else {
       at.id = walk.end.next_id;

@@ -77,10 +77,6 @@ size_t SealReply(const SessionKey& key, uint64_t sequence,
 // are at most 4096 shards); `cursor` holds the index id + 1, so that it is 0
 // only on the first request and, in a reply, on the last page.
 
-// Registry::SearchPage units per SCH page: about 4096 index candidates, or
-// 800 names checked, bound the time one request holds its reactor thread.
-constexpr size_t kSearchPageBudget = 4096;
-
 uint32_t SearchSnapshotField(uint16_t epoch, uint32_t shard) {
   return (static_cast<uint32_t>(epoch) << 16) | shard;
 }
@@ -110,7 +106,7 @@ size_t SearchPageReply(const Registry& registry, const Header& h,
                                    protocol::kUnknownTotal, reply);
   if (from.has_value()) {
     next = registry.SearchPage(
-        request.pattern, caller, now, *from, kSearchPageBudget,
+        request.pattern, caller, now, *from, Registry::kSearchPageBudget,
         [&](absl::string_view name) { return writer.Add(name); });
   }
   if (!from.has_value() || !next.ok()) {
