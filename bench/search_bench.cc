@@ -1,5 +1,6 @@
-// Substring search at scale: the trigram SearchIndex alone and
-// Registry::Search end to end, over 1,000,000 names like
+// Substring search at scale: the trigram SearchIndex alone,
+// Registry::Search end to end, and Registry::SearchPage as the daemon
+// serves `sch` (one page per request), over 1,000,000 names like
 // "summer-budget-4711.pdf" (fixed seed), for patterns of 1, 3 and 5 bytes,
 // half cut from indexed names (hits) and half random (mostly misses).
 //
@@ -8,15 +9,32 @@
 // p99_us, max_us; p99_few_us over the queries that return at most 1000
 // names, few_share their share of all) and p99_raw_us over the first pass
 // alone. "matches" is the mean number of names a query returns,
-// "matches_p99" its 99th percentile.
+// "matches_p99" its 99th percentile. BM_RegistrySearchP99 times 1000
+// patterns of each length (2000 before SearchPage; the first 1000 are the
+// same patterns).
+//
+// BM_RegistrySearchPageP99 reads the complete listing of each pattern (the
+// same patterns as BM_RegistrySearchP99; 4 for 1 byte, whose listings
+// hold most of the million names) the way peerconnectd answers SCH: one
+// Registry::SearchPage per request, with the daemon's budget, filling a
+// real 1200-byte list page. It times every page request, three passes
+// (the pages are the same in each: the registry does not change), and
+// reports over the page requests, each at its best pass: p50_us, p99_us,
+// max_us (the figure for the target: what one request holds a reactor
+// thread), p99_raw_us over the first pass alone; pages_per_query (mean)
+// and pages_p99; and over whole listings (a query's pages summed, best
+// pass), listing_p50_us and listing_p99_us, for comparison with
+// BM_RegistrySearchP99 (the client's sort is not included).
 // The build benchmarks report the heap bytes per name (glibc mallinfo2).
 //
 //   ninja -C build-ngram search_bench && build-ngram/bench/search_bench
 #include <malloc.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
+#include "core/protocol.h"
 #include "core/registry.h"
 #include "core/search_index.h"
 
@@ -308,10 +327,15 @@ void BM_RegistrySearch(benchmark::State& state) {
 }
 BENCHMARK(BM_RegistrySearch)->Arg(3)->Arg(5)->Unit(benchmark::kMicrosecond);
 
+// Patterns per length for BM_RegistrySearchP99 and, but for 1 byte,
+// BM_RegistrySearchPageP99.
+constexpr size_t kRegistryPatterns = 1000;
+constexpr size_t kOneBytePatterns = 4;
+
 void BM_RegistrySearchP99(benchmark::State& state) {
   const Registry& registry = PublishedRegistry();
   const std::vector<std::string> patterns =
-      Patterns(static_cast<size_t>(state.range(0)), 2000);
+      Patterns(static_cast<size_t>(state.range(0)), kRegistryPatterns);
   for (auto _ : state) {
     MeasurePercentiles(state, patterns, [&](const std::string& pattern) {
       return registry.Search(pattern, "user0", kNow).size();
@@ -319,6 +343,90 @@ void BM_RegistrySearchP99(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_RegistrySearchP99)
+    ->Arg(3)
+    ->Arg(5)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// ---- Registry::SearchPage, one page per request, as SCH is served --------
+
+// Reads the whole listing of `pattern` for user0 as peerconnectd answers
+// SCH: each request one SearchPage with the daemon's budget into a list
+// page. Calls on_page(micros) with each request's time; returns the names.
+template <typename OnPage>
+size_t ListByPages(const Registry& registry, const std::string& pattern,
+                   OnPage on_page) {
+  std::array<uint8_t, protocol::kMaxDatagramSize> out;
+  protocol::Header request;
+  request.type = static_cast<uint8_t>(protocol::MessageType::kSearch);
+  Registry::SearchCursor cursor;
+  size_t names = 0;
+  for (;;) {
+    const auto start = std::chrono::steady_clock::now();
+    protocol::ListReplyWriter writer(request, 0, protocol::kUnknownTotal, out);
+    absl::StatusOr<std::optional<Registry::SearchCursor>> next =
+        registry.SearchPage(
+            pattern, "user0", kNow, cursor, Registry::kSearchPageBudget,
+            [&](absl::string_view name) { return writer.Add(name); });
+    const bool last = !next.ok() || !next->has_value();
+    benchmark::DoNotOptimize(writer.Finish(last ? 0 : (*next)->id + 1));
+    on_page(std::chrono::duration<double, std::micro>(
+                std::chrono::steady_clock::now() - start)
+                .count());
+    names += writer.count();
+    if (last) return names;
+    cursor = **next;
+  }
+}
+
+void BM_RegistrySearchPageP99(benchmark::State& state) {
+  const Registry& registry = PublishedRegistry();
+  const size_t length = static_cast<size_t>(state.range(0));
+  const std::vector<std::string> patterns =
+      Patterns(length, length == 1 ? kOneBytePatterns : kRegistryPatterns);
+  for (auto _ : state) {
+    // best[q][p]: page p of query q, its best time over the passes.
+    std::vector<std::vector<double>> best(patterns.size());
+    std::vector<double> first_pass;
+    std::vector<double> listing(patterns.size(), 1e300);
+    std::vector<double> matches;
+    for (int pass = 0; pass < kPasses; ++pass) {
+      for (size_t q = 0; q < patterns.size(); ++q) {
+        size_t page = 0;
+        double sum = 0;
+        const size_t found =
+            ListByPages(registry, patterns[q], [&](double micros) {
+              if (page == best[q].size()) best[q].push_back(1e300);
+              best[q][page] = std::min(best[q][page], micros);
+              if (pass == 0) first_pass.push_back(micros);
+              sum += micros;
+              ++page;
+            });
+        listing[q] = std::min(listing[q], sum);
+        if (pass == 0) matches.push_back(static_cast<double>(found));
+      }
+    }
+    std::vector<double> requests;
+    std::vector<double> pages;
+    for (const std::vector<double>& times : best) {
+      requests.insert(requests.end(), times.begin(), times.end());
+      pages.push_back(static_cast<double>(times.size()));
+    }
+    state.counters["p50_us"] = Percentile(requests, 0.50);
+    state.counters["p99_us"] = Percentile(requests, 0.99);
+    state.counters["max_us"] = Percentile(requests, 1.0);
+    state.counters["p99_raw_us"] = Percentile(first_pass, 0.99);
+    state.counters["pages_per_query"] =
+        static_cast<double>(requests.size()) /
+        static_cast<double>(patterns.size());
+    state.counters["pages_p99"] = Percentile(pages, 0.99);
+    state.counters["listing_p50_us"] = Percentile(listing, 0.50);
+    state.counters["listing_p99_us"] = Percentile(listing, 0.99);
+    state.counters["matches_p99"] = Percentile(matches, 0.99);
+  }
+}
+BENCHMARK(BM_RegistrySearchPageP99)
+    ->Arg(1)
     ->Arg(3)
     ->Arg(5)
     ->Iterations(1)
