@@ -495,9 +495,11 @@ else
   figure="per request p99 $(fixed "$page3" 0) µs (3 bytes), $(fixed "$page5" 0) µs (5 bytes)"
   info="over the first pass alone (p99_raw_us) $(fixed "${praw3:-0}" 0) µs and $(fixed "${praw5:-0}" 0) µs; slowest request $(fixed "${max3:-0}" 0) µs and $(fixed "${max5:-0}" 0) µs"
   [ -n "$page1" ] && info+="; 1-byte queries, for information: p99 $(fixed "$page1" 0) µs per request"
-  whole="For information, whole listings: a query takes $(fixed "${pages3:-0}" 1) pages on average at 3 bytes (p99 $(py num "${pp3:-0}") pages) and $(fixed "${pages5:-0}" 1) at 5 bytes; their page times summed have p99 $(fixed "${list3:-0}" 0) µs (3 bytes) and $(fixed "${list5:-0}" 0) µs (5 bytes), spread over that many requests"
-  [ -n "$sch3" ] && whole+=", against $(fixed "$sch3" 0) µs and $(fixed "${sch5:-0}" 0) µs p99 for Registry::Search, which builds the whole sorted list in one call (the 99th percentile of the names a 3-byte query matches is $(py num "${m3:-0}"))"
-  whole+=". The whole-listing time still grows with the number of matches: no request waits for it, but a client reading 100,000 names needs that many bytes of replies."
+  list_ms3=$(awk -v a="${list3:-0}" 'BEGIN { printf "%.1f", a / 1000 }')
+  list_ms5=$(awk -v a="${list5:-0}" 'BEGIN { printf "%.1f", a / 1000 }')
+  whole="For information, whole listings: a query takes $(fixed "${pages3:-0}" 1) pages on average at 3 bytes (p99 $(py num "${pp3:-0}") pages) and $(fixed "${pages5:-0}" 1) at 5 bytes; their page times summed have p99 $list_ms3 ms (3 bytes) and $list_ms5 ms (5 bytes), spread over that many requests"
+  [ -n "$sch3" ] && whole+=", against $(awk -v a="$sch3" 'BEGIN { printf "%.1f", a / 1000 }') ms and $(awk -v a="${sch5:-0}" 'BEGIN { printf "%.1f", a / 1000 }') ms p99 for Registry::Search, which builds the whole sorted list in one call (the 99th percentile of the names a 3-byte query matches is $(py num "${m3:-0}"))"
+  whole+=". Read over whole listings (until a client holds every name of a result of 100,000 names), the 1 ms target is missed: that time grows with the number of matches, which paging does not change. What the per-request figure bounds is the time any one request holds the daemon's reactor thread, and so the delay of the heartbeats behind it."
   if lt "$page3" 1000 && lt "$page5" 1000; then
     target "$sch_name" "$figure" "**met**" \
       "**Search**: met, read per request: each \`sch\` page request over 1,000,000 published names (Registry::SearchPage with the daemon's budget, filling one 1200-byte page; in-process, one thread, as the header of bench/search_bench.cc describes) takes under 1 ms at the 99th percentile ($figure; $info). $whole"
