@@ -392,20 +392,12 @@ std::string RandomPattern(std::mt19937& rng, absl::string_view alphabet,
 // Checks walks of `pattern` from a random first id with random budgets and
 // random refusals against the model: the names taken must be the model's
 // matches with ids >= first_id, in id order, each once; each walk within
-// its budget and, unless it refused a name, moving on. The ids are those
-// of a walk of every name (checked against the model first). Returns the
-// first disagreement, or "".
+// its budget and, unless it refused a name, moving on. `every` is a walk of
+// every name, which gives the ids (EveryNameDisagreement checks it against
+// the model). Returns the first disagreement, or "".
 std::string WalkDisagreement(const SearchIndex& index,
-                             const std::vector<std::string>& model,
+                             const std::vector<Taken>& every,
                              absl::string_view pattern, std::mt19937& rng) {
-  std::vector<Taken> every = WalkAll(index, "", 1000000);
-  std::vector<std::string> every_name = NamesOf(every);
-  std::sort(every_name.begin(), every_name.end());
-  std::vector<std::string> sorted_model = model;
-  std::sort(sorted_model.begin(), sorted_model.end());
-  if (every_name != sorted_model || !IdsIncrease(every)) {
-    return "a walk of every name is not the model";
-  }
   const uint32_t id_range = every.empty() ? 1 : every.back().id + 2;
   uint32_t first_id = static_cast<uint32_t>(rng() % id_range);
   std::vector<Taken> expected;
@@ -443,6 +435,19 @@ std::string WalkDisagreement(const SearchIndex& index,
   return "";
 }
 
+// "" if `every` holds the names of the model, in increasing id order.
+std::string EveryNameDisagreement(const std::vector<Taken>& every,
+                                  const std::vector<std::string>& model) {
+  std::vector<std::string> every_name = NamesOf(every);
+  std::sort(every_name.begin(), every_name.end());
+  std::vector<std::string> sorted_model = model;
+  std::sort(sorted_model.begin(), sorted_model.end());
+  if (every_name != sorted_model || !IdsIncrease(every)) {
+    return "a walk of every name is not the model";
+  }
+  return "";
+}
+
 // Applies a fixed-seed run of adds and removes to an index and to a plain
 // vector of names, and compares their answers to random patterns every few
 // steps. Returns the first disagreement, or "" if there was none.
@@ -475,13 +480,17 @@ std::string FirstDisagreement(absl::string_view alphabet, size_t max_length,
                           model.size());
     }
     if (step % kStepsBetweenChecks != 0) continue;
+    const std::vector<Taken> every = WalkAll(index, "", 1000000);
+    if (std::string e = EveryNameDisagreement(every, model); !e.empty()) {
+      return absl::StrCat("step ", step, ": ", e);
+    }
     for (int i = 0; i < kPatternsPerCheck; ++i) {
       const std::string pattern = RandomPattern(rng, alphabet, model);
       if (Matches(index, pattern) != NaiveMatches(model, pattern)) {
         return absl::StrCat("step ", step, ": pattern \"",
                             absl::CEscape(pattern), "\"");
       }
-      if (std::string walk = WalkDisagreement(index, model, pattern, rng);
+      if (std::string walk = WalkDisagreement(index, every, pattern, rng);
           !walk.empty()) {
         return absl::StrCat("step ", step, ": pattern \"",
                             absl::CEscape(pattern), "\": ", walk);
