@@ -267,7 +267,7 @@ struct GetReply {
 struct ListReply {
   uint32_t snapshot = 0;
   uint32_t next_cursor = 0;  // 0: this was the last page
-  uint32_t total = 0;        // number of names in the whole snapshot
+  uint32_t total = 0;        // names in the whole snapshot; SCH: kUnknownTotal
   std::vector<absl::string_view> names;
 };
 
