@@ -18,7 +18,7 @@
 // Layout. Four sharded maps, each shard with its own mutex:
 //   sessions     id -> Session                         (shards by id)
 //   users        user -> id of its session             (shards by user)
-//   publications user -> (name -> FileMeta)            (shards by user)
+//   publications user -> (name -> Publication)         (shards by user)
 //   names        name -> publishers, plus a SearchIndex of the shard's
 //                names                                  (shards by name)
 // `publications` is the authority on who publishes what; `names` is derived
@@ -30,6 +30,15 @@
 // and leaves the index in the same critical section that gives it its first
 // publisher or takes its last, so concurrent Publish/Unpublish calls cannot
 // leave the index out of step with the publishers. Search visits each shard.
+//
+// Dormant slots. Unpublish does not erase: the Publication is marked not
+// live, and a name whose last publisher leaves keeps its entry (with no
+// publishers) and its place in the SearchIndex. Publishing the same name
+// again then revives them without allocating a key string, a table slot or
+// an index posting. Every reader skips dormant slots. Each shard counts its
+// dormant slots and sweeps them all once they exceed TooManyDormant(), so
+// the sweep costs O(1) amortized per Unpublish and dormant slots never hold
+// more than a bounded share of the memory.
 
 namespace pcfs {
 namespace {
@@ -76,28 +85,88 @@ struct SessionShard {
   absl::flat_hash_map<uint64_t, Session> sessions ABSL_GUARDED_BY(mu);
 };
 
+// Whether a shard holding `dormant` dormant slots beside `live` live ones
+// should sweep them: past a fixed slack (so that a small working set of
+// names cycling through pub/unp never sweeps) and a quarter of the live.
+constexpr size_t kDormantSlack = 64;
+bool TooManyDormant(size_t dormant, size_t live) {
+  return dormant > std::max(kDormantSlack, live / 4);
+}
+
 struct UserShard {
   absl::Mutex mu;
   absl::flat_hash_map<std::string, uint64_t> session_of ABSL_GUARDED_BY(mu);
 };
 
+// One user's publication of one name; dormant (not live) once unpublished.
+struct Publication {
+  FileMeta meta;
+  bool live = false;
+};
+using PublicationsOfUser = absl::flat_hash_map<std::string, Publication>;
+
 struct PublicationShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, FileMeta>>
-      by_user ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, PublicationsOfUser> by_user
+      ABSL_GUARDED_BY(mu);
+  size_t live ABSL_GUARDED_BY(mu) = 0;
+  size_t dormant ABSL_GUARDED_BY(mu) = 0;
+
+  // Drops every dormant publication, and the users left with none.
+  void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (auto user_it = by_user.begin(); user_it != by_user.end();) {
+      PublicationsOfUser& names = user_it->second;
+      for (auto it = names.begin(); it != names.end();) {
+        if (it->second.live) {
+          ++it;
+        } else {
+          names.erase(it++);
+        }
+      }
+      if (names.empty()) {
+        by_user.erase(user_it++);
+      } else {
+        ++user_it;
+      }
+    }
+    dormant = 0;
+  }
 };
+
+// The users who publish a name; empty while the name is dormant.
+using Publishers = std::vector<UserName>;
 
 struct NameShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, std::vector<std::string>> publishers
-      ABSL_GUARDED_BY(mu);
-  SearchIndex index ABSL_GUARDED_BY(mu);  // the keys of `publishers`
+  absl::flat_hash_map<std::string, Publishers> publishers ABSL_GUARDED_BY(mu);
+  // The keys of `publishers`, dormant ones included (they match nothing:
+  // every reader skips a name without publishers).
+  SearchIndex index ABSL_GUARDED_BY(mu);
+  size_t dormant ABSL_GUARDED_BY(mu) = 0;  // names without publishers
+
+  // Drops every dormant name from the map and the index.
+  void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (auto it = publishers.begin(); it != publishers.end();) {
+      if (it->second.empty()) {
+        index.Remove(it->first);
+        publishers.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    dormant = 0;
+  }
 };
 
-bool Contains(const std::vector<std::string>& users, absl::string_view user) {
+bool Contains(const Publishers& users, absl::string_view user) {
   return std::any_of(users.begin(), users.end(),
-                     [&](const std::string& u) { return u == user; });
+                     [&](const UserName& u) { return u == user; });
 }
+
+// How many publishers of a name Locate copies out under the name's lock:
+// a uniform random sample of them, so that GET of a popular name costs
+// neither an allocation nor a copy of every publisher.
+constexpr size_t kLocateSample = 8;
 
 }  // namespace
 
@@ -245,8 +314,10 @@ struct Registry::Impl {
     auto user_it = shard.by_user.find(user);
     if (user_it == shard.by_user.end()) return std::nullopt;
     auto name_it = user_it->second.find(name);
-    if (name_it == user_it->second.end()) return std::nullopt;
-    return name_it->second;
+    if (name_it == user_it->second.end() || !name_it->second.live) {
+      return std::nullopt;
+    }
+    return name_it->second.meta;
   }
 
   // Records in the name map whether `user` publishes `name`.
@@ -258,24 +329,28 @@ struct Registry::Impl {
     if (publishes) {
       if (it == shard.publishers.end()) {
         shard.publishers.emplace(std::string(name),
-                                 std::vector<std::string>{std::string(user)});
+                                 Publishers{UserName(user)});
         shard.index.Add(name);
       } else if (!Contains(it->second, user)) {
+        if (it->second.empty()) --shard.dormant;  // revived
         it->second.emplace_back(user);
       }
       return;
     }
     if (it == shard.publishers.end()) return;
-    std::vector<std::string>& publishers = it->second;
+    Publishers& publishers = it->second;
     auto user_it =
         std::find_if(publishers.begin(), publishers.end(),
-                     [&](const std::string& u) { return u == user; });
+                     [&](const UserName& u) { return u == user; });
     if (user_it == publishers.end()) return;
-    *user_it = std::move(publishers.back());
+    *user_it = publishers.back();
     publishers.pop_back();
     if (publishers.empty()) {
-      shard.publishers.erase(it);
-      shard.index.Remove(name);
+      ++shard.dormant;
+      if (TooManyDormant(shard.dormant,
+                         shard.publishers.size() - shard.dormant)) {
+        shard.SweepDormant();
+      }
     }
   }
 
@@ -475,14 +550,22 @@ bool Registry::Publish(absl::string_view user, absl::string_view name,
     if (user_it == shard.by_user.end()) {
       user_it = shard.by_user.try_emplace(std::string(user)).first;
     }
-    auto& names = user_it->second;
+    PublicationsOfUser& names = user_it->second;
     auto name_it = names.find(name);
     if (name_it == names.end()) {
-      names.emplace(std::string(name), meta);
+      name_it = names.try_emplace(std::string(name)).first;
+    } else if (!name_it->second.live) {
+      --shard.dormant;  // revived: the key and the slot are reused
+    }
+    Publication& publication = name_it->second;
+    if (!publication.live) {
+      publication.live = true;
+      publication.meta = meta;
+      ++shard.live;
       added = changed = true;
       impl_->publication_count.fetch_add(1, std::memory_order_relaxed);
-    } else if (name_it->second != meta) {
-      name_it->second = meta;
+    } else if (publication.meta != meta) {
+      publication.meta = meta;
       changed = true;
     }
   }
@@ -496,14 +579,22 @@ absl::Status Registry::Unpublish(absl::string_view user,
   {
     MutexLock lock(&shard.mu);
     auto user_it = shard.by_user.find(user);
-    const bool found =
-        user_it != shard.by_user.end() && user_it->second.erase(name) == 1;
-    if (!found) {
+    Publication* publication = nullptr;
+    if (user_it != shard.by_user.end()) {
+      auto name_it = user_it->second.find(name);
+      if (name_it != user_it->second.end() && name_it->second.live) {
+        publication = &name_it->second;
+      }
+    }
+    if (publication == nullptr) {
       return absl::NotFoundError(
           absl::StrCat("user ", user, " does not publish \"", name, "\""));
     }
+    publication->live = false;
+    --shard.live;
+    ++shard.dormant;
     impl_->publication_count.fetch_sub(1, std::memory_order_relaxed);
-    if (user_it->second.empty()) shard.by_user.erase(user_it);
+    if (TooManyDormant(shard.dormant, shard.live)) shard.SweepDormant();
   }
   impl_->SyncPublisher(user, name, /*publishes=*/false);
   return absl::OkStatus();
@@ -517,7 +608,9 @@ std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
     auto user_it = shard.by_user.find(user);
     if (user_it == shard.by_user.end()) return names;
     names.reserve(user_it->second.size());
-    for (const auto& [name, meta] : user_it->second) names.push_back(name);
+    for (const auto& [name, publication] : user_it->second) {
+      if (publication.live) names.push_back(name);
+    }
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -559,10 +652,10 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
         }
         Pending waiting;
         bool accepted = false;
-        for (const std::string& user : it->second) {
-          auto known = active.find(user);
+        for (const UserName& user : it->second) {
+          auto known = active.find(user.view());
           if (known == active.end()) {
-            waiting.unknown.push_back(user);
+            waiting.unknown.emplace_back(user.view());
           } else if (known->second) {
             accepted = true;
             break;
@@ -595,27 +688,73 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
 std::optional<Holder> Registry::Locate(absl::string_view name,
                                        absl::string_view caller,
                                        absl::Time now) const {
-  std::vector<std::string> publishers;
+  // Under the name's lock, a uniform random sample of the publishers other
+  // than the caller (reservoir sampling), copied inline.
+  std::array<UserName, kLocateSample> sample;
+  size_t sampled = 0;
+  size_t candidates = 0;
+  std::mt19937_64& random = ThreadRandom();
   {
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
     auto it = shard.publishers.find(name);
     if (it == shard.publishers.end()) return std::nullopt;
-    for (const std::string& user : it->second) {
-      if (user != caller) publishers.push_back(user);
+    for (const UserName& user : it->second) {
+      if (user == caller) continue;
+      ++candidates;
+      if (sampled < sample.size()) {
+        sample[sampled++] = user;
+      } else if (const size_t slot = random() % candidates;
+                 slot < sample.size()) {
+        sample[slot] = user;
+      }
     }
   }
-  // Trying them in random order picks uniformly among the active ones.
+  // Trying a random sample in random order picks uniformly among its active
+  // members, and by symmetry among all the active publishers.
+  std::shuffle(sample.begin(), sample.begin() + sampled, random);
+  for (size_t i = 0; i < sampled; ++i) {
+    if (std::optional<Holder> holder = HolderIfServing(sample[i], name, now)) {
+      return holder;
+    }
+  }
+  if (candidates <= sampled) return std::nullopt;
+  return LocateAmongAll(name, caller, now);
+}
+
+std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
+                                               absl::string_view caller,
+                                               absl::Time now) const {
+  // Rare (no active holder among a sample of a popular name's publishers),
+  // so a copy of them all on the heap is fine here.
+  std::vector<UserName> publishers;
+  {
+    NameShard& shard = impl_->NameShardOf(name);
+    MutexLock lock(&shard.mu);
+    auto it = shard.publishers.find(name);
+    if (it == shard.publishers.end()) return std::nullopt;
+    for (const UserName& user : it->second) {
+      if (!(user == caller)) publishers.push_back(user);
+    }
+  }
   std::shuffle(publishers.begin(), publishers.end(), ThreadRandom());
-  for (std::string& user : publishers) {
-    std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
-    // A session with file port 0 (a one-shot command) serves nothing.
-    if (!server.has_value() || server->endpoint.port == 0) continue;
-    std::optional<FileMeta> meta = impl_->MetaOf(user, name);
-    if (!meta.has_value()) continue;  // unpublished meanwhile
-    return Holder{std::move(user), server->endpoint, *meta, server->key};
+  for (const UserName& user : publishers) {
+    if (std::optional<Holder> holder = HolderIfServing(user, name, now)) {
+      return holder;
+    }
   }
   return std::nullopt;
+}
+
+std::optional<Holder> Registry::HolderIfServing(const UserName& user,
+                                                absl::string_view name,
+                                                absl::Time now) const {
+  std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
+  // A session with file port 0 (a one-shot command) serves nothing.
+  if (!server.has_value() || server->endpoint.port == 0) return std::nullopt;
+  std::optional<FileMeta> meta = impl_->MetaOf(user, name);
+  if (!meta.has_value()) return std::nullopt;  // unpublished meanwhile
+  return Holder{user, server->endpoint, *meta, server->key};
 }
 
 size_t Registry::publication_count() const {
@@ -630,7 +769,9 @@ void Registry::ForEachPublication(
     PublicationShard& shard = impl_->publications[i];
     MutexLock lock(&shard.mu);
     for (const auto& [user, names] : shard.by_user) {
-      for (const auto& [name, meta] : names) fn(user, name, meta);
+      for (const auto& [name, publication] : names) {
+        if (publication.live) fn(user, name, publication.meta);
+      }
     }
   }
 }
