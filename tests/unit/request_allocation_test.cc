@@ -11,6 +11,7 @@
 // definition in the executable takes precedence over the runtime's), so the
 // test runs there too.
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -27,6 +28,7 @@
 #include "core/protocol.h"
 #include "core/ticket.h"
 #include "daemon/handlers.h"
+#include "daemon/publication_log.h"
 
 namespace {
 
@@ -167,10 +169,34 @@ struct SealedRequest {
   SessionKey key{};
 };
 
+// A fresh state folder for the publication journal, removed afterwards; in
+// /dev/shm where there is one, as the journal syncs every record.
+class StateDir {
+ public:
+  StateDir() {
+    std::string pattern = access("/dev/shm", W_OK) == 0
+                              ? "/dev/shm/pcfs-alloc-XXXXXX"
+                              : "/tmp/pcfs-alloc-XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~StateDir() {
+    if (path_.empty()) return;
+    for (const char* file : {"publications.snapshot", "publications.journal"}) {
+      unlink(absl::StrCat(path_, "/", file).c_str());
+    }
+    rmdir(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 class RequestAllocationTest : public ::testing::Test {
  protected:
   RequestAllocationTest()
-      : credentials_(*CredentialStore::Create(*CredentialTable::Parse(
+      : log_(*PublicationLog::Open(state_dir_.path(), registry_)),
+        credentials_(*CredentialStore::Create(*CredentialTable::Parse(
             absl::StrCat(kPublisher, " secret\n", kRequester, " secret\n")))),
         handler_(MakeShared(), RequestHandler::Options{}, now_) {
     publisher_ = LogIn(kPublisher, PublisherEndpoint(), 1);
@@ -208,6 +234,7 @@ class RequestAllocationTest : public ::testing::Test {
     shared.registry = &registry_;
     shared.credentials = credentials_.get();
     shared.counters = &counters_;
+    shared.log = log_.get();  // every pub and unp is journalled, as live
     return shared;
   }
 
@@ -310,7 +337,9 @@ class RequestAllocationTest : public ::testing::Test {
   }
 
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+  StateDir state_dir_;
   Registry registry_;
+  std::unique_ptr<PublicationLog> log_;
   std::unique_ptr<CredentialStore> credentials_;
   DaemonCounters counters_;
   RequestHandler handler_;
