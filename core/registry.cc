@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <random>
+#include <span>
 #include <utility>
 
 #include "absl/base/config.h"
@@ -133,8 +134,43 @@ struct PublicationShard {
   }
 };
 
-// The users who publish a name; empty while the name is dormant.
-using Publishers = std::vector<UserName>;
+// The users who publish a name; empty while the name is dormant. A removed
+// user's string stays behind the live ones as a spare whose buffer the next
+// Add reuses, so that pub/unp cycles of the name allocate nothing (and a
+// name costs no more than a vector of strings).
+class Publishers {
+ public:
+  explicit Publishers(absl::string_view user) { Add(user); }
+
+  std::span<const std::string> live() const { return {users_.data(), live_}; }
+  bool empty() const { return live_ == 0; }
+  bool Contains(absl::string_view user) const {
+    const std::span<const std::string> users = live();
+    return std::find(users.begin(), users.end(), user) != users.end();
+  }
+  // REQUIRES: !Contains(user).
+  void Add(absl::string_view user) {
+    if (live_ < users_.size()) {
+      users_[live_].assign(user.data(), user.size());
+    } else {
+      users_.emplace_back(user);
+    }
+    ++live_;
+  }
+  // Returns false if `user` is not a live publisher.
+  bool Remove(absl::string_view user) {
+    const auto end = users_.begin() + live_;
+    const auto it = std::find(users_.begin(), end, user);
+    if (it == end) return false;
+    std::swap(*it, users_[live_ - 1]);
+    --live_;
+    return true;
+  }
+
+ private:
+  std::vector<std::string> users_;  // [0, live_) publish; the rest spares
+  uint32_t live_ = 0;
+};
 
 struct NameShard {
   absl::Mutex mu;
@@ -157,11 +193,6 @@ struct NameShard {
     dormant = 0;
   }
 };
-
-bool Contains(const Publishers& users, absl::string_view user) {
-  return std::any_of(users.begin(), users.end(),
-                     [&](const UserName& u) { return u == user; });
-}
 
 // How many publishers of a name Locate copies out under the name's lock:
 // a uniform random sample of them, so that GET of a popular name costs
@@ -328,23 +359,17 @@ struct Registry::Impl {
     auto it = shard.publishers.find(name);
     if (publishes) {
       if (it == shard.publishers.end()) {
-        shard.publishers.emplace(std::string(name),
-                                 Publishers{UserName(user)});
+        shard.publishers.emplace(std::string(name), Publishers(user));
         shard.index.Add(name);
-      } else if (!Contains(it->second, user)) {
+      } else if (!it->second.Contains(user)) {
         if (it->second.empty()) --shard.dormant;  // revived
-        it->second.emplace_back(user);
+        it->second.Add(user);
       }
       return;
     }
     if (it == shard.publishers.end()) return;
     Publishers& publishers = it->second;
-    auto user_it =
-        std::find_if(publishers.begin(), publishers.end(),
-                     [&](const UserName& u) { return u == user; });
-    if (user_it == publishers.end()) return;
-    *user_it = publishers.back();
-    publishers.pop_back();
+    if (!publishers.Remove(user)) return;
     if (publishers.empty()) {
       ++shard.dormant;
       if (TooManyDormant(shard.dormant,
@@ -647,15 +672,15 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
           shard.publishers.prefetch(matches[k + kPrefetchDistance]);
         }
         auto it = shard.publishers.find(matches[k]);
-        if (it == shard.publishers.end() || Contains(it->second, caller)) {
+        if (it == shard.publishers.end() || it->second.Contains(caller)) {
           continue;
         }
         Pending waiting;
         bool accepted = false;
-        for (const UserName& user : it->second) {
-          auto known = active.find(user.view());
+        for (const std::string& user : it->second.live()) {
+          auto known = active.find(user);
           if (known == active.end()) {
-            waiting.unknown.emplace_back(user.view());
+            waiting.unknown.push_back(user);
           } else if (known->second) {
             accepted = true;
             break;
@@ -699,14 +724,14 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
     MutexLock lock(&shard.mu);
     auto it = shard.publishers.find(name);
     if (it == shard.publishers.end()) return std::nullopt;
-    for (const UserName& user : it->second) {
+    for (const std::string& user : it->second.live()) {
       if (user == caller) continue;
       ++candidates;
       if (sampled < sample.size()) {
-        sample[sampled++] = user;
+        sample[sampled++] = UserName(user);
       } else if (const size_t slot = random() % candidates;
                  slot < sample.size()) {
-        sample[slot] = user;
+        sample[slot] = UserName(user);
       }
     }
   }
@@ -733,8 +758,8 @@ std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
     MutexLock lock(&shard.mu);
     auto it = shard.publishers.find(name);
     if (it == shard.publishers.end()) return std::nullopt;
-    for (const UserName& user : it->second) {
-      if (!(user == caller)) publishers.push_back(user);
+    for (const std::string& user : it->second.live()) {
+      if (user != caller) publishers.emplace_back(user);
     }
   }
   std::shuffle(publishers.begin(), publishers.end(), ThreadRandom());
