@@ -10,6 +10,7 @@
 #include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -17,9 +18,9 @@
 #include "core/search_index.h"
 
 
-// Layout. Four sharded maps, each shard with its own mutex:
-//   sessions     id -> Session, in a SessionTable       (shards by id)
-//   users        user -> id of its session             (shards by user)
+// Layout. Three sharded maps, each shard with its own mutex:
+//   sessions     id -> Session and user -> Session, in a SessionTable
+//                (shards by user; a session id carries its shard's index)
 //   publications user -> (name -> Publication)         (shards by user)
 //   names        name -> publishers, plus a SearchIndex of the shard's
 //                names                                  (shards by name)
@@ -46,9 +47,6 @@ namespace pcfs {
 namespace {
 
 constexpr size_t kMaxShards = 4096;  // Search and ActiveUsers visit every shard
-// Login retries only when another login for the same user won a race; a
-// second pass then sees that login's session.
-constexpr int kMaxLoginAttempts = 8;
 
 size_t RoundUpToPowerOfTwo(size_t n) {
   n = std::clamp<size_t>(n, 1, kMaxShards);
@@ -89,13 +87,24 @@ std::mt19937_64& ThreadRandom() {
 // and reused by the next login. Not thread-safe: SessionShard's mutex.
 class SessionTable {
  public:
+  SessionTable() = default;
+  SessionTable(const SessionTable&) = delete;  // the index points at it
+  SessionTable& operator=(const SessionTable&) = delete;
+
   // The session `id`, or nullptr.
   Session* Find(uint64_t id) {
     auto it = slot_of_.find(id);
     return it == slot_of_.end() ? nullptr : &At(it->second);
   }
-  // A fresh default Session stored under `id`; nullptr if `id` is taken.
-  Session* Insert(uint64_t id) {
+  // The session of `user`, or nullptr.
+  Session* FindUser(absl::string_view user) {
+    auto it = slot_of_user_.find(user);
+    return it == slot_of_user_.end() ? nullptr : &At(*it);
+  }
+  // A fresh Session for `user` (with only id and user set) stored under
+  // `id`; nullptr if `id` is taken.
+  // REQUIRES: FindUser(user) == nullptr.
+  Session* Insert(uint64_t id, absl::string_view user) {
     auto [it, inserted] = slot_of_.try_emplace(id, 0);
     if (!inserted) return nullptr;
     if (free_.empty()) {
@@ -107,11 +116,16 @@ class SessionTable {
       it->second = free_.back();
       free_.pop_back();
     }
-    return &At(it->second);
+    Session& session = At(it->second);
+    session.id = id;
+    session.user.assign(user.data(), user.size());
+    slot_of_user_.insert(it->second);  // hashed by the user just set
+    return &session;
   }
   void Erase(uint64_t id) {
     auto it = slot_of_.find(id);
     if (it == slot_of_.end()) return;
+    slot_of_user_.erase(it->second);  // before its user changes
     At(it->second) = Session();  // lets go of its strings and snapshot
     free_.push_back(it->second);
     slot_of_.erase(it);
@@ -129,7 +143,36 @@ class SessionTable {
     return chunks_[slot / kChunkSessions][slot % kChunkSessions];
   }
 
+  // The user index holds slots, hashed and compared by their sessions'
+  // user names, so that a user costs no second copy of its name.
+  struct UserOfSlotHash {
+    using is_transparent = void;
+    const SessionTable* table;
+    size_t operator()(absl::string_view user) const {
+      return absl::Hash<absl::string_view>()(user);
+    }
+    size_t operator()(uint32_t slot) const {
+      return (*this)(absl::string_view(table->At(slot).user));
+    }
+  };
+  struct UserOfSlotEq {
+    using is_transparent = void;
+    const SessionTable* table;
+    absl::string_view UserOf(uint32_t slot) const {
+      return table->At(slot).user;
+    }
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t a, absl::string_view b) const {
+      return UserOf(a) == b;
+    }
+    bool operator()(absl::string_view a, uint32_t b) const {
+      return a == UserOf(b);
+    }
+  };
+
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_;
+  absl::flat_hash_set<uint32_t, UserOfSlotHash, UserOfSlotEq> slot_of_user_{
+      0, UserOfSlotHash{this}, UserOfSlotEq{this}};
   std::vector<std::unique_ptr<Session[]>> chunks_;
   std::vector<uint32_t> free_;  // slots of ended sessions
   uint32_t next_ = 0;           // slots ever handed out
@@ -148,11 +191,6 @@ constexpr size_t kDormantSlack = 64;
 bool TooManyDormant(size_t dormant, size_t live) {
   return dormant > std::max(kDormantSlack, live / 4);
 }
-
-struct UserShard {
-  absl::Mutex mu;
-  absl::flat_hash_map<std::string, uint64_t> session_of ABSL_GUARDED_BY(mu);
-};
 
 // One user's publication of one name; dormant (not live) once unpublished.
 struct Publication {
@@ -262,15 +300,19 @@ struct Registry::Impl {
         shard_count(RoundUpToPowerOfTwo(options.shard_count)),
         mask(shard_count - 1),
         sessions(new SessionShard[shard_count]),
-        users(new UserShard[shard_count]),
         publications(new PublicationShard[shard_count]),
         names(new NameShard[shard_count]) {}
 
-  SessionShard& SessionShardOf(uint64_t id) const {
-    return sessions[ShardOf(absl::Hash<uint64_t>()(id), mask)];
+  // A session lives in its user's shard, and its id carries that shard's
+  // index in its low bits, so that both find it under one lock.
+  size_t UserShardIndex(absl::string_view user) const {
+    return ShardOf(absl::Hash<absl::string_view>()(user), mask);
   }
-  UserShard& UserShardOf(absl::string_view user) const {
-    return users[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
+  SessionShard& SessionShardOfUser(absl::string_view user) const {
+    return sessions[UserShardIndex(user)];
+  }
+  SessionShard& SessionShardOf(uint64_t id) const {
+    return sessions[id & mask];
   }
   PublicationShard& PublicationShardOf(absl::string_view user) const {
     return publications[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
@@ -281,93 +323,16 @@ struct Registry::Impl {
 
   // ---- Sessions ----
 
-  enum class Existing { kGone, kRetransmission, kConflict };
-
-  // The id of `user`'s session in the user map, or 0.
-  uint64_t SessionIdOf(absl::string_view user) const {
-    UserShard& shard = UserShardOf(user);
-    MutexLock lock(&shard.mu);
-    auto it = shard.session_of.find(user);
-    return it == shard.session_of.end() ? 0 : it->second;
-  }
-
-  // Judges the session `id` that the user map gives for a new login's user.
-  // Removes it if it has expired; extends it if the login repeats it.
-  Existing CheckExisting(uint64_t id, const LoginParams& params,
-                         absl::Time now) const {
-    SessionShard& shard = SessionShardOf(id);
-    MutexLock lock(&shard.mu);
-    Session* found = shard.sessions.Find(id);
-    if (found == nullptr) return Existing::kGone;
-    Session& session = *found;
-    if (!IsLive(session, now)) {
-      shard.sessions.Erase(id);
-      return Existing::kGone;
-    }
-    if (session.login_nonce == params.nonce &&
-        session.control == params.control) {
-      session.deadline = std::max(session.deadline, now + session_timeout);
-      return Existing::kRetransmission;
-    }
-    return Existing::kConflict;
-  }
-
-  // Stores a new session under a fresh random non-zero id. The id is known
-  // to no one but the caller until it claims the user.
-  uint64_t InsertSession(const LoginParams& params, absl::Time now) const {
+  // A fresh random non-zero id for a session of the user in shard
+  // `shard_index`.
+  uint64_t NewSessionId(size_t shard_index) const {
     std::mt19937_64& random = ThreadRandom();
     for (;;) {
-      const uint64_t id = random();
-      if (id == 0) continue;
-      SessionShard& shard = SessionShardOf(id);
-      MutexLock lock(&shard.mu);
-      Session* inserted = shard.sessions.Insert(id);
-      if (inserted == nullptr) continue;  // a 2^-64 collision
-      Session& session = *inserted;
-      session.id = id;
-      session.user = std::string(params.user);
-      session.control = params.control;
-      session.file_port = params.file_port;
-      session.login_nonce = params.nonce;
-      session.key = params.key;
-      session.deadline = now + session_timeout;
-      return id;
+      const uint64_t id = (random() & ~static_cast<uint64_t>(mask)) | shard_index;
+      if (id != 0) return id;
     }
   }
 
-  void EraseSession(uint64_t id) const {
-    SessionShard& shard = SessionShardOf(id);
-    MutexLock lock(&shard.mu);
-    shard.sessions.Erase(id);
-  }
-
-  // Points `user` at session `id` if the user map holds no session for it
-  // or still holds `expected` (which the caller found gone). False if
-  // another login claimed the user meanwhile.
-  bool ClaimUser(absl::string_view user, uint64_t expected, uint64_t id) const {
-    UserShard& shard = UserShardOf(user);
-    MutexLock lock(&shard.mu);
-    auto it = shard.session_of.find(user);
-    if (it == shard.session_of.end()) {
-      shard.session_of.emplace(std::string(user), id);
-      return true;
-    }
-    if (it->second != expected) return false;
-    it->second = id;
-    return true;
-  }
-
-  // Drops `user` from the user map if it still points at session `id`.
-  void ReleaseUser(absl::string_view user, uint64_t id) const {
-    UserShard& shard = UserShardOf(user);
-    MutexLock lock(&shard.mu);
-    auto it = shard.session_of.find(user);
-    if (it != shard.session_of.end() && it->second == id) {
-      shard.session_of.erase(it);
-    }
-  }
-
-  // Where `user`'s live session serves files, or nullopt if it has none.
   // Where `user`'s live session serves files, and its key; nullopt if the
   // user has no live session or it serves nothing (file port 0).
   struct FileServer {
@@ -376,11 +341,9 @@ struct Registry::Impl {
   };
   std::optional<FileServer> LiveFileServer(absl::string_view user,
                                            absl::Time now) const {
-    const uint64_t id = SessionIdOf(user);
-    if (id == 0) return std::nullopt;
-    SessionShard& shard = SessionShardOf(id);
+    SessionShard& shard = SessionShardOfUser(user);
     MutexLock lock(&shard.mu);
-    const Session* session = shard.sessions.Find(id);
+    const Session* session = shard.sessions.FindUser(user);
     if (session == nullptr || !IsLive(*session, now)) return std::nullopt;
     FileServer server;
     server.endpoint = session->control;
@@ -453,7 +416,6 @@ struct Registry::Impl {
   const size_t shard_count;
   const size_t mask;
   const std::unique_ptr<SessionShard[]> sessions;
-  const std::unique_ptr<UserShard[]> users;
   const std::unique_ptr<PublicationShard[]> publications;
   const std::unique_ptr<NameShard[]> names;
   std::atomic<size_t> publication_count{0};
@@ -467,69 +429,63 @@ Registry::~Registry() = default;
 
 absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
                                          absl::Time now) {
-  for (int attempt = 0; attempt < kMaxLoginAttempts; ++attempt) {
-    const uint64_t old_id = impl_->SessionIdOf(params.user);
-    if (old_id != 0) {
-      switch (impl_->CheckExisting(old_id, params, now)) {
-        case Impl::Existing::kRetransmission:
-          return old_id;
-        case Impl::Existing::kConflict:
-          return absl::AlreadyExistsError(
-              absl::StrCat("user ", params.user, " is already logged in"));
-        case Impl::Existing::kGone:
-          break;
+  const size_t shard_index = impl_->UserShardIndex(params.user);
+  SessionShard& shard = impl_->sessions[shard_index];
+  MutexLock lock(&shard.mu);
+  if (Session* old = shard.sessions.FindUser(params.user)) {
+    if (IsLive(*old, now)) {
+      if (old->login_nonce == params.nonce && old->control == params.control) {
+        old->deadline = std::max(old->deadline, now + impl_->session_timeout);
+        return old->id;  // a retransmission
       }
+      return absl::AlreadyExistsError(
+          absl::StrCat("user ", params.user, " is already logged in"));
     }
-    if (params.retransmission_only) {
-      return absl::FailedPreconditionError(
-          "this login was used before and its session is gone");
-    }
-    // The session goes in before the user map points at it, so that no one
-    // who finds the id there takes the session for gone.
-    const uint64_t id = impl_->InsertSession(params, now);
-    if (impl_->ClaimUser(params.user, old_id, id)) return id;
-    impl_->EraseSession(id);  // another login won; look again
+    shard.sessions.Erase(old->id);  // expired, though not yet removed
   }
-  return absl::AbortedError(absl::StrCat("login for user ", params.user,
-                                         " kept racing with other logins"));
+  if (params.retransmission_only) {
+    return absl::FailedPreconditionError(
+        "this login was used before and its session is gone");
+  }
+  for (;;) {
+    const uint64_t id = impl_->NewSessionId(shard_index);
+    Session* session = shard.sessions.Insert(id, params.user);
+    if (session == nullptr) continue;  // a 2^-58 collision at worst
+    session->control = params.control;
+    session->file_port = params.file_port;
+    session->login_nonce = params.nonce;
+    session->key = params.key;
+    session->deadline = now + impl_->session_timeout;
+    return id;
+  }
 }
 
 absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
                                  absl::Time now) {
   SessionShard& shard = impl_->SessionShardOf(session_id);
-  std::string expired_user;
-  {
-    MutexLock lock(&shard.mu);
-    Session* found = shard.sessions.Find(session_id);
-    if (found == nullptr) return absl::NotFoundError("no such session");
-    Session& session = *found;
-    if (IsLive(session, now)) {
-      if (session.control != from) {
-        return absl::PermissionDeniedError(
-            "heartbeat comes from another endpoint than the session's");
-      }
-      session.deadline =
-          std::max(session.deadline, now + impl_->session_timeout);
-      return absl::OkStatus();
+  MutexLock lock(&shard.mu);
+  Session* found = shard.sessions.Find(session_id);
+  if (found == nullptr) return absl::NotFoundError("no such session");
+  Session& session = *found;
+  if (IsLive(session, now)) {
+    if (session.control != from) {
+      return absl::PermissionDeniedError(
+          "heartbeat comes from another endpoint than the session's");
     }
-    expired_user = std::move(session.user);
-    shard.sessions.Erase(session_id);
+    session.deadline = std::max(session.deadline, now + impl_->session_timeout);
+    return absl::OkStatus();
   }
-  impl_->ReleaseUser(expired_user, session_id);
+  shard.sessions.Erase(session_id);
   return absl::NotFoundError("session has expired");
 }
 
 absl::Status Registry::Logout(uint64_t session_id) {
   SessionShard& shard = impl_->SessionShardOf(session_id);
-  std::string user;
-  {
-    MutexLock lock(&shard.mu);
-    Session* session = shard.sessions.Find(session_id);
-    if (session == nullptr) return absl::NotFoundError("no such session");
-    user = std::move(session->user);
-    shard.sessions.Erase(session_id);
+  MutexLock lock(&shard.mu);
+  if (shard.sessions.Find(session_id) == nullptr) {
+    return absl::NotFoundError("no such session");
   }
-  impl_->ReleaseUser(user, session_id);
+  shard.sessions.Erase(session_id);
   return absl::OkStatus();
 }
 
@@ -563,16 +519,11 @@ std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
                                                 bool* expired) {
   if (expired != nullptr) *expired = false;
   SessionShard& shard = impl_->SessionShardOf(session_id);
-  std::string user;
-  {
-    MutexLock lock(&shard.mu);
-    Session* session = shard.sessions.Find(session_id);
-    if (session == nullptr) return std::nullopt;
-    if (IsLive(*session, now)) return session->deadline;
-    user = std::move(session->user);
-    shard.sessions.Erase(session_id);
-  }
-  impl_->ReleaseUser(user, session_id);
+  MutexLock lock(&shard.mu);
+  Session* session = shard.sessions.Find(session_id);
+  if (session == nullptr) return std::nullopt;
+  if (IsLive(*session, now)) return session->deadline;
+  shard.sessions.Erase(session_id);
   if (expired != nullptr) *expired = true;
   return std::nullopt;
 }
