@@ -22,8 +22,8 @@
 //   sessions     id -> Session and user -> Session, in a SessionTable
 //                (shards by user; a session id carries its shard's index)
 //   publications user -> (name -> Publication)         (shards by user)
-//   names        name -> publishers, plus a SearchIndex of the shard's
-//                names                                  (shards by name)
+//   names        a SearchIndex of the shard's names (their one copy), and
+//                by its name ids the publishers         (shards by name)
 // `publications` is the authority on who publishes what; `names` is derived
 // from it. No method holds two locks at once: each copies what it needs
 // under one lock and lets it go before taking the next.
@@ -233,7 +233,7 @@ struct PublicationShard {
 // name costs no more than a vector of strings).
 class Publishers {
  public:
-  explicit Publishers(absl::string_view user) { Add(user); }
+  Publishers() = default;
 
   std::span<const std::string> live() const { return {users_.data(), live_}; }
   bool empty() const { return live_ == 0; }
@@ -267,25 +267,29 @@ class Publishers {
 
 struct NameShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, Publishers> publishers ABSL_GUARDED_BY(mu);
-  // The keys of `publishers`, dormant ones included (they match nothing:
-  // every reader skips a name without publishers).
+  // Every name of the shard, dormant ones included: the one copy of each
+  // name's bytes, and the ids that index `publishers`.
   SearchIndex index ABSL_GUARDED_BY(mu);
+  std::vector<Publishers> publishers ABSL_GUARDED_BY(mu);  // by index id
   size_t dormant ABSL_GUARDED_BY(mu) = 0;  // names without publishers
 
-  // Drops every dormant name from the map and the index.
+  // The publishers of `name`, or nullptr if it is not in the index.
+  Publishers* Find(absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const uint32_t id = index.Find(name);
+    return id == SearchIndex::kNoId ? nullptr : &publishers[id];
+  }
+
+  // Drops every dormant name from the index (its id's spare strings too).
   void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    for (auto it = publishers.begin(); it != publishers.end();) {
-      if (it->second.empty()) {
-        index.Remove(it->first);
-        publishers.erase(it++);
-      } else {
-        ++it;
-      }
+    for (uint32_t id = 0; id < index.id_limit(); ++id) {
+      if (!index.Contains(id) || !publishers[id].empty()) continue;
+      index.Remove(index.NameOf(id));
+      publishers[id] = Publishers();
     }
     dormant = 0;
   }
 };
+
 
 // How many publishers of a name Locate copies out under the name's lock:
 // a uniform random sample of them, so that GET of a popular name costs
@@ -372,24 +376,25 @@ struct Registry::Impl {
                     bool publishes) const {
     NameShard& shard = NameShardOf(name);
     MutexLock lock(&shard.mu);
-    auto it = shard.publishers.find(name);
+    uint32_t id = shard.index.Find(name);
     if (publishes) {
-      if (it == shard.publishers.end()) {
-        shard.publishers.emplace(std::string(name), Publishers(user));
-        shard.index.Add(name);
-      } else if (!it->second.Contains(user)) {
-        if (it->second.empty()) --shard.dormant;  // revived
-        it->second.Add(user);
+      const bool is_new = id == SearchIndex::kNoId;
+      if (is_new) {
+        id = shard.index.Add(name);
+        if (id >= shard.publishers.size()) shard.publishers.resize(id + 1);
       }
+      Publishers& publishers = shard.publishers[id];
+      if (publishers.Contains(user)) return;
+      if (!is_new && publishers.empty()) --shard.dormant;  // revived
+      publishers.Add(user);
       return;
     }
-    if (it == shard.publishers.end()) return;
-    Publishers& publishers = it->second;
+    if (id == SearchIndex::kNoId) return;
+    Publishers& publishers = shard.publishers[id];
     if (!publishers.Remove(user)) return;
     if (publishers.empty()) {
       ++shard.dormant;
-      if (TooManyDormant(shard.dormant,
-                         shard.publishers.size() - shard.dormant)) {
+      if (TooManyDormant(shard.dormant, shard.index.size() - shard.dormant)) {
         shard.SweepDormant();
       }
     }
@@ -655,7 +660,11 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
     std::vector<std::string> unknown;
   };
   std::vector<Pending> pending;
-  std::vector<absl::string_view> matches;  // one shard's, under its lock
+  struct Match {
+    uint32_t id;
+    absl::string_view name;
+  };
+  std::vector<Match> matches;  // one shard's, under its lock
   std::vector<std::string> result;
   // Some way ahead of the name being looked up, so that memory is fetched
   // for several lookups at once.
@@ -665,19 +674,20 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
     {
       MutexLock lock(&shard.mu);
       matches.clear();
-      shard.index.ForEachMatch(
-          pattern, [&](absl::string_view name) { matches.push_back(name); });
+      shard.index.ForEachMatchWithId(
+          pattern, [&](uint32_t id, absl::string_view name) {
+            matches.push_back({id, name});
+          });
       for (size_t k = 0; k < matches.size(); ++k) {
         if (k + kPrefetchDistance < matches.size()) {
-          shard.publishers.prefetch(matches[k + kPrefetchDistance]);
+          __builtin_prefetch(
+              &shard.publishers[matches[k + kPrefetchDistance].id]);
         }
-        auto it = shard.publishers.find(matches[k]);
-        if (it == shard.publishers.end() || it->second.Contains(caller)) {
-          continue;
-        }
+        const Publishers& publishers = shard.publishers[matches[k].id];
+        if (publishers.Contains(caller)) continue;
         Pending waiting;
         bool accepted = false;
-        for (const std::string& user : it->second.live()) {
+        for (const std::string& user : publishers.live()) {
           auto known = active.find(user);
           if (known == active.end()) {
             waiting.unknown.push_back(user);
@@ -687,9 +697,9 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
           }
         }
         if (accepted) {
-          result.emplace_back(matches[k]);
+          result.emplace_back(matches[k].name);
         } else if (!waiting.unknown.empty()) {
-          waiting.name = std::string(matches[k]);
+          waiting.name = std::string(matches[k].name);
           pending.push_back(std::move(waiting));
         }
       }
@@ -722,9 +732,9 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
   {
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
-    auto it = shard.publishers.find(name);
-    if (it == shard.publishers.end()) return std::nullopt;
-    for (const std::string& user : it->second.live()) {
+    const Publishers* publishers = shard.Find(name);
+    if (publishers == nullptr) return std::nullopt;
+    for (const std::string& user : publishers->live()) {
       if (user == caller) continue;
       ++candidates;
       if (sampled < sample.size()) {
@@ -756,9 +766,9 @@ std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
   {
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
-    auto it = shard.publishers.find(name);
-    if (it == shard.publishers.end()) return std::nullopt;
-    for (const std::string& user : it->second.live()) {
+    const Publishers* all = shard.Find(name);
+    if (all == nullptr) return std::nullopt;
+    for (const std::string& user : all->live()) {
       if (user != caller) publishers.emplace_back(user);
     }
   }
