@@ -332,7 +332,8 @@ struct Registry::Impl {
   uint64_t NewSessionId(size_t shard_index) const {
     std::mt19937_64& random = ThreadRandom();
     for (;;) {
-      const uint64_t id = (random() & ~static_cast<uint64_t>(mask)) | shard_index;
+      const uint64_t id =
+          (random() & ~static_cast<uint64_t>(mask)) | shard_index;
       if (id != 0) return id;
     }
   }

@@ -31,7 +31,8 @@ namespace pcfs {
 
 // The longest ticket text: version, expiry, two user names of the longest
 // kind and the MAC, in base64url without padding.
-inline constexpr size_t kMaxTicketBytes = 1 + 8 + 2 * (1 + kMaxUserNameChars) + 16;
+inline constexpr size_t kMaxTicketBytes =
+    1 + 8 + 2 * (1 + kMaxUserNameChars) + 16;
 inline constexpr size_t kMaxTicketChars = (kMaxTicketBytes * 4 + 2) / 3;
 
 struct TicketClaims {
