@@ -153,9 +153,10 @@ class Registry {
 
   // Starts a session for `user` with deadline now + session_timeout and a
   // fresh random non-zero id (its low bits name its shard). If the user
-  // already holds a live session: when that session was created by a login with the same nonce and from
-  // the same control endpoint (a retransmission), returns it again with its
-  // deadline extended; otherwise AlreadyExists. A session whose deadline has
+  // already holds a live session: when that session was created by a login
+  // with the same nonce and from the same control endpoint (a
+  // retransmission), returns it again with its deadline extended; otherwise
+  // AlreadyExists. A session whose deadline has
   // passed counts as gone even if ExpireIfDue() has not run yet.
   // The caller has already checked the credentials.
   absl::StatusOr<uint64_t> Login(const LoginParams& params, absl::Time now);
