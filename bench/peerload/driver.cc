@@ -609,7 +609,7 @@ void LoadDriver::OnLoginReply(uint32_t i, const MatchedReply& reply,
   Send(i, finish, now);
 }
 
-void LoadDriver::OnLoginFinishReply(uint32_t i, const PendingRequest& /*r*/,
+void LoadDriver::OnLoginFinishReply(uint32_t i, const PendingRequest& r,
                                     const MatchedReply& reply, int64_t now) {
   if (reply.malformed || reply.code != ResultCode::kOk) {
     OnLoginRefused(i, reply.malformed ? ResultCode::kMalformed : reply.code,
@@ -624,8 +624,9 @@ void LoadDriver::OnLoginFinishReply(uint32_t i, const PendingRequest& /*r*/,
     return;
   }
   // The daemon started the session when it got LOGIN_FINISH, which was
-  // sent no earlier than this: a lower bound of its deadline.
-  s.session_proof_ns = s.login_started_ns;
+  // first sent then: a lower bound of its deadline. (Not the LOGIN's start:
+  // a login slowed by load would make the first heartbeat look late.)
+  s.session_proof_ns = r.first_sent_ns;
   BecomeActive(i, now);
 }
 
@@ -701,7 +702,10 @@ void LoadDriver::OnExpired(uint32_t i, const PendingRequest& r, int64_t now) {
   if (InRun()) {
     const int64_t timeout_ns =
         static_cast<int64_t>(s.peer.session_timeout_ms()) * kNsPerMs;
-    const int64_t since_proof = r.last_sent_ns - s.session_proof_ns;
+    // The first try, not the refused one: if the peer spoke in time and
+    // the daemon lost its tries (a full socket buffer) or let the session
+    // lapse while they waited, the daemon broke the contract, not peerload.
+    const int64_t since_proof = r.first_sent_ns - s.session_proof_ns;
     if (since_proof < timeout_ns) {
       ++stats_.false_expiries;
       if (false_expiries_logged_++ < kMaxFalseExpiriesLogged) {

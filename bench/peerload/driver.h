@@ -18,14 +18,15 @@
 // Responses, latencies, errors and retransmissions are counted in the
 // window. Timeouts and expiries are counted from the start to the end of
 // the window: a session may expire wrongly at any time. An expiry (a
-// kUnknownSession answer) is "false" when the try the daemon refused was
+// kUnknownSession answer) is "false" when the refused request was first
 // sent less than the session timeout (3 s) after the peer's last
-// acknowledged heartbeat (or its LOGIN) was first sent: by the protocol's
-// contract the session was alive when the peer spoke, so the daemon lost
-// it (expired it early, or queued the heartbeat too long). Otherwise it is
-// "late": peerload itself did not heartbeat in time (a heartbeat waits for
-// the request in flight, as in peerctl). Either way the peer logs in again
-// and goes on. A request without a reply after every try is a timeout (a
+// acknowledged heartbeat (or its LOGIN_FINISH) was first sent: the peer
+// kept its side of the contract, so the daemon lost the session (expired
+// it early, dropped the heartbeat's first tries from a full socket buffer,
+// or queued it too long). Otherwise it is "late": peerload itself did not
+// heartbeat in time (it was starved of CPU, or a heartbeat waited for the
+// request in flight, as in peerctl). Either way the peer logs in again and
+// goes on. A request without a reply after every try is a timeout (a
 // login's counts as a login timeout and is retried).
 //
 // A driver that is one of several worker processes of a run (workers.h)
