@@ -502,17 +502,23 @@ void LoadDriver::SendMix(uint32_t i, int64_t now) {
   Send(i, r, now);
 }
 
-void LoadDriver::Send(uint32_t i, PendingRequest request, int64_t now) {
+void LoadDriver::Send(uint32_t i, PendingRequest request,
+                      int64_t /*turn_now*/) {
   Slot& s = slots_[i];
   request.id = s.peer.NextRequestId();
   request.attempt = 0;
-  request.first_sent_ns = now;
+  // The clock now, not the loop turn's `now`: a turn that fires thousands
+  // of timers, or a worker preempted on a busy machine, sends long after
+  // the turn began, and an early first_sent_ns would make a heartbeat
+  // peerload sent late look punctual (a false expiry that is peerload's).
+  const int64_t sent_ns = NowNs();
+  request.first_sent_ns = sent_ns;
   s.request = request;
   if (InWindow() && (request.purpose == Purpose::kHeartbeat ||
                      request.purpose == Purpose::kMix)) {
     ++stats_.requests;
   }
-  Try(i, now);
+  Try(i, sent_ns);
 }
 
 void LoadDriver::Try(uint32_t i, int64_t now) {
@@ -531,8 +537,9 @@ void LoadDriver::Try(uint32_t i, int64_t now) {
   }
   if (r.attempt > 0 && InWindow()) ++stats_.retransmissions;
   ++r.attempt;
-  r.last_sent_ns = now;
-  r.deadline_ns = now + (first_timeout_ns_ << (r.attempt - 1));
+  const int64_t sent_ns = NowNs();  // as in Send
+  r.last_sent_ns = sent_ns;
+  r.deadline_ns = sent_ns + (first_timeout_ns_ << (r.attempt - 1));
   ArmTimer(i, r.deadline_ns);
   if (::send(s.fd.get(), buffer_, size, 0) < 0 && errno == ECONNREFUSED) {
     OnRefused(i, now);
