@@ -268,6 +268,8 @@ start_daemon() {
                  --threads="$threads" --io="$io")
   if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi
   record "${command[@]}"
+  # Created first, so that the wait below never greps a missing file.
+  : > "$results/$name.daemon.log"
   "${command[@]}" 2> "$results/$name.daemon.log" &
   daemon_pid=$!
   started_pids+=("$daemon_pid")
