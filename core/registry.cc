@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <random>
+#include <span>
 #include <utility>
 
 #include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -15,12 +18,12 @@
 #include "core/search_index.h"
 
 
-// Layout. Four sharded maps, each shard with its own mutex:
-//   sessions     id -> Session                         (shards by id)
-//   users        user -> id of its session             (shards by user)
-//   publications user -> (name -> FileMeta)            (shards by user)
-//   names        name -> publishers, plus a SearchIndex of the shard's
-//                names                                  (shards by name)
+// Layout. Three sharded maps, each shard with its own mutex:
+//   sessions     id -> Session and user -> Session, in a SessionTable
+//                (shards by user; a session id carries its shard's index)
+//   publications user -> (name -> Publication)         (shards by user)
+//   names        a SearchIndex of the shard's names (their one copy), and
+//                by its name ids the publishers         (shards by name)
 // `publications` is the authority on who publishes what; `names` is derived
 // from it. No method holds two locks at once: each copies what it needs
 // under one lock and lets it go before taking the next.
@@ -30,14 +33,20 @@
 // and leaves the index in the same critical section that gives it its first
 // publisher or takes its last, so concurrent Publish/Unpublish calls cannot
 // leave the index out of step with the publishers. Search visits each shard.
+//
+// Dormant slots. Unpublish does not erase: the Publication is marked not
+// live, and a name whose last publisher leaves keeps its entry (with no
+// publishers) and its place in the SearchIndex. Publishing the same name
+// again then revives them without allocating a key string, a table slot or
+// an index posting. Every reader skips dormant slots. Each shard counts its
+// dormant slots and sweeps them all once they exceed TooManyDormant(), so
+// the sweep costs O(1) amortized per Unpublish and dormant slots never hold
+// more than a bounded share of the memory.
 
 namespace pcfs {
 namespace {
 
 constexpr size_t kMaxShards = 4096;  // Search and ActiveUsers visit every shard
-// Login retries only when another login for the same user won a race; a
-// second pass then sees that login's session.
-constexpr int kMaxLoginAttempts = 8;
 
 size_t RoundUpToPowerOfTwo(size_t n) {
   n = std::clamp<size_t>(n, 1, kMaxShards);
@@ -71,33 +80,221 @@ std::mt19937_64& ThreadRandom() {
   return random;
 }
 
-struct SessionShard {
-  absl::Mutex mu;
-  absl::flat_hash_map<uint64_t, Session> sessions ABSL_GUARDED_BY(mu);
+// The sessions of one shard: Session objects in fixed-size chunks that
+// never move, indexed by id. A flat_hash_map<id, Session> would keep every
+// empty slot Session-sized (at its typical half load, about 400 bytes per
+// session); here an empty slot costs 16 bytes, and a freed Session is reset
+// and reused by the next login. Not thread-safe: SessionShard's mutex.
+class SessionTable {
+ public:
+  SessionTable() = default;
+  SessionTable(const SessionTable&) = delete;  // the index points at it
+  SessionTable& operator=(const SessionTable&) = delete;
+
+  // The session `id`, or nullptr.
+  Session* Find(uint64_t id) {
+    auto it = slot_of_.find(id);
+    return it == slot_of_.end() ? nullptr : &At(it->second);
+  }
+  // The session of `user`, or nullptr.
+  Session* FindUser(absl::string_view user) {
+    auto it = slot_of_user_.find(user);
+    return it == slot_of_user_.end() ? nullptr : &At(*it);
+  }
+  // A fresh Session for `user` (with only id and user set) stored under
+  // `id`; nullptr if `id` is taken.
+  // REQUIRES: FindUser(user) == nullptr.
+  Session* Insert(uint64_t id, absl::string_view user) {
+    auto [it, inserted] = slot_of_.try_emplace(id, 0);
+    if (!inserted) return nullptr;
+    if (free_.empty()) {
+      if (next_ % kChunkSessions == 0) {
+        chunks_.push_back(std::make_unique<Session[]>(kChunkSessions));
+      }
+      it->second = next_++;
+    } else {
+      it->second = free_.back();
+      free_.pop_back();
+    }
+    Session& session = At(it->second);
+    session.id = id;
+    session.user.assign(user.data(), user.size());
+    slot_of_user_.insert(it->second);  // hashed by the user just set
+    return &session;
+  }
+  void Erase(uint64_t id) {
+    auto it = slot_of_.find(id);
+    if (it == slot_of_.end()) return;
+    slot_of_user_.erase(it->second);  // before its user changes
+    At(it->second) = Session();  // lets go of its strings and snapshot
+    free_.push_back(it->second);
+    slot_of_.erase(it);
+  }
+  size_t size() const { return slot_of_.size(); }
+  // Calls fn(session) for every session.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& [id, slot] : slot_of_) fn(At(slot));
+  }
+
+ private:
+  static constexpr uint32_t kChunkSessions = 256;
+  Session& At(uint32_t slot) const {
+    return chunks_[slot / kChunkSessions][slot % kChunkSessions];
+  }
+
+  // The user index holds slots, hashed and compared by their sessions'
+  // user names, so that a user costs no second copy of its name.
+  struct UserOfSlotHash {
+    using is_transparent = void;
+    const SessionTable* table;
+    size_t operator()(absl::string_view user) const {
+      return absl::Hash<absl::string_view>()(user);
+    }
+    size_t operator()(uint32_t slot) const {
+      return (*this)(absl::string_view(table->At(slot).user));
+    }
+  };
+  struct UserOfSlotEq {
+    using is_transparent = void;
+    const SessionTable* table;
+    absl::string_view UserOf(uint32_t slot) const {
+      return table->At(slot).user;
+    }
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t a, absl::string_view b) const {
+      return UserOf(a) == b;
+    }
+    bool operator()(absl::string_view a, uint32_t b) const {
+      return a == UserOf(b);
+    }
+  };
+
+  absl::flat_hash_map<uint64_t, uint32_t> slot_of_;
+  absl::flat_hash_set<uint32_t, UserOfSlotHash, UserOfSlotEq> slot_of_user_{
+      0, UserOfSlotHash{this}, UserOfSlotEq{this}};
+  std::vector<std::unique_ptr<Session[]>> chunks_;
+  std::vector<uint32_t> free_;  // slots of ended sessions
+  uint32_t next_ = 0;           // slots ever handed out
 };
 
-struct UserShard {
+struct SessionShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, uint64_t> session_of ABSL_GUARDED_BY(mu);
+  SessionTable sessions ABSL_GUARDED_BY(mu);
 };
+
+
+// Whether a shard holding `dormant` dormant slots beside `live` live ones
+// should sweep them: past a fixed slack (so that a small working set of
+// names cycling through pub/unp never sweeps) and a quarter of the live.
+constexpr size_t kDormantSlack = 64;
+bool TooManyDormant(size_t dormant, size_t live) {
+  return dormant > std::max(kDormantSlack, live / 4);
+}
+
+// One user's publication of one name; dormant (not live) once unpublished.
+struct Publication {
+  FileMeta meta;
+  bool live = false;
+};
+using PublicationsOfUser = absl::flat_hash_map<std::string, Publication>;
 
 struct PublicationShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, FileMeta>>
-      by_user ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, PublicationsOfUser> by_user
+      ABSL_GUARDED_BY(mu);
+  size_t live ABSL_GUARDED_BY(mu) = 0;
+  size_t dormant ABSL_GUARDED_BY(mu) = 0;
+
+  // Drops every dormant publication, and the users left with none.
+  void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (auto user_it = by_user.begin(); user_it != by_user.end();) {
+      PublicationsOfUser& names = user_it->second;
+      for (auto it = names.begin(); it != names.end();) {
+        if (it->second.live) {
+          ++it;
+        } else {
+          names.erase(it++);
+        }
+      }
+      if (names.empty()) {
+        by_user.erase(user_it++);
+      } else {
+        ++user_it;
+      }
+    }
+    dormant = 0;
+  }
+};
+
+// The users who publish a name; empty while the name is dormant. A removed
+// user's string stays behind the live ones as a spare whose buffer the next
+// Add reuses, so that pub/unp cycles of the name allocate nothing (and a
+// name costs no more than a vector of strings).
+class Publishers {
+ public:
+  Publishers() = default;
+
+  std::span<const std::string> live() const { return {users_.data(), live_}; }
+  bool empty() const { return live_ == 0; }
+  bool Contains(absl::string_view user) const {
+    const std::span<const std::string> users = live();
+    return std::find(users.begin(), users.end(), user) != users.end();
+  }
+  // REQUIRES: !Contains(user).
+  void Add(absl::string_view user) {
+    if (live_ < users_.size()) {
+      users_[live_].assign(user.data(), user.size());
+    } else {
+      users_.emplace_back(user);
+    }
+    ++live_;
+  }
+  // Returns false if `user` is not a live publisher.
+  bool Remove(absl::string_view user) {
+    const auto end = users_.begin() + live_;
+    const auto it = std::find(users_.begin(), end, user);
+    if (it == end) return false;
+    std::swap(*it, users_[live_ - 1]);
+    --live_;
+    return true;
+  }
+
+ private:
+  std::vector<std::string> users_;  // [0, live_) publish; the rest spares
+  uint32_t live_ = 0;
 };
 
 struct NameShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, std::vector<std::string>> publishers
-      ABSL_GUARDED_BY(mu);
-  SearchIndex index ABSL_GUARDED_BY(mu);  // the keys of `publishers`
+  // Every name of the shard, dormant ones included: the one copy of each
+  // name's bytes, and the ids that index `publishers`.
+  SearchIndex index ABSL_GUARDED_BY(mu);
+  std::vector<Publishers> publishers ABSL_GUARDED_BY(mu);  // by index id
+  size_t dormant ABSL_GUARDED_BY(mu) = 0;  // names without publishers
+
+  // The publishers of `name`, or nullptr if it is not in the index.
+  Publishers* Find(absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const uint32_t id = index.Find(name);
+    return id == SearchIndex::kNoId ? nullptr : &publishers[id];
+  }
+
+  // Drops every dormant name from the index (its id's spare strings too).
+  void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (uint32_t id = 0; id < index.id_limit(); ++id) {
+      if (!index.Contains(id) || !publishers[id].empty()) continue;
+      index.Remove(index.NameOf(id));
+      publishers[id] = Publishers();
+    }
+    dormant = 0;
+  }
 };
 
-bool Contains(const std::vector<std::string>& users, absl::string_view user) {
-  return std::any_of(users.begin(), users.end(),
-                     [&](const std::string& u) { return u == user; });
-}
+
+// How many publishers of a name Locate copies out under the name's lock:
+// a uniform random sample of them, so that GET of a popular name costs
+// neither an allocation nor a copy of every publisher.
+constexpr size_t kLocateSample = 8;
 
 }  // namespace
 
@@ -107,15 +304,19 @@ struct Registry::Impl {
         shard_count(RoundUpToPowerOfTwo(options.shard_count)),
         mask(shard_count - 1),
         sessions(new SessionShard[shard_count]),
-        users(new UserShard[shard_count]),
         publications(new PublicationShard[shard_count]),
         names(new NameShard[shard_count]) {}
 
-  SessionShard& SessionShardOf(uint64_t id) const {
-    return sessions[ShardOf(absl::Hash<uint64_t>()(id), mask)];
+  // A session lives in its user's shard, and its id carries that shard's
+  // index in its low bits, so that both find it under one lock.
+  size_t UserShardIndex(absl::string_view user) const {
+    return ShardOf(absl::Hash<absl::string_view>()(user), mask);
   }
-  UserShard& UserShardOf(absl::string_view user) const {
-    return users[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
+  SessionShard& SessionShardOfUser(absl::string_view user) const {
+    return sessions[UserShardIndex(user)];
+  }
+  SessionShard& SessionShardOf(uint64_t id) const {
+    return sessions[id & mask];
   }
   PublicationShard& PublicationShardOf(absl::string_view user) const {
     return publications[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
@@ -126,93 +327,17 @@ struct Registry::Impl {
 
   // ---- Sessions ----
 
-  enum class Existing { kGone, kRetransmission, kConflict };
-
-  // The id of `user`'s session in the user map, or 0.
-  uint64_t SessionIdOf(absl::string_view user) const {
-    UserShard& shard = UserShardOf(user);
-    MutexLock lock(&shard.mu);
-    auto it = shard.session_of.find(user);
-    return it == shard.session_of.end() ? 0 : it->second;
-  }
-
-  // Judges the session `id` that the user map gives for a new login's user.
-  // Removes it if it has expired; extends it if the login repeats it.
-  Existing CheckExisting(uint64_t id, const LoginParams& params,
-                         absl::Time now) const {
-    SessionShard& shard = SessionShardOf(id);
-    MutexLock lock(&shard.mu);
-    auto it = shard.sessions.find(id);
-    if (it == shard.sessions.end()) return Existing::kGone;
-    Session& session = it->second;
-    if (!IsLive(session, now)) {
-      shard.sessions.erase(it);
-      return Existing::kGone;
-    }
-    if (session.login_nonce == params.nonce &&
-        session.control == params.control) {
-      session.deadline = std::max(session.deadline, now + session_timeout);
-      return Existing::kRetransmission;
-    }
-    return Existing::kConflict;
-  }
-
-  // Stores a new session under a fresh random non-zero id. The id is known
-  // to no one but the caller until it claims the user.
-  uint64_t InsertSession(const LoginParams& params, absl::Time now) const {
+  // A fresh random non-zero id for a session of the user in shard
+  // `shard_index`.
+  uint64_t NewSessionId(size_t shard_index) const {
     std::mt19937_64& random = ThreadRandom();
     for (;;) {
-      const uint64_t id = random();
-      if (id == 0) continue;
-      SessionShard& shard = SessionShardOf(id);
-      MutexLock lock(&shard.mu);
-      auto [it, inserted] = shard.sessions.try_emplace(id);
-      if (!inserted) continue;  // a 2^-64 collision
-      Session& session = it->second;
-      session.id = id;
-      session.user = std::string(params.user);
-      session.control = params.control;
-      session.file_port = params.file_port;
-      session.login_nonce = params.nonce;
-      session.key = params.key;
-      session.deadline = now + session_timeout;
-      return id;
+      const uint64_t id =
+          (random() & ~static_cast<uint64_t>(mask)) | shard_index;
+      if (id != 0) return id;
     }
   }
 
-  void EraseSession(uint64_t id) const {
-    SessionShard& shard = SessionShardOf(id);
-    MutexLock lock(&shard.mu);
-    shard.sessions.erase(id);
-  }
-
-  // Points `user` at session `id` if the user map holds no session for it
-  // or still holds `expected` (which the caller found gone). False if
-  // another login claimed the user meanwhile.
-  bool ClaimUser(absl::string_view user, uint64_t expected, uint64_t id) const {
-    UserShard& shard = UserShardOf(user);
-    MutexLock lock(&shard.mu);
-    auto it = shard.session_of.find(user);
-    if (it == shard.session_of.end()) {
-      shard.session_of.emplace(std::string(user), id);
-      return true;
-    }
-    if (it->second != expected) return false;
-    it->second = id;
-    return true;
-  }
-
-  // Drops `user` from the user map if it still points at session `id`.
-  void ReleaseUser(absl::string_view user, uint64_t id) const {
-    UserShard& shard = UserShardOf(user);
-    MutexLock lock(&shard.mu);
-    auto it = shard.session_of.find(user);
-    if (it != shard.session_of.end() && it->second == id) {
-      shard.session_of.erase(it);
-    }
-  }
-
-  // Where `user`'s live session serves files, or nullopt if it has none.
   // Where `user`'s live session serves files, and its key; nullopt if the
   // user has no live session or it serves nothing (file port 0).
   struct FileServer {
@@ -221,18 +346,14 @@ struct Registry::Impl {
   };
   std::optional<FileServer> LiveFileServer(absl::string_view user,
                                            absl::Time now) const {
-    const uint64_t id = SessionIdOf(user);
-    if (id == 0) return std::nullopt;
-    SessionShard& shard = SessionShardOf(id);
+    SessionShard& shard = SessionShardOfUser(user);
     MutexLock lock(&shard.mu);
-    auto it = shard.sessions.find(id);
-    if (it == shard.sessions.end() || !IsLive(it->second, now)) {
-      return std::nullopt;
-    }
+    const Session* session = shard.sessions.FindUser(user);
+    if (session == nullptr || !IsLive(*session, now)) return std::nullopt;
     FileServer server;
-    server.endpoint = it->second.control;
-    server.endpoint.port = it->second.file_port;
-    server.key = it->second.key;
+    server.endpoint = session->control;
+    server.endpoint.port = session->file_port;
+    server.key = session->key;
     return server;
   }
 
@@ -245,8 +366,10 @@ struct Registry::Impl {
     auto user_it = shard.by_user.find(user);
     if (user_it == shard.by_user.end()) return std::nullopt;
     auto name_it = user_it->second.find(name);
-    if (name_it == user_it->second.end()) return std::nullopt;
-    return name_it->second;
+    if (name_it == user_it->second.end() || !name_it->second.live) {
+      return std::nullopt;
+    }
+    return name_it->second.meta;
   }
 
   // Records in the name map whether `user` publishes `name`.
@@ -254,28 +377,27 @@ struct Registry::Impl {
                     bool publishes) const {
     NameShard& shard = NameShardOf(name);
     MutexLock lock(&shard.mu);
-    auto it = shard.publishers.find(name);
+    uint32_t id = shard.index.Find(name);
     if (publishes) {
-      if (it == shard.publishers.end()) {
-        shard.publishers.emplace(std::string(name),
-                                 std::vector<std::string>{std::string(user)});
-        shard.index.Add(name);
-      } else if (!Contains(it->second, user)) {
-        it->second.emplace_back(user);
+      const bool is_new = id == SearchIndex::kNoId;
+      if (is_new) {
+        id = shard.index.Add(name);
+        if (id >= shard.publishers.size()) shard.publishers.resize(id + 1);
       }
+      Publishers& publishers = shard.publishers[id];
+      if (publishers.Contains(user)) return;
+      if (!is_new && publishers.empty()) --shard.dormant;  // revived
+      publishers.Add(user);
       return;
     }
-    if (it == shard.publishers.end()) return;
-    std::vector<std::string>& publishers = it->second;
-    auto user_it =
-        std::find_if(publishers.begin(), publishers.end(),
-                     [&](const std::string& u) { return u == user; });
-    if (user_it == publishers.end()) return;
-    *user_it = std::move(publishers.back());
-    publishers.pop_back();
+    if (id == SearchIndex::kNoId) return;
+    Publishers& publishers = shard.publishers[id];
+    if (!publishers.Remove(user)) return;
     if (publishers.empty()) {
-      shard.publishers.erase(it);
-      shard.index.Remove(name);
+      ++shard.dormant;
+      if (TooManyDormant(shard.dormant, shard.index.size() - shard.dormant)) {
+        shard.SweepDormant();
+      }
     }
   }
 
@@ -300,7 +422,6 @@ struct Registry::Impl {
   const size_t shard_count;
   const size_t mask;
   const std::unique_ptr<SessionShard[]> sessions;
-  const std::unique_ptr<UserShard[]> users;
   const std::unique_ptr<PublicationShard[]> publications;
   const std::unique_ptr<NameShard[]> names;
   std::atomic<size_t> publication_count{0};
@@ -314,73 +435,63 @@ Registry::~Registry() = default;
 
 absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
                                          absl::Time now) {
-  for (int attempt = 0; attempt < kMaxLoginAttempts; ++attempt) {
-    const uint64_t old_id = impl_->SessionIdOf(params.user);
-    if (old_id != 0) {
-      switch (impl_->CheckExisting(old_id, params, now)) {
-        case Impl::Existing::kRetransmission:
-          return old_id;
-        case Impl::Existing::kConflict:
-          return absl::AlreadyExistsError(
-              absl::StrCat("user ", params.user, " is already logged in"));
-        case Impl::Existing::kGone:
-          break;
+  const size_t shard_index = impl_->UserShardIndex(params.user);
+  SessionShard& shard = impl_->sessions[shard_index];
+  MutexLock lock(&shard.mu);
+  if (Session* old = shard.sessions.FindUser(params.user)) {
+    if (IsLive(*old, now)) {
+      if (old->login_nonce == params.nonce && old->control == params.control) {
+        old->deadline = std::max(old->deadline, now + impl_->session_timeout);
+        return old->id;  // a retransmission
       }
+      return absl::AlreadyExistsError(
+          absl::StrCat("user ", params.user, " is already logged in"));
     }
-    if (params.retransmission_only) {
-      return absl::FailedPreconditionError(
-          "this login was used before and its session is gone");
-    }
-    // The session goes in before the user map points at it, so that no one
-    // who finds the id there takes the session for gone.
-    const uint64_t id = impl_->InsertSession(params, now);
-    if (impl_->ClaimUser(params.user, old_id, id)) return id;
-    impl_->EraseSession(id);  // another login won; look again
+    shard.sessions.Erase(old->id);  // expired, though not yet removed
   }
-  return absl::AbortedError(absl::StrCat("login for user ", params.user,
-                                         " kept racing with other logins"));
+  if (params.retransmission_only) {
+    return absl::FailedPreconditionError(
+        "this login was used before and its session is gone");
+  }
+  for (;;) {
+    const uint64_t id = impl_->NewSessionId(shard_index);
+    Session* session = shard.sessions.Insert(id, params.user);
+    if (session == nullptr) continue;  // a 2^-58 collision at worst
+    session->control = params.control;
+    session->file_port = params.file_port;
+    session->login_nonce = params.nonce;
+    session->key = params.key;
+    session->deadline = now + impl_->session_timeout;
+    return id;
+  }
 }
 
 absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
                                  absl::Time now) {
   SessionShard& shard = impl_->SessionShardOf(session_id);
-  std::string expired_user;
-  {
-    MutexLock lock(&shard.mu);
-    auto it = shard.sessions.find(session_id);
-    if (it == shard.sessions.end()) {
-      return absl::NotFoundError("no such session");
+  MutexLock lock(&shard.mu);
+  Session* found = shard.sessions.Find(session_id);
+  if (found == nullptr) return absl::NotFoundError("no such session");
+  Session& session = *found;
+  if (IsLive(session, now)) {
+    if (session.control != from) {
+      return absl::PermissionDeniedError(
+          "heartbeat comes from another endpoint than the session's");
     }
-    Session& session = it->second;
-    if (IsLive(session, now)) {
-      if (session.control != from) {
-        return absl::PermissionDeniedError(
-            "heartbeat comes from another endpoint than the session's");
-      }
-      session.deadline =
-          std::max(session.deadline, now + impl_->session_timeout);
-      return absl::OkStatus();
-    }
-    expired_user = std::move(session.user);
-    shard.sessions.erase(it);
+    session.deadline = std::max(session.deadline, now + impl_->session_timeout);
+    return absl::OkStatus();
   }
-  impl_->ReleaseUser(expired_user, session_id);
+  shard.sessions.Erase(session_id);
   return absl::NotFoundError("session has expired");
 }
 
 absl::Status Registry::Logout(uint64_t session_id) {
   SessionShard& shard = impl_->SessionShardOf(session_id);
-  std::string user;
-  {
-    MutexLock lock(&shard.mu);
-    auto it = shard.sessions.find(session_id);
-    if (it == shard.sessions.end()) {
-      return absl::NotFoundError("no such session");
-    }
-    user = std::move(it->second.user);
-    shard.sessions.erase(it);
+  MutexLock lock(&shard.mu);
+  if (shard.sessions.Find(session_id) == nullptr) {
+    return absl::NotFoundError("no such session");
   }
-  impl_->ReleaseUser(user, session_id);
+  shard.sessions.Erase(session_id);
   return absl::OkStatus();
 }
 
@@ -390,9 +501,9 @@ size_t Registry::EndSessionsIf(
   for (size_t i = 0; i < impl_->shard_count; ++i) {
     SessionShard& shard = impl_->sessions[i];
     MutexLock lock(&shard.mu);
-    for (const auto& [id, session] : shard.sessions) {
-      if (doomed(session.user)) ids.push_back(id);
-    }
+    shard.sessions.ForEach([&](const Session& session) {
+      if (doomed(session.user)) ids.push_back(session.id);
+    });
   }
   size_t ended = 0;
   for (uint64_t id : ids) ended += Logout(id).ok() ? 1 : 0;
@@ -403,9 +514,9 @@ bool Registry::WithSession(uint64_t session_id, absl::Time now,
                            absl::FunctionRef<void(Session&)> fn) {
   SessionShard& shard = impl_->SessionShardOf(session_id);
   MutexLock lock(&shard.mu);
-  auto it = shard.sessions.find(session_id);
-  if (it == shard.sessions.end() || !IsLive(it->second, now)) return false;
-  fn(it->second);
+  Session* session = shard.sessions.Find(session_id);
+  if (session == nullptr || !IsLive(*session, now)) return false;
+  fn(*session);
   return true;
 }
 
@@ -414,16 +525,11 @@ std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
                                                 bool* expired) {
   if (expired != nullptr) *expired = false;
   SessionShard& shard = impl_->SessionShardOf(session_id);
-  std::string user;
-  {
-    MutexLock lock(&shard.mu);
-    auto it = shard.sessions.find(session_id);
-    if (it == shard.sessions.end()) return std::nullopt;
-    if (IsLive(it->second, now)) return it->second.deadline;
-    user = std::move(it->second.user);
-    shard.sessions.erase(it);
-  }
-  impl_->ReleaseUser(user, session_id);
+  MutexLock lock(&shard.mu);
+  Session* session = shard.sessions.Find(session_id);
+  if (session == nullptr) return std::nullopt;
+  if (IsLive(*session, now)) return session->deadline;
+  shard.sessions.Erase(session_id);
   if (expired != nullptr) *expired = true;
   return std::nullopt;
 }
@@ -434,11 +540,11 @@ std::vector<std::string> Registry::ActiveUsers(absl::string_view exclude,
   for (size_t i = 0; i < impl_->shard_count; ++i) {
     SessionShard& shard = impl_->sessions[i];
     MutexLock lock(&shard.mu);
-    for (const auto& [id, session] : shard.sessions) {
+    shard.sessions.ForEach([&](const Session& session) {
       if (IsLive(session, now) && session.user != exclude) {
         users.push_back(session.user);
       }
-    }
+    });
   }
   // A login in flight may briefly show a second session for its user.
   std::sort(users.begin(), users.end());
@@ -475,14 +581,22 @@ bool Registry::Publish(absl::string_view user, absl::string_view name,
     if (user_it == shard.by_user.end()) {
       user_it = shard.by_user.try_emplace(std::string(user)).first;
     }
-    auto& names = user_it->second;
+    PublicationsOfUser& names = user_it->second;
     auto name_it = names.find(name);
     if (name_it == names.end()) {
-      names.emplace(std::string(name), meta);
+      name_it = names.try_emplace(std::string(name)).first;
+    } else if (!name_it->second.live) {
+      --shard.dormant;  // revived: the key and the slot are reused
+    }
+    Publication& publication = name_it->second;
+    if (!publication.live) {
+      publication.live = true;
+      publication.meta = meta;
+      ++shard.live;
       added = changed = true;
       impl_->publication_count.fetch_add(1, std::memory_order_relaxed);
-    } else if (name_it->second != meta) {
-      name_it->second = meta;
+    } else if (publication.meta != meta) {
+      publication.meta = meta;
       changed = true;
     }
   }
@@ -496,14 +610,22 @@ absl::Status Registry::Unpublish(absl::string_view user,
   {
     MutexLock lock(&shard.mu);
     auto user_it = shard.by_user.find(user);
-    const bool found =
-        user_it != shard.by_user.end() && user_it->second.erase(name) == 1;
-    if (!found) {
+    Publication* publication = nullptr;
+    if (user_it != shard.by_user.end()) {
+      auto name_it = user_it->second.find(name);
+      if (name_it != user_it->second.end() && name_it->second.live) {
+        publication = &name_it->second;
+      }
+    }
+    if (publication == nullptr) {
       return absl::NotFoundError(
           absl::StrCat("user ", user, " does not publish \"", name, "\""));
     }
+    publication->live = false;
+    --shard.live;
+    ++shard.dormant;
     impl_->publication_count.fetch_sub(1, std::memory_order_relaxed);
-    if (user_it->second.empty()) shard.by_user.erase(user_it);
+    if (TooManyDormant(shard.dormant, shard.live)) shard.SweepDormant();
   }
   impl_->SyncPublisher(user, name, /*publishes=*/false);
   return absl::OkStatus();
@@ -517,7 +639,9 @@ std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
     auto user_it = shard.by_user.find(user);
     if (user_it == shard.by_user.end()) return names;
     names.reserve(user_it->second.size());
-    for (const auto& [name, meta] : user_it->second) names.push_back(name);
+    for (const auto& [name, publication] : user_it->second) {
+      if (publication.live) names.push_back(name);
+    }
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -537,7 +661,11 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
     std::vector<std::string> unknown;
   };
   std::vector<Pending> pending;
-  std::vector<absl::string_view> matches;  // one shard's, under its lock
+  struct Match {
+    uint32_t id;
+    absl::string_view name;
+  };
+  std::vector<Match> matches;  // one shard's, under its lock
   std::vector<std::string> result;
   // Some way ahead of the name being looked up, so that memory is fetched
   // for several lookups at once.
@@ -547,19 +675,20 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
     {
       MutexLock lock(&shard.mu);
       matches.clear();
-      shard.index.ForEachMatch(
-          pattern, [&](absl::string_view name) { matches.push_back(name); });
+      shard.index.ForEachMatchWithId(
+          pattern, [&](uint32_t id, absl::string_view name) {
+            matches.push_back({id, name});
+          });
       for (size_t k = 0; k < matches.size(); ++k) {
         if (k + kPrefetchDistance < matches.size()) {
-          shard.publishers.prefetch(matches[k + kPrefetchDistance]);
+          __builtin_prefetch(
+              &shard.publishers[matches[k + kPrefetchDistance].id]);
         }
-        auto it = shard.publishers.find(matches[k]);
-        if (it == shard.publishers.end() || Contains(it->second, caller)) {
-          continue;
-        }
+        const Publishers& publishers = shard.publishers[matches[k].id];
+        if (publishers.Contains(caller)) continue;
         Pending waiting;
         bool accepted = false;
-        for (const std::string& user : it->second) {
+        for (const std::string& user : publishers.live()) {
           auto known = active.find(user);
           if (known == active.end()) {
             waiting.unknown.push_back(user);
@@ -569,9 +698,9 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
           }
         }
         if (accepted) {
-          result.emplace_back(matches[k]);
+          result.emplace_back(matches[k].name);
         } else if (!waiting.unknown.empty()) {
-          waiting.name = std::string(matches[k]);
+          waiting.name = std::string(matches[k].name);
           pending.push_back(std::move(waiting));
         }
       }
@@ -595,27 +724,73 @@ std::vector<std::string> Registry::Search(absl::string_view pattern,
 std::optional<Holder> Registry::Locate(absl::string_view name,
                                        absl::string_view caller,
                                        absl::Time now) const {
-  std::vector<std::string> publishers;
+  // Under the name's lock, a uniform random sample of the publishers other
+  // than the caller (reservoir sampling), copied inline.
+  std::array<UserName, kLocateSample> sample;
+  size_t sampled = 0;
+  size_t candidates = 0;
+  std::mt19937_64& random = ThreadRandom();
   {
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
-    auto it = shard.publishers.find(name);
-    if (it == shard.publishers.end()) return std::nullopt;
-    for (const std::string& user : it->second) {
-      if (user != caller) publishers.push_back(user);
+    const Publishers* publishers = shard.Find(name);
+    if (publishers == nullptr) return std::nullopt;
+    for (const std::string& user : publishers->live()) {
+      if (user == caller) continue;
+      ++candidates;
+      if (sampled < sample.size()) {
+        sample[sampled++] = UserName(user);
+      } else if (const size_t slot = random() % candidates;
+                 slot < sample.size()) {
+        sample[slot] = UserName(user);
+      }
     }
   }
-  // Trying them in random order picks uniformly among the active ones.
+  // Trying a random sample in random order picks uniformly among its active
+  // members, and by symmetry among all the active publishers.
+  std::shuffle(sample.begin(), sample.begin() + sampled, random);
+  for (size_t i = 0; i < sampled; ++i) {
+    if (std::optional<Holder> holder = HolderIfServing(sample[i], name, now)) {
+      return holder;
+    }
+  }
+  if (candidates <= sampled) return std::nullopt;
+  return LocateAmongAll(name, caller, now);
+}
+
+std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
+                                               absl::string_view caller,
+                                               absl::Time now) const {
+  // Rare (no active holder among a sample of a popular name's publishers),
+  // so a copy of them all on the heap is fine here.
+  std::vector<UserName> publishers;
+  {
+    NameShard& shard = impl_->NameShardOf(name);
+    MutexLock lock(&shard.mu);
+    const Publishers* all = shard.Find(name);
+    if (all == nullptr) return std::nullopt;
+    for (const std::string& user : all->live()) {
+      if (user != caller) publishers.emplace_back(user);
+    }
+  }
   std::shuffle(publishers.begin(), publishers.end(), ThreadRandom());
-  for (std::string& user : publishers) {
-    std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
-    // A session with file port 0 (a one-shot command) serves nothing.
-    if (!server.has_value() || server->endpoint.port == 0) continue;
-    std::optional<FileMeta> meta = impl_->MetaOf(user, name);
-    if (!meta.has_value()) continue;  // unpublished meanwhile
-    return Holder{std::move(user), server->endpoint, *meta, server->key};
+  for (const UserName& user : publishers) {
+    if (std::optional<Holder> holder = HolderIfServing(user, name, now)) {
+      return holder;
+    }
   }
   return std::nullopt;
+}
+
+std::optional<Holder> Registry::HolderIfServing(const UserName& user,
+                                                absl::string_view name,
+                                                absl::Time now) const {
+  std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
+  // A session with file port 0 (a one-shot command) serves nothing.
+  if (!server.has_value() || server->endpoint.port == 0) return std::nullopt;
+  std::optional<FileMeta> meta = impl_->MetaOf(user, name);
+  if (!meta.has_value()) return std::nullopt;  // unpublished meanwhile
+  return Holder{user, server->endpoint, *meta, server->key};
 }
 
 size_t Registry::publication_count() const {
@@ -630,7 +805,9 @@ void Registry::ForEachPublication(
     PublicationShard& shard = impl_->publications[i];
     MutexLock lock(&shard.mu);
     for (const auto& [user, names] : shard.by_user) {
-      for (const auto& [name, meta] : names) fn(user, name, meta);
+      for (const auto& [name, publication] : names) {
+        if (publication.live) fn(user, name, publication.meta);
+      }
     }
   }
 }

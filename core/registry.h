@@ -6,14 +6,24 @@
 // State is sharded by key hash with one absl::Mutex per shard; no method
 // holds two shard locks at once, so there is no lock ordering to respect and
 // no global lock on any path.
+//
+// Allocation: in the steady state Heartbeat, WithSession, Locate, and
+// Publish/Unpublish of names published before allocate nothing. A removed
+// publication keeps its slots ("dormant": its key strings, the name's
+// entry and its search-index posting) so that the same name published
+// again reuses them; a shard drops its dormant slots once they outnumber a
+// quarter of its live ones (and a small fixed slack), so they cost at most
+// that share of memory.
 #ifndef PCFS_CORE_REGISTRY_H_
 #define PCFS_CORE_REGISTRY_H_
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -22,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/names.h"
 #include "core/replay_window.h"
 
 namespace pcfs {
@@ -80,9 +91,34 @@ struct Session {
   std::shared_ptr<const ListSnapshot> snapshot;
 };
 
+// A user name held inline, so that copying one out of the registry (to
+// answer GET, say) does not allocate. Longer input is cut at
+// kMaxUserNameChars: the daemon only ever passes validated names.
+class UserName {
+ public:
+  UserName() = default;
+  explicit UserName(absl::string_view name)
+      : size_(static_cast<uint8_t>(std::min(name.size(), kMaxUserNameChars))) {
+    std::copy_n(name.data(), size_, bytes_.data());
+  }
+  absl::string_view view() const { return {bytes_.data(), size_}; }
+  operator absl::string_view() const { return view(); }  // NOLINT: a view
+
+  friend bool operator==(const UserName& a, absl::string_view b) {
+    return a.view() == b;
+  }
+  friend std::ostream& operator<<(std::ostream& out, const UserName& name) {
+    return out << name.view();
+  }
+
+ private:
+  uint8_t size_ = 0;
+  std::array<char, kMaxUserNameChars> bytes_{};
+};
+
 // An active publisher of a file, as returned by Locate().
 struct Holder {
-  std::string user;
+  UserName user;
   Endpoint file_server;  // control.ip with the session's file_port
   FileMeta meta;
   std::array<uint8_t, 32> key{};  // the holder's session key (for tickets)
@@ -116,10 +152,11 @@ class Registry {
   };
 
   // Starts a session for `user` with deadline now + session_timeout and a
-  // fresh random non-zero id. If the user already holds a live session:
-  // when that session was created by a login with the same nonce and from
-  // the same control endpoint (a retransmission), returns it again with its
-  // deadline extended; otherwise AlreadyExists. A session whose deadline has
+  // fresh random non-zero id (its low bits name its shard). If the user
+  // already holds a live session: when that session was created by a login
+  // with the same nonce and from the same control endpoint (a
+  // retransmission), returns it again with its deadline extended; otherwise
+  // AlreadyExists. A session whose deadline has
   // passed counts as gone even if ExpireIfDue() has not run yet.
   // The caller has already checked the credentials.
   absl::StatusOr<uint64_t> Login(const LoginParams& params, absl::Time now);
@@ -197,6 +234,16 @@ class Registry {
 
  private:
   struct Impl;
+  // Locate's fallback when its sample holds no active publisher.
+  std::optional<Holder> LocateAmongAll(absl::string_view name,
+                                       absl::string_view caller,
+                                       absl::Time now) const;
+  // `user` as the holder of `name`, if its live session serves files and
+  // it still publishes the name.
+  std::optional<Holder> HolderIfServing(const UserName& user,
+                                        absl::string_view name,
+                                        absl::Time now) const;
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,5 +1,7 @@
 #include "core/scram.h"
 
+#include "core/hmac_sha256.h"
+
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -399,18 +401,11 @@ absl::StatusOr<Sha256Digest> Sha256(absl::string_view data) {
 
 absl::StatusOr<Sha256Digest> HmacSha256(absl::string_view key,
                                         absl::string_view data) {
-  if (key.size() > static_cast<size_t>(INT_MAX)) {
-    return absl::InvalidArgumentError("HMAC key is too long");
-  }
-  Sha256Digest mac;
-  unsigned int size = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-           mac.data(), &size) == nullptr ||
-      size != mac.size()) {
-    return CryptoError("HMAC(SHA-256)");
-  }
-  return mac;
+  // Stack-only (core/hmac_sha256.h): download tickets are MAC'd on the
+  // request path, which must not allocate.
+  IncrementalHmacSha256 hmac(key);
+  hmac.Update(data);
+  return hmac.Finish();
 }
 
 absl::StatusOr<std::string> MakeScramNonce() {

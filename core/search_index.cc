@@ -435,6 +435,9 @@ struct IdEq {
   }
 };
 
+// What the matchers hand each match to: its id and its name.
+using MatchFn = absl::FunctionRef<void(uint32_t id, absl::string_view name)>;
+
 // Hands the names of matching ids to fn in batches, prefetching a batch's
 // slots and bytes before reading any: the ids of one list are spread over
 // the whole table, and one at a time each would wait for memory alone.
@@ -442,7 +445,7 @@ class Emitter {
  public:
   // With `check`, only names containing `pattern` go to fn.
   Emitter(const NameTable& names, absl::string_view pattern, bool check,
-          absl::FunctionRef<void(absl::string_view)> fn)
+          MatchFn fn)
       : names_(names), pattern_(pattern), check_(check), fn_(fn) {}
   Emitter(const Emitter&) = delete;
   Emitter& operator=(const Emitter&) = delete;
@@ -461,7 +464,7 @@ class Emitter {
     for (size_t i = 0; i < size_; ++i) names_.PrefetchBytes(batch_[i]);
     for (size_t i = 0; i < size_; ++i) {
       const absl::string_view name = names_.Get(batch_[i]);
-      if (!check_ || absl::StrContains(name, pattern_)) fn_(name);
+      if (!check_ || absl::StrContains(name, pattern_)) fn_(batch_[i], name);
     }
     size_ = 0;
   }
@@ -469,7 +472,7 @@ class Emitter {
   const NameTable& names_;
   const absl::string_view pattern_;
   const bool check_;
-  const absl::FunctionRef<void(absl::string_view)> fn_;
+  const MatchFn fn_;
   uint32_t batch_[kBatch];
   size_t size_ = 0;
 };
@@ -486,13 +489,13 @@ constexpr size_t kMaxUnionPerName = 4;
 struct SearchIndex::Impl {
   Impl() : ids(0, IdHash{&names}, IdEq{&names}) {}
 
-  void MatchAll(absl::FunctionRef<void(absl::string_view)> fn) const;
+  void MatchAll(MatchFn fn) const;
   void MatchShort(absl::string_view pattern,
-                  absl::FunctionRef<void(absl::string_view)> fn) const;
+                  MatchFn fn) const;
   void MatchLong(absl::string_view pattern,
-                 absl::FunctionRef<void(absl::string_view)> fn) const;
+                 MatchFn fn) const;
   void Scan(absl::string_view pattern,
-            absl::FunctionRef<void(absl::string_view)> fn) const;
+            MatchFn fn) const;
 
   NameTable names;
   absl::flat_hash_set<uint32_t, IdHash, IdEq> ids;
@@ -500,19 +503,19 @@ struct SearchIndex::Impl {
 };
 
 void SearchIndex::Impl::MatchAll(
-    absl::FunctionRef<void(absl::string_view)> fn) const {
+    MatchFn fn) const {
   for (uint32_t id = 0; id < names.id_limit(); ++id) {
-    if (names.live(id)) fn(names.Get(id));
+    if (names.live(id)) fn(id, names.Get(id));
   }
 }
 
 void SearchIndex::Impl::Scan(
     absl::string_view pattern,
-    absl::FunctionRef<void(absl::string_view)> fn) const {
+    MatchFn fn) const {
   for (uint32_t id = 0; id < names.id_limit(); ++id) {
     if (!names.live(id)) continue;
     const absl::string_view name = names.Get(id);
-    if (absl::StrContains(name, pattern)) fn(name);
+    if (absl::StrContains(name, pattern)) fn(id, name);
   }
 }
 
@@ -521,7 +524,7 @@ void SearchIndex::Impl::Scan(
 // a bitmap over the ids.
 void SearchIndex::Impl::MatchShort(
     absl::string_view pattern,
-    absl::FunctionRef<void(absl::string_view)> fn) const {
+    MatchFn fn) const {
   const uint32_t first = Symbol(pattern[0]);
   uint32_t lo = Key(first, 0, 0);
   uint32_t hi = Key(first + 1, 0, 0);
@@ -562,7 +565,7 @@ void SearchIndex::Impl::MatchShort(
 // is fine: the emitter hands over what it holds when it goes.
 void SearchIndex::Impl::MatchLong(
     absl::string_view pattern,
-    absl::FunctionRef<void(absl::string_view)> fn) const {
+    MatchFn fn) const {
   absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> lists;
   for (uint32_t key : PatternTrigrams(pattern)) {
     auto it = postings.find(key);
@@ -602,12 +605,28 @@ SearchIndex::SearchIndex() : impl_(std::make_unique<Impl>()) {}
 
 SearchIndex::~SearchIndex() = default;
 
-void SearchIndex::Add(absl::string_view name) {
-  if (impl_->ids.contains(name)) return;
+uint32_t SearchIndex::Add(absl::string_view name) {
+  if (auto it = impl_->ids.find(name); it != impl_->ids.end()) return *it;
   const uint32_t id = impl_->names.Store(name);
   impl_->ids.insert(id);
   for (uint32_t key : NameTrigrams(name)) impl_->postings[key].Insert(id);
+  return id;
 }
+
+uint32_t SearchIndex::Find(absl::string_view name) const {
+  auto it = impl_->ids.find(name);
+  return it == impl_->ids.end() ? kNoId : *it;
+}
+
+bool SearchIndex::Contains(uint32_t id) const {
+  return id < impl_->names.id_limit() && impl_->names.live(id);
+}
+
+absl::string_view SearchIndex::NameOf(uint32_t id) const {
+  return impl_->names.Get(id);
+}
+
+uint32_t SearchIndex::id_limit() const { return impl_->names.id_limit(); }
 
 void SearchIndex::Remove(absl::string_view name) {
   auto it = impl_->ids.find(name);
@@ -625,6 +644,13 @@ void SearchIndex::Remove(absl::string_view name) {
 void SearchIndex::ForEachMatch(
     absl::string_view pattern,
     absl::FunctionRef<void(absl::string_view name)> fn) const {
+  ForEachMatchWithId(pattern,
+                     [&](uint32_t, absl::string_view name) { fn(name); });
+}
+
+void SearchIndex::ForEachMatchWithId(
+    absl::string_view pattern,
+    absl::FunctionRef<void(uint32_t id, absl::string_view name)> fn) const {
   if (pattern.empty()) return impl_->MatchAll(fn);
   if (pattern.size() < 3) return impl_->MatchShort(pattern, fn);
   impl_->MatchLong(pattern, fn);

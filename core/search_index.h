@@ -16,6 +16,7 @@
 #define PCFS_CORE_SEARCH_INDEX_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include "absl/strings/string_view.h"
 
@@ -30,10 +31,25 @@ class SearchIndex {
   SearchIndex(const SearchIndex&) = delete;
   SearchIndex& operator=(const SearchIndex&) = delete;
 
-  // Adds `name` (no-op if present). For each distinct trigram of the name:
-  // a lookup, then an append or the rewrite of one block of at most 27 ids
-  // (plus, when the block splits, a move of the 32-byte blocks after it).
-  void Add(absl::string_view name);
+  // Returned by Find for a name not in the index.
+  static constexpr uint32_t kNoId = 0xffffffff;
+
+  // Adds `name` (no-op if present) and returns its id, which stays the
+  // name's until Remove(name); the ids of removed names are reused, so ids
+  // stay below about the largest number of names ever held at once. For
+  // each distinct trigram of the name: a lookup, then an append or the
+  // rewrite of one block of at most 27 ids (plus, when the block splits, a
+  // move of the 32-byte blocks after it).
+  uint32_t Add(absl::string_view name);
+  // The id of `name`, or kNoId.
+  uint32_t Find(absl::string_view name) const;
+  // True if `id` is the id of an indexed name.
+  bool Contains(uint32_t id) const;
+  // The name of `id`, valid until the index next changes.
+  // REQUIRES: Contains(id).
+  absl::string_view NameOf(uint32_t id) const;
+  // One past the largest id ever given (ids index a caller's table).
+  uint32_t id_limit() const;
   // Removes `name` (no-op if absent), at the cost of Add; it never visits
   // the other names. Now and then it also compacts the stored name bytes,
   // which costs O(1) amortized per byte removed.
@@ -43,6 +59,10 @@ class SearchIndex {
   // particular order. fn must not modify the index.
   void ForEachMatch(absl::string_view pattern,
                     absl::FunctionRef<void(absl::string_view name)> fn) const;
+  // The same, with each name's id.
+  void ForEachMatchWithId(
+      absl::string_view pattern,
+      absl::FunctionRef<void(uint32_t id, absl::string_view name)> fn) const;
   size_t size() const;
 
  private:

@@ -3,11 +3,13 @@
 #include <openssl/crypto.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/hmac_sha256.h"
 #include "core/names.h"
 
 namespace pcfs {
@@ -18,12 +20,8 @@ constexpr absl::string_view kTicketLabel = "PeerConnect ticket v1";
 constexpr size_t kTicketMacBytes = 16;
 constexpr size_t kExpiryBytes = 8;
 constexpr size_t kMaxFileNameLength = std::numeric_limits<uint16_t>::max();
-// The largest ticket: version, expiry, two names of the longest kind, MAC;
-// and its base64url length without padding (4 characters per 3 bytes, a
-// partial group taking one more character than it has bytes).
-constexpr size_t kMaxTicketBytes =
-    1 + kExpiryBytes + 2 * (1 + kMaxUserNameChars) + kTicketMacBytes;
-constexpr size_t kMaxTicketChars = (kMaxTicketBytes * 4 + 2) / 3;
+static_assert(kMaxTicketBytes ==
+              1 + kExpiryBytes + 2 * (1 + kMaxUserNameChars) + kTicketMacBytes);
 
 // The fields before the MAC, as they appear in the ticket.
 struct SignedPart {
@@ -32,43 +30,81 @@ struct SignedPart {
   absl::string_view requester;
 };
 
-void AppendU8(std::string& out, uint8_t v) {
-  out.push_back(static_cast<char>(v));
-}
-
-void AppendBigEndian(std::string& out, uint64_t v, int bytes) {
-  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
+// The ticket's bytes (signed part, then MAC) being built in fixed storage.
+class TicketBytes {
+ public:
+  void U8(uint8_t v) { bytes_[size_++] = v; }
+  void BigEndian(uint64_t v, int bytes) {
+    for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+      U8(static_cast<uint8_t>((v >> shift) & 0xff));
+    }
   }
+  // REQUIRES: text.size() <= 255 and room for it.
+  void ShortString(absl::string_view text) {
+    U8(static_cast<uint8_t>(text.size()));
+    std::memcpy(bytes_ + size_, text.data(), text.size());
+    size_ += text.size();
+  }
+  void Append(std::span<const uint8_t> bytes) {
+    std::memcpy(bytes_ + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+  }
+  absl::string_view view() const {
+    return absl::string_view(reinterpret_cast<const char*>(bytes_), size_);
+  }
+
+ private:
+  uint8_t bytes_[kMaxTicketBytes];
+  size_t size_ = 0;
+};
+
+// REQUIRES: holder and requester at most kMaxUserNameChars bytes.
+void EncodeSignedPart(const SignedPart& part, TicketBytes& out) {
+  out.U8(kTicketVersion);
+  out.BigEndian(part.expiry_ms, kExpiryBytes);
+  out.ShortString(part.holder);
+  out.ShortString(part.requester);
 }
 
-std::string EncodeSignedPart(const SignedPart& part) {
-  std::string out;
-  out.reserve(kMaxTicketBytes);
-  AppendU8(out, kTicketVersion);
-  AppendBigEndian(out, part.expiry_ms, kExpiryBytes);
-  AppendU8(out, static_cast<uint8_t>(part.holder.size()));
-  absl::StrAppend(&out, part.holder);
-  AppendU8(out, static_cast<uint8_t>(part.requester.size()));
-  absl::StrAppend(&out, part.requester);
-  return out;
-}
-
-// The truncated MAC binding the signed part to `file_name`.
+// The full MAC binding the signed part to `file_name`; the ticket carries
+// its first kTicketMacBytes.
 // REQUIRES: file_name.size() <= kMaxFileNameLength.
-absl::StatusOr<std::string> TicketMac(const SessionKey& holder_key,
-                                      absl::string_view signed_part,
-                                      absl::string_view file_name) {
-  std::string input = absl::StrCat(kTicketLabel, signed_part);
-  AppendBigEndian(input, file_name.size(), 2);
-  absl::StrAppend(&input, file_name);
-  absl::StatusOr<Sha256Digest> mac = HmacSha256(
-      absl::string_view(reinterpret_cast<const char*>(holder_key.data()),
-                        holder_key.size()),
-      input);
-  if (!mac.ok()) return mac.status();
-  return std::string(reinterpret_cast<const char*>(mac->data()),
-                     kTicketMacBytes);
+Sha256Digest TicketMac(const SessionKey& holder_key,
+                       absl::string_view signed_part,
+                       absl::string_view file_name) {
+  const uint8_t length[2] = {static_cast<uint8_t>(file_name.size() >> 8),
+                             static_cast<uint8_t>(file_name.size() & 0xff)};
+  IncrementalHmacSha256 hmac(holder_key);
+  hmac.Update(kTicketLabel);
+  hmac.Update(signed_part);
+  hmac.Update(length);
+  hmac.Update(file_name);
+  return hmac.Finish();
+}
+
+// Base64url without padding (RFC 4648, section 5) of `bytes` into `out`;
+// returns the length. REQUIRES: out.size() >= (bytes.size() * 4 + 2) / 3.
+size_t EncodeBase64Url(absl::string_view bytes, std::span<char> out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t n = 0;
+  size_t i = 0;
+  auto byte = [&](size_t k) { return static_cast<uint8_t>(bytes[k]); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t group = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    for (int shift = 18; shift >= 0; shift -= 6) {
+      out[n++] = kAlphabet[(group >> shift) & 0x3f];
+    }
+  }
+  const size_t left = bytes.size() - i;
+  if (left > 0) {
+    uint32_t group = byte(i) << 16;
+    if (left == 2) group |= byte(i + 1) << 8;
+    for (size_t k = 0; k <= left; ++k) {
+      out[n++] = kAlphabet[(group >> (18 - 6 * k)) & 0x3f];
+    }
+  }
+  return n;
 }
 
 // Reads the ticket's fields off the front of `bytes`, which it advances.
@@ -151,23 +187,32 @@ bool DecodeBase64Url(absl::string_view text, std::string* bytes) {
 
 }  // namespace
 
+size_t WriteTicket(const SessionKey& holder_key, absl::string_view holder,
+                   absl::string_view requester, absl::string_view file_name,
+                   absl::Time expiry, std::span<char> out) {
+  // Outside the REQUIRES the fields would not encode; an empty ticket is
+  // refused by every holder.
+  if (holder.size() > kMaxUserNameChars ||
+      requester.size() > kMaxUserNameChars ||
+      file_name.size() > kMaxFileNameLength || out.size() < kMaxTicketChars) {
+    return 0;
+  }
+  const int64_t expiry_ms = absl::ToUnixMillis(expiry);
+  TicketBytes bytes;
+  EncodeSignedPart({static_cast<uint64_t>(expiry_ms < 0 ? 0 : expiry_ms),
+                    holder, requester},
+                   bytes);
+  const Sha256Digest mac = TicketMac(holder_key, bytes.view(), file_name);
+  bytes.Append(std::span<const uint8_t>(mac.data(), kTicketMacBytes));
+  return EncodeBase64Url(bytes.view(), out);
+}
+
 std::string IssueTicket(const SessionKey& holder_key,
                         const TicketClaims& claims) {
-  // Outside the REQUIRES the fields would not encode; an empty ticket is
-  // refused by every holder. So is one whose MAC libcrypto could not make.
-  if (claims.holder.size() > kMaxUserNameChars ||
-      claims.requester.size() > kMaxUserNameChars ||
-      claims.file_name.size() > kMaxFileNameLength) {
-    return std::string();
-  }
-  const int64_t expiry_ms = absl::ToUnixMillis(claims.expiry);
-  const std::string signed_part =
-      EncodeSignedPart({static_cast<uint64_t>(expiry_ms < 0 ? 0 : expiry_ms),
-                        claims.holder, claims.requester});
-  absl::StatusOr<std::string> mac =
-      TicketMac(holder_key, signed_part, claims.file_name);
-  if (!mac.ok()) return std::string();
-  return absl::WebSafeBase64Escape(absl::StrCat(signed_part, *mac));
+  char text[kMaxTicketChars];
+  const size_t size = WriteTicket(holder_key, claims.holder, claims.requester,
+                                  claims.file_name, claims.expiry, text);
+  return std::string(text, size);
 }
 
 absl::StatusOr<TicketClaims> VerifyTicket(const SessionKey& holder_key,
@@ -188,10 +233,8 @@ absl::StatusOr<TicketClaims> VerifyTicket(const SessionKey& holder_key,
   const absl::string_view signed_part =
       absl::string_view(bytes).substr(0, bytes.size() - kTicketMacBytes);
   if (file_name.size() > kMaxFileNameLength) return DoesNotVerify();
-  absl::StatusOr<std::string> expected =
-      TicketMac(holder_key, signed_part, file_name);
-  if (!expected.ok()) return expected.status();
-  if (CRYPTO_memcmp(expected->data(), mac.data(), kTicketMacBytes) != 0) {
+  const Sha256Digest expected = TicketMac(holder_key, signed_part, file_name);
+  if (CRYPTO_memcmp(expected.data(), mac.data(), kTicketMacBytes) != 0) {
     return DoesNotVerify();
   }
   const absl::Time expiry =

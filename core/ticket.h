@@ -17,14 +17,23 @@
 #ifndef PCFS_CORE_TICKET_H_
 #define PCFS_CORE_TICKET_H_
 
+#include <cstddef>
+#include <span>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/names.h"
 #include "core/scram.h"
 
 namespace pcfs {
+
+// The longest ticket text: version, expiry, two user names of the longest
+// kind and the MAC, in base64url without padding.
+inline constexpr size_t kMaxTicketBytes =
+    1 + 8 + 2 * (1 + kMaxUserNameChars) + 16;
+inline constexpr size_t kMaxTicketChars = (kMaxTicketBytes * 4 + 2) / 3;
 
 struct TicketClaims {
   std::string holder;     // whose file server may honour it
@@ -38,6 +47,14 @@ struct TicketClaims {
 // file name.
 std::string IssueTicket(const SessionKey& holder_key,
                         const TicketClaims& claims);
+
+// The same ticket as IssueTicket, written into `out` without allocating
+// (the daemon issues one per GET). Returns its length, or 0 where
+// IssueTicket returns an empty ticket.
+// REQUIRES: out.size() >= kMaxTicketChars.
+size_t WriteTicket(const SessionKey& holder_key, absl::string_view holder,
+                   absl::string_view requester, absl::string_view file_name,
+                   absl::Time expiry, std::span<char> out);
 
 // Checks a ticket presented to holder `holder` (whose key is `holder_key`)
 // for `file_name` at wall-clock time `now`. Returns the claims, or:

@@ -717,19 +717,19 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
     return Error(h, ResultCode::kNotFound, "File not found", reply);
   }
   protocol::GetReply get;
-  get.holder = holder->user;
+  get.holder = holder->user.view();
   get.address.family = holder->file_server.family;
   get.address.ip = holder->file_server.ip;
   get.address.port = holder->file_server.port;
   get.size = holder->meta.size;
   get.sha256 = holder->meta.sha256;
-  TicketClaims claims;
-  claims.holder = holder->user;
-  claims.requester = std::string(caller.name());
-  claims.file_name = std::string(request->name);
-  claims.expiry = shared_.wall_clock() + options_.ticket_lifetime;
-  const std::string ticket = IssueTicket(holder->key, claims);
-  get.ticket = ticket;
+  // On the stack: a GET allocates nothing (tests/unit/
+  // request_allocation_test.cc).
+  char ticket[kMaxTicketChars];
+  const size_t ticket_size = WriteTicket(
+      holder->key, holder->user.view(), caller.name(), request->name,
+      shared_.wall_clock() + options_.ticket_lifetime, ticket);
+  get.ticket = absl::string_view(ticket, ticket_size);
   return protocol::EncodeGetReply(h, get, reply);
 }
 

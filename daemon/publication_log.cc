@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <cstdint>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -44,12 +47,55 @@ absl::Status SyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// One journal record built in fixed storage, so that appending it (on the
+// request path of every pub and unp) allocates nothing. Fields that would
+// overflow it (longer than the protocol allows) make it invalid.
+class JournalRecord {
+ public:
+  JournalRecord& Text(absl::string_view text) {
+    if (text.size() > sizeof(chars_) - size_) {
+      overflowed_ = true;
+      return *this;
+    }
+    std::memcpy(chars_ + size_, text.data(), text.size());
+    size_ += text.size();
+    return *this;
+  }
+  JournalRecord& Number(uint64_t value) {
+    char digits[20];
+    auto [end, error] = std::to_chars(digits, digits + sizeof(digits), value);
+    return Text(absl::string_view(digits, static_cast<size_t>(end - digits)));
+  }
+  JournalRecord& Hex(std::span<const uint8_t> bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    for (uint8_t byte : bytes) {
+      const char pair[2] = {kDigits[byte >> 4], kDigits[byte & 0xf]};
+      Text(absl::string_view(pair, 2));
+    }
+    return *this;
+  }
+  bool ok() const { return !overflowed_; }
+  absl::string_view view() const { return absl::string_view(chars_, size_); }
+
+ private:
+  // "P <user> <size> <hex> <name>\n" with the longest fields fits.
+  char chars_[2 + kMaxUserNameChars + 1 + 20 + 1 + 64 + 1 +
+              kMaxFileNameBytes + 1];
+  size_t size_ = 0;
+  bool overflowed_ = false;
+};
+
+void BuildPublishRecord(absl::string_view user, absl::string_view name,
+                        const FileMeta& meta, JournalRecord& record) {
+  record.Text("P ").Text(user).Text(" ").Number(meta.size).Text(" ");
+  record.Hex(meta.sha256).Text(" ").Text(name).Text("\n");
+}
+
 std::string PublishRecord(absl::string_view user, absl::string_view name,
                           const FileMeta& meta) {
-  absl::string_view digest(reinterpret_cast<const char*>(meta.sha256.data()),
-                           meta.sha256.size());
-  return absl::StrCat("P ", user, " ", meta.size, " ",
-                      absl::BytesToHexString(digest), " ", name, "\n");
+  JournalRecord record;
+  BuildPublishRecord(user, name, meta, record);
+  return std::string(record.view());
 }
 
 // Applies every complete line of `text`. When `allow_torn_tail`, a last line
@@ -182,12 +228,18 @@ absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
 absl::Status PublicationLog::RecordPublish(absl::string_view user,
                                            absl::string_view name,
                                            const FileMeta& meta) {
-  return Append(PublishRecord(user, name, meta));
+  JournalRecord record;
+  BuildPublishRecord(user, name, meta, record);
+  if (!record.ok()) return absl::InvalidArgumentError("record too long");
+  return Append(record.view());
 }
 
 absl::Status PublicationLog::RecordUnpublish(absl::string_view user,
                                              absl::string_view name) {
-  return Append(absl::StrCat("U ", user, " ", name, "\n"));
+  JournalRecord record;
+  record.Text("U ").Text(user).Text(" ").Text(name).Text("\n");
+  if (!record.ok()) return absl::InvalidArgumentError("record too long");
+  return Append(record.view());
 }
 
 absl::Status PublicationLog::Append(absl::string_view record) {

@@ -699,7 +699,7 @@ TEST(RegistryLocateTest, SpreadsRequestsOverTheActiveHolders) {
   for (int i = 0; i < 300; ++i) {
     std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
     ASSERT_TRUE(holder.has_value());
-    chosen.insert(holder->user);
+    chosen.insert(std::string(holder->user.view()));
   }
   EXPECT_THAT(chosen, UnorderedElementsAre("leia", "han", "chewie"));
 }

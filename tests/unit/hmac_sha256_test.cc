@@ -1,0 +1,43 @@
+#include "core/hmac_sha256.h"
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+std::string Hex(const IncrementalHmacSha256::Digest& digest) {
+  return absl::BytesToHexString(absl::string_view(
+      reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+// RFC 4231, test case 2: a key shorter than the block.
+TEST(IncrementalHmacSha256Test, MatchesRfc4231ShortKey) {
+  IncrementalHmacSha256 hmac(absl::string_view("Jefe"));
+  hmac.Update(absl::string_view("what do ya want "));
+  hmac.Update(absl::string_view("for nothing?"));
+  EXPECT_EQ(Hex(hmac.Finish()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+// RFC 4231, test case 6: a 131-byte key, hashed before use.
+TEST(IncrementalHmacSha256Test, MatchesRfc4231KeyLongerThanABlock) {
+  IncrementalHmacSha256 hmac(std::string(131, '\xaa'));
+  hmac.Update(absl::string_view(
+      "Test Using Larger Than Block-Size Key - Hash Key First"));
+  EXPECT_EQ(Hex(hmac.Finish()),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+// RFC 4231, test case 1: 20 bytes of 0x0b, "Hi There", fed byte by byte.
+TEST(IncrementalHmacSha256Test, PiecesGiveTheSameMacAsTheWhole) {
+  IncrementalHmacSha256 hmac(std::string(20, '\x0b'));
+  for (char c : std::string("Hi There")) hmac.Update(absl::string_view(&c, 1));
+  EXPECT_EQ(Hex(hmac.Finish()),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
+}  // namespace
+}  // namespace pcfs

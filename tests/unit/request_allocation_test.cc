@@ -1,0 +1,430 @@
+// The daemon's request path allocates nothing in the steady state (see
+// /work/shared/DESIGN.md, "Concurrency and speed"): heartbeat, get (locate
+// and ticket), pub of a name already published, and pub/unp cycles of the
+// same names. Real sealed datagrams go through RequestHandler::Handle after
+// a warm-up; every heap allocation in the process is counted meanwhile:
+// global operator new (every variant, replaced in this binary) and
+// libcrypto's own (CRYPTO_set_mem_functions, installed before libcrypto's
+// first allocation).
+//
+// Under AddressSanitizer the replacement operator new still runs (a
+// definition in the executable takes precedence over the runtime's), so the
+// test runs there too.
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "core/datagram_auth.h"
+#include "core/protocol.h"
+#include "core/ticket.h"
+#include "daemon/handlers.h"
+#include "daemon/publication_log.h"
+
+namespace {
+
+// Relaxed: only the thread under test allocates while counting, and a
+// stray allocation from another thread would be a finding anyway.
+std::atomic<uint64_t> heap_allocations{0};
+std::atomic<uint64_t> crypto_allocations{0};
+
+void* CountedMalloc(size_t size) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  // malloc(0) may return null; operator new must not.
+  void* p = std::malloc(size == 0 ? 1 : size);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void* CountedAlignedMalloc(size_t size, std::align_val_t alignment) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  const size_t align = static_cast<size_t>(alignment);
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  const size_t rounded = ((size == 0 ? 1 : size) + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void* CryptoMalloc(size_t size, const char*, int) {
+  crypto_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(size);
+}
+void* CryptoRealloc(void* p, size_t size, const char*, int) {
+  crypto_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::realloc(p, size);
+}
+void CryptoFree(void* p, const char*, int) { std::free(p); }
+
+// Runs before main, hence before any libcrypto use in the tests; libcrypto
+// refuses new functions once it has allocated, which the tests check.
+const bool crypto_counting_installed =
+    CRYPTO_set_mem_functions(CryptoMalloc, CryptoRealloc, CryptoFree) == 1;
+
+}  // namespace
+
+void* operator new(size_t size) { return CountedMalloc(size); }
+void* operator new[](size_t size) { return CountedMalloc(size); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return CountedMalloc(size);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return CountedMalloc(size);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new(size_t size, std::align_val_t alignment) {
+  return CountedAlignedMalloc(size, alignment);
+}
+void* operator new[](size_t size, std::align_val_t alignment) {
+  return CountedAlignedMalloc(size, alignment);
+}
+void* operator new(size_t size, std::align_val_t alignment,
+                   const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlignedMalloc(size, alignment);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](size_t size, std::align_val_t alignment,
+                     const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlignedMalloc(size, alignment);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t,
+                     const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t,
+                       const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+namespace pcfs {
+namespace {
+
+using protocol::Header;
+using protocol::MessageType;
+using protocol::ResultCode;
+
+constexpr int kWarmUpRounds = 100;
+constexpr int kCountedRounds = 1000;
+
+// Every heap allocation made so far, by operator new or by libcrypto.
+struct AllocationCount {
+  uint64_t heap = heap_allocations.load(std::memory_order_relaxed);
+  uint64_t crypto = crypto_allocations.load(std::memory_order_relaxed);
+};
+
+// Names longer than any small-string buffer (15 bytes in libstdc++), so
+// that a std::string copy on the path would have to allocate.
+constexpr char kPublisher[] = "publisher-with-a-long-user-name";
+constexpr char kRequester[] = "requester-with-a-long-user-name";
+constexpr char kSharedFile[] = "a-shared-file-with-a-long-name.tar.gz";
+
+std::string CycledName(int i) {
+  return absl::StrCat("cycled-file-with-a-long-name-", i, ".bin");
+}
+
+// A request datagram kept encoded, re-stamped and re-sealed before each
+// send as a client would: a fresh request id (so that it is new work, not
+// a retransmission answered from the reply cache) and sequence number.
+struct SealedRequest {
+  std::vector<uint8_t> bytes;
+  SessionKey key{};
+};
+
+// A fresh state folder for the publication journal, removed afterwards; in
+// /dev/shm where there is one, as the journal syncs every record.
+class StateDir {
+ public:
+  StateDir() {
+    std::string pattern = access("/dev/shm", W_OK) == 0
+                              ? "/dev/shm/pcfs-alloc-XXXXXX"
+                              : "/tmp/pcfs-alloc-XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~StateDir() {
+    if (path_.empty()) return;
+    for (const char* file : {"publications.snapshot", "publications.journal"}) {
+      unlink(absl::StrCat(path_, "/", file).c_str());
+    }
+    rmdir(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class RequestAllocationTest : public ::testing::Test {
+ protected:
+  RequestAllocationTest()
+      : log_(*PublicationLog::Open(state_dir_.path(), registry_)),
+        credentials_(*CredentialStore::Create(*CredentialTable::Parse(
+            absl::StrCat(kPublisher, " secret\n", kRequester, " secret\n")))),
+        handler_(MakeShared(), RequestHandler::Options{}, now_) {
+    publisher_ = LogIn(kPublisher, PublisherEndpoint(), 1);
+    requester_ = LogIn(kRequester, RequesterEndpoint(), 2);
+    meta_.size = 4096;
+    meta_.sha256.fill(0xab);
+    registry_.Publish(kPublisher, kSharedFile, meta_);
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(crypto_counting_installed)
+        << "libcrypto allocated before the counting functions were set";
+  }
+
+  struct LoggedIn {
+    uint64_t session = 0;
+    SessionKey key{};
+  };
+
+  static Endpoint PublisherEndpoint() {
+    Endpoint e;
+    e.ip = {10, 0, 0, 1};
+    e.port = 40001;
+    return e;
+  }
+  static Endpoint RequesterEndpoint() {
+    Endpoint e;
+    e.ip = {10, 0, 0, 2};
+    e.port = 40002;
+    return e;
+  }
+
+  RequestHandler::Shared MakeShared() {
+    RequestHandler::Shared shared;
+    shared.registry = &registry_;
+    shared.credentials = credentials_.get();
+    shared.counters = &counters_;
+    shared.log = log_.get();  // every pub and unp is journalled, as live
+    return shared;
+  }
+
+  // A session as a SCRAM login would leave it (login is not on the path
+  // under test, so the registry is told directly).
+  LoggedIn LogIn(absl::string_view user, const Endpoint& from, uint8_t seed) {
+    Registry::LoginParams params;
+    params.user = user;
+    params.control = from;
+    params.file_port = 7000;
+    params.key.fill(seed);
+    LoggedIn logged_in;
+    logged_in.session = *registry_.Login(params, now_);
+    logged_in.key = params.key;
+    return logged_in;
+  }
+
+  SealedRequest Request(const LoggedIn& who, auto encode) {
+    SealedRequest request;
+    request.key = who.key;
+    request.bytes.resize(protocol::kMaxDatagramSize);
+    Header h;
+    h.session_id = who.session;
+    request.bytes.resize(encode(h, std::span<uint8_t>(request.bytes)));
+    return request;
+  }
+
+  SealedRequest Heartbeat(const LoggedIn& who) {
+    return Request(who, [](Header& h, std::span<uint8_t> out) {
+      h.type = static_cast<uint8_t>(MessageType::kHeartbeat);
+      return protocol::EncodeEmptyRequest(h, out);
+    });
+  }
+  SealedRequest Get(const LoggedIn& who, absl::string_view name) {
+    return Request(who, [&](Header& h, std::span<uint8_t> out) {
+      h.type = static_cast<uint8_t>(MessageType::kGet);
+      return protocol::EncodeNameRequest(h, {name}, out);
+    });
+  }
+  SealedRequest Unpublish(const LoggedIn& who, absl::string_view name) {
+    return Request(who, [&](Header& h, std::span<uint8_t> out) {
+      h.type = static_cast<uint8_t>(MessageType::kUnpublish);
+      return protocol::EncodeNameRequest(h, {name}, out);
+    });
+  }
+  SealedRequest Publish(const LoggedIn& who, absl::string_view name) {
+    return Request(who, [&](Header& h, std::span<uint8_t> out) {
+      h.type = static_cast<uint8_t>(MessageType::kPublish);
+      protocol::PublishRequest request;
+      request.name = name;
+      request.size = meta_.size;
+      request.sha256 = meta_.sha256;
+      return protocol::EncodePublishRequest(h, request, out);
+    });
+  }
+
+  // Stamps, seals and sends `request` from `from`; true if the reply is a
+  // sealed kOk. Allocates nothing itself, so that all it counts is the
+  // handler's.
+  bool Send(SealedRequest& request, const Endpoint& from) {
+    const uint32_t request_id = ++request_id_;
+    const uint64_t sequence = ++sequence_;
+    std::span<uint8_t> bytes(request.bytes);
+    for (int i = 0; i < 4; ++i) {
+      bytes[8 + i] = static_cast<uint8_t>(request_id >> (24 - 8 * i));
+    }
+    for (int i = 0; i < 8; ++i) {
+      bytes[20 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
+    }
+    SealDatagram(request.key, bytes);
+    reply_size_ = handler_.Handle(bytes, from, now_, reply_);
+    if (reply_size_ == 0) return false;
+    const std::span<const uint8_t> reply(reply_, reply_size_);
+    if (!VerifyDatagram(request.key, reply)) return false;
+    absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(reply);
+    if (!message.ok() || message->header.request_id != request_id) {
+      return false;
+    }
+    absl::StatusOr<protocol::ReplyStatus> status =
+        protocol::DecodeReplyStatus(message->body);
+    return status.ok() && status->code == ResultCode::kOk;
+  }
+
+  // Runs `round` kWarmUpRounds times, then kCountedRounds times counting
+  // allocations; every round must succeed. Returns the allocations made
+  // during the counted rounds.
+  template <typename Round>
+  AllocationCount CountSteadyState(Round round) {
+    for (int i = 0; i < kWarmUpRounds; ++i) {
+      EXPECT_TRUE(round(i)) << "warm-up round " << i << " failed";
+    }
+    int failed = 0;
+    const AllocationCount before;
+    for (int i = 0; i < kCountedRounds; ++i) failed += round(i) ? 0 : 1;
+    const AllocationCount after;
+    EXPECT_EQ(failed, 0) << "rounds that did not get an OK reply";
+    EXPECT_EQ(counters_.retransmissions.load(), 0u)
+        << "a request was answered from the reply cache, not carried out";
+    return {after.heap - before.heap, after.crypto - before.crypto};
+  }
+
+  absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+  StateDir state_dir_;
+  Registry registry_;
+  std::unique_ptr<PublicationLog> log_;
+  std::unique_ptr<CredentialStore> credentials_;
+  DaemonCounters counters_;
+  RequestHandler handler_;
+  LoggedIn publisher_;
+  LoggedIn requester_;
+  FileMeta meta_;
+  uint32_t request_id_ = 0;
+  uint64_t sequence_ = 0;
+  uint8_t reply_[protocol::kMaxDatagramSize] = {};
+  size_t reply_size_ = 0;  // of the last reply
+};
+
+// The counters are live: without this a broken counter would pass all.
+TEST(AllocationCounterTest, CountsOperatorNewAndLibcrypto) {
+  ASSERT_TRUE(crypto_counting_installed);
+  const AllocationCount before;
+  auto* volatile boxed = new std::string(100, 'x');
+  delete boxed;
+  void* crypto = OPENSSL_malloc(64);
+  OPENSSL_free(crypto);
+  const AllocationCount after;
+  EXPECT_GE(after.heap - before.heap, 1u);
+  EXPECT_EQ(after.crypto - before.crypto, 1u);
+}
+
+TEST_F(RequestAllocationTest, HeartbeatAllocatesNothing) {
+  SealedRequest heartbeat = Heartbeat(requester_);
+  const AllocationCount made = CountSteadyState(
+      [&](int) { return Send(heartbeat, RequesterEndpoint()); });
+  EXPECT_EQ(made.heap, 0u);
+  EXPECT_EQ(made.crypto, 0u);
+}
+
+TEST_F(RequestAllocationTest, GetWithItsTicketAllocatesNothing) {
+  SealedRequest get = Get(requester_, kSharedFile);
+  // The reply is a real one: a holder and a ticket that verifies.
+  ASSERT_TRUE(Send(get, RequesterEndpoint()));
+  absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(
+      std::span<const uint8_t>(reply_, reply_size_));
+  ASSERT_TRUE(message.ok());
+  absl::StatusOr<protocol::ReplyStatus> status =
+      protocol::DecodeReplyStatus(message->body);
+  ASSERT_TRUE(status.ok());
+  absl::StatusOr<protocol::GetReply> reply =
+      protocol::DecodeGetReply(status->payload);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->holder, kPublisher);
+  EXPECT_TRUE(VerifyTicket(publisher_.key, kPublisher, reply->ticket,
+                           kSharedFile, absl::Now())
+                  .ok());
+
+  const AllocationCount made =
+      CountSteadyState([&](int) { return Send(get, RequesterEndpoint()); });
+  EXPECT_EQ(made.heap, 0u);
+  EXPECT_EQ(made.crypto, 0u);
+}
+
+TEST_F(RequestAllocationTest, PubOfAPublishedNameAllocatesNothing) {
+  SealedRequest pub = Publish(publisher_, kSharedFile);
+  const AllocationCount made =
+      CountSteadyState([&](int) { return Send(pub, PublisherEndpoint()); });
+  EXPECT_EQ(made.heap, 0u);
+  EXPECT_EQ(made.crypto, 0u);
+}
+
+TEST_F(RequestAllocationTest, PubUnpCyclesOfTheSameNamesAllocateNothing) {
+  constexpr int kNames = 16;
+  std::vector<SealedRequest> pubs;
+  std::vector<SealedRequest> unps;
+  for (int i = 0; i < kNames; ++i) {
+    pubs.push_back(Publish(publisher_, CycledName(i)));
+    unps.push_back(Unpublish(publisher_, CycledName(i)));
+  }
+  const size_t published_before = registry_.publication_count();
+  const AllocationCount made = CountSteadyState([&](int i) {
+    const bool published = Send(pubs[i % kNames], PublisherEndpoint());
+    const bool unpublished = Send(unps[i % kNames], PublisherEndpoint());
+    return published && unpublished;
+  });
+  EXPECT_EQ(made.heap, 0u);
+  EXPECT_EQ(made.crypto, 0u);
+  // Each cycle really published and unpublished.
+  EXPECT_EQ(registry_.publication_count(), published_before);
+  EXPECT_EQ(registry_.Search("cycled-file", kRequester, now_).size(), 0u);
+}
+
+}  // namespace
+}  // namespace pcfs
