@@ -16,12 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
 #include "core/names.h"
+#include "peerctl/body_sink.h"
 #include "peerctl/http.h"
 
 namespace pcfs {
 namespace {
 
-constexpr size_t kBufferBytes = 1 << 20;
 constexpr int kTempNameAttempts = 64;
 
 // Waits until `fd` is ready for `events` (POLLIN or POLLOUT).
@@ -96,17 +96,6 @@ absl::StatusOr<size_t> Receive(int fd, char* data, size_t size,
       return ErrnoStatus("recv", errno);
     }
   }
-}
-
-absl::Status WriteAll(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("write", errno);
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
 }
 
 // The response head, read into `buffer`; `*body_start..*filled` of the
@@ -263,19 +252,22 @@ absl::Status Preallocate(int fd, uint64_t size) {
   return ErrnoStatus("fallocate", errno);
 }
 
-// Receives `length` body bytes into `file_fd`, the first `prefix` of them
-// already in hand, hashing them into `hasher`.
-absl::Status ReceiveBody(int socket_fd, int file_fd, std::vector<char>& buffer,
+// Receives `length` body bytes into `sink`, the first `prefix` of them
+// already in hand. Each buffer is filled with as many recv() calls as find
+// bytes waiting before it goes to the sink, so that a buffer carries much
+// per write and per hand-over to the hasher.
+absl::Status ReceiveBody(int socket_fd, BodySink& sink,
                          absl::string_view prefix, uint64_t length,
-                         Sha256Hasher& hasher, absl::Duration timeout) {
+                         absl::Duration timeout) {
   prefix = prefix.substr(
       0, static_cast<size_t>(std::min<uint64_t>(prefix.size(), length)));
-  hasher.Update(prefix.data(), prefix.size());
-  absl::Status status = WriteAll(file_fd, prefix.data(), prefix.size());
+  absl::Status status = sink.Append(prefix);
   uint64_t received = prefix.size();
   while (status.ok() && received < length) {
+    BodySink::Buffer buffer = sink.Acquire();
     const size_t want = static_cast<size_t>(
         std::min<uint64_t>(buffer.size(), length - received));
+    // Blocks (with the timeout) only for the first bytes of the buffer.
     absl::StatusOr<size_t> n =
         Receive(socket_fd, buffer.data(), want, timeout, "sending the file");
     if (!n.ok()) return n.status();
@@ -284,9 +276,15 @@ absl::Status ReceiveBody(int socket_fd, int file_fd, std::vector<char>& buffer,
           absl::StrCat("the holder closed the connection after ", received,
                        " of ", length, " bytes"));
     }
-    hasher.Update(buffer.data(), *n);
-    status = WriteAll(file_fd, buffer.data(), *n);
-    received += *n;
+    size_t filled = *n;
+    while (filled < want) {
+      ssize_t more = ::recv(socket_fd, buffer.data() + filled, want - filled,
+                            MSG_DONTWAIT);
+      if (more <= 0) break;  // nothing waiting, or EOF/error: the next
+      filled += static_cast<size_t>(more);  // Receive() reports those
+    }
+    received += filled;
+    status = sink.Append(std::move(buffer), filled);
   }
   return status;
 }
@@ -359,25 +357,23 @@ absl::Status Download(const DownloadRequest& request) {
   absl::StatusOr<UniqueFd> socket = Connect(request.holder, request.timeout);
   if (!socket.ok()) return socket.status();
 
-  std::vector<char> buffer(kBufferBytes);
+  // Only the head (and the body bytes that come with it) lands here; the
+  // body goes into the sink's buffers.
+  std::vector<char> head_buffer(http::kMaxHeadBytes);
   absl::string_view prefix;
   absl::StatusOr<uint64_t> length =
-      RequestFile(socket->get(), request, buffer, &prefix);
+      RequestFile(socket->get(), request, head_buffer, &prefix);
   if (!length.ok()) return length.status();
-  // The prefix lives in `buffer`, which ReceiveBody reuses: copy it out.
-  const std::string first_bytes(prefix);
 
-  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-  if (!hasher.ok()) return hasher.status();
   TempFile file(dir.get());
   status = file.Open(request.name);
   if (status.ok()) status = Preallocate(file.fd(), *length);
-  if (status.ok()) {
-    status = ReceiveBody(socket->get(), file.fd(), buffer, first_bytes, *length,
-                         *hasher, request.timeout);
-  }
   if (!status.ok()) return status;
-  const Sha256Digest digest = hasher->Finish();
+  absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(file.fd());
+  if (!sink.ok()) return sink.status();
+  status = ReceiveBody(socket->get(), **sink, prefix, *length, request.timeout);
+  if (!status.ok()) return status;
+  const Sha256Digest digest = (*sink)->Finish();
   if (request.expected_sha256 && digest != *request.expected_sha256) {
     return absl::DataLossError(absl::StrCat(
         "SHA-256 mismatch: expected ", Sha256ToHex(*request.expected_sha256),
