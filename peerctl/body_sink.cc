@@ -5,43 +5,33 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/unique_fd.h"
 
 namespace pcfs {
 
-BodySink::Buffer::Buffer(Buffer&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)),
-      data_(other.data_),
-      size_(other.size_) {}
-
-BodySink::Buffer::~Buffer() {
-  if (owner_ != nullptr) owner_->Release(data_);
-}
-
 absl::StatusOr<std::unique_ptr<BodySink>> BodySink::Create(int file_fd,
                                                            Options options) {
-  if (options.buffers < 1 || options.buffer_bytes == 0) {
-    return absl::InvalidArgumentError("a BodySink needs at least one buffer");
+  if (options.hash_step_bytes == 0) {
+    return absl::InvalidArgumentError("a BodySink needs a hash step");
   }
+  const off_t start = ::lseek(file_fd, 0, SEEK_CUR);
+  if (start < 0) return ErrnoStatus("lseek", errno);
   absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
   if (!hasher.ok()) return hasher.status();
   return std::unique_ptr<BodySink>(
-      new BodySink(file_fd, options, *std::move(hasher)));
+      new BodySink(file_fd, start, options, *std::move(hasher)));
 }
 
-BodySink::BodySink(int file_fd, Options options, Sha256Hasher hasher)
-    : file_fd_(file_fd), options_(options), hasher_(std::move(hasher)) {
-  absl::MutexLock lock(&mu_);
-  for (int i = 0; i < options_.buffers; ++i) {
-    // Not value-initialized: every byte is received before it is read.
-    pool_.push_back(std::make_unique_for_overwrite<char[]>(
-        options_.buffer_bytes));
-    free_.push_back(pool_.back().get());
-  }
-  queue_.resize(static_cast<size_t>(options_.buffers));
+BodySink::BodySink(int file_fd, off_t start, Options options,
+                   Sha256Hasher hasher)
+    : file_fd_(file_fd),
+      start_(start),
+      options_(options),
+      hasher_(std::move(hasher)),
+      hash_buffer_(options_.hash_step_bytes) {
   thread_ = std::thread([this] { HashLoop(); });
 }
 
@@ -49,72 +39,82 @@ BodySink::~BodySink() {
   if (!thread_.joinable()) return;  // Finish() joined it
   {
     absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    queue_size_ = 0;  // abandoned: nobody will ask for the digest
+    abandoned_ = true;  // nobody will ask for the digest
   }
   thread_.join();
 }
 
-BodySink::Buffer BodySink::Acquire() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &BodySink::HasFreeBuffer));
-  char* data = free_.back();
-  free_.pop_back();
-  return Buffer(this, data, options_.buffer_bytes);
-}
-
-void BodySink::Release(char* data) {
-  absl::MutexLock lock(&mu_);
-  free_.push_back(data);
-}
-
-bool BodySink::HasFreeBuffer() const { return !free_.empty(); }
-
-bool BodySink::HasWorkOrStop() const { return queue_size_ > 0 || stopping_; }
-
-int BodySink::free_buffers() const {
-  absl::MutexLock lock(&mu_);
-  return static_cast<int>(free_.size());
-}
-
-absl::Status BodySink::Append(Buffer buffer, size_t length) {
+absl::Status BodySink::Append(absl::string_view bytes) {
   if (!write_status_.ok()) return write_status_;
-  length = std::min(length, buffer.size());
-  const char* data = buffer.data();
-  for (size_t done = 0; done < length;) {
-    ssize_t n = ::write(file_fd_, data + done, length - done);
+  while (!bytes.empty()) {
+    ssize_t n = ::write(file_fd_, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       write_status_ = ErrnoStatus("write", errno);
-      return write_status_;  // `buffer` goes back to the pool unhashed
+      return write_status_;
     }
-    done += static_cast<size_t>(n);
+    bytes.remove_prefix(static_cast<size_t>(n));
+    Advance(static_cast<size_t>(n));
   }
+  return absl::OkStatus();
+}
+
+absl::Status BodySink::AppendFromPipe(int pipe_fd, size_t length) {
+  if (!write_status_.ok()) return write_status_;
+  while (length > 0 && can_splice_) {
+    ssize_t n = ::splice(pipe_fd, nullptr, file_fd_, nullptr, length,
+                         SPLICE_F_MOVE);
+    if (n > 0) {
+      length -= static_cast<size_t>(n);
+      Advance(static_cast<size_t>(n));
+    } else if (n == 0) {
+      write_status_ = absl::DataLossError(
+          absl::StrCat("the pipe ran dry with ", length, " bytes to go"));
+      return write_status_;
+    } else if (errno == EINVAL) {
+      can_splice_ = false;  // this file system: read and write from now on
+    } else if (errno != EINTR) {
+      write_status_ = ErrnoStatus("splice(pipe -> file)", errno);
+      return write_status_;
+    }
+  }
+  return CopyFromPipe(pipe_fd, length);
+}
+
+absl::Status BodySink::CopyFromPipe(int pipe_fd, size_t length) {
+  char buffer[64 << 10];
+  while (length > 0) {
+    ssize_t n = ::read(pipe_fd, buffer, std::min(length, sizeof(buffer)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      write_status_ = ErrnoStatus("read(pipe)", errno);
+      return write_status_;
+    }
+    if (n == 0) {
+      write_status_ = absl::DataLossError(
+          absl::StrCat("the pipe ran dry with ", length, " bytes to go"));
+      return write_status_;
+    }
+    absl::Status status =
+        Append(absl::string_view(buffer, static_cast<size_t>(n)));
+    if (!status.ok()) return status;
+    length -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+void BodySink::Advance(size_t length) {
   written_ += length;
   {
+    // The hasher's condition is evaluated on unlock; it wakes only when a
+    // whole hash step is ready.
     absl::MutexLock lock(&mu_);
-    queue_[(queue_head_ + queue_size_) % queue_.size()] =
-        Pending{buffer.data(), length};
-    ++queue_size_;
+    published_ = written_;
   }
-  buffer.owner_ = nullptr;  // now the hasher's, which gives it back
   if (options_.writeback_step_bytes > 0 &&
       written_ - writeback_started_ >= options_.writeback_step_bytes) {
     StartWriteback();
   }
-  return absl::OkStatus();
-}
-
-absl::Status BodySink::Append(absl::string_view bytes) {
-  while (!bytes.empty()) {
-    Buffer buffer = Acquire();
-    const size_t chunk = std::min(bytes.size(), buffer.size());
-    std::memcpy(buffer.data(), bytes.data(), chunk);
-    absl::Status status = Append(std::move(buffer), chunk);
-    if (!status.ok()) return status;
-    bytes.remove_prefix(chunk);
-  }
-  return absl::OkStatus();
 }
 
 // Asks the kernel to start writing the bytes written since the last call,
@@ -125,38 +125,61 @@ absl::Status BodySink::Append(absl::string_view bytes) {
 // is ignored, because the fsync that follows writes whatever is left and
 // reports any I/O error.
 void BodySink::StartWriteback() {
-  (void)::sync_file_range(file_fd_, static_cast<off_t>(writeback_started_),
-                          static_cast<off_t>(written_ - writeback_started_),
-                          SYNC_FILE_RANGE_WRITE);
+  (void)::sync_file_range(
+      file_fd_, start_ + static_cast<off_t>(writeback_started_),
+      static_cast<off_t>(written_ - writeback_started_),
+      SYNC_FILE_RANGE_WRITE);
   writeback_started_ = written_;
+}
+
+bool BodySink::HasWorkOrStop() const {
+  return published_ - hashed_ >= options_.hash_step_bytes || stopping_ ||
+         abandoned_;
 }
 
 void BodySink::HashLoop() {
   for (;;) {
-    Pending next;
+    uint64_t from = 0;
+    uint64_t to = 0;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &BodySink::HasWorkOrStop));
-      if (queue_size_ == 0) return;  // stopping, and nothing left
-      next = queue_[queue_head_];
+      // Equal only once stopping: every byte is hashed.
+      if (abandoned_ || published_ == hashed_) return;
+      from = hashed_;
+      to = std::min<uint64_t>(published_, from + options_.hash_step_bytes);
     }
-    // Unlocked: the producer keeps receiving and writing meanwhile.
-    hasher_.Update(next.data, next.length);
+    // Unlocked: the producer keeps receiving and writing meanwhile. The
+    // bytes are read back from the page cache they were just written to.
+    while (from < to && read_status_.ok()) {
+      ssize_t n = ::pread(file_fd_, hash_buffer_.data(),
+                          static_cast<size_t>(to - from),
+                          start_ + static_cast<off_t>(from));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        read_status_ = n < 0 ? ErrnoStatus("pread", errno)
+                             : absl::DataLossError(
+                                   "the file is shorter than what was written");
+        break;
+      }
+      hasher_.Update(hash_buffer_.data(), static_cast<size_t>(n));
+      from += static_cast<uint64_t>(n);
+    }
     absl::MutexLock lock(&mu_);
-    if (queue_size_ > 0) {  // else the destructor abandoned the queue
-      queue_head_ = (queue_head_ + 1) % queue_.size();
-      --queue_size_;
-    }
-    free_.push_back(next.data);
+    // After a read error nothing more is hashed: skip to the end, so that
+    // Finish() does not wait for bytes that will never be read.
+    hashed_ = read_status_.ok() ? from : published_;
+    if (!read_status_.ok() && stopping_) return;
   }
 }
 
-Sha256Digest BodySink::Finish() {
+absl::StatusOr<Sha256Digest> BodySink::Finish() {
   {
     absl::MutexLock lock(&mu_);
-    stopping_ = true;  // the hasher drains the queue, then returns
+    stopping_ = true;  // the hasher hashes what is left, then returns
   }
   thread_.join();
+  if (!read_status_.ok()) return read_status_;
   return hasher_.Finish();
 }
 

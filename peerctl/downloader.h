@@ -4,8 +4,9 @@
 // and verified.
 //
 // The bytes go into an unnamed O_TMPFILE file in the destination folder (on
-// a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file), are
-// hashed with SHA-256 as they arrive (on a second thread, see
+// a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file),
+// spliced from the socket through a pipe, hashed with SHA-256 as they land
+// (on a second thread that reads them back from the page cache, see
 // peerctl/body_sink.h, which also starts their writeback to disk during the
 // transfer), and are checked against Content-Length and, when given, the
 // expected size and SHA-256. Only then is the file fsynced and linked under

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -40,6 +39,10 @@ class BodySinkTest : public ::testing::Test {
     path_ = root_ + "/body";
     file_.Reset(::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     ASSERT_TRUE(file_);
+    int ends[2];
+    ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+    pipe_out_.Reset(ends[0]);
+    pipe_in_.Reset(ends[1]);
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
 
@@ -48,12 +51,17 @@ class BodySinkTest : public ::testing::Test {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
 
-  // Small buffers and a small writeback step, so that a few hundred KiB
-  // recycle every buffer many times and start writeback often.
+  // Puts `bytes` (at most a pipe's worth) into the pipe.
+  void Fill(absl::string_view bytes) {
+    ASSERT_EQ(::write(pipe_in_.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+  }
+
+  // A small hash step and writeback step, so that a few hundred KiB take
+  // many of each.
   static BodySink::Options SmallOptions() {
     BodySink::Options options;
-    options.buffer_bytes = 4096;
-    options.buffers = 3;
+    options.hash_step_bytes = 4096;
     options.writeback_step_bytes = 16384;
     return options;
   }
@@ -61,6 +69,8 @@ class BodySinkTest : public ::testing::Test {
   std::string root_;
   std::string path_;
   UniqueFd file_;
+  UniqueFd pipe_out_;
+  UniqueFd pipe_in_;
 };
 
 TEST_F(BodySinkTest, WritesAndHashesEveryByteInOrder) {
@@ -68,39 +78,51 @@ TEST_F(BodySinkTest, WritesAndHashesEveryByteInOrder) {
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
       BodySink::Create(file_.get(), SmallOptions());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  // Uneven pieces, some filling a buffer and some not.
+  // Uneven pieces, some shorter than a hash step and some longer, from
+  // memory and through the pipe in turn.
   std::mt19937 random(2);
   size_t offset = 0;
-  while (offset < contents.size()) {
-    BodySink::Buffer buffer = (*sink)->Acquire();
-    const size_t piece = std::min<size_t>(
-        contents.size() - offset, 1 + random() % buffer.size());
-    std::memcpy(buffer.data(), contents.data() + offset, piece);
-    ASSERT_TRUE((*sink)->Append(std::move(buffer), piece).ok());
+  for (bool from_pipe = false; offset < contents.size();
+       from_pipe = !from_pipe) {
+    const size_t piece =
+        std::min<size_t>(contents.size() - offset, 1 + random() % 10000);
+    const absl::string_view bytes =
+        absl::string_view(contents).substr(offset, piece);
+    if (from_pipe) {
+      Fill(bytes);
+      ASSERT_TRUE((*sink)->AppendFromPipe(pipe_out_.get(), piece).ok());
+    } else {
+      ASSERT_TRUE((*sink)->Append(bytes).ok());
+    }
     offset += piece;
   }
   EXPECT_EQ((*sink)->bytes_written(), contents.size());
-  EXPECT_EQ((*sink)->Finish(), DigestOf(contents));
+  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_EQ(*digest, DigestOf(contents));
   EXPECT_EQ(Contents(), contents);
 }
 
-TEST_F(BodySinkTest, AppendOfHeldBytesSpansBuffers) {
-  const std::string contents = RandomBytes(50000, 3);  // > 12 buffers
+// The digest covers what the sink wrote, not what the file held before.
+TEST_F(BodySinkTest, StartsAtTheFileOffset) {
+  ASSERT_EQ(::write(file_.get(), "head", 4), 4);
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
       BodySink::Create(file_.get(), SmallOptions());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->Append(absl::string_view(contents).substr(0, 10)).ok());
-  ASSERT_TRUE((*sink)->Append(absl::string_view(contents).substr(10)).ok());
-  EXPECT_EQ((*sink)->Finish(), DigestOf(contents));
-  EXPECT_EQ(Contents(), contents);
+  ASSERT_TRUE((*sink)->Append("body").ok());
+  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_EQ(*digest, DigestOf("body"));
+  EXPECT_EQ(Contents(), "headbody");
 }
 
 TEST_F(BodySinkTest, NothingAppendedIsTheDigestOfNothing) {
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
       BodySink::Create(file_.get(), SmallOptions());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  EXPECT_EQ((*sink)->Finish(), DigestOf(""));
-  EXPECT_EQ(Contents(), "");
+  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_EQ(*digest, DigestOf(""));
 }
 
 TEST_F(BodySinkTest, WritebackOffStillWritesEverything) {
@@ -111,20 +133,20 @@ TEST_F(BodySinkTest, WritebackOffStillWritesEverything) {
       BodySink::Create(file_.get(), options);
   ASSERT_TRUE(sink.ok()) << sink.status();
   ASSERT_TRUE((*sink)->Append(contents).ok());
-  EXPECT_EQ((*sink)->Finish(), DigestOf(contents));
+  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_EQ(*digest, DigestOf(contents));
   EXPECT_EQ(Contents(), contents);
 }
 
-TEST_F(BodySinkTest, DroppedBufferGoesBackToThePool) {
+TEST_F(BodySinkTest, PipeWithFewerBytesThanPromisedIsDataLoss) {
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
       BodySink::Create(file_.get(), SmallOptions());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  {
-    BodySink::Buffer held = (*sink)->Acquire();
-    EXPECT_EQ((*sink)->free_buffers(), 2);
-  }
-  EXPECT_EQ((*sink)->free_buffers(), 3);
-  EXPECT_EQ((*sink)->Finish(), DigestOf(""));
+  Fill("short");
+  pipe_in_.Reset();  // so that the pipe reads as ended, not as empty
+  EXPECT_EQ((*sink)->AppendFromPipe(pipe_out_.get(), 10).code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(BodySinkTest, WriteErrorIsReportedWithTheCallAndSticks) {
@@ -136,23 +158,38 @@ TEST_F(BodySinkTest, WriteErrorIsReportedWithTheCallAndSticks) {
   absl::Status status = (*sink)->Append("some bytes");
   EXPECT_FALSE(status.ok());
   EXPECT_NE(status.message().find("write"), absl::string_view::npos) << status;
-  EXPECT_EQ((*sink)->free_buffers(), 3);  // the failed buffer came back
-  EXPECT_FALSE((*sink)->Append("more").ok());
+  Fill("more");
+  EXPECT_FALSE((*sink)->AppendFromPipe(pipe_out_.get(), 4).ok());
   EXPECT_EQ((*sink)->bytes_written(), 0u);
 }
 
-TEST_F(BodySinkTest, DestroyedWithBytesQueuedDoesNotHang) {
+// The hasher reads the bytes back from the file; a file it cannot read
+// (here: open for writing only) fails the digest instead of faking one.
+TEST_F(BodySinkTest, UnreadableFileFailsFinish) {
+  UniqueFd write_only(::open(path_.c_str(), O_WRONLY | O_CLOEXEC));
+  ASSERT_TRUE(write_only);
+  absl::StatusOr<std::unique_ptr<BodySink>> sink =
+      BodySink::Create(write_only.get(), SmallOptions());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Append(RandomBytes(50000, 5)).ok());
+  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
+  EXPECT_FALSE(digest.ok());
+  EXPECT_NE(digest.status().message().find("pread"), absl::string_view::npos)
+      << digest.status();
+}
+
+TEST_F(BodySinkTest, DestroyedWithoutFinishStopsTheHasher) {
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
       BodySink::Create(file_.get(), SmallOptions());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->Append(RandomBytes(20000, 5)).ok());
+  ASSERT_TRUE((*sink)->Append(RandomBytes(20000, 6)).ok());
   sink->reset();  // no Finish(): the hasher is stopped and joined
   EXPECT_EQ(Contents().size(), 20000u);
 }
 
-TEST_F(BodySinkTest, NoBuffersIsInvalid) {
+TEST_F(BodySinkTest, ZeroHashStepIsInvalid) {
   BodySink::Options options;
-  options.buffers = 0;
+  options.hash_step_bytes = 0;
   EXPECT_EQ(BodySink::Create(file_.get(), options).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
