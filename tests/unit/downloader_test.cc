@@ -326,6 +326,35 @@ TEST_F(DownloaderTest, BogusContentFailsTheHashAndLeavesNothing) {
   EXPECT_TRUE(DestinationEntries().empty());
 }
 
+// Many buffers' worth, so that the wrong byte reaches the hasher thread
+// long after the pool has been recycled and writeback started: the overlap
+// must still check every byte, the last one included.
+TEST_F(DownloaderTest, BogusLastByteOfALargeBodyFailsTheHashAndLeavesNothing) {
+  const std::string real = RandomBytes(20 << 20, 6);
+  std::string bogus = real;
+  bogus.back() = static_cast<char>(bogus.back() ^ 1);
+  FakeHolder fake(http::FormatOkHead(bogus.size()) + bogus, Ending::kClose);
+  absl::Status status = Download(RequestFromFake(fake, real));
+  EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+  EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+// An interruption after several MiB (past the first writeback step and
+// with buffers still queued for the hasher) leaves no file at all.
+TEST_F(DownloaderTest, LargeBodyCutShortLeavesNoFile) {
+  const std::string contents = RandomBytes(24 << 20, 7);
+  FakeHolder fake(http::FormatOkHead(contents.size()) +
+                      contents.substr(0, (17 << 20) + 5),
+                  Ending::kClose);
+  DownloadRequest request = RequestFromFake(fake, contents);
+  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_size.reset();
+  absl::Status status = Download(request);
+  EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
 TEST_F(DownloaderTest, TruncatedBodyFailsAndLeavesNothing) {
   const std::string contents = RandomBytes(100000, 3);
   FakeHolder fake(
