@@ -38,9 +38,10 @@ BodySink::BodySink(int file_fd, off_t start, Options options,
 BodySink::~BodySink() {
   if (!thread_.joinable()) return;  // Finish() joined it
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     abandoned_ = true;  // nobody will ask for the digest
   }
+  wake_.notify_one();
   thread_.join();
 }
 
@@ -105,12 +106,14 @@ absl::Status BodySink::CopyFromPipe(int pipe_fd, size_t length) {
 
 void BodySink::Advance(size_t length) {
   written_ += length;
+  bool wake = false;
   {
-    // The hasher's condition is evaluated on unlock; it wakes only when a
-    // whole hash step is ready.
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     published_ = written_;
+    // Woken only when a whole hash step is ready, not for every splice.
+    wake = HasWorkOrStop();
   }
+  if (wake) wake_.notify_one();
   if (options_.writeback_step_bytes > 0 &&
       written_ - writeback_started_ >= options_.writeback_step_bytes) {
     StartWriteback();
@@ -142,8 +145,8 @@ void BodySink::HashLoop() {
     uint64_t from = 0;
     uint64_t to = 0;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &BodySink::HasWorkOrStop));
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [this] { return HasWorkOrStop(); });
       // Equal only once stopping: every byte is hashed.
       if (abandoned_ || published_ == hashed_) return;
       from = hashed_;
@@ -165,7 +168,7 @@ void BodySink::HashLoop() {
       hasher_.Update(hash_buffer_.data(), static_cast<size_t>(n));
       from += static_cast<uint64_t>(n);
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     // After a read error nothing more is hashed: skip to the end, so that
     // Finish() does not wait for bytes that will never be read.
     hashed_ = read_status_.ok() ? from : published_;
@@ -175,9 +178,10 @@ void BodySink::HashLoop() {
 
 absl::StatusOr<Sha256Digest> BodySink::Finish() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;  // the hasher hashes what is left, then returns
   }
+  wake_.notify_one();
   thread_.join();
   if (!read_status_.ok()) return read_status_;
   return hasher_.Finish();

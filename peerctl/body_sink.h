@@ -22,17 +22,17 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "peerctl/file_hash.h"
 
 namespace pcfs {
@@ -88,7 +88,8 @@ class BodySink {
   void Advance(size_t length);
   void StartWriteback();
   void HashLoop();
-  bool HasWorkOrStop() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // REQUIRES: mu_ held.
+  bool HasWorkOrStop() const;
 
   const int file_fd_;
   const off_t start_;  // the file offset of the first byte
@@ -103,11 +104,15 @@ class BodySink {
   absl::Status write_status_;
   bool can_splice_ = true;
 
-  mutable absl::Mutex mu_;
-  uint64_t published_ ABSL_GUARDED_BY(mu_) = 0;  // written, for the hasher
-  uint64_t hashed_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;   // Finish(): hash the rest
-  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;  // destructor: stop now
+  // std primitives rather than absl's: the hasher waits on a condition, and
+  // Debian's abseil is built without TSan, which then cannot see that an
+  // absl::Mutex orders what it guards (see core/mutex_lock.h).
+  std::mutex mu_;
+  std::condition_variable wake_;   // the hasher waits on it for work
+  uint64_t published_ = 0;         // written, for the hasher; guarded by mu_
+  uint64_t hashed_ = 0;            // guarded by mu_
+  bool stopping_ = false;   // Finish(): hash the rest; guarded by mu_
+  bool abandoned_ = false;  // destructor: stop now; guarded by mu_
   std::thread thread_;
 };
 
