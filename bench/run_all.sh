@@ -12,7 +12,7 @@
 #             fails to build is reported and its benchmark skipped
 #   gbench    every Google Benchmark binary (bench/*_bench.cc), with a short
 #             --benchmark_min_time and JSON output
-#   peerload  peerconnectd under peerload, 10 s a scenario, each against a raw
+#   peerload  peerconnectd under peerload, 3 rounds of 5 s a scenario, each against a raw
 #             UDP echo in the same run (--compare-raw): heartbeat-only and
 #             get-only (locate) mixes, one reactor pinned to CPU 0 with the
 #             load on CPU 1, epoll vs io_uring; then two reactors unpinned
@@ -122,14 +122,27 @@ def gbench_get(path, prefix, key):
             print(b[key]); return
     print("")
 
-def json_get(path, key):
+def json_value(path, key):
     try:
         with open(path) as f:
             text = f.read().strip().splitlines()
-        value = json.loads(text[-1]).get(key, "") if text else ""
+        return json.loads(text[-1]).get(key, "") if text else ""
     except (OSError, ValueError):
-        value = ""
-    print(value)
+        return ""
+
+def json_get(path, key):
+    print(json_value(path, key))
+
+# The file among `paths` whose "ratio" is the median (the lower one of an
+# even count), then every ratio in the order given; "" if none has one.
+def median_ratio(paths):
+    ratios = [(json_value(p, "ratio"), p) for p in paths]
+    measured = sorted((float(r), p) for r, p in ratios if r != "")
+    if not measured:
+        print(""); return
+    print(measured[(len(measured) - 1) // 2][1])
+    print(", ".join("%.3f" % float(r) if r != "" else "failed"
+                    for r, _ in ratios))
 
 def gbench_context(path):
     with open(path) as f:
@@ -142,6 +155,7 @@ command = sys.argv[1]
 if command == "rows": gbench_rows(sys.argv[2])
 elif command == "get": gbench_get(sys.argv[2], sys.argv[3], sys.argv[4])
 elif command == "json": json_get(sys.argv[2], sys.argv[3])
+elif command == "median": median_ratio(sys.argv[2:])
 elif command == "context": gbench_context(sys.argv[2])
 elif command == "num": print(number(float(sys.argv[2])))
 PY
@@ -300,7 +314,12 @@ stop_daemon() {
 vmrss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 load_peers=1000
-load_seconds=10
+load_seconds=5
+# Rounds of every scenario, in turn: a scenario's figures are those of its
+# round with the median ratio, so that one run disturbed by other work on
+# the machine does not decide a verdict (run to run, the same scenario
+# varies by some 10% here).
+load_rounds=3
 # name | reactors | io | daemon CPUs | mix
 scenarios=(
   "r1-epoll-heartbeat|1|epoll|0|heartbeat=1"
@@ -321,11 +340,12 @@ if wants peerload && [ -z "$peerload_note" ]; then
   credentials="$results/load-$load_peers.txt"
   record "$peerload_bin" --make-credentials $load_peers ">" "$credentials"
   "$peerload_bin" --make-credentials $load_peers > "$credentials"
+  for ((round = 1; round <= load_rounds; round++)); do
   for scenario in "${scenarios[@]}"; do
     IFS='|' read -r name reactors io cpus mix <<< "$scenario"
-    log "peerload $name"
-    cut -d' ' -f1 /proc/loadavg > "$results/$name.load"
-    if ! start_daemon "$name" "$reactors" "$io" "$cpus" "$credentials"; then
+    log "peerload $name, round $round of $load_rounds"
+    cut -d' ' -f1 /proc/loadavg > "$results/$name.r$round.load"
+    if ! start_daemon "$name.r$round" "$reactors" "$io" "$cpus" "$credentials"; then
       continue
     fi
     command=("$peerload_bin" --server "127.0.0.1:$daemon_port"
@@ -336,10 +356,28 @@ if wants peerload && [ -z "$peerload_note" ]; then
     else
       command+=(--echo-threads "$reactors")
     fi
-    record "${command[@]}"
-    timeout 180 "${command[@]}" > "$results/$name.json" \
-      2> "$results/$name.log" || log "peerload $name failed (see $name.log)"
+    [ "$round" -eq 1 ] && record "${command[@]}"
+    timeout 180 "${command[@]}" > "$results/$name.r$round.json" \
+      2> "$results/$name.r$round.log" ||
+      log "peerload $name round $round failed (see $name.r$round.log)"
     stop_daemon
+  done
+  done
+  # Each scenario's median round becomes its figures ($name.json, .load,
+  # .log); $name.rounds lists every round's ratio.
+  for scenario in "${scenarios[@]}"; do
+    name=${scenario%%|*}
+    files=()
+    for ((round = 1; round <= load_rounds; round++)); do
+      files+=("$results/$name.r$round.json")
+    done
+    { read -r median; read -r rounds; } < <(py median "${files[@]}")
+    if [ -n "$median" ]; then
+      cp "$median" "$results/$name.json"
+      cp "${median%.json}.load" "$results/$name.load"
+      cp "${median%.json}.log" "$results/$name.log"
+      echo "$rounds" > "$results/$name.rounds"
+    fi
   done
 fi
 
@@ -442,10 +480,10 @@ peerload_rows() {  # $@: scenario names
     [ -n "$cpus" ] && placement="daemon on CPU $cpus, load on CPU 1"
     rps=$(py json "$file" responses_per_s)
     if [ -z "$rps" ]; then
-      echo "| $mix | $io | $reactors | $placement | not measured (see $name.log) | | | | | | | |"
+      echo "| $mix | $io | $reactors | $placement | not measured (see $name.r1.log) | | | | | | | | |"
       continue
     fi
-    echo "| $mix | $io | $reactors | $placement | $(py num "$rps") | $(fixed "$(py json "$file" p50_us)" 0) / $(fixed "$(py json "$file" p99_us)" 0) / $(fixed "$(py json "$file" p999_us)" 0) | $(py num "$(py json "$file" baseline_responses_per_s)") | **$(fixed "$(py json "$file" ratio)" 3)** | $(py json "$file" errors) | $(py json "$file" timeouts) | $(py json "$file" false_expiries) | $(cat "$results/$name.load" 2>/dev/null) |"
+    echo "| $mix | $io | $reactors | $placement | $(py num "$rps") | $(fixed "$(py json "$file" p50_us)" 0) / $(fixed "$(py json "$file" p99_us)" 0) / $(fixed "$(py json "$file" p999_us)" 0) | $(py num "$(py json "$file" baseline_responses_per_s)") | **$(fixed "$(py json "$file" ratio)" 3)** | $(cat "$results/$name.rounds" 2>/dev/null) | $(py json "$file" errors) | $(py json "$file" timeouts) | $(py json "$file" false_expiries) | $(cat "$results/$name.load" 2>/dev/null) |"
   done
 }
 ratio_of() { py json "$results/$1.json" ratio; }
@@ -651,18 +689,18 @@ fi
 Not run in this run."
 
 if wants peerload && [ -z "$peerload_note" ]; then
-  throughput_section="Each row is one 10 s peerload run ($load_peers simulated peers, closed loop, each with its own session and UDP socket), immediately followed by the same load pattern against \`udp_echo\` (a plain recvmmsg/sendmmsg echo server) pinned the same way with as many threads as the daemon has reactors; *ratio* is the daemon's responses/s over the echo's. The two halves of a row run one after the other, not at once, so load from other work on the machine during one half and not the other moves the ratio (a ratio above 1 is such a case); the last column is the 1-minute load average when the row started.
+  throughput_section="Each scenario ran $load_rounds times, the scenarios in turn; each run is a ${load_seconds} s peerload run ($load_peers simulated peers, closed loop, each with its own session and UDP socket), immediately followed by the same load pattern against \`udp_echo\` (a plain recvmmsg/sendmmsg echo server) pinned the same way with as many threads as the daemon has reactors; *ratio* is the daemon's responses/s over the echo's. A row gives the run with the median ratio, and every run's ratio in order. The two halves of a run go one after the other, not at once, so load from other work on the machine during one half and not the other moves the ratio (a ratio above 1 is such a case); the last column is the 1-minute load average when the row started.
 
 #### One reactor (--threads 1): epoll vs io_uring
 
-| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) | Raw echo responses/s | Ratio | Errors | Timeouts | False expiries | Load avg before |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) | Raw echo responses/s | Ratio | Every round's ratio | Errors | Timeouts | False expiries | Load avg before |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 $(peerload_rows r1-epoll-heartbeat r1-uring-heartbeat r1-epoll-get r1-uring-get)
 
 #### One vs two reactors (io_uring)
 
-| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) | Raw echo responses/s | Ratio | Errors | Timeouts | False expiries | Load avg before |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) | Raw echo responses/s | Ratio | Every round's ratio | Errors | Timeouts | False expiries | Load avg before |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 $(peerload_rows r1-uring-heartbeat r2-uring-heartbeat r1-uring-get r2-uring-get)
 
 Two reactors against one (responses/s): heartbeat $(r1=$(py json "$results/r1-uring-heartbeat.json" responses_per_s); r2=$(py json "$results/r2-uring-heartbeat.json" responses_per_s); [ -n "$r1" ] && [ -n "$r2" ] && fixed "$(awk -v a="$r2" -v b="$r1" 'BEGIN { print a / b }')" 2 || echo "—")x, get $(r1=$(py json "$results/r1-uring-get.json" responses_per_s); r2=$(py json "$results/r2-uring-get.json" responses_per_s); [ -n "$r1" ] && [ -n "$r2" ] && fixed "$(awk -v a="$r2" -v b="$r1" 'BEGIN { print a / b }')" 2 || echo "—")x. With two reactors the daemon and peerload share both cores, so this ratio says how much a second core is worth when the load generator competes for it too."
