@@ -11,6 +11,7 @@
 
 #include "benchmark/benchmark.h"
 #include "core/protocol.h"
+#include "tests/rfc7677_example.h"
 
 namespace pcfs::protocol {
 namespace {
@@ -19,15 +20,10 @@ using Encoder = size_t (*)(std::span<uint8_t> out);
 // Decodes a whole datagram; true if every step succeeded.
 using Decoder = bool (*)(std::span<const uint8_t> datagram);
 
-constexpr absl::string_view kClientFirst = "n,,n=hans,r=rOprNGfwEbeRWgbNEkqO";
-constexpr absl::string_view kServerFirst =
-    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-constexpr absl::string_view kClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-constexpr absl::string_view kServerFinal =
-    "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+using rfc7677::kClientFinal;
+using rfc7677::kClientFirst;
+using rfc7677::kServerFinal;
+using rfc7677::kServerFirst;
 constexpr absl::string_view kFileName = "summer-budget-4711.pdf";
 // A ticket of the size core/ticket.h issues (base64url text).
 const std::string kTicket(120, 'T');

@@ -5,7 +5,10 @@
 #
 #   rawcopy      sendfile() -> loopback TCP -> recv()+write() into a file,
 #                fsync of the file and its folder (bench/rawcopy.cc: the
-#                downloader's receive path, without its SHA-256)
+#                downloader's receive path, without its SHA-256); timed to
+#                the durable file (rawcopy), and in the same run also to the
+#                last byte written, before the fsyncs (rawcopy-nofsync: a
+#                copy that a crash may lose, which the downloader never is)
 #   rawcopy-splice  the same, receiving with splice() through a pipe
 #   peerctl      `peerctl --user getter get big.bin`, timed around the whole
 #                command: process start, SCRAM login, GET, ticket, download,
@@ -15,11 +18,14 @@
 #                downloader adds to rawcopy's path, for reading the gap
 #   nginx+curl   a throwaway nginx (sendfile on) serving the folder, fetched
 #                with `curl -o`, then `sync FILE FOLDER` (coreutils fsyncs
-#                each; curl itself neither preallocates nor fsyncs)
+#                each; curl itself neither preallocates nor fsyncs); timed
+#                to the durable file (nginx+curl+sync), and also curl alone
+#                (nginx+curl-nosync), in the same run
 #
 # It builds nothing. Usage:
 #   bench/transfer.sh [BUILD_DIR] [--install-nginx] [--size-mib N] [--reps N]
 #                     [--keep]
+# --reps defaults to 5 (about a minute for 1 GiB on the 2-core machine).
 # BUILD_DIR defaults to build-bench (relative to the repository). nginx is
 # measured when /usr/sbin/nginx exists; --install-nginx first tries
 # `apt-get install -y nginx-light`, then `nginx`. The big files live in
@@ -28,13 +34,16 @@
 #
 # Output: a table, and one machine-readable line per figure:
 #   RESULT <name> <value>     e.g. RESULT transfer_peerctl_s 9.81
+# (seconds are medians, *_all every round in order, *_vs_* speed ratios
+# "ours / theirs" from the medians: above 1 means peerctl is faster;
+# transfer_load_start/end are /proc/loadavg's first three fields).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build="$repo/build-bench"
 install_nginx=0
 size_mib=1024
-reps=3
+reps=5
 keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -211,16 +220,19 @@ fi
 
 # ---- the runs, interleaved
 
-declare -a t_raw t_splice t_peer t_nginx
+declare -a t_raw t_raw_written t_splice t_peer t_nginx t_nginx_nosync
 
-run_rawcopy() {  # $1: extra flag; prints the seconds rawcopy measured
+# $1: extra flag. Prints "SECONDS WRITTEN_SECONDS" as rawcopy measured them:
+# to the durable file, and to the last byte written.
+run_rawcopy() {
   local out
   out=$(timeout "$step_timeout" "$rawcopy" --file "$source_file" \
         --out "$downloads/$file" $1) ||
     { log "rawcopy $1 failed"; rm -f "$downloads/$file"; return 1; }
   rm -f "$downloads/$file"
-  echo "$out" | sed -E 's/.* seconds=([0-9.]+).*/\1/' |
-    awk '{ printf "%.3f", $1 }'
+  echo "$out" |
+    sed -E 's/.* seconds=([0-9.]+) written_seconds=([0-9.]+).*/\1 \2/' |
+    awk '{ printf "%.3f %.3f", $1, $2 }'
 }
 
 run_peerctl() {
@@ -239,19 +251,22 @@ run_peerctl() {
   echo "$took"
 }
 
+# Prints "SECONDS CURL_SECONDS": curl then sync (the durable file), and
+# curl alone, of the same fetch.
 run_nginx() {
-  local start took
+  local start curl_took took
   rm -f "$downloads/$file"
   start=$(now_ns)
   timeout "$step_timeout" curl -sf -o "$downloads/$file" "$nginx_url" ||
     { log "curl failed"; return 1; }
+  curl_took=$(seconds_since "$start")
   sync "$downloads/$file" "$downloads" || return 1
   took=$(seconds_since "$start")
   if [ "$(stat -c %s "$downloads/$file")" != "$bytes" ]; then
     log "curl wrote the wrong size"; return 1
   fi
   rm -f "$downloads/$file"
-  echo "$took"
+  echo "$took $curl_took"
 }
 
 # The downloader hashes every byte it receives: how long SHA-256 of the
@@ -268,59 +283,87 @@ run_sha256() {
 }
 
 declare -a t_sha
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 1; rep <= reps; rep++)); do
-  log "round $rep of $reps"
-  took=$(run_rawcopy ""); t_raw+=("$took")
-  took=$(run_rawcopy --splice); t_splice+=("$took")
+  log "round $rep of $reps (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  out=$(run_rawcopy ""); read -r took written <<< "$out"; t_raw+=("$took")
+  t_raw_written+=("$written")
+  out=$(run_rawcopy --splice); read -r took _ <<< "$out"; t_splice+=("$took")
   took=$(run_peerctl); t_peer+=("$took")
   took=$(run_sha256); t_sha+=("$took")
-  if [ -n "$nginx" ]; then took=$(run_nginx); t_nginx+=("$took"); fi
+  if [ -n "$nginx" ]; then
+    out=$(run_nginx); read -r took curl_took <<< "$out"
+    t_nginx+=("$took"); t_nginx_nosync+=("$curl_took")
+  fi
 done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the figures
 
 raw=$(median "${t_raw[@]}")
+raw_written=$(median "${t_raw_written[@]}")
 splice=$(median "${t_splice[@]}")
 peer=$(median "${t_peer[@]}")
 sha=$(median "${t_sha[@]}")
 nginx_s=""
-if [ -n "$nginx" ]; then nginx_s=$(median "${t_nginx[@]}"); fi
+nginx_nosync_s=""
+if [ -n "$nginx" ]; then
+  nginx_s=$(median "${t_nginx[@]}")
+  nginx_nosync_s=$(median "${t_nginx_nosync[@]}")
+fi
 
 mbps() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+row() { printf '%-20s %10s %10s  %s\n' "$1" "$2" "$(mbps "$2")" "$3"; }
 
 echo
-echo "Transfer of $size_mib MiB on loopback, median of $reps interleaved rounds"
-printf '%-16s %10s %10s  %s\n' "path" "seconds" "MB/s" "all rounds (s)"
-printf '%-16s %10s %10s  %s\n' "rawcopy" "$raw" "$(mbps "$raw")" "${t_raw[*]}"
-printf '%-16s %10s %10s  %s\n' "rawcopy-splice" "$splice" "$(mbps "$splice")" "${t_splice[*]}"
-printf '%-16s %10s %10s  %s\n' "peerctl get" "$peer" "$(mbps "$peer")" "${t_peer[*]}"
+echo "Transfer of $size_mib MiB on loopback, median of $reps interleaved rounds" \
+  "(load $load_start at the start, $load_end at the end)"
+printf '%-20s %10s %10s  %s\n' "path" "seconds" "MB/s" "all rounds (s)"
+row "rawcopy" "$raw" "${t_raw[*]}"
+row "rawcopy-nofsync" "$raw_written" "${t_raw_written[*]}"
+row "rawcopy-splice" "$splice" "${t_splice[*]}"
+row "peerctl get" "$peer" "${t_peer[*]}"
 if [ -n "$nginx" ]; then
-  printf '%-16s %10s %10s  %s\n' "nginx+curl" "$nginx_s" "$(mbps "$nginx_s")" "${t_nginx[*]}"
+  row "nginx+curl+sync" "$nginx_s" "${t_nginx[*]}"
+  row "nginx+curl-nosync" "$nginx_nosync_s" "${t_nginx_nosync[*]}"
 else
   echo "nginx+curl: not measured (no /usr/sbin/nginx; run with --install-nginx)"
 fi
-printf '%-16s %10s %10s  %s\n' "sha256" "$sha" "$(mbps "$sha")" "${t_sha[*]}"
-echo "peerctl speed / rawcopy speed: $(ratio "$raw" "$peer")"
+row "sha256" "$sha" "${t_sha[*]}"
+echo "peerctl speed / rawcopy speed (both durable): $(ratio "$raw" "$peer")"
+echo "peerctl speed / rawcopy-nofsync speed:        $(ratio "$raw_written" "$peer")"
+if [ -n "$nginx" ]; then
+  echo "peerctl speed / nginx+curl+sync speed:        $(ratio "$nginx_s" "$peer")"
+  echo "peerctl speed / nginx+curl-nosync speed:      $(ratio "$nginx_nosync_s" "$peer")"
+fi
 echo
 
 echo "RESULT transfer_bytes $bytes"
 echo "RESULT transfer_reps $reps"
+echo "RESULT transfer_load_start $load_start"
+echo "RESULT transfer_load_end $load_end"
 echo "RESULT transfer_rawcopy_s $raw"
+echo "RESULT transfer_rawcopy_nofsync_s $raw_written"
 echo "RESULT transfer_rawcopy_splice_s $splice"
 echo "RESULT transfer_peerctl_s $peer"
 echo "RESULT transfer_rawcopy_all ${t_raw[*]}"
+echo "RESULT transfer_rawcopy_nofsync_all ${t_raw_written[*]}"
 echo "RESULT transfer_rawcopy_splice_all ${t_splice[*]}"
 echo "RESULT transfer_peerctl_all ${t_peer[*]}"
 echo "RESULT transfer_sha256_s $sha"
 echo "RESULT transfer_sha256_all ${t_sha[*]}"
 echo "RESULT transfer_peerctl_vs_rawcopy $(ratio "$raw" "$peer")"
+echo "RESULT transfer_peerctl_vs_rawcopy_nofsync $(ratio "$raw_written" "$peer")"
 echo "RESULT transfer_splice_vs_rawcopy $(ratio "$raw" "$splice")"
 if [ -n "$nginx" ]; then
   echo "RESULT transfer_nginx_curl_s $nginx_s"
   echo "RESULT transfer_nginx_curl_all ${t_nginx[*]}"
+  echo "RESULT transfer_nginx_curl_nosync_s $nginx_nosync_s"
+  echo "RESULT transfer_nginx_curl_nosync_all ${t_nginx_nosync[*]}"
   echo "RESULT transfer_nginx_version $("$nginx" -v 2>&1 | sed 's/.*: //')"
   echo "RESULT transfer_peerctl_vs_nginx $(ratio "$nginx_s" "$peer")"
+  echo "RESULT transfer_peerctl_vs_nginx_nosync $(ratio "$nginx_nosync_s" "$peer")"
 else
   echo "RESULT transfer_nginx_curl_s none"
 fi

@@ -338,8 +338,16 @@ absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
         SetIntOption(fd->get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
   }
   if (status.ok() && options.receive_buffer_bytes > 0) {
-    status = SetIntOption(fd->get(), SOL_SOCKET, SO_RCVBUF,
-                          options.receive_buffer_bytes, "SO_RCVBUF");
+    // SO_RCVBUF is capped at net.core.rmem_max (often 4 MiB or less);
+    // a process with CAP_NET_ADMIN may go beyond it with SO_RCVBUFFORCE.
+    // Without the capability that fails (EPERM) and the capped size is
+    // what there is.
+    if (!SetIntOption(fd->get(), SOL_SOCKET, SO_RCVBUFFORCE,
+                      options.receive_buffer_bytes, "SO_RCVBUFFORCE")
+             .ok()) {
+      status = SetIntOption(fd->get(), SOL_SOCKET, SO_RCVBUF,
+                            options.receive_buffer_bytes, "SO_RCVBUF");
+    }
   }
   if (status.ok() && options.send_buffer_bytes > 0) {
     status = SetIntOption(fd->get(), SOL_SOCKET, SO_SNDBUF,

@@ -57,7 +57,9 @@ absl::StatusOr<uint16_t> ParsePort(absl::string_view text);
 struct UdpSocketOptions {
   bool reuse_port = false;   // SO_REUSEPORT, for one socket per reactor
   bool non_blocking = true;
-  int receive_buffer_bytes = 0;  // SO_RCVBUF if > 0
+  // SO_RCVBUFFORCE if > 0 and the process may (CAP_NET_ADMIN), else
+  // SO_RCVBUF, which the kernel caps at net.core.rmem_max.
+  int receive_buffer_bytes = 0;
   int send_buffer_bytes = 0;     // SO_SNDBUF if > 0
 };
 

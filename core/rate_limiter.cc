@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/mutex_lock.h"
+
 namespace pcfs {
 
 RateLimiter::RateLimiter(Options options) : options_(std::move(options)) {}
@@ -32,7 +34,7 @@ void RateLimiter::EvictOne(absl::Time now) {
 
 bool RateLimiter::TryAcquire(absl::string_view key, absl::Time now,
                              absl::Duration* retry_after) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto found = buckets_.find(key);
   Order::iterator bucket;
   if (found != buckets_.end()) {
@@ -59,7 +61,7 @@ bool RateLimiter::TryAcquire(absl::string_view key, absl::Time now,
 }
 
 double RateLimiter::Available(absl::string_view key, absl::Time now) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto found = buckets_.find(key);
   if (found == buckets_.end()) return options_.burst;
   return Refilled(*found->second, now);

@@ -4,13 +4,17 @@
 // and verified.
 //
 // The bytes go into an unnamed O_TMPFILE file in the destination folder (on
-// a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file), are
-// hashed with SHA-256 as they arrive, and are checked against Content-Length
-// and, when given, the expected size and SHA-256. Only then is the file
-// fsynced and linked under its name, never replacing an existing file, and
-// the folder fsynced. On any failure nothing is left in the folder.
+// a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file),
+// spliced from the socket through a pipe, hashed with SHA-256 as they land
+// (on a second thread that reads them back from the page cache, see
+// peerctl/body_sink.h, which also starts their writeback to disk during the
+// transfer), and are checked against Content-Length and, when given, the
+// expected size and SHA-256. Only then is the file fsynced and linked under
+// its name, never replacing an existing file, and the folder fsynced. On any
+// failure nothing is left in the folder.
 //
-// Thread-safe: Download() keeps no state between calls; concurrent calls
+// Thread-safe: Download() keeps no state between calls (each call runs one
+// hashing thread of its own for its duration); concurrent calls
 // must use different (folder, name) pairs, or all but one fail with
 // AlreadyExists.
 #ifndef PCFS_PEERCTL_DOWNLOADER_H_

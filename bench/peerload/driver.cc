@@ -33,6 +33,8 @@ constexpr int64_t kLoginRetryNs = 1 * kNsPerS;
 // A request that met "connection refused" waits this long.
 constexpr int64_t kRefusedRetryNs = 200 * kNsPerMs;
 constexpr int kMaxFalseExpiriesLogged = 5;
+// The epoll token of the window gate's descriptor (peers are 0..N-1).
+constexpr uint32_t kGateToken = UINT32_MAX;
 
 int64_t ToNs(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 
@@ -41,9 +43,10 @@ int64_t ToNs(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 // ---- Set-up ---------------------------------------------------------------
 
 LoadDriver::LoadDriver(const LoadOptions& options, const SocketAddress& server,
-                       std::vector<LoadUser> users)
+                       std::vector<LoadUser> users, WindowGate* gate)
     : options_(options),
       server_(server),
+      gate_(gate),
       users_(std::move(users)),
       publishers_(options.raw ? 0
                               : std::min(options.publishers, options.peers)),
@@ -57,7 +60,7 @@ LoadDriver::LoadDriver(const LoadOptions& options, const SocketAddress& server,
 
 absl::StatusOr<std::unique_ptr<LoadDriver>> LoadDriver::Create(
     const LoadOptions& options, const SocketAddress& server,
-    std::vector<LoadUser> users) {
+    std::vector<LoadUser> users, WindowGate* gate) {
   if (options.peers < 1)
     return absl::InvalidArgumentError("--peers must be >= 1");
   if (!options.raw && static_cast<size_t>(options.peers) > users.size()) {
@@ -66,16 +69,25 @@ absl::StatusOr<std::unique_ptr<LoadDriver>> LoadDriver::Create(
         " users of the credentials file (make more with --make_credentials)"));
   }
   std::unique_ptr<LoadDriver> driver(
-      new LoadDriver(options, server, std::move(users)));
+      new LoadDriver(options, server, std::move(users), gate));
   driver->epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
   if (!driver->epoll_) return ErrnoStatus("epoll_create1", errno);
+  if (gate != nullptr) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u32 = kGateToken;
+    if (::epoll_ctl(driver->epoll_.get(), EPOLL_CTL_ADD, gate->fd(), &event) !=
+        0) {
+      return ErrnoStatus("epoll_ctl (window gate)", errno);
+    }
+  }
 
   const bool spread = options.spread_sources && IsIpv4Loopback(server);
   driver->slots_.resize(static_cast<size_t>(options.peers));
   for (uint32_t i = 0; i < driver->slots_.size(); ++i) {
     Slot& s = driver->slots_[i];
-    const SocketAddress source =
-        SpreadSourceAddress(i, std::max(1, options.peers_per_source));
+    const SocketAddress source = SpreadSourceAddress(
+        options.first_peer_index + i, std::max(1, options.peers_per_source));
     absl::StatusOr<UniqueFd> fd =
         OpenPeerSocket(server, spread ? &source : nullptr);
     if (!fd.ok()) {
@@ -136,7 +148,11 @@ absl::StatusOr<LoadStats> LoadDriver::Run() {
         return ErrnoStatus("epoll_wait", errno);
       }
       for (int k = 0; k < n && fatal_.ok(); ++k) {
-        OnReadable(events[k].data.u32, NowNs());
+        if (events[k].data.u32 == kGateToken) {
+          OnGateReadable();
+        } else {
+          OnReadable(events[k].data.u32, NowNs());
+        }
       }
       if (n < kMaxEvents) break;
       timeout_ms = 0;
@@ -149,6 +165,18 @@ absl::StatusOr<LoadStats> LoadDriver::Run() {
 
 void LoadDriver::Fail(absl::Status status) {
   if (fatal_.ok()) fatal_ = std::move(status);
+}
+
+void LoadDriver::OnGateReadable() {
+  absl::StatusOr<bool> open = gate_->Poll();
+  if (!open.ok()) {
+    Fail(open.status());
+  } else if (*open) {
+    gate_open_ = true;
+    // Nothing more to hear: a parent that closes the pipe later must not
+    // wake the loop again.
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, gate_->fd(), nullptr);
+  }
 }
 
 void LoadDriver::ArmTimer(uint32_t i, int64_t due_ns) {
@@ -234,12 +262,26 @@ void LoadDriver::StartDueLogins(int64_t now) {
 
 void LoadDriver::UpdatePhase(int64_t now) {
   switch (phase_) {
-    case Phase::kLogin:
-      if ((active_once_ == options_.peers && pending_publications_ == 0) ||
-          now >= start_ns_ + ToNs(options_.ramp)) {
+    case Phase::kLogin: {
+      const bool ready =
+          (active_once_ == options_.peers && pending_publications_ == 0) ||
+          now >= start_ns_ + ToNs(options_.ramp);
+      if (!ready) break;
+      if (gate_ == nullptr) {
         OpenWindow(now);
+        break;
       }
+      if (!gate_told_ready_) {
+        gate_told_ready_ = true;
+        if (absl::Status s = gate_->Ready(); !s.ok()) {
+          Fail(std::move(s));
+          break;
+        }
+      }
+      // The other workers may still be logging in: heartbeat meanwhile.
+      if (gate_open_) OpenWindow(now);
       break;
+    }
     case Phase::kMeasure:
       if (now >= window_end_ns_) CloseWindow(now);
       break;
@@ -460,17 +502,23 @@ void LoadDriver::SendMix(uint32_t i, int64_t now) {
   Send(i, r, now);
 }
 
-void LoadDriver::Send(uint32_t i, PendingRequest request, int64_t now) {
+void LoadDriver::Send(uint32_t i, PendingRequest request,
+                      int64_t /*turn_now*/) {
   Slot& s = slots_[i];
   request.id = s.peer.NextRequestId();
   request.attempt = 0;
-  request.first_sent_ns = now;
+  // The clock now, not the loop turn's `now`: a turn that fires thousands
+  // of timers, or a worker preempted on a busy machine, sends long after
+  // the turn began, and an early first_sent_ns would make a heartbeat
+  // peerload sent late look punctual (a false expiry that is peerload's).
+  const int64_t sent_ns = NowNs();
+  request.first_sent_ns = sent_ns;
   s.request = request;
   if (InWindow() && (request.purpose == Purpose::kHeartbeat ||
                      request.purpose == Purpose::kMix)) {
     ++stats_.requests;
   }
-  Try(i, now);
+  Try(i, sent_ns);
 }
 
 void LoadDriver::Try(uint32_t i, int64_t now) {
@@ -489,8 +537,9 @@ void LoadDriver::Try(uint32_t i, int64_t now) {
   }
   if (r.attempt > 0 && InWindow()) ++stats_.retransmissions;
   ++r.attempt;
-  r.last_sent_ns = now;
-  r.deadline_ns = now + (first_timeout_ns_ << (r.attempt - 1));
+  const int64_t sent_ns = NowNs();  // as in Send
+  r.last_sent_ns = sent_ns;
+  r.deadline_ns = sent_ns + (first_timeout_ns_ << (r.attempt - 1));
   ArmTimer(i, r.deadline_ns);
   if (::send(s.fd.get(), buffer_, size, 0) < 0 && errno == ECONNREFUSED) {
     OnRefused(i, now);
@@ -532,7 +581,7 @@ void LoadDriver::OnReply(uint32_t i, const MatchedReply& reply, int64_t now) {
       OnLoginReply(i, reply, now);
       return;
     case Purpose::kLoginFinish:
-      OnLoginFinishReply(i, reply, now);
+      OnLoginFinishReply(i, r, reply, now);
       return;
     case Purpose::kLogout:
       if (!reply.malformed && (reply.code == ResultCode::kOk ||
@@ -567,8 +616,8 @@ void LoadDriver::OnLoginReply(uint32_t i, const MatchedReply& reply,
   Send(i, finish, now);
 }
 
-void LoadDriver::OnLoginFinishReply(uint32_t i, const MatchedReply& reply,
-                                    int64_t now) {
+void LoadDriver::OnLoginFinishReply(uint32_t i, const PendingRequest& r,
+                                    const MatchedReply& reply, int64_t now) {
   if (reply.malformed || reply.code != ResultCode::kOk) {
     OnLoginRefused(i, reply.malformed ? ResultCode::kMalformed : reply.code,
                    now);
@@ -582,8 +631,9 @@ void LoadDriver::OnLoginFinishReply(uint32_t i, const MatchedReply& reply,
     return;
   }
   // The daemon started the session when it got LOGIN_FINISH, which was
-  // sent no earlier than this: a lower bound of its deadline.
-  s.session_proof_ns = s.login_started_ns;
+  // first sent then: a lower bound of its deadline. (Not the LOGIN's start:
+  // a login slowed by load would make the first heartbeat look late.)
+  s.session_proof_ns = r.first_sent_ns;
   BecomeActive(i, now);
 }
 
@@ -659,17 +709,22 @@ void LoadDriver::OnExpired(uint32_t i, const PendingRequest& r, int64_t now) {
   if (InRun()) {
     const int64_t timeout_ns =
         static_cast<int64_t>(s.peer.session_timeout_ms()) * kNsPerMs;
-    const int64_t since_proof = r.last_sent_ns - s.session_proof_ns;
+    // The first try, not the refused one: if the peer spoke in time and
+    // the daemon lost its tries (a full socket buffer) or let the session
+    // lapse while they waited, the daemon broke the contract, not peerload.
+    const int64_t since_proof = r.first_sent_ns - s.session_proof_ns;
     if (since_proof < timeout_ns) {
       ++stats_.false_expiries;
       if (false_expiries_logged_++ < kMaxFalseExpiriesLogged) {
         Log(absl::StrFormat(
             "peerload: false expiry: %s sent %s %.0f ms after its last "
-            "acknowledged heartbeat, and the daemon no longer knew the "
-            "session",
+            "acknowledged heartbeat (try %d, %.0f ms later), and the daemon "
+            "no longer knew the session",
             users_[i].name,
             protocol::MessageTypeName(static_cast<uint8_t>(r.type)),
-            static_cast<double>(since_proof) / kNsPerMs));
+            static_cast<double>(since_proof) / kNsPerMs, r.attempt,
+            static_cast<double>(r.last_sent_ns - r.first_sent_ns) /
+                kNsPerMs));
       }
     } else {
       ++stats_.late_expiries;
@@ -695,6 +750,7 @@ void LoadDriver::OnAbandoned(uint32_t i, int64_t now) {
     case Purpose::kLogin:
     case Purpose::kLoginFinish:
       ++stats_.login_retries;
+      ++stats_.login_timeouts;
       StartLogin(i, now);
       return;
     case Purpose::kLogout:

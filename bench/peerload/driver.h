@@ -18,14 +18,21 @@
 // Responses, latencies, errors and retransmissions are counted in the
 // window. Timeouts and expiries are counted from the start to the end of
 // the window: a session may expire wrongly at any time. An expiry (a
-// kUnknownSession answer) is "false" when the try the daemon refused was
+// kUnknownSession answer) is "false" when the refused request was first
 // sent less than the session timeout (3 s) after the peer's last
-// acknowledged heartbeat (or its LOGIN) was first sent: by the protocol's
-// contract the session was alive when the peer spoke, so the daemon lost
-// it (expired it early, or queued the heartbeat too long). Otherwise it is
-// "late": peerload itself did not heartbeat in time (a heartbeat waits for
-// the request in flight, as in peerctl). Either way the peer logs in again
-// and goes on.
+// acknowledged heartbeat (or its LOGIN_FINISH) was first sent: the peer
+// kept its side of the contract, so the daemon lost the session (expired
+// it early, dropped the heartbeat's first tries from a full socket buffer,
+// or queued it too long). Otherwise it is "late": peerload itself did not
+// heartbeat in time (it was starved of CPU, or a heartbeat waited for the
+// request in flight, as in peerctl). Either way the peer logs in again and
+// goes on. A request without a reply after every try is a timeout (a
+// login's counts as a login timeout and is retried).
+//
+// A driver that is one of several worker processes of a run (workers.h)
+// gets a WindowGate: it reports when it is ready to measure and opens its
+// window only when the gate says so, so that every worker measures the same
+// window.
 //
 // Not thread-safe: Run() drives everything on the calling thread.
 #ifndef PCFS_BENCH_PEERLOAD_DRIVER_H_
@@ -54,15 +61,34 @@
 
 namespace pcfs::peerload {
 
+// What holds a driver's measurement window shut until every worker of the
+// run is ready. The driver polls fd() in its epoll set.
+//
+// Not thread-safe: called from the driver's loop only.
+class WindowGate {
+ public:
+  virtual ~WindowGate() = default;
+  // A descriptor that becomes readable when Poll() has news.
+  virtual int fd() const = 0;
+  // Called once, when the driver's own peers are all logged in (or its
+  // ramp limit passed). Errors end the run.
+  virtual absl::Status Ready() = 0;
+  // Called when fd() is readable: true once the window may open. Errors
+  // (the parent went away) end the run.
+  virtual absl::StatusOr<bool> Poll() = 0;
+};
+
 class LoadDriver {
  public:
   // Opens the epoll set and one socket per peer. Peer i logs in as
   // users[i] (ignored in raw mode). REQUIRES: the file limit is raised.
   // Errors: InvalidArgument (more peers than users), and the failed system
   // call (socket, bind, connect, epoll).
+  // With a `gate` (not owned; it must outlive the driver) the window opens
+  // when the gate says so, after this driver is ready.
   static absl::StatusOr<std::unique_ptr<LoadDriver>> Create(
       const LoadOptions& options, const SocketAddress& server,
-      std::vector<LoadUser> users);
+      std::vector<LoadUser> users, WindowGate* gate = nullptr);
 
   // Runs the three phases and returns what was measured. Errors: the
   // failures that make a run meaningless: nothing listens at the server,
@@ -99,7 +125,7 @@ class LoadDriver {
   };
 
   LoadDriver(const LoadOptions& options, const SocketAddress& server,
-             std::vector<LoadUser> users);
+             std::vector<LoadUser> users, WindowGate* gate);
 
   // ---- Time and timers.
   static int64_t NowNs();
@@ -127,7 +153,8 @@ class LoadDriver {
   void OnReadable(uint32_t i, int64_t now);
   void OnReply(uint32_t i, const MatchedReply& reply, int64_t now);
   void OnLoginReply(uint32_t i, const MatchedReply& reply, int64_t now);
-  void OnLoginFinishReply(uint32_t i, const MatchedReply& reply, int64_t now);
+  void OnLoginFinishReply(uint32_t i, const PendingRequest& r,
+                          const MatchedReply& reply, int64_t now);
   void OnSessionReply(uint32_t i, const PendingRequest& r,
                       const MatchedReply& reply, int64_t now);
   void OnExpired(uint32_t i, const PendingRequest& r, int64_t now);
@@ -141,9 +168,11 @@ class LoadDriver {
   bool InWindow() const { return phase_ == Phase::kMeasure; }
   bool InRun() const { return phase_ <= Phase::kMeasure; }
   void Fail(absl::Status status);
+  void OnGateReadable();
 
   const LoadOptions options_;
   const SocketAddress server_;
+  WindowGate* const gate_;  // null: open the window when ready
   const std::vector<LoadUser> users_;
   const int publishers_;
   const int64_t first_timeout_ns_;
@@ -159,6 +188,8 @@ class LoadDriver {
   Phase phase_ = Phase::kLogin;
   absl::Status fatal_;
   bool heard_from_server_ = false;
+  bool gate_told_ready_ = false;
+  bool gate_open_ = false;
   int64_t start_ns_ = 0;
   int64_t window_start_ns_ = 0;
   int64_t window_end_ns_ = 0;

@@ -50,4 +50,25 @@ int64_t LatencyHistogram::Quantile(double q) const {
   return static_cast<int64_t>(MidpointOf(counts_.size() - 1));
 }
 
+void LatencyHistogram::Merge(const LatencyHistogram& other) {
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+  count_ += other.count_;
+}
+
+std::vector<std::pair<uint32_t, uint64_t>> LatencyHistogram::NonEmptyBuckets()
+    const {
+  std::vector<std::pair<uint32_t, uint64_t>> buckets;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    if (counts_[i] != 0) buckets.emplace_back(static_cast<uint32_t>(i), counts_[i]);
+  }
+  return buckets;
+}
+
+bool LatencyHistogram::AddToBucket(uint32_t bucket, uint64_t n) {
+  if (bucket >= counts_.size()) return false;
+  counts_[bucket] += n;
+  count_ += n;
+  return true;
+}
+
 }  // namespace pcfs::peerload

@@ -7,6 +7,7 @@
 //   peerload --server HOST:PORT --credentials FILE [--duration 10s]
 //            [--peers N] [--mix heartbeat=1,get=1,sch=1] [--rate R]
 //            [--compare-raw] [--json] [--cpu LIST] [--echo-cpu LIST]
+//            [--processes K]
 //   peerload --raw --server HOST:PORT [--peers N] ...   (against udp_echo)
 //   peerload --make-credentials N [--iterations 16] > FILE
 //
@@ -26,6 +27,7 @@
 //                --state_dir /tmp/load-state &          (one line)
 //   peerload --server 127.0.0.1:50000 --credentials /tmp/load-creds.txt
 //            --peers 10000 --duration 10s --compare-raw --json
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -46,6 +48,7 @@
 #include "bench/peerload/sockets.h"
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
+#include "bench/peerload/workers.h"
 #include "core/log.h"
 #include "core/net.h"
 
@@ -76,6 +79,9 @@ ABSL_FLAG(std::string, cpu, "", "pin peerload to these CPUs");
 ABSL_FLAG(bool, spread_sources, true,
           "spread peers over 127.x.y.z source addresses (IPv4 loopback)");
 ABSL_FLAG(int, peers_per_source, 100, "peers per loopback source address");
+ABSL_FLAG(int, processes, 0,
+          "peerload processes to split the peers over (0: as few as the "
+          "file descriptor limit allows; 1: this process alone)");
 ABSL_FLAG(int, make_credentials, 0,
           "print N load users' credential lines and exit");
 ABSL_FLAG(uint32_t, iterations, 16,
@@ -89,8 +95,7 @@ using pcfs::peerload::LoadStats;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr absl::Duration kMaxDuration = absl::Seconds(600);
-// Descriptors beyond one per peer: epoll, stdio, the echo pipe, libraries.
-constexpr int kSpareDescriptors = 256;
+using pcfs::peerload::kSpareDescriptors;
 
 constexpr char kUsage[] =
     R"(peerload: PeerConnectFS's load generator.
@@ -134,6 +139,12 @@ Flags (dashes or underscores):
   --echo-cpu LIST         pin udp_echo (e.g. 1 or 0,1; default: unpinned)
   --echo-threads N        udp_echo threads (default: one per core)
   --cpu LIST              pin peerload itself
+  --processes K           split the peers over K worker processes, each
+                          driving a block of them and opening its window
+                          with the others; their figures are merged into one
+                          report (default 0: one process if the peers fit
+                          its hard file descriptor limit, else the fewest
+                          that do; RLIMIT_NOFILE is per process)
   --json                  print one line of JSON instead of the report
   --spread-sources        on an IPv4 loopback server, bind peers to
                           127.1.x.y addresses, --peers-per-source (100) each:
@@ -218,12 +229,22 @@ absl::StatusOr<LoadOptions> OptionsFromFlags() {
   return o;
 }
 
-// One run of the driver against `server`.
+// One run of the driver against `server`, in this process or split over
+// `processes` workers.
 absl::StatusOr<LoadStats> RunOnce(const LoadOptions& options,
-                                  std::vector<pcfs::peerload::LoadUser> users) {
+                                  std::vector<pcfs::peerload::LoadUser> users,
+                                  int processes) {
   absl::StatusOr<pcfs::SocketAddress> server =
       pcfs::peerload::ResolveServer(options.host, options.port);
   if (!server.ok()) return server.status();
+  if (processes > 1) {
+    return pcfs::peerload::RunInWorkers(options, *server, users, processes);
+  }
+  if (absl::Status s = pcfs::peerload::RaiseFileLimit(
+          static_cast<uint64_t>(options.peers) + kSpareDescriptors);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<std::unique_ptr<pcfs::peerload::LoadDriver>> driver =
       pcfs::peerload::LoadDriver::Create(options, *server, std::move(users));
   if (!driver.ok()) return driver.status();
@@ -232,7 +253,8 @@ absl::StatusOr<LoadStats> RunOnce(const LoadOptions& options,
 
 // --compare-raw: the same pattern against a udp_echo child.
 absl::StatusOr<LoadStats> RunBaseline(const LoadOptions& real,
-                                      const std::string& original_cpus) {
+                                      const std::string& original_cpus,
+                                      int processes) {
   pcfs::peerload::EchoProcess::Options echo;
   echo.binary = absl::GetFlag(FLAGS_echo_binary);
   if (echo.binary.empty()) {
@@ -252,7 +274,7 @@ absl::StatusOr<LoadStats> RunBaseline(const LoadOptions& real,
   raw.raw = true;
   raw.port = (*process)->port();
   pcfs::Log("peerload: raw baseline: udp_echo on port ", raw.port);
-  absl::StatusOr<LoadStats> stats = RunOnce(raw, {});
+  absl::StatusOr<LoadStats> stats = RunOnce(raw, {}, processes);
   if (absl::Status s = (*process)->Stop(); !s.ok() && stats.ok()) {
     pcfs::Log("peerload: ", s.message());
   }
@@ -320,17 +342,26 @@ int main(int argc, char** argv) {
       return Failure(std::string(s.message()));
     }
   }
-  if (absl::Status s = pcfs::peerload::RaiseFileLimit(
-          static_cast<uint64_t>(options->peers) + kSpareDescriptors);
-      !s.ok()) {
-    return Failure(std::string(s.message()));
+  int processes = absl::GetFlag(FLAGS_processes);
+  if (processes < 0 || processes > options->peers) {
+    return Usage(absl::StrCat("--processes must be in 0..", options->peers));
+  }
+  if (processes == 0) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      return Failure("getrlimit(RLIMIT_NOFILE) failed");
+    }
+    processes = pcfs::peerload::ProcessesFor(
+        options->peers, static_cast<uint64_t>(limit.rlim_max));
   }
 
-  absl::StatusOr<LoadStats> stats = RunOnce(*options, std::move(users));
+  absl::StatusOr<LoadStats> stats =
+      RunOnce(*options, std::move(users), processes);
   if (!stats.ok()) return Failure(std::string(stats.status().message()));
   std::optional<LoadStats> baseline;
   if (compare_raw) {
-    absl::StatusOr<LoadStats> raw = RunBaseline(*options, *original_cpus);
+    absl::StatusOr<LoadStats> raw =
+        RunBaseline(*options, *original_cpus, processes);
     if (!raw.ok()) {
       return Failure(absl::StrCat("raw baseline: ", raw.status().message()));
     }
@@ -340,6 +371,7 @@ int main(int argc, char** argv) {
   pcfs::peerload::RunDescription run;
   run.options = &*options;
   run.server = absl::GetFlag(FLAGS_server);
+  run.processes = processes;
   const std::string out =
       absl::GetFlag(FLAGS_json)
           ? pcfs::peerload::FormatJson(run, *stats, baseline) + "\n"

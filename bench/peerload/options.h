@@ -83,6 +83,11 @@ struct LoadOptions {
   // has fewer than 30,000 ephemeral ports.
   bool spread_sources = true;
   int peers_per_source = 100;
+  // The run-wide index of this driver's first peer, for its source
+  // address: a worker process (workers.h) drives peers
+  // first_peer_index.. of the run, so the workers' peers never share an
+  // address beyond the --peers_per_source of one.
+  uint64_t first_peer_index = 0;
 
   // Retransmission, as peerctl's client does it: 200 ms, doubling, 5 tries.
   absl::Duration first_timeout = absl::Milliseconds(200);

@@ -1,10 +1,13 @@
 #include "bench/peerload/stats.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace pcfs::peerload {
 namespace {
@@ -56,7 +59,140 @@ void Row(std::string& out, absl::string_view label, const std::string& daemon,
 std::string Count(uint64_t n) { return absl::StrCat(n); }
 std::string Fixed(double v) { return absl::StrFormat("%.1f", v); }
 
+// The counters of a LoadStats, by the names EncodeStats gives them.
+struct CounterField {
+  absl::string_view name;
+  uint64_t LoadStats::*member;
+};
+constexpr CounterField kCounterFields[] = {
+    {"logins", &LoadStats::logins},
+    {"login_retries", &LoadStats::login_retries},
+    {"login_timeouts", &LoadStats::login_timeouts},
+    {"publications", &LoadStats::publications},
+    {"requests", &LoadStats::requests},
+    {"responses", &LoadStats::responses},
+    {"heartbeat_responses", &LoadStats::heartbeat_responses},
+    {"retransmissions", &LoadStats::retransmissions},
+    {"timeouts", &LoadStats::timeouts},
+    {"not_found", &LoadStats::not_found},
+    {"false_expiries", &LoadStats::false_expiries},
+    {"late_expiries", &LoadStats::late_expiries},
+    {"relogins", &LoadStats::relogins},
+    {"rate_missed", &LoadStats::rate_missed},
+    {"stray_replies", &LoadStats::stray_replies},
+    {"logouts", &LoadStats::logouts},
+};
+
+std::string EncodeHistogram(const LatencyHistogram& h) {
+  std::string out;
+  for (const auto& [bucket, count] : h.NonEmptyBuckets()) {
+    absl::StrAppend(&out, " ", bucket, ":", count);
+  }
+  return out;
+}
+
+bool DecodeHistogram(absl::string_view text, LatencyHistogram* h) {
+  for (absl::string_view pair :
+       absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits(':', 1));
+    uint32_t bucket = 0;
+    uint64_t count = 0;
+    if (!absl::SimpleAtoi(kv.first, &bucket) ||
+        !absl::SimpleAtoi(kv.second, &count) ||
+        !h->AddToBucket(bucket, count)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+void MergeStats(const LoadStats& from, LoadStats* into) {
+  into->peers += from.peers;
+  into->logged_in += from.logged_in;
+  into->login_s = std::max(into->login_s, from.login_s);
+  into->measured_s = std::max(into->measured_s, from.measured_s);
+  for (const CounterField& field : kCounterFields) {
+    into->*field.member += from.*field.member;
+  }
+  for (size_t i = 0; i < from.mix_responses.size(); ++i) {
+    into->mix_responses[i] += from.mix_responses[i];
+  }
+  for (const auto& [kind, count] : from.errors_by_kind) {
+    into->errors_by_kind[kind] += count;
+  }
+  into->latency.Merge(from.latency);
+  into->login_latency.Merge(from.login_latency);
+}
+
+std::string EncodeStats(const LoadStats& stats) {
+  std::string out = absl::StrFormat(
+      "peers %d\nlogged_in %d\nlogin_s %.9g\nmeasured_s %.9g\n", stats.peers,
+      stats.logged_in, stats.login_s, stats.measured_s);
+  for (const CounterField& field : kCounterFields) {
+    absl::StrAppend(&out, field.name, " ", stats.*field.member, "\n");
+  }
+  absl::StrAppend(&out, "mix_responses ",
+                  absl::StrJoin(stats.mix_responses, " "), "\n");
+  // The kind last: it may hold spaces (never a newline).
+  for (const auto& [kind, count] : stats.errors_by_kind) {
+    absl::StrAppend(&out, "error ", count, " ", kind, "\n");
+  }
+  absl::StrAppend(&out, "latency", EncodeHistogram(stats.latency), "\n");
+  absl::StrAppend(&out, "login_latency", EncodeHistogram(stats.login_latency),
+                  "\n");
+  return out;
+}
+
+absl::StatusOr<LoadStats> DecodeStats(absl::string_view text) {
+  LoadStats stats;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    ++line_number;
+    const size_t space = line.find(' ');
+    const absl::string_view name = line.substr(0, space);
+    const absl::string_view value =
+        space == absl::string_view::npos ? "" : line.substr(space + 1);
+    bool ok = false;
+    if (name == "peers") {
+      ok = absl::SimpleAtoi(value, &stats.peers);
+    } else if (name == "logged_in") {
+      ok = absl::SimpleAtoi(value, &stats.logged_in);
+    } else if (name == "login_s") {
+      ok = absl::SimpleAtod(value, &stats.login_s);
+    } else if (name == "measured_s") {
+      ok = absl::SimpleAtod(value, &stats.measured_s);
+    } else if (name == "mix_responses") {
+      std::vector<absl::string_view> parts =
+          absl::StrSplit(value, ' ', absl::SkipEmpty());
+      ok = parts.size() == stats.mix_responses.size();
+      for (size_t i = 0; ok && i < parts.size(); ++i) {
+        ok = absl::SimpleAtoi(parts[i], &stats.mix_responses[i]);
+      }
+    } else if (name == "error") {
+      const size_t gap = value.find(' ');
+      uint64_t count = 0;
+      ok = gap != absl::string_view::npos &&
+           absl::SimpleAtoi(value.substr(0, gap), &count);
+      if (ok) stats.errors_by_kind[std::string(value.substr(gap + 1))] += count;
+    } else if (name == "latency") {
+      ok = DecodeHistogram(value, &stats.latency);
+    } else if (name == "login_latency") {
+      ok = DecodeHistogram(value, &stats.login_latency);
+    } else {
+      for (const CounterField& field : kCounterFields) {
+        if (name == field.name) ok = absl::SimpleAtoi(value, &(stats.*field.member));
+      }
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "worker stats, line ", line_number, ": cannot read '", line, "'"));
+    }
+  }
+  return stats;
+}
 
 uint64_t LoadStats::errors() const {
   uint64_t sum = 0;
@@ -80,11 +216,15 @@ std::string FormatReport(const RunDescription& run, const LoadStats& stats,
         &out,
         absl::StrFormat(
             "login: %d of %d peers in %.2f s (ramp %.0f/s), latency p50 %.0f "
-            "us p99 %.0f us; %u logins, %u retried, %u names published\n",
+            "us p99 %.0f us; %u logins, %u retried (%u timed out), %u names "
+            "published%s\n",
             stats.logged_in, stats.peers, stats.login_s, o.login_rate,
             Micros(stats.login_latency.Quantile(0.5)),
             Micros(stats.login_latency.Quantile(0.99)), stats.logins,
-            stats.login_retries, stats.publications));
+            stats.login_retries, stats.login_timeouts, stats.publications,
+            run.processes > 1
+                ? absl::StrFormat("; %d peerload processes", run.processes)
+                : ""));
   }
   const bool side_by_side = baseline.has_value();
   auto raw = [&](auto field) -> std::optional<std::string> {
@@ -155,7 +295,8 @@ std::string FormatJson(const RunDescription& run, const LoadStats& stats,
       "\"requests\":%u,\"responses\":%u,\"relogins\":%u,\"rate_missed\":%u,"
       "\"peers\":%d,\"logged_in\":%d,\"duration_s\":%.3f,\"mix\":%s,"
       "\"rate\":%.1f,\"login_s\":%.3f,\"logins\":%u,\"login_p50_us\":%.1f,"
-      "\"login_p99_us\":%.1f,\"not_found\":%u,\"logouts\":%u,"
+      "\"login_p99_us\":%.1f,\"login_retries\":%u,\"login_timeouts\":%u,"
+      "\"not_found\":%u,\"logouts\":%u,\"processes\":%d,"
       "\"errors_by_kind\":%s",
       JsonString(o.raw ? "raw" : "daemon"), JsonString(run.server),
       stats.responses_per_s(), Micros(stats.latency.Quantile(0.5)),
@@ -166,8 +307,9 @@ std::string FormatJson(const RunDescription& run, const LoadStats& stats,
       stats.peers, stats.logged_in, stats.measured_s,
       JsonString(o.mix.ToString()), o.rate, stats.login_s, stats.logins,
       Micros(stats.login_latency.Quantile(0.5)),
-      Micros(stats.login_latency.Quantile(0.99)), stats.not_found,
-      stats.logouts, JsonErrors(stats));
+      Micros(stats.login_latency.Quantile(0.99)), stats.login_retries,
+      stats.login_timeouts, stats.not_found, stats.logouts, run.processes,
+      JsonErrors(stats));
   if (baseline.has_value()) {
     const double base = baseline->responses_per_s();
     absl::StrAppend(

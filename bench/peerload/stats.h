@@ -4,6 +4,11 @@
 // for --duration), but for timeouts and expiries, which also cover the login
 // phase (see driver.h); the login phase has its own counters too.
 //
+// A run split over worker processes (workers.h) sends each worker's
+// LoadStats to the parent as text (EncodeStats / DecodeStats), and the
+// parent adds them up (MergeStats): counters summed, histograms merged
+// bucket by bucket, durations the longest.
+//
 // Not thread-safe: filled by peerload's single event loop, then read.
 #ifndef PCFS_BENCH_PEERLOAD_STATS_H_
 #define PCFS_BENCH_PEERLOAD_STATS_H_
@@ -14,6 +19,8 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "bench/peerload/histogram.h"
 #include "bench/peerload/options.h"
 
@@ -26,6 +33,7 @@ struct LoadStats {
   double login_s = 0;          // how long that took
   uint64_t logins = 0;         // successful logins, re-logins included
   uint64_t login_retries = 0;  // refused (rate limited, still active) or lost
+  uint64_t login_timeouts = 0;  // of those: no reply after every try
   uint64_t publications = 0;   // PUBs answered kOk
   LatencyHistogram login_latency;  // LOGIN sent to session established
 
@@ -58,10 +66,23 @@ struct LoadStats {
   void CountError(const std::string& kind) { ++errors_by_kind[kind]; }
 };
 
+// Adds `from` to `into`: peers, counters and errors summed, histograms
+// merged, login_s and measured_s the longest of the two (the workers of
+// one run measure the same window, opened together).
+void MergeStats(const LoadStats& from, LoadStats* into);
+
+// A LoadStats as text, one field a line ("name value"), histograms as
+// "bucket:count" pairs; DecodeStats reads it back exactly (doubles to
+// within their printed 9 significant digits). Errors: InvalidArgument
+// naming the bad line.
+std::string EncodeStats(const LoadStats& stats);
+absl::StatusOr<LoadStats> DecodeStats(absl::string_view text);
+
 // What the report says about the run itself.
 struct RunDescription {
   const LoadOptions* options = nullptr;
   std::string server;  // "127.0.0.1:50000"
+  int processes = 1;   // peerload processes the peers were split over
 };
 
 // The human-readable report; `baseline`, when given, is the raw echo run

@@ -183,6 +183,19 @@ class DownloaderTest : public ::testing::Test {
     return names;
   }
 
+  // A holder serves `served` (the size of `real`) where `real` was
+  // announced: the download must fail on the hash and leave nothing.
+  void ExpectHashMismatchLeavesNothing(const std::string& real,
+                                       const std::string& served) {
+    ASSERT_EQ(real.size(), served.size());
+    FakeHolder fake(http::FormatOkHead(served.size()) + served,
+                    Ending::kClose);
+    absl::Status status = Download(RequestFromFake(fake, real));
+    EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+    EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
+    EXPECT_TRUE(DestinationEntries().empty());
+  }
+
   std::string root_;
   std::string share_;
   std::string destination_;
@@ -317,12 +330,31 @@ TEST_F(DownloaderTest, DanglingSymlinkAtDestinationCountsAsExisting) {
 }
 
 TEST_F(DownloaderTest, BogusContentFailsTheHashAndLeavesNothing) {
-  const std::string real = "the real contents";
-  const std::string bogus = "THE REAL CONTENTS";  // same length
-  FakeHolder fake(http::FormatOkHead(bogus.size()) + bogus, Ending::kClose);
-  absl::Status status = Download(RequestFromFake(fake, real));
+  ExpectHashMismatchLeavesNothing("the real contents", "THE REAL CONTENTS");
+}
+
+// Many buffers' worth, so that the wrong byte reaches the hasher thread
+// long after the pool has been recycled and writeback started: the overlap
+// must still check every byte, the last one included.
+TEST_F(DownloaderTest, BogusLastByteOfALargeBodyFailsTheHashAndLeavesNothing) {
+  const std::string real = RandomBytes(20 << 20, 6);
+  std::string bogus = real;
+  bogus.back() = static_cast<char>(bogus.back() ^ 1);
+  ExpectHashMismatchLeavesNothing(real, bogus);
+}
+
+// An interruption after several MiB (past the first writeback step and
+// with buffers still queued for the hasher) leaves no file at all.
+TEST_F(DownloaderTest, LargeBodyCutShortLeavesNoFile) {
+  const std::string contents = RandomBytes(24 << 20, 7);
+  FakeHolder fake(http::FormatOkHead(contents.size()) +
+                      contents.substr(0, (17 << 20) + 5),
+                  Ending::kClose);
+  DownloadRequest request = RequestFromFake(fake, contents);
+  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_size.reset();
+  absl::Status status = Download(request);
   EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
-  EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
   EXPECT_TRUE(DestinationEntries().empty());
 }
 

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/rfc7677_example.h"
 
 // Counts this thread's heap allocations, so a test can check that the codec
 // makes none. The replacements serve the whole test binary; they are kept out
@@ -111,15 +112,10 @@ Sha256Digest TestDigest() {
 // The SCRAM messages of RFC 7677's example exchange (user "user", password
 // "pencil"). The codec does not look inside them; they make the login
 // vectors realistic.
-constexpr absl::string_view kClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
-constexpr absl::string_view kServerFirst =
-    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-constexpr absl::string_view kClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-constexpr absl::string_view kServerFinal =
-    "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+using rfc7677::kClientFinal;
+using rfc7677::kClientFirst;
+using rfc7677::kServerFinal;
+using rfc7677::kServerFirst;
 
 // Computed with Python's hmac and hashlib, independently of this code (the
 // inputs are in docs/PROTOCOL.md, "Test vectors"):

@@ -11,6 +11,7 @@
 #include "core/credentials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/rfc7677_example.h"
 
 namespace pcfs {
 namespace {
@@ -18,21 +19,16 @@ namespace {
 using ::testing::HasSubstr;
 
 // RFC 7677, section 3: the example exchange.
-constexpr absl::string_view kUser = "user";
-constexpr absl::string_view kPassword = "pencil";
-constexpr absl::string_view kClientNonce = "rOprNGfwEbeRWgbNEkqO";
-constexpr absl::string_view kServerNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-constexpr absl::string_view kSaltBase64 = "W22ZaJ0SNY7soEsUEjb6gQ==";
-constexpr uint32_t kIterations = 4096;
-constexpr absl::string_view kClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
-constexpr absl::string_view kServerFirst =
-    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-constexpr absl::string_view kClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-constexpr absl::string_view kServerFinal =
-    "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+using rfc7677::kClientFinal;
+using rfc7677::kClientFirst;
+using rfc7677::kClientNonce;
+using rfc7677::kIterations;
+using rfc7677::kPassword;
+using rfc7677::kSaltBase64;
+using rfc7677::kServerFinal;
+using rfc7677::kServerFirst;
+using rfc7677::kServerNonce;
+using rfc7677::kUser;
 
 // Computed with Python's hashlib and hmac, independently of this code: the
 // RFC example's verifier, and its session key
