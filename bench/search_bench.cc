@@ -416,9 +416,8 @@ void BM_RegistrySearchPageP99(benchmark::State& state) {
     state.counters["p99_us"] = Percentile(requests, 0.99);
     state.counters["max_us"] = Percentile(requests, 1.0);
     state.counters["p99_raw_us"] = Percentile(first_pass, 0.99);
-    state.counters["pages_per_query"] =
-        static_cast<double>(requests.size()) /
-        static_cast<double>(patterns.size());
+    state.counters["pages_per_query"] = static_cast<double>(requests.size()) /
+                                        static_cast<double>(patterns.size());
     state.counters["pages_p99"] = Percentile(pages, 0.99);
     state.counters["listing_p50_us"] = Percentile(listing, 0.50);
     state.counters["listing_p99_us"] = Percentile(listing, 0.99);

@@ -96,8 +96,8 @@ TEST(CommandsTest, SchPrintsAListingOfManyPagesSortedOnceEach) {
   ASSERT_TRUE(hans.logged_in());
   std::vector<std::string> names;
   for (int i = 0; i < 150; ++i) {
-    names.push_back(absl::StrCat("holiday-", std::string(40, 'x'), "-", i,
-                                 ".dat"));
+    names.push_back(
+        absl::StrCat("holiday-", std::string(40, 'x'), "-", i, ".dat"));
     dir.WriteFile(names.back(), "x");
     ASSERT_EQ(hans.Run("pub " + names.back()), "File published successfully\n");
   }
@@ -105,8 +105,8 @@ TEST(CommandsTest, SchPrintsAListingOfManyPagesSortedOnceEach) {
   std::string expected;
   for (const std::string& name : names) absl::StrAppend(&expected, name, "\n");
 
-  CommandResult hits = RunPeerctl(daemon, "vader", "vaderpass",
-                                  {"sch", "holiday-"}, dir.path());
+  CommandResult hits =
+      RunPeerctl(daemon, "vader", "vaderpass", {"sch", "holiday-"}, dir.path());
   EXPECT_EQ(hits.exit_code, 0) << hits.err;
   EXPECT_EQ(hits.out, expected);
   EXPECT_EQ(hits.err, "");

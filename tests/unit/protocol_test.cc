@@ -327,8 +327,8 @@ std::vector<TestVector> TestVectors() {
        "0000000000000000 00000000000000000000000000000000"
        " 00 5a5a0003 0000002a ffffffff 0001 0008 74756e652e6d7033",
        [=](std::span<uint8_t> out) {
-         return EncodeListPage(sch, 0x5a5a0003, kUnknownTotal, {"tune.mp3"},
-                               42, out);
+         return EncodeListPage(sch, 0x5a5a0003, kUnknownTotal, {"tune.mp3"}, 42,
+                               out);
        }},
       {"GET-request",
        "5043 01 15 0000 0000 00000008 0123456789abcdef "
