@@ -92,7 +92,8 @@ struct Session {
   };
   std::array<CachedReply, 4> reply_cache{};
 
-  // daemon: the list being paged through, if any.
+  // daemon: the LAP or LPF list being paged through, if any (SCH pages
+  // straight from the index and keeps nothing here).
   std::shared_ptr<const ListSnapshot> snapshot;
 };
 
