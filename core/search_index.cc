@@ -577,6 +577,12 @@ constexpr size_t kMinMergeSparsity = 4;
 struct SearchIndex::Impl {
   Impl() : ids(0, IdHash{&names}, IdEq{&names}) {}
 
+  using PostingsRange =
+      std::pair<absl::btree_map<uint32_t, PostingList>::const_iterator,
+                absl::btree_map<uint32_t, PostingList>::const_iterator>;
+  // The lists of the trigrams that start with a 1- or 2-byte pattern.
+  PostingsRange ListsStartingWith(absl::string_view pattern) const;
+
   void MatchAll(MatchFn fn) const;
   void MatchShort(absl::string_view pattern,
                   MatchFn fn) const;
@@ -616,12 +622,8 @@ void SearchIndex::Impl::Scan(
   }
 }
 
-// A pattern of 1 or 2 bytes is in a name iff some trigram of the padded
-// name starts with it: the union of a key range's lists, deduplicated with
-// a bitmap over the ids.
-void SearchIndex::Impl::MatchShort(
-    absl::string_view pattern,
-    MatchFn fn) const {
+SearchIndex::Impl::PostingsRange SearchIndex::Impl::ListsStartingWith(
+    absl::string_view pattern) const {
   const uint32_t first = Symbol(pattern[0]);
   uint32_t lo = Key(first, 0, 0);
   uint32_t hi = Key(first + 1, 0, 0);
@@ -629,8 +631,16 @@ void SearchIndex::Impl::MatchShort(
     lo = Key(first, Symbol(pattern[1]), 0);
     hi = Key(first, Symbol(pattern[1]) + 1, 0);
   }
-  const auto begin = postings.lower_bound(lo);
-  const auto end = postings.lower_bound(hi);
+  return {postings.lower_bound(lo), postings.lower_bound(hi)};
+}
+
+// A pattern of 1 or 2 bytes is in a name iff some trigram of the padded
+// name starts with it: the union of a key range's lists, deduplicated with
+// a bitmap over the ids.
+void SearchIndex::Impl::MatchShort(
+    absl::string_view pattern,
+    MatchFn fn) const {
+  const auto [begin, end] = ListsStartingWith(pattern);
   size_t total = 0;
   size_t lists = 0;
   for (auto it = begin; it != end; ++it, ++lists) total += it->second.size();
@@ -716,15 +726,7 @@ SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
                                                   uint32_t first_id,
                                                   size_t max_examined,
                                                   OrderedWalker::Fn fn) const {
-  const uint32_t first = Symbol(pattern[0]);
-  uint32_t lo = Key(first, 0, 0);
-  uint32_t hi = Key(first + 1, 0, 0);
-  if (pattern.size() == 2) {
-    lo = Key(first, Symbol(pattern[1]), 0);
-    hi = Key(first, Symbol(pattern[1]) + 1, 0);
-  }
-  const auto begin = postings.lower_bound(lo);
-  const auto end = postings.lower_bound(hi);
+  const auto [begin, end] = ListsStartingWith(pattern);
   size_t total = 0;
   size_t lists = 0;
   for (auto it = begin; it != end && lists <= kMaxMergeLists; ++it, ++lists) {
