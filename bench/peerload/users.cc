@@ -1,39 +1,16 @@
 #include "bench/peerload/users.h"
 
-#include <fcntl.h>
 #include <openssl/rand.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/credentials.h"
+#include "core/file_util.h"
 #include "core/scram.h"
-#include "core/unique_fd.h"
 
 namespace pcfs::peerload {
-namespace {
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(absl::StrCat("open ", path), errno);
-  std::string text;
-  char buffer[64 * 1024];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(absl::StrCat("read ", path), errno);
-    }
-    if (n == 0) return text;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-}
-
-}  // namespace
 
 std::string LoadPasswordFor(absl::string_view user) {
   return absl::StrCat("pw-", user);
@@ -64,7 +41,7 @@ absl::StatusOr<std::vector<LoadUser>> ParseLoadUsers(absl::string_view text) {
 }
 
 absl::StatusOr<std::vector<LoadUser>> ReadLoadUsers(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   absl::StatusOr<std::vector<LoadUser>> users = ParseLoadUsers(*text);
   if (!users.ok()) {
