@@ -880,6 +880,24 @@ TEST(RegistryLocateTest, SpreadsRequestsOverTheActiveHolders) {
 
 // ---- Concurrency (run under TSan) -------------------------------------------
 
+// The searches under churn below: leia and luke log in; leia publishes
+// kStable names that stay published ("holiday-video-<i>.mkv"), returned;
+// luke, the searcher, publishes one of the same shape. The churning names
+// continue the numbering from kStable, kChurning of them.
+constexpr int kStable = 50;
+constexpr int kChurning = 50;
+std::vector<std::string> PublishStableVideos(Registry& registry) {
+  LogIn(registry, "leia");
+  LogIn(registry, "luke");
+  std::vector<std::string> stable;
+  for (int i = 0; i < kStable; ++i) {
+    stable.push_back(absl::StrCat("holiday-video-", i, ".mkv"));
+    registry.Publish("leia", stable.back(), Meta(1));
+  }
+  registry.Publish("luke", "holiday-video-mine.mkv", Meta(1));
+  return stable;
+}
+
 TEST(RegistryConcurrencyTest, ConcurrentLoginsForOneUserAdmitExactlyOne) {
   Registry registry;
   constexpr int kThreads = 4;
@@ -1017,16 +1035,7 @@ TEST(RegistryConcurrencyTest, MixedWorkloadKeepsEveryRule) {
 // name comes twice. Afterwards the result is exactly what remains.
 TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
   Registry registry(Registry::Options{.shard_count = 4});
-  LogIn(registry, "leia");
-  LogIn(registry, "luke");
-  constexpr int kStable = 50;
-  constexpr int kChurning = 50;
-  std::vector<std::string> stable;
-  for (int i = 0; i < kStable; ++i) {
-    stable.push_back(absl::StrCat("holiday-video-", i, ".mkv"));
-    registry.Publish("leia", stable.back(), Meta(1));
-  }
-  registry.Publish("luke", "holiday-video-mine.mkv", Meta(1));
+  const std::vector<std::string> stable = PublishStableVideos(registry);
   const std::vector<std::string> patterns = {"holiday-video-", "day", "v",
                                              "o-1", "video"};
   std::atomic<bool> churning{true};
@@ -1079,16 +1088,7 @@ TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
 // under a new id) but no more often than it was published.
 TEST(RegistryConcurrencyTest, PagedSearchDuringPublishAndUnpublishKeepsRules) {
   Registry registry(Registry::Options{.shard_count = 4});
-  LogIn(registry, "leia");
-  LogIn(registry, "luke");
-  constexpr int kStable = 50;
-  constexpr int kChurning = 50;
-  std::vector<std::string> stable;
-  for (int i = 0; i < kStable; ++i) {
-    stable.push_back(absl::StrCat("holiday-video-", i, ".mkv"));
-    registry.Publish("leia", stable.back(), Meta(1));
-  }
-  registry.Publish("luke", "holiday-video-mine.mkv", Meta(1));
+  const std::vector<std::string> stable = PublishStableVideos(registry);
   const std::vector<std::string> patterns = {
       "holiday-video-", "day", "v", "o-1", "video", ""};
   std::atomic<bool> churning{true};
