@@ -146,6 +146,21 @@ class HandlersTest : public ::testing::Test {
     return done;
   }
 
+  // Starts vader's session straight in the registry (no SCRAM: the lists
+  // are under test, not the login) and publishes "<prefix>-<i>.mkv" for i
+  // in [0, count).
+  void PublishManyAsVader(int count, absl::string_view prefix) {
+    Registry::LoginParams p;
+    p.user = "vader";
+    p.control = MakeEndpoint(5001);
+    p.file_port = 7001;
+    ASSERT_TRUE(registry_.Login(p, now_).ok());
+    for (int i = 0; i < count; ++i) {
+      registry_.Publish("vader", absl::StrCat(prefix, "-", i, ".mkv"),
+                        FileMeta{});
+    }
+  }
+
   uint64_t Login(const std::string& user, const std::string& password,
                  const Endpoint& from) {
     Reply r = LoginExchange(user, password, from);
@@ -491,14 +506,7 @@ TEST_F(HandlersTest, LapPagesThroughTenThousandUsers) {
 }
 
 TEST_F(HandlersTest, SearchPagesThroughAHundredThousandHits) {
-  Registry::LoginParams p;
-  p.user = "vader";
-  p.control = MakeEndpoint(5001);
-  p.file_port = 7001;
-  ASSERT_TRUE(registry_.Login(p, now_).ok());
-  for (int i = 0; i < 100000; ++i) {
-    registry_.Publish("vader", absl::StrCat("movie-", i, ".mkv"), FileMeta{});
-  }
+  PublishManyAsVader(100000, "movie");
   uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
   std::vector<std::string> hits =
       List(MessageType::kSearch, yoda, "movie", MakeEndpoint(5002));
@@ -510,14 +518,7 @@ TEST_F(HandlersTest, SearchPagesThroughAHundredThousandHits) {
 class SearchPagingTest : public HandlersTest {
  protected:
   void SetUp() override {
-    Registry::LoginParams p;
-    p.user = "vader";
-    p.control = MakeEndpoint(5001);
-    p.file_port = 7001;
-    ASSERT_TRUE(registry_.Login(p, now_).ok());
-    for (int i = 0; i < 2000; ++i) {
-      registry_.Publish("vader", absl::StrCat("clip-", i, ".mkv"), FileMeta{});
-    }
+    PublishManyAsVader(2000, "clip");
     yoda_ = Login("yoda", "yodapass", MakeEndpoint(5002));
   }
 
