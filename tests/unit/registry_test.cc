@@ -898,6 +898,26 @@ std::vector<std::string> PublishStableVideos(Registry& registry) {
   return stable;
 }
 
+// Two threads that each publish and unpublish leia's kChurning churning
+// names 3,000 times, interleaved differently. The caller joins them.
+std::vector<std::thread> StartChurners(Registry& registry) {
+  std::vector<std::thread> churners;
+  for (int t = 0; t < 2; ++t) {
+    churners.emplace_back([&registry, t] {
+      for (int i = 0; i < 3000; ++i) {
+        const std::string name = absl::StrCat(
+            "holiday-video-", kStable + (i * 7 + t) % kChurning, ".mkv");
+        if ((i + t) % 3 != 0) {
+          registry.Publish("leia", name, Meta(2));
+        } else {
+          (void)registry.Unpublish("leia", name);
+        }
+      }
+    });
+  }
+  return churners;
+}
+
 TEST(RegistryConcurrencyTest, ConcurrentLoginsForOneUserAdmitExactlyOne) {
   Registry registry;
   constexpr int kThreads = 4;
@@ -1039,21 +1059,7 @@ TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
   const std::vector<std::string> patterns = {"holiday-video-", "day", "v",
                                              "o-1", "video"};
   std::atomic<bool> churning{true};
-  std::vector<std::thread> churners;
-  for (int t = 0; t < 2; ++t) {
-    churners.emplace_back([&, t] {
-      for (int i = 0; i < 3000; ++i) {
-        const std::string name =
-            absl::StrCat("holiday-video-", kStable + (i * 7 + t) % kChurning,
-                         ".mkv");
-        if ((i + t) % 3 != 0) {
-          registry.Publish("leia", name, Meta(2));
-        } else {
-          (void)registry.Unpublish("leia", name);
-        }
-      }
-    });
-  }
+  std::vector<std::thread> churners = StartChurners(registry);
   std::thread searcher([&] {
     for (int round = 0; churning.load() && round < 2000; ++round) {
       const std::string& pattern = patterns[round % patterns.size()];
@@ -1092,20 +1098,7 @@ TEST(RegistryConcurrencyTest, PagedSearchDuringPublishAndUnpublishKeepsRules) {
   const std::vector<std::string> patterns = {
       "holiday-video-", "day", "v", "o-1", "video", ""};
   std::atomic<bool> churning{true};
-  std::vector<std::thread> churners;
-  for (int t = 0; t < 2; ++t) {
-    churners.emplace_back([&, t] {
-      for (int i = 0; i < 3000; ++i) {
-        const std::string name = absl::StrCat(
-            "holiday-video-", kStable + (i * 7 + t) % kChurning, ".mkv");
-        if ((i + t) % 3 != 0) {
-          registry.Publish("leia", name, Meta(2));
-        } else {
-          (void)registry.Unpublish("leia", name);
-        }
-      }
-    });
-  }
+  std::vector<std::thread> churners = StartChurners(registry);
   std::thread searcher([&] {
     for (int round = 0; churning.load() && round < 2000; ++round) {
       const std::string& pattern = patterns[round % patterns.size()];
