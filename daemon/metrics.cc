@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/log.h"
@@ -125,19 +126,25 @@ void RequestMetrics::Record(uint8_t type, bool replied, uint8_t code) {
 // ---- MetricsServer ----------------------------------------------------------
 
 absl::StatusOr<SocketAddress> ParseMetricsAddress(absl::string_view address) {
-  absl::StatusOr<std::pair<std::string, uint16_t>> host_port =
-      ParseHostPort(address);
-  if (!host_port.ok() || !absl::StrContains(address, ':')) {
+  // HOST:PORT or [V6]:PORT; port 0 lets the kernel pick one (tests).
+  const size_t colon = address.rfind(':');
+  uint32_t port = 0;
+  absl::string_view host =
+      colon == absl::string_view::npos ? "" : address.substr(0, colon);
+  if (colon == absl::string_view::npos || host.empty() ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--metrics wants ADDRESS:PORT (e.g. 127.0.0.1:9650), not '", address,
         "'"));
   }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
   absl::StatusOr<SocketAddress> parsed =
-      SocketAddress::FromNumeric(host_port->first, host_port->second);
+      SocketAddress::FromNumeric(host, static_cast<uint16_t>(port));
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics: '", host_port->first,
-                     "' is not a numeric IPv4 or IPv6 address"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics: '", host, "' is not a numeric IPv4 or IPv6 address"));
   }
   return parsed;
 }

@@ -6,6 +6,8 @@
 #   4. builds with TSan and runs the tests labelled "threaded" (the code
 #      that runs threads: registry, reactor, file server, downloader and its
 #      hasher; tests/CMakeLists.txt lists them in PCFS_THREADED_TESTS)
+#   5. builds the Debian packages, checks them with lintian, and installs,
+#      reloads, upgrades and purges them in a booted Debian 12 container
 # .ci/run calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +33,14 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DPCFS_SANITIZE=thread -DPCFS_BUILD_BENCH=OFF >/dev/null
 cmake --build build-tsan -j "$jobs" --target threaded_tests
 TSAN_OPTIONS=halt_on_error=1 run build-tsan -L threaded
+
+# ---- Debian packages (packaging/build-debs.sh): lintian, then the service
+# under systemd in a booted Debian 12 container (tests/system/).
+echo "== Debian packages: build and lintian"
+packaging/build-debs.sh build-debs/out
+tests/system/lintian_test.sh build-debs/out
+echo "== Debian packages: the service under systemd (systemd-nspawn)"
+tests/system/service_test.sh build-debs/out
+# ---- end of the Debian package stages
+
 echo "== all test suites passed"

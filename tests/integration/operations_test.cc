@@ -139,7 +139,7 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
             0);
 
   Process::Options curl;
-  curl.argv = {"curl", "-sS", "--fail", "-o", work.path() + "/metrics.txt",
+  curl.argv = {"/usr/bin/curl", "-sS", "--fail", "-o", work.path() + "/metrics.txt",
                url};
   curl.cwd = work.path();
   CommandResult fetched = RunToCompletion(curl, absl::Seconds(20));
@@ -167,7 +167,7 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
   }
 
   Process::Options promtool;
-  promtool.argv = {"sh", "-c", "promtool check metrics < metrics.txt"};
+  promtool.argv = {"/bin/sh", "-c", "promtool check metrics < metrics.txt"};
   promtool.cwd = work.path();
   CommandResult checked = RunToCompletion(promtool, absl::Seconds(30));
   EXPECT_EQ(checked.exit_code, 0)
@@ -176,7 +176,7 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
       << checked.out << checked.err;
 
   // Anything but GET /metrics is refused.
-  curl.argv = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+  curl.argv = {"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                absl::StrCat(url.substr(0, url.rfind('/')), "/other")};
   CommandResult other = RunToCompletion(curl, absl::Seconds(20));
   EXPECT_EQ(other.out, "404");
@@ -188,7 +188,7 @@ TEST(JournalTest, LinesCarryTheirSyslogPriorityWhenStderrIsTheJournal) {
   TempDir dir;
   dir.WriteFile("credentials.txt", "hans hanspass\n");
   Process::Options options;
-  options.argv = {"sh", "-c",
+  options.argv = {"/bin/sh", "-c",
                   absl::StrCat("JOURNAL_STREAM=$(stat -L -c %d:%i "
                                "/proc/self/fd/2) exec ",
                                PCFS_DAEMON_PATH,
@@ -223,7 +223,7 @@ TEST(JournalTest, LinesCarryTheirSyslogPriorityWhenStderrIsTheJournal) {
                   .has_value());
   EXPECT_TRUE(
       daemon.ReadStderrUntil("<6>logout: hans", absl::Seconds(10)).has_value());
-  dir.WriteFile("credentials.txt", "this line has no secret\n");
+  dir.WriteFile("credentials.txt", "vader vaderpass\nluke\n");
   daemon.Signal(SIGHUP);
   EXPECT_TRUE(daemon.ReadStderrUntil("<3>SIGHUP: keeping the old credentials",
                                      absl::Seconds(10))
