@@ -24,7 +24,9 @@ class ReactorLiveness {
   }
 
   // Reactor `index` made progress. REQUIRES: index < reactors.
-  void Beat(size_t index) { beat_[index].store(true, std::memory_order_relaxed); }
+  void Beat(size_t index) {
+    beat_[index].store(true, std::memory_order_relaxed);
+  }
 
   // True if every reactor beat since the last time this returned true; then
   // starts a new round. False leaves the beats seen so far in place.

@@ -21,11 +21,20 @@ constexpr absl::string_view kTypeLabels[RequestMetrics::kTypes] = {
     "LOGIN", "HEARTBEAT", "LOGOUT", "LOGIN_FINISH", "PING", "LAP",
     "LPF",   "PUB",       "UNP",    "SCH",          "GET",  "UNKNOWN"};
 constexpr absl::string_view kResultLabels[RequestMetrics::kResults] = {
-    "ok",           "malformed",      "unsupported_version",
-    "unknown_session", "auth_failed", "already_active",
-    "not_found",    "invalid_name",   "cursor_expired",
-    "rate_limited", "session_mismatch", "unknown_type",
-    "internal",     "no_reply"};
+    "ok",
+    "malformed",
+    "unsupported_version",
+    "unknown_session",
+    "auth_failed",
+    "already_active",
+    "not_found",
+    "invalid_name",
+    "cursor_expired",
+    "rate_limited",
+    "session_mismatch",
+    "unknown_type",
+    "internal",
+    "no_reply"};
 
 // A request must arrive whole within this long; the endpoint serves one
 // scraper at a time, so a slow one must not hold it.
@@ -89,18 +98,30 @@ void LatencyHistogram::Render(absl::string_view name, absl::string_view labels,
 
 size_t RequestMetrics::TypeIndex(uint8_t type) {
   switch (type) {
-    case 0x01: return 0;
-    case 0x02: return 1;
-    case 0x03: return 2;
-    case 0x04: return 3;
-    case 0x05: return 4;
-    case 0x10: return 5;
-    case 0x11: return 6;
-    case 0x12: return 7;
-    case 0x13: return 8;
-    case 0x14: return 9;
-    case 0x15: return 10;
-    default: return kTypes - 1;
+    case 0x01:
+      return 0;
+    case 0x02:
+      return 1;
+    case 0x03:
+      return 2;
+    case 0x04:
+      return 3;
+    case 0x05:
+      return 4;
+    case 0x10:
+      return 5;
+    case 0x11:
+      return 6;
+    case 0x12:
+      return 7;
+    case 0x13:
+      return 8;
+    case 0x14:
+      return 9;
+    case 0x15:
+      return 10;
+    default:
+      return kTypes - 1;
   }
 }
 
@@ -167,9 +188,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (!bind.ok()) return bind.status();
   absl::StatusOr<UniqueFd> listener = OpenTcpListener(*bind, 16);
   if (!listener.ok()) {
-    return absl::Status(listener.status().code(),
-                        absl::StrCat("--metrics ", address, ": ",
-                                     listener.status().message()));
+    return absl::Status(
+        listener.status().code(),
+        absl::StrCat("--metrics ", address, ": ", listener.status().message()));
   }
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return ErrnoStatus("eventfd", errno);

@@ -88,9 +88,8 @@ absl::StatusOr<PingResult> PingDaemon(absl::string_view host, uint16_t port,
                                       absl::Duration timeout) {
   absl::StatusOr<std::vector<SocketAddress>> addresses = Resolve(host, port);
   if (!addresses.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot resolve ", host, ": ",
-                     addresses.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot resolve ", host, ": ", addresses.status().message()));
   }
   const absl::Time deadline = absl::Now() + timeout;
   std::vector<std::string> refused;
@@ -103,13 +102,13 @@ absl::StatusOr<PingResult> PingDaemon(absl::string_view host, uint16_t port,
       refused.push_back(to.ToString());
       continue;
     }
-    return absl::UnavailableError(
-        absl::StrCat("no answer from ", to.ToString(), " within ",
-                     absl::FormatDuration(timeout)));
+    return absl::UnavailableError(absl::StrCat("no answer from ", to.ToString(),
+                                               " within ",
+                                               absl::FormatDuration(timeout)));
   }
-  return absl::UnavailableError(absl::StrCat(
-      "nothing listens on UDP ", host, ":", port, " (refused by ",
-      absl::StrJoin(refused, ", "), ")"));
+  return absl::UnavailableError(
+      absl::StrCat("nothing listens on UDP ", host, ":", port, " (refused by ",
+                   absl::StrJoin(refused, ", "), ")"));
 }
 
 }  // namespace pcfs

@@ -35,8 +35,8 @@ CommandResult RunDaemonCommand(const std::vector<std::string>& args,
 
 TEST(PingTest, ExitsZeroWhenTheDaemonAnswers) {
   Daemon daemon;
-  CommandResult r = RunDaemonCommand({"ping", daemon.address()},
-                                     daemon.folder());
+  CommandResult r =
+      RunDaemonCommand({"ping", daemon.address()}, daemon.folder());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "answered in")) << r.out;
 }
@@ -61,8 +61,7 @@ TEST(PingTest, SaysNothingListensWhenThePortIsClosed) {
     closed = probe.port();
   }
   CommandResult r = RunDaemonCommand(
-      {"ping", absl::StrCat("127.0.0.1:", closed), "--timeout=2s"},
-      dir.path());
+      {"ping", absl::StrCat("127.0.0.1:", closed), "--timeout=2s"}, dir.path());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "nothing listens on UDP")) << r.err;
 }
@@ -90,7 +89,8 @@ TEST(CheckConfigTest, RefusesABadCredentialsFileAndSaysWhere) {
 TEST(CheckConfigTest, RefusesBadFlagsAndABadStateFolder) {
   TempDir dir;
   dir.WriteFile("credentials.txt", "hans hanspass\n");
-  CommandResult io = RunDaemonCommand({"check-config", "--io=poll"}, dir.path());
+  CommandResult io =
+      RunDaemonCommand({"check-config", "--io=poll"}, dir.path());
   EXPECT_EQ(io.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(io.err, "--io")) << io.err;
   CommandResult metrics =
@@ -127,19 +127,21 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
   ASSERT_FALSE(url.empty()) << daemon.process().stderr_text();
   TempDir work;
   work.WriteFile("song.mp3", "la la la\n");
-  EXPECT_EQ(RunPeerctl(daemon, "hans", "hanspass", {"pub", "song.mp3"},
-                       work.path())
-                .exit_code,
-            0);
-  EXPECT_NE(RunPeerctl(daemon, "vader", "wrong", {"lap"}, work.path())
-                .exit_code,
-            0);
-  EXPECT_EQ(RunDaemonCommand({"ping", daemon.address()}, work.path())
-                .exit_code,
+  EXPECT_EQ(
+      RunPeerctl(daemon, "hans", "hanspass", {"pub", "song.mp3"}, work.path())
+          .exit_code,
+      0);
+  EXPECT_NE(
+      RunPeerctl(daemon, "vader", "wrong", {"lap"}, work.path()).exit_code, 0);
+  EXPECT_EQ(RunDaemonCommand({"ping", daemon.address()}, work.path()).exit_code,
             0);
 
   Process::Options curl;
-  curl.argv = {"/usr/bin/curl", "-sS", "--fail", "-o", work.path() + "/metrics.txt",
+  curl.argv = {"/usr/bin/curl",
+               "-sS",
+               "--fail",
+               "-o",
+               work.path() + "/metrics.txt",
                url};
   curl.cwd = work.path();
   CommandResult fetched = RunToCompletion(curl, absl::Seconds(20));
@@ -176,7 +178,12 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
       << checked.out << checked.err;
 
   // Anything but GET /metrics is refused.
-  curl.argv = {"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+  curl.argv = {"/usr/bin/curl",
+               "-s",
+               "-o",
+               "/dev/null",
+               "-w",
+               "%{http_code}",
                absl::StrCat(url.substr(0, url.rfind('/')), "/other")};
   CommandResult other = RunToCompletion(curl, absl::Seconds(20));
   EXPECT_EQ(other.out, "404");
@@ -188,11 +195,11 @@ TEST(JournalTest, LinesCarryTheirSyslogPriorityWhenStderrIsTheJournal) {
   TempDir dir;
   dir.WriteFile("credentials.txt", "hans hanspass\n");
   Process::Options options;
-  options.argv = {"/bin/sh", "-c",
-                  absl::StrCat("JOURNAL_STREAM=$(stat -L -c %d:%i "
-                               "/proc/self/fd/2) exec ",
-                               PCFS_DAEMON_PATH,
-                               " --port=0 --bind=127.0.0.1 --threads=1")};
+  options.argv = {
+      "/bin/sh", "-c",
+      absl::StrCat("JOURNAL_STREAM=$(stat -L -c %d:%i "
+                   "/proc/self/fd/2) exec ",
+                   PCFS_DAEMON_PATH, " --port=0 --bind=127.0.0.1 --threads=1")};
   options.cwd = dir.path();
   Process daemon(options);
   std::optional<std::string> line =
@@ -205,28 +212,30 @@ TEST(JournalTest, LinesCarryTheirSyslogPriorityWhenStderrIsTheJournal) {
   ASSERT_TRUE(absl::SimpleAtoi(
       line->substr(colon + 1, line->rfind(" (UDP") - colon - 1), &port));
   TempDir work;
-  CommandResult refused = RunToCompletion(
-      PeerctlOptions(absl::StrCat("127.0.0.1:", port), "hans", "nope", {"lap"},
-                     work.path()));
+  CommandResult refused = RunToCompletion(PeerctlOptions(
+      absl::StrCat("127.0.0.1:", port), "hans", "nope", {"lap"}, work.path()));
   EXPECT_NE(refused.exit_code, 0);
-  EXPECT_TRUE(daemon.ReadStderrUntil("<4>failed login for user hans from "
-                                     "127.0.0.1:",
-                                     absl::Seconds(10))
+  EXPECT_TRUE(daemon
+                  .ReadStderrUntil("<4>failed login for user hans from "
+                                   "127.0.0.1:",
+                                   absl::Seconds(10))
                   .has_value())
       << daemon.stderr_text();
-  CommandResult ok = RunToCompletion(PeerctlOptions(
-      absl::StrCat("127.0.0.1:", port), "hans", "hanspass", {"lap"},
-      work.path()));
+  CommandResult ok =
+      RunToCompletion(PeerctlOptions(absl::StrCat("127.0.0.1:", port), "hans",
+                                     "hanspass", {"lap"}, work.path()));
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_TRUE(daemon.ReadStderrUntil("<6>login: hans from 127.0.0.1:",
-                                     absl::Seconds(10))
-                  .has_value());
+  EXPECT_TRUE(
+      daemon
+          .ReadStderrUntil("<6>login: hans from 127.0.0.1:", absl::Seconds(10))
+          .has_value());
   EXPECT_TRUE(
       daemon.ReadStderrUntil("<6>logout: hans", absl::Seconds(10)).has_value());
   dir.WriteFile("credentials.txt", "vader vaderpass\nluke\n");
   daemon.Signal(SIGHUP);
-  EXPECT_TRUE(daemon.ReadStderrUntil("<3>SIGHUP: keeping the old credentials",
-                                     absl::Seconds(10))
+  EXPECT_TRUE(daemon
+                  .ReadStderrUntil("<3>SIGHUP: keeping the old credentials",
+                                   absl::Seconds(10))
                   .has_value())
       << daemon.stderr_text();
   // The old credentials stay in force.
@@ -245,9 +254,8 @@ class NotifySocket {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr),
-                     sizeof(addr)),
-              0)
+    EXPECT_EQ(
+        ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
         << std::strerror(errno);
   }
   // Waits up to `timeout` for a message containing `text`.
@@ -255,15 +263,16 @@ class NotifySocket {
     const absl::Time deadline = absl::Now() + timeout;
     for (absl::Time now = absl::Now(); now < deadline; now = absl::Now()) {
       pollfd p = {fd_.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(
-                            deadline - now)) + 1) <= 0) {
+      if (::poll(&p, 1,
+                 static_cast<int>(absl::ToInt64Milliseconds(deadline - now)) +
+                     1) <= 0) {
         continue;
       }
       char buffer[4096];
       ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
-      if (n > 0 && absl::StrContains(
-                       absl::string_view(buffer, static_cast<size_t>(n)),
-                       text)) {
+      if (n > 0 &&
+          absl::StrContains(absl::string_view(buffer, static_cast<size_t>(n)),
+                            text)) {
         return true;
       }
     }
@@ -302,8 +311,9 @@ TEST(WatchdogTest, OneStuckReactorStopsThePings) {
   Process daemon(WatchedDaemon(dir, true));
   EXPECT_TRUE(notify.WaitFor("READY=1", absl::Seconds(20)));
   EXPECT_FALSE(notify.WaitFor("WATCHDOG=1", absl::Seconds(2)));
-  EXPECT_TRUE(daemon.ReadStderrUntil("watchdog: reactor 1 has made no progress",
-                                     absl::Seconds(5))
+  EXPECT_TRUE(daemon
+                  .ReadStderrUntil("watchdog: reactor 1 has made no progress",
+                                   absl::Seconds(5))
                   .has_value())
       << daemon.stderr_text();
   daemon.Signal(SIGTERM);

@@ -14,9 +14,9 @@ absl::Time Sample(absl::TimeZone zone) {
 
 TEST(FormatLogLineTest, JournalLinesCarryTheSyslogPriorityAndNoTime) {
   const absl::TimeZone utc = absl::UTCTimeZone();
-  EXPECT_EQ(FormatLogLine(LogPriority::kError, "disk full", true, Sample(utc),
-                          utc),
-            "<3>disk full");
+  EXPECT_EQ(
+      FormatLogLine(LogPriority::kError, "disk full", true, Sample(utc), utc),
+      "<3>disk full");
   EXPECT_EQ(FormatLogLine(LogPriority::kWarning, "w", true, Sample(utc), utc),
             "<4>w");
   EXPECT_EQ(FormatLogLine(LogPriority::kInfo, "i", true, Sample(utc), utc),
@@ -33,8 +33,8 @@ TEST(FormatLogLineTest, OtherLinesCarryAnIso8601TimeWithItsZone) {
   EXPECT_EQ(FormatLogLine(LogPriority::kError, "bad", false, Sample(plus_one),
                           plus_one),
             "2026-12-02T09:11:23.445+01:00 error: bad");
-  EXPECT_EQ(FormatLogLine(LogPriority::kWarning, "hmm", false,
-                          Sample(plus_one), plus_one),
+  EXPECT_EQ(FormatLogLine(LogPriority::kWarning, "hmm", false, Sample(plus_one),
+                          plus_one),
             "2026-12-02T09:11:23.445+01:00 warning: hmm");
 }
 
