@@ -11,11 +11,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/datagram_auth.h"
-#include "core/log.h"
-#include "core/mutex_lock.h"
-#include "core/names.h"
-#include "core/ticket.h"
+#include "core/auth/datagram_auth.h"
+#include "core/base/log.h"
+#include "core/base/mutex_lock.h"
+#include "core/base/names.h"
+#include "core/auth/ticket.h"
 
 namespace pcfs {
 namespace {

@@ -26,12 +26,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "core/cli.h"
-#include "core/log.h"
-#include "core/names.h"
-#include "core/net.h"
-#include "core/reactor.h"
-#include "core/scram.h"
+#include "core/base/cli.h"
+#include "core/base/log.h"
+#include "core/base/names.h"
+#include "core/io/net.h"
+#include "core/io/reactor.h"
+#include "core/auth/scram.h"
 #include "daemon/server.h"
 
 ABSL_FLAG(int, port, 50000, "UDP port to serve on (a positional PORT wins)");

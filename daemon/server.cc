@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "core/clock.h"
-#include "core/file_util.h"
-#include "core/log.h"
+#include "core/base/clock.h"
+#include "core/base/file_util.h"
+#include "core/base/log.h"
 
 namespace pcfs {
 
