@@ -176,6 +176,9 @@ def draw_all(r, folder, link_prefix):
         return drawn
     os.makedirs(folder, exist_ok=True)
     for name, draw, caption in CHARTS:
-        if draw(r, os.path.join(folder, name + ".png")):
+        png = os.path.join(folder, name + ".png")
+        if draw(r, png):
             drawn[name] = ("%s/%s.png" % (link_prefix, name), caption)
+        elif os.path.exists(png):
+            os.remove(png)  # an earlier run's: its figures are not this one's
     return drawn
