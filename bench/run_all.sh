@@ -65,6 +65,11 @@ if [ -z "$output" ]; then
   output="$repo/docs/PERFORMANCE.md"
   if [ -n "$only" ] || [ "$quick" -eq 1 ]; then output="$results/PERFORMANCE.md"; fi
 fi
+if [ -e "$results/run.txt" ]; then
+  echo "run_all.sh: $results already holds a run; to rewrite its document:" \
+       "bench/report/write_report.py $results --output FILE" >&2
+  exit 2
+fi
 mkdir -p "$results"
 : > "$results/commands.txt"
 : > "$results/run.txt"
