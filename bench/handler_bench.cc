@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "core/datagram_auth.h"
+#include "core/auth/datagram_auth.h"
 #include "daemon/handlers.h"
 
 namespace pcfs {

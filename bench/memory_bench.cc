@@ -22,8 +22,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "core/expiry_wheel.h"
-#include "core/registry.h"
+#include "core/index/expiry_wheel.h"
+#include "core/index/registry.h"
 
 namespace pcfs {
 namespace {

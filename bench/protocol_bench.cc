@@ -1,5 +1,5 @@
 // Encode and decode costs of every control protocol message, requests and
-// replies (core/protocol.h). Each message has a BM_Encode/<message> (writing
+// replies (core/proto/protocol.h). Each message has a BM_Encode/<message> (writing
 // the whole datagram, header included) and a BM_Decode/<message> (splitting
 // the datagram and decoding its body, as the receiving side does). The
 // values are the sizes the daemon sees in practice: a SCRAM exchange of the
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "core/protocol.h"
+#include "core/proto/protocol.h"
 #include "tests/rfc7677_example.h"
 
 namespace pcfs::protocol {
@@ -25,7 +25,7 @@ using rfc7677::kClientFirst;
 using rfc7677::kServerFinal;
 using rfc7677::kServerFirst;
 constexpr absl::string_view kFileName = "summer-budget-4711.pdf";
-// A ticket of the size core/ticket.h issues (base64url text).
+// A ticket of the size core/auth/ticket.h issues (base64url text).
 const std::string kTicket(120, 'T');
 
 Header MakeHeader(MessageType type) {

@@ -48,8 +48,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/clock.h"
-#include "core/unique_fd.h"
+#include "core/base/clock.h"
+#include "core/base/unique_fd.h"
 
 ABSL_FLAG(std::string, file, "", "the file to send");
 ABSL_FLAG(std::string, out, "", "where the receiver writes it (replaced)");

@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "core/expiry_wheel.h"
-#include "core/protocol.h"
-#include "core/registry.h"
+#include "core/index/expiry_wheel.h"
+#include "core/proto/protocol.h"
+#include "core/index/registry.h"
 
 namespace pcfs {
 namespace {

@@ -44,9 +44,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "core/protocol.h"
-#include "core/registry.h"
-#include "core/search_index.h"
+#include "core/proto/protocol.h"
+#include "core/index/registry.h"
+#include "core/index/search_index.h"
 
 namespace pcfs {
 namespace {

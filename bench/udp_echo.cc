@@ -32,9 +32,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "core/log.h"
-#include "core/net.h"
-#include "core/unique_fd.h"
+#include "core/base/log.h"
+#include "core/io/net.h"
+#include "core/base/unique_fd.h"
 
 ABSL_FLAG(int, port, 50001, "UDP port to echo on (0: the kernel picks)");
 ABSL_FLAG(std::string, bind,

@@ -12,12 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "core/datagram_auth.h"
-#include "core/log.h"
-#include "core/mutex_lock.h"
-#include "core/names.h"
-#include "core/net.h"
-#include "core/ticket.h"
+#include "core/auth/datagram_auth.h"
+#include "core/base/log.h"
+#include "core/base/mutex_lock.h"
+#include "core/base/names.h"
+#include "core/auth/ticket.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 namespace {

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/net.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 

@@ -16,10 +16,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/clock.h"
-#include "core/file_util.h"
-#include "core/names.h"
-#include "core/mutex_lock.h"
+#include "core/base/file_util.h"
+#include "core/base/names.h"
+#include "core/base/mutex_lock.h"
+#include "core/base/clock.h"
 
 namespace pcfs {
 namespace {

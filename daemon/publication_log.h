@@ -26,8 +26,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "core/registry.h"
-#include "core/unique_fd.h"
+#include "core/index/registry.h"
+#include "core/base/unique_fd.h"
 #include "daemon/metrics.h"
 
 namespace pcfs {

@@ -14,11 +14,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/clock.h"
+#include "core/base/file_util.h"
+#include "core/base/log.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "core/clock.h"
-#include "core/file_util.h"
-#include "core/log.h"
 
 namespace pcfs {
 

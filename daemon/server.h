@@ -20,9 +20,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/rate_limiter.h"
-#include "core/reactor.h"
-#include "core/registry.h"
+#include "core/auth/rate_limiter.h"
+#include "core/io/reactor.h"
+#include "core/index/registry.h"
 #include "daemon/handlers.h"
 #include "daemon/liveness.h"
 #include "daemon/metrics.h"

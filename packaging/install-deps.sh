@@ -9,6 +9,7 @@ PACKAGES=(
   liburing-dev libabsl-dev libssl-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl iproute2 procps
+  python3 gnuplot-nox
   # Debian packages (packaging/build-debs.sh) and their checks:
   # lintian, promtool on the metrics, the service test under systemd-nspawn.
   debhelper lintian prometheus debootstrap systemd-container

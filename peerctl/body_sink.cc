@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/unique_fd.h"
+#include "core/base/unique_fd.h"
 
 namespace pcfs {
 

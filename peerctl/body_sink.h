@@ -106,7 +106,7 @@ class BodySink {
 
   // std primitives rather than absl's: the hasher waits on a condition, and
   // Debian's abseil is built without TSan, which then cannot see that an
-  // absl::Mutex orders what it guards (see core/mutex_lock.h).
+  // absl::Mutex orders what it guards (see core/base/mutex_lock.h).
   std::mutex mu_;
   std::condition_variable wake_;   // the hasher waits on it for work
   uint64_t published_ = 0;         // written, for the hasher; guarded by mu_

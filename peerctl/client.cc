@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "core/datagram_auth.h"
-#include "core/mutex_lock.h"
+#include "core/auth/datagram_auth.h"
+#include "core/base/mutex_lock.h"
 
 namespace pcfs {
 namespace {
@@ -373,7 +373,7 @@ absl::StatusOr<std::vector<std::string>> ControlClient::Search(
 }
 
 absl::Status ControlClient::Publish(absl::string_view name, uint64_t size,
-                                    const protocol::Sha256Digest& sha256) {
+                                    const Sha256Digest& sha256) {
   protocol::PublishRequest request;
   request.name = name;
   request.size = size;

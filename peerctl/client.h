@@ -23,10 +23,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/net.h"
-#include "core/protocol.h"
-#include "core/scram.h"
-#include "core/unique_fd.h"
+#include "core/io/net.h"
+#include "core/proto/protocol.h"
+#include "core/auth/scram.h"
+#include "core/base/unique_fd.h"
 
 namespace pcfs {
 
@@ -35,7 +35,7 @@ struct FileLocation {
   std::string holder;
   SocketAddress address;
   uint64_t size = 0;
-  protocol::Sha256Digest sha256{};
+  Sha256Digest sha256{};
   std::string ticket;
 };
 
@@ -74,7 +74,7 @@ class ControlClient {
   // unpublished and published again meanwhile).
   absl::StatusOr<std::vector<std::string>> Search(absl::string_view pattern);
   absl::Status Publish(absl::string_view name, uint64_t size,
-                       const protocol::Sha256Digest& sha256);
+                       const Sha256Digest& sha256);
   // NotFound if this user does not publish `name`.
   absl::Status Unpublish(absl::string_view name);
   // NotFound ("File not found") if no other active user publishes `name`.

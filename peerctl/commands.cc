@@ -7,8 +7,8 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "core/names.h"
-#include "core/unique_fd.h"
+#include "core/base/names.h"
+#include "core/base/unique_fd.h"
 #include "peerctl/exit_codes.h"
 
 namespace pcfs {

@@ -14,8 +14,8 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "core/clock.h"
-#include "core/names.h"
+#include "core/base/clock.h"
+#include "core/base/names.h"
 #include "peerctl/body_sink.h"
 #include "peerctl/http.h"
 

@@ -26,7 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "core/net.h"
+#include "core/io/net.h"
 #include "peerctl/file_hash.h"
 
 namespace pcfs {

@@ -13,8 +13,8 @@
 #include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "core/mutex_lock.h"
-#include "core/names.h"
+#include "core/base/mutex_lock.h"
+#include "core/base/names.h"
 
 namespace pcfs {
 namespace {

@@ -23,13 +23,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "core/unique_fd.h"
+#include "core/base/digest.h"
+#include "core/base/unique_fd.h"
 
 struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace pcfs {
-
-using Sha256Digest = std::array<uint8_t, 32>;
 
 // A file of the share folder, open for reading, with its fstat.
 struct SharedFile {

@@ -18,7 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "core/clock.h"
+#include "core/base/clock.h"
 #include "peerctl/file_hash.h"
 #include "peerctl/http.h"
 

@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/names.h"
+#include "core/base/names.h"
 
 namespace pcfs::http {
 namespace {

@@ -6,11 +6,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/log.h"
-#include "core/names.h"
-#include "core/ticket.h"
+#include "core/base/log.h"
+#include "core/base/names.h"
+#include "core/auth/ticket.h"
 #include "peerctl/downloader.h"
-#include "core/mutex_lock.h"
+#include "core/base/mutex_lock.h"
 
 namespace pcfs {
 

@@ -78,7 +78,7 @@ class Peer {
   FileHashCache hashes_;
 
   // Plain std primitives, not absl::Notification: Debian's abseil is not
-  // TSan-instrumented (see core/mutex_lock.h).
+  // TSan-instrumented (see core/base/mutex_lock.h).
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by stop_mu_

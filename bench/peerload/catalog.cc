@@ -4,7 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "core/scram.h"
+#include "core/auth/scram.h"
 
 namespace pcfs::peerload {
 namespace {

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/peerload/sockets.h"
-#include "core/log.h"
+#include "core/base/log.h"
 
 namespace pcfs::peerload {
 namespace {

@@ -55,9 +55,9 @@
 #include "bench/peerload/peer.h"
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
-#include "core/net.h"
-#include "core/protocol.h"
-#include "core/unique_fd.h"
+#include "core/io/net.h"
+#include "core/proto/protocol.h"
+#include "core/base/unique_fd.h"
 
 namespace pcfs::peerload {
 

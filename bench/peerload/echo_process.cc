@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "core/unique_fd.h"
+#include "core/base/unique_fd.h"
 
 extern char** environ;
 

@@ -49,8 +49,8 @@
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
 #include "bench/peerload/workers.h"
-#include "core/log.h"
-#include "core/net.h"
+#include "core/base/log.h"
+#include "core/io/net.h"
 
 ABSL_FLAG(std::string, server, "", "HOST:PORT of peerconnectd (or udp_echo)");
 ABSL_FLAG(std::string, credentials, "", "credentials file: the users");

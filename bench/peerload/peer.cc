@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/datagram_auth.h"
+#include "core/auth/datagram_auth.h"
 
 namespace pcfs::peerload {
 

@@ -23,8 +23,8 @@
 #include "absl/strings/string_view.h"
 #include "bench/peerload/catalog.h"
 #include "bench/peerload/options.h"
-#include "core/protocol.h"
-#include "core/scram.h"
+#include "core/proto/protocol.h"
+#include "core/auth/scram.h"
 
 namespace pcfs::peerload {
 

@@ -6,9 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "core/credentials.h"
-#include "core/file_util.h"
-#include "core/scram.h"
+#include "core/auth/credentials.h"
+#include "core/base/file_util.h"
+#include "core/auth/scram.h"
 
 namespace pcfs::peerload {
 

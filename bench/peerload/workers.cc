@@ -19,8 +19,8 @@
 #include "absl/time/time.h"
 #include "bench/peerload/driver.h"
 #include "bench/peerload/sockets.h"
-#include "core/log.h"
-#include "core/unique_fd.h"
+#include "core/base/log.h"
+#include "core/base/unique_fd.h"
 
 namespace pcfs::peerload {
 namespace {

@@ -27,7 +27,7 @@
 #include "bench/peerload/options.h"
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
-#include "core/net.h"
+#include "core/io/net.h"
 
 namespace pcfs::peerload {
 

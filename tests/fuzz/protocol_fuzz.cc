@@ -1,4 +1,4 @@
-// libFuzzer entry point for core/protocol.h: runs ParseDatagram and every
+// libFuzzer entry point for core/proto/protocol.h: runs ParseDatagram and every
 // Decode on arbitrary bytes. Besides crashes and sanitizer reports it checks
 // one property: a request that decodes re-encodes to exactly the same bytes
 // (the encoding is canonical: one datagram per value).
@@ -7,7 +7,7 @@
 // from the repository root:
 //
 //   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/protocol_fuzz.cc core/protocol.cc -labsl_status \
+//     tests/fuzz/protocol_fuzz.cc core/proto/protocol.cc -labsl_status \
 //     -labsl_statusor -labsl_str_format_internal -labsl_strings \
 //     -labsl_throw_delegate -o /tmp/protocol_fuzz
 //   mkdir -p /tmp/protocol_corpus
@@ -21,7 +21,7 @@
 #include <cstring>
 #include <span>
 
-#include "core/protocol.h"
+#include "core/proto/protocol.h"
 
 namespace pcfs::protocol {
 namespace {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "core/unique_fd.h"
+#include "core/base/unique_fd.h"
 
 namespace pcfs::testing {
 

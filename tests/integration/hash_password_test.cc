@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/credentials.h"
-#include "core/scram.h"
+#include "core/auth/credentials.h"
+#include "core/auth/scram.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 

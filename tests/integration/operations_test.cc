@@ -16,7 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/unique_fd.h"
+#include "core/base/unique_fd.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 

@@ -12,7 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "core/protocol.h"
+#include "core/proto/protocol.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 

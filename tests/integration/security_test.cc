@@ -5,7 +5,7 @@
 // SIGHUP ends the sessions of users taken out of the credentials file.
 //
 // Some tests speak the control protocol themselves (MiniSession below: a
-// SCRAM login with the codec of core/protocol.h) because they need what
+// SCRAM login with the codec of core/proto/protocol.h) because they need what
 // peerctl keeps to itself: the session id, the key and the exact bytes sent.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -45,12 +45,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/datagram_auth.h"
-#include "core/net.h"
-#include "core/protocol.h"
-#include "core/scram.h"
-#include "core/ticket.h"
-#include "core/unique_fd.h"
+#include "core/auth/datagram_auth.h"
+#include "core/io/net.h"
+#include "core/proto/protocol.h"
+#include "core/auth/scram.h"
+#include "core/auth/ticket.h"
+#include "core/base/unique_fd.h"
 #include "gtest/gtest.h"
 #include "peerctl/client.h"
 #include "tests/integration/harness.h"

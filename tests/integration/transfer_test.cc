@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "core/net.h"
+#include "core/io/net.h"
 #include "peerctl/client.h"
 #include "peerctl/file_hash.h"
 #include "tests/integration/harness.h"

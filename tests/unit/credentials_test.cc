@@ -1,4 +1,4 @@
-#include "core/credentials.h"
+#include "core/auth/credentials.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "core/datagram_auth.h"
+#include "core/auth/datagram_auth.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "core/protocol.h"
-#include "core/scram.h"
+#include "core/proto/protocol.h"
+#include "core/auth/scram.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {

@@ -1,4 +1,4 @@
-#include "core/expiry_wheel.h"
+#include "core/index/expiry_wheel.h"
 
 #include <atomic>
 #include <cstdint>

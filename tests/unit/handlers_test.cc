@@ -2,9 +2,9 @@
 // sockets, no threads.
 #include "daemon/handlers.h"
 
-#include "core/datagram_auth.h"
-#include "core/scram.h"
-#include "core/ticket.h"
+#include "core/auth/datagram_auth.h"
+#include "core/auth/scram.h"
+#include "core/auth/ticket.h"
 
 #include <algorithm>
 #include <random>

@@ -1,4 +1,4 @@
-#include "core/hmac_sha256.h"
+#include "core/auth/hmac_sha256.h"
 
 #include <string>
 

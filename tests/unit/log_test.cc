@@ -1,4 +1,4 @@
-#include "core/log.h"
+#include "core/base/log.h"
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"

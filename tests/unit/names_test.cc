@@ -1,4 +1,4 @@
-#include "core/names.h"
+#include "core/base/names.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "core/net.h"
+#include "core/io/net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <thread>
 
-#include "core/net.h"
+#include "core/io/net.h"
 #include "gtest/gtest.h"
 
 namespace pcfs::peerload {

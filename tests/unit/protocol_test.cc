@@ -1,6 +1,6 @@
-// Tests of core/protocol.h: round trips, malformed input, paging, the
+// Tests of core/proto/protocol.h: round trips, malformed input, paging, the
 // no-allocation promise, and the test vectors that docs/PROTOCOL.md shows.
-#include "core/protocol.h"
+#include "core/proto/protocol.h"
 
 #include <array>
 #include <cstdint>
@@ -122,7 +122,7 @@ using rfc7677::kServerFirst;
 // - the MAC of HEARTBEAT-request-sealed, under the session key of the RFC
 //   exchange above (tests/unit/datagram_auth_test.cc checks SealDatagram
 //   against it);
-// - a ticket of core/ticket.h for holder "bob", requester "user", file
+// - a ticket of core/auth/ticket.h for holder "bob", requester "user", file
 //   "tune.mp3", expiry 1704067260000 ms, key the bytes 0x20 to 0x3f.
 constexpr std::array<uint8_t, kMacSize> kSealedHeartbeatMac = {
     0xd1, 0x4c, 0xc5, 0x83, 0x60, 0xac, 0x0d, 0x2e,

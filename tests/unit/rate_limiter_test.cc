@@ -1,4 +1,4 @@
-#include "core/rate_limiter.h"
+#include "core/auth/rate_limiter.h"
 
 #include <atomic>
 #include <string>

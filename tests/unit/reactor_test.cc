@@ -1,4 +1,4 @@
-#include "core/reactor.h"
+#include "core/io/reactor.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "core/registry.h"
+#include "core/index/registry.h"
 
 #include <algorithm>
 #include <atomic>

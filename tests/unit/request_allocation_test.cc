@@ -24,9 +24,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "core/datagram_auth.h"
-#include "core/protocol.h"
-#include "core/ticket.h"
+#include "core/auth/datagram_auth.h"
+#include "core/proto/protocol.h"
+#include "core/auth/ticket.h"
 #include "daemon/handlers.h"
 #include "daemon/publication_log.h"
 

@@ -1,4 +1,4 @@
-#include "core/scram.h"
+#include "core/auth/scram.h"
 
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "core/credentials.h"
+#include "core/auth/credentials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/rfc7677_example.h"

@@ -1,4 +1,4 @@
-#include "core/search_index.h"
+#include "core/index/search_index.h"
 
 #include <algorithm>
 #include <cstdint>

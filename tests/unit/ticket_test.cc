@@ -1,4 +1,4 @@
-#include "core/ticket.h"
+#include "core/auth/ticket.h"
 
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/scram.h"
+#include "core/auth/scram.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {
@@ -91,7 +91,7 @@ TEST(TicketTest, TextIsBase64UrlWithoutPadding) {
       << ticket;
 }
 
-// The layout of core/ticket.h, rebuilt here byte by byte.
+// The layout of core/auth/ticket.h, rebuilt here byte by byte.
 TEST(TicketTest, FollowsTheDocumentedWireForm) {
   const std::string signed_part = absl::StrCat(
       "\x01", absl::string_view("\x00\x00\x01\x8b\xcf\xe6\x52\xdb", 8),

@@ -1,0 +1,84 @@
+# Shared by the measuring scripts under bench/measure/ (sourced, not run).
+# The sourcing script sets `build` (the build tree) and `results` (the run's
+# result folder) first. Every part writes raw files into $results only;
+# bench/report/write_report.py turns them into the document.
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Seconds since run_all.sh started, in every script it runs.
+: "${suite_start_epoch:=$(date +%s)}"
+export suite_start_epoch
+log() { echo "run_all.sh [$(($(date +%s) - suite_start_epoch))s]: $*" >&2; }
+
+# Every command that produces a figure is recorded, as run (paths relative
+# to the repository, $R for the result folder), for the document.
+record() {
+  local line="$*"
+  line=${line//$results\//\$R/}
+  echo "${line//$repo\//}" >> "$results/commands.txt"
+}
+
+# One "key value" line of run.txt, the run's facts that are not a tool's own
+# output (machine, settings, notes on parts that did not run).
+meta() {
+  local key=$1; shift
+  echo "$key $*" >> "$results/run.txt"
+}
+
+# True when the binary named $1 is in the build tree and did not fail to
+# build in this run (a stale binary would measure old code).
+has() {
+  local dir
+  if grep -qx "build_failed $1" "$results/run.txt" 2>/dev/null; then return 1; fi
+  for dir in daemon peerctl bench; do
+    if [ -x "$build/$dir/$1" ]; then return 0; fi
+  done
+  return 1
+}
+
+# Processes this script started, stopped on exit.
+started_pids=()
+cleanup() {
+  local pid
+  for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${started_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# Starts peerconnectd; sets daemon_pid and daemon_port. $1: name of the run,
+# $2: --threads, $3: --io, $4: CPU list to pin it to ("" for none),
+# $5: credentials file.
+start_daemon() {
+  local name=$1 threads=$2 io=$3 cpus=$4 credentials=$5 i
+  local command=("$build/daemon/peerconnectd" --port=0 --bind=127.0.0.1
+                 --credentials="$credentials" --state_dir="$results/$name.state"
+                 --threads="$threads" --io="$io")
+  if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi
+  record "${command[@]}"
+  # Created first, so that the wait below never greps a missing file.
+  : > "$results/$name.daemon.log"
+  "${command[@]}" 2> "$results/$name.daemon.log" &
+  daemon_pid=$!
+  started_pids+=("$daemon_pid")
+  for ((i = 0; i < 200; i++)); do
+    if grep -qF " (UDP" "$results/$name.daemon.log"; then break; fi
+    if ! kill -0 "$daemon_pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if ! grep -qF " (UDP" "$results/$name.daemon.log"; then
+    log "peerconnectd did not start for $name: $(tail -3 "$results/$name.daemon.log")"
+    return 1
+  fi
+  daemon_port=$(grep -m1 -F " (UDP" "$results/$name.daemon.log" |
+                sed -E 's/.*:([0-9]+) \(UDP.*/\1/')
+}
+
+stop_daemon() {
+  local i
+  kill -TERM "$daemon_pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+}

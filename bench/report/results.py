@@ -1,0 +1,169 @@
+"""A result folder of bench/run_all.sh, read into plain Python values.
+
+The measuring scripts (bench/run_all.sh, bench/measure/*.sh,
+bench/transfer.sh) write only raw outputs; this module is the one place that
+knows their file names and formats:
+
+  run.txt            "key value" lines: the machine, the settings, notes on
+                     parts that did not run (a key may repeat: gbench_failed)
+  commands.txt       every command that produced a figure, as run
+  gbench-NAME.json   Google Benchmark's --benchmark_format=json
+  scenarios.txt      peerload scenarios, "name|reactors|io|cpus|mix"
+  NAME.rK.json       peerload --json of scenario NAME, round K (last line)
+  NAME.rK.load       the 1-minute load average when that round started
+  soak-IO.json       peerload --json of the soak with --io=IO
+  soak-IO.metrics    "key value" lines measured around that soak
+  transfer.out       bench/transfer.sh's "RESULT name value" lines
+"""
+
+import glob
+import json
+import os
+
+
+def _lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def _key_values(path):
+    """A "key value" file as a dict of lists (a key may repeat)."""
+    values = {}
+    for line in _lines(path):
+        key, _, value = line.partition(" ")
+        if key:
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def last_json(path):
+    """The JSON object on the last line of `path`, or None (peerload prints
+    one line; a failed run leaves nothing or a partial line)."""
+    lines = [line for line in _lines(path) if line.strip()]
+    if not lines:
+        return None
+    try:
+        value = json.loads(lines[-1])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Scenario:
+    """One peerload scenario and its rounds, in the order they ran."""
+
+    def __init__(self, name, reactors, io, cpus, mix):
+        self.name, self.reactors, self.io = name, reactors, io
+        self.cpus, self.mix = cpus, mix
+        self.rounds = []  # (peerload JSON or None, load average text)
+
+    @property
+    def placement(self):
+        if self.cpus:
+            return "daemon on CPU %s, load on CPU 1" % self.cpus
+        return "unpinned"
+
+    def median_round(self):
+        """The round whose ratio is the median (the lower one of an even
+        count), as (JSON, load), or None when no round has a ratio. A
+        scenario's figures are those of one whole round, so that one run
+        disturbed by other work on the machine does not decide a verdict."""
+        measured = sorted(
+            (float(r[0]["ratio"]), index)
+            for index, r in enumerate(self.rounds)
+            if r[0] is not None and "ratio" in r[0])
+        if not measured:
+            return None
+        return self.rounds[measured[(len(measured) - 1) // 2][1]]
+
+    def round_ratios(self):
+        """Every round's ratio, in order, as the document prints them."""
+        return ", ".join(
+            "%.3f" % float(r[0]["ratio"])
+            if r[0] is not None and "ratio" in r[0] else "failed"
+            for r in self.rounds)
+
+
+class Results:
+    """Everything a result folder holds. Missing files read as "not
+    measured": empty dicts and lists, None."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.meta = _key_values(os.path.join(folder, "run.txt"))
+        self.commands = "\n".join(
+            _lines(os.path.join(folder, "commands.txt")))
+        self.gbench = self._read_gbench()
+        self.scenarios = self._read_scenarios()
+        self.soak = self._read_soak()
+        self.transfer = {}
+        for line in _lines(os.path.join(folder, "transfer.out")):
+            parts = line.split(" ", 2)
+            if len(parts) == 3 and parts[0] == "RESULT":
+                self.transfer[parts[1]] = parts[2]
+
+    def get(self, key, default=""):
+        """The last value of `key` in run.txt."""
+        values = self.meta.get(key)
+        return values[-1] if values else default
+
+    def all(self, key):
+        return self.meta.get(key, [])
+
+    def wants(self, part):
+        return part in self.get("parts").split(",")
+
+    def _read_gbench(self):
+        runs = {}
+        for path in sorted(glob.glob(os.path.join(self.folder, "gbench-*.json"))):
+            name = os.path.basename(path)[len("gbench-"):-len(".json")]
+            try:
+                with open(path, encoding="utf-8") as f:
+                    runs[name] = json.load(f)
+            except (OSError, ValueError):
+                continue
+        return runs
+
+    def _read_scenarios(self):
+        scenarios = {}
+        rounds = int(self.get("load_rounds", "0") or 0)
+        for line in _lines(os.path.join(self.folder, "scenarios.txt")):
+            fields = line.split("|")
+            if len(fields) != 5:
+                continue
+            s = Scenario(*fields)
+            for k in range(1, rounds + 1):
+                base = os.path.join(self.folder, "%s.r%d" % (s.name, k))
+                load = " ".join(_lines(base + ".load")).strip()
+                s.rounds.append((last_json(base + ".json"), load))
+            scenarios[s.name] = s
+        return scenarios
+
+    def _read_soak(self):
+        soak = {}
+        for io in ("epoll", "uring"):
+            path = os.path.join(self.folder, "soak-%s.json" % io)
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                metrics = {k: v[-1] for k, v in _key_values(
+                    os.path.join(self.folder, "soak-%s.metrics" % io)).items()}
+                soak[io] = (last_json(path) or {}, metrics)
+        return soak
+
+    def benchmark(self, binary, prefix, key):
+        """The counter `key` of the first benchmark of gbench-BINARY.json
+        whose name starts with `prefix`, or None if not measured."""
+        for b in benchmarks(self.gbench.get(binary)):
+            if b["name"].startswith(prefix) and key in b:
+                return b[key]
+        return None
+
+
+def benchmarks(run):
+    """A Google Benchmark JSON document's benchmarks, without aggregates."""
+    if not run:
+        return []
+    return [b for b in run.get("benchmarks", [])
+            if b.get("run_type") != "aggregate"]

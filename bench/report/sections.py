@@ -1,0 +1,294 @@
+"""The document's measured sections: tables and the text that says how each
+figure was taken. Each function takes a results.Results and returns
+Markdown."""
+
+from fmt import fixed, number, or_dash, quotient, to_float
+import results as results_module
+
+LOAD_HEADER = (
+    "| Mix | I/O | Reactors | Placement | Responses/s | p50 / p99 / p99.9 (µs) "
+    "| Raw echo responses/s | Ratio | Every round's ratio | Errors | Timeouts "
+    "| False expiries | Load avg before |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+
+def images(charts, *names):
+    """Markdown image links to those of the charts named that were drawn
+    (`charts`: name -> (file path relative to the document, caption)), each
+    followed by a blank line."""
+    return "".join("![%s](%s)\n\n" % (charts[n][1], charts[n][0])
+                   for n in names if n in charts)
+
+
+def _latency(run):
+    return "%s / %s / %s" % (fixed(run.get("p50_us"), 0),
+                             fixed(run.get("p99_us"), 0),
+                             fixed(run.get("p999_us"), 0))
+
+
+def _load_rows(r, names):
+    rows = []
+    for name in names:
+        s = r.scenarios.get(name)
+        median = s.median_round() if s else None
+        if median is None or "responses_per_s" not in median[0]:
+            rows.append("| %s | %s | %s | %s | not measured (see %s.r1.log) "
+                        "| | | | | | | | |" % (
+                            s.mix if s else "", s.io if s else "",
+                            s.reactors if s else "", s.placement if s else "",
+                            name))
+            continue
+        run, load = median
+        rows.append("| %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s | %s | %s |" % (
+            s.mix, s.io, s.reactors, s.placement,
+            number(float(run["responses_per_s"])), _latency(run),
+            number(to_float(run.get("baseline_responses_per_s"))),
+            fixed(run.get("ratio"), 3), s.round_ratios(), run.get("errors", ""),
+            run.get("timeouts", ""), run.get("false_expiries", ""), load))
+    return "\n".join(rows)
+
+
+def _two_against_one(r, mix):
+    """Responses/s of two reactors over one (io_uring), or a dash."""
+    one, two = (r.scenarios.get("r%d-uring-%s" % (n, mix)) for n in (1, 2))
+    one, two = (s.median_round() if s else None for s in (one, two))
+    if not one or not two:
+        return "—"
+    a, b = one[0].get("responses_per_s"), two[0].get("responses_per_s")
+    if a in (None, "") or b in (None, ""):
+        return "—"
+    return fixed(quotient(b, a), 2)
+
+
+def throughput(r, charts):
+    note = r.get("peerload_note")
+    if note or not r.wants("peerload"):
+        return "Not measured in this run (%s)." % (
+            note or "the peerload part was not run")
+    return (
+        "Each scenario ran %s times, the scenarios in turn; each run is a %s s "
+        "peerload run (%s simulated peers, closed loop, each with its own "
+        "session and UDP socket), immediately followed by the same load "
+        "pattern against `udp_echo` (a plain recvmmsg/sendmmsg echo server) "
+        "pinned the same way with as many threads as the daemon has reactors; "
+        "*ratio* is the daemon's responses/s over the echo's. A row gives the "
+        "run with the median ratio, and every run's ratio in order. The two "
+        "halves of a run go one after the other, not at once, so load from "
+        "other work on the machine during one half and not the other moves "
+        "the ratio (a ratio above 1 is such a case); the last column is the "
+        "1-minute load average when the row started.\n\n"
+        "%s#### One reactor (--threads 1): epoll vs io_uring\n\n%s\n%s\n\n"
+        "#### One vs two reactors (io_uring)\n\n%s\n%s\n\n"
+        "Two reactors against one (responses/s): heartbeat %sx, get %sx. With "
+        "two reactors the daemon and peerload share both cores, so this ratio "
+        "says how much a second core is worth when the load generator "
+        "competes for it too." % (
+            r.get("load_rounds"), r.get("load_seconds"), r.get("load_peers"),
+            images(charts, "throughput", "latency"),
+            LOAD_HEADER, _load_rows(r, ("r1-epoll-heartbeat", "r1-uring-heartbeat",
+                                        "r1-epoll-get", "r1-uring-get")),
+            LOAD_HEADER, _load_rows(r, ("r1-uring-heartbeat", "r2-uring-heartbeat",
+                                        "r1-uring-get", "r2-uring-get")),
+            _two_against_one(r, "heartbeat"), _two_against_one(r, "get")))
+
+
+def soak(r):
+    if not r.soak:
+        return r.get("soak_note") or "Not measured in this run."
+    rows = ""
+    for io, (run, m) in r.soak.items():
+        logged_in = run.get("logged_in", "")
+        before = int(m.get("rss_before_kib", "0") or 0)
+        peak = int(m.get("rss_peak_kib", "0") or 0)
+        per_peer = ("%.0f" % ((peak - before) * 1024 / float(logged_in))
+                    if to_float(logged_in) > 0 else "—")
+        rows += ("| %s | %s | %s | %s (%s retried) | %s | %s | %s | %s | %s | %s "
+                 "| %s | %s / %s | %s | %s s | %d → %d MiB (%s B/peer) | %s |\n" % (
+                     io, logged_in, run.get("processes", ""),
+                     fixed(run.get("login_s"), 1), run.get("login_retries", ""),
+                     run.get("requests", ""), run.get("responses", ""),
+                     number(to_float(run.get("responses_per_s"))), _latency(run),
+                     run.get("retransmissions", ""), run.get("timeouts", ""),
+                     run.get("errors", ""), run.get("false_expiries", ""),
+                     run.get("late_expiries", ""), m.get("rcvbuf_drops", "—"),
+                     m.get("cpu_s", "—"), before // 1024, peak // 1024, per_peer,
+                     m.get("load_after", "—")))
+    return (
+        "%s simulated peers (`--mix none`: mandatory heartbeats only, one "
+        "every 2 s each, each its own session and source port on 127.1.x.y) "
+        "against one daemon (default reactors, unpinned) for %s s after all "
+        "logged in; peerload splits them over worker processes (one socket "
+        "per peer; RLIMIT_NOFILE is per process). Late expiries are "
+        "peerload's own lateness (it heartbeated after the 3 s); rcvbuf drops "
+        "are the machine's UDP RcvbufErrors during the run; daemon CPU is "
+        "user + system over the whole run (logins, window, logouts); RSS "
+        "growth per peer includes allocator slack and per-session caches.\n\n"
+        "| Backend | Peers logged in | Processes | Login phase (s) | Requests "
+        "| Responses | Responses/s | p50 / p99 / p99.9 (µs) | Retransmissions "
+        "| Timeouts | Errors | False / late expiries | Rcvbuf drops | Daemon CPU "
+        "| Daemon RSS before → peak | Load average after |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- | --- | --- | --- |\n%s" % (
+            r.get("soak_peers"), r.get("soak_seconds"), rows))
+
+
+def transfer(r, charts):
+    t = r.transfer
+    if not t.get("transfer_peerctl_s"):
+        return "Not measured in this run (%s)." % (
+            r.get("transfer_note") or "the transfer part was not run")
+    size = int(t["transfer_bytes"])
+    raw = t["transfer_rawcopy_s"]
+
+    def row(path, key, vs=None):
+        seconds = t[key + "_s"]
+        if vs is None:
+            vs = fixed(quotient(raw, seconds), 3)
+        return "| %s | %s | %.0f | %s | %s" % (
+            path, seconds, size / 1e6 / to_float(seconds), t.get(key + "_all", ""),
+            "%s |" % vs if vs else "|")
+
+    rows = [row("rawcopy: sendfile → recv()+write() into a 1 MiB buffer, "
+                "fallocate, fsync of the file and its folder (the plain copy; "
+                "no hashing)", "transfer_rawcopy", "1")]
+    if t.get("transfer_rawcopy_nofsync_s"):
+        rows.append(row("the same rawcopy timed to its last byte written, "
+                        "before the fsyncs (not durable)", "transfer_rawcopy_nofsync"))
+    rows.append(row("rawcopy --splice: socket → pipe → file with splice(), "
+                    "fsync (the downloader's receive path, no hashing)",
+                    "transfer_rawcopy_splice", t.get("transfer_splice_vs_rawcopy", "")))
+    rows.append(row("`peerctl --user getter get big.bin` (process start, login, "
+                    "GET, ticket, spliced download with SHA-256 on a second "
+                    "thread, fsync, link, logout)", "transfer_peerctl",
+                    t.get("transfer_peerctl_vs_rawcopy", "")))
+    if t.get("transfer_nginx_curl_s", "none") != "none":
+        rows.append(row("nginx+curl+sync (%s, sendfile on; `curl -o` then `sync "
+                        "FILE FOLDER`: durable, like the download)"
+                        % t.get("transfer_nginx_version", ""), "transfer_nginx_curl"))
+        if t.get("transfer_nginx_curl_nosync_s"):
+            rows.append(row("the same fetch timed to the end of `curl -o` (not "
+                            "durable)", "transfer_nginx_curl_nosync"))
+    else:
+        rows.append("| nginx+curl | not measured: nginx is not installed (run "
+                    "with --install-nginx) | | | |")
+    rows.append(row("for reference: `openssl dgst -sha256` of the cached file",
+                    "transfer_sha256", ""))
+    splice = t.get("transfer_splice_vs_rawcopy", "")
+    faster = "faster" if to_float(splice) >= 1 else "slower"
+    return (
+        "A %d MiB file of random bytes, in the page cache, moved over loopback "
+        "TCP into a file on the same disk (/tmp); %s rounds, each running every "
+        "path once in turn; the table gives the median and every round. Every "
+        "path ends with the file on disk: the downloader fsyncs the file and "
+        "its folder, so rawcopy does too, and the nginx path runs `sync FILE "
+        "FOLDER` (coreutils: an fsync of each) after curl; curl neither "
+        "preallocates nor fsyncs by itself, and `sync` starts a process, which "
+        "is inside the timing. The same runs are also timed before their "
+        "fsyncs (rawcopy at its last byte written, curl at its exit), for the "
+        "reading of the target as a copy into the page cache; the download is "
+        "never judged that way, since it never renames a file that is not yet "
+        "durable. The downloader splices the body from the socket into the "
+        "file through a pipe, hashes it on a second thread (reading it back "
+        "from the page cache) and starts writeback every 8 MiB during the "
+        "transfer (`sync_file_range`), so that its final fsync has little "
+        "left. Load average during the transfer part: %s at its start, %s at "
+        "its end (a shared 2-core machine).\n\n"
+        "%s| Path | Seconds (median) | MB/s | Every round (s) | Speed vs rawcopy |\n"
+        "| --- | --- | --- | --- | --- |\n%s\n\n"
+        "The guide's question, measured: in this run splice() from the socket "
+        "into the file was **%s** than recv()+write() (speed ratio %s); the "
+        "downloader splices (socket → pipe → file) and hashes on a second "
+        "thread that reads the bytes back from the page cache." % (
+            size // 1048576, t.get("transfer_reps", ""),
+            t.get("transfer_load_start") or "?", t.get("transfer_load_end") or "?",
+            images(charts, "transfer"),
+            "\n".join(rows), faster, splice))
+
+
+def memory(r):
+    def counter(prefix, key):
+        return r.benchmark("memory_bench", prefix, key)
+
+    per_session = counter("BM_MemoryPerSession", "bytes_per_session")
+    if per_session is None or counter("BM_MemoryPerPublication",
+                                      "bytes_per_publication_beyond_name") is None:
+        return "Not measured in this run."
+    return (
+        "From memory_bench (glibc `mallinfo2()`: arena bytes in use plus "
+        "mmapped blocks, before and after), in one process: these are the "
+        "daemon's own data structures (Registry, ExpiryWheel), not a daemon's "
+        "RSS, because 1M real sessions would take 1M UDP peers. Publications: "
+        "1,000 users with live sessions publishing 1,000 names each, names "
+        "like `holiday_concert_x7k2qa.mkv`.\n\n"
+        "| Figure | Bytes |\n| --- | --- |\n"
+        "| Registry, per live session (1M sessions) | %s |\n"
+        "| ExpiryWheel, per scheduled session (1M) | %s |\n"
+        "| sizeof(Session) | %s |\n"
+        "| Registry, per publication, all (1M publications) | %s |\n"
+        "| Registry, per publication beyond its name | %s |\n"
+        "| mean name length | %s |" % (
+            fixed(per_session, 1),
+            fixed(counter("BM_MemoryPerSession", "wheel_bytes_per_session"), 1),
+            fixed(counter("BM_MemoryPerSession", "sizeof_session"), 0),
+            fixed(counter("BM_MemoryPerPublication", "bytes_per_publication"), 1),
+            fixed(counter("BM_MemoryPerPublication",
+                          "bytes_per_publication_beyond_name"), 1),
+            fixed(counter("BM_MemoryPerPublication", "mean_name_bytes"), 1)))
+
+
+# Google Benchmark's own fields; every other field of a benchmark is a
+# counter the benchmark defines.
+STANDARD = {"name", "run_name", "run_type", "repetitions", "repetition_index",
+            "threads", "iterations", "real_time", "cpu_time", "time_unit",
+            "family_index", "per_family_instance_index", "aggregate_name",
+            "error_occurred", "error_message"}
+
+
+def _gbench_rows(run):
+    rows = []
+    for b in results_module.benchmarks(run):
+        if b.get("error_occurred"):
+            rows.append("| `%s` | error: %s | | | |" % (
+                b["name"], b.get("error_message", "")))
+            continue
+        counters = ", ".join("%s=%s" % (k, number(v)) for k, v in b.items()
+                             if k not in STANDARD)
+        rows.append("| `%s` | %s %s | %s %s | %s | %s |" % (
+            b["name"], number(b["real_time"]), b["time_unit"],
+            number(b["cpu_time"]), b["time_unit"], number(b["iterations"]),
+            counters))
+    return "\n".join(rows)
+
+
+def micro_benchmarks(r):
+    text = ""
+    for name, run in r.gbench.items():
+        context = run.get("context", {})
+        text += (
+            "\n### %s\n\nLoad average while it ran, and how Debian built the "
+            "Google Benchmark library: %s (library built as %s).\n\n"
+            "| Benchmark | Wall time | CPU time | Iterations | Counters |\n"
+            "| --- | --- | --- | --- | --- |\n%s\n" % (
+                name, " ".join(str(round(x, 2)) for x in context.get("load_avg", [])),
+                context.get("library_build_type", "?"), _gbench_rows(run)))
+    failed = r.all("gbench_failed")
+    if failed:
+        text += "\nNot measured: %s.\n" % "; ".join(failed)
+    return text or "\nNot run in this run."
+
+
+def machine(r):
+    build = "Release (-O3 -DNDEBUG), built in %s s this run" % r.get("build_seconds", "0")
+    if r.all("build_failed"):
+        build += "; did not build: " + " ".join(r.all("build_failed"))
+    rows = [("CPU", "%s, %s CPUs" % (r.get("cpu_model"), r.get("cpu_count"))),
+            ("Memory", r.get("mem_total")), ("Kernel", r.get("kernel")),
+            ("OS", r.get("os")), ("Compiler", r.get("compiler")),
+            ("Build", build), ("Commit", r.get("commit")),
+            ("Date", r.get("run_date")),
+            ("Load average (1/5/15 min)", "%s at the start, %s at the end" % (
+                r.get("load_start"), r.get("load_end"))),
+            ("Suite time", "%s s of measurement (without the build)"
+             % r.get("suite_seconds"))]
+    return "| | |\n| --- | --- |\n" + "\n".join(
+        "| %s | %s |" % (k, or_dash(v)) for k, v in rows)

@@ -1,0 +1,298 @@
+"""The project's five performance targets, each judged from a result folder.
+
+Each function returns a Target: the row of the document's target table and
+the paragraph under it, which says why a target was missed and what would
+close it. Those explanations describe the code as it is; when the code
+changes what they name, change them here.
+"""
+
+import collections
+
+from fmt import fixed, number, to_float
+
+Target = collections.namedtuple("Target", "name figure verdict detail")
+
+THROUGHPUT = "Heartbeat and locate throughput, one reactor, >= 0.8x raw UDP echo"
+SEARCH = ("`sch` over 1M names: p99 < 1 ms per request, queries of 3+ "
+          "characters")
+TRANSFER = "1 GiB download: >= 0.9x raw loopback copy, no slower than nginx+curl"
+MEMORY = "Memory: <= 256 B per session, <= 128 B per publication beyond its name"
+SOAK = "100,000 peers heartbeating 60 s: zero false expiries, all answered"
+
+ONE_REACTOR = ("r1-epoll-heartbeat", "r1-uring-heartbeat", "r1-epoll-get",
+               "r1-uring-get")
+
+
+def throughput(r):
+    """Heartbeat and locate with one reactor: >= 0.8x the raw echo."""
+    note = r.get("peerload_note")
+    if note or not r.wants("peerload"):
+        return Target(THROUGHPUT, "—", "not measured",
+                      "**Throughput**: not measured in this run (%s)."
+                      % (note or "the peerload part was not run"))
+    figures, all_met, any_measured = [], True, False
+    for name in ONE_REACTOR:
+        scenario = r.scenarios.get(name)
+        median = scenario.median_round() if scenario else None
+        if median is None:
+            all_met = False
+            figures.append("%s: not measured" % name)
+            continue
+        ratio = float(median[0]["ratio"])
+        any_measured = True
+        figures.append("%s %sx" % (name, fixed(ratio, 3)))
+        all_met = all_met and ratio >= 0.8
+    figure = "; ".join(figures)
+    if any_measured and all_met:
+        return Target(THROUGHPUT, figure, "**met**", (
+            "**Throughput**: met. With one reactor pinned to CPU 0 and "
+            "peerload on CPU 1, every mix and backend reached at least 0.8x "
+            "the responses/s that a one-thread UDP echo server pinned to the "
+            "same CPU gave to the same load pattern right after (%s)." % figure))
+    return Target(THROUGHPUT, figure, "**missed**", (
+        "**Throughput**: missed (%s). Why: a raw echo does one recv and one "
+        "send per datagram; the daemon also checks each datagram's "
+        "HMAC-SHA256 and replay window, takes a registry shard lock, builds "
+        "and MACs the reply (a `get` also MACs a download ticket). What would "
+        "close it: less work per datagram — each MAC (two per request, three "
+        "for a `get`) derives the key's inner and outer pads again, 4 SHA-256 "
+        "compressions for a short datagram; keeping the two prepared pad "
+        "states in the session would save 2 of them at 64 bytes per session "
+        "— and more datagrams per system call; then rerun this suite."
+        % figure))
+
+
+def search(r):
+    """sch over 1M names: p99 under 1 ms per page request, 3+ characters.
+
+    peerconnectd answers sch one page per request, each read straight from
+    the index with a bounded budget (Registry::SearchPage), so the figure
+    that bounds what one request costs the daemon (and every heartbeat
+    queued behind it on its reactor thread) is the p99 per page request; the
+    whole listing, spread over many requests, is shown beside it."""
+    def page(query, key):
+        return r.benchmark("search_bench", "BM_RegistrySearchPageP99/%d" % query, key)
+
+    def whole_call(query, key):
+        return r.benchmark("search_bench", "BM_RegistrySearchP99/%d" % query, key)
+
+    page3, page5 = page(3, "p99_us"), page(5, "p99_us")
+    if page3 is None or page5 is None:
+        return Target(SEARCH, "—", "not measured", (
+            "**Search**: not measured in this run (search_bench did not run, "
+            "or has no BM_RegistrySearchPageP99)."))
+    figure = "per request p99 %s µs (3 bytes), %s µs (5 bytes)" % (
+        fixed(page3, 0), fixed(page5, 0))
+    info = ("over the first pass alone (p99_raw_us) %s µs and %s µs; slowest "
+            "request %s µs and %s µs" % (
+                fixed(page(3, "p99_raw_us"), 0), fixed(page(5, "p99_raw_us"), 0),
+                fixed(page(3, "max_us"), 0), fixed(page(5, "max_us"), 0)))
+    page1 = page(1, "p99_us")
+    if page1 is not None:
+        info += ("; 1-byte queries, for information: p99 %s µs per request"
+                 % fixed(page1, 0))
+    whole = (
+        "For information, whole listings: a query takes %s pages on average "
+        "at 3 bytes (p99 %s pages) and %s at 5 bytes; their page times summed "
+        "have p99 %.1f ms (3 bytes) and %.1f ms (5 bytes), spread over that "
+        "many requests" % (
+            fixed(page(3, "pages_per_query"), 1),
+            number(to_float(page(3, "pages_p99"))),
+            fixed(page(5, "pages_per_query"), 1),
+            to_float(page(3, "listing_p99_us")) / 1000,
+            to_float(page(5, "listing_p99_us")) / 1000))
+    sch3 = whole_call(3, "p99_us")
+    if sch3 is not None:
+        whole += (
+            ", against %.1f ms and %.1f ms p99 for Registry::Search, which "
+            "builds the whole sorted list in one call (the 99th percentile of "
+            "the names a 3-byte query matches is %s)" % (
+                to_float(sch3) / 1000, to_float(whole_call(5, "p99_us")) / 1000,
+                number(to_float(whole_call(3, "matches_p99")))))
+    whole += (
+        ". Read over whole listings (until a client holds every name of a "
+        "result of 100,000 names), the 1 ms target is missed: that time grows "
+        "with the number of matches, which paging does not change. What the "
+        "per-request figure bounds is the time any one request holds the "
+        "daemon's reactor thread, and so the delay of the heartbeats behind it.")
+    if page3 < 1000 and page5 < 1000:
+        return Target(SEARCH, figure, "**met**", (
+            "**Search**: met, read per request: each `sch` page request over "
+            "1,000,000 published names (Registry::SearchPage with the daemon's "
+            "budget, filling one 1200-byte page; in-process, one thread, as "
+            "the header of bench/search_bench.cc describes) takes under 1 ms "
+            "at the 99th percentile (%s; %s). %s" % (figure, info, whole)))
+    return Target(SEARCH, figure, "**missed**", (
+        "**Search**: missed (%s; %s; in-process on Registry::SearchPage, one "
+        "thread, as the header of bench/search_bench.cc describes). Why: a "
+        "page request's cost is bounded by Registry::kSearchPageBudget (index "
+        "candidates, and names whose publishers are checked), and on this "
+        "machine that bound costs more than 1 ms at the 99th percentile. What "
+        "would close it: a smaller kSearchPageBudget (more, cheaper pages), or "
+        "cheaper publisher checks. %s" % (figure, info, whole)))
+
+
+def transfer(r):
+    """A 1 GiB download: >= 0.9x the raw loopback copy, no slower than
+    nginx+curl. Judged like-for-like in durability: rawcopy and the nginx
+    path both end with the file fsynced, as the download does; the figures
+    without the fsync are given beside them."""
+    t = r.transfer
+    if not t.get("transfer_peerctl_s"):
+        return Target(TRANSFER, "—", "not measured",
+                      "**Transfer**: not measured in this run (%s)."
+                      % (r.get("transfer_note") or "the transfer part was not run"))
+    vs_raw = to_float(t["transfer_peerctl_vs_rawcopy"])
+    figure = "%sx rawcopy" % fixed(vs_raw, 3)
+    if t.get("transfer_peerctl_vs_rawcopy_nofsync"):
+        figure += " (%sx rawcopy without its fsync)" % fixed(
+            t["transfer_peerctl_vs_rawcopy_nofsync"], 3)
+    met_raw = vs_raw >= 0.9
+    met_nginx = None  # not measured
+    if t.get("transfer_peerctl_vs_nginx"):
+        figure += ", %sx nginx+curl+sync" % fixed(t["transfer_peerctl_vs_nginx"], 3)
+        if t.get("transfer_peerctl_vs_nginx_nosync"):
+            figure += " (%sx curl without sync)" % fixed(
+                t["transfer_peerctl_vs_nginx_nosync"], 3)
+        met_nginx = to_float(t["transfer_peerctl_vs_nginx"]) >= 1.0
+    else:
+        figure += ", nginx not measured"
+    # The fastest raw copy measured (splice) is the machine's limit; the
+    # target names the recv()+write() copy, so that one decides, and the
+    # splice figure is always shown beside it.
+    vs_splice = ""
+    if t.get("transfer_rawcopy_splice_s"):
+        vs_splice = "%.3f" % (to_float(t["transfer_rawcopy_splice_s"]) /
+                              to_float(t["transfer_peerctl_s"]))
+        figure += "; %sx the splice raw copy" % vs_splice
+    figure += "; load %s → %s" % (t.get("transfer_load_start", "?"),
+                                  t.get("transfer_load_end", "?"))
+    reps = t.get("transfer_reps", "")
+    sha = t.get("transfer_sha256_s", "")
+    if met_raw and met_nginx is not False:
+        verdict = "**met**"
+        if met_nginx is None:
+            verdict = "**met** against rawcopy; nginx part not measured"
+        return Target(TRANSFER, figure, verdict, (
+            "**Transfer**: %s against the raw copy the target names, sendfile "
+            "into a reader that write()s the file (%s; medians of %s "
+            "interleaved rounds). Read against the fastest raw copy measured, "
+            "splice() from the socket into the file (the downloader's own "
+            "receive path, without hashing), it is %sx: the download also "
+            "hashes every byte, and SHA-256 of the cached file alone (%s s) "
+            "takes longer than that whole copy (%s s). The recv()+write() copy "
+            "also varies the most from round to round (every round is in the "
+            "table below), so this verdict can change between runs. What "
+            "would bring the download near the splice copy: a hash that can "
+            "be split across cores (per-chunk SHA-256 digests recorded at "
+            "`pub`), a protocol change." % (
+                verdict, figure, reps, vs_splice or "not measured", sha,
+                t.get("transfer_rawcopy_splice_s") or "?")))
+    return Target(TRANSFER, figure, "**missed**", (
+        "**Transfer**: missed (%s; medians of %s interleaved rounds). Why: the "
+        "download does more than the copy: process start, a SCRAM login and "
+        "logout, the GET and its ticket, and SHA-256 of every byte (`openssl "
+        "dgst -sha256` of the same cached file took %s s here, against %s s "
+        "for the whole raw copy). The body is spliced into the file, the hash "
+        "runs on a second thread and writeback starts during the transfer "
+        "(peerctl/body_sink.h), so that hashing and the disk write overlap the "
+        "receive where a core is free; on the shared 2-core machine, busy with "
+        "other work, the hash's CPU time (the sha256 row) still competes with "
+        "the copy's. What would close it: on 2 cores the sender, the receiver "
+        "and the hasher compete, and SHA-256 alone (the sha256 row) takes "
+        "about as long as the whole raw copy, so 0.9x needs a hash that can "
+        "be split across cores — e.g. per-chunk SHA-256 digests recorded at "
+        "`pub` and checked in parallel, a protocol change — or a machine with "
+        "a core to spare. (Hashing from an mmap instead of reading back from "
+        "the page cache was measured no faster, and turns a read error into "
+        "SIGBUS.)" % (figure, reps, sha, t.get("transfer_rawcopy_s", ""))))
+
+
+def memory(r):
+    """<= 256 bytes per session (with its expiry wheel slot), <= 128 per
+    publication beyond its name, from memory_bench."""
+    def counter(prefix, key):
+        return r.benchmark("memory_bench", prefix, key)
+
+    per_session = counter("BM_MemoryPerSession", "bytes_per_session")
+    per_publication = counter("BM_MemoryPerPublication",
+                              "bytes_per_publication_beyond_name")
+    if per_session is None or per_publication is None:
+        return Target(MEMORY, "—", "not measured",
+                      "**Memory**: not measured in this run (memory_bench did not run).")
+    wheel = counter("BM_MemoryPerSession", "wheel_bytes_per_session")
+    slot = counter("BM_MemoryPerSession", "sizeof_session")
+    name_bytes = counter("BM_MemoryPerPublication", "mean_name_bytes")
+    figure = "%s B/session (+%s B in the expiry wheel), %s B/publication beyond its name" % (
+        fixed(per_session, 0), fixed(wheel, 0), fixed(per_publication, 0))
+    session_ok = float("%.6g" % (to_float(per_session) + to_float(wheel))) <= 256
+    publication_ok = to_float(per_publication) <= 128
+    if session_ok and publication_ok:
+        return Target(MEMORY, figure, "**met**", "**Memory**: met (%s)." % figure)
+    text = "**Memory**: "
+    if session_ok:
+        text += "sessions met; "
+    else:
+        text += (
+            "sessions missed: %s bytes per session in the Registry (+%s in the "
+            "expiry wheel). Why: a Session is %s bytes (key, replay window, "
+            "reply cache, list snapshot pointer, user, endpoints, login "
+            "nonce), held in a SessionTable's fixed chunks, plus an id-to-slot "
+            "and a user-to-slot entry per session. What would close it: move "
+            "the rarely used fields (reply cache, list snapshot, login nonce) "
+            "to a side table filled on demand, which takes some 70 bytes out "
+            "of every session. " % (
+                fixed(per_session, 0), fixed(wheel, 0), fixed(slot, 0)))
+    if publication_ok:
+        text += "publications met."
+    else:
+        text += (
+            "Publications missed: %s bytes per publication beyond its name "
+            "(names of %s bytes on average). Why: each publication sits in its "
+            "publisher's own name→Publication flat_hash_map (a table per user, "
+            "about half full at 1,000 names, with a second copy of the name as "
+            "its key), in the name shard's publishers list (a user name string "
+            "per publisher), and in the search index's trigram postings (one "
+            "id per distinct trigram of the name). What would close it: intern "
+            "users as small ids and key the per-user side by the search "
+            "index's name id, so that a publication is a (user id, name id, "
+            "meta) record in one flat table and a user id in the name's "
+            "publisher list; that needs the name id to stay fixed across the "
+            "separate user-shard and name-shard locks." % (
+                fixed(per_publication, 0), fixed(name_bytes, 1)))
+    return Target(MEMORY, figure, "**missed**", text)
+
+
+def soak(r):
+    """The soak: met when every backend's run answered every peer with no
+    false or late expiry."""
+    if not r.wants("soak"):
+        return Target(SOAK, "—", "not run",
+                      "**Soak**: not run in this run (the soak part was not selected).")
+    if r.get("soak_note"):
+        return Target(SOAK, "—", "not run", "**Soak**: %s." % r.get("soak_note"))
+    if not r.soak:
+        return Target(SOAK, "—", "not measured",
+                      "**Soak**: the runs failed; see soak-*.log in the results folder.")
+    peers, seconds = r.get("soak_peers"), r.get("soak_seconds")
+    figures = []
+    verdict = "**met**"
+    if len(r.soak) < 2:
+        verdict = "**missed** (a backend's run failed)"
+    for io, (run, _) in r.soak.items():
+        fields = [str(run.get(k, "")) for k in (
+            "logged_in", "timeouts", "errors", "false_expiries", "late_expiries")]
+        figures.append("%s: %s peers logged in, %s timeouts, %s errors, %s "
+                       "false expiries, %s late" % (io, *fields))
+        if fields[1:] != ["0"] * 4 or fields[0] != peers:
+            verdict = "**missed**"
+    figure = "; ".join(figures)
+    if verdict == "**met**" and (int(peers) < 100000 or int(seconds) < 60):
+        verdict = ("**not verified** (a shortened soak: %s peers for %s s, so "
+                   "not the target's run)" % (peers, seconds))
+    return Target(SOAK, figure, verdict, "**Soak**: %s (%s)." % (verdict, figure))
+
+
+def judge(r):
+    """Every target, in the document's order."""
+    return [throughput(r), search(r), transfer(r), memory(r), soak(r)]

@@ -1,0 +1,292 @@
+#!/usr/bin/python3
+"""Unit tests of the report writer, on synthetic result folders written by
+the tests themselves (no benchmark runs). Run by ctest (bench_report_test)
+or directly: python3 bench/report/write_report_test.py"""
+
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+# No __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import charts  # noqa: E402
+import fmt  # noqa: E402
+import results  # noqa: E402
+import targets  # noqa: E402
+import write_report  # noqa: E402
+
+SCENARIOS = ("r1-epoll-heartbeat|1|epoll|0|heartbeat=1\n"
+             "r1-uring-heartbeat|1|uring|0|heartbeat=1\n"
+             "r1-epoll-get|1|epoll|0|get=1\n"
+             "r1-uring-get|1|uring|0|get=1\n"
+             "r2-uring-heartbeat|2|uring||heartbeat=1\n"
+             "r2-uring-get|2|uring||get=1\n")
+
+
+def peerload_json(ratio, rps=200000.0, **extra):
+    run = {"mode": "daemon", "responses_per_s": rps, "p50_us": 4000.4,
+           "p99_us": 5500.6, "p999_us": 8000.0, "errors": 0, "timeouts": 0,
+           "false_expiries": 0, "late_expiries": 0, "logged_in": 1000,
+           "baseline_responses_per_s": rps / ratio, "ratio": ratio}
+    run.update(extra)
+    return json.dumps(run)
+
+
+def gbench_json(benchmarks):
+    return json.dumps({
+        "context": {"load_avg": [0.1, 0.974, 1.16], "library_build_type": "debug"},
+        "benchmarks": [dict({"name": n, "run_type": "iteration", "iterations": 1,
+                             "real_time": 2.5, "cpu_time": 2.5, "time_unit": "ms"},
+                            **counters) for n, counters in benchmarks]})
+
+
+class Folder:
+    """A synthetic result folder, written file by file."""
+
+    def __init__(self, test):
+        self.dir = tempfile.mkdtemp(prefix="pcfs-report-test-")
+        test.addCleanup(lambda: __import__("shutil").rmtree(self.dir))
+        self.write("run.txt", "parts build,gbench,peerload,soak,transfer,doc\n"
+                   "quick 0\nresults_dir build-bench/bench-results/T\n"
+                   "run_date 2026-12-01 17:10 UTC\nload_rounds 3\nload_seconds 5\n"
+                   "load_peers 1000\ngbench_min_time 0.05\n")
+        self.write("commands.txt", "ninja -C build-bench\n")
+
+    def write(self, name, text, append=False):
+        with open(os.path.join(self.dir, name), "a" if append else "w",
+                  encoding="utf-8") as f:
+            f.write(text)
+
+    def meta(self, text):
+        self.write("run.txt", text + "\n", append=True)
+
+    def load_rounds(self, ratios_by_scenario):
+        self.write("scenarios.txt", SCENARIOS)
+        for name, ratios in ratios_by_scenario.items():
+            for k, ratio in enumerate(ratios, start=1):
+                self.write("%s.r%d.load" % (name, k), "1.%d\n" % k)
+                self.write("%s.r%d.json" % (name, k),
+                           peerload_json(ratio) + "\n" if ratio else "")
+
+    def transfer(self, nginx=True):
+        lines = {"bytes": 1073741824, "reps": 3, "load_start": "1.0 1.1 1.2",
+                 "load_end": "1.3 1.4 1.5", "rawcopy_s": "1.137",
+                 "rawcopy_all": "1.2 1.137 1.0", "rawcopy_nofsync_s": "0.886",
+                 "rawcopy_nofsync_all": "0.9 0.886 0.8", "rawcopy_splice_s": "0.440",
+                 "rawcopy_splice_all": "0.44 0.44 0.43", "peerctl_s": "0.688",
+                 "peerctl_all": "0.6 0.688 0.7", "sha256_s": "0.680",
+                 "sha256_all": "0.68 0.68 0.67", "peerctl_vs_rawcopy": "1.653",
+                 "peerctl_vs_rawcopy_nofsync": "1.288",
+                 "splice_vs_rawcopy": "2.584"}
+        if nginx:
+            lines.update({"nginx_curl_s": "1.824", "nginx_curl_all": "2.1 1.824 1.4",
+                          "nginx_curl_nosync_s": "1.425",
+                          "nginx_curl_nosync_all": "1.7 1.425 1.0",
+                          "nginx_version": "nginx/1.22.1", "peerctl_vs_nginx": "2.651",
+                          "peerctl_vs_nginx_nosync": "2.071"})
+        else:
+            lines["nginx_curl_s"] = "none"
+        self.write("transfer.out", "table\n" + "".join(
+            "RESULT transfer_%s %s\n" % kv for kv in lines.items()))
+
+    def results(self):
+        return results.Results(self.dir)
+
+
+ALL_MET = {n: [0.85, 0.9, 0.82] for n in (
+    "r1-epoll-heartbeat", "r1-uring-heartbeat", "r1-epoll-get", "r1-uring-get",
+    "r2-uring-heartbeat", "r2-uring-get")}
+
+
+class FormatTest(unittest.TestCase):
+    def test_numbers_are_short(self):
+        self.assertEqual(fmt.number(5720000.0), "5.72M")
+        self.assertEqual(fmt.number(259268.4), "259,268")
+        self.assertEqual(fmt.number(24.6), "24.6")
+        self.assertEqual(fmt.number(1), "1")
+
+    def test_quotient_rounds_like_earlier_documents(self):
+        self.assertEqual(fmt.fixed(fmt.quotient("194396.0", "259384.0"), 2), "0.75")
+
+
+class PeerloadTest(unittest.TestCase):
+    def test_median_round_decides_and_every_round_is_listed(self):
+        folder = Folder(self)
+        folder.load_rounds({"r1-epoll-heartbeat": [0.9, 0.7, 0.8]})
+        scenario = folder.results().scenarios["r1-epoll-heartbeat"]
+        run, load = scenario.median_round()
+        self.assertEqual(run["ratio"], 0.8)
+        self.assertEqual(load, "1.3")
+        self.assertEqual(scenario.round_ratios(), "0.900, 0.700, 0.800")
+
+    def test_failed_round_is_named_and_lower_median_of_two_taken(self):
+        folder = Folder(self)
+        folder.load_rounds({"r1-epoll-get": [0.9, None, 0.7]})
+        scenario = folder.results().scenarios["r1-epoll-get"]
+        self.assertEqual(scenario.median_round()[0]["ratio"], 0.7)
+        self.assertEqual(scenario.round_ratios(), "0.900, failed, 0.700")
+
+    def test_throughput_met_when_every_one_reactor_ratio_reaches_0_8(self):
+        folder = Folder(self)
+        folder.load_rounds(ALL_MET)
+        target = targets.throughput(folder.results())
+        self.assertEqual(target.verdict, "**met**")
+        self.assertIn("r1-uring-get 0.850x", target.figure)
+
+    def test_throughput_missed_says_why(self):
+        folder = Folder(self)
+        folder.load_rounds(dict(ALL_MET, **{"r1-uring-get": [0.7, 0.75, 0.72]}))
+        target = targets.throughput(folder.results())
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertIn("r1-uring-get 0.720x", target.figure)
+        self.assertIn("Why: a raw echo does one recv", target.detail)
+
+    def test_missing_scenario_is_not_measured(self):
+        folder = Folder(self)
+        folder.load_rounds({"r1-epoll-get": [0.9, 0.9, 0.9]})
+        target = targets.throughput(folder.results())
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertIn("r1-uring-heartbeat: not measured", target.figure)
+
+
+class GbenchTest(unittest.TestCase):
+    def search_folder(self, p99_us):
+        folder = Folder(self)
+        counters = {"p99_us": p99_us, "p99_raw_us": 32.2, "max_us": 81.9,
+                    "pages_per_query": 294.8, "pages_p99": 2624,
+                    "listing_p99_us": 39033}
+        folder.write("gbench-search_bench.json", gbench_json([
+            ("BM_RegistrySearchPageP99/3/iterations:1", counters),
+            ("BM_RegistrySearchPageP99/5/iterations:1", dict(counters, p99_us=45.1))]))
+        return folder
+
+    def test_search_met_per_request(self):
+        target = targets.search(self.search_folder(29.8).results())
+        self.assertEqual(target.verdict, "**met**")
+        self.assertEqual(target.figure,
+                         "per request p99 30 µs (3 bytes), 45 µs (5 bytes)")
+        self.assertIn("p99 2,624 pages", target.detail)
+
+    def test_search_missed_over_1_ms(self):
+        target = targets.search(self.search_folder(1500.0).results())
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertIn("kSearchPageBudget", target.detail)
+
+    def test_memory_publications_missed_sessions_met(self):
+        folder = Folder(self)
+        folder.write("gbench-memory_bench.json", gbench_json([
+            ("BM_MemoryPerSession/iterations:1",
+             {"bytes_per_session": 240.0, "wheel_bytes_per_session": 8.4,
+              "sizeof_session": 192}),
+            ("BM_MemoryPerPublication/iterations:1",
+             {"bytes_per_publication": 590.4,
+              "bytes_per_publication_beyond_name": 565.7, "mean_name_bytes": 24.6})]))
+        target = targets.memory(folder.results())
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertTrue(target.detail.startswith(
+            "**Memory**: sessions met; Publications missed: 566 bytes"))
+
+    def test_micro_benchmark_rows_show_counters(self):
+        folder = Folder(self)
+        folder.write("gbench-protocol_bench.json", gbench_json([
+            ("BM_Encode/Login", {"bytes": 78})]))
+        text = write_report.render(folder.results(), {})
+        self.assertIn("Google Benchmark library: 0.1 0.97 1.16 (library built as debug)", text)
+        self.assertIn("| `BM_Encode/Login` | 2.5 ms | 2.5 ms | 1 | bytes=78 |", text)
+
+
+class TransferTest(unittest.TestCase):
+    def test_met_against_rawcopy_and_nginx(self):
+        folder = Folder(self)
+        folder.transfer()
+        target = targets.transfer(folder.results())
+        self.assertEqual(target.verdict, "**met**")
+        self.assertTrue(target.figure.startswith(
+            "1.653x rawcopy (1.288x rawcopy without its fsync), 2.651x "
+            "nginx+curl+sync (2.071x curl without sync); 0.640x the splice"))
+
+    def test_without_nginx_row_says_how_to_get_it(self):
+        folder = Folder(self)
+        folder.transfer(nginx=False)
+        r = folder.results()
+        self.assertEqual(targets.transfer(r).verdict,
+                         "**met** against rawcopy; nginx part not measured")
+        text = write_report.render(r, {})
+        self.assertIn("| nginx+curl | not measured: nginx is not installed", text)
+        self.assertIn("| 1.137 | 944 | 1.2 1.137 1.0 | 1 |", text)
+
+
+class SoakTest(unittest.TestCase):
+    def soak_folder(self, peers, false_expiries=0):
+        folder = Folder(self)
+        folder.meta("soak_peers %d\nsoak_seconds 60" % peers)
+        for io in ("epoll", "uring"):
+            folder.write("soak-%s.json" % io, peerload_json(
+                1.0, logged_in=peers, false_expiries=false_expiries,
+                processes=6, login_s=50.2, login_retries=0, requests=10,
+                responses=10, retransmissions=0) + "\n")
+            folder.write("soak-%s.metrics" % io, "rss_before_kib 41984\n"
+                         "rss_peak_kib 65536\ncpu_s 34.5\nrcvbuf_drops 0\n"
+                         "load_after 1.71 1.44 1.31\n")
+        return folder
+
+    def test_met_at_full_size(self):
+        r = self.soak_folder(100000).results()
+        self.assertEqual(targets.soak(r).verdict, "**met**")
+        self.assertIn("| 41 → 64 MiB (241 B/peer) |", write_report.render(r, {}))
+
+    def test_shortened_soak_is_not_verified(self):
+        target = targets.soak(self.soak_folder(2000).results())
+        self.assertTrue(target.verdict.startswith("**not verified** (a shortened soak"))
+
+    def test_false_expiry_misses(self):
+        target = targets.soak(self.soak_folder(100000, false_expiries=1).results())
+        self.assertEqual(target.verdict, "**missed**")
+
+
+class DocumentTest(unittest.TestCase):
+    def test_parts_not_run_are_said_so(self):
+        folder = Folder(self)
+        folder.meta("parts gbench,doc\nsoak_note ignored")
+        text = write_report.render(folder.results(), {})
+        self.assertIn("| 100,000 peers heartbeating 60 s: zero false expiries, "
+                      "all answered | — | not run |", text)
+        self.assertIn("Not measured in this run (the peerload part was not run).", text)
+        self.assertIn("Not measured in this run (the transfer part was not run).", text)
+        headings = [line for line in text.splitlines() if line.startswith("## ")]
+        self.assertEqual(headings, [
+            "## Machine", "## Targets",
+            "## Request throughput: epoll vs io_uring, 1 vs 2 reactors",
+            "## 100,000-peer soak", "## Transfer",
+            "## Memory per session and per publication", "## Search",
+            "## Micro-benchmarks", "## Commands"])
+
+    def test_quick_run_is_marked(self):
+        folder = Folder(self)
+        folder.meta("quick 1")
+        self.assertIn("**A --quick run**", write_report.render(folder.results(), {}))
+
+    def test_charts_are_drawn_and_embedded(self):
+        self.assertTrue(charts.gnuplot_available(),
+                        "gnuplot is missing: run packaging/install-deps.sh")
+        folder = Folder(self)
+        folder.load_rounds(ALL_MET)
+        folder.transfer()
+        out = os.path.join(folder.dir, "doc", "PERFORMANCE.md")
+        self.assertEqual(write_report.main([folder.dir, "--output", out]), 0)
+        for name in ("throughput", "latency", "transfer"):
+            with open(os.path.join(folder.dir, "doc", "performance", name + ".png"),
+                      "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+        with open(out, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("](performance/latency.png)", text)
+        self.assertIn("](performance/transfer.png)", text)
+
+
+if __name__ == "__main__":
+    unittest.main()

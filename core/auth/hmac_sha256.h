@@ -1,0 +1,55 @@
+// IncrementalHmacSha256: HMAC-SHA-256 (RFC 2104) fed piece by piece, with
+// every state on the stack, so that a MAC on the request path costs no heap
+// allocation. OpenSSL 3.0's EVP digest and MAC contexts allocate on every
+// (re)initialisation and copy (measured: one allocation per
+// EVP_DigestInit_ex2, five per EVP_MAC init/update/final), so this is built
+// on libcrypto's SHA-256 block functions instead (see hmac_sha256.cc).
+//
+// Pure (libcrypto only). An object is not thread-safe; make one per MAC, on
+// the stack. Distinct objects may be used from any threads at once.
+#ifndef PCFS_CORE_AUTH_HMAC_SHA256_H_
+#define PCFS_CORE_AUTH_HMAC_SHA256_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "absl/strings/string_view.h"
+#include "core/base/digest.h"
+
+namespace pcfs {
+
+class IncrementalHmacSha256 {
+ public:
+  using Digest = Sha256Digest;
+
+  // Starts a MAC under `key` (any length; keys longer than a block are
+  // hashed first, as RFC 2104 says).
+  explicit IncrementalHmacSha256(std::span<const uint8_t> key);
+  explicit IncrementalHmacSha256(absl::string_view key);
+  // Wipes the keyed states.
+  ~IncrementalHmacSha256();
+  IncrementalHmacSha256(const IncrementalHmacSha256&) = delete;
+  IncrementalHmacSha256& operator=(const IncrementalHmacSha256&) = delete;
+
+  // Feeds the next bytes of the message.
+  void Update(std::span<const uint8_t> bytes);
+  void Update(absl::string_view bytes);
+
+  // The MAC of everything fed so far. Call once; the object is spent after.
+  Digest Finish();
+
+ private:
+  // Room for a SHA256_CTX (checked in the .cc), so that this header does
+  // not expose libcrypto's deprecated block API to its includers.
+  struct alignas(8) Sha256State {
+    unsigned char bytes[112];
+  };
+  Sha256State inner_;  // SHA-256 of (key ^ ipad) || message so far
+  Sha256State outer_;  // SHA-256 of (key ^ opad), finished by Finish()
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_CORE_AUTH_HMAC_SHA256_H_

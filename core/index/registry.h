@@ -1,0 +1,297 @@
+// Registry: who is online (sessions) and who publishes what (publications).
+// The semantic rules of docs/PROTOCOL.md ("Semantics") live here, in pure
+// code: no sockets, no clock (every call that needs the time takes `now`).
+//
+// Thread-safety: all methods may be called concurrently from any thread.
+// State is sharded by key hash with one absl::Mutex per shard; no method
+// holds two shard locks at once, so there is no lock ordering to respect and
+// no global lock on any path.
+//
+// Allocation: in the steady state Heartbeat, WithSession, Locate, and
+// Publish/Unpublish of names published before allocate nothing. A removed
+// publication keeps its slots ("dormant": its key strings, the name's
+// entry and its search-index posting) so that the same name published
+// again reuses them; a shard drops its dormant slots once they outnumber a
+// quarter of its live ones (and a small fixed slack), so they cost at most
+// that share of memory.
+#ifndef PCFS_CORE_INDEX_REGISTRY_H_
+#define PCFS_CORE_INDEX_REGISTRY_H_
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/base/endpoint.h"
+#include "core/base/names.h"
+#include "core/auth/replay_window.h"
+
+namespace pcfs {
+
+// What the daemon knows about a published file: its size and SHA-256, as
+// the publisher reported them.
+struct FileMeta {
+  uint64_t size = 0;
+  std::array<uint8_t, 32> sha256{};
+
+  friend bool operator==(const FileMeta&, const FileMeta&) = default;
+};
+
+// A list of names taken at one moment, served to a client page by page.
+struct ListSnapshot {
+  uint32_t id = 0;
+  std::vector<std::string> names;  // sorted
+};
+
+// One live session. The daemon layer may read and update the fields marked
+// "daemon" through Registry::WithSession(); the rest is the registry's.
+// The fields are ordered so that the struct has no padding to speak of
+// (every live session holds one; bench/memory_bench.cc reports its size).
+struct Session {
+  uint64_t id = 0;
+  std::string user;
+  Endpoint control;        // where its datagrams come from
+  uint16_t file_port = 0;  // its TCP file server, on control.ip
+  // daemon: the slot of reply_cache (below) the next answer goes to. Here,
+  // beside the other small fields, rather than after reply_cache, where it
+  // would cost 8 bytes of padding.
+  uint8_t reply_cache_next = 0;
+  std::array<uint8_t, 16> login_nonce{};
+  absl::Time deadline;     // expires when now >= deadline
+
+  // daemon: the key from the SCRAM login, and the client's sequence numbers
+  // seen so far. Every datagram of the session is checked against both.
+  std::array<uint8_t, 32> key{};
+  ReplayWindow replay;
+
+  // daemon: answers to recent mutating requests, for retransmissions.
+  struct CachedReply {
+    uint32_t request_id = 0;
+    uint8_t type = 0;
+    uint8_t code = 0;
+    bool used = false;
+  };
+  std::array<CachedReply, 4> reply_cache{};
+
+  // daemon: the LAP or LPF list being paged through, if any (SCH pages
+  // straight from the index and keeps nothing here).
+  std::shared_ptr<const ListSnapshot> snapshot;
+};
+
+// A user name held inline, so that copying one out of the registry (to
+// answer GET, say) does not allocate. Longer input is cut at
+// kMaxUserNameChars: the daemon only ever passes validated names.
+class UserName {
+ public:
+  UserName() = default;
+  explicit UserName(absl::string_view name)
+      : size_(static_cast<uint8_t>(std::min(name.size(), kMaxUserNameChars))) {
+    std::copy_n(name.data(), size_, bytes_.data());
+  }
+  absl::string_view view() const { return {bytes_.data(), size_}; }
+  operator absl::string_view() const { return view(); }  // NOLINT: a view
+
+  friend bool operator==(const UserName& a, absl::string_view b) {
+    return a.view() == b;
+  }
+  friend std::ostream& operator<<(std::ostream& out, const UserName& name) {
+    return out << name.view();
+  }
+
+ private:
+  uint8_t size_ = 0;
+  std::array<char, kMaxUserNameChars> bytes_{};
+};
+
+// An active publisher of a file, as returned by Locate().
+struct Holder {
+  UserName user;
+  Endpoint file_server;  // control.ip with the session's file_port
+  FileMeta meta;
+  std::array<uint8_t, 32> key{};  // the holder's session key (for tickets)
+};
+
+class Registry {
+ public:
+  struct Options {
+    size_t shard_count = 64;                        // rounded up to 2^k
+    absl::Duration session_timeout = absl::Seconds(3);
+  };
+
+  explicit Registry(Options options);
+  Registry() : Registry(Options{}) {}
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  // ---- Sessions ---------------------------------------------------------
+
+  struct LoginParams {
+    absl::string_view user;
+    Endpoint control;
+    uint16_t file_port = 0;
+    std::array<uint8_t, 16> nonce{};
+    std::array<uint8_t, 32> key{};  // the session key
+    // Only a retransmission may succeed: return the live session this very
+    // login made, or fail (FailedPrecondition) rather than start a new one.
+    // For a login whose nonce was used before (a replay after logout).
+    bool retransmission_only = false;
+  };
+
+  // Starts a session for `user` with deadline now + session_timeout and a
+  // fresh random non-zero id (its low bits name its shard). If the user
+  // already holds a live session: when that session was created by a login
+  // with the same nonce and from the same control endpoint (a
+  // retransmission), returns it again with its deadline extended; otherwise
+  // AlreadyExists. A session whose deadline has
+  // passed counts as gone even if ExpireIfDue() has not run yet.
+  // The caller has already checked the credentials.
+  absl::StatusOr<uint64_t> Login(const LoginParams& params, absl::Time now);
+
+  // Extends a live session's deadline to now + session_timeout.
+  // NotFound: no such session, or its deadline has passed (it is removed).
+  // PermissionDenied: `from` is not the session's control endpoint.
+  absl::Status Heartbeat(uint64_t session_id, const Endpoint& from,
+                         absl::Time now);
+
+  // Ends a session at once. NotFound if there is none.
+  absl::Status Logout(uint64_t session_id);
+
+  // Ends every session whose user `doomed(user)` says must go (after the
+  // credentials are reloaded without that user). Returns how many ended.
+  size_t EndSessionsIf(absl::FunctionRef<bool(absl::string_view user)> doomed);
+
+  // Calls fn(session) under the session's shard lock if the session exists
+  // and its deadline has not passed at `now`; returns false otherwise.
+  // REQUIRES: fn does not call back into the Registry.
+  bool WithSession(uint64_t session_id, absl::Time now,
+                   absl::FunctionRef<void(Session&)> fn);
+
+  // For the expiry timer: if the session's deadline has passed at `now`,
+  // removes it and returns nullopt; if it no longer exists, returns nullopt;
+  // otherwise returns its current deadline (the caller re-arms its timer).
+  // `expired`, if not null, is set to whether this call removed it.
+  std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now,
+                                        bool* expired = nullptr);
+
+  // The users with a live session at `now`, except `exclude`, sorted.
+  std::vector<std::string> ActiveUsers(absl::string_view exclude,
+                                       absl::Time now) const;
+  // True if `user` holds a live session at `now`.
+  bool IsActive(absl::string_view user, absl::Time now) const;
+  // Sessions stored, including any past their deadline that no call has
+  // removed yet.
+  size_t session_count() const;
+
+  // ---- Publications -----------------------------------------------------
+
+  // Records that `user` publishes `name` (idempotent: publishing again only
+  // updates the meta). Publications outlive sessions. Returns true if the
+  // publication is new or its meta changed (the caller persists it).
+  bool Publish(absl::string_view user, absl::string_view name,
+               const FileMeta& meta);
+
+  // Removes a publication. NotFound if `user` does not publish `name`.
+  absl::Status Unpublish(absl::string_view user, absl::string_view name);
+
+  // The names `user` publishes, sorted, whether or not anyone is online.
+  std::vector<std::string> PublishedBy(absl::string_view user) const;
+
+  // Each distinct name that contains `pattern` (case-sensitive; an empty
+  // pattern matches all), that some user other than `caller` publishes and
+  // holds a live session for, and that `caller` does not publish. Sorted.
+  std::vector<std::string> Search(absl::string_view pattern,
+                                   absl::string_view caller,
+                                   absl::Time now) const;
+
+  // Where a paged search goes on (see SearchPage): a name shard, and the
+  // first id in that shard's SearchIndex not yet visited. {0, 0} starts.
+  struct SearchCursor {
+    uint32_t shard = 0;
+    uint32_t id = 0;
+    friend bool operator==(const SearchCursor&, const SearchCursor&) = default;
+  };
+
+  // One page of a search listing, read straight from the index (no copy,
+  // no sort, no snapshot), so that its cost is bounded by `budget` however
+  // many names match. Calls emit(name), from `from` on, for the names
+  // Search would return (they contain `pattern`, a user other than `caller`
+  // publishes them and holds a live session at `now`, and `caller` does not
+  // publish them), in shard order and then index id order, until emit
+  // returns false (the page is full: that name is not taken and comes first
+  // on the next page) or about `budget` units of work are spent (a unit is
+  // one index candidate; checking a name's publishers costs a few). Returns
+  // the next page's cursor, or nullopt when the listing is complete. A page
+  // may emit nothing and still return a cursor; one whose emit takes its
+  // first name always returns a cursor past `from`.
+  //
+  // A listing is the pages read from {0, 0} on, each from the cursor the
+  // last one returned. While Publish and Unpublish run, a listing
+  //  - lists every name that, for the whole listing, contains the pattern,
+  //    is published by a user other than the caller with a session live at
+  //    every page's `now`, and is not published by the caller;
+  //  - never lists a name that the caller publishes when its page is read;
+  //  - lists a name once, unless every publisher dropped it and one
+  //    published it again during the listing (it may then come twice, as
+  //    it may take another index id: readers de-duplicate);
+  //  - may or may not list a name published or unpublished meanwhile.
+  // OutOfRange if from.shard is not a shard of this registry.
+  // REQUIRES: budget >= 1; emit does not call back into the Registry.
+  // The budget the daemon gives each SCH page request, and the one
+  // bench/search_bench.cc times: about 4096 index candidates, or 800 names
+  // checked, bound the time one request holds its reactor thread.
+  static constexpr size_t kSearchPageBudget = 4096;
+  absl::StatusOr<std::optional<SearchCursor>> SearchPage(
+      absl::string_view pattern, absl::string_view caller, absl::Time now,
+      SearchCursor from, size_t budget,
+      absl::FunctionRef<bool(absl::string_view name)> emit) const;
+
+  // Random per Registry (fixed for its lifetime), for cursors that leave
+  // the process: a SearchCursor of another registry (the daemon's before a
+  // restart) names other ids, and this tells them apart (with odds of 2^-16
+  // of a clash).
+  uint16_t search_epoch() const;
+
+  // An active publisher of exactly `name` other than `caller` whose session
+  // serves files (file port not 0), chosen at random among them to spread
+  // downloads, with its session key (for the download ticket); or nullopt.
+  std::optional<Holder> Locate(absl::string_view name, absl::string_view caller,
+                               absl::Time now) const;
+
+  size_t publication_count() const;
+
+  // Calls fn(user, name, meta) for every publication (for snapshots of
+  // durable state). Takes each shard lock in turn.
+  void ForEachPublication(
+      absl::FunctionRef<void(absl::string_view user, absl::string_view name,
+                             const FileMeta& meta)>
+          fn) const;
+
+ private:
+  struct Impl;
+  // Locate's fallback when its sample holds no active publisher.
+  std::optional<Holder> LocateAmongAll(absl::string_view name,
+                                       absl::string_view caller,
+                                       absl::Time now) const;
+  // `user` as the holder of `name`, if its live session serves files and
+  // it still publishes the name.
+  std::optional<Holder> HolderIfServing(const UserName& user,
+                                        absl::string_view name,
+                                        absl::Time now) const;
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_CORE_INDEX_REGISTRY_H_

@@ -1,0 +1,897 @@
+#include "core/index/search_index.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/match.h"
+
+// Layout.
+//   names     the bytes of every name, once, in one arena; a name's id
+//             indexes `slots` (offset and length in the arena). Ids of
+//             removed names are reused, newest first.
+//   ids       the set of live ids, hashed and compared by the names they
+//             stand for, so that a name finds its id without a second copy
+//             of the name.
+//   postings  trigram -> PostingList of the ids whose name holds it, in an
+//             ordered map so that the trigrams starting with one or two
+//             given bytes form a range.
+//
+// Trigrams are taken over the name followed by two end marks, one starting
+// at each byte: "ab" gives "ab$" and "b$$". A byte is one of 256 symbols and
+// the end mark a 257th, so a trigram is three 9-bit symbols in a uint32 and
+// the ones that start with bytes `c` or `cd` are one key range. Queries of
+// 3+ bytes only look up trigrams of real bytes.
+
+namespace pcfs {
+namespace {
+
+// ---- Trigram keys ---------------------------------------------------------
+
+constexpr uint32_t kSymbolBits = 9;
+constexpr uint32_t kEndMark = 256;
+
+uint32_t Symbol(char c) { return static_cast<unsigned char>(c); }
+
+uint32_t Key(uint32_t a, uint32_t b, uint32_t c) {
+  return (a << (2 * kSymbolBits)) | (b << kSymbolBits) | c;
+}
+
+using Keys = absl::InlinedVector<uint32_t, 64>;
+
+void SortUnique(Keys& keys) {
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+}
+
+// The distinct trigrams of `name` padded with two end marks: those a name
+// is filed under.
+Keys NameTrigrams(absl::string_view name) {
+  Keys keys;
+  keys.reserve(name.size());
+  auto at = [&](size_t i) {
+    return i < name.size() ? Symbol(name[i]) : kEndMark;
+  };
+  for (size_t i = 0; i < name.size(); ++i) {
+    keys.push_back(Key(at(i), at(i + 1), at(i + 2)));
+  }
+  SortUnique(keys);
+  return keys;
+}
+
+// Enough of a long pattern's trigrams to find a rare one; any subset gives
+// a superset of the matches, and every candidate is checked anyway.
+constexpr size_t kMaxQueryTrigrams = 16;
+
+// The distinct trigrams of a pattern of 3+ bytes (no end marks), at most
+// kMaxQueryTrigrams of them, spread evenly over the pattern.
+Keys PatternTrigrams(absl::string_view pattern) {
+  const size_t count = pattern.size() - 2;
+  const size_t taken = std::min(count, kMaxQueryTrigrams);
+  Keys keys;
+  for (size_t k = 0; k < taken; ++k) {
+    const size_t i = taken == 1 ? 0 : k * (count - 1) / (taken - 1);
+    keys.push_back(Key(Symbol(pattern[i]), Symbol(pattern[i + 1]),
+                       Symbol(pattern[i + 2])));
+  }
+  SortUnique(keys);
+  return keys;
+}
+
+// ---- Posting lists ----------------------------------------------------------
+
+size_t VarintSize(uint32_t value) {
+  size_t size = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++size;
+  }
+  return size;
+}
+
+uint8_t* PutVarint(uint32_t value, uint8_t* out) {
+  while (value >= 0x80) {
+    *out++ = static_cast<uint8_t>(value | 0x80);
+    value >>= 7;
+  }
+  *out++ = static_cast<uint8_t>(value);
+  return out;
+}
+
+uint32_t GetVarint(const uint8_t*& p) {
+  uint32_t value = 0;
+  for (int shift = 0;; shift += 7) {
+    const uint8_t byte = *p++;
+    value |= static_cast<uint32_t>(byte & 0x7F) << shift;
+    if (byte < 0x80) return value;
+  }
+}
+
+// A sorted set of ids, in blocks of 32 bytes kept in one array: each block
+// holds its first id and the gaps to the next ones as varints (one byte
+// each where the trigram is common, so up to 27 ids a block). A walk reads
+// the array in order; Insert and Erase rewrite one or two blocks and move
+// the blocks after them; Cursor::SeekAtLeast gallops over the blocks.
+class PostingList {
+ public:
+  uint32_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // REQUIRES: `id` is not in the list.
+  void Insert(uint32_t id);
+  // Returns false if `id` is not in the list.
+  bool Erase(uint32_t id);
+
+  // Walks the ids in increasing order. Its state is a copy of the list's
+  // block array's place and size, so that the list must not change while
+  // a cursor is in use.
+  class Cursor;
+
+ private:
+  static constexpr size_t kGapBytes = 26;
+  static constexpr size_t kMaxBlockIds = kGapBytes + 1;
+  struct Block {
+    uint32_t first = 0;
+    uint8_t count = 0;  // ids in the block, >= 1
+    uint8_t used = 0;   // bytes of `gaps` in use
+    uint8_t gaps[kGapBytes] = {};
+  };
+  static_assert(sizeof(Block) == 32);
+  // Room for the ids of two blocks, when joining them.
+  using Ids = absl::InlinedVector<uint32_t, 2 * kMaxBlockIds>;
+
+  // The block that holds `id` or would: the last one starting at or before
+  // it, else the first. REQUIRES: !blocks_.empty().
+  size_t BlockFor(uint32_t id) const;
+  static void AppendIds(const Block& block, Ids& ids);
+  // Writes as many of ids[0..n) as fit into `block`; returns how many.
+  static size_t Encode(const uint32_t* ids, size_t n, Block& block);
+  // Replaces block i with blocks holding `ids` (none if it is empty).
+  void Rewrite(size_t i, const Ids& ids);
+
+  absl::InlinedVector<Block, 1> blocks_;
+  uint32_t size_ = 0;
+  uint32_t last_ = 0;  // the largest id, if any
+};
+
+class PostingList::Cursor {
+ public:
+  explicit Cursor(const PostingList& list)
+      : blocks_(list.blocks_.data()), block_count_(list.blocks_.size()) {
+    Enter(0);
+  }
+  bool done() const { return block_ == block_count_; }
+  // REQUIRES: !done().
+  uint32_t id() const { return id_; }
+  void Next() {
+    if (left_ == 0) return Enter(block_ + 1);
+    id_ += GetVarint(gap_);
+    --left_;
+  }
+  // Moves to the first id >= target (or to the end).
+  void SeekAtLeast(uint32_t target);
+
+ private:
+  void Enter(size_t block) {
+    block_ = block;
+    if (done()) return;
+    id_ = blocks_[block].first;
+    gap_ = blocks_[block].gaps;
+    left_ = blocks_[block].count - 1u;
+  }
+  // The last block starting at or before target, from the current one on.
+  // REQUIRES: the next block starts at or before target.
+  size_t Gallop(uint32_t target) const;
+
+  const Block* blocks_;
+  size_t block_count_;
+  size_t block_ = 0;
+  const uint8_t* gap_ = nullptr;
+  uint32_t left_ = 0;  // ids after id_ in the block
+  uint32_t id_ = 0;
+};
+
+size_t PostingList::BlockFor(uint32_t id) const {
+  auto it = std::upper_bound(
+      blocks_.begin(), blocks_.end(), id,
+      [](uint32_t value, const Block& block) { return value < block.first; });
+  return it == blocks_.begin() ? 0
+                               : static_cast<size_t>(it - blocks_.begin()) - 1;
+}
+
+void PostingList::AppendIds(const Block& block, Ids& ids) {
+  ids.push_back(block.first);
+  const uint8_t* p = block.gaps;
+  for (uint32_t i = 1; i < block.count; ++i) {
+    ids.push_back(ids.back() + GetVarint(p));
+  }
+}
+
+size_t PostingList::Encode(const uint32_t* ids, size_t n, Block& block) {
+  block.first = ids[0];
+  uint8_t* out = block.gaps;
+  size_t taken = 1;
+  for (; taken < n; ++taken) {
+    const uint32_t gap = ids[taken] - ids[taken - 1];
+    if (static_cast<size_t>(out - block.gaps) + VarintSize(gap) > kGapBytes) {
+      break;
+    }
+    out = PutVarint(gap, out);
+  }
+  block.count = static_cast<uint8_t>(taken);
+  block.used = static_cast<uint8_t>(out - block.gaps);
+  return taken;
+}
+
+void PostingList::Rewrite(size_t i, const Ids& ids) {
+  absl::InlinedVector<Block, 2> fresh;
+  for (size_t done = 0; done < ids.size();) {
+    fresh.emplace_back();
+    done += Encode(ids.data() + done, ids.size() - done, fresh.back());
+  }
+  const auto at = blocks_.begin() + static_cast<ptrdiff_t>(i);
+  if (fresh.empty()) {
+    blocks_.erase(at);
+    return;
+  }
+  *at = fresh[0];
+  blocks_.insert(at + 1, fresh.begin() + 1, fresh.end());
+}
+
+void PostingList::Insert(uint32_t id) {
+  ++size_;
+  if (!blocks_.empty() && id < last_) {  // into the middle
+    const size_t i = BlockFor(id);
+    Ids ids;
+    AppendIds(blocks_[i], ids);
+    ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
+    Rewrite(i, ids);
+    return;
+  }
+  const uint32_t gap = id - last_;
+  if (!blocks_.empty() && blocks_.back().used + VarintSize(gap) <= kGapBytes) {
+    Block& tail = blocks_.back();
+    tail.used = static_cast<uint8_t>(PutVarint(gap, tail.gaps + tail.used) -
+                                     tail.gaps);
+    ++tail.count;
+  } else {
+    blocks_.emplace_back();
+    Encode(&id, 1, blocks_.back());
+  }
+  last_ = id;
+}
+
+bool PostingList::Erase(uint32_t id) {
+  if (blocks_.empty() || id > last_) return false;
+  const size_t i = BlockFor(id);
+  Ids ids;
+  AppendIds(blocks_[i], ids);
+  auto it = std::lower_bound(ids.begin(), ids.end(), id);
+  if (it == ids.end() || *it != id) return false;
+  ids.erase(it);
+  --size_;
+  // Join with the next block when the two fit in one, so that erasing
+  // leaves no trail of near-empty blocks.
+  if (!ids.empty() && i + 1 < blocks_.size()) {
+    const size_t mine = ids.size();
+    AppendIds(blocks_[i + 1], ids);
+    Block probe;
+    if (Encode(ids.data(), ids.size(), probe) == ids.size()) {
+      blocks_.erase(blocks_.begin() + static_cast<ptrdiff_t>(i) + 1);
+    } else {
+      ids.resize(mine);
+    }
+  }
+  Rewrite(i, ids);
+  if (size_ > 0 && id == last_) {
+    Ids tail;
+    AppendIds(blocks_.back(), tail);
+    last_ = tail.back();
+  }
+  return true;
+}
+
+size_t PostingList::Cursor::Gallop(uint32_t target) const {
+  // Every block before `lo` starts at or before target.
+  size_t lo = block_ + 2;
+  size_t probe = lo;
+  for (size_t step = 1;
+       probe < block_count_ && blocks_[probe].first <= target; step *= 2) {
+    lo = probe + 1;
+    probe = lo + step;
+  }
+  const Block* it = std::partition_point(
+      blocks_ + lo, blocks_ + std::min(probe, block_count_),
+      [&](const Block& b) { return b.first <= target; });
+  return static_cast<size_t>(it - blocks_) - 1;
+}
+
+void PostingList::Cursor::SeekAtLeast(uint32_t target) {
+  if (done() || id_ >= target) return;
+  if (block_ + 1 < block_count_ && blocks_[block_ + 1].first <= target) {
+    Enter(Gallop(target));
+    if (id_ >= target) return;
+  }
+  // Target lies before the next block: the answer is in this block or is
+  // that block's first id.
+  uint32_t id = id_;
+  uint32_t left = left_;
+  const uint8_t* gap = gap_;
+  while (id < target && left > 0) {
+    id += GetVarint(gap);
+    --left;
+  }
+  if (id < target) return Enter(block_ + 1);
+  id_ = id;
+  left_ = left;
+  gap_ = gap;
+}
+
+// ---- Names ------------------------------------------------------------------
+
+// Every name's bytes, once, by id.
+class NameTable {
+ public:
+  static constexpr uint32_t kFree = std::numeric_limits<uint32_t>::max();
+
+  absl::string_view Get(uint32_t id) const {
+    return absl::string_view(arena_.data() + slots_[id].offset,
+                             slots_[id].length);
+  }
+  bool live(uint32_t id) const { return slots_[id].offset != kFree; }
+  void PrefetchSlot(uint32_t id) const { __builtin_prefetch(&slots_[id]); }
+  // REQUIRES: live(id).
+  void PrefetchBytes(uint32_t id) const {
+    const char* bytes = arena_.data() + slots_[id].offset;
+    __builtin_prefetch(bytes);
+    __builtin_prefetch(bytes + slots_[id].length);
+  }
+  // One past the largest id ever given.
+  uint32_t id_limit() const { return static_cast<uint32_t>(slots_.size()); }
+
+  // Stores `name` and returns its id: the newest freed one, or a new one.
+  uint32_t Store(absl::string_view name);
+  // Forgets the name of `id` and frees the id.
+  void Free(uint32_t id);
+
+ private:
+  struct Slot {
+    uint32_t offset = kFree;
+    uint32_t length = 0;
+  };
+  // Rewrites the arena without the bytes of freed names once those are
+  // the larger part: amortized O(1) per freed byte. Ids stay.
+  void MaybeCompact();
+
+  std::string arena_;
+  size_t garbage_ = 0;  // bytes of `arena_` no live name uses
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_ids_;
+};
+
+uint32_t NameTable::Store(absl::string_view name) {
+  uint32_t id;
+  if (free_ids_.empty()) {
+    id = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  } else {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  }
+  slots_[id].offset = static_cast<uint32_t>(arena_.size());
+  slots_[id].length = static_cast<uint32_t>(name.size());
+  arena_.append(name.data(), name.size());
+  return id;
+}
+
+void NameTable::Free(uint32_t id) {
+  garbage_ += slots_[id].length;
+  slots_[id] = Slot{};
+  free_ids_.push_back(id);
+  MaybeCompact();
+}
+
+void NameTable::MaybeCompact() {
+  constexpr size_t kMinGarbage = 4096;
+  if (garbage_ < kMinGarbage || garbage_ * 2 < arena_.size()) return;
+  std::string compact;
+  compact.reserve(arena_.size() - garbage_);
+  for (Slot& slot : slots_) {
+    if (slot.offset == kFree) continue;
+    const uint32_t offset = static_cast<uint32_t>(compact.size());
+    compact.append(arena_, slot.offset, slot.length);
+    slot.offset = offset;
+  }
+  arena_ = std::move(compact);
+  garbage_ = 0;
+}
+
+// Hashes and compares ids by their names, so that the set of ids can be
+// searched with a name.
+struct IdHash {
+  using is_transparent = void;
+  const NameTable* names;
+  size_t operator()(uint32_t id) const { return (*this)(names->Get(id)); }
+  size_t operator()(absl::string_view name) const {
+    return absl::Hash<absl::string_view>()(name);
+  }
+};
+
+struct IdEq {
+  using is_transparent = void;
+  const NameTable* names;
+  bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+  bool operator()(uint32_t id, absl::string_view name) const {
+    return names->Get(id) == name;
+  }
+  bool operator()(absl::string_view name, uint32_t id) const {
+    return names->Get(id) == name;
+  }
+};
+
+// What the matchers hand each match to: its id and its name.
+using MatchFn = absl::FunctionRef<void(uint32_t id, absl::string_view name)>;
+
+// Hands the names of matching ids to fn in batches, prefetching a batch's
+// slots and bytes before reading any: the ids of one list are spread over
+// the whole table, and one at a time each would wait for memory alone.
+class Emitter {
+ public:
+  // With `check`, only names containing `pattern` go to fn.
+  Emitter(const NameTable& names, absl::string_view pattern, bool check,
+          MatchFn fn)
+      : names_(names), pattern_(pattern), check_(check), fn_(fn) {}
+  Emitter(const Emitter&) = delete;
+  Emitter& operator=(const Emitter&) = delete;
+  ~Emitter() { Flush(); }
+
+  void Add(uint32_t id) {
+    batch_[size_++] = id;
+    if (size_ == kBatch) Flush();
+  }
+
+ private:
+  static constexpr size_t kBatch = 32;
+
+  void Flush() {
+    for (size_t i = 0; i < size_; ++i) names_.PrefetchSlot(batch_[i]);
+    for (size_t i = 0; i < size_; ++i) names_.PrefetchBytes(batch_[i]);
+    for (size_t i = 0; i < size_; ++i) {
+      const absl::string_view name = names_.Get(batch_[i]);
+      if (!check_ || absl::StrContains(name, pattern_)) fn_(batch_[i], name);
+    }
+    size_ = 0;
+  }
+
+  const NameTable& names_;
+  const absl::string_view pattern_;
+  const bool check_;
+  const MatchFn fn_;
+  uint32_t batch_[kBatch];
+  size_t size_ = 0;
+};
+
+// Offers the names of candidate ids, given in increasing order, to the fn
+// of a ForEachMatchFrom walk, prefetching in batches as Emitter does; counts
+// the candidates against the walk's budget and keeps where the next walk
+// must start: the id fn refused, else the first id not yet ruled out.
+class OrderedWalker {
+ public:
+  using Fn = absl::FunctionRef<bool(uint32_t, absl::string_view)>;
+  // With `check`, only names containing `pattern` go to fn.
+  OrderedWalker(const NameTable& names, absl::string_view pattern, bool check,
+                size_t max_examined, Fn fn)
+      : names_(names),
+        pattern_(pattern),
+        check_(check),
+        max_examined_(max_examined),
+        fn_(fn) {}
+  OrderedWalker(const OrderedWalker&) = delete;
+  OrderedWalker& operator=(const OrderedWalker&) = delete;
+
+  // Examines candidate `id` (greater than every id before it). Returns
+  // false when the walk must stop: fn refused a name or the budget is spent.
+  bool Offer(uint32_t id) {
+    batch_[size_++] = id;
+    if (size_ == kBatch) Flush();
+    return Pass(id);
+  }
+  // Counts `id` as examined and ruled out (a free slot of the name table).
+  bool Pass(uint32_t id) {
+    ++examined_;
+    frontier_ = id + 1;
+    return !refused_ && examined_ < max_examined_;
+  }
+  // Rules out the ids below `id` without examining them.
+  void SkipTo(uint32_t id) { frontier_ = std::max(frontier_, id); }
+  // Ends the walk; `exhausted` says that no candidate remains after those
+  // examined.
+  SearchIndex::WalkEnd Finish(bool exhausted) {
+    Flush();
+    SearchIndex::WalkEnd end;
+    end.examined = examined_;
+    if (refused_) {
+      end.next_id = refused_id_;
+    } else if (exhausted) {
+      end.done = true;
+    } else {
+      end.next_id = frontier_;
+    }
+    return end;
+  }
+
+ private:
+  static constexpr size_t kBatch = 32;
+
+  void Flush() {
+    for (size_t i = 0; i < size_; ++i) names_.PrefetchSlot(batch_[i]);
+    for (size_t i = 0; i < size_; ++i) names_.PrefetchBytes(batch_[i]);
+    for (size_t i = 0; i < size_ && !refused_; ++i) {
+      const absl::string_view name = names_.Get(batch_[i]);
+      if (check_ && !absl::StrContains(name, pattern_)) continue;
+      if (!fn_(batch_[i], name)) {
+        refused_ = true;
+        refused_id_ = batch_[i];
+      }
+    }
+    size_ = 0;
+  }
+
+  const NameTable& names_;
+  const absl::string_view pattern_;
+  const bool check_;
+  const size_t max_examined_;
+  const Fn fn_;
+  uint32_t batch_[kBatch];
+  size_t size_ = 0;
+  size_t examined_ = 0;
+  uint32_t frontier_ = 0;
+  bool refused_ = false;
+  uint32_t refused_id_ = 0;
+};
+
+// A filter list is worth walking beside the rarest one while it is at most
+// this many times longer; past that, checking the candidates is cheaper.
+constexpr uint32_t kMaxFilterRatio = 16;
+// A 1-2 byte pattern scans every name when the trigram lists it would join
+// hold more than this many ids per name.
+constexpr size_t kMaxUnionPerName = 4;
+
+// A 1-2 byte pattern's walk merges its trigram lists, rather than scan
+// the names, only when there are at most this many lists (each is sought
+// on every walk) and their ids are at most 1/kMinMergeSparsity of the
+// names (a merge pays for each id of each list; a scan for each name).
+constexpr size_t kMaxMergeLists = 64;
+constexpr size_t kMinMergeSparsity = 4;
+
+}  // namespace
+
+struct SearchIndex::Impl {
+  Impl() : ids(0, IdHash{&names}, IdEq{&names}) {}
+
+  using PostingsRange =
+      std::pair<absl::btree_map<uint32_t, PostingList>::const_iterator,
+                absl::btree_map<uint32_t, PostingList>::const_iterator>;
+  // The lists of the trigrams that start with a 1- or 2-byte pattern.
+  PostingsRange ListsStartingWith(absl::string_view pattern) const;
+
+  void MatchAll(MatchFn fn) const;
+  void MatchShort(absl::string_view pattern,
+                  MatchFn fn) const;
+  void MatchLong(absl::string_view pattern,
+                 MatchFn fn) const;
+  void Scan(absl::string_view pattern,
+            MatchFn fn) const;
+
+  // The walks of ForEachMatchFrom, one per path of ForEachMatch.
+  SearchIndex::WalkEnd WalkScan(uint32_t first_id, OrderedWalker& walker) const;
+  SearchIndex::WalkEnd WalkShort(absl::string_view pattern, uint32_t first_id,
+                                 size_t max_examined,
+                                 OrderedWalker::Fn fn) const;
+  SearchIndex::WalkEnd WalkLong(absl::string_view pattern, uint32_t first_id,
+                                size_t max_examined,
+                                OrderedWalker::Fn fn) const;
+
+  NameTable names;
+  absl::flat_hash_set<uint32_t, IdHash, IdEq> ids;
+  absl::btree_map<uint32_t, PostingList> postings;
+};
+
+void SearchIndex::Impl::MatchAll(
+    MatchFn fn) const {
+  for (uint32_t id = 0; id < names.id_limit(); ++id) {
+    if (names.live(id)) fn(id, names.Get(id));
+  }
+}
+
+void SearchIndex::Impl::Scan(
+    absl::string_view pattern,
+    MatchFn fn) const {
+  for (uint32_t id = 0; id < names.id_limit(); ++id) {
+    if (!names.live(id)) continue;
+    const absl::string_view name = names.Get(id);
+    if (absl::StrContains(name, pattern)) fn(id, name);
+  }
+}
+
+SearchIndex::Impl::PostingsRange SearchIndex::Impl::ListsStartingWith(
+    absl::string_view pattern) const {
+  const uint32_t first = Symbol(pattern[0]);
+  uint32_t lo = Key(first, 0, 0);
+  uint32_t hi = Key(first + 1, 0, 0);
+  if (pattern.size() == 2) {
+    lo = Key(first, Symbol(pattern[1]), 0);
+    hi = Key(first, Symbol(pattern[1]) + 1, 0);
+  }
+  return {postings.lower_bound(lo), postings.lower_bound(hi)};
+}
+
+// A pattern of 1 or 2 bytes is in a name iff some trigram of the padded
+// name starts with it: the union of a key range's lists, deduplicated with
+// a bitmap over the ids.
+void SearchIndex::Impl::MatchShort(
+    absl::string_view pattern,
+    MatchFn fn) const {
+  const auto [begin, end] = ListsStartingWith(pattern);
+  size_t total = 0;
+  size_t lists = 0;
+  for (auto it = begin; it != end; ++it, ++lists) total += it->second.size();
+  if (total == 0) return;
+  if (total > kMaxUnionPerName * ids.size()) return Scan(pattern, fn);
+  Emitter emitter(names, pattern, /*check=*/false, fn);
+  if (lists == 1) {  // one list holds each id once
+    for (PostingList::Cursor c(begin->second); !c.done(); c.Next()) {
+      emitter.Add(c.id());
+    }
+    return;
+  }
+  std::vector<uint64_t> seen((names.id_limit() + 63) / 64);
+  for (auto it = begin; it != end; ++it) {
+    for (PostingList::Cursor c(it->second); !c.done(); c.Next()) {
+      seen[c.id() / 64] |= uint64_t{1} << (c.id() % 64);
+    }
+  }
+  for (size_t word = 0; word < seen.size(); ++word) {
+    for (uint64_t bits = seen[word]; bits != 0; bits &= bits - 1) {
+      emitter.Add(static_cast<uint32_t>(word * 64 + __builtin_ctzll(bits)));
+    }
+  }
+}
+
+// Walks the rarest trigram's list, leapfrogging with the lists not much
+// longer than it, and checks each id they all hold for the substring (a
+// 3-byte pattern is its own trigram and needs no check). Returning early
+// is fine: the emitter hands over what it holds when it goes.
+void SearchIndex::Impl::MatchLong(
+    absl::string_view pattern,
+    MatchFn fn) const {
+  absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> lists;
+  for (uint32_t key : PatternTrigrams(pattern)) {
+    auto it = postings.find(key);
+    if (it == postings.end()) return;  // no name holds this trigram
+    lists.push_back(&it->second);
+  }
+  std::sort(lists.begin(), lists.end(),
+            [](const PostingList* a, const PostingList* b) {
+              return a->size() < b->size();
+            });
+  PostingList::Cursor driver(*lists[0]);
+  absl::InlinedVector<PostingList::Cursor, kMaxQueryTrigrams> filters;
+  for (size_t i = 1; i < lists.size(); ++i) {
+    if (lists[i]->size() / kMaxFilterRatio > lists[0]->size()) break;
+    filters.emplace_back(*lists[i]);
+  }
+  Emitter emitter(names, pattern, /*check=*/pattern.size() > 3, fn);
+  while (!driver.done()) {
+    const uint32_t id = driver.id();
+    bool agreed = true;
+    for (PostingList::Cursor& filter : filters) {
+      filter.SeekAtLeast(id);
+      if (filter.done()) return;
+      if (filter.id() != id) {
+        driver.SeekAtLeast(filter.id());
+        agreed = false;
+        break;
+      }
+    }
+    if (!agreed) continue;
+    emitter.Add(id);
+    driver.Next();
+  }
+}
+
+// Every id slot from first_id on is a candidate, free ones included (they
+// cost a look too); the walker checks the names against the pattern.
+SearchIndex::WalkEnd SearchIndex::Impl::WalkScan(uint32_t first_id,
+                                                 OrderedWalker& walker) const {
+  for (uint32_t id = first_id; id < names.id_limit(); ++id) {
+    const bool go_on = names.live(id) ? walker.Offer(id) : walker.Pass(id);
+    if (!go_on) return walker.Finish(id + 1 == names.id_limit());
+  }
+  return walker.Finish(/*exhausted=*/true);
+}
+
+// As MatchShort, but in id order from first_id: one list is walked as it
+// is; several are merged (each id once) when few and sparse; otherwise the
+// names are scanned.
+SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
+                                                  uint32_t first_id,
+                                                  size_t max_examined,
+                                                  OrderedWalker::Fn fn) const {
+  const auto [begin, end] = ListsStartingWith(pattern);
+  size_t total = 0;
+  size_t lists = 0;
+  for (auto it = begin; it != end && lists <= kMaxMergeLists; ++it, ++lists) {
+    total += it->second.size();
+  }
+  if (lists == 0) return SearchIndex::WalkEnd{.done = true};
+  const bool dense = total * kMinMergeSparsity > ids.size();
+  if (lists > kMaxMergeLists || (lists > 1 && dense)) {
+    OrderedWalker scan(names, pattern, /*check=*/true, max_examined, fn);
+    return WalkScan(first_id, scan);
+  }
+  OrderedWalker walker(names, pattern, /*check=*/false, max_examined, fn);
+  // A min-heap of (next id, list) over the lists not yet exhausted.
+  absl::InlinedVector<PostingList::Cursor, kMaxMergeLists> cursors;
+  absl::InlinedVector<std::pair<uint32_t, size_t>, kMaxMergeLists> heap;
+  for (auto it = begin; it != end; ++it) {
+    cursors.emplace_back(it->second);
+    cursors.back().SeekAtLeast(first_id);
+    if (!cursors.back().done()) {
+      heap.emplace_back(cursors.back().id(), cursors.size() - 1);
+    }
+  }
+  const auto later = std::greater<std::pair<uint32_t, size_t>>();
+  std::make_heap(heap.begin(), heap.end(), later);
+  while (!heap.empty()) {
+    const uint32_t id = heap.front().first;
+    // Moves every list at `id` on, so that the id is offered once.
+    while (!heap.empty() && heap.front().first == id) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      PostingList::Cursor& cursor = cursors[heap.back().second];
+      cursor.Next();
+      if (cursor.done()) {
+        heap.pop_back();
+      } else {
+        heap.back().first = cursor.id();
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+    }
+    if (!walker.Offer(id)) return walker.Finish(heap.empty());
+  }
+  return walker.Finish(/*exhausted=*/true);
+}
+
+// As MatchLong, from first_id on. Each turn of the leapfrog examines one
+// candidate, the driver's current id.
+SearchIndex::WalkEnd SearchIndex::Impl::WalkLong(absl::string_view pattern,
+                                                 uint32_t first_id,
+                                                 size_t max_examined,
+                                                 OrderedWalker::Fn fn) const {
+  absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> lists;
+  for (uint32_t key : PatternTrigrams(pattern)) {
+    auto it = postings.find(key);
+    if (it == postings.end()) return SearchIndex::WalkEnd{.done = true};
+    lists.push_back(&it->second);
+  }
+  std::sort(lists.begin(), lists.end(),
+            [](const PostingList* a, const PostingList* b) {
+              return a->size() < b->size();
+            });
+  PostingList::Cursor driver(*lists[0]);
+  driver.SeekAtLeast(first_id);
+  absl::InlinedVector<PostingList::Cursor, kMaxQueryTrigrams> filters;
+  for (size_t i = 1; i < lists.size(); ++i) {
+    if (lists[i]->size() / kMaxFilterRatio > lists[0]->size()) break;
+    filters.emplace_back(*lists[i]);
+  }
+  OrderedWalker walker(names, pattern, /*check=*/pattern.size() > 3,
+                       max_examined, fn);
+  while (!driver.done()) {
+    const uint32_t id = driver.id();
+    bool agreed = true;
+    for (PostingList::Cursor& filter : filters) {
+      filter.SeekAtLeast(id);
+      if (filter.done()) {
+        walker.Pass(id);
+        return walker.Finish(/*exhausted=*/true);
+      }
+      if (filter.id() != id) {
+        driver.SeekAtLeast(filter.id());
+        agreed = false;
+        break;
+      }
+    }
+    if (!agreed) {
+      const bool go_on = walker.Pass(id);
+      if (!driver.done()) walker.SkipTo(driver.id());
+      if (!go_on) return walker.Finish(driver.done());
+      continue;
+    }
+    driver.Next();
+    if (!walker.Offer(id)) return walker.Finish(driver.done());
+  }
+  return walker.Finish(/*exhausted=*/true);
+}
+
+SearchIndex::SearchIndex() : impl_(std::make_unique<Impl>()) {}
+
+SearchIndex::~SearchIndex() = default;
+
+uint32_t SearchIndex::Add(absl::string_view name) {
+  if (auto it = impl_->ids.find(name); it != impl_->ids.end()) return *it;
+  const uint32_t id = impl_->names.Store(name);
+  impl_->ids.insert(id);
+  for (uint32_t key : NameTrigrams(name)) impl_->postings[key].Insert(id);
+  return id;
+}
+
+uint32_t SearchIndex::Find(absl::string_view name) const {
+  auto it = impl_->ids.find(name);
+  return it == impl_->ids.end() ? kNoId : *it;
+}
+
+bool SearchIndex::Contains(uint32_t id) const {
+  return id < impl_->names.id_limit() && impl_->names.live(id);
+}
+
+absl::string_view SearchIndex::NameOf(uint32_t id) const {
+  return impl_->names.Get(id);
+}
+
+uint32_t SearchIndex::id_limit() const { return impl_->names.id_limit(); }
+
+void SearchIndex::Remove(absl::string_view name) {
+  auto it = impl_->ids.find(name);
+  if (it == impl_->ids.end()) return;
+  const uint32_t id = *it;
+  for (uint32_t key : NameTrigrams(impl_->names.Get(id))) {
+    auto posting = impl_->postings.find(key);
+    posting->second.Erase(id);
+    if (posting->second.empty()) impl_->postings.erase(posting);
+  }
+  impl_->ids.erase(it);
+  impl_->names.Free(id);
+}
+
+void SearchIndex::ForEachMatch(
+    absl::string_view pattern,
+    absl::FunctionRef<void(absl::string_view name)> fn) const {
+  ForEachMatchWithId(pattern,
+                     [&](uint32_t, absl::string_view name) { fn(name); });
+}
+
+void SearchIndex::ForEachMatchWithId(
+    absl::string_view pattern,
+    absl::FunctionRef<void(uint32_t id, absl::string_view name)> fn) const {
+  if (pattern.empty()) return impl_->MatchAll(fn);
+  if (pattern.size() < 3) return impl_->MatchShort(pattern, fn);
+  impl_->MatchLong(pattern, fn);
+}
+
+SearchIndex::WalkEnd SearchIndex::ForEachMatchFrom(
+    absl::string_view pattern, uint32_t first_id, size_t max_examined,
+    absl::FunctionRef<bool(uint32_t id, absl::string_view name)> fn) const {
+  if (max_examined == 0) return WalkEnd{.next_id = first_id};
+  if (pattern.empty()) {
+    OrderedWalker walker(impl_->names, pattern, /*check=*/false, max_examined,
+                         fn);
+    return impl_->WalkScan(first_id, walker);
+  }
+  if (pattern.size() < 3) {
+    return impl_->WalkShort(pattern, first_id, max_examined, fn);
+  }
+  return impl_->WalkLong(pattern, first_id, max_examined, fn);
+}
+
+size_t SearchIndex::size() const { return impl_->ids.size(); }
+
+}  // namespace pcfs

@@ -1,0 +1,106 @@
+// Reactor: the event loop under the daemon. One small interface, with an
+// epoll backend (reactor_epoll.cc) and an io_uring backend, chosen at start;
+// nothing above this line knows which one runs. Handlers never block: work
+// that must wait is a new event.
+//
+// Thread-safety: a Reactor is driven by the one thread that calls Run();
+// every Add...() must happen before Run() or from that thread. Only Stop() may
+// be called from any thread (and from a signal-free context).
+#ifndef PCFS_CORE_IO_REACTOR_H_
+#define PCFS_CORE_IO_REACTOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include "absl/strings/string_view.h"
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/io/net.h"
+#include "core/base/unique_fd.h"
+
+namespace pcfs {
+
+enum class ReactorBackend { kEpoll, kUring };
+
+// Handles one datagram. `reply` is a buffer of at least 1200 bytes owned by
+// the reactor; the handler writes its answer there and returns its length
+// (0: no reply). The reactor sends the reply to `from`, batching sends. The
+// spans and `from` are valid only during the call.
+using DatagramHandler = absl::AnyInvocable<size_t(
+    std::span<const uint8_t> datagram, const SocketAddress& from,
+    std::span<uint8_t> reply)>;
+
+// Counters of the datagram path, summed over the reactor's sockets.
+struct ReactorStats {
+  uint64_t datagrams_received = 0;   // handed to a handler
+  uint64_t datagrams_oversized = 0;  // over 2048 bytes: dropped unhandled
+  uint64_t replies_sent = 0;
+  // Send buffer full (EAGAIN), a send error, or a handler that returned more
+  // than its reply buffer holds.
+  uint64_t replies_dropped = 0;
+  uint64_t socket_errors = 0;    // failed receives and sends, EAGAIN aside
+};
+
+class Reactor {
+ public:
+  // Creates a reactor with the requested backend; fails if the backend
+  // cannot run here (the caller may then fall back to epoll).
+  static absl::StatusOr<std::unique_ptr<Reactor>> Create(
+      ReactorBackend backend);
+
+  virtual ~Reactor() = default;
+
+  // Serves a non-blocking UDP socket: every datagram received goes to
+  // `handler`, and its reply, if any, goes back to the sender. Receives and
+  // sends are batched (recvmmsg/sendmmsg, or io_uring). Datagrams of up to
+  // 2048 bytes reach the handler whole, so it sees one over 1200 bytes and
+  // can refuse it; larger ones are dropped and counted (datagrams_oversized).
+  // A reply that cannot be sent at once (full send buffer) is dropped and
+  // counted: this is UDP, and the client retransmits.
+  virtual absl::Status AddDatagramSocket(UniqueFd socket,
+                                         DatagramHandler handler) = 0;
+
+  // Calls `fn` every `period` (a timerfd), starting one period from now.
+  // Missed ticks are merged: fn runs once however many expirations passed.
+  virtual absl::Status AddTimer(absl::Duration period,
+                                absl::AnyInvocable<void()> fn) = 0;
+
+  // Calls fn(signo) when one of `signals` arrives (a signalfd).
+  // REQUIRES: the signals are blocked in every thread of the process (see
+  // BlockSignals()), or the default action would run instead.
+  virtual absl::Status AddSignals(std::initializer_list<int> signals,
+                                  absl::AnyInvocable<void(int signo)> fn) = 0;
+
+  // Calls fn() whenever `fd` is readable (level-triggered). The reactor does
+  // not own `fd`. 
+  virtual absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) = 0;
+
+  // Runs the loop on the calling thread until Stop(). Returns an error only
+  // when the backend itself fails.
+  virtual absl::Status Run() = 0;
+
+  // Makes Run() return soon, once the events of the current wake-up are
+  // handled; a Stop() before Run() makes the next Run() return at once.
+  // Thread-safe.
+  virtual void Stop() = 0;
+
+  // The counters so far. Thread-safe (each counter is read atomically, the
+  // set is not a snapshot).
+  virtual ReactorStats stats() const = 0;
+
+  // "epoll" or "io_uring".
+  virtual absl::string_view backend_name() const = 0;
+};
+
+// Blocks `signals` in the calling thread (and so in threads it creates
+// afterwards). Call from main() before starting any thread.
+absl::Status BlockSignals(std::initializer_list<int> signals);
+
+}  // namespace pcfs
+
+#endif  // PCFS_CORE_IO_REACTOR_H_

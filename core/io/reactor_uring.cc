@@ -1,0 +1,550 @@
+// The io_uring backend: one ring per reactor. Each datagram socket has one
+// multishot recvmsg drawing from the reactor's provided-buffer ring, and each
+// reply is a sendmsg from a pool of reply slots. The other descriptors (an
+// eventfd for Stop(), a timerfd per timer, a signalfd per signal set, the
+// caller's fds) are watched by poll requests. What a batch of completions
+// prepares goes to the kernel in one io_uring_submit.
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/io/reactor_backends.h"
+
+namespace pcfs::internal {
+namespace {
+
+constexpr unsigned kSubmissionEntries = 256;
+// Room for every completion that can be pending at once (each receive holds
+// a buffer, each send a slot), so the completion queue never overflows.
+constexpr unsigned kCompletionEntries = 4096;
+// Completions handled between two submissions.
+constexpr unsigned kCompletionsPerBatch = 128;
+// As in the epoll backend: a datagram over 2048 bytes is seen as oversized
+// rather than cut to a valid size.
+constexpr size_t kReceiveCapacity = 2048;
+constexpr size_t kReplyCapacity = 1200;
+// Provided buffers (a power of two). Each holds the kernel's header, the
+// sender's address and the datagram.
+constexpr unsigned kReceiveBuffers = 256;
+constexpr size_t kReceiveBufferSize = sizeof(io_uring_recvmsg_out) +
+                                      sizeof(sockaddr_storage) +
+                                      kReceiveCapacity;
+constexpr uint16_t kBufferGroup = 0;
+// Completions are handled in order, so a slot comes back only when its send
+// completion is reached. Waiting ahead of it are at most kReceiveBuffers
+// receives (each holds a buffer) plus a batch or two of replies: with this
+// many slots a reply finds one; should none be free, it is dropped and
+// counted.
+constexpr unsigned kReplySlots = kReceiveBuffers + 2 * kCompletionsPerBatch;
+
+// The datagram counters, written by the loop thread and read by stats().
+struct Counters {
+  std::atomic<uint64_t> datagrams_received{0};
+  std::atomic<uint64_t> datagrams_oversized{0};
+  std::atomic<uint64_t> replies_sent{0};
+  std::atomic<uint64_t> replies_dropped{0};
+  std::atomic<uint64_t> socket_errors{0};
+
+  static void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+    if (n != 0) counter.fetch_add(n, std::memory_order_relaxed);
+  }
+};
+
+// What a completion belongs to, in the low bits of its user_data; the rest
+// is the index of the source, port or reply slot.
+enum class Operation : uint64_t { kPoll = 0, kReceive = 1, kSend = 2 };
+constexpr int kOperationBits = 2;
+
+uint64_t Tag(Operation operation, size_t index) {
+  return (uint64_t{index} << kOperationBits) |
+         static_cast<uint64_t>(operation);
+}
+
+class BufferRing;
+
+// A provided buffer that a receive filled: the loop's from the completion
+// until this handle is destroyed, which gives it back to the kernel.
+class ReceivedBuffer {
+ public:
+  ReceivedBuffer(BufferRing* ring, uint16_t id, std::span<uint8_t> bytes)
+      : ring_(ring), id_(id), bytes_(bytes) {}
+  ReceivedBuffer(const ReceivedBuffer&) = delete;
+  ReceivedBuffer& operator=(const ReceivedBuffer&) = delete;
+  ~ReceivedBuffer();
+
+  std::span<uint8_t> bytes() const { return bytes_; }
+
+ private:
+  BufferRing* ring_;
+  uint16_t id_;
+  std::span<uint8_t> bytes_;
+};
+
+// The provided-buffer ring of one io_uring, set up once. A buffer is the
+// kernel's while listed in the ring, and the loop's while a ReceivedBuffer
+// holds it; buffers are recycled, never allocated again.
+class BufferRing {
+ public:
+  // Allocates the buffers and registers them with `ring` as kBufferGroup.
+  absl::Status Register(io_uring* ring);
+
+  // Takes the buffer that a completion with IORING_CQE_F_BUFFER names.
+  ReceivedBuffer Take(uint32_t cqe_flags, int32_t length) {
+    const auto id = static_cast<uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+    const size_t filled = static_cast<size_t>(std::max(length, 0));
+    return ReceivedBuffer(this, id, std::span<uint8_t>(At(id), filled));
+  }
+
+  // Lists buffer `id` in the ring again.
+  void Recycle(uint16_t id) {
+    io_uring_buf_ring_add(entries_.get(), At(id), kReceiveBufferSize, id,
+                          io_uring_buf_ring_mask(kReceiveBuffers), 0);
+    io_uring_buf_ring_advance(entries_.get(), 1);
+  }
+
+ private:
+  static constexpr size_t kRingBytes = kReceiveBuffers * sizeof(io_uring_buf);
+  struct Unmap {
+    void operator()(io_uring_buf_ring* ring) const { munmap(ring, kRingBytes); }
+  };
+
+  uint8_t* At(uint16_t id) { return memory_.get() + id * kReceiveBufferSize; }
+
+  std::unique_ptr<io_uring_buf_ring, Unmap> entries_;  // page-aligned
+  std::unique_ptr<uint8_t[]> memory_;
+};
+
+ReceivedBuffer::~ReceivedBuffer() { ring_->Recycle(id_); }
+
+absl::Status BufferRing::Register(io_uring* ring) {
+  void* mapped = mmap(nullptr, kRingBytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) return ErrnoStatus("mmap(buffer ring)", errno);
+  entries_.reset(static_cast<io_uring_buf_ring*>(mapped));
+  memory_ = std::make_unique_for_overwrite<uint8_t[]>(kReceiveBuffers *
+                                                      kReceiveBufferSize);
+  io_uring_buf_ring_init(entries_.get());
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<uintptr_t>(mapped);
+  registration.ring_entries = kReceiveBuffers;
+  registration.bgid = kBufferGroup;
+  const int err = io_uring_register_buf_ring(ring, &registration, 0);
+  if (err < 0) {
+    return ErrnoStatus(absl::StrCat("io_uring_register_buf_ring(",
+                                    kReceiveBuffers, " buffers)"),
+                       -err);
+  }
+  for (uint16_t id = 0; id < kReceiveBuffers; ++id) Recycle(id);
+  return absl::OkStatus();
+}
+
+// Where a reply is written and what the kernel reads to send it.
+struct ReplySlot {
+  std::array<uint8_t, kReplyCapacity> bytes;
+  SocketAddress to;
+  iovec iov;
+  msghdr header;
+};
+
+class ReplyPool;
+
+// A reply slot lent to the loop: back to the pool when destroyed, unless
+// ToKernel() gave it to a send, whose completion returns it.
+class ReplyLease {
+ public:
+  ReplyLease(ReplyPool* pool, ReplySlot* slot) : pool_(pool), slot_(slot) {}
+  ReplyLease(const ReplyLease&) = delete;
+  ReplyLease& operator=(const ReplyLease&) = delete;
+  ~ReplyLease();
+
+  ReplySlot* get() const { return slot_; }
+  ReplySlot* ToKernel() { return std::exchange(slot_, nullptr); }
+
+ private:
+  ReplyPool* pool_;
+  ReplySlot* slot_;  // null: no slot was free
+};
+
+// kReplySlots slots, allocated once. A slot is free, leased to the loop
+// while a handler writes it, or the kernel's from its sendmsg submission
+// until that send completes.
+class ReplyPool {
+ public:
+  ReplyPool() : slots_(kReplySlots) {
+    free_.reserve(kReplySlots);
+    for (uint32_t i = kReplySlots; i > 0; --i) free_.push_back(i - 1);
+  }
+
+  // An empty lease when every slot is in flight.
+  ReplyLease Acquire() {
+    if (free_.empty()) return ReplyLease(this, nullptr);
+    ReplySlot* slot = &slots_[free_.back()];
+    free_.pop_back();
+    return ReplyLease(this, slot);
+  }
+  // Takes back the slot of a completed send.
+  void Return(uint32_t index) { free_.push_back(index); }
+  uint32_t IndexOf(const ReplySlot& slot) const {
+    return static_cast<uint32_t>(&slot - slots_.data());
+  }
+
+ private:
+  std::vector<ReplySlot> slots_;
+  std::vector<uint32_t> free_;  // indices; never grows past its reservation
+};
+
+ReplyLease::~ReplyLease() {
+  if (slot_ != nullptr) pool_->Return(pool_->IndexOf(*slot_));
+}
+
+// A descriptor watched by a one-shot poll, re-armed after `on_readable` ran.
+// A one-shot poll completes at once if the fd is still readable, which keeps
+// epoll's level-triggered behaviour; a multishot poll would not.
+struct Source {
+  int fd;
+  UniqueFd owned;  // empty for AddReadable(), whose fd the caller owns
+  absl::AnyInvocable<void()> on_readable;
+};
+
+struct DatagramPort {
+  UniqueFd socket;
+  DatagramHandler handler;
+  // The multishot receive's template, read by the kernel while the receive
+  // lasts: room for the sender's address in each buffer, no control data.
+  msghdr receive_header{};
+};
+
+class UringReactor final : public Reactor {
+ public:
+  UringReactor() = default;
+  // Exits the ring first: in-flight requests are cancelled before the
+  // buffers, slots and descriptors they use are released.
+  ~UringReactor() override {
+    if (ring_ready_) io_uring_queue_exit(&ring_);
+  }
+
+  // Sets up the ring, the buffer ring and the eventfd that Stop() writes.
+  absl::Status Init();
+
+  absl::Status AddDatagramSocket(UniqueFd socket,
+                                 DatagramHandler handler) override;
+  absl::Status AddTimer(absl::Duration period,
+                        absl::AnyInvocable<void()> fn) override;
+  absl::Status AddSignals(std::initializer_list<int> signals,
+                          absl::AnyInvocable<void(int signo)> fn) override;
+  absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) override;
+  absl::Status Run() override;
+  void Stop() override;
+  ReactorStats stats() const override;
+  absl::string_view backend_name() const override { return "io_uring"; }
+
+ private:
+  // A free submission entry, submitting the queue first if it is full;
+  // nullptr if there is still none.
+  io_uring_sqe* NextSqe();
+  absl::Status Watch(int fd, UniqueFd owned, absl::AnyInvocable<void()> fn);
+  bool ArmPoll(size_t index);
+  bool ArmReceive(size_t index);
+
+  void HandleCompletions();
+  void Dispatch(const io_uring_cqe& cqe);
+  void OnReadable(size_t index, int32_t result);
+  void OnReceived(size_t index, int32_t result, uint32_t flags);
+  void HandleDatagram(DatagramPort& port, const ReceivedBuffer& buffer);
+  bool SendReply(int fd, ReplySlot& slot, size_t length);
+  void OnSent(size_t index, int32_t result);
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  UniqueFd wake_;  // eventfd; written by Stop()
+  BufferRing buffers_;
+  ReplyPool replies_;
+  ReplySlot spare_slot_{};  // the handler's, when no reply slot is free
+  // Loop thread only:
+  bool stop_requested_ = false;
+  absl::Status failure_;  // a backend failure seen by the loop; ends Run()
+  std::vector<std::unique_ptr<Source>> sources_;
+  std::vector<std::unique_ptr<DatagramPort>> ports_;
+  Counters counters_;
+};
+
+absl::Status UringReactor::Init() {
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  params.cq_entries = kCompletionEntries;
+  const int err =
+      io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+  if (err < 0) return ErrnoStatus("io_uring_queue_init_params", -err);
+  ring_ready_ = true;
+  absl::Status status = buffers_.Register(&ring_);
+  if (!status.ok()) return status;
+  wake_.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_) return ErrnoStatus("eventfd", errno);
+  const int fd = wake_.get();
+  return Watch(fd, UniqueFd(), [this, fd] {
+    uint64_t count;
+    if (read(fd, &count, sizeof(count)) == sizeof(count)) {
+      stop_requested_ = true;
+    }
+  });
+}
+
+io_uring_sqe* UringReactor::NextSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe != nullptr) return sqe;
+  io_uring_submit(&ring_);
+  return io_uring_get_sqe(&ring_);
+}
+
+absl::Status UringReactor::Watch(int fd, UniqueFd owned,
+                                 absl::AnyInvocable<void()> fn) {
+  sources_.push_back(
+      std::make_unique<Source>(Source{fd, std::move(owned), std::move(fn)}));
+  if (!ArmPoll(sources_.size() - 1)) {
+    sources_.pop_back();
+    return absl::ResourceExhaustedError("io_uring submission queue is full");
+  }
+  return absl::OkStatus();
+}
+
+bool UringReactor::ArmPoll(size_t index) {
+  io_uring_sqe* sqe = NextSqe();
+  if (sqe == nullptr) return false;
+  io_uring_prep_poll_add(sqe, sources_[index]->fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, Tag(Operation::kPoll, index));
+  return true;
+}
+
+bool UringReactor::ArmReceive(size_t index) {
+  io_uring_sqe* sqe = NextSqe();
+  if (sqe == nullptr) return false;
+  DatagramPort& port = *ports_[index];
+  io_uring_prep_recvmsg_multishot(sqe, port.socket.get(), &port.receive_header,
+                                  0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(sqe, Tag(Operation::kReceive, index));
+  return true;
+}
+
+absl::Status UringReactor::AddDatagramSocket(UniqueFd socket,
+                                             DatagramHandler handler) {
+  if (absl::Status s = internal::CheckDatagramSocket(socket.get()); !s.ok()) {
+    return s;
+  }
+  auto port = std::make_unique<DatagramPort>();
+  port->socket = std::move(socket);
+  port->handler = std::move(handler);
+  port->receive_header.msg_namelen = sizeof(sockaddr_storage);
+  ports_.push_back(std::move(port));
+  if (!ArmReceive(ports_.size() - 1)) {
+    ports_.pop_back();
+    return absl::ResourceExhaustedError("io_uring submission queue is full");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UringReactor::AddTimer(absl::Duration period,
+                                    absl::AnyInvocable<void()> fn) {
+  absl::StatusOr<internal::ReadableSource> source =
+      internal::MakeTimerSource(period, std::move(fn));
+  if (!source.ok()) return source.status();
+  const int fd = source->fd.get();
+  return Watch(fd, std::move(source->fd), std::move(source->on_readable));
+}
+
+absl::Status UringReactor::AddSignals(std::initializer_list<int> signals,
+                                      absl::AnyInvocable<void(int)> fn) {
+  absl::StatusOr<internal::ReadableSource> source =
+      internal::MakeSignalSource(signals, std::move(fn));
+  if (!source.ok()) return source.status();
+  const int fd = source->fd.get();
+  return Watch(fd, std::move(source->fd), std::move(source->on_readable));
+}
+
+absl::Status UringReactor::AddReadable(int fd, absl::AnyInvocable<void()> fn) {
+  // A bad fd is refused here, as epoll_ctl would, not at the first poll.
+  if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AddReadable: invalid fd ", fd));
+  }
+  return Watch(fd, UniqueFd(), std::move(fn));
+}
+
+absl::Status UringReactor::Run() {
+  stop_requested_ = false;
+  while (!stop_requested_ && failure_.ok()) {
+    // One submission for everything the last batch prepared.
+    const int result = io_uring_submit_and_wait(&ring_, 1);
+    if (result < 0 && result != -EINTR && result != -EBUSY &&
+        result != -EAGAIN) {
+      return ErrnoStatus("io_uring_submit_and_wait", -result);
+    }
+    HandleCompletions();
+  }
+  // The replies of the last batch still go out.
+  io_uring_submit(&ring_);
+  return std::exchange(failure_, absl::OkStatus());
+}
+
+void UringReactor::HandleCompletions() {
+  unsigned head;
+  io_uring_cqe* cqe;
+  unsigned handled = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    Dispatch(*cqe);
+    if (++handled == kCompletionsPerBatch) break;
+  }
+  io_uring_cq_advance(&ring_, handled);
+}
+
+void UringReactor::Dispatch(const io_uring_cqe& cqe) {
+  const uint64_t tag = io_uring_cqe_get_data64(&cqe);
+  const size_t index = static_cast<size_t>(tag >> kOperationBits);
+  switch (static_cast<Operation>(tag & ((1u << kOperationBits) - 1))) {
+    case Operation::kPoll:
+      return OnReadable(index, cqe.res);
+    case Operation::kReceive:
+      return OnReceived(index, cqe.res, cqe.flags);
+    case Operation::kSend:
+      return OnSent(index, cqe.res);
+  }
+}
+
+void UringReactor::OnReadable(size_t index, int32_t result) {
+  Source& source = *sources_[index];
+  if (result < 0) {
+    failure_ = ErrnoStatus(absl::StrCat("io_uring poll(fd ", source.fd, ")"),
+                           -result);
+    return;
+  }
+  source.on_readable();
+  if (!ArmPoll(index)) {
+    failure_ = absl::ResourceExhaustedError("io_uring submission queue full");
+  }
+}
+
+void UringReactor::OnReceived(size_t index, int32_t result, uint32_t flags) {
+  if (flags & IORING_CQE_F_BUFFER) {
+    const ReceivedBuffer buffer = buffers_.Take(flags, result);
+    HandleDatagram(*ports_[index], buffer);
+  } else if (result < 0 && result != -ENOBUFS) {
+    // -ENOBUFS: every buffer was taken; re-arming resumes once they are back.
+    Counters::Add(counters_.socket_errors);
+  }
+  if ((flags & IORING_CQE_F_MORE) == 0 && !ArmReceive(index)) {
+    failure_ = absl::ResourceExhaustedError("io_uring submission queue full");
+  }
+}
+
+void UringReactor::HandleDatagram(DatagramPort& port,
+                                  const ReceivedBuffer& buffer) {
+  std::span<uint8_t> bytes = buffer.bytes();
+  const int length = static_cast<int>(bytes.size());
+  io_uring_recvmsg_out* out =
+      io_uring_recvmsg_validate(bytes.data(), length, &port.receive_header);
+  if (out == nullptr) {
+    Counters::Add(counters_.socket_errors);
+    return;
+  }
+  if (out->flags & MSG_TRUNC) {
+    Counters::Add(counters_.datagrams_oversized);  // never shown cut short
+    return;
+  }
+  ReplyLease lease = replies_.Acquire();
+  ReplySlot& slot = lease.get() != nullptr ? *lease.get() : spare_slot_;
+  slot.to.length = std::min<socklen_t>(out->namelen, sizeof(slot.to.storage));
+  std::memcpy(&slot.to.storage, io_uring_recvmsg_name(out), slot.to.length);
+  const std::span<const uint8_t> datagram(
+      static_cast<const uint8_t*>(
+          io_uring_recvmsg_payload(out, &port.receive_header)),
+      io_uring_recvmsg_payload_length(out, length, &port.receive_header));
+  Counters::Add(counters_.datagrams_received);
+  const size_t reply = port.handler(datagram, slot.to, slot.bytes);
+  if (reply == 0) return;
+  // No free slot (the spare is never sent), a handler that overran its
+  // buffer, or no submission entry: the reply is dropped.
+  if (lease.get() == nullptr || reply > kReplyCapacity ||
+      !SendReply(port.socket.get(), slot, reply)) {
+    Counters::Add(counters_.replies_dropped);
+    return;
+  }
+  lease.ToKernel();
+}
+
+bool UringReactor::SendReply(int fd, ReplySlot& slot, size_t length) {
+  io_uring_sqe* sqe = NextSqe();
+  if (sqe == nullptr) return false;
+  slot.iov = {slot.bytes.data(), length};
+  slot.header = {};
+  slot.header.msg_name = &slot.to.storage;
+  slot.header.msg_namelen = slot.to.length;
+  slot.header.msg_iov = &slot.iov;
+  slot.header.msg_iovlen = 1;
+  // MSG_DONTWAIT: a full send buffer fails the send (-EAGAIN) instead of
+  // parking it in the kernel; the contract drops such replies.
+  io_uring_prep_sendmsg(sqe, fd, &slot.header, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, Tag(Operation::kSend, replies_.IndexOf(slot)));
+  return true;
+}
+
+void UringReactor::OnSent(size_t index, int32_t result) {
+  replies_.Return(static_cast<uint32_t>(index));
+  if (result >= 0) {
+    Counters::Add(counters_.replies_sent);
+    return;
+  }
+  Counters::Add(counters_.replies_dropped);
+  if (result != -EAGAIN) Counters::Add(counters_.socket_errors);
+}
+
+void UringReactor::Stop() {
+  const uint64_t one = 1;
+  // Fails only if the counter would overflow, and then a wake-up is pending.
+  [[maybe_unused]] ssize_t written = write(wake_.get(), &one, sizeof(one));
+}
+
+ReactorStats UringReactor::stats() const {
+  ReactorStats stats;
+  stats.datagrams_received =
+      counters_.datagrams_received.load(std::memory_order_relaxed);
+  stats.datagrams_oversized =
+      counters_.datagrams_oversized.load(std::memory_order_relaxed);
+  stats.replies_sent = counters_.replies_sent.load(std::memory_order_relaxed);
+  stats.replies_dropped =
+      counters_.replies_dropped.load(std::memory_order_relaxed);
+  stats.socket_errors = counters_.socket_errors.load(std::memory_order_relaxed);
+  return stats;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor() {
+  auto reactor = std::make_unique<UringReactor>();
+  const absl::Status status = reactor->Init();
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("io_uring reactor: ",
+                                     status.message()));
+  }
+  return std::unique_ptr<Reactor>(std::move(reactor));
+}
+
+}  // namespace pcfs::internal
