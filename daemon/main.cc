@@ -27,8 +27,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/base/cli.h"
@@ -237,6 +239,14 @@ int main(int argc, char** argv) {
       "peerconnectd ping [HOST:PORT] [--timeout=2s], or "
       "peerconnectd check-config [flags] (checks the flags, the credentials "
       "file and the state folder without starting)");
+  // --help lists the flags of this file (absl's default looks for a file
+  // named after the program).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "daemon/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   // Dashes are accepted in flag names (--state-dir), and an unknown flag is
   // a usage error (exit 2), not absl's exit 1.
   absl::StatusOr<std::vector<std::string>> args =
@@ -270,7 +280,10 @@ int main(int argc, char** argv) {
   if (check_only) {
     absl::StatusOr<std::string> summary = pcfs::CheckConfiguration(options);
     if (!summary.ok()) {
-      std::fprintf(stderr, "peerconnectd: check-config: %s\n",
+      // Under systemd (ExecReload) the journal files this at err, so
+      // `journalctl -p err` shows why a reload failed.
+      std::fprintf(stderr, "%speerconnectd: check-config: %s\n",
+                   pcfs::StderrIsJournal() ? "<3>" : "",
                    std::string(summary.status().message()).c_str());
       return kExitFailure;
     }

@@ -7,8 +7,9 @@
 #   - `peerconnectd ping` answers, and a peerctl session (login, pub, lpf)
 #     works through it; the packaged flags serve metrics on 127.0.0.1:9650,
 #   - reload with good credentials: a new user can log in,
+#   - a failed login is in the journal at warning, with user and address,
 #   - reload with bad credentials: `systemctl reload` fails, the journal says
-#     why, and the old credentials stay in force,
+#     why at err, and the old credentials stay in force,
 #   - upgrade (a package with a higher version): the daemon is restarted (a
 #     new MainPID) and the administrator's edit of the conffile is kept,
 #   - a service the administrator disabled stays disabled across an upgrade,
@@ -169,6 +170,9 @@ run hans pub BitTrickle.mp4 > /dev/null || fail "pub through the service: $(jour
 pass "a peerctl session (login, pub, lpf) through the service"
 
 if run yoda lap > /dev/null 2>&1; then fail "yoda logged in before being added"; fi
+inside journalctl -u peerconnectd -p warning -o cat --no-pager |
+  grep -q "failed login for user yoda from 127.0.0.1:" ||
+  fail "no failed-login warning with the user and address: $(journal)"
 echo "yoda yodapass" | inside tee -a /etc/peerconnect/credentials.txt >/dev/null
 inside systemctl reload peerconnectd || fail "reload: $(journal)"
 run yoda lap > /dev/null || fail "yoda still refused after systemctl reload"
@@ -180,8 +184,8 @@ printf 'hans hanspass\nluke\n' | inside tee /etc/peerconnect/credentials.txt >/d
 if inside systemctl reload peerconnectd 2> "$work/reload.log"; then
   fail "systemctl reload succeeded with a bad credentials file"
 fi
-inside journalctl -u peerconnectd -o cat --no-pager | grep -q "check-config: .*credentials.txt" ||
-  fail "the journal does not say why the reload failed: $(journal)"
+inside journalctl -u peerconnectd -p err -o cat --no-pager | grep -q "check-config: .*credentials.txt" ||
+  fail "the journal does not say at err why the reload failed: $(journal)"
 [ "$(main_pid)" = "$pid_before" ] || fail "a failed reload restarted the daemon"
 run yoda lap > /dev/null || fail "the old credentials are not in force after a failed reload"
 inside cp /var/tmp/credentials.good /etc/peerconnect/credentials.txt
