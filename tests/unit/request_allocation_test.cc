@@ -1,5 +1,5 @@
 // The daemon's request path allocates nothing in the steady state (see
-// /work/shared/DESIGN.md, "Concurrency and speed"): heartbeat, get (locate
+// docs/ARCHITECTURE.md, "The path of a datagram"): heartbeat, get (locate
 // and ticket), pub of a name already published, and pub/unp cycles of the
 // same names. Real sealed datagrams go through RequestHandler::Handle after
 // a warm-up; every heap allocation in the process is counted meanwhile:
