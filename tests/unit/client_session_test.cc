@@ -324,13 +324,14 @@ TEST_F(ClientSessionTest, ListPagerCollectsEveryPage) {
 
 // A list reply page holding `names` with `next_cursor`, as a Reply.
 Reply PageReply(std::vector<uint8_t>& storage, MessageType type,
-                const std::vector<std::string>& names, uint32_t next_cursor) {
+                const std::vector<std::string>& names, uint32_t next_cursor,
+                std::optional<uint32_t> total_field = std::nullopt) {
   Header request;
   request.type = static_cast<uint8_t>(type);
   storage.assign(protocol::kMaxDatagramSize, 0);
-  const uint32_t total = type == MessageType::kSearch
-                             ? protocol::kUnknownTotal
-                             : static_cast<uint32_t>(names.size());
+  const uint32_t total = total_field.value_or(
+      type == MessageType::kSearch ? protocol::kUnknownTotal
+                                   : static_cast<uint32_t>(names.size()));
   protocol::ListReplyWriter writer(request, 1, total, storage);
   for (const std::string& name : names) EXPECT_TRUE(writer.Add(name));
   storage.resize(writer.Finish(next_cursor));
@@ -393,6 +394,13 @@ TEST(ListPagerTest, CursorExpiringOnEveryTryIsAborted) {
     ASSERT_FALSE(Complete(pager, expired));
   }
   EXPECT_TRUE(absl::IsAborted(pager.Add(expired).status()));
+}
+
+TEST(ListPagerTest, ImplausibleTotalIsOnlyAHint) {
+  ListPager pager(MessageType::kListPublished, "");
+  std::vector<uint8_t> page;
+  EXPECT_TRUE(Complete(pager, PageReply(page, MessageType::kListPublished,
+                                        {"a"}, 0, 0xFFFFFFFF)));
 }
 
 TEST(ListPagerTest, EmptyPageMidListIsAnError) {
