@@ -552,8 +552,9 @@ TEST(SecurityTest, PasswordNeverCrossesTheWire) {
   const std::vector<std::string> forms = LeakForms(kPassword);
   for (const UdpRelay::Datagram& datagram : recorded) {
     if (datagram.direction == UdpRelay::Direction::kToDaemon &&
-        datagram.bytes.size() > 3) {
-      const auto type = static_cast<uint8_t>(datagram.bytes[3]);
+        datagram.bytes.size() > protocol::kTypeOffset) {
+      const auto type =
+          static_cast<uint8_t>(datagram.bytes[protocol::kTypeOffset]);
       saw_login |= type == static_cast<uint8_t>(MessageType::kLogin);
       saw_login_finish |=
           type == static_cast<uint8_t>(MessageType::kLoginFinish);

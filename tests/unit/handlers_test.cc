@@ -639,8 +639,8 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
             ResultCode::kUnknownType);
   // Another version: an error reply that says so.
   std::vector<uint8_t> future = unknown;
-  future[2] = 9;
-  future[3] = static_cast<uint8_t>(MessageType::kHeartbeat);
+  future[protocol::kVersionOffset] = 9;
+  future[protocol::kTypeOffset] = static_cast<uint8_t>(MessageType::kHeartbeat);
   EXPECT_EQ(Send(future, MakeEndpoint(1)).status.code,
             ResultCode::kUnsupportedVersion);
   // Every truncation of a valid login is answered or dropped, never crashes.
