@@ -34,6 +34,7 @@
 #include "core/auth/scram.h"
 #include "core/index/registry.h"
 #include "daemon/publication_log.h"
+#include "daemon/session_table.h"
 
 namespace pcfs {
 
@@ -126,6 +127,9 @@ class RequestHandler {
   // handlers; `log` may be null (no durability: tests that do not need it).
   struct Shared {
     Registry* registry = nullptr;
+    // The daemon's part of each session (key, replay window, cached
+    // answers, list snapshots); the registry holds its presence.
+    SessionTable* sessions = nullptr;
     const CredentialStore* credentials = nullptr;
     PublicationLog* log = nullptr;
     DaemonCounters* counters = nullptr;
@@ -158,8 +162,8 @@ class RequestHandler {
     uint64_t session_id = 0;
     uint64_t sequence = 0;  // of the request; its reply carries it too
     SessionKey key{};
-    char user[65] = {};  // fixed storage: no allocation per request
-    absl::string_view name() const { return user; }
+    UserName user;  // inline: no allocation per request
+    absl::string_view name() const { return user.view(); }
   };
 
   size_t HandleLogin(const protocol::Message& m, const Endpoint& from,
@@ -167,8 +171,8 @@ class RequestHandler {
   size_t HandleLoginFinish(const protocol::Message& m, const Endpoint& from,
                            absl::Time now, std::span<uint8_t> reply);
   size_t DispatchSessionRequest(const protocol::Message& m,
-                                const Caller& caller, const Endpoint& from,
-                                absl::Time now, std::span<uint8_t> reply);
+                                const Caller& caller, absl::Time now,
+                                std::span<uint8_t> reply);
   // The server nonce for a LOGIN: timestamp, random bytes and their MAC.
   std::string MakeServerNonce(absl::string_view client_nonce,
                               absl::string_view user, const Endpoint& from,
@@ -199,8 +203,9 @@ class RequestHandler {
 
   size_t Error(const protocol::Header& request, protocol::ResultCode code,
                absl::string_view message, std::span<uint8_t> reply);
+  // Completes a mutating request: caches its answer for retransmissions.
   void RememberReply(const Caller& caller, const protocol::Header& request,
-                     protocol::ResultCode code, absl::Time now);
+                     protocol::ResultCode code);
   void SetLogUser(absl::string_view user);
   void LogRequest(const protocol::Header& header, const Endpoint& from,
                   absl::string_view user) const;
@@ -209,6 +214,7 @@ class RequestHandler {
 
   const Shared shared_;
   Registry* const registry_;
+  SessionTable* const sessions_;
   DaemonCounters* const counters_;
   const Options options_;
   ExpiryWheel wheel_;

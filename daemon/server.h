@@ -21,6 +21,7 @@
 #include "core/io/reactor.h"
 #include "core/index/registry.h"
 #include "daemon/handlers.h"
+#include "daemon/session_table.h"
 #include "daemon/publication_log.h"
 
 namespace pcfs {
@@ -73,6 +74,7 @@ class Server {
 
   ServerOptions options_;
   Registry registry_;
+  SessionTable sessions_;  // the daemon's part of each session in registry_
   std::unique_ptr<CredentialStore> credentials_;
   RateLimiter address_limiter_;
   RateLimiter user_limiter_;
