@@ -78,11 +78,12 @@ inline bool IsPresentAt(const Presence& session, absl::Time now) {
 // internal lock shows up as races in our TSan builds.
 std::mt19937_64& ThreadRandom();
 
-// The presence records of one shard: Presence objects in fixed-size chunks that
-// never move, indexed by id. A flat_hash_map<id, Presence> would keep every
-// empty slot Presence-sized (at its typical half load, about 400 bytes per
-// session); here an empty slot costs 16 bytes, and a freed Presence is reset
-// and reused by the next login. Not thread-safe: PresenceShard's mutex.
+// The presence records of one shard: Presence objects in fixed-size chunks
+// that never move, indexed by id and by user. A flat_hash_map<id, Presence>
+// would keep every empty slot Presence-sized (at its typical half load,
+// about 200 bytes per session); here an empty slot of either index costs 4
+// bytes, and a freed Presence is reset and reused by the next login. Not
+// thread-safe: PresenceShard's mutex.
 class PresenceTable {
  public:
   PresenceTable() = default;
@@ -91,8 +92,8 @@ class PresenceTable {
 
   // The session `id`, or nullptr.
   Presence* Find(uint64_t id) {
-    auto it = slot_of_.find(id);
-    return it == slot_of_.end() ? nullptr : &At(it->second);
+    auto it = slot_of_id_.find(Id{id});
+    return it == slot_of_id_.end() ? nullptr : &At(*it);
   }
   // The session of `user`, or nullptr.
   Presence* FindUser(absl::string_view user) {
@@ -103,36 +104,38 @@ class PresenceTable {
   // `id`; nullptr if `id` is taken.
   // REQUIRES: FindUser(user) == nullptr.
   Presence* Insert(uint64_t id, absl::string_view user) {
-    auto [it, inserted] = slot_of_.try_emplace(id, 0);
-    if (!inserted) return nullptr;
+    if (Find(id) != nullptr) return nullptr;
+    uint32_t slot;
     if (free_.empty()) {
       if (next_ % kChunkSessions == 0) {
         chunks_.push_back(std::make_unique<Presence[]>(kChunkSessions));
       }
-      it->second = next_++;
+      slot = next_++;
     } else {
-      it->second = free_.back();
+      slot = free_.back();
       free_.pop_back();
     }
-    Presence& session = At(it->second);
-    session.id = id;
+    Presence& session = At(slot);
+    session.id = id;  // before the inserts, which hash the slot by both
     session.user.assign(user.data(), user.size());
-    slot_of_user_.insert(it->second);  // hashed by the user just set
+    slot_of_id_.insert(slot);
+    slot_of_user_.insert(slot);
     return &session;
   }
   void Erase(uint64_t id) {
-    auto it = slot_of_.find(id);
-    if (it == slot_of_.end()) return;
-    slot_of_user_.erase(it->second);  // before its user changes
-    At(it->second) = Presence();  // lets go of its user string
-    free_.push_back(it->second);
-    slot_of_.erase(it);
+    auto it = slot_of_id_.find(Id{id});
+    if (it == slot_of_id_.end()) return;
+    const uint32_t slot = *it;
+    slot_of_id_.erase(it);       // before its id changes
+    slot_of_user_.erase(slot);   // before its user changes
+    At(slot) = Presence();       // lets go of its user string
+    free_.push_back(slot);
   }
-  size_t size() const { return slot_of_.size(); }
+  size_t size() const { return slot_of_id_.size(); }
   // Calls fn(session) for every session.
   template <typename Fn>
   void ForEach(Fn&& fn) const {
-    for (const auto& [id, slot] : slot_of_) fn(At(slot));
+    for (uint32_t slot : slot_of_id_) fn(At(slot));
   }
 
  private:
@@ -140,6 +143,31 @@ class PresenceTable {
   Presence& At(uint32_t slot) const {
     return chunks_[slot / kChunkSessions][slot % kChunkSessions];
   }
+
+  // The id index holds slots, hashed and compared by their sessions' ids,
+  // so that an empty hash slot costs 4 bytes (16 for an id -> slot map).
+  struct Id {
+    uint64_t value;
+  };
+  struct IdOfSlotHash {
+    using is_transparent = void;
+    const PresenceTable* table;
+    size_t operator()(Id id) const { return absl::Hash<uint64_t>()(id.value); }
+    size_t operator()(uint32_t slot) const {
+      return (*this)(Id{table->At(slot).id});
+    }
+  };
+  struct IdOfSlotEq {
+    using is_transparent = void;
+    const PresenceTable* table;
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t a, Id b) const {
+      return table->At(a).id == b.value;
+    }
+    bool operator()(Id a, uint32_t b) const {
+      return a.value == table->At(b).id;
+    }
+  };
 
   // The user index holds slots, hashed and compared by their sessions'
   // user names, so that a user costs no second copy of its name.
@@ -168,7 +196,8 @@ class PresenceTable {
     }
   };
 
-  absl::flat_hash_map<uint64_t, uint32_t> slot_of_;
+  absl::flat_hash_set<uint32_t, IdOfSlotHash, IdOfSlotEq> slot_of_id_{
+      0, IdOfSlotHash{this}, IdOfSlotEq{this}};
   absl::flat_hash_set<uint32_t, UserOfSlotHash, UserOfSlotEq> slot_of_user_{
       0, UserOfSlotHash{this}, UserOfSlotEq{this}};
   std::vector<std::unique_ptr<Presence[]>> chunks_;
