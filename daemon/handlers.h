@@ -1,12 +1,18 @@
 // RequestHandler: the daemon's request logic, joining the protocol codec to
-// the registry. Handle() is a plain function of (datagram, sender, now) to a
+// the registry (presence, publications, search) and the session table (the
+// daemon's part of each session). Handle() is a plain function of (datagram, sender, now) to a
 // reply, so the same code runs under either reactor backend and in tests
 // without sockets.
 //
 // Login is SCRAM-SHA-256 in two exchanges (LOGIN, LOGIN_FINISH) with no
 // state kept between them; every later datagram must carry a MAC under the
-// session key and a fresh sequence number, or it is dropped. Replies to
-// session requests are sealed the same way. See docs/PROTOCOL.md.
+// session key and a fresh sequence number, or it is dropped. A session
+// request is admitted once (SessionTable::Admit: MAC, replay window, cached
+// answer; Registry::Admit: live, endpoint), runs, and completes (its answer
+// cached if it is PUB or UNP, then sealed the same way). Definitions:
+// handlers.cc (admission, dispatch, expiry), login_handlers.cc,
+// list_handlers.cc, publication_handlers.cc, login_state.cc
+// (CredentialStore, UsedLoginNonces). See docs/PROTOCOL.md.
 //
 // Thread-safety: one RequestHandler per reactor thread (it owns that
 // thread's expiry wheel); everything in Shared is shared and thread-safe.

@@ -20,7 +20,8 @@
 //
 // Thread-safety: all methods may be called concurrently from any thread.
 // Entries are sharded by session id (its low bits), one absl::Mutex per
-// shard; no method holds two locks or calls out while holding one.
+// shard; no method holds two locks, and none calls into another shared
+// component while holding one (Admit only runs the MAC check, pure code).
 //
 // Allocation: Admit, Complete, KeyOf and Snapshot allocate nothing; Insert
 // reuses the slot of an erased entry.
