@@ -80,9 +80,10 @@ TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
   }
   uint64_t sequence = 1;
   auto cached = [&](uint32_t request) {
+    const uint64_t this_sequence = sequence++;
     return table
-        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(sequence)),
-               sequence++, request, kPublish)
+        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(this_sequence)),
+               this_sequence, request, kPublish)
         .cached_code;
   };
   EXPECT_FALSE(cached(1).has_value());  // the oldest, replaced
