@@ -89,7 +89,7 @@ SessionTable::Admission SessionTable::Admit(uint64_t id,
   SessionState* state = shard.Find(id);
   if (state == nullptr) return admission;  // kUnknownSession
   // MAC first: a forged datagram must not move the replay window.
-  if (!VerifyDatagram(state->key, datagram)) {
+  if (!OpenDatagram(state->key, datagram).has_value()) {
     admission.verdict = Admission::kBadMac;
     return admission;
   }

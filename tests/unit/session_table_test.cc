@@ -23,7 +23,7 @@ SessionKey Key(uint8_t seed) {
 // A header-sized datagram sealed with `key` (its bytes vary with `salt`).
 std::vector<uint8_t> Sealed(const SessionKey& key, uint8_t salt) {
   std::vector<uint8_t> datagram(protocol::kHeaderSize + 8, salt);
-  SealDatagram(key, datagram);
+  SealDatagram(key, salt, datagram);
   return datagram;
 }
 
