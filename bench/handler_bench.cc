@@ -44,14 +44,15 @@ struct Fixture {
       p.user = user;
       p.control = EndpointFor(i);
       p.file_port = 7000;
-      p.key = KeyFor(i);
       ids.push_back(*registry.Login(p, now));
+      session_table.Insert(ids.back(), KeyFor(i));
       registry.Publish(user, absl::StrCat("file-", i, ".bin"), FileMeta{});
     }
   }
   RequestHandler::Shared MakeShared() {
     RequestHandler::Shared shared;
     shared.registry = &registry;
+    shared.sessions = &session_table;
     shared.credentials = credentials.get();
     shared.counters = &counters;
     return shared;
@@ -64,6 +65,7 @@ struct Fixture {
 
   absl::Time now = absl::UnixEpoch() + absl::Hours(1);
   Registry registry;
+  SessionTable session_table;
   std::unique_ptr<CredentialStore> credentials;
   DaemonCounters counters;
   RequestHandler handler;

@@ -2,6 +2,10 @@
 //
 //   BM_MemoryPerSession       1M live sessions: heap bytes per session, from
 //                             mallinfo2() before and after filling a Registry
+//                             (presence) and the daemon's SessionTable (key,
+//                             replay window, cached answers), as a login
+//                             does: bytes_per_session is both together,
+//                             registry_/session_table_bytes_per_session each
 //                             (and, separately, a daemon-sized ExpiryWheel
 //                             holding every session once).
 //   BM_MemoryPerPublication   1M publications (1,000 users x 1,000 names):
@@ -24,6 +28,7 @@
 #include "benchmark/benchmark.h"
 #include "core/index/expiry_wheel.h"
 #include "core/index/registry.h"
+#include "daemon/session_table.h"
 
 namespace pcfs {
 namespace {
@@ -54,7 +59,6 @@ Registry::LoginParams LoginFor(const std::string& user, int i) {
   p.control = EndpointFor(i);
   p.file_port = 4000;
   p.nonce[0] = static_cast<uint8_t>(i);
-  p.key[0] = static_cast<uint8_t>(i);
   return p;
 }
 
@@ -99,16 +103,27 @@ void BM_MemoryPerSession(benchmark::State& state) {
   std::vector<std::string> users;
   users.reserve(kSessions);
   for (int i = 0; i < kSessions; ++i) users.push_back(absl::StrCat("load", i));
+  std::vector<uint64_t> ids(kSessions);
   for (auto _ : state) {
     const int64_t before = HeapBytes();
     auto registry = std::make_unique<Registry>();
     for (int i = 0; i < kSessions; ++i) {
-      if (!registry->Login(LoginFor(users[i], i), kNow).ok()) {
+      absl::StatusOr<uint64_t> id = registry->Login(LoginFor(users[i], i), kNow);
+      if (!id.ok()) {
         state.SkipWithError("login refused");
         return;
       }
+      ids[i] = *id;
     }
     const int64_t with_registry = HeapBytes();
+    // The daemon's part of each session, as LOGIN_FINISH stores it.
+    auto sessions = std::make_unique<SessionTable>();
+    SessionKey key{};
+    for (int i = 0; i < kSessions; ++i) {
+      key[0] = static_cast<uint8_t>(i);
+      sessions->Insert(ids[i], key);
+    }
+    const int64_t with_sessions = HeapBytes();
     // A heartbeat-sized wheel (100 ms slots over twice the 3 s timeout)
     // holding each session once, as the daemon's reactors do.
     auto wheel = std::make_unique<ExpiryWheel>(absl::Milliseconds(100), 62,
@@ -119,13 +134,21 @@ void BM_MemoryPerSession(benchmark::State& state) {
     const int64_t with_wheel = HeapBytes();
     state.counters["sessions"] = static_cast<double>(registry->session_count());
     state.counters["bytes_per_session"] =
+        static_cast<double>(with_sessions - before) / kSessions;
+    state.counters["registry_bytes_per_session"] =
         static_cast<double>(with_registry - before) / kSessions;
+    state.counters["session_table_bytes_per_session"] =
+        static_cast<double>(with_sessions - with_registry) / kSessions;
     state.counters["wheel_bytes_per_session"] =
-        static_cast<double>(with_wheel - with_registry) / kSessions;
-    // What one session's hash-table slot holds, for reading the figure.
-    state.counters["sizeof_session"] = sizeof(Session);
+        static_cast<double>(with_wheel - with_sessions) / kSessions;
+    // What one session's slots hold, for reading the figure: its presence
+    // in the registry and its state in the daemon's table.
+    state.counters["sizeof_session"] = sizeof(Presence) + sizeof(SessionState);
+    state.counters["sizeof_presence"] = sizeof(Presence);
+    state.counters["sizeof_session_state"] = sizeof(SessionState);
     state.PauseTiming();  // freeing is not part of the fill
     wheel.reset();
+    sessions.reset();
     registry.reset();
     state.ResumeTiming();
   }

@@ -1,12 +1,18 @@
 // RequestHandler: the daemon's request logic, joining the protocol codec to
-// the registry. Handle() is a plain function of (datagram, sender, now) to a
+// the registry (presence, publications, search) and the session table (the
+// daemon's part of each session). Handle() is a plain function of (datagram, sender, now) to a
 // reply, so the same code runs under either reactor backend and in tests
 // without sockets.
 //
 // Login is SCRAM-SHA-256 in two exchanges (LOGIN, LOGIN_FINISH) with no
 // state kept between them; every later datagram must carry a MAC under the
-// session key and a fresh sequence number, or it is dropped. Replies to
-// session requests are sealed the same way. See docs/PROTOCOL.md.
+// session key and a fresh sequence number, or it is dropped. A session
+// request is admitted once (SessionTable::Admit: MAC, replay window, cached
+// answer; Registry::Admit: live, endpoint), runs, and completes (its answer
+// cached if it is PUB or UNP, then sealed the same way). Definitions:
+// handlers.cc (admission, dispatch, expiry), login_handlers.cc,
+// list_handlers.cc, publication_handlers.cc, login_state.cc
+// (CredentialStore, UsedLoginNonces). See docs/PROTOCOL.md.
 //
 // Thread-safety: one RequestHandler per reactor thread (it owns that
 // thread's expiry wheel); everything in Shared is shared and thread-safe.
@@ -35,6 +41,7 @@
 #include "core/index/registry.h"
 #include "daemon/metrics.h"
 #include "daemon/publication_log.h"
+#include "daemon/session_table.h"
 
 namespace pcfs {
 
@@ -129,6 +136,9 @@ class RequestHandler {
   // handlers; `log` may be null (no durability: tests that do not need it).
   struct Shared {
     Registry* registry = nullptr;
+    // The daemon's part of each session (key, replay window, cached
+    // answers, list snapshots); the registry holds its presence.
+    SessionTable* sessions = nullptr;
     const CredentialStore* credentials = nullptr;
     PublicationLog* log = nullptr;
     DaemonCounters* counters = nullptr;
@@ -177,8 +187,8 @@ class RequestHandler {
     uint64_t session_id = 0;
     uint64_t sequence = 0;  // of the request; its reply carries it too
     SessionKey key{};
-    char user[65] = {};  // fixed storage: no allocation per request
-    absl::string_view name() const { return user; }
+    UserName user;  // inline: no allocation per request
+    absl::string_view name() const { return user.view(); }
   };
 
   size_t HandlePing(const protocol::Message& m, absl::Time now,
@@ -190,8 +200,8 @@ class RequestHandler {
   size_t HandleLoginFinish(const protocol::Message& m, const Endpoint& from,
                            absl::Time now, std::span<uint8_t> reply);
   size_t DispatchSessionRequest(const protocol::Message& m,
-                                const Caller& caller, const Endpoint& from,
-                                absl::Time now, std::span<uint8_t> reply);
+                                const Caller& caller, absl::Time now,
+                                std::span<uint8_t> reply);
   // The server nonce for a LOGIN: timestamp, random bytes and their MAC.
   std::string MakeServerNonce(absl::string_view client_nonce,
                               absl::string_view user, const Endpoint& from,
@@ -222,8 +232,9 @@ class RequestHandler {
 
   size_t Error(const protocol::Header& request, protocol::ResultCode code,
                absl::string_view message, std::span<uint8_t> reply);
+  // Completes a mutating request: caches its answer for retransmissions.
   void RememberReply(const Caller& caller, const protocol::Header& request,
-                     protocol::ResultCode code, absl::Time now);
+                     protocol::ResultCode code);
   void SetLogUser(absl::string_view user);
   void LogRequest(const protocol::Header& header, const Endpoint& from,
                   absl::string_view user) const;
@@ -232,6 +243,7 @@ class RequestHandler {
 
   const Shared shared_;
   Registry* const registry_;
+  SessionTable* const sessions_;
   DaemonCounters* const counters_;
   const Options options_;
   ExpiryWheel wheel_;

@@ -122,6 +122,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
 
   RequestHandler::Shared shared;
   shared.registry = &server->registry_;
+  shared.sessions = &server->sessions_;
   shared.credentials = server->credentials_.get();
   shared.log = server->log_.get();
   shared.counters = &server->counters_;
@@ -438,9 +439,11 @@ void Server::ReloadCredentials() {
   const size_t users = table->size();
   auto kept = std::make_shared<const CredentialTable>(*table);
   credentials_->Replace(*std::move(table));
-  const size_t ended = registry_.EndSessionsIf([&](absl::string_view user) {
-    return kept->Find(user) == nullptr;
-  });
+  std::vector<uint64_t> ended_ids;
+  const size_t ended = registry_.EndSessionsIf(
+      [&](absl::string_view user) { return kept->Find(user) == nullptr; },
+      &ended_ids);
+  for (uint64_t id : ended_ids) sessions_.Erase(id);
   Log("SIGHUP: reloaded ", users, " users from ", options_.credentials_path,
       "; ended ", ended, " sessions of users no longer there");
 }

@@ -26,6 +26,7 @@
 #include "daemon/handlers.h"
 #include "daemon/liveness.h"
 #include "daemon/metrics.h"
+#include "daemon/session_table.h"
 #include "daemon/publication_log.h"
 
 namespace pcfs {
@@ -98,6 +99,7 @@ class Server {
 
   ServerOptions options_;
   Registry registry_;
+  SessionTable sessions_;  // the daemon's part of each session in registry_
   std::unique_ptr<CredentialStore> credentials_;
   RateLimiter address_limiter_;
   RateLimiter user_limiter_;

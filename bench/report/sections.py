@@ -216,14 +216,15 @@ def memory(r):
     return (
         "From memory_bench (glibc `mallinfo2()`: arena bytes in use plus "
         "mmapped blocks, before and after), in one process: these are the "
-        "daemon's own data structures (Registry, ExpiryWheel), not a daemon's "
+        "daemon's own data structures (Registry, SessionTable, ExpiryWheel), "
+        "not a daemon's "
         "RSS, because 1M real sessions would take 1M UDP peers. Publications: "
         "1,000 users with live sessions publishing 1,000 names each, names "
         "like `holiday_concert_x7k2qa.mkv`.\n\n"
         "| Figure | Bytes |\n| --- | --- |\n"
-        "| Registry, per live session (1M sessions) | %s |\n"
+        "| Registry and session table, per live session (1M sessions) | %s |\n"
         "| ExpiryWheel, per scheduled session (1M) | %s |\n"
-        "| sizeof(Session) | %s |\n"
+        "| sizeof(Presence) + sizeof(SessionState) | %s |\n"
         "| Registry, per publication, all (1M publications) | %s |\n"
         "| Registry, per publication beyond its name | %s |\n"
         "| mean name length | %s |" % (

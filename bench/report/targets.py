@@ -104,8 +104,9 @@ def search(r):
     sch3 = whole_call(3, "p99_us")
     if sch3 is not None:
         whole += (
-            ", against %.1f ms and %.1f ms p99 for Registry::Search, which "
-            "builds the whole sorted list in one call (the 99th percentile of "
+            ", against %.1f ms and %.1f ms p99 for the whole listing read "
+            "through Registry::SearchPage in one go, page after page with no "
+            "list page to fill (the 99th percentile of "
             "the names a 3-byte query matches is %s)" % (
                 to_float(sch3) / 1000, to_float(whole_call(5, "p99_us")) / 1000,
                 number(to_float(whole_call(3, "matches_p99")))))
@@ -234,14 +235,15 @@ def memory(r):
         text += "sessions met; "
     else:
         text += (
-            "sessions missed: %s bytes per session in the Registry (+%s in the "
-            "expiry wheel). Why: a Session is %s bytes (key, replay window, "
-            "reply cache, list snapshot pointer, user, endpoints, login "
-            "nonce), held in a SessionTable's fixed chunks, plus an id-to-slot "
-            "and a user-to-slot entry per session. What would close it: move "
-            "the rarely used fields (reply cache, list snapshot, login nonce) "
-            "to a side table filled on demand, which takes some 70 bytes out "
-            "of every session. " % (
+            "sessions missed: %s bytes per session in the Registry and the "
+            "daemon's session table (+%s in the expiry wheel). Why: a session "
+            "is %s bytes in fixed chunks (the registry's Presence: user, "
+            "endpoints, login nonce, deadline; the daemon's SessionState: key, "
+            "replay window, cached answers, list snapshot pointer), plus a "
+            "user-to-slot entry in the registry and an id-to-slot entry in "
+            "each of the two tables. What would close it: move the rarely "
+            "used fields (cached answers, list snapshot, login nonce) to a "
+            "side table filled on demand. " % (
                 fixed(per_session, 0), fixed(wheel, 0), fixed(slot, 0)))
     if publication_ok:
         text += "publications met."

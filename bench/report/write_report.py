@@ -69,7 +69,8 @@ rows in the micro-benchmarks below: complete listings over 1,000,000
 published names read as peerconnectd serves SCH, one Registry::SearchPage
 per request, each request timed on its own; p99_us is per request, and
 listing_p50_us / listing_p99_us sum a query's requests. BM_RegistrySearchP99
-(Registry::Search, the whole sorted list in one call) is shown for
+(the whole listing read through Registry::SearchPage in one go, with no
+list page to fill) is shown for
 comparison. The header of bench/search_bench.cc says how the patterns are
 chosen and what each counter means.
 

@@ -2,9 +2,9 @@
 // (RFC 4303 3.4.3). It accepts each number at most once, and refuses numbers
 // more than kWidth - 1 below the highest accepted so far. Sequence number 0
 // is never valid (senders start at 1). Pure and header-only, so that the
-// registry can keep one per session.
+// daemon's session table can keep one per session.
 //
-// Not thread-safe: its owner (a session, under its registry shard lock)
+// Not thread-safe: its owner (a session, under its session table shard lock)
 // serialises calls.
 #ifndef PCFS_CORE_AUTH_REPLAY_WINDOW_H_
 #define PCFS_CORE_AUTH_REPLAY_WINDOW_H_

@@ -1,4 +1,5 @@
-// Registry: who is online (sessions) and who publishes what (publications).
+// Registry: who is online (presence: each session's user, endpoints and
+// deadline) and who publishes what (publications, and the search over them).
 // The semantic rules of docs/PROTOCOL.md ("Semantics") live here, in pure
 // code: no sockets, no clock (every call that needs the time takes `now`).
 //
@@ -7,7 +8,7 @@
 // holds two shard locks at once, so there is no lock ordering to respect and
 // no global lock on any path.
 //
-// Allocation: in the steady state Heartbeat, WithSession, Locate, and
+// Allocation: in the steady state Heartbeat, Admit, Locate, and
 // Publish/Unpublish of names published before allocate nothing. A removed
 // publication keeps its slots ("dormant": its key strings, the name's
 // entry and its search-index posting) so that the same name published
@@ -34,7 +35,6 @@
 #include "absl/time/time.h"
 #include "core/base/endpoint.h"
 #include "core/base/names.h"
-#include "core/auth/replay_window.h"
 
 namespace pcfs {
 
@@ -47,45 +47,18 @@ struct FileMeta {
   friend bool operator==(const FileMeta&, const FileMeta&) = default;
 };
 
-// A list of names taken at one moment, served to a client page by page.
-struct ListSnapshot {
-  uint32_t id = 0;
-  std::vector<std::string> names;  // sorted
-};
-
-// One live session. The daemon layer may read and update the fields marked
-// "daemon" through Registry::WithSession(); the rest is the registry's.
-// The fields are ordered so that the struct has no padding to speak of
-// (every live session holds one; bench/memory_bench.cc reports its size).
-struct Session {
+// One live session's presence, as the registry stores it: who, from where,
+// until when. What the daemon keeps besides (the session key, the replay
+// window, cached answers, list snapshots) is the daemon's own
+// (daemon/session_table.h). Public so that bench/memory_bench.cc can report
+// its size; reached only through Registry. Ordered to leave little padding.
+struct Presence {
   uint64_t id = 0;
   std::string user;
   Endpoint control;        // where its datagrams come from
   uint16_t file_port = 0;  // its TCP file server, on control.ip
-  // daemon: the slot of reply_cache (below) the next answer goes to. Here,
-  // beside the other small fields, rather than after reply_cache, where it
-  // would cost 8 bytes of padding.
-  uint8_t reply_cache_next = 0;
   std::array<uint8_t, 16> login_nonce{};
   absl::Time deadline;     // expires when now >= deadline
-
-  // daemon: the key from the SCRAM login, and the client's sequence numbers
-  // seen so far. Every datagram of the session is checked against both.
-  std::array<uint8_t, 32> key{};
-  ReplayWindow replay;
-
-  // daemon: answers to recent mutating requests, for retransmissions.
-  struct CachedReply {
-    uint32_t request_id = 0;
-    uint8_t type = 0;
-    uint8_t code = 0;
-    bool used = false;
-  };
-  std::array<CachedReply, 4> reply_cache{};
-
-  // daemon: the LAP or LPF list being paged through, if any (SCH pages
-  // straight from the index and keeps nothing here).
-  std::shared_ptr<const ListSnapshot> snapshot;
 };
 
 // A user name held inline, so that copying one out of the registry (to
@@ -118,7 +91,7 @@ struct Holder {
   UserName user;
   Endpoint file_server;  // control.ip with the session's file_port
   FileMeta meta;
-  std::array<uint8_t, 32> key{};  // the holder's session key (for tickets)
+  uint64_t session_id = 0;  // the holder's session (its key MACs tickets)
 };
 
 class Registry {
@@ -141,7 +114,6 @@ class Registry {
     Endpoint control;
     uint16_t file_port = 0;
     std::array<uint8_t, 16> nonce{};
-    std::array<uint8_t, 32> key{};  // the session key
     // Only a retransmission may succeed: return the live session this very
     // login made, or fail (FailedPrecondition) rather than start a new one.
     // For a login whose nonce was used before (a replay after logout).
@@ -168,14 +140,22 @@ class Registry {
   absl::Status Logout(uint64_t session_id);
 
   // Ends every session whose user `doomed(user)` says must go (after the
-  // credentials are reloaded without that user). Returns how many ended.
-  size_t EndSessionsIf(absl::FunctionRef<bool(absl::string_view user)> doomed);
+  // credentials are reloaded without that user). Returns how many ended;
+  // appends their ids to `ended_ids` if it is not null.
+  size_t EndSessionsIf(absl::FunctionRef<bool(absl::string_view user)> doomed,
+                       std::vector<uint64_t>* ended_ids = nullptr);
 
-  // Calls fn(session) under the session's shard lock if the session exists
-  // and its deadline has not passed at `now`; returns false otherwise.
-  // REQUIRES: fn does not call back into the Registry.
-  bool WithSession(uint64_t session_id, absl::Time now,
-                   absl::FunctionRef<void(Session&)> fn);
+  // The registry's part of admitting a request of a session whose key the
+  // daemon has checked: if the session is live at `now`, moves its control
+  // endpoint to `from` (a sealed datagram from a new address, NAT
+  // rebinding, moves the session there), extends its deadline to
+  // now + session_timeout when `heartbeat`, and returns its user; otherwise
+  // nullopt (no such session, or its deadline has passed).
+  std::optional<UserName> Admit(uint64_t session_id, const Endpoint& from,
+                                absl::Time now, bool heartbeat);
+
+  // True if the session exists and its deadline has not passed at `now`.
+  bool IsLive(uint64_t session_id, absl::Time now) const;
 
   // For the expiry timer: if the session's deadline has passed at `now`,
   // removes it and returns nullopt; if it no longer exists, returns nullopt;
@@ -207,13 +187,6 @@ class Registry {
   // The names `user` publishes, sorted, whether or not anyone is online.
   std::vector<std::string> PublishedBy(absl::string_view user) const;
 
-  // Each distinct name that contains `pattern` (case-sensitive; an empty
-  // pattern matches all), that some user other than `caller` publishes and
-  // holds a live session for, and that `caller` does not publish. Sorted.
-  std::vector<std::string> Search(absl::string_view pattern,
-                                   absl::string_view caller,
-                                   absl::Time now) const;
-
   // Where a paged search goes on (see SearchPage): a name shard, and the
   // first id in that shard's SearchIndex not yet visited. {0, 0} starts.
   struct SearchCursor {
@@ -224,10 +197,10 @@ class Registry {
 
   // One page of a search listing, read straight from the index (no copy,
   // no sort, no snapshot), so that its cost is bounded by `budget` however
-  // many names match. Calls emit(name), from `from` on, for the names
-  // Search would return (they contain `pattern`, a user other than `caller`
-  // publishes them and holds a live session at `now`, and `caller` does not
-  // publish them), in shard order and then index id order, until emit
+  // many names match. Calls emit(name), from `from` on, for the names that
+  // contain `pattern` (case-sensitive; an empty pattern matches all), that
+  // a user other than `caller` publishes and holds a live session for at
+  // `now`, and that `caller` does not publish, in shard order and then index id order, until emit
   // returns false (the page is full: that name is not taken and comes first
   // on the next page) or about `budget` units of work are spent (a unit is
   // one index candidate; checking a name's publishers costs a few). Returns
@@ -264,7 +237,8 @@ class Registry {
 
   // An active publisher of exactly `name` other than `caller` whose session
   // serves files (file port not 0), chosen at random among them to spread
-  // downloads, with its session key (for the download ticket); or nullopt.
+  // downloads, with its session id (the daemon MACs the download ticket with
+  // that session's key); or nullopt.
   std::optional<Holder> Locate(absl::string_view name, absl::string_view caller,
                                absl::Time now) const;
 

@@ -13,6 +13,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
+#include "core/index/posting_list.h"
 
 // Layout.
 //   names     the bytes of every name, once, in one arena; a name's id
@@ -84,255 +85,6 @@ Keys PatternTrigrams(absl::string_view pattern) {
   }
   SortUnique(keys);
   return keys;
-}
-
-// ---- Posting lists ----------------------------------------------------------
-
-size_t VarintSize(uint32_t value) {
-  size_t size = 1;
-  while (value >= 0x80) {
-    value >>= 7;
-    ++size;
-  }
-  return size;
-}
-
-uint8_t* PutVarint(uint32_t value, uint8_t* out) {
-  while (value >= 0x80) {
-    *out++ = static_cast<uint8_t>(value | 0x80);
-    value >>= 7;
-  }
-  *out++ = static_cast<uint8_t>(value);
-  return out;
-}
-
-uint32_t GetVarint(const uint8_t*& p) {
-  uint32_t value = 0;
-  for (int shift = 0;; shift += 7) {
-    const uint8_t byte = *p++;
-    value |= static_cast<uint32_t>(byte & 0x7F) << shift;
-    if (byte < 0x80) return value;
-  }
-}
-
-// A sorted set of ids, in blocks of 32 bytes kept in one array: each block
-// holds its first id and the gaps to the next ones as varints (one byte
-// each where the trigram is common, so up to 27 ids a block). A walk reads
-// the array in order; Insert and Erase rewrite one or two blocks and move
-// the blocks after them; Cursor::SeekAtLeast gallops over the blocks.
-class PostingList {
- public:
-  uint32_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-
-  // REQUIRES: `id` is not in the list.
-  void Insert(uint32_t id);
-  // Returns false if `id` is not in the list.
-  bool Erase(uint32_t id);
-
-  // Walks the ids in increasing order. Its state is a copy of the list's
-  // block array's place and size, so that the list must not change while
-  // a cursor is in use.
-  class Cursor;
-
- private:
-  static constexpr size_t kGapBytes = 26;
-  static constexpr size_t kMaxBlockIds = kGapBytes + 1;
-  struct Block {
-    uint32_t first = 0;
-    uint8_t count = 0;  // ids in the block, >= 1
-    uint8_t used = 0;   // bytes of `gaps` in use
-    uint8_t gaps[kGapBytes] = {};
-  };
-  static_assert(sizeof(Block) == 32);
-  // Room for the ids of two blocks, when joining them.
-  using Ids = absl::InlinedVector<uint32_t, 2 * kMaxBlockIds>;
-
-  // The block that holds `id` or would: the last one starting at or before
-  // it, else the first. REQUIRES: !blocks_.empty().
-  size_t BlockFor(uint32_t id) const;
-  static void AppendIds(const Block& block, Ids& ids);
-  // Writes as many of ids[0..n) as fit into `block`; returns how many.
-  static size_t Encode(const uint32_t* ids, size_t n, Block& block);
-  // Replaces block i with blocks holding `ids` (none if it is empty).
-  void Rewrite(size_t i, const Ids& ids);
-
-  absl::InlinedVector<Block, 1> blocks_;
-  uint32_t size_ = 0;
-  uint32_t last_ = 0;  // the largest id, if any
-};
-
-class PostingList::Cursor {
- public:
-  explicit Cursor(const PostingList& list)
-      : blocks_(list.blocks_.data()), block_count_(list.blocks_.size()) {
-    Enter(0);
-  }
-  bool done() const { return block_ == block_count_; }
-  // REQUIRES: !done().
-  uint32_t id() const { return id_; }
-  void Next() {
-    if (left_ == 0) return Enter(block_ + 1);
-    id_ += GetVarint(gap_);
-    --left_;
-  }
-  // Moves to the first id >= target (or to the end).
-  void SeekAtLeast(uint32_t target);
-
- private:
-  void Enter(size_t block) {
-    block_ = block;
-    if (done()) return;
-    id_ = blocks_[block].first;
-    gap_ = blocks_[block].gaps;
-    left_ = blocks_[block].count - 1u;
-  }
-  // The last block starting at or before target, from the current one on.
-  // REQUIRES: the next block starts at or before target.
-  size_t Gallop(uint32_t target) const;
-
-  const Block* blocks_;
-  size_t block_count_;
-  size_t block_ = 0;
-  const uint8_t* gap_ = nullptr;
-  uint32_t left_ = 0;  // ids after id_ in the block
-  uint32_t id_ = 0;
-};
-
-size_t PostingList::BlockFor(uint32_t id) const {
-  auto it = std::upper_bound(
-      blocks_.begin(), blocks_.end(), id,
-      [](uint32_t value, const Block& block) { return value < block.first; });
-  return it == blocks_.begin() ? 0
-                               : static_cast<size_t>(it - blocks_.begin()) - 1;
-}
-
-void PostingList::AppendIds(const Block& block, Ids& ids) {
-  ids.push_back(block.first);
-  const uint8_t* p = block.gaps;
-  for (uint32_t i = 1; i < block.count; ++i) {
-    ids.push_back(ids.back() + GetVarint(p));
-  }
-}
-
-size_t PostingList::Encode(const uint32_t* ids, size_t n, Block& block) {
-  block.first = ids[0];
-  uint8_t* out = block.gaps;
-  size_t taken = 1;
-  for (; taken < n; ++taken) {
-    const uint32_t gap = ids[taken] - ids[taken - 1];
-    if (static_cast<size_t>(out - block.gaps) + VarintSize(gap) > kGapBytes) {
-      break;
-    }
-    out = PutVarint(gap, out);
-  }
-  block.count = static_cast<uint8_t>(taken);
-  block.used = static_cast<uint8_t>(out - block.gaps);
-  return taken;
-}
-
-void PostingList::Rewrite(size_t i, const Ids& ids) {
-  absl::InlinedVector<Block, 2> fresh;
-  for (size_t done = 0; done < ids.size();) {
-    fresh.emplace_back();
-    done += Encode(ids.data() + done, ids.size() - done, fresh.back());
-  }
-  const auto at = blocks_.begin() + static_cast<ptrdiff_t>(i);
-  if (fresh.empty()) {
-    blocks_.erase(at);
-    return;
-  }
-  *at = fresh[0];
-  blocks_.insert(at + 1, fresh.begin() + 1, fresh.end());
-}
-
-void PostingList::Insert(uint32_t id) {
-  ++size_;
-  if (!blocks_.empty() && id < last_) {  // into the middle
-    const size_t i = BlockFor(id);
-    Ids ids;
-    AppendIds(blocks_[i], ids);
-    ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
-    Rewrite(i, ids);
-    return;
-  }
-  const uint32_t gap = id - last_;
-  if (!blocks_.empty() && blocks_.back().used + VarintSize(gap) <= kGapBytes) {
-    Block& tail = blocks_.back();
-    tail.used = static_cast<uint8_t>(PutVarint(gap, tail.gaps + tail.used) -
-                                     tail.gaps);
-    ++tail.count;
-  } else {
-    blocks_.emplace_back();
-    Encode(&id, 1, blocks_.back());
-  }
-  last_ = id;
-}
-
-bool PostingList::Erase(uint32_t id) {
-  if (blocks_.empty() || id > last_) return false;
-  const size_t i = BlockFor(id);
-  Ids ids;
-  AppendIds(blocks_[i], ids);
-  auto it = std::lower_bound(ids.begin(), ids.end(), id);
-  if (it == ids.end() || *it != id) return false;
-  ids.erase(it);
-  --size_;
-  // Join with the next block when the two fit in one, so that erasing
-  // leaves no trail of near-empty blocks.
-  if (!ids.empty() && i + 1 < blocks_.size()) {
-    const size_t mine = ids.size();
-    AppendIds(blocks_[i + 1], ids);
-    Block probe;
-    if (Encode(ids.data(), ids.size(), probe) == ids.size()) {
-      blocks_.erase(blocks_.begin() + static_cast<ptrdiff_t>(i) + 1);
-    } else {
-      ids.resize(mine);
-    }
-  }
-  Rewrite(i, ids);
-  if (size_ > 0 && id == last_) {
-    Ids tail;
-    AppendIds(blocks_.back(), tail);
-    last_ = tail.back();
-  }
-  return true;
-}
-
-size_t PostingList::Cursor::Gallop(uint32_t target) const {
-  // Every block before `lo` starts at or before target.
-  size_t lo = block_ + 2;
-  size_t probe = lo;
-  for (size_t step = 1;
-       probe < block_count_ && blocks_[probe].first <= target; step *= 2) {
-    lo = probe + 1;
-    probe = lo + step;
-  }
-  const Block* it = std::partition_point(
-      blocks_ + lo, blocks_ + std::min(probe, block_count_),
-      [&](const Block& b) { return b.first <= target; });
-  return static_cast<size_t>(it - blocks_) - 1;
-}
-
-void PostingList::Cursor::SeekAtLeast(uint32_t target) {
-  if (done() || id_ >= target) return;
-  if (block_ + 1 < block_count_ && blocks_[block_ + 1].first <= target) {
-    Enter(Gallop(target));
-    if (id_ >= target) return;
-  }
-  // Target lies before the next block: the answer is in this block or is
-  // that block's first id.
-  uint32_t id = id_;
-  uint32_t left = left_;
-  const uint8_t* gap = gap_;
-  while (id < target && left > 0) {
-    id += GetVarint(gap);
-    --left;
-  }
-  if (id < target) return Enter(block_ + 1);
-  id_ = id;
-  left_ = left;
-  gap_ = gap;
 }
 
 // ---- Names ------------------------------------------------------------------
@@ -437,50 +189,10 @@ struct IdEq {
   }
 };
 
-// What the matchers hand each match to: its id and its name.
-using MatchFn = absl::FunctionRef<void(uint32_t id, absl::string_view name)>;
-
-// Hands the names of matching ids to fn in batches, prefetching a batch's
-// slots and bytes before reading any: the ids of one list are spread over
-// the whole table, and one at a time each would wait for memory alone.
-class Emitter {
- public:
-  // With `check`, only names containing `pattern` go to fn.
-  Emitter(const NameTable& names, absl::string_view pattern, bool check,
-          MatchFn fn)
-      : names_(names), pattern_(pattern), check_(check), fn_(fn) {}
-  Emitter(const Emitter&) = delete;
-  Emitter& operator=(const Emitter&) = delete;
-  ~Emitter() { Flush(); }
-
-  void Add(uint32_t id) {
-    batch_[size_++] = id;
-    if (size_ == kBatch) Flush();
-  }
-
- private:
-  static constexpr size_t kBatch = 32;
-
-  void Flush() {
-    for (size_t i = 0; i < size_; ++i) names_.PrefetchSlot(batch_[i]);
-    for (size_t i = 0; i < size_; ++i) names_.PrefetchBytes(batch_[i]);
-    for (size_t i = 0; i < size_; ++i) {
-      const absl::string_view name = names_.Get(batch_[i]);
-      if (!check_ || absl::StrContains(name, pattern_)) fn_(batch_[i], name);
-    }
-    size_ = 0;
-  }
-
-  const NameTable& names_;
-  const absl::string_view pattern_;
-  const bool check_;
-  const MatchFn fn_;
-  uint32_t batch_[kBatch];
-  size_t size_ = 0;
-};
-
 // Offers the names of candidate ids, given in increasing order, to the fn
-// of a ForEachMatchFrom walk, prefetching in batches as Emitter does; counts
+// of a ForEachMatchFrom walk, prefetching a batch's slots and bytes before
+// reading any (the ids of one list are spread over the whole table, and one
+// at a time each would wait for memory alone); counts
 // the candidates against the walk's budget and keeps where the next walk
 // must start: the id fn refused, else the first id not yet ruled out.
 class OrderedWalker {
@@ -561,10 +273,6 @@ class OrderedWalker {
 // A filter list is worth walking beside the rarest one while it is at most
 // this many times longer; past that, checking the candidates is cheaper.
 constexpr uint32_t kMaxFilterRatio = 16;
-// A 1-2 byte pattern scans every name when the trigram lists it would join
-// hold more than this many ids per name.
-constexpr size_t kMaxUnionPerName = 4;
-
 // A 1-2 byte pattern's walk merges its trigram lists, rather than scan
 // the names, only when there are at most this many lists (each is sought
 // on every walk) and their ids are at most 1/kMinMergeSparsity of the
@@ -583,15 +291,9 @@ struct SearchIndex::Impl {
   // The lists of the trigrams that start with a 1- or 2-byte pattern.
   PostingsRange ListsStartingWith(absl::string_view pattern) const;
 
-  void MatchAll(MatchFn fn) const;
-  void MatchShort(absl::string_view pattern,
-                  MatchFn fn) const;
-  void MatchLong(absl::string_view pattern,
-                 MatchFn fn) const;
-  void Scan(absl::string_view pattern,
-            MatchFn fn) const;
-
-  // The walks of ForEachMatchFrom, one per path of ForEachMatch.
+  // The walks of ForEachMatchFrom: every name (an empty pattern, or a
+  // short one whose lists are too many or too dense), a 1-2 byte pattern's
+  // lists, a 3+ byte pattern's rarest trigrams.
   SearchIndex::WalkEnd WalkScan(uint32_t first_id, OrderedWalker& walker) const;
   SearchIndex::WalkEnd WalkShort(absl::string_view pattern, uint32_t first_id,
                                  size_t max_examined,
@@ -605,23 +307,6 @@ struct SearchIndex::Impl {
   absl::btree_map<uint32_t, PostingList> postings;
 };
 
-void SearchIndex::Impl::MatchAll(
-    MatchFn fn) const {
-  for (uint32_t id = 0; id < names.id_limit(); ++id) {
-    if (names.live(id)) fn(id, names.Get(id));
-  }
-}
-
-void SearchIndex::Impl::Scan(
-    absl::string_view pattern,
-    MatchFn fn) const {
-  for (uint32_t id = 0; id < names.id_limit(); ++id) {
-    if (!names.live(id)) continue;
-    const absl::string_view name = names.Get(id);
-    if (absl::StrContains(name, pattern)) fn(id, name);
-  }
-}
-
 SearchIndex::Impl::PostingsRange SearchIndex::Impl::ListsStartingWith(
     absl::string_view pattern) const {
   const uint32_t first = Symbol(pattern[0]);
@@ -632,80 +317,6 @@ SearchIndex::Impl::PostingsRange SearchIndex::Impl::ListsStartingWith(
     hi = Key(first, Symbol(pattern[1]) + 1, 0);
   }
   return {postings.lower_bound(lo), postings.lower_bound(hi)};
-}
-
-// A pattern of 1 or 2 bytes is in a name iff some trigram of the padded
-// name starts with it: the union of a key range's lists, deduplicated with
-// a bitmap over the ids.
-void SearchIndex::Impl::MatchShort(
-    absl::string_view pattern,
-    MatchFn fn) const {
-  const auto [begin, end] = ListsStartingWith(pattern);
-  size_t total = 0;
-  size_t lists = 0;
-  for (auto it = begin; it != end; ++it, ++lists) total += it->second.size();
-  if (total == 0) return;
-  if (total > kMaxUnionPerName * ids.size()) return Scan(pattern, fn);
-  Emitter emitter(names, pattern, /*check=*/false, fn);
-  if (lists == 1) {  // one list holds each id once
-    for (PostingList::Cursor c(begin->second); !c.done(); c.Next()) {
-      emitter.Add(c.id());
-    }
-    return;
-  }
-  std::vector<uint64_t> seen((names.id_limit() + 63) / 64);
-  for (auto it = begin; it != end; ++it) {
-    for (PostingList::Cursor c(it->second); !c.done(); c.Next()) {
-      seen[c.id() / 64] |= uint64_t{1} << (c.id() % 64);
-    }
-  }
-  for (size_t word = 0; word < seen.size(); ++word) {
-    for (uint64_t bits = seen[word]; bits != 0; bits &= bits - 1) {
-      emitter.Add(static_cast<uint32_t>(word * 64 + __builtin_ctzll(bits)));
-    }
-  }
-}
-
-// Walks the rarest trigram's list, leapfrogging with the lists not much
-// longer than it, and checks each id they all hold for the substring (a
-// 3-byte pattern is its own trigram and needs no check). Returning early
-// is fine: the emitter hands over what it holds when it goes.
-void SearchIndex::Impl::MatchLong(
-    absl::string_view pattern,
-    MatchFn fn) const {
-  absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> lists;
-  for (uint32_t key : PatternTrigrams(pattern)) {
-    auto it = postings.find(key);
-    if (it == postings.end()) return;  // no name holds this trigram
-    lists.push_back(&it->second);
-  }
-  std::sort(lists.begin(), lists.end(),
-            [](const PostingList* a, const PostingList* b) {
-              return a->size() < b->size();
-            });
-  PostingList::Cursor driver(*lists[0]);
-  absl::InlinedVector<PostingList::Cursor, kMaxQueryTrigrams> filters;
-  for (size_t i = 1; i < lists.size(); ++i) {
-    if (lists[i]->size() / kMaxFilterRatio > lists[0]->size()) break;
-    filters.emplace_back(*lists[i]);
-  }
-  Emitter emitter(names, pattern, /*check=*/pattern.size() > 3, fn);
-  while (!driver.done()) {
-    const uint32_t id = driver.id();
-    bool agreed = true;
-    for (PostingList::Cursor& filter : filters) {
-      filter.SeekAtLeast(id);
-      if (filter.done()) return;
-      if (filter.id() != id) {
-        driver.SeekAtLeast(filter.id());
-        agreed = false;
-        break;
-      }
-    }
-    if (!agreed) continue;
-    emitter.Add(id);
-    driver.Next();
-  }
 }
 
 // Every id slot from first_id on is a candidate, free ones included (they
@@ -719,9 +330,10 @@ SearchIndex::WalkEnd SearchIndex::Impl::WalkScan(uint32_t first_id,
   return walker.Finish(/*exhausted=*/true);
 }
 
-// As MatchShort, but in id order from first_id: one list is walked as it
-// is; several are merged (each id once) when few and sparse; otherwise the
-// names are scanned.
+// A pattern of 1 or 2 bytes is in a name iff some trigram of the padded
+// name starts with it: the lists of a key range, walked in id order from
+// first_id. One list is walked as it is; several are merged (each id once)
+// when few and sparse; otherwise the names are scanned.
 SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
                                                   uint32_t first_id,
                                                   size_t max_examined,
@@ -770,8 +382,10 @@ SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
   return walker.Finish(/*exhausted=*/true);
 }
 
-// As MatchLong, from first_id on. Each turn of the leapfrog examines one
-// candidate, the driver's current id.
+// Walks the rarest trigram's list from first_id on, leapfrogging with the
+// lists not much longer than it, and checks each id they all hold for the
+// substring (a 3-byte pattern is its own trigram and needs no check). Each
+// turn of the leapfrog examines one candidate, the driver's current id.
 SearchIndex::WalkEnd SearchIndex::Impl::WalkLong(absl::string_view pattern,
                                                  uint32_t first_id,
                                                  size_t max_examined,
@@ -860,21 +474,6 @@ void SearchIndex::Remove(absl::string_view name) {
   }
   impl_->ids.erase(it);
   impl_->names.Free(id);
-}
-
-void SearchIndex::ForEachMatch(
-    absl::string_view pattern,
-    absl::FunctionRef<void(absl::string_view name)> fn) const {
-  ForEachMatchWithId(pattern,
-                     [&](uint32_t, absl::string_view name) { fn(name); });
-}
-
-void SearchIndex::ForEachMatchWithId(
-    absl::string_view pattern,
-    absl::FunctionRef<void(uint32_t id, absl::string_view name)> fn) const {
-  if (pattern.empty()) return impl_->MatchAll(fn);
-  if (pattern.size() < 3) return impl_->MatchShort(pattern, fn);
-  impl_->MatchLong(pattern, fn);
 }
 
 SearchIndex::WalkEnd SearchIndex::ForEachMatchFrom(

@@ -60,16 +60,6 @@ class SearchIndex {
   // the other names. Now and then it also compacts the stored name bytes,
   // which costs O(1) amortized per byte removed.
   void Remove(absl::string_view name);
-  // Calls fn(name) once for every indexed name that contains `pattern`
-  // (case-sensitive bytes; an empty pattern matches every name), in no
-  // particular order. fn must not modify the index.
-  void ForEachMatch(absl::string_view pattern,
-                    absl::FunctionRef<void(absl::string_view name)> fn) const;
-  // The same, with each name's id.
-  void ForEachMatchWithId(
-      absl::string_view pattern,
-      absl::FunctionRef<void(uint32_t id, absl::string_view name)> fn) const;
-
   // Where a ForEachMatchFrom walk stopped.
   struct WalkEnd {
     // Every match with an id >= the walk's first_id was offered to fn.
@@ -81,8 +71,9 @@ class SearchIndex {
     size_t examined = 0;
   };
 
-  // Offers fn(id, name) each name containing `pattern` (as ForEachMatch)
-  // whose id is >= first_id, in increasing id order. fn returns false to
+  // Offers fn(id, name) each indexed name that contains `pattern`
+  // (case-sensitive bytes; an empty pattern matches every name) whose id is
+  // >= first_id, in increasing id order. fn returns false to
   // refuse a name and stop: that name is not taken, and next_id is its id.
   // The walk also stops once it has examined max_examined candidates (the
   // ids it reads from a posting list or the name table, whether or not they

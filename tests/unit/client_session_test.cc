@@ -44,6 +44,7 @@ class ClientSessionTest : public ::testing::Test {
   RequestHandler::Shared MakeShared() {
     RequestHandler::Shared shared;
     shared.registry = &registry_;
+    shared.sessions = &sessions_;
     shared.credentials = credentials_.get();
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
@@ -94,6 +95,7 @@ class ClientSessionTest : public ::testing::Test {
 
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1000);
   Registry registry_;
+  SessionTable sessions_;
   std::unique_ptr<CredentialStore> credentials_;
   DaemonCounters counters_;
   RateLimiter address_limiter_;

@@ -42,6 +42,7 @@ class HandlersTest : public ::testing::Test {
   RequestHandler::Shared MakeShared() {
     RequestHandler::Shared shared;
     shared.registry = &registry_;
+    shared.sessions = &sessions_;
     shared.credentials = credentials_.get();
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
@@ -219,6 +220,7 @@ class HandlersTest : public ::testing::Test {
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1000);
   absl::Time wall_ = absl::FromUnixSeconds(1800000000);
   Registry registry_;
+  SessionTable sessions_;
   std::unique_ptr<CredentialStore> credentials_;
   DaemonCounters counters_;
   RateLimiter address_limiter_;
@@ -608,9 +610,7 @@ TEST_F(SearchPagingTest, PagesCarryNoTotalAndTheSessionNoSnapshot) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end());
   EXPECT_EQ(names.size(), 2000u);
-  registry_.WithSession(yoda_, now_, [](Session& session) {
-    EXPECT_EQ(session.snapshot, nullptr);
-  });
+  EXPECT_EQ(sessions_.Snapshot(yoda_), nullptr);
 }
 
 TEST_F(SearchPagingTest, RetransmittedPageRequestGetsTheSamePage) {

@@ -1,0 +1,309 @@
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/base/log.h"
+#include "core/base/names.h"
+#include "core/io/net.h"
+#include "daemon/handler_util.h"
+#include "daemon/handlers.h"
+
+// LOGIN and LOGIN_FINISH: the SCRAM exchange, its server nonces and rate
+// limits, and the start of a session (its presence in the registry, then
+// its key in the session table).
+
+namespace pcfs {
+namespace {
+
+using protocol::Header;
+using protocol::Message;
+using protocol::MessageType;
+using protocol::ResultCode;
+using handler_internal::Bump;
+
+constexpr size_t kNonceRandomBytes = 8;
+constexpr size_t kNonceMacBytes = 16;
+
+// The value of attribute `name` ("r") in a SCRAM message, or empty.
+absl::string_view ScramAttribute(absl::string_view message, char name) {
+  for (absl::string_view part : absl::StrSplit(message, ',')) {
+    if (part.size() >= 2 && part[0] == name && part[1] == '=') {
+      return part.substr(2);
+    }
+  }
+  return {};
+}
+
+std::array<uint8_t, 16> LoginNonceOf(absl::string_view full_nonce) {
+  std::array<uint8_t, 16> nonce{};
+  absl::StatusOr<Sha256Digest> digest = Sha256(full_nonce);
+  if (digest.ok()) std::memcpy(nonce.data(), digest->data(), nonce.size());
+  return nonce;
+}
+
+std::string AddressKey(const Endpoint& from) {
+  const size_t n = from.family == 4 ? 4 : 16;
+  return std::string(reinterpret_cast<const char*>(from.ip.data()), n);
+}
+
+}  // namespace
+
+void RequestHandler::LogFailedLogin(absl::string_view user,
+                                    const Endpoint& from,
+                                    absl::string_view why, absl::Time now) {
+  if (now - failed_log_window_ >= absl::Seconds(10)) {
+    if (failed_logs_suppressed_ > 0) {
+      LogWarning("failed logins: ", failed_logs_suppressed_,
+                 " more in the last 10 s were not logged");
+    }
+    failed_log_window_ = now;
+    failed_logs_in_window_ = 0;
+    failed_logs_suppressed_ = 0;
+  }
+  if (failed_logs_in_window_ >= kFailedLoginLogsPer10s) {
+    ++failed_logs_suppressed_;
+    return;
+  }
+  ++failed_logs_in_window_;
+  LogWarning("failed login for user ", user, " from ",
+             SocketAddress::FromEndpoint(from).ToString(), ": ", why);
+}
+
+std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
+                                            absl::string_view user,
+                                            const Endpoint& from,
+                                            absl::Time now) const {
+  uint8_t raw[8 + kNonceRandomBytes + kNonceMacBytes];
+  const uint64_t stamp = static_cast<uint64_t>(absl::ToUnixMillis(now));
+  for (int i = 0; i < 8; ++i) raw[i] = static_cast<uint8_t>(stamp >> (56 - 8 * i));
+  if (RAND_bytes(raw + 8, kNonceRandomBytes) != 1) {
+    std::memset(raw + 8, 0, kNonceRandomBytes);  // still MAC'd and fresh
+  }
+  const absl::string_view head(reinterpret_cast<const char*>(raw),
+                               8 + kNonceRandomBytes);
+  absl::StatusOr<Sha256Digest> mac = HmacSha256(
+      absl::string_view(reinterpret_cast<const char*>(
+                            shared_.login_secret.data()),
+                        shared_.login_secret.size()),
+      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
+                   "\n", AddressKey(from), from.port));
+  if (mac.ok()) std::memcpy(raw + head.size(), mac->data(), kNonceMacBytes);
+  std::string encoded;
+  absl::WebSafeBase64Escape(
+      absl::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)),
+      &encoded);
+  return encoded;
+}
+
+bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
+                                      absl::string_view client_nonce,
+                                      absl::string_view user,
+                                      const Endpoint& from,
+                                      absl::Time now) const {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(server_nonce, &raw) ||
+      raw.size() != 8 + kNonceRandomBytes + kNonceMacBytes) {
+    return false;
+  }
+  uint64_t stamp = 0;
+  for (int i = 0; i < 8; ++i) {
+    stamp = (stamp << 8) | static_cast<uint8_t>(raw[i]);
+  }
+  const absl::Time made = absl::FromUnixMillis(static_cast<int64_t>(stamp));
+  if (made > now || now - made > options_.login_window) return false;
+  const absl::string_view head(raw.data(), 8 + kNonceRandomBytes);
+  absl::StatusOr<Sha256Digest> mac = HmacSha256(
+      absl::string_view(reinterpret_cast<const char*>(
+                            shared_.login_secret.data()),
+                        shared_.login_secret.size()),
+      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
+                   "\n", AddressKey(from), from.port));
+  return mac.ok() && CRYPTO_memcmp(mac->data(), raw.data() + head.size(),
+                                   kNonceMacBytes) == 0;
+}
+
+size_t RequestHandler::CheckLoginRate(const Header& h, absl::string_view user,
+                                      const Endpoint& from, absl::Time now,
+                                      bool charge_address,
+                                      std::span<uint8_t> reply) {
+  absl::Duration wait;
+  if (charge_address && shared_.address_limiter != nullptr &&
+      !shared_.address_limiter->TryAcquire(AddressKey(from), now, &wait)) {
+    Bump(counters_->rate_limited);
+    return Error(h, ResultCode::kRateLimited,
+                 absl::StrCat("too many login attempts from your address; "
+                              "try again in ",
+                              absl::ToInt64Seconds(wait) + 1, " s"),
+                 reply);
+  }
+  if (shared_.user_limiter != nullptr &&
+      shared_.user_limiter->Available(user, now) < 1) {
+    Bump(counters_->rate_limited);
+    return Error(h, ResultCode::kRateLimited,
+                 absl::StrCat("too many failed logins for ", user,
+                              "; try again later"),
+                 reply);
+  }
+  return 0;
+}
+
+size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
+                                   absl::Time now, std::span<uint8_t> reply) {
+  absl::StatusOr<protocol::LoginRequest> request =
+      protocol::DecodeLoginRequest(m.body);
+  if (!request.ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed, request.status().message(),
+                 reply);
+  }
+  ScramServer scram;
+  absl::StatusOr<std::string> user = scram.HandleClientFirst(
+      request->client_first);
+  if (!user.ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed, user.status().message(),
+                 reply);
+  }
+  if (absl::Status s = ValidateUserName(*user); !s.ok()) {
+    return Error(m.header, ResultCode::kInvalidName, s.message(), reply);
+  }
+  SetLogUser(*user);
+  LogRequest(m.header, from, *user);
+  if (size_t n = CheckLoginRate(m.header, *user, from, now, true, reply)) {
+    return n;
+  }
+  absl::StatusOr<ScramVerifier> verifier =
+      shared_.credentials->VerifierFor(*user);
+  if (!verifier.ok()) {
+    return Error(m.header, ResultCode::kInternal, "cannot run the login",
+                 reply);
+  }
+  const std::string server_nonce =
+      MakeServerNonce(scram.nonce(), *user, from, now);
+  absl::StatusOr<std::string> server_first =
+      scram.MakeServerFirst(*verifier, server_nonce);
+  if (!server_first.ok()) {
+    return Error(m.header, ResultCode::kInternal, "cannot run the login",
+                 reply);
+  }
+  protocol::LoginReply login{*server_first};
+  return protocol::EncodeLoginReply(m.header, login, reply);
+}
+
+size_t RequestHandler::HandleLoginFinish(const Message& m,
+                                         const Endpoint& from, absl::Time now,
+                                         std::span<uint8_t> reply) {
+  absl::StatusOr<protocol::LoginFinishRequest> request =
+      protocol::DecodeLoginFinishRequest(m.body);
+  if (!request.ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed, request.status().message(),
+                 reply);
+  }
+  ScramServer scram;
+  absl::StatusOr<std::string> user =
+      scram.HandleClientFirst(request->client_first);
+  if (!user.ok() || !ValidateUserName(*user).ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(m.header, ResultCode::kMalformed,
+                 "LOGIN_FINISH repeats a malformed client-first-message",
+                 reply);
+  }
+  SetLogUser(*user);
+  LogRequest(m.header, from, *user);
+  if (size_t n = CheckLoginRate(m.header, *user, from, now, false, reply)) {
+    return n;
+  }
+  // The server nonce must be one this daemon made for this very login.
+  const std::string client_nonce = scram.nonce();
+  const absl::string_view full_nonce =
+      ScramAttribute(request->client_final, 'r');
+  if (full_nonce.size() <= client_nonce.size() ||
+      full_nonce.substr(0, client_nonce.size()) != client_nonce ||
+      !CheckServerNonce(full_nonce.substr(client_nonce.size()), client_nonce,
+                        *user, from, now)) {
+    Bump(counters_->auth_failed);
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "stale or foreign server nonce", now);
+    return Error(m.header, ResultCode::kAuthFailed,
+                 "the login expired or was not started here; log in again",
+                 reply);
+  }
+  absl::StatusOr<ScramVerifier> verifier =
+      shared_.credentials->VerifierFor(*user);
+  absl::StatusOr<std::string> server_first =
+      verifier.ok() ? scram.MakeServerFirst(
+                          *verifier, full_nonce.substr(client_nonce.size()))
+                    : verifier.status();
+  absl::StatusOr<std::string> server_final =
+      server_first.ok() ? scram.HandleClientFinal(request->client_final)
+                        : server_first.status();
+  absl::StatusOr<SessionKey> key =
+      server_final.ok() ? scram.session_key() : server_final.status();
+  if (!key.ok()) {
+    Bump(counters_->auth_failed);
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "wrong user name or password", now);
+    if (shared_.user_limiter != nullptr) {
+      shared_.user_limiter->TryAcquire(*user, now);
+    }
+    return Error(m.header, ResultCode::kAuthFailed,
+                 "wrong user name or password", reply);
+  }
+  Registry::LoginParams params;
+  params.user = *user;
+  params.control = from;
+  params.file_port = request->tcp_port;
+  params.nonce = LoginNonceOf(full_nonce);
+  // A nonce seen before may only fetch the session it made (a
+  // retransmission), never start another (a replay).
+  UsedLoginNonces* used = shared_.used_nonces;
+  params.retransmission_only =
+      used != nullptr && used->Contains(params.nonce, now);
+  absl::StatusOr<uint64_t> session = registry_->Login(params, now);
+  if (absl::IsFailedPrecondition(session.status())) {
+    Bump(counters_->replayed);
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "replayed login", now);
+    return Error(m.header, ResultCode::kAuthFailed,
+                 "this login was already used; log in again", reply);
+  }
+  if (!session.ok()) {
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "already active", now);
+    return Error(m.header, ResultCode::kAlreadyActive,
+                 absl::StrCat("user ", *user, " is already active"), reply);
+  }
+  if (used != nullptr) {
+    used->Insert(params.nonce, now + options_.login_window, now);
+  }
+  // After the presence, so that no session a client knows of lacks its key
+  // (a retransmitted login keeps the entry it has).
+  sessions_->Insert(*session, *key);
+  wheel_.Schedule(*session, now + options_.session_timeout);
+  metrics_.logins_ok.Add();
+  Log("login: ", *user, " from ", SocketAddress::FromEndpoint(from).ToString(),
+      absl::StrFormat(" (session %016x)", *session));
+  protocol::LoginFinishReply login;
+  login.server_final = *server_final;
+  login.session_id = *session;
+  login.heartbeat_interval_ms = static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  login.session_timeout_ms = static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(options_.session_timeout));
+  return protocol::EncodeLoginFinishReply(m.header, login, reply);
+}
+
+// Admission: the daemon's session table checks the MAC and the replay
+// window and finds a cached answer; the registry checks that the session is
+// live and moves it to the datagram's endpoint. Then the request runs, and
+// its answer is cached (mutating requests) and sealed.
+
+}  // namespace pcfs

@@ -1,0 +1,159 @@
+#include "daemon/session_table.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "core/base/mutex_lock.h"
+
+namespace pcfs {
+namespace {
+
+constexpr size_t kMaxShards = 4096;
+
+size_t RoundUpToPowerOfTwo(size_t n) {
+  n = std::clamp<size_t>(n, 1, kMaxShards);
+  size_t power = 1;
+  while (power < n) power <<= 1;
+  return power;
+}
+
+}  // namespace
+
+SessionTable::SessionTable(size_t shard_count)
+    : mask_(RoundUpToPowerOfTwo(shard_count) - 1),
+      shards_(new Shard[mask_ + 1]) {}
+
+SessionTable::~SessionTable() = default;
+
+size_t SessionTable::SlotHash::operator()(Id id) const {
+  return absl::Hash<uint64_t>()(id.value);
+}
+
+size_t SessionTable::SlotHash::operator()(uint32_t slot) const {
+  return (*this)(Id{shard->At(slot).id});
+}
+
+bool SessionTable::SlotEq::operator()(uint32_t slot, Id id) const {
+  return shard->At(slot).id == id.value;
+}
+
+SessionState* SessionTable::Shard::Find(uint64_t id) const {
+  auto it = slots.find(Id{id});
+  return it == slots.end() ? nullptr : &At(*it);
+}
+
+bool SessionTable::Insert(uint64_t id, const SessionKey& key) {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  if (shard.Find(id) != nullptr) return false;
+  uint32_t slot;
+  if (shard.free_slots.empty()) {
+    if (shard.next_slot % kChunkEntries == 0) {
+      shard.chunks.push_back(std::make_unique<SessionState[]>(kChunkEntries));
+    }
+    slot = shard.next_slot++;
+  } else {
+    slot = shard.free_slots.back();
+    shard.free_slots.pop_back();
+  }
+  SessionState& state = shard.At(slot);
+  state.id = id;  // before the insert, which hashes the slot by it
+  state.key = key;
+  shard.slots.insert(slot);
+  return true;
+}
+
+void SessionTable::Erase(uint64_t id) {
+  Shard& shard = ShardOf(id);
+  std::shared_ptr<const ListSnapshot> snapshot;  // freed after the unlock
+  MutexLock lock(&shard.mu);
+  auto it = shard.slots.find(Id{id});
+  if (it == shard.slots.end()) return;
+  const uint32_t slot = *it;
+  shard.slots.erase(it);  // before its id changes
+  SessionState& state = shard.At(slot);
+  snapshot = std::move(state.snapshot);
+  state = SessionState();
+  shard.free_slots.push_back(slot);
+}
+
+SessionTable::Admission SessionTable::Admit(uint64_t id,
+                                            std::span<const uint8_t> datagram,
+                                            uint64_t sequence,
+                                            uint32_t request_id,
+                                            uint8_t type) {
+  Admission admission;
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  SessionState* state = shard.Find(id);
+  if (state == nullptr) return admission;  // kUnknownSession
+  // MAC first: a forged datagram must not move the replay window.
+  if (!OpenDatagram(state->key, datagram).has_value()) {
+    admission.verdict = Admission::kBadMac;
+    return admission;
+  }
+  if (!state->replay.Check(sequence)) {
+    admission.verdict = Admission::kReplayed;
+    return admission;
+  }
+  state->replay.Record(sequence);
+  admission.verdict = Admission::kAdmitted;
+  admission.key = state->key;
+  for (size_t i = 0; i < SessionState::kCachedReplies; ++i) {
+    if (state->cached_type[i] == type &&
+        state->cached_request_id[i] == request_id && type != 0) {
+      admission.cached_code = state->cached_code[i];
+    }
+  }
+  return admission;
+}
+
+void SessionTable::Complete(uint64_t id, uint32_t request_id, uint8_t type,
+                            uint8_t code) {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  SessionState* state = shard.Find(id);
+  if (state == nullptr) return;
+  const size_t slot = state->cached_next;
+  state->cached_request_id[slot] = request_id;
+  state->cached_type[slot] = type;
+  state->cached_code[slot] = code;
+  state->cached_next =
+      static_cast<uint8_t>((slot + 1) % SessionState::kCachedReplies);
+}
+
+std::optional<SessionKey> SessionTable::KeyOf(uint64_t id) const {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  const SessionState* state = shard.Find(id);
+  if (state == nullptr) return std::nullopt;
+  return state->key;
+}
+
+void SessionTable::SetSnapshot(uint64_t id,
+                               std::shared_ptr<const ListSnapshot> snapshot) {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  SessionState* state = shard.Find(id);
+  // The old snapshot goes with `snapshot` after the unlock.
+  if (state != nullptr) std::swap(state->snapshot, snapshot);
+}
+
+std::shared_ptr<const ListSnapshot> SessionTable::Snapshot(uint64_t id) const {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  const SessionState* state = shard.Find(id);
+  return state == nullptr ? nullptr : state->snapshot;
+}
+
+size_t SessionTable::size() const {
+  size_t count = 0;
+  for (size_t i = 0; i <= mask_; ++i) {
+    MutexLock lock(&shards_[i].mu);
+    count += shards_[i].slots.size();
+  }
+  return count;
+}
+
+}  // namespace pcfs

@@ -1,0 +1,164 @@
+#include "daemon/session_table.h"
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "core/auth/datagram_auth.h"
+#include "core/proto/protocol.h"
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+constexpr uint8_t kPublish = 5;  // any request type but 0
+
+SessionKey Key(uint8_t seed) {
+  SessionKey key{};
+  key.fill(seed);
+  return key;
+}
+
+// A header-sized datagram sealed with `key` (its bytes vary with `salt`).
+std::vector<uint8_t> Sealed(const SessionKey& key, uint8_t salt) {
+  std::vector<uint8_t> datagram(protocol::kHeaderSize + 8, salt);
+  SealDatagram(key, salt, datagram);
+  return datagram;
+}
+
+TEST(SessionTableTest, UnknownSessionIsNotAdmitted) {
+  SessionTable table;
+  const std::vector<uint8_t> datagram = Sealed(Key(1), 0);
+  EXPECT_EQ(table.Admit(42, datagram, 1, 7, kPublish).verdict,
+            SessionTable::Admission::kUnknownSession);
+  EXPECT_EQ(table.KeyOf(42), std::nullopt);
+}
+
+TEST(SessionTableTest, AdmitsASealedDatagramOnceAndGivesItsKey) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  const std::vector<uint8_t> datagram = Sealed(Key(1), 0);
+  SessionTable::Admission first = table.Admit(42, datagram, 1, 7, kPublish);
+  EXPECT_EQ(first.verdict, SessionTable::Admission::kAdmitted);
+  EXPECT_EQ(first.key, Key(1));
+  EXPECT_FALSE(first.cached_code.has_value());
+  EXPECT_EQ(table.Admit(42, datagram, 1, 7, kPublish).verdict,
+            SessionTable::Admission::kReplayed);
+}
+
+TEST(SessionTableTest, ForgedDatagramDoesNotMoveTheReplayWindow) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  EXPECT_EQ(table.Admit(42, Sealed(Key(2), 0), 1000, 7, kPublish).verdict,
+            SessionTable::Admission::kBadMac);
+  // Had the forgery recorded 1000, sequence 1 would be far behind it.
+  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
+            SessionTable::Admission::kAdmitted);
+}
+
+TEST(SessionTableTest, RetransmissionFindsTheCachedAnswer) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
+            SessionTable::Admission::kAdmitted);
+  table.Complete(42, 7, kPublish, 9);
+  SessionTable::Admission again =
+      table.Admit(42, Sealed(Key(1), 1), 2, 7, kPublish);
+  ASSERT_EQ(again.verdict, SessionTable::Admission::kAdmitted);
+  EXPECT_EQ(again.cached_code, 9);
+  // Another type with the same request id is another request.
+  EXPECT_FALSE(
+      table.Admit(42, Sealed(Key(1), 2), 3, 7, kPublish + 1).cached_code);
+}
+
+TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  for (uint32_t request = 1; request <= 5; ++request) {
+    table.Complete(42, request, kPublish, static_cast<uint8_t>(request));
+  }
+  uint64_t sequence = 1;
+  auto cached = [&](uint32_t request) {
+    const uint64_t this_sequence = sequence++;
+    return table
+        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(this_sequence)),
+               this_sequence, request, kPublish)
+        .cached_code;
+  };
+  EXPECT_FALSE(cached(1).has_value());  // the oldest, replaced
+  for (uint32_t request = 2; request <= 5; ++request) {
+    EXPECT_EQ(cached(request), request);
+  }
+}
+
+TEST(SessionTableTest, RetransmittedLoginKeepsTheEntry) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
+            SessionTable::Admission::kAdmitted);
+  EXPECT_FALSE(table.Insert(42, Key(1)));
+  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
+            SessionTable::Admission::kReplayed);
+}
+
+TEST(SessionTableTest, EraseForgetsEverythingAndFreesTheSlotForReuse) {
+  SessionTable table(/*shard_count=*/1);
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  table.SetSnapshot(42, std::make_shared<ListSnapshot>());
+  table.Complete(42, 7, kPublish, 9);
+  table.Erase(42);
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_EQ(table.Snapshot(42), nullptr);
+  EXPECT_EQ(table.KeyOf(42), std::nullopt);
+  // The next session takes the slot, with nothing of the last one.
+  ASSERT_TRUE(table.Insert(43, Key(2)));
+  EXPECT_EQ(table.KeyOf(43), Key(2));
+  EXPECT_EQ(table.Snapshot(43), nullptr);
+  EXPECT_FALSE(
+      table.Admit(43, Sealed(Key(2), 0), 1, 7, kPublish).cached_code);
+}
+
+TEST(SessionTableTest, SnapshotIsPerSession) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(1, Key(1)));
+  ASSERT_TRUE(table.Insert(2, Key(2)));
+  auto snapshot = std::make_shared<ListSnapshot>();
+  snapshot->id = 5;
+  table.SetSnapshot(1, snapshot);
+  EXPECT_EQ(table.Snapshot(1), snapshot);
+  EXPECT_EQ(table.Snapshot(2), nullptr);
+  table.SetSnapshot(99, snapshot);  // no such session: nothing kept
+  EXPECT_EQ(table.Snapshot(99), nullptr);
+}
+
+// Threads insert, admit, complete and erase sessions of their own in the
+// same shards; each sees only its own entries (TSan checks the locking).
+TEST(SessionTableTest, ConcurrentSessionsStayApart) {
+  SessionTable table(/*shard_count=*/2);
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 300;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const uint64_t id = static_cast<uint64_t>(round * kThreads + t + 1);
+        const SessionKey key = Key(static_cast<uint8_t>(t + 1));
+        if (!table.Insert(id, key)) ++failures;
+        const SessionTable::Admission a =
+            table.Admit(id, Sealed(key, 0), 1, 7, kPublish);
+        if (a.verdict != SessionTable::Admission::kAdmitted) ++failures;
+        table.Complete(id, 7, kPublish, static_cast<uint8_t>(t));
+        if (table.KeyOf(id) != key) ++failures;
+        if (round % 2 == 0) table.Erase(id);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(table.size(), static_cast<size_t>(kThreads * kRounds / 2));
+}
+
+}  // namespace
+}  // namespace pcfs
