@@ -20,7 +20,8 @@ fi
 # compile database; it exits non-zero if any file has a finding.
 run-clang-tidy -quiet -j "$(nproc)" -p "$dir" \
   "^$(pwd)/($folders)/.*\.cc$" >"$dir/tidy.log" 2>&1 || {
-  grep -E 'error:|warning:' -A3 "$dir/tidy.log" | head -n 200
+  sed 's/\x1b\[[0-9;]*m//g' "$dir/tidy.log" | grep -E 'error:|warning:' -A3 |
+    head -n 200
   echo "tidy: findings above (whole output in $dir/tidy.log)" >&2
   exit 1
 }
