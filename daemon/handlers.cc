@@ -63,10 +63,7 @@ bool IsMutating(uint8_t type) {
 size_t SealReply(const SessionKey& key, uint64_t sequence,
                  std::span<uint8_t> reply, size_t size) {
   if (size < protocol::kHeaderSize) return size;
-  for (int i = 0; i < 8; ++i) {
-    reply[20 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
-  }
-  SealDatagram(key, reply.first(size));
+  SealDatagram(key, sequence, reply.first(size));
   return size;
 }
 
@@ -537,7 +534,7 @@ size_t RequestHandler::HandleSessionRequest(
   std::optional<ResultCode> cached;
   bool found = registry_->WithSession(h.session_id, now, [&](Session& s) {
     // MAC first: a forged datagram must not move the replay window.
-    if (!VerifyDatagram(s.key, datagram)) {
+    if (!OpenDatagram(s.key, datagram).has_value()) {
       bad_mac = true;
       return;
     }

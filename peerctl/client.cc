@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -11,69 +10,35 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "core/auth/datagram_auth.h"
 #include "core/base/mutex_lock.h"
+#include "core/client/list_pager.h"
 
 namespace pcfs {
 namespace {
 
-using protocol::Header;
+using client::Reply;
+using client::RequestBody;
 using protocol::MessageType;
 using protocol::ResultCode;
-
-constexpr int kMaxListRestarts = 3;
-
-// Sorted, once each: what users see of an SCH listing.
-void SortUnique(std::vector<std::string>& names) {
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-}
 
 absl::Status Unreachable(absl::string_view server, absl::string_view why) {
   return absl::UnavailableError(
       absl::StrCat("cannot reach the daemon at ", server, ": ", why));
 }
 
-}  // namespace
-
-absl::Status StatusFromResult(const protocol::ReplyStatus& status) {
-  const std::string message(status.message);
-  switch (status.code) {
-    case ResultCode::kOk:
-      return absl::OkStatus();
-    case ResultCode::kAuthFailed:
-      return absl::UnauthenticatedError(message);
-    case ResultCode::kAlreadyActive:
-      return absl::AlreadyExistsError(message);
-    case ResultCode::kNotFound:
-      return absl::NotFoundError(message);
-    case ResultCode::kInvalidName:
-    case ResultCode::kMalformed:
-      return absl::InvalidArgumentError(message);
-    case ResultCode::kSessionMismatch:
-      return absl::PermissionDeniedError(message);
-    case ResultCode::kRateLimited:
-      return absl::ResourceExhaustedError(message);
-    case ResultCode::kCursorExpired:
-      return absl::AbortedError(message);
-    case ResultCode::kUnknownSession:
-    case ResultCode::kUnsupportedVersion:
-      return absl::FailedPreconditionError(message);
-    case ResultCode::kUnknownType:
-    case ResultCode::kInternal:
-      break;
-  }
-  return absl::InternalError(message);
+absl::Status StatusOf(const Reply& reply) {
+  return client::StatusFromResult(reply.code, reply.message);
 }
+
+}  // namespace
 
 ControlClient::ControlClient(const Options& options, UniqueFd socket,
                              std::string server_name)
     : options_(options),
       server_name_(std::move(server_name)),
-      socket_(std::move(socket)) {
-  absl::BitGen random;
-  next_request_id_ = absl::Uniform<uint32_t>(random);
-}
+      socket_(std::move(socket)),
+      session_(absl::Uniform<uint32_t>(absl::BitGen()),
+               client::RetryPolicy{options.first_timeout, options.attempts}) {}
 
 absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::Connect(
     const Options& options) {
@@ -104,111 +69,82 @@ absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::Connect(
   return Unreachable(server_name, last.message());
 }
 
-template <typename Encode>
-absl::Status ControlClient::Exchange(MessageType type, Encode encode,
-                                     Reply& reply) {
-  const bool sealed =
-      type != MessageType::kLogin && type != MessageType::kLoginFinish;
-  Header header;
-  header.type = static_cast<uint8_t>(type);
-  header.request_id = next_request_id_++;
-  header.session_id = sealed ? session_id_ : 0;
+absl::StatusOr<Reply> ControlClient::Exchange(const RequestBody& body,
+                                              ReplyBuffer& buffer) {
   uint8_t request[protocol::kMaxDatagramSize];
-  absl::Duration wait = options_.first_timeout;
-  absl::Duration waited;
-  for (int attempt = 0; attempt < options_.attempts; ++attempt, wait *= 2) {
-    // Every try is a new datagram to the replay window: a new sequence
-    // number and MAC, the same request id.
-    if (sealed) header.sequence = next_sequence_++;
-    const size_t request_size = encode(header, std::span<uint8_t>(request));
+  while (session_.can_retry()) {
+    const size_t request_size =
+        session_.EncodeTry(absl::Now(), body, std::span<uint8_t>(request));
     if (request_size == 0) {
+      session_.Abandon();
       return absl::InvalidArgumentError("the request does not fit a datagram");
     }
-    if (sealed) SealDatagram(key_, std::span<uint8_t>(request, request_size));
     if (::send(socket_.get(), request, request_size, 0) < 0) {
+      session_.Abandon();
       if (errno == ECONNREFUSED) {
         return Unreachable(server_name_, "connection refused (not running?)");
       }
       return Unreachable(server_name_, ErrnoStatus("send", errno).message());
     }
-    const absl::Time deadline = absl::Now() + wait;
     for (;;) {
-      const absl::Duration left = deadline - absl::Now();
+      const absl::Duration left = session_.deadline() - absl::Now();
       if (left <= absl::ZeroDuration()) break;
       pollfd pfd{socket_.get(), POLLIN, 0};
       int ready = ::poll(&pfd, 1,
                          static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
       if (ready < 0 && errno != EINTR) {
+        session_.Abandon();
         return ErrnoStatus("poll", errno);
       }
       if (ready <= 0) continue;
-      ssize_t n = ::recv(socket_.get(), reply.buffer, sizeof(reply.buffer), 0);
+      ssize_t n = ::recv(socket_.get(), buffer.bytes, sizeof(buffer.bytes), 0);
       if (n < 0) {
-        if (errno == ECONNREFUSED) {
-          return Unreachable(server_name_,
-                             "connection refused (not running?)");
-        }
         if (errno == EINTR || errno == EAGAIN) continue;
+        session_.Abandon();
+        if (errno == ECONNREFUSED) {
+          return Unreachable(server_name_, "connection refused (not running?)");
+        }
         return Unreachable(server_name_, ErrnoStatus("recv", errno).message());
       }
-      reply.size = static_cast<size_t>(n);
-      absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(
-          std::span<const uint8_t>(reply.buffer, reply.size));
       // Anything but the answer to this very request (a late reply to an
-      // earlier one, garbage) is skipped.
-      if (!message.ok() || !message->header.is_response() ||
-          message->header.request_id != header.request_id ||
-          message->header.type != header.type) {
-        continue;
-      }
-      absl::StatusOr<protocol::ReplyStatus> status =
-          protocol::DecodeReplyStatus(message->body);
-      // A session reply must carry our MAC. The one exception is "unknown
-      // session", which the daemon cannot seal; it only makes us log in
-      // again.
-      const bool authentic =
-          !sealed ||
-          (status.ok() && status->code == ResultCode::kUnknownSession) ||
-          VerifyDatagram(key_, std::span<const uint8_t>(reply.buffer,
-                                                        reply.size));
-      if (!authentic) continue;
-      if (!status.ok()) {
+      // earlier one, a forgery, garbage) is skipped by the session.
+      std::optional<Reply> reply = session_.Receive(
+          std::span<const uint8_t>(buffer.bytes, static_cast<size_t>(n)));
+      if (!reply.has_value()) continue;
+      if (!reply->malformed.ok()) {
         return absl::InternalError(absl::StrCat(
-            "malformed reply from the daemon: ", status.status().message()));
+            "malformed reply from the daemon: ", reply->malformed.message()));
       }
-      reply.status = *status;
-      return absl::OkStatus();
+      return *reply;
     }
-    waited += wait;
   }
-  return Unreachable(server_name_,
-                     absl::StrFormat("no reply after %d tries in %.1f s",
-                                     options_.attempts,
-                                     absl::ToDoubleSeconds(waited)));
+  session_.Abandon();
+  return Unreachable(
+      server_name_,
+      absl::StrFormat(
+          "no reply after %d tries in %.1f s", options_.attempts,
+          absl::ToDoubleSeconds(session_.retry_policy().TotalWait())));
 }
 
-template <typename Encode>
-absl::Status ControlClient::SessionExchange(MessageType type, Encode encode,
-                                            Reply& reply) {
-  if (session_id_ == 0) return absl::FailedPreconditionError("not logged in");
-  absl::Status s = Exchange(type, encode, reply);
-  if (!s.ok() || reply.status.code != ResultCode::kUnknownSession) return s;
+absl::StatusOr<Reply> ControlClient::SessionExchange(MessageType type,
+                                                     const RequestBody& body,
+                                                     ReplyBuffer& buffer) {
+  if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
+  absl::StatusOr<Reply> reply = Exchange(body, buffer);
+  if (!reply.ok() || reply->code != ResultCode::kUnknownSession) return reply;
   // The daemon forgot us (it restarted, or we were silent too long): log in
   // again. That reply is the one the daemon cannot seal, so anyone may forge
   // it; if the new login is refused because we are still active, the reply
   // was forged (or stale): keep the old session and try with it again.
-  const uint64_t old_session = session_id_;
-  const SessionKey old_key = key_;
-  const uint64_t old_sequence = next_sequence_;
+  const client::ClientSession::Saved old = session_.Save();
   absl::Status relogin = LoginLocked();
   if (absl::IsAlreadyExists(relogin)) {
-    session_id_ = old_session;
-    key_ = old_key;
-    next_sequence_ = old_sequence;
+    session_.Restore(old);
   } else if (!relogin.ok()) {
     return relogin;
   }
-  return Exchange(type, encode, reply);
+  if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
+  return Exchange(body, buffer);
 }
 
 absl::Status ControlClient::Login(absl::string_view user,
@@ -222,140 +158,61 @@ absl::Status ControlClient::Login(absl::string_view user,
 }
 
 absl::Status ControlClient::LoginLocked() {
-  session_id_ = 0;
-  absl::StatusOr<std::string> nonce = MakeScramNonce();
-  if (!nonce.ok()) return nonce.status();
-  absl::StatusOr<ScramClient> scram =
-      ScramClient::Start(user_, password_, *nonce);
-  if (!scram.ok()) return scram.status();
-  auto reply = std::make_unique<Reply>();
-
-  // Step 1: client-first -> server-first (salt, iterations, nonce).
-  protocol::LoginRequest start{scram->client_first_message()};
-  absl::Status s = Exchange(
-      MessageType::kLogin,
-      [&](const Header& h, std::span<uint8_t> out) {
-        return protocol::EncodeLoginRequest(h, start, out);
-      },
-      *reply);
+  absl::Status s = session_.StartLogin(user_, password_, file_port_);
   if (!s.ok()) return s;
-  if (s = StatusFromResult(reply->status); !s.ok()) return s;
-  absl::StatusOr<protocol::LoginReply> first =
-      protocol::DecodeLoginReply(reply->status.payload);
-  if (!first.ok()) return first.status();
-  absl::StatusOr<std::string> client_final =
-      scram->HandleServerFirst(first->server_first);
-  if (!client_final.ok()) {
-    return absl::InternalError(absl::StrCat("the daemon's login reply: ",
-                                            client_final.status().message()));
+  auto buffer = std::make_unique<ReplyBuffer>();
+  // Two exchanges: client-first -> server-first (salt, iterations, nonce),
+  // then the proof -> the daemon's signature and the session.
+  while (session_.in_flight()) {
+    absl::StatusOr<Reply> reply = Exchange(RequestBody(), *buffer);
+    if (!reply.ok()) {
+      session_.EndSession();
+      return reply.status();
+    }
+    if (s = session_.ContinueLogin(*reply); !s.ok()) return s;
   }
-
-  // Step 2: the proof -> the daemon's signature and the session.
-  protocol::LoginFinishRequest finish;
-  finish.client_first = scram->client_first_message();
-  finish.client_final = *client_final;
-  finish.tcp_port = file_port_;
-  s = Exchange(
-      MessageType::kLoginFinish,
-      [&](const Header& h, std::span<uint8_t> out) {
-        return protocol::EncodeLoginFinishRequest(h, finish, out);
-      },
-      *reply);
-  if (!s.ok()) return s;
-  if (s = StatusFromResult(reply->status); !s.ok()) return s;
-  absl::StatusOr<protocol::LoginFinishReply> accepted =
-      protocol::DecodeLoginFinishReply(reply->status.payload);
-  if (!accepted.ok()) return accepted.status();
-  // The daemon proves it holds the user's verifier: no impostor daemon.
-  if (s = scram->HandleServerFinal(accepted->server_final); !s.ok()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the daemon failed to prove its identity: ", s.message()));
-  }
-  absl::StatusOr<SessionKey> key = scram->session_key();
-  if (!key.ok()) return key.status();
-  key_ = *key;
-  next_sequence_ = 1;
-  session_id_ = accepted->session_id;
-  heartbeat_interval_ = absl::Milliseconds(accepted->heartbeat_interval_ms);
   return absl::OkStatus();
 }
 
 absl::Status ControlClient::Logout() {
   MutexLock lock(&mu_);
-  if (session_id_ == 0) return absl::OkStatus();
-  auto reply = std::make_unique<Reply>();
-  absl::Status s = Exchange(MessageType::kLogout,
-                            [](const Header& h, std::span<uint8_t> out) {
-                              return protocol::EncodeEmptyRequest(h, out);
-                            },
-                            *reply);
-  session_id_ = 0;
-  if (!s.ok()) return s;
-  // A retransmitted LOGOUT finds the session already gone: that is success.
-  if (reply->status.code == ResultCode::kUnknownSession) {
-    return absl::OkStatus();
+  if (absl::Status s = session_.StartRequest(MessageType::kLogout); !s.ok()) {
+    return absl::OkStatus();  // not logged in
   }
-  return StatusFromResult(reply->status);
+  auto buffer = std::make_unique<ReplyBuffer>();
+  absl::StatusOr<Reply> reply = Exchange(RequestBody(), *buffer);
+  session_.EndSession();
+  if (!reply.ok()) return reply.status();
+  // A retransmitted LOGOUT finds the session already gone: that is success.
+  if (reply->code == ResultCode::kUnknownSession) return absl::OkStatus();
+  return StatusOf(*reply);
+}
+
+absl::Status ControlClient::SimpleRequest(MessageType type,
+                                          const RequestBody& body) {
+  MutexLock lock(&mu_);
+  auto buffer = std::make_unique<ReplyBuffer>();
+  absl::StatusOr<Reply> reply = SessionExchange(type, body, *buffer);
+  if (!reply.ok()) return reply.status();
+  return StatusOf(*reply);
 }
 
 absl::Status ControlClient::Heartbeat() {
-  MutexLock lock(&mu_);
-  auto reply = std::make_unique<Reply>();
-  absl::Status s = SessionExchange(MessageType::kHeartbeat,
-                                   [](const Header& h, std::span<uint8_t> out) {
-                                     return protocol::EncodeEmptyRequest(h,
-                                                                         out);
-                                   },
-                                   *reply);
-  if (!s.ok()) return s;
-  return StatusFromResult(reply->status);
+  return SimpleRequest(MessageType::kHeartbeat, RequestBody());
 }
 
 absl::StatusOr<std::vector<std::string>> ControlClient::FetchList(
     MessageType type, absl::string_view pattern) {
-  // SCH pages come straight from the daemon's index: in its order, with no
-  // total, possibly empty mid-list, and a name may come twice (unpublished
-  // and published again while we read).
-  const bool is_search = type == MessageType::kSearch;
-  std::vector<std::string> names;
-  protocol::ListRequest request;
-  request.pattern = pattern;
-  auto reply = std::make_unique<Reply>();
-  for (int restarts = 0;;) {
+  client::ListPager pager(type, pattern);
+  auto buffer = std::make_unique<ReplyBuffer>();
+  for (;;) {
+    // The lock is taken per page, so that heartbeats go out between pages.
     MutexLock lock(&mu_);
-    absl::Status s = SessionExchange(
-        type,
-        [&](const Header& h, std::span<uint8_t> out) {
-          return protocol::EncodeListRequest(h, request, out);
-        },
-        *reply);
-    if (!s.ok()) return s;
-    if (reply->status.code == ResultCode::kCursorExpired &&
-        ++restarts <= kMaxListRestarts) {
-      names.clear();
-      request.snapshot = 0;
-      request.cursor = 0;
-      continue;
-    }
-    if (s = StatusFromResult(reply->status); !s.ok()) return s;
-    absl::StatusOr<protocol::ListReply> page =
-        protocol::DecodeListReply(reply->status.payload);
-    if (!page.ok()) return page.status();
-    if (request.cursor == 0 && !is_search) names.reserve(page->total);
-    for (absl::string_view name : page->names) names.emplace_back(name);
-    if (page->next_cursor == 0) {
-      if (is_search) SortUnique(names);
-      return names;
-    }
-    if (page->names.empty() && !is_search) {
-      return absl::InternalError("the daemon sent an empty page mid-list");
-    }
-    if (page->snapshot == request.snapshot &&
-        page->next_cursor == request.cursor) {
-      return absl::InternalError("the daemon's list cursor did not move");
-    }
-    request.snapshot = page->snapshot;
-    request.cursor = page->next_cursor;
+    absl::StatusOr<Reply> reply = SessionExchange(type, pager.body(), *buffer);
+    if (!reply.ok()) return reply.status();
+    absl::StatusOr<bool> done = pager.Add(*reply);
+    if (!done.ok()) return done.status();
+    if (*done) return std::move(pager.names());
   }
 }
 
@@ -374,50 +231,30 @@ absl::StatusOr<std::vector<std::string>> ControlClient::Search(
 
 absl::Status ControlClient::Publish(absl::string_view name, uint64_t size,
                                     const Sha256Digest& sha256) {
-  protocol::PublishRequest request;
-  request.name = name;
-  request.size = size;
-  request.sha256 = sha256;
-  MutexLock lock(&mu_);
-  auto reply = std::make_unique<Reply>();
-  absl::Status s = SessionExchange(
-      MessageType::kPublish,
-      [&](const Header& h, std::span<uint8_t> out) {
-        return protocol::EncodePublishRequest(h, request, out);
-      },
-      *reply);
-  if (!s.ok()) return s;
-  return StatusFromResult(reply->status);
+  RequestBody body;
+  body.publish.name = name;
+  body.publish.size = size;
+  body.publish.sha256 = sha256;
+  return SimpleRequest(MessageType::kPublish, body);
 }
 
 absl::Status ControlClient::Unpublish(absl::string_view name) {
-  protocol::NameRequest request{name};
-  MutexLock lock(&mu_);
-  auto reply = std::make_unique<Reply>();
-  absl::Status s = SessionExchange(
-      MessageType::kUnpublish,
-      [&](const Header& h, std::span<uint8_t> out) {
-        return protocol::EncodeNameRequest(h, request, out);
-      },
-      *reply);
-  if (!s.ok()) return s;
-  return StatusFromResult(reply->status);
+  RequestBody body;
+  body.name.name = name;
+  return SimpleRequest(MessageType::kUnpublish, body);
 }
 
 absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
-  protocol::NameRequest request{name};
+  RequestBody body;
+  body.name.name = name;
   MutexLock lock(&mu_);
-  auto reply = std::make_unique<Reply>();
-  absl::Status s = SessionExchange(
-      MessageType::kGet,
-      [&](const Header& h, std::span<uint8_t> out) {
-        return protocol::EncodeNameRequest(h, request, out);
-      },
-      *reply);
-  if (!s.ok()) return s;
-  if (s = StatusFromResult(reply->status); !s.ok()) return s;
+  auto buffer = std::make_unique<ReplyBuffer>();
+  absl::StatusOr<Reply> reply =
+      SessionExchange(MessageType::kGet, body, *buffer);
+  if (!reply.ok()) return reply.status();
+  if (absl::Status s = StatusOf(*reply); !s.ok()) return s;
   absl::StatusOr<protocol::GetReply> get =
-      protocol::DecodeGetReply(reply->status.payload);
+      protocol::DecodeGetReply(reply->payload);
   if (!get.ok()) return get.status();
   FileLocation location;
   location.holder = std::string(get->holder);
@@ -434,12 +271,12 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
 
 bool ControlClient::logged_in() const {
   MutexLock lock(&mu_);
-  return session_id_ != 0;
+  return session_.logged_in();
 }
 
 absl::Duration ControlClient::heartbeat_interval() const {
   MutexLock lock(&mu_);
-  return heartbeat_interval_;
+  return session_.heartbeat_interval();
 }
 
 std::string ControlClient::user() const {
@@ -449,7 +286,7 @@ std::string ControlClient::user() const {
 
 SessionKey ControlClient::session_key() const {
   MutexLock lock(&mu_);
-  return key_;
+  return session_.key();
 }
 
 }  // namespace pcfs

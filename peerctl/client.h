@@ -1,10 +1,11 @@
-// ControlClient: peerctl's side of the UDP control protocol. It logs in with
-// SCRAM-SHA-256 (the password never leaves the process), seals every later
-// datagram with the session key and a fresh sequence number, sends each
-// request with retransmission (same request id, 200 ms doubling), checks the
-// MAC of every reply, reads lists page by page, and logs in again by itself
-// when the daemon no longer knows its session (after a daemon restart, or an
-// expiry).
+// ControlClient: peerctl's side of the UDP control protocol, a thin I/O
+// driver around core/client's ClientSession, which knows the protocol (SCRAM
+// login, sealing and sequence numbers, the retransmission schedule, which
+// reply answers the request in flight, list paging). ControlClient owns the
+// socket and the waiting: it sends what the session encodes, polls until
+// the session's deadline, and feeds it what arrives. It also logs in again
+// by itself when the daemon no longer knows its session (after a daemon
+// restart, or an expiry).
 //
 // Thread-safety: all methods may be called from any thread; one mutex
 // serialises exchanges, so the heartbeat thread and the shell share the one
@@ -23,10 +24,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/io/net.h"
-#include "core/proto/protocol.h"
 #include "core/auth/scram.h"
 #include "core/base/unique_fd.h"
+#include "core/client/client_session.h"
+#include "core/io/net.h"
+#include "core/proto/protocol.h"
 
 namespace pcfs {
 
@@ -92,48 +94,42 @@ class ControlClient {
   ControlClient(const Options& options, UniqueFd socket,
                 std::string server_name);
 
-  // A reply datagram and its decoded status.
-  struct Reply {
-    uint8_t buffer[protocol::kMaxDatagramSize + 1];
-    size_t size = 0;
-    protocol::ReplyStatus status;
+  // Where a reply datagram lands; the Reply a session returns views it.
+  struct ReplyBuffer {
+    uint8_t bytes[protocol::kMaxDatagramSize + 1];
   };
 
-  // Sends the datagram built by `encode` (given the header to use) and
-  // waits for its reply, retransmitting. Session requests (all but LOGIN
-  // and LOGIN_FINISH) are sealed, each try with a new sequence number, and
-  // their replies must verify. REQUIRES: mu_ held.
-  template <typename Encode>
-  absl::Status Exchange(protocol::MessageType type, Encode encode,
-                        Reply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Like Exchange, but logs in again and retries once when the daemon
-  // answers kUnknownSession. REQUIRES: mu_ held.
-  template <typename Encode>
-  absl::Status SessionExchange(protocol::MessageType type, Encode encode,
-                               Reply& reply)
+  // Sends the request in flight in session_ (started by the caller) and
+  // waits for its reply, retransmitting as the session schedules. Errors:
+  // Unavailable (no reply after every try, or the daemon is not running),
+  // Internal (a malformed reply), InvalidArgument (the request does not fit
+  // a datagram). REQUIRES: mu_ held.
+  absl::StatusOr<client::Reply> Exchange(const client::RequestBody& body,
+                                         ReplyBuffer& buffer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a `type` session request; logs in again and retries once when
+  // the daemon answers kUnknownSession. REQUIRES: mu_ held.
+  absl::StatusOr<client::Reply> SessionExchange(protocol::MessageType type,
+                                                const client::RequestBody& body,
+                                                ReplyBuffer& buffer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A session request whose reply is only a result code.
+  absl::Status SimpleRequest(protocol::MessageType type,
+                             const client::RequestBody& body);
   absl::Status LoginLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<std::string>> FetchList(
-      protocol::MessageType type, absl::string_view pattern);
+  absl::StatusOr<std::vector<std::string>> FetchList(protocol::MessageType type,
+                                                     absl::string_view pattern);
 
   const Options options_;
   const std::string server_name_;
   mutable absl::Mutex mu_;
   UniqueFd socket_ ABSL_GUARDED_BY(mu_);
-  uint32_t next_request_id_ ABSL_GUARDED_BY(mu_);
-  uint64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
-  SessionKey key_ ABSL_GUARDED_BY(mu_){};
-  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);
+  client::ClientSession session_ ABSL_GUARDED_BY(mu_);
   // Kept for logging in again after the daemon forgets the session.
   std::string user_ ABSL_GUARDED_BY(mu_);
   std::string password_ ABSL_GUARDED_BY(mu_);
   uint16_t file_port_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// Turns a reply's result code into a Status (kOk -> OK), keeping the
-// daemon's message.
-absl::Status StatusFromResult(const protocol::ReplyStatus& status);
 
 }  // namespace pcfs
 

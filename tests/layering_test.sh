@@ -14,6 +14,7 @@ declare -A allowed=(
   [auth]="base proto"
   [index]="base proto auth"
   [io]="base proto"
+  [client]="base proto auth"
 )
 bad=0
 complain() { echo "layering: $1: includes $2 ($3)"; bad=1; }

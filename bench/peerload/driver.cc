@@ -38,6 +38,16 @@ constexpr uint32_t kGateToken = UINT32_MAX;
 
 int64_t ToNs(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 
+// The loop's clock is CLOCK_MONOTONIC in nanoseconds; ClientSession takes
+// absl::Time. Only differences matter, so the epoch stands in for boot.
+absl::Time AtNs(int64_t ns) {
+  return absl::UnixEpoch() + absl::Nanoseconds(ns);
+}
+int64_t NsOf(absl::Time t) { return absl::ToUnixNanos(t); }
+
+// A reply that answers the request but does not decode.
+bool Malformed(const client::Reply& reply) { return !reply.malformed.ok(); }
+
 }  // namespace
 
 // ---- Set-up ---------------------------------------------------------------
@@ -50,7 +60,7 @@ LoadDriver::LoadDriver(const LoadOptions& options, const SocketAddress& server,
       users_(std::move(users)),
       publishers_(options.raw ? 0
                               : std::min(options.publishers, options.peers)),
-      first_timeout_ns_(ToNs(options.first_timeout)) {
+      retry_{options.first_timeout, options.attempts} {
   uint32_t sum = 0;
   for (uint32_t weight : options_.mix.weights) {
     sum += weight;
@@ -103,7 +113,9 @@ absl::StatusOr<std::unique_ptr<LoadDriver>> LoadDriver::Create(
         0) {
       return ErrnoStatus("epoll_ctl", errno);
     }
-    s.peer.SeedRequestIds(absl::Uniform<uint32_t>(driver->random_));
+    const uint32_t first_id = absl::Uniform<uint32_t>(driver->random_);
+    s.session = client::ClientSession(first_id, driver->retry_);
+    s.raw_request_id = first_id;
   }
   for (int p = 0; p < driver->publishers_; ++p) {
     for (int k = 0; k < options.names_per_publisher; ++k) {
@@ -340,7 +352,8 @@ void LoadDriver::SendDueLogouts(int64_t now) {
     Slot& s = slots_[i];
     ++s.timer_generation;          // cancels its timer
     s.request = PendingRequest{};  // abandons what it had in flight
-    if (options_.raw || !s.peer.logged_in()) {
+    s.session.Abandon();
+    if (options_.raw || !s.session.logged_in()) {
       s.done = true;
       continue;
     }
@@ -382,7 +395,7 @@ void LoadDriver::IssueOpenLoop(int64_t now) {
 
 int64_t LoadDriver::HeartbeatIntervalNs(const Slot& s) const {
   if (options_.raw) return ToNs(options_.raw_heartbeat_interval);
-  return static_cast<int64_t>(s.peer.heartbeat_interval_ms()) * kNsPerMs;
+  return ToNs(s.session.heartbeat_interval());
 }
 
 int LoadDriver::PublicationsOf(uint32_t i) const {
@@ -393,7 +406,7 @@ void LoadDriver::StartLogin(uint32_t i, int64_t now) {
   Slot& s = slots_[i];
   s.active = false;
   if (phase_ >= Phase::kLogout) {  // too late: no new session now
-    s.peer.EndSession();
+    s.session.EndSession();
     return;
   }
   s.login_started_ns = now;
@@ -402,7 +415,9 @@ void LoadDriver::StartLogin(uint32_t i, int64_t now) {
     return;
   }
   const LoadUser& user = users_[i];
-  if (absl::Status st = s.peer.StartLogin(user.name, user.password); !st.ok()) {
+  if (absl::Status st =
+          s.session.StartLogin(user.name, user.password, kAnnouncedFilePort);
+      !st.ok()) {
     Fail(absl::Status(st.code(), absl::StrCat("cannot start the login of ",
                                               user.name, ": ", st.message())));
     return;
@@ -505,7 +520,17 @@ void LoadDriver::SendMix(uint32_t i, int64_t now) {
 void LoadDriver::Send(uint32_t i, PendingRequest request,
                       int64_t /*turn_now*/) {
   Slot& s = slots_[i];
-  request.id = s.peer.NextRequestId();
+  if (options_.raw) {
+    request.id = s.raw_request_id++;
+  } else if (request.purpose != Purpose::kLogin &&
+             request.purpose != Purpose::kLoginFinish) {
+    // (A login step is already in flight: StartLogin or ContinueLogin
+    // began it.)
+    if (absl::Status st = s.session.StartRequest(request.type); !st.ok()) {
+      Fail(absl::InternalError(absl::StrCat("peer ", i, ": ", st.message())));
+      return;
+    }
+  }
   request.attempt = 0;
   // The clock now, not the loop turn's `now`: a turn that fires thousands
   // of timers, or a worker preempted on a busy machine, sends long after
@@ -524,11 +549,13 @@ void LoadDriver::Send(uint32_t i, PendingRequest request,
 void LoadDriver::Try(uint32_t i, int64_t now) {
   Slot& s = slots_[i];
   PendingRequest& r = s.request;
+  const int64_t sent_ns = NowNs();  // as in Send
   const size_t size =
-      options_.raw ? Peer::EncodeEcho(r, i, buffer_)
-                   : s.peer.EncodeTry(r, catalog_,
-                                      std::span<uint8_t>(
-                                          buffer_, protocol::kMaxDatagramSize));
+      options_.raw
+          ? EncodeEcho(r, i, buffer_)
+          : s.session.EncodeTry(
+                AtNs(sent_ns), BodyOf(r, catalog_),
+                std::span<uint8_t>(buffer_, protocol::kMaxDatagramSize));
   if (size == 0) {
     Fail(absl::InternalError(absl::StrCat(
         "cannot encode a ",
@@ -536,10 +563,14 @@ void LoadDriver::Try(uint32_t i, int64_t now) {
     return;
   }
   if (r.attempt > 0 && InWindow()) ++stats_.retransmissions;
-  ++r.attempt;
-  const int64_t sent_ns = NowNs();  // as in Send
   r.last_sent_ns = sent_ns;
-  r.deadline_ns = sent_ns + (first_timeout_ns_ << (r.attempt - 1));
+  if (options_.raw) {
+    ++r.attempt;
+    r.deadline_ns = sent_ns + ToNs(retry_.TimeoutOf(r.attempt));
+  } else {
+    r.attempt = static_cast<uint8_t>(s.session.tries());
+    r.deadline_ns = NsOf(s.session.deadline());
+  }
   ArmTimer(i, r.deadline_ns);
   if (::send(s.fd.get(), buffer_, size, 0) < 0 && errno == ECONNREFUSED) {
     OnRefused(i, now);
@@ -556,12 +587,12 @@ void LoadDriver::OnReadable(uint32_t i, int64_t now) {
     return;  // EAGAIN, EINTR: nothing after all
   }
   const std::span<const uint8_t> datagram(buffer_, static_cast<size_t>(n));
-  std::optional<MatchedReply> reply;
+  std::optional<client::Reply> reply;
   if (s.request.in_flight()) {
     if (options_.raw) {
-      if (Peer::MatchEcho(s.request, datagram)) reply.emplace();
+      if (MatchEcho(s.request, datagram)) reply.emplace();
     } else {
-      reply = s.peer.Match(s.request, datagram);
+      reply = s.session.Receive(datagram);
     }
   }
   if (!reply.has_value()) {
@@ -572,7 +603,8 @@ void LoadDriver::OnReadable(uint32_t i, int64_t now) {
   OnReply(i, *reply, now);
 }
 
-void LoadDriver::OnReply(uint32_t i, const MatchedReply& reply, int64_t now) {
+void LoadDriver::OnReply(uint32_t i, const client::Reply& reply,
+                         int64_t now) {
   Slot& s = slots_[i];
   const PendingRequest r = s.request;
   s.request = PendingRequest{};  // nothing in flight now
@@ -584,7 +616,7 @@ void LoadDriver::OnReply(uint32_t i, const MatchedReply& reply, int64_t now) {
       OnLoginFinishReply(i, r, reply, now);
       return;
     case Purpose::kLogout:
-      if (!reply.malformed && (reply.code == ResultCode::kOk ||
+      if (!Malformed(reply) && (reply.code == ResultCode::kOk ||
                                reply.code == ResultCode::kUnknownSession)) {
         ++stats_.logouts;
       }
@@ -597,15 +629,15 @@ void LoadDriver::OnReply(uint32_t i, const MatchedReply& reply, int64_t now) {
   }
 }
 
-void LoadDriver::OnLoginReply(uint32_t i, const MatchedReply& reply,
+void LoadDriver::OnLoginReply(uint32_t i, const client::Reply& reply,
                               int64_t now) {
-  if (reply.malformed || reply.code != ResultCode::kOk) {
-    OnLoginRefused(i, reply.malformed ? ResultCode::kMalformed : reply.code,
+  if (Malformed(reply) || reply.code != ResultCode::kOk) {
+    OnLoginRefused(i, Malformed(reply) ? ResultCode::kMalformed : reply.code,
                    now);
     return;
   }
   Slot& s = slots_[i];
-  if (absl::Status st = s.peer.AcceptLoginReply(reply.payload); !st.ok()) {
+  if (absl::Status st = s.session.ContinueLogin(reply); !st.ok()) {
     Fail(absl::InternalError(absl::StrCat("the daemon's LOGIN reply to ",
                                           users_[i].name, ": ", st.message())));
     return;
@@ -617,15 +649,15 @@ void LoadDriver::OnLoginReply(uint32_t i, const MatchedReply& reply,
 }
 
 void LoadDriver::OnLoginFinishReply(uint32_t i, const PendingRequest& r,
-                                    const MatchedReply& reply, int64_t now) {
-  if (reply.malformed || reply.code != ResultCode::kOk) {
-    OnLoginRefused(i, reply.malformed ? ResultCode::kMalformed : reply.code,
+                                    const client::Reply& reply,
+                                    int64_t now) {
+  if (Malformed(reply) || reply.code != ResultCode::kOk) {
+    OnLoginRefused(i, Malformed(reply) ? ResultCode::kMalformed : reply.code,
                    now);
     return;
   }
   Slot& s = slots_[i];
-  if (absl::Status st = s.peer.AcceptLoginFinishReply(reply.payload);
-      !st.ok()) {
+  if (absl::Status st = s.session.ContinueLogin(reply); !st.ok()) {
     Fail(absl::Status(st.code(), absl::StrCat("login of ", users_[i].name, ": ",
                                               st.message())));
     return;
@@ -657,18 +689,18 @@ void LoadDriver::OnLoginRefused(uint32_t i, ResultCode code, int64_t now) {
   // Rate limited, still active from an earlier run (its session lasts 3 s),
   // or a login that expired under load: try again a little later.
   ++stats_.login_retries;
-  slots_[i].peer.EndSession();
+  slots_[i].session.EndSession();
   ArmTimer(i, now + kLoginRetryNs);
 }
 
 void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
-                                const MatchedReply& reply, int64_t now) {
+                                const client::Reply& reply, int64_t now) {
   Slot& s = slots_[i];
-  if (!reply.malformed && reply.code == ResultCode::kUnknownSession) {
+  if (!Malformed(reply) && reply.code == ResultCode::kUnknownSession) {
     OnExpired(i, r, now);
     return;
   }
-  const bool ok = !reply.malformed && reply.code == ResultCode::kOk;
+  const bool ok = !Malformed(reply) && reply.code == ResultCode::kOk;
   if (ok && r.type == MessageType::kHeartbeat) {
     s.session_proof_ns = std::max(s.session_proof_ns, r.first_sent_ns);
   }
@@ -678,13 +710,13 @@ void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
       ++stats_.publications;
     } else {
       Log("peerload: PUB of ", catalog_.name(r.name), " failed: ",
-          reply.malformed ? "malformed reply"
+          Malformed(reply) ? "malformed reply"
                           : protocol::ResultCodeName(reply.code));
     }
     ++s.published;
     --pending_publications_;
   } else if (InWindow()) {
-    if (reply.malformed) {
+    if (Malformed(reply)) {
       stats_.CountError("malformed reply");
     } else {
       ++stats_.responses;
@@ -707,8 +739,7 @@ void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
 void LoadDriver::OnExpired(uint32_t i, const PendingRequest& r, int64_t now) {
   Slot& s = slots_[i];
   if (InRun()) {
-    const int64_t timeout_ns =
-        static_cast<int64_t>(s.peer.session_timeout_ms()) * kNsPerMs;
+    const int64_t timeout_ns = ToNs(s.session.session_timeout());
     // The first try, not the refused one: if the peer spoke in time and
     // the daemon lost its tries (a full socket buffer) or let the session
     // lapse while they waited, the daemon broke the contract, not peerload.
@@ -739,6 +770,7 @@ void LoadDriver::OnAbandoned(uint32_t i, int64_t now) {
   Slot& s = slots_[i];
   const PendingRequest r = s.request;
   s.request = PendingRequest{};
+  s.session.Abandon();
   if (!heard_from_server_) {
     Fail(absl::UnavailableError(
         absl::StrFormat("no reply from %s after %d tries in %.1f s",
@@ -781,13 +813,14 @@ void LoadDriver::OnRefused(uint32_t i, int64_t now) {
   const Purpose purpose = s.request.purpose;
   if (purpose == Purpose::kNone) return;  // a stale ICMP error
   s.request = PendingRequest{};
+  s.session.Abandon();
   switch (purpose) {
     case Purpose::kLogout:
       FinishLogout(i);
       return;
     case Purpose::kLogin:
     case Purpose::kLoginFinish:
-      s.peer.EndSession();
+      s.session.EndSession();
       ArmTimer(i, now + kLoginRetryNs);
       return;
     case Purpose::kPublish:
@@ -802,7 +835,7 @@ void LoadDriver::OnRefused(uint32_t i, int64_t now) {
 
 void LoadDriver::FinishLogout(uint32_t i) {
   Slot& s = slots_[i];
-  s.peer.EndSession();
+  s.session.EndSession();
   s.active = false;
   s.done = true;
   --logouts_outstanding_;

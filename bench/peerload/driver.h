@@ -55,6 +55,7 @@
 #include "bench/peerload/peer.h"
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
+#include "core/client/client_session.h"
 #include "core/io/net.h"
 #include "core/proto/protocol.h"
 #include "core/base/unique_fd.h"
@@ -102,8 +103,9 @@ class LoadDriver {
   // One simulated peer: its socket, its protocol state, its request.
   struct Slot {
     UniqueFd fd;
-    Peer peer;
+    client::ClientSession session;
     PendingRequest request;
+    uint32_t raw_request_id = 0;  // raw mode: the next echo's request id
     int64_t heartbeat_due_ns = 0;
     // When the last acknowledged heartbeat (or LOGIN_FINISH) was first
     // sent: the daemon's deadline is at least this plus the timeout.
@@ -151,12 +153,12 @@ class LoadDriver {
   void Send(uint32_t i, PendingRequest request, int64_t now);
   void Try(uint32_t i, int64_t now);
   void OnReadable(uint32_t i, int64_t now);
-  void OnReply(uint32_t i, const MatchedReply& reply, int64_t now);
-  void OnLoginReply(uint32_t i, const MatchedReply& reply, int64_t now);
+  void OnReply(uint32_t i, const client::Reply& reply, int64_t now);
+  void OnLoginReply(uint32_t i, const client::Reply& reply, int64_t now);
   void OnLoginFinishReply(uint32_t i, const PendingRequest& r,
-                          const MatchedReply& reply, int64_t now);
+                          const client::Reply& reply, int64_t now);
   void OnSessionReply(uint32_t i, const PendingRequest& r,
-                      const MatchedReply& reply, int64_t now);
+                      const client::Reply& reply, int64_t now);
   void OnExpired(uint32_t i, const PendingRequest& r, int64_t now);
   void OnLoginRefused(uint32_t i, protocol::ResultCode code, int64_t now);
   void OnAbandoned(uint32_t i, int64_t now);
@@ -175,7 +177,7 @@ class LoadDriver {
   WindowGate* const gate_;  // null: open the window when ready
   const std::vector<LoadUser> users_;
   const int publishers_;
-  const int64_t first_timeout_ns_;
+  const client::RetryPolicy retry_;
   UniqueFd epoll_;
   std::vector<Slot> slots_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

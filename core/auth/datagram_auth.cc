@@ -11,11 +11,13 @@ namespace pcfs {
 namespace {
 
 using protocol::kHeaderSize;
+using protocol::kMacOffset;
 using protocol::kMacSize;
+using protocol::kSequenceOffset;
 
-// The MAC field is the last one of the header (see core/proto/protocol.h).
-constexpr size_t kMacOffset = kHeaderSize - kMacSize;
-static_assert(kMacOffset == 28);
+// The MAC field is the last one of the header, so the MAC input is the
+// bytes before it, zeros in its place, and the body.
+static_assert(kMacOffset + kMacSize == kHeaderSize);
 
 // Computes the truncated MAC of `datagram` with its MAC field taken as zero,
 // feeding the bytes around the field instead of copying the datagram. On
@@ -34,17 +36,27 @@ void ComputeMac(const SessionKey& key, std::span<const uint8_t> datagram,
 
 }  // namespace
 
-void SealDatagram(const SessionKey& key, std::span<uint8_t> datagram) {
+void SealDatagram(const SessionKey& key, uint64_t sequence,
+                  std::span<uint8_t> datagram) {
+  protocol::Writer(datagram.subspan(kSequenceOffset, sizeof(sequence)))
+      .U64(sequence);
   uint8_t mac[kMacSize];
   ComputeMac(key, datagram, mac);
   std::memcpy(datagram.data() + kMacOffset, mac, kMacSize);
 }
 
-bool VerifyDatagram(const SessionKey& key, std::span<const uint8_t> datagram) {
-  if (datagram.size() < kHeaderSize) return false;
+std::optional<uint64_t> OpenDatagram(const SessionKey& key,
+                                     std::span<const uint8_t> datagram) {
+  if (datagram.size() < kHeaderSize) return std::nullopt;
   uint8_t expected[kMacSize];
   ComputeMac(key, datagram, expected);
-  return CRYPTO_memcmp(expected, datagram.data() + kMacOffset, kMacSize) == 0;
+  if (CRYPTO_memcmp(expected, datagram.data() + kMacOffset, kMacSize) != 0) {
+    return std::nullopt;
+  }
+  uint64_t sequence = 0;
+  protocol::Reader(datagram.subspan(kSequenceOffset, sizeof(sequence)))
+      .U64(&sequence);
+  return sequence;
 }
 
 }  // namespace pcfs

@@ -166,29 +166,30 @@ absl::StatusOr<Message> ParseDatagram(std::span<const uint8_t> datagram) {
         absl::StrCat("datagram of ", datagram.size(), " bytes exceeds ",
                      kMaxDatagramSize, " bytes"));
   }
-  if (datagram[0] != kMagic[0] || datagram[1] != kMagic[1]) {
+  if (datagram[kMagicOffset] != kMagic[0] ||
+      datagram[kMagicOffset + 1] != kMagic[1]) {
     return absl::InvalidArgumentError("datagram lacks the magic \"PC\"");
   }
   // The version is checked before the rest of the header, whose layout a
   // later version may change.
-  if (datagram[2] != kVersion) {
+  if (datagram[kVersionOffset] != kVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "protocol version ", datagram[2],
+        "protocol version ", datagram[kVersionOffset],
         " is not supported (this side speaks version ", kVersion, ")"));
   }
-  if (datagram[6] != 0 || datagram[7] != 0) {
+  if (datagram[kReservedOffset] != 0 || datagram[kReservedOffset + 1] != 0) {
     return absl::InvalidArgumentError(
         "datagram header has non-zero reserved bytes");
   }
   Message message;
   Header& h = message.header;
-  h.version = datagram[2];
-  h.type = datagram[3];
-  h.flags = static_cast<uint16_t>(LoadBigEndian(&datagram[4], 2));
-  h.request_id = static_cast<uint32_t>(LoadBigEndian(&datagram[8], 4));
-  h.session_id = LoadBigEndian(&datagram[12], 8);
-  h.sequence = LoadBigEndian(&datagram[20], 8);
-  std::memcpy(h.mac.data(), &datagram[28], kMacSize);
+  h.version = datagram[kVersionOffset];
+  h.type = datagram[kTypeOffset];
+  h.flags = static_cast<uint16_t>(LoadBigEndian(&datagram[kFlagsOffset], 2));
+  h.request_id = static_cast<uint32_t>(LoadBigEndian(&datagram[kRequestIdOffset], 4));
+  h.session_id = LoadBigEndian(&datagram[kSessionIdOffset], 8);
+  h.sequence = LoadBigEndian(&datagram[kSequenceOffset], 8);
+  std::memcpy(h.mac.data(), &datagram[kMacOffset], kMacSize);
   message.body = datagram.subspan(kHeaderSize);
   return message;
 }

@@ -44,8 +44,20 @@ namespace pcfs::protocol {
 
 inline constexpr uint8_t kMagic[2] = {0x50, 0x43};  // "PC"
 inline constexpr uint8_t kVersion = 1;
-inline constexpr size_t kHeaderSize = 44;
 inline constexpr size_t kMacSize = 16;
+// Where each header field starts (the table above). Code that reads or
+// writes one field of an encoded datagram uses these, never a number.
+inline constexpr size_t kMagicOffset = 0;
+inline constexpr size_t kVersionOffset = 2;
+inline constexpr size_t kTypeOffset = 3;
+inline constexpr size_t kFlagsOffset = 4;
+inline constexpr size_t kReservedOffset = 6;
+inline constexpr size_t kRequestIdOffset = 8;
+inline constexpr size_t kSessionIdOffset = 12;
+inline constexpr size_t kSequenceOffset = 20;
+inline constexpr size_t kMacOffset = 28;
+inline constexpr size_t kHeaderSize = 44;
+static_assert(kMacOffset + kMacSize == kHeaderSize);
 inline constexpr size_t kNonceSize = 16;
 // No datagram exceeds this, so nothing is ever IP-fragmented (IPv6's minimum
 // MTU is 1280 bytes, less 40 for the IPv6 and 8 for the UDP header).

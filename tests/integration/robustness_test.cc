@@ -115,7 +115,8 @@ std::string HostileDatagram(std::mt19937& random, int kind) {
     }
     default: {
       std::string request = ValidRequest(random);
-      request[2] = static_cast<char>(2 + random() % 254);  // never 1
+      request[protocol::kVersionOffset] =
+          static_cast<char>(2 + random() % 254);  // never 1
       return request;
     }
   }
@@ -265,8 +266,8 @@ TEST(RobustnessTest, RetransmittedUnpIsAnsweredFromTheCacheNotAppliedTwice) {
                  [lost = false](UdpRelay::Direction direction, uint64_t,
                                 const std::string& datagram) mutable {
                    if (lost || direction != UdpRelay::Direction::kToClient ||
-                       datagram.size() <= 3 ||
-                       static_cast<uint8_t>(datagram[3]) !=
+                       datagram.size() <= protocol::kTypeOffset ||
+                       static_cast<uint8_t>(datagram[protocol::kTypeOffset]) !=
                            static_cast<uint8_t>(MessageType::kUnpublish)) {
                      return UdpRelay::Verdict::Forward();
                    }

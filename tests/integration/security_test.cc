@@ -4,9 +4,10 @@
 // share folder, a holder serving other bytes makes the download fail, and
 // SIGHUP ends the sessions of users taken out of the credentials file.
 //
-// Some tests speak the control protocol themselves (MiniSession below: a
-// SCRAM login with the codec of core/proto/protocol.h) because they need what
-// peerctl keeps to itself: the session id, the key and the exact bytes sent.
+// Some tests speak the control protocol themselves (MiniSession below:
+// core/client's ClientSession over a socket of its own) because they need
+// what peerctl keeps to itself: the session id, the key and the exact bytes
+// sent.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
@@ -51,6 +52,7 @@
 #include "core/auth/scram.h"
 #include "core/auth/ticket.h"
 #include "core/base/unique_fd.h"
+#include "core/client/client_session.h"
 #include "gtest/gtest.h"
 #include "peerctl/client.h"
 #include "tests/integration/harness.h"
@@ -90,16 +92,6 @@ Encoder NameEncoder(const std::string& name) {
   return [name](const Header& header, std::span<uint8_t> out) {
     return protocol::EncodeNameRequest(header, protocol::NameRequest{name},
                                        out);
-  };
-}
-
-Encoder PublishEncoder(const std::string& name) {
-  return [name](const Header& header, std::span<uint8_t> out) {
-    protocol::PublishRequest request;
-    request.name = name;
-    request.size = 9;
-    request.sha256.fill(0xab);
-    return protocol::EncodePublishRequest(header, request, out);
   };
 }
 
@@ -160,10 +152,26 @@ std::optional<std::string> SendAndAwait(UdpSocket& socket, uint16_t port,
 
 // ---- A minimal client of the control protocol ------------------------------
 
-// One session of the control protocol run by hand: a SCRAM login over a
-// socket of its own, then sealed requests with increasing sequence numbers.
-// It keeps what peerctl keeps to itself: the session id, the key and the
-// LOGIN_FINISH datagram it sent. Not thread-safe.
+// The bodies of the requests these tests send by hand; they view `name`.
+client::RequestBody NameBody(absl::string_view name) {
+  client::RequestBody body;
+  body.name.name = name;
+  return body;
+}
+
+client::RequestBody PublishBody(absl::string_view name) {
+  client::RequestBody body;
+  body.publish.name = name;
+  body.publish.size = 9;
+  body.publish.sha256.fill(0xab);
+  return body;
+}
+
+// One session of the control protocol over a socket of its own, with
+// core/client's ClientSession (the protocol peerctl speaks) and no
+// retransmission: it hands out what peerctl keeps to itself, the session id,
+// the key, the exact bytes of each sealed request and of the LOGIN_FINISH it
+// sent. Not thread-safe.
 class MiniSession {
  public:
   // Logs in as `user`; the error says which step failed.
@@ -175,20 +183,19 @@ class MiniSession {
     return session;
   }
 
-  uint64_t session_id() const { return session_id_; }
-  const SessionKey& key() const { return key_; }
+  uint64_t session_id() const { return session_.session_id(); }
+  const SessionKey& key() const { return session_.key(); }
   const std::string& login_finish_datagram() const { return login_finish_; }
 
-  // A sealed request of `type` with the next request id and sequence number.
-  std::string Seal(MessageType type, const Encoder& encode) {
-    Header header;
-    header.type = static_cast<uint8_t>(type);
-    header.request_id = next_request_id_++;
-    header.session_id = session_id_;
-    header.sequence = next_sequence_++;
-    std::string datagram = BuildDatagram(header, encode);
-    SealDatagram(key_, AsMutableBytes(datagram));
-    return datagram;
+  // A sealed request of `type` with the next request id and sequence
+  // number; it becomes the session's request in flight.
+  std::string Seal(MessageType type,
+                   const client::RequestBody& body = client::RequestBody()) {
+    if (absl::Status s = session_.StartRequest(type); !s.ok()) {
+      ADD_FAILURE() << s;
+      return "";
+    }
+    return EncodeTry(body);
   }
 
   // Sends `request` from this session's socket; the reply, or nullopt.
@@ -197,12 +204,15 @@ class MiniSession {
     return SendAndAwait(socket_, daemon_port_, request, timeout);
   }
 
-  // A sealed exchange whose reply must come and carry the session's MAC.
-  absl::StatusOr<DecodedReply> Call(MessageType type, const Encoder& encode) {
+  // A sealed exchange whose reply must come and answer the request as the
+  // session checks it (its MAC and sequence number).
+  absl::StatusOr<DecodedReply> Call(
+      MessageType type,
+      const client::RequestBody& body = client::RequestBody()) {
     std::optional<std::string> reply =
-        Send(Seal(type, encode), absl::Seconds(2));
+        Send(Seal(type, body), absl::Seconds(2));
     if (!reply.has_value()) return absl::DeadlineExceededError("no reply");
-    if (!VerifyDatagram(key_, AsBytes(*reply))) {
+    if (!session_.Receive(AsBytes(*reply)).has_value()) {
       return absl::DataLossError("the reply does not carry the session MAC");
     }
     std::optional<DecodedReply> decoded = DecodeReply(*reply);
@@ -212,10 +222,7 @@ class MiniSession {
 
   // LPF, one page (enough for the few names of these tests).
   absl::StatusOr<std::vector<std::string>> ListPublished() {
-    absl::StatusOr<DecodedReply> reply = Call(
-        MessageType::kListPublished, [](const Header& h, std::span<uint8_t> o) {
-          return protocol::EncodeListRequest(h, protocol::ListRequest{}, o);
-        });
+    absl::StatusOr<DecodedReply> reply = Call(MessageType::kListPublished);
     if (!reply.ok()) return reply.status();
     if (reply->code != ResultCode::kOk) {
       return absl::InternalError(absl::StrCat("LPF: ", reply->message));
@@ -227,82 +234,47 @@ class MiniSession {
   }
 
  private:
-  explicit MiniSession(uint16_t daemon_port) : daemon_port_(daemon_port) {}
+  explicit MiniSession(uint16_t daemon_port)
+      : daemon_port_(daemon_port), session_(/*first_request_id=*/1) {}
 
-  // One unsealed login step; the kOk reply's payload.
-  absl::StatusOr<std::string> LoginStep(MessageType type,
-                                        const Encoder& encode,
-                                        std::string* sent) {
-    Header header;
-    header.type = static_cast<uint8_t>(type);
-    header.request_id = next_request_id_++;
-    *sent = BuildDatagram(header, encode);
-    std::optional<std::string> reply = Send(*sent, absl::Seconds(5));
-    if (!reply.has_value()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(protocol::MessageTypeName(header.type), ": no reply"));
-    }
-    std::optional<DecodedReply> decoded = DecodeReply(*reply);
-    if (!decoded.has_value() || decoded->code != ResultCode::kOk) {
-      return absl::UnauthenticatedError(absl::StrCat(
-          protocol::MessageTypeName(header.type), " refused: ",
-          decoded.has_value() ? decoded->message : "malformed reply"));
-    }
-    return decoded->payload;
+  std::string EncodeTry(const client::RequestBody& body) {
+    std::string datagram(protocol::kMaxDatagramSize, '\0');
+    datagram.resize(
+        session_.EncodeTry(absl::Now(), body, AsMutableBytes(datagram)));
+    return datagram;
   }
 
+  // Both SCRAM steps, each sent once.
   absl::Status LogIn(const std::string& user, const std::string& password) {
-    absl::StatusOr<std::string> nonce = MakeScramNonce();
-    if (!nonce.ok()) return nonce.status();
-    absl::StatusOr<ScramClient> scram =
-        ScramClient::Start(user, password, *nonce);
-    if (!scram.ok()) return scram.status();
-    const std::string client_first = scram->client_first_message();
-    std::string sent;
-    absl::StatusOr<std::string> first = LoginStep(
-        MessageType::kLogin,
-        [&](const Header& h, std::span<uint8_t> out) {
-          return protocol::EncodeLoginRequest(
-              h, protocol::LoginRequest{client_first}, out);
-        },
-        &sent);
-    if (!first.ok()) return first.status();
-    absl::StatusOr<protocol::LoginReply> server_first =
-        protocol::DecodeLoginReply(AsBytes(*first));
-    if (!server_first.ok()) return server_first.status();
-    absl::StatusOr<std::string> client_final =
-        scram->HandleServerFirst(server_first->server_first);
-    if (!client_final.ok()) return client_final.status();
-    absl::StatusOr<std::string> finish = LoginStep(
-        MessageType::kLoginFinish,
-        [&](const Header& h, std::span<uint8_t> out) {
-          protocol::LoginFinishRequest request;
-          request.client_first = client_first;
-          request.client_final = *client_final;
-          return protocol::EncodeLoginFinishRequest(h, request, out);
-        },
-        &login_finish_);
-    if (!finish.ok()) return finish.status();
-    absl::StatusOr<protocol::LoginFinishReply> accepted =
-        protocol::DecodeLoginFinishReply(AsBytes(*finish));
-    if (!accepted.ok()) return accepted.status();
-    if (absl::Status s = scram->HandleServerFinal(accepted->server_final);
-        !s.ok()) {
+    if (absl::Status s = session_.StartLogin(user, password, 0); !s.ok()) {
       return s;
     }
-    absl::StatusOr<SessionKey> key = scram->session_key();
-    if (!key.ok()) return key.status();
-    key_ = *key;
-    session_id_ = accepted->session_id;
+    while (session_.in_flight()) {
+      const std::string step = protocol::MessageTypeName(
+          static_cast<uint8_t>(session_.request_type()));
+      const std::string sent = EncodeTry(client::RequestBody());
+      if (session_.request_type() == MessageType::kLoginFinish) {
+        login_finish_ = sent;
+      }
+      std::optional<std::string> reply = Send(sent, absl::Seconds(5));
+      if (!reply.has_value()) {
+        return absl::DeadlineExceededError(absl::StrCat(step, ": no reply"));
+      }
+      std::optional<client::Reply> taken = session_.Receive(AsBytes(*reply));
+      if (!taken.has_value() || !taken->malformed.ok() ||
+          taken->code != ResultCode::kOk) {
+        return absl::UnauthenticatedError(absl::StrCat(
+            step, " refused: ",
+            taken.has_value() ? taken->message : "malformed reply"));
+      }
+      if (absl::Status s = session_.ContinueLogin(*taken); !s.ok()) return s;
+    }
     return absl::OkStatus();
   }
 
   const uint16_t daemon_port_;
   UdpSocket socket_;
-  uint32_t next_request_id_ = 1;
-  uint64_t next_sequence_ = 1;
-  uint64_t session_id_ = 0;
-  SessionKey key_{};
+  client::ClientSession session_;
   std::string login_finish_;
 };
 
@@ -580,8 +552,9 @@ TEST(SecurityTest, PasswordNeverCrossesTheWire) {
   const std::vector<std::string> forms = LeakForms(kPassword);
   for (const UdpRelay::Datagram& datagram : recorded) {
     if (datagram.direction == UdpRelay::Direction::kToDaemon &&
-        datagram.bytes.size() > 3) {
-      const auto type = static_cast<uint8_t>(datagram.bytes[3]);
+        datagram.bytes.size() > protocol::kTypeOffset) {
+      const auto type =
+          static_cast<uint8_t>(datagram.bytes[protocol::kTypeOffset]);
       saw_login |= type == static_cast<uint8_t>(MessageType::kLogin);
       saw_login_finish |=
           type == static_cast<uint8_t>(MessageType::kLoginFinish);
@@ -624,11 +597,11 @@ TEST(SecurityTest, ForgedHeartbeatsFromAnotherSocketDoNotSaveASession) {
 
   // hans's last genuine heartbeat; its bytes are replayed below.
   const std::string genuine =
-      (*hans)->Seal(MessageType::kHeartbeat, EncodeEmpty);
+      (*hans)->Seal(MessageType::kHeartbeat);
   const absl::Time last_genuine = absl::Now();
   std::optional<std::string> ack = (*hans)->Send(genuine, absl::Seconds(2));
   ASSERT_TRUE(ack.has_value());
-  ASSERT_TRUE(VerifyDatagram((*hans)->key(), AsBytes(*ack)));
+  ASSERT_TRUE(OpenDatagram((*hans)->key(), AsBytes(*ack)).has_value());
   ASSERT_EQ(DecodeReply(*ack)->code, ResultCode::kOk);
   const uint32_t genuine_id = DecodeReply(*ack)->header.request_id;
 
@@ -737,7 +710,7 @@ TEST(SecurityTest, ReplayedUnpIsDroppedAndDoesNotUnpublish) {
   MiniSession& hans = **login;
 
   absl::StatusOr<DecodedReply> pub =
-      hans.Call(MessageType::kPublish, PublishEncoder("song.mp3"));
+      hans.Call(MessageType::kPublish, PublishBody("song.mp3"));
   ASSERT_TRUE(pub.ok()) << pub.status();
   ASSERT_EQ(pub->code, ResultCode::kOk) << pub->message;
 
@@ -759,12 +732,12 @@ TEST(SecurityTest, ReplayedUnpIsDroppedAndDoesNotUnpublish) {
   }
 
   const std::string unp =
-      hans.Seal(MessageType::kUnpublish, NameEncoder("song.mp3"));
+      hans.Seal(MessageType::kUnpublish, NameBody("song.mp3"));
   std::optional<std::string> unp_reply = hans.Send(unp, absl::Seconds(2));
   ASSERT_TRUE(unp_reply.has_value())
       << "the genuine UNP was refused: a forgery moved the window?";
   ASSERT_EQ(DecodeReply(*unp_reply)->code, ResultCode::kOk);
-  pub = hans.Call(MessageType::kPublish, PublishEncoder("song.mp3"));
+  pub = hans.Call(MessageType::kPublish, PublishBody("song.mp3"));
   ASSERT_TRUE(pub.ok()) << pub.status();
   ASSERT_EQ(pub->code, ResultCode::kOk) << pub->message;
 
@@ -803,7 +776,7 @@ TEST(SecurityTest, ReplayedLoginFinishFromAnotherAddressGetsNoSession) {
 
   // ...and after it ended.
   absl::StatusOr<DecodedReply> logout =
-      (*yoda)->Call(MessageType::kLogout, EncodeEmpty);
+      (*yoda)->Call(MessageType::kLogout);
   ASSERT_TRUE(logout.ok()) << logout.status();
   ASSERT_EQ(logout->code, ResultCode::kOk);
   reply = SendAndAwait(attacker, daemon.port(), recorded, absl::Seconds(2));
@@ -828,7 +801,7 @@ TEST(SecurityTest, ReplayedLoginFinishAfterLogoutGetsNoSession) {
       MiniSession::Login(daemon.port(), "yoda", "yodapass");
   ASSERT_TRUE(yoda.ok()) << yoda.status();
   absl::StatusOr<DecodedReply> logout =
-      (*yoda)->Call(MessageType::kLogout, EncodeEmpty);
+      (*yoda)->Call(MessageType::kLogout);
   ASSERT_TRUE(logout.ok()) << logout.status();
   ASSERT_EQ(logout->code, ResultCode::kOk);
 

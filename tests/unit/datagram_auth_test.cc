@@ -18,8 +18,9 @@ namespace pcfs {
 namespace {
 
 using protocol::kHeaderSize;
+using protocol::kMacOffset;
 using protocol::kMacSize;
-constexpr size_t kMacOffset = 28;
+using protocol::kSequenceOffset;
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
 SessionKey KeyFilledWith(uint8_t byte) {
@@ -28,13 +29,15 @@ SessionKey KeyFilledWith(uint8_t byte) {
   return key;
 }
 
+constexpr uint64_t kSampleSequence = 42;
+
 // A GET request on session 7 with sequence number 42 and a short body.
 std::vector<uint8_t> SampleDatagram() {
   protocol::Header header;
   header.type = static_cast<uint8_t>(protocol::MessageType::kGet);
   header.request_id = 0x01020304;
   header.session_id = 7;
-  header.sequence = 42;
+  header.sequence = kSampleSequence;
   std::vector<uint8_t> datagram(kHeaderSize);
   protocol::EncodeHeader(header, datagram);
   const absl::string_view body = "\x00\x08notes.md";
@@ -44,7 +47,7 @@ std::vector<uint8_t> SampleDatagram() {
 
 std::vector<uint8_t> SealedSample(const SessionKey& key) {
   std::vector<uint8_t> datagram = SampleDatagram();
-  SealDatagram(key, datagram);
+  SealDatagram(key, kSampleSequence, datagram);
   return datagram;
 }
 
@@ -53,15 +56,39 @@ absl::string_view AsText(std::span<const uint8_t> bytes) {
                            bytes.size());
 }
 
-// ---- SealDatagram and VerifyDatagram.
+std::string HexOf(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xF]);
+  }
+  return out;
+}
+
+// ---- SealDatagram and OpenDatagram.
 
 TEST(DatagramAuthTest, SealedDatagramVerifies) {
   const SessionKey key = KeyFilledWith(0x11);
-  EXPECT_TRUE(VerifyDatagram(key, SealedSample(key)));
+  EXPECT_TRUE(OpenDatagram(key, SealedSample(key)).has_value());
 }
 
 TEST(DatagramAuthTest, UnsealedDatagramDoesNotVerify) {
-  EXPECT_FALSE(VerifyDatagram(KeyFilledWith(0x11), SampleDatagram()));
+  EXPECT_FALSE(OpenDatagram(KeyFilledWith(0x11), SampleDatagram()).has_value());
+}
+
+TEST(DatagramAuthTest, OpenGivesBackTheSealedSequenceNumber) {
+  const SessionKey key = KeyFilledWith(0x11);
+  std::vector<uint8_t> datagram = SampleDatagram();
+  SealDatagram(key, 0x0102030405060708, datagram);
+  EXPECT_EQ(OpenDatagram(key, datagram), 0x0102030405060708u);
+}
+
+TEST(DatagramAuthTest, SealWritesTheSequenceFieldBigEndian) {
+  std::vector<uint8_t> datagram = SampleDatagram();
+  SealDatagram(KeyFilledWith(0x11), 0x0102030405060708, datagram);
+  EXPECT_EQ(HexOf(std::span(datagram).subspan(kSequenceOffset, 8)),
+            "0102030405060708");
 }
 
 TEST(DatagramAuthTest, SealChangesOnlyTheMacField) {
@@ -89,7 +116,7 @@ TEST(DatagramAuthTest, MacIsTruncatedHmacOfTheDatagramWithAZeroMacField) {
 TEST(DatagramAuthTest, SealingAgainOverwritesAnOldMac) {
   const SessionKey key = KeyFilledWith(0x11);
   std::vector<uint8_t> datagram = SealedSample(KeyFilledWith(0x22));
-  SealDatagram(key, datagram);
+  SealDatagram(key, kSampleSequence, datagram);
   EXPECT_EQ(datagram, SealedSample(key));
 }
 
@@ -100,7 +127,7 @@ TEST(DatagramAuthTest, EveryFlippedBitFailsVerification) {
     for (int bit = 0; bit < 8; ++bit) {
       std::vector<uint8_t> tampered = sealed;
       tampered[i] ^= static_cast<uint8_t>(1u << bit);
-      EXPECT_FALSE(VerifyDatagram(key, tampered))
+      EXPECT_FALSE(OpenDatagram(key, tampered).has_value())
           << "byte " << i << " bit " << bit;
     }
   }
@@ -110,31 +137,33 @@ TEST(DatagramAuthTest, AppendedOrRemovedBodyBytesFailVerification) {
   const SessionKey key = KeyFilledWith(0x11);
   std::vector<uint8_t> longer = SealedSample(key);
   longer.push_back(0);
-  EXPECT_FALSE(VerifyDatagram(key, longer));
+  EXPECT_FALSE(OpenDatagram(key, longer).has_value());
   std::vector<uint8_t> shorter = SealedSample(key);
   shorter.pop_back();
-  EXPECT_FALSE(VerifyDatagram(key, shorter));
+  EXPECT_FALSE(OpenDatagram(key, shorter).has_value());
 }
 
 TEST(DatagramAuthTest, WrongKeyFailsVerification) {
   SessionKey other = KeyFilledWith(0x11);
   other[31] ^= 0x01;
-  EXPECT_FALSE(VerifyDatagram(other, SealedSample(KeyFilledWith(0x11))));
+  EXPECT_FALSE(
+      OpenDatagram(other, SealedSample(KeyFilledWith(0x11))).has_value());
 }
 
 TEST(DatagramAuthTest, HeaderOnlyDatagramSealsAndVerifies) {
   const SessionKey key = KeyFilledWith(0x11);
   std::vector<uint8_t> datagram = SampleDatagram();
   datagram.resize(kHeaderSize);
-  SealDatagram(key, datagram);
-  EXPECT_TRUE(VerifyDatagram(key, datagram));
+  SealDatagram(key, kSampleSequence, datagram);
+  EXPECT_TRUE(OpenDatagram(key, datagram).has_value());
 }
 
 TEST(DatagramAuthTest, DatagramShorterThanAHeaderFailsVerification) {
   const SessionKey key = KeyFilledWith(0x11);
   const std::vector<uint8_t> sealed = SealedSample(key);
-  EXPECT_FALSE(VerifyDatagram(key, std::span(sealed).first(kHeaderSize - 1)));
-  EXPECT_FALSE(VerifyDatagram(key, std::span<const uint8_t>()));
+  EXPECT_FALSE(OpenDatagram(key, std::span(sealed).first(kHeaderSize - 1))
+                   .has_value());
+  EXPECT_FALSE(OpenDatagram(key, std::span<const uint8_t>()).has_value());
 }
 
 // Each thread has its own libcrypto context; run under TSan to see that
@@ -146,7 +175,7 @@ TEST(DatagramAuthTest, ThreadsSealAndVerifyIndependently) {
     threads.emplace_back([t, &failures] {
       const SessionKey key = KeyFilledWith(static_cast<uint8_t>(t + 1));
       for (int i = 0; i < 200; ++i) {
-        if (!VerifyDatagram(key, SealedSample(key))) ++failures[t];
+        if (!OpenDatagram(key, SealedSample(key)).has_value()) ++failures[t];
       }
     });
   }
@@ -158,16 +187,6 @@ TEST(DatagramAuthTest, ThreadsSealAndVerifyIndependently) {
 // the codec by protocol_test); its MAC must be the one SealDatagram computes
 // under the key the document names: the session key of RFC 7677's example
 // login (as in scram_test).
-std::string HexOf(std::span<const uint8_t> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xF]);
-  }
-  return out;
-}
-
 std::vector<uint8_t> BytesOfHex(absl::string_view hex) {
   std::vector<uint8_t> out;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
@@ -206,8 +225,12 @@ TEST(DatagramAuthTest, SealsTheProtocolDocHeartbeatVector) {
     return k;
   }();
   std::vector<uint8_t> datagram = BytesOfHex(documented);
+  const absl::StatusOr<protocol::Message> parsed =
+      protocol::ParseDatagram(datagram);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const uint64_t sequence = parsed->header.sequence;
   std::fill_n(datagram.begin() + kMacOffset, kMacSize, 0);
-  SealDatagram(key, datagram);
+  SealDatagram(key, sequence, datagram);
   EXPECT_EQ(HexOf(datagram), documented);
 }
 

@@ -5,6 +5,7 @@
 #include "core/auth/datagram_auth.h"
 #include "core/auth/scram.h"
 #include "core/auth/ticket.h"
+#include "core/client/client_session.h"
 
 #include <algorithm>
 #include <random>
@@ -66,10 +67,7 @@ class HandlersTest : public ::testing::Test {
     auto it = keys_.find(message->header.session_id);
     if (it == keys_.end()) return datagram;
     const uint64_t sequence = ++sequences_[message->header.session_id];
-    for (int i = 0; i < 8; ++i) {
-      datagram[20 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
-    }
-    SealDatagram(it->second, datagram);
+    SealDatagram(it->second, sequence, datagram);
     return datagram;
   }
 
@@ -107,43 +105,33 @@ class HandlersTest : public ::testing::Test {
     return out;
   }
 
-  // Runs both SCRAM steps; returns the LOGIN_FINISH reply.
+  // Runs both SCRAM steps with core/client's ClientSession (the client
+  // peerctl uses) against the handler; returns the last reply (LOGIN's if
+  // it refused, else LOGIN_FINISH's). `finish_datagram`, if given, receives
+  // the LOGIN_FINISH sent.
   Reply LoginExchange(const std::string& user, const std::string& password,
-                      const Endpoint& from, ScramClient* out_scram = nullptr,
+                      const Endpoint& from,
                       std::vector<uint8_t>* finish_datagram = nullptr) {
-    absl::StatusOr<ScramClient> scram =
-        ScramClient::Start(user, password, "clientnonce" + user);
-    EXPECT_TRUE(scram.ok());
-    protocol::LoginRequest start{scram->client_first_message()};
-    Header h1 = MakeHeader(MessageType::kLogin, 0);
-    Reply first = Send(Encode([&](std::span<uint8_t> out) {
-                         return protocol::EncodeLoginRequest(h1, start, out);
-                       }),
-                       from);
-    if (first.status.code != ResultCode::kOk) return first;
-    auto server_first = protocol::DecodeLoginReply(first.status.payload);
-    EXPECT_TRUE(server_first.ok());
-    absl::StatusOr<std::string> client_final =
-        scram->HandleServerFirst(server_first->server_first);
-    EXPECT_TRUE(client_final.ok());
-    protocol::LoginFinishRequest finish;
-    finish.client_first = scram->client_first_message();
-    finish.client_final = *client_final;
-    finish.tcp_port = 7000;
-    Header h2 = MakeHeader(MessageType::kLoginFinish, 0);
-    std::vector<uint8_t> datagram = Encode([&](std::span<uint8_t> out) {
-      return protocol::EncodeLoginFinishRequest(h2, finish, out);
-    });
-    if (finish_datagram != nullptr) *finish_datagram = datagram;
-    Reply done = Send(datagram, from);
-    if (done.status.code == ResultCode::kOk) {
-      auto accepted = protocol::DecodeLoginFinishReply(done.status.payload);
-      EXPECT_TRUE(accepted.ok());
-      EXPECT_TRUE(scram->HandleServerFinal(accepted->server_final).ok());
-      keys_[accepted->session_id] = *scram->session_key();
+    client::ClientSession session(request_id_ + 1);
+    request_id_ += 2;  // the ids of LOGIN and LOGIN_FINISH
+    EXPECT_TRUE(session.StartLogin(user, password, 7000).ok());
+    Reply reply;
+    while (session.in_flight()) {
+      std::vector<uint8_t> datagram(protocol::kMaxDatagramSize);
+      datagram.resize(session.EncodeTry(now_, datagram));
+      EXPECT_FALSE(datagram.empty());
+      if (session.request_type() == MessageType::kLoginFinish &&
+          finish_datagram != nullptr) {
+        *finish_datagram = datagram;
+      }
+      reply = Send(datagram, from);
+      std::optional<client::Reply> taken = session.Receive(reply.bytes);
+      EXPECT_TRUE(taken.has_value()) << "the session did not take the reply";
+      if (!taken.has_value() || taken->code != ResultCode::kOk) break;
+      EXPECT_TRUE(session.ContinueLogin(*taken).ok());
     }
-    if (out_scram != nullptr) *out_scram = *std::move(scram);
-    return done;
+    if (session.logged_in()) keys_[session.session_id()] = session.key();
+    return reply;
   }
 
   // Starts vader's session straight in the registry (no SCRAM: the lists
@@ -264,7 +252,7 @@ TEST_F(HandlersTest, UnknownUserLooksLikeAWrongPasswordUntilTheEnd) {
 TEST_F(HandlersTest, RetransmittedLoginFinishGetsTheSameSession) {
   std::vector<uint8_t> finish;
   Reply first =
-      LoginExchange("hans", "hanspass", MakeEndpoint(5000), nullptr, &finish);
+      LoginExchange("hans", "hanspass", MakeEndpoint(5000), &finish);
   ASSERT_EQ(first.status.code, ResultCode::kOk);
   Reply repeat = Send(finish, MakeEndpoint(5000));
   ASSERT_EQ(repeat.status.code, ResultCode::kOk);
@@ -276,7 +264,7 @@ TEST_F(HandlersTest, RetransmittedLoginFinishGetsTheSameSession) {
 TEST_F(HandlersTest, LoginFinishReplayedAfterLogoutStartsNoSession) {
   std::vector<uint8_t> finish;
   Reply first =
-      LoginExchange("hans", "hanspass", MakeEndpoint(5000), nullptr, &finish);
+      LoginExchange("hans", "hanspass", MakeEndpoint(5000), &finish);
   ASSERT_EQ(first.status.code, ResultCode::kOk);
   const uint64_t session =
       protocol::DecodeLoginFinishReply(first.status.payload)->session_id;
@@ -297,7 +285,7 @@ TEST_F(HandlersTest, SecondLoginOfAnActiveUserIsRefused) {
 
 TEST_F(HandlersTest, LoginFinishFromAnotherAddressOrTooLateIsRefused) {
   std::vector<uint8_t> finish;
-  ASSERT_EQ(LoginExchange("hans", "vaderpass", MakeEndpoint(5000), nullptr,
+  ASSERT_EQ(LoginExchange("hans", "vaderpass", MakeEndpoint(5000),
                           &finish)
                 .status.code,
             ResultCode::kAuthFailed);
@@ -359,7 +347,7 @@ TEST_F(HandlersTest, ForgedHeartbeatIsDroppedAndDoesNotSaveTheSession) {
   forged.resize(protocol::EncodeEmptyRequest(h, forged));
   SessionKey wrong{};
   wrong.fill(0x55);
-  SealDatagram(wrong, forged);
+  SealDatagram(wrong, h.sequence, forged);
   std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
   now_ += absl::Seconds(2);
   EXPECT_EQ(handler_.Handle(forged, MakeEndpoint(6666), now_, reply), 0u);
@@ -391,7 +379,7 @@ TEST_F(HandlersTest, ReplayedDatagramIsDropped) {
 TEST_F(HandlersTest, RepliesAreSealedWithTheSessionKey) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
   Reply r = Empty(MessageType::kHeartbeat, hans, MakeEndpoint(5000));
-  EXPECT_TRUE(VerifyDatagram(keys_[hans], r.bytes));
+  EXPECT_TRUE(OpenDatagram(keys_[hans], r.bytes).has_value());
 }
 
 TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
@@ -651,13 +639,13 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
             ResultCode::kUnknownType);
   // Another version: an error reply that says so.
   std::vector<uint8_t> future = unknown;
-  future[2] = 9;
-  future[3] = static_cast<uint8_t>(MessageType::kHeartbeat);
+  future[protocol::kVersionOffset] = 9;
+  future[protocol::kTypeOffset] = static_cast<uint8_t>(MessageType::kHeartbeat);
   EXPECT_EQ(Send(future, MakeEndpoint(1)).status.code,
             ResultCode::kUnsupportedVersion);
   // Every truncation of a valid login is answered or dropped, never crashes.
   std::vector<uint8_t> login;
-  LoginExchange("hans", "wrong", MakeEndpoint(1), nullptr, &login);
+  LoginExchange("hans", "wrong", MakeEndpoint(1), &login);
   for (size_t n = 0; n < login.size(); ++n) {
     std::vector<uint8_t> cut(login.begin(), login.begin() + n);
     handler_.Handle(cut, MakeEndpoint(1), now_, reply);

@@ -657,7 +657,7 @@ TEST(ParseDatagramTest, RejectsBadMagic) {
 TEST(ParseDatagramTest, ReportsAnotherVersionAsFailedPrecondition) {
   for (uint8_t version : {0, 2, 255}) {
     Bytes datagram = HeartbeatDatagram();
-    datagram[2] = version;
+    datagram[kVersionOffset] = version;
     EXPECT_EQ(ParseDatagram(datagram).status().code(),
               absl::StatusCode::kFailedPrecondition)
         << "version " << int{version};
@@ -665,7 +665,7 @@ TEST(ParseDatagramTest, ReportsAnotherVersionAsFailedPrecondition) {
 }
 
 TEST(ParseDatagramTest, RejectsEveryNonZeroReservedBit) {
-  for (size_t byte : {6, 7}) {
+  for (size_t byte : {kReservedOffset, kReservedOffset + 1}) {
     for (int bit = 0; bit < 8; ++bit) {
       Bytes datagram = HeartbeatDatagram();
       datagram[byte] = static_cast<uint8_t>(1 << bit);
@@ -678,7 +678,7 @@ TEST(ParseDatagramTest, RejectsEveryNonZeroReservedBit) {
 
 TEST(ParseDatagramTest, PassesAnUnknownTypeForTheCallerToReport) {
   Bytes datagram = HeartbeatDatagram();
-  datagram[3] = 0x7f;
+  datagram[kTypeOffset] = 0x7f;
   absl::StatusOr<Message> m = ParseDatagram(datagram);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->header.type, 0x7f);

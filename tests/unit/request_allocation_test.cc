@@ -1,5 +1,5 @@
 // The daemon's request path allocates nothing in the steady state (see
-// /work/shared/DESIGN.md, "Concurrency and speed"): heartbeat, get (locate
+// docs/ARCHITECTURE.md, "The path of a datagram"): heartbeat, get (locate
 // and ticket), pub of a name already published, and pub/unp cycles of the
 // same names. Real sealed datagrams go through RequestHandler::Handle after
 // a warm-up; every heap allocation in the process is counted meanwhile:
@@ -311,17 +311,13 @@ class RequestAllocationTest : public ::testing::Test {
     const uint32_t request_id = ++request_id_;
     const uint64_t sequence = ++sequence_;
     std::span<uint8_t> bytes(request.bytes);
-    for (int i = 0; i < 4; ++i) {
-      bytes[8 + i] = static_cast<uint8_t>(request_id >> (24 - 8 * i));
-    }
-    for (int i = 0; i < 8; ++i) {
-      bytes[20 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
-    }
-    SealDatagram(request.key, bytes);
+    protocol::Writer(bytes.subspan(protocol::kRequestIdOffset, 4))
+        .U32(request_id);
+    SealDatagram(request.key, sequence, bytes);
     reply_size_ = handler_.Handle(bytes, from, now_, reply_);
     if (reply_size_ == 0) return false;
     const std::span<const uint8_t> reply(reply_, reply_size_);
-    if (!VerifyDatagram(request.key, reply)) return false;
+    if (OpenDatagram(request.key, reply) != sequence) return false;
     absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(reply);
     if (!message.ok() || message->header.request_id != request_id) {
       return false;
