@@ -34,11 +34,7 @@ namespace {
 
 using protocol::kHeaderSize;
 using protocol::kMaxDatagramSize;
-
-// Header offsets of the two fields a sealed datagram needs
-// (docs/PROTOCOL.md, "Header").
-constexpr size_t kSessionIdOffset = 12;
-constexpr size_t kSequenceOffset = 20;
+using protocol::kSessionIdOffset;
 
 [[noreturn]] void Fail() { __builtin_trap(); }
 
@@ -125,9 +121,7 @@ class Conversation {
     if (seal && datagram.size() >= kHeaderSize) {
       WriteBigEndian(session_id_,
                      std::span(datagram).subspan(kSessionIdOffset, 8));
-      WriteBigEndian(++sequence_,
-                     std::span(datagram).subspan(kSequenceOffset, 8));
-      SealDatagram(key_, datagram);
+      SealDatagram(key_, ++sequence_, datagram);
     }
     (void)Handle(datagram);
   }
