@@ -10,12 +10,14 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/auth/datagram_auth.h"
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
 #include "core/auth/ticket.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 namespace {
@@ -237,6 +239,7 @@ absl::string_view ClassicCommandName(uint8_t type) {
     case MessageType::kLoginFinish: return "AUTH";
     case MessageType::kHeartbeat: return "HBT";
     case MessageType::kLogout: return "XIT";
+    case MessageType::kPing: return "PING";
     case MessageType::kListActivePeers: return "LAP";
     case MessageType::kListPublished: return "LPF";
     case MessageType::kPublish: return "PUB";
@@ -260,7 +263,9 @@ RequestHandler::RequestHandler(const Shared& shared, Options options,
       wheel_(options.wheel_slot,
              static_cast<size_t>(2 * options.session_timeout /
                                  options.wheel_slot) + 2,
-             now) {}
+             now) {
+  ping_budget_.per_second = options.pings_per_second;
+}
 
 size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
                               const Endpoint& from, absl::Time now,
@@ -291,6 +296,8 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
     size = Error(message->header, ResultCode::kUnknownType,
                  absl::StrCat("unknown message type ", message->header.type),
                  reply);
+  } else if (message->header.message_type() == MessageType::kPing) {
+    size = HandlePing(*message, now, reply);
   } else if (message->header.message_type() == MessageType::kLogin) {
     size = HandleLogin(*message, from, now, reply);
   } else if (message->header.message_type() == MessageType::kLoginFinish) {
@@ -298,16 +305,64 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   } else {
     size = HandleSessionRequest(*message, datagram, from, now, reply);
   }
+  const uint8_t code =
+      size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
+  metrics_.Record(message.ok() ? message->header.type : 0, size > 0, code);
   if (size > 0) {
     Bump(counters_->replies);
     if (options_.verbose) {
-      bool ok = size > protocol::kHeaderSize &&
-                reply[protocol::kHeaderSize] ==
-                    static_cast<uint8_t>(ResultCode::kOk);
-      LogReply(from, log_user_, ok);
+      LogReply(from, log_user_, code == static_cast<uint8_t>(ResultCode::kOk));
     }
   }
   return size;
+}
+
+size_t RequestHandler::HandlePing(const Message& m, absl::Time now,
+                                  std::span<uint8_t> reply) {
+  absl::StatusOr<protocol::PingRequest> request =
+      protocol::DecodePingRequest(m.body);
+  // A bad or excess PING is dropped, never answered with an error: an error
+  // reply could be larger than the request, and PING needs no login.
+  if (!request.ok() || m.header.session_id != 0) {
+    Bump(counters_->dropped_malformed);
+    return 0;
+  }
+  if (!ping_budget_.TryTake(now)) {
+    metrics_.pings_dropped.Add();
+    return 0;
+  }
+  return protocol::EncodePingReply(m.header, request->token, reply);
+}
+
+bool RequestHandler::PingBudget::TryTake(absl::Time now) {
+  if (now - window_start >= absl::Seconds(1)) {
+    window_start = now;
+    used = 0;
+  }
+  if (used >= per_second) return false;
+  ++used;
+  return true;
+}
+
+void RequestHandler::LogFailedLogin(absl::string_view user,
+                                    const Endpoint& from,
+                                    absl::string_view why, absl::Time now) {
+  if (now - failed_log_window_ >= absl::Seconds(10)) {
+    if (failed_logs_suppressed_ > 0) {
+      LogWarning("failed logins: ", failed_logs_suppressed_,
+                 " more in the last 10 s were not logged");
+    }
+    failed_log_window_ = now;
+    failed_logs_in_window_ = 0;
+    failed_logs_suppressed_ = 0;
+  }
+  if (failed_logs_in_window_ >= kFailedLoginLogsPer10s) {
+    ++failed_logs_suppressed_;
+    return;
+  }
+  ++failed_logs_in_window_;
+  LogWarning("failed login for user ", user, " from ",
+             SocketAddress::FromEndpoint(from).ToString(), ": ", why);
 }
 
 std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
@@ -464,6 +519,8 @@ size_t RequestHandler::HandleLoginFinish(const Message& m,
       !CheckServerNonce(full_nonce.substr(client_nonce.size()), client_nonce,
                         *user, from, now)) {
     Bump(counters_->auth_failed);
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "stale or foreign server nonce", now);
     return Error(m.header, ResultCode::kAuthFailed,
                  "the login expired or was not started here; log in again",
                  reply);
@@ -481,6 +538,8 @@ size_t RequestHandler::HandleLoginFinish(const Message& m,
       server_final.ok() ? scram.session_key() : server_final.status();
   if (!key.ok()) {
     Bump(counters_->auth_failed);
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "wrong user name or password", now);
     if (shared_.user_limiter != nullptr) {
       shared_.user_limiter->TryAcquire(*user, now);
     }
@@ -501,10 +560,14 @@ size_t RequestHandler::HandleLoginFinish(const Message& m,
   absl::StatusOr<uint64_t> session = registry_->Login(params, now);
   if (absl::IsFailedPrecondition(session.status())) {
     Bump(counters_->replayed);
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "replayed login", now);
     return Error(m.header, ResultCode::kAuthFailed,
                  "this login was already used; log in again", reply);
   }
   if (!session.ok()) {
+    metrics_.logins_refused.Add();
+    LogFailedLogin(*user, from, "already active", now);
     return Error(m.header, ResultCode::kAlreadyActive,
                  absl::StrCat("user ", *user, " is already active"), reply);
   }
@@ -512,6 +575,9 @@ size_t RequestHandler::HandleLoginFinish(const Message& m,
     used->Insert(params.nonce, now + options_.login_window, now);
   }
   wheel_.Schedule(*session, now + options_.session_timeout);
+  metrics_.logins_ok.Add();
+  Log("login: ", *user, " from ", SocketAddress::FromEndpoint(from).ToString(),
+      absl::StrFormat(" (session %016x)", *session));
   protocol::LoginFinishReply login;
   login.server_final = *server_final;
   login.session_id = *session;
@@ -603,6 +669,10 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
       if (!s.ok()) {
         return Error(h, ResultCode::kUnknownSession, s.message(), reply);
       }
+      if (h.message_type() == MessageType::kLogout) {
+        Log("logout: ", caller.name(),
+            absl::StrFormat(" (session %016x)", h.session_id));
+      }
       return protocol::EncodeStatusReply(h, ResultCode::kOk, "", reply);
     }
     case MessageType::kListActivePeers:
@@ -617,6 +687,7 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
       return HandleGet(m, caller, now, reply);
     case MessageType::kLogin:
     case MessageType::kLoginFinish:
+    case MessageType::kPing:
       break;
   }
   return Error(h, ResultCode::kInternal, "unhandled message type", reply);
@@ -701,7 +772,7 @@ size_t RequestHandler::HandlePublish(const Message& m, const Caller& caller,
       // Not durable, so not acknowledged: take it back.
       registry_->Unpublish(caller.name(), request->name).IgnoreError();
       Bump(counters_->state_errors);
-      Log("cannot record a publication: ", s.ToString());
+      LogError("cannot record a publication: ", s.ToString());
       return Error(h, ResultCode::kInternal,
                    "the daemon could not record the publication", reply);
     }
@@ -733,7 +804,7 @@ size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
         shared_.log->RecordUnpublish(caller.name(), request->name);
     if (!s.ok()) {
       Bump(counters_->state_errors);
-      Log("cannot record an unpublication: ", s.ToString());
+      LogError("cannot record an unpublication: ", s.ToString());
       return Error(h, ResultCode::kInternal,
                    "the daemon could not record the unpublication", reply);
     }
@@ -782,7 +853,12 @@ void RequestHandler::Tick(absl::Time now) {
     std::optional<absl::Time> deadline =
         registry_->ExpireIfDue(session_id, now, &expired);
     if (deadline.has_value()) wheel_.Schedule(session_id, *deadline);
-    if (expired) Bump(counters_->expired_sessions);
+    if (expired) {
+      Bump(counters_->expired_sessions);
+      Log(absl::StrFormat("expiry: session %016x had no heartbeat for %s",
+                          session_id,
+                          absl::FormatDuration(options_.session_timeout)));
+    }
   });
 }
 
@@ -815,14 +891,14 @@ void RequestHandler::SetLogUser(absl::string_view user) {
 void RequestHandler::LogRequest(const Header& header, const Endpoint& from,
                                 absl::string_view user) const {
   if (!options_.verbose) return;
-  Log(from.port, ": Received ", ClassicCommandName(header.type), " from ",
-      user);
+  LogDebug(from.port, ": Received ", ClassicCommandName(header.type),
+           " from ", user);
 }
 
 void RequestHandler::LogReply(const Endpoint& from, absl::string_view user,
                               bool ok) const {
   if (user.empty()) user = "an unknown peer";
-  Log(from.port, ": Sent ", ok ? "OK" : "ERR", " to ", user);
+  LogDebug(from.port, ": Sent ", ok ? "OK" : "ERR", " to ", user);
 }
 
 }  // namespace pcfs

@@ -33,6 +33,7 @@
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
 #include "core/index/registry.h"
+#include "daemon/metrics.h"
 #include "daemon/publication_log.h"
 
 namespace pcfs {
@@ -117,9 +118,11 @@ class RequestHandler {
     absl::Duration login_window = absl::Seconds(10);
     // How long a download ticket is valid.
     absl::Duration ticket_lifetime = absl::Seconds(60);
-    // Log every request and reply in the classic form
-    // "09:11:23.445: 57820: Received AUTH from hans".
+    // Log every request and reply at debug priority in the classic form
+    // "57820: Received AUTH from hans".
     bool verbose = false;
+    // PINGs answered per second by this handler; more are dropped.
+    int pings_per_second = 100;
   };
 
   // What all reactor threads share. Every pointer must outlive the
@@ -152,7 +155,23 @@ class RequestHandler {
   // timer every wheel slot.
   void Tick(absl::Time now);
 
+  // What this handler counted. Written only by its thread (Handle, Tick);
+  // any thread may read it.
+  const RequestMetrics& metrics() const { return metrics_; }
+
  private:
+  // A fixed window of PING replies, so that the unauthenticated PING cannot
+  // keep a reactor busy. No allocation, one per handler.
+  struct PingBudget {
+    bool TryTake(absl::Time now);
+    absl::Time window_start = absl::InfinitePast();
+    int used = 0;
+    int per_second = 100;
+  };
+  // Failed logins logged at warning per 10 s, per handler; the rest are
+  // counted and summed up in one line.
+  static constexpr int kFailedLoginLogsPer10s = 20;
+
   // What a session request carries once its session is checked.
   struct Caller {
     uint64_t session_id = 0;
@@ -162,6 +181,10 @@ class RequestHandler {
     absl::string_view name() const { return user; }
   };
 
+  size_t HandlePing(const protocol::Message& m, absl::Time now,
+                    std::span<uint8_t> reply);
+  void LogFailedLogin(absl::string_view user, const Endpoint& from,
+                      absl::string_view why, absl::Time now);
   size_t HandleLogin(const protocol::Message& m, const Endpoint& from,
                      absl::Time now, std::span<uint8_t> reply);
   size_t HandleLoginFinish(const protocol::Message& m, const Endpoint& from,
@@ -214,6 +237,11 @@ class RequestHandler {
   ExpiryWheel wheel_;
   uint32_t next_snapshot_id_ = 1;
   char log_user_[65] = {};  // who the current request is from, for the log
+  RequestMetrics metrics_;
+  PingBudget ping_budget_;
+  absl::Time failed_log_window_ = absl::InfinitePast();
+  int failed_logs_in_window_ = 0;
+  int failed_logs_suppressed_ = 0;
 };
 
 // The classic name a request type has in the verbose log ("AUTH" for both

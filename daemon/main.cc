@@ -1,12 +1,17 @@
 // peerconnectd: the PeerConnectFS index daemon.
 //
 //   peerconnectd [PORT] [--port=N] [--bind=ADDR] [--credentials=FILE]
-//                [--state_dir=DIR] [--io=epoll|uring] [--verbose]
+//                [--state_dir=DIR] [--io=auto|epoll|uring] [--threads=N]
+//                [--metrics=ADDRESS:PORT] [--verbose]
 //   peerconnectd hash-password [--iterations=N]
+//   peerconnectd ping [HOST:PORT] [--timeout=DURATION]
+//   peerconnectd check-config [flags]
 //
 // hash-password reads a password (twice, without echo, from a terminal;
 // else the first line of stdin) and prints its SCRAM-SHA-256 verifier, the
-// SECRET to put in credentials.txt instead of the plain password.
+// SECRET to put in credentials.txt instead of the plain password. ping asks
+// a running daemon for a sign of life (no login needed). check-config loads
+// what a start would (flags, credentials, state) and says whether it is good.
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -22,8 +27,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/base/cli.h"
@@ -32,6 +39,7 @@
 #include "core/io/net.h"
 #include "core/io/reactor.h"
 #include "core/auth/scram.h"
+#include "daemon/ping.h"
 #include "daemon/server.h"
 
 ABSL_FLAG(int, port, 50000, "UDP port to serve on (a positional PORT wins)");
@@ -46,7 +54,13 @@ ABSL_FLAG(std::string, io, "auto",
           "or epoll");
 ABSL_FLAG(int, threads, 0,
           "reactor threads, each with its own socket (0: one per core)");
-ABSL_FLAG(bool, verbose, false, "log every request and reply");
+ABSL_FLAG(bool, verbose, false,
+          "log every request and reply (at debug priority)");
+ABSL_FLAG(std::string, metrics, "",
+          "serve Prometheus metrics at http://ADDRESS:PORT/metrics "
+          "(e.g. 127.0.0.1:9650); empty: off");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2),
+          "ping: how long to wait for the daemon's answer");
 ABSL_FLAG(uint32_t, iterations, pcfs::kScramDefaultIterations,
           "hash-password: PBKDF2 iteration count of the verifier");
 
@@ -58,9 +72,12 @@ constexpr int kExitFailure = 1;
 int Usage(const std::string& message) {
   std::fprintf(stderr, "peerconnectd: %s\n%s\n", message.c_str(),
                "usage: peerconnectd [PORT] [--port=N] [--bind=ADDR] "
-               "[--credentials=FILE] [--state_dir=DIR] [--io=epoll|uring] "
-               "[--verbose]\n"
-               "       peerconnectd hash-password [--iterations=N]");
+               "[--credentials=FILE] [--state_dir=DIR] "
+               "[--io=auto|epoll|uring] [--threads=N] "
+               "[--metrics=ADDRESS:PORT] [--verbose]\n"
+               "       peerconnectd hash-password [--iterations=N]\n"
+               "       peerconnectd ping [HOST:PORT] [--timeout=2s]\n"
+               "       peerconnectd check-config [flags]");
   return kExitUsage;
 }
 
@@ -182,12 +199,54 @@ int HashPassword() {
   return 0;
 }
 
+// ---- ping
+
+// `peerconnectd ping [HOST:PORT]`: 0 when the daemon answers, 1 if not.
+int Ping(const std::vector<std::string>& args) {
+  std::string host = "localhost";
+  int port = absl::GetFlag(FLAGS_port);
+  if (args.size() > 2) return Usage("ping takes at most one HOST:PORT");
+  if (args.size() == 2) {
+    absl::StatusOr<std::pair<std::string, uint16_t>> host_port =
+        pcfs::ParseHostPort(args[1]);
+    if (!host_port.ok()) return Usage(std::string(host_port.status().message()));
+    host = host_port->first;
+    port = host_port->second;
+  }
+  if (port <= 0 || port > 65535) return Usage("--port must be 1..65535");
+  const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
+  if (timeout <= absl::ZeroDuration()) return Usage("--timeout must be > 0");
+  absl::StatusOr<pcfs::PingResult> result =
+      pcfs::PingDaemon(host, static_cast<uint16_t>(port), timeout);
+  if (!result.ok()) {
+    std::fprintf(stderr, "peerconnectd: ping: %s\n",
+                 std::string(result.status().message()).c_str());
+    return absl::IsInvalidArgument(result.status()) ? kExitUsage
+                                                    : kExitFailure;
+  }
+  std::printf("peerconnectd at %s answered in %s\n",
+              result->answered_by.ToString().c_str(),
+              absl::FormatDuration(result->round_trip).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the PeerConnectFS index daemon. Usage: peerconnectd [PORT] [flags], "
-      "or peerconnectd hash-password [--iterations=N]");
+      "peerconnectd hash-password [--iterations=N], "
+      "peerconnectd ping [HOST:PORT] [--timeout=2s], or "
+      "peerconnectd check-config [flags] (checks the flags, the credentials "
+      "file and the state folder without starting)");
+  // --help lists the flags of this file (absl's default looks for a file
+  // named after the program).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "daemon/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   // Dashes are accepted in flag names (--state-dir), and an unknown flag is
   // a usage error (exit 2), not absl's exit 1.
   absl::StatusOr<std::vector<std::string>> args =
@@ -197,6 +256,9 @@ int main(int argc, char** argv) {
     if (args->size() > 1) return Usage("hash-password takes no argument");
     return HashPassword();
   }
+  if (!args->empty() && (*args)[0] == "ping") return Ping(*args);
+  const bool check_only = !args->empty() && (*args)[0] == "check-config";
+  if (check_only) args->erase(args->begin());
   pcfs::ServerOptions options;
   int port = absl::GetFlag(FLAGS_port);
   if (args->size() > 1) return Usage("too many arguments");
@@ -214,22 +276,37 @@ int main(int argc, char** argv) {
   options.threads = absl::GetFlag(FLAGS_threads);
   if (options.threads < 0) return Usage("--threads must be 0 or more");
   options.verbose = absl::GetFlag(FLAGS_verbose);
+  options.metrics = absl::GetFlag(FLAGS_metrics);
+  if (check_only) {
+    absl::StatusOr<std::string> summary = pcfs::CheckConfiguration(options);
+    if (!summary.ok()) {
+      // Under systemd (ExecReload) the journal files this at err, so
+      // `journalctl -p err` shows why a reload failed.
+      std::fprintf(stderr, "%speerconnectd: check-config: %s\n",
+                   pcfs::StderrIsJournal() ? "<3>" : "",
+                   std::string(summary.status().message()).c_str());
+      return kExitFailure;
+    }
+    std::printf("peerconnectd: configuration is good: %s\n",
+                summary->c_str());
+    return 0;
+  }
 
   ::signal(SIGPIPE, SIG_IGN);
   if (absl::Status s = pcfs::BlockSignals({SIGINT, SIGTERM, SIGHUP}); !s.ok()) {
-    pcfs::Log("peerconnectd: ", s.ToString());
+    pcfs::LogError("peerconnectd: ", s.ToString());
     return kExitFailure;
   }
   absl::StatusOr<std::unique_ptr<pcfs::Server>> server =
       pcfs::Server::Create(options);
   if (!server.ok()) {
-    pcfs::Log("peerconnectd: cannot start: ", server.status().message());
+    pcfs::LogError("peerconnectd: cannot start: ", server.status().message());
     return kExitFailure;
   }
   // From here on a slow stderr reader must not stall a reactor thread.
   pcfs::StartAsyncLogging();
   absl::Status status = (*server)->Run();
-  if (!status.ok()) pcfs::Log("peerconnectd: ", status.message());
+  if (!status.ok()) pcfs::LogError("peerconnectd: ", status.message());
   pcfs::StopAsyncLogging();
   return status.ok() ? 0 : kExitFailure;
 }

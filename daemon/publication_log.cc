@@ -19,6 +19,7 @@
 #include "core/base/file_util.h"
 #include "core/base/names.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/clock.h"
 
 namespace pcfs {
 namespace {
@@ -117,8 +118,10 @@ absl::Status WriteSnapshot(const std::string& dir, const Registry& registry) {
 
 }  // namespace
 
-absl::Status ReplayPublicationRecords(absl::string_view text, absl::string_view what,
-                      bool allow_torn_tail, Registry& registry) {
+absl::Status ReplayPublicationRecords(absl::string_view text,
+                                      absl::string_view what,
+                                      bool allow_torn_tail,
+                                      Registry& registry) {
   size_t line_number = 0;
   while (!text.empty()) {
     ++line_number;
@@ -195,11 +198,11 @@ absl::Status ApplyPublicationRecord(absl::string_view line,
   return absl::InvalidArgumentError("unknown record kind");
 }
 
-absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
-    const std::string& state_dir, Registry& registry) {
-  if (::mkdir(state_dir.c_str(), 0750) != 0 && errno != EEXIST) {
-    return ErrnoStatus(absl::StrCat("mkdir ", state_dir), errno);
-  }
+namespace {
+
+// Loads the snapshot and replays the journal in `state_dir` into
+// `registry`; changes nothing on disk.
+absl::Status LoadState(const std::string& state_dir, Registry& registry) {
   const std::string snapshot = absl::StrCat(state_dir, "/", kSnapshotName);
   const std::string journal = absl::StrCat(state_dir, "/", kJournalName);
   // A missing file is an empty one: a fresh state folder.
@@ -212,9 +215,50 @@ absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
   text = ReadFileToString(journal);
   if (absl::IsNotFound(text.status())) text = std::string();
   if (!text.ok()) return text.status();
-  if (absl::Status s = ReplayPublicationRecords(*text, journal, true, registry); !s.ok()) {
-    return s;
+  return ReplayPublicationRecords(*text, journal, true, registry);
+}
+
+}  // namespace
+
+absl::StatusOr<size_t> PublicationLog::Check(const std::string& state_dir) {
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return ErrnoStatus(absl::StrCat("stat ", state_dir), errno);
+    }
+    // Open() will create it: its parent must let us.
+    const size_t slash = state_dir.find_last_of('/');
+    const std::string parent =
+        slash == std::string::npos
+            ? std::string(".")
+            : std::string(state_dir.data(), slash == 0 ? 1 : slash);
+    if (::access(parent.c_str(), W_OK | X_OK) != 0) {
+      return ErrnoStatus(absl::StrCat("state folder ", state_dir,
+                                      " is missing and cannot be created in ",
+                                      parent),
+                         errno);
+    }
+    return 0;
   }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state folder ", state_dir, " is not a folder"));
+  }
+  if (::access(state_dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return ErrnoStatus(absl::StrCat("state folder ", state_dir), errno);
+  }
+  Registry scratch;
+  if (absl::Status s = LoadState(state_dir, scratch); !s.ok()) return s;
+  return scratch.publication_count();
+}
+
+absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
+    const std::string& state_dir, Registry& registry) {
+  if (::mkdir(state_dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return ErrnoStatus(absl::StrCat("mkdir ", state_dir), errno);
+  }
+  const std::string journal = absl::StrCat(state_dir, "/", kJournalName);
+  if (absl::Status s = LoadState(state_dir, registry); !s.ok()) return s;
   // Compact: the new snapshot holds everything; only then is the journal
   // emptied. A crash in between replays the journal over the new snapshot,
   // which yields the same state.
@@ -247,6 +291,7 @@ absl::Status PublicationLog::RecordUnpublish(absl::string_view user,
 
 absl::Status PublicationLog::Append(absl::string_view record) {
   MutexLock lock(&mu_);
+  const absl::Time start = MonotonicNow();
   if (absl::Status s = WriteAll(journal_.get(), record, kJournalName);
       !s.ok()) {
     // Cut off a partial record so that the next one starts on a line of its
@@ -259,6 +304,10 @@ absl::Status PublicationLog::Append(absl::string_view record) {
   journal_size_ += static_cast<off_t>(record.size());
   if (::fdatasync(journal_.get()) != 0) {
     return ErrnoStatus("fdatasync publications.journal", errno);
+  }
+  if (flush_latency_ != nullptr) {
+    flush_latency_->Observe(static_cast<uint64_t>(
+        absl::ToInt64Nanoseconds(MonotonicNow() - start)));
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/index/registry.h"
 #include "core/base/unique_fd.h"
+#include "daemon/metrics.h"
 
 namespace pcfs {
 
@@ -47,6 +48,17 @@ class PublicationLog {
   // Number of publications loaded by Open().
   size_t loaded() const { return loaded_; }
 
+  // Reads the state in `state_dir` as Open() would, without changing any
+  // file: for `peerconnectd check-config`. Returns the number of
+  // publications. A missing folder is fine if it can be created.
+  static absl::StatusOr<size_t> Check(const std::string& state_dir);
+
+  // Times every append's write and fdatasync into `histogram` (which must
+  // outlive this log). Call before the first Record*().
+  void set_flush_latency(LatencyHistogram* histogram) {
+    flush_latency_ = histogram;
+  }
+
  private:
   PublicationLog(UniqueFd journal, size_t loaded)
       : journal_(std::move(journal)), loaded_(loaded) {}
@@ -56,6 +68,7 @@ class PublicationLog {
   UniqueFd journal_ ABSL_GUARDED_BY(mu_);
   off_t journal_size_ ABSL_GUARDED_BY(mu_) = 0;
   const size_t loaded_;
+  LatencyHistogram* flush_latency_ = nullptr;
 };
 
 // Parses one record line (without its newline) and applies it to `registry`.

@@ -7,14 +7,18 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <algorithm>
 #include <cstdint>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/clock.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 
 namespace pcfs {
 
@@ -46,7 +50,50 @@ RateLimiter::Options UserLimits() {
   return o;
 }
 
+#ifndef PCFS_VERSION
+#define PCFS_VERSION "unknown"
+#endif
+
+// Checks the options that need no file: the I/O backend's name, the thread
+// count, the bind and metrics addresses.
+absl::Status CheckOptions(const ServerOptions& options) {
+  if (options.io != "auto" && options.io != "uring" && options.io != "epoll") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--io must be auto, uring or epoll, not '", options.io, "'"));
+  }
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError("--threads must be 0 or more");
+  }
+  if (absl::StatusOr<SocketAddress> bind =
+          SocketAddress::FromNumeric(options.bind, options.port);
+      !bind.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--bind: ", bind.status().message()));
+  }
+  if (!options.metrics.empty()) {
+    if (absl::StatusOr<SocketAddress> metrics =
+            ParseMetricsAddress(options.metrics);
+        !metrics.ok()) {
+      return metrics.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  absl::StatusOr<CredentialTable> table =
+      LoadCredentials(options.credentials_path);
+  if (!table.ok()) return table.status();
+  absl::StatusOr<size_t> publications =
+      PublicationLog::Check(options.state_dir);
+  if (!publications.ok()) return publications.status();
+  return absl::StrCat(table->size(), " users in ", options.credentials_path,
+                      ", ", *publications, " publications in ",
+                      options.state_dir);
+}
 
 Server::Server(const ServerOptions& options)
     : options_(options),
@@ -56,6 +103,7 @@ Server::~Server() = default;
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const ServerOptions& options) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   std::unique_ptr<Server> server(new Server(options));
   absl::StatusOr<CredentialTable> table =
       LoadCredentials(options.credentials_path);
@@ -70,6 +118,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
       PublicationLog::Open(options.state_dir, server->registry_);
   if (!log.ok()) return log.status();
   server->log_ = *std::move(log);
+  server->log_->set_flush_latency(&server->journal_flush_);
 
   RequestHandler::Shared shared;
   shared.registry = &server->registry_;
@@ -93,13 +142,30 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
       options.threads > 0
           ? options.threads
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  server->liveness_ =
+      std::make_unique<ReactorLiveness>(static_cast<size_t>(threads));
+  if (const char* stall = std::getenv("PCFS_DEBUG_STALL_REACTOR");
+      stall != nullptr && !absl::SimpleAtoi(stall, &server->stall_worker_)) {
+    server->stall_worker_ = -1;
+  }
   for (int i = 0; i < threads; ++i) {
     // Every socket after the first binds the port the first one got.
     SocketAddress at = i == 0 ? *bind : server->address_;
-    if (absl::Status s = server->AddWorker(*backend, at, shared, i == 0);
+    if (absl::Status s =
+            server->AddWorker(*backend, at, shared, static_cast<size_t>(i));
         !s.ok()) {
       return s;
     }
+  }
+  if (!options.metrics.empty()) {
+    Server* raw = server.get();
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+        MetricsServer::Start(options.metrics,
+                             [raw] { return raw->RenderMetrics(); });
+    if (!metrics.ok()) return metrics.status();
+    server->metrics_server_ = *std::move(metrics);
+    Log("metrics at http://", server->metrics_server_->address().ToString(),
+        "/metrics");
   }
   Log("peerconnectd listening on ", server->address_.ToString(), " (UDP, ",
       server->backend_note_, ", ", threads, threads == 1 ? " thread" : " threads",
@@ -125,7 +191,7 @@ absl::StatusOr<ReactorBackend> Server::ChooseBackend() {
     return ReactorBackend::kUring;
   }
   if (options_.io == "uring") return probe.status();
-  Log("io_uring is unavailable here (", probe.status().message(),
+  LogWarning("io_uring is unavailable here (", probe.status().message(),
       "); using epoll");
   backend_note_ = "epoll";
   return ReactorBackend::kEpoll;
@@ -134,8 +200,10 @@ absl::StatusOr<ReactorBackend> Server::ChooseBackend() {
 absl::Status Server::AddWorker(ReactorBackend backend,
                                const SocketAddress& bind,
                                const RequestHandler::Shared& shared,
-                               bool first) {
+                               size_t index) {
+  const bool first = index == 0;
   Worker worker;
+  worker.latency = std::make_unique<LatencyHistogram>();
   absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(backend);
   if (!reactor.ok()) return reactor.status();
   worker.reactor = *std::move(reactor);
@@ -163,22 +231,27 @@ absl::Status Server::AddWorker(ReactorBackend backend,
   worker.handler = std::make_unique<RequestHandler>(shared, handler_options,
                                                     MonotonicNow());
   RequestHandler* handler = worker.handler.get();
+  LatencyHistogram* latency = worker.latency.get();
   absl::Status s = worker.reactor->AddDatagramSocket(
       *std::move(socket),
-      [handler](std::span<const uint8_t> datagram, const SocketAddress& from,
-                std::span<uint8_t> reply) {
-        return handler->Handle(datagram, from.ToEndpoint(), MonotonicNow(),
-                               reply);
+      [handler, latency](std::span<const uint8_t> datagram,
+                         const SocketAddress& from, std::span<uint8_t> reply) {
+        const absl::Time start = MonotonicNow();
+        const size_t size =
+            handler->Handle(datagram, from.ToEndpoint(), start, reply);
+        latency->Observe(static_cast<uint64_t>(
+            absl::ToInt64Nanoseconds(MonotonicNow() - start)));
+        return size;
       });
   if (!s.ok()) return s;
 
-  // Only the first worker pets the watchdog and takes the signals.
+  // Every worker's timer beats for its reactor; the first one pets the
+  // watchdog when all have beaten, and takes the signals.
   uint64_t watchdog_usec = 0;
   const bool watchdog = first && sd_watchdog_enabled(0, &watchdog_usec) > 0;
   s = worker.reactor->AddTimer(handler_options.wheel_slot,
-                               [handler, watchdog] {
-                                 handler->Tick(MonotonicNow());
-                                 if (watchdog) sd_notify(0, "WATCHDOG=1");
+                               [this, index, watchdog] {
+                                 OnTick(index, watchdog);
                                });
   if (!s.ok()) return s;
   if (first) {
@@ -219,14 +292,147 @@ absl::Status Server::Run() {
 }
 
 void Server::Stop() {
+  stopping_.store(true, std::memory_order_relaxed);
   for (Worker& worker : workers_) worker.reactor->Stop();
+}
+
+void Server::OnTick(size_t index, bool watchdog) {
+  if (static_cast<int>(index) == stall_worker_) {
+    // The watchdog test's stuck reactor: its loop stops turning.
+    LogWarning("debug: reactor ", index, " stalls ($PCFS_DEBUG_STALL_REACTOR)");
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return;
+  }
+  workers_[index].handler->Tick(MonotonicNow());
+  liveness_->Beat(index);
+  if (!watchdog) return;
+  if (liveness_->TakeAllAlive()) {
+    sd_notify(0, "WATCHDOG=1");
+    if (watchdog_starving_) {
+      Log("watchdog: every reactor is making progress again");
+    }
+    watchdog_starving_ = false;
+    silent_ticks_ = 0;
+    return;
+  }
+  // A reactor may simply not have ticked yet in this round; only say so
+  // once per stall, when the round is over a second old.
+  if (!watchdog_starving_) {
+    if (++silent_ticks_ >= 10) {
+      watchdog_starving_ = true;
+      LogError("watchdog: reactor ", liveness_->FirstSilent(),
+               " has made no progress for a second; not petting the "
+               "watchdog");
+    }
+    return;
+  }
+}
+
+std::string Server::RenderMetrics() const {
+  std::string out;
+  const auto counter = [&out](absl::string_view name, absl::string_view help,
+                              auto&& lines) {
+    AppendMetricHeader(name, "counter", help, out);
+    lines();
+  };
+  counter("pcfs_requests_total", "Datagrams handled, by message type.", [&] {
+    for (size_t t = 0; t < RequestMetrics::kTypes; ++t) {
+      uint64_t n = 0;
+      for (const Worker& w : workers_) n += w.handler->metrics().requests[t].Get();
+      absl::StrAppend(&out, "pcfs_requests_total{type=\"",
+                      RequestMetrics::TypeLabel(t), "\"} ", n, "\n");
+    }
+  });
+  counter("pcfs_replies_total",
+          "Requests by message type and result (result no_reply: dropped).",
+          [&] {
+            for (size_t t = 0; t < RequestMetrics::kTypes; ++t) {
+              for (size_t r = 0; r < RequestMetrics::kResults; ++r) {
+                uint64_t n = 0;
+                for (const Worker& w : workers_) {
+                  n += w.handler->metrics().replies[t][r].Get();
+                }
+                // Only the pairs that happened, and every type's ok.
+                if (n == 0 && r != 0) continue;
+                absl::StrAppend(&out, "pcfs_replies_total{type=\"",
+                                RequestMetrics::TypeLabel(t), "\",result=\"",
+                                RequestMetrics::ResultLabel(r), "\"} ", n,
+                                "\n");
+              }
+            }
+          });
+  const auto v = [](const std::atomic<uint64_t>& c) {
+    return c.load(std::memory_order_relaxed);
+  };
+  uint64_t pings_dropped = 0;
+  uint64_t logins_ok = 0;
+  uint64_t logins_refused = 0;
+  for (const Worker& w : workers_) {
+    pings_dropped += w.handler->metrics().pings_dropped.Get();
+    logins_ok += w.handler->metrics().logins_ok.Get();
+    logins_refused += w.handler->metrics().logins_refused.Get();
+  }
+  counter("pcfs_datagrams_dropped_total",
+          "Datagrams dropped without a reply, by reason.", [&] {
+            absl::StrAppend(
+                &out, "pcfs_datagrams_dropped_total{reason=\"malformed\"} ",
+                v(counters_.dropped_malformed),
+                "\npcfs_datagrams_dropped_total{reason=\"bad_mac\"} ",
+                v(counters_.bad_mac),
+                "\npcfs_datagrams_dropped_total{reason=\"replayed\"} ",
+                v(counters_.replayed),
+                "\npcfs_datagrams_dropped_total{reason=\"ping_rate_limit\"} ",
+                pings_dropped, "\n");
+          });
+  counter("pcfs_logins_total", "Completed logins, by result.", [&] {
+    absl::StrAppend(&out, "pcfs_logins_total{result=\"ok\"} ", logins_ok,
+                    "\npcfs_logins_total{result=\"refused\"} ",
+                    logins_refused, "\n");
+  });
+  counter("pcfs_session_expiries_total",
+          "Sessions ended because their heartbeats stopped.", [&] {
+            absl::StrAppend(&out, "pcfs_session_expiries_total ",
+                            v(counters_.expired_sessions), "\n");
+          });
+  AppendMetricHeader("pcfs_sessions_active", "gauge",
+                     "Sessions held, including any expired in the last tick.",
+                     out);
+  absl::StrAppend(&out, "pcfs_sessions_active ", registry_.session_count(),
+                  "\n");
+  AppendMetricHeader("pcfs_publications", "gauge",
+                     "Publications (user, file name) in force.", out);
+  absl::StrAppend(&out, "pcfs_publications ", registry_.publication_count(),
+                  "\n");
+  AppendMetricHeader("pcfs_request_duration_seconds", "histogram",
+                     "Time to handle a datagram and make its reply.", out);
+  LatencyHistogram requests;
+  for (const Worker& w : workers_) requests.MergeFrom(*w.latency);
+  requests.Render("pcfs_request_duration_seconds", "", out);
+  AppendMetricHeader("pcfs_journal_flush_seconds", "histogram",
+                     "Time to append and fdatasync a publication record.",
+                     out);
+  journal_flush_.Render("pcfs_journal_flush_seconds", "", out);
+  AppendMetricHeader("pcfs_reactors", "gauge", "Reactor threads.", out);
+  absl::StrAppend(&out, "pcfs_reactors ", workers_.size(), "\n");
+  AppendMetricHeader("pcfs_reactor_backend_info", "gauge",
+                     "The I/O backend the reactors run (value 1).", out);
+  absl::StrAppend(&out, "pcfs_reactor_backend_info{backend=\"",
+                  backend_note_, "\"} 1\n");
+  AppendMetricHeader("pcfs_build_info", "gauge",
+                     "The daemon's version (value 1).", out);
+  absl::StrAppend(&out, "pcfs_build_info{version=\"", PCFS_VERSION,
+                  "\"} 1\n");
+  return out;
 }
 
 void Server::ReloadCredentials() {
   absl::StatusOr<CredentialTable> table =
       LoadCredentials(options_.credentials_path);
   if (!table.ok()) {
-    Log("SIGHUP: keeping the old credentials: ", table.status().message());
+    LogError("SIGHUP: keeping the old credentials: ",
+             table.status().message());
     return;
   }
   const size_t users = table->size();

@@ -3,13 +3,16 @@
 // to a RequestHandler, whose timer expires sessions, and whose signal handler
 // stops (SIGINT, SIGTERM) or reloads the credentials (SIGHUP: the sessions
 // of users who are no longer in the file end; the others go on). It tells
-// systemd when it is ready, pets the watchdog and says when it stops.
+// systemd when it is ready and says when it stops, and pets the watchdog
+// only while every reactor thread makes progress (ReactorLiveness). With
+// --metrics it serves Prometheus metrics over HTTP from a thread of its own.
 //
 // Thread-safety: Create() and Run() from one thread; Stop() from any. Run()
 // serves on the calling thread plus threads-1 more.
 #ifndef PCFS_DAEMON_SERVER_H_
 #define PCFS_DAEMON_SERVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +24,8 @@
 #include "core/io/reactor.h"
 #include "core/index/registry.h"
 #include "daemon/handlers.h"
+#include "daemon/liveness.h"
+#include "daemon/metrics.h"
 #include "daemon/publication_log.h"
 
 namespace pcfs {
@@ -37,7 +42,15 @@ struct ServerOptions {
   // expiry wheel (the kernel keeps a peer's datagrams on one of them).
   // 0: one per core.
   int threads = 0;
+  // "ADDRESS:PORT" to serve GET /metrics on; empty: no metrics endpoint.
+  std::string metrics;
 };
+
+// Checks what Server::Create() would load, without starting or changing
+// anything: the options, the credentials file and the state folder. Returns
+// a one-line summary ("N users, M publications"). For
+// `peerconnectd check-config`.
+absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options);
 
 // Reads and parses a credentials file.
 absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path);
@@ -55,12 +68,21 @@ class Server {
 
   const SocketAddress& address() const { return address_; }
   const DaemonCounters& counters() const { return counters_; }
+  // The metrics endpoint's address; only with options.metrics set.
+  const SocketAddress* metrics_address() const {
+    return metrics_server_ ? &metrics_server_->address() : nullptr;
+  }
+
+  // Prometheus text exposition of the daemon's metrics. Any thread.
+  std::string RenderMetrics() const;
 
  private:
   // One reactor thread's share of the daemon.
   struct Worker {
     std::unique_ptr<Reactor> reactor;
     std::unique_ptr<RequestHandler> handler;
+    // Time from a datagram's arrival at the handler to its reply.
+    std::unique_ptr<LatencyHistogram> latency;
   };
 
   explicit Server(const ServerOptions& options);
@@ -69,7 +91,10 @@ class Server {
   absl::StatusOr<ReactorBackend> ChooseBackend();
   // Makes worker `index` with its socket bound to `bind` (SO_REUSEPORT).
   absl::Status AddWorker(ReactorBackend backend, const SocketAddress& bind,
-                         const RequestHandler::Shared& shared, bool first);
+                         const RequestHandler::Shared& shared, size_t index);
+  // The timer of worker `index`: expiry, its liveness beat and, on worker
+  // 0, the watchdog.
+  void OnTick(size_t index, bool watchdog);
 
   ServerOptions options_;
   Registry registry_;
@@ -82,6 +107,15 @@ class Server {
   std::vector<Worker> workers_;
   std::string backend_note_;  // which backend runs
   SocketAddress address_;
+  std::unique_ptr<ReactorLiveness> liveness_;
+  bool watchdog_starving_ = false;  // worker 0's thread only
+  int silent_ticks_ = 0;            // worker 0's thread only
+  // Debugging aid for the watchdog test: this worker's first tick blocks
+  // until Stop() ($PCFS_DEBUG_STALL_REACTOR); -1: none. Set by Create().
+  int stall_worker_ = -1;
+  std::atomic<bool> stopping_{false};
+  LatencyHistogram journal_flush_;
+  std::unique_ptr<MetricsServer> metrics_server_;
 };
 
 }  // namespace pcfs

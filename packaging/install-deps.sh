@@ -13,6 +13,9 @@ PACKAGES=(
   # The test suite's clang stages: the TSan tree with -Wthread-safety,
   # clang-tidy (run-clang-tidy), and libFuzzer with ASan+UBSan.
   clang clang-tidy libclang-rt-14-dev
+  # Debian packages (packaging/build-debs.sh) and their checks:
+  # lintian, promtool on the metrics, the service test under systemd-nspawn.
+  debhelper lintian prometheus debootstrap systemd-container
 )
 
 missing=()

@@ -11,7 +11,9 @@
 #   5. clang-tidy (.clang-tidy) over core/, daemon/ and peerctl/, with the
 #      clang tree's compile_commands.json (scripts/tidy.sh)
 #   6. every libFuzzer target for 10 s on its seeds (scripts/fuzz.sh)
-# docs/TESTING.md says what each stage costs.
+#   7. builds the Debian packages, checks them with lintian, and installs,
+#      reloads, upgrades and purges them in a booted Debian 12 container
+# docs/TESTING.md says what the clang stages cost.
 # .ci/run calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,4 +54,14 @@ scripts/tidy.sh build-tsan
 
 echo "== fuzz (10 s a target)"
 scripts/fuzz.sh 10
+
+# ---- Debian packages (packaging/build-debs.sh): lintian, then the service
+# under systemd in a booted Debian 12 container (tests/system/).
+echo "== Debian packages: build and lintian"
+packaging/build-debs.sh build-debs/out
+tests/system/lintian_test.sh build-debs/out
+echo "== Debian packages: the service under systemd (systemd-nspawn)"
+tests/system/service_test.sh build-debs/out
+# ---- end of the Debian package stages
+
 echo "== all test suites passed"

@@ -1,6 +1,9 @@
 #include "core/base/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <condition_variable>
 #include <deque>
@@ -8,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -61,10 +66,41 @@ void WriterLoop() {
 
 }  // namespace
 
-void LogLine(absl::string_view message) {
-  std::string line = absl::FormatTime("%H:%M:%E3S: ", absl::Now(),
-                                      absl::LocalTimeZone());
-  line.append(message.data(), message.size());
+std::string FormatLogLine(LogPriority priority, absl::string_view message,
+                          bool journal, absl::Time now, absl::TimeZone zone) {
+  if (journal) {
+    return absl::StrCat("<", static_cast<int>(priority), ">", message);
+  }
+  absl::string_view level;
+  if (priority == LogPriority::kError) level = "error: ";
+  if (priority == LogPriority::kWarning) level = "warning: ";
+  return absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3S%Ez ", now, zone),
+                      level, message);
+}
+
+bool StderrIsJournal() {
+  static const bool journal = [] {
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    if (stream == nullptr) return false;
+    std::pair<absl::string_view, absl::string_view> parts =
+        absl::StrSplit(stream, ':');
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    struct stat st {};
+    if (!absl::SimpleAtoi(parts.first, &device) ||
+        !absl::SimpleAtoi(parts.second, &inode) ||
+        ::fstat(STDERR_FILENO, &st) != 0) {
+      return false;
+    }
+    return static_cast<uint64_t>(st.st_dev) == device &&
+           static_cast<uint64_t>(st.st_ino) == inode;
+  }();
+  return journal;
+}
+
+void LogLine(LogPriority priority, absl::string_view message) {
+  std::string line = FormatLogLine(priority, message, StderrIsJournal(),
+                                   absl::Now(), absl::LocalTimeZone());
   line.push_back('\n');
   AsyncLog& log = State();
   {

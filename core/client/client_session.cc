@@ -176,6 +176,8 @@ size_t ClientSession::EncodeBody(const Header& header, const RequestBody& body,
     case MessageType::kUnpublish:
     case MessageType::kGet:
       return protocol::EncodeNameRequest(header, body.name, out);
+    case MessageType::kPing:  // stateless: daemon/ping.cc sends it, no session
+      return 0;
   }
   return 0;
 }

@@ -87,6 +87,8 @@ std::string MessageTypeName(uint8_t type) {
       return "HEARTBEAT";
     case MessageType::kLogout:
       return "LOGOUT";
+    case MessageType::kPing:
+      return "PING";
     case MessageType::kListActivePeers:
       return "LAP";
     case MessageType::kListPublished:
@@ -109,6 +111,7 @@ bool IsKnownMessageType(uint8_t type) {
     case MessageType::kLoginFinish:
     case MessageType::kHeartbeat:
     case MessageType::kLogout:
+    case MessageType::kPing:
     case MessageType::kListActivePeers:
     case MessageType::kListPublished:
     case MessageType::kPublish:
@@ -350,6 +353,15 @@ size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out) {
   return SizeIfOk(w);
 }
 
+size_t EncodePingRequest(const Header& header, const PingRequest& request,
+                         std::span<uint8_t> out) {
+  Writer w(Limit(out));
+  WriteHeader(header, w);
+  w.U64(request.token);
+  for (size_t i = 0; i < kPingPaddingBytes; ++i) w.U8(0);
+  return SizeIfOk(w);
+}
+
 size_t EncodeListRequest(const Header& header, const ListRequest& request,
                          std::span<uint8_t> out) {
   Writer w(Limit(out));
@@ -407,6 +419,20 @@ absl::Status DecodeEmptyRequest(std::span<const uint8_t> body) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<PingRequest> DecodePingRequest(std::span<const uint8_t> body) {
+  Reader r(body);
+  PingRequest request;
+  r.U64(&request.token);
+  for (size_t i = 0; i < kPingPaddingBytes; ++i) {
+    uint8_t pad = 0;
+    if (r.U8(&pad) && pad != 0) {
+      return absl::InvalidArgumentError("PING padding must be zero");
+    }
+  }
+  if (absl::Status s = CheckConsumed(r, "PING request"); !s.ok()) return s;
+  return request;
+}
+
 absl::StatusOr<ListRequest> DecodeListRequest(std::span<const uint8_t> body) {
   Reader r(body);
   ListRequest request;
@@ -449,6 +475,15 @@ size_t EncodeStatusReply(const Header& request, ResultCode code,
     size_t room = w.remaining() >= 2 ? w.remaining() - 2 : 0;
     w.Str(TruncateUtf8(message, room));
   }
+  return SizeIfOk(w);
+}
+
+size_t EncodePingReply(const Header& request, uint64_t token,
+                       std::span<uint8_t> out) {
+  Writer w(Limit(out));
+  WriteHeader(ReplyHeader(request), w);
+  w.U8(static_cast<uint8_t>(ResultCode::kOk));
+  w.U64(token);
   return SizeIfOk(w);
 }
 
@@ -549,6 +584,14 @@ absl::StatusOr<ReplyStatus> DecodeReplyStatus(std::span<const uint8_t> body) {
   r.Str(&status.message);
   if (absl::Status s = CheckConsumed(r, "error reply"); !s.ok()) return s;
   return status;
+}
+
+absl::StatusOr<uint64_t> DecodePingReply(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  uint64_t token = 0;
+  r.U64(&token);
+  if (absl::Status s = CheckConsumed(r, "PING reply"); !s.ok()) return s;
+  return token;
 }
 
 absl::StatusOr<LoginReply> DecodeLoginReply(std::span<const uint8_t> payload) {

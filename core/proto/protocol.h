@@ -69,6 +69,7 @@ enum class MessageType : uint8_t {
   kHeartbeat = 0x02,
   kLogout = 0x03,
   kLoginFinish = 0x04,  // SCRAM step 2: client-final -> server-final
+  kPing = 0x05,         // unauthenticated health check (peerconnectd ping)
   kListActivePeers = 0x10,  // lap
   kListPublished = 0x11,    // lpf
   kPublish = 0x12,          // pub
@@ -78,7 +79,7 @@ enum class MessageType : uint8_t {
 };
 
 // Returns the protocol name of a message type ("LOGIN", "LOGIN_FINISH",
-// "HEARTBEAT", "LAP", "LPF", "PUB", "UNP", "SCH", "GET", "LOGOUT"), or
+// "HEARTBEAT", "LAP", "LPF", "PUB", "UNP", "SCH", "GET", "LOGOUT", "PING"), or
 // "UNKNOWN(0xNN)".
 std::string MessageTypeName(uint8_t type);
 // True if `type` is one of the MessageType values above.
@@ -308,6 +309,19 @@ absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
     std::span<const uint8_t> body);
 // HEARTBEAT and LOGOUT: the body must be empty.
 absl::Status DecodeEmptyRequest(std::span<const uint8_t> body);
+
+// PING: a u64 token the reply echoes, then kPingPaddingBytes zero bytes, so
+// that a PING (60 bytes) is always larger than its reply (53 bytes) and the
+// daemon cannot amplify a spoofed sender's traffic. Session id, sequence and
+// MAC are zero: no login is needed.
+inline constexpr size_t kPingPaddingBytes = 8;
+struct PingRequest {
+  uint64_t token = 0;
+};
+size_t EncodePingRequest(const Header& header, const PingRequest& request,
+                         std::span<uint8_t> out);
+// Errors (InvalidArgument): a body other than the token and zero padding.
+absl::StatusOr<PingRequest> DecodePingRequest(std::span<const uint8_t> body);
 absl::StatusOr<ListRequest> DecodeListRequest(std::span<const uint8_t> body);
 absl::StatusOr<PublishRequest> DecodePublishRequest(
     std::span<const uint8_t> body);
@@ -324,6 +338,9 @@ size_t EncodeStatusReply(const Header& request, ResultCode code,
                          absl::string_view message, std::span<uint8_t> out);
 size_t EncodeLoginReply(const Header& request, const LoginReply& reply,
                         std::span<uint8_t> out);
+// PING reply: kOk, then the request's token.
+size_t EncodePingReply(const Header& request, uint64_t token,
+                       std::span<uint8_t> out);
 size_t EncodeLoginFinishReply(const Header& request,
                               const LoginFinishReply& reply,
                               std::span<uint8_t> out);
@@ -362,6 +379,8 @@ struct ReplyStatus {
   std::span<const uint8_t> payload;  // the bytes after the code, when kOk
 };
 absl::StatusOr<ReplyStatus> DecodeReplyStatus(std::span<const uint8_t> body);
+// The token of a PING reply's payload (after kOk).
+absl::StatusOr<uint64_t> DecodePingReply(std::span<const uint8_t> payload);
 absl::StatusOr<LoginReply> DecodeLoginReply(std::span<const uint8_t> payload);
 absl::StatusOr<LoginFinishReply> DecodeLoginFinishReply(
     std::span<const uint8_t> payload);

@@ -45,6 +45,11 @@ void FuzzRequest(std::span<const uint8_t> datagram, const Message& m) {
         CheckSame(datagram, EncodeEmptyRequest(m.header, out), out);
       }
       break;
+    case MessageType::kPing:
+      if (auto r = DecodePingRequest(m.body); r.ok()) {
+        CheckSame(datagram, EncodePingRequest(m.header, *r, out), out);
+      }
+      break;
     case MessageType::kListActivePeers:
     case MessageType::kListPublished:
     case MessageType::kSearch:

@@ -242,6 +242,61 @@ TEST_F(HandlersTest, LoginWithAWrongPasswordIsRefused) {
   EXPECT_FALSE(registry_.IsActive("hans", now_));
 }
 
+TEST_F(HandlersTest, LoginsAreCountedByResult) {
+  Login("hans", "hanspass", MakeEndpoint(5000));
+  LoginExchange("vader", "hanspass", MakeEndpoint(5001));
+  EXPECT_EQ(handler_.metrics().logins_ok.Get(), 1u);
+  EXPECT_EQ(handler_.metrics().logins_refused.Get(), 1u);
+  const size_t finish = RequestMetrics::TypeIndex(
+      static_cast<uint8_t>(MessageType::kLoginFinish));
+  EXPECT_EQ(handler_.metrics().replies[finish][0].Get(), 1u);
+  EXPECT_EQ(handler_.metrics().replies[finish][static_cast<size_t>(
+                ResultCode::kAuthFailed)].Get(),
+            1u);
+}
+
+TEST_F(HandlersTest, PingIsAnsweredWithoutALoginAndNeverLarger) {
+  Header h = MakeHeader(MessageType::kPing, 0);
+  const std::vector<uint8_t> ping = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodePingRequest(h, protocol::PingRequest{77}, out);
+  });
+  Reply reply = Send(ping, MakeEndpoint(6000));
+  EXPECT_EQ(reply.status.code, ResultCode::kOk);
+  EXPECT_EQ(reply.header.request_id, h.request_id);
+  EXPECT_LT(reply.bytes.size(), ping.size());
+  absl::StatusOr<uint64_t> token =
+      protocol::DecodePingReply(reply.status.payload);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(*token, 77u);
+  EXPECT_EQ(registry_.session_count(), 0u);
+}
+
+TEST_F(HandlersTest, MalformedOrExcessPingsAreDroppedNotAnswered) {
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  // With a session id, or without its padding: dropped.
+  Header with_session = MakeHeader(MessageType::kPing, 5);
+  std::vector<uint8_t> bad = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodePingRequest(with_session, {}, out);
+  });
+  EXPECT_EQ(handler_.Handle(bad, MakeEndpoint(6000), now_, reply), 0u);
+  Header h = MakeHeader(MessageType::kPing, 0);
+  std::vector<uint8_t> ping = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodePingRequest(h, {}, out);
+  });
+  std::vector<uint8_t> short_ping(ping.begin(), ping.end() - 1);
+  EXPECT_EQ(handler_.Handle(short_ping, MakeEndpoint(6000), now_, reply), 0u);
+  // The budget (100 a second by default) runs out, then refills.
+  int answered = 0;
+  for (int i = 0; i < 150; ++i) {
+    if (handler_.Handle(ping, MakeEndpoint(6000), now_, reply) > 0) ++answered;
+  }
+  EXPECT_EQ(answered, RequestHandler::Options{}.pings_per_second);
+  EXPECT_EQ(handler_.metrics().pings_dropped.Get(), 50u);
+  EXPECT_GT(handler_.Handle(ping, MakeEndpoint(6000),
+                            now_ + absl::Seconds(1), reply),
+            0u);
+}
+
 TEST_F(HandlersTest, UnknownUserLooksLikeAWrongPasswordUntilTheEnd) {
   // LOGIN answers an unknown user like a known one (a mock salt), so that
   // it does not tell which users exist; only the proof fails.

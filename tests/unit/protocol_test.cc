@@ -216,10 +216,26 @@ std::vector<TestVector> TestVectors() {
   const Header get_missing = RequestHeader(MessageType::kGet, 9, kSession);
   const Header unp = RequestHeader(MessageType::kUnpublish, 10, kSession);
   const Header logout = RequestHeader(MessageType::kLogout, 11, kSession);
+  const Header ping = RequestHeader(MessageType::kPing, 12, 0);
   Header sealed_heartbeat = heartbeat;
   sealed_heartbeat.sequence = 1;
   sealed_heartbeat.mac = kSealedHeartbeatMac;
   return {
+      {"PING-request",
+       "5043 01 05 0000 0000 0000000c 0000000000000000 "
+       "0000000000000000 00000000000000000000000000000000"
+       " 0123456789abcdef 0000000000000000",
+       [=](std::span<uint8_t> out) {
+         return EncodePingRequest(ping, PingRequest{0x0123456789abcdefULL},
+                                  out);
+       }},
+      {"PING-reply",
+       "5043 01 05 0001 0000 0000000c 0000000000000000 "
+       "0000000000000000 00000000000000000000000000000000"
+       " 00 0123456789abcdef",
+       [=](std::span<uint8_t> out) {
+         return EncodePingReply(ping, 0x0123456789abcdefULL, out);
+       }},
       {"LOGIN-request",
        "5043 01 01 0000 0000 00000001 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
@@ -485,6 +501,7 @@ TEST(MessageTypeNameTest, NamesEveryType) {
   EXPECT_EQ(MessageTypeName(0x02), "HEARTBEAT");
   EXPECT_EQ(MessageTypeName(0x03), "LOGOUT");
   EXPECT_EQ(MessageTypeName(0x04), "LOGIN_FINISH");
+  EXPECT_EQ(MessageTypeName(0x05), "PING");
   EXPECT_EQ(MessageTypeName(0x10), "LAP");
   EXPECT_EQ(MessageTypeName(0x11), "LPF");
   EXPECT_EQ(MessageTypeName(0x12), "PUB");
@@ -497,13 +514,62 @@ TEST(MessageTypeNameTest, NamesAnUnknownTypeByItsValue) {
   EXPECT_EQ(MessageTypeName(0x7f), "UNKNOWN(0x7f)");
 }
 
-TEST(IsKnownMessageTypeTest, KnowsExactlyTheTenTypes) {
+TEST(IsKnownMessageTypeTest, KnowsExactlyTheElevenTypes) {
   std::vector<int> known;
   for (int t = 0; t < 256; ++t) {
     if (IsKnownMessageType(static_cast<uint8_t>(t))) known.push_back(t);
   }
-  EXPECT_THAT(known, ElementsAre(0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12,
-                                 0x13, 0x14, 0x15));
+  EXPECT_THAT(known, ElementsAre(0x01, 0x02, 0x03, 0x04, 0x05, 0x10, 0x11,
+                                 0x12, 0x13, 0x14, 0x15));
+}
+
+// ---------------------------------------------------------------------------
+// PING.
+
+TEST(PingTest, ReplyIsSmallerThanTheRequest) {
+  const Header h = RequestHeader(MessageType::kPing, 1, 0);
+  std::array<uint8_t, kMaxDatagramSize> request{};
+  std::array<uint8_t, kMaxDatagramSize> reply{};
+  const size_t request_size = EncodePingRequest(h, PingRequest{~0ULL}, request);
+  const size_t reply_size = EncodePingReply(h, ~0ULL, reply);
+  EXPECT_EQ(request_size, kHeaderSize + 16);
+  EXPECT_EQ(reply_size, kHeaderSize + 9);
+  EXPECT_LT(reply_size, request_size);
+}
+
+TEST(PingTest, DecodesTheTokenAndRefusesOtherBodies) {
+  const Header h = RequestHeader(MessageType::kPing, 1, 0);
+  std::array<uint8_t, kMaxDatagramSize> out{};
+  const size_t n = EncodePingRequest(h, PingRequest{42}, out);
+  absl::StatusOr<Message> m = ParseDatagram(std::span(out).first(n));
+  ASSERT_TRUE(m.ok());
+  absl::StatusOr<PingRequest> request = DecodePingRequest(m->body);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->token, 42u);
+  // Short of its padding, with non-zero padding, or with a byte more.
+  EXPECT_FALSE(DecodePingRequest(m->body.first(8)).ok());
+  std::vector<uint8_t> body(m->body.begin(), m->body.end());
+  body.back() = 1;
+  EXPECT_FALSE(DecodePingRequest(body).ok());
+  body.back() = 0;
+  body.push_back(0);
+  EXPECT_FALSE(DecodePingRequest(body).ok());
+}
+
+TEST(PingTest, ReplyTokenRoundTrips) {
+  const Header h = RequestHeader(MessageType::kPing, 1, 0);
+  std::array<uint8_t, kMaxDatagramSize> out{};
+  const size_t n = EncodePingReply(h, 0xfeedULL, out);
+  absl::StatusOr<Message> m = ParseDatagram(std::span(out).first(n));
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->header.is_response());
+  absl::StatusOr<ReplyStatus> status = DecodeReplyStatus(m->body);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->code, ResultCode::kOk);
+  absl::StatusOr<uint64_t> token = DecodePingReply(status->payload);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(*token, 0xfeedULL);
+  EXPECT_FALSE(DecodePingReply(status->payload.first(7)).ok());
 }
 
 TEST(ResultCodeNameTest, DescribesKnownAndUnknownCodes) {
