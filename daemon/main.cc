@@ -85,7 +85,7 @@ int Usage(const std::string& message) {
 
 // Longer lines are refused rather than read without bound; anything past
 // kMaxPasswordBytes is refused by ValidatePassword with its length.
-constexpr size_t kMaxPasswordLineBytes = 64 * 1024;
+constexpr size_t kMaxPasswordLineBytes = size_t{64} * 1024;
 
 // Wipes a string that held a password.
 void Cleanse(std::string& secret) {

@@ -99,10 +99,29 @@ std::string PublishRecord(absl::string_view user, absl::string_view name,
   return std::string(record.view());
 }
 
-// Applies every complete line of `text`. When `allow_torn_tail`, a last line
-// without a newline is ignored (an append cut short by a crash).
-absl::Status ApplyAll(absl::string_view text, absl::string_view what,
-                      bool allow_torn_tail, Registry& registry) {
+absl::Status WriteSnapshot(const std::string& dir, const Registry& registry) {
+  const std::string text = FormatPublicationSnapshot(registry);
+  std::string path = absl::StrCat(dir, "/", kSnapshotName);
+  std::string temporary = absl::StrCat(path, ".tmp");
+  UniqueFd fd(::open(temporary.c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!fd) return ErrnoStatus(absl::StrCat("open ", temporary), errno);
+  if (absl::Status s = WriteAll(fd.get(), text, temporary); !s.ok()) return s;
+  if (::fsync(fd.get()) != 0) {
+    return ErrnoStatus(absl::StrCat("fsync ", temporary), errno);
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(absl::StrCat("rename ", temporary), errno);
+  }
+  return SyncDirectory(dir);
+}
+
+}  // namespace
+
+absl::Status ReplayPublicationRecords(absl::string_view text,
+                                      absl::string_view what,
+                                      bool allow_torn_tail,
+                                      Registry& registry) {
   size_t line_number = 0;
   while (!text.empty()) {
     ++line_number;
@@ -122,29 +141,15 @@ absl::Status ApplyAll(absl::string_view text, absl::string_view what,
   return absl::OkStatus();
 }
 
-absl::Status WriteSnapshot(const std::string& dir, const Registry& registry) {
+std::string FormatPublicationSnapshot(const Registry& registry) {
   std::string text;
   registry.ForEachPublication(
       [&](absl::string_view user, absl::string_view name,
           const FileMeta& meta) {
         absl::StrAppend(&text, PublishRecord(user, name, meta));
       });
-  std::string path = absl::StrCat(dir, "/", kSnapshotName);
-  std::string temporary = absl::StrCat(path, ".tmp");
-  UniqueFd fd(::open(temporary.c_str(),
-                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-  if (!fd) return ErrnoStatus(absl::StrCat("open ", temporary), errno);
-  if (absl::Status s = WriteAll(fd.get(), text, temporary); !s.ok()) return s;
-  if (::fsync(fd.get()) != 0) {
-    return ErrnoStatus(absl::StrCat("fsync ", temporary), errno);
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(absl::StrCat("rename ", temporary), errno);
-  }
-  return SyncDirectory(dir);
+  return text;
 }
-
-}  // namespace
 
 absl::Status ApplyPublicationRecord(absl::string_view line,
                                     Registry& registry) {
@@ -204,13 +209,13 @@ absl::Status LoadState(const std::string& state_dir, Registry& registry) {
   absl::StatusOr<std::string> text = ReadFileToString(snapshot);
   if (absl::IsNotFound(text.status())) text = std::string();
   if (!text.ok()) return text.status();
-  if (absl::Status s = ApplyAll(*text, snapshot, false, registry); !s.ok()) {
+  if (absl::Status s = ReplayPublicationRecords(*text, snapshot, false, registry); !s.ok()) {
     return s;
   }
   text = ReadFileToString(journal);
   if (absl::IsNotFound(text.status())) text = std::string();
   if (!text.ok()) return text.status();
-  return ApplyAll(*text, journal, true, registry);
+  return ReplayPublicationRecords(*text, journal, true, registry);
 }
 
 }  // namespace

@@ -76,6 +76,19 @@ class PublicationLog {
 absl::Status ApplyPublicationRecord(absl::string_view line,
                                     Registry& registry);
 
+// Applies every complete line of `text` (a snapshot's or a journal's) to
+// `registry`, as Open() does. When `allow_torn_tail`, a last line without a
+// newline is ignored (an append cut short by a crash); otherwise it is an
+// error. Errors: DataLoss "<what>: line N: ..." on the first bad line (the
+// lines before it stay applied). Exposed for tests and the fuzzer.
+absl::Status ReplayPublicationRecords(absl::string_view text,
+                                      absl::string_view what,
+                                      bool allow_torn_tail, Registry& registry);
+
+// The snapshot Open() writes when it compacts: one P record per publication
+// of `registry`.
+std::string FormatPublicationSnapshot(const Registry& registry);
+
 }  // namespace pcfs
 
 #endif  // PCFS_DAEMON_PUBLICATION_LOG_H_

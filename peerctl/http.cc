@@ -94,7 +94,11 @@ absl::Status BadHead(absl::string_view why) {
 // and malformed fields.
 absl::StatusOr<HeadLines> SplitHead(absl::string_view head) {
   if (head.size() > kMaxHeadBytes) return BadHead("longer than 8 KiB");
-  if (FindHeadEnd(head) != head.size()) return BadHead("not one whole head");
+  // FindHeadEnd's 0 means "no head": an empty string is not one either.
+  const size_t head_end = FindHeadEnd(head);
+  if (head_end == 0 || head_end != head.size()) {
+    return BadHead("not one whole head");
+  }
   head.remove_suffix(2);  // every line, the last included, ends in CRLF
   HeadLines lines;
   bool first = true;
@@ -465,15 +469,13 @@ int HttpCodeFromStatus(const absl::Status& status) {
     case absl::StatusCode::kPermissionDenied:
       return kForbidden;
     case absl::StatusCode::kNotFound:
-      return kNotFound;
-    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kFailedPrecondition:  // not a regular file
       return kNotFound;
     case absl::StatusCode::kUnimplemented:
       return kMethodNotAllowed;
     case absl::StatusCode::kOutOfRange:
       return kRangeNotSatisfiable;
     case absl::StatusCode::kUnavailable:
-      return kServiceUnavailable;
     case absl::StatusCode::kResourceExhausted:
       return kServiceUnavailable;
     default:

@@ -25,7 +25,7 @@
 
 namespace pcfs::http {
 
-inline constexpr size_t kMaxHeadBytes = 8 * 1024;
+inline constexpr size_t kMaxHeadBytes = size_t{8} * 1024;
 inline constexpr absl::string_view kFilePathPrefix = "/f/";
 
 // The status codes the protocol uses.

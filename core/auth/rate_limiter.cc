@@ -7,7 +7,7 @@
 
 namespace pcfs {
 
-RateLimiter::RateLimiter(Options options) : options_(std::move(options)) {}
+RateLimiter::RateLimiter(Options options) : options_(options) {}
 
 double RateLimiter::Refilled(const Bucket& bucket, absl::Time now) const {
   if (now <= bucket.updated) return bucket.tokens;

@@ -66,6 +66,7 @@ absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(
         absl::StrCat("unknown flag ", argv[*bad]));
   }
   std::vector<char*> raw;
+  raw.reserve(normalised.size());
   for (std::string& arg : normalised) raw.push_back(arg.data());
   std::vector<char*> args =
       absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());

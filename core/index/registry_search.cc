@@ -44,7 +44,10 @@ Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
   ShardWalk walk;
   MutexLock lock(&shard.mu);
   walk.end = shard.index.ForEachMatchFrom(
-      pattern, first_id, budget, [&](uint32_t id, absl::string_view name) {
+      pattern, first_id, budget,
+      // Runs inside ForEachMatchFrom, with the lock taken above held.
+      [&](uint32_t id, absl::string_view name)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
         if (walk.checked > 0 && (walk.checked + 1) * kCheckCost > budget) {
           return false;  // out of budget: the next page starts here
         }

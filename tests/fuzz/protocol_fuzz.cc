@@ -3,18 +3,9 @@
 // one property: a request that decodes re-encodes to exactly the same bytes
 // (the encoding is canonical: one datagram per value).
 //
-// Not part of the CMake build (libFuzzer needs clang). Build and run by hand
-// from the repository root:
-//
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/protocol_fuzz.cc core/proto/protocol.cc -labsl_status \
-//     -labsl_statusor -labsl_str_format_internal -labsl_strings \
-//     -labsl_throw_delegate -o /tmp/protocol_fuzz
-//   mkdir -p /tmp/protocol_corpus
-//   /tmp/protocol_fuzz /tmp/protocol_corpus -max_len=1300 -max_total_time=60
-//
-// The test vectors of docs/PROTOCOL.md (hex to binary, one file each) make a
-// good seed corpus: random bytes seldom carry the magic and version.
+// Built by scripts/fuzz.sh (CMake option PCFS_FUZZ, clang); its seeds are
+// in tests/fuzz/corpus/protocol_fuzz/, the test vectors of docs/PROTOCOL.md
+// among them (random bytes seldom carry the magic and version).
 #include <array>
 #include <cstddef>
 #include <cstdint>

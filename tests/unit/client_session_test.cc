@@ -51,7 +51,7 @@ class ClientSessionTest : public ::testing::Test {
     shared.user_limiter = &user_limiter_;
     shared.used_nonces = &used_nonces_;
     shared.login_secret.fill(7);
-    shared.wall_clock = [this] { return absl::FromUnixSeconds(1800000000); };
+    shared.wall_clock = [] { return absl::FromUnixSeconds(1800000000); };
     return shared;
   }
 

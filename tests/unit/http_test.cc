@@ -131,6 +131,15 @@ TEST(ParseRequestHeadTest, MalformedHeadsAreInvalid) {
   }
 }
 
+// Found by tests/fuzz/http_fuzz (its seed "crash-empty-head"): an empty
+// string looked like a whole head and SplitHead cut two bytes off it.
+TEST(ParseRequestHeadTest, EmptyHeadIsInvalid) {
+  EXPECT_EQ(ParseRequestHead("").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseResponseHead("").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(ParseRequestHeadTest, NamesThatEscapeTheFolderAreInvalid) {
   for (absl::string_view target :
        {"/f/..", "/f/.", "/f/../x", "/f/%2E%2E%2Fx", "/f/%2Fetc%2Fpasswd",

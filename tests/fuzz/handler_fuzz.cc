@@ -1,0 +1,201 @@
+// libFuzzer target for daemon/handlers.h: the daemon's request handler fed
+// whole datagrams. It must never crash, and every reply it writes must fit a
+// datagram and parse as one.
+//
+// Each input is a short conversation with a fresh daemon state (registry,
+// handler, limiters), so that any crash reproduces from its input alone:
+//   record := u16 big-endian word, u8 clock step, datagram bytes
+// The word's low 15 bits are the datagram's length; when its top bit is set
+// the fuzzer first makes the datagram part of a real session: before the
+// records run, the user "fuzz" logs in (SCRAM, a 1-iteration verifier so it
+// is cheap), and a marked datagram gets that session's id, the next sequence
+// number and a valid MAC. Without that, random bytes would never get past the
+// MAC check and the session handlers (PUB, LPF, SCH, GET, ...) would go
+// unfuzzed. The clock step advances time by that many 10 ms before the
+// datagram, and expires sessions through Tick().
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "core/auth/credentials.h"
+#include "core/auth/datagram_auth.h"
+#include "core/auth/rate_limiter.h"
+#include "core/auth/scram.h"
+#include "core/index/registry.h"
+#include "core/proto/protocol.h"
+#include "daemon/handlers.h"
+
+namespace pcfs {
+namespace {
+
+using protocol::kHeaderSize;
+using protocol::kMaxDatagramSize;
+using protocol::kSessionIdOffset;
+
+[[noreturn]] void Fail() { __builtin_trap(); }
+
+// The credential table every input runs with: "fuzz" with a cheap verifier
+// and "hans" with a plain password (its verifier is derived once, on the
+// first LOGIN that names it, and then kept by the store).
+const CredentialStore& Credentials() {
+  static const CredentialStore* store = [] {
+    const uint8_t salt[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    absl::StatusOr<ScramVerifier> verifier =
+        MakeVerifier("fuzzpass", salt, /*iterations=*/1);
+    if (!verifier.ok()) Fail();
+    absl::StatusOr<CredentialTable> table = CredentialTable::Parse(
+        "fuzz " + FormatVerifier(*verifier) + "\nhans hanspass\n");
+    if (!table.ok()) Fail();
+    auto created = CredentialStore::Create(*std::move(table));
+    if (!created.ok()) Fail();
+    return created->release();
+  }();
+  return *store;
+}
+
+void WriteBigEndian(uint64_t value, std::span<uint8_t> out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<uint8_t>(value >> (8 * (out.size() - 1 - i)));
+  }
+}
+
+// One daemon state, fresh per input.
+class Conversation {
+ public:
+  Conversation()
+      : address_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
+        user_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
+        handler_(MakeShared(), RequestHandler::Options{}, now_) {
+    from_.family = 4;
+    from_.ip = {127, 0, 0, 1};
+    from_.port = 40000;
+  }
+
+  // Logs "fuzz" in through the handler itself. False if it fails (a bug:
+  // the same exchange passes in tests/unit/handlers_test.cc).
+  bool LogIn() {
+    absl::StatusOr<ScramClient> scram =
+        ScramClient::Start("fuzz", "fuzzpass", "fuzzclientnonce");
+    if (!scram.ok()) return false;
+    protocol::Header h;
+    h.type = static_cast<uint8_t>(protocol::MessageType::kLogin);
+    h.request_id = 1;
+    std::vector<uint8_t> datagram(kMaxDatagramSize);
+    datagram.resize(protocol::EncodeLoginRequest(
+        h, protocol::LoginRequest{scram->client_first_message()}, datagram));
+    absl::StatusOr<std::span<const uint8_t>> payload = Exchange(datagram);
+    if (!payload.ok()) return false;
+    auto server_first = protocol::DecodeLoginReply(*payload);
+    if (!server_first.ok()) return false;
+    absl::StatusOr<std::string> client_final =
+        scram->HandleServerFirst(server_first->server_first);
+    if (!client_final.ok()) return false;
+    protocol::LoginFinishRequest finish;
+    finish.client_first = scram->client_first_message();
+    finish.client_final = *client_final;
+    finish.tcp_port = 7000;
+    h.type = static_cast<uint8_t>(protocol::MessageType::kLoginFinish);
+    h.request_id = 2;
+    datagram.resize(kMaxDatagramSize);
+    datagram.resize(protocol::EncodeLoginFinishRequest(h, finish, datagram));
+    payload = Exchange(datagram);
+    if (!payload.ok()) return false;
+    auto accepted = protocol::DecodeLoginFinishReply(*payload);
+    if (!accepted.ok()) return false;
+    if (!scram->HandleServerFinal(accepted->server_final).ok()) return false;
+    session_id_ = accepted->session_id;
+    key_ = *scram->session_key();
+    return true;
+  }
+
+  // Runs one record: advances the clock, seals if asked, and checks the
+  // reply.
+  void Run(std::span<const uint8_t> bytes, bool seal, uint8_t clock_step) {
+    now_ += absl::Milliseconds(10) * clock_step;
+    if (clock_step != 0) handler_.Tick(now_);
+    std::vector<uint8_t> datagram(bytes.begin(), bytes.end());
+    if (seal && datagram.size() >= kHeaderSize) {
+      WriteBigEndian(session_id_,
+                     std::span(datagram).subspan(kSessionIdOffset, 8));
+      SealDatagram(key_, ++sequence_, datagram);
+    }
+    (void)Handle(datagram);
+  }
+
+ private:
+  RequestHandler::Shared MakeShared() {
+    RequestHandler::Shared shared;
+    shared.registry = &registry_;
+    shared.credentials = &Credentials();
+    shared.counters = &counters_;
+    shared.address_limiter = &address_limiter_;
+    shared.user_limiter = &user_limiter_;
+    shared.used_nonces = &used_nonces_;
+    shared.login_secret.fill(7);
+    shared.wall_clock = [this] { return now_; };
+    return shared;
+  }
+
+  // Handles `datagram`; traps unless the reply (if any) is a datagram.
+  std::span<const uint8_t> Handle(std::span<const uint8_t> datagram) {
+    const size_t n = handler_.Handle(datagram, from_, now_, reply_);
+    if (n > kMaxDatagramSize) Fail();
+    if (n == 0) return {};
+    std::span<const uint8_t> reply(reply_.data(), n);
+    if (!protocol::ParseDatagram(reply).ok()) Fail();
+    return reply;
+  }
+
+  // Handles `datagram` and returns the payload of its kOk reply.
+  absl::StatusOr<std::span<const uint8_t>> Exchange(
+      std::span<const uint8_t> datagram) {
+    std::span<const uint8_t> reply = Handle(datagram);
+    auto message = protocol::ParseDatagram(reply);
+    if (!message.ok()) return message.status();
+    auto status = protocol::DecodeReplyStatus(message->body);
+    if (!status.ok()) return status.status();
+    if (status->code != protocol::ResultCode::kOk) {
+      return absl::InternalError("login refused");
+    }
+    return status->payload;
+  }
+
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+  // Few shards: a registry is made per input, and one conversation needs
+  // no more.
+  Registry registry_{Registry::Options{.shard_count = 2}};
+  DaemonCounters counters_;
+  RateLimiter address_limiter_;
+  RateLimiter user_limiter_;
+  UsedLoginNonces used_nonces_;
+  RequestHandler handler_;
+  Endpoint from_;
+  uint64_t session_id_ = 0;
+  uint64_t sequence_ = 0;
+  SessionKey key_{};
+  std::array<uint8_t, kMaxDatagramSize> reply_{};
+};
+
+}  // namespace
+}  // namespace pcfs
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::span<const uint8_t> input(data, size);
+  pcfs::Conversation conversation;
+  if (!conversation.LogIn()) pcfs::Fail();
+  // At most 16 records an input: enough for a login, a few publications and
+  // their lists, short enough to keep executions fast.
+  for (int record = 0; record < 16 && input.size() >= 3; ++record) {
+    const uint16_t word = static_cast<uint16_t>(input[0] << 8 | input[1]);
+    const uint8_t clock_step = input[2];
+    input = input.subspan(3);
+    const size_t length = std::min<size_t>(word & 0x7fff, input.size());
+    conversation.Run(input.first(length), (word & 0x8000) != 0, clock_step);
+    input = input.subspan(length);
+  }
+  return 0;
+}
