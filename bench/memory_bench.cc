@@ -67,18 +67,18 @@ Registry::LoginParams LoginFor(const std::string& user, int i) {
 // make short substrings common, as in real catalogues).
 std::vector<std::string> MakeNames(size_t count) {
   static const char* const kWords[] = {
-      "holiday", "concert", "report",  "summer",  "winter",  "project",
-      "family",  "backup",  "invoice", "lecture", "podcast", "episode",
-      "season",  "draft",   "final",   "photos",  "album",   "recipe",
-      "budget",  "meeting", "notes",   "slides",  "thesis",  "chapter",
-      "garden",  "travel",  "paris",   "london",  "berlin",  "tokyo",
-      "lisbon",  "madrid",  "video",   "music",   "scan",    "contract",
-      "manual",  "linux",   "kernel",  "debian",  "images",  "archive",
-      "export",  "import",  "review",  "design",  "sketch",  "poster",
-      "birthday", "wedding", "soccer", "tennis",  "piano",   "guitar",
-      "lesson",  "course",  "exam",    "paper",   "dataset", "model",
-      "release", "snapshot", "weekly", "monthly"};
-  static const char* const kExtensions[] = {"mkv", "mp4", "pdf", "jpg",
+      "holiday",  "concert",  "report",  "summer",  "winter",  "project",
+      "family",   "backup",   "invoice", "lecture", "podcast", "episode",
+      "season",   "draft",    "final",   "photos",  "album",   "recipe",
+      "budget",   "meeting",  "notes",   "slides",  "thesis",  "chapter",
+      "garden",   "travel",   "paris",   "london",  "berlin",  "tokyo",
+      "lisbon",   "madrid",   "video",   "music",   "scan",    "contract",
+      "manual",   "linux",    "kernel",  "debian",  "images",  "archive",
+      "export",   "import",   "review",  "design",  "sketch",  "poster",
+      "birthday", "wedding",  "soccer",  "tennis",  "piano",   "guitar",
+      "lesson",   "course",   "exam",    "paper",   "dataset", "model",
+      "release",  "snapshot", "weekly",  "monthly"};
+  static const char* const kExtensions[] = {"mkv",    "mp4", "pdf",  "jpg",
                                             "tar.gz", "zip", "flac", "txt"};
   static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::mt19937_64 random(20240601);
@@ -108,7 +108,8 @@ void BM_MemoryPerSession(benchmark::State& state) {
     const int64_t before = HeapBytes();
     auto registry = std::make_unique<Registry>();
     for (int i = 0; i < kSessions; ++i) {
-      absl::StatusOr<uint64_t> id = registry->Login(LoginFor(users[i], i), kNow);
+      absl::StatusOr<uint64_t> id =
+          registry->Login(LoginFor(users[i], i), kNow);
       if (!id.ok()) {
         state.SkipWithError("login refused");
         return;
@@ -126,8 +127,8 @@ void BM_MemoryPerSession(benchmark::State& state) {
     const int64_t with_sessions = HeapBytes();
     // A heartbeat-sized wheel (100 ms slots over twice the 3 s timeout)
     // holding each session once, as the daemon's reactors do.
-    auto wheel = std::make_unique<ExpiryWheel>(absl::Milliseconds(100), 62,
-                                               kNow);
+    auto wheel =
+        std::make_unique<ExpiryWheel>(absl::Milliseconds(100), 62, kNow);
     for (int i = 0; i < kSessions; ++i) {
       wheel->Schedule(static_cast<uint64_t>(i) + 1, kNow + absl::Seconds(3));
     }
@@ -179,8 +180,7 @@ void BM_MemoryPerPublication(benchmark::State& state) {
     const double count = static_cast<double>(names.size());
     state.counters["publications"] =
         static_cast<double>(registry->publication_count());
-    state.counters["mean_name_bytes"] =
-        static_cast<double>(name_bytes) / count;
+    state.counters["mean_name_bytes"] = static_cast<double>(name_bytes) / count;
     state.counters["bytes_per_publication"] = heap / count;
     state.counters["bytes_per_publication_beyond_name"] =
         (heap - static_cast<double>(name_bytes)) / count;

@@ -1,8 +1,8 @@
 // Encode and decode costs of every control protocol message, requests and
-// replies (core/proto/protocol.h). Each message has a BM_Encode/<message> (writing
-// the whole datagram, header included) and a BM_Decode/<message> (splitting
-// the datagram and decoding its body, as the receiving side does). The
-// values are the sizes the daemon sees in practice: a SCRAM exchange of the
+// replies (core/proto/protocol.h). Each message has a BM_Encode/<message>
+// (writing the whole datagram, header included) and a BM_Decode/<message>
+// (splitting the datagram and decoding its body, as the receiving side does).
+// The values are the sizes the daemon sees in practice: a SCRAM exchange of the
 // RFC 7677 shape, a 22-byte file name, a full list page.
 #include <array>
 #include <cstdint>
@@ -242,8 +242,8 @@ void BM_Decode(benchmark::State& state, Encoder encode, Decoder decode) {
   if (size == 0 || !ok) state.SkipWithError("the message did not decode");
 }
 
-#define PCFS_CODEC_BENCHMARKS(message, encode, decode)   \
-  BENCHMARK_CAPTURE(BM_Encode, message, &encode);        \
+#define PCFS_CODEC_BENCHMARKS(message, encode, decode) \
+  BENCHMARK_CAPTURE(BM_Encode, message, &encode);      \
   BENCHMARK_CAPTURE(BM_Decode, message, &encode, &decode)
 
 PCFS_CODEC_BENCHMARKS(Login, EncodeLogin, DecodeLogin);
@@ -262,8 +262,7 @@ PCFS_CODEC_BENCHMARKS(LoginReply, EncodeLoginReplyDatagram,
                       DecodeLoginReplyDatagram);
 PCFS_CODEC_BENCHMARKS(LoginFinishReply, EncodeLoginFinishReplyDatagram,
                       DecodeLoginFinishReplyDatagram);
-PCFS_CODEC_BENCHMARKS(GetReply, EncodeGetReplyDatagram,
-                      DecodeGetReplyDatagram);
+PCFS_CODEC_BENCHMARKS(GetReply, EncodeGetReplyDatagram, DecodeGetReplyDatagram);
 PCFS_CODEC_BENCHMARKS(ListPage, EncodeListPage, DecodeListPage);
 
 }  // namespace

@@ -8,10 +8,10 @@
 // --out the plain way: a non-blocking socket, recv() into a 1 MiB buffer
 // with poll() when it would block, write() of each chunk, fallocate() of the
 // whole size first, and at the end fsync() of the file and of its folder
-// (peerctl's downloader, peerctl/downloader.cc, fsyncs the same two). It does not hash (the
-// downloader's SHA-256 is part of the cost the benchmark measures) and it
-// writes to a named file (the downloader writes to an O_TMPFILE and links it;
-// the data path is the same).
+// (peerctl's downloader, peerctl/downloader.cc, fsyncs the same two). It does
+// not hash (the downloader's SHA-256 is part of the cost the benchmark
+// measures) and it writes to a named file (the downloader writes to an
+// O_TMPFILE and links it; the data path is the same).
 //
 // --splice receives with splice() from the socket into a pipe and from the
 // pipe into the file instead: the downloader's receive path, without its
@@ -229,11 +229,11 @@ std::string FolderOf(const std::string& path) {
 absl::StatusOr<uint64_t> Receive(uint16_t port, const std::string& out_path,
                                  uint64_t size, bool splice,
                                  absl::Time* written) {
-  UniqueFd folder(::open(FolderOf(out_path).c_str(),
-                         O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd folder(
+      ::open(FolderOf(out_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!folder) return ErrnoStatus("open(folder of --out)", errno);
-  UniqueFd file(::open(out_path.c_str(),
-                       O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd file(
+      ::open(out_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!file) return ErrnoStatus(absl::StrCat("open ", out_path), errno);
   absl::StatusOr<UniqueFd> socket = Connect(port);
   if (!socket.ok()) return socket.status();
@@ -311,8 +311,7 @@ int main(int argc, char** argv) {
   const std::string file = absl::GetFlag(FLAGS_file);
   const std::string out = absl::GetFlag(FLAGS_out);
   if (args.size() != 1 || file.empty() || out.empty()) {
-    std::fprintf(stderr,
-                 "usage: rawcopy --file PATH --out PATH [--splice]\n");
+    std::fprintf(stderr, "usage: rawcopy --file PATH --out PATH [--splice]\n");
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);

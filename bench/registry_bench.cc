@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "core/index/expiry_wheel.h"
-#include "core/proto/protocol.h"
 #include "core/index/registry.h"
+#include "core/proto/protocol.h"
 
 namespace pcfs {
 namespace {
@@ -149,7 +149,8 @@ void BM_Search(benchmark::State& state) {
   for (auto _ : state) {
     // A rare substring: the cost is finding, not returning. The whole
     // listing, page after page, as a client reads it through the daemon.
-    benchmark::DoNotOptimize(CountListing(registry, "e-12345.", "nobody", kNow));
+    benchmark::DoNotOptimize(
+        CountListing(registry, "e-12345.", "nobody", kNow));
   }
 }
 BENCHMARK(BM_Search)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond);
@@ -171,7 +172,9 @@ void BM_ExpiryWheelScheduleAndFire(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * n / 30);
 }
-BENCHMARK(BM_ExpiryWheelScheduleAndFire)->Arg(1000000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ExpiryWheelScheduleAndFire)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace pcfs

@@ -46,9 +46,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "core/proto/protocol.h"
 #include "core/index/registry.h"
 #include "core/index/search_index.h"
+#include "core/proto/protocol.h"
 
 namespace pcfs {
 namespace {
@@ -58,26 +58,26 @@ constexpr int kUsers = 1000;
 const absl::Time kNow = absl::UnixEpoch() + absl::Hours(1);
 
 constexpr const char* kWords[] = {
-    "album",   "alpha",    "annual",  "archive", "autumn",  "backup",
-    "beach",   "birthday", "blue",    "budget",  "camera",  "castle",
-    "chapter", "city",     "class",   "concert", "contract", "cover",
-    "dance",   "data",     "demo",    "design",  "diary",   "draft",
-    "dream",   "episode",  "family",  "final",   "forest",  "friends",
-    "game",    "garden",   "green",   "guitar",  "holiday", "house",
-    "invoice", "island",   "journal", "kitchen", "lecture", "letter",
-    "live",    "map",      "meeting", "memo",    "mix",     "morning",
-    "mountain", "movie",   "music",   "night",   "notes",   "ocean",
-    "office",  "old",      "paper",   "party",   "photo",   "piano",
-    "plan",    "project",  "quiz",    "red",     "report",  "river",
-    "road",    "school",   "scan",    "season",  "setup",   "show",
-    "sketch",  "slides",   "song",    "spring",  "star",    "summer",
-    "sunset",  "talk",     "team",    "test",    "thesis",  "tour",
-    "track",   "trailer",  "travel",  "trip",    "video",   "village",
-    "voice",   "wedding",  "week",    "winter",  "work",    "world",
-    "yellow",  "zoo"};
-constexpr const char* kExtensions[] = {"mp4", "mkv", "avi", "mp3", "flac",
-                                       "pdf", "txt", "docx", "jpg", "png",
-                                       "zip", "tar.gz"};
+    "album",    "alpha",    "annual",  "archive", "autumn",   "backup",
+    "beach",    "birthday", "blue",    "budget",  "camera",   "castle",
+    "chapter",  "city",     "class",   "concert", "contract", "cover",
+    "dance",    "data",     "demo",    "design",  "diary",    "draft",
+    "dream",    "episode",  "family",  "final",   "forest",   "friends",
+    "game",     "garden",   "green",   "guitar",  "holiday",  "house",
+    "invoice",  "island",   "journal", "kitchen", "lecture",  "letter",
+    "live",     "map",      "meeting", "memo",    "mix",      "morning",
+    "mountain", "movie",    "music",   "night",   "notes",    "ocean",
+    "office",   "old",      "paper",   "party",   "photo",    "piano",
+    "plan",     "project",  "quiz",    "red",     "report",   "river",
+    "road",     "school",   "scan",    "season",  "setup",    "show",
+    "sketch",   "slides",   "song",    "spring",  "star",     "summer",
+    "sunset",   "talk",     "team",    "test",    "thesis",   "tour",
+    "track",    "trailer",  "travel",  "trip",    "video",    "village",
+    "voice",    "wedding",  "week",    "winter",  "work",     "world",
+    "yellow",   "zoo"};
+constexpr const char* kExtensions[] = {"mp4",  "mkv", "avi", "mp3",
+                                       "flac", "pdf", "txt", "docx",
+                                       "jpg",  "png", "zip", "tar.gz"};
 constexpr char kMissAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789-.";
 
 template <typename T, size_t N>
@@ -92,9 +92,9 @@ const std::vector<std::string>& Names() {
     absl::flat_hash_set<std::string> seen;
     std::mt19937 rng(20240601);
     while (out->size() < kNames) {
-      std::string name = absl::StrCat(Pick(rng, kWords), "-", Pick(rng, kWords),
-                                      "-", rng() % 10000, ".",
-                                      Pick(rng, kExtensions));
+      std::string name =
+          absl::StrCat(Pick(rng, kWords), "-", Pick(rng, kWords), "-",
+                       rng() % 10000, ".", Pick(rng, kExtensions));
       if (seen.insert(name).second) out->push_back(std::move(name));
     }
     return out;
@@ -328,7 +328,6 @@ size_t CountListing(const Registry& registry, absl::string_view pattern,
   }
 }
 
-
 void BM_RegistryBuild(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(&PublishedRegistry());
   state.counters["bytes_per_publication"] = registry_bytes_per_publication;
@@ -342,8 +341,8 @@ void BM_RegistrySearch(benchmark::State& state) {
   size_t i = 0;
   size_t matches = 0;
   for (auto _ : state) {
-    matches += CountListing(registry, patterns[i++ % patterns.size()],
-                            "user0", kNow);
+    matches +=
+        CountListing(registry, patterns[i++ % patterns.size()], "user0", kNow);
   }
   state.counters["matches"] =
       static_cast<double>(matches) / static_cast<double>(state.iterations());

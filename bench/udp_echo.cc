@@ -33,8 +33,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "core/base/log.h"
-#include "core/io/net.h"
 #include "core/base/unique_fd.h"
+#include "core/io/net.h"
 
 ABSL_FLAG(int, port, 50001, "UDP port to echo on (0: the kernel picks)");
 ABSL_FLAG(std::string, bind,

@@ -21,11 +21,11 @@
 namespace pcfs {
 namespace {
 
+using handler_internal::Bump;
 using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
 using protocol::ResultCode;
-using handler_internal::Bump;
 
 // Reads the header fields of a datagram whose version we do not speak, so
 // that the reply can still echo its type and request id. Returns nullopt if
@@ -86,16 +86,26 @@ std::string DaemonCounters::ToString() const {
 absl::string_view ClassicCommandName(uint8_t type) {
   switch (static_cast<MessageType>(type)) {
     case MessageType::kLogin:
-    case MessageType::kLoginFinish: return "AUTH";
-    case MessageType::kHeartbeat: return "HBT";
-    case MessageType::kLogout: return "XIT";
-    case MessageType::kPing: return "PING";
-    case MessageType::kListActivePeers: return "LAP";
-    case MessageType::kListPublished: return "LPF";
-    case MessageType::kPublish: return "PUB";
-    case MessageType::kUnpublish: return "UNP";
-    case MessageType::kSearch: return "SCH";
-    case MessageType::kGet: return "GET";
+    case MessageType::kLoginFinish:
+      return "AUTH";
+    case MessageType::kHeartbeat:
+      return "HBT";
+    case MessageType::kLogout:
+      return "XIT";
+    case MessageType::kPing:
+      return "PING";
+    case MessageType::kListActivePeers:
+      return "LAP";
+    case MessageType::kListPublished:
+      return "LPF";
+    case MessageType::kPublish:
+      return "PUB";
+    case MessageType::kUnpublish:
+      return "UNP";
+    case MessageType::kSearch:
+      return "SCH";
+    case MessageType::kGet:
+      return "GET";
   }
   return "UNKNOWN";
 }
@@ -113,7 +123,8 @@ RequestHandler::RequestHandler(const Shared& shared, Options options,
       // deadline is normally re-armed without wrapping.
       wheel_(options.wheel_slot,
              static_cast<size_t>(2 * options.session_timeout /
-                                 options.wheel_slot) + 2,
+                                 options.wheel_slot) +
+                 2,
              now) {
   ping_budget_.per_second = options.pings_per_second;
 }
@@ -195,12 +206,14 @@ bool RequestHandler::PingBudget::TryTake(absl::Time now) {
   return true;
 }
 
-size_t RequestHandler::HandleSessionRequest(
-    const Message& m, std::span<const uint8_t> datagram, const Endpoint& from,
-    absl::Time now, std::span<uint8_t> reply) {
+size_t RequestHandler::HandleSessionRequest(const Message& m,
+                                            std::span<const uint8_t> datagram,
+                                            const Endpoint& from,
+                                            absl::Time now,
+                                            std::span<uint8_t> reply) {
   const Header& h = m.header;
-  const SessionTable::Admission admission =
-      sessions_->Admit(h.session_id, datagram, h.sequence, h.request_id, h.type);
+  const SessionTable::Admission admission = sessions_->Admit(
+      h.session_id, datagram, h.sequence, h.request_id, h.type);
   std::optional<UserName> user;
   if (admission.verdict == SessionTable::Admission::kAdmitted) {
     user = registry_->Admit(h.session_id, from, now,
@@ -329,8 +342,8 @@ void RequestHandler::SetLogUser(absl::string_view user) {
 void RequestHandler::LogRequest(const Header& header, const Endpoint& from,
                                 absl::string_view user) const {
   if (!options_.verbose) return;
-  LogDebug(from.port, ": Received ", ClassicCommandName(header.type),
-           " from ", user);
+  LogDebug(from.port, ": Received ", ClassicCommandName(header.type), " from ",
+           user);
 }
 
 void RequestHandler::LogReply(const Endpoint& from, absl::string_view user,

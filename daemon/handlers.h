@@ -1,8 +1,8 @@
 // RequestHandler: the daemon's request logic, joining the protocol codec to
 // the registry (presence, publications, search) and the session table (the
-// daemon's part of each session). Handle() is a plain function of (datagram, sender, now) to a
-// reply, so the same code runs under either reactor backend and in tests
-// without sockets.
+// daemon's part of each session). Handle() is a plain function of (datagram,
+// sender, now) to a reply, so the same code runs under either reactor backend
+// and in tests without sockets.
 //
 // Login is SCRAM-SHA-256 in two exchanges (LOGIN, LOGIN_FINISH) with no
 // state kept between them; every later datagram must carry a MAC under the
@@ -21,9 +21,9 @@
 
 #include <array>
 #include <atomic>
-#include <functional>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,12 +33,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/auth/credentials.h"
-#include "core/base/mutex_lock.h"
-#include "core/index/expiry_wheel.h"
-#include "core/proto/protocol.h"
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
+#include "core/base/mutex_lock.h"
+#include "core/index/expiry_wheel.h"
 #include "core/index/registry.h"
+#include "core/proto/protocol.h"
 #include "daemon/metrics.h"
 #include "daemon/publication_log.h"
 #include "daemon/session_table.h"
@@ -103,8 +103,8 @@ struct DaemonCounters {
   std::atomic<uint64_t> bad_version{0};
   std::atomic<uint64_t> unknown_type{0};
   std::atomic<uint64_t> unknown_session{0};
-  std::atomic<uint64_t> bad_mac{0};       // dropped: MAC did not verify
-  std::atomic<uint64_t> replayed{0};      // dropped: sequence number seen
+  std::atomic<uint64_t> bad_mac{0};   // dropped: MAC did not verify
+  std::atomic<uint64_t> replayed{0};  // dropped: sequence number seen
   std::atomic<uint64_t> auth_failed{0};
   std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> retransmissions{0};
@@ -209,9 +209,8 @@ class RequestHandler {
   // True if `server_nonce` is one MakeServerNonce made for these, within
   // options_.login_window of `now`.
   bool CheckServerNonce(absl::string_view server_nonce,
-                        absl::string_view client_nonce,
-                        absl::string_view user, const Endpoint& from,
-                        absl::Time now) const;
+                        absl::string_view client_nonce, absl::string_view user,
+                        const Endpoint& from, absl::Time now) const;
   // Refuses a login attempt that exceeds a rate limit (returns the reply
   // size), or returns 0 to go on.
   size_t CheckLoginRate(const protocol::Header& h, absl::string_view user,
@@ -238,8 +237,7 @@ class RequestHandler {
   void SetLogUser(absl::string_view user);
   void LogRequest(const protocol::Header& header, const Endpoint& from,
                   absl::string_view user) const;
-  void LogReply(const Endpoint& from, absl::string_view user,
-                bool ok) const;
+  void LogReply(const Endpoint& from, absl::string_view user, bool ok) const;
 
   const Shared shared_;
   Registry* const registry_;

@@ -14,11 +14,11 @@
 namespace pcfs {
 namespace {
 
+using handler_internal::Bump;
 using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
 using protocol::ResultCode;
-using handler_internal::Bump;
 
 // ---- SCH pages ----
 // An SCH page is read straight from the registry's index (no snapshot), and

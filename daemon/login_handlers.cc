@@ -22,11 +22,11 @@
 namespace pcfs {
 namespace {
 
+using handler_internal::Bump;
 using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
 using protocol::ResultCode;
-using handler_internal::Bump;
 
 constexpr size_t kNonceRandomBytes = 8;
 constexpr size_t kNonceMacBytes = 16;
@@ -56,8 +56,8 @@ std::string AddressKey(const Endpoint& from) {
 }  // namespace
 
 void RequestHandler::LogFailedLogin(absl::string_view user,
-                                    const Endpoint& from,
-                                    absl::string_view why, absl::Time now) {
+                                    const Endpoint& from, absl::string_view why,
+                                    absl::Time now) {
   if (now - failed_log_window_ >= absl::Seconds(10)) {
     if (failed_logs_suppressed_ > 0) {
       LogWarning("failed logins: ", failed_logs_suppressed_,
@@ -82,18 +82,19 @@ std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
                                             absl::Time now) const {
   uint8_t raw[8 + kNonceRandomBytes + kNonceMacBytes];
   const uint64_t stamp = static_cast<uint64_t>(absl::ToUnixMillis(now));
-  for (int i = 0; i < 8; ++i) raw[i] = static_cast<uint8_t>(stamp >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    raw[i] = static_cast<uint8_t>(stamp >> (56 - 8 * i));
   if (RAND_bytes(raw + 8, kNonceRandomBytes) != 1) {
     std::memset(raw + 8, 0, kNonceRandomBytes);  // still MAC'd and fresh
   }
   const absl::string_view head(reinterpret_cast<const char*>(raw),
                                8 + kNonceRandomBytes);
-  absl::StatusOr<Sha256Digest> mac = HmacSha256(
-      absl::string_view(reinterpret_cast<const char*>(
-                            shared_.login_secret.data()),
-                        shared_.login_secret.size()),
-      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
-                   "\n", AddressKey(from), from.port));
+  absl::StatusOr<Sha256Digest> mac =
+      HmacSha256(absl::string_view(
+                     reinterpret_cast<const char*>(shared_.login_secret.data()),
+                     shared_.login_secret.size()),
+                 absl::StrCat("PeerConnect login nonce", head, client_nonce,
+                              "\n", user, "\n", AddressKey(from), from.port));
   if (mac.ok()) std::memcpy(raw + head.size(), mac->data(), kNonceMacBytes);
   std::string encoded;
   absl::WebSafeBase64Escape(
@@ -119,12 +120,12 @@ bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
   const absl::Time made = absl::FromUnixMillis(static_cast<int64_t>(stamp));
   if (made > now || now - made > options_.login_window) return false;
   const absl::string_view head(raw.data(), 8 + kNonceRandomBytes);
-  absl::StatusOr<Sha256Digest> mac = HmacSha256(
-      absl::string_view(reinterpret_cast<const char*>(
-                            shared_.login_secret.data()),
-                        shared_.login_secret.size()),
-      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
-                   "\n", AddressKey(from), from.port));
+  absl::StatusOr<Sha256Digest> mac =
+      HmacSha256(absl::string_view(
+                     reinterpret_cast<const char*>(shared_.login_secret.data()),
+                     shared_.login_secret.size()),
+                 absl::StrCat("PeerConnect login nonce", head, client_nonce,
+                              "\n", user, "\n", AddressKey(from), from.port));
   return mac.ok() && CRYPTO_memcmp(mac->data(), raw.data() + head.size(),
                                    kNonceMacBytes) == 0;
 }
@@ -146,10 +147,10 @@ size_t RequestHandler::CheckLoginRate(const Header& h, absl::string_view user,
   if (shared_.user_limiter != nullptr &&
       shared_.user_limiter->Available(user, now) < 1) {
     Bump(counters_->rate_limited);
-    return Error(h, ResultCode::kRateLimited,
-                 absl::StrCat("too many failed logins for ", user,
-                              "; try again later"),
-                 reply);
+    return Error(
+        h, ResultCode::kRateLimited,
+        absl::StrCat("too many failed logins for ", user, "; try again later"),
+        reply);
   }
   return 0;
 }
@@ -164,8 +165,8 @@ size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
                  reply);
   }
   ScramServer scram;
-  absl::StatusOr<std::string> user = scram.HandleClientFirst(
-      request->client_first);
+  absl::StatusOr<std::string> user =
+      scram.HandleClientFirst(request->client_first);
   if (!user.ok()) {
     Bump(counters_->rejected_malformed);
     return Error(m.header, ResultCode::kMalformed, user.status().message(),
@@ -197,8 +198,8 @@ size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
   return protocol::EncodeLoginReply(m.header, login, reply);
 }
 
-size_t RequestHandler::HandleLoginFinish(const Message& m,
-                                         const Endpoint& from, absl::Time now,
+size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
+                                         absl::Time now,
                                          std::span<uint8_t> reply) {
   absl::StatusOr<protocol::LoginFinishRequest> request =
       protocol::DecodeLoginFinishRequest(m.body);

@@ -80,7 +80,8 @@ void UsedLoginNonces::Purge(absl::Time now) {
   // logins of the last few seconds.
   if (now < next_purge_) return;
   next_purge_ = now + absl::Seconds(1);
-  absl::erase_if(until_, [&](const auto& entry) { return entry.second <= now; });
+  absl::erase_if(until_,
+                 [&](const auto& entry) { return entry.second <= now; });
 }
 
 }  // namespace pcfs

@@ -33,18 +33,18 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/auth/scram.h"
 #include "core/base/cli.h"
 #include "core/base/log.h"
 #include "core/base/names.h"
 #include "core/io/net.h"
 #include "core/io/reactor.h"
-#include "core/auth/scram.h"
 #include "daemon/ping.h"
 #include "daemon/server.h"
 
 ABSL_FLAG(int, port, 50000, "UDP port to serve on (a positional PORT wins)");
-ABSL_FLAG(std::string, bind, "::",
-          "address to bind; '::' serves IPv6 and IPv4");
+ABSL_FLAG(std::string, bind,
+          "::", "address to bind; '::' serves IPv6 and IPv4");
 ABSL_FLAG(std::string, credentials, "credentials.txt",
           "credentials file: lines 'USER SECRET'");
 ABSL_FLAG(std::string, state_dir, "peerconnect-state",
@@ -209,7 +209,8 @@ int Ping(const std::vector<std::string>& args) {
   if (args.size() == 2) {
     absl::StatusOr<std::pair<std::string, uint16_t>> host_port =
         pcfs::ParseHostPort(args[1]);
-    if (!host_port.ok()) return Usage(std::string(host_port.status().message()));
+    if (!host_port.ok())
+      return Usage(std::string(host_port.status().message()));
     host = host_port->first;
     port = host_port->second;
   }
@@ -221,8 +222,7 @@ int Ping(const std::vector<std::string>& args) {
   if (!result.ok()) {
     std::fprintf(stderr, "peerconnectd: ping: %s\n",
                  std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kExitUsage
-                                                    : kExitFailure;
+    return absl::IsInvalidArgument(result.status()) ? kExitUsage : kExitFailure;
   }
   std::printf("peerconnectd at %s answered in %s\n",
               result->answered_by.ToString().c_str(),
@@ -287,8 +287,7 @@ int main(int argc, char** argv) {
                    std::string(summary.status().message()).c_str());
       return kExitFailure;
     }
-    std::printf("peerconnectd: configuration is good: %s\n",
-                summary->c_str());
+    std::printf("peerconnectd: configuration is good: %s\n", summary->c_str());
     return 0;
   }
 

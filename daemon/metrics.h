@@ -21,8 +21,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/io/net.h"
 #include "core/base/unique_fd.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 

@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "core/proto/protocol.h"
 #include "core/base/unique_fd.h"
+#include "core/proto/protocol.h"
 
 namespace pcfs {
 namespace {

@@ -13,11 +13,11 @@
 namespace pcfs {
 namespace {
 
+using handler_internal::Bump;
 using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
 using protocol::ResultCode;
-using handler_internal::Bump;
 
 }  // namespace
 
@@ -73,8 +73,7 @@ size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
                  absl::StrCat("you do not publish ", request->name), reply);
   }
   if (shared_.log != nullptr) {
-    absl::Status s =
-        shared_.log->RecordUnpublish(caller.name(), request->name);
+    absl::Status s = shared_.log->RecordUnpublish(caller.name(), request->name);
     if (!s.ok()) {
       Bump(counters_->state_errors);
       LogError("cannot record an unpublication: ", s.ToString());

@@ -16,10 +16,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/base/file_util.h"
-#include "core/base/names.h"
-#include "core/base/mutex_lock.h"
 #include "core/base/clock.h"
+#include "core/base/file_util.h"
+#include "core/base/mutex_lock.h"
+#include "core/base/names.h"
 
 namespace pcfs {
 namespace {
@@ -80,8 +80,8 @@ class JournalRecord {
 
  private:
   // "P <user> <size> <hex> <name>\n" with the longest fields fits.
-  char chars_[2 + kMaxUserNameChars + 1 + 20 + 1 + 64 + 1 +
-              kMaxFileNameBytes + 1];
+  char chars_[2 + kMaxUserNameChars + 1 + 20 + 1 + 64 + 1 + kMaxFileNameBytes +
+              1];
   size_t size_ = 0;
   bool overflowed_ = false;
 };
@@ -133,8 +133,8 @@ absl::Status ReplayPublicationRecords(absl::string_view text,
     }
     absl::Status status = ApplyPublicationRecord(text.substr(0, end), registry);
     if (!status.ok()) {
-      return absl::DataLossError(absl::StrCat(what, ": line ", line_number,
-                                              ": ", status.message()));
+      return absl::DataLossError(
+          absl::StrCat(what, ": line ", line_number, ": ", status.message()));
     }
     text.remove_prefix(end + 1);
   }
@@ -143,11 +143,11 @@ absl::Status ReplayPublicationRecords(absl::string_view text,
 
 std::string FormatPublicationSnapshot(const Registry& registry) {
   std::string text;
-  registry.ForEachPublication(
-      [&](absl::string_view user, absl::string_view name,
-          const FileMeta& meta) {
-        absl::StrAppend(&text, PublishRecord(user, name, meta));
-      });
+  registry.ForEachPublication([&](absl::string_view user,
+                                  absl::string_view name,
+                                  const FileMeta& meta) {
+    absl::StrAppend(&text, PublishRecord(user, name, meta));
+  });
   return text;
 }
 
@@ -209,7 +209,9 @@ absl::Status LoadState(const std::string& state_dir, Registry& registry) {
   absl::StatusOr<std::string> text = ReadFileToString(snapshot);
   if (absl::IsNotFound(text.status())) text = std::string();
   if (!text.ok()) return text.status();
-  if (absl::Status s = ReplayPublicationRecords(*text, snapshot, false, registry); !s.ok()) {
+  if (absl::Status s =
+          ReplayPublicationRecords(*text, snapshot, false, registry);
+      !s.ok()) {
     return s;
   }
   text = ReadFileToString(journal);
@@ -233,10 +235,10 @@ absl::StatusOr<size_t> PublicationLog::Check(const std::string& state_dir) {
             ? std::string(".")
             : std::string(state_dir.data(), slash == 0 ? 1 : slash);
     if (::access(parent.c_str(), W_OK | X_OK) != 0) {
-      return ErrnoStatus(absl::StrCat("state folder ", state_dir,
-                                      " is missing and cannot be created in ",
-                                      parent),
-                         errno);
+      return ErrnoStatus(
+          absl::StrCat("state folder ", state_dir,
+                       " is missing and cannot be created in ", parent),
+          errno);
     }
     return 0;
   }

@@ -26,8 +26,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "core/index/registry.h"
 #include "core/base/unique_fd.h"
+#include "core/index/registry.h"
 #include "daemon/metrics.h"
 
 namespace pcfs {
@@ -73,8 +73,7 @@ class PublicationLog {
 
 // Parses one record line (without its newline) and applies it to `registry`.
 // Exposed for tests.
-absl::Status ApplyPublicationRecord(absl::string_view line,
-                                    Registry& registry);
+absl::Status ApplyPublicationRecord(absl::string_view line, Registry& registry);
 
 // Applies every complete line of `text` (a snapshot's or a journal's) to
 // `registry`, as Open() does. When `allow_torn_tail`, a last line without a

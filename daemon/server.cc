@@ -6,19 +6,19 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdlib>
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "core/base/clock.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 
 namespace pcfs {
 
@@ -169,9 +169,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
         "/metrics");
   }
   Log("peerconnectd listening on ", server->address_.ToString(), " (UDP, ",
-      server->backend_note_, ", ", threads, threads == 1 ? " thread" : " threads",
-      "), ", users, " users, ", server->log_->loaded(),
-      " publications loaded from ", options.state_dir);
+      server->backend_note_, ", ", threads,
+      threads == 1 ? " thread" : " threads", "), ", users, " users, ",
+      server->log_->loaded(), " publications loaded from ", options.state_dir);
   return server;
 }
 
@@ -193,7 +193,7 @@ absl::StatusOr<ReactorBackend> Server::ChooseBackend() {
   }
   if (options_.io == "uring") return probe.status();
   LogWarning("io_uring is unavailable here (", probe.status().message(),
-      "); using epoll");
+             "); using epoll");
   backend_note_ = "epoll";
   return ReactorBackend::kEpoll;
 }
@@ -229,8 +229,8 @@ absl::Status Server::AddWorker(ReactorBackend backend,
 
   RequestHandler::Options handler_options;
   handler_options.verbose = options_.verbose;
-  worker.handler = std::make_unique<RequestHandler>(shared, handler_options,
-                                                    MonotonicNow());
+  worker.handler =
+      std::make_unique<RequestHandler>(shared, handler_options, MonotonicNow());
   RequestHandler* handler = worker.handler.get();
   LatencyHistogram* latency = worker.latency.get();
   absl::Status s = worker.reactor->AddDatagramSocket(
@@ -250,10 +250,9 @@ absl::Status Server::AddWorker(ReactorBackend backend,
   // watchdog when all have beaten, and takes the signals.
   uint64_t watchdog_usec = 0;
   const bool watchdog = first && sd_watchdog_enabled(0, &watchdog_usec) > 0;
-  s = worker.reactor->AddTimer(handler_options.wheel_slot,
-                               [this, index, watchdog] {
-                                 OnTick(index, watchdog);
-                               });
+  s = worker.reactor->AddTimer(
+      handler_options.wheel_slot,
+      [this, index, watchdog] { OnTick(index, watchdog); });
   if (!s.ok()) return s;
   if (first) {
     s = worker.reactor->AddSignals(
@@ -279,8 +278,7 @@ absl::Status Server::Run() {
     threads.emplace_back(
         [this, i, &results] { results[i] = workers_[i].reactor->Run(); });
   }
-  sd_notifyf(0, "READY=1\nSTATUS=serving on %s",
-             address_.ToString().c_str());
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s", address_.ToString().c_str());
   results[0] = workers_[0].reactor->Run();
   sd_notify(0, "STOPPING=1");
   Stop();  // if the first worker failed, the others stop too
@@ -341,29 +339,29 @@ std::string Server::RenderMetrics() const {
   counter("pcfs_requests_total", "Datagrams handled, by message type.", [&] {
     for (size_t t = 0; t < RequestMetrics::kTypes; ++t) {
       uint64_t n = 0;
-      for (const Worker& w : workers_) n += w.handler->metrics().requests[t].Get();
+      for (const Worker& w : workers_)
+        n += w.handler->metrics().requests[t].Get();
       absl::StrAppend(&out, "pcfs_requests_total{type=\"",
                       RequestMetrics::TypeLabel(t), "\"} ", n, "\n");
     }
   });
-  counter("pcfs_replies_total",
-          "Requests by message type and result (result no_reply: dropped).",
-          [&] {
-            for (size_t t = 0; t < RequestMetrics::kTypes; ++t) {
-              for (size_t r = 0; r < RequestMetrics::kResults; ++r) {
-                uint64_t n = 0;
-                for (const Worker& w : workers_) {
-                  n += w.handler->metrics().replies[t][r].Get();
-                }
-                // Only the pairs that happened, and every type's ok.
-                if (n == 0 && r != 0) continue;
-                absl::StrAppend(&out, "pcfs_replies_total{type=\"",
-                                RequestMetrics::TypeLabel(t), "\",result=\"",
-                                RequestMetrics::ResultLabel(r), "\"} ", n,
-                                "\n");
-              }
+  counter(
+      "pcfs_replies_total",
+      "Requests by message type and result (result no_reply: dropped).", [&] {
+        for (size_t t = 0; t < RequestMetrics::kTypes; ++t) {
+          for (size_t r = 0; r < RequestMetrics::kResults; ++r) {
+            uint64_t n = 0;
+            for (const Worker& w : workers_) {
+              n += w.handler->metrics().replies[t][r].Get();
             }
-          });
+            // Only the pairs that happened, and every type's ok.
+            if (n == 0 && r != 0) continue;
+            absl::StrAppend(&out, "pcfs_replies_total{type=\"",
+                            RequestMetrics::TypeLabel(t), "\",result=\"",
+                            RequestMetrics::ResultLabel(r), "\"} ", n, "\n");
+          }
+        }
+      });
   const auto v = [](const std::atomic<uint64_t>& c) {
     return c.load(std::memory_order_relaxed);
   };
@@ -389,8 +387,8 @@ std::string Server::RenderMetrics() const {
           });
   counter("pcfs_logins_total", "Completed logins, by result.", [&] {
     absl::StrAppend(&out, "pcfs_logins_total{result=\"ok\"} ", logins_ok,
-                    "\npcfs_logins_total{result=\"refused\"} ",
-                    logins_refused, "\n");
+                    "\npcfs_logins_total{result=\"refused\"} ", logins_refused,
+                    "\n");
   });
   counter("pcfs_session_expiries_total",
           "Sessions ended because their heartbeats stopped.", [&] {
@@ -412,19 +410,17 @@ std::string Server::RenderMetrics() const {
   for (const Worker& w : workers_) requests.MergeFrom(*w.latency);
   requests.Render("pcfs_request_duration_seconds", "", out);
   AppendMetricHeader("pcfs_journal_flush_seconds", "histogram",
-                     "Time to append and fdatasync a publication record.",
-                     out);
+                     "Time to append and fdatasync a publication record.", out);
   journal_flush_.Render("pcfs_journal_flush_seconds", "", out);
   AppendMetricHeader("pcfs_reactors", "gauge", "Reactor threads.", out);
   absl::StrAppend(&out, "pcfs_reactors ", workers_.size(), "\n");
   AppendMetricHeader("pcfs_reactor_backend_info", "gauge",
                      "The I/O backend the reactors run (value 1).", out);
-  absl::StrAppend(&out, "pcfs_reactor_backend_info{backend=\"",
-                  backend_note_, "\"} 1\n");
+  absl::StrAppend(&out, "pcfs_reactor_backend_info{backend=\"", backend_note_,
+                  "\"} 1\n");
   AppendMetricHeader("pcfs_build_info", "gauge",
                      "The daemon's version (value 1).", out);
-  absl::StrAppend(&out, "pcfs_build_info{version=\"", PCFS_VERSION,
-                  "\"} 1\n");
+  absl::StrAppend(&out, "pcfs_build_info{version=\"", PCFS_VERSION, "\"} 1\n");
   return out;
 }
 
@@ -432,8 +428,7 @@ void Server::ReloadCredentials() {
   absl::StatusOr<CredentialTable> table =
       LoadCredentials(options_.credentials_path);
   if (!table.ok()) {
-    LogError("SIGHUP: keeping the old credentials: ",
-             table.status().message());
+    LogError("SIGHUP: keeping the old credentials: ", table.status().message());
     return;
   }
   const size_t users = table->size();

@@ -21,13 +21,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/auth/rate_limiter.h"
-#include "core/io/reactor.h"
 #include "core/index/registry.h"
+#include "core/io/reactor.h"
 #include "daemon/handlers.h"
 #include "daemon/liveness.h"
 #include "daemon/metrics.h"
-#include "daemon/session_table.h"
 #include "daemon/publication_log.h"
+#include "daemon/session_table.h"
 
 namespace pcfs {
 

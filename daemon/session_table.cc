@@ -81,8 +81,7 @@ void SessionTable::Erase(uint64_t id) {
 SessionTable::Admission SessionTable::Admit(uint64_t id,
                                             std::span<const uint8_t> datagram,
                                             uint64_t sequence,
-                                            uint32_t request_id,
-                                            uint8_t type) {
+                                            uint32_t request_id, uint8_t type) {
   Admission admission;
   Shard& shard = ShardOf(id);
   MutexLock lock(&shard.mu);

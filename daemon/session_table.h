@@ -144,8 +144,8 @@ class SessionTable {
     mutable absl::Mutex mu;
     // Read by SlotHash and SlotEq, which run under mu.
     std::vector<std::unique_ptr<SessionState[]>> chunks ABSL_GUARDED_BY(mu);
-    absl::flat_hash_set<uint32_t, SlotHash, SlotEq> slots ABSL_GUARDED_BY(
-        mu){0, SlotHash{this}, SlotEq{this}};
+    absl::flat_hash_set<uint32_t, SlotHash, SlotEq> slots ABSL_GUARDED_BY(mu){
+        0, SlotHash{this}, SlotEq{this}};
     std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
     uint32_t next_slot ABSL_GUARDED_BY(mu) = 0;  // slots ever handed out
 

@@ -10,9 +10,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   curl iproute2 procps
   python3 gnuplot-nox
-  # The test suite's clang stages: the TSan tree with -Wthread-safety,
-  # clang-tidy (run-clang-tidy), and libFuzzer with ASan+UBSan.
-  clang clang-tidy libclang-rt-14-dev
+  # The test suite's clang stages: the format check, the TSan tree with
+  # -Wthread-safety, clang-tidy (run-clang-tidy), libFuzzer with ASan+UBSan.
+  clang clang-format clang-tidy libclang-rt-14-dev
   # Debian packages (packaging/build-debs.sh) and their checks:
   # lintian, promtool on the metrics, the service test under systemd-nspawn.
   debhelper lintian prometheus debootstrap systemd-container

@@ -63,8 +63,8 @@ absl::Status BodySink::Append(absl::string_view bytes) {
 absl::Status BodySink::AppendFromPipe(int pipe_fd, size_t length) {
   if (!write_status_.ok()) return write_status_;
   while (length > 0 && can_splice_) {
-    ssize_t n = ::splice(pipe_fd, nullptr, file_fd_, nullptr, length,
-                         SPLICE_F_MOVE);
+    ssize_t n =
+        ::splice(pipe_fd, nullptr, file_fd_, nullptr, length, SPLICE_F_MOVE);
     if (n > 0) {
       length -= static_cast<size_t>(n);
       Advance(static_cast<size_t>(n));
@@ -130,8 +130,7 @@ void BodySink::Advance(size_t length) {
 void BodySink::StartWriteback() {
   (void)::sync_file_range(
       file_fd_, start_ + static_cast<off_t>(writeback_started_),
-      static_cast<off_t>(written_ - writeback_started_),
-      SYNC_FILE_RANGE_WRITE);
+      static_cast<off_t>(written_ - writeback_started_), SYNC_FILE_RANGE_WRITE);
   writeback_started_ = written_;
 }
 
@@ -155,9 +154,9 @@ void BodySink::HashLoop() {
     // Unlocked: the producer keeps receiving and writing meanwhile. The
     // bytes are read back from the page cache they were just written to.
     while (from < to && read_status_.ok()) {
-      ssize_t n = ::pread(file_fd_, hash_buffer_.data(),
-                          static_cast<size_t>(to - from),
-                          start_ + static_cast<off_t>(from));
+      ssize_t n =
+          ::pread(file_fd_, hash_buffer_.data(), static_cast<size_t>(to - from),
+                  start_ + static_cast<off_t>(from));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         read_status_ = n < 0 ? ErrnoStatus("pread", errno)

@@ -108,11 +108,11 @@ class BodySink {
   // Debian's abseil is built without TSan, which then cannot see that an
   // absl::Mutex orders what it guards (see core/base/mutex_lock.h).
   std::mutex mu_;
-  std::condition_variable wake_;   // the hasher waits on it for work
-  uint64_t published_ = 0;         // written, for the hasher; guarded by mu_
-  uint64_t hashed_ = 0;            // guarded by mu_
-  bool stopping_ = false;   // Finish(): hash the rest; guarded by mu_
-  bool abandoned_ = false;  // destructor: stop now; guarded by mu_
+  std::condition_variable wake_;  // the hasher waits on it for work
+  uint64_t published_ = 0;        // written, for the hasher; guarded by mu_
+  uint64_t hashed_ = 0;           // guarded by mu_
+  bool stopping_ = false;         // Finish(): hash the rest; guarded by mu_
+  bool abandoned_ = false;        // destructor: stop now; guarded by mu_
   std::thread thread_;
 };
 

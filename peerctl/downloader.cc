@@ -300,8 +300,8 @@ absl::Status ReceiveBody(int socket_fd, BodySink& sink,
     ssize_t n = ::splice(socket_fd, nullptr, pipe->write_end.get(), nullptr,
                          want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
-      status = sink.AppendFromPipe(pipe->read_end.get(),
-                                   static_cast<size_t>(n));
+      status =
+          sink.AppendFromPipe(pipe->read_end.get(), static_cast<size_t>(n));
       if (!status.ok()) return status;
       received += static_cast<uint64_t>(n);
     } else if (n == 0) {

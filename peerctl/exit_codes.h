@@ -17,12 +17,18 @@ inline constexpr int kExitUnreachable = 5;   // no answer from the daemon
 // The exit code a failed command's status maps to.
 inline int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kOk: return kExitOk;
-    case absl::StatusCode::kNotFound: return kExitNotFound;
-    case absl::StatusCode::kUnavailable: return kExitUnreachable;
-    case absl::StatusCode::kUnauthenticated: return kExitLoginRefused;
-    case absl::StatusCode::kInvalidArgument: return kExitUsage;
-    default: return kExitFailure;
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kUnavailable:
+      return kExitUnreachable;
+    case absl::StatusCode::kUnauthenticated:
+      return kExitLoginRefused;
+    case absl::StatusCode::kInvalidArgument:
+      return kExitUsage;
+    default:
+      return kExitFailure;
   }
 }
 

@@ -31,8 +31,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/io/net.h"
 #include "core/base/unique_fd.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 

@@ -67,9 +67,8 @@ int main(int argc, char** argv) {
     if (!host_port.ok()) return Usage(host_port.status().message());
     options.server.host = host_port->first;
     options.server.port = host_port->second;
-  } else if (!positional.empty() &&
-             positional[0].find_first_not_of("0123456789") ==
-                 std::string::npos) {
+  } else if (!positional.empty() && positional[0].find_first_not_of(
+                                        "0123456789") == std::string::npos) {
     absl::StatusOr<uint16_t> port = pcfs::ParsePort(positional[0]);
     if (!port.ok()) return Usage(port.status().message());
     options.server.port = *port;

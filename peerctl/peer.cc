@@ -6,11 +6,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/base/log.h"
-#include "core/base/names.h"
 #include "core/auth/ticket.h"
-#include "peerctl/downloader.h"
+#include "core/base/log.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/names.h"
+#include "peerctl/downloader.h"
 
 namespace pcfs {
 
@@ -124,9 +124,9 @@ absl::Status Peer::Publish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   absl::StatusOr<FileInfo> info = hashes_.Hash(options_.share_dir, name);
   if (!info.ok()) {
-    return absl::Status(info.status().code(),
-                        absl::StrCat("cannot publish ", name, ": ",
-                                     info.status().message()));
+    return absl::Status(
+        info.status().code(),
+        absl::StrCat("cannot publish ", name, ": ", info.status().message()));
   }
   if (absl::Status s = client_->Publish(name, info->size, info->sha256);
       !s.ok()) {
@@ -171,9 +171,9 @@ absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
     request.timeout = options_.download_timeout;
     absl::Status s = Download(request);
     if (s.ok()) return target;
-    failed = absl::Status(s.code(), absl::StrCat("download from ",
-                                                 location->holder,
-                                                 " failed: ", s.message()));
+    failed =
+        absl::Status(s.code(), absl::StrCat("download from ", location->holder,
+                                            " failed: ", s.message()));
     if (!absl::IsUnauthenticated(s)) break;
   }
   return failed;

@@ -122,9 +122,9 @@ void RunCommand(Peer& peer, absl::string_view command,
     PrintList(out, peer.Search(argument), "No files found");
   } else if (command == "pub" && has_argument) {
     absl::Status s = peer.Publish(argument);
-    PrintLine(out, s.ok() ? "File published successfully"
-                          : absl::StrCat("File publication failed: ",
-                                         s.message()));
+    PrintLine(out,
+              s.ok() ? "File published successfully"
+                     : absl::StrCat("File publication failed: ", s.message()));
   } else if (command == "unp" && has_argument) {
     absl::Status s = peer.Unpublish(argument);
     if (s.ok()) {
@@ -142,8 +142,8 @@ void RunCommand(Peer& peer, absl::string_view command,
                path.status().message() == "File not found") {
       PrintLine(out, "File not found");
     } else {
-      PrintLine(out, absl::StrCat("Download failed: ",
-                                  path.status().message()));
+      PrintLine(out,
+                absl::StrCat("Download failed: ", path.status().message()));
     }
   } else {
     PrintLine(out, kCommandList);

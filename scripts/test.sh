@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The README's second command: the whole default test suite.
 #   1. installs any missing dependency (apt-get; needs root on a fresh box)
-#   2. builds the release tree and runs every unit and integration test
-#   3. builds with ASan+UBSan and runs them all again
-#   4. builds everything (daemon, peerctl, tests, bench) with clang, TSan and
+#   2. checks the formatting of every C++ file (scripts/format.sh --check)
+#   3. builds the release tree and runs every unit and integration test
+#   4. builds with ASan+UBSan and runs them all again
+#   5. builds everything (daemon, peerctl, tests, bench) with clang, TSan and
 #      -Wthread-safety -Werror, so the locking annotations are checked, and
 #      runs the tests labelled "threaded" (the code that runs threads:
 #      registry, reactor, file server, downloader and its hasher;
 #      tests/CMakeLists.txt lists them in PCFS_THREADED_TESTS)
-#   5. clang-tidy (.clang-tidy) over core/, daemon/ and peerctl/, with the
+#   6. clang-tidy (.clang-tidy) over core/, daemon/ and peerctl/, with the
 #      clang tree's compile_commands.json (scripts/tidy.sh)
-#   6. every libFuzzer target for 10 s on its seeds (scripts/fuzz.sh)
-#   7. builds the Debian packages, checks them with lintian, and installs,
+#   7. every libFuzzer target for 10 s on its seeds (scripts/fuzz.sh)
+#   8. builds the Debian packages, checks them with lintian, and installs,
 #      reloads, upgrades and purges them in a booted Debian 12 container
 # docs/TESTING.md says what the clang stages cost.
 # .ci/run calls exactly this script.
@@ -24,6 +25,9 @@ run() {  # run DIR [ctest args...]
   local dir=$1; shift
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 "$@")
 }
+
+echo "== format (scripts/format.sh --check)"
+scripts/format.sh --check
 
 echo "== release build"
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -603,8 +603,7 @@ void LoadDriver::OnReadable(uint32_t i, int64_t now) {
   OnReply(i, *reply, now);
 }
 
-void LoadDriver::OnReply(uint32_t i, const client::Reply& reply,
-                         int64_t now) {
+void LoadDriver::OnReply(uint32_t i, const client::Reply& reply, int64_t now) {
   Slot& s = slots_[i];
   const PendingRequest r = s.request;
   s.request = PendingRequest{};  // nothing in flight now
@@ -617,7 +616,7 @@ void LoadDriver::OnReply(uint32_t i, const client::Reply& reply,
       return;
     case Purpose::kLogout:
       if (!Malformed(reply) && (reply.code == ResultCode::kOk ||
-                               reply.code == ResultCode::kUnknownSession)) {
+                                reply.code == ResultCode::kUnknownSession)) {
         ++stats_.logouts;
       }
       FinishLogout(i);
@@ -649,8 +648,7 @@ void LoadDriver::OnLoginReply(uint32_t i, const client::Reply& reply,
 }
 
 void LoadDriver::OnLoginFinishReply(uint32_t i, const PendingRequest& r,
-                                    const client::Reply& reply,
-                                    int64_t now) {
+                                    const client::Reply& reply, int64_t now) {
   if (Malformed(reply) || reply.code != ResultCode::kOk) {
     OnLoginRefused(i, Malformed(reply) ? ResultCode::kMalformed : reply.code,
                    now);
@@ -711,7 +709,7 @@ void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
     } else {
       Log("peerload: PUB of ", catalog_.name(r.name), " failed: ",
           Malformed(reply) ? "malformed reply"
-                          : protocol::ResultCodeName(reply.code));
+                           : protocol::ResultCodeName(reply.code));
     }
     ++s.published;
     --pending_publications_;
@@ -754,8 +752,7 @@ void LoadDriver::OnExpired(uint32_t i, const PendingRequest& r, int64_t now) {
             users_[i].name,
             protocol::MessageTypeName(static_cast<uint8_t>(r.type)),
             static_cast<double>(since_proof) / kNsPerMs, r.attempt,
-            static_cast<double>(r.last_sent_ns - r.first_sent_ns) /
-                kNsPerMs));
+            static_cast<double>(r.last_sent_ns - r.first_sent_ns) / kNsPerMs));
       }
     } else {
       ++stats_.late_expiries;

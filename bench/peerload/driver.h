@@ -55,10 +55,10 @@
 #include "bench/peerload/peer.h"
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
+#include "core/base/unique_fd.h"
 #include "core/client/client_session.h"
 #include "core/io/net.h"
 #include "core/proto/protocol.h"
-#include "core/base/unique_fd.h"
 
 namespace pcfs::peerload {
 

@@ -59,7 +59,8 @@ std::vector<std::pair<uint32_t, uint64_t>> LatencyHistogram::NonEmptyBuckets()
     const {
   std::vector<std::pair<uint32_t, uint64_t>> buckets;
   for (size_t i = 0; i < counts_.size(); ++i) {
-    if (counts_[i] != 0) buckets.emplace_back(static_cast<uint32_t>(i), counts_[i]);
+    if (counts_[i] != 0)
+      buckets.emplace_back(static_cast<uint32_t>(i), counts_[i]);
   }
   return buckets;
 }

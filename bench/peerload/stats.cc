@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
@@ -92,8 +92,7 @@ std::string EncodeHistogram(const LatencyHistogram& h) {
 }
 
 bool DecodeHistogram(absl::string_view text, LatencyHistogram* h) {
-  for (absl::string_view pair :
-       absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+  for (absl::string_view pair : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(pair, absl::MaxSplits(':', 1));
     uint32_t bucket = 0;
@@ -183,7 +182,8 @@ absl::StatusOr<LoadStats> DecodeStats(absl::string_view text) {
       ok = DecodeHistogram(value, &stats.login_latency);
     } else {
       for (const CounterField& field : kCounterFields) {
-        if (name == field.name) ok = absl::SimpleAtoi(value, &(stats.*field.member));
+        if (name == field.name)
+          ok = absl::SimpleAtoi(value, &(stats.*field.member));
       }
     }
     if (!ok) {

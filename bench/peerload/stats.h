@@ -29,12 +29,12 @@ namespace pcfs::peerload {
 struct LoadStats {
   // ---- Login phase (start until every peer logged in, or the ramp limit).
   int peers = 0;
-  int logged_in = 0;           // peers logged in when the window opened
-  double login_s = 0;          // how long that took
-  uint64_t logins = 0;         // successful logins, re-logins included
-  uint64_t login_retries = 0;  // refused (rate limited, still active) or lost
+  int logged_in = 0;            // peers logged in when the window opened
+  double login_s = 0;           // how long that took
+  uint64_t logins = 0;          // successful logins, re-logins included
+  uint64_t login_retries = 0;   // refused (rate limited, still active) or lost
   uint64_t login_timeouts = 0;  // of those: no reply after every try
-  uint64_t publications = 0;   // PUBs answered kOk
+  uint64_t publications = 0;    // PUBs answered kOk
   LatencyHistogram login_latency;  // LOGIN sent to session established
 
   // ---- Measurement window.

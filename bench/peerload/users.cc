@@ -7,8 +7,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/auth/credentials.h"
-#include "core/base/file_util.h"
 #include "core/auth/scram.h"
+#include "core/base/file_util.h"
 
 namespace pcfs::peerload {
 

@@ -107,18 +107,19 @@ class PipeGate : public WindowGate {
     return (*driver)->Run();
   }();
   const std::string result =
-      stats.ok() ? absl::StrCat(absl::string_view(&kResultOk, 1),
-                                EncodeStats(*stats))
-                 : absl::StrCat(absl::string_view(&kResultError, 1),
-                                static_cast<int>(stats.status().code()), " ",
-                                stats.status().message());
+      stats.ok()
+          ? absl::StrCat(absl::string_view(&kResultOk, 1), EncodeStats(*stats))
+          : absl::StrCat(absl::string_view(&kResultError, 1),
+                         static_cast<int>(stats.status().code()), " ",
+                         stats.status().message());
   const bool sent = WriteAll(status_fd, result).ok();
   ::_exit(stats.ok() && sent ? 0 : kExitWorkerFailed);
 }
 
 // "exit status 1", "killed by signal 9".
 std::string DescribeWaitStatus(int status) {
-  if (WIFEXITED(status)) return absl::StrCat("exit status ", WEXITSTATUS(status));
+  if (WIFEXITED(status))
+    return absl::StrCat("exit status ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     return absl::StrCat("killed by signal ", WTERMSIG(status));
   }
@@ -129,9 +130,9 @@ std::string DescribeWaitStatus(int status) {
 struct Worker {
   int index = 0;
   WorkerShare share;
-  pid_t pid = -1;      // -1 once reaped
-  UniqueFd status;     // read end, non-blocking
-  UniqueFd control;    // write end
+  pid_t pid = -1;    // -1 once reaped
+  UniqueFd status;   // read end, non-blocking
+  UniqueFd control;  // write end
   std::string received;
   bool ready = false;  // kReady received
   bool ended = false;  // end of file on the status pipe
@@ -218,9 +219,9 @@ absl::Status ReadFrom(Worker& w) {
 absl::StatusOr<LoadStats> ResultOf(const Worker& w) {
   const absl::string_view text = w.received;
   if (text.empty()) {
-    return absl::InternalError(absl::StrCat(
-        w.Name(), " ended without a result (", DescribeWaitStatus(w.wait_status),
-        ")"));
+    return absl::InternalError(
+        absl::StrCat(w.Name(), " ended without a result (",
+                     DescribeWaitStatus(w.wait_status), ")"));
   }
   if (text.front() == kResultError) {
     const absl::string_view rest = text.substr(1);
@@ -242,8 +243,8 @@ absl::StatusOr<LoadStats> ResultOf(const Worker& w) {
         absl::StrCat(w.Name(), ": ", stats.status().message()));
   }
   if (!WIFEXITED(w.wait_status) || WEXITSTATUS(w.wait_status) != 0) {
-    return absl::InternalError(absl::StrCat(
-        w.Name(), " ended with ", DescribeWaitStatus(w.wait_status)));
+    return absl::InternalError(absl::StrCat(w.Name(), " ended with ",
+                                            DescribeWaitStatus(w.wait_status)));
   }
   return stats;
 }
@@ -277,7 +278,8 @@ LoadOptions WorkerOptions(const LoadOptions& run, const WorkerShare& share,
                           int processes) {
   LoadOptions o = run;
   o.peers = share.count;
-  o.first_peer_index = run.first_peer_index + static_cast<uint64_t>(share.first);
+  o.first_peer_index =
+      run.first_peer_index + static_cast<uint64_t>(share.first);
   // Rates in proportion to the peers, so that the run's add up to the flags.
   const double fraction =
       run.peers > 0 ? static_cast<double>(share.count) / run.peers : 0;
@@ -304,9 +306,9 @@ absl::StatusOr<LoadStats> RunInWorkers(const LoadOptions& options,
                                        const std::vector<LoadUser>& users,
                                        int processes) {
   if (processes < 2 || processes > options.peers) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--processes must be in 2..", options.peers, " for ", options.peers,
-        " peers"));
+    return absl::InvalidArgumentError(absl::StrCat("--processes must be in 2..",
+                                                   options.peers, " for ",
+                                                   options.peers, " peers"));
   }
   if (!options.raw && users.size() < static_cast<size_t>(options.peers)) {
     return absl::InvalidArgumentError("fewer users than peers");
@@ -326,7 +328,8 @@ absl::StatusOr<LoadStats> RunInWorkers(const LoadOptions& options,
     const WorkerShare share = shares[static_cast<size_t>(w)];
     int status_pipe[2];
     int control_pipe[2];
-    if (::pipe2(status_pipe, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+    if (::pipe2(status_pipe, O_CLOEXEC) != 0)
+      return ErrnoStatus("pipe2", errno);
     UniqueFd status_read(status_pipe[0]);
     UniqueFd status_write(status_pipe[1]);
     if (::pipe2(control_pipe, O_CLOEXEC) != 0) {
@@ -374,10 +377,10 @@ absl::StatusOr<LoadStats> RunInWorkers(const LoadOptions& options,
   while (ended < workers.size()) {
     const absl::Time now = absl::Now();
     if (now >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the peerload workers did not ",
-          go_sent ? "finish in time" : "all log in within --ramp", " (",
-          ended, " of ", workers.size(), " ended)"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("the peerload workers did not ",
+                       go_sent ? "finish in time" : "all log in within --ramp",
+                       " (", ended, " of ", workers.size(), " ended)"));
     }
     std::vector<pollfd> fds;
     std::vector<Worker*> polled;
@@ -408,7 +411,8 @@ absl::StatusOr<LoadStats> RunInWorkers(const LoadOptions& options,
     if (!go_sent && std::all_of(workers.begin(), workers.end(),
                                 [](const Worker& w) { return w.ready; })) {
       for (Worker& w : workers) {
-        if (absl::Status s = WriteAll(w.control.get(), absl::string_view(&kGo, 1));
+        if (absl::Status s =
+                WriteAll(w.control.get(), absl::string_view(&kGo, 1));
             !s.ok()) {
           return absl::Status(s.code(),
                               absl::StrCat(w.Name(), ": ", s.message()));
@@ -420,8 +424,7 @@ absl::StatusOr<LoadStats> RunInWorkers(const LoadOptions& options,
       // The window, then the logouts (the driver's own bound) and margin.
       deadline = absl::Now() + options.duration + options.logout_grace +
                  absl::Seconds(static_cast<double>(shares.front().count) /
-                               std::max(1.0, options.logout_rate /
-                                                 processes)) +
+                               std::max(1.0, options.logout_rate / processes)) +
                  kMargin;
     }
   }

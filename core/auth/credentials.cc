@@ -10,8 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/base/names.h"
 #include "core/auth/scram.h"
+#include "core/base/names.h"
 
 namespace pcfs {
 namespace {

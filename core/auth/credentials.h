@@ -17,18 +17,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/auth/scram.h"
 
 namespace pcfs {
 
 struct Credential {
   bool is_verifier = false;
-  std::string password;   // when !is_verifier
+  std::string password;    // when !is_verifier
   ScramVerifier verifier;  // when is_verifier
 };
 

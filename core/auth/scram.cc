@@ -1,7 +1,5 @@
 #include "core/auth/scram.h"
 
-#include "core/auth/hmac_sha256.h"
-
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -18,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/auth/hmac_sha256.h"
 
 namespace pcfs {
 namespace {

@@ -199,9 +199,9 @@ size_t WriteTicket(const SessionKey& holder_key, absl::string_view holder,
   }
   const int64_t expiry_ms = absl::ToUnixMillis(expiry);
   TicketBytes bytes;
-  EncodeSignedPart({static_cast<uint64_t>(expiry_ms < 0 ? 0 : expiry_ms),
-                    holder, requester},
-                   bytes);
+  EncodeSignedPart(
+      {static_cast<uint64_t>(expiry_ms < 0 ? 0 : expiry_ms), holder, requester},
+      bytes);
   const Sha256Digest mac = TicketMac(holder_key, bytes.view(), file_name);
   bytes.Append(std::span<const uint8_t>(mac.data(), kTicketMacBytes));
   return EncodeBase64Url(bytes.view(), out);

@@ -24,8 +24,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/base/names.h"
 #include "core/auth/scram.h"
+#include "core/base/names.h"
 
 namespace pcfs {
 
@@ -39,7 +39,7 @@ struct TicketClaims {
   std::string holder;     // whose file server may honour it
   std::string requester;  // who asked the daemon (for the holder's log)
   std::string file_name;
-  absl::Time expiry;      // wall-clock time
+  absl::Time expiry;  // wall-clock time
 };
 
 // Makes a ticket for `claims`, MAC'd with the holder's session key.

@@ -4,8 +4,8 @@
 
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace pcfs {
@@ -14,9 +14,9 @@ namespace {
 // Flags absl's parser handles itself.
 bool IsBuiltinFlag(absl::string_view name) {
   for (absl::string_view builtin :
-       {"help", "helpfull", "helpshort", "helppackage", "helpon",
-        "helpmatch", "version", "only_check_args", "flagfile", "fromenv",
-        "tryfromenv", "undefok"}) {
+       {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch",
+        "version", "only_check_args", "flagfile", "fromenv", "tryfromenv",
+        "undefok"}) {
     if (name == builtin) return true;
   }
   return false;
@@ -38,8 +38,7 @@ std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv) {
   return args;
 }
 
-std::optional<size_t> FindUndefinedFlag(
-    const std::vector<std::string>& args) {
+std::optional<size_t> FindUndefinedFlag(const std::vector<std::string>& args) {
   for (size_t i = 1; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (arg == "--") break;
@@ -58,8 +57,8 @@ std::optional<size_t> FindUndefinedFlag(
   return std::nullopt;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(
-    int argc, char** argv) {
+absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
+                                                                  char** argv) {
   std::vector<std::string> normalised = NormaliseFlagSpelling(argc, argv);
   if (std::optional<size_t> bad = FindUndefinedFlag(normalised)) {
     return absl::InvalidArgumentError(

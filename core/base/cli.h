@@ -16,17 +16,16 @@ namespace pcfs {
 std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv);
 
 // The index of the first argument that names a flag nobody defined
-// ("--bogus", "--nobogus"), or nullopt. absl itself would exit with status 1 on one;
-// the mains call this first so that a bad command line exits 2 with a
+// ("--bogus", "--nobogus"), or nullopt. absl itself would exit with status 1 on
+// one; the mains call this first so that a bad command line exits 2 with a
 // usage message, as they document.
-std::optional<size_t> FindUndefinedFlag(
-    const std::vector<std::string>& args);
+std::optional<size_t> FindUndefinedFlag(const std::vector<std::string>& args);
 
 // Parses the command line with absl, after NormaliseFlagSpelling and a
 // FindUndefinedFlag check. Returns the positional arguments (argv[0] left
 // out), or InvalidArgument "unknown flag --x" (with the user's spelling).
-absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(
-    int argc, char** argv);
+absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
+                                                                  char** argv);
 
 }  // namespace pcfs
 

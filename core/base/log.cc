@@ -3,9 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -56,8 +55,9 @@ void WriterLoop() {
     lock.unlock();
     for (const std::string& line : batch) WriteToStderr(line);
     if (dropped > 0) {
-      WriteToStderr(absl::StrCat(dropped, " log lines dropped (stderr was "
-                                          "not read fast enough)\n"));
+      WriteToStderr(absl::StrCat(dropped,
+                                 " log lines dropped (stderr was "
+                                 "not read fast enough)\n"));
     }
     lock.lock();
     if (stopping && log.lines.empty()) return;

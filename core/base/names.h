@@ -6,9 +6,9 @@
 #define PCFS_CORE_BASE_NAMES_H_
 
 #include <cstddef>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace pcfs {
 

@@ -64,8 +64,8 @@ void PostingList::Insert(uint32_t id) {
   const uint32_t gap = id - last_;
   if (!blocks_.empty() && blocks_.back().used + VarintSize(gap) <= kGapBytes) {
     Block& tail = blocks_.back();
-    tail.used = static_cast<uint8_t>(PutVarint(gap, tail.gaps + tail.used) -
-                                     tail.gaps);
+    tail.used =
+        static_cast<uint8_t>(PutVarint(gap, tail.gaps + tail.used) - tail.gaps);
     ++tail.count;
   } else {
     blocks_.emplace_back();
@@ -108,8 +108,8 @@ size_t PostingList::Cursor::Gallop(uint32_t target) const {
   // Every block before `lo` starts at or before target.
   size_t lo = block_ + 2;
   size_t probe = lo;
-  for (size_t step = 1;
-       probe < block_count_ && blocks_[probe].first <= target; step *= 2) {
+  for (size_t step = 1; probe < block_count_ && blocks_[probe].first <= target;
+       step *= 2) {
     lo = probe + 1;
     probe = lo + step;
   }

@@ -153,8 +153,7 @@ bool Registry::IsLive(uint64_t session_id, absl::Time now) const {
 }
 
 std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
-                                                absl::Time now,
-                                                bool* expired) {
+                                                absl::Time now, bool* expired) {
   if (expired != nullptr) *expired = false;
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);

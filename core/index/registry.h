@@ -26,12 +26,12 @@
 #include <optional>
 #include <ostream>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/base/endpoint.h"
 #include "core/base/names.h"
@@ -58,7 +58,7 @@ struct Presence {
   Endpoint control;        // where its datagrams come from
   uint16_t file_port = 0;  // its TCP file server, on control.ip
   std::array<uint8_t, 16> login_nonce{};
-  absl::Time deadline;     // expires when now >= deadline
+  absl::Time deadline;  // expires when now >= deadline
 };
 
 // A user name held inline, so that copying one out of the registry (to
@@ -97,7 +97,7 @@ struct Holder {
 class Registry {
  public:
   struct Options {
-    size_t shard_count = 64;                        // rounded up to 2^k
+    size_t shard_count = 64;  // rounded up to 2^k
     absl::Duration session_timeout = absl::Seconds(3);
   };
 
@@ -200,12 +200,12 @@ class Registry {
   // many names match. Calls emit(name), from `from` on, for the names that
   // contain `pattern` (case-sensitive; an empty pattern matches all), that
   // a user other than `caller` publishes and holds a live session for at
-  // `now`, and that `caller` does not publish, in shard order and then index id order, until emit
-  // returns false (the page is full: that name is not taken and comes first
-  // on the next page) or about `budget` units of work are spent (a unit is
-  // one index candidate; checking a name's publishers costs a few). Returns
-  // the next page's cursor, or nullopt when the listing is complete. A page
-  // may emit nothing and still return a cursor; one whose emit takes its
+  // `now`, and that `caller` does not publish, in shard order and then index id
+  // order, until emit returns false (the page is full: that name is not taken
+  // and comes first on the next page) or about `budget` units of work are spent
+  // (a unit is one index candidate; checking a name's publishers costs a few).
+  // Returns the next page's cursor, or nullopt when the listing is complete. A
+  // page may emit nothing and still return a cursor; one whose emit takes its
   // first name always returns a cursor past `from`.
   //
   // A listing is the pages read from {0, 0} on, each from the cursor the

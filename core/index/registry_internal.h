@@ -50,7 +50,8 @@
 namespace pcfs {
 namespace registry_internal {
 
-constexpr size_t kMaxShards = 4096;  // SearchPage and ActiveUsers visit every shard
+constexpr size_t kMaxShards =
+    4096;  // SearchPage and ActiveUsers visit every shard
 
 inline size_t RoundUpToPowerOfTwo(size_t n) {
   n = std::clamp<size_t>(n, 1, kMaxShards);
@@ -126,9 +127,9 @@ class PresenceTable {
     auto it = slot_of_id_.find(Id{id});
     if (it == slot_of_id_.end()) return;
     const uint32_t slot = *it;
-    slot_of_id_.erase(it);       // before its id changes
-    slot_of_user_.erase(slot);   // before its user changes
-    At(slot) = Presence();       // lets go of its user string
+    slot_of_id_.erase(it);      // before its id changes
+    slot_of_user_.erase(slot);  // before its user changes
+    At(slot) = Presence();      // lets go of its user string
     free_.push_back(slot);
   }
   size_t size() const { return slot_of_id_.size(); }
@@ -209,7 +210,6 @@ struct PresenceShard {
   absl::Mutex mu;
   PresenceTable sessions ABSL_GUARDED_BY(mu);
 };
-
 
 // Whether a shard holding `dormant` dormant slots beside `live` live ones
 // should sweep them: past a fixed slack (so that a small working set of
@@ -317,7 +317,6 @@ struct NameShard {
   }
 };
 
-
 // How many publishers of a name Locate copies out under the name's lock:
 // a uniform random sample of them, so that GET of a popular name costs
 // neither an allocation nor a copy of every publisher.
@@ -398,18 +397,15 @@ struct Registry::Impl {
   std::optional<FileServer> LiveFileServer(absl::string_view user,
                                            absl::Time now) const;
 
-
   // ---- Publications ----
 
   // The meta of `user`'s live publication of `name`, if any.
   std::optional<FileMeta> MetaOf(absl::string_view user,
                                  absl::string_view name) const;
 
-
   // Records in the name map whether `user` publishes `name`.
   void SetPublisher(absl::string_view name, absl::string_view user,
                     bool publishes) const;
-
 
   // Brings the name map in line with the publication map for (user, name)
   // after a change to the latter that left it in state `publishes`.
@@ -420,7 +416,6 @@ struct Registry::Impl {
   // update, so the last update to land always reflects the last change.
   void SyncPublisher(absl::string_view user, absl::string_view name,
                      bool publishes) const;
-
 
   // ---- Paged search ----
 
@@ -461,7 +456,6 @@ struct Registry::Impl {
   std::atomic<size_t> publication_count{0};
   const uint16_t search_epoch = static_cast<uint16_t>(ThreadRandom()());
 };
-
 
 }  // namespace pcfs
 

@@ -46,8 +46,8 @@ Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
   walk.end = shard.index.ForEachMatchFrom(
       pattern, first_id, budget,
       // Runs inside ForEachMatchFrom, with the lock taken above held.
-      [&](uint32_t id, absl::string_view name)
-          ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
+      [&](uint32_t id,
+          absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
         if (walk.checked > 0 && (walk.checked + 1) * kCheckCost > budget) {
           return false;  // out of budget: the next page starts here
         }

@@ -24,9 +24,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include "absl/strings/string_view.h"
 
 #include "absl/functional/function_ref.h"
+#include "absl/strings/string_view.h"
 
 namespace pcfs {
 

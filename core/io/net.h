@@ -8,10 +8,10 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/base/endpoint.h"
 #include "core/base/unique_fd.h"
 
@@ -55,12 +55,12 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(
 absl::StatusOr<uint16_t> ParsePort(absl::string_view text);
 
 struct UdpSocketOptions {
-  bool reuse_port = false;   // SO_REUSEPORT, for one socket per reactor
+  bool reuse_port = false;  // SO_REUSEPORT, for one socket per reactor
   bool non_blocking = true;
   // SO_RCVBUFFORCE if > 0 and the process may (CAP_NET_ADMIN), else
   // SO_RCVBUF, which the kernel caps at net.core.rmem_max.
   int receive_buffer_bytes = 0;
-  int send_buffer_bytes = 0;     // SO_SNDBUF if > 0
+  int send_buffer_bytes = 0;  // SO_SNDBUF if > 0
 };
 
 // A close-on-exec UDP socket bound to `bind`. An IPv6 wildcard ("::") is

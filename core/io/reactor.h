@@ -14,14 +14,14 @@
 #include <initializer_list>
 #include <memory>
 #include <span>
-#include "absl/strings/string_view.h"
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/io/net.h"
 #include "core/base/unique_fd.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 
@@ -43,7 +43,7 @@ struct ReactorStats {
   // Send buffer full (EAGAIN), a send error, or a handler that returned more
   // than its reply buffer holds.
   uint64_t replies_dropped = 0;
-  uint64_t socket_errors = 0;    // failed receives and sends, EAGAIN aside
+  uint64_t socket_errors = 0;  // failed receives and sends, EAGAIN aside
 };
 
 class Reactor {
@@ -77,7 +77,7 @@ class Reactor {
                                   absl::AnyInvocable<void(int signo)> fn) = 0;
 
   // Calls fn() whenever `fd` is readable (level-triggered). The reactor does
-  // not own `fd`. 
+  // not own `fd`.
   virtual absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) = 0;
 
   // Runs the loop on the calling thread until Stop(). Returns an error only

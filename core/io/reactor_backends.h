@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "core/io/reactor.h"
 #include "core/base/unique_fd.h"
+#include "core/io/reactor.h"
 
 namespace pcfs::internal {
 

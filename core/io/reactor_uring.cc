@@ -43,9 +43,8 @@ constexpr size_t kReplyCapacity = 1200;
 // Provided buffers (a power of two). Each holds the kernel's header, the
 // sender's address and the datagram.
 constexpr unsigned kReceiveBuffers = 256;
-constexpr size_t kReceiveBufferSize = sizeof(io_uring_recvmsg_out) +
-                                      sizeof(sockaddr_storage) +
-                                      kReceiveCapacity;
+constexpr size_t kReceiveBufferSize =
+    sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) + kReceiveCapacity;
 constexpr uint16_t kBufferGroup = 0;
 // Completions are handled in order, so a slot comes back only when its send
 // completion is reached. Waiting ahead of it are at most kReceiveBuffers
@@ -73,8 +72,7 @@ enum class Operation : uint64_t { kPoll = 0, kReceive = 1, kSend = 2 };
 constexpr int kOperationBits = 2;
 
 uint64_t Tag(Operation operation, size_t index) {
-  return (uint64_t{index} << kOperationBits) |
-         static_cast<uint64_t>(operation);
+  return (uint64_t{index} << kOperationBits) | static_cast<uint64_t>(operation);
 }
 
 class BufferRing;
@@ -431,8 +429,8 @@ void UringReactor::Dispatch(const io_uring_cqe& cqe) {
 void UringReactor::OnReadable(size_t index, int32_t result) {
   Source& source = *sources_[index];
   if (result < 0) {
-    failure_ = ErrnoStatus(absl::StrCat("io_uring poll(fd ", source.fd, ")"),
-                           -result);
+    failure_ =
+        ErrnoStatus(absl::StrCat("io_uring poll(fd ", source.fd, ")"), -result);
     return;
   }
   source.on_readable();
@@ -541,8 +539,7 @@ absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor() {
   const absl::Status status = reactor->Init();
   if (!status.ok()) {
     return absl::Status(status.code(),
-                        absl::StrCat("io_uring reactor: ",
-                                     status.message()));
+                        absl::StrCat("io_uring reactor: ", status.message()));
   }
   return std::unique_ptr<Reactor>(std::move(reactor));
 }

@@ -189,7 +189,8 @@ absl::StatusOr<Message> ParseDatagram(std::span<const uint8_t> datagram) {
   h.version = datagram[kVersionOffset];
   h.type = datagram[kTypeOffset];
   h.flags = static_cast<uint16_t>(LoadBigEndian(&datagram[kFlagsOffset], 2));
-  h.request_id = static_cast<uint32_t>(LoadBigEndian(&datagram[kRequestIdOffset], 4));
+  h.request_id =
+      static_cast<uint32_t>(LoadBigEndian(&datagram[kRequestIdOffset], 4));
   h.session_id = LoadBigEndian(&datagram[kSessionIdOffset], 8);
   h.sequence = LoadBigEndian(&datagram[kSequenceOffset], 8);
   std::memcpy(h.mac.data(), &datagram[kMacOffset], kMacSize);

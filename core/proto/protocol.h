@@ -33,11 +33,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/base/digest.h"
 
 namespace pcfs::protocol {
@@ -65,11 +65,11 @@ inline constexpr size_t kMaxDatagramSize = 1200;
 inline constexpr size_t kMaxBodySize = kMaxDatagramSize - kHeaderSize;
 
 enum class MessageType : uint8_t {
-  kLogin = 0x01,        // SCRAM step 1: client-first -> server-first
+  kLogin = 0x01,  // SCRAM step 1: client-first -> server-first
   kHeartbeat = 0x02,
   kLogout = 0x03,
-  kLoginFinish = 0x04,  // SCRAM step 2: client-final -> server-final
-  kPing = 0x05,         // unauthenticated health check (peerconnectd ping)
+  kLoginFinish = 0x04,      // SCRAM step 2: client-final -> server-final
+  kPing = 0x05,             // unauthenticated health check (peerconnectd ping)
   kListActivePeers = 0x10,  // lap
   kListPublished = 0x11,    // lpf
   kPublish = 0x12,          // pub
@@ -193,8 +193,8 @@ class Reader {
 // a whole datagram (header included) into `out` and returns its size, and a
 // Decode...() that parses a body and fails (InvalidArgument) on truncation,
 // trailing bytes, or a field outside its documented range. Name rules
-// (core/base/names.h) are NOT checked by the codec: that is the handler's job, so
-// that it can answer kInvalidName with a precise message.
+// (core/base/names.h) are NOT checked by the codec: that is the handler's job,
+// so that it can answer kInvalidName with a precise message.
 
 using Nonce = std::array<uint8_t, kNonceSize>;
 
@@ -261,7 +261,7 @@ struct NameRequest {
 
 // Where a holder's file server listens.
 struct PeerAddress {
-  uint8_t family = 4;  // 4 or 6
+  uint8_t family = 4;            // 4 or 6
   std::array<uint8_t, 16> ip{};  // first 4 bytes used for IPv4
   uint16_t port = 0;
 };
@@ -298,8 +298,7 @@ size_t EncodeLoginFinishRequest(const Header& header,
 size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out);
 size_t EncodeListRequest(const Header& header, const ListRequest& request,
                          std::span<uint8_t> out);
-size_t EncodePublishRequest(const Header& header,
-                            const PublishRequest& request,
+size_t EncodePublishRequest(const Header& header, const PublishRequest& request,
                             std::span<uint8_t> out);
 size_t EncodeNameRequest(const Header& header, const NameRequest& request,
                          std::span<uint8_t> out);

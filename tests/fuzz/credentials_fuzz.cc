@@ -39,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     absl::string_view user = line.substr(0, line.find(' '));
     const pcfs::Credential* credential = table->Find(user);
     if (credential == nullptr || !credential->is_verifier) continue;
-    auto again = pcfs::ParseVerifier(pcfs::FormatVerifier(credential->verifier));
+    auto again =
+        pcfs::ParseVerifier(pcfs::FormatVerifier(credential->verifier));
     if (!again.ok() || !SameVerifier(*again, credential->verifier)) {
       __builtin_trap();
     }

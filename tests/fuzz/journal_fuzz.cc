@@ -4,9 +4,9 @@
 // compaction relies on: the snapshot written after a replay replays, into an
 // empty registry, to the same snapshot (the same records; their order follows
 // hash tables and may differ).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <string>
 #include <vector>
 

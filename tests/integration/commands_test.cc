@@ -45,20 +45,20 @@ TEST(CommandsTest, ListsPrintOneNamePerLineAndNothingElse) {
   Shell yoda(daemon, "yoda", "yodapass", dir.path());
   ASSERT_TRUE(vader.logged_in() && yoda.logged_in());
 
-  CommandResult lap = RunPeerctl(daemon, "hans", "hanspass", {"lap"},
-                                 dir.path());
+  CommandResult lap =
+      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
   EXPECT_EQ(lap.exit_code, 0) << lap.err;
   EXPECT_EQ(lap.out, "vader\nyoda\n");
   EXPECT_EQ(lap.err, "");
 
   for (const char* name : {"b.txt", "a.txt"}) {
-    CommandResult pub = RunPeerctl(daemon, "hans", "hanspass", {"pub", name},
-                                   dir.path());
+    CommandResult pub =
+        RunPeerctl(daemon, "hans", "hanspass", {"pub", name}, dir.path());
     EXPECT_EQ(pub.exit_code, 0) << pub.err;
     EXPECT_EQ(pub.out + pub.err, "");
   }
-  CommandResult lpf = RunPeerctl(daemon, "hans", "hanspass", {"lpf"},
-                                 dir.path());
+  CommandResult lpf =
+      RunPeerctl(daemon, "hans", "hanspass", {"lpf"}, dir.path());
   EXPECT_EQ(lpf.exit_code, 0) << lpf.err;
   EXPECT_EQ(lpf.out, "a.txt\nb.txt\n");
   EXPECT_EQ(lpf.err, "");
@@ -74,14 +74,14 @@ TEST(CommandsTest, SchPrintsTheHitsOrNothing) {
   ASSERT_EQ(hans.Run("pub song.mp3"), "File published successfully\n");
   ASSERT_EQ(hans.Run("pub tune.mp3"), "File published successfully\n");
 
-  CommandResult hits = RunPeerctl(daemon, "vader", "vaderpass",
-                                  {"sch", ".mp3"}, dir.path());
+  CommandResult hits =
+      RunPeerctl(daemon, "vader", "vaderpass", {"sch", ".mp3"}, dir.path());
   EXPECT_EQ(hits.exit_code, 0) << hits.err;
   EXPECT_EQ(hits.out, "song.mp3\ntune.mp3\n");
   EXPECT_EQ(hits.err, "");
 
-  CommandResult none = RunPeerctl(daemon, "vader", "vaderpass",
-                                  {"sch", "nothing"}, dir.path());
+  CommandResult none =
+      RunPeerctl(daemon, "vader", "vaderpass", {"sch", "nothing"}, dir.path());
   EXPECT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(none.out, "");
   EXPECT_EQ(none.err, "");
@@ -139,25 +139,23 @@ TEST(CommandsTest, BadCommandLinesExitWithUsage) {
     options.env["PEERCTL_PASSWORD"] = "hanspass";
     return RunToCompletion(options, absl::Seconds(20));
   };
-  ExpectFailure(run({"--server", server, "--user", "hans", "fly"}),
-                kExitUsage);
-  ExpectFailure(run({"--server", server, "--user", "hans", "pub"}),
-                kExitUsage);
+  ExpectFailure(run({"--server", server, "--user", "hans", "fly"}), kExitUsage);
+  ExpectFailure(run({"--server", server, "--user", "hans", "pub"}), kExitUsage);
   ExpectFailure(run({"--server", server, "--user", "hans", "lap", "extra"}),
                 kExitUsage);
   ExpectFailure(run({"--server", server, "lap"}), kExitUsage);
   // An unknown flag, in either spelling, is a usage error too.
   ExpectFailure(run({"--server", server, "--user", "hans", "--bogus", "lap"}),
                 kExitUsage);
-  ExpectFailure(run({"--server", server, "--user", "hans", "--password=x",
-                     "lap"}),
-                kExitUsage);
+  ExpectFailure(
+      run({"--server", server, "--user", "hans", "--password=x", "lap"}),
+      kExitUsage);
   // No password source at all.
-  ExpectFailure(RunToCompletion(Peerctl({"--server", server, "--user", "hans",
-                                         "lap"},
-                                        dir.path()),
-                                absl::Seconds(20)),
-                kExitUsage);
+  ExpectFailure(
+      RunToCompletion(
+          Peerctl({"--server", server, "--user", "hans", "lap"}, dir.path()),
+          absl::Seconds(20)),
+      kExitUsage);
 }
 
 TEST(CommandsTest, RefusedLoginsExitWithThree) {
@@ -176,18 +174,15 @@ TEST(CommandsTest, RefusedLoginsExitWithThree) {
 TEST(CommandsTest, MissingThingsExitWithFour) {
   Daemon daemon;
   TempDir dir;
-  ExpectFailure(
-      RunPeerctl(daemon, "hans", "hanspass", {"get", "nothing.bin"},
-                 dir.path()),
-      kExitNotFound);
-  ExpectFailure(
-      RunPeerctl(daemon, "hans", "hanspass", {"unp", "nothing.bin"},
-                 dir.path()),
-      kExitNotFound);
-  ExpectFailure(
-      RunPeerctl(daemon, "hans", "hanspass", {"pub", "missing.bin"},
-                 dir.path()),
-      kExitNotFound);
+  ExpectFailure(RunPeerctl(daemon, "hans", "hanspass", {"get", "nothing.bin"},
+                           dir.path()),
+                kExitNotFound);
+  ExpectFailure(RunPeerctl(daemon, "hans", "hanspass", {"unp", "nothing.bin"},
+                           dir.path()),
+                kExitNotFound);
+  ExpectFailure(RunPeerctl(daemon, "hans", "hanspass", {"pub", "missing.bin"},
+                           dir.path()),
+                kExitNotFound);
   EXPECT_EQ(ListFolder(dir.path()), std::vector<std::string>{});
 }
 
@@ -199,10 +194,10 @@ TEST(CommandsTest, ClosedPortFailsFastWithFive) {
     closed_port = probe.port();
   }
   const absl::Time start = absl::Now();
-  CommandResult result = RunToCompletion(
-      PeerctlOptions(absl::StrCat("127.0.0.1:", closed_port), "hans",
-                     "hanspass", {"lap"}, dir.path()),
-      absl::Seconds(20));
+  CommandResult result =
+      RunToCompletion(PeerctlOptions(absl::StrCat("127.0.0.1:", closed_port),
+                                     "hans", "hanspass", {"lap"}, dir.path()),
+                      absl::Seconds(20));
   const absl::Duration took = absl::Now() - start;
   ExpectFailure(result, kExitUnreachable);
   // ICMP port unreachable ends it at the first try; retransmitting until
@@ -213,10 +208,10 @@ TEST(CommandsTest, ClosedPortFailsFastWithFive) {
 TEST(CommandsTest, SilentDaemonExitsWithFiveAfterRetransmissions) {
   TempDir dir;
   UdpSocket silent;  // bound, never read: datagrams vanish, no ICMP
-  CommandResult result = RunToCompletion(
-      PeerctlOptions(absl::StrCat("127.0.0.1:", silent.port()), "hans",
-                     "hanspass", {"lap"}, dir.path()),
-      absl::Seconds(20));
+  CommandResult result =
+      RunToCompletion(PeerctlOptions(absl::StrCat("127.0.0.1:", silent.port()),
+                                     "hans", "hanspass", {"lap"}, dir.path()),
+                      absl::Seconds(20));
   ExpectFailure(result, kExitUnreachable);
   EXPECT_TRUE(absl::StrContains(result.err, "no reply")) << result.err;
 }
@@ -227,11 +222,11 @@ TEST(CommandsTest, PasswordFileGivesItsFirstLine) {
   dir.WriteFile("right", "hanspass\nnot this line\n");
   dir.WriteFile("wrong", "vaderpass\nhanspass\n");
   auto run = [&](const std::string& file) {
-    return RunToCompletion(Peerctl({"--server", daemon.address(), "--user",
-                                    "hans", "--password-file",
-                                    dir.path() + "/" + file, "lap"},
-                                   dir.path()),
-                           absl::Seconds(20));
+    return RunToCompletion(
+        Peerctl({"--server", daemon.address(), "--user", "hans",
+                 "--password-file", dir.path() + "/" + file, "lap"},
+                dir.path()),
+        absl::Seconds(20));
   };
   CommandResult right = run("right");
   EXPECT_EQ(right.exit_code, 0) << right.err;

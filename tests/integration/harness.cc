@@ -49,9 +49,8 @@ bool Drain(int fd, std::string& buffer) {
 }  // namespace
 
 TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() /
-                         "pcfs-test-XXXXXX")
-                            .string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "pcfs-test-XXXXXX").string();
   char* made = ::mkdtemp(pattern.data());
   if (made == nullptr) {
     ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
@@ -91,8 +90,7 @@ bool FileExists(const std::string& path) {
 std::vector<std::string> ListFolder(const std::string& path) {
   std::vector<std::string> names;
   std::error_code error;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(path, error)) {
+  for (const auto& entry : std::filesystem::directory_iterator(path, error)) {
     names.push_back(entry.path().filename().string());
   }
   std::sort(names.begin(), names.end());
@@ -236,8 +234,8 @@ std::optional<int> Process::Wait(absl::Duration timeout) {
       for (int i = 0; i < 20 && (stdout_ || stderr_); ++i) {
         Pump(absl::Milliseconds(10));
       }
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status)
-                                     : 128 + WTERMSIG(status);
+      exit_code_ =
+          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       return exit_code_;
     }
     if (absl::Now() >= deadline) return std::nullopt;
@@ -422,8 +420,7 @@ Shell::~Shell() {
 
 std::string Shell::Run(const std::string& command, absl::Duration timeout) {
   process_->Write(command + "\n");
-  std::optional<std::string> output =
-      process_->ReadStdoutUntil("> ", timeout);
+  std::optional<std::string> output = process_->ReadStdoutUntil("> ", timeout);
   if (!output.has_value()) {
     ADD_FAILURE() << "no prompt after '" << command << "'; stdout so far:\n"
                   << process_->stdout_text() << "\nstderr:\n"
@@ -465,8 +462,8 @@ std::vector<UdpRelay::Datagram> UdpRelay::Stop() {
 UdpRelay::Verdict UdpRelay::Judge(Direction direction, uint64_t number,
                                   const std::string& datagram) {
   recorded_.push_back({direction, datagram});
-  Verdict verdict =
-      rule_ == nullptr ? Verdict::Forward() : rule_(direction, number, datagram);
+  Verdict verdict = rule_ == nullptr ? Verdict::Forward()
+                                     : rule_(direction, number, datagram);
   if (verdict.action == Verdict::Action::kDrop) ++dropped_;
   return verdict;
 }

@@ -41,12 +41,15 @@ protocol::Header RandomHeader(std::mt19937& random, uint8_t type) {
 // codec of any login scheme writes). The session is random: the noise tests
 // the daemon's checks, not a session's handlers.
 std::string ValidRequest(std::mt19937& random) {
-  static constexpr MessageType kTypes[] = {
-      MessageType::kLogin,  MessageType::kHeartbeat,
-      MessageType::kLogout, MessageType::kListActivePeers,
-      MessageType::kListPublished, MessageType::kPublish,
-      MessageType::kUnpublish,     MessageType::kSearch,
-      MessageType::kGet};
+  static constexpr MessageType kTypes[] = {MessageType::kLogin,
+                                           MessageType::kHeartbeat,
+                                           MessageType::kLogout,
+                                           MessageType::kListActivePeers,
+                                           MessageType::kListPublished,
+                                           MessageType::kPublish,
+                                           MessageType::kUnpublish,
+                                           MessageType::kSearch,
+                                           MessageType::kGet};
   const MessageType type = kTypes[random() % std::size(kTypes)];
   const protocol::Header header =
       RandomHeader(random, static_cast<uint8_t>(type));
@@ -75,12 +78,12 @@ std::string ValidRequest(std::mt19937& random) {
     }
     case MessageType::kUnpublish:
     case MessageType::kGet:
-      size = protocol::EncodeNameRequest(header, protocol::NameRequest{name},
-                                         out);
+      size =
+          protocol::EncodeNameRequest(header, protocol::NameRequest{name}, out);
       break;
     case MessageType::kLogin:
-      size = protocol::EncodeLoginRequest(header, protocol::LoginRequest{},
-                                          out);
+      size =
+          protocol::EncodeLoginRequest(header, protocol::LoginRequest{}, out);
       break;
     default:  // HEARTBEAT, LOGOUT
       size = protocol::EncodeEmptyRequest(header, out);
@@ -98,15 +101,14 @@ std::string HostileDatagram(std::mt19937& random, int kind) {
       return RandomBytes(random, random() % 1501);
     case 1: {
       protocol::Header header = RandomHeader(
-          random, static_cast<uint8_t>(random() % 2 == 0
-                                           ? random()
-                                           : 0x01 + random() % 0x15));
+          random, static_cast<uint8_t>(
+                      random() % 2 == 0 ? random() : 0x01 + random() % 0x15));
       header.flags = static_cast<uint16_t>(random() % 2 == 0 ? 0 : random());
       if (random() % 4 == 0) header.session_id = 0;
       std::string datagram(protocol::kHeaderSize, '\0');
       protocol::EncodeHeader(
-          header, {reinterpret_cast<uint8_t*>(datagram.data()),
-                   datagram.size()});
+          header,
+          {reinterpret_cast<uint8_t*>(datagram.data()), datagram.size()});
       return datagram + RandomBytes(random, random() % 1200);
     }
     case 2: {
@@ -214,17 +216,17 @@ TEST(RobustnessTest, PublicationsSurviveLogoutAndDaemonRestart) {
 
 TEST(RobustnessTest, CommandsSucceedWhenEveryThirdDatagramIsLost) {
   Daemon daemon;
-  UdpRelay relay(daemon.port(), [](UdpRelay::Direction, uint64_t number,
-                                   const std::string&) {
-    return number % 3 == 0 ? UdpRelay::Verdict::Drop()
-                           : UdpRelay::Verdict::Forward();
-  });
+  UdpRelay relay(daemon.port(),
+                 [](UdpRelay::Direction, uint64_t number, const std::string&) {
+                   return number % 3 == 0 ? UdpRelay::Verdict::Drop()
+                                          : UdpRelay::Verdict::Forward();
+                 });
   TempDir dir;
   dir.WriteFile("song.mp3", "la la la\n");
   auto run = [&](const std::vector<std::string>& args) {
-    return RunToCompletion(PeerctlOptions(relay.address(), "hans", "hanspass",
-                                          args, dir.path()),
-                           absl::Seconds(30));
+    return RunToCompletion(
+        PeerctlOptions(relay.address(), "hans", "hanspass", args, dir.path()),
+        absl::Seconds(30));
   };
   CommandResult pub = run({"pub", "song.mp3"});
   EXPECT_EQ(pub.exit_code, 0) << pub.err;
@@ -274,10 +276,10 @@ TEST(RobustnessTest, RetransmittedUnpIsAnsweredFromTheCacheNotAppliedTwice) {
                    lost = true;
                    return UdpRelay::Verdict::Drop();
                  });
-  CommandResult unp = RunToCompletion(
-      PeerctlOptions(relay.address(), "hans", "hanspass", {"unp", "song.mp3"},
-                     dir.path()),
-      absl::Seconds(30));
+  CommandResult unp =
+      RunToCompletion(PeerctlOptions(relay.address(), "hans", "hanspass",
+                                     {"unp", "song.mp3"}, dir.path()),
+                      absl::Seconds(30));
   EXPECT_EQ(relay.dropped(), 1u);
   // Applied twice, the repeat would say "you do not publish" (exit 4).
   EXPECT_EQ(unp.exit_code, 0) << unp.err;

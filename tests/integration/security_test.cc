@@ -47,12 +47,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/auth/datagram_auth.h"
-#include "core/io/net.h"
-#include "core/proto/protocol.h"
 #include "core/auth/scram.h"
 #include "core/auth/ticket.h"
 #include "core/base/unique_fd.h"
 #include "core/client/client_session.h"
+#include "core/io/net.h"
+#include "core/proto/protocol.h"
 #include "gtest/gtest.h"
 #include "peerctl/client.h"
 #include "tests/integration/harness.h"
@@ -209,8 +209,7 @@ class MiniSession {
   absl::StatusOr<DecodedReply> Call(
       MessageType type,
       const client::RequestBody& body = client::RequestBody()) {
-    std::optional<std::string> reply =
-        Send(Seal(type, body), absl::Seconds(2));
+    std::optional<std::string> reply = Send(Seal(type, body), absl::Seconds(2));
     if (!reply.has_value()) return absl::DeadlineExceededError("no reply");
     if (!session_.Receive(AsBytes(*reply)).has_value()) {
       return absl::DataLossError("the reply does not carry the session MAC");
@@ -321,7 +320,8 @@ std::optional<uint64_t> DaemonCounter(const std::string& log,
   return value;
 }
 
-// ---- Seeing the wire ---------------------------------------------------------
+// ---- Seeing the wire
+// ---------------------------------------------------------
 
 // Captures the payloads of the IPv4 UDP datagrams on "lo" to or from any of
 // `ports`, with an AF_PACKET socket (root only). One thread runs it until
@@ -384,8 +384,8 @@ class LoopbackCapture {
     if (ip.size() < 20 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_UDP) return;
     const size_t header = static_cast<size_t>(ip[0] & 0x0f) * 4;
     if (ip.size() < header + 8) return;
-    const uint16_t source = static_cast<uint16_t>(ip[header] << 8 |
-                                                  ip[header + 1]);
+    const uint16_t source =
+        static_cast<uint16_t>(ip[header] << 8 | ip[header + 1]);
     const uint16_t destination =
         static_cast<uint16_t>(ip[header + 2] << 8 | ip[header + 3]);
     for (uint16_t port : ports_) {
@@ -470,7 +470,8 @@ HttpResponse FetchFromHolder(const SocketAddress& holder,
   }
   if (!closed) ADD_FAILURE() << "the holder did not close the connection";
   int status = 0;
-  if (absl::StartsWith(response.raw, "HTTP/1.1 ") && response.raw.size() >= 12 &&
+  if (absl::StartsWith(response.raw, "HTTP/1.1 ") &&
+      response.raw.size() >= 12 &&
       absl::SimpleAtoi(response.raw.substr(9, 3), &status)) {
     response.status = status;
   }
@@ -499,32 +500,28 @@ TEST(SecurityTest, ForgedUnknownSessionReplyDoesNotCostTheSession) {
   Shell hans(daemon, "hans", "hanspass", dir.path());
   ASSERT_TRUE(hans.logged_in());
   std::atomic<int> forged{0};
-  UdpRelay relay(
-      daemon.port(),
-      [&](UdpRelay::Direction direction, uint64_t,
-          const std::string& datagram) {
-        if (direction != UdpRelay::Direction::kToDaemon) {
-          return UdpRelay::Verdict::Forward();
-        }
-        absl::StatusOr<protocol::Message> m = protocol::ParseDatagram(
-            std::span<const uint8_t>(
-                reinterpret_cast<const uint8_t*>(datagram.data()),
-                datagram.size()));
-        if (!m.ok() || m->header.message_type() !=
-                           MessageType::kListActivePeers ||
-            forged.fetch_add(1) > 0) {
-          return UdpRelay::Verdict::Forward();
-        }
-        std::string reply(protocol::kMaxDatagramSize, '\0');
-        reply.resize(protocol::EncodeStatusReply(
-            m->header, ResultCode::kUnknownSession, "forged",
-            std::span<uint8_t>(reinterpret_cast<uint8_t*>(reply.data()),
-                               reply.size())));
-        return UdpRelay::Verdict::Answer(std::move(reply));
-      });
+  UdpRelay relay(daemon.port(), [&](UdpRelay::Direction direction, uint64_t,
+                                    const std::string& datagram) {
+    if (direction != UdpRelay::Direction::kToDaemon) {
+      return UdpRelay::Verdict::Forward();
+    }
+    absl::StatusOr<protocol::Message> m =
+        protocol::ParseDatagram(std::span<const uint8_t>(
+            reinterpret_cast<const uint8_t*>(datagram.data()),
+            datagram.size()));
+    if (!m.ok() || m->header.message_type() != MessageType::kListActivePeers ||
+        forged.fetch_add(1) > 0) {
+      return UdpRelay::Verdict::Forward();
+    }
+    std::string reply(protocol::kMaxDatagramSize, '\0');
+    reply.resize(protocol::EncodeStatusReply(
+        m->header, ResultCode::kUnknownSession, "forged",
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(reply.data()),
+                           reply.size())));
+    return UdpRelay::Verdict::Answer(std::move(reply));
+  });
   CommandResult lap = RunToCompletion(
-      PeerctlOptions(relay.address(), "yoda", "yodapass", {"lap"},
-                     dir.path()),
+      PeerctlOptions(relay.address(), "yoda", "yodapass", {"lap"}, dir.path()),
       absl::Seconds(30));
   relay.Stop();
   EXPECT_EQ(forged.load(), 2) << "the forger answered the first LAP only";
@@ -536,13 +533,12 @@ TEST(SecurityTest, PasswordNeverCrossesTheWire) {
   Daemon daemon(absl::StrCat("osprey ", kPassword, "\n"));
   UdpRelay relay(daemon.port());
   std::string why_no_capture;
-  std::unique_ptr<LoopbackCapture> capture = LoopbackCapture::Start(
-      {relay.port(), daemon.port()}, &why_no_capture);
+  std::unique_ptr<LoopbackCapture> capture =
+      LoopbackCapture::Start({relay.port(), daemon.port()}, &why_no_capture);
   TempDir dir;
 
   CommandResult lap = RunToCompletion(
-      PeerctlOptions(relay.address(), "osprey", kPassword, {"lap"},
-                     dir.path()),
+      PeerctlOptions(relay.address(), "osprey", kPassword, {"lap"}, dir.path()),
       absl::Seconds(30));
   const std::vector<UdpRelay::Datagram> recorded = relay.Stop();
   EXPECT_EQ(lap.exit_code, 0) << lap.err;
@@ -596,8 +592,7 @@ TEST(SecurityTest, ForgedHeartbeatsFromAnotherSocketDoNotSaveASession) {
   ASSERT_NE(yoda, nullptr);
 
   // hans's last genuine heartbeat; its bytes are replayed below.
-  const std::string genuine =
-      (*hans)->Seal(MessageType::kHeartbeat);
+  const std::string genuine = (*hans)->Seal(MessageType::kHeartbeat);
   const absl::Time last_genuine = absl::Now();
   std::optional<std::string> ack = (*hans)->Send(genuine, absl::Seconds(2));
   ASSERT_TRUE(ack.has_value());
@@ -744,9 +739,9 @@ TEST(SecurityTest, ReplayedUnpIsDroppedAndDoesNotUnpublish) {
   // The recorded UNP again, from hans's socket and from another one.
   EXPECT_FALSE(hans.Send(unp, absl::Milliseconds(500)).has_value())
       << "the daemon answered a replayed UNP from the same socket";
-  EXPECT_FALSE(SendAndAwait(attacker, daemon.port(), unp,
-                            absl::Milliseconds(500))
-                   .has_value())
+  EXPECT_FALSE(
+      SendAndAwait(attacker, daemon.port(), unp, absl::Milliseconds(500))
+          .has_value())
       << "the daemon answered a replayed UNP from another socket";
 
   absl::StatusOr<std::vector<std::string>> published = hans.ListPublished();
@@ -775,8 +770,7 @@ TEST(SecurityTest, ReplayedLoginFinishFromAnotherAddressGetsNoSession) {
       << DecodeReply(*reply)->message;
 
   // ...and after it ended.
-  absl::StatusOr<DecodedReply> logout =
-      (*yoda)->Call(MessageType::kLogout);
+  absl::StatusOr<DecodedReply> logout = (*yoda)->Call(MessageType::kLogout);
   ASSERT_TRUE(logout.ok()) << logout.status();
   ASSERT_EQ(logout->code, ResultCode::kOk);
   reply = SendAndAwait(attacker, daemon.port(), recorded, absl::Seconds(2));
@@ -800,8 +794,7 @@ TEST(SecurityTest, ReplayedLoginFinishAfterLogoutGetsNoSession) {
   absl::StatusOr<std::unique_ptr<MiniSession>> yoda =
       MiniSession::Login(daemon.port(), "yoda", "yodapass");
   ASSERT_TRUE(yoda.ok()) << yoda.status();
-  absl::StatusOr<DecodedReply> logout =
-      (*yoda)->Call(MessageType::kLogout);
+  absl::StatusOr<DecodedReply> logout = (*yoda)->Call(MessageType::kLogout);
   ASSERT_TRUE(logout.ok()) << logout.status();
   ASSERT_EQ(logout->code, ResultCode::kOk);
 
@@ -830,8 +823,8 @@ TEST(SecurityTest, HolderServesOnlyTheTicketsFileInsideItsFolder) {
   Shell hans(daemon, "hans", "hanspass", a.path());
   ASSERT_TRUE(hans.logged_in());
   ASSERT_EQ(hans.Run("pub pub.txt"), "File published successfully\n");
-  EXPECT_TRUE(absl::StartsWith(hans.Run("pub out.txt"),
-                               "File publication failed"));
+  EXPECT_TRUE(
+      absl::StartsWith(hans.Run("pub out.txt"), "File publication failed"));
   ASSERT_EQ(hans.Run("pub link.txt"), "File published successfully\n");
 
   std::unique_ptr<ControlClient> vader =
@@ -897,8 +890,7 @@ TEST(SecurityTest, HolderServesOnlyTheTicketsFileInsideItsFolder) {
   std::filesystem::rename(a.path() + "/link.new", a.path() + "/link.txt");
   HttpResponse switched =
       FetchFromHolder(holder, "/f/link.txt", Bearer(link->ticket));
-  EXPECT_TRUE(switched.status == 403 || switched.status == 404)
-      << switched.raw;
+  EXPECT_TRUE(switched.status == 403 || switched.status == 404) << switched.raw;
   EXPECT_FALSE(absl::StrContains(switched.raw, "root:"));
 
   // Unpublished, the file is not served, even with an unexpired ticket.
@@ -928,9 +920,8 @@ TEST(SecurityTest, HolderServingOtherBytesFailsTheDownloadAndLeavesNothing) {
               static_cast<ssize_t>(other.size()));
   }
 
-  CommandResult get =
-      RunPeerctl(daemon, "vader", "vaderpass", {"get", "f.bin"}, vader_dir,
-                 absl::Seconds(30));
+  CommandResult get = RunPeerctl(daemon, "vader", "vaderpass", {"get", "f.bin"},
+                                 vader_dir, absl::Seconds(30));
   EXPECT_NE(get.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(get.err, "SHA-256")) << get.err;
   EXPECT_EQ(get.out, "");

@@ -87,8 +87,9 @@ TEST(SessionTest, WrongPasswordThenTheRightOne) {
   std::optional<std::string> out =
       shell.ReadStdoutUntil("Username: ", absl::Seconds(20));
   ASSERT_TRUE(out.has_value());
-  EXPECT_EQ(*out, "Password: Authentication failed. Please try again.\n"
-                  "Username: ");
+  EXPECT_EQ(*out,
+            "Password: Authentication failed. Please try again.\n"
+            "Username: ");
   shell.Write("hans\nhanspass\n");
   out = shell.ReadStdoutUntil("> ", absl::Seconds(20));
   ASSERT_TRUE(out.has_value());
@@ -103,15 +104,14 @@ TEST(SessionTest, SecondLoginOfAnActiveUserIsRefused) {
   TempDir dir;
   Shell hans(daemon, "hans", "hanspass", dir.path());
   ASSERT_TRUE(hans.logged_in());
-  CommandResult second = RunPeerctl(daemon, "hans", "hanspass", {"lap"},
-                                    dir.path());
+  CommandResult second =
+      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
   EXPECT_EQ(second.exit_code, 3);
-  EXPECT_NE(second.err.find("already active"), std::string::npos)
-      << second.err;
+  EXPECT_NE(second.err.find("already active"), std::string::npos) << second.err;
   // After xit the user can log straight back in.
   hans.Exit();
-  CommandResult third = RunPeerctl(daemon, "hans", "hanspass", {"lap"},
-                                   dir.path());
+  CommandResult third =
+      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
   EXPECT_EQ(third.exit_code, 0) << third.err;
 }
 
@@ -124,8 +124,8 @@ TEST(SessionTest, EndOfInputActsAsXit) {
   EXPECT_TRUE(hans.process().ReadStdoutUntil("Goodbye!\n", absl::Seconds(20)));
   EXPECT_EQ(hans.process().Wait(absl::Seconds(20)), 0);
   // It logged out: hans can log in again at once.
-  CommandResult again = RunPeerctl(daemon, "hans", "hanspass", {"lap"},
-                                   dir.path());
+  CommandResult again =
+      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 

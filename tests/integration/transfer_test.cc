@@ -21,8 +21,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "gtest/gtest.h"
 #include "core/io/net.h"
+#include "gtest/gtest.h"
 #include "peerctl/client.h"
 #include "peerctl/file_hash.h"
 #include "tests/integration/harness.h"
@@ -164,7 +164,7 @@ TEST(TransferTest, HolderKilledMidTransferLeavesNoPartialFile) {
   ASSERT_EQ(hans.Run("pub big.bin"), "File published successfully\n");
 
   Process download(PeerctlOptions(daemon.address(), "vader", "vaderpass",
-                                   {"get", "big.bin"}, vader_dir));
+                                  {"get", "big.bin"}, vader_dir));
   download.CloseStdin();
   // Catch the download once its (unnamed) file is open, and freeze the
   // downloader: from then on the transfer cannot get further than the
@@ -175,8 +175,8 @@ TEST(TransferTest, HolderKilledMidTransferLeavesNoPartialFile) {
     fd = OpenFileUnder(download.pid(), vader_dir);
     if (!fd.has_value()) absl::SleepFor(absl::Microseconds(100));
   }
-  ASSERT_TRUE(fd.has_value()) << "the download never opened its file; "
-                              << download.stderr_text();
+  ASSERT_TRUE(fd.has_value())
+      << "the download never opened its file; " << download.stderr_text();
   download.Signal(SIGSTOP);
   const std::optional<uint64_t> written = FileOffset(download.pid(), *fd);
   ASSERT_TRUE(written.has_value());
@@ -189,8 +189,8 @@ TEST(TransferTest, HolderKilledMidTransferLeavesNoPartialFile) {
   std::optional<int> code = download.Wait(absl::Seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
-  EXPECT_TRUE(absl::StrContains(download.stderr_text(),
-                                "download from hans failed"))
+  EXPECT_TRUE(
+      absl::StrContains(download.stderr_text(), "download from hans failed"))
       << download.stderr_text();
   EXPECT_EQ(download.stdout_text(), "");
   EXPECT_EQ(ListFolder(vader_dir), std::vector<std::string>{});

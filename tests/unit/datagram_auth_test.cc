@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "core/proto/protocol.h"
 #include "core/auth/scram.h"
+#include "core/proto/protocol.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {
@@ -161,8 +161,8 @@ TEST(DatagramAuthTest, HeaderOnlyDatagramSealsAndVerifies) {
 TEST(DatagramAuthTest, DatagramShorterThanAHeaderFailsVerification) {
   const SessionKey key = KeyFilledWith(0x11);
   const std::vector<uint8_t> sealed = SealedSample(key);
-  EXPECT_FALSE(OpenDatagram(key, std::span(sealed).first(kHeaderSize - 1))
-                   .has_value());
+  EXPECT_FALSE(
+      OpenDatagram(key, std::span(sealed).first(kHeaderSize - 1)).has_value());
   EXPECT_FALSE(OpenDatagram(key, std::span<const uint8_t>()).has_value());
 }
 

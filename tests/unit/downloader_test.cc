@@ -188,8 +188,7 @@ class DownloaderTest : public ::testing::Test {
   void ExpectHashMismatchLeavesNothing(const std::string& real,
                                        const std::string& served) {
     ASSERT_EQ(real.size(), served.size());
-    FakeHolder fake(http::FormatOkHead(served.size()) + served,
-                    Ending::kClose);
+    FakeHolder fake(http::FormatOkHead(served.size()) + served, Ending::kClose);
     absl::Status status = Download(RequestFromFake(fake, real));
     EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
     EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
@@ -347,9 +346,9 @@ TEST_F(DownloaderTest, BogusLastByteOfALargeBodyFailsTheHashAndLeavesNothing) {
 // with buffers still queued for the hasher) leaves no file at all.
 TEST_F(DownloaderTest, LargeBodyCutShortLeavesNoFile) {
   const std::string contents = RandomBytes(24 << 20, 7);
-  FakeHolder fake(http::FormatOkHead(contents.size()) +
-                      contents.substr(0, (17 << 20) + 5),
-                  Ending::kClose);
+  FakeHolder fake(
+      http::FormatOkHead(contents.size()) + contents.substr(0, (17 << 20) + 5),
+      Ending::kClose);
   DownloadRequest request = RequestFromFake(fake, contents);
   request.expected_sha256.reset();  // the length alone must catch it
   request.expected_size.reset();

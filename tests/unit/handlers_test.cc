@@ -2,17 +2,16 @@
 // sockets, no threads.
 #include "daemon/handlers.h"
 
-#include "core/auth/datagram_auth.h"
-#include "core/auth/scram.h"
-#include "core/auth/ticket.h"
-#include "core/client/client_session.h"
-
 #include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/auth/datagram_auth.h"
+#include "core/auth/scram.h"
+#include "core/auth/ticket.h"
+#include "core/client/client_session.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {
@@ -177,8 +176,8 @@ class HandlersTest : public ::testing::Test {
                 from);
   }
 
-  Reply Publish(uint64_t session, const std::string& name,
-                const Endpoint& from, uint32_t request_id = 0) {
+  Reply Publish(uint64_t session, const std::string& name, const Endpoint& from,
+                uint32_t request_id = 0) {
     Header h = MakeHeader(MessageType::kPublish, session);
     if (request_id != 0) h.request_id = request_id;
     protocol::PublishRequest request;
@@ -252,8 +251,9 @@ TEST_F(HandlersTest, LoginsAreCountedByResult) {
   const size_t finish = RequestMetrics::TypeIndex(
       static_cast<uint8_t>(MessageType::kLoginFinish));
   EXPECT_EQ(handler_.metrics().replies[finish][0].Get(), 1u);
-  EXPECT_EQ(handler_.metrics().replies[finish][static_cast<size_t>(
-                ResultCode::kAuthFailed)].Get(),
+  EXPECT_EQ(handler_.metrics()
+                .replies[finish][static_cast<size_t>(ResultCode::kAuthFailed)]
+                .Get(),
             1u);
 }
 
@@ -294,9 +294,9 @@ TEST_F(HandlersTest, MalformedOrExcessPingsAreDroppedNotAnswered) {
   }
   EXPECT_EQ(answered, RequestHandler::Options{}.pings_per_second);
   EXPECT_EQ(handler_.metrics().pings_dropped.Get(), 50u);
-  EXPECT_GT(handler_.Handle(ping, MakeEndpoint(6000),
-                            now_ + absl::Seconds(1), reply),
-            0u);
+  EXPECT_GT(
+      handler_.Handle(ping, MakeEndpoint(6000), now_ + absl::Seconds(1), reply),
+      0u);
 }
 
 TEST_F(HandlersTest, UnknownUserLooksLikeAWrongPasswordUntilTheEnd) {
@@ -308,8 +308,7 @@ TEST_F(HandlersTest, UnknownUserLooksLikeAWrongPasswordUntilTheEnd) {
 
 TEST_F(HandlersTest, RetransmittedLoginFinishGetsTheSameSession) {
   std::vector<uint8_t> finish;
-  Reply first =
-      LoginExchange("hans", "hanspass", MakeEndpoint(5000), &finish);
+  Reply first = LoginExchange("hans", "hanspass", MakeEndpoint(5000), &finish);
   ASSERT_EQ(first.status.code, ResultCode::kOk);
   Reply repeat = Send(finish, MakeEndpoint(5000));
   ASSERT_EQ(repeat.status.code, ResultCode::kOk);
@@ -320,8 +319,7 @@ TEST_F(HandlersTest, RetransmittedLoginFinishGetsTheSameSession) {
 
 TEST_F(HandlersTest, LoginFinishReplayedAfterLogoutStartsNoSession) {
   std::vector<uint8_t> finish;
-  Reply first =
-      LoginExchange("hans", "hanspass", MakeEndpoint(5000), &finish);
+  Reply first = LoginExchange("hans", "hanspass", MakeEndpoint(5000), &finish);
   ASSERT_EQ(first.status.code, ResultCode::kOk);
   const uint64_t session =
       protocol::DecodeLoginFinishReply(first.status.payload)->session_id;
@@ -342,8 +340,7 @@ TEST_F(HandlersTest, SecondLoginOfAnActiveUserIsRefused) {
 
 TEST_F(HandlersTest, LoginFinishFromAnotherAddressOrTooLateIsRefused) {
   std::vector<uint8_t> finish;
-  ASSERT_EQ(LoginExchange("hans", "vaderpass", MakeEndpoint(5000),
-                          &finish)
+  ASSERT_EQ(LoginExchange("hans", "vaderpass", MakeEndpoint(5000), &finish)
                 .status.code,
             ResultCode::kAuthFailed);
   // The server nonce was made for 5000: replaying the step from elsewhere
@@ -372,9 +369,9 @@ TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
   for (int i = 0; i < 5; ++i) {
     now_ += absl::Seconds(2);
     handler_.Tick(now_);
-    EXPECT_EQ(Empty(MessageType::kHeartbeat, session, MakeEndpoint(5000))
-                  .status.code,
-              ResultCode::kOk);
+    EXPECT_EQ(
+        Empty(MessageType::kHeartbeat, session, MakeEndpoint(5000)).status.code,
+        ResultCode::kOk);
   }
   now_ += absl::Milliseconds(2900);
   handler_.Tick(now_);
@@ -455,10 +452,11 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
   EXPECT_EQ(claims->requester, "vader");
   // Not for another file, not with vader's key, not after a minute.
   EXPECT_FALSE(
-      VerifyTicket(keys_[hans], "hans", where->ticket, "other.mp4", wall_).ok());
-  EXPECT_FALSE(VerifyTicket(keys_[vader], "hans", where->ticket,
-                            "BitTrickle.mp4", wall_)
-                   .ok());
+      VerifyTicket(keys_[hans], "hans", where->ticket, "other.mp4", wall_)
+          .ok());
+  EXPECT_FALSE(
+      VerifyTicket(keys_[vader], "hans", where->ticket, "BitTrickle.mp4", wall_)
+          .ok());
   EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->ticket,
                             "BitTrickle.mp4", wall_ + absl::Seconds(61))
                    .ok());
@@ -466,9 +464,9 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
 
 TEST_F(HandlersTest, LogoutEndsTheSessionSoTheUserCanComeBack) {
   uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
-  EXPECT_EQ(Empty(MessageType::kLogout, session, MakeEndpoint(5000))
-                .status.code,
-            ResultCode::kOk);
+  EXPECT_EQ(
+      Empty(MessageType::kLogout, session, MakeEndpoint(5000)).status.code,
+      ResultCode::kOk);
   EXPECT_FALSE(registry_.IsActive("hans", now_));
   EXPECT_NE(Login("hans", "hanspass", MakeEndpoint(5002)), 0u);
 }
@@ -484,11 +482,10 @@ TEST_F(HandlersTest, SeedSemantics) {
   EXPECT_EQ(List(MessageType::kSearch, vader, "BitTrickle", MakeEndpoint(5001)),
             std::vector<std::string>{"BitTrickle.mp4"});
   // The caller's own names never show up in its search.
-  EXPECT_TRUE(
-      List(MessageType::kSearch, hans, "BitTrickle", MakeEndpoint(5000))
-          .empty());
-  Reply get = Named(MessageType::kGet, vader, "BitTrickle.mp4",
-                    MakeEndpoint(5001));
+  EXPECT_TRUE(List(MessageType::kSearch, hans, "BitTrickle", MakeEndpoint(5000))
+                  .empty());
+  Reply get =
+      Named(MessageType::kGet, vader, "BitTrickle.mp4", MakeEndpoint(5001));
   ASSERT_EQ(get.status.code, ResultCode::kOk);
   auto where = protocol::DecodeGetReply(get.status.payload);
   ASSERT_TRUE(where.ok());
@@ -498,8 +495,7 @@ TEST_F(HandlersTest, SeedSemantics) {
   EXPECT_EQ(List(MessageType::kListActivePeers, yoda, "", MakeEndpoint(5002)),
             (std::vector<std::string>{"hans", "vader"}));
   // hans never gets his own file.
-  EXPECT_EQ(Named(MessageType::kGet, hans, "BitTrickle.mp4",
-                  MakeEndpoint(5000))
+  EXPECT_EQ(Named(MessageType::kGet, hans, "BitTrickle.mp4", MakeEndpoint(5000))
                 .status.code,
             ResultCode::kNotFound);
 }
@@ -508,10 +504,10 @@ TEST_F(HandlersTest, RetransmittedUnpublishIsAnsweredFromTheCache) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
   ASSERT_EQ(Publish(hans, "a.txt", MakeEndpoint(5000)).status.code,
             ResultCode::kOk);
-  Reply first = Named(MessageType::kUnpublish, hans, "a.txt",
-                      MakeEndpoint(5000), 777);
-  Reply repeat = Named(MessageType::kUnpublish, hans, "a.txt",
-                       MakeEndpoint(5000), 777);
+  Reply first =
+      Named(MessageType::kUnpublish, hans, "a.txt", MakeEndpoint(5000), 777);
+  Reply repeat =
+      Named(MessageType::kUnpublish, hans, "a.txt", MakeEndpoint(5000), 777);
   EXPECT_EQ(first.status.code, ResultCode::kOk);
   EXPECT_EQ(repeat.status.code, ResultCode::kOk);
   EXPECT_EQ(counters_.retransmissions.load(), 1u);
@@ -523,9 +519,9 @@ TEST_F(HandlersTest, RetransmittedUnpublishIsAnsweredFromTheCache) {
 
 TEST_F(HandlersTest, InvalidNamesAreRefusedNotTruncated) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
-  EXPECT_EQ(Publish(hans, std::string(256, 'x'), MakeEndpoint(5000))
-                .status.code,
-            ResultCode::kInvalidName);
+  EXPECT_EQ(
+      Publish(hans, std::string(256, 'x'), MakeEndpoint(5000)).status.code,
+      ResultCode::kInvalidName);
   EXPECT_EQ(Publish(hans, "a/b", MakeEndpoint(5000)).status.code,
             ResultCode::kInvalidName);
   EXPECT_EQ(Publish(hans, "..", MakeEndpoint(5000)).status.code,
@@ -710,8 +706,8 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
   for (int i = 0; i < 20000; ++i) {
     std::vector<uint8_t> d(protocol::kHeaderSize + random() % 300);
     for (uint8_t& b : d) b = static_cast<uint8_t>(random());
-    Header rh = MakeHeader(static_cast<MessageType>(random() % 0x20),
-                           random() % 2);
+    Header rh =
+        MakeHeader(static_cast<MessageType>(random() % 0x20), random() % 2);
     protocol::EncodeHeader(rh, d);
     handler_.Handle(d, MakeEndpoint(1), now_, reply);
   }

@@ -134,8 +134,7 @@ TEST(ParseRequestHeadTest, MalformedHeadsAreInvalid) {
 // Found by tests/fuzz/http_fuzz (its seed "crash-empty-head"): an empty
 // string looked like a whole head and SplitHead cut two bytes off it.
 TEST(ParseRequestHeadTest, EmptyHeadIsInvalid) {
-  EXPECT_EQ(ParseRequestHead("").status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRequestHead("").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseResponseHead("").status().code(),
             StatusCode::kInvalidArgument);
 }

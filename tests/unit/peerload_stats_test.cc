@@ -1,8 +1,7 @@
 // Tests of peerload's statistics: histogram merges, and the text a worker
 // process sends its parent (bench/peerload/stats.h, histogram.h).
-#include "bench/peerload/stats.h"
-
 #include "bench/peerload/histogram.h"
+#include "bench/peerload/stats.h"
 #include "gtest/gtest.h"
 
 namespace pcfs::peerload {

@@ -1,8 +1,6 @@
 // Tests of peerload's split over worker processes (bench/peerload/
 // workers.h): the split itself, each worker's options, and two short runs
 // of real forked workers against a loopback UDP echo and against nothing.
-#include "bench/peerload/workers.h"
-
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -11,6 +9,7 @@
 #include <cerrno>
 #include <thread>
 
+#include "bench/peerload/workers.h"
 #include "core/io/net.h"
 #include "gtest/gtest.h"
 
@@ -66,13 +65,12 @@ class EchoThread {
   EchoThread() {
     UdpSocketOptions options;
     options.non_blocking = false;
-    absl::StatusOr<UniqueFd> fd = OpenUdpSocket(
-        *SocketAddress::FromNumeric("127.0.0.1", 0), options);
+    absl::StatusOr<UniqueFd> fd =
+        OpenUdpSocket(*SocketAddress::FromNumeric("127.0.0.1", 0), options);
     EXPECT_TRUE(fd.ok()) << fd.status();
     fd_ = *std::move(fd);
     timeval timeout{0, 50'000};
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
-                 sizeof(timeout));
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     address_ = *LocalAddress(fd_.get());
     thread_ = std::thread([this] {
       uint8_t buffer[2048];
@@ -142,8 +140,7 @@ TEST(RunInWorkersTest, AFailingWorkerFailsTheRunAndLeavesNoChild) {
     ASSERT_TRUE(fd.ok());
     nobody = *LocalAddress(fd->get());
   }
-  absl::StatusOr<LoadStats> stats =
-      RunInWorkers(ShortRawRun(4), nobody, {}, 2);
+  absl::StatusOr<LoadStats> stats = RunInWorkers(ShortRawRun(4), nobody, {}, 2);
   EXPECT_EQ(stats.status().code(), absl::StatusCode::kUnavailable)
       << stats.status();
   EXPECT_NE(stats.status().message().find("peerload worker"),

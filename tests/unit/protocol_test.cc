@@ -519,8 +519,8 @@ TEST(IsKnownMessageTypeTest, KnowsExactlyTheElevenTypes) {
   for (int t = 0; t < 256; ++t) {
     if (IsKnownMessageType(static_cast<uint8_t>(t))) known.push_back(t);
   }
-  EXPECT_THAT(known, ElementsAre(0x01, 0x02, 0x03, 0x04, 0x05, 0x10, 0x11,
-                                 0x12, 0x13, 0x14, 0x15));
+  EXPECT_THAT(known, ElementsAre(0x01, 0x02, 0x03, 0x04, 0x05, 0x10, 0x11, 0x12,
+                                 0x13, 0x14, 0x15));
 }
 
 // ---------------------------------------------------------------------------
@@ -823,11 +823,11 @@ TEST(LoginFinishRequestTest, CarriesTheLongestClientFinalThatFits) {
 TEST(LoginFinishRequestTest, RefusesAClientFinalOneByteTooLong) {
   const std::string client_final(kMaxBodySize - 5 - kClientFirst.size(), 'f');
   std::array<uint8_t, 2 * kMaxDatagramSize> out{};
-  EXPECT_EQ(EncodeLoginFinishRequest(
-                RequestHeader(MessageType::kLoginFinish, 2, 0),
-                {.client_first = kClientFirst, .client_final = client_final},
-                out),
-            0u);
+  EXPECT_EQ(
+      EncodeLoginFinishRequest(
+          RequestHeader(MessageType::kLoginFinish, 2, 0),
+          {.client_first = kClientFirst, .client_final = client_final}, out),
+      0u);
 }
 
 TEST(EmptyRequestTest, RoundTripsHeartbeatAndLogout) {

@@ -47,9 +47,10 @@ TEST_F(PublicationLogTest, RecordsSurviveReopening) {
     Registry registry;
     auto log = PublicationLog::Open(dir_, registry);
     ASSERT_TRUE(log.ok()) << log.status();
-    ASSERT_TRUE((*log)->RecordPublish("hans", "BitTrickle.mp4", Meta(7, 1)).ok());
-    ASSERT_TRUE((*log)->RecordPublish("hans", "name with spaces.txt",
-                                      Meta(9, 2)).ok());
+    ASSERT_TRUE(
+        (*log)->RecordPublish("hans", "BitTrickle.mp4", Meta(7, 1)).ok());
+    ASSERT_TRUE(
+        (*log)->RecordPublish("hans", "name with spaces.txt", Meta(9, 2)).ok());
     ASSERT_TRUE((*log)->RecordPublish("vader", "a.bin", Meta(1, 3)).ok());
     ASSERT_TRUE((*log)->RecordUnpublish("vader", "a.bin").ok());
   }
@@ -57,8 +58,9 @@ TEST_F(PublicationLogTest, RecordsSurviveReopening) {
   auto log = PublicationLog::Open(dir_, registry);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ((*log)->loaded(), 2u);
-  EXPECT_EQ(registry.PublishedBy("hans"),
-            (std::vector<std::string>{"BitTrickle.mp4", "name with spaces.txt"}));
+  EXPECT_EQ(
+      registry.PublishedBy("hans"),
+      (std::vector<std::string>{"BitTrickle.mp4", "name with spaces.txt"}));
   EXPECT_TRUE(registry.PublishedBy("vader").empty());
 }
 
@@ -77,7 +79,8 @@ TEST_F(PublicationLogTest, TornLastRecordIsIgnored) {
          "P hans 7 " + std::string(64, 'b') + " whole.txt\nP hans 3 abc");
   Registry registry;
   ASSERT_TRUE(PublicationLog::Open(dir_, registry).ok());
-  EXPECT_EQ(registry.PublishedBy("hans"), std::vector<std::string>{"whole.txt"});
+  EXPECT_EQ(registry.PublishedBy("hans"),
+            std::vector<std::string>{"whole.txt"});
 }
 
 TEST_F(PublicationLogTest, CorruptRecordMidFileIsRefused) {

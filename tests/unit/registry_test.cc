@@ -113,9 +113,8 @@ std::vector<std::string> Sorted(std::vector<std::string> names) {
 std::vector<std::string> ListAll(const Registry& registry,
                                  absl::string_view pattern,
                                  absl::string_view caller, absl::Time now) {
-  std::vector<std::string> names =
-      Sorted(ListPaged(registry, pattern, caller, now, 1000000,
-                       Registry::kSearchPageBudget));
+  std::vector<std::string> names = Sorted(ListPaged(
+      registry, pattern, caller, now, 1000000, Registry::kSearchPageBudget));
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
@@ -461,7 +460,8 @@ TEST(RegistryOptionsTest, AnyShardCountWorks) {
     registry.Publish("leia", "plans.pdf", Meta(1));
     EXPECT_THAT(registry.ActiveUsers("luke", kT0), ElementsAre("leia"))
         << shards;
-    EXPECT_THAT(ListAll(registry, "plans", "luke", kT0), ElementsAre("plans.pdf"))
+    EXPECT_THAT(ListAll(registry, "plans", "luke", kT0),
+                ElementsAre("plans.pdf"))
         << shards;
   }
 }
@@ -590,7 +590,8 @@ TEST_F(RegistrySearchTest, IsCaseSensitive) {
   LogIn(registry_, "leia");
   registry_.Publish("leia", "Plans.pdf", Meta(1));
   EXPECT_THAT(ListAll(registry_, "plans", "luke", kT0), IsEmpty());
-  EXPECT_THAT(ListAll(registry_, "Plans", "luke", kT0), ElementsAre("Plans.pdf"));
+  EXPECT_THAT(ListAll(registry_, "Plans", "luke", kT0),
+              ElementsAre("Plans.pdf"));
 }
 
 TEST_F(RegistrySearchTest, EmptyPatternMatchesEveryName) {
@@ -605,7 +606,8 @@ TEST_F(RegistrySearchTest, ListsANamePublishedByManyOnce) {
   LogIn(registry_, "han");
   registry_.Publish("leia", "plans.pdf", Meta(1));
   registry_.Publish("han", "plans.pdf", Meta(1));
-  EXPECT_THAT(ListAll(registry_, "plans", "luke", kT0), ElementsAre("plans.pdf"));
+  EXPECT_THAT(ListAll(registry_, "plans", "luke", kT0),
+              ElementsAre("plans.pdf"));
 }
 
 TEST_F(RegistrySearchTest, ResultIsSorted) {
@@ -674,7 +676,6 @@ TEST_F(RegistrySearchTest, NameStaysWhileAnotherUserStillPublishesIt) {
 }
 
 // ---- SearchPage -------------------------------------------------------------
-
 
 // luke asks; leia and han are online, chewie is not. Names published by
 // each of them, by two, and by luke with or without others.
@@ -1115,9 +1116,9 @@ TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
       const std::string& pattern = patterns[round % patterns.size()];
       // A name unpublished and published again during the listing may
       // come twice (SearchPage's contract); a stable one comes once.
-      const std::vector<std::string> found = Sorted(ListPaged(
-          registry, pattern, "luke", kT0, 1000000,
-          Registry::kSearchPageBudget));
+      const std::vector<std::string> found =
+          Sorted(ListPaged(registry, pattern, "luke", kT0, 1000000,
+                           Registry::kSearchPageBudget));
       for (const std::string& name : found) {
         ASSERT_NE(name.find(pattern), std::string::npos) << name;
         ASSERT_NE(name, "holiday-video-mine.mkv");
@@ -1126,8 +1127,8 @@ TEST(RegistryConcurrencyTest, SearchDuringPublishAndUnpublishKeepsItsRules) {
         if (name.find(pattern) == std::string::npos) continue;
         const auto [first, last] =
             std::equal_range(found.begin(), found.end(), name);
-        ASSERT_EQ(last - first, 1) << name << " not listed once for "
-                                   << pattern;
+        ASSERT_EQ(last - first, 1)
+            << name << " not listed once for " << pattern;
       }
     }
   });

@@ -24,12 +24,12 @@
 
 #include "absl/base/config.h"
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "core/auth/datagram_auth.h"
-#include "core/proto/protocol.h"
 #include "core/auth/ticket.h"
+#include "core/proto/protocol.h"
 #include "daemon/handlers.h"
 #include "daemon/publication_log.h"
+#include "gtest/gtest.h"
 
 namespace {
 
@@ -391,8 +391,8 @@ TEST_F(RequestAllocationTest, GetWithItsTicketAllocatesNothing) {
   SealedRequest get = Get(requester_, kSharedFile);
   // The reply is a real one: a holder and a ticket that verifies.
   ASSERT_TRUE(Send(get, RequesterEndpoint()));
-  absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(
-      std::span<const uint8_t>(reply_, reply_size_));
+  absl::StatusOr<protocol::Message> message =
+      protocol::ParseDatagram(std::span<const uint8_t>(reply_, reply_size_));
   ASSERT_TRUE(message.ok());
   absl::StatusOr<protocol::ReplyStatus> status =
       protocol::DecodeReplyStatus(message->body);

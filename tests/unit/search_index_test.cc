@@ -10,7 +10,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -248,7 +247,8 @@ TEST(SearchIndexTest, RareMatchesAmongCommonTrigramsAreAllFound) {
   }
 }
 
-// ---- Resumable walks ---------------------------------------------------------
+// ---- Resumable walks
+// ---------------------------------------------------------
 
 struct Taken {
   uint32_t id;
@@ -486,9 +486,8 @@ std::string FirstDisagreement(absl::string_view alphabet, size_t max_length,
     // model is full; then as many removes as adds.
     const bool remove = model.size() >= max_names || rng() % 4 == 0;
     const bool existing = !model.empty() && (rng() % 8 == 0) != remove;
-    const std::string name = existing
-                                 ? model[rng() % model.size()]
-                                 : RandomString(rng, alphabet, max_length);
+    const std::string name = existing ? model[rng() % model.size()]
+                                      : RandomString(rng, alphabet, max_length);
     auto it = std::find(model.begin(), model.end(), name);
     if (remove) {
       index.Remove(name);
@@ -498,8 +497,8 @@ std::string FirstDisagreement(absl::string_view alphabet, size_t max_length,
       if (it == model.end()) model.push_back(name);
     }
     if (index.size() != model.size()) {
-      return absl::StrCat("step ", step, ": size ", index.size(), " != ",
-                          model.size());
+      return absl::StrCat("step ", step, ": size ", index.size(),
+                          " != ", model.size());
     }
     if (step % kStepsBetweenChecks != 0) continue;
     const std::vector<Taken> every = WalkAll(index, "", 1000000);
@@ -524,8 +523,8 @@ std::string FirstDisagreement(absl::string_view alphabet, size_t max_length,
 
 // Bytes >= 0x80 and NUL included.
 TEST(SearchIndexDifferentialTest, ShortNamesOverAWideAlphabet) {
-  const std::string alphabet = std::string("ab.c\xC3\xA9\xFF\x80", 8) +
-                               std::string(1, '\0');
+  const std::string alphabet =
+      std::string("ab.c\xC3\xA9\xFF\x80", 8) + std::string(1, '\0');
   EXPECT_EQ(FirstDisagreement(alphabet, /*max_length=*/6,
                               /*max_names=*/600, /*seed=*/1),
             "");

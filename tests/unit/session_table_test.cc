@@ -115,8 +115,7 @@ TEST(SessionTableTest, EraseForgetsEverythingAndFreesTheSlotForReuse) {
   ASSERT_TRUE(table.Insert(43, Key(2)));
   EXPECT_EQ(table.KeyOf(43), Key(2));
   EXPECT_EQ(table.Snapshot(43), nullptr);
-  EXPECT_FALSE(
-      table.Admit(43, Sealed(Key(2), 0), 1, 7, kPublish).cached_code);
+  EXPECT_FALSE(table.Admit(43, Sealed(Key(2), 0), 1, 7, kPublish).cached_code);
 }
 
 TEST(SessionTableTest, SnapshotIsPerSession) {
