@@ -13,9 +13,11 @@
 // MAC check and the session handlers (PUB, LPF, SCH, GET, ...) would go
 // unfuzzed. The clock step advances time by that many 10 ms before the
 // datagram, and expires sessions through Tick().
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,9 +27,11 @@
 #include "core/auth/datagram_auth.h"
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
+#include "core/client/client_session.h"
 #include "core/index/registry.h"
 #include "core/proto/protocol.h"
 #include "daemon/handlers.h"
+#include "daemon/session_table.h"
 
 namespace pcfs {
 namespace {
@@ -75,40 +79,28 @@ class Conversation {
     from_.port = 40000;
   }
 
-  // Logs "fuzz" in through the handler itself. False if it fails (a bug:
-  // the same exchange passes in tests/unit/handlers_test.cc).
+  // Logs "fuzz" in through the handler itself, with core/client's
+  // ClientSession (the client peerctl uses). False if it fails (a bug: the
+  // same exchange passes in tests/unit/handlers_test.cc).
   bool LogIn() {
-    absl::StatusOr<ScramClient> scram =
-        ScramClient::Start("fuzz", "fuzzpass", "fuzzclientnonce");
-    if (!scram.ok()) return false;
-    protocol::Header h;
-    h.type = static_cast<uint8_t>(protocol::MessageType::kLogin);
-    h.request_id = 1;
-    std::vector<uint8_t> datagram(kMaxDatagramSize);
-    datagram.resize(protocol::EncodeLoginRequest(
-        h, protocol::LoginRequest{scram->client_first_message()}, datagram));
-    absl::StatusOr<std::span<const uint8_t>> payload = Exchange(datagram);
-    if (!payload.ok()) return false;
-    auto server_first = protocol::DecodeLoginReply(*payload);
-    if (!server_first.ok()) return false;
-    absl::StatusOr<std::string> client_final =
-        scram->HandleServerFirst(server_first->server_first);
-    if (!client_final.ok()) return false;
-    protocol::LoginFinishRequest finish;
-    finish.client_first = scram->client_first_message();
-    finish.client_final = *client_final;
-    finish.tcp_port = 7000;
-    h.type = static_cast<uint8_t>(protocol::MessageType::kLoginFinish);
-    h.request_id = 2;
-    datagram.resize(kMaxDatagramSize);
-    datagram.resize(protocol::EncodeLoginFinishRequest(h, finish, datagram));
-    payload = Exchange(datagram);
-    if (!payload.ok()) return false;
-    auto accepted = protocol::DecodeLoginFinishReply(*payload);
-    if (!accepted.ok()) return false;
-    if (!scram->HandleServerFinal(accepted->server_final).ok()) return false;
-    session_id_ = accepted->session_id;
-    key_ = *scram->session_key();
+    client::ClientSession session(/*first_request_id=*/1);
+    if (!session.StartLogin("fuzz", "fuzzpass", /*file_port=*/7000).ok()) {
+      return false;
+    }
+    std::array<uint8_t, kMaxDatagramSize> datagram{};
+    while (session.in_flight()) {
+      const size_t size = session.EncodeTry(now_, datagram);
+      if (size == 0) return false;
+      std::optional<client::Reply> reply =
+          session.Receive(Handle(std::span(datagram.data(), size)));
+      if (!reply.has_value() || reply->code != protocol::ResultCode::kOk ||
+          !session.ContinueLogin(*reply).ok()) {
+        return false;
+      }
+    }
+    if (!session.logged_in()) return false;
+    session_id_ = session.session_id();
+    key_ = session.key();
     return true;
   }
 
@@ -130,6 +122,7 @@ class Conversation {
   RequestHandler::Shared MakeShared() {
     RequestHandler::Shared shared;
     shared.registry = &registry_;
+    shared.sessions = &sessions_;
     shared.credentials = &Credentials();
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
@@ -150,24 +143,11 @@ class Conversation {
     return reply;
   }
 
-  // Handles `datagram` and returns the payload of its kOk reply.
-  absl::StatusOr<std::span<const uint8_t>> Exchange(
-      std::span<const uint8_t> datagram) {
-    std::span<const uint8_t> reply = Handle(datagram);
-    auto message = protocol::ParseDatagram(reply);
-    if (!message.ok()) return message.status();
-    auto status = protocol::DecodeReplyStatus(message->body);
-    if (!status.ok()) return status.status();
-    if (status->code != protocol::ResultCode::kOk) {
-      return absl::InternalError("login refused");
-    }
-    return status->payload;
-  }
-
   absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
   // Few shards: a registry is made per input, and one conversation needs
   // no more.
   Registry registry_{Registry::Options{.shard_count = 2}};
+  SessionTable sessions_;
   DaemonCounters counters_;
   RateLimiter address_limiter_;
   RateLimiter user_limiter_;
