@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/search_listing.h"
 #include "benchmark/benchmark.h"
 #include "core/index/expiry_wheel.h"
 #include "core/index/registry.h"
@@ -120,23 +121,6 @@ void BM_LapFirstPage(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_LapFirstPage)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond);
-
-// A whole listing of `pattern` for `caller` as the daemon reads it: one
-// SearchPage after another with the daemon's budget, each from the cursor
-// the last one returned, every name taken. Returns the names listed.
-size_t CountListing(const Registry& registry, absl::string_view pattern,
-                    absl::string_view caller, absl::Time now) {
-  size_t listed = 0;
-  Registry::SearchCursor cursor;
-  for (;;) {
-    absl::StatusOr<std::optional<Registry::SearchCursor>> next =
-        registry.SearchPage(pattern, caller, now, cursor,
-                            Registry::kSearchPageBudget,
-                            [&](absl::string_view) { return ++listed > 0; });
-    if (!next.ok() || !next->has_value()) return listed;
-    cursor = **next;
-  }
-}
 
 void BM_Search(benchmark::State& state) {
   Registry registry;

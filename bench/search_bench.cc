@@ -45,6 +45,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "bench/search_listing.h"
 #include "benchmark/benchmark.h"
 #include "core/index/registry.h"
 #include "core/index/search_index.h"
@@ -310,23 +311,6 @@ void BM_ScanBaseline(benchmark::State& state) {
 BENCHMARK(BM_ScanBaseline)->Arg(3)->Arg(5)->Unit(benchmark::kMillisecond);
 
 // ---- Whole listings through Registry::SearchPage ---------------------------
-
-// A whole listing of `pattern` for `caller` as the daemon reads it: one
-// SearchPage after another with the daemon's budget, each from the cursor
-// the last one returned, every name taken. Returns the names listed.
-size_t CountListing(const Registry& registry, absl::string_view pattern,
-                    absl::string_view caller, absl::Time now) {
-  size_t listed = 0;
-  Registry::SearchCursor cursor;
-  for (;;) {
-    absl::StatusOr<std::optional<Registry::SearchCursor>> next =
-        registry.SearchPage(pattern, caller, now, cursor,
-                            Registry::kSearchPageBudget,
-                            [&](absl::string_view) { return ++listed > 0; });
-    if (!next.ok() || !next->has_value()) return listed;
-    cursor = **next;
-  }
-}
 
 void BM_RegistryBuild(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(&PublishedRegistry());
