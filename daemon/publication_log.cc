@@ -293,8 +293,34 @@ absl::Status PublicationLog::RecordUnpublish(absl::string_view user,
 
 absl::Status PublicationLog::Append(absl::string_view record) {
   MutexLock lock(&mu_);
+  return AppendLocked(record);
+}
+
+absl::Status PublicationLog::AppendBatch(
+    std::span<const PublicationChange> batch) {
+  std::string records;
+  for (const PublicationChange& change : batch) {
+    JournalRecord record;
+    if (change.kind == PublicationChange::Kind::kPublish) {
+      BuildPublishRecord(change.user, change.name, change.meta, record);
+    } else {
+      record.Text("U ")
+          .Text(change.user)
+          .Text(" ")
+          .Text(change.name)
+          .Text("\n");
+    }
+    if (!record.ok()) return absl::InvalidArgumentError("record too long");
+    absl::StrAppend(&records, record.view());
+  }
+  if (records.empty()) return absl::OkStatus();
+  MutexLock lock(&mu_);
+  return AppendLocked(records);
+}
+
+absl::Status PublicationLog::AppendLocked(absl::string_view records) {
   const absl::Time start = MonotonicNow();
-  if (absl::Status s = WriteAll(journal_.get(), record, kJournalName);
+  if (absl::Status s = WriteAll(journal_.get(), records, kJournalName);
       !s.ok()) {
     // Cut off a partial record so that the next one starts on a line of its
     // own; otherwise the journal would hold a malformed line mid-file.
@@ -303,7 +329,7 @@ absl::Status PublicationLog::Append(absl::string_view record) {
     }
     return s;
   }
-  journal_size_ += static_cast<off_t>(record.size());
+  journal_size_ += static_cast<off_t>(records.size());
   if (::fdatasync(journal_.get()) != 0) {
     return ErrnoStatus("fdatasync publications.journal", errno);
   }

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <span>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -32,6 +33,15 @@
 
 namespace pcfs {
 
+// One change to the publications, as the journal records it.
+struct PublicationChange {
+  enum class Kind { kPublish, kUnpublish };
+  Kind kind = Kind::kPublish;
+  std::string user;
+  std::string name;
+  FileMeta meta;  // kPublish only
+};
+
 class PublicationLog {
  public:
   // Creates `state_dir` if needed, loads the snapshot and replays the journal
@@ -44,6 +54,12 @@ class PublicationLog {
   absl::Status RecordPublish(absl::string_view user, absl::string_view name,
                              const FileMeta& meta);
   absl::Status RecordUnpublish(absl::string_view user, absl::string_view name);
+
+  // Appends every change of `batch` with one write and makes them durable
+  // with one fdatasync (group commit). All or nothing: if the write fails,
+  // the journal is cut back to where it was and none of them counts; if the
+  // fdatasync fails, none of them may be acknowledged either.
+  absl::Status AppendBatch(std::span<const PublicationChange> batch);
 
   // Number of publications loaded by Open().
   size_t loaded() const { return loaded_; }
@@ -63,6 +79,8 @@ class PublicationLog {
   PublicationLog(UniqueFd journal, size_t loaded)
       : journal_(std::move(journal)), loaded_(loaded) {}
   absl::Status Append(absl::string_view record);
+  absl::Status AppendLocked(absl::string_view records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   UniqueFd journal_ ABSL_GUARDED_BY(mu_);

@@ -3,7 +3,8 @@
 #   1. installs any missing dependency (apt-get; needs root on a fresh box)
 #   2. checks the formatting of every C++ file (scripts/format.sh --check)
 #   3. builds the release tree and runs every unit and integration test
-#   4. builds with ASan+UBSan and runs them all again
+#   4. builds with ASan+UBSan and runs them all again, but those labelled
+#      "slow" (long by design: loss relays, kill -9 trials)
 #   5. builds everything (daemon, peerctl, tests, bench) with clang, TSan and
 #      -Wthread-safety -Werror, so the locking annotations are checked, and
 #      runs the tests labelled "threaded" (the code that runs threads:
@@ -36,7 +37,8 @@ run build
 echo "== ASan+UBSan build"
 scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug \
   -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan
+# Tests labelled "slow" (tests/CMakeLists.txt) run in the release tree only.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -LE slow
 
 # One clang tree does two jobs: GCC ignores the thread-safety annotations,
 # and a TSan tree is needed anyway, so building it with clang checks them

@@ -64,6 +64,42 @@ TEST_F(PublicationLogTest, RecordsSurviveReopening) {
   EXPECT_TRUE(registry.PublishedBy("vader").empty());
 }
 
+TEST_F(PublicationLogTest, ABatchIsRecordedInOrderAndSurvives) {
+  {
+    Registry registry;
+    auto log = PublicationLog::Open(dir_, registry);
+    ASSERT_TRUE(log.ok()) << log.status();
+    using Kind = PublicationChange::Kind;
+    const std::vector<PublicationChange> batch = {
+        {Kind::kPublish, "hans", "a.txt", Meta(1, 1)},
+        {Kind::kPublish, "hans", "b.txt", Meta(2, 2)},
+        {Kind::kUnpublish, "hans", "a.txt", {}},
+        {Kind::kPublish, "vader", "c.txt", Meta(3, 3)},
+    };
+    ASSERT_TRUE((*log)->AppendBatch(batch).ok());
+    ASSERT_TRUE((*log)->AppendBatch({}).ok());
+  }
+  Registry registry;
+  auto log = PublicationLog::Open(dir_, registry);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ((*log)->loaded(), 2u);
+  EXPECT_EQ(registry.PublishedBy("hans"), std::vector<std::string>{"b.txt"});
+  EXPECT_EQ(registry.PublishedBy("vader"), std::vector<std::string>{"c.txt"});
+}
+
+TEST_F(PublicationLogTest, ABatchWithAnOverlongRecordWritesNothing) {
+  Registry registry;
+  auto log = PublicationLog::Open(dir_, registry);
+  ASSERT_TRUE(log.ok()) << log.status();
+  using Kind = PublicationChange::Kind;
+  const std::vector<PublicationChange> batch = {
+      {Kind::kPublish, "hans", "a.txt", Meta(1, 1)},
+      {Kind::kPublish, "hans", std::string(5000, 'x'), Meta(2, 2)},
+  };
+  EXPECT_FALSE((*log)->AppendBatch(batch).ok());
+  EXPECT_EQ(Read("publications.journal"), "");
+}
+
 TEST_F(PublicationLogTest, OpenCompactsTheJournalIntoTheSnapshot) {
   Append("publications.journal",
          "P hans 7 " + std::string(64, 'a') + " x.txt\n");
