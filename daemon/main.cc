@@ -2,7 +2,7 @@
 //
 //   peerconnectd [PORT] [--port=N] [--bind=ADDR] [--credentials=FILE]
 //                [--state_dir=DIR] [--io=auto|epoll|uring] [--threads=N]
-//                [--metrics=ADDRESS:PORT] [--verbose]
+//                [--metrics=ADDRESS:PORT] [--recover] [--verbose]
 //   peerconnectd hash-password [--iterations=N]
 //   peerconnectd ping [HOST:PORT] [--timeout=DURATION]
 //   peerconnectd check-config [flags]
@@ -59,6 +59,10 @@ ABSL_FLAG(bool, verbose, false,
 ABSL_FLAG(std::string, metrics, "",
           "serve Prometheus metrics at http://ADDRESS:PORT/metrics "
           "(e.g. 127.0.0.1:9650); empty: off");
+ABSL_FLAG(bool, recover, false,
+          "start on damaged state: keep every publication record that "
+          "verifies, log what is dropped, rename the damaged files aside "
+          "(nothing is deleted) and write a fresh snapshot");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2),
           "ping: how long to wait for the daemon's answer");
 ABSL_FLAG(uint32_t, iterations, pcfs::kScramDefaultIterations,
@@ -74,7 +78,7 @@ int Usage(const std::string& message) {
                "usage: peerconnectd [PORT] [--port=N] [--bind=ADDR] "
                "[--credentials=FILE] [--state_dir=DIR] "
                "[--io=auto|epoll|uring] [--threads=N] "
-               "[--metrics=ADDRESS:PORT] [--verbose]\n"
+               "[--metrics=ADDRESS:PORT] [--recover] [--verbose]\n"
                "       peerconnectd hash-password [--iterations=N]\n"
                "       peerconnectd ping [HOST:PORT] [--timeout=2s]\n"
                "       peerconnectd check-config [flags]");
@@ -277,6 +281,7 @@ int main(int argc, char** argv) {
   if (options.threads < 0) return Usage("--threads must be 0 or more");
   options.verbose = absl::GetFlag(FLAGS_verbose);
   options.metrics = absl::GetFlag(FLAGS_metrics);
+  options.recover = absl::GetFlag(FLAGS_recover);
   if (check_only) {
     absl::StatusOr<std::string> summary = pcfs::CheckConfiguration(options);
     if (!summary.ok()) {

@@ -114,8 +114,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (!store.ok()) return store.status();
   server->credentials_ = *std::move(store);
 
+  PublicationLog::Options log_options;
+  log_options.recover = options.recover;
   absl::StatusOr<std::unique_ptr<PublicationLog>> log =
-      PublicationLog::Open(options.state_dir, server->registry_);
+      PublicationLog::Open(options.state_dir, server->registry_, log_options);
   if (!log.ok()) return log.status();
   server->log_ = *std::move(log);
   server->log_->set_flush_latency(&server->journal_flush_);

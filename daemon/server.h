@@ -45,6 +45,9 @@ struct ServerOptions {
   int threads = 0;
   // "ADDRESS:PORT" to serve GET /metrics on; empty: no metrics endpoint.
   std::string metrics;
+  // Start on damaged state, keeping what verifies (PublicationLog's
+  // Options::recover).
+  bool recover = false;
 };
 
 // Checks what Server::Create() would load, without starting or changing
