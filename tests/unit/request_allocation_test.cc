@@ -191,7 +191,8 @@ class StateDir {
   }
   ~StateDir() {
     if (path_.empty()) return;
-    for (const char* file : {"publications.snapshot", "publications.journal"}) {
+    for (const char* file :
+         {"publications.snapshot", "publications.journal", "lock"}) {
       unlink(absl::StrCat(path_, "/", file).c_str());
     }
     rmdir(path_.c_str());
