@@ -899,12 +899,18 @@ void PublicationLog::RunCompaction() {
     old_journal_present_ = false;
     ++compactions_;
   }
-  compaction_done_.SignalAll();
 }
 
 void PublicationLog::WaitForCompaction() {
-  MutexLock lock(&mu_);
-  while (compaction_running_) compaction_done_.Wait(&mu_);
+  // Joined rather than waited for on a condition variable: Debian's abseil
+  // is built without TSan, which then cannot see CondVar::Wait let go of
+  // the mutex (core/base/mutex_lock.h).
+  std::thread compactor;
+  {
+    MutexLock lock(&mu_);
+    compactor = std::move(compactor_);
+  }
+  if (compactor.joinable()) compactor.join();
 }
 
 uint64_t PublicationLog::compactions() const {

@@ -49,7 +49,8 @@
 //
 // Thread-safety: Record*(), AppendBatch() and WaitForCompaction() may be
 // called from any thread (a mutex serialises appends; the background
-// snapshot takes it only briefly to say it is done). The registry passed to
+// snapshot takes it only briefly to say it is done). Only one thread at a
+// time may call WaitForCompaction(). The registry passed to
 // Open() must outlive the log; the destructor waits for a running
 // compaction.
 #ifndef PCFS_DAEMON_PUBLICATION_LOG_H_
@@ -130,7 +131,8 @@ class PublicationLog {
   // Number of publications loaded by Open().
   size_t loaded() const { return loaded_; }
 
-  // Waits until no background compaction runs (tests; an orderly stop).
+  // Waits until the background compaction running now, if any, is done
+  // (tests; an orderly stop).
   void WaitForCompaction();
   // Background compactions that completed (snapshot written, .old journal
   // removed) since Open().
@@ -170,7 +172,6 @@ class PublicationLog {
   LatencyHistogram* flush_latency_ = nullptr;
 
   mutable absl::Mutex mu_;
-  absl::CondVar compaction_done_;
   UniqueFd journal_ ABSL_GUARDED_BY(mu_);
   // Bytes of the journal that count (header and whole records).
   uint64_t journal_size_ ABSL_GUARDED_BY(mu_) = 0;
