@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<JournalWriter::CompletionQueue>>
 JournalWriter::CompletionQueue::Create() {
   UniqueFd event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!event) return ErrnoStatus("eventfd", errno);
-  return std::unique_ptr<CompletionQueue>(new CompletionQueue(std::move(event)));
+  return std::unique_ptr<CompletionQueue>(
+      new CompletionQueue(std::move(event)));
 }
 
 void JournalWriter::CompletionQueue::Push(std::vector<Done>& done) {
@@ -83,6 +84,10 @@ absl::Status JournalWriter::Submit(PublicationChange change,
     }
     ++stats_.changes;
     queue_.push_back(Pending{std::move(change), queue, std::move(done)});
+    // A busy writer takes this change with the rest of its next batch; only
+    // an idle one needs waking (a futex call per submit would cost the
+    // reactor more than the submit itself).
+    if (!writer_idle_) return absl::OkStatus();
   }
   wake_.notify_one();
   return absl::OkStatus();
@@ -107,7 +112,9 @@ void JournalWriter::Loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
+      writer_idle_ = true;
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      writer_idle_ = false;
       // Stopping still drains: what was accepted is written and completed.
       if (queue_.empty()) return;
       while (!queue_.empty() && batch.size() < options_.max_batch) {
@@ -135,9 +142,9 @@ void JournalWriter::CommitBatch(std::vector<Pending>& batch) {
     Key key(change.user, change.name);
     auto it = overlay.find(key);
     const std::optional<FileMeta> current =
-        it != overlay.end() ? it->second
-                            : registry_->PublicationOf(change.user,
-                                                       change.name);
+        it != overlay.end()
+            ? it->second
+            : registry_->PublicationOf(change.user, change.name);
     if (change.kind == PublicationChange::Kind::kPublish) {
       if (current.has_value() && *current == change.meta) continue;  // OK
       overlay[key] = change.meta;
@@ -189,8 +196,8 @@ void JournalWriter::CommitBatch(std::vector<Pending>& batch) {
       by_queue.emplace_back(queue, std::vector<CompletionQueue::Done>());
       it = by_queue.end() - 1;
     }
-    it->second.push_back(CompletionQueue::Done{std::move(batch[i].done),
-                                               std::move(outcome[i])});
+    it->second.push_back(
+        CompletionQueue::Done{std::move(batch[i].done), std::move(outcome[i])});
   }
   for (auto& [queue, done] : by_queue) queue->Push(done);
 }

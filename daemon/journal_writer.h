@@ -144,6 +144,7 @@ class JournalWriter {
   std::condition_variable wake_;  // the writer waits on it for changes
   std::deque<Pending> queue_;     // guarded by mu_
   bool stopping_ = false;         // guarded by mu_
+  bool writer_idle_ = false;      // waiting on wake_; guarded by mu_
   Stats stats_;                   // guarded by mu_
   std::thread thread_;
 };
