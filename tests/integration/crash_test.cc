@@ -9,8 +9,8 @@
 #include <signal.h>
 
 #include <atomic>
-#include <iostream>
 #include <cstdint>
+#include <iostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -164,8 +164,8 @@ TEST_P(CrashTest, KillNineUnderAPublicationStormLosesNoAcknowledgedChange) {
     // (Its --verbose log is read meanwhile, so that it never blocks on a
     // full pipe.)
     const absl::Time kill_at =
-        absl::Now() + absl::Milliseconds(
-                          std::uniform_int_distribution<int>(50, 600)(random));
+        absl::Now() +
+        absl::Milliseconds(std::uniform_int_distribution<int>(50, 600)(random));
     while (absl::Now() < kill_at) {
       daemon.process().DrainOutput();
       absl::SleepFor(absl::Milliseconds(5));
