@@ -34,8 +34,8 @@ FileMeta Meta(uint64_t size) {
 
 PublicationChange Pub(absl::string_view user, absl::string_view name,
                       uint64_t size) {
-  return PublicationChange{Kind::kPublish, std::string(user),
-                           std::string(name), Meta(size)};
+  return PublicationChange{Kind::kPublish, std::string(user), std::string(name),
+                           Meta(size)};
 }
 
 PublicationChange Unp(absl::string_view user, absl::string_view name) {
@@ -55,8 +55,8 @@ class FakeJournal {
         ++calls_in_progress_;
         released_.wait(lock, [this] { return !held_; });
         for (const PublicationChange& c : batch) {
-          records_.push_back(absl::StrCat(c.kind == Kind::kPublish ? "P " : "U ",
-                                          c.user, " ", c.name));
+          records_.push_back(absl::StrCat(
+              c.kind == Kind::kPublish ? "P " : "U ", c.user, " ", c.name));
         }
         batch_sizes_.push_back(batch.size());
         result = fail_ ? absl::ResourceExhaustedError("No space left on device")
@@ -340,10 +340,9 @@ TEST(JournalWriterTest, FullQueueRefusesAtOnce) {
   ASSERT_TRUE(writer.Submit(Pub("leia", "f0", 1), queue.get(), done).ok());
   ASSERT_TRUE(journal.WaitForCall());  // f0 taken: the queue is empty
   for (int i = 1; i <= 4; ++i) {
-    ASSERT_TRUE(writer
-                    .Submit(Pub("leia", absl::StrCat("f", i), 1), queue.get(),
-                            done)
-                    .ok());
+    ASSERT_TRUE(
+        writer.Submit(Pub("leia", absl::StrCat("f", i), 1), queue.get(), done)
+            .ok());
   }
   EXPECT_EQ(writer.Submit(Pub("leia", "f5", 1), queue.get(), done).code(),
             absl::StatusCode::kResourceExhausted);
@@ -366,10 +365,9 @@ TEST(JournalWriterTest, ShutdownDrainsAndCompletesWhatWasAccepted) {
     ++completed;
   };
   for (int i = 0; i < 50; ++i) {
-    ASSERT_TRUE(writer
-                    .Submit(Pub("leia", absl::StrCat("f", i), 1), queue.get(),
-                            done)
-                    .ok());
+    ASSERT_TRUE(
+        writer.Submit(Pub("leia", absl::StrCat("f", i), 1), queue.get(), done)
+            .ok());
     if (i == 0) {
       ASSERT_TRUE(journal.WaitForCall());
     }
