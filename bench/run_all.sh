@@ -15,6 +15,8 @@
 #   peerload  peerconnectd under peerload against a raw UDP echo, epoll vs
 #             io_uring, 1 vs 2 reactors, 3 rounds of 5 s a scenario
 #             (bench/measure/peerload.sh)
+#   commit    group commit: a pub/unp storm against heartbeats, one reactor
+#             (bench/measure/group_commit.sh)
 #   soak      only with --soak (about 5 minutes more): 100,000 peers
 #             heartbeating for 60 s, once per backend (bench/measure/soak.sh)
 #   transfer  bench/transfer.sh: a 1 GiB download against a raw loopback copy
@@ -55,7 +57,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-parts=${only:-build,gbench,peerload,soak,transfer,doc}
+parts=${only:-build,gbench,peerload,commit,soak,transfer,doc}
 wants() { [[ ",$parts," == *",$1,"* ]]; }
 if [ "$quick" -eq 1 ]; then
   soak_peers=2000 soak_seconds=5
@@ -133,6 +135,10 @@ fi
 if wants peerload; then
   if [ -n "$load_note" ]; then meta peerload_note "$load_note"
   else "$repo/bench/measure/peerload.sh" "$build" "$results" "${quick_flag[@]}"; fi
+fi
+if wants commit; then
+  if [ -n "$load_note" ]; then meta commit_note "$load_note"
+  else "$repo/bench/measure/group_commit.sh" "$build" "$results" "${quick_flag[@]}"; fi
 fi
 if wants soak; then
   if [ "$soak" -eq 0 ]; then

@@ -22,6 +22,7 @@ namespace pcfs {
 namespace {
 
 using handler_internal::Bump;
+using handler_internal::SealReply;
 using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
@@ -51,15 +52,6 @@ std::optional<Header> HeaderOfOtherVersion(std::span<const uint8_t> datagram) {
 bool IsMutating(uint8_t type) {
   return type == static_cast<uint8_t>(MessageType::kPublish) ||
          type == static_cast<uint8_t>(MessageType::kUnpublish);
-}
-
-// Writes the request's sequence number into a reply and seals it with the
-// session key. Returns `size` (0 stays 0).
-size_t SealReply(const SessionKey& key, uint64_t sequence,
-                 std::span<uint8_t> reply, size_t size) {
-  if (size < protocol::kHeaderSize) return size;
-  SealDatagram(key, sequence, reply.first(size));
-  return size;
 }
 
 }  // namespace
@@ -134,6 +126,7 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
                               std::span<uint8_t> reply) {
   Bump(counters_->requests);
   log_user_[0] = '\0';
+  deferred_ = false;
   absl::StatusOr<Message> message = protocol::ParseDatagram(datagram);
   size_t size = 0;
   if (!message.ok()) {
@@ -167,6 +160,8 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   } else {
     size = HandleSessionRequest(*message, datagram, from, now, reply);
   }
+  // A deferred request is counted when its reply goes out.
+  if (deferred_) return 0;
   const uint8_t code =
       size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
   metrics_.Record(message.ok() ? message->header.type : 0, size > 0, code);
@@ -239,9 +234,17 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
   caller.sequence = h.sequence;
   caller.key = admission.key;
   caller.user = *user;
+  caller.from = from;
   SetLogUser(caller.name());
   LogRequest(h, from, caller.name());
   size_t size;
+  if (admission.pending) {
+    // A retransmission of a request waiting for its journal batch: its
+    // reply comes when the batch is durable; running it again would not
+    // make that sooner.
+    Bump(counters_->retransmissions);
+    return 0;
+  }
   if (admission.cached_code.has_value()) {
     // A retransmission of a request we already carried out: answer it the
     // same way without doing the work twice.
@@ -331,6 +334,12 @@ void RequestHandler::RememberReply(const Caller& caller, const Header& request,
   if (!IsMutating(request.type)) return;
   sessions_->Complete(caller.session_id, request.request_id, request.type,
                       static_cast<uint8_t>(code));
+}
+
+void RequestHandler::EnableDeferredReplies(
+    JournalWriter::CompletionQueue* completions, ReplySender send) {
+  completions_ = completions;
+  send_ = std::move(send);
 }
 
 void RequestHandler::SetLogUser(absl::string_view user) {

@@ -9,7 +9,12 @@
 // session key and a fresh sequence number, or it is dropped. A session
 // request is admitted once (SessionTable::Admit: MAC, replay window, cached
 // answer; Registry::Admit: live, endpoint), runs, and completes (its answer
-// cached if it is PUB or UNP, then sealed the same way). Definitions:
+// cached if it is PUB or UNP, then sealed the same way). With a
+// JournalWriter (the daemon), PUB and UNP that change something are
+// deferred: Handle() submits them and returns 0, and the reply goes out
+// from the reactor thread once the change is durable (EnableDeferredReplies:
+// the completion queue and the send path). Without one (tests), they are
+// recorded (Shared::log) and answered synchronously. Definitions:
 // handlers.cc (admission, dispatch, expiry), login_handlers.cc,
 // list_handlers.cc, publication_handlers.cc, login_state.cc
 // (CredentialStore, UsedLoginNonces). See docs/PROTOCOL.md.
@@ -30,6 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/auth/credentials.h"
@@ -39,6 +45,7 @@
 #include "core/index/expiry_wheel.h"
 #include "core/index/registry.h"
 #include "core/proto/protocol.h"
+#include "daemon/journal_writer.h"
 #include "daemon/metrics.h"
 #include "daemon/publication_log.h"
 #include "daemon/session_table.h"
@@ -141,6 +148,9 @@ class RequestHandler {
     SessionTable* sessions = nullptr;
     const CredentialStore* credentials = nullptr;
     PublicationLog* log = nullptr;
+    // Group commit: PUB and UNP go through it and are answered when
+    // durable (see EnableDeferredReplies). Null: `log`, synchronously.
+    JournalWriter* journal = nullptr;
     DaemonCounters* counters = nullptr;
     // Login attempts: every LOGIN per source address; failed ones per user.
     RateLimiter* address_limiter = nullptr;
@@ -153,6 +163,16 @@ class RequestHandler {
   };
 
   RequestHandler(const Shared& shared, Options options, absl::Time now);
+
+  // Sends a deferred reply to `to`, on this handler's socket.
+  using ReplySender = absl::AnyInvocable<void(std::span<const uint8_t> reply,
+                                              const Endpoint& to)>;
+  // Defers PUB and UNP to shared.journal: their completions come back on
+  // `completions` (whose RunCompletions() this handler's thread calls) and
+  // their replies go out through `send`. REQUIRES: shared.journal set;
+  // called before the first Handle().
+  void EnableDeferredReplies(JournalWriter::CompletionQueue* completions,
+                             ReplySender send);
 
   // Handles one datagram from `from` and writes the reply into `reply`
   // (at least kMaxDatagramSize bytes). Returns the reply size; 0 means the
@@ -188,6 +208,7 @@ class RequestHandler {
     uint64_t sequence = 0;  // of the request; its reply carries it too
     SessionKey key{};
     UserName user;  // inline: no allocation per request
+    Endpoint from;  // where the request came from: its reply goes there
     absl::string_view name() const { return user.view(); }
   };
 
@@ -228,6 +249,23 @@ class RequestHandler {
                          absl::Time now, std::span<uint8_t> reply);
   size_t HandleGet(const protocol::Message& m, const Caller& caller,
                    absl::Time now, std::span<uint8_t> reply);
+  // Carries out a PUB or UNP that changes the publications: submits it to
+  // the journal writer (returns 0, the reply comes later) or, without one,
+  // records and applies it now (returns the reply size).
+  size_t CommitChange(const protocol::Header& h, const Caller& caller,
+                      PublicationChange::Kind kind, absl::string_view name,
+                      const FileMeta& meta, std::span<uint8_t> reply);
+  // What a deferred request needs to be answered.
+  struct DeferredRequest {
+    protocol::Header header;
+    Caller caller;
+  };
+  // Answers a deferred request with `outcome` (JournalWriter::Completion),
+  // on this handler's thread.
+  void CompleteDeferred(const DeferredRequest& request, absl::Status outcome);
+  // The reply to a PUB or UNP whose change failed to be recorded.
+  size_t RecordFailed(const protocol::Header& h, const absl::Status& s,
+                      std::span<uint8_t> reply);
 
   size_t Error(const protocol::Header& request, protocol::ResultCode code,
                absl::string_view message, std::span<uint8_t> reply);
@@ -248,6 +286,11 @@ class RequestHandler {
   uint32_t next_snapshot_id_ = 1;
   char log_user_[65] = {};  // who the current request is from, for the log
   RequestMetrics metrics_;
+  // Deferred PUB and UNP (EnableDeferredReplies).
+  JournalWriter::CompletionQueue* completions_ = nullptr;
+  ReplySender send_;
+  bool deferred_ = false;  // the request Handle() runs was deferred
+  std::array<uint8_t, protocol::kMaxDatagramSize> deferred_reply_{};
   PingBudget ping_budget_;
   absl::Time failed_log_window_ = absl::InfinitePast();
   int failed_logs_in_window_ = 0;

@@ -1,4 +1,6 @@
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/auth/ticket.h"
@@ -8,12 +10,14 @@
 #include "daemon/handlers.h"
 
 // PUB, UNP and GET: publications (recorded durably before they are
-// acknowledged) and the lookup of a holder, with its download ticket.
+// acknowledged, and applied to memory only once durable) and the lookup of
+// a holder, with its download ticket.
 
 namespace pcfs {
 namespace {
 
 using handler_internal::Bump;
+using handler_internal::SealReply;
 using protocol::Header;
 using protocol::Message;
 using protocol::MessageType;
@@ -37,21 +41,15 @@ size_t RequestHandler::HandlePublish(const Message& m, const Caller& caller,
   FileMeta meta;
   meta.size = request->size;
   meta.sha256 = request->sha256;
-  if (registry_->Publish(caller.name(), request->name, meta) &&
-      shared_.log != nullptr) {
-    absl::Status s =
-        shared_.log->RecordPublish(caller.name(), request->name, meta);
-    if (!s.ok()) {
-      // Not durable, so not acknowledged: take it back.
-      registry_->Unpublish(caller.name(), request->name).IgnoreError();
-      Bump(counters_->state_errors);
-      LogError("cannot record a publication: ", s.ToString());
-      return Error(h, ResultCode::kInternal,
-                   "the daemon could not record the publication", reply);
-    }
+  // Published as asked already: nothing to record. (A change of this name
+  // still queued for the journal is concurrent with this request, and
+  // either order is a true answer.)
+  if (registry_->PublicationOf(caller.name(), request->name) == meta) {
+    RememberReply(caller, h, ResultCode::kOk);
+    return protocol::EncodeStatusReply(h, ResultCode::kOk, "", reply);
   }
-  RememberReply(caller, h, ResultCode::kOk);
-  return protocol::EncodeStatusReply(h, ResultCode::kOk, "", reply);
+  return CommitChange(h, caller, PublicationChange::Kind::kPublish,
+                      request->name, meta, reply);
 }
 
 size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
@@ -67,22 +65,105 @@ size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
   if (absl::Status s = ValidateFileName(request->name); !s.ok()) {
     return Error(h, ResultCode::kInvalidName, s.message(), reply);
   }
-  if (!registry_->Unpublish(caller.name(), request->name).ok()) {
+  if (!registry_->PublicationOf(caller.name(), request->name).has_value()) {
     RememberReply(caller, h, ResultCode::kNotFound);
     return Error(h, ResultCode::kNotFound,
                  absl::StrCat("you do not publish ", request->name), reply);
   }
-  if (shared_.log != nullptr) {
-    absl::Status s = shared_.log->RecordUnpublish(caller.name(), request->name);
+  return CommitChange(h, caller, PublicationChange::Kind::kUnpublish,
+                      request->name, FileMeta{}, reply);
+}
+
+size_t RequestHandler::CommitChange(const Header& h, const Caller& caller,
+                                    PublicationChange::Kind kind,
+                                    absl::string_view name,
+                                    const FileMeta& meta,
+                                    std::span<uint8_t> reply) {
+  const bool publish = kind == PublicationChange::Kind::kPublish;
+  if (shared_.journal != nullptr && completions_ != nullptr) {
+    PublicationChange change;
+    change.kind = kind;
+    change.user = std::string(caller.name());
+    change.name = std::string(name);
+    change.meta = meta;
+    DeferredRequest deferred{h, caller};
+    absl::Status s = shared_.journal->Submit(
+        std::move(change), completions_,
+        [this, deferred](absl::Status outcome) {
+          CompleteDeferred(deferred, std::move(outcome));
+        });
     if (!s.ok()) {
-      Bump(counters_->state_errors);
-      LogError("cannot record an unpublication: ", s.ToString());
-      return Error(h, ResultCode::kInternal,
-                   "the daemon could not record the unpublication", reply);
+      // Queue full (or shutting down): refused now rather than waiting.
+      // Not cached, so the client's retry runs it again.
+      return Error(h, ResultCode::kRateLimited,
+                   absl::StrCat("the daemon is busy recording publications (",
+                                s.message(), ")"),
+                   reply);
     }
+    // Completion runs later on this thread, so the mark is there first.
+    sessions_->MarkPending(caller.session_id, h.request_id, h.type);
+    deferred_ = true;
+    return 0;
+  }
+  // Synchronous (tests): durable first, then memory, as the writer does.
+  // Allocates nothing (tests/unit/request_allocation_test.cc).
+  if (shared_.log != nullptr) {
+    absl::Status s = publish
+                         ? shared_.log->RecordPublish(caller.name(), name, meta)
+                         : shared_.log->RecordUnpublish(caller.name(), name);
+    if (!s.ok()) return RecordFailed(h, s, reply);
+  }
+  if (publish) {
+    registry_->Publish(caller.name(), name, meta);
+  } else {
+    registry_->Unpublish(caller.name(), name).IgnoreError();
   }
   RememberReply(caller, h, ResultCode::kOk);
   return protocol::EncodeStatusReply(h, ResultCode::kOk, "", reply);
+}
+
+size_t RequestHandler::RecordFailed(const Header& h, const absl::Status& s,
+                                    std::span<uint8_t> reply) {
+  const bool publish = h.message_type() == MessageType::kPublish;
+  Bump(counters_->state_errors);
+  LogError(publish ? "cannot record a publication: "
+                   : "cannot record an unpublication: ",
+           s.ToString());
+  // Not durable, so not acknowledged; memory was not changed.
+  return Error(h, ResultCode::kInternal,
+               publish ? "the daemon could not record the publication"
+                       : "the daemon could not record the unpublication",
+               reply);
+}
+
+void RequestHandler::CompleteDeferred(const DeferredRequest& request,
+                                      absl::Status outcome) {
+  const Header& h = request.header;
+  const Caller& caller = request.caller;
+  std::span<uint8_t> reply(deferred_reply_);
+  size_t size;
+  if (outcome.ok()) {
+    RememberReply(caller, h, ResultCode::kOk);
+    size = protocol::EncodeStatusReply(h, ResultCode::kOk, "", reply);
+  } else if (absl::IsNotFound(outcome)) {
+    // An UNP whose name an earlier change of the same batch took away.
+    RememberReply(caller, h, ResultCode::kNotFound);
+    size = Error(h, ResultCode::kNotFound, outcome.message(), reply);
+  } else {
+    sessions_->ForgetPending(caller.session_id, h.request_id, h.type);
+    size = RecordFailed(h, outcome, reply);
+  }
+  size = SealReply(caller.key, caller.sequence, reply, size);
+  const uint8_t code =
+      size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
+  metrics_.Record(h.type, size > 0, code);
+  if (size == 0) return;
+  Bump(counters_->replies);
+  if (options_.verbose) {
+    LogReply(caller.from, caller.name(),
+             code == static_cast<uint8_t>(ResultCode::kOk));
+  }
+  send_(reply.first(size), caller.from);
 }
 
 size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,

@@ -1,6 +1,7 @@
 #include "daemon/server.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -80,6 +82,29 @@ absl::Status CheckOptions(const ServerOptions& options) {
   return absl::OkStatus();
 }
 
+// Sends a deferred reply on `fd` to `to`. A dual-stack (IPv6) socket
+// reaches an IPv4 peer at its IPv4-mapped address, as it received from it.
+// Like the reactor's sends, it never waits: a full send buffer drops the
+// reply and the client retransmits (and gets the cached answer).
+void SendDeferredReply(int fd, bool v6_socket, std::span<const uint8_t> reply,
+                       const Endpoint& to) {
+  SocketAddress address;
+  if (v6_socket && to.family == 4) {
+    sockaddr_in6 mapped{};
+    mapped.sin6_family = AF_INET6;
+    mapped.sin6_port = htons(to.port);
+    mapped.sin6_addr.s6_addr[10] = 0xff;
+    mapped.sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(&mapped.sin6_addr.s6_addr[12], to.ip.data(), 4);
+    std::memcpy(&address.storage, &mapped, sizeof(mapped));
+    address.length = sizeof(mapped);
+  } else {
+    address = SocketAddress::FromEndpoint(to);
+  }
+  ::sendto(fd, reply.data(), reply.size(), MSG_DONTWAIT, address.get(),
+           address.length);
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
@@ -99,7 +124,10 @@ Server::Server(const ServerOptions& options)
     : options_(options),
       address_limiter_(AddressLimits()),
       user_limiter_(UserLimits()) {}
-Server::~Server() = default;
+Server::~Server() {
+  // The writer's thread pushes to the workers' completion queues.
+  if (journal_ != nullptr) journal_->Shutdown();
+}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const ServerOptions& options) {
@@ -121,12 +149,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (!log.ok()) return log.status();
   server->log_ = *std::move(log);
   server->log_->set_flush_latency(&server->journal_flush_);
+  server->journal_ = std::make_unique<JournalWriter>(
+      server->log_.get(), &server->registry_, JournalWriter::Options{});
 
   RequestHandler::Shared shared;
   shared.registry = &server->registry_;
   shared.sessions = &server->sessions_;
   shared.credentials = server->credentials_.get();
   shared.log = server->log_.get();
+  shared.journal = server->journal_.get();
   shared.counters = &server->counters_;
   shared.address_limiter = &server->address_limiter_;
   shared.user_limiter = &server->user_limiter_;
@@ -223,6 +254,12 @@ absl::Status Server::AddWorker(ReactorBackend backend,
   socket_options.send_buffer_bytes = 4 << 20;
   absl::StatusOr<UniqueFd> socket = OpenUdpSocket(bind, socket_options);
   if (!socket.ok()) return socket.status();
+  worker.reply_socket = UniqueFd(::fcntl(socket->get(), F_DUPFD_CLOEXEC, 0));
+  if (!worker.reply_socket) return ErrnoStatus("dup of the UDP socket", errno);
+  absl::StatusOr<std::unique_ptr<JournalWriter::CompletionQueue>> completions =
+      JournalWriter::CompletionQueue::Create();
+  if (!completions.ok()) return completions.status();
+  worker.completions = *std::move(completions);
   if (first) {
     absl::StatusOr<SocketAddress> local = LocalAddress(socket->get());
     if (!local.ok()) return local.status();
@@ -235,6 +272,13 @@ absl::Status Server::AddWorker(ReactorBackend backend,
       std::make_unique<RequestHandler>(shared, handler_options, MonotonicNow());
   RequestHandler* handler = worker.handler.get();
   LatencyHistogram* latency = worker.latency.get();
+  JournalWriter::CompletionQueue* completions_queue = worker.completions.get();
+  handler->EnableDeferredReplies(
+      completions_queue,
+      [fd = worker.reply_socket.get(), v6 = bind.family() == AF_INET6](
+          std::span<const uint8_t> reply, const Endpoint& to) {
+        SendDeferredReply(fd, v6, reply, to);
+      });
   absl::Status s = worker.reactor->AddDatagramSocket(
       *std::move(socket),
       [handler, latency](std::span<const uint8_t> datagram,
@@ -246,6 +290,10 @@ absl::Status Server::AddWorker(ReactorBackend backend,
             absl::ToInt64Nanoseconds(MonotonicNow() - start)));
         return size;
       });
+  if (!s.ok()) return s;
+  s = worker.reactor->AddReadable(completions_queue->fd(), [completions_queue] {
+    completions_queue->RunCompletions();
+  });
   if (!s.ok()) return s;
 
   // Every worker's timer beats for its reactor; the first one pets the
@@ -285,6 +333,10 @@ absl::Status Server::Run() {
   sd_notify(0, "STOPPING=1");
   Stop();  // if the first worker failed, the others stop too
   for (std::thread& t : threads) t.join();
+  // What the writer accepted is made durable; the replies that completes
+  // go out from here, the reactor threads having stopped.
+  journal_->Shutdown();
+  for (Worker& worker : workers_) worker.completions->RunCompletions();
   Log("peerconnectd stopped: ", counters_.ToString());
   for (const absl::Status& s : results) {
     if (!s.ok()) return s;

@@ -24,6 +24,7 @@
 #include "core/index/registry.h"
 #include "core/io/reactor.h"
 #include "daemon/handlers.h"
+#include "daemon/journal_writer.h"
 #include "daemon/liveness.h"
 #include "daemon/metrics.h"
 #include "daemon/publication_log.h"
@@ -87,6 +88,11 @@ class Server {
     std::unique_ptr<RequestHandler> handler;
     // Time from a datagram's arrival at the handler to its reply.
     std::unique_ptr<LatencyHistogram> latency;
+    // Deferred PUB/UNP replies: their completions from the journal writer,
+    // and a duplicate of the worker's socket to send them on (the reactor
+    // owns the socket; a plain sendto works under either backend).
+    std::unique_ptr<JournalWriter::CompletionQueue> completions;
+    UniqueFd reply_socket;
   };
 
   explicit Server(const ServerOptions& options);
@@ -108,6 +114,9 @@ class Server {
   RateLimiter user_limiter_;
   UsedLoginNonces used_nonces_;
   std::unique_ptr<PublicationLog> log_;
+  // Group commit of PUB and UNP into log_ (one thread). Shut down before
+  // the workers whose completion queues it feeds go away.
+  std::unique_ptr<JournalWriter> journal_;
   DaemonCounters counters_;
   std::vector<Worker> workers_;
   std::string backend_note_;  // which backend runs

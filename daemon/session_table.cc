@@ -99,13 +99,40 @@ SessionTable::Admission SessionTable::Admit(uint64_t id,
   state->replay.Record(sequence);
   admission.verdict = Admission::kAdmitted;
   admission.key = state->key;
-  for (size_t i = 0; i < SessionState::kCachedReplies; ++i) {
-    if (state->cached_type[i] == type &&
-        state->cached_request_id[i] == request_id && type != 0) {
-      admission.cached_code = state->cached_code[i];
+  if (const int slot = FindCached(*state, request_id, type); slot >= 0) {
+    if (state->cached_code[slot] == SessionState::kPendingCode) {
+      admission.pending = true;
+    } else {
+      admission.cached_code = state->cached_code[slot];
     }
   }
   return admission;
+}
+
+int SessionTable::FindCached(const SessionState& state, uint32_t request_id,
+                             uint8_t type) {
+  if (type == 0) return -1;
+  int found = -1;
+  for (size_t i = 0; i < SessionState::kCachedReplies; ++i) {
+    if (state.cached_type[i] == type &&
+        state.cached_request_id[i] == request_id) {
+      found = static_cast<int>(i);
+    }
+  }
+  return found;
+}
+
+void SessionTable::Cache(SessionState& state, uint32_t request_id, uint8_t type,
+                         uint8_t code) {
+  int slot = FindCached(state, request_id, type);
+  if (slot < 0) {
+    slot = state.cached_next;
+    state.cached_next =
+        static_cast<uint8_t>((slot + 1) % SessionState::kCachedReplies);
+  }
+  state.cached_request_id[slot] = request_id;
+  state.cached_type[slot] = type;
+  state.cached_code[slot] = code;
 }
 
 void SessionTable::Complete(uint64_t id, uint32_t request_id, uint8_t type,
@@ -114,12 +141,27 @@ void SessionTable::Complete(uint64_t id, uint32_t request_id, uint8_t type,
   MutexLock lock(&shard.mu);
   SessionState* state = shard.Find(id);
   if (state == nullptr) return;
-  const size_t slot = state->cached_next;
-  state->cached_request_id[slot] = request_id;
-  state->cached_type[slot] = type;
-  state->cached_code[slot] = code;
-  state->cached_next =
-      static_cast<uint8_t>((slot + 1) % SessionState::kCachedReplies);
+  Cache(*state, request_id, type, code);
+}
+
+void SessionTable::MarkPending(uint64_t id, uint32_t request_id, uint8_t type) {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  SessionState* state = shard.Find(id);
+  if (state == nullptr) return;
+  Cache(*state, request_id, type, SessionState::kPendingCode);
+}
+
+void SessionTable::ForgetPending(uint64_t id, uint32_t request_id,
+                                 uint8_t type) {
+  Shard& shard = ShardOf(id);
+  MutexLock lock(&shard.mu);
+  SessionState* state = shard.Find(id);
+  if (state == nullptr) return;
+  const int slot = FindCached(*state, request_id, type);
+  if (slot >= 0 && state->cached_code[slot] == SessionState::kPendingCode) {
+    state->cached_type[slot] = 0;  // unused
+  }
 }
 
 std::optional<SessionKey> SessionTable::KeyOf(uint64_t id) const {

@@ -5,7 +5,9 @@
 // or LPF list being paged through.
 //
 // A session request passes here twice: Admit (MAC, replay window, cached
-// answer) before it runs, and Complete (its answer cached) after. The
+// answer) before it runs, and Complete (its answer cached) after. A `pub`
+// or `unp` waiting for its journal batch is marked pending in between
+// (MarkPending), so that its retransmissions are dropped, not run again. The
 // registry's part of admission (the session is live, its endpoint) is
 // Registry::Admit, called by the handler after Admit here succeeds.
 //
@@ -23,8 +25,8 @@
 // shard; no method holds two locks, and none calls into another shared
 // component while holding one (Admit only runs the MAC check, pure code).
 //
-// Allocation: Admit, Complete, KeyOf and Snapshot allocate nothing; Insert
-// reuses the slot of an erased entry.
+// Allocation: Admit, Complete, MarkPending, ForgetPending, KeyOf and
+// Snapshot allocate nothing; Insert reuses the slot of an erased entry.
 #ifndef PCFS_DAEMON_SESSION_TABLE_H_
 #define PCFS_DAEMON_SESSION_TABLE_H_
 
@@ -59,8 +61,10 @@ struct SessionState {
   SessionKey key{};
   ReplayWindow replay;
   // Answers to recent mutating requests, in a ring of kCachedReplies:
-  // request id, type (0: slot unused; no request type is 0) and code.
+  // request id, type (0: slot unused; no request type is 0) and code, or
+  // kPendingCode while the request waits for its journal batch.
   static constexpr size_t kCachedReplies = 4;
+  static constexpr uint8_t kPendingCode = 254;  // no ResultCode is 254
   std::array<uint32_t, kCachedReplies> cached_request_id{};
   std::array<uint8_t, kCachedReplies> cached_type{};
   std::array<uint8_t, kCachedReplies> cached_code{};
@@ -92,6 +96,10 @@ class SessionTable {
     // When admitted and the request is a retransmission of a mutating
     // request already carried out: the code it was answered with.
     std::optional<uint8_t> cached_code;
+    // When admitted and the request is a retransmission of a mutating
+    // request still waiting to be made durable (MarkPending): it gets no
+    // reply of its own; the one its first copy gets comes soon.
+    bool pending = false;
   };
 
   // Admits a sealed datagram of session `id`: its MAC must verify under the
@@ -102,9 +110,20 @@ class SessionTable {
   Admission Admit(uint64_t id, std::span<const uint8_t> datagram,
                   uint64_t sequence, uint32_t request_id, uint8_t type);
 
-  // Caches the answer `code` to the mutating request (request_id, type),
-  // replacing the oldest cached one. No-op if the session is gone.
+  // Caches the answer `code` to the mutating request (request_id, type):
+  // in place of its pending mark if it has one, else replacing the oldest
+  // cached answer. No-op if the session is gone.
   void Complete(uint64_t id, uint32_t request_id, uint8_t type, uint8_t code);
+
+  // Marks the mutating request (request_id, type) as submitted and not yet
+  // answered, replacing the oldest cached answer, so that Admit tells its
+  // retransmissions apart (Admission::pending). Complete or ForgetPending
+  // ends the mark. No-op if the session is gone.
+  void MarkPending(uint64_t id, uint32_t request_id, uint8_t type);
+  // Drops the pending mark of (request_id, type), if any: the request was
+  // answered with an error that is not cached (a retransmission runs it
+  // again). No-op if the session is gone.
+  void ForgetPending(uint64_t id, uint32_t request_id, uint8_t type);
 
   // The key of session `id` (to MAC a download ticket for its holder).
   std::optional<SessionKey> KeyOf(uint64_t id) const;
@@ -158,6 +177,14 @@ class SessionTable {
   static constexpr uint32_t kChunkEntries = 256;
 
   Shard& ShardOf(uint64_t id) const { return shards_[id & mask_]; }
+  // The ring slot caching (request_id, type), or -1. REQUIRES: the shard's
+  // lock held.
+  static int FindCached(const SessionState& state, uint32_t request_id,
+                        uint8_t type);
+  // Caches `code` for (request_id, type) in its slot or the oldest one.
+  // REQUIRES: the shard's lock held.
+  static void Cache(SessionState& state, uint32_t request_id, uint8_t type,
+                    uint8_t code);
 
   const size_t mask_;
   const std::unique_ptr<Shard[]> shards_;

@@ -513,6 +513,16 @@ void LoadDriver::SendMix(uint32_t i, int64_t now) {
     case RequestKind::kListPublished:
       r.type = MessageType::kListPublished;
       break;
+    case RequestKind::kPublish:
+    case RequestKind::kUnpublish: {
+      const Slot& s = slots_[i];
+      // Nothing of its own to take back: publish instead.
+      if (s.own_first == s.own_end) r.kind = RequestKind::kPublish;
+      const bool publish = r.kind == RequestKind::kPublish;
+      r.type = publish ? MessageType::kPublish : MessageType::kUnpublish;
+      r.name = publish ? s.own_end : s.own_first;
+      break;
+    }
   }
   Send(i, r, now);
 }
@@ -550,11 +560,12 @@ void LoadDriver::Try(uint32_t i, int64_t now) {
   Slot& s = slots_[i];
   PendingRequest& r = s.request;
   const int64_t sent_ns = NowNs();  // as in Send
+  if (IsOwnNameRequest(r)) own_name_ = OwnName(users_[i].name, r.name);
   const size_t size =
       options_.raw
           ? EncodeEcho(r, i, buffer_)
           : s.session.EncodeTry(
-                AtNs(sent_ns), BodyOf(r, catalog_),
+                AtNs(sent_ns), BodyOf(r, catalog_, own_name_),
                 std::span<uint8_t>(buffer_, protocol::kMaxDatagramSize));
   if (size == 0) {
     Fail(absl::InternalError(absl::StrCat(
@@ -702,6 +713,16 @@ void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
   if (ok && r.type == MessageType::kHeartbeat) {
     s.session_proof_ns = std::max(s.session_proof_ns, r.first_sent_ns);
   }
+  if (IsOwnNameRequest(r) && !Malformed(reply)) {
+    // The daemon answers a PUB or UNP only once it is durable. An UNP
+    // refused as not found (its first reply lost, say) moves on too.
+    if (r.type == MessageType::kPublish && ok && r.name == s.own_end) {
+      ++s.own_end;
+    } else if (r.type == MessageType::kUnpublish && r.name == s.own_first &&
+               (ok || reply.code == ResultCode::kNotFound)) {
+      ++s.own_first;
+    }
+  }
   if (r.purpose == Purpose::kPublish) {
     if (ok) {
       catalog_.MarkPublished(r.name);
@@ -719,6 +740,9 @@ void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
     } else {
       ++stats_.responses;
       stats_.latency.Record(now - r.first_sent_ns);
+      if (r.type == MessageType::kHeartbeat) {
+        stats_.heartbeat_latency.Record(now - r.first_sent_ns);
+      }
       if (r.purpose == Purpose::kHeartbeat) {
         ++stats_.heartbeat_responses;
       } else {

@@ -113,7 +113,10 @@ class LoadDriver {
     int64_t login_started_ns = 0;  // 0: not started yet (ramp)
     uint32_t timer_generation = 0;
     uint16_t published = 0;  // setup PUBs done or given up
-    bool active = false;     // logged in (raw mode: joined)
+    // The mix's own names (OwnName): [own_first, own_end) are published.
+    uint32_t own_first = 0;
+    uint32_t own_end = 0;
+    bool active = false;  // logged in (raw mode: joined)
     bool ever_active = false;
     bool idle_queued = false;
     bool done = false;  // logged out at the end
@@ -186,6 +189,7 @@ class LoadDriver {
   std::vector<uint32_t> mix_table_;  // cumulative weights
   absl::InsecureBitGen random_;
   uint8_t buffer_[protocol::kMaxDatagramSize + 1];
+  std::string own_name_;  // the body of the mix PUB or UNP being encoded
 
   Phase phase_ = Phase::kLogin;
   absl::Status fatal_;

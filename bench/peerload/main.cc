@@ -61,7 +61,8 @@ ABSL_FLAG(absl::Duration, ramp, absl::Seconds(120),
 ABSL_FLAG(int, peers, 0,
           "simulated peers (0: every user of the file; raw mode: 100)");
 ABSL_FLAG(std::string, mix, "heartbeat=1,get=1,sch=1",
-          "request mix weights: heartbeat, get, sch, lap, lpf; or none");
+          "request mix weights: heartbeat, get, sch, lap, lpf, pub, unp; or "
+          "none");
 ABSL_FLAG(double, rate, 0,
           "mix requests/s over all peers (0: closed loop, unbounded)");
 ABSL_FLAG(double, login_rate, 2000, "initial logins started per second");
@@ -123,9 +124,10 @@ Flags (dashes or underscores):
   --credentials FILE      the users (the daemon's file)
   --duration D            measurement window, e.g. 10s, 60s (max 600s)
   --peers N               simulated peers (default: every user; raw: 100)
-  --mix K=W,...           weights of heartbeat, get, sch, lap, lpf; "none":
-                          mandatory heartbeats only (default
-                          heartbeat=1,get=1,sch=1)
+  --mix K=W,...           weights of heartbeat, get, sch, lap, lpf, pub
+                          (a new name of the peer's own), unp (its oldest
+                          own name still published); "none": mandatory
+                          heartbeats only (default heartbeat=1,get=1,sch=1)
   --rate R                mix requests/s in all (default 0: closed loop)
   --ramp D                measure anyway after this login phase (120s)
   --login-rate R          initial logins per second (2000)

@@ -13,7 +13,7 @@ namespace {
 
 constexpr uint32_t kMaxWeight = 1'000'000;
 constexpr std::array<absl::string_view, kRequestKinds> kKindNames = {
-    "heartbeat", "get", "sch", "lap", "lpf"};
+    "heartbeat", "get", "sch", "lap", "lpf", "pub", "unp"};
 
 }  // namespace
 

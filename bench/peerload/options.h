@@ -23,10 +23,14 @@ enum class RequestKind : uint8_t {
   kSearch,         // SCH of a 3- or 5-character piece of a published name
   kListActive,     // LAP, first page
   kListPublished,  // LPF, first page
+  kPublish,        // PUB of a name of the peer's own (a new one each time)
+  kUnpublish,      // UNP of the oldest own name the peer still publishes
 };
-inline constexpr int kRequestKinds = 5;
+inline constexpr int kRequestKinds = 7;
 
-// The --mix names of the kinds: "heartbeat", "get", "sch", "lap", "lpf".
+// The --mix names of the kinds: "heartbeat", "get", "sch", "lap", "lpf",
+// "pub", "unp". An "unp" drawn while the peer publishes none of its own
+// names is sent as a "pub" (and counted as one).
 absl::string_view RequestKindName(RequestKind kind);
 
 // Relative weights of the request kinds. All zero ("none"): the peers send
@@ -40,8 +44,8 @@ struct Mix {
   std::string ToString() const;
 };
 
-// Parses "heartbeat=1,get=2,sch=1,lap=0,lpf=0" (any subset, any order;
-// kinds not named weigh 0) or "none". Weights are integers 0..1000000.
+// Parses "heartbeat=1,get=2,sch=1,lap=0,lpf=0,pub=1,unp=1" (any subset, any
+// order; kinds not named weigh 0) or "none". Weights are integers 0..1000000.
 // Errors: InvalidArgument naming the bad part.
 absl::StatusOr<Mix> ParseMix(absl::string_view text);
 

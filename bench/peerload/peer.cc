@@ -1,13 +1,34 @@
 #include "bench/peerload/peer.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace pcfs::peerload {
 
 using protocol::Header;
 using protocol::MessageType;
 
+std::string OwnName(absl::string_view user, uint32_t k) {
+  return absl::StrCat(user, "-own-", k, ".dat");
+}
+
+bool IsOwnNameRequest(const PendingRequest& request) {
+  return request.purpose == Purpose::kMix &&
+         (request.kind == RequestKind::kPublish ||
+          request.kind == RequestKind::kUnpublish);
+}
+
 client::RequestBody BodyOf(const PendingRequest& request,
-                           const Catalog& catalog) {
+                           const Catalog& catalog, absl::string_view own_name) {
   client::RequestBody body;
+  if (IsOwnNameRequest(request)) {
+    if (request.type == MessageType::kPublish) {
+      body.publish.name = own_name;
+      body.publish.size = 4096;
+    } else {
+      body.name.name = own_name;
+    }
+    return body;
+  }
   switch (request.type) {
     case MessageType::kGet:
       body.name.name = catalog.name(request.name);

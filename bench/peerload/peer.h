@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "bench/peerload/catalog.h"
 #include "bench/peerload/options.h"
@@ -48,8 +49,10 @@ struct PendingRequest {
   uint8_t attempt = 0;                         // tries sent so far
   uint8_t pattern_offset = 0;                  // SCH: the piece of the name
   uint8_t pattern_length = 0;
-  uint32_t id = 0;    // raw mode: the echo's request id
-  uint32_t name = 0;  // catalog index: PUB, GET, SCH
+  uint32_t id = 0;  // raw mode: the echo's request id
+  // Catalog index (setup PUB, GET, SCH), or for a mix PUB or UNP the
+  // number of the peer's own name (OwnName).
+  uint32_t name = 0;
   int64_t first_sent_ns = 0;
   int64_t last_sent_ns = 0;
   int64_t deadline_ns = 0;  // when the current try counts as lost
@@ -57,9 +60,17 @@ struct PendingRequest {
   bool in_flight() const { return purpose != Purpose::kNone; }
 };
 
-// The body of `request`, viewing the catalog's names.
+// The k-th name of the peer's own that a mix PUB publishes and a mix UNP
+// takes back: "<user>-own-<k>.dat".
+std::string OwnName(absl::string_view user, uint32_t k);
+
+// True for a mix PUB or UNP (of one of the peer's own names).
+bool IsOwnNameRequest(const PendingRequest& request);
+
+// The body of `request`, viewing the catalog's names, or `own_name` for a
+// mix PUB or UNP.
 client::RequestBody BodyOf(const PendingRequest& request,
-                           const Catalog& catalog);
+                           const Catalog& catalog, absl::string_view own_name);
 
 // Raw mode: the echo request and the check of its echo.
 size_t EncodeEcho(const PendingRequest& request, uint64_t peer_index,

@@ -123,6 +123,7 @@ void MergeStats(const LoadStats& from, LoadStats* into) {
     into->errors_by_kind[kind] += count;
   }
   into->latency.Merge(from.latency);
+  into->heartbeat_latency.Merge(from.heartbeat_latency);
   into->login_latency.Merge(from.login_latency);
 }
 
@@ -140,6 +141,8 @@ std::string EncodeStats(const LoadStats& stats) {
     absl::StrAppend(&out, "error ", count, " ", kind, "\n");
   }
   absl::StrAppend(&out, "latency", EncodeHistogram(stats.latency), "\n");
+  absl::StrAppend(&out, "heartbeat_latency",
+                  EncodeHistogram(stats.heartbeat_latency), "\n");
   absl::StrAppend(&out, "login_latency", EncodeHistogram(stats.login_latency),
                   "\n");
   return out;
@@ -178,6 +181,8 @@ absl::StatusOr<LoadStats> DecodeStats(absl::string_view text) {
       if (ok) stats.errors_by_kind[std::string(value.substr(gap + 1))] += count;
     } else if (name == "latency") {
       ok = DecodeHistogram(value, &stats.latency);
+    } else if (name == "heartbeat_latency") {
+      ok = DecodeHistogram(value, &stats.heartbeat_latency);
     } else if (name == "login_latency") {
       ok = DecodeHistogram(value, &stats.login_latency);
     } else {
@@ -310,6 +315,19 @@ std::string FormatJson(const RunDescription& run, const LoadStats& stats,
       Micros(stats.login_latency.Quantile(0.99)), stats.login_retries,
       stats.login_timeouts, stats.not_found, stats.logouts, run.processes,
       JsonErrors(stats));
+  std::vector<std::string> kinds;
+  for (int i = 0; i < kRequestKinds; ++i) {
+    kinds.push_back(
+        absl::StrCat(JsonString(RequestKindName(static_cast<RequestKind>(i))),
+                     ":", stats.mix_responses[i]));
+  }
+  absl::StrAppend(
+      &out,
+      absl::StrFormat(",\"heartbeat_p50_us\":%.1f,\"heartbeat_p99_us\":%.1f,"
+                      "\"heartbeat_responses\":%u,\"mix_responses\":{%s}",
+                      Micros(stats.heartbeat_latency.Quantile(0.5)),
+                      Micros(stats.heartbeat_latency.Quantile(0.99)),
+                      stats.heartbeat_responses, absl::StrJoin(kinds, ",")));
   if (baseline.has_value()) {
     const double base = baseline->responses_per_s();
     absl::StrAppend(

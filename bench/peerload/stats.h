@@ -57,6 +57,9 @@ struct LoadStats {
   // kUnknownSession are counted above), undecodable replies, refused sends.
   std::map<std::string, uint64_t> errors_by_kind;
   LatencyHistogram latency;  // first try to answer
+  // Of the HEARTBEAT requests alone (mandatory and mix): how heartbeats
+  // fare beside the rest of the mix (a PUB storm, say).
+  LatencyHistogram heartbeat_latency;
 
   // ---- Logout.
   uint64_t logouts = 0;
@@ -91,6 +94,8 @@ std::string FormatReport(const RunDescription& run, const LoadStats& stats,
                          const std::optional<LoadStats>& baseline);
 
 // One line of JSON (no newline): responses_per_s, p50_us, p99_us, p999_us,
+// heartbeat_p50_us, heartbeat_p99_us, heartbeat_responses,
+// mix_responses (an object: kind -> answers),
 // errors, timeouts, false_expiries, retransmissions, peers, duration_s, mix,
 // login_s, and more; with `baseline` also baseline_responses_per_s and
 // ratio (responses_per_s / baseline_responses_per_s).

@@ -12,6 +12,8 @@ knows their file names and formats:
   NAME.rK.json       peerload --json of scenario NAME, round K (last line)
   NAME.rK.load       the 1-minute load average when that round started
   soak-IO.json       peerload --json of the soak with --io=IO
+  gc-NAME.json       peerload --json of group_commit.sh's run NAME
+                     (heartbeat, pubunp, storm, quiet)
   soak-IO.metrics    "key value" lines measured around that soak
   transfer.out       bench/transfer.sh's "RESULT name value" lines
 """
@@ -99,6 +101,11 @@ class Results:
         self.gbench = self._read_gbench()
         self.scenarios = self._read_scenarios()
         self.soak = self._read_soak()
+        self.group_commit = {}
+        for name in ("heartbeat", "pubunp", "storm", "quiet"):
+            run = last_json(os.path.join(folder, "gc-%s.json" % name))
+            if run:
+                self.group_commit[name] = run
         self.transfer = {}
         for line in _lines(os.path.join(folder, "transfer.out")):
             parts = line.split(" ", 2)

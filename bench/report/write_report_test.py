@@ -248,6 +248,56 @@ class SoakTest(unittest.TestCase):
         self.assertEqual(target.verdict, "**missed**")
 
 
+class GroupCommitTest(unittest.TestCase):
+    def commit_folder(self, pub=4000, unp=3000, heartbeats=10000.0,
+                      storm_p99=900.0, quiet_p99=600.0, errors=0):
+        folder = Folder(self)
+        folder.meta("parts build,peerload,commit,doc")
+        folder.write("gc-heartbeat.json", peerload_json(
+            1.0, rps=heartbeats, heartbeat_p99_us=700.0) + "\n")
+        folder.write("gc-pubunp.json", peerload_json(
+            1.0, rps=1.0, duration_s=1.0, errors=errors,
+            heartbeat_p99_us=99000.0,
+            mix_responses={"heartbeat": 0, "pub": pub, "unp": unp}) + "\n")
+        folder.write("gc-storm.json", peerload_json(
+            1.0, duration_s=2.0, heartbeat_p99_us=storm_p99,
+            mix_responses={"pub": 3000, "unp": 2000}) + "\n")
+        folder.write("gc-quiet.json", "log line\n" + peerload_json(
+            1.0, heartbeat_p99_us=quiet_p99) + "\n")
+        return folder.results()
+
+    def test_both_met(self):
+        r = self.commit_folder()
+        rate, p99 = targets.commit_rate(r), targets.commit_p99(r)
+        self.assertEqual(rate.verdict, "**met**")
+        self.assertTrue(rate.figure.startswith("0.700x (7,000 pub+unp/s"),
+                        rate.figure)
+        self.assertEqual(p99.verdict, "**met**")
+        self.assertTrue(p99.figure.startswith("1.50x (p99 900 µs during 2,500 "
+                                              "pub+unp/s"), p99.figure)
+        text = write_report.render(r, {})
+        self.assertIn("| `pub`/`unp`, one reactor: >= 0.5x the same run's "
+                      "heartbeat throughput | 0.700x", text)
+
+    def test_slow_commit_and_slow_heartbeats_miss(self):
+        r = self.commit_folder(pub=2000, unp=2000, storm_p99=1300.0)
+        self.assertEqual(targets.commit_rate(r).verdict, "**missed**")
+        self.assertEqual(targets.commit_p99(r).verdict, "**missed**")
+
+    def test_errors_miss_even_at_speed(self):
+        r = self.commit_folder(errors=3)
+        self.assertEqual(targets.commit_rate(r).verdict, "**missed**")
+
+    def test_missing_run_and_part_not_run(self):
+        folder = Folder(self)
+        folder.meta("parts build,commit,doc")
+        folder.write("gc-heartbeat.json", peerload_json(1.0) + "\n")
+        self.assertEqual(targets.commit_rate(folder.results()).verdict,
+                         "not measured")
+        self.assertEqual(targets.commit_p99(Folder(self).results()).verdict,
+                         "not measured")
+
+
 class DocumentTest(unittest.TestCase):
     def test_parts_not_run_are_said_so(self):
         folder = Folder(self)

@@ -184,6 +184,11 @@ class Registry {
   // Removes a publication. NotFound if `user` does not publish `name`.
   absl::Status Unpublish(absl::string_view user, absl::string_view name);
 
+  // The meta `user` publishes `name` with, or nullopt if it does not
+  // publish it. Allocates nothing.
+  std::optional<FileMeta> PublicationOf(absl::string_view user,
+                                        absl::string_view name) const;
+
   // The names `user` publishes, sorted, whether or not anyone is online.
   std::vector<std::string> PublishedBy(absl::string_view user) const;
 

@@ -126,6 +126,19 @@ absl::Status Registry::Unpublish(absl::string_view user,
   return absl::OkStatus();
 }
 
+std::optional<FileMeta> Registry::PublicationOf(absl::string_view user,
+                                                absl::string_view name) const {
+  PublicationShard& shard = impl_->PublicationShardOf(user);
+  MutexLock lock(&shard.mu);
+  auto user_it = shard.by_user.find(user);
+  if (user_it == shard.by_user.end()) return std::nullopt;
+  auto name_it = user_it->second.find(name);
+  if (name_it == user_it->second.end() || !name_it->second.live) {
+    return std::nullopt;
+  }
+  return name_it->second.meta;
+}
+
 std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
   PublicationShard& shard = impl_->PublicationShardOf(user);
   std::vector<std::string> names;

@@ -2,7 +2,11 @@
 // sockets, no threads.
 #include "daemon/handlers.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -714,6 +718,191 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
   EXPECT_GT(counters_.dropped_malformed.load(), 0u);
   // And the daemon still works.
   EXPECT_NE(Login("yoda", "yodapass", MakeEndpoint(5002)), 0u);
+}
+
+// PUB and UNP through a JournalWriter, as the daemon runs them: deferred
+// until their batch is durable, then answered through the send path.
+class DeferredPublicationTest : public HandlersTest {
+ protected:
+  DeferredPublicationTest()
+      : completions_(*JournalWriter::CompletionQueue::Create()),
+        writer_(
+            [this](std::span<const PublicationChange> batch) {
+              // Held while the test holds hold_: the batch is "on its way
+              // to the disk".
+              std::lock_guard<std::mutex> lock(hold_);
+              appended_ += batch.size();
+              return failing_.load() ? absl::ResourceExhaustedError(
+                                           "No space left on device")
+                                     : absl::OkStatus();
+            },
+            &registry_, JournalWriter::Options{}),
+        deferred_(MakeDeferredShared(), RequestHandler::Options{}, now_) {
+    deferred_.EnableDeferredReplies(
+        completions_.get(),
+        [this](std::span<const uint8_t> reply, const Endpoint& to) {
+          sent_.emplace_back(std::vector<uint8_t>(reply.begin(), reply.end()),
+                             to);
+        });
+  }
+  ~DeferredPublicationTest() override { writer_.Shutdown(); }
+
+  RequestHandler::Shared MakeDeferredShared() {
+    RequestHandler::Shared shared = MakeShared();
+    shared.journal = &writer_;
+    return shared;
+  }
+
+  std::vector<uint8_t> PublishDatagram(uint64_t session,
+                                       const std::string& name, uint64_t size,
+                                       uint32_t request_id) {
+    Header h = MakeHeader(MessageType::kPublish, session);
+    h.request_id = request_id;
+    protocol::PublishRequest request;
+    request.name = name;
+    request.size = size;
+    request.sha256.fill(0xab);
+    return Seal(Encode([&](std::span<uint8_t> out) {
+      return protocol::EncodePublishRequest(h, request, out);
+    }));
+  }
+  std::vector<uint8_t> UnpublishDatagram(uint64_t session,
+                                         const std::string& name,
+                                         uint32_t request_id) {
+    Header h = MakeHeader(MessageType::kUnpublish, session);
+    h.request_id = request_id;
+    protocol::NameRequest request{name};
+    return Seal(Encode([&](std::span<uint8_t> out) {
+      return protocol::EncodeNameRequest(h, request, out);
+    }));
+  }
+
+  // Hands a datagram to the deferred handler; returns its immediate reply
+  // size (0: deferred or dropped).
+  size_t Handle(const std::vector<uint8_t>& datagram, const Endpoint& from) {
+    std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+    return deferred_.Handle(datagram, from, now_, reply);
+  }
+
+  // Runs completions as the reactor would, until `count` replies were sent
+  // (bounded: 10 s).
+  void WaitForSent(size_t count) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (sent_.size() < count && absl::Now() < deadline) {
+      pollfd p{completions_->fd(), POLLIN, 0};
+      if (::poll(&p, 1, 100) == 1) completions_->RunCompletions();
+    }
+    ASSERT_EQ(sent_.size(), count);
+  }
+
+  // The status of sent reply `i`, checking it is sealed with `session`'s
+  // key and carries sequence `sequence`.
+  protocol::ReplyStatus SentStatus(size_t i, uint64_t session,
+                                   uint64_t sequence) {
+    const std::vector<uint8_t>& bytes = sent_.at(i).first;
+    EXPECT_EQ(OpenDatagram(keys_[session], bytes), sequence);
+    auto message = protocol::ParseDatagram(bytes);
+    EXPECT_TRUE(message.ok());
+    auto status = protocol::DecodeReplyStatus(message->body);
+    EXPECT_TRUE(status.ok());
+    return *status;
+  }
+
+  std::mutex hold_;
+  std::atomic<bool> failing_{false};
+  std::atomic<size_t> appended_{0};
+  std::unique_ptr<JournalWriter::CompletionQueue> completions_;
+  JournalWriter writer_;
+  RequestHandler deferred_;
+  std::vector<std::pair<std::vector<uint8_t>, Endpoint>> sent_;
+};
+
+TEST_F(DeferredPublicationTest, PubIsAnsweredOnceDurableRetransmissionsWait) {
+  const Endpoint from = MakeEndpoint(5000);
+  uint64_t hans = Login("hans", "hanspass", from);
+  uint64_t first_sequence = 0;
+  {
+    std::lock_guard<std::mutex> disk_busy(hold_);
+    EXPECT_EQ(Handle(PublishDatagram(hans, "a.txt", 42, 900), from),
+              0u);  // deferred
+    first_sequence = sequences_[hans];
+    // A retransmission while the batch is on its way: dropped, not run
+    // again (one change only reaches the journal).
+    EXPECT_EQ(Handle(PublishDatagram(hans, "a.txt", 42, 900), from), 0u);
+    EXPECT_EQ(counters_.retransmissions.load(), 1u);
+    EXPECT_EQ(registry_.PublicationOf("hans", "a.txt"), std::nullopt);
+    EXPECT_EQ(completions_->RunCompletions(), 0u);
+    EXPECT_TRUE(sent_.empty());
+  }
+  WaitForSent(1);
+  // Sealed for the first copy, whose sequence number the client waits on.
+  EXPECT_EQ(SentStatus(0, hans, first_sequence).code, ResultCode::kOk);
+  EXPECT_EQ(sent_[0].second, from);
+  EXPECT_EQ(appended_.load(), 1u);
+  FileMeta meta;
+  meta.size = 42;
+  meta.sha256.fill(0xab);
+  EXPECT_EQ(registry_.PublicationOf("hans", "a.txt"), meta);
+  // After completion, a retransmission gets the cached answer at once.
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  const size_t n = deferred_.Handle(PublishDatagram(hans, "a.txt", 42, 900),
+                                    from, now_, reply);
+  ASSERT_GT(n, 0u);
+  EXPECT_EQ(
+      OpenDatagram(keys_[hans], std::span<const uint8_t>(reply.data(), n)),
+      sequences_[hans]);
+  EXPECT_EQ(counters_.retransmissions.load(), 2u);
+}
+
+TEST_F(DeferredPublicationTest, NoChangeIsAnsweredAtOnceWithoutARecord) {
+  const Endpoint from = MakeEndpoint(5000);
+  uint64_t hans = Login("hans", "hanspass", from);
+  ASSERT_EQ(Handle(PublishDatagram(hans, "a.txt", 42, 901), from), 0u);
+  WaitForSent(1);
+  // The same publication again, and an unp of a name hans does not
+  // publish: answered now, nothing written.
+  EXPECT_GT(Handle(PublishDatagram(hans, "a.txt", 42, 902), from), 0u);
+  EXPECT_GT(Handle(UnpublishDatagram(hans, "nope.txt", 903), from), 0u);
+  EXPECT_EQ(appended_.load(), 1u);
+  // An unp that changes something is deferred and then takes effect.
+  ASSERT_EQ(Handle(UnpublishDatagram(hans, "a.txt", 904), from), 0u);
+  WaitForSent(2);
+  EXPECT_EQ(SentStatus(1, hans, sequences_[hans]).code, ResultCode::kOk);
+  EXPECT_EQ(registry_.PublicationOf("hans", "a.txt"), std::nullopt);
+  EXPECT_EQ(appended_.load(), 2u);
+}
+
+TEST_F(DeferredPublicationTest, FailedWriteLeavesMemoryAsBeforeTheRequest) {
+  const Endpoint from = MakeEndpoint(5000);
+  uint64_t hans = Login("hans", "hanspass", from);
+  ASSERT_EQ(Handle(PublishDatagram(hans, "kept.txt", 42, 910), from), 0u);
+  ASSERT_EQ(Handle(PublishDatagram(hans, "gone.txt", 42, 911), from), 0u);
+  WaitForSent(2);
+  const std::optional<FileMeta> kept =
+      registry_.PublicationOf("hans", "kept.txt");
+  ASSERT_TRUE(kept.has_value());
+  failing_ = true;
+  // Re-publish with a new size, unp, and a new pub: all fail.
+  ASSERT_EQ(Handle(PublishDatagram(hans, "kept.txt", 43, 912), from), 0u);
+  WaitForSent(3);
+  EXPECT_EQ(SentStatus(2, hans, sequences_[hans]).code, ResultCode::kInternal);
+  ASSERT_EQ(Handle(UnpublishDatagram(hans, "gone.txt", 913), from), 0u);
+  WaitForSent(4);
+  EXPECT_EQ(SentStatus(3, hans, sequences_[hans]).code, ResultCode::kInternal);
+  ASSERT_EQ(Handle(PublishDatagram(hans, "new.txt", 42, 914), from), 0u);
+  WaitForSent(5);
+  EXPECT_EQ(SentStatus(4, hans, sequences_[hans]).code, ResultCode::kInternal);
+  EXPECT_EQ(registry_.PublicationOf("hans", "kept.txt"), kept);
+  EXPECT_TRUE(registry_.PublicationOf("hans", "gone.txt").has_value());
+  EXPECT_EQ(registry_.PublicationOf("hans", "new.txt"), std::nullopt);
+  EXPECT_EQ(counters_.state_errors.load(), 3u);
+  // The error is not cached: once the disk recovers, the client's
+  // retransmission carries the change out.
+  failing_ = false;
+  ASSERT_EQ(Handle(PublishDatagram(hans, "new.txt", 42, 914), from), 0u);
+  WaitForSent(6);
+  EXPECT_EQ(SentStatus(5, hans, sequences_[hans]).code, ResultCode::kOk);
+  EXPECT_TRUE(registry_.PublicationOf("hans", "new.txt").has_value());
 }
 
 }  // namespace

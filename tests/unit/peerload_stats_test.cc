@@ -54,7 +54,8 @@ LoadStats SampleStats(int peers, int64_t latency_ns, uint64_t scale) {
   s.requests = 1000 * scale;
   s.responses = 999 * scale;
   s.heartbeat_responses = 900 * scale;
-  s.mix_responses = {1 * scale, 2 * scale, 3 * scale, 4 * scale, 5 * scale};
+  s.mix_responses = {1 * scale, 2 * scale, 3 * scale, 4 * scale,
+                     5 * scale, 6 * scale, 7 * scale};
   s.retransmissions = 7 * scale;
   s.timeouts = scale;
   s.false_expiries = 3 * scale;
@@ -64,6 +65,7 @@ LoadStats SampleStats(int peers, int64_t latency_ns, uint64_t scale) {
   s.CountError(absl::StrCat("kind ", scale));
   for (uint64_t i = 0; i < 999 * scale; ++i) s.latency.Record(latency_ns);
   s.login_latency.Record(latency_ns * 10);
+  for (uint64_t i = 0; i < scale; ++i) s.heartbeat_latency.Record(latency_ns);
   return s;
 }
 
@@ -79,6 +81,7 @@ TEST(LoadStatsTest, EncodeDecodeRoundTrips) {
   EXPECT_EQ(back->errors_by_kind, s.errors_by_kind);
   EXPECT_EQ(back->latency.Quantile(0.99), s.latency.Quantile(0.99));
   EXPECT_EQ(back->mix_responses, s.mix_responses);
+  EXPECT_EQ(back->heartbeat_latency.count(), 3u);
 }
 
 TEST(LoadStatsTest, DecodeRefusesGarbage) {
@@ -114,6 +117,31 @@ TEST(LoadStatsTest, MergeSumsCountersAndMergesHistograms) {
   // A third of the samples are fast: the p50 is a slow one, the p30 fast.
   EXPECT_GT(total.latency.Quantile(0.5), 4'900'000);
   EXPECT_LT(total.latency.Quantile(0.3), 510'000);
+  EXPECT_EQ(total.heartbeat_latency.count(), 3u);
+}
+
+TEST(LoadStatsTest, JsonGivesHeartbeatPercentilesAndAnswersByKind) {
+  LoadOptions options;
+  options.mix = *ParseMix("pub=1,unp=1");
+  RunDescription run;
+  run.options = &options;
+  const std::string json =
+      FormatJson(run, SampleStats(10, 2'000'000, 1), std::nullopt);
+  EXPECT_NE(json.find("\"mix\":\"pub=1,unp=1\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"heartbeat_p99_us\":"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"mix_responses\":{\"heartbeat\":1,\"get\":2,\"sch\":3,"
+                      "\"lap\":4,\"lpf\":5,\"pub\":6,\"unp\":7}"),
+            std::string::npos)
+      << json;
+}
+
+TEST(MixTest, ParsesPubAndUnpWeights) {
+  absl::StatusOr<Mix> mix = ParseMix("unp=2,pub=3,heartbeat=1");
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  EXPECT_EQ(mix->weights[static_cast<size_t>(RequestKind::kPublish)], 3u);
+  EXPECT_EQ(mix->weights[static_cast<size_t>(RequestKind::kUnpublish)], 2u);
+  EXPECT_EQ(mix->ToString(), "heartbeat=1,pub=3,unp=2");
+  EXPECT_FALSE(ParseMix("publish=1").ok());
 }
 
 }  // namespace

@@ -531,6 +531,17 @@ TEST(RegistryUnpublishTest, SecondUnpublishIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(RegistryPublicationOfTest, GivesTheMetaOfALivePublicationOnly) {
+  Registry registry;
+  EXPECT_EQ(registry.PublicationOf("leia", "plans.pdf"), std::nullopt);
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  registry.Publish("leia", "plans.pdf", Meta(12));
+  EXPECT_EQ(registry.PublicationOf("leia", "plans.pdf"), Meta(12));
+  EXPECT_EQ(registry.PublicationOf("han", "plans.pdf"), std::nullopt);
+  ASSERT_TRUE(registry.Unpublish("leia", "plans.pdf").ok());
+  EXPECT_EQ(registry.PublicationOf("leia", "plans.pdf"), std::nullopt);
+}
+
 TEST(RegistryPublishedByTest, IsSortedAndNeedsNoSession) {
   Registry registry;
   registry.Publish("leia", "b.txt", Meta(1));

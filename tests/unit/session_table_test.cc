@@ -72,6 +72,44 @@ TEST(SessionTableTest, RetransmissionFindsTheCachedAnswer) {
       table.Admit(42, Sealed(Key(1), 2), 3, 7, kPublish + 1).cached_code);
 }
 
+TEST(SessionTableTest, PendingRequestIsToldApartThenCompletedInPlace) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  table.Complete(42, 1, kPublish, 0);  // an older answer, kept throughout
+  table.MarkPending(42, 7, kPublish);
+  SessionTable::Admission pending =
+      table.Admit(42, Sealed(Key(1), 1), 1, 7, kPublish);
+  ASSERT_EQ(pending.verdict, SessionTable::Admission::kAdmitted);
+  EXPECT_TRUE(pending.pending);
+  EXPECT_FALSE(pending.cached_code.has_value());
+  table.Complete(42, 7, kPublish, 6);
+  SessionTable::Admission done =
+      table.Admit(42, Sealed(Key(1), 2), 2, 7, kPublish);
+  EXPECT_FALSE(done.pending);
+  EXPECT_EQ(done.cached_code, 6);
+  // Completed in the pending mark's slot: three more answers leave the
+  // older one in the ring of four.
+  for (uint32_t request = 10; request < 12; ++request) {
+    table.Complete(42, request, kPublish, 0);
+  }
+  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 3), 3, 1, kPublish).cached_code, 0);
+}
+
+TEST(SessionTableTest, ForgottenPendingRequestRunsAgain) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  table.MarkPending(42, 7, kPublish);
+  table.ForgetPending(42, 7, kPublish);
+  SessionTable::Admission again =
+      table.Admit(42, Sealed(Key(1), 1), 1, 7, kPublish);
+  EXPECT_FALSE(again.pending);
+  EXPECT_FALSE(again.cached_code.has_value());
+  // A cached answer is not a pending mark: ForgetPending leaves it.
+  table.Complete(42, 8, kPublish, 6);
+  table.ForgetPending(42, 8, kPublish);
+  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 2), 2, 8, kPublish).cached_code, 6);
+}
+
 TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
   SessionTable table;
   ASSERT_TRUE(table.Insert(42, Key(1)));

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Group commit under peerload, one reactor (--threads=1, unpinned: the
+# journal writer thread runs beside it), four runs against a fresh state
+# folder each:
+#   gc-heartbeat  --mix heartbeat=1   closed loop: the heartbeat throughput
+#   gc-pubunp     --mix pub=1,unp=1   closed loop: as many pub/unp as the
+#                                     daemon answers, every reply sent once
+#                                     its batch is durable
+#   gc-storm      --mix pub=1,unp=1 --rate 5000: a steady storm of
+#                                     publications, open loop
+#   gc-quiet      --mix none          mandatory heartbeats only
+# The report compares gc-pubunp's pub+unp answers/s with gc-heartbeat's
+# responses/s (target >= 0.5x), and the p99 of the mandatory heartbeats
+# during the storm (gc-storm) with their p99 without it (gc-quiet; target
+# <= 2x). The closed loop saturates the CPUs by design, so its heartbeat p99
+# measures CPU contention more than the disk; it is reported beside.
+#
+#   bench/measure/group_commit.sh BUILD_DIR RESULTS_DIR [--quick]
+#
+# Writes RESULTS_DIR/gc-NAME.json (peerload --json), gc-NAME.log and
+# gc-NAME.daemon.log. --quick: runs of 2 s.
+set -euo pipefail
+build=$1 results=$2 quick=0
+[ "${3:-}" = --quick ] && quick=1
+source "$(dirname "$0")/lib.sh"
+
+peers=2000 seconds=5 storm_rate=5000
+[ "$quick" -eq 1 ] && seconds=2
+meta gc_peers $peers
+meta gc_seconds $seconds
+meta gc_storm_rate $storm_rate
+
+peerload=$build/bench/peerload
+credentials="$results/gc-load-$peers.txt"
+record "$peerload" --make-credentials $peers ">" "$credentials"
+"$peerload" --make-credentials $peers > "$credentials"
+for run in heartbeat:heartbeat=1:0 pubunp:pub=1,unp=1:0 \
+           storm:pub=1,unp=1:$storm_rate quiet:none:0; do
+  name=gc-${run%%:*} rest=${run#*:}
+  mix=${rest%%:*} rate=${rest#*:}
+  log "group commit: $name (--mix $mix)"
+  if ! start_daemon "$name" 1 auto "" "$credentials"; then continue; fi
+  command=("$peerload" --server "127.0.0.1:$daemon_port"
+           --credentials "$credentials" --duration "${seconds}s"
+           --peers $peers --mix "$mix" --rate "$rate" --json)
+  record "${command[@]}"
+  timeout 180 "${command[@]}" > "$results/$name.json" 2> "$results/$name.log" ||
+    log "peerload $name failed (see $name.log)"
+  stop_daemon
+done
