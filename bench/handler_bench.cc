@@ -8,12 +8,21 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
 #include "core/auth/datagram_auth.h"
 #include "daemon/handlers.h"
 
 namespace pcfs {
 namespace {
+
+// As peerconnectd's main() does: Debian's abseil (built without NDEBUG)
+// would otherwise run its deadlock detector, a process-wide spinlock, on
+// every absl::Mutex::Lock.
+[[maybe_unused]] const bool kNoDeadlockDetection = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
 
 using protocol::Header;
 using protocol::MessageType;

@@ -358,6 +358,10 @@ void Server::OnTick(size_t index, bool watchdog) {
     }
     return;
   }
+  // Every datagram already waiting on this reactor's socket first: a
+  // heartbeat that arrived before the tick must extend its session before
+  // the expiry judges it, however far behind an overload left the loop.
+  workers_[index].reactor->DrainDatagrams();
   workers_[index].handler->Tick(MonotonicNow());
   liveness_->Beat(index);
   if (!watchdog) return;

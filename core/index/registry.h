@@ -4,17 +4,18 @@
 // code: no sockets, no clock (every call that needs the time takes `now`).
 //
 // Thread-safety: all methods may be called concurrently from any thread.
-// State is sharded by key hash with one absl::Mutex per shard; no method
+// State is sharded by key hash with one absl::Mutex per shard (and the
+// interned user names have a mutex of their own); no method
 // holds two shard locks at once, so there is no lock ordering to respect and
 // no global lock on any path.
 //
 // Allocation: in the steady state Heartbeat, Admit, Locate, and
 // Publish/Unpublish of names published before allocate nothing. A removed
-// publication keeps its slots ("dormant": its key strings, the name's
-// entry and its search-index posting) so that the same name published
-// again reuses them; a shard drops its dormant slots once they outnumber a
-// quarter of its live ones (and a small fixed slack), so they cost at most
-// that share of memory.
+// publication keeps its slots ("dormant": the name's entry and its
+// search-index postings, its slot in its user's set) so that the same
+// name published again reuses them; a shard drops its dormant slots once they
+// outnumber a quarter of its live ones (and a small fixed slack), so they cost
+// at most that share of memory.
 #ifndef PCFS_CORE_INDEX_REGISTRY_H_
 #define PCFS_CORE_INDEX_REGISTRY_H_
 
@@ -37,6 +38,10 @@
 #include "core/base/names.h"
 
 namespace pcfs {
+
+namespace registry_internal {
+struct PublisherEntry;
+}  // namespace registry_internal
 
 // What the daemon knows about a published file: its size and SHA-256, as
 // the publisher reported them.
@@ -98,6 +103,15 @@ class Registry {
  public:
   struct Options {
     size_t shard_count = 64;  // rounded up to 2^k
+    // Name shards (each a SearchIndex under its own mutex), rounded up to
+    // 2^k and at most shard_count. Fewer than the others: a trigram's key
+    // and list head cost once per shard that holds it, and with 1M names
+    // in 64 shards most trigrams (a random tag's, say) are a key of their
+    // own with a single name in each shard, which made the search index
+    // most of a publication's cost (274 bytes a name, 110 in 8 shards).
+    // Name locks are held for a hash lookup (Locate) or a bounded walk
+    // (SearchPage), so 8 leave little contention to a few reactors.
+    size_t name_shard_count = 8;
     absl::Duration session_timeout = absl::Seconds(3);
   };
 
@@ -250,7 +264,9 @@ class Registry {
   size_t publication_count() const;
 
   // Calls fn(user, name, meta) for every publication (for snapshots of
-  // durable state). Takes each shard lock in turn.
+  // durable state), name shard by name shard. Takes each shard lock in
+  // turn and holds it while fn runs: fn must not call back into the
+  // Registry.
   void ForEachPublication(
       absl::FunctionRef<void(absl::string_view user, absl::string_view name,
                              const FileMeta& meta)>
@@ -262,11 +278,9 @@ class Registry {
   std::optional<Holder> LocateAmongAll(absl::string_view name,
                                        absl::string_view caller,
                                        absl::Time now) const;
-  // `user` as the holder of `name`, if its live session serves files and
-  // it still publishes the name.
-  std::optional<Holder> HolderIfServing(const UserName& user,
-                                        absl::string_view name,
-                                        absl::Time now) const;
+  // The publisher as a holder, if its live session serves files.
+  std::optional<Holder> HolderIfServing(
+      const registry_internal::PublisherEntry& publisher, absl::Time now) const;
 
   std::unique_ptr<Impl> impl_;
 };

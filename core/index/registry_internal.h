@@ -3,30 +3,35 @@
 // Locate; registry_search.cc: paged search). Not part of the public API:
 // include core/index/registry.h.
 //
-// Layout. Three sharded maps, each shard with its own mutex:
+// Layout. Three sharded maps, each shard with its own mutex, and a table
+// of interned user names:
 //   sessions     id -> Presence and user -> Presence, in a PresenceTable
 //                (shards by user; a session id carries its shard's index)
-//   publications user -> (name -> Publication)         (shards by user)
 //   names        a SearchIndex of the shard's names (their one copy), and
-//                by its name ids the publishers         (shards by name)
-// `publications` is the authority on who publishes what; `names` is derived
-// from it. No method holds two locks at once: each copies what it needs
-// under one lock and lets it go before taking the next.
+//                by its name ids the publishers: user id and FileMeta, the
+//                authority on who publishes what         (shards by name)
+//   publications user id -> references (shard, id) of the names it
+//                publishes, derived from `names`          (shards by user)
+//   users        user name <-> 4-byte id, for the publishers
+// A publication thus costs its publisher entry (44 bytes, inline for a
+// name's first publisher), its share of the search index, and a reference
+// in its user's set; Publish, Unpublish and Locate each settle a
+// publication under one name shard lock. No method holds two locks at
+// once: each copies what it needs under one lock and lets it go before
+// taking the next.
 //
 // The SearchIndex is split by name shard, under the shard's own mutex,
 // rather than being one index under a mutex of its own: a name then enters
 // and leaves the index in the same critical section that gives it its first
-// publisher or takes its last, so concurrent Publish/Unpublish calls cannot
-// leave the index out of step with the publishers. Search visits each shard.
+// publisher or takes its last. Search visits each shard.
 //
-// Dormant slots. Unpublish does not erase: the Publication is marked not
-// live, and a name whose last publisher leaves keeps its entry (with no
-// publishers) and its place in the SearchIndex. Publishing the same name
-// again then revives them without allocating a key string, a table slot or
-// an index posting. Every reader skips dormant slots. Each shard counts its
-// dormant slots and sweeps them all once they exceed TooManyDormant(), so
-// the sweep costs O(1) amortized per Unpublish and dormant slots never hold
-// more than a bounded share of the memory.
+// Dormant slots. A name whose last publisher leaves keeps its entry (with
+// no publishers) and its place in the SearchIndex, and its user's set keeps
+// its table slot. Publishing the same name again then revives them without
+// allocating a table slot or an index posting. Every reader skips dormant
+// slots. Each shard counts its dormant slots and sweeps them all once they
+// exceed TooManyDormant(), so the sweep costs O(1) amortized per Unpublish and
+// dormant slots never hold more than a bounded share of the memory.
 #ifndef PCFS_CORE_INDEX_REGISTRY_INTERNAL_H_
 #define PCFS_CORE_INDEX_REGISTRY_INTERNAL_H_
 
@@ -42,6 +47,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
 #include "core/index/registry.h"
@@ -219,77 +225,201 @@ inline bool TooManyDormant(size_t dormant, size_t live) {
   return dormant > std::max(kDormantSlack, live / 4);
 }
 
-// One user's publication of one name; dormant (not live) once unpublished.
-struct Publication {
-  FileMeta meta;
-  bool live = false;
-};
-using PublicationsOfUser = absl::flat_hash_map<std::string, Publication>;
+// The user names that publish, interned: a publication holds its user's
+// 4-byte id, not a copy of the name. Ids are never taken back (a user who
+// stops publishing keeps its id), so there are at most as many as users
+// who ever published, and a reader may keep one without a lock.
+//
+// Thread-safety: Intern and Find take the table's mutex. NameOf takes no
+// lock: the name of an id never changes or moves once Intern returned it,
+// and a thread that holds an id learnt it through a lock that the
+// interning thread released afterwards (a name shard's, a publication
+// shard's), which orders the name's writing before its reading.
+class UserTable {
+ public:
+  static constexpr uint32_t kNoUser = 0xffffffff;
 
+  UserTable() : chunks_(new std::unique_ptr<std::string[]>[kMaxChunks]) {}
+  UserTable(const UserTable&) = delete;
+  UserTable& operator=(const UserTable&) = delete;
+
+  // The id of `user`, made if it has none yet. kNoUser only once
+  // kMaxChunks * kChunkUsers ids exist.
+  uint32_t Intern(absl::string_view user) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      auto it = ids_.find(user);
+      if (it != ids_.end()) return *it;
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = ids_.find(user);
+    if (it != ids_.end()) return *it;
+    if (count_ == kMaxChunks * kChunkUsers) return kNoUser;
+    const uint32_t id = count_;
+    std::unique_ptr<std::string[]>& chunk = chunks_[id / kChunkUsers];
+    if (chunk == nullptr) chunk.reset(new std::string[kChunkUsers]);
+    chunk[id % kChunkUsers].assign(user.data(), user.size());
+    ++count_;  // before the insert, which reads the name through NameOf
+    ids_.insert(id);
+    return id;
+  }
+  // The id of `user`, or kNoUser if it never published.
+  uint32_t Find(absl::string_view user) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = ids_.find(user);
+    return it == ids_.end() ? kNoUser : *it;
+  }
+  // REQUIRES: `id` came from Intern (see the class comment).
+  absl::string_view NameOf(uint32_t id) const {
+    return chunks_[id / kChunkUsers][id % kChunkUsers];
+  }
+
+ private:
+  static constexpr uint32_t kChunkUsers = 1024;
+  static constexpr uint32_t kMaxChunks = 16384;  // 16M users; 128 KiB
+
+  // Ids hashed and compared by the names they stand for, so that a name
+  // finds its id with no second copy of the name.
+  struct IdHash {
+    using is_transparent = void;
+    const UserTable* table;
+    size_t operator()(absl::string_view user) const {
+      return absl::Hash<absl::string_view>()(user);
+    }
+    size_t operator()(uint32_t id) const { return (*this)(table->NameOf(id)); }
+  };
+  struct IdEq {
+    using is_transparent = void;
+    const UserTable* table;
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t a, absl::string_view b) const {
+      return table->NameOf(a) == b;
+    }
+    bool operator()(absl::string_view a, uint32_t b) const {
+      return a == table->NameOf(b);
+    }
+  };
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<uint32_t, IdHash, IdEq> ids_ ABSL_GUARDED_BY(mu_){
+      0, IdHash{this}, IdEq{this}};
+  uint32_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  // kMaxChunks slots; a chunk is made under mu_ and never moves or goes.
+  const std::unique_ptr<std::unique_ptr<std::string[]>[]> chunks_;
+};
+
+// A name as the user side of the registry refers to it: its name shard in
+// the low 32 bits, its id in that shard's SearchIndex in the high ones.
+// The id is the name's while it has a publisher; a reader checks that the
+// user still publishes at the reference before it trusts it.
+inline uint64_t NameRef(size_t shard, uint32_t id) {
+  return (uint64_t{id} << 32) | static_cast<uint32_t>(shard);
+}
+inline size_t ShardOfRef(uint64_t ref) { return static_cast<uint32_t>(ref); }
+inline uint32_t IdOfRef(uint64_t ref) {
+  return static_cast<uint32_t>(ref >> 32);
+}
+
+// The user side: for each user id, the references of the names it
+// publishes. Derived from the name shards (the authority) and kept in step
+// with them by Registry::Impl::SyncUserSide; serves PublishedBy.
 struct PublicationShard {
   absl::Mutex mu;
-  absl::flat_hash_map<std::string, PublicationsOfUser> by_user
+  absl::flat_hash_map<uint32_t, absl::flat_hash_set<uint64_t>> by_user
       ABSL_GUARDED_BY(mu);
-  size_t live ABSL_GUARDED_BY(mu) = 0;
-  size_t dormant ABSL_GUARDED_BY(mu) = 0;
-
-  // Drops every dormant publication, and the users left with none.
-  void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    for (auto user_it = by_user.begin(); user_it != by_user.end();) {
-      PublicationsOfUser& names = user_it->second;
-      for (auto it = names.begin(); it != names.end();) {
-        if (it->second.live) {
-          ++it;
-        } else {
-          names.erase(it++);
-        }
-      }
-      if (names.empty()) {
-        by_user.erase(user_it++);
-      } else {
-        ++user_it;
-      }
-    }
-    dormant = 0;
-  }
 };
 
-// The users who publish a name; empty while the name is dormant. A removed
-// user's string stays behind the live ones as a spare whose buffer the next
-// Add reuses, so that pub/unp cycles of the name allocate nothing (and a
-// name costs no more than a vector of strings).
+// One publisher of a name: its user id and what it reported of the file.
+// Packed to 44 bytes (FileMeta alone is 40 with 8-byte alignment), as one
+// of these is most of what a publication costs beyond its name.
+struct PublisherEntry {
+  uint32_t user = 0;
+  uint32_t size_low = 0;
+  uint32_t size_high = 0;
+  std::array<uint8_t, 32> sha256{};
+
+  PublisherEntry() = default;
+  PublisherEntry(uint32_t user_id, const FileMeta& meta) : user(user_id) {
+    set_meta(meta);
+  }
+  FileMeta meta() const {
+    FileMeta meta;
+    meta.size = (uint64_t{size_high} << 32) | size_low;
+    meta.sha256 = sha256;
+    return meta;
+  }
+  void set_meta(const FileMeta& meta) {
+    size_low = static_cast<uint32_t>(meta.size);
+    size_high = static_cast<uint32_t>(meta.size >> 32);
+    sha256 = meta.sha256;
+  }
+};
+static_assert(sizeof(PublisherEntry) == 44);
+
+// The publishers of a name, with their metas: the authority on who
+// publishes what. Empty while the name is dormant. One publisher (the
+// common case) is held inline; more go to the heap, and a removed one
+// leaves its room for the next Add, so that pub/unp cycles of a name
+// allocate nothing.
 class Publishers {
  public:
   Publishers() = default;
 
-  std::span<const std::string> live() const { return {users_.data(), live_}; }
-  bool empty() const { return live_ == 0; }
-  bool Contains(absl::string_view user) const {
-    const std::span<const std::string> users = live();
-    return std::find(users.begin(), users.end(), user) != users.end();
+  std::span<const PublisherEntry> live() const {
+    return {entries_.data(), entries_.size()};
+  }
+  bool empty() const { return entries_.empty(); }
+  PublisherEntry* Find(uint32_t user) {
+    for (PublisherEntry& entry : entries_) {
+      if (entry.user == user) return &entry;
+    }
+    return nullptr;
+  }
+  bool Contains(uint32_t user) const {
+    for (const PublisherEntry& entry : entries_) {
+      if (entry.user == user) return true;
+    }
+    return false;
   }
   // REQUIRES: !Contains(user).
-  void Add(absl::string_view user) {
-    if (live_ < users_.size()) {
-      users_[live_].assign(user.data(), user.size());
-    } else {
-      users_.emplace_back(user);
-    }
-    ++live_;
+  void Add(uint32_t user, const FileMeta& meta) {
+    entries_.emplace_back(user, meta);
   }
-  // Returns false if `user` is not a live publisher.
-  bool Remove(absl::string_view user) {
-    const auto end = users_.begin() + live_;
-    const auto it = std::find(users_.begin(), end, user);
-    if (it == end) return false;
-    std::swap(*it, users_[live_ - 1]);
-    --live_;
+  // Returns false if `user` is not a publisher.
+  bool Remove(uint32_t user) {
+    PublisherEntry* entry = Find(user);
+    if (entry == nullptr) return false;
+    *entry = entries_.back();
+    entries_.pop_back();
     return true;
+  }
+  // Lets go of any heap room (for a swept, dormant name).
+  void Clear() { entries_ = {}; }
+
+ private:
+  absl::InlinedVector<PublisherEntry, 1> entries_;
+};
+
+// Publishers by name id, in chunks that never move: a std::vector would
+// hold up to twice the room it needs after growing.
+class PublishersById {
+ public:
+  Publishers& operator[](uint32_t id) {
+    return chunks_[id / kChunk][id % kChunk];
+  }
+  const Publishers& operator[](uint32_t id) const {
+    return chunks_[id / kChunk][id % kChunk];
+  }
+  // Makes room for ids below `limit`.
+  void Reserve(uint32_t limit) {
+    while (chunks_.size() * kChunk < limit) {
+      chunks_.push_back(std::make_unique<Publishers[]>(kChunk));
+    }
   }
 
  private:
-  std::vector<std::string> users_;  // [0, live_) publish; the rest spares
-  uint32_t live_ = 0;
+  static constexpr uint32_t kChunk = 1024;
+  std::vector<std::unique_ptr<Publishers[]>> chunks_;
 };
 
 struct NameShard {
@@ -297,7 +427,7 @@ struct NameShard {
   // Every name of the shard, dormant ones included: the one copy of each
   // name's bytes, and the ids that index `publishers`.
   SearchIndex index ABSL_GUARDED_BY(mu);
-  std::vector<Publishers> publishers ABSL_GUARDED_BY(mu);  // by index id
+  PublishersById publishers ABSL_GUARDED_BY(mu);
   size_t dormant ABSL_GUARDED_BY(mu) = 0;  // names without publishers
 
   // The publishers of `name`, or nullptr if it is not in the index.
@@ -306,12 +436,12 @@ struct NameShard {
     return id == SearchIndex::kNoId ? nullptr : &publishers[id];
   }
 
-  // Drops every dormant name from the index (its id's spare strings too).
+  // Drops every dormant name from the index.
   void SweepDormant() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     for (uint32_t id = 0; id < index.id_limit(); ++id) {
       if (!index.Contains(id) || !publishers[id].empty()) continue;
       index.Remove(index.NameOf(id));
-      publishers[id] = Publishers();
+      publishers[id].Clear();
     }
     dormant = 0;
   }
@@ -334,9 +464,9 @@ enum class Verdict { kListed, kUnlisted, kUnknown };
 
 // When `active` does not tell, the publishers it does not hold are appended
 // to `unknown`.
-Verdict Judge(std::span<const std::string> publishers,
-              const absl::flat_hash_map<std::string, bool>& active,
-              std::vector<std::string>& unknown);
+Verdict Judge(std::span<const PublisherEntry> publishers,
+              const absl::flat_hash_map<uint32_t, bool>& active,
+              std::vector<uint32_t>& unknown);
 
 // Once a SearchPage walk meets a name it cannot judge, it gathers the
 // unknown publishers of the names after it too, up to this many, so that
@@ -353,9 +483,12 @@ struct Registry::Impl {
       : session_timeout(options.session_timeout),
         shard_count(RoundUpToPowerOfTwo(options.shard_count)),
         mask(shard_count - 1),
+        name_shard_count(std::min(
+            shard_count, RoundUpToPowerOfTwo(options.name_shard_count))),
+        name_mask(name_shard_count - 1),
         sessions(new PresenceShard[shard_count]),
         publications(new PublicationShard[shard_count]),
-        names(new NameShard[shard_count]) {}
+        names(new NameShard[name_shard_count]) {}
 
   // A session lives in its user's shard, and its id carries that shard's
   // index in its low bits, so that both find it under one lock.
@@ -368,11 +501,11 @@ struct Registry::Impl {
   PresenceShard& PresenceShardOf(uint64_t id) const {
     return sessions[id & mask];
   }
-  PublicationShard& PublicationShardOf(absl::string_view user) const {
-    return publications[ShardOf(absl::Hash<absl::string_view>()(user), mask)];
+  size_t NameShardIndex(absl::string_view name) const {
+    return ShardOf(absl::Hash<absl::string_view>()(name), name_mask);
   }
   NameShard& NameShardOf(absl::string_view name) const {
-    return names[ShardOf(absl::Hash<absl::string_view>()(name), mask)];
+    return names[NameShardIndex(name)];
   }
 
   // ---- Sessions ----
@@ -399,23 +532,23 @@ struct Registry::Impl {
 
   // ---- Publications ----
 
-  // The meta of `user`'s live publication of `name`, if any.
-  std::optional<FileMeta> MetaOf(absl::string_view user,
-                                 absl::string_view name) const;
+  PublicationShard& PublicationShardOf(uint32_t user) const {
+    return publications[ShardOf(absl::Hash<uint32_t>()(user), mask)];
+  }
 
-  // Records in the name map whether `user` publishes `name`.
-  void SetPublisher(absl::string_view name, absl::string_view user,
-                    bool publishes) const;
+  // Whether `user` publishes the name at `ref` (whichever name holds that
+  // id now), by the name shard.
+  bool PublishesAt(uint32_t user, uint64_t ref) const;
 
-  // Brings the name map in line with the publication map for (user, name)
+  // Brings the user side in line with the name shards for (user, ref)
   // after a change to the latter that left it in state `publishes`.
-  // Concurrent changes to the same pair may apply their name-map updates in
-  // the other order, so after each update this re-reads the authority and
-  // repeats until they agree. Every repeat needs another thread's change to
-  // the same pair in between, and that thread re-checks after its own
-  // update, so the last update to land always reflects the last change.
-  void SyncPublisher(absl::string_view user, absl::string_view name,
-                     bool publishes) const;
+  // Concurrent changes to the same pair may apply their user-side updates
+  // in the other order, so after each update this re-reads the authority
+  // and repeats until they agree. Every repeat needs another thread's
+  // change to the same pair in between, and that thread re-checks after
+  // its own update, so the last update to land always reflects the last
+  // change.
+  void SyncUserSide(uint32_t user, uint64_t ref, bool publishes) const;
 
   // ---- Paged search ----
 
@@ -428,31 +561,33 @@ struct Registry::Impl {
     // `unjudged_id` (where the next walk must start, whatever `end` says),
     // and these are publishers of it, and of names after it, whose
     // sessions `active` does not hold.
-    std::vector<std::string> unknown;
+    std::vector<uint32_t> unknown;
     uint32_t unjudged_id = 0;
   };
 
   // Walks name shard `shard_index` from `first_id` under its lock, emitting
   // listed names, within `budget` units (checking at least one name).
   ShardWalk WalkNameShard(
-      size_t shard_index, absl::string_view pattern, absl::string_view caller,
+      size_t shard_index, absl::string_view pattern, uint32_t caller,
       uint32_t first_id, size_t budget,
-      const absl::flat_hash_map<std::string, bool>& active,
+      const absl::flat_hash_map<uint32_t, bool>& active,
       absl::FunctionRef<bool(absl::string_view)> emit) const;
 
   // Looks up the sessions of `publishers` not yet in `active`, with no
   // name shard lock held, and records each answer there. Returns the
   // lookups made.
-  size_t LearnLiveness(const std::vector<std::string>& publishers,
-                       absl::Time now,
-                       absl::flat_hash_map<std::string, bool>& active) const;
+  size_t LearnLiveness(const std::vector<uint32_t>& publishers, absl::Time now,
+                       absl::flat_hash_map<uint32_t, bool>& active) const;
 
   const absl::Duration session_timeout;
-  const size_t shard_count;
+  const size_t shard_count;  // of sessions and publications
   const size_t mask;
+  const size_t name_shard_count;  // of names: see Options::name_shard_count
+  const size_t name_mask;
   const std::unique_ptr<PresenceShard[]> sessions;
   const std::unique_ptr<PublicationShard[]> publications;
   const std::unique_ptr<NameShard[]> names;
+  mutable UserTable users;
   std::atomic<size_t> publication_count{0};
   const uint16_t search_epoch = static_cast<uint16_t>(ThreadRandom()());
 };

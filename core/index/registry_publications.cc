@@ -13,116 +13,86 @@
 
 namespace pcfs {
 
-std::optional<FileMeta> Registry::Impl::MetaOf(absl::string_view user,
-                                               absl::string_view name) const {
-  PublicationShard& shard = PublicationShardOf(user);
+bool Registry::Impl::PublishesAt(uint32_t user, uint64_t ref) const {
+  NameShard& shard = names[ShardOfRef(ref)];
   MutexLock lock(&shard.mu);
-  auto user_it = shard.by_user.find(user);
-  if (user_it == shard.by_user.end()) return std::nullopt;
-  auto name_it = user_it->second.find(name);
-  if (name_it == user_it->second.end() || !name_it->second.live) {
-    return std::nullopt;
-  }
-  return name_it->second.meta;
+  const uint32_t id = IdOfRef(ref);
+  return shard.index.Contains(id) && shard.publishers[id].Contains(user);
 }
-void Registry::Impl::SetPublisher(absl::string_view name,
-                                  absl::string_view user,
+
+void Registry::Impl::SyncUserSide(uint32_t user, uint64_t ref,
                                   bool publishes) const {
-  NameShard& shard = NameShardOf(name);
-  MutexLock lock(&shard.mu);
-  uint32_t id = shard.index.Find(name);
-  if (publishes) {
-    const bool is_new = id == SearchIndex::kNoId;
-    if (is_new) {
-      id = shard.index.Add(name);
-      if (id >= shard.publishers.size()) shard.publishers.resize(id + 1);
-    }
-    Publishers& publishers = shard.publishers[id];
-    if (publishers.Contains(user)) return;
-    if (!is_new && publishers.empty()) --shard.dormant;  // revived
-    publishers.Add(user);
-    return;
-  }
-  if (id == SearchIndex::kNoId) return;
-  Publishers& publishers = shard.publishers[id];
-  if (!publishers.Remove(user)) return;
-  if (publishers.empty()) {
-    ++shard.dormant;
-    if (TooManyDormant(shard.dormant, shard.index.size() - shard.dormant)) {
-      shard.SweepDormant();
-    }
-  }
-}
-void Registry::Impl::SyncPublisher(absl::string_view user,
-                                   absl::string_view name,
-                                   bool publishes) const {
+  PublicationShard& shard = PublicationShardOf(user);
   for (;;) {
-    SetPublisher(name, user, publishes);
-    const bool actual = MetaOf(user, name).has_value();
+    {
+      MutexLock lock(&shard.mu);
+      if (publishes) {
+        shard.by_user[user].insert(ref);
+      } else if (auto it = shard.by_user.find(user);
+                 it != shard.by_user.end()) {
+        it->second.erase(ref);
+      }
+    }
+    const bool actual = PublishesAt(user, ref);
     if (actual == publishes) return;
     publishes = actual;
   }
 }
+
 // ---- Publications -----------------------------------------------------
 
 bool Registry::Publish(absl::string_view user, absl::string_view name,
                        const FileMeta& meta) {
-  PublicationShard& shard = impl_->PublicationShardOf(user);
-  bool added = false;
-  bool changed = false;
+  const uint32_t user_id = impl_->users.Intern(user);
+  if (user_id == UserTable::kNoUser) return false;  // 16M users: see Intern
+  const size_t shard_index = impl_->NameShardIndex(name);
+  NameShard& shard = impl_->names[shard_index];
+  uint32_t id;
   {
     MutexLock lock(&shard.mu);
-    auto user_it = shard.by_user.find(user);
-    if (user_it == shard.by_user.end()) {
-      user_it = shard.by_user.try_emplace(std::string(user)).first;
+    id = shard.index.Find(name);
+    const bool is_new = id == SearchIndex::kNoId;
+    if (is_new) {
+      id = shard.index.Add(name);
+      shard.publishers.Reserve(id + 1);
     }
-    PublicationsOfUser& names = user_it->second;
-    auto name_it = names.find(name);
-    if (name_it == names.end()) {
-      name_it = names.try_emplace(std::string(name)).first;
-    } else if (!name_it->second.live) {
-      --shard.dormant;  // revived: the key and the slot are reused
+    Publishers& publishers = shard.publishers[id];
+    if (PublisherEntry* entry = publishers.Find(user_id)) {
+      if (entry->meta() == meta) return false;
+      entry->set_meta(meta);
+      return true;
     }
-    Publication& publication = name_it->second;
-    if (!publication.live) {
-      publication.live = true;
-      publication.meta = meta;
-      ++shard.live;
-      added = changed = true;
-      impl_->publication_count.fetch_add(1, std::memory_order_relaxed);
-    } else if (publication.meta != meta) {
-      publication.meta = meta;
-      changed = true;
-    }
+    if (!is_new && publishers.empty()) --shard.dormant;  // revived
+    publishers.Add(user_id, meta);
+    impl_->publication_count.fetch_add(1, std::memory_order_relaxed);
   }
-  if (added) impl_->SyncPublisher(user, name, /*publishes=*/true);
-  return changed;
+  impl_->SyncUserSide(user_id, NameRef(shard_index, id), /*publishes=*/true);
+  return true;
 }
 
 absl::Status Registry::Unpublish(absl::string_view user,
                                  absl::string_view name) {
-  PublicationShard& shard = impl_->PublicationShardOf(user);
+  const uint32_t user_id = impl_->users.Find(user);
+  const size_t shard_index = impl_->NameShardIndex(name);
+  NameShard& shard = impl_->names[shard_index];
+  uint32_t id;
   {
     MutexLock lock(&shard.mu);
-    auto user_it = shard.by_user.find(user);
-    Publication* publication = nullptr;
-    if (user_it != shard.by_user.end()) {
-      auto name_it = user_it->second.find(name);
-      if (name_it != user_it->second.end() && name_it->second.live) {
-        publication = &name_it->second;
-      }
-    }
-    if (publication == nullptr) {
+    id = shard.index.Find(name);
+    if (user_id == UserTable::kNoUser || id == SearchIndex::kNoId ||
+        !shard.publishers[id].Remove(user_id)) {
       return absl::NotFoundError(
           absl::StrCat("user ", user, " does not publish \"", name, "\""));
     }
-    publication->live = false;
-    --shard.live;
-    ++shard.dormant;
     impl_->publication_count.fetch_sub(1, std::memory_order_relaxed);
-    if (TooManyDormant(shard.dormant, shard.live)) shard.SweepDormant();
+    if (shard.publishers[id].empty()) {
+      ++shard.dormant;
+      if (TooManyDormant(shard.dormant, shard.index.size() - shard.dormant)) {
+        shard.SweepDormant();
+      }
+    }
   }
-  impl_->SyncPublisher(user, name, /*publishes=*/false);
+  impl_->SyncUserSide(user_id, NameRef(shard_index, id), /*publishes=*/false);
   return absl::OkStatus();
 }
 
@@ -140,18 +110,38 @@ std::optional<FileMeta> Registry::PublicationOf(absl::string_view user,
 }
 
 std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
-  PublicationShard& shard = impl_->PublicationShardOf(user);
   std::vector<std::string> names;
+  const uint32_t user_id = impl_->users.Find(user);
+  if (user_id == UserTable::kNoUser) return names;
+  std::vector<uint64_t> refs;
   {
+    PublicationShard& shard = impl_->PublicationShardOf(user_id);
     MutexLock lock(&shard.mu);
-    auto user_it = shard.by_user.find(user);
-    if (user_it == shard.by_user.end()) return names;
-    names.reserve(user_it->second.size());
-    for (const auto& [name, publication] : user_it->second) {
-      if (publication.live) names.push_back(name);
+    auto it = shard.by_user.find(user_id);
+    if (it == shard.by_user.end()) return names;
+    refs.assign(it->second.begin(), it->second.end());
+  }
+  // One lock of each name shard: by shard, then id.
+  std::sort(refs.begin(), refs.end(), [](uint64_t a, uint64_t b) {
+    return std::pair(ShardOfRef(a), IdOfRef(a)) <
+           std::pair(ShardOfRef(b), IdOfRef(b));
+  });
+  names.reserve(refs.size());
+  for (size_t i = 0; i < refs.size();) {
+    NameShard& shard = impl_->names[ShardOfRef(refs[i])];
+    MutexLock lock(&shard.mu);
+    const size_t shard_index = ShardOfRef(refs[i]);
+    for (; i < refs.size() && ShardOfRef(refs[i]) == shard_index; ++i) {
+      // A reference the user side has not dropped yet may name a dormant
+      // id, or one another name took since: the name shard decides.
+      const uint32_t id = IdOfRef(refs[i]);
+      if (shard.index.Contains(id) && shard.publishers[id].Contains(user_id)) {
+        names.emplace_back(shard.index.NameOf(id));
+      }
     }
   }
   std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
 
@@ -159,8 +149,8 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
                                        absl::string_view caller,
                                        absl::Time now) const {
   // Under the name's lock, a uniform random sample of the publishers other
-  // than the caller (reservoir sampling), copied inline.
-  std::array<UserName, kLocateSample> sample;
+  // than the caller (reservoir sampling), with their metas: 44 bytes each.
+  std::array<PublisherEntry, kLocateSample> sample;
   size_t sampled = 0;
   size_t candidates = 0;
   std::mt19937_64& random = ThreadRandom();
@@ -169,22 +159,24 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
     MutexLock lock(&shard.mu);
     const Publishers* publishers = shard.Find(name);
     if (publishers == nullptr) return std::nullopt;
-    for (const std::string& user : publishers->live()) {
-      if (user == caller) continue;
+    for (const PublisherEntry& entry : publishers->live()) {
+      if (impl_->users.NameOf(entry.user) == caller) continue;
       ++candidates;
       if (sampled < sample.size()) {
-        sample[sampled++] = UserName(user);
+        sample[sampled++] = entry;
       } else if (const size_t slot = random() % candidates;
                  slot < sample.size()) {
-        sample[slot] = UserName(user);
+        sample[slot] = entry;
       }
     }
   }
   // Trying a random sample in random order picks uniformly among its active
-  // members, and by symmetry among all the active publishers.
-  std::shuffle(sample.begin(), sample.begin() + sampled, random);
+  // members, and by symmetry among all the active publishers. One
+  // publisher (the common case) needs no shuffle.
+  if (sampled > 1)
+    std::shuffle(sample.begin(), sample.begin() + sampled, random);
   for (size_t i = 0; i < sampled; ++i) {
-    if (std::optional<Holder> holder = HolderIfServing(sample[i], name, now)) {
+    if (std::optional<Holder> holder = HolderIfServing(sample[i], now)) {
       return holder;
     }
   }
@@ -197,34 +189,39 @@ std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
                                                absl::Time now) const {
   // Rare (no active holder among a sample of a popular name's publishers),
   // so a copy of them all on the heap is fine here.
-  std::vector<UserName> publishers;
+  std::vector<PublisherEntry> publishers;
   {
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
     const Publishers* all = shard.Find(name);
     if (all == nullptr) return std::nullopt;
-    for (const std::string& user : all->live()) {
-      if (user != caller) publishers.emplace_back(user);
+    for (const PublisherEntry& entry : all->live()) {
+      if (impl_->users.NameOf(entry.user) != caller) {
+        publishers.push_back(entry);
+      }
     }
   }
   std::shuffle(publishers.begin(), publishers.end(), ThreadRandom());
-  for (const UserName& user : publishers) {
-    if (std::optional<Holder> holder = HolderIfServing(user, name, now)) {
+  for (const PublisherEntry& entry : publishers) {
+    if (std::optional<Holder> holder = HolderIfServing(entry, now)) {
       return holder;
     }
   }
   return std::nullopt;
 }
 
-std::optional<Holder> Registry::HolderIfServing(const UserName& user,
-                                                absl::string_view name,
-                                                absl::Time now) const {
+// The publication was live when the name's lock was held; the session is
+// checked now. A publication withdrawn in between may still be named (as
+// it may be withdrawn just after any answer): the download then fails and
+// the client asks again.
+std::optional<Holder> Registry::HolderIfServing(
+    const registry_internal::PublisherEntry& publisher, absl::Time now) const {
+  const absl::string_view user = impl_->users.NameOf(publisher.user);
   std::optional<Impl::FileServer> server = impl_->LiveFileServer(user, now);
   // A session with file port 0 (a one-shot command) serves nothing.
   if (!server.has_value() || server->endpoint.port == 0) return std::nullopt;
-  std::optional<FileMeta> meta = impl_->MetaOf(user, name);
-  if (!meta.has_value()) return std::nullopt;  // unpublished meanwhile
-  return Holder{user, server->endpoint, *meta, server->session_id};
+  return Holder{UserName(user), server->endpoint, publisher.meta(),
+                server->session_id};
 }
 
 size_t Registry::publication_count() const {
@@ -235,12 +232,14 @@ void Registry::ForEachPublication(
     absl::FunctionRef<void(absl::string_view user, absl::string_view name,
                            const FileMeta& meta)>
         fn) const {
-  for (size_t i = 0; i < impl_->shard_count; ++i) {
-    PublicationShard& shard = impl_->publications[i];
+  for (size_t i = 0; i < impl_->name_shard_count; ++i) {
+    NameShard& shard = impl_->names[i];
     MutexLock lock(&shard.mu);
-    for (const auto& [user, names] : shard.by_user) {
-      for (const auto& [name, publication] : names) {
-        if (publication.live) fn(user, name, publication.meta);
+    for (uint32_t id = 0; id < shard.index.id_limit(); ++id) {
+      if (!shard.index.Contains(id)) continue;
+      const absl::string_view name = shard.index.NameOf(id);
+      for (const PublisherEntry& entry : shard.publishers[id].live()) {
+        fn(impl_->users.NameOf(entry.user), name, entry.meta());
       }
     }
   }

@@ -17,14 +17,14 @@ namespace registry_internal {
 
 // When `active` does not tell, the publishers it does not hold are appended
 // to `unknown`.
-Verdict Judge(std::span<const std::string> publishers,
-              const absl::flat_hash_map<std::string, bool>& active,
-              std::vector<std::string>& unknown) {
+Verdict Judge(std::span<const PublisherEntry> publishers,
+              const absl::flat_hash_map<uint32_t, bool>& active,
+              std::vector<uint32_t>& unknown) {
   const size_t before = unknown.size();
-  for (const std::string& user : publishers) {
-    auto known = active.find(user);
+  for (const PublisherEntry& publisher : publishers) {
+    auto known = active.find(publisher.user);
     if (known == active.end()) {
-      unknown.push_back(user);
+      unknown.push_back(publisher.user);
     } else if (known->second) {
       unknown.resize(before);
       return Verdict::kListed;
@@ -36,9 +36,9 @@ Verdict Judge(std::span<const std::string> publishers,
 }  // namespace registry_internal
 
 Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
-    size_t shard_index, absl::string_view pattern, absl::string_view caller,
+    size_t shard_index, absl::string_view pattern, uint32_t caller,
     uint32_t first_id, size_t budget,
-    const absl::flat_hash_map<std::string, bool>& active,
+    const absl::flat_hash_map<uint32_t, bool>& active,
     absl::FunctionRef<bool(absl::string_view)> emit) const {
   NameShard& shard = names[shard_index];
   ShardWalk walk;
@@ -69,14 +69,14 @@ Registry::Impl::ShardWalk Registry::Impl::WalkNameShard(
 }
 
 size_t Registry::Impl::LearnLiveness(
-    const std::vector<std::string>& publishers, absl::Time now,
-    absl::flat_hash_map<std::string, bool>& active) const {
+    const std::vector<uint32_t>& publishers, absl::Time now,
+    absl::flat_hash_map<uint32_t, bool>& active) const {
   size_t lookups = 0;
-  for (const std::string& user : publishers) {
+  for (uint32_t user : publishers) {
     auto [it, inserted] = active.try_emplace(user, false);
     if (inserted) {
       ++lookups;
-      it->second = LiveFileServer(user, now).has_value();
+      it->second = LiveFileServer(users.NameOf(user), now).has_value();
     }
   }
   return lookups;
@@ -91,20 +91,23 @@ absl::StatusOr<std::optional<Registry::SearchCursor>> Registry::SearchPage(
     absl::string_view pattern, absl::string_view caller, absl::Time now,
     SearchCursor from, size_t budget,
     absl::FunctionRef<bool(absl::string_view name)> emit) const {
-  if (from.shard >= impl_->shard_count) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "search cursor names shard ", from.shard, " of ", impl_->shard_count));
+  if (from.shard >= impl_->name_shard_count) {
+    return absl::OutOfRangeError(absl::StrCat("search cursor names shard ",
+                                              from.shard, " of ",
+                                              impl_->name_shard_count));
   }
-  absl::flat_hash_map<std::string, bool> active;
+  absl::flat_hash_map<uint32_t, bool> active;
+  // A caller who never published has no id, and matches no publisher.
+  const uint32_t caller_id = impl_->users.Find(caller);
   SearchCursor at = from;
   size_t left = budget;
   // The last walk stopped at a name whose publishers are now known: the
   // next one must take it, budget or not, so that every page moves on.
   bool learnt = false;
-  while (at.shard < impl_->shard_count) {
+  while (at.shard < impl_->name_shard_count) {
     if (left == 0 && !learnt) return at;
     Impl::ShardWalk walk =
-        impl_->WalkNameShard(at.shard, pattern, caller, at.id,
+        impl_->WalkNameShard(at.shard, pattern, caller_id, at.id,
                              std::max<size_t>(left, 1), active, emit);
     const size_t spent = 1 + walk.end.examined + walk.checked * kCheckCost;
     left -= std::min(left, spent);

@@ -80,6 +80,17 @@ class Reactor {
   // not own `fd`.
   virtual absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) = 0;
 
+  // Handles now, on the loop thread, every datagram already queued on the
+  // reactor's datagram sockets (until each socket's queue is empty, or
+  // kMaxDrainedDatagrams of reactor_batch.h from one socket under a flood
+  // that refills it as fast as it is read), replying as usual. A timer
+  // calls it before work that must not overtake datagrams that have
+  // already arrived: the daemon's expiry tick, so that a heartbeat waiting
+  // on the socket is seen before its session's deadline is judged.
+  // REQUIRES: called on the loop thread (from a timer, signal or readable
+  // callback), never from inside a DatagramHandler.
+  virtual void DrainDatagrams() = 0;
+
   // Runs the loop on the calling thread until Stop(). Returns an error only
   // when the backend itself fails.
   virtual absl::Status Run() = 0;

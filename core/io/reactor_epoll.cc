@@ -1,6 +1,6 @@
 // The epoll backend: one epoll fd, level-triggered; an eventfd for Stop(), a
 // timerfd per timer, a signalfd per signal set, and recvmmsg/sendmmsg
-// batches for datagram sockets.
+// batches (reactor_batch.h) for datagram sockets.
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -18,33 +18,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/io/reactor_backends.h"
+#include "core/io/reactor_batch.h"
 
 namespace pcfs::internal {
 namespace {
 
 constexpr int kMaxEvents = 64;
-// Datagrams per recvmmsg/sendmmsg call.
-constexpr unsigned kBatchSize = 32;
-// Room for any datagram a client may send by mistake beyond the protocol's
-// 1200 bytes, so it is seen as oversized rather than cut to a valid size.
-constexpr size_t kReceiveCapacity = 2048;
-constexpr size_t kReplyCapacity = 1200;
 // Batches per socket per wake-up, so timers and signals are not starved; the
 // socket is level-triggered, so what is left wakes the loop again at once.
 constexpr int kBatchesPerWakeup = 8;
-
-// The datagram counters, written by the loop thread and read by stats().
-struct Counters {
-  std::atomic<uint64_t> datagrams_received{0};
-  std::atomic<uint64_t> datagrams_oversized{0};
-  std::atomic<uint64_t> replies_sent{0};
-  std::atomic<uint64_t> replies_dropped{0};
-  std::atomic<uint64_t> socket_errors{0};
-
-  static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
-    if (n != 0) counter.fetch_add(n, std::memory_order_relaxed);
-  }
-};
 
 // One descriptor registered with epoll, and what to do when it is readable.
 struct Source {
@@ -52,145 +34,12 @@ struct Source {
   absl::AnyInvocable<void()> on_readable;
 };
 
-// A UDP socket and its batch, allocated once: receive buffers, sender
-// addresses, reply buffers and the message headers for both calls. Nothing
-// is allocated per datagram.
-class DatagramPort {
- public:
-  DatagramPort(UniqueFd socket, DatagramHandler handler, Counters* counters);
-  DatagramPort(const DatagramPort&) = delete;
-  DatagramPort& operator=(const DatagramPort&) = delete;
-
-  int fd() const { return socket_.get(); }
-
-  // Receives, handles and answers up to kBatchesPerWakeup batches.
-  void OnReadable();
-
- private:
-  struct Slot {
-    std::array<uint8_t, kReceiveCapacity> datagram;
-    std::array<uint8_t, kReplyCapacity> reply;
-    SocketAddress from;
-    iovec datagram_iov;
-    iovec reply_iov;
-  };
-
-  // Returns the number of datagrams received, 0 when none is waiting.
-  unsigned ReceiveBatch();
-  // Runs the handler on each datagram; returns the number of replies queued
-  // in send_headers_.
-  unsigned HandleBatch(unsigned received);
-  void SendReplies(unsigned count);
-
-  UniqueFd socket_;
-  DatagramHandler handler_;
-  Counters* counters_;
-  std::array<Slot, kBatchSize> slots_;
-  std::array<mmsghdr, kBatchSize> receive_headers_{};
-  std::array<mmsghdr, kBatchSize> send_headers_{};
+// A UDP socket and its handler. The reactor's one DatagramBatch serves
+// every port: the loop thread handles one batch at a time.
+struct DatagramPort {
+  UniqueFd socket;
+  DatagramHandler handler;
 };
-
-DatagramPort::DatagramPort(UniqueFd socket, DatagramHandler handler,
-                           Counters* counters)
-    : socket_(std::move(socket)),
-      handler_(std::move(handler)),
-      counters_(counters) {
-  for (unsigned i = 0; i < kBatchSize; ++i) {
-    Slot& slot = slots_[i];
-    slot.datagram_iov = {slot.datagram.data(), slot.datagram.size()};
-    slot.reply_iov = {slot.reply.data(), 0};
-    msghdr& header = receive_headers_[i].msg_hdr;
-    header.msg_name = &slot.from.storage;
-    header.msg_iov = &slot.datagram_iov;
-    header.msg_iovlen = 1;
-  }
-}
-
-void DatagramPort::OnReadable() {
-  for (int batch = 0; batch < kBatchesPerWakeup; ++batch) {
-    const unsigned received = ReceiveBatch();
-    if (received == 0) return;
-    SendReplies(HandleBatch(received));
-    if (received < kBatchSize) return;  // drained
-  }
-}
-
-unsigned DatagramPort::ReceiveBatch() {
-  for (mmsghdr& header : receive_headers_) {
-    header.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-  }
-  int received;
-  do {
-    received = recvmmsg(socket_.get(), receive_headers_.data(), kBatchSize,
-                        MSG_DONTWAIT, nullptr);
-  } while (received < 0 && errno == EINTR);
-  if (received < 0) {
-    // A pending socket error is reported once and cleared; the loop goes on.
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      Counters::Add(counters_->socket_errors, 1);
-    }
-    return 0;
-  }
-  return static_cast<unsigned>(received);
-}
-
-unsigned DatagramPort::HandleBatch(unsigned received) {
-  unsigned replies = 0;
-  uint64_t handled = 0, oversized = 0, refused = 0;
-  for (unsigned i = 0; i < received; ++i) {
-    const msghdr& in = receive_headers_[i].msg_hdr;
-    if (in.msg_flags & MSG_TRUNC) {
-      ++oversized;  // over kReceiveCapacity: never shown cut short
-      continue;
-    }
-    Slot& slot = slots_[i];
-    slot.from.length = in.msg_namelen;
-    ++handled;
-    const size_t length =
-        handler_(std::span<const uint8_t>(slot.datagram.data(),
-                                          receive_headers_[i].msg_len),
-                 slot.from, std::span<uint8_t>(slot.reply));
-    if (length == 0) continue;
-    if (length > kReplyCapacity) {
-      ++refused;  // a handler bug; sending would read past the buffer
-      continue;
-    }
-    slot.reply_iov.iov_len = length;
-    msghdr& out = send_headers_[replies++].msg_hdr;
-    out.msg_name = &slot.from.storage;
-    out.msg_namelen = slot.from.length;
-    out.msg_iov = &slot.reply_iov;
-    out.msg_iovlen = 1;
-  }
-  Counters::Add(counters_->datagrams_received, handled);
-  Counters::Add(counters_->datagrams_oversized, oversized);
-  Counters::Add(counters_->replies_dropped, refused);
-  return replies;
-}
-
-void DatagramPort::SendReplies(unsigned count) {
-  unsigned next = 0;
-  while (next < count) {
-    const int sent = sendmmsg(socket_.get(), &send_headers_[next], count - next,
-                              MSG_DONTWAIT);
-    if (sent > 0) {
-      next += static_cast<unsigned>(sent);
-      Counters::Add(counters_->replies_sent, static_cast<uint64_t>(sent));
-      continue;
-    }
-    if (sent < 0 && errno == EINTR) continue;
-    if (sent == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-      // Send buffer full: drop the rest of the batch; clients retransmit.
-      Counters::Add(counters_->replies_dropped, count - next);
-      return;
-    }
-    // The first remaining reply failed on its own (say, an unreachable
-    // address): skip it and send the others.
-    Counters::Add(counters_->socket_errors, 1);
-    Counters::Add(counters_->replies_dropped, 1);
-    ++next;
-  }
-}
 
 class EpollReactor final : public Reactor {
  public:
@@ -207,6 +56,7 @@ class EpollReactor final : public Reactor {
   absl::Status AddSignals(std::initializer_list<int> signals,
                           absl::AnyInvocable<void(int signo)> fn) override;
   absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) override;
+  void DrainDatagrams() override;
   absl::Status Run() override;
   void Stop() override;
   ReactorStats stats() const override;
@@ -221,7 +71,11 @@ class EpollReactor final : public Reactor {
   UniqueFd wake_;                                 // eventfd; written by Stop()
   bool stop_requested_ = false;                   // loop thread only
   std::vector<std::unique_ptr<Source>> sources_;  // loop thread only
+  std::vector<std::unique_ptr<DatagramPort>> ports_;  // loop thread only
   Counters counters_;
+  // The loop thread's receive and reply buffers (about 100 KiB).
+  std::unique_ptr<DatagramBatch> batch_ =
+      std::make_unique<DatagramBatch>(&counters_);
 };
 
 absl::Status EpollReactor::Init() {
@@ -254,11 +108,25 @@ absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
   if (absl::Status s = internal::CheckDatagramSocket(socket.get()); !s.ok()) {
     return s;
   }
-  auto port = std::make_unique<DatagramPort>(std::move(socket),
-                                             std::move(handler), &counters_);
-  const int fd = port->fd();
-  return Register(fd, UniqueFd(),
-                  [port = std::move(port)] { port->OnReadable(); });
+  auto port = std::make_unique<DatagramPort>(
+      DatagramPort{std::move(socket), std::move(handler)});
+  DatagramPort* served = port.get();
+  ports_.push_back(std::move(port));
+  absl::Status s = Register(served->socket.get(), UniqueFd(), [this, served] {
+    for (int batch = 0; batch < kBatchesPerWakeup; ++batch) {
+      const unsigned received =
+          batch_->ReceiveHandleAndReply(served->socket.get(), served->handler);
+      if (received < DatagramBatch::kBatchSize) return;  // drained
+    }
+  });
+  if (!s.ok()) ports_.pop_back();
+  return s;
+}
+
+void EpollReactor::DrainDatagrams() {
+  for (const std::unique_ptr<DatagramPort>& port : ports_) {
+    batch_->Drain(port->socket.get(), port->handler, kMaxDrainedDatagrams);
+  }
 }
 
 absl::Status EpollReactor::AddTimer(absl::Duration period,
@@ -309,18 +177,7 @@ void EpollReactor::Stop() {
   [[maybe_unused]] ssize_t written = write(wake_.get(), &one, sizeof(one));
 }
 
-ReactorStats EpollReactor::stats() const {
-  ReactorStats stats;
-  stats.datagrams_received =
-      counters_.datagrams_received.load(std::memory_order_relaxed);
-  stats.datagrams_oversized =
-      counters_.datagrams_oversized.load(std::memory_order_relaxed);
-  stats.replies_sent = counters_.replies_sent.load(std::memory_order_relaxed);
-  stats.replies_dropped =
-      counters_.replies_dropped.load(std::memory_order_relaxed);
-  stats.socket_errors = counters_.socket_errors.load(std::memory_order_relaxed);
-  return stats;
-}
+ReactorStats EpollReactor::stats() const { return counters_.Snapshot(); }
 
 }  // namespace
 

@@ -26,6 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/io/reactor_backends.h"
+#include "core/io/reactor_batch.h"
 
 namespace pcfs::internal {
 namespace {
@@ -36,10 +37,6 @@ constexpr unsigned kSubmissionEntries = 256;
 constexpr unsigned kCompletionEntries = 4096;
 // Completions handled between two submissions.
 constexpr unsigned kCompletionsPerBatch = 128;
-// As in the epoll backend: a datagram over 2048 bytes is seen as oversized
-// rather than cut to a valid size.
-constexpr size_t kReceiveCapacity = 2048;
-constexpr size_t kReplyCapacity = 1200;
 // Provided buffers (a power of two). Each holds the kernel's header, the
 // sender's address and the datagram.
 constexpr unsigned kReceiveBuffers = 256;
@@ -52,19 +49,6 @@ constexpr uint16_t kBufferGroup = 0;
 // many slots a reply finds one; should none be free, it is dropped and
 // counted.
 constexpr unsigned kReplySlots = kReceiveBuffers + 2 * kCompletionsPerBatch;
-
-// The datagram counters, written by the loop thread and read by stats().
-struct Counters {
-  std::atomic<uint64_t> datagrams_received{0};
-  std::atomic<uint64_t> datagrams_oversized{0};
-  std::atomic<uint64_t> replies_sent{0};
-  std::atomic<uint64_t> replies_dropped{0};
-  std::atomic<uint64_t> socket_errors{0};
-
-  static void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) {
-    if (n != 0) counter.fetch_add(n, std::memory_order_relaxed);
-  }
-};
 
 // What a completion belongs to, in the low bits of its user_data; the rest
 // is the index of the source, port or reply slot.
@@ -248,6 +232,7 @@ class UringReactor final : public Reactor {
   absl::Status AddSignals(std::initializer_list<int> signals,
                           absl::AnyInvocable<void(int signo)> fn) override;
   absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) override;
+  void DrainDatagrams() override;
   absl::Status Run() override;
   void Stop() override;
   ReactorStats stats() const override;
@@ -262,6 +247,7 @@ class UringReactor final : public Reactor {
   bool ArmReceive(size_t index);
 
   void HandleCompletions();
+  static bool IsPoll(const io_uring_cqe& cqe);
   void Dispatch(const io_uring_cqe& cqe);
   void OnReadable(size_t index, int32_t result);
   void OnReceived(size_t index, int32_t result, uint32_t flags);
@@ -281,6 +267,12 @@ class UringReactor final : public Reactor {
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<std::unique_ptr<DatagramPort>> ports_;
   Counters counters_;
+  // DrainDatagrams()'s receive and reply buffers, made at its first call.
+  std::unique_ptr<DatagramBatch> drain_batch_;
+  // Poll completions that DrainDatagrams() took off the ring, for
+  // HandleCompletions to run after the current callback; at most one per
+  // source (each has one poll in flight), reserved by Watch().
+  std::vector<io_uring_cqe> reaped_polls_;
 };
 
 absl::Status UringReactor::Init() {
@@ -315,6 +307,7 @@ absl::Status UringReactor::Watch(int fd, UniqueFd owned,
                                  absl::AnyInvocable<void()> fn) {
   sources_.push_back(
       std::make_unique<Source>(Source{fd, std::move(owned), std::move(fn)}));
+  reaped_polls_.reserve(sources_.size());
   if (!ArmPoll(sources_.size() - 1)) {
     sources_.pop_back();
     return absl::ResourceExhaustedError("io_uring submission queue is full");
@@ -403,14 +396,34 @@ absl::Status UringReactor::Run() {
 }
 
 void UringReactor::HandleCompletions() {
-  unsigned head;
+  // Copied out and consumed before any is handled, so that a callback may
+  // reap further completions itself (DrainDatagrams).
+  std::array<io_uring_cqe, kCompletionsPerBatch> batch;
+  unsigned count = 0;
   io_uring_cqe* cqe;
-  unsigned handled = 0;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    Dispatch(*cqe);
-    if (++handled == kCompletionsPerBatch) break;
+  while (count < batch.size() && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    batch[count++] = *cqe;
+    io_uring_cqe_seen(&ring_, cqe);
   }
-  io_uring_cq_advance(&ring_, handled);
+  // Datagrams first, then the polls (timers, signals, Stop): a timer runs
+  // after the datagrams that completed with it.
+  for (unsigned i = 0; i < count; ++i) {
+    if (!IsPoll(batch[i])) Dispatch(batch[i]);
+  }
+  for (unsigned i = 0; i < count; ++i) {
+    if (IsPoll(batch[i])) Dispatch(batch[i]);
+  }
+  // Polls that a drain reaped; a callback of one may drain again.
+  for (size_t i = 0; i < reaped_polls_.size(); ++i) {
+    Dispatch(reaped_polls_[i]);
+  }
+  reaped_polls_.clear();
+}
+
+bool UringReactor::IsPoll(const io_uring_cqe& cqe) {
+  const uint64_t tag = io_uring_cqe_get_data64(&cqe);
+  return static_cast<Operation>(tag & ((1u << kOperationBits) - 1)) ==
+         Operation::kPoll;
 }
 
 void UringReactor::Dispatch(const io_uring_cqe& cqe) {
@@ -519,18 +532,39 @@ void UringReactor::Stop() {
   [[maybe_unused]] ssize_t written = write(wake_.get(), &one, sizeof(one));
 }
 
-ReactorStats UringReactor::stats() const {
-  ReactorStats stats;
-  stats.datagrams_received =
-      counters_.datagrams_received.load(std::memory_order_relaxed);
-  stats.datagrams_oversized =
-      counters_.datagrams_oversized.load(std::memory_order_relaxed);
-  stats.replies_sent = counters_.replies_sent.load(std::memory_order_relaxed);
-  stats.replies_dropped =
-      counters_.replies_dropped.load(std::memory_order_relaxed);
-  stats.socket_errors = counters_.socket_errors.load(std::memory_order_relaxed);
-  return stats;
+// Two steps. The receives that the ring has already completed are
+// handled first (their datagrams may have arrived before the caller's own
+// completion, its timer's poll, was posted: a multishot receive takes what
+// the socket holds when it next runs, not when the datagram came); other
+// completions met on the way wait in reaped_polls_. Then each socket is read
+// directly with recvmmsg beside its multishot receive: the kernel hands
+// every datagram to exactly one of them. The loop thread is the only one
+// that reaps, so no completion is missed or taken twice.
+void UringReactor::DrainDatagrams() {
+  io_uring_cqe* cqe;
+  // Bounded like a socket's drain: sends completing during the drain post
+  // completions too.
+  for (size_t reaped = 0;
+       reaped < kMaxDrainedDatagrams && io_uring_peek_cqe(&ring_, &cqe) == 0;
+       ++reaped) {
+    const io_uring_cqe copy = *cqe;
+    io_uring_cqe_seen(&ring_, cqe);
+    if (IsPoll(copy)) {
+      reaped_polls_.push_back(copy);
+    } else {
+      Dispatch(copy);
+    }
+  }
+  if (drain_batch_ == nullptr) {
+    drain_batch_ = std::make_unique<DatagramBatch>(&counters_);
+  }
+  for (const std::unique_ptr<DatagramPort>& port : ports_) {
+    drain_batch_->Drain(port->socket.get(), port->handler,
+                        kMaxDrainedDatagrams);
+  }
 }
+
+ReactorStats UringReactor::stats() const { return counters_.Snapshot(); }
 
 }  // namespace
 
