@@ -98,15 +98,15 @@ absl::Status Registry::Unpublish(absl::string_view user,
 
 std::optional<FileMeta> Registry::PublicationOf(absl::string_view user,
                                                 absl::string_view name) const {
-  PublicationShard& shard = impl_->PublicationShardOf(user);
+  const uint32_t user_id = impl_->users.Find(user);
+  if (user_id == UserTable::kNoUser) return std::nullopt;
+  NameShard& shard = impl_->names[impl_->NameShardIndex(name)];
   MutexLock lock(&shard.mu);
-  auto user_it = shard.by_user.find(user);
-  if (user_it == shard.by_user.end()) return std::nullopt;
-  auto name_it = user_it->second.find(name);
-  if (name_it == user_it->second.end() || !name_it->second.live) {
-    return std::nullopt;
-  }
-  return name_it->second.meta;
+  Publishers* publishers = shard.Find(name);
+  if (publishers == nullptr) return std::nullopt;
+  const PublisherEntry* entry = publishers->Find(user_id);
+  if (entry == nullptr) return std::nullopt;
+  return entry->meta();
 }
 
 std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
