@@ -15,7 +15,8 @@ namespace {
 
 // A UDP port that was free a moment ago (bound, read, closed).
 uint16_t FreePort() {
-  absl::StatusOr<SocketAddress> any = SocketAddress::FromNumeric("127.0.0.1", 0);
+  absl::StatusOr<SocketAddress> any =
+      SocketAddress::FromNumeric("127.0.0.1", 0);
   EXPECT_TRUE(any.ok());
   absl::StatusOr<UniqueFd> socket = OpenUdpSocket(*any, UdpSocketOptions{});
   EXPECT_TRUE(socket.ok());
