@@ -129,6 +129,12 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   deferred_ = false;
   absl::StatusOr<Message> message = protocol::ParseDatagram(datagram);
   size_t size = 0;
+  // Where a reply to a datagram that has proven no session key goes: never
+  // larger than the datagram, so that a spoofed sender cannot make the
+  // daemon a reflector. Only an admitted session request uses all of
+  // `reply` (HandleSessionRequest).
+  const std::span<uint8_t> unsealed =
+      reply.first(std::min(reply.size(), datagram.size()));
   if (!message.ok()) {
     std::optional<Header> other = HeaderOfOtherVersion(datagram);
     if (message.status().code() != absl::StatusCode::kFailedPrecondition ||
@@ -141,7 +147,7 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
                  absl::StrCat("protocol version ", other->version,
                               " is not supported; this daemon speaks ",
                               protocol::kVersion),
-                 reply);
+                 unsealed);
   } else if (message->header.is_response()) {
     // Replies are never answered: that could make two daemons loop.
     Bump(counters_->dropped_malformed);
@@ -150,13 +156,13 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
     Bump(counters_->unknown_type);
     size = Error(message->header, ResultCode::kUnknownType,
                  absl::StrCat("unknown message type ", message->header.type),
-                 reply);
+                 unsealed);
   } else if (message->header.message_type() == MessageType::kPing) {
-    size = HandlePing(*message, now, reply);
+    size = HandlePing(*message, now, unsealed);
   } else if (message->header.message_type() == MessageType::kLogin) {
-    size = HandleLogin(*message, from, now, reply);
+    size = HandleLogin(*message, datagram.size(), from, now, unsealed);
   } else if (message->header.message_type() == MessageType::kLoginFinish) {
-    size = HandleLoginFinish(*message, from, now, reply);
+    size = HandleLoginFinish(*message, from, now, unsealed);
   } else {
     size = HandleSessionRequest(*message, datagram, from, now, reply);
   }
@@ -227,7 +233,8 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
     Bump(counters_->unknown_session);
     LogRequest(h, from, "an unknown session");
     return Error(h, ResultCode::kUnknownSession,
-                 "no such session (it expired or ended): log in again", reply);
+                 "no such session (it expired or ended): log in again",
+                 reply.first(std::min(reply.size(), datagram.size())));
   }
   Caller caller;
   caller.session_id = h.session_id;
@@ -326,6 +333,14 @@ void RequestHandler::Tick(absl::Time now) {
 size_t RequestHandler::Error(const Header& request, ResultCode code,
                              absl::string_view message,
                              std::span<uint8_t> reply) {
+  // A message is sent whole or not at all: `reply` may be cut to the
+  // request's size (Handle), and a client shows the code's name for an
+  // empty message rather than half a sentence.
+  constexpr size_t kFixed = protocol::kHeaderSize + 1 + 2;
+  if (kFixed + message.size() >
+      std::min(reply.size(), protocol::kMaxDatagramSize)) {
+    message = {};
+  }
   return protocol::EncodeStatusReply(request, code, message, reply);
 }
 

@@ -152,9 +152,16 @@ class RequestHandler {
     // durable (see EnableDeferredReplies). Null: `log`, synchronously.
     JournalWriter* journal = nullptr;
     DaemonCounters* counters = nullptr;
-    // Login attempts: every LOGIN per source address; failed ones per user.
+    // Login limits (docs/SECURITY.md, "Login limits"); each may be null (no
+    // limit). Every LOGIN and LOGIN_FINISH, per source address (an IPv6
+    // address counts as its /64).
     RateLimiter* address_limiter = nullptr;
-    RateLimiter* user_limiter = nullptr;
+    // Failed logins per user and source address: one address's wrong
+    // passwords throttle that address for that user, never the user.
+    RateLimiter* failure_limiter = nullptr;
+    // One bucket (key "") for the whole daemon: the proof checks of
+    // LOGIN_FINISH, the CPU a distributed flood could burn.
+    RateLimiter* login_budget = nullptr;
     UsedLoginNonces* used_nonces = nullptr;
     // Key of the MAC in the server nonces (random per daemon start).
     std::array<uint8_t, 32> login_secret{};
@@ -177,7 +184,10 @@ class RequestHandler {
   // Handles one datagram from `from` and writes the reply into `reply`
   // (at least kMaxDatagramSize bytes). Returns the reply size; 0 means the
   // datagram is dropped without a reply (it is not ours to answer: too short
-  // for a header, bad magic, or itself a reply).
+  // for a header, bad magic, or itself a reply). A reply that is not sealed
+  // with a session key (to LOGIN, LOGIN_FINISH, PING, or any error before a
+  // session is admitted) is never larger than the datagram: error messages
+  // are cut to fit, and what cannot fit is dropped (no amplification).
   size_t Handle(std::span<const uint8_t> datagram, const Endpoint& from,
                 absl::Time now, std::span<uint8_t> reply);
 
@@ -216,8 +226,11 @@ class RequestHandler {
                     std::span<uint8_t> reply);
   void LogFailedLogin(absl::string_view user, const Endpoint& from,
                       absl::string_view why, absl::Time now);
-  size_t HandleLogin(const protocol::Message& m, const Endpoint& from,
-                     absl::Time now, std::span<uint8_t> reply);
+  // `size` is the datagram's: a LOGIN shorter than
+  // protocol::kLoginRequestMinSize is refused.
+  size_t HandleLogin(const protocol::Message& m, size_t size,
+                     const Endpoint& from, absl::Time now,
+                     std::span<uint8_t> reply);
   size_t HandleLoginFinish(const protocol::Message& m, const Endpoint& from,
                            absl::Time now, std::span<uint8_t> reply);
   size_t DispatchSessionRequest(const protocol::Message& m,
@@ -232,11 +245,13 @@ class RequestHandler {
   bool CheckServerNonce(absl::string_view server_nonce,
                         absl::string_view client_nonce, absl::string_view user,
                         const Endpoint& from, absl::Time now) const;
-  // Refuses a login attempt that exceeds a rate limit (returns the reply
-  // size), or returns 0 to go on.
+  // Refuses a login step that exceeds a rate limit (returns the reply
+  // size), or returns 0 to go on: takes a token of the address's bucket and
+  // checks the (user, address) bucket of failures. (LOGIN_FINISH takes a
+  // token of the daemon's login budget itself, once its nonce checks.)
   size_t CheckLoginRate(const protocol::Header& h, absl::string_view user,
                         const Endpoint& from, absl::Time now,
-                        bool charge_address, std::span<uint8_t> reply);
+                        std::span<uint8_t> reply);
   size_t HandleSessionRequest(const protocol::Message& m,
                               std::span<const uint8_t> datagram,
                               const Endpoint& from, absl::Time now,

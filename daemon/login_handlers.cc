@@ -1,6 +1,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -51,6 +52,25 @@ std::array<uint8_t, 16> LoginNonceOf(absl::string_view full_nonce) {
 std::string AddressKey(const Endpoint& from) {
   const size_t n = from.family == 4 ? 4 : 16;
   return std::string(reinterpret_cast<const char*>(from.ip.data()), n);
+}
+
+// The source of a login attempt for the rate limits: an IPv4 address, or an
+// IPv6 /64 (one host may hold a whole /64; counting its addresses apart
+// would give it 2^64 buckets).
+std::string LimitKey(const Endpoint& from) {
+  const size_t n = from.family == 4 ? 4 : 8;
+  return std::string(reinterpret_cast<const char*>(from.ip.data()), n);
+}
+
+// The bucket of failed logins of `user` from `from`.
+std::string FailureKey(absl::string_view user, const Endpoint& from) {
+  return absl::StrCat(LimitKey(from), "/", user);
+}
+
+// Whole seconds to tell a client to wait: at least 1.
+int64_t WaitSeconds(absl::Duration wait) {
+  return std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
 }
 
 }  // namespace
@@ -132,31 +152,45 @@ bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
 
 size_t RequestHandler::CheckLoginRate(const Header& h, absl::string_view user,
                                       const Endpoint& from, absl::Time now,
-                                      bool charge_address,
                                       std::span<uint8_t> reply) {
   absl::Duration wait;
-  if (charge_address && shared_.address_limiter != nullptr &&
-      !shared_.address_limiter->TryAcquire(AddressKey(from), now, &wait)) {
+  if (shared_.address_limiter != nullptr &&
+      !shared_.address_limiter->TryAcquire(LimitKey(from), now, &wait)) {
     Bump(counters_->rate_limited);
     return Error(h, ResultCode::kRateLimited,
-                 absl::StrCat("too many login attempts from your address; "
-                              "try again in ",
-                              absl::ToInt64Seconds(wait) + 1, " s"),
+                 absl::StrCat("too many logins from your address; wait ",
+                              WaitSeconds(wait), " s"),
                  reply);
   }
-  if (shared_.user_limiter != nullptr &&
-      shared_.user_limiter->Available(user, now) < 1) {
-    Bump(counters_->rate_limited);
-    return Error(
-        h, ResultCode::kRateLimited,
-        absl::StrCat("too many failed logins for ", user, "; try again later"),
-        reply);
+  // Failures count per user *and* address: a stranger's wrong passwords
+  // throttle the stranger, never the user at another address.
+  if (shared_.failure_limiter != nullptr) {
+    wait = shared_.failure_limiter->WaitFor(FailureKey(user, from), now);
+    if (wait > absl::ZeroDuration()) {
+      Bump(counters_->rate_limited);
+      return Error(h, ResultCode::kRateLimited,
+                   absl::StrCat("too many failed logins from your address; "
+                                "wait ",
+                                WaitSeconds(wait), " s"),
+                   reply);
+    }
   }
   return 0;
 }
 
-size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
-                                   absl::Time now, std::span<uint8_t> reply) {
+size_t RequestHandler::HandleLogin(const Message& m, size_t size,
+                                   const Endpoint& from, absl::Time now,
+                                   std::span<uint8_t> reply) {
+  // The challenge is larger than an unpadded LOGIN, and the reply may not
+  // be larger than the request (a spoofed sender would make the daemon a
+  // reflector): a short LOGIN gets only this, within its size.
+  if (size < protocol::kLoginRequestMinSize) {
+    Bump(counters_->rejected_malformed);
+    return Error(
+        m.header, ResultCode::kMalformed,
+        absl::StrCat("pad LOGIN to ", protocol::kLoginRequestMinSize, " bytes"),
+        reply);
+  }
   absl::StatusOr<protocol::LoginRequest> request =
       protocol::DecodeLoginRequest(m.body);
   if (!request.ok()) {
@@ -177,7 +211,7 @@ size_t RequestHandler::HandleLogin(const Message& m, const Endpoint& from,
   }
   SetLogUser(*user);
   LogRequest(m.header, from, *user);
-  if (size_t n = CheckLoginRate(m.header, *user, from, now, true, reply)) {
+  if (size_t n = CheckLoginRate(m.header, *user, from, now, reply)) {
     return n;
   }
   absl::StatusOr<ScramVerifier> verifier =
@@ -219,10 +253,12 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
   }
   SetLogUser(*user);
   LogRequest(m.header, from, *user);
-  if (size_t n = CheckLoginRate(m.header, *user, from, now, false, reply)) {
+  if (size_t n = CheckLoginRate(m.header, *user, from, now, reply)) {
     return n;
   }
   // The server nonce must be one this daemon made for this very login.
+  // (It binds the sender's address, so only a sender that got the LOGIN
+  // reply there gets past it, to the budget and the proof check.)
   const std::string client_nonce = scram.nonce();
   const absl::string_view full_nonce =
       ScramAttribute(request->client_final, 'r');
@@ -236,6 +272,18 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
     return Error(m.header, ResultCode::kAuthFailed,
                  "the login expired or was not started here; log in again",
                  reply);
+  }
+  // The proof check is the CPU a distributed flood would burn: the
+  // daemon's budget for it is shared by everyone.
+  if (shared_.login_budget != nullptr) {
+    absl::Duration wait;
+    if (!shared_.login_budget->TryAcquire("", now, &wait)) {
+      Bump(counters_->rate_limited);
+      return Error(m.header, ResultCode::kRateLimited,
+                   absl::StrCat("the daemon is busy with logins; wait ",
+                                WaitSeconds(wait), " s"),
+                   reply);
+    }
   }
   absl::StatusOr<ScramVerifier> verifier =
       shared_.credentials->VerifierFor(*user);
@@ -252,8 +300,8 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
     Bump(counters_->auth_failed);
     metrics_.logins_refused.Add();
     LogFailedLogin(*user, from, "wrong user name or password", now);
-    if (shared_.user_limiter != nullptr) {
-      shared_.user_limiter->TryAcquire(*user, now);
+    if (shared_.failure_limiter != nullptr) {
+      shared_.failure_limiter->TryAcquire(FailureKey(*user, from), now);
     }
     return Error(m.header, ResultCode::kAuthFailed,
                  "wrong user name or password", reply);

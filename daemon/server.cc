@@ -37,18 +37,31 @@ absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
 
 namespace {
 
-// Login rate limits: every LOGIN from one address (generous: scripts run
-// many one-shot commands), and failed logins per user name.
+// Login limits (docs/SECURITY.md, "Login limits"). Every login step
+// (LOGIN and LOGIN_FINISH) from one address (an IPv6 /64): generous, since
+// scripts run many one-shot commands and a NAT hides many users.
 RateLimiter::Options AddressLimits() {
   RateLimiter::Options o;
-  o.burst = 200;
-  o.refill = absl::Milliseconds(20);  // 50 a second sustained
+  o.burst = 400;                      // 200 logins at once
+  o.refill = absl::Milliseconds(10);  // 50 logins a second sustained
   return o;
 }
-RateLimiter::Options UserLimits() {
+// Failed logins of one user from one address: a guesser there is slowed to
+// 10 a minute, and nobody else is affected.
+RateLimiter::Options FailureLimits() {
   RateLimiter::Options o;
   o.burst = 10;
   o.refill = absl::Seconds(6);  // 10 a minute sustained
+  return o;
+}
+// The proof checks of the whole daemon (one bucket): what a flood from
+// many addresses could make it spend, a few microseconds of CPU each, kept
+// to a small part of one core.
+RateLimiter::Options LoginBudget() {
+  RateLimiter::Options o;
+  o.burst = 5000;
+  o.refill = absl::Microseconds(200);  // 5,000 a second sustained
+  o.max_keys = 1;
   return o;
 }
 
@@ -123,7 +136,8 @@ absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
 Server::Server(const ServerOptions& options)
     : options_(options),
       address_limiter_(AddressLimits()),
-      user_limiter_(UserLimits()) {}
+      failure_limiter_(FailureLimits()),
+      login_budget_(LoginBudget()) {}
 Server::~Server() {
   // The writer's thread pushes to the workers' completion queues.
   if (journal_ != nullptr) journal_->Shutdown();
@@ -160,7 +174,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   shared.journal = server->journal_.get();
   shared.counters = &server->counters_;
   shared.address_limiter = &server->address_limiter_;
-  shared.user_limiter = &server->user_limiter_;
+  shared.failure_limiter = &server->failure_limiter_;
+  shared.login_budget = &server->login_budget_;
   shared.used_nonces = &server->used_nonces_;
   if (RAND_bytes(shared.login_secret.data(),
                  static_cast<int>(shared.login_secret.size())) != 1) {
@@ -172,6 +187,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   absl::StatusOr<SocketAddress> bind =
       SocketAddress::FromNumeric(options.bind, options.port);
   if (!bind.ok()) return bind.status();
+  // One daemon per port, before any socket of ours binds it (port 0 is a
+  // new port each time: no lock).
+  if (options.port != 0) {
+    absl::StatusOr<PortLock> lock = PortLock::Acquire(*bind);
+    if (!lock.ok()) return lock.status();
+    server->port_lock_.emplace(*std::move(lock));
+  }
   const int threads =
       options.threads > 0
           ? options.threads
@@ -316,6 +338,13 @@ absl::Status Server::AddWorker(ReactorBackend backend,
           }
         });
     if (!s.ok()) return s;
+    if (port_lock_.has_value()) {
+      // A second daemon that asks who holds the port waits in the lock's
+      // backlog: let it go, so that the backlog never fills.
+      s = worker.reactor->AddReadable(port_lock_->fd(),
+                                      [this] { port_lock_->AnswerProbes(); });
+      if (!s.ok()) return s;
+    }
   }
   workers_.push_back(std::move(worker));
   return absl::OkStatus();
@@ -482,6 +511,21 @@ std::string Server::RenderMetrics() const {
   return out;
 }
 
+namespace {
+
+// True if a user's entry is the same secret in both tables (a session
+// started with the old one may go on).
+bool SameSecret(const Credential& a, const Credential& b) {
+  if (a.is_verifier != b.is_verifier) return false;
+  if (!a.is_verifier) return a.password == b.password;
+  return a.verifier.iterations == b.verifier.iterations &&
+         a.verifier.salt == b.verifier.salt &&
+         a.verifier.stored_key == b.verifier.stored_key &&
+         a.verifier.server_key == b.verifier.server_key;
+}
+
+}  // namespace
+
 void Server::ReloadCredentials() {
   absl::StatusOr<CredentialTable> table =
       LoadCredentials(options_.credentials_path);
@@ -490,15 +534,35 @@ void Server::ReloadCredentials() {
     return;
   }
   const size_t users = table->size();
+  const std::shared_ptr<const CredentialTable> old = credentials_->Get();
   auto kept = std::make_shared<const CredentialTable>(*table);
   credentials_->Replace(*std::move(table));
+  // A session proves only that its user knew the secret in force at its
+  // login: a user removed, or whose password or verifier changed, loses it.
+  std::vector<std::pair<std::string, absl::string_view>> ended_users;
   std::vector<uint64_t> ended_ids;
   const size_t ended = registry_.EndSessionsIf(
-      [&](absl::string_view user) { return kept->Find(user) == nullptr; },
+      [&](absl::string_view user) {
+        const Credential* now = kept->Find(user);
+        const Credential* before = old->Find(user);
+        absl::string_view why;
+        if (now == nullptr) {
+          why = "the user is no longer in the file";
+        } else if (before != nullptr && !SameSecret(*before, *now)) {
+          why = "the user's password changed";
+        } else {
+          return false;
+        }
+        ended_users.emplace_back(std::string(user), why);
+        return true;
+      },
       &ended_ids);
   for (uint64_t id : ended_ids) sessions_.Erase(id);
+  for (const auto& [user, why] : ended_users) {
+    Log("SIGHUP: ended the session of ", user, ": ", why);
+  }
   Log("SIGHUP: reloaded ", users, " users from ", options_.credentials_path,
-      "; ended ", ended, " sessions of users no longer there");
+      "; ended ", ended, " sessions of users removed or with a new password");
 }
 
 }  // namespace pcfs

@@ -2,7 +2,8 @@
 // publications, binds the UDP socket, and runs a reactor whose datagrams go
 // to a RequestHandler, whose timer expires sessions, and whose signal handler
 // stops (SIGINT, SIGTERM) or reloads the credentials (SIGHUP: the sessions
-// of users who are no longer in the file end; the others go on). It tells
+// of users whose entry changed or is gone end; the others go on). One
+// daemon per UDP port: it holds a PortLock while it runs. It tells
 // systemd when it is ready and says when it stops, and pets the watchdog
 // only while every reactor thread makes progress (ReactorLiveness). With
 // --metrics it serves Prometheus metrics over HTTP from a thread of its own.
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "core/auth/rate_limiter.h"
 #include "core/index/registry.h"
+#include "core/io/port_lock.h"
 #include "core/io/reactor.h"
 #include "daemon/handlers.h"
 #include "daemon/journal_writer.h"
@@ -111,7 +114,10 @@ class Server {
   SessionTable sessions_;  // the daemon's part of each session in registry_
   std::unique_ptr<CredentialStore> credentials_;
   RateLimiter address_limiter_;
-  RateLimiter user_limiter_;
+  RateLimiter failure_limiter_;
+  RateLimiter login_budget_;
+  // Held while the daemon runs, on a port other than 0 (core/io/port_lock.h).
+  std::optional<PortLock> port_lock_;
   UsedLoginNonces used_nonces_;
   std::unique_ptr<PublicationLog> log_;
   // Group commit of PUB and UNP into log_ (one thread). Shut down before

@@ -54,7 +54,9 @@ size_t EncodeEcho(const PendingRequest& request, uint64_t peer_index,
   header.type = static_cast<uint8_t>(MessageType::kHeartbeat);
   header.request_id = request.id;
   header.session_id = peer_index + 1;
-  return protocol::EncodeEmptyRequest(header, out);
+  // As long as a heartbeat (ClientSession pads it), for a fair comparison.
+  return protocol::EncodeEmptyRequest(header, out,
+                                      protocol::kEmptyRequestPaddingBytes);
 }
 
 bool MatchEcho(const PendingRequest& request,

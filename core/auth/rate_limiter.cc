@@ -67,4 +67,11 @@ double RateLimiter::Available(absl::string_view key, absl::Time now) const {
   return Refilled(*found->second, now);
 }
 
+absl::Duration RateLimiter::WaitFor(absl::string_view key,
+                                    absl::Time now) const {
+  const double tokens = Available(key, now);
+  if (tokens >= 1) return absl::ZeroDuration();
+  return (1 - tokens) * options_.refill;
+}
+
 }  // namespace pcfs

@@ -46,6 +46,9 @@ class RateLimiter {
   // Tokens left for `key` (burst for an unknown key).
   double Available(absl::string_view key, absl::Time now) const;
 
+  // How long until `key` holds a whole token: zero if it holds one now.
+  absl::Duration WaitFor(absl::string_view key, absl::Time now) const;
+
  private:
   static constexpr size_t kEvictionScan = 32;
 

@@ -13,7 +13,10 @@ using protocol::MessageType;
 using protocol::ResultCode;
 
 absl::Status StatusFromResult(ResultCode code, absl::string_view message) {
-  const std::string text(message);
+  // The daemon leaves out a message that does not fit in a reply to a
+  // request that proved no session (it is never larger than the request).
+  const std::string text(message.empty() ? protocol::ResultCodeName(code)
+                                         : message);
   switch (code) {
     case ResultCode::kOk:
       return absl::OkStatus();
@@ -153,8 +156,13 @@ size_t ClientSession::EncodeBody(const Header& header, const RequestBody& body,
   switch (type_) {
     case MessageType::kLogin:
       if (login_ == nullptr) return 0;
+      // Padded: the daemon answers a LOGIN only within its size
+      // (docs/PROTOCOL.md, "Amplification").
       return protocol::EncodeLoginRequest(
-          header, protocol::LoginRequest{login_->scram.client_first_message()},
+          header,
+          protocol::LoginRequest{
+              login_->scram.client_first_message(),
+              protocol::LoginPaddingFor(login_->scram.client_first_message())},
           out);
     case MessageType::kLoginFinish: {
       if (login_ == nullptr || login_->client_final.empty()) return 0;
@@ -166,7 +174,8 @@ size_t ClientSession::EncodeBody(const Header& header, const RequestBody& body,
     }
     case MessageType::kHeartbeat:
     case MessageType::kLogout:
-      return protocol::EncodeEmptyRequest(header, out);
+      return protocol::EncodeEmptyRequest(header, out,
+                                          protocol::kEmptyRequestPaddingBytes);
     case MessageType::kListActivePeers:
     case MessageType::kListPublished:
     case MessageType::kSearch:

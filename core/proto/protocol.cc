@@ -334,7 +334,13 @@ size_t EncodeLoginRequest(const Header& header, const LoginRequest& request,
   Writer w(Limit(out));
   WriteHeader(header, w);
   w.Str(request.client_first);
+  for (size_t i = 0; i < request.padding && w.ok(); ++i) w.U8(0);
   return SizeIfOk(w);
+}
+
+size_t LoginPaddingFor(absl::string_view client_first) {
+  const size_t unpadded = kHeaderSize + 2 + client_first.size();
+  return unpadded >= kLoginRequestMinSize ? 0 : kLoginRequestMinSize - unpadded;
 }
 
 size_t EncodeLoginFinishRequest(const Header& header,
@@ -348,9 +354,11 @@ size_t EncodeLoginFinishRequest(const Header& header,
   return SizeIfOk(w);
 }
 
-size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out) {
+size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out,
+                          size_t padding) {
   Writer w(Limit(out));
   WriteHeader(header, w);
+  for (size_t i = 0; i < padding && w.ok(); ++i) w.U8(0);
   return SizeIfOk(w);
 }
 
@@ -395,6 +403,14 @@ absl::StatusOr<LoginRequest> DecodeLoginRequest(std::span<const uint8_t> body) {
   Reader r(body);
   LoginRequest request;
   r.Str(&request.client_first);
+  // The padding: zero bytes to the end.
+  for (uint8_t byte = 0; r.ok() && !r.at_end() && r.U8(&byte);) {
+    if (byte != 0) {
+      return absl::InvalidArgumentError(
+          "LOGIN request: padding must be zero bytes");
+    }
+    ++request.padding;
+  }
   if (absl::Status s = CheckConsumed(r, "LOGIN request"); !s.ok()) return s;
   return request;
 }
@@ -413,9 +429,12 @@ absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
 }
 
 absl::Status DecodeEmptyRequest(std::span<const uint8_t> body) {
-  if (!body.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request body must be empty but has ", body.size(), " bytes"));
+  for (uint8_t byte : body) {
+    if (byte != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("request body must be empty (or zero padding) but has ",
+                       body.size(), " bytes"));
+    }
   }
   return absl::OkStatus();
 }

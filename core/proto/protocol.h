@@ -202,10 +202,20 @@ using Nonce = std::array<uint8_t, kNonceSize>;
 // daemon keeps no state between them: its server nonce carries a timestamp
 // and a MAC under a daemon secret, and LOGIN_FINISH repeats client-first.
 //
-// LOGIN request: the SCRAM client-first-message ("n,,n=USER,r=CNONCE").
+// LOGIN request: the SCRAM client-first-message ("n,,n=USER,r=CNONCE"),
+// then `padding` zero bytes. The daemon answers a LOGIN with a challenge
+// larger than an unpadded request, and never sends more bytes than it got
+// from an address that has not logged in (a spoofed sender would make it
+// a reflector), so a client pads its LOGIN to kLoginRequestMinSize (like
+// QUIC's padded Initial); the daemon refuses a shorter LOGIN.
 struct LoginRequest {
   absl::string_view client_first;
+  size_t padding = 0;
 };
+inline constexpr size_t kLoginRequestMinSize = kMaxDatagramSize;
+// The padding that makes a LOGIN carrying `client_first` kLoginRequestMinSize
+// bytes long (0 if it is that long already).
+size_t LoginPaddingFor(absl::string_view client_first);
 
 // LOGIN reply payload (after kOk): the SCRAM server-first-message
 // ("r=CNONCE+SNONCE,s=SALT,i=ITERATIONS").
@@ -295,7 +305,13 @@ size_t EncodeLoginRequest(const Header& header, const LoginRequest& request,
 size_t EncodeLoginFinishRequest(const Header& header,
                                 const LoginFinishRequest& request,
                                 std::span<uint8_t> out);
-size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out);
+// HEARTBEAT and LOGOUT: no fields, then `padding` zero bytes. A client pads
+// with kEmptyRequestPaddingBytes: the daemon's answer to a session it does
+// not know (an unsealed error, 47 bytes at least) must not be larger than
+// the request, and an unpadded one (44 bytes) gets no answer then.
+inline constexpr size_t kEmptyRequestPaddingBytes = 4;
+size_t EncodeEmptyRequest(const Header& header, std::span<uint8_t> out,
+                          size_t padding = 0);
 size_t EncodeListRequest(const Header& header, const ListRequest& request,
                          std::span<uint8_t> out);
 size_t EncodePublishRequest(const Header& header, const PublishRequest& request,
@@ -306,7 +322,7 @@ size_t EncodeNameRequest(const Header& header, const NameRequest& request,
 absl::StatusOr<LoginRequest> DecodeLoginRequest(std::span<const uint8_t> body);
 absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
     std::span<const uint8_t> body);
-// HEARTBEAT and LOGOUT: the body must be empty.
+// HEARTBEAT and LOGOUT: the body must be empty but for zero padding.
 absl::Status DecodeEmptyRequest(std::span<const uint8_t> body);
 
 // PING: a u64 token the reply echoes, then kPingPaddingBytes zero bytes, so

@@ -72,7 +72,7 @@ class Conversation {
  public:
   Conversation()
       : address_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
-        user_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
+        failure_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
         handler_(MakeShared(), RequestHandler::Options{}, now_) {
     from_.family = 4;
     from_.ip = {127, 0, 0, 1};
@@ -126,7 +126,7 @@ class Conversation {
     shared.credentials = &Credentials();
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
-    shared.user_limiter = &user_limiter_;
+    shared.failure_limiter = &failure_limiter_;
     shared.used_nonces = &used_nonces_;
     shared.login_secret.fill(7);
     shared.wall_clock = [this] { return now_; };
@@ -150,7 +150,7 @@ class Conversation {
   SessionTable sessions_;
   DaemonCounters counters_;
   RateLimiter address_limiter_;
-  RateLimiter user_limiter_;
+  RateLimiter failure_limiter_;
   UsedLoginNonces used_nonces_;
   RequestHandler handler_;
   Endpoint from_;

@@ -42,7 +42,8 @@ void FuzzRequest(std::span<const uint8_t> datagram, const Message& m) {
     case MessageType::kHeartbeat:
     case MessageType::kLogout:
       if (DecodeEmptyRequest(m.body).ok()) {
-        CheckSame(datagram, EncodeEmptyRequest(m.header, out), out);
+        CheckSame(datagram, EncodeEmptyRequest(m.header, out, m.body.size()),
+                  out);
       }
       break;
     case MessageType::kPing:

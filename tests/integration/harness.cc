@@ -340,13 +340,17 @@ sockaddr_in LoopbackAddress(uint16_t port) {
 
 }  // namespace
 
-UdpSocket::UdpSocket()
+UdpSocket::UdpSocket(const std::string& ip)
     : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
   if (!fd_) {
     ADD_FAILURE() << "socket: " << std::strerror(errno);
     return;
   }
   sockaddr_in address = LoopbackAddress(0);
+  if (inet_pton(AF_INET, ip.c_str(), &address.sin_addr) != 1) {
+    ADD_FAILURE() << "not an IPv4 address: " << ip;
+    return;
+  }
   socklen_t length = sizeof(address);
   if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
       ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&address),

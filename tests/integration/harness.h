@@ -190,10 +190,11 @@ Process::Options PeerctlOptions(const std::string& server,
 CommandResult RunToCompletion(const Process::Options& options,
                               absl::Duration timeout = absl::Seconds(60));
 
-// A UDP socket bound to 127.0.0.1 on an ephemeral port.
+// A UDP socket bound to 127.0.0.1 (or another loopback IPv4 address:
+// 127.0.0.2 is a second source) on an ephemeral port.
 class UdpSocket {
  public:
-  UdpSocket();
+  explicit UdpSocket(const std::string& ip = "127.0.0.1");
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
 

@@ -312,9 +312,12 @@ TEST(RobustnessTest, UnreadStderrDoesNotStallTheDaemon) {
   for (int i = 0; i < 3000; ++i) {
     h.request_id = static_cast<uint32_t>(i + 1);
     std::string datagram(protocol::kMaxDatagramSize, '\0');
+    // Padded as a client pads it: an unpadded one gets no error reply.
     datagram.resize(protocol::EncodeEmptyRequest(
-        h, std::span<uint8_t>(reinterpret_cast<uint8_t*>(datagram.data()),
-                              datagram.size())));
+        h,
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(datagram.data()),
+                           datagram.size()),
+        protocol::kEmptyRequestPaddingBytes));
     ASSERT_TRUE(socket.SendTo(daemon.port(), datagram));
     if (socket.Receive(absl::Seconds(2)).has_value()) ++answered;
     if (answered != i + 1) break;

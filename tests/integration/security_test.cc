@@ -177,8 +177,9 @@ class MiniSession {
   // Logs in as `user`; the error says which step failed.
   static absl::StatusOr<std::unique_ptr<MiniSession>> Login(
       uint16_t daemon_port, const std::string& user,
-      const std::string& password) {
-    std::unique_ptr<MiniSession> session(new MiniSession(daemon_port));
+      const std::string& password, const std::string& source_ip = "127.0.0.1") {
+    std::unique_ptr<MiniSession> session(
+        new MiniSession(daemon_port, source_ip));
     if (absl::Status s = session->LogIn(user, password); !s.ok()) return s;
     return session;
   }
@@ -233,8 +234,10 @@ class MiniSession {
   }
 
  private:
-  explicit MiniSession(uint16_t daemon_port)
-      : daemon_port_(daemon_port), session_(/*first_request_id=*/1) {}
+  MiniSession(uint16_t daemon_port, const std::string& source_ip)
+      : daemon_port_(daemon_port),
+        socket_(source_ip),
+        session_(/*first_request_id=*/1) {}
 
   std::string EncodeTry(const client::RequestBody& body) {
     std::string datagram(protocol::kMaxDatagramSize, '\0');
@@ -978,6 +981,198 @@ TEST(SecurityTest, SighupEndsTheSessionsOfRemovedUsersOnly) {
       RunPeerctl(daemon, "vader", "vaderpass", {"lap"}, dir.path());
   EXPECT_EQ(one_shot.exit_code, 3) << one_shot.err;
   EXPECT_TRUE(absl::StrContains(one_shot.err, "login refused")) << one_shot.err;
+}
+
+// ---- Login limits, amplification, one daemon per port ----------------------
+
+// Twenty wrong passwords for hans from 127.0.0.2 throttle 127.0.0.2 (for
+// hans), and hans's right password from 127.0.0.3 logs in at once.
+TEST(SecurityTest, WrongPasswordsFromOneAddressDoNotLockTheUserOut) {
+  Daemon daemon;
+  int wrong = 0;
+  int throttled = 0;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<std::unique_ptr<MiniSession>> guess =
+        MiniSession::Login(daemon.port(), "hans", "guess", "127.0.0.2");
+    ASSERT_FALSE(guess.ok());
+    const std::string why(guess.status().message());
+    if (absl::StrContains(why, "wrong user name or password")) ++wrong;
+    if (absl::StrContains(why, "too many failed logins")) ++throttled;
+  }
+  EXPECT_EQ(wrong, 10);  // the bucket of failures: 10, then 1 per 6 s
+  EXPECT_EQ(throttled, 10);
+  // The guesser's address stays throttled, even with the right password.
+  absl::StatusOr<std::unique_ptr<MiniSession>> own =
+      MiniSession::Login(daemon.port(), "hans", "hanspass", "127.0.0.2");
+  ASSERT_FALSE(own.ok());
+  EXPECT_TRUE(absl::StrContains(own.status().message(), "too many failed"))
+      << own.status();
+  // hans elsewhere: at once, on the first try.
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<MiniSession>> hans =
+      MiniSession::Login(daemon.port(), "hans", "hanspass", "127.0.0.3");
+  ASSERT_TRUE(hans.ok()) << hans.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  absl::StatusOr<DecodedReply> heartbeat =
+      (*hans)->Call(MessageType::kHeartbeat);
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  EXPECT_EQ(heartbeat->code, ResultCode::kOk);
+}
+
+// Every kind of reply a sender gets without a session is at most the size
+// of its datagram, on the wire.
+TEST(SecurityTest, NoUnauthenticatedReplyIsLargerThanItsRequest) {
+  Daemon daemon;
+  UdpSocket socket;
+  uint32_t request_id = 100;
+  auto header = [&](uint8_t type, uint64_t session) {
+    Header h;
+    h.type = type;
+    h.request_id = ++request_id;
+    h.session_id = session;
+    return h;
+  };
+  auto login = [&](const std::string& client_first, bool padded) {
+    return BuildDatagram(
+        header(static_cast<uint8_t>(MessageType::kLogin), 0),
+        [&](const Header& h, std::span<uint8_t> out) {
+          return protocol::EncodeLoginRequest(
+              h,
+              protocol::LoginRequest{
+                  client_first,
+                  padded ? protocol::LoginPaddingFor(client_first) : 0},
+              out);
+        });
+  };
+  auto padded_empty = [&](uint8_t type, uint64_t session, size_t padding) {
+    return BuildDatagram(header(type, session),
+                         [&](const Header& h, std::span<uint8_t> out) {
+                           return protocol::EncodeEmptyRequest(h, out, padding);
+                         });
+  };
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"LOGIN (the challenge)",
+       login("n,,n=hans,r=abcdefghijklmnopqrstuvwx", true)},
+      {"unpadded LOGIN", login("n,,n=hans,r=abcdefghijklmnopqrstuvwx", false)},
+      {"malformed LOGIN", login("nonsense", true)},
+      {"LOGIN with a bad user name", login("n,,n=a/b,r=abcdefgh", true)},
+      {"padded HEARTBEAT, no session",
+       padded_empty(static_cast<uint8_t>(MessageType::kHeartbeat), 99,
+                    protocol::kEmptyRequestPaddingBytes)},
+      {"bare HEARTBEAT, no session",
+       padded_empty(static_cast<uint8_t>(MessageType::kHeartbeat), 99, 0)},
+      {"GET, no session",
+       BuildDatagram(header(static_cast<uint8_t>(MessageType::kGet), 99),
+                     NameEncoder("x"))},
+      {"unknown type", padded_empty(0x7e, 0, 30)},
+      {"LOGIN_FINISH, garbage",
+       padded_empty(static_cast<uint8_t>(MessageType::kLoginFinish), 0, 60)},
+      {"PING",
+       BuildDatagram(header(static_cast<uint8_t>(MessageType::kPing), 0),
+                     [](const Header& h, std::span<uint8_t> out) {
+                       return protocol::EncodePingRequest(h, {}, out);
+                     })},
+  };
+  std::string other_version = padded_empty(0x02, 0, 30);
+  other_version[protocol::kVersionOffset] = 9;
+  cases.emplace_back("another version", other_version);
+  // A LOGIN_FINISH with a wrong proof, as peerctl's library sends it.
+  {
+    absl::StatusOr<std::unique_ptr<MiniSession>> wrong =
+        MiniSession::Login(daemon.port(), "vader", "nope");
+    ASSERT_FALSE(wrong.ok());
+  }
+  int answered = 0;
+  for (const auto& [what, request] : cases) {
+    ASSERT_FALSE(request.empty()) << what;
+    ASSERT_TRUE(socket.SendTo(daemon.port(), request)) << what;
+    std::optional<std::string> reply = socket.Receive(absl::Milliseconds(500));
+    if (!reply.has_value()) continue;  // dropped: fine
+    ++answered;
+    EXPECT_LE(reply->size(), request.size())
+        << what << ": " << reply->size() << " bytes for " << request.size();
+  }
+  EXPECT_GE(answered, 8);
+  // And the login that pads works end to end.
+  absl::StatusOr<std::unique_ptr<MiniSession>> hans =
+      MiniSession::Login(daemon.port(), "hans", "hanspass");
+  ASSERT_TRUE(hans.ok()) << hans.status();
+}
+
+TEST(SecurityTest, SighupEndsTheSessionOfAUserWhosePasswordChanged) {
+  Daemon daemon("hans hanspass\nvader vaderpass\n");
+  TempDir dir;
+  Shell hans(daemon, "hans", "hanspass", dir.path());
+  Shell vader(daemon, "vader", "vaderpass", dir.path());
+  ASSERT_TRUE(hans.logged_in() && vader.logged_in());
+  {
+    std::ofstream credentials(daemon.folder() + "/credentials.txt",
+                              std::ios::trunc);
+    credentials << "hans newpass\nvader vaderpass\n";
+  }
+  daemon.process().Signal(SIGHUP);
+  std::optional<std::string> reloaded =
+      daemon.process().ReadStderrUntil("SIGHUP: reloaded", absl::Seconds(10));
+  ASSERT_TRUE(reloaded.has_value()) << daemon.process().stderr_text();
+  EXPECT_TRUE(absl::StrContains(
+      *reloaded, "ended the session of hans: the user's password changed"))
+      << *reloaded;
+  EXPECT_FALSE(absl::StrContains(*reloaded, "session of vader")) << *reloaded;
+  // hans's old session is gone: his shell's next command fails (its
+  // re-login with the old password is refused).
+  const std::string lap = hans.Run("lap");
+  EXPECT_TRUE(absl::StartsWith(lap, "Error: ")) << lap;
+  // vader's goes on, and no longer sees hans.
+  EXPECT_EQ(vader.Run("lap"), "No active peers\n");
+  // The new password logs in.
+  Shell again(daemon, "hans", "newpass", dir.path());
+  EXPECT_TRUE(again.logged_in());
+  EXPECT_EQ(again.Run("lap"), "vader\n");
+}
+
+// A second daemon on a port that one holds is refused at start, naming the
+// holder, and the first goes on serving.
+TEST(SecurityTest, ASecondDaemonOnTheSamePortIsRefused) {
+  Daemon first;
+  ASSERT_EQ(first.Stop(), 0);
+  first.Restart();  // now on a fixed port: --port=N takes the lock
+  const uint16_t port = first.port();
+  TempDir dir;
+  dir.WriteFile("credentials.txt", "hans hanspass\n");
+  Process::Options options;
+  options.argv = {PCFS_DAEMON_PATH, absl::StrCat("--port=", port),
+                  "--bind=127.0.0.1"};
+  options.cwd = dir.path();
+  CommandResult second = RunToCompletion(options, absl::Seconds(20));
+  EXPECT_NE(second.exit_code, 0);
+  const std::string expected =
+      absl::StrCat("port ", port, "/udp is in use by peerconnectd, pid ",
+                   first.process().pid());
+  EXPECT_TRUE(absl::StrContains(second.err, expected)) << second.err;
+  EXPECT_FALSE(absl::StrContains(second.err, "listening")) << second.err;
+  // The first daemon still serves.
+  CommandResult lap =
+      RunPeerctl(first, "hans", "hanspass", {"lap"}, dir.path());
+  EXPECT_EQ(lap.exit_code, 0) << lap.err;
+  EXPECT_EQ(first.Stop(), 0);
+}
+
+// A port held by another program (no SO_REUSEPORT) is refused with a
+// message that says so.
+TEST(SecurityTest, APortHeldByAnotherProgramIsRefusedClearly) {
+  UdpSocket holder;
+  TempDir dir;
+  dir.WriteFile("credentials.txt", "hans hanspass\n");
+  Process::Options options;
+  options.argv = {PCFS_DAEMON_PATH, absl::StrCat("--port=", holder.port()),
+                  "--bind=127.0.0.1"};
+  options.cwd = dir.path();
+  CommandResult daemon = RunToCompletion(options, absl::Seconds(20));
+  EXPECT_NE(daemon.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(
+      daemon.err, absl::StrCat("port ", holder.port(),
+                               "/udp is in use by another program")))
+      << daemon.err;
 }
 
 }  // namespace

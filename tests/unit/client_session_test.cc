@@ -38,7 +38,7 @@ class ClientSessionTest : public ::testing::Test {
       : credentials_(*CredentialStore::Create(
             *CredentialTable::Parse("hans hanspass\nyoda yodapass\n"))),
         address_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
-        user_limiter_(RateLimiter::Options{100, absl::Seconds(60)}),
+        failure_limiter_(RateLimiter::Options{100, absl::Seconds(60)}),
         handler_(MakeShared(), RequestHandler::Options{}, now_) {}
 
   RequestHandler::Shared MakeShared() {
@@ -48,7 +48,7 @@ class ClientSessionTest : public ::testing::Test {
     shared.credentials = credentials_.get();
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
-    shared.user_limiter = &user_limiter_;
+    shared.failure_limiter = &failure_limiter_;
     shared.used_nonces = &used_nonces_;
     shared.login_secret.fill(7);
     shared.wall_clock = [] { return absl::FromUnixSeconds(1800000000); };
@@ -99,7 +99,7 @@ class ClientSessionTest : public ::testing::Test {
   std::unique_ptr<CredentialStore> credentials_;
   DaemonCounters counters_;
   RateLimiter address_limiter_;
-  RateLimiter user_limiter_;
+  RateLimiter failure_limiter_;
   UsedLoginNonces used_nonces_;
   RequestHandler handler_;
   std::vector<std::vector<uint8_t>> replies_;  // they outlive the Replies
@@ -175,8 +175,11 @@ TEST_F(ClientSessionTest, HeartbeatTryIsTheHeaderSealedWithSequenceOne) {
   header.type = static_cast<uint8_t>(MessageType::kHeartbeat);
   header.request_id = kFirstId + 2;  // after LOGIN and LOGIN_FINISH
   header.session_id = session.session_id();
-  std::vector<uint8_t> expected(protocol::kHeaderSize);
-  ASSERT_EQ(protocol::EncodeEmptyRequest(header, expected), expected.size());
+  std::vector<uint8_t> expected(protocol::kHeaderSize +
+                                protocol::kEmptyRequestPaddingBytes);
+  ASSERT_EQ(protocol::EncodeEmptyRequest(header, expected,
+                                         protocol::kEmptyRequestPaddingBytes),
+            expected.size());
   SealDatagram(session.key(), 1, expected);
   EXPECT_EQ(sent, expected);
 }

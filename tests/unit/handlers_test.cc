@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/auth/datagram_auth.h"
 #include "core/auth/scram.h"
@@ -39,7 +40,8 @@ class HandlersTest : public ::testing::Test {
       : credentials_(*CredentialStore::Create(*CredentialTable::Parse(
             "hans hanspass\nvader vaderpass\nyoda yodapass\n"))),
         address_limiter_(RateLimiter::Options{1000, absl::Milliseconds(1)}),
-        user_limiter_(RateLimiter::Options{3, absl::Seconds(60)}),
+        failure_limiter_(RateLimiter::Options{3, absl::Seconds(60)}),
+        login_budget_(RateLimiter::Options{1000, absl::Milliseconds(1), 1}),
         handler_(MakeShared(), RequestHandler::Options{}, now_) {}
 
   RequestHandler::Shared MakeShared() {
@@ -49,7 +51,8 @@ class HandlersTest : public ::testing::Test {
     shared.credentials = credentials_.get();
     shared.counters = &counters_;
     shared.address_limiter = &address_limiter_;
-    shared.user_limiter = &user_limiter_;
+    shared.failure_limiter = &failure_limiter_;
+    shared.login_budget = &login_budget_;
     shared.used_nonces = &used_nonces_;
     shared.login_secret.fill(7);
     shared.wall_clock = [this] { return wall_; };
@@ -164,7 +167,8 @@ class HandlersTest : public ::testing::Test {
   Reply Empty(MessageType type, uint64_t session, const Endpoint& from) {
     Header h = MakeHeader(type, session);
     return Send(Encode([&](std::span<uint8_t> out) {
-                  return protocol::EncodeEmptyRequest(h, out);
+                  return protocol::EncodeEmptyRequest(
+                      h, out, protocol::kEmptyRequestPaddingBytes);
                 }),
                 from);
   }
@@ -227,7 +231,8 @@ class HandlersTest : public ::testing::Test {
   std::unique_ptr<CredentialStore> credentials_;
   DaemonCounters counters_;
   RateLimiter address_limiter_;
-  RateLimiter user_limiter_;
+  RateLimiter failure_limiter_;
+  RateLimiter login_budget_;
   UsedLoginNonces used_nonces_;
   RequestHandler handler_;
   absl::flat_hash_map<uint64_t, SessionKey> keys_;
@@ -356,16 +361,52 @@ TEST_F(HandlersTest, LoginFinishFromAnotherAddressOrTooLateIsRefused) {
             ResultCode::kAuthFailed);
 }
 
-TEST_F(HandlersTest, FailedLoginsForAUserAreRateLimited) {
+TEST_F(HandlersTest, FailedLoginsThrottleTheAddressNotTheUser) {
+  const Endpoint attacker = MakeEndpoint(5000);
+  Endpoint elsewhere = MakeEndpoint(5001);
+  elsewhere.ip = {127, 0, 0, 2};
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(LoginExchange("hans", "guess", MakeEndpoint(5000)).status.code,
+    EXPECT_EQ(LoginExchange("hans", "guess", attacker).status.code,
               ResultCode::kAuthFailed);
   }
-  Reply limited = LoginExchange("hans", "hanspass", MakeEndpoint(5000));
+  // The guesser's address is throttled for hans, even with his password...
+  Reply limited = LoginExchange("hans", "hanspass", attacker);
   EXPECT_EQ(limited.status.code, ResultCode::kRateLimited);
+  EXPECT_TRUE(absl::StrContains(limited.status.message, "wait 60 s"))
+      << limited.status.message;
   EXPECT_GT(counters_.rate_limited.load(), 0u);
-  // Another user is not affected.
-  EXPECT_NE(Login("vader", "vaderpass", MakeEndpoint(5001)), 0u);
+  // ...but not for another user,
+  EXPECT_EQ(LoginExchange("vader", "vaderpass", MakeEndpoint(5002)).status.code,
+            ResultCode::kOk);
+  // and hans from another address logs in at once.
+  EXPECT_NE(Login("hans", "hanspass", elsewhere), 0u);
+}
+
+TEST_F(HandlersTest, AnIpv6SenderCountsAsItsSlash64) {
+  Endpoint a;
+  a.family = 6;
+  a.ip = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+  a.port = 5000;
+  for (int i = 0; i < 3; ++i) {
+    a.ip[15] = static_cast<uint8_t>(i + 1);  // a new address each time
+    EXPECT_EQ(LoginExchange("hans", "guess", a).status.code,
+              ResultCode::kAuthFailed);
+  }
+  a.ip[15] = 99;
+  EXPECT_EQ(LoginExchange("hans", "hanspass", a).status.code,
+            ResultCode::kRateLimited);
+}
+
+TEST_F(HandlersTest, TheLoginBudgetRefusesProofChecksWhenSpent) {
+  while (login_budget_.TryAcquire("", now_)) {
+  }
+  Reply busy = LoginExchange("hans", "hanspass", MakeEndpoint(5000));
+  EXPECT_EQ(busy.status.code, ResultCode::kRateLimited);
+  EXPECT_TRUE(absl::StrContains(busy.status.message, "busy"))
+      << busy.status.message;
+  // Not a failure of hans's: once the budget refills he logs in.
+  now_ += absl::Seconds(1);
+  EXPECT_NE(Login("hans", "hanspass", MakeEndpoint(5000)), 0u);
 }
 
 TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
@@ -680,6 +721,120 @@ TEST_F(HandlersTest, StaleCursorIsReportedSoTheClientRestarts) {
   EXPECT_EQ(r.status.code, ResultCode::kCursorExpired);
 }
 
+// Every reply to a datagram that proved no session key is at most the
+// datagram's size: the daemon is no amplifier for a spoofed sender.
+TEST_F(HandlersTest, NoUnauthenticatedReplyIsLargerThanItsRequest) {
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  int answered = 0;
+  // Sends `datagram` and every truncation of it; each reply must fit.
+  auto check = [&](const std::vector<uint8_t>& datagram, const Endpoint& from,
+                   const char* what) {
+    for (size_t n = datagram.size(); n + 1 > 0; --n) {
+      std::vector<uint8_t> cut(datagram.begin(), datagram.begin() + n);
+      const size_t size = handler_.Handle(cut, from, now_, reply);
+      EXPECT_LE(size, n) << what << " cut to " << n << " bytes";
+      if (size > 0) ++answered;
+    }
+  };
+  auto login = [&](absl::string_view client_first, bool padded) {
+    Header h = MakeHeader(MessageType::kLogin, 0);
+    protocol::LoginRequest request{
+        client_first, padded ? protocol::LoginPaddingFor(client_first) : 0};
+    return Encode([&](std::span<uint8_t> out) {
+      return protocol::EncodeLoginRequest(h, request, out);
+    });
+  };
+  const Endpoint from = MakeEndpoint(6000);
+  // LOGIN: the challenge, an unpadded LOGIN, a malformed client-first, a
+  // bad user name.
+  check(login("n,,n=hans,r=abcdefghijklmnopqrstuvwx", true), from, "LOGIN");
+  check(login("n,,n=hans,r=abcdefghijklmnopqrstuvwx", false), from,
+        "unpadded LOGIN");
+  check(login("garbage", true), from, "malformed LOGIN");
+  check(login("n,,n=no/slash,r=abcdefghijklmnopqrstuvwx", true), from,
+        "LOGIN with a bad name");
+  // LOGIN_FINISH: a wrong password, a stale nonce, an active user.
+  std::vector<uint8_t> finish;
+  EXPECT_EQ(
+      LoginExchange("vader", "wrong", MakeEndpoint(6001), &finish).status.code,
+      ResultCode::kAuthFailed);
+  check(finish, MakeEndpoint(6001), "LOGIN_FINISH, wrong password");
+  check(finish, MakeEndpoint(6002), "LOGIN_FINISH, foreign nonce");
+  EXPECT_NE(Login("yoda", "yodapass", MakeEndpoint(6003)), 0u);
+  std::vector<uint8_t> again;
+  EXPECT_EQ(
+      LoginExchange("yoda", "yodapass", MakeEndpoint(6004), &again).status.code,
+      ResultCode::kAlreadyActive);
+  check(again, MakeEndpoint(6004), "LOGIN_FINISH, already active");
+  // Rate limits: failures of one address, then the address itself.
+  for (int i = 0; i < 3; ++i) {
+    LoginExchange("hans", "guess", MakeEndpoint(6005));
+  }
+  check(login("n,,n=hans,r=abcdefghijklmnopqrstuvwx", true), MakeEndpoint(6005),
+        "LOGIN, too many failures");
+  Endpoint flooder = MakeEndpoint(6006);
+  flooder.ip = {127, 0, 0, 9};
+  while (address_limiter_.TryAcquire(
+      std::string(reinterpret_cast<const char*>(flooder.ip.data()), 4), now_)) {
+  }
+  check(login("n,,n=hans,r=abcdefghijklmnopqrstuvwx", true), flooder,
+        "LOGIN, address limit");
+  // No session: padded and unpadded heartbeats, a GET, an unknown type, a
+  // version the daemon does not speak.
+  Header hb = MakeHeader(MessageType::kHeartbeat, 77);
+  check(Encode([&](std::span<uint8_t> out) {
+          return protocol::EncodeEmptyRequest(
+              hb, out, protocol::kEmptyRequestPaddingBytes);
+        }),
+        from, "HEARTBEAT, unknown session");
+  Header get = MakeHeader(MessageType::kGet, 77);
+  check(Encode([&](std::span<uint8_t> out) {
+          return protocol::EncodeNameRequest(get, protocol::NameRequest{"a"},
+                                             out);
+        }),
+        from, "GET, unknown session");
+  Header unknown = MakeHeader(static_cast<MessageType>(0x7e), 0);
+  std::vector<uint8_t> odd = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodeEmptyRequest(unknown, out, 40);
+  });
+  check(odd, from, "unknown type");
+  odd[protocol::kVersionOffset] = 9;
+  check(odd, from, "unknown version");
+  Header ping = MakeHeader(MessageType::kPing, 0);
+  check(Encode([&](std::span<uint8_t> out) {
+          return protocol::EncodePingRequest(ping, {}, out);
+        }),
+        from, "PING");
+  EXPECT_GT(answered, 20);  // the cases were answered, not just dropped
+}
+
+TEST_F(HandlersTest, AShortLoginGetsAnErrorWithinItsSize) {
+  Header h = MakeHeader(MessageType::kLogin, 0);
+  const std::string first = "n,,n=hans,r=abcdefghijklmnopqrstuvwx";
+  std::vector<uint8_t> request = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodeLoginRequest(h, protocol::LoginRequest{first}, out);
+  });
+  Reply r = Send(request, MakeEndpoint(6000));
+  EXPECT_EQ(r.status.code, ResultCode::kMalformed);
+  EXPECT_EQ(r.status.message, "pad LOGIN to 1200 bytes");
+  EXPECT_LE(r.bytes.size(), request.size());
+}
+
+TEST_F(HandlersTest, AnUnknownSessionsUnpaddedHeartbeatGetsNoReply) {
+  Header h = MakeHeader(MessageType::kHeartbeat, 77);
+  std::vector<uint8_t> bare = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodeEmptyRequest(h, out);
+  });
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  // 44 bytes cannot hold the 47 of an error reply.
+  EXPECT_EQ(handler_.Handle(bare, MakeEndpoint(6000), now_, reply), 0u);
+  // Padded as ClientSession sends it: the answer comes, its message left
+  // out (whole or not at all).
+  Reply r = Empty(MessageType::kHeartbeat, 77, MakeEndpoint(6000));
+  EXPECT_EQ(r.status.code, ResultCode::kUnknownSession);
+  EXPECT_EQ(r.status.message, "");
+}
+
 TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
   std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
   // Too short, bad magic: dropped without a reply.
@@ -688,7 +843,8 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
   // A valid header of an unknown type: an error reply.
   Header h = MakeHeader(static_cast<MessageType>(0x7f), 0);
   std::vector<uint8_t> unknown = Encode([&](std::span<uint8_t> out) {
-    return protocol::EncodeEmptyRequest(h, out);
+    return protocol::EncodeEmptyRequest(h, out,
+                                        protocol::kEmptyRequestPaddingBytes);
   });
   EXPECT_EQ(Send(unknown, MakeEndpoint(1)).status.code,
             ResultCode::kUnknownType);

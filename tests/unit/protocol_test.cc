@@ -1226,10 +1226,43 @@ TEST(MalformedBodyTest, EveryTruncationIsRejected) {
 TEST(MalformedBodyTest, ATrailingByteIsRejected) {
   for (const DecodeCase& c : DecodeCases()) {
     Bytes longer = c.body;
-    longer.push_back(0);
+    // Not zero: LOGIN and the empty requests take zero bytes as padding.
+    longer.push_back(0x5a);
     EXPECT_EQ(c.decode(longer).code(), absl::StatusCode::kInvalidArgument)
         << c.name;
   }
+}
+
+TEST(PaddingTest, LoginPaddedToTheMinimumSizeRoundTrips) {
+  const std::string first = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+  LoginRequest request{first, LoginPaddingFor(first)};
+  Bytes datagram(kMaxDatagramSize);
+  const size_t n = EncodeLoginRequest(RequestHeader(MessageType::kLogin, 1, 0),
+                                      request, datagram);
+  ASSERT_EQ(n, kLoginRequestMinSize);
+  absl::StatusOr<Message> m = ParseDatagram(std::span(datagram).first(n));
+  ASSERT_TRUE(m.ok());
+  absl::StatusOr<LoginRequest> decoded = DecodeLoginRequest(m->body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->client_first, first);
+  EXPECT_EQ(decoded->padding, request.padding);
+  // Padding is zero bytes only.
+  datagram[n - 1] = 1;
+  EXPECT_FALSE(DecodeLoginRequest(m->body).ok());
+  EXPECT_EQ(LoginPaddingFor(std::string(2000, 'x')), 0u);
+}
+
+TEST(PaddingTest, EmptyRequestsTakeZeroPaddingOnly) {
+  Bytes datagram(kMaxDatagramSize);
+  const size_t n =
+      EncodeEmptyRequest(RequestHeader(MessageType::kHeartbeat, 1, 9), datagram,
+                         kEmptyRequestPaddingBytes);
+  ASSERT_EQ(n, kHeaderSize + kEmptyRequestPaddingBytes);
+  const Bytes zeros(kEmptyRequestPaddingBytes, 0);
+  EXPECT_TRUE(DecodeEmptyRequest(zeros).ok());
+  Bytes not_zero = zeros;
+  not_zero.back() = 7;
+  EXPECT_FALSE(DecodeEmptyRequest(not_zero).ok());
 }
 
 TEST(MalformedBodyTest, AStringLongerThanTheRestOfTheBodyIsRejected) {

@@ -47,6 +47,17 @@ TEST(RateLimiterTest, RetryAfterCountsDownToTheNextToken) {
   EXPECT_EQ(retry_after, absl::Seconds(6));
 }
 
+TEST(RateLimiterTest, WaitForSaysWhenTheNextTokenComesWithoutTakingOne) {
+  RateLimiter limiter(FiveEveryTenSeconds());
+  EXPECT_EQ(limiter.WaitFor("hans", kStart), absl::ZeroDuration());
+  Exhaust(limiter, "hans", kStart);
+  EXPECT_EQ(limiter.WaitFor("hans", kStart + absl::Seconds(4)),
+            absl::Seconds(6));
+  EXPECT_EQ(limiter.WaitFor("hans", kStart + absl::Seconds(10)),
+            absl::ZeroDuration());
+  EXPECT_TRUE(limiter.TryAcquire("hans", kStart + absl::Seconds(10)));
+}
+
 TEST(RateLimiterTest, RefillsOneTokenPerRefillTime) {
   RateLimiter limiter(FiveEveryTenSeconds());
   Exhaust(limiter, "hans", kStart);
