@@ -255,7 +255,17 @@ absl::StatusOr<std::vector<std::string>> AgentConnection::Call(
     return absl::UnavailableError(
         absl::StrCat("the agent at ", path_, " went away: ", why.message()));
   };
-  if (absl::Status s = WriteAll(fd_.get(), *line); !s.ok()) return gone(s);
+  if (absl::Status s = WriteAll(fd_.get(), *line); !s.ok()) {
+    // An agent that refuses this connection (another uid, too many
+    // clients) writes its error line and closes: report that error.
+    if (absl::StatusOr<std::string> text = reader_.Next(); text.ok()) {
+      absl::StatusOr<ReplyLine> reply = ParseReplyLine(*text);
+      if (reply.ok() && reply->kind == ReplyLine::Kind::kError) {
+        return reply->status;
+      }
+    }
+    return gone(s);
+  }
   std::vector<std::string> items;
   for (;;) {
     absl::StatusOr<std::string> text = reader_.Next();
