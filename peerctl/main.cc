@@ -19,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/cli.h"
+#include "core/base/names.h"
 #include "core/io/net.h"
 #include "peerctl/agent.h"
 #include "peerctl/commands.h"
@@ -162,6 +163,13 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> password =
         pcfs::ReadPasswordSource(settings.password_file.value_or(""));
     if (!password.ok()) return Usage(password.status().message());
+    // Malformed ones would be refused for ever: say so at once.
+    if (absl::Status s = pcfs::ValidateUserName(*settings.user); !s.ok()) {
+      return Usage(s.message());
+    }
+    if (absl::Status s = pcfs::ValidatePassword(*password); !s.ok()) {
+      return Usage(s.message());
+    }
     pcfs::AgentOptions agent;
     agent.peer = options;
     agent.user = *settings.user;
