@@ -71,12 +71,19 @@ constexpr char kUsage[] =
     "            5 daemon unreachable, 6 holder unreachable "
     "(see peerctl(1))";
 
+// What a usage error prints after its message.
+constexpr char kShortUsage[] =
+    "usage: peerctl [PORT | --server HOST[:PORT]]\n"
+    "       peerctl [FLAGS] lap|lpf|sch PATTERN|pub NAME|unp NAME|get NAME\n"
+    "       peerctl [FLAGS] serve\n"
+    "(peerctl --help for the flags and exit codes)";
+
 int Usage(absl::string_view message, bool json = false) {
   if (json) {
     return pcfs::ReportFailure(stderr, true, "", pcfs::kExitUsage, message);
   }
   std::fprintf(stderr, "peerctl: %.*s\n%s\n", static_cast<int>(message.size()),
-               message.data(), kUsage);
+               message.data(), kShortUsage);
   return pcfs::kExitUsage;
 }
 
