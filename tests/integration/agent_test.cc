@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -304,6 +305,61 @@ TEST_F(AgentTest, TheShellAttachesToTheAgent) {
   // The agent still holds the session.
   CommandResult lpf = RunToCompletion(ThroughAgent({"lpf"}, dir_.path()));
   EXPECT_EQ(lpf.out, "s.txt\n") << lpf.err;
+}
+
+TEST(CommandLineTest, HelpAndVersionForBothBinaries) {
+  for (const char* binary : {PCFS_PEERCTL_PATH, PCFS_DAEMON_PATH}) {
+    for (const char* flag : {"-h", "--help"}) {
+      CommandResult help = RunToCompletion({{binary, flag}, "/", {}});
+      EXPECT_EQ(help.exit_code, 0) << binary << " " << flag << help.err;
+      EXPECT_TRUE(absl::StartsWith(help.out, "usage: ")) << help.out;
+      EXPECT_EQ(help.err, "");
+    }
+    CommandResult version = RunToCompletion({{binary, "--version"}, "/", {}});
+    EXPECT_EQ(version.exit_code, 0);
+    const std::string name =
+        std::string(binary).substr(std::string(binary).rfind('/') + 1);
+    EXPECT_EQ(version.out, absl::StrCat(name, " 0.2.0\n"));
+  }
+}
+
+TEST(CommandLineTest, FlagsOverEnvironmentOverSettingsFile) {
+  Daemon daemon;
+  TempDir dir;
+  dir.WriteFile("password", "vaderpass\n");
+  const std::string config = dir.MakeSubdir("config");
+  dir.MakeSubdir("config/peerconnect");
+  dir.WriteFile("config/peerconnect/peerctl.conf",
+                absl::StrCat("# vader's settings\nserver = ", daemon.address(),
+                             "\nuser = vader\npassword_file = ", dir.path(),
+                             "/password\n"));
+  const auto run = [&](std::vector<std::string> args,
+                       std::map<std::string, std::string> env) {
+    Process::Options options;
+    options.argv = {PCFS_PEERCTL_PATH};
+    options.argv.insert(options.argv.end(), args.begin(), args.end());
+    options.cwd = dir.path();
+    env["XDG_CONFIG_HOME"] = config;
+    env["PEERCTL_SOCKET"] = dir.path() + "/no-agent.sock";
+    options.env = env;
+    return RunToCompletion(options, absl::Seconds(30));
+  };
+  // The file alone: server, user and password.
+  CommandResult from_file = run({"lpf"}, {});
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.err;
+  // The environment over the file: a server where nothing answers.
+  CommandResult from_env = run({"lpf"}, {{"PEERCTL_SERVER", "127.0.0.1:9"}});
+  EXPECT_EQ(from_env.exit_code, kExitUnreachable) << from_env.err;
+  // A flag over the environment.
+  CommandResult from_flag = run({"--server", daemon.address(), "lpf"},
+                                {{"PEERCTL_SERVER", "127.0.0.1:9"}});
+  EXPECT_EQ(from_flag.exit_code, 0) << from_flag.err;
+  // A broken file names itself and the line.
+  dir.WriteFile("config/peerconnect/peerctl.conf", "user = vader\nsever = x\n");
+  CommandResult broken = run({"lpf"}, {});
+  EXPECT_EQ(broken.exit_code, kExitUsage);
+  EXPECT_TRUE(absl::StrContains(broken.err, "peerctl.conf:2: unknown setting"))
+      << broken.err;
 }
 
 }  // namespace

@@ -3,8 +3,6 @@
 // and refuses commands with a clear error meanwhile, serves many clients at
 // once, refuses clients beyond its bound, keeps a second agent off its
 // socket, and stops cleanly, removing the socket.
-#include "peerctl/agent.h"
-
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "core/base/unique_fd.h"
 #include "gtest/gtest.h"
+#include "peerctl/agent.h"
 #include "peerctl/control.h"
 #include "peerctl/exit_codes.h"
 
@@ -72,8 +71,7 @@ TEST_F(AgentSocketTest, AnswersWhileLoggedOutAndStopsCleanly) {
   ASSERT_TRUE(connection.ok()) << connection.status();
   EXPECT_EQ((*connection)->user(), "hans");
   EXPECT_FALSE((*connection)->logged_in());
-  absl::StatusOr<std::vector<std::string>> lpf =
-      (*connection)->ListPublished();
+  absl::StatusOr<std::vector<std::string>> lpf = (*connection)->ListPublished();
   ASSERT_FALSE(lpf.ok());
   EXPECT_EQ(ExitCodeFor(lpf.status()), kExitUnreachable);
   EXPECT_NE(lpf.status().message().find("not logged in"),
@@ -139,9 +137,9 @@ TEST_F(AgentSocketTest, ASecondAgentKeepsOffALiveSocketButReplacesAStaleOne) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, socket_.data(), socket_.size());
-  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address),
-                   sizeof(address)),
-            0);
+  ASSERT_EQ(
+      ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+      0);
   fd.Reset();
   absl::StatusOr<std::unique_ptr<Agent>> third = Agent::Start(Options());
   EXPECT_TRUE(third.ok()) << third.status();
