@@ -18,7 +18,7 @@ namespace pcfs {
 namespace {
 
 // A settings file larger than this is refused: it is not one.
-constexpr size_t kMaxSettingsFileBytes = 64 * 1024;
+constexpr size_t kMaxSettingsFileBytes = size_t{64} * 1024;
 
 std::optional<std::string> Environment(const char* name) {
   const char* value = std::getenv(name);

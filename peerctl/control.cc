@@ -91,7 +91,7 @@ absl::StatusOr<Request> ParseRequest(absl::string_view line) {
         "unknown command '", WithoutControlCharacters(fields[0]), "'"));
   }
   const size_t most = request.command == "get" ? 3 : 1 + wanted;
-  if (fields.size() < static_cast<size_t>(1 + wanted) || fields.size() > most) {
+  if (fields.size() < 1 + static_cast<size_t>(wanted) || fields.size() > most) {
     return absl::InvalidArgumentError(absl::StrCat(
         request.command,
         wanted == 0 ? " takes no argument" : " takes exactly one argument"));

@@ -37,7 +37,7 @@ namespace pcfs::control {
 
 // A request line holds at most this many bytes (a 255-byte name and a
 // download folder path fit many times over).
-inline constexpr size_t kMaxLineBytes = 16 * 1024;
+inline constexpr size_t kMaxLineBytes = size_t{16} * 1024;
 
 struct Request {
   std::string command;
