@@ -362,5 +362,25 @@ TEST(CommandLineTest, FlagsOverEnvironmentOverSettingsFile) {
       << broken.err;
 }
 
+TEST(CommandLineTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
+  Daemon daemon;
+  TempDir dir;
+  dir.WriteFile("held.txt", "held");
+  const std::string in = dir.MakeSubdir("in");
+  auto vader =
+      std::make_unique<Shell>(daemon, "vader", "vaderpass", dir.path());
+  ASSERT_EQ(vader->Run("pub held.txt"), "File published successfully\n");
+  // Killed: its file server is gone at once, its session for 3 s more.
+  vader->process().Signal(SIGKILL);
+  ASSERT_TRUE(vader->process().Wait(absl::Seconds(10)).has_value());
+  CommandResult get =
+      RunToCompletion(PeerctlOptions(daemon.address(), "hans", "hanspass",
+                                     {"--json", "get", "held.txt"}, in),
+                      absl::Seconds(20));
+  EXPECT_EQ(get.exit_code, kExitHolderUnreachable) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "\"error\":\"holder-unreachable\""))
+      << get.err;
+}
+
 }  // namespace
 }  // namespace pcfs::testing
