@@ -5,70 +5,103 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/names.h"
 #include "core/base/unique_fd.h"
+#include "peerctl/control.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/json.h"
 
 namespace pcfs {
 namespace {
 
-void PrintError(std::FILE* err, absl::string_view what,
-                const absl::Status& status) {
-  std::string line = absl::StrCat("peerctl: ", what, status.message(), "\n");
-  std::fwrite(line.data(), 1, line.size(), err);
+void WriteText(std::FILE* file, absl::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), file);
 }
 
-int PrintNames(const absl::StatusOr<std::vector<std::string>>& names,
-               std::FILE* out, std::FILE* err) {
-  if (!names.ok()) {
-    PrintError(err, "", names.status());
-    return ExitCodeFor(names.status());
+// Prints a command's results, as text or JSON Lines.
+class ResultPrinter {
+ public:
+  ResultPrinter(const OneShotCommand& command, std::FILE* out, std::FILE* err)
+      : command_(command), out_(out), err_(err) {}
+
+  int Fail(const absl::Status& status, absl::string_view prefix = "") {
+    return ReportFailure(err_, command_.json, command_.command,
+                         ExitCodeFor(status),
+                         absl::StrCat(prefix, status.message()));
   }
-  std::string text;
-  for (const std::string& name : *names) absl::StrAppend(&text, name, "\n");
-  std::fwrite(text.data(), 1, text.size(), out);
-  return kExitOk;
-}
 
-int Finish(const absl::Status& status, std::FILE* err) {
-  if (!status.ok()) PrintError(err, "", status);
-  return ExitCodeFor(status);
-}
-
-}  // namespace
-
-absl::Status CheckCommandArity(absl::string_view command,
-                               size_t argument_count) {
-  size_t wanted;
-  if (command == "lap" || command == "lpf") {
-    wanted = 0;
-  } else if (command == "sch" || command == "pub" || command == "unp" ||
-             command == "get") {
-    wanted = 1;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", command,
-        "'; commands are lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME"));
-  }
-  if (argument_count != wanted) {
-    return absl::InvalidArgumentError(
-        wanted == 0 ? absl::StrCat(command, " takes no argument")
-                    : absl::StrCat(command, " takes exactly one argument"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadPasswordSource(const std::string& path) {
-  if (path.empty()) {
-    const char* env = std::getenv("PEERCTL_PASSWORD");
-    if (env == nullptr) {
-      return absl::InvalidArgumentError(
-          "no password: give --password-file FILE or set PEERCTL_PASSWORD");
+  int Names(const absl::StatusOr<std::vector<std::string>>& names) {
+    if (!names.ok()) return Fail(names.status());
+    // lap lists users, the others file names.
+    const char* key = command_.command == "lap" ? "user" : "name";
+    std::string text;
+    for (const std::string& name : *names) {
+      if (command_.json) {
+        absl::StrAppend(&text,
+                        JsonObject()
+                            .Add("command", command_.command)
+                            .Add(key, name)
+                            .ToString(),
+                        "\n");
+      } else {
+        absl::StrAppend(&text, name, "\n");
+      }
     }
-    return std::string(env);
+    WriteText(out_, text);
+    return kExitOk;
   }
+
+  // pub and unp print nothing as text; a JSON object with --json.
+  int Done(const absl::Status& status, absl::string_view what) {
+    if (!status.ok()) return Fail(status);
+    if (command_.json) {
+      WriteText(out_, absl::StrCat(JsonObject()
+                                       .Add("command", command_.command)
+                                       .Add("name", command_.argument)
+                                       .Add("status", what)
+                                       .ToString(),
+                                   "\n"));
+    }
+    return kExitOk;
+  }
+
+  int Downloaded(const absl::StatusOr<std::string>& path) {
+    if (!path.ok()) return Fail(path.status());
+    WriteText(out_, command_.json
+                        ? absl::StrCat(JsonObject()
+                                           .Add("command", "get")
+                                           .Add("name", command_.argument)
+                                           .Add("path", *path)
+                                           .ToString(),
+                                       "\n")
+                        : absl::StrCat(*path, "\n"));
+    return kExitOk;
+  }
+
+  // Runs the command on `backend` and prints what it gives.
+  int Run(CommandBackend& backend) {
+    const std::string& command = command_.command;
+    const std::string& arg = command_.argument;
+    if (command == "lap") return Names(backend.ListActivePeers());
+    if (command == "lpf") return Names(backend.ListPublished());
+    if (command == "sch") return Names(backend.Search(arg));
+    if (command == "pub") return Done(backend.Publish(arg), "published");
+    if (command == "unp") return Done(backend.Unpublish(arg), "unpublished");
+    if (command == "get") return Downloaded(backend.Get(arg));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", command, "'")));
+  }
+
+ private:
+  const OneShotCommand& command_;
+  std::FILE* const out_;
+  std::FILE* const err_;
+};
+
+absl::StatusOr<std::string> ReadFirstLine(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return ErrnoStatus(absl::StrCat("open ", path), errno);
   char buffer[kMaxPasswordBytes + 3];
@@ -86,43 +119,106 @@ absl::StatusOr<std::string> ReadPasswordSource(const std::string& path) {
   return std::string(text);
 }
 
+}  // namespace
+
+int ReportFailure(std::FILE* err, bool json, absl::string_view command,
+                  int exit_code, absl::string_view message) {
+  if (json) {
+    JsonObject object;
+    if (!command.empty()) object.Add("command", command);
+    object.Add("error", ExitCodeName(exit_code))
+        .Add("exit_code", exit_code)
+        .Add("message", message);
+    WriteText(err, absl::StrCat(object.ToString(), "\n"));
+  } else {
+    WriteText(err, absl::StrCat("peerctl: ", message, "\n"));
+  }
+  return exit_code;
+}
+
+absl::Status CheckCommandArity(absl::string_view command,
+                               size_t argument_count) {
+  size_t wanted;
+  if (command == "lap" || command == "lpf") {
+    wanted = 0;
+  } else if (command == "sch" || command == "pub" || command == "unp" ||
+             command == "get") {
+    wanted = 1;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown command '", command,
+        "'; commands are lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME, "
+        "serve"));
+  }
+  if (argument_count != wanted) {
+    return absl::InvalidArgumentError(
+        wanted == 0 ? absl::StrCat(command, " takes no argument")
+                    : absl::StrCat(command, " takes exactly one argument"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadPasswordSource(const std::string& path) {
+  if (!path.empty()) return ReadFirstLine(path);
+  if (const char* env = std::getenv("PEERCTL_PASSWORD"); env != nullptr) {
+    return std::string(env);
+  }
+  // systemd's LoadCredential= (see systemd/peerctl.service).
+  if (const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
+      credentials != nullptr && *credentials != '\0') {
+    const std::string credential =
+        absl::StrCat(credentials, "/peerctl.password");
+    if (::access(credential.c_str(), F_OK) == 0) {
+      return ReadFirstLine(credential);
+    }
+  }
+  return absl::InvalidArgumentError(
+      "no password: give --password-file FILE (or password_file in "
+      "peerctl.conf) or set PEERCTL_PASSWORD");
+}
+
 int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
                std::FILE* out, std::FILE* err) {
+  ResultPrinter printer(command, out, err);
+  // Through the agent when one answers for this user.
+  absl::StatusOr<std::unique_ptr<control::AgentConnection>> agent =
+      control::AgentConnection::Connect(
+          command.socket_path, control::AbsolutePath(options.download_dir));
+  if (agent.ok() &&
+      (!command.user.has_value() || *command.user == (*agent)->user())) {
+    return printer.Run(**agent);
+  }
+  if (!agent.ok() && !absl::IsNotFound(agent.status()) &&
+      !command.user.has_value()) {
+    return printer.Fail(agent.status());
+  }
+
+  if (!command.user.has_value()) {
+    return ReportFailure(
+        err, command.json, command.command, kExitUsage,
+        absl::StrCat("a COMMAND needs --user (no agent listens at ",
+                     command.socket_path, ")"));
+  }
+  absl::StatusOr<std::string> password =
+      ReadPasswordSource(command.password_file);
+  if (!password.ok()) {
+    return ReportFailure(err, command.json, command.command, kExitUsage,
+                         password.status().message());
+  }
   PeerOptions one_shot = options;
   one_shot.serve_files = false;
   absl::StatusOr<std::unique_ptr<Peer>> peer = Peer::Create(one_shot);
-  if (!peer.ok()) return Finish(peer.status(), err);
-  if (absl::Status s = (*peer)->Login(command.user, command.password);
-      !s.ok()) {
-    PrintError(err, "login refused: ", s);
-    if (absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s)) {
-      return kExitLoginRefused;
-    }
-    return ExitCodeFor(s);
+  if (!peer.ok()) return printer.Fail(peer.status());
+  if (absl::Status s = (*peer)->Login(*command.user, *password); !s.ok()) {
+    const int code = absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s)
+                         ? kExitLoginRefused
+                         : ExitCodeFor(s);
+    return ReportFailure(err, command.json, command.command, code,
+                         absl::StrCat("login refused: ", s.message()));
   }
-  int code = kExitOk;
-  const std::string& arg = command.argument;
-  if (command.command == "lap") {
-    code = PrintNames((*peer)->ListActivePeers(), out, err);
-  } else if (command.command == "lpf") {
-    code = PrintNames((*peer)->ListPublished(), out, err);
-  } else if (command.command == "sch") {
-    code = PrintNames((*peer)->Search(arg), out, err);
-  } else if (command.command == "pub") {
-    code = Finish((*peer)->Publish(arg), err);
-  } else if (command.command == "unp") {
-    code = Finish((*peer)->Unpublish(arg), err);
-  } else if (command.command == "get") {
-    absl::StatusOr<std::string> path = (*peer)->Get(arg);
-    if (path.ok()) {
-      std::string line = absl::StrCat(*path, "\n");
-      std::fwrite(line.data(), 1, line.size(), out);
-    } else {
-      code = Finish(path.status(), err);
-    }
-  }
+  int code = printer.Run(**peer);
   if (absl::Status s = (*peer)->Logout(); !s.ok() && code == kExitOk) {
-    code = Finish(s, err);
+    code = printer.Fail(s);
   }
   return code;
 }

@@ -1,15 +1,21 @@
 // peerctl's subcommands for scripts:
 //
-//   peerctl [--server HOST:PORT] --user U --password-file F COMMAND [ARG]
+//   peerctl [--socket PATH] [--json] [--server HOST[:PORT]] [--user U]
+//           [--password-file F] COMMAND [ARG]
 //
-// COMMAND is lap, lpf, sch PATTERN, pub NAME, unp NAME or get NAME. Results
-// go to stdout one per line and nothing else (an empty list prints nothing);
-// errors go to stderr; the exit code says what happened
-// (peerctl/exit_codes.h). The command logs in, runs, and logs out.
+// COMMAND is lap, lpf, sch PATTERN, pub NAME, unp NAME or get NAME. When a
+// `peerctl serve` agent answers on the socket (and --user, if given, names
+// its user), the command runs in the agent's session; otherwise it logs
+// in, runs, and logs out. Results go to stdout one per line and nothing
+// else (an empty list prints nothing); with --json, one JSON object per
+// result (docs/CLI.md). Errors go to stderr (with --json: one JSON object
+// naming the exit code); the exit code says what happened
+// (peerctl/exit_codes.h).
 #ifndef PCFS_PEERCTL_COMMANDS_H_
 #define PCFS_PEERCTL_COMMANDS_H_
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -19,10 +25,13 @@
 namespace pcfs {
 
 struct OneShotCommand {
-  std::string user;
-  std::string password;
   std::string command;   // lap lpf sch pub unp get
   std::string argument;  // empty for lap and lpf
+  // Who to log in as without an agent (flags, environment or settings).
+  std::optional<std::string> user;
+  std::string password_file;  // empty: PEERCTL_PASSWORD or a credential
+  std::string socket_path;    // the agent's socket
+  bool json = false;
 };
 
 // Checks that `command` exists and takes `argument_count` arguments.
@@ -30,13 +39,20 @@ struct OneShotCommand {
 absl::Status CheckCommandArity(absl::string_view command,
                                size_t argument_count);
 
-// Reads the password: the first line of `path`, or the environment variable
-// PEERCTL_PASSWORD when `path` is empty. InvalidArgument if neither.
+// Reads the password: the first line of `path`; when `path` is empty, the
+// environment variable PEERCTL_PASSWORD, else the systemd credential
+// $CREDENTIALS_DIRECTORY/peerctl.password. InvalidArgument if none.
 absl::StatusOr<std::string> ReadPasswordSource(const std::string& path);
 
 // Runs one command and returns the exit code.
 int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
                std::FILE* out, std::FILE* err);
+
+// Prints a failure as RunOneShot does: "peerctl: MESSAGE" or, with `json`,
+// {"command":..., "error": EXIT-NAME, "exit_code": N, "message": ...}.
+// Returns `exit_code`.
+int ReportFailure(std::FILE* err, bool json, absl::string_view command,
+                  int exit_code, absl::string_view message);
 
 }  // namespace pcfs
 

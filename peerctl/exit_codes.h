@@ -1,18 +1,38 @@
-// peerctl's exit codes, for scripts. Documented in docs/OPERATIONS.md and
-// the peerctl(1) man page.
+// peerctl's exit codes, for scripts. Documented in docs/CLI.md and the
+// peerctl(1) man page; each has a name, which --json error objects carry.
 #ifndef PCFS_PEERCTL_EXIT_CODES_H_
 #define PCFS_PEERCTL_EXIT_CODES_H_
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/string_view.h"
 
 namespace pcfs {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;       // anything not listed below
-inline constexpr int kExitUsage = 2;         // bad command line
+inline constexpr int kExitUsage = 2;         // bad command line or setting
 inline constexpr int kExitLoginRefused = 3;  // wrong password, user active
 inline constexpr int kExitNotFound = 4;      // no such file / publication
 inline constexpr int kExitUnreachable = 5;   // no answer from the daemon
+// A download's holder failed: it refused the connection, was unreachable
+// (no route), answered 503 (busy) or went silent.
+inline constexpr int kExitHolderUnreachable = 6;
+
+// The payload type a status carries when it comes from a download's holder
+// rather than from the daemon (peerctl/peer.cc sets it on Get failures).
+inline constexpr absl::string_view kHolderFailurePayload =
+    "type.peerconnectfs.org/holder-failure";
+
+// Marks `status` (not OK) as a failure of the holder of a download.
+inline absl::Status MarkHolderFailure(absl::Status status) {
+  status.SetPayload(kHolderFailurePayload, absl::Cord("1"));
+  return status;
+}
+
+inline bool IsHolderFailure(const absl::Status& status) {
+  return status.GetPayload(kHolderFailurePayload).has_value();
+}
 
 // The exit code a failed command's status maps to.
 inline int ExitCodeFor(const absl::Status& status) {
@@ -22,13 +42,36 @@ inline int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kNotFound:
       return kExitNotFound;
     case absl::StatusCode::kUnavailable:
-      return kExitUnreachable;
+    case absl::StatusCode::kDeadlineExceeded:
+      return IsHolderFailure(status) ? kExitHolderUnreachable
+                                     : kExitUnreachable;
     case absl::StatusCode::kUnauthenticated:
       return kExitLoginRefused;
     case absl::StatusCode::kInvalidArgument:
       return kExitUsage;
     default:
       return kExitFailure;
+  }
+}
+
+// The name of an exit code, as --json error objects and docs/CLI.md spell
+// it ("daemon-unreachable"); "failure" for an unknown code.
+inline absl::string_view ExitCodeName(int code) {
+  switch (code) {
+    case kExitOk:
+      return "ok";
+    case kExitUsage:
+      return "usage";
+    case kExitLoginRefused:
+      return "login-refused";
+    case kExitNotFound:
+      return "not-found";
+    case kExitUnreachable:
+      return "daemon-unreachable";
+    case kExitHolderUnreachable:
+      return "holder-unreachable";
+    default:
+      return "failure";
   }
 }
 

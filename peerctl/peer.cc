@@ -11,6 +11,7 @@
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
 #include "peerctl/downloader.h"
+#include "peerctl/exit_codes.h"
 
 namespace pcfs {
 
@@ -148,8 +149,13 @@ absl::Status Peer::Unpublish(absl::string_view name) {
 }
 
 absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
+  return GetInto(name, options_.download_dir);
+}
+
+absl::StatusOr<std::string> Peer::GetInto(absl::string_view name,
+                                          const std::string& download_dir) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
-  const std::string target = absl::StrCat(options_.download_dir, "/", name);
+  const std::string target = absl::StrCat(download_dir, "/", name);
   struct stat st;
   if (::lstat(target.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(
@@ -165,15 +171,17 @@ absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
     request.holder = location->address;
     request.name = std::string(name);
     request.ticket = location->ticket;
-    request.destination_dir = options_.download_dir;
+    request.destination_dir = download_dir;
     request.expected_size = location->size;
     request.expected_sha256 = location->sha256;
     request.timeout = options_.download_timeout;
     absl::Status s = Download(request);
     if (s.ok()) return target;
-    failed =
+    // Marked, so that a holder that is down or busy has an exit code of its
+    // own, apart from a daemon that does not answer.
+    failed = MarkHolderFailure(
         absl::Status(s.code(), absl::StrCat("download from ", location->holder,
-                                            " failed: ", s.message()));
+                                            " failed: ", s.message())));
     if (!absl::IsUnauthenticated(s)) break;
   }
   return failed;

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "peerctl/client.h"
+#include "peerctl/command_backend.h"
 #include "peerctl/file_hash.h"
 #include "peerctl/file_server.h"
 
@@ -35,7 +36,7 @@ struct PeerOptions {
   absl::Duration download_timeout = absl::Seconds(30);
 };
 
-class Peer {
+class Peer : public CommandBackend {
  public:
   // Connects to the daemon and, if options.serve_files, starts the file
   // server (on an ephemeral TCP port, all addresses).
@@ -43,25 +44,33 @@ class Peer {
       const PeerOptions& options);
   // Stops the heartbeat thread and the file server (it does not log out:
   // call Logout() first for a clean exit).
-  ~Peer();
+  ~Peer() override;
 
   // Logs in and starts heartbeats. Errors as ControlClient::Login.
   absl::Status Login(absl::string_view user, absl::string_view password);
   absl::Status Logout();
+  // Whether the session is live (false after a refused re-login, until the
+  // next Login succeeds).
+  bool logged_in() const { return client_->logged_in(); }
 
-  absl::StatusOr<std::vector<std::string>> ListActivePeers();
-  absl::StatusOr<std::vector<std::string>> ListPublished();
-  absl::StatusOr<std::vector<std::string>> Search(absl::string_view pattern);
+  absl::StatusOr<std::vector<std::string>> ListActivePeers() override;
+  absl::StatusOr<std::vector<std::string>> ListPublished() override;
+  absl::StatusOr<std::vector<std::string>> Search(
+      absl::string_view pattern) override;
   // Publishes a readable regular file of the share folder (its size and
   // SHA-256 go to the daemon). InvalidArgument for a malformed name,
   // NotFound / PermissionDenied / FailedPrecondition for a file that is
   // missing, unreadable or not regular.
-  absl::Status Publish(absl::string_view name);
-  absl::Status Unpublish(absl::string_view name);
+  absl::Status Publish(absl::string_view name) override;
+  absl::Status Unpublish(absl::string_view name) override;
   // Downloads `name` from an active holder into the download folder and
   // returns the path it landed at. AlreadyExists if a file of that name is
   // there already; NotFound ("File not found") if no one else publishes it.
-  absl::StatusOr<std::string> Get(absl::string_view name);
+  absl::StatusOr<std::string> Get(absl::string_view name) override;
+  // As Get, into `download_dir` instead of the options' folder (the agent
+  // downloads into the folder of the command that asked).
+  absl::StatusOr<std::string> GetInto(absl::string_view name,
+                                      const std::string& download_dir);
 
  private:
   explicit Peer(const PeerOptions& options);

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "peerctl/control.h"
 #include "peerctl/exit_codes.h"
 
 namespace pcfs {
@@ -111,7 +112,7 @@ int LogIn(Peer& peer, std::FILE* in, std::FILE* out, std::FILE* err) {
   }
 }
 
-void RunCommand(Peer& peer, absl::string_view command,
+void RunCommand(CommandBackend& peer, absl::string_view command,
                 absl::string_view argument, std::FILE* out) {
   const bool has_argument = !argument.empty();
   if (command == "lap" && !has_argument) {
@@ -150,17 +151,8 @@ void RunCommand(Peer& peer, absl::string_view command,
   }
 }
 
-}  // namespace
-
-int RunShell(const PeerOptions& options, std::FILE* in, std::FILE* out,
-             std::FILE* err) {
-  absl::StatusOr<std::unique_ptr<Peer>> peer = Peer::Create(options);
-  if (!peer.ok()) {
-    Print(err, absl::StrCat("peerctl: ", peer.status().message(), "\n"));
-    return ExitCodeFor(peer.status());
-  }
-  if (int code = LogIn(**peer, in, out, err); code >= 0) return code;
-
+// Reads and runs commands until `xit` or end of input.
+void CommandLoop(CommandBackend& backend, std::FILE* in, std::FILE* out) {
   for (;;) {
     Print(out, "> ");
     std::string line;
@@ -177,8 +169,35 @@ int RunShell(const PeerOptions& options, std::FILE* in, std::FILE* out,
             ? absl::string_view()
             : absl::StripLeadingAsciiWhitespace(rest.substr(space));
     if (command == "xit" && argument.empty()) break;
-    RunCommand(**peer, command, argument, out);
+    RunCommand(backend, command, argument, out);
   }
+}
+
+}  // namespace
+
+int RunShell(const PeerOptions& options, const std::string& agent_socket,
+             std::FILE* in, std::FILE* out, std::FILE* err) {
+  // A running agent holds the session: attach to it, no login.
+  if (absl::StatusOr<std::unique_ptr<control::AgentConnection>> agent =
+          control::AgentConnection::Connect(
+              agent_socket, control::AbsolutePath(options.download_dir));
+      agent.ok()) {
+    PrintLine(out, absl::StrCat(
+                       "Attached to the peerctl agent of ", (*agent)->user(),
+                       " at ", agent_socket,
+                       (*agent)->logged_in() ? "" : " (it is logging in again)",
+                       "; xit leaves it running"));
+    CommandLoop(**agent, in, out);
+    PrintLine(out, "Goodbye!");
+    return kExitOk;
+  }
+  absl::StatusOr<std::unique_ptr<Peer>> peer = Peer::Create(options);
+  if (!peer.ok()) {
+    Print(err, absl::StrCat("peerctl: ", peer.status().message(), "\n"));
+    return ExitCodeFor(peer.status());
+  }
+  if (int code = LogIn(**peer, in, out, err); code >= 0) return code;
+  CommandLoop(**peer, in, out);
   absl::Status s = (*peer)->Logout();
   PrintLine(out, "Goodbye!");
   if (!s.ok()) {

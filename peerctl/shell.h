@@ -14,15 +14,19 @@
 #define PCFS_PEERCTL_SHELL_H_
 
 #include <cstdio>
+#include <string>
 
 #include "peerctl/peer.h"
 
 namespace pcfs {
 
 // Runs the login prompts and then the command loop until `xit` or end of
-// input. Returns the process exit code (see peerctl/exit_codes.h).
-int RunShell(const PeerOptions& options, std::FILE* in, std::FILE* out,
-             std::FILE* err);
+// input. Returns the process exit code (see peerctl/exit_codes.h). When a
+// `peerctl serve` agent answers at `agent_socket`, the shell attaches to it
+// instead: no prompts, the commands run in the agent's session, and `xit`
+// leaves the agent running.
+int RunShell(const PeerOptions& options, const std::string& agent_socket,
+             std::FILE* in, std::FILE* out, std::FILE* err);
 
 // The line printed for an unknown command or a missing argument.
 inline constexpr char kCommandList[] =

@@ -302,6 +302,9 @@ Process::Options PeerctlOptions(const std::string& server,
   options.argv.insert(options.argv.end(), args.begin(), args.end());
   options.cwd = cwd;
   options.env["PEERCTL_PASSWORD"] = password;
+  // A `peerctl serve` agent of the person running the tests is no part of
+  // them: point at a socket that does not exist (a test sets its own).
+  options.env["PEERCTL_SOCKET"] = kNoAgentSocket;
   return options;
 }
 
@@ -402,6 +405,7 @@ Shell::Shell(const Daemon& daemon, const std::string& user,
   Process::Options options;
   options.argv = {PCFS_PEERCTL_PATH, "--server", daemon.address()};
   options.cwd = cwd;
+  options.env["PEERCTL_SOCKET"] = kNoAgentSocket;
   process_ = std::make_unique<Process>(options);
   if (!process_->ReadStdoutUntil("Username: ", absl::Seconds(20))) {
     ADD_FAILURE() << "no Username prompt; stderr: " << process_->stderr_text();

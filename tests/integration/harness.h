@@ -176,6 +176,10 @@ class Shell {
   bool exited_ = false;
 };
 
+// The agent socket the harness's peerctl processes are given (it never
+// exists), so that an agent the tester runs does not take their commands.
+inline constexpr char kNoAgentSocket[] = "/nonexistent/pcfs-test/peerctl.sock";
+
 // The options of a one-shot `peerctl --server SERVER --user USER ARGS...`
 // with the password in PEERCTL_PASSWORD, in `cwd`, for a test that starts
 // several at once or runs one against something other than a Daemon.

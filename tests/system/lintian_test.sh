@@ -45,6 +45,7 @@ has "$client" ./usr/bin/peerctl
 has "$client" ./usr/share/man/man1/peerctl.1.gz
 has "$client" ./usr/share/bash-completion/completions/peerctl
 has "$client" ./usr/share/doc/peerctl/copyright
+has "$client" ./usr/lib/systemd/user/peerctl.service
 if contents "$client" | grep -q peerconnectd; then
   fail "peerctl ships something of the daemon"
 fi

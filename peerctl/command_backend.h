@@ -1,0 +1,42 @@
+// CommandBackend: what runs a user's commands for the shell and the one-shot
+// subcommands. Two kinds exist: a Peer (peerctl/peer.h), which holds a
+// session of its own, and an AgentConnection (peerctl/control.h), which asks
+// a running `peerctl serve` agent to run them in its session.
+//
+// Thread-safety: as each implementation says (a Peer may be called from any
+// thread; an AgentConnection from one thread at a time).
+#ifndef PCFS_PEERCTL_COMMAND_BACKEND_H_
+#define PCFS_PEERCTL_COMMAND_BACKEND_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace pcfs {
+
+class CommandBackend {
+ public:
+  virtual ~CommandBackend() = default;
+
+  // The other active users.
+  virtual absl::StatusOr<std::vector<std::string>> ListActivePeers() = 0;
+  // This user's publications.
+  virtual absl::StatusOr<std::vector<std::string>> ListPublished() = 0;
+  // The names other active users publish that contain `pattern`.
+  virtual absl::StatusOr<std::vector<std::string>> Search(
+      absl::string_view pattern) = 0;
+  // Publishes a file of the share folder.
+  virtual absl::Status Publish(absl::string_view name) = 0;
+  // NotFound if this user does not publish `name`.
+  virtual absl::Status Unpublish(absl::string_view name) = 0;
+  // Downloads `name` and returns the path it landed at; NotFound ("File not
+  // found") if no one else publishes it.
+  virtual absl::StatusOr<std::string> Get(absl::string_view name) = 0;
+};
+
+}  // namespace pcfs
+
+#endif  // PCFS_PEERCTL_COMMAND_BACKEND_H_
