@@ -94,7 +94,7 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
   if (!peer.ok()) return Finish(peer.status(), err);
   if (absl::Status s = (*peer)->Login(command.user, command.password);
       !s.ok()) {
-    PrintError(err, "login refused: ", s);
+    PrintError(err, absl::IsUnavailable(s) ? "" : "login refused: ", s);
     if (absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s)) {
       return kExitLoginRefused;
     }

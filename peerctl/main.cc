@@ -1,7 +1,8 @@
 // peerctl: the PeerConnectFS client.
 //
 //   peerctl [PORT | --server HOST:PORT]                 interactive shell
-//   peerctl [--server HOST:PORT] --user U --password-file F COMMAND [ARG]
+//   peerctl [--server HOST:PORT] [--timeout D] --user U --password-file F
+//           COMMAND [ARG]
 //
 // Flags may be spelled with dashes or underscores (--password-file or
 // --password_file).
@@ -16,6 +17,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/base/cli.h"
 #include "core/io/net.h"
 #include "peerctl/commands.h"
@@ -30,13 +33,16 @@ ABSL_FLAG(std::string, password_file, "",
 ABSL_FLAG(std::string, share_dir, ".",
           "folder whose files `pub` publishes and the file server serves");
 ABSL_FLAG(std::string, download_dir, ".", "folder `get` downloads into");
+ABSL_FLAG(std::string, timeout, "",
+          "the longest a one-shot COMMAND may take, e.g. 5s or 500ms "
+          "(default: no bound)");
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: peerctl [PORT | --server HOST:PORT]\n"
-    "       peerctl [--server HOST:PORT] --user USER --password-file FILE "
-    "COMMAND [ARG]\n"
+    "       peerctl [--server HOST:PORT] [--timeout DURATION] --user USER "
+    "--password-file FILE COMMAND [ARG]\n"
     "commands: lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME";
 
 int Usage(absl::string_view message) {
@@ -73,6 +79,19 @@ int main(int argc, char** argv) {
     if (!port.ok()) return Usage(port.status().message());
     options.server.port = *port;
     positional.erase(positional.begin());
+  }
+
+  // --timeout bounds the whole command from here: the daemon's silence
+  // ends it with "cannot reach the daemon" (exit 5) by then.
+  if (const std::string timeout = absl::GetFlag(FLAGS_timeout);
+      !timeout.empty()) {
+    absl::Duration bound;
+    if (!absl::ParseDuration(timeout, &bound) ||
+        bound <= absl::ZeroDuration()) {
+      return Usage("--timeout takes a duration such as 5s or 500ms");
+    }
+    if (positional.empty()) return Usage("--timeout goes with a COMMAND");
+    options.server.deadline = absl::Now() + bound;
   }
 
   const std::string user = absl::GetFlag(FLAGS_user);

@@ -83,20 +83,16 @@ absl::Status Peer::Logout() {
 }
 
 void Peer::HeartbeatLoop() {
-  bool failing = false;
+  // The client tells each change of the session's state itself (lost,
+  // logged in again, refused, daemon silent); a refused login makes the
+  // wait the client's growing pause instead of the heartbeat interval.
   std::unique_lock<std::mutex> lock(stop_mu_);
   while (!stop_cv_.wait_for(
-      lock, absl::ToChronoMilliseconds(client_->heartbeat_interval()),
+      lock, absl::ToChronoMilliseconds(client_->NextHeartbeatIn()),
       [this] { return stopping_; })) {
     lock.unlock();
-    absl::Status s = client_->Heartbeat();
+    client_->Heartbeat().IgnoreError();
     lock.lock();
-    if (!s.ok() && !failing) {
-      Log("peerctl: heartbeat failed: ", s.message());
-    } else if (s.ok() && failing) {
-      Log("peerctl: heartbeats answered again");
-    }
-    failing = !s.ok();
   }
 }
 
@@ -137,6 +133,11 @@ absl::Status Peer::Publish(absl::string_view name) {
   return absl::OkStatus();
 }
 
+std::vector<std::string> Peer::KnownPublications() const {
+  MutexLock lock(&published_mu_);
+  return std::vector<std::string>(published_.begin(), published_.end());
+}
+
 absl::Status Peer::Unpublish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   // Stop serving first: a download must never start after `unp` returned.
@@ -147,7 +148,9 @@ absl::Status Peer::Unpublish(absl::string_view name) {
   return client_->Unpublish(name);
 }
 
-absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
+absl::StatusOr<std::string> Peer::Get(
+    absl::string_view name, const std::atomic<bool>* cancel,
+    std::function<void(uint64_t, uint64_t)> progress) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   const std::string target = absl::StrCat(options_.download_dir, "/", name);
   struct stat st;
@@ -169,8 +172,12 @@ absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
     request.expected_size = location->size;
     request.expected_sha256 = location->sha256;
     request.timeout = options_.download_timeout;
+    request.deadline = options_.server.deadline;
+    request.cancel = cancel;
+    request.progress = progress;
     absl::Status s = Download(request);
     if (s.ok()) return target;
+    if (absl::IsCancelled(s)) return s;
     failed =
         absl::Status(s.code(), absl::StrCat("download from ", location->holder,
                                             " failed: ", s.message()));

@@ -7,7 +7,9 @@
 #ifndef PCFS_PEERCTL_PEER_H_
 #define PCFS_PEERCTL_PEER_H_
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -58,10 +60,18 @@ class Peer {
   // missing, unreadable or not regular.
   absl::Status Publish(absl::string_view name);
   absl::Status Unpublish(absl::string_view name);
+  // The names this user publishes, as last learnt (no exchange with the
+  // daemon: for the shell's Tab completion).
+  std::vector<std::string> KnownPublications() const;
   // Downloads `name` from an active holder into the download folder and
   // returns the path it landed at. AlreadyExists if a file of that name is
   // there already; NotFound ("File not found") if no one else publishes it.
-  absl::StatusOr<std::string> Get(absl::string_view name);
+  // `cancel` and `progress`, if given, as DownloadRequest's (Ctrl-C in the
+  // shell; its progress line): Cancelled when cancelled, with nothing left
+  // in the folder. The download ends by options.server.deadline too.
+  absl::StatusOr<std::string> Get(
+      absl::string_view name, const std::atomic<bool>* cancel = nullptr,
+      std::function<void(uint64_t, uint64_t)> progress = nullptr);
 
  private:
   explicit Peer(const PeerOptions& options);
@@ -85,7 +95,7 @@ class Peer {
   std::thread heartbeat_;
 
   // The names this user publishes, as last learnt from the daemon.
-  absl::Mutex published_mu_;
+  mutable absl::Mutex published_mu_;
   absl::flat_hash_set<std::string> published_ ABSL_GUARDED_BY(published_mu_);
 };
 
