@@ -89,10 +89,9 @@ absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::Connect(
   return Unreachable(server_name, last.message());
 }
 
-absl::StatusOr<Reply> ControlClient::Exchange(int fd,
-                                              client::ClientSession& session,
-                                              const RequestBody& body,
-                                              ReplyBuffer& buffer) const {
+absl::StatusOr<Reply> ControlClient::Exchange(
+    int fd, client::ClientSession& session, const RequestBody& body,
+    ReplyBuffer& buffer, const std::atomic<bool>* cancel) const {
   uint8_t request[protocol::kMaxDatagramSize];
   bool out_of_time = false;
   while (session.can_retry()) {
@@ -114,9 +113,14 @@ absl::StatusOr<Reply> ControlClient::Exchange(int fd,
       return Unreachable(server_name_, ErrnoStatus("send", errno).message());
     }
     for (;;) {
+      if (cancel != nullptr && cancel->load()) {
+        session.Abandon();
+        return absl::CancelledError("stopped");
+      }
       const absl::Time until = std::min(session.deadline(), options_.deadline);
-      const absl::Duration left = until - absl::Now();
+      absl::Duration left = until - absl::Now();
       if (left <= absl::ZeroDuration()) break;
+      if (cancel != nullptr) left = std::min(left, absl::Milliseconds(100));
       pollfd pfd{fd, POLLIN, 0};
       int ready = ::poll(&pfd, 1,
                          static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
@@ -325,6 +329,7 @@ absl::Status ControlClient::SimpleRequest(MessageType type,
 
 absl::Status ControlClient::Heartbeat() {
   MutexLock lock(&heartbeat_mu_);
+  if (heartbeats_stopped_.load()) return absl::CancelledError("stopped");
   client::ClientSession::Saved current;
   {
     MutexLock state_lock(&state_mu_);
@@ -344,8 +349,10 @@ absl::Status ControlClient::Heartbeat() {
     return s;
   }
   auto buffer = std::make_unique<ReplyBuffer>();
-  absl::StatusOr<Reply> reply = Exchange(
-      heartbeat_socket_.get(), heartbeat_session_, RequestBody(), *buffer);
+  absl::StatusOr<Reply> reply =
+      Exchange(heartbeat_socket_.get(), heartbeat_session_, RequestBody(),
+               *buffer, &heartbeats_stopped_);
+  if (absl::IsCancelled(reply.status())) return reply.status();
   if (!reply.ok()) {
     ChangeState(State::kSilent, absl::StrCat("peerctl: heartbeat failed: ",
                                              reply.status().message()));

@@ -13,6 +13,7 @@
 #ifndef PCFS_PEERCTL_CLIENT_H_
 #define PCFS_PEERCTL_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -86,6 +87,10 @@ class ControlClient {
   // the daemon's heartbeat interval while logged in, the pause before the
   // next login attempt after a refused one.
   absl::Duration NextHeartbeatIn() const;
+  // Ends a Heartbeat() in progress within about 100 ms (Cancelled), and
+  // every later one at once: for a Peer about to log out, which joins its
+  // heartbeat thread first. Any thread.
+  void StopHeartbeats() { heartbeats_stopped_.store(true); }
 
   absl::StatusOr<std::vector<std::string>> ListActivePeers();
   absl::StatusOr<std::vector<std::string>> ListPublished();
@@ -126,9 +131,11 @@ class ControlClient {
   // every try or by the deadline, or the daemon is not running), Internal
   // (a malformed reply), InvalidArgument (the request does not fit a
   // datagram). REQUIRES: the caller holds the lock guarding `session`.
-  absl::StatusOr<client::Reply> Exchange(int fd, client::ClientSession& session,
-                                         const client::RequestBody& body,
-                                         ReplyBuffer& buffer) const;
+  // `cancel`, if not null, ends the exchange (Cancelled) soon after it
+  // becomes true.
+  absl::StatusOr<client::Reply> Exchange(
+      int fd, client::ClientSession& session, const client::RequestBody& body,
+      ReplyBuffer& buffer, const std::atomic<bool>* cancel = nullptr) const;
   // Sends a `type` session request; logs in first when logged out after a
   // lost session, and again (then retries once) when the daemon answers
   // kUnknownSession. REQUIRES: mu_ held.
@@ -176,6 +183,7 @@ class ControlClient {
   UniqueFd heartbeat_socket_ ABSL_GUARDED_BY(heartbeat_mu_);
   client::ClientSession heartbeat_session_ ABSL_GUARDED_BY(heartbeat_mu_);
   uint64_t heartbeat_session_id_ ABSL_GUARDED_BY(heartbeat_mu_) = 0;
+  std::atomic<bool> heartbeats_stopped_{false};
 
   // A copy of what the session is, for readers that must not wait for a
   // command (the heartbeat path, the file server checking tickets).

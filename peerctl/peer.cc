@@ -19,6 +19,9 @@ Peer::Peer(const PeerOptions& options) : options_(options) {}
 Peer::~Peer() { StopHeartbeats(); }
 
 void Peer::StopHeartbeats() {
+  // A heartbeat retransmitting under loss ends at once, so that a logout
+  // (`xit`, the end of a one-shot command) does not wait for it.
+  if (client_ != nullptr) client_->StopHeartbeats();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_ = true;
