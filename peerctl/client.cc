@@ -29,6 +29,16 @@ absl::Status Unreachable(absl::string_view server, absl::string_view why) {
       absl::StrCat("cannot reach the daemon at ", server, ": ", why));
 }
 
+// With a deadline, a command retransmits (every max_timeout at most) until
+// the deadline rather than stopping after `attempts` tries: that is what
+// lets a one-shot command through heavy loss within its --timeout.
+client::RetryPolicy CommandRetryPolicy(const ControlClient::Options& options) {
+  const bool bounded = options.deadline != absl::InfiniteFuture();
+  return client::RetryPolicy{options.first_timeout,
+                             bounded ? 255 : options.attempts,
+                             options.max_timeout};
+}
+
 absl::Status StatusOf(const Reply& reply) {
   return client::StatusFromResult(reply.code, reply.message);
 }
@@ -42,9 +52,7 @@ ControlClient::ControlClient(const Options& options, UniqueFd socket,
       sequences_(std::make_shared<client::SequenceCounter>()),
       socket_(std::move(socket)),
       session_(absl::Uniform<uint32_t>(absl::BitGen()),
-               client::RetryPolicy{options.first_timeout, options.attempts,
-                                   options.max_timeout},
-               sequences_),
+               CommandRetryPolicy(options), sequences_),
       heartbeat_socket_(std::move(heartbeat_socket)),
       // Quick retransmissions: a heartbeat must reach the daemon within
       // the second between the heartbeat interval and the session timeout.

@@ -56,7 +56,8 @@ class ControlClient {
     absl::Duration max_timeout = absl::Seconds(1);
     // When a one-shot command must be over (--timeout): no exchange waits
     // past it (Unavailable, "no reply before the deadline"), and an
-    // exchange retransmits, every max_timeout at most, until it.
+    // exchange retransmits, every max_timeout at most, until it (up to 255
+    // tries; `attempts` is then not used).
     absl::Time deadline = absl::InfiniteFuture();
     // Told of each change of the session's state, one line each (no
     // newline), from whichever thread saw it. Default: LogWarning.
