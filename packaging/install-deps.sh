@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   liburing-dev libabsl-dev libssl-dev libsystemd-dev
+  # peerctl's shell: line editing and history.
+  libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl iproute2 procps
   python3 gnuplot-nox

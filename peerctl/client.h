@@ -13,7 +13,9 @@
 #ifndef PCFS_PEERCTL_CLIENT_H_
 #define PCFS_PEERCTL_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,9 +48,20 @@ class ControlClient {
   struct Options {
     std::string host = "localhost";
     uint16_t port = 50000;
-    // Retransmission: the first wait, doubled after each silent try.
+    // Retransmission: the first wait, doubled after each silent try up to
+    // max_timeout: 200+400+800+1000*5 ms, 6.4 s at most, in 8 tries (so
+    // that a command outlives a few lost datagrams in a row).
     absl::Duration first_timeout = absl::Milliseconds(200);
-    int attempts = 5;  // 200+400+800+1600+3200 ms: 6.2 s at most
+    int attempts = 8;
+    absl::Duration max_timeout = absl::Seconds(1);
+    // When a one-shot command must be over (--timeout): no exchange waits
+    // past it (Unavailable, "no reply before the deadline"), and an
+    // exchange retransmits, every max_timeout at most, until it (up to 255
+    // tries; `attempts` is then not used).
+    absl::Time deadline = absl::InfiniteFuture();
+    // Told of each change of the session's state, one line each (no
+    // newline), from whichever thread saw it. Default: LogWarning.
+    std::function<void(absl::string_view)> notify;
   };
 
   // Resolves the server and opens a UDP socket connected to it (so that an
@@ -65,8 +78,20 @@ class ControlClient {
                      uint16_t file_port);
   // Ends the session (a session the daemon no longer knows counts as ended).
   absl::Status Logout();
-  // One heartbeat; logs in again if the daemon has forgotten the session.
+  // One heartbeat, on the heartbeat path (its own socket and quick
+  // retransmissions, 100 ms then every 200 ms, within 1.9 s). Logs in again
+  // if the daemon has forgotten the session; when logged out after a
+  // refused or unanswered re-login, tries to log in again once the pause
+  // has passed. Meant for one thread (calls are serialised).
   absl::Status Heartbeat();
+  // How long the heartbeat thread should wait before its next Heartbeat():
+  // the daemon's heartbeat interval while logged in, the pause before the
+  // next login attempt after a refused one.
+  absl::Duration NextHeartbeatIn() const;
+  // Ends a Heartbeat() in progress within about 100 ms (Cancelled), and
+  // every later one at once: for a Peer about to log out, which joins its
+  // heartbeat thread first. Any thread.
+  void StopHeartbeats() { heartbeats_stopped_.store(true); }
 
   absl::StatusOr<std::vector<std::string>> ListActivePeers();
   absl::StatusOr<std::vector<std::string>> ListPublished();
@@ -92,23 +117,29 @@ class ControlClient {
 
  private:
   ControlClient(const Options& options, UniqueFd socket,
-                std::string server_name);
+                UniqueFd heartbeat_socket, std::string server_name);
 
   // Where a reply datagram lands; the Reply a session returns views it.
   struct ReplyBuffer {
     uint8_t bytes[protocol::kMaxDatagramSize + 1];
   };
+  // What the session is, as the notifier was last told.
+  enum class State { kLoggedOut, kLoggedIn, kLost, kRefused, kSilent };
 
-  // Sends the request in flight in session_ (started by the caller) and
-  // waits for its reply, retransmitting as the session schedules. Errors:
-  // Unavailable (no reply after every try, or the daemon is not running),
-  // Internal (a malformed reply), InvalidArgument (the request does not fit
-  // a datagram). REQUIRES: mu_ held.
-  absl::StatusOr<client::Reply> Exchange(const client::RequestBody& body,
-                                         ReplyBuffer& buffer)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends a `type` session request; logs in again and retries once when
-  // the daemon answers kUnknownSession. REQUIRES: mu_ held.
+  // Sends the request in flight in `session` (started by the caller) on
+  // `fd` and waits for its reply, retransmitting as the session schedules,
+  // never past options_.deadline. Errors: Unavailable (no reply after
+  // every try or by the deadline, or the daemon is not running), Internal
+  // (a malformed reply), InvalidArgument (the request does not fit a
+  // datagram). REQUIRES: the caller holds the lock guarding `session`.
+  // `cancel`, if not null, ends the exchange (Cancelled) soon after it
+  // becomes true.
+  absl::StatusOr<client::Reply> Exchange(
+      int fd, client::ClientSession& session, const client::RequestBody& body,
+      ReplyBuffer& buffer, const std::atomic<bool>* cancel = nullptr) const;
+  // Sends a `type` session request; logs in first when logged out after a
+  // lost session, and again (then retries once) when the daemon answers
+  // kUnknownSession. REQUIRES: mu_ held.
   absl::StatusOr<client::Reply> SessionExchange(protocol::MessageType type,
                                                 const client::RequestBody& body,
                                                 ReplyBuffer& buffer)
@@ -117,18 +148,52 @@ class ControlClient {
   absl::Status SimpleRequest(protocol::MessageType type,
                              const client::RequestBody& body);
   absl::Status LoginLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs in again after session `lost` (0: none) was lost, unless another
+  // thread did already. `forgeable`: the loss was told by an unsealed
+  // "unknown session", so a refusal because we are still active means the
+  // old session lives on (it is restored). `now_or_wait`: false to respect
+  // the pause after a refusal. REQUIRES: mu_ held.
+  absl::Status ReloginLocked(uint64_t lost, bool forgeable, bool now_or_wait)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes the session's id and key to the heartbeat path and readers.
+  void PublishSessionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves to `state`, telling the notifier `line` if the state (or, for
+  // kRefused and kSilent, the reason) changed. Lock order: heartbeat_mu_,
+  // then mu_, then state_mu_.
+  void ChangeState(State state, absl::string_view line);
   absl::StatusOr<std::vector<std::string>> FetchList(protocol::MessageType type,
                                                      absl::string_view pattern);
 
   const Options options_;
   const std::string server_name_;
+  const std::shared_ptr<client::SequenceCounter> sequences_;
+
   mutable absl::Mutex mu_;
   UniqueFd socket_ ABSL_GUARDED_BY(mu_);
   client::ClientSession session_ ABSL_GUARDED_BY(mu_);
   // Kept for logging in again after the daemon forgets the session.
-  std::string user_ ABSL_GUARDED_BY(mu_);
   std::string password_ ABSL_GUARDED_BY(mu_);
   uint16_t file_port_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ever_logged_in_ ABSL_GUARDED_BY(mu_) = false;  // Login() succeeded
+  bool logged_out_ ABSL_GUARDED_BY(mu_) = false;      // Logout() called
+  int refusals_ ABSL_GUARDED_BY(mu_) = 0;  // re-logins failed in a row
+  absl::Time next_login_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+
+  // The heartbeat path.
+  mutable absl::Mutex heartbeat_mu_;
+  UniqueFd heartbeat_socket_ ABSL_GUARDED_BY(heartbeat_mu_);
+  client::ClientSession heartbeat_session_ ABSL_GUARDED_BY(heartbeat_mu_);
+  uint64_t heartbeat_session_id_ ABSL_GUARDED_BY(heartbeat_mu_) = 0;
+  std::atomic<bool> heartbeats_stopped_{false};
+
+  // A copy of what the session is, for readers that must not wait for a
+  // command (the heartbeat path, the file server checking tickets).
+  mutable absl::Mutex state_mu_;
+  client::ClientSession::Saved current_ ABSL_GUARDED_BY(state_mu_);
+  std::string user_ ABSL_GUARDED_BY(state_mu_);
+  State state_ ABSL_GUARDED_BY(state_mu_) = State::kLoggedOut;
+  std::string state_line_ ABSL_GUARDED_BY(state_mu_);
+  absl::Duration pause_ ABSL_GUARDED_BY(state_mu_);  // NextHeartbeatIn when out
 };
 
 }  // namespace pcfs

@@ -8,6 +8,9 @@
 #ifndef PCFS_PEERCTL_COMMAND_BACKEND_H_
 #define PCFS_PEERCTL_COMMAND_BACKEND_H_
 
+#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,8 +36,14 @@ class CommandBackend {
   // NotFound if this user does not publish `name`.
   virtual absl::Status Unpublish(absl::string_view name) = 0;
   // Downloads `name` and returns the path it landed at; NotFound ("File not
-  // found") if no one else publishes it.
-  virtual absl::StatusOr<std::string> Get(absl::string_view name) = 0;
+  // found") if no one else publishes it. `cancel` (set from another thread
+  // or a signal handler: Ctrl-C) ends it as Cancelled with nothing left in
+  // the folder; `progress(bytes, total)` is called as bytes arrive. Either
+  // may be null, and a backend that cannot honour them (the agent, which
+  // downloads in its own process) says so in its header.
+  virtual absl::StatusOr<std::string> Get(
+      absl::string_view name, const std::atomic<bool>* cancel,
+      std::function<void(uint64_t, uint64_t)> progress) = 0;
 };
 
 }  // namespace pcfs

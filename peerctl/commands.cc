@@ -90,7 +90,7 @@ class ResultPrinter {
     if (command == "sch") return Names(backend.Search(arg));
     if (command == "pub") return Done(backend.Publish(arg), "published");
     if (command == "unp") return Done(backend.Unpublish(arg), "unpublished");
-    if (command == "get") return Downloaded(backend.Get(arg));
+    if (command == "get") return Downloaded(backend.Get(arg, nullptr, nullptr));
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("unknown command '", command, "'")));
   }
@@ -213,8 +213,10 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
     const int code = absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s)
                          ? kExitLoginRefused
                          : ExitCodeFor(s);
-    return ReportFailure(err, command.json, command.command, code,
-                         absl::StrCat("login refused: ", s.message()));
+    return ReportFailure(
+        err, command.json, command.command, code,
+        absl::StrCat(absl::IsUnavailable(s) ? "" : "login refused: ",
+                     s.message()));
   }
   int code = printer.Run(**peer);
   if (absl::Status s = (*peer)->Logout(); !s.ok() && code == kExitOk) {

@@ -305,7 +305,9 @@ absl::Status AgentConnection::Unpublish(absl::string_view name) {
   return Call({"unp", std::string(name), ""}).status();
 }
 
-absl::StatusOr<std::string> AgentConnection::Get(absl::string_view name) {
+absl::StatusOr<std::string> AgentConnection::Get(
+    absl::string_view name, const std::atomic<bool>* /*cancel*/,
+    std::function<void(uint64_t, uint64_t)> /*progress*/) {
   absl::StatusOr<std::vector<std::string>> items =
       Call({"get", std::string(name), download_dir_});
   if (!items.ok()) return items.status();

@@ -123,7 +123,12 @@ class AgentConnection : public CommandBackend {
       absl::string_view pattern) override;
   absl::Status Publish(absl::string_view name) override;
   absl::Status Unpublish(absl::string_view name) override;
-  absl::StatusOr<std::string> Get(absl::string_view name) override;
+  // The agent downloads in its own process: `cancel` and `progress` are
+  // not honoured (no progress line; Ctrl-C does not stop the agent's
+  // download).
+  absl::StatusOr<std::string> Get(
+      absl::string_view name, const std::atomic<bool>* cancel,
+      std::function<void(uint64_t, uint64_t)> progress) override;
 
  private:
   AgentConnection(UniqueFd fd, std::string path, std::string download_dir);

@@ -8,12 +8,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "core/base/clock.h"
 #include "core/base/names.h"
 #include "peerctl/body_sink.h"
@@ -25,13 +29,36 @@ namespace {
 constexpr int kTempNameAttempts = 64;
 constexpr int kPipeBytes = 1 << 20;
 
-// Waits until `fd` is ready for `events` (POLLIN or POLLOUT).
-absl::Status WaitFor(int fd, short events, absl::Duration timeout,
+// What bounds a download: its stall timeout, its overall deadline and the
+// caller's cancel flag.
+struct Bounds {
+  absl::Duration timeout;
+  absl::Time deadline;
+  const std::atomic<bool>* cancel;
+
+  bool cancelled() const {
+    return cancel != nullptr && cancel->load(std::memory_order_relaxed);
+  }
+};
+
+absl::Status Cancelled() { return absl::CancelledError("download cancelled"); }
+
+// Waits until `fd` is ready for `events` (POLLIN or POLLOUT), in slices of
+// at most 100 ms so that a cancel (set by a signal handler, which may run
+// on another thread) is seen soon.
+absl::Status WaitFor(int fd, short events, const Bounds& bounds,
                      absl::string_view what) {
-  const absl::Time deadline = MonotonicNow() + timeout;
+  const absl::Time deadline = MonotonicNow() + bounds.timeout;
   for (;;) {
+    if (bounds.cancelled()) return Cancelled();
+    if (absl::Now() >= bounds.deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("out of time while ", what));
+    }
     const absl::Duration left =
-        std::max(deadline - MonotonicNow(), absl::ZeroDuration());
+        std::min({std::max(deadline - MonotonicNow(), absl::ZeroDuration()),
+                  std::max(bounds.deadline - absl::Now(), absl::ZeroDuration()),
+                  absl::Milliseconds(100)});
     pollfd entry{fd, events, 0};
     int ready = ::poll(&entry, 1,
                        static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
@@ -40,13 +67,13 @@ absl::Status WaitFor(int fd, short events, absl::Duration timeout,
     if (ready == 0 && MonotonicNow() >= deadline) {
       return absl::DeadlineExceededError(
           absl::StrCat("the holder kept silent for ",
-                       absl::FormatDuration(timeout), " while ", what));
+                       absl::FormatDuration(bounds.timeout), " while ", what));
     }
   }
 }
 
 absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
-                                 absl::Duration timeout) {
+                                 const Bounds& bounds) {
   UniqueFd socket(
       ::socket(holder.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!socket) return ErrnoStatus("socket", errno);
@@ -56,7 +83,7 @@ absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
   if (errno != EINPROGRESS) {
     return ErrnoStatus(absl::StrCat("connect to ", holder.ToString()), errno);
   }
-  absl::Status ready = WaitFor(socket.get(), POLLOUT, timeout, "connecting");
+  absl::Status ready = WaitFor(socket.get(), POLLOUT, bounds, "connecting");
   if (!ready.ok()) return ready;
   int err = 0;
   socklen_t length = sizeof(err);
@@ -69,13 +96,13 @@ absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
   return socket;
 }
 
-absl::Status SendAll(int fd, absl::string_view data, absl::Duration timeout) {
+absl::Status SendAll(int fd, absl::string_view data, const Bounds& bounds) {
   while (!data.empty()) {
     ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
       data.remove_prefix(static_cast<size_t>(n));
     } else if (errno == EAGAIN) {
-      absl::Status ready = WaitFor(fd, POLLOUT, timeout, "sending");
+      absl::Status ready = WaitFor(fd, POLLOUT, bounds, "sending");
       if (!ready.ok()) return ready;
     } else if (errno != EINTR) {
       return ErrnoStatus("send", errno);
@@ -86,12 +113,12 @@ absl::Status SendAll(int fd, absl::string_view data, absl::Duration timeout) {
 
 // Receives up to `size` bytes; 0 means the holder closed the connection.
 absl::StatusOr<size_t> Receive(int fd, char* data, size_t size,
-                               absl::Duration timeout, absl::string_view what) {
+                               const Bounds& bounds, absl::string_view what) {
   for (;;) {
     ssize_t n = ::recv(fd, data, size, 0);
     if (n >= 0) return static_cast<size_t>(n);
     if (errno == EAGAIN) {
-      absl::Status ready = WaitFor(fd, POLLIN, timeout, what);
+      absl::Status ready = WaitFor(fd, POLLIN, bounds, what);
       if (!ready.ok()) return ready;
     } else if (errno != EINTR) {
       return ErrnoStatus("recv", errno);
@@ -105,12 +132,12 @@ absl::StatusOr<http::Response> ReadResponseHead(int fd,
                                                 std::vector<char>& buffer,
                                                 size_t* body_start,
                                                 size_t* filled,
-                                                absl::Duration timeout) {
+                                                const Bounds& bounds) {
   *filled = 0;
   for (;;) {
     absl::StatusOr<size_t> n =
         Receive(fd, buffer.data() + *filled, http::kMaxHeadBytes - *filled,
-                timeout, "waiting for the response");
+                bounds, "waiting for the response");
     if (!n.ok()) return n.status();
     if (*n == 0) {
       return absl::UnavailableError(
@@ -281,18 +308,21 @@ absl::StatusOr<BodyPipe> OpenBodyPipe() {
 // fewer than recv() + write(), and less CPU time per byte, which is what
 // the download runs short of on a busy machine (bench/transfer.sh measures
 // both ways as rawcopy-splice and rawcopy).
-absl::Status ReceiveBody(int socket_fd, BodySink& sink,
-                         absl::string_view prefix, uint64_t length,
-                         absl::Duration timeout) {
+absl::Status ReceiveBody(
+    int socket_fd, BodySink& sink, absl::string_view prefix, uint64_t length,
+    const Bounds& bounds,
+    const std::function<void(uint64_t, uint64_t)>& progress) {
   prefix = prefix.substr(
       0, static_cast<size_t>(std::min<uint64_t>(prefix.size(), length)));
   absl::Status status = sink.Append(prefix);
   if (!status.ok()) return status;
   uint64_t received = prefix.size();
+  if (progress) progress(received, length);
   if (received == length) return absl::OkStatus();
   absl::StatusOr<BodyPipe> pipe = OpenBodyPipe();
   if (!pipe.ok()) return pipe.status();
   while (received < length) {
+    if (bounds.cancelled()) return Cancelled();
     const size_t want = static_cast<size_t>(
         std::min<uint64_t>(pipe->capacity, length - received));
     // The pipe is empty here (each round drains it), so EAGAIN means the
@@ -304,12 +334,13 @@ absl::Status ReceiveBody(int socket_fd, BodySink& sink,
           sink.AppendFromPipe(pipe->read_end.get(), static_cast<size_t>(n));
       if (!status.ok()) return status;
       received += static_cast<uint64_t>(n);
+      if (progress) progress(received, length);
     } else if (n == 0) {
       return absl::DataLossError(
           absl::StrCat("the holder closed the connection after ", received,
                        " of ", length, " bytes"));
     } else if (errno == EAGAIN) {
-      status = WaitFor(socket_fd, POLLIN, timeout, "sending the file");
+      status = WaitFor(socket_fd, POLLIN, bounds, "sending the file");
       if (!status.ok()) return status;
     } else if (errno != EINTR) {
       return ErrnoStatus("splice(socket -> pipe)", errno);
@@ -342,18 +373,19 @@ absl::Status RefuseExisting(int dir_fd, const DownloadRequest& request) {
 // Asks for the file; returns its response with the body ahead.
 absl::StatusOr<uint64_t> RequestFile(int socket_fd,
                                      const DownloadRequest& request,
+                                     const Bounds& bounds,
                                      std::vector<char>& buffer,
                                      absl::string_view* prefix) {
   absl::Status sent =
       SendAll(socket_fd,
               http::FormatRequestHead(request.name, request.holder.ToString(),
                                       request.ticket),
-              request.timeout);
+              bounds);
   if (!sent.ok()) return sent;
   size_t body_start = 0;
   size_t filled = 0;
-  absl::StatusOr<http::Response> response = ReadResponseHead(
-      socket_fd, buffer, &body_start, &filled, request.timeout);
+  absl::StatusOr<http::Response> response =
+      ReadResponseHead(socket_fd, buffer, &body_start, &filled, bounds);
   if (!response.ok()) return response.status();
   if (response->status_code != http::kOk) {
     return http::StatusFromHttpCode(response->status_code);
@@ -383,7 +415,8 @@ absl::Status Download(const DownloadRequest& request) {
   }
   status = RefuseExisting(dir.get(), request);
   if (!status.ok()) return status;
-  absl::StatusOr<UniqueFd> socket = Connect(request.holder, request.timeout);
+  const Bounds bounds{request.timeout, request.deadline, request.cancel};
+  absl::StatusOr<UniqueFd> socket = Connect(request.holder, bounds);
   if (!socket.ok()) return socket.status();
 
   // Only the head (and the body bytes that come with it) lands here; the
@@ -391,7 +424,7 @@ absl::Status Download(const DownloadRequest& request) {
   std::vector<char> head_buffer(http::kMaxHeadBytes);
   absl::string_view prefix;
   absl::StatusOr<uint64_t> length =
-      RequestFile(socket->get(), request, head_buffer, &prefix);
+      RequestFile(socket->get(), request, bounds, head_buffer, &prefix);
   if (!length.ok()) return length.status();
 
   TempFile file(dir.get());
@@ -400,7 +433,8 @@ absl::Status Download(const DownloadRequest& request) {
   if (!status.ok()) return status;
   absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(file.fd());
   if (!sink.ok()) return sink.status();
-  status = ReceiveBody(socket->get(), **sink, prefix, *length, request.timeout);
+  status = ReceiveBody(socket->get(), **sink, prefix, *length, bounds,
+                       request.progress);
   if (!status.ok()) return status;
   absl::StatusOr<Sha256Digest> received_digest = (*sink)->Finish();
   if (!received_digest.ok()) return received_digest.status();
@@ -415,6 +449,65 @@ absl::Status Download(const DownloadRequest& request) {
   if (!status.ok()) return status;
   if (::fsync(dir.get()) != 0) return ErrnoStatus("fsync(folder)", errno);
   return absl::OkStatus();
+}
+
+namespace {
+
+std::string FormatBytes(double bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrFormat("%.0f B", bytes)
+                   : absl::StrFormat("%.1f %s", bytes, kUnits[unit]);
+}
+
+}  // namespace
+
+ProgressLine::ProgressLine(std::FILE* out)
+    : out_(out),
+      enabled_(out != nullptr && ::isatty(::fileno(out))),
+      start_(absl::Now()) {}
+
+std::string ProgressLine::Format(uint64_t received, uint64_t total,
+                                 absl::Duration elapsed) {
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  const double rate = seconds > 0 ? static_cast<double>(received) / seconds : 0;
+  const int percent =
+      total == 0 ? 100 : static_cast<int>(received * 100 / total);
+  std::string left = "--:--";
+  if (rate > 0 && received <= total) {
+    const int64_t eta = static_cast<int64_t>(
+        static_cast<double>(total - received) / rate + 0.5);
+    left = eta >= 3600 ? absl::StrFormat("%d:%02d:%02d", eta / 3600,
+                                         eta / 60 % 60, eta % 60)
+                       : absl::StrFormat("%d:%02d", eta / 60, eta % 60);
+  }
+  return absl::StrCat(FormatBytes(static_cast<double>(received)), " / ",
+                      FormatBytes(static_cast<double>(total)), " (", percent,
+                      "%)  ", FormatBytes(rate), "/s  ", left, " left");
+}
+
+void ProgressLine::Update(uint64_t received, uint64_t total) {
+  if (!enabled_) return;
+  const absl::Time now = absl::Now();
+  if (now - last_ < absl::Milliseconds(250) && received < total) return;
+  last_ = now;
+  // "\r" back to the line's start, "\033[K" erases what a longer line left.
+  const std::string line =
+      absl::StrCat("\r", Format(received, total, now - start_), "\033[K");
+  std::fwrite(line.data(), 1, line.size(), out_);
+  std::fflush(out_);
+  shown_ = true;
+}
+
+void ProgressLine::Finish() {
+  if (!shown_) return;
+  shown_ = false;
+  std::fputs("\r\033[K", out_);
+  std::fflush(out_);
 }
 
 }  // namespace pcfs

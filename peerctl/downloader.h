@@ -20,7 +20,10 @@
 #ifndef PCFS_PEERCTL_DOWNLOADER_H_
 #define PCFS_PEERCTL_DOWNLOADER_H_
 
+#include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -42,6 +45,44 @@ struct DownloadRequest {
   // response head, or for the next bytes of the body. A transfer that keeps
   // making progress may take longer in total.
   absl::Duration timeout = absl::Seconds(30);
+  // When the whole download must be over (a one-shot command's --timeout):
+  // DeadlineExceeded after it.
+  absl::Time deadline = absl::InfiniteFuture();
+  // When set and it becomes true (a Ctrl-C), the download stops within
+  // about 100 ms with Cancelled, leaving nothing in the folder.
+  const std::atomic<bool>* cancel = nullptr;
+  // Called with (bytes received, bytes in all) as the body arrives, on the
+  // calling thread, after every chunk (up to 1 MiB): rate-limit the output.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+// One progress line for a download on a terminal: "12.5 MiB / 500.0 MiB
+// (2%)  48.1 MiB/s  0:10 left", rewritten in place ("\r") at most four times
+// a second, and erased by Finish(). Prints nothing when `out` is not a
+// terminal. Not thread-safe: one download's thread uses it.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::FILE* out);
+  ~ProgressLine() { Finish(); }
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+
+  // The bytes received so far of `total`.
+  void Update(uint64_t received, uint64_t total);
+  // Erases the line, if one was printed.
+  void Finish();
+
+  // The line for `received` of `total` bytes after `elapsed` (pure, for
+  // tests).
+  static std::string Format(uint64_t received, uint64_t total,
+                            absl::Duration elapsed);
+
+ private:
+  std::FILE* const out_;
+  const bool enabled_;
+  const absl::Time start_;
+  absl::Time last_ = absl::InfinitePast();
+  bool shown_ = false;
 };
 
 // Downloads `request.name` into `request.destination_dir`. Errors:
@@ -55,6 +96,8 @@ struct DownloadRequest {
 //   DataLoss            a short body, or a size or SHA-256 that differs
 //                       from the expected one
 //   Unavailable         connection refused or reset
+//   Cancelled           `cancel` was set
+//   DeadlineExceeded    also: `deadline` passed
 // and the errno of the failing call otherwise (the message names it).
 absl::Status Download(const DownloadRequest& request);
 

@@ -1,7 +1,7 @@
 // peerctl: the PeerConnectFS client.
 //
 //   peerctl [PORT | --server HOST[:PORT]]               interactive shell
-//   peerctl [flags] COMMAND [ARG]                       one command
+//   peerctl [flags] [--timeout D] COMMAND [ARG]         one command
 //   peerctl [flags] serve                               the agent
 //
 // Settings come from the flags, then the environment, then
@@ -18,6 +18,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/base/cli.h"
 #include "core/base/names.h"
 #include "core/io/net.h"
@@ -43,6 +45,9 @@ ABSL_FLAG(std::string, socket, "",
           "$XDG_RUNTIME_DIR/peerconnect/peerctl.sock)");
 ABSL_FLAG(bool, json, false,
           "print results as JSON Lines, errors as one JSON object");
+ABSL_FLAG(std::string, timeout, "",
+          "the longest a one-shot COMMAND may take, e.g. 5s or 500ms "
+          "(default: no bound)");
 
 namespace {
 
@@ -64,6 +69,7 @@ constexpr char kUsage[] =
     "  --download-dir DIR     where get puts files\n"
     "  --socket PATH          the agent's socket\n"
     "  --json                 JSON Lines on stdout, JSON errors on stderr\n"
+    "  --timeout DURATION     bound a one-shot COMMAND (e.g. 5s, 500ms)\n"
     "  -h, --help             this help;  --version  the version\n"
     "settings: flags, then PEERCTL_SERVER / PEERCTL_USER, then "
     "$XDG_CONFIG_HOME/peerconnect/peerctl.conf\n"
@@ -185,6 +191,18 @@ int main(int argc, char** argv) {
     return pcfs::RunAgent(std::move(agent));
   }
 
+  // --timeout bounds the whole command from here: the daemon's silence
+  // ends it with "cannot reach the daemon" (exit 5) by then.
+  if (const std::string timeout = absl::GetFlag(FLAGS_timeout);
+      !timeout.empty()) {
+    absl::Duration bound;
+    if (!absl::ParseDuration(timeout, &bound) ||
+        bound <= absl::ZeroDuration()) {
+      return Usage("--timeout takes a duration such as 5s or 500ms");
+    }
+    if (positional.empty()) return Usage("--timeout goes with a COMMAND");
+    options.server.deadline = absl::Now() + bound;
+  }
   if (positional.empty()) {
     // The shell prompts for the user; --user (a flag) belongs to commands.
     if (flags.user.has_value()) return Usage("--user goes with a COMMAND");

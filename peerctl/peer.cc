@@ -20,6 +20,9 @@ Peer::Peer(const PeerOptions& options) : options_(options) {}
 Peer::~Peer() { StopHeartbeats(); }
 
 void Peer::StopHeartbeats() {
+  // A heartbeat retransmitting under loss ends at once, so that a logout
+  // (`xit`, the end of a one-shot command) does not wait for it.
+  if (client_ != nullptr) client_->StopHeartbeats();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_ = true;
@@ -84,20 +87,16 @@ absl::Status Peer::Logout() {
 }
 
 void Peer::HeartbeatLoop() {
-  bool failing = false;
+  // The client tells each change of the session's state itself (lost,
+  // logged in again, refused, daemon silent); a refused login makes the
+  // wait the client's growing pause instead of the heartbeat interval.
   std::unique_lock<std::mutex> lock(stop_mu_);
   while (!stop_cv_.wait_for(
-      lock, absl::ToChronoMilliseconds(client_->heartbeat_interval()),
+      lock, absl::ToChronoMilliseconds(client_->NextHeartbeatIn()),
       [this] { return stopping_; })) {
     lock.unlock();
-    absl::Status s = client_->Heartbeat();
+    client_->Heartbeat().IgnoreError();
     lock.lock();
-    if (!s.ok() && !failing) {
-      Log("peerctl: heartbeat failed: ", s.message());
-    } else if (s.ok() && failing) {
-      Log("peerctl: heartbeats answered again");
-    }
-    failing = !s.ok();
   }
 }
 
@@ -138,6 +137,11 @@ absl::Status Peer::Publish(absl::string_view name) {
   return absl::OkStatus();
 }
 
+std::vector<std::string> Peer::KnownPublications() const {
+  MutexLock lock(&published_mu_);
+  return std::vector<std::string>(published_.begin(), published_.end());
+}
+
 absl::Status Peer::Unpublish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   // Stop serving first: a download must never start after `unp` returned.
@@ -148,12 +152,16 @@ absl::Status Peer::Unpublish(absl::string_view name) {
   return client_->Unpublish(name);
 }
 
-absl::StatusOr<std::string> Peer::Get(absl::string_view name) {
-  return GetInto(name, options_.download_dir);
+absl::StatusOr<std::string> Peer::Get(
+    absl::string_view name, const std::atomic<bool>* cancel,
+    std::function<void(uint64_t, uint64_t)> progress) {
+  return GetInto(name, options_.download_dir, cancel, std::move(progress));
 }
 
-absl::StatusOr<std::string> Peer::GetInto(absl::string_view name,
-                                          const std::string& download_dir) {
+absl::StatusOr<std::string> Peer::GetInto(
+    absl::string_view name, const std::string& download_dir,
+    const std::atomic<bool>* cancel,
+    std::function<void(uint64_t, uint64_t)> progress) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   const std::string target = absl::StrCat(download_dir, "/", name);
   struct stat st;
@@ -175,8 +183,12 @@ absl::StatusOr<std::string> Peer::GetInto(absl::string_view name,
     request.expected_size = location->size;
     request.expected_sha256 = location->sha256;
     request.timeout = options_.download_timeout;
+    request.deadline = options_.server.deadline;
+    request.cancel = cancel;
+    request.progress = progress;
     absl::Status s = Download(request);
     if (s.ok()) return target;
+    if (absl::IsCancelled(s)) return s;
     // Marked, so that a holder that is down or busy has an exit code of its
     // own, apart from a daemon that does not answer.
     failed = MarkHolderFailure(

@@ -7,7 +7,9 @@
 #ifndef PCFS_PEERCTL_PEER_H_
 #define PCFS_PEERCTL_PEER_H_
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,14 +65,24 @@ class Peer : public CommandBackend {
   // missing, unreadable or not regular.
   absl::Status Publish(absl::string_view name) override;
   absl::Status Unpublish(absl::string_view name) override;
+  // The names this user publishes, as last learnt (no exchange with the
+  // daemon: for the shell's Tab completion).
+  std::vector<std::string> KnownPublications() const;
   // Downloads `name` from an active holder into the download folder and
   // returns the path it landed at. AlreadyExists if a file of that name is
   // there already; NotFound ("File not found") if no one else publishes it.
-  absl::StatusOr<std::string> Get(absl::string_view name) override;
+  // `cancel` and `progress`, if not null, as DownloadRequest's (Ctrl-C in
+  // the shell; its progress line): Cancelled when cancelled, with nothing
+  // left in the folder. The download ends by options.server.deadline too.
+  absl::StatusOr<std::string> Get(
+      absl::string_view name, const std::atomic<bool>* cancel,
+      std::function<void(uint64_t, uint64_t)> progress) override;
   // As Get, into `download_dir` instead of the options' folder (the agent
   // downloads into the folder of the command that asked).
-  absl::StatusOr<std::string> GetInto(absl::string_view name,
-                                      const std::string& download_dir);
+  absl::StatusOr<std::string> GetInto(
+      absl::string_view name, const std::string& download_dir,
+      const std::atomic<bool>* cancel = nullptr,
+      std::function<void(uint64_t, uint64_t)> progress = nullptr);
 
  private:
   explicit Peer(const PeerOptions& options);
@@ -94,7 +106,7 @@ class Peer : public CommandBackend {
   std::thread heartbeat_;
 
   // The names this user publishes, as last learnt from the daemon.
-  absl::Mutex published_mu_;
+  mutable absl::Mutex published_mu_;
   absl::flat_hash_set<std::string> published_ ABSL_GUARDED_BY(published_mu_);
 };
 

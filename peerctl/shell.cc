@@ -1,19 +1,54 @@
 #include "peerctl/shell.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "peerctl/control.h"
+#include "peerctl/downloader.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/line_editor.h"
 
 namespace pcfs {
 namespace {
+
+// Set by SIGINT (Ctrl-C while a command runs on a terminal): a running
+// `get` stops. While a line is edited, Ctrl-C is a key (LineEditor).
+std::atomic<bool> interrupted{false};
+
+void OnInterrupt(int) { interrupted.store(true, std::memory_order_relaxed); }
+
+// The regular files of `folder` (what `pub` can publish).
+std::vector<std::string> FilesIn(const std::string& folder) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(folder.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat info {};
+    if (::fstatat(::dirfd(dir), entry->d_name, &info, AT_SYMLINK_NOFOLLOW) ==
+            0 &&
+        S_ISREG(info.st_mode)) {
+      names.push_back(name);
+    }
+  }
+  ::closedir(dir);
+  return names;
+}
 
 void Print(std::FILE* out, absl::string_view text) {
   std::fwrite(text.data(), 1, text.size(), out);
@@ -22,24 +57,6 @@ void Print(std::FILE* out, absl::string_view text) {
 
 void PrintLine(std::FILE* out, absl::string_view text) {
   Print(out, absl::StrCat(text, "\n"));
-}
-
-// Reads one line without its "\n" (and a "\r" before it). False at end of
-// input with nothing read.
-bool ReadLine(std::FILE* in, std::string* line) {
-  char* buffer = nullptr;
-  size_t capacity = 0;
-  ssize_t n = ::getline(&buffer, &capacity, in);
-  if (n < 0) {
-    std::free(buffer);
-    return false;
-  }
-  line->assign(buffer, static_cast<size_t>(n));
-  std::free(buffer);
-  while (!line->empty() && (line->back() == '\n' || line->back() == '\r')) {
-    line->pop_back();
-  }
-  return true;
 }
 
 // Reads the password with echo off when `in` is a terminal.
@@ -52,7 +69,7 @@ bool ReadPassword(std::FILE* in, std::FILE* out, std::string* password) {
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     ::tcsetattr(fd, TCSAFLUSH, &quiet);
   }
-  const bool read = ReadLine(in, password);
+  const bool read = ReadPlainLine(in, password);
   if (terminal) {
     ::tcsetattr(fd, TCSAFLUSH, &saved);
     Print(out, "\n");  // the user's Enter was not echoed
@@ -83,7 +100,7 @@ int LogIn(Peer& peer, std::FILE* in, std::FILE* out, std::FILE* err) {
     std::string user;
     std::string password;
     Print(out, "Username: ");
-    if (!ReadLine(in, &user)) {
+    if (!ReadPlainLine(in, &user)) {
       Print(out, "\n");
       return kExitOk;
     }
@@ -113,14 +130,17 @@ int LogIn(Peer& peer, std::FILE* in, std::FILE* out, std::FILE* err) {
 }
 
 void RunCommand(CommandBackend& peer, absl::string_view command,
-                absl::string_view argument, std::FILE* out) {
+                absl::string_view argument, std::FILE* out, std::FILE* err,
+                std::vector<std::string>* last_search) {
   const bool has_argument = !argument.empty();
   if (command == "lap" && !has_argument) {
     PrintList(out, peer.ListActivePeers(), "No active peers");
   } else if (command == "lpf" && !has_argument) {
     PrintList(out, peer.ListPublished(), "No files published");
   } else if (command == "sch" && has_argument) {
-    PrintList(out, peer.Search(argument), "No files found");
+    absl::StatusOr<std::vector<std::string>> names = peer.Search(argument);
+    if (names.ok()) *last_search = *names;
+    PrintList(out, names, "No files found");
   } else if (command == "pub" && has_argument) {
     absl::Status s = peer.Publish(argument);
     PrintLine(out,
@@ -136,12 +156,21 @@ void RunCommand(CommandBackend& peer, absl::string_view command,
       PrintLine(out, absl::StrCat("File unpublication failed: ", s.message()));
     }
   } else if (command == "get" && has_argument) {
-    absl::StatusOr<std::string> path = peer.Get(argument);
+    // On a terminal: one progress line on stderr, and Ctrl-C cancels.
+    ProgressLine progress(err);
+    interrupted.store(false, std::memory_order_relaxed);
+    absl::StatusOr<std::string> path =
+        peer.Get(argument, &interrupted, [&](uint64_t received, uint64_t all) {
+          progress.Update(received, all);
+        });
+    progress.Finish();
     if (path.ok()) {
       PrintLine(out, absl::StrCat("Download successful: ", argument));
     } else if (absl::IsNotFound(path.status()) &&
                path.status().message() == "File not found") {
       PrintLine(out, "File not found");
+    } else if (absl::IsCancelled(path.status())) {
+      PrintLine(out, absl::StrCat("Download cancelled: ", argument));
     } else {
       PrintLine(out,
                 absl::StrCat("Download failed: ", path.status().message()));
@@ -151,17 +180,42 @@ void RunCommand(CommandBackend& peer, absl::string_view command,
   }
 }
 
-// Reads and runs commands until `xit` or end of input.
-void CommandLoop(CommandBackend& backend, std::FILE* in, std::FILE* out) {
+// Reads and runs commands until `xit` or end of input: on a terminal with
+// line editing, history and Tab completion (`publications` gives what `unp`
+// completes), and Ctrl-C cancelling a running `get`.
+void CommandLoop(CommandBackend& backend, const PeerOptions& options,
+                 const std::function<std::vector<std::string>()>& publications,
+                 std::FILE* in, std::FILE* out, std::FILE* err) {
+  std::vector<std::string> last_search;
+  std::unique_ptr<LineEditor> editor = LineEditor::Create(
+      in, out, err, DefaultHistoryPath(),
+      [&](absl::string_view before, size_t* word_start) {
+        return ShellCompletions(before, word_start, [&](absl::string_view c) {
+          if (c == "pub") return FilesIn(options.share_dir);
+          if (c == "unp") return publications();
+          if (c == "get") return last_search;
+          return std::vector<std::string>();
+        });
+      });
+  struct sigaction saved_interrupt {};
+  if (editor->interactive()) {
+    // No SA_RESTART: a blocking call sees EINTR, and the download's
+    // waits look at the flag at least every 100 ms anyway.
+    struct sigaction action {};
+    action.sa_handler = OnInterrupt;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &saved_interrupt);
+  }
+
   for (;;) {
-    Print(out, "> ");
     std::string line;
-    if (!ReadLine(in, &line)) {
+    if (!editor->ReadLine("> ", &line)) {
       if (::isatty(::fileno(in))) Print(out, "\n");
       break;  // end of input acts as xit
     }
     absl::string_view rest = absl::StripAsciiWhitespace(line);
     if (rest.empty()) continue;
+    editor->AddHistory(rest);
     const size_t space = rest.find_first_of(" \t");
     absl::string_view command = rest.substr(0, space);
     absl::string_view argument =
@@ -169,11 +223,36 @@ void CommandLoop(CommandBackend& backend, std::FILE* in, std::FILE* out) {
             ? absl::string_view()
             : absl::StripLeadingAsciiWhitespace(rest.substr(space));
     if (command == "xit" && argument.empty()) break;
-    RunCommand(backend, command, argument, out);
+    RunCommand(backend, command, argument, out, err, &last_search);
   }
+  if (editor->interactive()) ::sigaction(SIGINT, &saved_interrupt, nullptr);
 }
 
 }  // namespace
+
+std::vector<std::string> ShellCompletions(
+    absl::string_view before_cursor, size_t* word_start,
+    const std::function<std::vector<std::string>(absl::string_view command)>&
+        arguments) {
+  static constexpr const char* kCommands[] = {"get", "lap", "lpf", "pub",
+                                              "sch", "unp", "xit"};
+  const size_t lead = before_cursor.find_first_not_of(" \t");
+  if (lead == absl::string_view::npos) {
+    *word_start = before_cursor.size();
+    return std::vector<std::string>(std::begin(kCommands), std::end(kCommands));
+  }
+  const size_t space = before_cursor.find_first_of(" \t", lead);
+  if (space == absl::string_view::npos) {
+    *word_start = lead;
+    return std::vector<std::string>(std::begin(kCommands), std::end(kCommands));
+  }
+  // The argument is the rest of the line, spaces and all (as RunShell
+  // reads it), so the word being completed starts after the blanks.
+  const size_t argument = before_cursor.find_first_not_of(" \t", space);
+  *word_start =
+      argument == absl::string_view::npos ? before_cursor.size() : argument;
+  return arguments(before_cursor.substr(lead, space - lead));
+}
 
 int RunShell(const PeerOptions& options, const std::string& agent_socket,
              std::FILE* in, std::FILE* out, std::FILE* err) {
@@ -187,7 +266,15 @@ int RunShell(const PeerOptions& options, const std::string& agent_socket,
                        " at ", agent_socket,
                        (*agent)->logged_in() ? "" : " (it is logging in again)",
                        "; xit leaves it running"));
-    CommandLoop(**agent, in, out);
+    control::AgentConnection& connection = **agent;
+    CommandLoop(
+        connection, options,
+        [&] {
+          absl::StatusOr<std::vector<std::string>> names =
+              connection.ListPublished();
+          return names.ok() ? *std::move(names) : std::vector<std::string>();
+        },
+        in, out, err);
     PrintLine(out, "Goodbye!");
     return kExitOk;
   }
@@ -197,7 +284,9 @@ int RunShell(const PeerOptions& options, const std::string& agent_socket,
     return ExitCodeFor(peer.status());
   }
   if (int code = LogIn(**peer, in, out, err); code >= 0) return code;
-  CommandLoop(**peer, in, out);
+  Peer& self = **peer;
+  CommandLoop(
+      self, options, [&] { return self.KnownPublications(); }, in, out, err);
   absl::Status s = (*peer)->Logout();
   PrintLine(out, "Goodbye!");
   if (!s.ok()) {

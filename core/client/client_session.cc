@@ -53,6 +53,11 @@ struct ClientSession::LoginState {
 
 ClientSession::ClientSession(uint32_t first_request_id, RetryPolicy retry)
     : retry_(retry), next_request_id_(first_request_id) {}
+ClientSession::ClientSession(uint32_t first_request_id, RetryPolicy retry,
+                             std::shared_ptr<SequenceCounter> sequences)
+    : retry_(retry),
+      sequences_(std::move(sequences)),
+      next_request_id_(first_request_id) {}
 ClientSession::~ClientSession() = default;
 ClientSession::ClientSession(ClientSession&&) noexcept = default;
 ClientSession& ClientSession::operator=(ClientSession&&) noexcept = default;
@@ -61,7 +66,8 @@ void ClientSession::Begin(MessageType type) {
   type_ = type;
   request_id_ = next_request_id_++;
   tries_ = 0;
-  first_sequence_ = next_sequence_;
+  first_sequence_ = 0;
+  last_sequence_ = 0;
   deadline_ = absl::InfinitePast();
   in_flight_ = true;
 }
@@ -135,7 +141,7 @@ absl::Status ClientSession::AcceptServerFinal(
   absl::StatusOr<SessionKey> key = login_->scram.session_key();
   if (!key.ok()) return key.status();
   key_ = *key;
-  next_sequence_ = 1;
+  next_sequence_ = 1;  // unused with a shared counter, which never goes back
   session_id_ = accepted->session_id;
   heartbeat_interval_ms_ = accepted->heartbeat_interval_ms;
   session_timeout_ms_ = accepted->session_timeout_ms;
@@ -202,7 +208,12 @@ size_t ClientSession::EncodeTry(absl::Time now, const RequestBody& body,
   if (size == 0) return 0;
   // Every try of a session request is a new datagram to the daemon's
   // replay window: a new sequence number and MAC, the same request id.
-  if (sealed()) SealDatagram(key_, next_sequence_++, out.first(size));
+  if (sealed()) {
+    const uint64_t sequence = TakeSequence();
+    if (tries_ == 0) first_sequence_ = sequence;
+    last_sequence_ = sequence;
+    SealDatagram(key_, sequence, out.first(size));
+  }
   ++tries_;
   deadline_ = now + retry_.TimeoutOf(tries_);
   return size;
@@ -228,7 +239,7 @@ std::optional<Reply> ClientSession::Receive(std::span<const uint8_t> datagram) {
     if (!unsealed_unknown_session) {
       const std::optional<uint64_t> sequence = OpenDatagram(key_, datagram);
       if (!sequence.has_value() || *sequence < first_sequence_ ||
-          *sequence >= next_sequence_) {
+          *sequence > last_sequence_ || first_sequence_ == 0) {
         return std::nullopt;
       }
     }

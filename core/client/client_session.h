@@ -7,7 +7,8 @@
 //     sequence number and the MAC (core/auth/datagram_auth.h), and each
 //     retransmission is a new datagram to the daemon's replay window (a new
 //     sequence number) with the same request id;
-//   - the retransmission schedule (RetryPolicy: 200 ms doubling, 5 tries);
+//   - the retransmission schedule (RetryPolicy: 200 ms doubling, 5 tries,
+//     unless the caller asks otherwise);
 //   - which datagram answers the request in flight: a response with its
 //     request id and type that opens under the session key with the sequence
 //     number of one of its tries (or the one reply the daemon cannot seal,
@@ -24,10 +25,12 @@
 //
 // Thread-safety: not thread-safe. Its owner serialises every call (peerctl
 // under its mutex, peerload on its one event-loop thread). Distinct
-// sessions share nothing.
+// sessions share nothing but a SequenceCounter given to both.
 #ifndef PCFS_CORE_CLIENT_CLIENT_SESSION_H_
 #define PCFS_CORE_CLIENT_CLIENT_SESSION_H_
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -42,20 +45,42 @@
 namespace pcfs::client {
 
 // How a request is retransmitted: try n (from 1) waits first_timeout *
-// 2^(n-1) for its reply, and there are `attempts` tries in all (the
-// defaults: 200+400+800+1600+3200 ms, 6.2 s at most).
+// 2^(n-1), but at most max_timeout, for its reply, and there are `attempts`
+// tries in all, at most 255 (the defaults: 200+400+800+1600+3200 ms, 6.2 s
+// at most).
 struct RetryPolicy {
   absl::Duration first_timeout = absl::Milliseconds(200);
   int attempts = 5;
+  absl::Duration max_timeout = absl::InfiniteDuration();
 
   // How long try `try_number` (1 for the first) waits.
   absl::Duration TimeoutOf(int try_number) const {
-    return first_timeout * (int64_t{1} << (try_number - 1));
+    const int doublings = try_number - 1 < 20 ? try_number - 1 : 20;
+    return std::min(first_timeout * (int64_t{1} << doublings), max_timeout);
   }
   // How long all the tries wait together.
   absl::Duration TotalWait() const {
-    return first_timeout * ((int64_t{1} << attempts) - 1);
+    absl::Duration total;
+    for (int n = 1; n <= attempts; ++n) total += TimeoutOf(n);
+    return total;
   }
+};
+
+// The sequence numbers of one client's sealed datagrams, when more than one
+// ClientSession seals for the same session (peerctl's heartbeats go out on
+// a path of their own, beside a command that may be retransmitting): each
+// datagram takes the next number, so no two reuse one, and the daemon's
+// replay window, which accepts numbers out of order within its width,
+// admits both streams. The counter never goes back, not even when a new
+// login starts a new session (its window accepts any first number).
+//
+// Thread-safe: Take() may be called from any thread.
+class SequenceCounter {
+ public:
+  uint64_t Take() { return next_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> next_{1};
 };
 
 // The body of a session request: views into the caller's memory, which
@@ -97,6 +122,10 @@ class ClientSession {
   // the daemon's reply cache of its last run).
   explicit ClientSession(uint32_t first_request_id = 0,
                          RetryPolicy retry = RetryPolicy());
+  // The same, sealing with numbers from `sequences`, shared with other
+  // sessions (see SequenceCounter) instead of a counter of its own.
+  ClientSession(uint32_t first_request_id, RetryPolicy retry,
+                std::shared_ptr<SequenceCounter> sequences);
   ~ClientSession();
   ClientSession(ClientSession&&) noexcept;
   ClientSession& operator=(ClientSession&&) noexcept;
@@ -173,7 +202,8 @@ class ClientSession {
     uint32_t session_timeout_ms = 0;
   };
   Saved Save() const;
-  // Makes `saved` the session again; abandons any login or request.
+  // Makes `saved` the session again; abandons any login or request. (With
+  // a shared SequenceCounter, `saved.next_sequence` is not used.)
   void Restore(const Saved& saved);
 
   bool logged_in() const { return session_id_ != 0; }
@@ -203,14 +233,22 @@ class ClientSession {
   absl::Status AcceptServerFirst(std::span<const uint8_t> payload);
   absl::Status AcceptServerFinal(std::span<const uint8_t> payload);
 
+  // The sequence number the next sealed try carries.
+  uint64_t TakeSequence() {
+    return sequences_ != nullptr ? sequences_->Take() : next_sequence_++;
+  }
+
   RetryPolicy retry_;
-  std::unique_ptr<LoginState> login_;  // null outside a login
+  std::shared_ptr<SequenceCounter> sequences_;  // null: next_sequence_
+  std::unique_ptr<LoginState> login_;           // null outside a login
   uint64_t session_id_ = 0;
   SessionKey key_{};
   uint64_t next_sequence_ = 1;
   // The request in flight: its tries carry sequence numbers from
-  // first_sequence_ to next_sequence_ - 1.
+  // first_sequence_ to last_sequence_ (others' datagrams may have taken
+  // some numbers in between, from a shared counter).
   uint64_t first_sequence_ = 0;
+  uint64_t last_sequence_ = 0;
   absl::Time deadline_ = absl::InfinitePast();
   uint32_t next_request_id_;
   uint32_t request_id_ = 0;

@@ -401,9 +401,13 @@ std::optional<std::string> UdpSocket::Receive(absl::Duration timeout,
 }
 
 Shell::Shell(const Daemon& daemon, const std::string& user,
+             const std::string& password, const std::string& cwd)
+    : Shell(daemon.address(), user, password, cwd) {}
+
+Shell::Shell(const std::string& server, const std::string& user,
              const std::string& password, const std::string& cwd) {
   Process::Options options;
-  options.argv = {PCFS_PEERCTL_PATH, "--server", daemon.address()};
+  options.argv = {PCFS_PEERCTL_PATH, "--server", server};
   options.cwd = cwd;
   options.env["PEERCTL_SOCKET"] = kNoAgentSocket;
   process_ = std::make_unique<Process>(options);
@@ -516,6 +520,16 @@ void UdpRelay::Run() {
       }
     }
   }
+}
+
+UdpRelay::Rule DropFraction(double fraction, uint32_t seed) {
+  auto generator = std::make_shared<std::mt19937>(seed);
+  return
+      [generator, fraction](UdpRelay::Direction, uint64_t, const std::string&) {
+        std::uniform_real_distribution<double> uniform(0.0, 1.0);
+        return uniform(*generator) < fraction ? UdpRelay::Verdict::Drop()
+                                              : UdpRelay::Verdict::Forward();
+      };
 }
 
 }  // namespace pcfs::testing

@@ -157,6 +157,9 @@ class Shell {
   // gtest ADD_FAILURE) if the prompts do not appear.
   Shell(const Daemon& daemon, const std::string& user,
         const std::string& password, const std::string& cwd);
+  // The same through `server` ("HOST:PORT", e.g. a UdpRelay's address).
+  Shell(const std::string& server, const std::string& user,
+        const std::string& password, const std::string& cwd);
   // Sends "xit" if still running and waits for the exit.
   ~Shell();
 
@@ -279,6 +282,11 @@ class UdpRelay {
   std::vector<Datagram> recorded_;  // the relay thread's until joined
   std::thread thread_;
 };
+
+// A UdpRelay rule that drops each datagram, either way, with probability
+// `fraction`, drawn from a generator seeded with `seed` (the same seed, the
+// same drops for the same sequence of datagrams): a lossy network.
+UdpRelay::Rule DropFraction(double fraction, uint32_t seed);
 
 }  // namespace pcfs::testing
 

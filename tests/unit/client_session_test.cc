@@ -234,6 +234,62 @@ TEST(RetryPolicyTest, TotalWaitIsTheSumOfTheTimeouts) {
   EXPECT_EQ(RetryPolicy().TotalWait(), absl::Milliseconds(6200));
 }
 
+TEST(RetryPolicyTest, MaxTimeoutCapsTheDoubling) {
+  const RetryPolicy policy{absl::Milliseconds(200), 6, absl::Seconds(1)};
+  EXPECT_EQ(policy.TimeoutOf(3), absl::Milliseconds(800));
+  EXPECT_EQ(policy.TimeoutOf(4), absl::Seconds(1));
+  EXPECT_EQ(policy.TimeoutOf(200), absl::Seconds(1));
+  EXPECT_EQ(policy.TotalWait(), absl::Milliseconds(200 + 400 + 800 + 3000));
+}
+
+// ---- Two senders of one session (peerctl's commands and heartbeats).
+
+TEST_F(ClientSessionTest, SessionsSharingACounterInterleaveTheirSequences) {
+  auto counter = std::make_shared<SequenceCounter>();
+  ClientSession commands(kFirstId, RetryPolicy(), counter);
+  ASSERT_TRUE(LogIn(commands, "hans", "hanspass").ok());
+  ClientSession heartbeats(9000, RetryPolicy(), counter);
+  heartbeats.Restore(commands.Save());
+
+  // A PUB whose first try's reply is lost; a heartbeat goes out meanwhile;
+  // the PUB's second try is answered. The daemon admits all three.
+  ASSERT_TRUE(commands.StartRequest(MessageType::kPublish).ok());
+  RequestBody body;
+  body.publish.name = "song.mp3";
+  const std::vector<uint8_t> first = NextTry(commands, body);
+  Daemon(first);
+  ASSERT_TRUE(heartbeats.StartRequest(MessageType::kHeartbeat).ok());
+  const std::vector<uint8_t> beat = NextTry(heartbeats);
+  std::optional<Reply> beat_reply = heartbeats.Receive(Daemon(beat));
+  ASSERT_TRUE(beat_reply.has_value());
+  EXPECT_EQ(beat_reply->code, ResultCode::kOk);
+  const std::vector<uint8_t> second = NextTry(commands, body);
+  const std::vector<uint8_t> reply = Daemon(second);
+  // The heartbeat's reply is not the PUB's, and the PUB's is taken.
+  EXPECT_FALSE(heartbeats.Receive(reply).has_value());
+  std::optional<Reply> taken = commands.Receive(reply);
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->code, ResultCode::kOk);
+  EXPECT_EQ(OpenDatagram(commands.key(), first), 1u);
+  EXPECT_EQ(OpenDatagram(commands.key(), beat), 2u);
+  EXPECT_EQ(OpenDatagram(commands.key(), second), 3u);
+}
+
+TEST_F(ClientSessionTest, ASharedCounterDoesNotRestartAtANewLogin) {
+  auto counter = std::make_shared<SequenceCounter>();
+  ClientSession session(kFirstId, RetryPolicy(), counter);
+  ASSERT_TRUE(LogIn(session, "hans", "hanspass").ok());
+  ASSERT_TRUE(session.StartRequest(MessageType::kLogout).ok());
+  ASSERT_TRUE(session.Receive(Daemon(NextTry(session))).has_value());
+  ASSERT_TRUE(LogIn(session, "hans", "hanspass").ok());
+  ASSERT_TRUE(session.StartRequest(MessageType::kHeartbeat).ok());
+  const std::vector<uint8_t> beat = NextTry(session);
+  EXPECT_EQ(OpenDatagram(session.key(), beat), 2u);
+  std::optional<Reply> taken = session.Receive(Daemon(beat));
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->code, ResultCode::kOk);
+}
+
 // ---- Which reply is taken.
 
 TEST_F(ClientSessionTest, ReplyToAnEarlierTryIsTaken) {
