@@ -8,6 +8,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/base/names.h"
 #include "core/base/unique_fd.h"
 #include "peerctl/control.h"
@@ -186,6 +188,12 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
           command.socket_path, control::AbsolutePath(options.download_dir));
   if (agent.ok() &&
       (!command.user.has_value() || *command.user == (*agent)->user())) {
+    if (options.server.deadline != absl::InfiniteFuture()) {
+      if (absl::Status s = (*agent)->SetDeadline(options.server.deadline);
+          !s.ok()) {
+        return printer.Fail(s);
+      }
+    }
     return printer.Run(**agent);
   }
   if (!agent.ok() && !absl::IsNotFound(agent.status()) &&

@@ -4,9 +4,11 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +18,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "peerctl/exit_codes.h"
 
 namespace pcfs::control {
@@ -247,11 +251,30 @@ absl::StatusOr<std::unique_ptr<AgentConnection>> AgentConnection::Connect(
   return connection;
 }
 
+absl::Status AgentConnection::SetDeadline(absl::Time deadline) {
+  deadline_ = deadline;
+  // Blocking reads and writes of the socket end by then (EAGAIN).
+  const absl::Duration left =
+      std::max(deadline - absl::Now(), absl::Milliseconds(1));
+  const timeval bound = absl::ToTimeval(left);
+  if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound)) !=
+          0 ||
+      ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound)) !=
+          0) {
+    return ErrnoStatus("setsockopt SO_RCVTIMEO", errno);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> AgentConnection::Call(
     const Request& request) {
   absl::StatusOr<std::string> line = EncodeRequest(request);
   if (!line.ok()) return line.status();
   const auto gone = [this](const absl::Status& why) {
+    if (absl::Now() >= deadline_) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the agent at ", path_, " did not answer within the --timeout"));
+    }
     return absl::UnavailableError(
         absl::StrCat("the agent at ", path_, " went away: ", why.message()));
   };

@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "core/base/unique_fd.h"
 #include "peerctl/command_backend.h"
 
@@ -117,6 +118,11 @@ class AgentConnection : public CommandBackend {
   // Unavailable if the agent went away.
   absl::StatusOr<std::vector<std::string>> Call(const Request& request);
 
+  // Bounds every later Call (a one-shot command's --timeout): one the agent
+  // has not answered by `deadline` fails with DeadlineExceeded. The agent
+  // may still finish the command on its own.
+  absl::Status SetDeadline(absl::Time deadline);
+
   absl::StatusOr<std::vector<std::string>> ListActivePeers() override;
   absl::StatusOr<std::vector<std::string>> ListPublished() override;
   absl::StatusOr<std::vector<std::string>> Search(
@@ -139,6 +145,7 @@ class AgentConnection : public CommandBackend {
   const std::string download_dir_;
   std::string user_;
   bool logged_in_ = false;
+  absl::Time deadline_ = absl::InfiniteFuture();
 };
 
 }  // namespace pcfs::control

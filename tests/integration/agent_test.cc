@@ -211,6 +211,24 @@ TEST_F(AgentTest, RecoversFromARefusedRelogin) {
   EXPECT_TRUE(absl::StrContains(agent_->stderr_text(), "logged in as hans"));
 }
 
+// --timeout bounds a command that goes through the agent too: with the
+// daemon stopped (SIGSTOP: silent, not gone), `lpf --timeout 1s` ends well
+// before the agent's own retries would (6.4 s), as "daemon unreachable".
+TEST_F(AgentTest, TimeoutBoundsACommandThroughTheAgent) {
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  daemon_.process().Signal(SIGSTOP);
+  const absl::Time start = absl::Now();
+  CommandResult lpf =
+      RunToCompletion(ThroughAgent({"--timeout", "1s", "lpf"}, dir_.path()));
+  const absl::Duration took = absl::Now() - start;
+  daemon_.process().Signal(SIGCONT);
+  EXPECT_EQ(lpf.exit_code, kExitUnreachable) << lpf.err;
+  EXPECT_TRUE(absl::StrContains(lpf.err, "--timeout")) << lpf.err;
+  EXPECT_LT(took, absl::Seconds(3));
+  // The agent goes on, and answers once the daemon does.
+  EXPECT_TRUE(HansActiveWithin(absl::Seconds(15))) << agent_->stderr_text();
+}
+
 TEST_F(AgentTest, SigtermLogsOutAndExitsZero) {
   ASSERT_NO_FATAL_FAILURE(StartAgent());
   agent_->Signal(SIGTERM);
