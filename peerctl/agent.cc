@@ -170,6 +170,14 @@ void Agent::SuperviseSession() {
       Log("peerctl serve: session lost; logging in again");
       logged_in = false;
     }
+    if (ever_logged_in) {
+      // From the first login on, the session's client logs in again by
+      // itself (on its heartbeat path, with its own backoff, and says why
+      // it fails): a Login() from here as well would race it, and the
+      // loser's "already active" would end the winner's session.
+      if (!SleepUnlessStopping(absl::Milliseconds(250))) return;
+      continue;
+    }
     absl::Status s = peer_->Login(options_.user, options_.password);
     if (s.ok()) continue;  // logged in: the next turn says so
     // The whole wait, jittered by +-25%.

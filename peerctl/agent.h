@@ -40,9 +40,10 @@ struct AgentOptions {
   std::string password;
   std::string socket_path;
   int max_clients = 64;
-  // Re-login backoff: the first wait, doubled after each failure up to the
-  // cap; each wait is jittered by +-25% so that many agents do not return
-  // to a restarted daemon in step.
+  // First-login backoff: the first wait, doubled after each failure up to
+  // the cap; each wait is jittered by +-25% so that many agents do not
+  // return to a restarted daemon in step. (Once logged in, the session's
+  // ControlClient logs in again by itself, with its own backoff.)
   absl::Duration first_backoff = absl::Milliseconds(500);
   absl::Duration max_backoff = absl::Seconds(8);
 };

@@ -193,7 +193,8 @@ TEST_F(AgentTest, RecoversFromARefusedRelogin) {
               0);
   }
   daemon_.Restart();
-  ASSERT_TRUE(agent_->ReadStderrUntil("login failed", absl::Seconds(15)))
+  ASSERT_TRUE(
+      agent_->ReadStderrUntil("logging in again failed", absl::Seconds(15)))
       << agent_->stderr_text();
   // Meanwhile a command says why instead of hanging.
   CommandResult waiting = RunToCompletion(ThroughAgent({"lpf"}, dir_.path()));
