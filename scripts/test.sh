@@ -37,8 +37,9 @@ run build
 echo "== ASan+UBSan build"
 scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug \
   -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF
-# Tests labelled "slow" (tests/CMakeLists.txt) run in the release tree only.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -LE slow
+# Tests labelled "slow" or "nosan" (tests/CMakeLists.txt) run in the
+# release tree only.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -LE 'slow|nosan'
 
 # One clang tree does two jobs: GCC ignores the thread-safety annotations,
 # and a TSan tree is needed anyway, so building it with clang checks them
