@@ -240,6 +240,12 @@ class RequestHandler {
   std::string MakeServerNonce(absl::string_view client_nonce,
                               absl::string_view user, const Endpoint& from,
                               absl::Time now) const;
+  // The MAC a server nonce carries: over its timestamp and random bytes
+  // (`head`), the client's nonce, the user and the sender.
+  absl::StatusOr<Sha256Digest> ServerNonceMac(absl::string_view head,
+                                              absl::string_view client_nonce,
+                                              absl::string_view user,
+                                              const Endpoint& from) const;
   // True if `server_nonce` is one MakeServerNonce made for these, within
   // options_.login_window of `now`.
   bool CheckServerNonce(absl::string_view server_nonce,

@@ -96,6 +96,17 @@ void RequestHandler::LogFailedLogin(absl::string_view user,
              SocketAddress::FromEndpoint(from).ToString(), ": ", why);
 }
 
+absl::StatusOr<Sha256Digest> RequestHandler::ServerNonceMac(
+    absl::string_view head, absl::string_view client_nonce,
+    absl::string_view user, const Endpoint& from) const {
+  return HmacSha256(
+      absl::string_view(
+          reinterpret_cast<const char*>(shared_.login_secret.data()),
+          shared_.login_secret.size()),
+      absl::StrCat("PeerConnect login nonce", head, client_nonce, "\n", user,
+                   "\n", AddressKey(from), from.port));
+}
+
 std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
                                             absl::string_view user,
                                             const Endpoint& from,
@@ -110,11 +121,7 @@ std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
   const absl::string_view head(reinterpret_cast<const char*>(raw),
                                8 + kNonceRandomBytes);
   absl::StatusOr<Sha256Digest> mac =
-      HmacSha256(absl::string_view(
-                     reinterpret_cast<const char*>(shared_.login_secret.data()),
-                     shared_.login_secret.size()),
-                 absl::StrCat("PeerConnect login nonce", head, client_nonce,
-                              "\n", user, "\n", AddressKey(from), from.port));
+      ServerNonceMac(head, client_nonce, user, from);
   if (mac.ok()) std::memcpy(raw + head.size(), mac->data(), kNonceMacBytes);
   std::string encoded;
   absl::WebSafeBase64Escape(
@@ -141,11 +148,7 @@ bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
   if (made > now || now - made > options_.login_window) return false;
   const absl::string_view head(raw.data(), 8 + kNonceRandomBytes);
   absl::StatusOr<Sha256Digest> mac =
-      HmacSha256(absl::string_view(
-                     reinterpret_cast<const char*>(shared_.login_secret.data()),
-                     shared_.login_secret.size()),
-                 absl::StrCat("PeerConnect login nonce", head, client_nonce,
-                              "\n", user, "\n", AddressKey(from), from.port));
+      ServerNonceMac(head, client_nonce, user, from);
   return mac.ok() && CRYPTO_memcmp(mac->data(), raw.data() + head.size(),
                                    kNonceMacBytes) == 0;
 }
