@@ -50,6 +50,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
+#include "core/base/mutex_lock.h"
 #include "core/index/registry.h"
 #include "core/index/search_index.h"
 
@@ -230,7 +231,9 @@ inline bool TooManyDormant(size_t dormant, size_t live) {
 // stops publishing keeps its id), so there are at most as many as users
 // who ever published, and a reader may keep one without a lock.
 //
-// Thread-safety: Intern and Find take the table's mutex. NameOf takes no
+// Thread-safety: Intern and Find take the table's mutex (exclusively: the
+// hold is one hash probe, and core/base/mutex_lock.h, which lets TSan see
+// absl::Mutex, has no shared form). NameOf takes no
 // lock: the name of an id never changes or moves once Intern returned it,
 // and a thread that holds an id learnt it through a lock that the
 // interning thread released afterwards (a name shard's, a publication
@@ -246,12 +249,7 @@ class UserTable {
   // The id of `user`, made if it has none yet. kNoUser only once
   // kMaxChunks * kChunkUsers ids exist.
   uint32_t Intern(absl::string_view user) ABSL_LOCKS_EXCLUDED(mu_) {
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      auto it = ids_.find(user);
-      if (it != ids_.end()) return *it;
-    }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = ids_.find(user);
     if (it != ids_.end()) return *it;
     if (count_ == kMaxChunks * kChunkUsers) return kNoUser;
@@ -265,7 +263,7 @@ class UserTable {
   }
   // The id of `user`, or kNoUser if it never published.
   uint32_t Find(absl::string_view user) const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::ReaderMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = ids_.find(user);
     return it == ids_.end() ? kNoUser : *it;
   }
