@@ -40,20 +40,42 @@ inline uint32_t GetVarint(const uint8_t*& p) {
   }
 }
 
-// A sorted set of ids, in blocks of 32 bytes kept in one array: each block
-// holds its first id and the gaps to the next ones as varints (one byte
-// each where the trigram is common, so up to 27 ids a block). A walk reads
-// the array in order; Insert and Erase rewrite one or two blocks and move
-// the blocks after them; Cursor::SeekAtLeast gallops over the blocks.
+// A sorted set of ids, in blocks of 32 bytes: each block holds its first
+// id and the gaps to the next ones as varints (one byte each where the
+// trigram is common, so up to 27 ids a block). A walk reads the blocks in
+// order; Insert and Erase rewrite one or two blocks and move the blocks
+// after them; Cursor::SeekAtLeast gallops over the blocks.
+//
+// The list itself is 32 bytes. Up to one block's worth of ids (most lists
+// of a large index: the trigrams of the random parts of names hold a few
+// ids each) live inline, in the list, with no heap block; longer lists
+// keep an array of blocks on the heap, sized to within an eighth of what
+// they hold (not doubled), and go back inline once their ids fit in one
+// block again.
 class PostingList {
  public:
-  uint32_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+  PostingList() = default;
+  ~PostingList() { Release(); }
+  // Not copied or moved: a cursor points into the list's inline block.
+  PostingList(const PostingList&) = delete;
+  PostingList& operator=(const PostingList&) = delete;
+
+  uint32_t size() const { return heap() ? heap_.size : inline_.count; }
+  bool empty() const { return size() == 0; }
+  // Bytes of heap the list holds (its block array; 0 while inline).
+  size_t heap_bytes() const {
+    return heap() ? size_t{heap_.capacity} * sizeof(Block) : 0;
+  }
 
   // REQUIRES: `id` is not in the list.
   void Insert(uint32_t id);
   // Returns false if `id` is not in the list.
   bool Erase(uint32_t id);
+  // Removes every id and lets go of the heap array.
+  void Clear() {
+    Release();
+    inline_ = Block{};
+  }
 
   // Walks the ids in increasing order. Its state is a copy of the list's
   // block array's place and size, so that the list must not change while
@@ -65,32 +87,68 @@ class PostingList {
   static constexpr size_t kMaxBlockIds = kGapBytes + 1;
   struct Block {
     uint32_t first = 0;
-    uint8_t count = 0;  // ids in the block, >= 1
+    uint8_t count = 0;  // ids in the block: >= 1, but 0 in an empty list
     uint8_t used = 0;   // bytes of `gaps` in use
     uint8_t gaps[kGapBytes] = {};
   };
   static_assert(sizeof(Block) == 32);
+  // The heap form. Its first two fields share their layout with Block's
+  // (a common initial sequence), so `count` tells the forms apart: no
+  // inline block holds kHeapMark ids.
+  static constexpr uint8_t kHeapMark = 0xff;
+  struct Heap {
+    uint32_t size;  // ids
+    uint8_t mark;   // kHeapMark
+    Block* blocks;  // `count` blocks in use of `capacity`, count >= 2
+    uint32_t count;
+    uint32_t capacity;
+    uint32_t last;  // the largest id
+  };
+  static_assert(sizeof(Heap) <= sizeof(Block));
   // Room for the ids of two blocks, when joining them.
   using Ids = absl::InlinedVector<uint32_t, 2 * kMaxBlockIds>;
 
+  bool heap() const { return inline_.count == kHeapMark; }
+  const Block* blocks() const { return heap() ? heap_.blocks : &inline_; }
+  Block* blocks() { return heap() ? heap_.blocks : &inline_; }
+  size_t block_count() const {
+    return heap() ? heap_.count : (inline_.count == 0 ? 0 : 1);
+  }
+  uint32_t last() const;
+  void Release() {
+    if (heap()) delete[] heap_.blocks;
+  }
+
   // The block that holds `id` or would: the last one starting at or before
-  // it, else the first. REQUIRES: !blocks_.empty().
+  // it, else the first. REQUIRES: block_count() > 0.
   size_t BlockFor(uint32_t id) const;
   static void AppendIds(const Block& block, Ids& ids);
   // Writes as many of ids[0..n) as fit into `block`; returns how many.
   static size_t Encode(const uint32_t* ids, size_t n, Block& block);
+  // Replaces `removed` blocks from block i on with `added` blocks from
+  // `fresh`, switching between the inline and heap forms as the count of
+  // blocks requires. Leaves size and last to the caller.
+  void Splice(size_t i, size_t removed, const Block* fresh, size_t added);
   // Replaces block i with blocks holding `ids` (none if it is empty).
   void Rewrite(size_t i, const Ids& ids);
+  // Sets the heap form's size and last (no-op while inline).
+  void SetTotals(uint32_t size, uint32_t last) {
+    if (!heap()) return;
+    heap_.size = size;
+    heap_.last = last;
+  }
 
-  absl::InlinedVector<Block, 1> blocks_;
-  uint32_t size_ = 0;
-  uint32_t last_ = 0;  // the largest id, if any
+  union {
+    Block inline_{};
+    Heap heap_;
+  };
 };
+static_assert(sizeof(PostingList) == 32);
 
 class PostingList::Cursor {
  public:
   explicit Cursor(const PostingList& list)
-      : blocks_(list.blocks_.data()), block_count_(list.blocks_.size()) {
+      : blocks_(list.blocks()), block_count_(list.block_count()) {
     Enter(0);
   }
   bool done() const { return block_ == block_count_; }

@@ -37,6 +37,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <span>
@@ -45,6 +47,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
@@ -306,24 +309,34 @@ class UserTable {
   const std::unique_ptr<std::unique_ptr<std::string[]>[]> chunks_;
 };
 
-// A name as the user side of the registry refers to it: its name shard in
-// the low 32 bits, its id in that shard's SearchIndex in the high ones.
-// The id is the name's while it has a publisher; a reader checks that the
-// user still publishes at the reference before it trusts it.
-inline uint64_t NameRef(size_t shard, uint32_t id) {
-  return (uint64_t{id} << 32) | static_cast<uint32_t>(shard);
+// A name as the user side of the registry refers to it, in 4 bytes: its
+// name shard in the low `shard_bits` bits (log2 of the name shard count),
+// its id in that shard's SearchIndex in the others. The id is the name's
+// while it has a publisher; a reader checks that the user still publishes
+// at the reference before it trusts it. A name shard thus holds at most
+// 2^(32 - shard_bits) ids (2^29 with the default 8 shards): Publish refuses
+// a name beyond that.
+inline uint32_t NameRef(size_t shard, uint32_t id, uint32_t shard_bits) {
+  return (id << shard_bits) | static_cast<uint32_t>(shard);
 }
-inline size_t ShardOfRef(uint64_t ref) { return static_cast<uint32_t>(ref); }
-inline uint32_t IdOfRef(uint64_t ref) {
-  return static_cast<uint32_t>(ref >> 32);
+inline size_t ShardOfRef(uint32_t ref, uint32_t shard_bits) {
+  return ref & ((uint32_t{1} << shard_bits) - 1);
+}
+inline uint32_t IdOfRef(uint32_t ref, uint32_t shard_bits) {
+  return ref >> shard_bits;
+}
+inline uint64_t MaxRefIds(uint32_t shard_bits) {
+  return uint64_t{1} << (32 - shard_bits);
 }
 
 // The user side: for each user id, the references of the names it
-// publishes. Derived from the name shards (the authority) and kept in step
-// with them by Registry::Impl::SyncUserSide; serves PublishedBy.
+// publishes, in an ordered set (4-byte values in nodes of about 60, with
+// no empty hash slots: a hash set at its usual half load would cost 4
+// times the bytes). Derived from the name shards (the authority) and kept
+// in step with them by Registry::Impl::SyncUserSide; serves PublishedBy.
 struct PublicationShard {
   absl::Mutex mu;
-  absl::flat_hash_map<uint32_t, absl::flat_hash_set<uint64_t>> by_user
+  absl::flat_hash_map<uint32_t, absl::btree_set<uint32_t>> by_user
       ABSL_GUARDED_BY(mu);
 };
 
@@ -356,47 +369,108 @@ static_assert(sizeof(PublisherEntry) == 44);
 
 // The publishers of a name, with their metas: the authority on who
 // publishes what. Empty while the name is dormant. One publisher (the
-// common case) is held inline; more go to the heap, and a removed one
-// leaves its room for the next Add, so that pub/unp cycles of a name
-// allocate nothing.
+// common case) is held inline, in the 44 bytes of one PublisherEntry, with
+// no size field beside it: its user field tells an empty inline entry
+// (kEmpty) and the heap form (kOnHeap) apart from a publisher, as user ids
+// stay below 2^24 (UserTable). More publishers go to a heap array; a
+// removed one leaves its room for the next Add, so that pub/unp cycles of
+// a name allocate nothing, until Clear.
 class Publishers {
  public:
-  Publishers() = default;
+  Publishers() { one_.user = kEmpty; }
+  ~Publishers() { Clear(); }
+  Publishers(const Publishers&) = delete;  // owns its heap array
+  Publishers& operator=(const Publishers&) = delete;
 
   std::span<const PublisherEntry> live() const {
-    return {entries_.data(), entries_.size()};
+    if (one_.user == kOnHeap) return {heap().entries, heap().count};
+    return {&one_, one_.user == kEmpty ? 0u : 1u};
   }
-  bool empty() const { return entries_.empty(); }
+  bool empty() const { return live().empty(); }
   PublisherEntry* Find(uint32_t user) {
-    for (PublisherEntry& entry : entries_) {
-      if (entry.user == user) return &entry;
+    for (const PublisherEntry& entry : live()) {
+      if (entry.user == user) return const_cast<PublisherEntry*>(&entry);
     }
     return nullptr;
   }
   bool Contains(uint32_t user) const {
-    for (const PublisherEntry& entry : entries_) {
+    for (const PublisherEntry& entry : live()) {
       if (entry.user == user) return true;
     }
     return false;
   }
-  // REQUIRES: !Contains(user).
+  // REQUIRES: !Contains(user), user < kOnHeap.
   void Add(uint32_t user, const FileMeta& meta) {
-    entries_.emplace_back(user, meta);
+    if (one_.user == kEmpty) {
+      one_ = PublisherEntry(user, meta);
+      return;
+    }
+    if (one_.user != kOnHeap) {  // the second publisher: to the heap
+      Heap fresh{new PublisherEntry[2], 1, 2};
+      fresh.entries[0] = one_;
+      set_heap(fresh);
+    }
+    Heap array = heap();
+    if (array.count == array.capacity) {
+      PublisherEntry* bigger = new PublisherEntry[2 * array.capacity];
+      std::copy(array.entries, array.entries + array.count, bigger);
+      delete[] array.entries;
+      array.entries = bigger;
+      array.capacity *= 2;
+    }
+    array.entries[array.count++] = PublisherEntry(user, meta);
+    set_heap(array);
   }
   // Returns false if `user` is not a publisher.
   bool Remove(uint32_t user) {
     PublisherEntry* entry = Find(user);
     if (entry == nullptr) return false;
-    *entry = entries_.back();
-    entries_.pop_back();
+    if (one_.user != kOnHeap) {
+      one_.user = kEmpty;
+      return true;
+    }
+    Heap array = heap();
+    *entry = array.entries[--array.count];
+    set_heap(array);
     return true;
   }
   // Lets go of any heap room (for a swept, dormant name).
-  void Clear() { entries_ = {}; }
+  void Clear() {
+    if (one_.user == kOnHeap) delete[] heap().entries;
+    one_ = PublisherEntry();
+    one_.user = kEmpty;
+  }
 
  private:
-  absl::InlinedVector<PublisherEntry, 1> entries_;
+  static constexpr uint32_t kEmpty = 0xffffffff;
+  static constexpr uint32_t kOnHeap = 0xfffffffe;
+  // The heap form, kept in the bytes of `one_` after its user field
+  // (copied in and out: those bytes are only 4-aligned).
+  struct Heap {
+    PublisherEntry* entries;
+    uint32_t count;
+    uint32_t capacity;
+  };
+  static_assert(sizeof(Heap) <= sizeof(PublisherEntry) - sizeof(uint32_t));
+  Heap heap() const {
+    Heap array;
+    std::memcpy(&array, tail(), sizeof(array));
+    return array;
+  }
+  void set_heap(const Heap& array) {
+    one_.user = kOnHeap;
+    std::memcpy(tail(), &array, sizeof(array));
+  }
+  const unsigned char* tail() const {
+    return reinterpret_cast<const unsigned char*>(&one_) + sizeof(uint32_t);
+  }
+  unsigned char* tail() {
+    return reinterpret_cast<unsigned char*>(&one_) + sizeof(uint32_t);
+  }
+
+  PublisherEntry one_;
 };
+static_assert(sizeof(Publishers) == 44);
 
 // Publishers by name id, in chunks that never move: a std::vector would
 // hold up to twice the room it needs after growing.
@@ -484,6 +558,8 @@ struct Registry::Impl {
         name_shard_count(std::min(
             shard_count, RoundUpToPowerOfTwo(options.name_shard_count))),
         name_mask(name_shard_count - 1),
+        name_shard_bits(
+            static_cast<uint32_t>(std::countr_zero(name_shard_count))),
         sessions(new PresenceShard[shard_count]),
         publications(new PublicationShard[shard_count]),
         names(new NameShard[name_shard_count]) {}
@@ -536,7 +612,7 @@ struct Registry::Impl {
 
   // Whether `user` publishes the name at `ref` (whichever name holds that
   // id now), by the name shard.
-  bool PublishesAt(uint32_t user, uint64_t ref) const;
+  bool PublishesAt(uint32_t user, uint32_t ref) const;
 
   // Brings the user side in line with the name shards for (user, ref)
   // after a change to the latter that left it in state `publishes`.
@@ -546,7 +622,7 @@ struct Registry::Impl {
   // change to the same pair in between, and that thread re-checks after
   // its own update, so the last update to land always reflects the last
   // change.
-  void SyncUserSide(uint32_t user, uint64_t ref, bool publishes) const;
+  void SyncUserSide(uint32_t user, uint32_t ref, bool publishes) const;
 
   // ---- Paged search ----
 
@@ -582,6 +658,7 @@ struct Registry::Impl {
   const size_t mask;
   const size_t name_shard_count;  // of names: see Options::name_shard_count
   const size_t name_mask;
+  const uint32_t name_shard_bits;  // log2(name_shard_count), for NameRef
   const std::unique_ptr<PresenceShard[]> sessions;
   const std::unique_ptr<PublicationShard[]> publications;
   const std::unique_ptr<NameShard[]> names;

@@ -13,14 +13,14 @@
 
 namespace pcfs {
 
-bool Registry::Impl::PublishesAt(uint32_t user, uint64_t ref) const {
-  NameShard& shard = names[ShardOfRef(ref)];
+bool Registry::Impl::PublishesAt(uint32_t user, uint32_t ref) const {
+  NameShard& shard = names[ShardOfRef(ref, name_shard_bits)];
   MutexLock lock(&shard.mu);
-  const uint32_t id = IdOfRef(ref);
+  const uint32_t id = IdOfRef(ref, name_shard_bits);
   return shard.index.Contains(id) && shard.publishers[id].Contains(user);
 }
 
-void Registry::Impl::SyncUserSide(uint32_t user, uint64_t ref,
+void Registry::Impl::SyncUserSide(uint32_t user, uint32_t ref,
                                   bool publishes) const {
   PublicationShard& shard = PublicationShardOf(user);
   for (;;) {
@@ -54,6 +54,10 @@ bool Registry::Publish(absl::string_view user, absl::string_view name,
     const bool is_new = id == SearchIndex::kNoId;
     if (is_new) {
       id = shard.index.Add(name);
+      if (id >= MaxRefIds(impl_->name_shard_bits)) {  // see NameRef
+        shard.index.Remove(name);
+        return false;
+      }
       shard.publishers.Reserve(id + 1);
     }
     Publishers& publishers = shard.publishers[id];
@@ -66,7 +70,8 @@ bool Registry::Publish(absl::string_view user, absl::string_view name,
     publishers.Add(user_id, meta);
     impl_->publication_count.fetch_add(1, std::memory_order_relaxed);
   }
-  impl_->SyncUserSide(user_id, NameRef(shard_index, id), /*publishes=*/true);
+  impl_->SyncUserSide(user_id, NameRef(shard_index, id, impl_->name_shard_bits),
+                      /*publishes=*/true);
   return true;
 }
 
@@ -92,7 +97,8 @@ absl::Status Registry::Unpublish(absl::string_view user,
       }
     }
   }
-  impl_->SyncUserSide(user_id, NameRef(shard_index, id), /*publishes=*/false);
+  impl_->SyncUserSide(user_id, NameRef(shard_index, id, impl_->name_shard_bits),
+                      /*publishes=*/false);
   return absl::OkStatus();
 }
 
@@ -113,7 +119,7 @@ std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
   std::vector<std::string> names;
   const uint32_t user_id = impl_->users.Find(user);
   if (user_id == UserTable::kNoUser) return names;
-  std::vector<uint64_t> refs;
+  std::vector<uint32_t> refs;
   {
     PublicationShard& shard = impl_->PublicationShardOf(user_id);
     MutexLock lock(&shard.mu);
@@ -122,19 +128,20 @@ std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
     refs.assign(it->second.begin(), it->second.end());
   }
   // One lock of each name shard: by shard, then id.
-  std::sort(refs.begin(), refs.end(), [](uint64_t a, uint64_t b) {
-    return std::pair(ShardOfRef(a), IdOfRef(a)) <
-           std::pair(ShardOfRef(b), IdOfRef(b));
+  const uint32_t bits = impl_->name_shard_bits;
+  std::sort(refs.begin(), refs.end(), [bits](uint32_t a, uint32_t b) {
+    return std::pair(ShardOfRef(a, bits), IdOfRef(a, bits)) <
+           std::pair(ShardOfRef(b, bits), IdOfRef(b, bits));
   });
   names.reserve(refs.size());
   for (size_t i = 0; i < refs.size();) {
-    NameShard& shard = impl_->names[ShardOfRef(refs[i])];
+    NameShard& shard = impl_->names[ShardOfRef(refs[i], bits)];
     MutexLock lock(&shard.mu);
-    const size_t shard_index = ShardOfRef(refs[i]);
-    for (; i < refs.size() && ShardOfRef(refs[i]) == shard_index; ++i) {
+    const size_t shard_index = ShardOfRef(refs[i], bits);
+    for (; i < refs.size() && ShardOfRef(refs[i], bits) == shard_index; ++i) {
       // A reference the user side has not dropped yet may name a dormant
       // id, or one another name took since: the name shard decides.
-      const uint32_t id = IdOfRef(refs[i]);
+      const uint32_t id = IdOfRef(refs[i], bits);
       if (shard.index.Contains(id) && shard.publishers[id].Contains(user_id)) {
         names.emplace_back(shard.index.NameOf(id));
       }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,9 +23,14 @@
 //   ids       the set of live ids, hashed and compared by the names they
 //             stand for, so that a name finds its id without a second copy
 //             of the name.
-//   postings  trigram -> PostingList of the ids whose name holds it, in an
-//             ordered map so that the trigrams starting with one or two
-//             given bytes form a range.
+//   postings  trigram -> the index, in `lists`, of the PostingList of the
+//             ids whose name holds it, in an ordered map so that the
+//             trigrams starting with one or two given bytes form a range.
+//   lists     the PostingLists (32 bytes each, a short one with its ids
+//             inline) in chunks that never move, so that the map's slots
+//             are 8 bytes: most trigrams of a large index are those of
+//             the random parts of names, with a few ids each, and there
+//             the map's slot and the list are most of their cost.
 //
 // Trigrams are taken over the name followed by two end marks, one starting
 // at each byte: "ab" gives "ab$" and "b$$". A byte is one of 256 symbols and
@@ -123,7 +129,10 @@ class NameTable {
   // the larger part: amortized O(1) per freed byte. Ids stay.
   void MaybeCompact();
 
-  std::string arena_;
+  // Grown by an eighth at a time (reserve), not doubled as a std::string
+  // would be: the slack stays under 1/8 of the bytes, at an amortized
+  // copy of 8 bytes per byte stored.
+  std::vector<char> arena_;
   size_t garbage_ = 0;  // bytes of `arena_` no live name uses
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_ids_;
@@ -140,7 +149,12 @@ uint32_t NameTable::Store(absl::string_view name) {
   }
   slots_[id].offset = static_cast<uint32_t>(arena_.size());
   slots_[id].length = static_cast<uint32_t>(name.size());
-  arena_.append(name.data(), name.size());
+  if (arena_.size() + name.size() > arena_.capacity()) {
+    constexpr size_t kMinGrowth = 4096;
+    arena_.reserve(arena_.size() + name.size() +
+                   std::max(kMinGrowth, arena_.size() / 8));
+  }
+  arena_.insert(arena_.end(), name.begin(), name.end());
   return id;
 }
 
@@ -154,17 +168,53 @@ void NameTable::Free(uint32_t id) {
 void NameTable::MaybeCompact() {
   constexpr size_t kMinGarbage = 4096;
   if (garbage_ < kMinGarbage || garbage_ * 2 < arena_.size()) return;
-  std::string compact;
+  std::vector<char> compact;
   compact.reserve(arena_.size() - garbage_);
   for (Slot& slot : slots_) {
     if (slot.offset == kFree) continue;
     const uint32_t offset = static_cast<uint32_t>(compact.size());
-    compact.append(arena_, slot.offset, slot.length);
+    const auto begin = arena_.begin() + slot.offset;
+    compact.insert(compact.end(), begin, begin + slot.length);
     slot.offset = offset;
   }
   arena_ = std::move(compact);
   garbage_ = 0;
 }
+
+// PostingLists by a 4-byte index, in chunks that never move (a list's
+// inline block is what a cursor reads). Indexes of freed lists are reused.
+class PostingTable {
+ public:
+  PostingList& operator[](uint32_t index) {
+    return chunks_[index / kChunk][index % kChunk];
+  }
+  const PostingList& operator[](uint32_t index) const {
+    return chunks_[index / kChunk][index % kChunk];
+  }
+  // The index of an empty list.
+  uint32_t Make() {
+    if (!free_.empty()) {
+      const uint32_t index = free_.back();
+      free_.pop_back();
+      return index;
+    }
+    if (next_ % kChunk == 0) {
+      chunks_.push_back(std::make_unique<PostingList[]>(kChunk));
+    }
+    return next_++;
+  }
+  // Empties list `index` and frees the index.
+  void Free(uint32_t index) {
+    (*this)[index].Clear();
+    free_.push_back(index);
+  }
+
+ private:
+  static constexpr uint32_t kChunk = 1024;
+  std::vector<std::unique_ptr<PostingList[]>> chunks_;
+  std::vector<uint32_t> free_;
+  uint32_t next_ = 0;  // indexes ever handed out
+};
 
 // Hashes and compares ids by their names, so that the set of ids can be
 // searched with a name.
@@ -285,9 +335,9 @@ constexpr size_t kMinMergeSparsity = 4;
 struct SearchIndex::Impl {
   Impl() : ids(0, IdHash{&names}, IdEq{&names}) {}
 
+  using Postings = absl::btree_map<uint32_t, uint32_t>;
   using PostingsRange =
-      std::pair<absl::btree_map<uint32_t, PostingList>::const_iterator,
-                absl::btree_map<uint32_t, PostingList>::const_iterator>;
+      std::pair<Postings::const_iterator, Postings::const_iterator>;
   // The lists of the trigrams that start with a 1- or 2-byte pattern.
   PostingsRange ListsStartingWith(absl::string_view pattern) const;
 
@@ -304,7 +354,8 @@ struct SearchIndex::Impl {
 
   NameTable names;
   absl::flat_hash_set<uint32_t, IdHash, IdEq> ids;
-  absl::btree_map<uint32_t, PostingList> postings;
+  Postings postings;  // trigram -> index in `lists`
+  PostingTable lists;
 };
 
 SearchIndex::Impl::PostingsRange SearchIndex::Impl::ListsStartingWith(
@@ -340,13 +391,13 @@ SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
                                                   OrderedWalker::Fn fn) const {
   const auto [begin, end] = ListsStartingWith(pattern);
   size_t total = 0;
-  size_t lists = 0;
-  for (auto it = begin; it != end && lists <= kMaxMergeLists; ++it, ++lists) {
-    total += it->second.size();
+  size_t count = 0;
+  for (auto it = begin; it != end && count <= kMaxMergeLists; ++it, ++count) {
+    total += lists[it->second].size();
   }
-  if (lists == 0) return SearchIndex::WalkEnd{.done = true};
+  if (count == 0) return SearchIndex::WalkEnd{.done = true};
   const bool dense = total * kMinMergeSparsity > ids.size();
-  if (lists > kMaxMergeLists || (lists > 1 && dense)) {
+  if (count > kMaxMergeLists || (count > 1 && dense)) {
     OrderedWalker scan(names, pattern, /*check=*/true, max_examined, fn);
     return WalkScan(first_id, scan);
   }
@@ -355,7 +406,7 @@ SearchIndex::WalkEnd SearchIndex::Impl::WalkShort(absl::string_view pattern,
   absl::InlinedVector<PostingList::Cursor, kMaxMergeLists> cursors;
   absl::InlinedVector<std::pair<uint32_t, size_t>, kMaxMergeLists> heap;
   for (auto it = begin; it != end; ++it) {
-    cursors.emplace_back(it->second);
+    cursors.emplace_back(lists[it->second]);
     cursors.back().SeekAtLeast(first_id);
     if (!cursors.back().done()) {
       heap.emplace_back(cursors.back().id(), cursors.size() - 1);
@@ -390,22 +441,22 @@ SearchIndex::WalkEnd SearchIndex::Impl::WalkLong(absl::string_view pattern,
                                                  uint32_t first_id,
                                                  size_t max_examined,
                                                  OrderedWalker::Fn fn) const {
-  absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> lists;
+  absl::InlinedVector<const PostingList*, kMaxQueryTrigrams> found;
   for (uint32_t key : PatternTrigrams(pattern)) {
     auto it = postings.find(key);
     if (it == postings.end()) return SearchIndex::WalkEnd{.done = true};
-    lists.push_back(&it->second);
+    found.push_back(&lists[it->second]);
   }
-  std::sort(lists.begin(), lists.end(),
+  std::sort(found.begin(), found.end(),
             [](const PostingList* a, const PostingList* b) {
               return a->size() < b->size();
             });
-  PostingList::Cursor driver(*lists[0]);
+  PostingList::Cursor driver(*found[0]);
   driver.SeekAtLeast(first_id);
   absl::InlinedVector<PostingList::Cursor, kMaxQueryTrigrams> filters;
-  for (size_t i = 1; i < lists.size(); ++i) {
-    if (lists[i]->size() / kMaxFilterRatio > lists[0]->size()) break;
-    filters.emplace_back(*lists[i]);
+  for (size_t i = 1; i < found.size(); ++i) {
+    if (found[i]->size() / kMaxFilterRatio > found[0]->size()) break;
+    filters.emplace_back(*found[i]);
   }
   OrderedWalker walker(names, pattern, /*check=*/pattern.size() > 3,
                        max_examined, fn);
@@ -444,7 +495,11 @@ uint32_t SearchIndex::Add(absl::string_view name) {
   if (auto it = impl_->ids.find(name); it != impl_->ids.end()) return *it;
   const uint32_t id = impl_->names.Store(name);
   impl_->ids.insert(id);
-  for (uint32_t key : NameTrigrams(name)) impl_->postings[key].Insert(id);
+  for (uint32_t key : NameTrigrams(name)) {
+    auto [it, fresh] = impl_->postings.try_emplace(key, 0);
+    if (fresh) it->second = impl_->lists.Make();
+    impl_->lists[it->second].Insert(id);
+  }
   return id;
 }
 
@@ -469,8 +524,12 @@ void SearchIndex::Remove(absl::string_view name) {
   const uint32_t id = *it;
   for (uint32_t key : NameTrigrams(impl_->names.Get(id))) {
     auto posting = impl_->postings.find(key);
-    posting->second.Erase(id);
-    if (posting->second.empty()) impl_->postings.erase(posting);
+    PostingList& list = impl_->lists[posting->second];
+    list.Erase(id);
+    if (list.empty()) {
+      impl_->lists.Free(posting->second);
+      impl_->postings.erase(posting);
+    }
   }
   impl_->ids.erase(it);
   impl_->names.Free(id);
