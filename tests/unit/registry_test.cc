@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -497,6 +498,43 @@ TEST(RegistryPublishTest, SameNameByTwoUsersIsTwoPublications) {
   EXPECT_TRUE(registry.Publish("leia", "plans.pdf", Meta(10)));
   EXPECT_TRUE(registry.Publish("han", "plans.pdf", Meta(10)));
   EXPECT_EQ(registry.publication_count(), 2u);
+}
+
+// A name's first publisher is held inline, the others on the heap: each
+// keeps its own meta through growth, removal from either place and
+// re-publication.
+TEST(RegistryPublishTest, ManyPublishersOfANameKeepTheirOwnMeta) {
+  Registry registry;
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(
+        registry.Publish(absl::StrCat("user", i), "plans.pdf", Meta(100 + i)));
+  }
+  EXPECT_EQ(registry.publication_count(), 9u);
+  ASSERT_TRUE(registry.Unpublish("user0", "plans.pdf").ok());  // the first
+  ASSERT_TRUE(registry.Unpublish("user4", "plans.pdf").ok());
+  ASSERT_TRUE(registry.Unpublish("user8", "plans.pdf").ok());  // the last
+  EXPECT_EQ(registry.Unpublish("user4", "plans.pdf").code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(registry.Publish("user4", "plans.pdf", Meta(7)));
+  for (int i = 0; i < 9; ++i) {
+    const std::string user = absl::StrCat("user", i);
+    std::optional<FileMeta> meta = registry.PublicationOf(user, "plans.pdf");
+    if (i == 0 || i == 8) {
+      EXPECT_FALSE(meta.has_value()) << user;
+    } else {
+      ASSERT_TRUE(meta.has_value()) << user;
+      EXPECT_EQ(*meta, i == 4 ? Meta(7) : Meta(100 + i)) << user;
+    }
+  }
+  EXPECT_EQ(registry.publication_count(), 7u);
+  // All gone, then back: the name revives with one publisher.
+  for (int i = 1; i < 8; ++i) {
+    ASSERT_TRUE(registry.Unpublish(absl::StrCat("user", i), "plans.pdf").ok());
+  }
+  EXPECT_EQ(registry.publication_count(), 0u);
+  ASSERT_TRUE(registry.Publish("user8", "plans.pdf", Meta(8)));
+  EXPECT_THAT(registry.PublishedBy("user8"), ElementsAre("plans.pdf"));
+  EXPECT_EQ(registry.PublicationOf("user8", "plans.pdf"), Meta(8));
 }
 
 TEST(RegistryUnpublishTest, RemovesThePublication) {
