@@ -252,17 +252,16 @@ def memory(r):
     else:
         text += (
             "Publications missed: %s bytes per publication beyond its name "
-            "(names of %s bytes on average). Why: each publication sits in its "
-            "publisher's own name→Publication flat_hash_map (a table per user, "
-            "about half full at 1,000 names, with a second copy of the name as "
-            "its key), in the name shard's publishers list (a user name string "
-            "per publisher), and in the search index's trigram postings (one "
-            "id per distinct trigram of the name). What would close it: intern "
-            "users as small ids and key the per-user side by the search "
-            "index's name id, so that a publication is a (user id, name id, "
-            "meta) record in one flat table and a user id in the name's "
-            "publisher list; that needs the name id to stay fixed across the "
-            "separate user-shard and name-shard locks." % (
+            "(names of %s bytes on average). Why: a publication is a 44-byte "
+            "publisher entry (user id, size, SHA-256; the name's first one "
+            "inline), a 4-byte reference in its user's ordered set, and the "
+            "name's share of its name shard's search index: the name's bytes "
+            "and slot, its id in the name set, and its ids in the posting "
+            "lists of its distinct trigrams (varint gaps in 32-byte blocks), "
+            "the rare trigrams of random name parts each paying an 8-byte map "
+            "slot and a 32-byte list. What would close it: denser postings "
+            "(larger blocks for long lists, or bit-packed gaps), or fewer "
+            "name shards to spread each trigram over." % (
                 fixed(per_publication, 0), fixed(name_bytes, 1)))
     return Target(MEMORY, figure, "**missed**", text)
 
