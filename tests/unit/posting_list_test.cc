@@ -158,8 +158,7 @@ TEST(PostingListTest, AgreesWithASetUnderRandomChanges) {
         ASSERT_THAT(Walk(list), ElementsAreArray(model.begin(), model.end()));
         const uint32_t target = random() % range;
         auto it = model.lower_bound(target);
-        EXPECT_EQ(Seek(list, target),
-                  it == model.end() ? -1 : int64_t{*it});
+        EXPECT_EQ(Seek(list, target), it == model.end() ? -1 : int64_t{*it});
       }
     }
     EXPECT_THAT(Walk(list), ElementsAreArray(model.begin(), model.end()));
