@@ -47,7 +47,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
@@ -330,13 +329,14 @@ inline uint64_t MaxRefIds(uint32_t shard_bits) {
 }
 
 // The user side: for each user id, the references of the names it
-// publishes, in an ordered set (4-byte values in nodes of about 60, with
-// no empty hash slots: a hash set at its usual half load would cost 4
-// times the bytes). Derived from the name shards (the authority) and kept
-// in step with them by Registry::Impl::SyncUserSide; serves PublishedBy.
+// publishes. Derived from the name shards (the authority) and kept in step
+// with them by Registry::Impl::SyncUserSide; serves PublishedBy. A hash
+// set, not an ordered one, though that would take half the bytes: a hash
+// set keeps its room when a reference goes, so that pub/unp cycles
+// allocate nothing, where a btree frees and remakes nodes at its edges.
 struct PublicationShard {
   absl::Mutex mu;
-  absl::flat_hash_map<uint32_t, absl::btree_set<uint32_t>> by_user
+  absl::flat_hash_map<uint32_t, absl::flat_hash_set<uint32_t>> by_user
       ABSL_GUARDED_BY(mu);
 };
 

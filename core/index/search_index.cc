@@ -95,25 +95,30 @@ Keys PatternTrigrams(absl::string_view pattern) {
 
 // ---- Names ------------------------------------------------------------------
 
-// Every name's bytes, once, by id.
+// Every name's bytes, once, by id: in one arena, each name as its length
+// (a varint: one byte below 128) and its bytes, found by a 4-byte offset
+// per id (an offset and a length per id would cost 8).
 class NameTable {
  public:
   static constexpr uint32_t kFree = std::numeric_limits<uint32_t>::max();
 
   absl::string_view Get(uint32_t id) const {
-    return absl::string_view(arena_.data() + slots_[id].offset,
-                             slots_[id].length);
+    const uint8_t* p = At(offsets_[id]);
+    const uint32_t length = GetVarint(p);
+    return absl::string_view(reinterpret_cast<const char*>(p), length);
   }
-  bool live(uint32_t id) const { return slots_[id].offset != kFree; }
-  void PrefetchSlot(uint32_t id) const { __builtin_prefetch(&slots_[id]); }
+  bool live(uint32_t id) const { return offsets_[id] != kFree; }
+  void PrefetchSlot(uint32_t id) const { __builtin_prefetch(&offsets_[id]); }
+  // The first two cache lines of the name: all of a name of up to 62
+  // bytes (its length is read only with the name).
   // REQUIRES: live(id).
   void PrefetchBytes(uint32_t id) const {
-    const char* bytes = arena_.data() + slots_[id].offset;
+    const uint8_t* bytes = At(offsets_[id]);
     __builtin_prefetch(bytes);
-    __builtin_prefetch(bytes + slots_[id].length);
+    __builtin_prefetch(bytes + 63);
   }
   // One past the largest id ever given.
-  uint32_t id_limit() const { return static_cast<uint32_t>(slots_.size()); }
+  uint32_t id_limit() const { return static_cast<uint32_t>(offsets_.size()); }
 
   // Stores `name` and returns its id: the newest freed one, or a new one.
   uint32_t Store(absl::string_view name);
@@ -121,10 +126,15 @@ class NameTable {
   void Free(uint32_t id);
 
  private:
-  struct Slot {
-    uint32_t offset = kFree;
-    uint32_t length = 0;
-  };
+  const uint8_t* At(uint32_t offset) const {
+    return reinterpret_cast<const uint8_t*>(arena_.data()) + offset;
+  }
+  // The bytes the name at `offset` takes: its length's and its own.
+  size_t StoredSize(uint32_t offset) const {
+    const uint8_t* p = At(offset);
+    const uint32_t length = GetVarint(p);
+    return VarintSize(length) + length;
+  }
   // Rewrites the arena without the bytes of freed names once those are
   // the larger part: amortized O(1) per freed byte. Ids stay.
   void MaybeCompact();
@@ -133,34 +143,37 @@ class NameTable {
   // would be: the slack stays under 1/8 of the bytes, at an amortized
   // copy of 8 bytes per byte stored.
   std::vector<char> arena_;
-  size_t garbage_ = 0;  // bytes of `arena_` no live name uses
-  std::vector<Slot> slots_;
+  size_t garbage_ = 0;             // bytes of `arena_` no live name uses
+  std::vector<uint32_t> offsets_;  // by id; kFree for a free id
   std::vector<uint32_t> free_ids_;
 };
 
 uint32_t NameTable::Store(absl::string_view name) {
   uint32_t id;
   if (free_ids_.empty()) {
-    id = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
+    id = static_cast<uint32_t>(offsets_.size());
+    offsets_.push_back(kFree);
   } else {
     id = free_ids_.back();
     free_ids_.pop_back();
   }
-  slots_[id].offset = static_cast<uint32_t>(arena_.size());
-  slots_[id].length = static_cast<uint32_t>(name.size());
-  if (arena_.size() + name.size() > arena_.capacity()) {
+  uint8_t length[5];
+  const size_t length_size = static_cast<size_t>(
+      PutVarint(static_cast<uint32_t>(name.size()), length) - length);
+  const size_t needed = arena_.size() + length_size + name.size();
+  if (needed > arena_.capacity()) {
     constexpr size_t kMinGrowth = 4096;
-    arena_.reserve(arena_.size() + name.size() +
-                   std::max(kMinGrowth, arena_.size() / 8));
+    arena_.reserve(needed + std::max(kMinGrowth, arena_.size() / 8));
   }
+  offsets_[id] = static_cast<uint32_t>(arena_.size());
+  arena_.insert(arena_.end(), length, length + length_size);
   arena_.insert(arena_.end(), name.begin(), name.end());
   return id;
 }
 
 void NameTable::Free(uint32_t id) {
-  garbage_ += slots_[id].length;
-  slots_[id] = Slot{};
+  garbage_ += StoredSize(offsets_[id]);
+  offsets_[id] = kFree;
   free_ids_.push_back(id);
   MaybeCompact();
 }
@@ -170,12 +183,12 @@ void NameTable::MaybeCompact() {
   if (garbage_ < kMinGarbage || garbage_ * 2 < arena_.size()) return;
   std::vector<char> compact;
   compact.reserve(arena_.size() - garbage_);
-  for (Slot& slot : slots_) {
-    if (slot.offset == kFree) continue;
-    const uint32_t offset = static_cast<uint32_t>(compact.size());
-    const auto begin = arena_.begin() + slot.offset;
-    compact.insert(compact.end(), begin, begin + slot.length);
-    slot.offset = offset;
+  for (uint32_t& offset : offsets_) {
+    if (offset == kFree) continue;
+    const auto begin = arena_.begin() + offset;
+    const size_t size = StoredSize(offset);
+    offset = static_cast<uint32_t>(compact.size());
+    compact.insert(compact.end(), begin, begin + static_cast<ptrdiff_t>(size));
   }
   arena_ = std::move(compact);
   garbage_ = 0;

@@ -129,6 +129,39 @@ TEST(SearchIndexTest, KeepsItsOwnCopyOfTheName) {
   EXPECT_THAT(Matches(index, "temp"), ElementsAre("temporary"));
 }
 
+// A name's length is stored before its bytes, in one byte below 128 and
+// more from there: names on both sides of each step keep their bytes
+// through removals of their neighbours and the compactions those cause.
+TEST(SearchIndexTest, KeepsNamesOfEveryLengthThroughCompaction) {
+  SearchIndex index;
+  std::vector<std::string> kept;
+  for (size_t length : {1, 2, 127, 128, 129, 255, 256, 16383, 16384, 70000}) {
+    for (int copy = 0; copy < 3; ++copy) {
+      std::string name(length, static_cast<char>('a' + copy));
+      name[0] = static_cast<char>('A' + copy);
+      if (copy == 1) {
+        kept.push_back(name);
+      }
+      index.Add(name);
+    }
+  }
+  // Removing the others (over half the bytes) compacts the names.
+  for (size_t length : {1, 2, 127, 128, 129, 255, 256, 16383, 16384, 70000}) {
+    for (int copy : {0, 2}) {
+      std::string name(length, static_cast<char>('a' + copy));
+      name[0] = static_cast<char>('A' + copy);
+      index.Remove(name);
+    }
+  }
+  ASSERT_EQ(index.size(), kept.size());
+  for (const std::string& name : kept) {
+    const uint32_t id = index.Find(name);
+    ASSERT_NE(id, SearchIndex::kNoId) << name.size();
+    EXPECT_EQ(index.NameOf(id), name) << name.size();
+  }
+  EXPECT_EQ(Matches(index, "Bb").size(), kept.size() - 1);  // all but "B"
+}
+
 TEST(SearchIndexTest, EmptyNameMatchesOnlyTheEmptyPattern) {
   SearchIndex index;
   index.Add("");
