@@ -254,7 +254,7 @@ def memory(r):
             "Publications missed: %s bytes per publication beyond its name "
             "(names of %s bytes on average). Why: a publication is a 44-byte "
             "publisher entry (user id, size, SHA-256; the name's first one "
-            "inline), a 4-byte reference in its user's ordered set, and the "
+            "inline), a 4-byte reference in its user's hash set, and the "
             "name's share of its name shard's search index: the name's bytes "
             "and slot, its id in the name set, and its ids in the posting "
             "lists of its distinct trigrams (varint gaps in 32-byte blocks), "
