@@ -412,7 +412,7 @@ class Publishers {
     }
     Heap array = heap();
     if (array.count == array.capacity) {
-      PublisherEntry* bigger = new PublisherEntry[2 * array.capacity];
+      PublisherEntry* bigger = new PublisherEntry[size_t{2} * array.capacity];
       std::copy(array.entries, array.entries + array.count, bigger);
       delete[] array.entries;
       array.entries = bigger;
