@@ -191,7 +191,10 @@ class Registry {
 
   // Records that `user` publishes `name` (idempotent: publishing again only
   // updates the meta). Publications outlive sessions. Returns true if the
-  // publication is new or its meta changed (the caller persists it).
+  // publication is new or its meta changed (the caller persists it); false
+  // also, recording nothing, past the registry's limits: 2^24 users who
+  // publish, and 2^32 / name_shard_count names held at once in one name
+  // shard (registry_internal.h, NameRef).
   bool Publish(absl::string_view user, absl::string_view name,
                const FileMeta& meta);
 
