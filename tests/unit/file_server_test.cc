@@ -544,6 +544,23 @@ TEST_F(FileServerTest, PerSourceCapClosesTheOldestPendingConnection) {
   EXPECT_EQ(ReadReply(fourth.get()).body, "hello world");
 }
 
+TEST_F(FileServerTest, DualStackCountsIpv4AndIpv6SourcesApart) {
+  FileServer::Options options = DefaultOptions();
+  options.bind = Loopback("::", 0);
+  options.max_pending_heads_per_source = 1;
+  StartServer(std::move(options));
+  // The dual-stack socket reports 127.0.0.1 as ::ffff:127.0.0.1: still the
+  // IPv4 source, and not the IPv6 source ::1.
+  UniqueFd v4 = ConnectTo(Loopback("127.0.0.1", server_->port()));
+  UniqueFd v6 = ConnectTo(Loopback("::1", server_->port()));
+  ASSERT_TRUE(v4.valid() && v6.valid());
+  EXPECT_FALSE(ClosedWithin(v4.get(), absl::Milliseconds(200)));
+  UniqueFd v4_again = ConnectTo(Loopback("127.0.0.1", server_->port()));
+  ASSERT_TRUE(v4_again.valid());
+  EXPECT_TRUE(ClosedWithin(v4.get(), absl::Seconds(2)));
+  EXPECT_FALSE(ClosedWithin(v6.get(), absl::Milliseconds(200)));
+}
+
 TEST_F(FileServerTest, GlobalCapClosesTheOldestPendingConnection) {
   FileServer::Options options = DefaultOptions();
   options.max_pending_heads = 3;
