@@ -283,7 +283,8 @@ class RequestHandler {
   };
   // Answers a deferred request with `outcome` (JournalWriter::Completion),
   // on this handler's thread.
-  void CompleteDeferred(const DeferredRequest& request, absl::Status outcome);
+  void CompleteDeferred(const DeferredRequest& request,
+                        const absl::Status& outcome);
   // The reply to a PUB or UNP whose change failed to be recorded.
   size_t RecordFailed(const protocol::Header& h, const absl::Status& s,
                       std::span<uint8_t> reply);

@@ -87,11 +87,11 @@ size_t RequestHandler::CommitChange(const Header& h, const Caller& caller,
     change.name = std::string(name);
     change.meta = meta;
     DeferredRequest deferred{h, caller};
-    absl::Status s = shared_.journal->Submit(
-        std::move(change), completions_,
-        [this, deferred](absl::Status outcome) {
-          CompleteDeferred(deferred, std::move(outcome));
-        });
+    absl::Status s =
+        shared_.journal->Submit(std::move(change), completions_,
+                                [this, deferred](const absl::Status& outcome) {
+                                  CompleteDeferred(deferred, outcome);
+                                });
     if (!s.ok()) {
       // Queue full (or shutting down): refused now rather than waiting.
       // Not cached, so the client's retry runs it again.
@@ -137,7 +137,7 @@ size_t RequestHandler::RecordFailed(const Header& h, const absl::Status& s,
 }
 
 void RequestHandler::CompleteDeferred(const DeferredRequest& request,
-                                      absl::Status outcome) {
+                                      const absl::Status& outcome) {
   const Header& h = request.header;
   const Caller& caller = request.caller;
   std::span<uint8_t> reply(deferred_reply_);

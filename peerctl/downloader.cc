@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -494,8 +495,8 @@ std::string ProgressLine::Format(uint64_t received, uint64_t total,
       total == 0 ? 100 : static_cast<int>(received * 100 / total);
   std::string left = "--:--";
   if (rate > 0 && received <= total) {
-    const int64_t eta = static_cast<int64_t>(
-        static_cast<double>(total - received) / rate + 0.5);
+    const int64_t eta =
+        std::llround(static_cast<double>(total - received) / rate);
     left = eta >= 3600 ? absl::StrFormat("%d:%02d:%02d", eta / 3600,
                                          eta / 60 % 60, eta % 60)
                        : absl::StrFormat("%d:%02d", eta / 60, eta % 60);

@@ -155,13 +155,13 @@ absl::Status Peer::Unpublish(absl::string_view name) {
 absl::StatusOr<std::string> Peer::Get(
     absl::string_view name, const std::atomic<bool>* cancel,
     std::function<void(uint64_t, uint64_t)> progress) {
-  return GetInto(name, options_.download_dir, cancel, std::move(progress));
+  return GetInto(name, options_.download_dir, cancel, progress);
 }
 
 absl::StatusOr<std::string> Peer::GetInto(
     absl::string_view name, const std::string& download_dir,
     const std::atomic<bool>* cancel,
-    std::function<void(uint64_t, uint64_t)> progress) {
+    const std::function<void(uint64_t, uint64_t)>& progress) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   const std::string target = absl::StrCat(download_dir, "/", name);
   struct stat st;

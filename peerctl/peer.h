@@ -83,7 +83,7 @@ class Peer : public CommandBackend {
   absl::StatusOr<std::string> GetInto(
       absl::string_view name, const std::string& download_dir,
       const std::atomic<bool>* cancel = nullptr,
-      std::function<void(uint64_t, uint64_t)> progress = nullptr);
+      const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
 
  private:
   explicit Peer(const PeerOptions& options);

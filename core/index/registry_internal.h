@@ -255,7 +255,7 @@ class UserTable {
     if (count_ == kMaxChunks * kChunkUsers) return kNoUser;
     const uint32_t id = count_;
     std::unique_ptr<std::string[]>& chunk = chunks_[id / kChunkUsers];
-    if (chunk == nullptr) chunk.reset(new std::string[kChunkUsers]);
+    if (chunk == nullptr) chunk = std::make_unique<std::string[]>(kChunkUsers);
     chunk[id % kChunkUsers].assign(user.data(), user.size());
     ++count_;  // before the insert, which reads the name through NameOf
     ids_.insert(id);
