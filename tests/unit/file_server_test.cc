@@ -613,12 +613,14 @@ TEST_F(FileServerTest, FloodOfSlowAndIdleConnectionsDoesNotStopADownload) {
   const SocketAddress address = Loopback("127.0.0.1", server_->port());
 
   std::vector<UniqueFd> idle;
+  idle.reserve(500);
   for (int i = 0; i < 500; ++i) idle.push_back(StartConnect(address));
   std::atomic<bool> stop{false};
   std::atomic<int> slow_bytes{0};
   std::thread slowloris([&] {
     const std::string head = CurlRequest("/f/big", "no-ticket");
     std::vector<UniqueFd> slow;
+    slow.reserve(100);
     for (int i = 0; i < 100; ++i) slow.push_back(StartConnect(address));
     for (int round = 0; round < 20 && !stop.load(); ++round) {
       for (UniqueFd& fd : slow) {
