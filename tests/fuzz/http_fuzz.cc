@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!pcfs::ValidateFileName(request->file_name).ok()) __builtin_trap();
     // As the server calls it: once with the bytes of each recv, here one at
     // a time, and once with the whole head.
-    for (size_t size = 1; size <= head.size(); ++size) {
-      if (!CheckPartialRequestHead(head.substr(0, size), size - 1).ok()) {
+    for (size_t end = 1; end <= head.size(); ++end) {
+      if (!CheckPartialRequestHead(head.substr(0, end), end - 1).ok()) {
         __builtin_trap();
       }
     }
