@@ -73,7 +73,13 @@ absl::Status WaitFor(int fd, short events, const Bounds& bounds,
   }
 }
 
+// "3 s", "0.5 s": how a user reads a timeout.
+std::string Seconds(absl::Duration duration) {
+  return absl::StrFormat("%g s", absl::ToDoubleSeconds(duration));
+}
+
 absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
+                                 absl::Duration connect_timeout,
                                  const Bounds& bounds) {
   UniqueFd socket(
       ::socket(holder.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -84,7 +90,15 @@ absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
   if (errno != EINPROGRESS) {
     return ErrnoStatus(absl::StrCat("connect to ", holder.ToString()), errno);
   }
-  absl::Status ready = WaitFor(socket.get(), POLLOUT, bounds, "connecting");
+  Bounds connect_bounds = bounds;
+  connect_bounds.timeout = connect_timeout;
+  absl::Status ready =
+      WaitFor(socket.get(), POLLOUT, connect_bounds, "connecting");
+  if (absl::IsDeadlineExceeded(ready) && absl::Now() < bounds.deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("holder ", holder.ToString(), " did not answer within ",
+                     Seconds(connect_timeout)));
+  }
   if (!ready.ok()) return ready;
   int err = 0;
   socklen_t length = sizeof(err);
@@ -417,7 +431,8 @@ absl::Status Download(const DownloadRequest& request) {
   status = RefuseExisting(dir.get(), request);
   if (!status.ok()) return status;
   const Bounds bounds{request.timeout, request.deadline, request.cancel};
-  absl::StatusOr<UniqueFd> socket = Connect(request.holder, bounds);
+  absl::StatusOr<UniqueFd> socket =
+      Connect(request.holder, request.connect_timeout, bounds);
   if (!socket.ok()) return socket.status();
 
   // Only the head (and the body bytes that come with it) lands here; the

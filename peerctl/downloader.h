@@ -41,9 +41,15 @@ struct DownloadRequest {
   std::string destination_dir;
   std::optional<uint64_t> expected_size;
   std::optional<Sha256Digest> expected_sha256;
-  // The longest the download waits at any one point: to connect, for the
-  // response head, or for the next bytes of the body. A transfer that keeps
-  // making progress may take longer in total.
+  // The longest the TCP connect may take. A holder that does not answer at
+  // all (its host gone, a firewall dropping SYNs) fails after it with
+  // DeadlineExceeded "holder 10.0.0.2:40123 did not answer within 3 s":
+  // a live holder on any usable path completes the handshake in well under
+  // a second, even after one lost SYN (retransmitted after 1 s).
+  absl::Duration connect_timeout = absl::Seconds(3);
+  // Once connected, the longest the download waits at any one point: for
+  // the response head, or for the next bytes of the body. A transfer that
+  // keeps making progress may take longer in total.
   absl::Duration timeout = absl::Seconds(30);
   // When the whole download must be over (a one-shot command's --timeout):
   // DeadlineExceeded after it.
@@ -92,7 +98,8 @@ class ProgressLine {
 //   Unauthenticated, PermissionDenied, NotFound
 //                       the holder answered 401, 403, 404 (other codes:
 //                       see http::StatusFromHttpCode)
-//   DeadlineExceeded    the holder kept silent for `timeout`
+//   DeadlineExceeded    the holder did not answer the connect within
+//                       `connect_timeout`, or kept silent for `timeout`
 //   DataLoss            a short body, or a size or SHA-256 that differs
 //                       from the expected one
 //   Unavailable         connection refused or reset

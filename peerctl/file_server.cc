@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,11 +13,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/clock.h"
 #include "peerctl/file_hash.h"
@@ -38,6 +42,34 @@ constexpr uint64_t kListenerId = 0;
 constexpr uint64_t kStopEventId = 1;
 constexpr uint64_t kFirstConnectionId = 2;
 
+// Where a connection comes from, for the per-source cap: an IPv4 address,
+// or the /64 of an IPv6 one (one host commonly holds a whole /64, so
+// counting single IPv6 addresses would give it billions of caps).
+struct SourceKey {
+  uint8_t family = 0;
+  uint64_t prefix = 0;
+
+  friend bool operator==(const SourceKey&, const SourceKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H hash, const SourceKey& key) {
+    return H::combine(std::move(hash), key.family, key.prefix);
+  }
+};
+
+SourceKey SourceKeyOf(const sockaddr_storage& storage, socklen_t length) {
+  SocketAddress address;
+  address.storage = storage;
+  address.length = length;
+  const Endpoint endpoint = address.ToEndpoint();  // IPv4-mapped -> IPv4
+  SourceKey key;
+  key.family = endpoint.family;
+  const size_t bytes = endpoint.family == 4 ? 4 : 8;
+  for (size_t i = 0; i < bytes; ++i) {
+    key.prefix = (key.prefix << 8) | endpoint.ip[i];
+  }
+  return key;
+}
+
 absl::Status SetNonBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
@@ -57,21 +89,37 @@ absl::Status EpollControl(int epoll_fd, int op, int fd, uint32_t events,
   return absl::OkStatus();
 }
 
+// See FileServer::max_pending_heads().
+int PendingHeadCap(const FileServer::Options& options) {
+  int64_t cap = options.max_pending_heads;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+      limit.rlim_cur != RLIM_INFINITY) {
+    const int64_t room = static_cast<int64_t>(limit.rlim_cur / 2) -
+                         2 * int64_t{options.max_connections};
+    cap = std::min(cap, room);
+  }
+  return static_cast<int>(
+      std::max(cap, int64_t{options.max_pending_heads_per_source}));
+}
+
 }  // namespace
 
 // The server thread's state. Everything here is touched only by the server
 // thread, except Stop(), which only writes the eventfd.
 class FileServer::Loop {
  public:
-  Loop(Options options, UniqueFd share_dir, UniqueFd listener, UniqueFd epoll,
-       UniqueFd stop_event)
+  Loop(Options options, int max_pending_heads, UniqueFd share_dir,
+       UniqueFd listener, UniqueFd epoll, UniqueFd stop_event)
       : options_(std::move(options)),
+        max_pending_heads_(static_cast<size_t>(max_pending_heads)),
         share_dir_(std::move(share_dir)),
         listener_(std::move(listener)),
         epoll_(std::move(epoll)),
         stop_event_(std::move(stop_event)),
-        tick_(std::clamp(options_.idle_timeout / 4, absl::Milliseconds(10),
-                         absl::Seconds(1))) {}
+        tick_(std::clamp(
+            std::min(options_.idle_timeout, options_.head_timeout) / 4,
+            absl::Milliseconds(10), absl::Seconds(1))) {}
 
   // Runs until Stop(); then every connection is closed.
   void Run();
@@ -83,9 +131,13 @@ class FileServer::Loop {
 
   struct Connection {
     UniqueFd socket;
+    SourceKey source;
     State state = State::kReadingHead;
-    bool counted = true;  // false for the ones answered 503
+    // Holds a download slot; until then the connection is pending (in
+    // pending_ and pending_by_source_), whatever its state.
+    bool approved = false;
     std::string head_in;
+    size_t head_checked = 0;  // bytes of head_in CheckPartialRequestHead saw
     std::string head_out;
     size_t head_sent = 0;
     UniqueFd file;
@@ -102,10 +154,16 @@ class FileServer::Loop {
   void AcceptAll(absl::Time now);
   void Dispatch(uint64_t id, uint32_t events, absl::Time now);
   // Each returns false when the connection is to be closed.
-  bool OnReadable(Connection& connection, absl::Time now);
+  bool OnReadable(uint64_t id, Connection& connection, absl::Time now);
   bool OnWritable(Connection& connection, absl::Time now);
   bool DrainInput(Connection& connection);
-  void HandleHead(Connection& connection, absl::string_view head);
+  void HandleHead(uint64_t id, Connection& connection, absl::string_view head);
+  // Makes room for a new pending connection from `source` by closing the
+  // oldest pending ones over the caps, then counts `id` as pending.
+  void AddPending(uint64_t id, const SourceKey& source);
+  // Moves a pending connection into a download slot.
+  void Approve(uint64_t id, Connection& connection);
+  void ForgetPending(uint64_t id, const SourceKey& source);
   void Respond(Connection& connection, std::string head);
   bool StartDraining(Connection& connection, absl::Time now);
   // Points epoll at what the connection's state waits for.
@@ -114,14 +172,19 @@ class FileServer::Loop {
   void ExpireIdle(absl::Time now);
 
   const Options options_;
+  const size_t max_pending_heads_;
   const UniqueFd share_dir_;
   const UniqueFd listener_;
   const UniqueFd epoll_;
   const UniqueFd stop_event_;
   const absl::Duration tick_;
   absl::flat_hash_map<uint64_t, Connection> connections_;
+  // Ids grow with each accept, so the smallest id is the oldest connection.
   uint64_t next_id_ = kFirstConnectionId;
-  int counted_connections_ = 0;
+  absl::btree_set<uint64_t> pending_;
+  absl::flat_hash_map<SourceKey, absl::InlinedVector<uint64_t, 8>>
+      pending_by_source_;  // each vector oldest first
+  int approved_connections_ = 0;
   bool listener_paused_ = false;
 };
 
@@ -171,7 +234,10 @@ void FileServer::Loop::Run() {
 
 void FileServer::Loop::AcceptAll(absl::Time now) {
   for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
-    UniqueFd socket(::accept4(listener_.get(), nullptr, nullptr,
+    sockaddr_storage peer{};
+    socklen_t peer_length = sizeof(peer);
+    UniqueFd socket(::accept4(listener_.get(),
+                              reinterpret_cast<sockaddr*>(&peer), &peer_length,
                               SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!socket) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -184,31 +250,47 @@ void FileServer::Loop::AcceptAll(absl::Time now) {
       }
       return;  // EAGAIN, or a connection that died before we took it
     }
-    // Beyond the limit a connection is answered 503; beyond twice the limit
-    // it is closed at once, so that a flood cannot exhaust descriptors.
-    if (connections_.size() >=
-        2 * static_cast<size_t>(options_.max_connections)) {
-      continue;
-    }
-    uint64_t id = next_id_++;
+    const uint64_t id = next_id_++;
+    const SourceKey source = SourceKeyOf(peer, peer_length);
+    AddPending(id, source);
     Connection& connection = connections_[id];
     connection.socket = std::move(socket);
-    connection.deadline = now + options_.idle_timeout;
-    connection.counted = counted_connections_ < options_.max_connections;
-    if (connection.counted) ++counted_connections_;
+    connection.source = source;
+    connection.deadline = now + options_.head_timeout;
     if (!EpollControl(epoll_.get(), EPOLL_CTL_ADD, connection.socket.get(),
                       connection.interest, id)
              .ok()) {
       Close(id);
-      continue;
-    }
-    if (!connection.counted) {
-      Respond(connection, http::FormatErrorHead(http::kServiceUnavailable));
-      if (!OnWritable(connection, now) || !UpdateInterest(connection, id)) {
-        Close(id);
-      }
     }
   }
+}
+
+void FileServer::Loop::AddPending(uint64_t id, const SourceKey& source) {
+  auto it = pending_by_source_.find(source);
+  while (it != pending_by_source_.end() &&
+         it->second.size() >=
+             static_cast<size_t>(options_.max_pending_heads_per_source)) {
+    Close(it->second.front());  // may erase the entry
+    it = pending_by_source_.find(source);
+  }
+  while (pending_.size() >= max_pending_heads_) Close(*pending_.begin());
+  pending_.insert(id);
+  pending_by_source_[source].push_back(id);
+}
+
+void FileServer::Loop::ForgetPending(uint64_t id, const SourceKey& source) {
+  pending_.erase(id);
+  auto it = pending_by_source_.find(source);
+  if (it == pending_by_source_.end()) return;
+  auto& ids = it->second;
+  ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+  if (ids.empty()) pending_by_source_.erase(it);
+}
+
+void FileServer::Loop::Approve(uint64_t id, Connection& connection) {
+  ForgetPending(id, connection.source);
+  connection.approved = true;
+  ++approved_connections_;
 }
 
 void FileServer::Loop::Dispatch(uint64_t id, uint32_t events, absl::Time now) {
@@ -220,7 +302,7 @@ void FileServer::Loop::Dispatch(uint64_t id, uint32_t events, absl::Time now) {
     case State::kReadingHead:
     case State::kDraining:
       if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        keep = OnReadable(connection, now);
+        keep = OnReadable(id, connection, now);
       }
       break;
     case State::kSendingHead:
@@ -233,7 +315,8 @@ void FileServer::Loop::Dispatch(uint64_t id, uint32_t events, absl::Time now) {
   if (!keep || !UpdateInterest(connection, id)) Close(id);
 }
 
-bool FileServer::Loop::OnReadable(Connection& connection, absl::Time now) {
+bool FileServer::Loop::OnReadable(uint64_t id, Connection& connection,
+                                  absl::Time now) {
   if (connection.state == State::kDraining) return DrainInput(connection);
   char buffer[http::kMaxHeadBytes];
   size_t room = http::kMaxHeadBytes - connection.head_in.size();
@@ -241,15 +324,21 @@ bool FileServer::Loop::OnReadable(Connection& connection, absl::Time now) {
   if (n < 0) return errno == EAGAIN || errno == EINTR;
   if (n == 0) return false;  // gone before sending a whole head
   // The deadline set at accept stands: a head must arrive whole within
-  // idle_timeout, however slowly its bytes trickle in.
+  // head_timeout, however slowly its bytes trickle in.
   connection.head_in.append(buffer, static_cast<size_t>(n));
   size_t head_size = http::FindHeadEnd(connection.head_in);
   if (head_size > 0) {
-    HandleHead(connection,
+    HandleHead(id, connection,
                absl::string_view(connection.head_in).substr(0, head_size));
-  } else if (connection.head_in.size() >= http::kMaxHeadBytes) {
+  } else if (!http::CheckPartialRequestHead(connection.head_in,
+                                            connection.head_checked)
+                  .ok() ||
+             connection.head_in.size() >= http::kMaxHeadBytes) {
+    // It can never become a valid head: say so now rather than when the
+    // head timeout comes.
     Respond(connection, http::FormatErrorHead(http::kBadRequest));
   } else {
+    connection.head_checked = connection.head_in.size();
     return true;
   }
   return OnWritable(connection, now);
@@ -267,7 +356,7 @@ bool FileServer::Loop::DrainInput(Connection& connection) {
   return true;
 }
 
-void FileServer::Loop::HandleHead(Connection& connection,
+void FileServer::Loop::HandleHead(uint64_t id, Connection& connection,
                                   absl::string_view head) {
   absl::StatusOr<http::Request> request = http::ParseRequestHead(head);
   if (!request.ok()) {
@@ -303,6 +392,11 @@ void FileServer::Loop::HandleHead(Connection& connection,
     range = *resolved;
     response_head = http::FormatPartialHead(range);
   }
+  if (approved_connections_ >= options_.max_connections) {
+    Respond(connection, http::FormatErrorHead(http::kServiceUnavailable));
+    return;
+  }
+  Approve(id, connection);
   connection.file = std::move(file->fd);
   connection.body_offset = static_cast<off_t>(range.first);
   connection.body_remaining = size == 0 ? 0 : range.length();
@@ -326,7 +420,9 @@ bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
     ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL | more);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     connection.head_sent += static_cast<size_t>(n);
-    connection.deadline = now + options_.idle_timeout;
+    // Progress renews the deadline of a transfer only: a pending
+    // connection keeps the one its head had.
+    if (connection.approved) connection.deadline = now + options_.idle_timeout;
     if (connection.head_sent == connection.head_out.size()) {
       connection.state = State::kSendingBody;
     }
@@ -371,7 +467,11 @@ bool FileServer::Loop::UpdateInterest(Connection& connection, uint64_t id) {
 void FileServer::Loop::Close(uint64_t id) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
-  if (it->second.counted) --counted_connections_;
+  if (it->second.approved) {
+    --approved_connections_;
+  } else {
+    ForgetPending(id, it->second.source);
+  }
   // Closing the socket also removes it from the epoll set.
   connections_.erase(it);
 }
@@ -393,9 +493,16 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(Options options) {
   if (!options.authorizer) {
     return absl::InvalidArgumentError("FileServer needs an authorizer");
   }
-  if (options.max_connections < 1) {
-    return absl::InvalidArgumentError("max_connections must be at least 1");
+  if (options.max_connections < 1 || options.max_pending_heads < 1 ||
+      options.max_pending_heads_per_source < 1) {
+    return absl::InvalidArgumentError(
+        "FileServer connection limits must be at least 1");
   }
+  if (options.idle_timeout <= absl::ZeroDuration() ||
+      options.head_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("FileServer timeouts must be positive");
+  }
+  const int max_pending_heads = PendingHeadCap(options);
   UniqueFd share_dir(
       ::open(options.share_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!share_dir) {
@@ -421,17 +528,20 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(Options options) {
   }
   if (!status.ok()) return status;
 
-  auto loop = std::make_unique<Loop>(std::move(options), std::move(share_dir),
-                                     *std::move(listener), std::move(epoll),
-                                     std::move(stop_event));
+  auto loop = std::make_unique<Loop>(std::move(options), max_pending_heads,
+                                     std::move(share_dir), *std::move(listener),
+                                     std::move(epoll), std::move(stop_event));
   const uint16_t port = address->port();
   return std::unique_ptr<FileServer>(
-      new FileServer(std::move(loop), *address, port));
+      new FileServer(std::move(loop), *address, port, max_pending_heads));
 }
 
 FileServer::FileServer(std::unique_ptr<Loop> loop, SocketAddress address,
-                       uint16_t port)
-    : loop_(std::move(loop)), address_(address), port_(port) {
+                       uint16_t port, int max_pending_heads)
+    : loop_(std::move(loop)),
+      address_(address),
+      port_(port),
+      max_pending_heads_(max_pending_heads) {
   thread_ = std::thread([this] { loop_->Run(); });
 }
 

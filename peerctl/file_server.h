@@ -6,9 +6,28 @@
 // and OpenSharedFile() (peerctl/file_hash.h) opens the name below the share
 // folder as a regular file; the authorizer is asked first, so a refused
 // caller does not learn whether a file exists. Range requests (one range)
-// get 206, or 416 past the end. A connection that makes no progress for
-// Options::idle_timeout is closed; connections beyond
-// Options::max_connections are answered 503.
+// get 206, or 416 past the end.
+//
+// Limits, so that connections that never send a ticket cannot keep real
+// downloads out (docs/SECURITY.md):
+// - A connection is "pending" from accept until its head is read and its
+//   ticket approved. It must send its whole head within
+//   Options::head_timeout of the accept, however it trickles in; a head
+//   that cannot become valid (bare LF, control bytes, a bad request line,
+//   over 8 KiB) is answered 400 as soon as its bytes show it.
+// - Pending connections are capped per source address
+//   (Options::max_pending_heads_per_source; IPv6 counted by /64) and in all
+//   (Options::max_pending_heads, lowered to fit RLIMIT_NOFILE, see
+//   max_pending_heads()). A new connection over a cap closes the oldest
+//   pending connection of that address (or the oldest of all), not the new
+//   one: refusing new ones would let whoever holds the slots keep them by
+//   renewing them, while a real client, which sends its head right after
+//   its connect, is done with the pending stage long before it becomes the
+//   oldest.
+// - Only approved transfers hold one of Options::max_connections download
+//   slots; an approved request finding them all taken is answered 503. An
+//   approved transfer that makes no progress for Options::idle_timeout is
+//   closed.
 //
 // One thread runs an epoll loop over non-blocking sockets; it is started by
 // Start() and stopped and joined by the destructor, which closes every
@@ -51,13 +70,24 @@ class FileServer {
     // wildcard ("::") also accepts IPv4.
     SocketAddress bind;
     Authorizer authorizer;  // required
+    // Download slots: approved transfers at once.
     int max_connections = 64;
+    // An approved transfer that makes no progress for this long is closed.
     absl::Duration idle_timeout = absl::Seconds(30);
+    // From accept to a whole head; not renewed by the bytes that arrive.
+    absl::Duration head_timeout = absl::Seconds(5);
+    // Pending (not yet approved) connections from one IPv4 address or one
+    // IPv6 /64.
+    int max_pending_heads_per_source = 8;
+    // Pending connections in all; lowered at Start() to fit the descriptor
+    // limit (see max_pending_heads()).
+    int max_pending_heads = 1024;
   };
 
   // Opens the share folder, binds, listens and starts the server thread.
-  // InvalidArgument without an authorizer or with max_connections < 1;
-  // otherwise the errno of the call that failed.
+  // InvalidArgument without an authorizer, with a limit below 1 or a
+  // timeout that is not positive; otherwise the errno of the call that
+  // failed.
   static absl::StatusOr<std::unique_ptr<FileServer>> Start(Options options);
 
   FileServer(const FileServer&) = delete;
@@ -70,15 +100,23 @@ class FileServer {
   // The bound port and address.
   uint16_t port() const { return port_; }
   const SocketAddress& address() const { return address_; }
+  // The cap on pending connections in force: Options::max_pending_heads,
+  // but at most half the soft RLIMIT_NOFILE at Start() less two descriptors
+  // per download slot (a socket and a file), so that the rest of the
+  // process keeps descriptors of its own; and at least
+  // max_pending_heads_per_source.
+  int max_pending_heads() const { return max_pending_heads_; }
 
  private:
   class Loop;
 
-  FileServer(std::unique_ptr<Loop> loop, SocketAddress address, uint16_t port);
+  FileServer(std::unique_ptr<Loop> loop, SocketAddress address, uint16_t port,
+             int max_pending_heads);
 
   std::unique_ptr<Loop> loop_;
   const SocketAddress address_;
   const uint16_t port_;
+  const int max_pending_heads_;
   std::thread thread_;
 };
 

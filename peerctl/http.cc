@@ -1,5 +1,6 @@
 #include "peerctl/http.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -314,22 +315,78 @@ size_t FindHeadEnd(absl::string_view buffer) {
   return end == absl::string_view::npos ? 0 : end + kHeadTerminator.size();
 }
 
-absl::StatusOr<Request> ParseRequestHead(absl::string_view head) {
-  absl::StatusOr<HeadLines> lines = SplitHead(head);
-  if (!lines.ok()) return lines.status();
-  absl::string_view start = lines->start_line;
+namespace {
+
+struct RequestLine {
+  absl::string_view method;
+  absl::string_view target;
+  absl::string_view version;
+};
+
+// Splits "METHOD TARGET HTTP/1.x" (without its CRLF).
+absl::StatusOr<RequestLine> ParseRequestLine(absl::string_view start) {
   size_t first_space = start.find(' ');
   size_t last_space = start.rfind(' ');
   if (first_space == absl::string_view::npos || first_space == last_space) {
     return BadHead("request line is not METHOD TARGET VERSION");
   }
-  absl::string_view method = start.substr(0, first_space);
-  absl::string_view target =
-      start.substr(first_space + 1, last_space - first_space - 1);
-  absl::string_view version = start.substr(last_space + 1);
-  if (!IsToken(method) || !IsHttpVersion(version)) {
+  RequestLine line;
+  line.method = start.substr(0, first_space);
+  line.target = start.substr(first_space + 1, last_space - first_space - 1);
+  line.version = start.substr(last_space + 1);
+  if (!IsToken(line.method) || line.method.size() > kMaxMethodBytes ||
+      !IsHttpVersion(line.version)) {
     return BadHead("request line is not METHOD TARGET HTTP/1.x");
   }
+  return line;
+}
+
+}  // namespace
+
+absl::Status CheckPartialRequestHead(absl::string_view buffer, size_t checked) {
+  checked = std::min(checked, buffer.size());
+  // A CR that ended the bytes checked before could not be judged then.
+  for (size_t i = checked > 0 ? checked - 1 : 0; i < buffer.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(buffer[i]);
+    if (c == '\n' && (i == 0 || buffer[i - 1] != '\r')) {
+      return BadHead("bare LF");
+    }
+    if (c == '\r' && i + 1 < buffer.size() && buffer[i + 1] != '\n') {
+      return BadHead("bare CR");
+    }
+    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f) {
+      return BadHead("control character");
+    }
+  }
+  // The method is judged as soon as its bytes are in; only a bounded prefix
+  // is looked at, so that each call costs O(new bytes).
+  const absl::string_view prefix = buffer.substr(0, kMaxMethodBytes + 1);
+  const size_t space = prefix.find_first_of(" \r");
+  const absl::string_view method = prefix.substr(0, space);
+  if (space == 0 || method.size() > kMaxMethodBytes ||
+      (!method.empty() && !IsToken(method))) {
+    return BadHead("request line does not start with a method");
+  }
+  // The request line is judged once, by the call that receives its end.
+  // Every LF so far follows a CR (checked above), so the first LF ends it.
+  const size_t new_lf = buffer.find('\n', checked);
+  if (new_lf != absl::string_view::npos &&
+      buffer.substr(0, checked).find('\n') == absl::string_view::npos) {
+    absl::StatusOr<RequestLine> line =
+        ParseRequestLine(buffer.substr(0, new_lf - 1));
+    if (!line.ok()) return line.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Request> ParseRequestHead(absl::string_view head) {
+  absl::StatusOr<HeadLines> lines = SplitHead(head);
+  if (!lines.ok()) return lines.status();
+  absl::StatusOr<RequestLine> line = ParseRequestLine(lines->start_line);
+  if (!line.ok()) return line.status();
+  const absl::string_view method = line->method;
+  const absl::string_view target = line->target;
+  const absl::string_view version = line->version;
   Request request;
   bool has_authorization = false;
   int host_count = 0;

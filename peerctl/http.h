@@ -27,6 +27,10 @@ namespace pcfs::http {
 
 inline constexpr size_t kMaxHeadBytes = size_t{8} * 1024;
 inline constexpr absl::string_view kFilePathPrefix = "/f/";
+// A longer method is a malformed request line (400), whatever it says: no
+// registered method comes near it, and a bound lets a partial head be
+// judged in constant time per byte.
+inline constexpr size_t kMaxMethodBytes = 32;
 
 // The status codes the protocol uses.
 enum StatusCode : int {
@@ -78,11 +82,24 @@ struct Request {
 // bytes and gets 0 has an over-long head (answer 400).
 size_t FindHeadEnd(absl::string_view buffer);
 
+// Judges a request head that has not arrived whole, so that a head that can
+// never become valid is answered 400 at once rather than when its end or
+// the head timeout comes. `buffer` holds the head's bytes so far; its first
+// `checked` bytes passed an earlier call and are not scanned again (a head
+// that trickles in byte by byte costs linear time in all). InvalidArgument
+// for a bare LF or CR, a control character other than HT, a request line
+// that does not start with a method of at most kMaxMethodBytes token
+// characters, or, once its CRLF is in, a request line that is not
+// "METHOD TARGET HTTP/1.x". OK means only "may still become valid":
+// ParseRequestHead judges the whole head.
+absl::Status CheckPartialRequestHead(absl::string_view buffer, size_t checked);
+
 // Parses a request head (through its blank line). Accepts HTTP/1.1 (which
 // must carry exactly one Host) and HTTP/1.0; ignores headers it does not
-// know; refuses obs-fold, bare LF, duplicate Authorization or Range, and
-// anything else outside the subset above. Errors, chosen so that
-// HttpCodeFromStatus() gives the answer to send:
+// know; refuses obs-fold, bare LF, a method longer than kMaxMethodBytes,
+// duplicate Authorization or Range, and anything else outside the subset
+// above. Errors, chosen so that HttpCodeFromStatus() gives the answer to
+// send:
 //   InvalidArgument  malformed head, malformed or invalid file name  -> 400
 //   Unimplemented    a method other than GET                         -> 405
 //   NotFound         a path outside /f/                              -> 404

@@ -34,7 +34,8 @@ struct PeerOptions {
   std::string share_dir = ".";     // what `pub` publishes and the server serves
   std::string download_dir = ".";  // where `get` puts files
   bool serve_files = true;         // one-shot commands serve nothing
-  // The longest a download may stall (connect, head, or next bytes).
+  // The longest a download may stall once connected (head, or next bytes);
+  // the connect itself has DownloadRequest::connect_timeout (3 s).
   absl::Duration download_timeout = absl::Seconds(30);
 };
 

@@ -1,9 +1,10 @@
 // libFuzzer target for peerctl/http.h: the file server parses request heads
 // from any peer that connects, and the downloader parses response heads from
-// any holder. Besides crashes and sanitizer reports it checks two
+// any holder. Besides crashes and sanitizer reports it checks three
 // properties of a request head that parses: its file name passes
-// ValidateFileName, and formatting the request again and parsing that gives
-// back the same request.
+// ValidateFileName, formatting the request again and parsing that gives
+// back the same request, and CheckPartialRequestHead (which the server
+// runs on a head still arriving) refuses none of its prefixes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -25,6 +26,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<Request> request = ParseRequestHead(head);
   if (request.ok()) {
     if (!pcfs::ValidateFileName(request->file_name).ok()) __builtin_trap();
+    // As the server calls it: once with the bytes of each recv, here one at
+    // a time, and once with the whole head.
+    for (size_t end = 1; end <= head.size(); ++end) {
+      if (!CheckPartialRequestHead(head.substr(0, end), end - 1).ok()) {
+        __builtin_trap();
+      }
+    }
+    if (!CheckPartialRequestHead(head, 0).ok()) __builtin_trap();
     if (request->ticket.empty() || IsBearerToken(request->ticket)) {
       const std::string again = FormatRequestHead(
           request->file_name, "127.0.0.1:1", request->ticket, request->range);

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "peerctl/exit_codes.h"
 #include "peerctl/file_hash.h"
 #include "peerctl/file_server.h"
 #include "peerctl/http.h"
@@ -423,6 +424,60 @@ TEST_F(DownloaderTest, RefusedConnectionIsUnavailable) {
   request.name = "file.bin";
   request.destination_dir = destination_;
   EXPECT_EQ(Download(request).code(), StatusCode::kUnavailable);
+}
+
+// A holder whose host does not answer: a listener with backlog 0 whose one
+// accept-queue place a connection holds (never accepted), so that Linux
+// drops every further SYN, as a firewall or a vanished host does.
+TEST_F(DownloaderTest, UnansweredHolderFailsAtTheConnectTimeout) {
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress bind = Loopback("127.0.0.1", 0);
+  ASSERT_EQ(::bind(listener.get(), bind.get(), bind.length), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  const SocketAddress address = *LocalAddress(listener.get());
+  UniqueFd filler(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(filler.get(), address.get(), address.length), 0);
+
+  DownloadRequest request;
+  request.holder = address;
+  request.name = "file.bin";
+  request.ticket = std::string(kTicket);
+  request.destination_dir = destination_;
+  request.timeout = absl::Seconds(30);  // the old wait; must not apply
+  ASSERT_EQ(request.connect_timeout, absl::Seconds(3));
+  const absl::Time start = absl::Now();
+  absl::Status status = Download(request);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(status.code(), StatusCode::kDeadlineExceeded) << status;
+  EXPECT_EQ(status.message(), absl::StrCat("holder ", address.ToString(),
+                                           " did not answer within 3 s"));
+  EXPECT_GE(took, absl::Milliseconds(2900));
+  EXPECT_LT(took, absl::Seconds(5));
+  EXPECT_EQ(ExitCodeFor(MarkHolderFailure(status)), kExitHolderUnreachable);
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+TEST_F(DownloaderTest, ConnectTimeoutIsAnOptionOfItsOwn) {
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress bind = Loopback("127.0.0.1", 0);
+  ASSERT_EQ(::bind(listener.get(), bind.get(), bind.length), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  const SocketAddress address = *LocalAddress(listener.get());
+  UniqueFd filler(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(filler.get(), address.get(), address.length), 0);
+
+  DownloadRequest request;
+  request.holder = address;
+  request.name = "file.bin";
+  request.destination_dir = destination_;
+  request.connect_timeout = absl::Milliseconds(500);
+  const absl::Time start = absl::Now();
+  absl::Status status = Download(request);
+  EXPECT_EQ(status.code(), StatusCode::kDeadlineExceeded) << status;
+  EXPECT_NE(status.message().find("did not answer within 0.5 s"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
 }  // namespace

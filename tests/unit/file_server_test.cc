@@ -1,16 +1,21 @@
 #include "peerctl/file_server.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -54,6 +59,63 @@ UniqueFd ConnectTo(const SocketAddress& address) {
   if (::connect(fd.get(), address.get(), address.length) != 0) fd.Reset();
   return fd;
 }
+
+// Like ConnectTo, but from the loopback address `source` (127.0.0.2 say),
+// so that the server sees another source address.
+UniqueFd ConnectFrom(const SocketAddress& address, absl::string_view source) {
+  UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  timeval timeout{10, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  SocketAddress from = Loopback(source, 0);
+  if (::bind(fd.get(), from.get(), from.length) != 0 ||
+      ::connect(fd.get(), address.get(), address.length) != 0) {
+    fd.Reset();
+  }
+  return fd;
+}
+
+// A non-blocking connection attempt from 127.0.0.1 that the test does not
+// wait for: what an attacker opens by the hundred.
+UniqueFd StartConnect(const SocketAddress& address) {
+  UniqueFd fd(::socket(address.family(),
+                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  int result = ::connect(fd.get(), address.get(), address.length);
+  if (result != 0 && errno != EINPROGRESS) fd.Reset();
+  return fd;
+}
+
+// True if the server closed `fd` (EOF or reset) within `wait`; false if the
+// connection is still open and silent.
+bool ClosedWithin(int fd, absl::Duration wait) {
+  pollfd entry{fd, POLLIN, 0};
+  if (::poll(&entry, 1, static_cast<int>(absl::ToInt64Milliseconds(wait))) <=
+      0) {
+    return false;
+  }
+  char byte;
+  return ::recv(fd, &byte, 1, MSG_DONTWAIT) <= 0;
+}
+
+// Raises the soft descriptor limit to the hard one (floods need more than
+// the usual 1024); the old limit comes back at the end of the scope.
+class DescriptorLimit {
+ public:
+  DescriptorLimit() {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit raised = saved_;
+    raised.rlim_cur = raised.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &raised);
+  }
+  ~DescriptorLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  static rlim_t Current() {
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    return limit.rlim_cur;
+  }
+
+ private:
+  rlimit saved_{};
+};
 
 bool SendText(int fd, absl::string_view text) {
   return ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) ==
@@ -345,18 +407,47 @@ TEST_F(FileServerTest, OverlongHeadIs400) {
   EXPECT_EQ(reply.body, "");
 }
 
-TEST_F(FileServerTest, ConnectionsBeyondTheLimitGet503) {
+TEST_F(FileServerTest, ApprovedTransfersBeyondTheLimitGet503) {
+  Write(share_ + "/big", std::string(32 << 20, 'b'));
   FileServer::Options options = DefaultOptions();
   options.max_connections = 1;
   StartServer(std::move(options));
   const SocketAddress address = Loopback("127.0.0.1", server_->port());
-  UniqueFd holder = ConnectTo(address);  // takes the only slot
-  ASSERT_TRUE(SendText(holder.get(), "GET /f/hel"));
-  UniqueFd second = ConnectTo(address);
-  ASSERT_TRUE(SendText(second.get(), CurlRequest("/f/hello.txt", kGoodTicket)));
-  Reply reply = ReadReply(second.get());
+  // Asks for 32 MiB and never reads: holds the only slot.
+  UniqueFd holder = ConnectTo(address);
+  ASSERT_TRUE(SendText(holder.get(), CurlRequest("/f/big", kGoodTicket)));
+  char first[16];
+  ASSERT_GT(::recv(holder.get(), first, sizeof(first), 0), 0);
+  Reply reply = Exchange(CurlRequest("/f/hello.txt", kGoodTicket));
   EXPECT_EQ(StatusOf(reply), 503);
   EXPECT_EQ(reply.body, "");
+}
+
+TEST_F(FileServerTest, PendingHeadsDoNotTakeDownloadSlots) {
+  FileServer::Options options = DefaultOptions();
+  options.max_connections = 1;
+  options.max_pending_heads_per_source = 64;
+  StartServer(std::move(options));
+  const SocketAddress address = Loopback("127.0.0.1", server_->port());
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < 20; ++i) {
+    idle.push_back(ConnectTo(address));
+    ASSERT_TRUE(idle.back().valid());
+    ASSERT_TRUE(SendText(idle.back().get(), "GET /f/hel"));
+  }
+  Reply reply = Exchange(CurlRequest("/f/hello.txt", kGoodTicket));
+  EXPECT_EQ(StatusOf(reply), 200);
+  EXPECT_EQ(reply.body, "hello world");
+}
+
+TEST_F(FileServerTest, RefusedRequestsDoNotTakeDownloadSlots) {
+  FileServer::Options options = DefaultOptions();
+  options.max_connections = 1;
+  StartServer(std::move(options));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(StatusOf(Exchange(CurlRequest("/f/hello.txt", "bad"))), 401);
+  }
+  EXPECT_EQ(StatusOf(Exchange(CurlRequest("/f/hello.txt", kGoodTicket))), 200);
 }
 
 TEST_F(FileServerTest, SlotIsFreedWhenAConnectionEnds) {
@@ -369,7 +460,7 @@ TEST_F(FileServerTest, SlotIsFreedWhenAConnectionEnds) {
 
 TEST_F(FileServerTest, SilentClientIsDisconnected) {
   FileServer::Options options = DefaultOptions();
-  options.idle_timeout = absl::Milliseconds(200);
+  options.head_timeout = absl::Milliseconds(200);
   StartServer(std::move(options));
   UniqueFd fd = ConnectTo(Loopback("127.0.0.1", server_->port()));
   ASSERT_TRUE(SendText(fd.get(), "GET /f/hello.txt HTTP/1.1\r\n"));
@@ -378,6 +469,188 @@ TEST_F(FileServerTest, SilentClientIsDisconnected) {
   EXPECT_TRUE(reply.complete);  // closed by the server, not our timeout
   EXPECT_EQ(reply.head, "");
   EXPECT_LT(absl::Now() - start, absl::Seconds(9));
+}
+
+TEST_F(FileServerTest, SlowHeadIsClosedAtTheHeadTimeoutDespiteProgress) {
+  FileServer::Options options = DefaultOptions();
+  options.head_timeout = absl::Milliseconds(300);
+  StartServer(std::move(options));
+  UniqueFd fd = ConnectTo(Loopback("127.0.0.1", server_->port()));
+  ASSERT_TRUE(fd.valid());
+  const std::string head = CurlRequest("/f/hello.txt", kGoodTicket);
+  const absl::Time start = absl::Now();
+  bool closed = false;
+  // A byte every 50 ms: progress, but the head would take seconds.
+  for (size_t i = 0; i < head.size() && i < 60 && !closed; ++i) {
+    if (!SendText(fd.get(), head.substr(i, 1))) break;
+    closed = ClosedWithin(fd.get(), absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(closed || ClosedWithin(fd.get(), absl::Seconds(2)));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+}
+
+TEST_F(FileServerTest, BareLfHeadGets400AtOnce) {
+  StartServer();  // a 5 s head timeout: an answer within 1 s is not it
+  UniqueFd fd = ConnectTo(Loopback("127.0.0.1", server_->port()));
+  ASSERT_TRUE(fd.valid());
+  timeval timeout{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(SendText(fd.get(), "GET /f/hello.txt HTTP/1.1\nHost: h\n\n"));
+  Reply reply = ReadReply(fd.get());
+  EXPECT_TRUE(reply.complete);
+  EXPECT_EQ(StatusOf(reply), 400);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST_F(FileServerTest, BadRequestLineGets400BeforeTheHeadEnds) {
+  StartServer();
+  for (absl::string_view start : {"GET /f/hello.txt\r\n", "\x16\x03\x01",
+                                  "GET /f/hello.txt HTTP/9\r\nHost: h"}) {
+    UniqueFd fd = ConnectTo(Loopback("127.0.0.1", server_->port()));
+    ASSERT_TRUE(fd.valid());
+    timeval timeout{1, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    ASSERT_TRUE(SendText(fd.get(), start));
+    Reply reply = ReadReply(fd.get());
+    EXPECT_TRUE(reply.complete) << start;
+    EXPECT_EQ(StatusOf(reply), 400) << start;
+  }
+}
+
+TEST_F(FileServerTest, PerSourceCapClosesTheOldestPendingConnection) {
+  FileServer::Options options = DefaultOptions();
+  options.max_pending_heads_per_source = 3;
+  StartServer(std::move(options));
+  const SocketAddress address = Loopback("127.0.0.1", server_->port());
+  std::vector<UniqueFd> first;
+  for (int i = 0; i < 3; ++i) {
+    first.push_back(ConnectTo(address));
+    ASSERT_TRUE(first.back().valid());
+    ASSERT_TRUE(SendText(first.back().get(), "GET /f/"));
+  }
+  // Another source does not count against 127.0.0.1.
+  UniqueFd other = ConnectFrom(address, "127.0.0.2");
+  ASSERT_TRUE(other.valid());
+  EXPECT_FALSE(ClosedWithin(first[0].get(), absl::Milliseconds(200)));
+  // A fourth from 127.0.0.1 pushes out its oldest, and only that one.
+  UniqueFd fourth = ConnectTo(address);
+  ASSERT_TRUE(fourth.valid());
+  EXPECT_TRUE(ClosedWithin(first[0].get(), absl::Seconds(2)));
+  EXPECT_FALSE(ClosedWithin(first[1].get(), absl::Milliseconds(200)));
+  EXPECT_FALSE(ClosedWithin(other.get(), absl::Milliseconds(10)));
+  // The newest gets its file.
+  ASSERT_TRUE(SendText(fourth.get(), CurlRequest("/f/hello.txt", kGoodTicket)));
+  EXPECT_EQ(ReadReply(fourth.get()).body, "hello world");
+}
+
+TEST_F(FileServerTest, DualStackCountsIpv4AndIpv6SourcesApart) {
+  FileServer::Options options = DefaultOptions();
+  options.bind = Loopback("::", 0);
+  options.max_pending_heads_per_source = 1;
+  StartServer(std::move(options));
+  // The dual-stack socket reports 127.0.0.1 as ::ffff:127.0.0.1: still the
+  // IPv4 source, and not the IPv6 source ::1.
+  UniqueFd v4 = ConnectTo(Loopback("127.0.0.1", server_->port()));
+  UniqueFd v6 = ConnectTo(Loopback("::1", server_->port()));
+  ASSERT_TRUE(v4.valid() && v6.valid());
+  EXPECT_FALSE(ClosedWithin(v4.get(), absl::Milliseconds(200)));
+  UniqueFd v4_again = ConnectTo(Loopback("127.0.0.1", server_->port()));
+  ASSERT_TRUE(v4_again.valid());
+  EXPECT_TRUE(ClosedWithin(v4.get(), absl::Seconds(2)));
+  EXPECT_FALSE(ClosedWithin(v6.get(), absl::Milliseconds(200)));
+}
+
+TEST_F(FileServerTest, GlobalCapClosesTheOldestPendingConnection) {
+  FileServer::Options options = DefaultOptions();
+  options.max_pending_heads = 3;
+  options.max_pending_heads_per_source = 1;
+  StartServer(std::move(options));
+  EXPECT_EQ(server_->max_pending_heads(), 3);
+  const SocketAddress address = Loopback("127.0.0.1", server_->port());
+  std::vector<UniqueFd> pending;
+  for (absl::string_view source : {"127.0.0.2", "127.0.0.3", "127.0.0.4"}) {
+    pending.push_back(ConnectFrom(address, source));
+    ASSERT_TRUE(pending.back().valid()) << source;
+    ASSERT_TRUE(ClosedWithin(pending.back().get(), absl::Milliseconds(100)) ==
+                false);
+  }
+  UniqueFd fourth = ConnectFrom(address, "127.0.0.5");
+  ASSERT_TRUE(fourth.valid());
+  EXPECT_TRUE(ClosedWithin(pending[0].get(), absl::Seconds(2)));
+  EXPECT_FALSE(ClosedWithin(pending[1].get(), absl::Milliseconds(200)));
+}
+
+TEST_F(FileServerTest, PendingCapFitsTheDescriptorLimit) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max < 1024) GTEST_SKIP() << "hard RLIMIT_NOFILE below 1024";
+  rlimit lowered = saved;
+  lowered.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  FileServer::Options options = DefaultOptions();
+  options.max_pending_heads = 100000;
+  options.max_connections = 64;
+  StartServer(std::move(options));
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_EQ(server_->max_pending_heads(), 1024 / 2 - 2 * 64);
+}
+
+// The attack of issue 12: slowloris and idle connections from one address
+// while a ticketed download from another runs. Bounded: the attack stops
+// when the download ends, or after 20 rounds of 500 ms.
+TEST_F(FileServerTest, FloodOfSlowAndIdleConnectionsDoesNotStopADownload) {
+  DescriptorLimit limit;
+  if (DescriptorLimit::Current() < 2048) {
+    GTEST_SKIP() << "needs 2048 descriptors";
+  }
+  std::string contents(4 << 20, '\0');
+  for (size_t i = 0; i < contents.size(); ++i) {
+    contents[i] = static_cast<char>((i * 7919) >> 5);
+  }
+  Write(share_ + "/big", contents);
+  StartServer();
+  const SocketAddress address = Loopback("127.0.0.1", server_->port());
+
+  std::vector<UniqueFd> idle;
+  idle.reserve(500);
+  for (int i = 0; i < 500; ++i) idle.push_back(StartConnect(address));
+  std::atomic<bool> stop{false};
+  std::atomic<int> slow_bytes{0};
+  std::thread slowloris([&] {
+    const std::string head = CurlRequest("/f/big", "no-ticket");
+    std::vector<UniqueFd> slow;
+    slow.reserve(100);
+    for (int i = 0; i < 100; ++i) slow.push_back(StartConnect(address));
+    for (int round = 0; round < 20 && !stop.load(); ++round) {
+      for (UniqueFd& fd : slow) {
+        const size_t at = static_cast<size_t>(round) % head.size();
+        if (::send(fd.get(), head.data() + at, 1,
+                   MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
+          slow_bytes.fetch_add(1);
+        } else if (errno != EAGAIN) {
+          fd = StartConnect(address);  // pushed out: come back, as attackers do
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+
+  const absl::Time start = absl::Now();
+  UniqueFd fd = ConnectFrom(address, "127.0.0.2");
+  bool sent =
+      fd.valid() && SendText(fd.get(), CurlRequest("/f/big", kGoodTicket));
+  Reply reply = sent ? ReadReply(fd.get()) : Reply{};
+  const absl::Duration took = absl::Now() - start;
+  stop.store(true);
+  slowloris.join();
+  ASSERT_TRUE(sent);
+  EXPECT_GT(slow_bytes.load(), 100);  // the attack did run
+  EXPECT_TRUE(reply.complete);
+  EXPECT_EQ(StatusOf(reply), 200);
+  EXPECT_TRUE(reply.body == contents) << reply.body.size();
+  EXPECT_LT(took, absl::Seconds(5));
 }
 
 TEST_F(FileServerTest, StalledDownloadDoesNotBlockOthers) {

@@ -33,6 +33,79 @@ TEST(FindHeadEndTest, LooksOnlyAtTheFirst8KiB) {
   EXPECT_EQ(FindHeadEnd(head), 0u);
 }
 
+// Feeds `head` to CheckPartialRequestHead one byte at a time, as a slow
+// client sends it, and returns the first error (OK if none).
+absl::Status CheckByteByByte(absl::string_view head) {
+  for (size_t size = 1; size <= head.size(); ++size) {
+    absl::Status status =
+        CheckPartialRequestHead(head.substr(0, size), size - 1);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+TEST(CheckPartialRequestHeadTest, AcceptsEveryPrefixOfAValidHead) {
+  const std::string head = CurlHead("/f/a%20b", "Range: bytes=1-\r\n");
+  EXPECT_TRUE(CheckByteByByte(head).ok());
+  for (size_t size = 0; size <= head.size(); ++size) {
+    EXPECT_TRUE(CheckPartialRequestHead(head.substr(0, size), 0).ok()) << size;
+  }
+}
+
+TEST(CheckPartialRequestHeadTest, BareLfIsRefusedAtOnce) {
+  EXPECT_EQ(CheckPartialRequestHead("GET /f/a HTTP/1.1\n", 0).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckByteByByte("GET /f/a HTTP/1.1\r\nHost: x\n").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckPartialRequestHead("\n", 0).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(CheckPartialRequestHeadTest, BareCrIsRefusedOnceTheNextByteIsIn) {
+  EXPECT_TRUE(CheckPartialRequestHead("GET /f/a HTTP/1.1\r", 0).ok());
+  EXPECT_EQ(CheckPartialRequestHead("GET /f/a HTTP/1.1\rX", 18).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(CheckPartialRequestHeadTest, ControlCharactersAndTlsAreRefused) {
+  EXPECT_EQ(CheckPartialRequestHead(absl::string_view("GET \0", 5), 0).code(),
+            StatusCode::kInvalidArgument);
+  // The first bytes of a TLS ClientHello.
+  EXPECT_EQ(CheckPartialRequestHead("\x16\x03\x01", 0).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(CheckPartialRequestHead("GET /f/a HTTP/1.1\r\nX: a\tb", 0).ok());
+}
+
+TEST(CheckPartialRequestHeadTest, BadRequestLineIsRefusedWhenItEnds) {
+  EXPECT_TRUE(CheckPartialRequestHead("GET /f/a", 0).ok());
+  EXPECT_EQ(CheckByteByByte("GET /f/a\r\n").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckByteByByte("GET /f/a HTTP/2.0\r\n").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckPartialRequestHead("\r\n", 0).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(CheckPartialRequestHeadTest, MethodIsJudgedBeforeTheLineEnds) {
+  EXPECT_EQ(CheckPartialRequestHead(" GET", 0).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckPartialRequestHead("GE(T", 0).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(
+      CheckPartialRequestHead(std::string(kMaxMethodBytes, 'A'), 0).ok());
+  EXPECT_EQ(
+      CheckPartialRequestHead(std::string(kMaxMethodBytes + 1, 'A'), 0).code(),
+      StatusCode::kInvalidArgument);
+}
+
+TEST(ParseRequestHeadTest, OverlongMethodIs400) {
+  EXPECT_EQ(ParseRequestHead(absl::StrCat(std::string(kMaxMethodBytes + 1, 'A'),
+                                          " /f/a HTTP/1.0\r\n\r\n"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(ParseRequestHeadTest, CurlRequestGivesTheName) {
   absl::StatusOr<Request> request = ParseRequestHead(CurlHead("/f/notes.txt"));
   ASSERT_TRUE(request.ok()) << request.status();
