@@ -51,7 +51,12 @@ client_deb=$(ls -t "$debs"/peerctl_*_amd64.deb | head -1)
 version=$(dpkg-deb -f "$daemon_deb" Version)
 
 # ---- the base tree: Debian 12 with systemd and the packages' dependencies
-include=systemd,systemd-sysv,dbus,adduser,procps,libabsl20220623,liburing2,libssl3,libsystemd0
+# The dependencies are read from the packages themselves (first choice of
+# each alternative), so a new library dependency cannot be forgotten here.
+deps=$(for deb in "$daemon_deb" "$client_deb"; do dpkg-deb -f "$deb" Depends; done |
+  tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/[[:space:]]//g' | grep -v '^$' |
+  sort -u | paste -sd, -)
+include="systemd,systemd-sysv,dbus,adduser,procps,$deps"
 if [ "$(cat "$base.ok" 2>/dev/null)" != "$include" ]; then
   log "debootstrapping Debian 12 into $base (once; needs the network)"
   rm -rf "$base" "$base.ok"
