@@ -429,14 +429,27 @@ TEST_F(DownloaderTest, RefusedConnectionIsUnavailable) {
 // A holder whose host does not answer: a listener with backlog 0 whose one
 // accept-queue place a connection holds (never accepted), so that Linux
 // drops every further SYN, as a firewall or a vanished host does.
-TEST_F(DownloaderTest, UnansweredHolderFailsAtTheConnectTimeout) {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+struct SilentHolder {
+  UniqueFd listener;
+  UniqueFd filler;
+  SocketAddress address;
+};
+void StartSilentHolder(SilentHolder& silent) {
+  silent.listener = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   SocketAddress bind = Loopback("127.0.0.1", 0);
-  ASSERT_EQ(::bind(listener.get(), bind.get(), bind.length), 0);
-  ASSERT_EQ(::listen(listener.get(), 0), 0);
-  const SocketAddress address = *LocalAddress(listener.get());
-  UniqueFd filler(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_EQ(::connect(filler.get(), address.get(), address.length), 0);
+  ASSERT_EQ(::bind(silent.listener.get(), bind.get(), bind.length), 0);
+  ASSERT_EQ(::listen(silent.listener.get(), 0), 0);
+  silent.address = *LocalAddress(silent.listener.get());
+  silent.filler = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(silent.filler.get(), silent.address.get(),
+                      silent.address.length),
+            0);
+}
+
+TEST_F(DownloaderTest, UnansweredHolderFailsAtTheConnectTimeout) {
+  SilentHolder silent;
+  ASSERT_NO_FATAL_FAILURE(StartSilentHolder(silent));
+  const SocketAddress address = silent.address;
 
   DownloadRequest request;
   request.holder = address;
@@ -458,13 +471,9 @@ TEST_F(DownloaderTest, UnansweredHolderFailsAtTheConnectTimeout) {
 }
 
 TEST_F(DownloaderTest, ConnectTimeoutIsAnOptionOfItsOwn) {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  SocketAddress bind = Loopback("127.0.0.1", 0);
-  ASSERT_EQ(::bind(listener.get(), bind.get(), bind.length), 0);
-  ASSERT_EQ(::listen(listener.get(), 0), 0);
-  const SocketAddress address = *LocalAddress(listener.get());
-  UniqueFd filler(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_EQ(::connect(filler.get(), address.get(), address.length), 0);
+  SilentHolder silent;
+  ASSERT_NO_FATAL_FAILURE(StartSilentHolder(silent));
+  const SocketAddress address = silent.address;
 
   DownloadRequest request;
   request.holder = address;
