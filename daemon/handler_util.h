@@ -20,11 +20,11 @@ inline void Bump(std::atomic<uint64_t>& counter) {
 }
 
 // Writes the request's sequence number into a reply and seals it with the
-// session key. Returns `size` (0 stays 0).
-inline size_t SealReply(const SessionKey& key, uint64_t sequence,
+// session's key for replies. Returns `size` (0 stays 0).
+inline size_t SealReply(const DatagramKeys& keys, uint64_t sequence,
                         std::span<uint8_t> reply, size_t size) {
   if (size < protocol::kHeaderSize) return size;
-  SealDatagram(key, sequence, reply.first(size));
+  SealDatagram(keys, Direction::kToClient, sequence, reply.first(size));
   return size;
 }
 

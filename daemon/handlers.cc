@@ -148,6 +148,13 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
                               " is not supported; this daemon speaks ",
                               protocol::kVersion),
                  unsealed);
+    // In the sender's version: its client checks the version before
+    // anything else and would drop a reply in ours unread, and wait for
+    // nothing. The header layout and the status reply (code, message) are
+    // the same in versions 1 and 2, and stay so for this one answer.
+    if (size > protocol::kVersionOffset) {
+      unsealed[protocol::kVersionOffset] = other->version;
+    }
   } else if (message->header.is_response()) {
     // Replies are never answered: that could make two daemons loop.
     Bump(counters_->dropped_malformed);
@@ -213,8 +220,10 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
                                             absl::Time now,
                                             std::span<uint8_t> reply) {
   const Header& h = m.header;
+  // The body opens into opened_body_: the datagram itself stays as the
+  // reactor received it.
   const SessionTable::Admission admission = sessions_->Admit(
-      h.session_id, datagram, h.sequence, h.request_id, h.type);
+      h.session_id, datagram, h.sequence, h.request_id, h.type, opened_body_);
   std::optional<UserName> user;
   if (admission.verdict == SessionTable::Admission::kAdmitted) {
     user = registry_->Admit(h.session_id, from, now,
@@ -239,7 +248,7 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
   Caller caller;
   caller.session_id = h.session_id;
   caller.sequence = h.sequence;
-  caller.key = admission.key;
+  caller.keys = admission.keys;
   caller.user = *user;
   caller.from = from;
   SetLogUser(caller.name());
@@ -260,9 +269,11 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
     size = protocol::EncodeStatusReply(h, cached,
                                        protocol::ResultCodeName(cached), reply);
   } else {
-    size = DispatchSessionRequest(m, caller, now, reply);
+    const Message opened{
+        h, std::span<const uint8_t>(opened_body_).first(m.body.size())};
+    size = DispatchSessionRequest(opened, caller, now, reply);
   }
-  return SealReply(caller.key, caller.sequence, reply, size);
+  return SealReply(caller.keys, caller.sequence, reply, size);
 }
 
 size_t RequestHandler::DispatchSessionRequest(const Message& m,

@@ -39,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/auth/credentials.h"
+#include "core/auth/datagram_auth.h"
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
 #include "core/base/mutex_lock.h"
@@ -216,9 +217,9 @@ class RequestHandler {
   struct Caller {
     uint64_t session_id = 0;
     uint64_t sequence = 0;  // of the request; its reply carries it too
-    SessionKey key{};
-    UserName user;  // inline: no allocation per request
-    Endpoint from;  // where the request came from: its reply goes there
+    DatagramKeys keys;      // to seal its reply with
+    UserName user;          // inline: no allocation per request
+    Endpoint from;          // where the request came from: its reply goes there
     absl::string_view name() const { return user.view(); }
   };
 
@@ -313,6 +314,9 @@ class RequestHandler {
   ReplySender send_;
   bool deferred_ = false;  // the request Handle() runs was deferred
   std::array<uint8_t, protocol::kMaxDatagramSize> deferred_reply_{};
+  // The decrypted body of the session request being handled (its decoded
+  // fields are views into it until Handle() returns).
+  std::array<uint8_t, protocol::kMaxBodySize> opened_body_{};
   PingBudget ping_budget_;
   absl::Time failed_log_window_ = absl::InfinitePast();
   int failed_logs_in_window_ = 0;

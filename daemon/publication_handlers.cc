@@ -153,7 +153,7 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
     sessions_->ForgetPending(caller.session_id, h.request_id, h.type);
     size = RecordFailed(h, outcome, reply);
   }
-  size = SealReply(caller.key, caller.sequence, reply, size);
+  size = SealReply(caller.keys, caller.sequence, reply, size);
   const uint8_t code =
       size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
   metrics_.Record(h.type, size > 0, code);

@@ -43,7 +43,8 @@ SessionState* SessionTable::Shard::Find(uint64_t id) const {
   return it == slots.end() ? nullptr : &At(*it);
 }
 
-bool SessionTable::Insert(uint64_t id, const SessionKey& key) {
+bool SessionTable::Insert(uint64_t id, const SessionKey& key,
+                          const DatagramKeys& datagram_keys) {
   Shard& shard = ShardOf(id);
   MutexLock lock(&shard.mu);
   if (shard.Find(id) != nullptr) return false;
@@ -60,6 +61,7 @@ bool SessionTable::Insert(uint64_t id, const SessionKey& key) {
   SessionState& state = shard.At(slot);
   state.id = id;  // before the insert, which hashes the slot by it
   state.key = key;
+  state.datagram_keys = datagram_keys;
   shard.slots.insert(slot);
   return true;
 }
@@ -81,14 +83,18 @@ void SessionTable::Erase(uint64_t id) {
 SessionTable::Admission SessionTable::Admit(uint64_t id,
                                             std::span<const uint8_t> datagram,
                                             uint64_t sequence,
-                                            uint32_t request_id, uint8_t type) {
+                                            uint32_t request_id, uint8_t type,
+                                            std::span<uint8_t> body_out) {
   Admission admission;
   Shard& shard = ShardOf(id);
   MutexLock lock(&shard.mu);
   SessionState* state = shard.Find(id);
   if (state == nullptr) return admission;  // kUnknownSession
-  // MAC first: a forged datagram must not move the replay window.
-  if (!OpenDatagram(state->key, datagram).has_value()) {
+  // The tag first: a forged datagram must not move the replay window. The
+  // sequence number is the header's, which the tag covers.
+  if (!OpenDatagram(state->datagram_keys, Direction::kToDaemon, datagram,
+                    body_out)
+           .has_value()) {
     admission.verdict = Admission::kBadMac;
     return admission;
   }
@@ -98,7 +104,7 @@ SessionTable::Admission SessionTable::Admit(uint64_t id,
   }
   state->replay.Record(sequence);
   admission.verdict = Admission::kAdmitted;
-  admission.key = state->key;
+  admission.keys = state->datagram_keys;
   if (const int slot = FindCached(*state, request_id, type); slot >= 0) {
     if (state->cached_code[slot] == SessionState::kPendingCode) {
       admission.pending = true;

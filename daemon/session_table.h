@@ -23,7 +23,7 @@
 // Thread-safety: all methods may be called concurrently from any thread.
 // Entries are sharded by session id (its low bits), one absl::Mutex per
 // shard; no method holds two locks, and none calls into another shared
-// component while holding one (Admit only runs the MAC check, pure code).
+// component while holding one (Admit only opens the datagram, pure code).
 //
 // Allocation: Admit, Complete, MarkPending, ForgetPending, KeyOf and
 // Snapshot allocate nothing; Insert reuses the slot of an erased entry.
@@ -57,8 +57,9 @@ struct ListSnapshot {
 // bench/memory_bench.cc can report its size; reached only through
 // SessionTable. Ordered to leave no padding to speak of.
 struct SessionState {
-  uint64_t id = 0;  // the session's; 0 while the slot is free
-  SessionKey key{};
+  uint64_t id = 0;             // the session's; 0 while the slot is free
+  SessionKey key{};            // MACs its download tickets
+  DatagramKeys datagram_keys;  // seal its datagrams, both ways
   ReplayWindow replay;
   // Answers to recent mutating requests, in a ring of kCachedReplies:
   // request id, type (0: slot unused; no request type is 0) and code, or
@@ -81,10 +82,12 @@ class SessionTable {
   SessionTable& operator=(const SessionTable&) = delete;
   ~SessionTable();
 
-  // Stores `key` for session `id` if the table has no entry for it yet (a
-  // retransmitted login gets its session back with its replay window and
-  // cached answers intact). Returns true if it inserted.
-  bool Insert(uint64_t id, const SessionKey& key);
+  // Stores `key` and the datagram keys derived from it for session `id` if
+  // the table has no entry for it yet (a retransmitted login gets its
+  // session back with its replay window and cached answers intact). Returns
+  // true if it inserted.
+  bool Insert(uint64_t id, const SessionKey& key,
+              const DatagramKeys& datagram_keys);
   // Forgets session `id` (no-op if absent).
   void Erase(uint64_t id);
 
@@ -92,7 +95,7 @@ class SessionTable {
   struct Admission {
     enum Verdict { kUnknownSession, kBadMac, kReplayed, kAdmitted };
     Verdict verdict = kUnknownSession;
-    SessionKey key{};  // when admitted: to seal the reply with
+    DatagramKeys keys;  // when admitted: to seal the reply with
     // When admitted and the request is a retransmission of a mutating
     // request already carried out: the code it was answered with.
     std::optional<uint8_t> cached_code;
@@ -102,13 +105,16 @@ class SessionTable {
     bool pending = false;
   };
 
-  // Admits a sealed datagram of session `id`: its MAC must verify under the
-  // session key (checked first, so that a forged datagram cannot move the
-  // replay window) and its sequence number must be new to the replay
-  // window, which then records it. Looks up the answer to a retransmitted
-  // request (same request id and type) among the cached ones.
+  // Admits a sealed datagram of session `id`: it must open under the
+  // session's key for requests (checked first, so that a forged datagram
+  // cannot move the replay window), its body decrypted into `body_out`, and
+  // its sequence number must be new to the replay window, which then
+  // records it. Looks up the answer to a retransmitted request (same
+  // request id and type) among the cached ones. Unless admitted, `body_out`
+  // holds no plaintext. REQUIRES: body_out.size() >= the datagram's body.
   Admission Admit(uint64_t id, std::span<const uint8_t> datagram,
-                  uint64_t sequence, uint32_t request_id, uint8_t type);
+                  uint64_t sequence, uint32_t request_id, uint8_t type,
+                  std::span<uint8_t> body_out);
 
   // Caches the answer `code` to the mutating request (request_id, type):
   // in place of its pending mark if it has one, else replacing the oldest

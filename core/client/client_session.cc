@@ -140,7 +140,10 @@ absl::Status ClientSession::AcceptServerFinal(
   }
   absl::StatusOr<SessionKey> key = login_->scram.session_key();
   if (!key.ok()) return key.status();
+  absl::StatusOr<DatagramKeys> datagram_keys = DeriveDatagramKeys(*key);
+  if (!datagram_keys.ok()) return datagram_keys.status();
   key_ = *key;
+  datagram_keys_ = *datagram_keys;
   next_sequence_ = 1;  // unused with a shared counter, which never goes back
   session_id_ = accepted->session_id;
   heartbeat_interval_ms_ = accepted->heartbeat_interval_ms;
@@ -207,12 +210,13 @@ size_t ClientSession::EncodeTry(absl::Time now, const RequestBody& body,
   const size_t size = EncodeBody(header, body, out);
   if (size == 0) return 0;
   // Every try of a session request is a new datagram to the daemon's
-  // replay window: a new sequence number and MAC, the same request id.
+  // replay window: a new sequence number and nonce, the same request id.
   if (sealed()) {
     const uint64_t sequence = TakeSequence();
     if (tries_ == 0) first_sequence_ = sequence;
     last_sequence_ = sequence;
-    SealDatagram(key_, sequence, out.first(size));
+    SealDatagram(datagram_keys_, Direction::kToDaemon, sequence,
+                 out.first(size));
   }
   ++tries_;
   deadline_ = now + retry_.TimeoutOf(tries_);
@@ -227,23 +231,33 @@ std::optional<Reply> ClientSession::Receive(std::span<const uint8_t> datagram) {
       message->header.type != static_cast<uint8_t>(type_)) {
     return std::nullopt;
   }
-  absl::StatusOr<protocol::ReplyStatus> status =
-      protocol::DecodeReplyStatus(message->body);
+  std::span<const uint8_t> body = message->body;
   if (sealed()) {
-    // A session reply must carry our MAC and the sequence number of one of
-    // our tries (the daemon seals a reply with its request's). The one
-    // exception is "unknown session", which the daemon cannot seal; it only
-    // makes the client log in again.
-    const bool unsealed_unknown_session =
-        status.ok() && status->code == ResultCode::kUnknownSession;
-    if (!unsealed_unknown_session) {
-      const std::optional<uint64_t> sequence = OpenDatagram(key_, datagram);
+    // A session reply must open under our key for replies with the
+    // sequence number of one of our tries (the daemon seals a reply with
+    // its request's). The exceptions are the replies the daemon cannot
+    // seal, "unknown session" and "unsupported version", which come in the
+    // clear with a zero MAC field; they only make the client log in again
+    // or stop with the daemon's message.
+    if (IsUnsealed(datagram)) {
+      absl::StatusOr<protocol::ReplyStatus> clear =
+          protocol::DecodeReplyStatus(body);
+      if (!clear.ok() || (clear->code != ResultCode::kUnknownSession &&
+                          clear->code != ResultCode::kUnsupportedVersion)) {
+        return std::nullopt;
+      }
+    } else {
+      const std::optional<uint64_t> sequence = OpenDatagram(
+          datagram_keys_, Direction::kToClient, datagram, opened_body_);
       if (!sequence.has_value() || *sequence < first_sequence_ ||
           *sequence > last_sequence_ || first_sequence_ == 0) {
         return std::nullopt;
       }
+      body = std::span<const uint8_t>(opened_body_).first(body.size());
     }
   }
+  absl::StatusOr<protocol::ReplyStatus> status =
+      protocol::DecodeReplyStatus(body);
   in_flight_ = false;
   Reply reply;
   reply.type = type_;
@@ -265,7 +279,11 @@ void ClientSession::EndSession() {
 }
 
 ClientSession::Saved ClientSession::Save() const {
-  return Saved{session_id_, key_, next_sequence_, heartbeat_interval_ms_,
+  return Saved{session_id_,
+               key_,
+               datagram_keys_,
+               next_sequence_,
+               heartbeat_interval_ms_,
                session_timeout_ms_};
 }
 
@@ -274,6 +292,7 @@ void ClientSession::Restore(const Saved& saved) {
   in_flight_ = false;
   session_id_ = saved.session_id;
   key_ = saved.key;
+  datagram_keys_ = saved.datagram_keys;
   next_sequence_ = saved.next_sequence;
   heartbeat_interval_ms_ = saved.heartbeat_interval_ms;
   session_timeout_ms_ = saved.session_timeout_ms;

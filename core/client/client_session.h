@@ -3,16 +3,18 @@
 // caller owns the socket and the clock and passes the time in. It knows:
 //   - the SCRAM-SHA-256 login in two exchanges (LOGIN, LOGIN_FINISH), which
 //     yields the session id and key;
-//   - sealing: every later request carries the session id, the next
-//     sequence number and the MAC (core/auth/datagram_auth.h), and each
+//   - sealing: every later request carries the session id and the next
+//     sequence number, its body encrypted and its tag in the MAC field
+//     (core/auth/datagram_auth.h), and each
 //     retransmission is a new datagram to the daemon's replay window (a new
 //     sequence number) with the same request id;
 //   - the retransmission schedule (RetryPolicy: 200 ms doubling, 5 tries,
 //     unless the caller asks otherwise);
 //   - which datagram answers the request in flight: a response with its
-//     request id and type that opens under the session key with the sequence
-//     number of one of its tries (or the one reply the daemon cannot seal,
-//     kUnknownSession). Anything else -- a late reply to an earlier request,
+//     request id and type that opens under the session's key for replies
+//     with the sequence number of one of its tries (or a reply the daemon
+//     cannot seal: kUnknownSession, kUnsupportedVersion, with an all-zero
+//     MAC field). Anything else -- a late reply to an earlier request,
 //     a duplicate of a reply already taken, a forgery -- is dropped.
 // One request is in flight at a time. Lists are read page by page with
 // ListPager (core/client/list_pager.h).
@@ -30,6 +32,7 @@
 #define PCFS_CORE_CLIENT_CLIENT_SESSION_H_
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -39,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/auth/datagram_auth.h"
 #include "core/auth/scram.h"
 #include "core/proto/protocol.h"
 
@@ -95,7 +99,10 @@ struct RequestBody {
 };
 
 // The reply to the request in flight, as Receive() found it. The views
-// point into the datagram passed to Receive().
+// point into the datagram passed to Receive() (a login step's reply, or an
+// unsealed one) or into the ClientSession's decrypted copy of its body; they
+// stay valid until the next Receive() or the session's end, whichever is
+// first.
 struct Reply {
   protocol::MessageType type = protocol::MessageType::kHeartbeat;
   protocol::ResultCode code = protocol::ResultCode::kOk;
@@ -197,6 +204,7 @@ class ClientSession {
   struct Saved {
     uint64_t session_id = 0;
     SessionKey key{};
+    DatagramKeys datagram_keys;
     uint64_t next_sequence = 1;
     uint32_t heartbeat_interval_ms = 0;
     uint32_t session_timeout_ms = 0;
@@ -211,6 +219,8 @@ class ClientSession {
   // The session key (it changes with every login), e.g. for checking
   // download tickets.
   const SessionKey& key() const { return key_; }
+  // The keys its datagrams are sealed with, derived from key().
+  const DatagramKeys& datagram_keys() const { return datagram_keys_; }
   // What the daemon announced in LOGIN_FINISH (defaults before a login).
   absl::Duration heartbeat_interval() const {
     return absl::Milliseconds(heartbeat_interval_ms_);
@@ -243,6 +253,7 @@ class ClientSession {
   std::unique_ptr<LoginState> login_;           // null outside a login
   uint64_t session_id_ = 0;
   SessionKey key_{};
+  DatagramKeys datagram_keys_;  // derived from key_ at login
   uint64_t next_sequence_ = 1;
   // The request in flight: its tries carry sequence numbers from
   // first_sequence_ to last_sequence_ (others' datagrams may have taken
@@ -257,6 +268,8 @@ class ClientSession {
   protocol::MessageType type_ = protocol::MessageType::kHeartbeat;
   uint8_t tries_ = 0;
   bool in_flight_ = false;
+  // The decrypted body of the last sealed reply taken (Reply's views).
+  std::array<uint8_t, protocol::kMaxBodySize> opened_body_{};
 };
 
 }  // namespace pcfs::client

@@ -8,16 +8,17 @@
 //
 //   offset size field
 //   0      2    magic "PC" (0x50 0x43)
-//   2      1    version (1)
+//   2      1    version (2)
 //   3      1    type (MessageType)
 //   4      2    flags (bit 0: response)
 //   6      2    reserved, zero
 //   8      4    request id (chosen by the client; a reply echoes it)
 //   12     8    session id (0 before login)
 //   20     8    sequence number (0 in LOGIN and LOGIN_FINISH)
-//   28     16   MAC over the datagram (zero in LOGIN and LOGIN_FINISH and
-//                their replies; see core/auth/datagram_auth.h)
-//   44     ...  body
+//   28     16   MAC field: the AEAD tag of a sealed datagram (zero in LOGIN,
+//                LOGIN_FINISH, PING, their replies and the replies the
+//                daemon cannot seal; see core/auth/datagram_auth.h)
+//   44     ...  body (encrypted in a sealed datagram)
 //
 // Integers are big-endian. A string is a u16 byte length then the bytes. A
 // datagram is never larger than kMaxDatagramSize. Every reply body starts
@@ -43,7 +44,8 @@
 namespace pcfs::protocol {
 
 inline constexpr uint8_t kMagic[2] = {0x50, 0x43};  // "PC"
-inline constexpr uint8_t kVersion = 1;
+// 2: session datagrams are sealed with AES-128-GCM (1: HMAC, body clear).
+inline constexpr uint8_t kVersion = 2;
 inline constexpr size_t kMacSize = 16;
 // Where each header field starts (the table above). Code that reads or
 // writes one field of an encoded datagram uses these, never a number.
@@ -236,7 +238,8 @@ struct LoginFinishRequest {
 // LOGIN_FINISH reply payload (after kOk): the SCRAM server-final-message
 // ("v=SIGNATURE"), which proves the daemon knows the verifier, and the
 // session. From here on every datagram of the session, both ways, carries a
-// sequence number and a MAC under the session key (core/auth/datagram_auth.h).
+// sequence number and is sealed under a key derived from the session key
+// (core/auth/datagram_auth.h).
 struct LoginFinishReply {
   absl::string_view server_final;
   uint64_t session_id = 0;

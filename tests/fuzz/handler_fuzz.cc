@@ -100,7 +100,7 @@ class Conversation {
     }
     if (!session.logged_in()) return false;
     session_id_ = session.session_id();
-    key_ = session.key();
+    keys_ = session.datagram_keys();
     return true;
   }
 
@@ -113,7 +113,8 @@ class Conversation {
     if (seal && datagram.size() >= kHeaderSize) {
       WriteBigEndian(session_id_,
                      std::span(datagram).subspan(kSessionIdOffset, 8));
-      SealDatagram(key_, ++sequence_, datagram);
+      // The body the fuzzer chose is what the handler decrypts and decodes.
+      SealDatagram(keys_, Direction::kToDaemon, ++sequence_, datagram);
     }
     (void)Handle(datagram);
   }
@@ -156,7 +157,7 @@ class Conversation {
   Endpoint from_;
   uint64_t session_id_ = 0;
   uint64_t sequence_ = 0;
-  SessionKey key_{};
+  DatagramKeys keys_;
   std::array<uint8_t, kMaxDatagramSize> reply_{};
 };
 

@@ -32,6 +32,15 @@ Endpoint Loopback(uint16_t port) {
   return e;
 }
 
+// The sequence number of a request `session` sealed (nullopt: it does not
+// open under the session's key for requests).
+std::optional<uint64_t> SequenceOf(const ClientSession& session,
+                                   std::span<const uint8_t> request) {
+  std::vector<uint8_t> body(request.size() - protocol::kHeaderSize);
+  return OpenDatagram(session.datagram_keys(), Direction::kToDaemon, request,
+                      body);
+}
+
 class ClientSessionTest : public ::testing::Test {
  protected:
   ClientSessionTest()
@@ -180,7 +189,7 @@ TEST_F(ClientSessionTest, HeartbeatTryIsTheHeaderSealedWithSequenceOne) {
   ASSERT_EQ(protocol::EncodeEmptyRequest(header, expected,
                                          protocol::kEmptyRequestPaddingBytes),
             expected.size());
-  SealDatagram(session.key(), 1, expected);
+  SealDatagram(session.datagram_keys(), Direction::kToDaemon, 1, expected);
   EXPECT_EQ(sent, expected);
 }
 
@@ -189,8 +198,8 @@ TEST_F(ClientSessionTest, EachTryCarriesTheNextSequenceNumber) {
   ASSERT_TRUE(session.StartRequest(MessageType::kHeartbeat).ok());
   const std::vector<uint8_t> first = NextTry(session);
   const std::vector<uint8_t> second = NextTry(session);
-  EXPECT_EQ(OpenDatagram(session.key(), first), 1u);
-  EXPECT_EQ(OpenDatagram(session.key(), second), 2u);
+  EXPECT_EQ(SequenceOf(session, first), 1u);
+  EXPECT_EQ(SequenceOf(session, second), 2u);
   EXPECT_EQ(HeaderOf(first).request_id, HeaderOf(second).request_id);
 }
 
@@ -270,9 +279,9 @@ TEST_F(ClientSessionTest, SessionsSharingACounterInterleaveTheirSequences) {
   std::optional<Reply> taken = commands.Receive(reply);
   ASSERT_TRUE(taken.has_value());
   EXPECT_EQ(taken->code, ResultCode::kOk);
-  EXPECT_EQ(OpenDatagram(commands.key(), first), 1u);
-  EXPECT_EQ(OpenDatagram(commands.key(), beat), 2u);
-  EXPECT_EQ(OpenDatagram(commands.key(), second), 3u);
+  EXPECT_EQ(SequenceOf(commands, first), 1u);
+  EXPECT_EQ(SequenceOf(commands, beat), 2u);
+  EXPECT_EQ(SequenceOf(commands, second), 3u);
 }
 
 TEST_F(ClientSessionTest, ASharedCounterDoesNotRestartAtANewLogin) {
@@ -284,7 +293,7 @@ TEST_F(ClientSessionTest, ASharedCounterDoesNotRestartAtANewLogin) {
   ASSERT_TRUE(LogIn(session, "hans", "hanspass").ok());
   ASSERT_TRUE(session.StartRequest(MessageType::kHeartbeat).ok());
   const std::vector<uint8_t> beat = NextTry(session);
-  EXPECT_EQ(OpenDatagram(session.key(), beat), 2u);
+  EXPECT_EQ(SequenceOf(session, beat), 2u);
   std::optional<Reply> taken = session.Receive(Daemon(beat));
   ASSERT_TRUE(taken.has_value());
   EXPECT_EQ(taken->code, ResultCode::kOk);
@@ -329,8 +338,40 @@ TEST_F(ClientSessionTest, ReplySealedWithTheSequenceOfNoTryIsDropped) {
   ClientSession session = LoggedIn("hans", "hanspass");
   ASSERT_TRUE(session.StartRequest(MessageType::kHeartbeat).ok());
   std::vector<uint8_t> reply = Daemon(NextTry(session));
-  SealDatagram(session.key(), 2, reply);  // try 2 was never sent
+  // Sealed again, the same reply, for try 2, which was never sent.
+  std::span<uint8_t> body = std::span(reply).subspan(protocol::kHeaderSize);
+  ASSERT_TRUE(
+      OpenDatagram(session.datagram_keys(), Direction::kToClient, reply, body)
+          .has_value());
+  SealDatagram(session.datagram_keys(), Direction::kToClient, 2, reply);
   EXPECT_FALSE(session.Receive(reply).has_value());
+}
+
+TEST_F(ClientSessionTest, ReplySealedWithTheKeyOfRequestsIsDropped) {
+  ClientSession session = LoggedIn("hans", "hanspass");
+  ASSERT_TRUE(session.StartRequest(MessageType::kHeartbeat).ok());
+  std::vector<uint8_t> reply = Daemon(NextTry(session));
+  std::span<uint8_t> body = std::span(reply).subspan(protocol::kHeaderSize);
+  const std::optional<uint64_t> sequence =
+      OpenDatagram(session.datagram_keys(), Direction::kToClient, reply, body);
+  ASSERT_TRUE(sequence.has_value());
+  SealDatagram(session.datagram_keys(), Direction::kToDaemon, *sequence, reply);
+  EXPECT_FALSE(session.Receive(reply).has_value());
+}
+
+TEST_F(ClientSessionTest, UnsealedReplyOtherThanUnknownSessionIsDropped) {
+  // An attacker's clear "not found" with a zero MAC field, as the daemon
+  // sends only what it cannot seal.
+  ClientSession session = LoggedIn("hans", "hanspass");
+  ASSERT_TRUE(session.StartRequest(MessageType::kHeartbeat).ok());
+  const Header request = HeaderOf(NextTry(session));
+  std::vector<uint8_t> forged(protocol::kMaxDatagramSize);
+  Header reply_header = request;
+  reply_header.flags = protocol::kFlagResponse;
+  reply_header.mac = {};
+  forged.resize(protocol::EncodeStatusReply(reply_header, ResultCode::kNotFound,
+                                            "File not found", forged));
+  EXPECT_FALSE(session.Receive(forged).has_value());
 }
 
 TEST_F(ClientSessionTest, UnsealedUnknownSessionIsTaken) {

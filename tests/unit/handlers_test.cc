@@ -34,6 +34,12 @@ Endpoint MakeEndpoint(uint16_t port) {
   return e;
 }
 
+DatagramKeys KeysOf(const SessionKey& key) {
+  absl::StatusOr<DatagramKeys> keys = DeriveDatagramKeys(key);
+  EXPECT_TRUE(keys.ok()) << keys.status();
+  return keys.ok() ? *keys : DatagramKeys();
+}
+
 class HandlersTest : public ::testing::Test {
  protected:
   HandlersTest()
@@ -60,7 +66,8 @@ class HandlersTest : public ::testing::Test {
   }
 
   struct Reply {
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> bytes;   // as sent: a sealed reply's body encrypted
+    std::vector<uint8_t> opened;  // a sealed reply's body, decrypted
     Header header;
     protocol::ReplyStatus status;
   };
@@ -74,7 +81,8 @@ class HandlersTest : public ::testing::Test {
     auto it = keys_.find(message->header.session_id);
     if (it == keys_.end()) return datagram;
     const uint64_t sequence = ++sequences_[message->header.session_id];
-    SealDatagram(it->second, sequence, datagram);
+    SealDatagram(datagram_keys_.at(it->first), Direction::kToDaemon, sequence,
+                 datagram);
     return datagram;
   }
 
@@ -90,7 +98,18 @@ class HandlersTest : public ::testing::Test {
     auto message = protocol::ParseDatagram(reply.bytes);
     EXPECT_TRUE(message.ok());
     reply.header = message->header;
-    auto status = protocol::DecodeReplyStatus(message->body);
+    // A reply of a session the test knows is opened, unless the daemon
+    // could not seal it (then its MAC field is zero).
+    std::span<const uint8_t> body = message->body;
+    auto keys = datagram_keys_.find(message->header.session_id);
+    if (keys != datagram_keys_.end() && !IsUnsealed(reply.bytes)) {
+      reply.opened.resize(body.size());
+      EXPECT_TRUE(OpenDatagram(keys->second, Direction::kToClient, reply.bytes,
+                               reply.opened)
+                      .has_value());
+      body = reply.opened;
+    }
+    auto status = protocol::DecodeReplyStatus(body);
     EXPECT_TRUE(status.ok());
     reply.status = *status;
     return reply;
@@ -137,7 +156,10 @@ class HandlersTest : public ::testing::Test {
       if (!taken.has_value() || taken->code != ResultCode::kOk) break;
       EXPECT_TRUE(session.ContinueLogin(*taken).ok());
     }
-    if (session.logged_in()) keys_[session.session_id()] = session.key();
+    if (session.logged_in()) {
+      keys_[session.session_id()] = session.key();
+      datagram_keys_[session.session_id()] = KeysOf(session.key());
+    }
     return reply;
   }
 
@@ -235,7 +257,8 @@ class HandlersTest : public ::testing::Test {
   RateLimiter login_budget_;
   UsedLoginNonces used_nonces_;
   RequestHandler handler_;
-  absl::flat_hash_map<uint64_t, SessionKey> keys_;
+  absl::flat_hash_map<uint64_t, SessionKey> keys_;  // for tickets
+  absl::flat_hash_map<uint64_t, DatagramKeys> datagram_keys_;
   absl::flat_hash_map<uint64_t, uint64_t> sequences_;
   uint32_t request_id_ = 100;
 };
@@ -446,7 +469,7 @@ TEST_F(HandlersTest, ForgedHeartbeatIsDroppedAndDoesNotSaveTheSession) {
   forged.resize(protocol::EncodeEmptyRequest(h, forged));
   SessionKey wrong{};
   wrong.fill(0x55);
-  SealDatagram(wrong, h.sequence, forged);
+  SealDatagram(KeysOf(wrong), Direction::kToDaemon, h.sequence, forged);
   std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
   now_ += absl::Seconds(2);
   EXPECT_EQ(handler_.Handle(forged, MakeEndpoint(6666), now_, reply), 0u);
@@ -478,7 +501,29 @@ TEST_F(HandlersTest, ReplayedDatagramIsDropped) {
 TEST_F(HandlersTest, RepliesAreSealedWithTheSessionKey) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
   Reply r = Empty(MessageType::kHeartbeat, hans, MakeEndpoint(5000));
-  EXPECT_TRUE(OpenDatagram(keys_[hans], r.bytes).has_value());
+  std::vector<uint8_t> body(r.bytes.size() - protocol::kHeaderSize);
+  EXPECT_TRUE(
+      OpenDatagram(datagram_keys_[hans], Direction::kToClient, r.bytes, body)
+          .has_value());
+  // Not with the key of requests.
+  EXPECT_FALSE(
+      OpenDatagram(datagram_keys_[hans], Direction::kToDaemon, r.bytes, body)
+          .has_value());
+}
+
+TEST_F(HandlersTest, ClearBodyWithABogusTagIsDropped) {
+  // A PUB whose body is sent in the clear but with a MAC field that is no
+  // tag: refused like any forgery, never run.
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  Header h = MakeHeader(MessageType::kUnpublish, hans);
+  h.sequence = ++sequences_[hans];
+  std::vector<uint8_t> clear = Encode([&](std::span<uint8_t> out) {
+    return protocol::EncodeNameRequest(h, protocol::NameRequest{"a.txt"}, out);
+  });
+  clear[protocol::kMacOffset] = 1;
+  std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+  EXPECT_EQ(handler_.Handle(clear, MakeEndpoint(5000), now_, reply), 0u);
+  EXPECT_EQ(counters_.bad_mac.load(), 1u);
 }
 
 TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
@@ -852,8 +897,14 @@ TEST_F(HandlersTest, MalformedDatagramsNeverCrashAndAreCounted) {
   std::vector<uint8_t> future = unknown;
   future[protocol::kVersionOffset] = 9;
   future[protocol::kTypeOffset] = static_cast<uint8_t>(MessageType::kHeartbeat);
-  EXPECT_EQ(Send(future, MakeEndpoint(1)).status.code,
-            ResultCode::kUnsupportedVersion);
+  // It comes in the sender's version, so that its client reads it.
+  std::vector<uint8_t> answer(protocol::kMaxDatagramSize);
+  const size_t answered =
+      handler_.Handle(future, MakeEndpoint(1), now_, answer);
+  ASSERT_GT(answered, protocol::kHeaderSize);
+  EXPECT_EQ(answer[protocol::kVersionOffset], 9);
+  EXPECT_EQ(answer[protocol::kHeaderSize],
+            static_cast<uint8_t>(ResultCode::kUnsupportedVersion));
   // Every truncation of a valid login is answered or dropped, never crashes.
   std::vector<uint8_t> login;
   LoginExchange("hans", "wrong", MakeEndpoint(1), &login);
@@ -956,10 +1007,11 @@ class DeferredPublicationTest : public HandlersTest {
   protocol::ReplyStatus SentStatus(size_t i, uint64_t session,
                                    uint64_t sequence) {
     const std::vector<uint8_t>& bytes = sent_.at(i).first;
-    EXPECT_EQ(OpenDatagram(keys_[session], bytes), sequence);
-    auto message = protocol::ParseDatagram(bytes);
-    EXPECT_TRUE(message.ok());
-    auto status = protocol::DecodeReplyStatus(message->body);
+    opened_.assign(bytes.size() - protocol::kHeaderSize, 0);
+    EXPECT_EQ(OpenDatagram(datagram_keys_[session], Direction::kToClient, bytes,
+                           opened_),
+              sequence);
+    auto status = protocol::DecodeReplyStatus(opened_);
     EXPECT_TRUE(status.ok());
     return *status;
   }
@@ -971,6 +1023,7 @@ class DeferredPublicationTest : public HandlersTest {
   JournalWriter writer_;
   RequestHandler deferred_;
   std::vector<std::pair<std::vector<uint8_t>, Endpoint>> sent_;
+  std::vector<uint8_t> opened_;  // SentStatus's body, which it views
 };
 
 TEST_F(DeferredPublicationTest, PubIsAnsweredOnceDurableRetransmissionsWait) {
@@ -1004,9 +1057,10 @@ TEST_F(DeferredPublicationTest, PubIsAnsweredOnceDurableRetransmissionsWait) {
   const size_t n = deferred_.Handle(PublishDatagram(hans, "a.txt", 42, 900),
                                     from, now_, reply);
   ASSERT_GT(n, 0u);
-  EXPECT_EQ(
-      OpenDatagram(keys_[hans], std::span<const uint8_t>(reply.data(), n)),
-      sequences_[hans]);
+  std::vector<uint8_t> body(n - protocol::kHeaderSize);
+  EXPECT_EQ(OpenDatagram(datagram_keys_[hans], Direction::kToClient,
+                         std::span<const uint8_t>(reply.data(), n), body),
+            sequences_[hans]);
   EXPECT_EQ(counters_.retransmissions.load(), 2u);
 }
 

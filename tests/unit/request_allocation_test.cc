@@ -175,8 +175,9 @@ std::string CycledName(int i) {
 // send as a client would: a fresh request id (so that it is new work, not
 // a retransmission answered from the reply cache) and sequence number.
 struct SealedRequest {
-  std::vector<uint8_t> bytes;
-  SessionKey key{};
+  std::vector<uint8_t> plain;  // as encoded, the body in the clear
+  std::vector<uint8_t> bytes;  // as last sent, sealed
+  DatagramKeys keys;
 };
 
 // A fresh state folder for the publication journal, removed afterwards; in
@@ -228,6 +229,7 @@ class RequestAllocationTest : public ::testing::Test {
   struct LoggedIn {
     uint64_t session = 0;
     SessionKey key{};
+    DatagramKeys keys;
   };
 
   static Endpoint PublisherEndpoint() {
@@ -263,17 +265,19 @@ class RequestAllocationTest : public ::testing::Test {
     LoggedIn logged_in;
     logged_in.session = *registry_.Login(params, now_);
     logged_in.key.fill(seed);
-    sessions_.Insert(logged_in.session, logged_in.key);
+    logged_in.keys = *DeriveDatagramKeys(logged_in.key);
+    sessions_.Insert(logged_in.session, logged_in.key, logged_in.keys);
     return logged_in;
   }
 
   SealedRequest Request(const LoggedIn& who, auto encode) {
     SealedRequest request;
-    request.key = who.key;
-    request.bytes.resize(protocol::kMaxDatagramSize);
+    request.keys = who.keys;
+    request.plain.resize(protocol::kMaxDatagramSize);
     Header h;
     h.session_id = who.session;
-    request.bytes.resize(encode(h, std::span<uint8_t>(request.bytes)));
+    request.plain.resize(encode(h, std::span<uint8_t>(request.plain)));
+    request.bytes = request.plain;
     return request;
   }
 
@@ -312,14 +316,21 @@ class RequestAllocationTest : public ::testing::Test {
   bool Send(SealedRequest& request, const Endpoint& from) {
     const uint32_t request_id = ++request_id_;
     const uint64_t sequence = ++sequence_;
+    std::copy(request.plain.begin(), request.plain.end(),
+              request.bytes.begin());
     std::span<uint8_t> bytes(request.bytes);
     protocol::Writer(bytes.subspan(protocol::kRequestIdOffset, 4))
         .U32(request_id);
-    SealDatagram(request.key, sequence, bytes);
+    SealDatagram(request.keys, Direction::kToDaemon, sequence, bytes);
     reply_size_ = handler_.Handle(bytes, from, now_, reply_);
-    if (reply_size_ == 0) return false;
+    if (reply_size_ < protocol::kHeaderSize) return false;
+    // Opened in place: reply_ then holds the reply in the clear.
     const std::span<const uint8_t> reply(reply_, reply_size_);
-    if (OpenDatagram(request.key, reply) != sequence) return false;
+    if (OpenDatagram(request.keys, Direction::kToClient, reply,
+                     std::span<uint8_t>(reply_, reply_size_)
+                         .subspan(protocol::kHeaderSize)) != sequence) {
+      return false;
+    }
     absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(reply);
     if (!message.ok() || message->header.request_id != request_id) {
       return false;

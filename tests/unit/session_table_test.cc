@@ -1,7 +1,9 @@
 #include "daemon/session_table.h"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -20,71 +22,92 @@ SessionKey Key(uint8_t seed) {
   return key;
 }
 
-// A header-sized datagram sealed with `key` (its bytes vary with `salt`).
+DatagramKeys KeysOf(const SessionKey& key) {
+  absl::StatusOr<DatagramKeys> keys = DeriveDatagramKeys(key);
+  EXPECT_TRUE(keys.ok()) << keys.status();
+  return keys.ok() ? *keys : DatagramKeys();
+}
+
+// A request with an 8-byte body sealed with the keys of `key` (its bytes
+// vary with `salt`).
 std::vector<uint8_t> Sealed(const SessionKey& key, uint8_t salt) {
   std::vector<uint8_t> datagram(protocol::kHeaderSize + 8, salt);
-  SealDatagram(key, salt, datagram);
+  SealDatagram(KeysOf(key), Direction::kToDaemon, salt, datagram);
   return datagram;
+}
+
+// Where Admit decrypts a body to: one per thread, as in the daemon.
+std::span<uint8_t> Scratch() {
+  thread_local std::array<uint8_t, protocol::kMaxBodySize> body{};
+  return body;
 }
 
 TEST(SessionTableTest, UnknownSessionIsNotAdmitted) {
   SessionTable table;
   const std::vector<uint8_t> datagram = Sealed(Key(1), 0);
-  EXPECT_EQ(table.Admit(42, datagram, 1, 7, kPublish).verdict,
+  EXPECT_EQ(table.Admit(42, datagram, 1, 7, kPublish, Scratch()).verdict,
             SessionTable::Admission::kUnknownSession);
   EXPECT_EQ(table.KeyOf(42), std::nullopt);
 }
 
 TEST(SessionTableTest, AdmitsASealedDatagramOnceAndGivesItsKey) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
-  const std::vector<uint8_t> datagram = Sealed(Key(1), 0);
-  SessionTable::Admission first = table.Admit(42, datagram, 1, 7, kPublish);
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  const std::vector<uint8_t> datagram = Sealed(Key(1), 5);
+  SessionTable::Admission first =
+      table.Admit(42, datagram, 1, 7, kPublish, Scratch());
   EXPECT_EQ(first.verdict, SessionTable::Admission::kAdmitted);
-  EXPECT_EQ(first.key, Key(1));
+  EXPECT_EQ(first.keys.to_client, KeysOf(Key(1)).to_client);
+  // The body, encrypted on the wire, is there in the clear.
+  EXPECT_NE(datagram[protocol::kHeaderSize], 5);
+  EXPECT_EQ(std::vector<uint8_t>(Scratch().begin(), Scratch().begin() + 8),
+            std::vector<uint8_t>(8, 5));
   EXPECT_FALSE(first.cached_code.has_value());
-  EXPECT_EQ(table.Admit(42, datagram, 1, 7, kPublish).verdict,
+  EXPECT_EQ(table.Admit(42, datagram, 1, 7, kPublish, Scratch()).verdict,
             SessionTable::Admission::kReplayed);
 }
 
 TEST(SessionTableTest, ForgedDatagramDoesNotMoveTheReplayWindow) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
-  EXPECT_EQ(table.Admit(42, Sealed(Key(2), 0), 1000, 7, kPublish).verdict,
-            SessionTable::Admission::kBadMac);
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  EXPECT_EQ(
+      table.Admit(42, Sealed(Key(2), 0), 1000, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kBadMac);
   // Had the forgery recorded 1000, sequence 1 would be far behind it.
-  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
-            SessionTable::Admission::kAdmitted);
+  EXPECT_EQ(
+      table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kAdmitted);
 }
 
 TEST(SessionTableTest, RetransmissionFindsTheCachedAnswer) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
-  ASSERT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
-            SessionTable::Admission::kAdmitted);
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_EQ(
+      table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kAdmitted);
   table.Complete(42, 7, kPublish, 9);
   SessionTable::Admission again =
-      table.Admit(42, Sealed(Key(1), 1), 2, 7, kPublish);
+      table.Admit(42, Sealed(Key(1), 1), 2, 7, kPublish, Scratch());
   ASSERT_EQ(again.verdict, SessionTable::Admission::kAdmitted);
   EXPECT_EQ(again.cached_code, 9);
   // Another type with the same request id is another request.
-  EXPECT_FALSE(
-      table.Admit(42, Sealed(Key(1), 2), 3, 7, kPublish + 1).cached_code);
+  EXPECT_FALSE(table.Admit(42, Sealed(Key(1), 2), 3, 7, kPublish + 1, Scratch())
+                   .cached_code);
 }
 
 TEST(SessionTableTest, PendingRequestIsToldApartThenCompletedInPlace) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
   table.Complete(42, 1, kPublish, 0);  // an older answer, kept throughout
   table.MarkPending(42, 7, kPublish);
   SessionTable::Admission pending =
-      table.Admit(42, Sealed(Key(1), 1), 1, 7, kPublish);
+      table.Admit(42, Sealed(Key(1), 1), 1, 7, kPublish, Scratch());
   ASSERT_EQ(pending.verdict, SessionTable::Admission::kAdmitted);
   EXPECT_TRUE(pending.pending);
   EXPECT_FALSE(pending.cached_code.has_value());
   table.Complete(42, 7, kPublish, 6);
   SessionTable::Admission done =
-      table.Admit(42, Sealed(Key(1), 2), 2, 7, kPublish);
+      table.Admit(42, Sealed(Key(1), 2), 2, 7, kPublish, Scratch());
   EXPECT_FALSE(done.pending);
   EXPECT_EQ(done.cached_code, 6);
   // Completed in the pending mark's slot: three more answers leave the
@@ -92,27 +115,31 @@ TEST(SessionTableTest, PendingRequestIsToldApartThenCompletedInPlace) {
   for (uint32_t request = 10; request < 12; ++request) {
     table.Complete(42, request, kPublish, 0);
   }
-  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 3), 3, 1, kPublish).cached_code, 0);
+  EXPECT_EQ(
+      table.Admit(42, Sealed(Key(1), 3), 3, 1, kPublish, Scratch()).cached_code,
+      0);
 }
 
 TEST(SessionTableTest, ForgottenPendingRequestRunsAgain) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
   table.MarkPending(42, 7, kPublish);
   table.ForgetPending(42, 7, kPublish);
   SessionTable::Admission again =
-      table.Admit(42, Sealed(Key(1), 1), 1, 7, kPublish);
+      table.Admit(42, Sealed(Key(1), 1), 1, 7, kPublish, Scratch());
   EXPECT_FALSE(again.pending);
   EXPECT_FALSE(again.cached_code.has_value());
   // A cached answer is not a pending mark: ForgetPending leaves it.
   table.Complete(42, 8, kPublish, 6);
   table.ForgetPending(42, 8, kPublish);
-  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 2), 2, 8, kPublish).cached_code, 6);
+  EXPECT_EQ(
+      table.Admit(42, Sealed(Key(1), 2), 2, 8, kPublish, Scratch()).cached_code,
+      6);
 }
 
 TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
   for (uint32_t request = 1; request <= 5; ++request) {
     table.Complete(42, request, kPublish, static_cast<uint8_t>(request));
   }
@@ -121,7 +148,7 @@ TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
     const uint64_t this_sequence = sequence++;
     return table
         .Admit(42, Sealed(Key(1), static_cast<uint8_t>(this_sequence)),
-               this_sequence, request, kPublish)
+               this_sequence, request, kPublish, Scratch())
         .cached_code;
   };
   EXPECT_FALSE(cached(1).has_value());  // the oldest, replaced
@@ -132,17 +159,19 @@ TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
 
 TEST(SessionTableTest, RetransmittedLoginKeepsTheEntry) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1)));
-  ASSERT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
-            SessionTable::Admission::kAdmitted);
-  EXPECT_FALSE(table.Insert(42, Key(1)));
-  EXPECT_EQ(table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish).verdict,
-            SessionTable::Admission::kReplayed);
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_EQ(
+      table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kAdmitted);
+  EXPECT_FALSE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  EXPECT_EQ(
+      table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kReplayed);
 }
 
 TEST(SessionTableTest, EraseForgetsEverythingAndFreesTheSlotForReuse) {
   SessionTable table(/*shard_count=*/1);
-  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
   table.SetSnapshot(42, std::make_shared<ListSnapshot>());
   table.Complete(42, 7, kPublish, 9);
   table.Erase(42);
@@ -150,16 +179,17 @@ TEST(SessionTableTest, EraseForgetsEverythingAndFreesTheSlotForReuse) {
   EXPECT_EQ(table.Snapshot(42), nullptr);
   EXPECT_EQ(table.KeyOf(42), std::nullopt);
   // The next session takes the slot, with nothing of the last one.
-  ASSERT_TRUE(table.Insert(43, Key(2)));
+  ASSERT_TRUE(table.Insert(43, Key(2), KeysOf(Key(2))));
   EXPECT_EQ(table.KeyOf(43), Key(2));
   EXPECT_EQ(table.Snapshot(43), nullptr);
-  EXPECT_FALSE(table.Admit(43, Sealed(Key(2), 0), 1, 7, kPublish).cached_code);
+  EXPECT_FALSE(table.Admit(43, Sealed(Key(2), 0), 1, 7, kPublish, Scratch())
+                   .cached_code);
 }
 
 TEST(SessionTableTest, SnapshotIsPerSession) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(1, Key(1)));
-  ASSERT_TRUE(table.Insert(2, Key(2)));
+  ASSERT_TRUE(table.Insert(1, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(2, Key(2), KeysOf(Key(2))));
   auto snapshot = std::make_shared<ListSnapshot>();
   snapshot->id = 5;
   table.SetSnapshot(1, snapshot);
@@ -182,9 +212,9 @@ TEST(SessionTableTest, ConcurrentSessionsStayApart) {
       for (int round = 0; round < kRounds; ++round) {
         const uint64_t id = static_cast<uint64_t>(round * kThreads + t + 1);
         const SessionKey key = Key(static_cast<uint8_t>(t + 1));
-        if (!table.Insert(id, key)) ++failures;
+        if (!table.Insert(id, key, KeysOf(key))) ++failures;
         const SessionTable::Admission a =
-            table.Admit(id, Sealed(key, 0), 1, 7, kPublish);
+            table.Admit(id, Sealed(key, 0), 1, 7, kPublish, Scratch());
         if (a.verdict != SessionTable::Admission::kAdmitted) ++failures;
         table.Complete(id, 7, kPublish, static_cast<uint8_t>(t));
         if (table.KeyOf(id) != key) ++failures;
