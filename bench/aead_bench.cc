@@ -2,8 +2,9 @@
 // and ChaCha20-Poly1305 through OpenSSL EVP, on a 64-byte and a 1 KB body
 // with the 44-byte header as associated data, both with a context keyed once
 // (only the nonce set per datagram) and with the key set again per datagram
-// (what a context shared by every session of a thread does). The figures
-// and the choice are in docs/PERFORMANCE.md.
+// (a cache slot that meets another key). core/auth/datagram_auth.h gives
+// the figures that chose AES-128-GCM; bench/run_all.sh reports this binary
+// with the other micro-benchmarks in docs/PERFORMANCE.md.
 #include <openssl/evp.h>
 
 #include <array>

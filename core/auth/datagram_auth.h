@@ -15,15 +15,20 @@
 // uses (the daemon, core/client's ClientSession, the tests): no caller
 // writes the sequence or MAC field by hand.
 //
-// Why AES-128-GCM and per-thread contexts (bench/aead_bench.cc, figures in
-// docs/PERFORMANCE.md): it seals a 64-byte and a 1 KB body faster than
-// ChaCha20-Poly1305 on AES-NI hardware, with the key set per datagram too.
-// The EVP contexts are per thread, made on a thread's first datagram and
-// keyed again for each datagram, not per session: per-session contexts
-// would cost about 1.5 KB and a heap allocation a session in the daemon
+// Why AES-128-GCM, and contexts per thread (bench/aead_bench.cc): on this
+// AES-NI machine it seals a 64-byte body in about 200 ns and a 1 KB one in
+// about 390 ns (CPU time) with a context keyed once, against about 500 and
+// 630 ns for ChaCha20-Poly1305, and stays ahead with the key set for every
+// datagram (about 380 and 560 ns, against 530 and 650). Keying costs as
+// much as sealing, so each thread keeps a cache of keyed contexts
+// (set-associative, 4096 each for sealing and opening, made as needed, 1.2
+// KB each); a session's datagrams stay on one reactor thread, so in the
+// steady state a datagram only sets its nonce. Contexts per session would be
+// simpler but cost about 1.5 KB and an allocation a session in the daemon
 // (whose target is 256 B a session), and the daemon seals some replies after
-// their session is gone (LOGOUT). Keying an existing context allocates
-// nothing (tests/unit/request_allocation_test.cc).
+// their session is gone (LOGOUT). Neither a hit nor a re-keyed slot allocates
+// (tests/unit/request_allocation_test.cc); a slot's context is made on its
+// first use.
 //
 // Pure (libcrypto only; no I/O). All functions are thread-safe: each thread
 // uses its own cipher contexts. ReplayWindow is not: its owner (a session,

@@ -49,8 +49,8 @@ TEST(SealingTest, NoNameCrossesTheWireInTheClearAndEverythingWorks) {
             "File published successfully\n");
 
   auto vader = [&](const std::vector<std::string>& args) {
-    return RunToCompletion(PeerctlOptions(relay.address(), "vader",
-                                          "vaderpass", args, vader_dir.path()),
+    return RunToCompletion(PeerctlOptions(relay.address(), "vader", "vaderpass",
+                                          args, vader_dir.path()),
                            absl::Seconds(30));
   };
   const CommandResult search = vader({"sch", kPattern});
@@ -91,9 +91,9 @@ TEST(SealingTest, NoNameCrossesTheWireInTheClearAndEverythingWorks) {
         << protocol::MessageTypeName(type) << (reply ? " reply" : " request");
   }
   // The commands above went through the relay (so the check saw them).
-  for (const char* kind : {"PUB request", "PUB reply", "SCH request",
-                           "SCH reply", "GET request", "GET reply",
-                           "LPF reply", "LAP reply", "LOGOUT request"}) {
+  for (const char* kind :
+       {"PUB request", "PUB reply", "SCH request", "SCH reply", "GET request",
+        "GET reply", "LPF reply", "LAP reply", "LOGOUT request"}) {
     EXPECT_GT(seen[kind], 0) << kind << " not seen on the wire";
   }
 }
@@ -116,8 +116,7 @@ TEST(SealingTest, AClientOfTheOldVersionGetsAClearError) {
   ASSERT_GT(login.size(), protocol::kHeaderSize);
   login[protocol::kVersionOffset] = 1;
   ASSERT_TRUE(old_client.SendTo(daemon.port(), login));
-  const std::optional<std::string> reply =
-      old_client.Receive(absl::Seconds(5));
+  const std::optional<std::string> reply = old_client.Receive(absl::Seconds(5));
   ASSERT_TRUE(reply.has_value()) << "silence instead of an error";
   ASSERT_GT(reply->size(), protocol::kHeaderSize + 3);
   EXPECT_EQ(static_cast<uint8_t>((*reply)[protocol::kVersionOffset]), 1);

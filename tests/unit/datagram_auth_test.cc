@@ -308,6 +308,38 @@ TEST(DatagramAuthTest, DatagramShorterThanAHeaderOrTooLongIsRefused) {
   EXPECT_FALSE(OpenDatagram(keys, Direction::kToDaemon, huge, body));
 }
 
+// Each thread caches keyed contexts in sets chosen by the key's first
+// bytes: keys that share them take turns in one set, more of them than it
+// has room for, and each still seals and opens only its own datagrams; so
+// do more keys than the whole cache holds.
+TEST(DatagramAuthTest, KeysSharingACacheSetStayApart) {
+  std::vector<DatagramKeys> sharing(7);  // more than a set's ways
+  for (size_t k = 0; k < sharing.size(); ++k) {
+    sharing[k].to_daemon.fill(0x31);
+    sharing[k].to_client.fill(0x32);
+    sharing[k].to_daemon[15] = static_cast<uint8_t>(k);
+    sharing[k].to_client[15] = static_cast<uint8_t>(k);
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (size_t k = 0; k < sharing.size(); ++k) {
+      const DatagramKeys& other = sharing[(k + 1) % sharing.size()];
+      const std::vector<uint8_t> sealed = SealedSample(sharing[k]);
+      EXPECT_EQ(AsText(Open(sharing[k], sealed).body), kSampleBody);
+      EXPECT_FALSE(Open(other, sealed).sequence.has_value());
+      EXPECT_NE(sealed, SealedSample(other));
+    }
+  }
+  int failures = 0;
+  for (int i = 0; i < 5000; ++i) {
+    DatagramKeys many;
+    many.to_daemon.fill(static_cast<uint8_t>(i));
+    many.to_daemon[1] = static_cast<uint8_t>(i >> 8);
+    const Opened opened = Open(many, SealedSample(many));
+    if (AsText(opened.body) != kSampleBody) ++failures;
+  }
+  EXPECT_EQ(failures, 0);
+}
+
 // Each thread has its own libcrypto contexts; run under TSan to see that
 // nothing is shared.
 TEST(DatagramAuthTest, ThreadsSealAndOpenIndependently) {
