@@ -39,6 +39,7 @@ namespace {
 using protocol::kHeaderSize;
 using protocol::kMaxDatagramSize;
 using protocol::kSessionIdOffset;
+using protocol::kVersionOffset;
 
 [[noreturn]] void Fail() { __builtin_trap(); }
 
@@ -140,6 +141,20 @@ class Conversation {
     if (n > kMaxDatagramSize) Fail();
     if (n == 0) return {};
     std::span<const uint8_t> reply(reply_.data(), n);
+    // A reply to another version carries that version (so that its client
+    // reads it): it must parse once given ours, and be that refusal.
+    if (n > kVersionOffset && datagram.size() > kVersionOffset &&
+        reply_[kVersionOffset] != protocol::kVersion) {
+      if (reply_[kVersionOffset] != datagram[kVersionOffset]) Fail();
+      reply_[kVersionOffset] = protocol::kVersion;
+      absl::StatusOr<protocol::Message> other = protocol::ParseDatagram(reply);
+      if (!other.ok() || other->body.empty() ||
+          other->body[0] !=
+              static_cast<uint8_t>(protocol::ResultCode::kUnsupportedVersion)) {
+        Fail();
+      }
+      return reply;
+    }
     if (!protocol::ParseDatagram(reply).ok()) Fail();
     return reply;
   }
