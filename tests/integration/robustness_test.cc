@@ -117,8 +117,9 @@ std::string HostileDatagram(std::mt19937& random, int kind) {
     }
     default: {
       std::string request = ValidRequest(random);
+      // Any version but ours (the sum wraps past 255).
       request[protocol::kVersionOffset] =
-          static_cast<char>(2 + random() % 254);  // never 1
+          static_cast<char>(protocol::kVersion + 1 + random() % 255);
       return request;
     }
   }
