@@ -176,6 +176,7 @@ size_t ClientSession::EncodeBody(const Header& header, const RequestBody& body,
       finish.client_first = login_->scram.client_first_message();
       finish.client_final = login_->client_final;
       finish.tcp_port = login_->file_port;
+      finish.key_pin = key_pin_;
       return protocol::EncodeLoginFinishRequest(header, finish, out);
     }
     case MessageType::kHeartbeat:

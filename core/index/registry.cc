@@ -41,6 +41,7 @@ std::optional<Registry::Impl::FileServer> Registry::Impl::LiveFileServer(
   server.endpoint = session->control;
   server.endpoint.port = session->file_port;
   server.session_id = session->id;
+  server.key_pin = session->key_pin;
   return server;
 }
 Registry::Registry(Options options) : impl_(std::make_unique<Impl>(options)) {}
@@ -75,6 +76,7 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
     if (session == nullptr) continue;  // a 2^-58 collision at worst
     session->control = params.control;
     session->file_port = params.file_port;
+    session->key_pin = params.key_pin;
     session->login_nonce = params.nonce;
     session->deadline = now + impl_->session_timeout;
     return id;

@@ -63,7 +63,8 @@ struct Presence {
   Endpoint control;        // where its datagrams come from
   uint16_t file_port = 0;  // its TCP file server, on control.ip
   std::array<uint8_t, 16> login_nonce{};
-  absl::Time deadline;  // expires when now >= deadline
+  std::array<uint8_t, 32> key_pin{};  // its TLS key's; zero: plain HTTP
+  absl::Time deadline;                // expires when now >= deadline
 };
 
 // A user name held inline, so that copying one out of the registry (to
@@ -97,6 +98,7 @@ struct Holder {
   Endpoint file_server;  // control.ip with the session's file_port
   FileMeta meta;
   uint64_t session_id = 0;  // the holder's session (its key MACs tickets)
+  std::array<uint8_t, 32> key_pin{};  // its TLS key's; zero: plain HTTP
 };
 
 class Registry {
@@ -127,6 +129,7 @@ class Registry {
     absl::string_view user;
     Endpoint control;
     uint16_t file_port = 0;
+    std::array<uint8_t, 32> key_pin{};  // zero: it serves plain HTTP
     std::array<uint8_t, 16> nonce{};
     // Only a retransmission may succeed: return the live session this very
     // login made, or fail (FailedPrecondition) rather than start a new one.

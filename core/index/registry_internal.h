@@ -600,6 +600,7 @@ struct Registry::Impl {
   struct FileServer {
     Endpoint endpoint;
     uint64_t session_id = 0;
+    std::array<uint8_t, 32> key_pin{};
   };
   std::optional<FileServer> LiveFileServer(absl::string_view user,
                                            absl::Time now) const;
