@@ -42,7 +42,8 @@ absl::StatusOr<absl::Time> TicketExpiry(absl::string_view ticket) {
   }
   uint64_t millis = 0;
   for (int i = 1; i <= 8; ++i) {
-    millis = (millis << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
+    millis =
+        (millis << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
   }
   return absl::FromUnixMillis(static_cast<int64_t>(millis));
 }

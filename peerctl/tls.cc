@@ -18,8 +18,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,9 +53,8 @@ absl::StatusOr<KeyPin> PinOfCertificate(X509* certificate) {
   unsigned char* der = nullptr;
   const int size = i2d_PUBKEY(key, &der);
   if (size <= 0) return OpenSslFailure("i2d_PUBKEY");
-  const KeyPin pin = PinOfSubjectPublicKeyInfo(
-      absl::string_view(reinterpret_cast<const char*>(der),
-                        static_cast<size_t>(size)));
+  const KeyPin pin = PinOfSubjectPublicKeyInfo(absl::string_view(
+      reinterpret_cast<const char*>(der), static_cast<size_t>(size)));
   OPENSSL_free(der);
   return pin;
 }
@@ -97,19 +96,18 @@ KeyPin PinOfSubjectPublicKeyInfo(absl::string_view spki_der) {
 
 std::string Base64Encode(absl::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int size = EVP_EncodeBlock(
-      reinterpret_cast<unsigned char*>(out.data()),
-      reinterpret_cast<const unsigned char*>(bytes.data()),
-      static_cast<int>(bytes.size()));
+  const int size =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()),
+                      static_cast<int>(bytes.size()));
   out.resize(static_cast<size_t>(size));
   return out;
 }
 
 std::string CurlPinnedPublicKey(const KeyPin& pin) {
   return absl::StrCat(
-      "sha256//",
-      Base64Encode(absl::string_view(reinterpret_cast<const char*>(pin.data()),
-                                     pin.size())));
+      "sha256//", Base64Encode(absl::string_view(
+                      reinterpret_cast<const char*>(pin.data()), pin.size())));
 }
 
 void OpenSslDeleter::operator()(evp_pkey_st* key) const { EVP_PKEY_free(key); }
@@ -134,8 +132,7 @@ absl::StatusOr<TlsIdentity> TlsIdentity::Generate() {
   BIGNUM* serial_number = BN_bin2bn(serial, sizeof(serial), nullptr);
   const bool serial_set =
       serial_number != nullptr &&
-      BN_to_ASN1_INTEGER(serial_number, X509_get_serialNumber(cert)) !=
-          nullptr;
+      BN_to_ASN1_INTEGER(serial_number, X509_get_serialNumber(cert)) != nullptr;
   BN_free(serial_number);
   if (!serial_set) return OpenSslFailure("certificate serial number");
   X509_NAME* name = X509_get_subject_name(cert);
@@ -208,8 +205,9 @@ absl::StatusOr<TlsIdentity> TlsIdentity::LoadOrCreate(const std::string& path) {
   if (!absl::IsNotFound(existing.status())) return existing.status();
 
   const size_t slash = path.rfind('/');
-  const std::string folder =
-      slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+  const std::string folder = slash == std::string::npos
+                                 ? "."
+                                 : path.substr(0, std::max<size_t>(slash, 1));
   if (absl::Status s = MakeFolders(folder); !s.ok()) return s;
   absl::StatusOr<TlsIdentity> made = Generate();
   if (!made.ok()) return made.status();
@@ -225,8 +223,8 @@ absl::StatusOr<TlsIdentity> TlsIdentity::LoadOrCreate(const std::string& path) {
     status = ErrnoStatus(absl::StrCat("fsync ", temp), errno);
   }
   fd.Reset();
-  if (status.ok() && ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD,
-                                 path.c_str(), RENAME_NOREPLACE) != 0) {
+  if (status.ok() && ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(),
+                                 RENAME_NOREPLACE) != 0) {
     if (errno == EEXIST) {
       // Another peerctl made it first: use that one, as every later start
       // will.
@@ -328,9 +326,9 @@ absl::StatusOr<TlsWait> WaitOrError(ssl_st* ssl, int result,
     case SSL_ERROR_SYSCALL: {
       const int err = errno;
       ERR_clear_error();
-      return absl::UnavailableError(
-          absl::StrCat(call, ": ", err != 0 ? std::strerror(err)
-                                            : "the connection was cut"));
+      return absl::UnavailableError(absl::StrCat(
+          call, ": ",
+          err != 0 ? std::strerror(err) : "the connection was cut"));
     }
     default:
       return absl::UnavailableError(absl::StrCat(call, ": ", OpenSslError()));
@@ -434,8 +432,8 @@ absl::StatusOr<TlsClientConnection> TlsClientConnection::Create(
   connection.ssl_.reset(SSL_new(context));
   if (connection.ssl_ == nullptr ||
       SSL_set_fd(connection.ssl_.get(), fd) != 1 ||
-      SSL_set_ex_data(connection.ssl_.get(), index,
-                      connection.state_.get()) != 1) {
+      SSL_set_ex_data(connection.ssl_.get(), index, connection.state_.get()) !=
+          1) {
     return OpenSslFailure("SSL_new");
   }
   SSL_set_connect_state(connection.ssl_.get());

@@ -87,9 +87,10 @@ class TlsIdentity {
   KeyPin pin_{};
 };
 
-// Where peerctl keeps its identity: $XDG_STATE_HOME/peerconnect/tls-identity.pem,
-// else $HOME/.local/state/peerconnect/tls-identity.pem; empty if neither
-// variable is set (to an absolute path).
+// Where peerctl keeps its identity:
+// $XDG_STATE_HOME/peerconnect/tls-identity.pem, else
+// $HOME/.local/state/peerconnect/tls-identity.pem; empty if neither variable is
+// set (to an absolute path).
 std::string DefaultTlsIdentityPath();
 
 // Whether this kernel offers kernel TLS (the "tls" TCP upper-layer

@@ -2,9 +2,9 @@
 // TLS 1.3 handshake that accepts only the pinned key.
 #include "peerctl/tls.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
