@@ -140,6 +140,9 @@ absl::StatusOr<ReplyLine> ParseReplyLine(absl::string_view line) {
   }
   reply.kind = ReplyLine::Kind::kError;
   reply.status = absl::Status(*code, fields[3]);
+  if (fields[2] == ExitCodeName(kExitHolderKeyMismatch)) {
+    reply.status = MarkKeyMismatch(reply.status);
+  }
   if (fields[2] == ExitCodeName(kExitHolderUnreachable)) {
     reply.status = MarkHolderFailure(reply.status);
   }

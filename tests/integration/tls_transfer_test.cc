@@ -202,8 +202,7 @@ TEST(TlsTransferTest, CaptureHoldsNeitherTheFileNorItsName) {
 
   const std::string capture =
       DownloadThroughRelay(daemon, kSecretName, out.path(), true);
-  const std::string file =
-      ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
+  const std::string file = ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
   ASSERT_EQ(ReadFileOrEmpty(out.path() + "/" + kSecretName), file);
   EXPECT_GT(capture.size(), file.size());  // it all went through the relay
   EXPECT_FALSE(CaptureHoldsFileBytes(file, capture));
@@ -222,8 +221,7 @@ TEST(TlsTransferTest, PlaintextTransfersStillDownloadAndShowOnTheWire) {
   ASSERT_TRUE(hans.logged_in());
   ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)),
             "File published successfully\n");
-  const std::string file =
-      ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
+  const std::string file = ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
 
   // peerctl itself downloads it.
   CommandResult get = RunPeerctl(daemon, "vader", "vaderpass",
@@ -264,8 +262,8 @@ TEST(TlsTransferTest, HolderWithAnotherKeyIsRefused) {
   absl::StatusOr<std::unique_ptr<FileServer>> server =
       FileServer::Start(std::move(server_options));
   ASSERT_TRUE(server.ok()) << server.status();
-  std::unique_ptr<ControlClient> hans =
-      LoggedIn(daemon, "hans", "hanspass", (*server)->port(), registered->pin());
+  std::unique_ptr<ControlClient> hans = LoggedIn(
+      daemon, "hans", "hanspass", (*server)->port(), registered->pin());
   ASSERT_NE(hans, nullptr);
   absl::StatusOr<FileInfo> info = HashFile(share.path(), "a.txt");
   ASSERT_TRUE(info.ok());
@@ -279,9 +277,8 @@ TEST(TlsTransferTest, HolderWithAnotherKeyIsRefused) {
     }
   });
 
-  CommandResult get =
-      RunPeerctl(daemon, "vader", "vaderpass", {"get", "a.txt"},
-                 vader_dir.path());
+  CommandResult get = RunPeerctl(daemon, "vader", "vaderpass", {"get", "a.txt"},
+                                 vader_dir.path());
   done = true;
   heartbeats.join();
   EXPECT_EQ(get.exit_code, kExitHolderKeyMismatch) << get.err;
@@ -309,7 +306,8 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
   CommandResult url =
       RunPeerctl(daemon, "vader", "vaderpass", {"url", name}, curl_dir.path());
   ASSERT_EQ(url.exit_code, 0) << url.err;
-  EXPECT_TRUE(absl::StartsWith(url.out, "curl --fail -k --pinnedpubkey 'sha256//"))
+  EXPECT_TRUE(
+      absl::StartsWith(url.out, "curl --fail -k --pinnedpubkey 'sha256//"))
       << url.out;
   EXPECT_TRUE(absl::StrContains(url.out, "'https://127.0.0.1:")) << url.out;
   EXPECT_TRUE(absl::StrContains(url.err, "valid for")) << url.err;
