@@ -81,8 +81,13 @@ absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
   return absl::OkStatus();
 }
 
-// The verify callback's data: the pin to accept and what it saw.
-int g_client_state_index = -1;
+// The SSL ex_data slot where a client connection keeps its State (the pin
+// to accept and the verify callback's verdict); made once, thread-safely.
+int ClientStateIndex() {
+  static const int index =
+      SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
 
 }  // namespace
 
@@ -391,7 +396,7 @@ int VerifyPinnedKey(int /*preverify_ok*/, X509_STORE_CTX* store) {
   auto* ssl = static_cast<SSL*>(
       X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   auto* state = static_cast<TlsClientConnection::State*>(
-      SSL_get_ex_data(ssl, g_client_state_index));
+      SSL_get_ex_data(ssl, ClientStateIndex()));
   X509* certificate = X509_STORE_CTX_get_current_cert(store);
   absl::StatusOr<KeyPin> pin = certificate != nullptr
                                    ? PinOfCertificate(certificate)
@@ -414,9 +419,8 @@ TlsClientConnection::~TlsClientConnection() = default;
 
 absl::StatusOr<TlsClientConnection> TlsClientConnection::Create(
     int fd, const KeyPin& pin) {
-  static const int index =
-      SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-  g_client_state_index = index;
+  const int index = ClientStateIndex();
+  if (index < 0) return OpenSslFailure("SSL_get_ex_new_index");
   TlsClientConnection connection;
   connection.state_ = std::make_unique<State>();
   connection.state_->pin = pin;

@@ -126,7 +126,8 @@ struct TlsIo {
 };
 
 // One non-blocking step of SSL_read_ex / SSL_write_ex / SSL_do_handshake on
-// `ssl`. Errors: Unavailable for a reset or a TLS alert, naming `peer`.
+// `ssl`. Errors: Unavailable for a reset or a TLS failure (an alert, a
+// refused certificate), with OpenSSL's reason.
 absl::StatusOr<TlsIo> TlsRead(ssl_st* ssl, char* data, size_t size);
 absl::StatusOr<TlsIo> TlsWrite(ssl_st* ssl, const char* data, size_t size);
 absl::StatusOr<TlsWait> TlsHandshakeStep(ssl_st* ssl);
