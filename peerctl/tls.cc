@@ -431,6 +431,11 @@ absl::StatusOr<TlsClientConnection> TlsClientConnection::Create(
     return OpenSslFailure("setting up the TLS client");
   }
   SSL_CTX_set_verify(context, SSL_VERIFY_PEER, VerifyPinnedKey);
+  // Read ahead: one recv may bring several records, instead of two recvs
+  // (header, then body) a record. SSL_read still says WANT_READ only when
+  // no whole record is buffered, so waiting for the socket stays right.
+  SSL_CTX_set_read_ahead(context, 1);
+  SSL_CTX_set_default_read_buffer_len(context, 256 << 10);
   SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   connection.ssl_.reset(SSL_new(context));
