@@ -57,8 +57,10 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
   MutexLock lock(&shard.mu);
   if (Presence* old = shard.sessions.FindUser(params.user)) {
     if (IsPresentAt(*old, now)) {
-      if (old->login_nonce == params.nonce && old->control == params.control) {
-        old->deadline = std::max(old->deadline, now + impl_->session_timeout);
+      if (old->login_nonce_tag == LoginNonceTag(params.nonce) &&
+          old->control == params.control) {
+        old->set_deadline(
+            std::max(old->deadline(), now + impl_->session_timeout));
         return old->id;  // a retransmission
       }
       return absl::AlreadyExistsError(
@@ -77,8 +79,8 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
     session->control = params.control;
     session->file_port = params.file_port;
     session->key_pin = params.key_pin;
-    session->login_nonce = params.nonce;
-    session->deadline = now + impl_->session_timeout;
+    session->login_nonce_tag = LoginNonceTag(params.nonce);
+    session->set_deadline(now + impl_->session_timeout);
     return id;
   }
 }
@@ -95,7 +97,8 @@ absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
       return absl::PermissionDeniedError(
           "heartbeat comes from another endpoint than the session's");
     }
-    session.deadline = std::max(session.deadline, now + impl_->session_timeout);
+    session.set_deadline(
+        std::max(session.deadline(), now + impl_->session_timeout));
     return absl::OkStatus();
   }
   shard.sessions.Erase(session_id);
@@ -141,8 +144,8 @@ std::optional<UserName> Registry::Admit(uint64_t session_id,
   if (session == nullptr || !IsPresentAt(*session, now)) return std::nullopt;
   session->control = from;
   if (heartbeat) {
-    session->deadline =
-        std::max(session->deadline, now + impl_->session_timeout);
+    session->set_deadline(
+        std::max(session->deadline(), now + impl_->session_timeout));
   }
   return UserName(session->user);
 }
@@ -161,7 +164,7 @@ std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
   if (session == nullptr) return std::nullopt;
-  if (IsPresentAt(*session, now)) return session->deadline;
+  if (IsPresentAt(*session, now)) return session->deadline();
   shard.sessions.Erase(session_id);
   if (expired != nullptr) *expired = true;
   return std::nullopt;

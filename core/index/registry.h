@@ -62,9 +62,16 @@ struct Presence {
   std::string user;
   Endpoint control;        // where its datagrams come from
   uint16_t file_port = 0;  // its TCP file server, on control.ip
-  std::array<uint8_t, 16> login_nonce{};
+  // The first 8 bytes of its login's nonce (LoginParams::nonce, a hash):
+  // enough to know a retransmitted login, and 8 bytes less a session.
+  uint64_t login_nonce_tag = 0;
   std::array<uint8_t, 32> key_pin{};  // its TLS key's; zero: plain HTTP
-  absl::Time deadline;                // expires when now >= deadline
+  // Expires when now >= deadline(); kept as Unix nanoseconds (8 bytes, an
+  // absl::Time takes 16) so that a session fits in fewer bytes.
+  int64_t deadline_ns = 0;
+
+  absl::Time deadline() const { return absl::FromUnixNanos(deadline_ns); }
+  void set_deadline(absl::Time t) { deadline_ns = absl::ToUnixNanos(t); }
 };
 
 // A user name held inline, so that copying one out of the registry (to
