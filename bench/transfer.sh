@@ -11,8 +11,13 @@
 #                copy that a crash may lose, which the downloader never is)
 #   rawcopy-splice  the same, receiving with splice() through a pipe
 #   peerctl      `peerctl --user getter get big.bin`, timed around the whole
-#                command: process start, SCRAM login, GET, ticket, download,
-#                SHA-256 check, fsync, link, logout
+#                command: process start, SCRAM login, GET, ticket, TLS 1.3
+#                handshake with the holder's pinned key, encrypted download
+#                (userspace TLS unless the kernel has kTLS), SHA-256 check,
+#                fsync, link, logout
+#   peerctl-plaintext  the same from a second holder started with
+#                --plaintext-transfers (plain HTTP, sendfile and splice),
+#                of big-plain.bin, a hard link to the same file
 #   sha256       `openssl dgst -sha256` (the libcrypto peerctl uses; else
 #                sha256sum) of the page-cached source file: the hashing the
 #                downloader adds to rawcopy's path, for reading the gap
@@ -79,13 +84,15 @@ step_timeout=300  # seconds, for any one step
 
 daemon_pid=""
 holder_pid=""
+plain_holder_pid=""
 nginx_pid=""
 cleanup() {
-  exec 3>&-  # closing the fifo ends the holder shell
-  for pid in $holder_pid $nginx_pid $daemon_pid; do
+  exec 3>&-  # closing the fifos ends the holder shells
+  exec 4>&-
+  for pid in $holder_pid $plain_holder_pid $nginx_pid $daemon_pid; do
     kill "$pid" 2>/dev/null || true
   done
-  for pid in $holder_pid $nginx_pid $daemon_pid; do
+  for pid in $holder_pid $plain_holder_pid $nginx_pid $daemon_pid; do
     wait "$pid" 2>/dev/null || true
   done
   if [ "$keep" -eq 0 ]; then rm -rf "$work"; fi
@@ -126,6 +133,13 @@ if [ "$(stat -c %s "$source_file" 2>/dev/null || echo 0)" != "$bytes" ]; then
   log "writing $size_mib MiB of random bytes to $source_file"
   head -c "$bytes" /dev/urandom > "$source_file"
 fi
+# The plaintext holder's name for the same bytes (a hard link: the holder
+# serves only regular files of its folder, never a symlink).
+plain_file=big-plain.bin
+rm -f "$share/$plain_file"
+ln "$source_file" "$share/$plain_file"
+# peerctl keeps its TLS identity in the state folder: a throwaway one.
+export XDG_STATE_HOME="$work/xdg-state"
 
 # ---- nginx (optional)
 
@@ -193,7 +207,8 @@ if [ -n "$nginx" ] && ! start_nginx; then nginx=""; fi
 
 # ---- peerconnectd and the holder
 
-printf 'holder holder-secret\ngetter getter-secret\n' > "$work/credentials.txt"
+printf 'holder holder-secret\ngetter getter-secret\nplainholder plain-secret\n' \
+  > "$work/credentials.txt"
 printf 'getter-secret\n' > "$work/getter.password"
 "$daemon" --port=0 --bind=127.0.0.1 --credentials="$work/credentials.txt" \
   --state_dir="$work/state" 2> "$work/daemon.log" &
@@ -218,9 +233,24 @@ if ! wait_for_text "$work/holder.out" "$step_timeout" \
   log "the holder could not publish:"; cat "$work/holder.out" >&2; exit 1
 fi
 
+rm -f "$work/plain.in"
+mkfifo "$work/plain.in"
+"$peerctl" --server "$server" --share_dir "$share" --plaintext-transfers \
+  < "$work/plain.in" > "$work/plain.out" 2>&1 &
+plain_holder_pid=$!
+exec 4> "$work/plain.in"
+printf 'plainholder\nplain-secret\npub %s\n' "$plain_file" >&4
+log "publishing $plain_file from the --plaintext-transfers holder"
+if ! wait_for_text "$work/plain.out" "$step_timeout" \
+    "File published successfully" "$plain_holder_pid"; then
+  log "the plaintext holder could not publish:"; cat "$work/plain.out" >&2
+  exit 1
+fi
+grep -F "file server:" "$work/holder.out" "$work/plain.out" >&2 || true
+
 # ---- the runs, interleaved
 
-declare -a t_raw t_raw_written t_splice t_peer t_nginx t_nginx_nosync
+declare -a t_raw t_raw_written t_splice t_peer t_plain t_nginx t_nginx_nosync
 
 # $1: extra flag. Prints "SECONDS WRITTEN_SECONDS" as rawcopy measured them:
 # to the durable file, and to the last byte written.
@@ -235,19 +265,21 @@ run_rawcopy() {
     awk '{ printf "%.3f %.3f", $1, $2 }'
 }
 
+# $1: the name to get (big.bin from the TLS holder, big-plain.bin from the
+# plaintext one).
 run_peerctl() {
-  local start took
-  rm -f "$downloads/$file"
+  local start took name=$1
+  rm -f "$downloads/$name"
   start=$(now_ns)
   timeout "$step_timeout" "$peerctl" --server "$server" --user getter \
     --password-file "$work/getter.password" --download_dir "$downloads" \
-    get "$file" > "$work/get.out" 2>&1 ||
+    get "$name" > "$work/get.out" 2>&1 ||
     { log "peerctl get failed:"; cat "$work/get.out" >&2; return 1; }
   took=$(seconds_since "$start")
-  if [ "$(stat -c %s "$downloads/$file")" != "$bytes" ]; then
+  if [ "$(stat -c %s "$downloads/$name")" != "$bytes" ]; then
     log "peerctl get wrote the wrong size"; return 1
   fi
-  rm -f "$downloads/$file"
+  rm -f "$downloads/$name"
   echo "$took"
 }
 
@@ -289,7 +321,8 @@ for ((rep = 1; rep <= reps; rep++)); do
   out=$(run_rawcopy ""); read -r took written <<< "$out"; t_raw+=("$took")
   t_raw_written+=("$written")
   out=$(run_rawcopy --splice); read -r took _ <<< "$out"; t_splice+=("$took")
-  took=$(run_peerctl); t_peer+=("$took")
+  took=$(run_peerctl "$file"); t_peer+=("$took")
+  took=$(run_peerctl "$plain_file"); t_plain+=("$took")
   took=$(run_sha256); t_sha+=("$took")
   if [ -n "$nginx" ]; then
     out=$(run_nginx); read -r took curl_took <<< "$out"
@@ -304,6 +337,7 @@ raw=$(median "${t_raw[@]}")
 raw_written=$(median "${t_raw_written[@]}")
 splice=$(median "${t_splice[@]}")
 peer=$(median "${t_peer[@]}")
+plain=$(median "${t_plain[@]}")
 sha=$(median "${t_sha[@]}")
 nginx_s=""
 nginx_nosync_s=""
@@ -323,7 +357,8 @@ printf '%-20s %10s %10s  %s\n' "path" "seconds" "MB/s" "all rounds (s)"
 row "rawcopy" "$raw" "${t_raw[*]}"
 row "rawcopy-nofsync" "$raw_written" "${t_raw_written[*]}"
 row "rawcopy-splice" "$splice" "${t_splice[*]}"
-row "peerctl get" "$peer" "${t_peer[*]}"
+row "peerctl get (TLS)" "$peer" "${t_peer[*]}"
+row "peerctl-plaintext" "$plain" "${t_plain[*]}"
 if [ -n "$nginx" ]; then
   row "nginx+curl+sync" "$nginx_s" "${t_nginx[*]}"
   row "nginx+curl-nosync" "$nginx_nosync_s" "${t_nginx_nosync[*]}"
@@ -333,6 +368,8 @@ fi
 row "sha256" "$sha" "${t_sha[*]}"
 echo "peerctl speed / rawcopy speed (both durable): $(ratio "$raw" "$peer")"
 echo "peerctl speed / rawcopy-nofsync speed:        $(ratio "$raw_written" "$peer")"
+echo "peerctl (TLS) speed / rawcopy-splice speed:   $(ratio "$splice" "$peer")"
+echo "peerctl-plaintext / rawcopy-splice speed:     $(ratio "$splice" "$plain")"
 if [ -n "$nginx" ]; then
   echo "peerctl speed / nginx+curl+sync speed:        $(ratio "$nginx_s" "$peer")"
   echo "peerctl speed / nginx+curl-nosync speed:      $(ratio "$nginx_nosync_s" "$peer")"
@@ -351,6 +388,10 @@ echo "RESULT transfer_rawcopy_all ${t_raw[*]}"
 echo "RESULT transfer_rawcopy_nofsync_all ${t_raw_written[*]}"
 echo "RESULT transfer_rawcopy_splice_all ${t_splice[*]}"
 echo "RESULT transfer_peerctl_all ${t_peer[*]}"
+echo "RESULT transfer_peerctl_plaintext_s $plain"
+echo "RESULT transfer_peerctl_plaintext_all ${t_plain[*]}"
+echo "RESULT transfer_peerctl_vs_rawcopy_splice $(ratio "$splice" "$peer")"
+echo "RESULT transfer_peerctl_plaintext_vs_rawcopy_splice $(ratio "$splice" "$plain")"
 echo "RESULT transfer_sha256_s $sha"
 echo "RESULT transfer_sha256_all ${t_sha[*]}"
 echo "RESULT transfer_peerctl_vs_rawcopy $(ratio "$raw" "$peer")"

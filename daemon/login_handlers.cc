@@ -198,8 +198,12 @@ size_t RequestHandler::HandleLogin(const Message& m, size_t size,
       protocol::DecodeLoginRequest(m.body);
   if (!request.ok()) {
     Bump(counters_->rejected_malformed);
-    return Error(m.header, ResultCode::kMalformed, request.status().message(),
-                 reply);
+    // An older peerctl (no key pin) learns that it must be upgraded.
+    return Error(m.header,
+                 absl::IsFailedPrecondition(request.status())
+                     ? ResultCode::kUnsupportedVersion
+                     : ResultCode::kMalformed,
+                 request.status().message(), reply);
   }
   ScramServer scram;
   absl::StatusOr<std::string> user =
@@ -242,8 +246,12 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
       protocol::DecodeLoginFinishRequest(m.body);
   if (!request.ok()) {
     Bump(counters_->rejected_malformed);
-    return Error(m.header, ResultCode::kMalformed, request.status().message(),
-                 reply);
+    // An older peerctl (no key pin) learns that it must be upgraded.
+    return Error(m.header,
+                 absl::IsFailedPrecondition(request.status())
+                     ? ResultCode::kUnsupportedVersion
+                     : ResultCode::kMalformed,
+                 request.status().message(), reply);
   }
   ScramServer scram;
   absl::StatusOr<std::string> user =
@@ -321,6 +329,7 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
   params.user = *user;
   params.control = from;
   params.file_port = request->tcp_port;
+  params.key_pin = request->key_pin;
   params.nonce = LoginNonceOf(full_nonce);
   // A nonce seen before may only fetch the session it made (a
   // retransmission), never start another (a replay).

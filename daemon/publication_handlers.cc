@@ -194,6 +194,7 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
   get.address.port = holder->file_server.port;
   get.size = holder->meta.size;
   get.sha256 = holder->meta.sha256;
+  get.key_pin = holder->key_pin;
   // On the stack: a GET allocates nothing (tests/unit/
   // request_allocation_test.cc).
   char ticket[kMaxTicketChars];

@@ -318,6 +318,14 @@ std::string Agent::Handle(const control::Request& request) {
   if (request.command == "sch") return names(peer_->Search(arg));
   if (request.command == "pub") return done(peer_->Publish(arg));
   if (request.command == "unp") return done(peer_->Unpublish(arg));
+  if (request.command == "url") {
+    absl::StatusOr<DownloadCommand> url = peer_->MakeDownloadCommand(arg);
+    if (!url.ok()) return done(url.status());
+    return absl::StrCat(
+        control::EncodeItem(url->command),
+        control::EncodeItem(absl::StrCat(absl::ToUnixMillis(url->expiry))),
+        control::EncodeOk());
+  }
   if (request.command == "get") {
     std::string folder = request.download_dir.empty()
                              ? options_.peer.download_dir

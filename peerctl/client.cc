@@ -284,6 +284,11 @@ absl::Status ControlClient::Login(absl::string_view user,
   return s;
 }
 
+void ControlClient::SetKeyPin(const Sha256Digest& pin) {
+  MutexLock lock(&mu_);
+  session_.SetKeyPin(pin);
+}
+
 absl::Status ControlClient::LoginLocked() {
   std::string user;
   {
@@ -446,6 +451,7 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
   location.size = get->size;
   location.sha256 = get->sha256;
   location.ticket = std::string(get->ticket);
+  location.key_pin = get->key_pin;
   return location;
 }
 

@@ -41,6 +41,7 @@ struct FileLocation {
   uint64_t size = 0;
   Sha256Digest sha256{};
   std::string ticket;
+  Sha256Digest key_pin{};  // the holder's TLS key; zero: plain HTTP
 };
 
 class ControlClient {
@@ -76,6 +77,9 @@ class ControlClient {
   // malformed name), Unavailable (no answer from the daemon).
   absl::Status Login(absl::string_view user, absl::string_view password,
                      uint16_t file_port);
+  // The pin of this peer's TLS key that every login (and re-login)
+  // registers; all zero (the default): the file server speaks plain HTTP.
+  void SetKeyPin(const Sha256Digest& pin);
   // Ends the session (a session the daemon no longer knows counts as ended).
   absl::Status Logout();
   // One heartbeat, on the heartbeat path (its own socket and quick

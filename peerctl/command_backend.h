@@ -17,8 +17,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace pcfs {
+
+// `peerctl url NAME`'s answer: a curl command that downloads NAME from a
+// holder (peerctl/download_url.h), good until `expiry` (the ticket's).
+struct DownloadCommand {
+  std::string command;
+  absl::Time expiry;
+};
 
 class CommandBackend {
  public:
@@ -44,6 +52,10 @@ class CommandBackend {
   virtual absl::StatusOr<std::string> Get(
       absl::string_view name, const std::atomic<bool>* cancel,
       std::function<void(uint64_t, uint64_t)> progress) = 0;
+  // Asks the daemon for a holder of `name` and a ticket, and returns the
+  // curl command that downloads it; errors as Get's GET step.
+  virtual absl::StatusOr<DownloadCommand> MakeDownloadCommand(
+      absl::string_view name) = 0;
 };
 
 }  // namespace pcfs

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
@@ -70,6 +72,32 @@ class ResultPrinter {
     return kExitOk;
   }
 
+  // The command on stdout; how long its ticket lives on stderr (so that
+  // `$(peerctl url NAME)` gets the command alone).
+  int Url(const absl::StatusOr<DownloadCommand>& url) {
+    if (!url.ok()) return Fail(url.status());
+    const int64_t seconds =
+        std::max<int64_t>(0, absl::ToInt64Seconds(url->expiry - absl::Now()));
+    if (command_.json) {
+      WriteText(out_, absl::StrCat(JsonObject()
+                                       .Add("command", "url")
+                                       .Add("name", command_.argument)
+                                       .Add("curl", url->command)
+                                       .Add("expires_in_s", seconds)
+                                       .ToString(),
+                                   "\n"));
+      return kExitOk;
+    }
+    WriteText(out_, absl::StrCat(url->command, "\n"));
+    WriteText(err_,
+              absl::StrCat("peerctl: the ticket in this command is valid for ",
+                           seconds, " s (until ",
+                           absl::FormatTime("%H:%M:%S UTC", url->expiry,
+                                            absl::UTCTimeZone()),
+                           ")\n"));
+    return kExitOk;
+  }
+
   int Downloaded(const absl::StatusOr<std::string>& path) {
     if (!path.ok()) return Fail(path.status());
     WriteText(out_, command_.json
@@ -93,6 +121,7 @@ class ResultPrinter {
     if (command == "pub") return Done(backend.Publish(arg), "published");
     if (command == "unp") return Done(backend.Unpublish(arg), "unpublished");
     if (command == "get") return Downloaded(backend.Get(arg, nullptr, nullptr));
+    if (command == "url") return Url(backend.MakeDownloadCommand(arg));
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("unknown command '", command, "'")));
   }
@@ -144,13 +173,13 @@ absl::Status CheckCommandArity(absl::string_view command,
   if (command == "lap" || command == "lpf") {
     wanted = 0;
   } else if (command == "sch" || command == "pub" || command == "unp" ||
-             command == "get") {
+             command == "get" || command == "url") {
     wanted = 1;
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", command,
         "'; commands are lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME, "
-        "serve"));
+        "url NAME, serve"));
   }
   if (argument_count != wanted) {
     return absl::InvalidArgumentError(

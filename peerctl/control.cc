@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -46,7 +47,7 @@ std::string WithoutControlCharacters(absl::string_view text) {
 int ArgumentCount(absl::string_view command) {
   if (command == "status" || command == "lap" || command == "lpf") return 0;
   if (command == "sch" || command == "pub" || command == "unp" ||
-      command == "get") {
+      command == "get" || command == "url") {
     return 1;
   }
   return -1;
@@ -139,6 +140,9 @@ absl::StatusOr<ReplyLine> ParseReplyLine(absl::string_view line) {
   }
   reply.kind = ReplyLine::Kind::kError;
   reply.status = absl::Status(*code, fields[3]);
+  if (fields[2] == ExitCodeName(kExitHolderKeyMismatch)) {
+    reply.status = MarkKeyMismatch(reply.status);
+  }
   if (fields[2] == ExitCodeName(kExitHolderUnreachable)) {
     reply.status = MarkHolderFailure(reply.status);
   }
@@ -338,6 +342,20 @@ absl::StatusOr<std::string> AgentConnection::Get(
     return absl::InternalError("malformed get reply from the agent");
   }
   return std::move((*items)[0]);
+}
+
+// The agent answers "url" with two items: the command, and the ticket's
+// expiry in Unix milliseconds.
+absl::StatusOr<DownloadCommand> AgentConnection::MakeDownloadCommand(
+    absl::string_view name) {
+  absl::StatusOr<std::vector<std::string>> items =
+      Call({"url", std::string(name), ""});
+  if (!items.ok()) return items.status();
+  int64_t millis = 0;
+  if (items->size() != 2 || !absl::SimpleAtoi((*items)[1], &millis)) {
+    return absl::InternalError("malformed url reply from the agent");
+  }
+  return DownloadCommand{(*items)[0], absl::FromUnixMillis(millis)};
 }
 
 }  // namespace pcfs::control

@@ -135,6 +135,8 @@ class AgentConnection : public CommandBackend {
   absl::StatusOr<std::string> Get(
       absl::string_view name, const std::atomic<bool>* cancel,
       std::function<void(uint64_t, uint64_t)> progress) override;
+  absl::StatusOr<DownloadCommand> MakeDownloadCommand(
+      absl::string_view name) override;
 
  private:
   AgentConnection(UniqueFd fd, std::string path, std::string download_dir);

@@ -30,7 +30,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/io/net.h"
+#include "peerctl/exit_codes.h"
 #include "peerctl/file_hash.h"
+#include "peerctl/tls.h"
 
 namespace pcfs {
 
@@ -38,6 +40,11 @@ struct DownloadRequest {
   SocketAddress holder;  // the holder's file server
   std::string name;      // the file name; must pass ValidateFileName
   std::string ticket;    // sent as "Authorization: Bearer"; empty: none
+  // The holder's TLS key pin from the GET reply: only a certificate with
+  // this key is accepted (no CA, no trust on first use). All zero: the
+  // holder serves plain HTTP, and the download speaks it.
+  KeyPin holder_pin{};
+  std::string holder_name;  // for messages: "holder hans at ..."
   std::string destination_dir;
   std::optional<uint64_t> expected_size;
   std::optional<Sha256Digest> expected_sha256;
@@ -104,6 +111,11 @@ class ProgressLine {
 //                       from the expected one
 //   Unavailable         connection refused or reset
 //   Cancelled           `cancel` was set
+//   PermissionDenied    the holder presented another key than
+//                       `holder_pin` (IsKeyMismatch() is true): "holder
+//                       hans at 127.0.0.1:40123 presented a different key
+//                       than the daemon registered for it; refusing the
+//                       download"; nothing was sent to it
 //   DeadlineExceeded    also: `deadline` passed
 // and the errno of the failing call otherwise (the message names it).
 absl::Status Download(const DownloadRequest& request);

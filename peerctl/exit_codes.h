@@ -18,6 +18,9 @@ inline constexpr int kExitUnreachable = 5;   // no answer from the daemon
 // A download's holder failed: it refused the connection, was unreachable
 // (no route), answered 503 (busy) or went silent.
 inline constexpr int kExitHolderUnreachable = 6;
+// A download's holder presented another TLS key than the one the daemon
+// registered for it (a man in the middle, or a changed key): refused.
+inline constexpr int kExitHolderKeyMismatch = 7;
 
 // The payload type a status carries when it comes from a download's holder
 // rather than from the daemon (peerctl/peer.cc sets it on Get failures).
@@ -34,11 +37,27 @@ inline bool IsHolderFailure(const absl::Status& status) {
   return status.GetPayload(kHolderFailurePayload).has_value();
 }
 
+// The payload that marks a download refused for the holder's TLS key
+// (peerctl/downloader.cc sets it).
+inline constexpr absl::string_view kKeyMismatchPayload =
+    "type.peerconnectfs.org/holder-key-mismatch";
+
+inline absl::Status MarkKeyMismatch(absl::Status status) {
+  status.SetPayload(kKeyMismatchPayload, absl::Cord("1"));
+  return status;
+}
+
+inline bool IsKeyMismatch(const absl::Status& status) {
+  return status.GetPayload(kKeyMismatchPayload).has_value();
+}
+
 // The exit code a failed command's status maps to.
 inline int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
       return kExitOk;
+    case absl::StatusCode::kPermissionDenied:
+      return IsKeyMismatch(status) ? kExitHolderKeyMismatch : kExitFailure;
     case absl::StatusCode::kNotFound:
       return kExitNotFound;
     case absl::StatusCode::kUnavailable:
@@ -70,6 +89,8 @@ inline absl::string_view ExitCodeName(int code) {
       return "daemon-unreachable";
     case kExitHolderUnreachable:
       return "holder-unreachable";
+    case kExitHolderKeyMismatch:
+      return "holder-key-mismatch";
     default:
       return "failure";
   }

@@ -1,6 +1,7 @@
 #include "peerctl/file_server.h"
 
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -37,6 +38,9 @@ constexpr int kMaxAcceptsPerWake = 64;
 constexpr uint64_t kSendBudgetBytes = 8 << 20;
 // How long a finished connection may take to close its end before we do.
 constexpr absl::Duration kMaxDrainTime = absl::Seconds(2);
+// A TLS body without kernel TLS goes out through a buffer of this size,
+// pread from the file and handed to SSL_write (16 KiB records, 16 a fill).
+constexpr size_t kTlsBufferBytes = 256 << 10;
 
 constexpr uint64_t kListenerId = 0;
 constexpr uint64_t kStopEventId = 1;
@@ -145,6 +149,14 @@ class FileServer::Loop {
     uint64_t body_remaining = 0;
     absl::Time deadline;
     uint32_t interest = EPOLLIN;  // what epoll watches for it
+    // TLS: the connection, what its last call waits for, whether kernel
+    // TLS sends for it, and the userspace path's buffer [sent, filled).
+    SslPtr ssl;
+    TlsWait tls_wait = TlsWait::kNone;
+    bool kernel_tls = false;
+    std::unique_ptr<char[]> tls_buffer;
+    size_t tls_sent = 0;
+    size_t tls_filled = 0;
 
     bool sending() const {
       return state == State::kSendingHead || state == State::kSendingBody;
@@ -157,6 +169,14 @@ class FileServer::Loop {
   bool OnReadable(uint64_t id, Connection& connection, absl::Time now);
   bool OnWritable(Connection& connection, absl::Time now);
   bool DrainInput(Connection& connection);
+  // recv(2) and send(2), or their TLS counterparts: -1 with errno EAGAIN
+  // when the call must wait (connection.tls_wait then says for what), -1
+  // with ECONNRESET when TLS fails.
+  ssize_t Receive(Connection& connection, char* data, size_t size);
+  ssize_t Send(Connection& connection, const char* data, size_t size,
+               int flags);
+  // Sends body bytes over TLS; false when the connection is to be closed.
+  bool SendTlsBody(Connection& connection, uint64_t& budget, absl::Time now);
   void HandleHead(uint64_t id, Connection& connection, absl::string_view head);
   // Makes room for a new pending connection from `source` by closing the
   // oldest pending ones over the caps, then counts `id` as pending.
@@ -257,6 +277,16 @@ void FileServer::Loop::AcceptAll(absl::Time now) {
     connection.socket = std::move(socket);
     connection.source = source;
     connection.deadline = now + options_.head_timeout;
+    if (options_.tls != nullptr) {
+      // The handshake is part of the pending stage: same deadline, same caps.
+      absl::StatusOr<SslPtr> ssl =
+          options_.tls->NewConnection(connection.socket.get());
+      if (!ssl.ok()) {
+        Close(id);
+        continue;
+      }
+      connection.ssl = *std::move(ssl);
+    }
     if (!EpollControl(epoll_.get(), EPOLL_CTL_ADD, connection.socket.get(),
                       connection.interest, id)
              .ok()) {
@@ -297,6 +327,11 @@ void FileServer::Loop::Dispatch(uint64_t id, uint32_t events, absl::Time now) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;  // closed earlier in this batch
   Connection& connection = it->second;
+  // A TLS call may need the other direction than its state's (a read that
+  // must write a handshake record): epoll watched what it waits for, so
+  // any event lets the state's step run again.
+  if (connection.ssl != nullptr) events |= EPOLLIN | EPOLLOUT;
+  connection.tls_wait = TlsWait::kNone;
   bool keep = true;
   switch (connection.state) {
     case State::kReadingHead:
@@ -320,7 +355,7 @@ bool FileServer::Loop::OnReadable(uint64_t id, Connection& connection,
   if (connection.state == State::kDraining) return DrainInput(connection);
   char buffer[http::kMaxHeadBytes];
   size_t room = http::kMaxHeadBytes - connection.head_in.size();
-  ssize_t n = ::recv(connection.socket.get(), buffer, room, 0);
+  ssize_t n = Receive(connection, buffer, room);
   if (n < 0) return errno == EAGAIN || errno == EINTR;
   if (n == 0) return false;  // gone before sending a whole head
   // The deadline set at accept stands: a head must arrive whole within
@@ -397,6 +432,13 @@ void FileServer::Loop::HandleHead(uint64_t id, Connection& connection,
     return;
   }
   Approve(id, connection);
+  if (connection.ssl != nullptr) {
+    // The handshake is done (the head came through it).
+    connection.kernel_tls = UsesKernelTlsSend(connection.ssl.get());
+    if (!connection.kernel_tls) {
+      connection.tls_buffer = std::make_unique<char[]>(kTlsBufferBytes);
+    }
+  }
   connection.file = std::move(file->fd);
   connection.body_offset = static_cast<off_t>(range.first);
   connection.body_remaining = size == 0 ? 0 : range.length();
@@ -417,7 +459,7 @@ bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
     const absl::string_view rest =
         absl::string_view(connection.head_out).substr(connection.head_sent);
     const int more = connection.body_remaining > 0 ? MSG_MORE : 0;
-    ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL | more);
+    ssize_t n = Send(connection, rest.data(), rest.size(), MSG_NOSIGNAL | more);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     connection.head_sent += static_cast<size_t>(n);
     // Progress renews the deadline of a transfer only: a pending
@@ -428,6 +470,10 @@ bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
     }
   }
   uint64_t budget = kSendBudgetBytes;
+  if (connection.ssl != nullptr) {
+    if (!SendTlsBody(connection, budget, now)) return false;
+    if (connection.body_remaining > 0) return true;  // more next time
+  }
   while (connection.body_remaining > 0 && budget > 0) {
     size_t chunk =
         static_cast<size_t>(std::min(connection.body_remaining, budget));
@@ -445,8 +491,94 @@ bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
   return StartDraining(connection, now);
 }
 
+ssize_t FileServer::Loop::Receive(Connection& connection, char* data,
+                                  size_t size) {
+  if (connection.ssl == nullptr) {
+    return ::recv(connection.socket.get(), data, size, 0);
+  }
+  absl::StatusOr<TlsIo> io = TlsRead(connection.ssl.get(), data, size);
+  if (!io.ok()) {
+    errno = ECONNRESET;
+    return -1;
+  }
+  if (io->closed) return 0;
+  if (io->wait != TlsWait::kNone) {
+    connection.tls_wait = io->wait;
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<ssize_t>(io->bytes);
+}
+
+ssize_t FileServer::Loop::Send(Connection& connection, const char* data,
+                               size_t size, int flags) {
+  if (connection.ssl == nullptr) {
+    return ::send(connection.socket.get(), data, size, flags);
+  }
+  absl::StatusOr<TlsIo> io = TlsWrite(connection.ssl.get(), data, size);
+  if (!io.ok()) {
+    errno = ECONNRESET;
+    return -1;
+  }
+  if (io->wait != TlsWait::kNone) {
+    connection.tls_wait = io->wait;
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<ssize_t>(io->bytes);
+}
+
+bool FileServer::Loop::SendTlsBody(Connection& connection, uint64_t& budget,
+                                   absl::Time now) {
+  while (connection.body_remaining > 0 && budget > 0) {
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(
+        {connection.body_remaining, budget,
+         connection.kernel_tls ? kSendBudgetBytes : kTlsBufferBytes}));
+    ssize_t n;
+    if (connection.kernel_tls) {
+      // The kernel encrypts: the file's pages go to the socket unread.
+      n = SSL_sendfile(connection.ssl.get(), connection.file.get(),
+                       connection.body_offset, chunk, 0);
+      if (n < 0) {
+        const int error =
+            SSL_get_error(connection.ssl.get(), static_cast<int>(n));
+        if (error == SSL_ERROR_WANT_WRITE) {
+          connection.tls_wait = TlsWait::kWrite;
+          return true;
+        }
+        return false;
+      }
+      connection.body_offset += n;
+    } else {
+      if (connection.tls_sent == connection.tls_filled) {
+        ssize_t read =
+            ::pread(connection.file.get(), connection.tls_buffer.get(), chunk,
+                    connection.body_offset);
+        if (read < 0 && errno == EINTR) continue;
+        // 0: the file shrank under us (see OnWritable).
+        if (read <= 0) return false;
+        connection.body_offset += read;
+        connection.tls_sent = 0;
+        connection.tls_filled = static_cast<size_t>(read);
+      }
+      n = Send(connection, connection.tls_buffer.get() + connection.tls_sent,
+               connection.tls_filled - connection.tls_sent, 0);
+      if (n < 0) return errno == EAGAIN || errno == EINTR;
+      connection.tls_sent += static_cast<size_t>(n);
+    }
+    connection.body_remaining -= static_cast<uint64_t>(n);
+    budget -= std::min(budget, static_cast<uint64_t>(n));
+    connection.deadline = now + options_.idle_timeout;
+  }
+  return true;
+}
+
 bool FileServer::Loop::StartDraining(Connection& connection, absl::Time now) {
   connection.file.Reset();
+  if (connection.ssl != nullptr) {
+    // close_notify, best effort: Content-Length already delimits the body.
+    SSL_shutdown(connection.ssl.get());
+  }
   connection.state = State::kDraining;
   connection.deadline = now + std::min(options_.idle_timeout, kMaxDrainTime);
   // Our FIN tells the client the response is complete.
@@ -456,7 +588,9 @@ bool FileServer::Loop::StartDraining(Connection& connection, absl::Time now) {
 bool FileServer::Loop::UpdateInterest(Connection& connection, uint64_t id) {
   // Level-triggered; no EPOLLRDHUP, which a client that half-closes after
   // its request would keep raising while we wait to send.
-  const uint32_t wanted = connection.sending() ? EPOLLOUT : EPOLLIN;
+  uint32_t wanted = connection.sending() ? EPOLLOUT : EPOLLIN;
+  if (connection.tls_wait == TlsWait::kRead) wanted = EPOLLIN;
+  if (connection.tls_wait == TlsWait::kWrite) wanted = EPOLLOUT;
   if (wanted == connection.interest) return true;
   connection.interest = wanted;
   return EpollControl(epoll_.get(), EPOLL_CTL_MOD, connection.socket.get(),
@@ -528,17 +662,28 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(Options options) {
   }
   if (!status.ok()) return status;
 
+  std::string transfer_mode = "plain HTTP, sendfile";
+  if (options.tls != nullptr) {
+    transfer_mode =
+        KernelTlsAvailable()
+            ? "TLS 1.3, kernel TLS with SSL_sendfile"
+            : "TLS 1.3, userspace TLS (SSL_write from pread buffers; this "
+              "kernel has no TLS ULP)";
+  }
   auto loop = std::make_unique<Loop>(std::move(options), max_pending_heads,
                                      std::move(share_dir), *std::move(listener),
                                      std::move(epoll), std::move(stop_event));
   const uint16_t port = address->port();
-  return std::unique_ptr<FileServer>(
-      new FileServer(std::move(loop), *address, port, max_pending_heads));
+  return std::unique_ptr<FileServer>(new FileServer(std::move(loop), *address,
+                                                    port, max_pending_heads,
+                                                    std::move(transfer_mode)));
 }
 
 FileServer::FileServer(std::unique_ptr<Loop> loop, SocketAddress address,
-                       uint16_t port, int max_pending_heads)
+                       uint16_t port, int max_pending_heads,
+                       std::string transfer_mode)
     : loop_(std::move(loop)),
+      transfer_mode_(std::move(transfer_mode)),
       address_(address),
       port_(port),
       max_pending_heads_(max_pending_heads) {

@@ -29,6 +29,14 @@
 //   approved transfer that makes no progress for Options::idle_timeout is
 //   closed.
 //
+// TLS (Options::tls set; docs/SECURITY.md, "Transfers"): every connection
+// speaks TLS 1.3 before its head, and the handshake is part of the pending
+// stage: it runs under the head timeout and the pending caps, before any
+// slot is taken. The body goes out with SSL_sendfile where kernel TLS took
+// over the connection (kernel_tls_available() says whether this kernel can),
+// else with SSL_write from buffers pread from the file. Without Options::tls
+// the server speaks plain HTTP and sends bodies with sendfile(2).
+//
 // One thread runs an epoll loop over non-blocking sockets; it is started by
 // Start() and stopped and joined by the destructor, which closes every
 // socket. The thread blocks SIGPIPE for itself, so a client that goes away
@@ -52,6 +60,7 @@
 #include "absl/time/time.h"
 #include "core/base/unique_fd.h"
 #include "core/io/net.h"
+#include "peerctl/tls.h"
 
 namespace pcfs {
 
@@ -82,6 +91,8 @@ class FileServer {
     // Pending connections in all; lowered at Start() to fit the descriptor
     // limit (see max_pending_heads()).
     int max_pending_heads = 1024;
+    // TLS 1.3 with this context; null: plain HTTP (--plaintext-transfers).
+    std::shared_ptr<const TlsServerContext> tls;
   };
 
   // Opens the share folder, binds, listens and starts the server thread.
@@ -106,14 +117,19 @@ class FileServer {
   // process keeps descriptors of its own; and at least
   // max_pending_heads_per_source.
   int max_pending_heads() const { return max_pending_heads_; }
+  // How bodies go out, for the log line at start: "plain HTTP, sendfile",
+  // "TLS 1.3, kernel TLS with SSL_sendfile" or "TLS 1.3, userspace TLS
+  // (...)".
+  const std::string& transfer_mode() const { return transfer_mode_; }
 
  private:
   class Loop;
 
   FileServer(std::unique_ptr<Loop> loop, SocketAddress address, uint16_t port,
-             int max_pending_heads);
+             int max_pending_heads, std::string transfer_mode);
 
   std::unique_ptr<Loop> loop_;
+  const std::string transfer_mode_;
   const SocketAddress address_;
   const uint16_t port_;
   const int max_pending_heads_;

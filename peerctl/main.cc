@@ -45,6 +45,9 @@ ABSL_FLAG(std::string, socket, "",
           "$XDG_RUNTIME_DIR/peerconnect/peerctl.sock)");
 ABSL_FLAG(bool, json, false,
           "print results as JSON Lines, errors as one JSON object");
+ABSL_FLAG(bool, plaintext_transfers, false,
+          "serve files as plain HTTP, unencrypted, and register no key: for "
+          "trusted networks and benchmarks only");
 ABSL_FLAG(std::string, timeout, "",
           "the longest a one-shot COMMAND may take, e.g. 5s or 500ms "
           "(default: no bound)");
@@ -59,7 +62,8 @@ constexpr char kUsage[] =
     "usage: peerctl [PORT | --server HOST[:PORT]]        interactive shell\n"
     "       peerctl [FLAGS] COMMAND [ARG]                one command\n"
     "       peerctl [FLAGS] serve                        the agent\n"
-    "commands: lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME\n"
+    "commands: lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME,\n"
+    "          url NAME (prints a curl command that downloads NAME)\n"
     "flags:\n"
     "  --server HOST[:PORT]   the daemon (default localhost:50000)\n"
     "  --user USER            who to log in as\n"
@@ -70,17 +74,20 @@ constexpr char kUsage[] =
     "  --socket PATH          the agent's socket\n"
     "  --json                 JSON Lines on stdout, JSON errors on stderr\n"
     "  --timeout DURATION     bound a one-shot COMMAND (e.g. 5s, 500ms)\n"
+    "  --plaintext-transfers  serve files unencrypted (plain HTTP); only for\n"
+    "                         trusted networks and benchmarks\n"
     "  -h, --help             this help;  --version  the version\n"
     "settings: flags, then PEERCTL_SERVER / PEERCTL_USER, then "
     "$XDG_CONFIG_HOME/peerconnect/peerctl.conf\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 login refused, 4 not found,\n"
-    "            5 daemon unreachable, 6 holder unreachable "
-    "(see peerctl(1))";
+    "            5 daemon unreachable, 6 holder unreachable,\n"
+    "            7 holder presented another key (see peerctl(1))";
 
 // What a usage error prints after its message.
 constexpr char kShortUsage[] =
     "usage: peerctl [PORT | --server HOST[:PORT]]\n"
-    "       peerctl [FLAGS] lap|lpf|sch PATTERN|pub NAME|unp NAME|get NAME\n"
+    "       peerctl [FLAGS] lap|lpf|sch PATTERN|pub NAME|unp NAME|get NAME|"
+    "url NAME\n"
     "       peerctl [FLAGS] serve\n"
     "(peerctl --help for the flags and exit codes)";
 
@@ -147,6 +154,7 @@ int main(int argc, char** argv) {
   pcfs::PeerOptions options;
   options.share_dir = settings.share_dir.value_or(".");
   options.download_dir = settings.download_dir.value_or(".");
+  options.plaintext_transfers = absl::GetFlag(FLAGS_plaintext_transfers);
   options.server.host = "localhost";
   options.server.port = pcfs::kDefaultDaemonPort;
   std::vector<std::string> positional = *std::move(args);

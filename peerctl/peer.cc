@@ -10,8 +10,10 @@
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
+#include "peerctl/download_url.h"
 #include "peerctl/downloader.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/tls.h"
 
 namespace pcfs {
 
@@ -31,6 +33,30 @@ void Peer::StopHeartbeats() {
   if (heartbeat_.joinable()) heartbeat_.join();
 }
 
+namespace {
+
+// The file server's TLS context, with the identity of the state folder.
+absl::StatusOr<std::shared_ptr<TlsServerContext>> LoadTlsContext(
+    const PeerOptions& options) {
+  const std::string path = options.tls_identity_path.empty()
+                               ? DefaultTlsIdentityPath()
+                               : options.tls_identity_path;
+  if (path.empty()) {
+    return absl::FailedPreconditionError(
+        "no state folder for the TLS identity: set XDG_STATE_HOME or HOME "
+        "(or serve with --plaintext-transfers)");
+  }
+  absl::StatusOr<TlsIdentity> identity = TlsIdentity::LoadOrCreate(path);
+  if (!identity.ok()) {
+    return absl::Status(identity.status().code(),
+                        absl::StrCat("cannot load the TLS identity: ",
+                                     identity.status().message()));
+  }
+  return TlsServerContext::Create(*identity);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
   std::unique_ptr<Peer> peer(new Peer(options));
   absl::StatusOr<std::unique_ptr<ControlClient>> client =
@@ -48,6 +74,14 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
                                absl::string_view ticket) {
       return self->AuthorizeDownload(name, ticket);
     };
+    if (!options.plaintext_transfers) {
+      absl::StatusOr<std::shared_ptr<TlsServerContext>> tls =
+          LoadTlsContext(options);
+      if (!tls.ok()) return tls.status();
+      // Every login (and re-login) registers the key's pin.
+      peer->client_->SetKeyPin((*tls)->pin());
+      server.tls = *std::move(tls);
+    }
     absl::StatusOr<std::unique_ptr<FileServer>> started =
         FileServer::Start(std::move(server));
     if (!started.ok()) {
@@ -56,6 +90,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
                                        started.status().message()));
     }
     peer->server_ = *std::move(started);
+    Log("peerctl: file server: ", peer->server_->transfer_mode());
   }
   return peer;
 }
@@ -179,6 +214,8 @@ absl::StatusOr<std::string> Peer::GetInto(
     request.holder = location->address;
     request.name = std::string(name);
     request.ticket = location->ticket;
+    request.holder_pin = location->key_pin;
+    request.holder_name = location->holder;
     request.destination_dir = download_dir;
     request.expected_size = location->size;
     request.expected_sha256 = location->sha256;
@@ -189,6 +226,8 @@ absl::StatusOr<std::string> Peer::GetInto(
     absl::Status s = Download(request);
     if (s.ok()) return target;
     if (absl::IsCancelled(s)) return s;
+    // Not a holder that is down: the message says what happened.
+    if (IsKeyMismatch(s)) return s;
     // Marked, so that a holder that is down or busy has an exit code of its
     // own, apart from a daemon that does not answer.
     failed = MarkHolderFailure(
@@ -197,6 +236,16 @@ absl::StatusOr<std::string> Peer::GetInto(
     if (!absl::IsUnauthenticated(s)) break;
   }
   return failed;
+}
+
+absl::StatusOr<DownloadCommand> Peer::MakeDownloadCommand(
+    absl::string_view name) {
+  if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
+  absl::StatusOr<FileLocation> location = client_->Get(name);
+  if (!location.ok()) return location.status();
+  absl::StatusOr<absl::Time> expiry = TicketExpiry(location->ticket);
+  if (!expiry.ok()) return expiry.status();
+  return DownloadCommand{FormatCurlCommand(name, *location), *expiry};
 }
 
 absl::Status Peer::AuthorizeDownload(absl::string_view name,

@@ -34,6 +34,11 @@ struct PeerOptions {
   std::string share_dir = ".";     // what `pub` publishes and the server serves
   std::string download_dir = ".";  // where `get` puts files
   bool serve_files = true;         // one-shot commands serve nothing
+  // Serve plain HTTP and register a zero key pin (--plaintext-transfers:
+  // trusted networks and benchmarks). Otherwise the file server speaks
+  // TLS 1.3 with the identity kept at tls_identity_path.
+  bool plaintext_transfers = false;
+  std::string tls_identity_path;  // empty: DefaultTlsIdentityPath()
   // The longest a download may stall once connected (head, or next bytes);
   // the connect itself has DownloadRequest::connect_timeout (3 s).
   absl::Duration download_timeout = absl::Seconds(30);
@@ -84,6 +89,8 @@ class Peer : public CommandBackend {
       absl::string_view name, const std::string& download_dir,
       const std::atomic<bool>* cancel = nullptr,
       const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+  absl::StatusOr<DownloadCommand> MakeDownloadCommand(
+      absl::string_view name) override;
 
  private:
   explicit Peer(const PeerOptions& options);

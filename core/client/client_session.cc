@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/auth/datagram_auth.h"
 
@@ -95,6 +96,14 @@ absl::Status ClientSession::ContinueLogin(const Reply& reply) {
   } else if (!reply.malformed.ok()) {
     s = absl::InternalError(absl::StrCat("malformed reply from the daemon: ",
                                          reply.malformed.message()));
+  } else if (reply.code == ResultCode::kMalformed &&
+             reply.type == MessageType::kLoginFinish &&
+             absl::StrContains(reply.message, "trailing bytes")) {
+    // A daemon older than TLS key pins reads the pin as trailing bytes.
+    s = absl::FailedPreconditionError(absl::StrCat(
+        "the daemon is older than this peerctl (it takes no TLS key pin at "
+        "login: ",
+        reply.message, "); upgrade peerconnectd"));
   } else if (reply.code != ResultCode::kOk) {
     s = StatusFromResult(reply.code, reply.message);
   } else if (reply.type == MessageType::kLogin) {
@@ -179,6 +188,7 @@ size_t ClientSession::EncodeBody(const Header& header, const RequestBody& body,
       finish.client_first = login_->scram.client_first_message();
       finish.client_final = login_->client_final;
       finish.tcp_port = login_->file_port;
+      finish.key_pin = key_pin_;
       return protocol::EncodeLoginFinishRequest(header, finish, out);
     }
     case MessageType::kHeartbeat:

@@ -154,6 +154,9 @@ class ClientSession {
   // PermissionDenied (the daemon failed to prove that it knows the user's
   // verifier: an impostor). After an error the login is over.
   absl::Status ContinueLogin(const Reply& reply);
+  // The pin of this peer's TLS key (all zero, the default: it serves plain
+  // HTTP), sent in every later LOGIN_FINISH.
+  void SetKeyPin(const Sha256Digest& pin) { key_pin_ = pin; }
 
   // ---- Requests.
 
@@ -262,6 +265,7 @@ class ClientSession {
   uint64_t last_sequence_ = 0;
   absl::Time deadline_ = absl::InfinitePast();
   uint32_t next_request_id_;
+  Sha256Digest key_pin_{};
   uint32_t request_id_ = 0;
   uint32_t heartbeat_interval_ms_ = 2000;
   uint32_t session_timeout_ms_ = 3000;

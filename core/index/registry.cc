@@ -41,6 +41,7 @@ std::optional<Registry::Impl::FileServer> Registry::Impl::LiveFileServer(
   server.endpoint = session->control;
   server.endpoint.port = session->file_port;
   server.session_id = session->id;
+  server.key_pin = session->key_pin;
   return server;
 }
 Registry::Registry(Options options) : impl_(std::make_unique<Impl>(options)) {}
@@ -56,8 +57,10 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
   MutexLock lock(&shard.mu);
   if (Presence* old = shard.sessions.FindUser(params.user)) {
     if (IsPresentAt(*old, now)) {
-      if (old->login_nonce == params.nonce && old->control == params.control) {
-        old->deadline = std::max(old->deadline, now + impl_->session_timeout);
+      if (old->login_nonce_tag == LoginNonceTag(params.nonce) &&
+          old->control == params.control) {
+        old->set_deadline(
+            std::max(old->deadline(), now + impl_->session_timeout));
         return old->id;  // a retransmission
       }
       return absl::AlreadyExistsError(
@@ -75,8 +78,9 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
     if (session == nullptr) continue;  // a 2^-58 collision at worst
     session->control = params.control;
     session->file_port = params.file_port;
-    session->login_nonce = params.nonce;
-    session->deadline = now + impl_->session_timeout;
+    session->key_pin = params.key_pin;
+    session->login_nonce_tag = LoginNonceTag(params.nonce);
+    session->set_deadline(now + impl_->session_timeout);
     return id;
   }
 }
@@ -93,7 +97,8 @@ absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
       return absl::PermissionDeniedError(
           "heartbeat comes from another endpoint than the session's");
     }
-    session.deadline = std::max(session.deadline, now + impl_->session_timeout);
+    session.set_deadline(
+        std::max(session.deadline(), now + impl_->session_timeout));
     return absl::OkStatus();
   }
   shard.sessions.Erase(session_id);
@@ -139,8 +144,8 @@ std::optional<UserName> Registry::Admit(uint64_t session_id,
   if (session == nullptr || !IsPresentAt(*session, now)) return std::nullopt;
   session->control = from;
   if (heartbeat) {
-    session->deadline =
-        std::max(session->deadline, now + impl_->session_timeout);
+    session->set_deadline(
+        std::max(session->deadline(), now + impl_->session_timeout));
   }
   return UserName(session->user);
 }
@@ -159,7 +164,7 @@ std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
   if (session == nullptr) return std::nullopt;
-  if (IsPresentAt(*session, now)) return session->deadline;
+  if (IsPresentAt(*session, now)) return session->deadline();
   shard.sessions.Erase(session_id);
   if (expired != nullptr) *expired = true;
   return std::nullopt;

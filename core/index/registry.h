@@ -62,8 +62,16 @@ struct Presence {
   std::string user;
   Endpoint control;        // where its datagrams come from
   uint16_t file_port = 0;  // its TCP file server, on control.ip
-  std::array<uint8_t, 16> login_nonce{};
-  absl::Time deadline;  // expires when now >= deadline
+  // The first 8 bytes of its login's nonce (LoginParams::nonce, a hash):
+  // enough to know a retransmitted login, and 8 bytes less a session.
+  uint64_t login_nonce_tag = 0;
+  std::array<uint8_t, 32> key_pin{};  // its TLS key's; zero: plain HTTP
+  // Expires when now >= deadline(); kept as Unix nanoseconds (8 bytes, an
+  // absl::Time takes 16) so that a session fits in fewer bytes.
+  int64_t deadline_ns = 0;
+
+  absl::Time deadline() const { return absl::FromUnixNanos(deadline_ns); }
+  void set_deadline(absl::Time t) { deadline_ns = absl::ToUnixNanos(t); }
 };
 
 // A user name held inline, so that copying one out of the registry (to
@@ -97,6 +105,7 @@ struct Holder {
   Endpoint file_server;  // control.ip with the session's file_port
   FileMeta meta;
   uint64_t session_id = 0;  // the holder's session (its key MACs tickets)
+  std::array<uint8_t, 32> key_pin{};  // its TLS key's; zero: plain HTTP
 };
 
 class Registry {
@@ -127,6 +136,7 @@ class Registry {
     absl::string_view user;
     Endpoint control;
     uint16_t file_port = 0;
+    std::array<uint8_t, 32> key_pin{};  // zero: it serves plain HTTP
     std::array<uint8_t, 16> nonce{};
     // Only a retransmission may succeed: return the live session this very
     // login made, or fail (FailedPrecondition) rather than start a new one.

@@ -77,9 +77,16 @@ inline size_t ShardOf(size_t hash, size_t mask) {
   return static_cast<size_t>(static_cast<uint64_t>(hash) >> 40) & mask;
 }
 
+// The tag a Presence keeps of a login nonce.
+inline uint64_t LoginNonceTag(const std::array<uint8_t, 16>& nonce) {
+  uint64_t tag = 0;
+  for (size_t i = 0; i < 8; ++i) tag = (tag << 8) | nonce[i];
+  return tag;
+}
+
 // A session is live while now < deadline.
 inline bool IsPresentAt(const Presence& session, absl::Time now) {
-  return now < session.deadline;
+  return now < session.deadline();
 }
 
 // Session ids and the choice among holders need no secrecy (a session is
@@ -600,6 +607,7 @@ struct Registry::Impl {
   struct FileServer {
     Endpoint endpoint;
     uint64_t session_id = 0;
+    std::array<uint8_t, 32> key_pin{};
   };
   std::optional<FileServer> LiveFileServer(absl::string_view user,
                                            absl::Time now) const;

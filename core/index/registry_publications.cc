@@ -228,7 +228,7 @@ std::optional<Holder> Registry::HolderIfServing(
   // A session with file port 0 (a one-shot command) serves nothing.
   if (!server.has_value() || server->endpoint.port == 0) return std::nullopt;
   return Holder{UserName(user), server->endpoint, publisher.meta(),
-                server->session_id};
+                server->session_id, server->key_pin};
 }
 
 size_t Registry::publication_count() const {

@@ -351,6 +351,7 @@ size_t EncodeLoginFinishRequest(const Header& header,
   w.Str(request.client_first);
   w.Str(request.client_final);
   w.U16(request.tcp_port);
+  w.Bytes(request.key_pin);
   return SizeIfOk(w);
 }
 
@@ -422,6 +423,12 @@ absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
   r.Str(&request.client_first);
   r.Str(&request.client_final);
   r.U16(&request.tcp_port);
+  if (r.ok() && r.at_end()) {
+    return absl::FailedPreconditionError(
+        "LOGIN_FINISH carries no TLS key pin: this peerctl is older than the "
+        "daemon; upgrade peerctl");
+  }
+  r.Bytes(request.key_pin);
   if (absl::Status s = CheckConsumed(r, "LOGIN_FINISH request"); !s.ok()) {
     return s;
   }
@@ -549,6 +556,7 @@ size_t EncodeGetReply(const Header& request, const GetReply& reply,
   w.U64(reply.size);
   w.Bytes(reply.sha256);
   w.Str(reply.ticket);
+  w.Bytes(reply.key_pin);
   return SizeIfOk(w);
 }
 
@@ -656,6 +664,7 @@ absl::StatusOr<GetReply> DecodeGetReply(std::span<const uint8_t> payload) {
   r.U64(&reply.size);
   r.Bytes(reply.sha256);
   r.Str(&reply.ticket);
+  r.Bytes(reply.key_pin);
   if (absl::Status s = CheckConsumed(r, "GET reply"); !s.ok()) return s;
   return reply;
 }

@@ -226,13 +226,16 @@ struct LoginReply {
 };
 
 // LOGIN_FINISH request: client-first again, the SCRAM client-final-message
-// ("c=biws,r=NONCE,p=PROOF"), and where the peer's file server listens (on
-// the address the datagram came from; 0: it serves nothing). A
-// retransmitted LOGIN_FINISH is answered with the same session.
+// ("c=biws,r=NONCE,p=PROOF"), where the peer's file server listens (on
+// the address the datagram came from; 0: it serves nothing), and the pin of
+// its TLS key (SHA-256 of its DER SubjectPublicKeyInfo; all zero: it serves
+// plain HTTP). A retransmitted LOGIN_FINISH is answered with the same
+// session.
 struct LoginFinishRequest {
   absl::string_view client_first;
   absl::string_view client_final;
   uint16_t tcp_port = 0;
+  Sha256Digest key_pin{};
 };
 
 // LOGIN_FINISH reply payload (after kOk): the SCRAM server-final-message
@@ -286,6 +289,9 @@ struct GetReply {
   uint64_t size = 0;
   Sha256Digest sha256{};
   absl::string_view ticket;  // for "Authorization: Bearer" (core/auth/ticket.h)
+  // The pin the holder registered at login (LoginFinishRequest::key_pin);
+  // all zero: it serves plain HTTP.
+  Sha256Digest key_pin{};
 };
 
 // A decoded list reply page (client side; owns nothing, views the datagram).
@@ -323,6 +329,8 @@ size_t EncodeNameRequest(const Header& header, const NameRequest& request,
                          std::span<uint8_t> out);
 
 absl::StatusOr<LoginRequest> DecodeLoginRequest(std::span<const uint8_t> body);
+// A LOGIN_FINISH that ends after tcp_port (from a peerctl older than key
+// pins) is FailedPrecondition, which the daemon answers kUnsupportedVersion.
 absl::StatusOr<LoginFinishRequest> DecodeLoginFinishRequest(
     std::span<const uint8_t> body);
 // HEARTBEAT and LOGOUT: the body must be empty but for zero padding.

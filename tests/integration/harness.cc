@@ -108,7 +108,25 @@ void WriteRandomFile(const std::string& path, size_t size, uint32_t seed) {
   out.write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
+namespace {
+
+// The state folder (XDG_STATE_HOME) every child gets unless its options say
+// otherwise: peerctl keeps its TLS identity there, and a test must not
+// write into the tester's home. One per test process, removed at its exit.
+const std::string& SharedStateHome() {
+  static const TempDir* dir = new TempDir();  // outlives every Process
+  static const bool cleanup = [] {
+    std::atexit([] { delete dir; });
+    return true;
+  }();
+  (void)cleanup;
+  return dir->path();
+}
+
+}  // namespace
+
 Process::Process(const Options& options) {
+  const std::string& state_home = SharedStateHome();
   // Writing to a child that died must fail with EPIPE, not kill the test.
   ::signal(SIGPIPE, SIG_IGN);
   int in[2], out[2], err[2];
@@ -128,6 +146,7 @@ Process::Process(const Options& options) {
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) _exit(126);
+    ::setenv("XDG_STATE_HOME", state_home.c_str(), 1);
     for (const auto& [key, value] : options.env) {
       ::setenv(key.c_str(), value.c_str(), 1);
     }
@@ -405,9 +424,13 @@ Shell::Shell(const Daemon& daemon, const std::string& user,
     : Shell(daemon.address(), user, password, cwd) {}
 
 Shell::Shell(const std::string& server, const std::string& user,
-             const std::string& password, const std::string& cwd) {
+             const std::string& password, const std::string& cwd,
+             const std::vector<std::string>& extra_flags) {
   Process::Options options;
-  options.argv = {PCFS_PEERCTL_PATH, "--server", server};
+  options.argv = {PCFS_PEERCTL_PATH};
+  options.argv.insert(options.argv.end(), extra_flags.begin(),
+                      extra_flags.end());
+  options.argv.insert(options.argv.end(), {"--server", server});
   options.cwd = cwd;
   options.env["PEERCTL_SOCKET"] = kNoAgentSocket;
   process_ = std::make_unique<Process>(options);

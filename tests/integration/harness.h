@@ -157,9 +157,11 @@ class Shell {
   // gtest ADD_FAILURE) if the prompts do not appear.
   Shell(const Daemon& daemon, const std::string& user,
         const std::string& password, const std::string& cwd);
-  // The same through `server` ("HOST:PORT", e.g. a UdpRelay's address).
+  // The same through `server` ("HOST:PORT", e.g. a UdpRelay's address),
+  // with `extra_flags` (e.g. "--plaintext-transfers") before the rest.
   Shell(const std::string& server, const std::string& user,
-        const std::string& password, const std::string& cwd);
+        const std::string& password, const std::string& cwd,
+        const std::vector<std::string>& extra_flags = {});
   // Sends "xit" if still running and waits for the exit.
   ~Shell();
 

@@ -240,7 +240,9 @@ TEST(TransferTest, HolderServesOnlyWhatItsUserPublishes) {
   TempDir hans_dir;
   hans_dir.WriteFile("a.txt", "published contents\n");
   hans_dir.WriteFile("secret.txt", "SECRET contents\n");
-  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  // Plain HTTP, so that the test can speak to the file server by hand.
+  Shell hans(daemon.address(), "hans", "hanspass", hans_dir.path(),
+             {"--plaintext-transfers"});
   ASSERT_TRUE(hans.logged_in());
   ASSERT_EQ(hans.Run("pub a.txt"), "File published successfully\n");
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/auth/datagram_auth.h"
 #include "core/client/list_pager.h"
@@ -139,6 +140,28 @@ TEST_F(ClientSessionTest, WrongPasswordIsUnauthenticated) {
   ClientSession session(kFirstId);
   EXPECT_TRUE(absl::IsUnauthenticated(LogIn(session, "hans", "vaderpass")));
   EXPECT_FALSE(session.logged_in());
+}
+
+// A daemon older than TLS key pins refuses the pin as trailing bytes: the
+// client says that the daemon needs an upgrade.
+TEST_F(ClientSessionTest, DaemonOlderThanKeyPinsIsNamed) {
+  ClientSession session(kFirstId);
+  ASSERT_TRUE(session.StartLogin("hans", "hanspass", 7000).ok());
+  replies_.push_back(Daemon(NextTry(session)));
+  std::optional<Reply> first = session.Receive(replies_.back());
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(session.ContinueLogin(*first).ok());
+  const Header finish = HeaderOf(NextTry(session));
+  std::vector<uint8_t> refusal(protocol::kMaxDatagramSize);
+  refusal.resize(protocol::EncodeStatusReply(
+      finish, ResultCode::kMalformed,
+      "LOGIN_FINISH request has 32 trailing bytes", refusal));
+  replies_.push_back(refusal);
+  std::optional<Reply> reply = session.Receive(replies_.back());
+  ASSERT_TRUE(reply.has_value());
+  absl::Status s = session.ContinueLogin(*reply);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "upgrade peerconnectd")) << s;
 }
 
 TEST_F(ClientSessionTest, LoginOfAnActiveUserIsAlreadyExists) {

@@ -17,10 +17,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "peerctl/downloader.h"
 #include "peerctl/http.h"
+#include "peerctl/tls.h"
 
 namespace pcfs {
 namespace {
@@ -686,6 +689,112 @@ TEST_F(FileServerTest, StoppingMidTransferClosesTheConnection) {
   server_.reset();
   Reply rest = ReadReply(fd.get());
   EXPECT_LT(rest.head.size() + rest.body.size(), size_t{32 << 20});
+}
+
+// ---- TLS (Options::tls): the downloader's pinned client against the server.
+
+class TlsFileServerTest : public FileServerTest {
+ protected:
+  void SetUp() override {
+    FileServerTest::SetUp();
+    absl::StatusOr<TlsIdentity> identity = TlsIdentity::Generate();
+    ASSERT_TRUE(identity.ok()) << identity.status();
+    pin_ = identity->pin();
+    absl::StatusOr<std::shared_ptr<TlsServerContext>> context =
+        TlsServerContext::Create(*identity);
+    ASSERT_TRUE(context.ok()) << context.status();
+    context_ = *context;
+    downloads_ = root_ + "/downloads";
+    ASSERT_EQ(::mkdir(downloads_.c_str(), 0755), 0);
+  }
+
+  FileServer::Options TlsOptions() {
+    FileServer::Options options = DefaultOptions();
+    options.tls = context_;
+    return options;
+  }
+
+  absl::Status Fetch(absl::string_view name, const KeyPin& pin) {
+    DownloadRequest request;
+    request.holder = Loopback("127.0.0.1", server_->port());
+    request.name = std::string(name);
+    request.ticket = std::string(kGoodTicket);
+    request.destination_dir = downloads_;
+    request.holder_pin = pin;
+    request.holder_name = "hans";
+    request.timeout = absl::Seconds(10);
+    return Download(request);
+  }
+
+  KeyPin pin_{};
+  std::shared_ptr<TlsServerContext> context_;
+  std::string downloads_;
+};
+
+TEST_F(TlsFileServerTest, PinnedDownloadGetsTheWholeFile) {
+  // Larger than the send budget's buffers, so that partial TLS writes and
+  // refills of the pread buffer happen.
+  std::string big(5 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<char>((i * 2654435761u) >> 13);
+  }
+  Write(share_ + "/big.bin", big);
+  StartServer(TlsOptions());
+  EXPECT_TRUE(absl::StrContains(server_->transfer_mode(), "TLS 1.3"));
+  ASSERT_TRUE(Fetch("big.bin", pin_).ok());
+  std::ifstream in(downloads_ + "/big.bin", std::ios::binary);
+  std::string got((std::istreambuf_iterator<char>(in)),
+                  std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == big);
+}
+
+TEST_F(TlsFileServerTest, AnotherPinIsRefusedBeforeAnyRequest) {
+  std::atomic<int> asked{0};
+  FileServer::Options options = TlsOptions();
+  options.authorizer = [&asked](absl::string_view, absl::string_view) {
+    ++asked;
+    return absl::OkStatus();
+  };
+  StartServer(std::move(options));
+  KeyPin other = pin_;
+  other[0] ^= 1;
+  absl::Status status = Fetch("hello.txt", other);
+  EXPECT_TRUE(absl::IsPermissionDenied(status)) << status;
+  EXPECT_TRUE(IsKeyMismatch(status));
+  EXPECT_TRUE(absl::StrContains(
+      status.message(),
+      "holder hans at 127.0.0.1:" + std::to_string(server_->port()) +
+          " presented a different key than the daemon registered for it"))
+      << status;
+  EXPECT_EQ(asked.load(), 0);
+  EXPECT_TRUE(std::filesystem::is_empty(downloads_));
+}
+
+TEST_F(TlsFileServerTest, PlainHttpGetsNoFile) {
+  StartServer(TlsOptions());
+  Reply reply = Exchange(CurlRequest("/f/hello.txt", kGoodTicket));
+  EXPECT_FALSE(absl::StrContains(reply.head, "HTTP/1.1 200"));
+  EXPECT_EQ(reply.body.find("hello world"), std::string::npos);
+}
+
+// The handshake is part of the pending stage: one that never finishes is
+// closed at the head timeout and never holds a download slot.
+TEST_F(TlsFileServerTest, StalledHandshakesAreClosedAndTakeNoSlot) {
+  FileServer::Options options = TlsOptions();
+  options.head_timeout = absl::Seconds(1);
+  options.max_connections = 1;
+  options.max_pending_heads_per_source = 64;
+  StartServer(std::move(options));
+  const SocketAddress address = Loopback("127.0.0.1", server_->port());
+  std::vector<UniqueFd> stalled;
+  for (int i = 0; i < 20; ++i) {
+    stalled.push_back(ConnectTo(address));
+    ASSERT_TRUE(stalled.back().valid());
+    // The start of a TLS record header: a ClientHello that never comes.
+    ASSERT_TRUE(SendText(stalled.back().get(), "\x16\x03\x01"));
+  }
+  ASSERT_TRUE(Fetch("hello.txt", pin_).ok());
+  EXPECT_TRUE(ClosedWithin(stalled.front().get(), absl::Seconds(5)));
 }
 
 }  // namespace

@@ -134,12 +134,16 @@ class HandlersTest : public ::testing::Test {
   // Runs both SCRAM steps with core/client's ClientSession (the client
   // peerctl uses) against the handler; returns the last reply (LOGIN's if
   // it refused, else LOGIN_FINISH's). `finish_datagram`, if given, receives
-  // the LOGIN_FINISH sent.
+  // the LOGIN_FINISH sent. `key_pin` is the TLS key pin it registers;
+  // `without_pin` sends LOGIN_FINISH as a peerctl older than pins did.
   Reply LoginExchange(const std::string& user, const std::string& password,
                       const Endpoint& from,
-                      std::vector<uint8_t>* finish_datagram = nullptr) {
+                      std::vector<uint8_t>* finish_datagram = nullptr,
+                      const Sha256Digest& key_pin = {},
+                      bool without_pin = false) {
     client::ClientSession session(request_id_ + 1);
     request_id_ += 2;  // the ids of LOGIN and LOGIN_FINISH
+    session.SetKeyPin(key_pin);
     EXPECT_TRUE(session.StartLogin(user, password, 7000).ok());
     Reply reply;
     while (session.in_flight()) {
@@ -149,6 +153,9 @@ class HandlersTest : public ::testing::Test {
       if (session.request_type() == MessageType::kLoginFinish &&
           finish_datagram != nullptr) {
         *finish_datagram = datagram;
+      }
+      if (session.request_type() == MessageType::kLoginFinish && without_pin) {
+        datagram.resize(datagram.size() - kSha256Size);
       }
       reply = Send(datagram, from);
       std::optional<client::Reply> taken = session.Receive(reply.bytes);
@@ -550,6 +557,34 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
   EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->ticket,
                             "BitTrickle.mp4", wall_ + absl::Seconds(61))
                    .ok());
+}
+
+TEST_F(HandlersTest, GetCarriesTheKeyPinTheHolderRegistered) {
+  Sha256Digest pin;
+  for (size_t i = 0; i < pin.size(); ++i) pin[i] = static_cast<uint8_t>(i + 1);
+  Reply hans_login =
+      LoginExchange("hans", "hanspass", MakeEndpoint(5000), nullptr, pin);
+  ASSERT_EQ(hans_login.status.code, ResultCode::kOk);
+  auto session = protocol::DecodeLoginFinishReply(hans_login.status.payload);
+  ASSERT_TRUE(session.ok());
+  uint64_t vader = Login("vader", "vaderpass", MakeEndpoint(5001));
+  ASSERT_EQ(Publish(session->session_id, "BitTrickle.mp4", MakeEndpoint(5000))
+                .status.code,
+            ResultCode::kOk);
+  Reply get =
+      Named(MessageType::kGet, vader, "BitTrickle.mp4", MakeEndpoint(5001));
+  ASSERT_EQ(get.status.code, ResultCode::kOk);
+  auto where = protocol::DecodeGetReply(get.status.payload);
+  ASSERT_TRUE(where.ok());
+  EXPECT_EQ(where->key_pin, pin);
+}
+
+TEST_F(HandlersTest, LoginFinishWithoutAKeyPinAsksForANewerPeerctl) {
+  Reply reply = LoginExchange("hans", "hanspass", MakeEndpoint(5000), nullptr,
+                              {}, /*without_pin=*/true);
+  EXPECT_EQ(reply.status.code, ResultCode::kUnsupportedVersion);
+  EXPECT_TRUE(absl::StrContains(reply.status.message, "upgrade peerctl"))
+      << reply.status.message;
 }
 
 TEST_F(HandlersTest, LogoutEndsTheSessionSoTheUserCanComeBack) {

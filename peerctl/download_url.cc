@@ -1,0 +1,51 @@
+#include "peerctl/download_url.h"
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "peerctl/http.h"
+#include "peerctl/tls.h"
+
+namespace pcfs {
+
+std::string ShellQuote(absl::string_view text) {
+  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
+}
+
+std::string FormatCurlCommand(absl::string_view name,
+                              const FileLocation& location) {
+  const bool tls = !IsPlaintextPin(location.key_pin);
+  const std::string url =
+      absl::StrCat(tls ? "https://" : "http://", location.address.ToString(),
+                   "/f/", http::PercentEncode(name));
+  std::string command = "curl --fail";
+  if (tls) {
+    absl::StrAppend(&command, " -k --pinnedpubkey ",
+                    ShellQuote(CurlPinnedPublicKey(location.key_pin)));
+  }
+  absl::StrAppend(
+      &command, " -H ",
+      ShellQuote(absl::StrCat("Authorization: Bearer ", location.ticket)),
+      " -o ", ShellQuote(name), " ", ShellQuote(url));
+  return command;
+}
+
+absl::StatusOr<absl::Time> TicketExpiry(absl::string_view ticket) {
+  // core/auth/ticket.h: u8 version (1), then u64 expiry in Unix ms.
+  std::string bytes;
+  if (!absl::WebSafeBase64Unescape(ticket, &bytes) || bytes.size() < 9 ||
+      bytes[0] != 1) {
+    return absl::InvalidArgumentError("the daemon sent a malformed ticket");
+  }
+  uint64_t millis = 0;
+  for (int i = 1; i <= 8; ++i) {
+    millis =
+        (millis << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
+  }
+  return absl::FromUnixMillis(static_cast<int64_t>(millis));
+}
+
+}  // namespace pcfs

@@ -1,0 +1,325 @@
+// TLS transfers between real peerctl processes on loopback
+// (docs/SECURITY.md, "Transfers"): a capture of the transfer holds neither
+// the file nor its name; a holder presenting another key than the one it
+// registered is refused with a clear message and exit code 7, leaving
+// nothing behind; `peerctl url` prints a curl command that fetches the
+// file; --plaintext-transfers still serves plain HTTP (and the same capture
+// then shows the file, which proves the capture check can fail).
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "core/base/unique_fd.h"
+#include "core/io/net.h"
+#include "gtest/gtest.h"
+#include "peerctl/client.h"
+#include "peerctl/downloader.h"
+#include "peerctl/exit_codes.h"
+#include "peerctl/file_hash.h"
+#include "peerctl/file_server.h"
+#include "peerctl/tls.h"
+#include "tests/integration/harness.h"
+
+namespace pcfs::testing {
+namespace {
+
+// A TCP relay on 127.0.0.1 that forwards one connection to `target` and
+// records every byte, both ways. Its thread ends when both sides have
+// closed, on destruction, or after 30 s.
+class TcpRelay {
+ public:
+  explicit TcpRelay(const SocketAddress& target) : target_(target) {
+    absl::StatusOr<SocketAddress> any =
+        SocketAddress::FromNumeric("127.0.0.1", 0);
+    EXPECT_TRUE(any.ok());
+    absl::StatusOr<UniqueFd> listener = OpenTcpListener(*any, 4);
+    EXPECT_TRUE(listener.ok()) << listener.status();
+    listener_ = *std::move(listener);
+    absl::StatusOr<SocketAddress> local = LocalAddress(listener_.get());
+    EXPECT_TRUE(local.ok());
+    address_ = *local;
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~TcpRelay() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  const SocketAddress& address() const { return address_; }
+  std::string captured() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return captured_;
+  }
+
+ private:
+  void Run() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    pollfd accept_entry{listener_.get(), POLLIN, 0};
+    while (!stop_ && absl::Now() < deadline &&
+           ::poll(&accept_entry, 1, 50) <= 0) {
+    }
+    if (stop_ || absl::Now() >= deadline) return;
+    UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    UniqueFd holder(::socket(target_.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!client || !holder ||
+        ::connect(holder.get(), target_.get(), target_.length) != 0) {
+      return;
+    }
+    int open_sides = 2;
+    bool client_open = true;
+    bool holder_open = true;
+    while (!stop_ && open_sides > 0 && absl::Now() < deadline) {
+      const short client_events = client_open ? POLLIN : 0;
+      const short holder_events = holder_open ? POLLIN : 0;
+      pollfd entries[2] = {{client.get(), client_events, 0},
+                           {holder.get(), holder_events, 0}};
+      if (::poll(entries, 2, 50) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if ((entries[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        const int from = i == 0 ? client.get() : holder.get();
+        const int to = i == 0 ? holder.get() : client.get();
+        char buffer[65536];
+        ssize_t n = ::recv(from, buffer, sizeof(buffer), 0);
+        if (n <= 0) {
+          ::shutdown(to, SHUT_WR);
+          (i == 0 ? client_open : holder_open) = false;
+          --open_sides;
+          continue;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          captured_.append(buffer, static_cast<size_t>(n));
+        }
+        for (ssize_t sent = 0; sent < n;) {
+          ssize_t m = ::send(to, buffer + sent, static_cast<size_t>(n - sent),
+                             MSG_NOSIGNAL);
+          if (m <= 0) break;
+          sent += m;
+        }
+      }
+    }
+  }
+
+  const SocketAddress target_;
+  UniqueFd listener_;
+  SocketAddress address_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string captured_;  // guarded by mu_
+  std::thread thread_;
+};
+
+// Whether any 16-byte block of `file` (at a multiple of 16) appears
+// anywhere in `capture`: every 32-byte run of the file holds one.
+bool CaptureHoldsFileBytes(const std::string& file,
+                           const std::string& capture) {
+  absl::flat_hash_set<absl::string_view> blocks;
+  for (size_t i = 0; i + 16 <= file.size(); i += 16) {
+    blocks.insert(absl::string_view(file).substr(i, 16));
+  }
+  for (size_t i = 0; i + 16 <= capture.size(); ++i) {
+    if (blocks.contains(absl::string_view(capture).substr(i, 16))) return true;
+  }
+  return false;
+}
+
+std::unique_ptr<ControlClient> LoggedIn(const Daemon& daemon,
+                                        const std::string& user,
+                                        const std::string& password,
+                                        uint16_t file_port = 0,
+                                        const KeyPin& pin = KeyPin{}) {
+  ControlClient::Options options;
+  options.host = "127.0.0.1";
+  options.port = daemon.port();
+  absl::StatusOr<std::unique_ptr<ControlClient>> client =
+      ControlClient::Connect(options);
+  if (!client.ok()) {
+    ADD_FAILURE() << client.status();
+    return nullptr;
+  }
+  (*client)->SetKeyPin(pin);
+  if (absl::Status s = (*client)->Login(user, password, file_port); !s.ok()) {
+    ADD_FAILURE() << user << ": " << s;
+    return nullptr;
+  }
+  return *std::move(client);
+}
+
+// Downloads `name` (as vader would) through a relay in front of the holder
+// the daemon names; returns what the relay saw.
+std::string DownloadThroughRelay(const Daemon& daemon, const std::string& name,
+                                 const std::string& folder,
+                                 bool expect_encrypted) {
+  std::unique_ptr<ControlClient> vader = LoggedIn(daemon, "vader", "vaderpass");
+  if (vader == nullptr) return "";
+  absl::StatusOr<FileLocation> location = vader->Get(name);
+  EXPECT_TRUE(location.ok()) << location.status();
+  if (!location.ok()) return "";
+  EXPECT_EQ(!IsPlaintextPin(location->key_pin), expect_encrypted);
+  TcpRelay relay(location->address);
+  DownloadRequest request;
+  request.holder = relay.address();
+  request.name = name;
+  request.ticket = location->ticket;
+  request.destination_dir = folder;
+  request.expected_size = location->size;
+  request.expected_sha256 = location->sha256;
+  request.holder_pin = location->key_pin;
+  request.holder_name = location->holder;
+  absl::Status downloaded = Download(request);
+  EXPECT_TRUE(downloaded.ok()) << downloaded;
+  vader->Logout().IgnoreError();
+  // The relay has forwarded everything the download read; let it see the
+  // holder's close too.
+  absl::SleepFor(absl::Milliseconds(100));
+  return relay.captured();
+}
+
+constexpr char kSecretName[] = "secret-plans.bin";
+
+TEST(TlsTransferTest, CaptureHoldsNeitherTheFileNorItsName) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir out;
+  WriteRandomFile(hans_dir.path() + "/" + kSecretName, 1 << 20, 12);
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)),
+            "File published successfully\n");
+
+  const std::string capture =
+      DownloadThroughRelay(daemon, kSecretName, out.path(), true);
+  const std::string file = ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
+  ASSERT_EQ(ReadFileOrEmpty(out.path() + "/" + kSecretName), file);
+  EXPECT_GT(capture.size(), file.size());  // it all went through the relay
+  EXPECT_FALSE(CaptureHoldsFileBytes(file, capture));
+  EXPECT_FALSE(absl::StrContains(capture, kSecretName));
+  EXPECT_FALSE(absl::StrContains(capture, "secret-plans"));
+}
+
+TEST(TlsTransferTest, PlaintextTransfersStillDownloadAndShowOnTheWire) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir out;
+  TempDir vader_dir;
+  WriteRandomFile(hans_dir.path() + "/" + kSecretName, 1 << 20, 13);
+  Shell hans(daemon.address(), "hans", "hanspass", hans_dir.path(),
+             {"--plaintext-transfers"});
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)),
+            "File published successfully\n");
+  const std::string file = ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
+
+  // peerctl itself downloads it.
+  CommandResult get = RunPeerctl(daemon, "vader", "vaderpass",
+                                 {"get", kSecretName}, vader_dir.path());
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(ReadFileOrEmpty(vader_dir.path() + "/" + kSecretName), file);
+
+  // The same capture as above sees everything: the check can fail.
+  const std::string capture =
+      DownloadThroughRelay(daemon, kSecretName, out.path(), false);
+  EXPECT_TRUE(CaptureHoldsFileBytes(file, capture));
+  EXPECT_TRUE(absl::StrContains(capture, kSecretName));
+}
+
+TEST(TlsTransferTest, HolderWithAnotherKeyIsRefused) {
+  Daemon daemon;
+  TempDir share;
+  TempDir vader_dir;
+  share.WriteFile("a.txt", "contents\n");
+  absl::StatusOr<TlsIdentity> registered = TlsIdentity::Generate();
+  absl::StatusOr<TlsIdentity> presented = TlsIdentity::Generate();
+  ASSERT_TRUE(registered.ok() && presented.ok());
+  // A "holder" that registers one key and presents another: what a man in
+  // the middle with a key of its own, or a holder whose key changed, looks
+  // like to the downloader.
+  absl::StatusOr<std::shared_ptr<TlsServerContext>> context =
+      TlsServerContext::Create(*presented);
+  ASSERT_TRUE(context.ok());
+  FileServer::Options server_options;
+  server_options.share_dir = share.path();
+  server_options.bind = *SocketAddress::FromNumeric("127.0.0.1", 0);
+  std::atomic<int> requests{0};
+  server_options.authorizer = [&](absl::string_view, absl::string_view) {
+    ++requests;
+    return absl::OkStatus();
+  };
+  server_options.tls = *context;
+  absl::StatusOr<std::unique_ptr<FileServer>> server =
+      FileServer::Start(std::move(server_options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<ControlClient> hans = LoggedIn(
+      daemon, "hans", "hanspass", (*server)->port(), registered->pin());
+  ASSERT_NE(hans, nullptr);
+  absl::StatusOr<FileInfo> info = HashFile(share.path(), "a.txt");
+  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(hans->Publish("a.txt", info->size, info->sha256).ok());
+  // Heartbeats while the download runs (the session times out after 3 s).
+  std::atomic<bool> done{false};
+  std::thread heartbeats([&] {
+    for (int i = 0; i < 600 && !done; ++i) {
+      if (i % 10 == 0) hans->Heartbeat().IgnoreError();
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  });
+
+  CommandResult get = RunPeerctl(daemon, "vader", "vaderpass", {"get", "a.txt"},
+                                 vader_dir.path());
+  done = true;
+  heartbeats.join();
+  EXPECT_EQ(get.exit_code, kExitHolderKeyMismatch) << get.err;
+  EXPECT_TRUE(absl::StrContains(
+      get.err, absl::StrCat("holder hans at 127.0.0.1:", (*server)->port(),
+                            " presented a different key than the daemon "
+                            "registered for it; refusing the download")))
+      << get.err;
+  EXPECT_TRUE(ListFolder(vader_dir.path()).empty());
+  EXPECT_EQ(requests.load(), 0);  // no request, so no ticket, was sent
+}
+
+TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir curl_dir;
+  // A space and a quote: the command must quote them for the shell.
+  const std::string name = "it's a file.bin";
+  WriteRandomFile(hans_dir.path() + "/" + name, 300000, 14);
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_EQ(hans.Run(absl::StrCat("pub ", name)),
+            "File published successfully\n");
+
+  CommandResult url =
+      RunPeerctl(daemon, "vader", "vaderpass", {"url", name}, curl_dir.path());
+  ASSERT_EQ(url.exit_code, 0) << url.err;
+  EXPECT_TRUE(
+      absl::StartsWith(url.out, "curl --fail -k --pinnedpubkey 'sha256//"))
+      << url.out;
+  EXPECT_TRUE(absl::StrContains(url.out, "'https://127.0.0.1:")) << url.out;
+  EXPECT_TRUE(absl::StrContains(url.err, "valid for")) << url.err;
+
+  Process::Options shell;
+  shell.argv = {"/bin/sh", "-c", url.out};
+  shell.cwd = curl_dir.path();
+  CommandResult curl = RunToCompletion(shell, absl::Seconds(30));
+  EXPECT_EQ(curl.exit_code, 0) << curl.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/" + name),
+            ReadFileOrEmpty(hans_dir.path() + "/" + name));
+}
+
+}  // namespace
+}  // namespace pcfs::testing
