@@ -40,7 +40,7 @@ size_t RequestHandler::HandlePublish(const Message& m, const Caller& caller,
   }
   FileMeta meta;
   meta.size = request->size;
-  meta.sha256 = request->sha256;
+  meta.root = request->root;
   // Published as asked already: nothing to record. (A change of this name
   // still queued for the journal is concurrent with this request, and
   // either order is a true answer.)
@@ -193,7 +193,7 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
   get.address.ip = holder->file_server.ip;
   get.address.port = holder->file_server.port;
   get.size = holder->meta.size;
-  get.sha256 = holder->meta.sha256;
+  get.root = holder->meta.root;
   // On the stack: a GET allocates nothing (tests/unit/
   // request_allocation_test.cc).
   char ticket[kMaxTicketChars];

@@ -21,7 +21,9 @@
 #include "absl/time/clock.h"
 #include "core/base/clock.h"
 #include "core/base/names.h"
+#include "core/proto/merkle.h"
 #include "peerctl/body_sink.h"
+#include "peerctl/chunk_hasher.h"
 #include "peerctl/http.h"
 
 namespace pcfs {
@@ -447,18 +449,21 @@ absl::Status Download(const DownloadRequest& request) {
   status = file.Open(request.name);
   if (status.ok()) status = Preallocate(file.fd(), *length);
   if (!status.ok()) return status;
-  absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(file.fd());
+  absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
+      ChunkHashPool::Create(file.fd(), *length, {});
+  if (!pool.ok()) return pool.status();
+  absl::StatusOr<std::unique_ptr<BodySink>> sink =
+      BodySink::Create(file.fd(), pool->get());
   if (!sink.ok()) return sink.status();
   status = ReceiveBody(socket->get(), **sink, prefix, *length, bounds,
                        request.progress);
+  if (status.ok()) status = (*sink)->Finish();
   if (!status.ok()) return status;
-  absl::StatusOr<Sha256Digest> received_digest = (*sink)->Finish();
-  if (!received_digest.ok()) return received_digest.status();
-  const Sha256Digest digest = *received_digest;
-  if (request.expected_sha256 && digest != *request.expected_sha256) {
-    return absl::DataLossError(absl::StrCat(
-        "SHA-256 mismatch: expected ", Sha256ToHex(*request.expected_sha256),
-        ", received ", Sha256ToHex(digest)));
+  const Sha256Digest root = MerkleRoot((*pool)->leaves());
+  if (request.expected_root && root != *request.expected_root) {
+    return absl::DataLossError(absl::StrCat("Merkle root mismatch: expected ",
+                                            Sha256ToHex(*request.expected_root),
+                                            ", received ", Sha256ToHex(root)));
   }
   if (::fsync(file.fd()) != 0) return ErrnoStatus("fsync", errno);
   status = file.LinkAs(request.name);

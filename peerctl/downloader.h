@@ -5,16 +5,17 @@
 //
 // The bytes go into an unnamed O_TMPFILE file in the destination folder (on
 // a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file),
-// spliced from the socket through a pipe, hashed with SHA-256 as they land
-// (on a second thread that reads them back from the page cache, see
-// peerctl/body_sink.h, which also starts their writeback to disk during the
-// transfer), and are checked against Content-Length and, when given, the
-// expected size and SHA-256. Only then is the file fsynced and linked under
-// its name, never replacing an existing file, and the folder fsynced. On any
-// failure nothing is left in the folder.
+// spliced from the socket through a pipe, hashed chunk by chunk as they land
+// (core/proto/merkle.h; on a pool of threads, one a core, that read them
+// back from the page cache, see peerctl/body_sink.h and
+// peerctl/chunk_hasher.h; the sink also starts their writeback to disk
+// during the transfer), and are checked against Content-Length and, when
+// given, the expected size and Merkle root. Only then is the file fsynced and
+// linked under its name, never replacing an existing file, and the folder
+// fsynced. On any failure nothing is left in the folder.
 //
-// Thread-safe: Download() keeps no state between calls (each call runs one
-// hashing thread of its own for its duration); concurrent calls
+// Thread-safe: Download() keeps no state between calls (each call runs a
+// pool of hashing threads of its own for its duration); concurrent calls
 // must use different (folder, name) pairs, or all but one fail with
 // AlreadyExists.
 #ifndef PCFS_PEERCTL_DOWNLOADER_H_
@@ -40,7 +41,7 @@ struct DownloadRequest {
   std::string ticket;    // sent as "Authorization: Bearer"; empty: none
   std::string destination_dir;
   std::optional<uint64_t> expected_size;
-  std::optional<Sha256Digest> expected_sha256;
+  std::optional<Sha256Digest> expected_root;
   // The longest the TCP connect may take. A holder that does not answer at
   // all (its host gone, a firewall dropping SYNs) fails after it with
   // DeadlineExceeded "holder 10.0.0.2:40123 did not answer within 3 s":
@@ -100,7 +101,7 @@ class ProgressLine {
 //                       see http::StatusFromHttpCode)
 //   DeadlineExceeded    the holder did not answer the connect within
 //                       `connect_timeout`, or kept silent for `timeout`
-//   DataLoss            a short body, or a size or SHA-256 that differs
+//   DataLoss            a short body, or a size or Merkle root that differs
 //                       from the expected one
 //   Unavailable         connection refused or reset
 //   Cancelled           `cancel` was set

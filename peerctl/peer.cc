@@ -128,7 +128,7 @@ absl::Status Peer::Publish(absl::string_view name) {
         info.status().code(),
         absl::StrCat("cannot publish ", name, ": ", info.status().message()));
   }
-  if (absl::Status s = client_->Publish(name, info->size, info->sha256);
+  if (absl::Status s = client_->Publish(name, info->size, info->root);
       !s.ok()) {
     return s;
   }
@@ -181,7 +181,7 @@ absl::StatusOr<std::string> Peer::GetInto(
     request.ticket = location->ticket;
     request.destination_dir = download_dir;
     request.expected_size = location->size;
-    request.expected_sha256 = location->sha256;
+    request.expected_root = location->root;
     request.timeout = options_.download_timeout;
     request.deadline = options_.server.deadline;
     request.cancel = cancel;

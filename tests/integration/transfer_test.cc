@@ -33,7 +33,7 @@ namespace {
 constexpr char kFourUsers[] =
     "hans hanspass\nvader vaderpass\nyoda yodapass\nleia leiapass\n";
 
-// The size and SHA-256 of `dir`/`name` (FileInfo{} if unreadable).
+// The size and Merkle root of `dir`/`name` (FileInfo{} if unreadable).
 FileInfo HashOf(const std::string& dir, const std::string& name) {
   absl::StatusOr<FileInfo> info = HashFile(dir, name);
   EXPECT_TRUE(info.ok()) << dir << "/" << name << ": " << info.status();
@@ -205,14 +205,14 @@ TEST(TransferTest, FileChangedAfterPublishingFailsTheHashAndLeavesNothing) {
   Shell hans(daemon, "hans", "hanspass", hans_dir);
   ASSERT_TRUE(hans.logged_in());
   ASSERT_EQ(hans.Run("pub data.bin"), "File published successfully\n");
-  // Same size, other bytes: only the SHA-256 can tell.
+  // Same size, other bytes: only the Merkle root can tell.
   WriteRandomFile(hans_dir + "/data.bin", 1 << 20, 14);
 
   Shell vader(daemon, "vader", "vaderpass", vader_dir);
   ASSERT_TRUE(vader.logged_in());
   const std::string out = vader.Run("get data.bin");
   EXPECT_TRUE(absl::StartsWith(out, "Download failed: ")) << out;
-  EXPECT_TRUE(absl::StrContains(out, "SHA-256 mismatch")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "Merkle root mismatch")) << out;
   EXPECT_EQ(ListFolder(vader_dir), std::vector<std::string>{});
 }
 

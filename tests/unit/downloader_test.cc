@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/proto/merkle.h"
 #include "gtest/gtest.h"
 #include "peerctl/exit_codes.h"
 #include "peerctl/file_hash.h"
@@ -155,7 +156,7 @@ class DownloaderTest : public ::testing::Test {
     absl::StatusOr<FileInfo> info = HashFile(share_, name);
     if (info.ok()) {
       request.expected_size = info->size;
-      request.expected_sha256 = info->sha256;
+      request.expected_root = info->root;
     }
     return request;
   }
@@ -168,10 +169,13 @@ class DownloaderTest : public ::testing::Test {
     request.ticket = std::string(kTicket);
     request.destination_dir = destination_;
     request.timeout = absl::Seconds(10);
-    absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-    hasher->Update(contents.data(), contents.size());
+    std::vector<Sha256Digest> leaves;
+    for (uint64_t i = 0; i < MerkleChunkCount(contents.size()); ++i) {
+      leaves.push_back(MerkleLeafHash(contents.substr(
+          i * kMerkleChunkBytes, MerkleChunkLength(contents.size(), i))));
+    }
     request.expected_size = contents.size();
-    request.expected_sha256 = hasher->Finish();
+    request.expected_root = MerkleRoot(leaves);
     return request;
   }
 
@@ -192,7 +196,9 @@ class DownloaderTest : public ::testing::Test {
     FakeHolder fake(http::FormatOkHead(served.size()) + served, Ending::kClose);
     absl::Status status = Download(RequestFromFake(fake, real));
     EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
-    EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
+    EXPECT_NE(status.message().find("Merkle root mismatch"),
+              absl::string_view::npos)
+        << status;
     EXPECT_TRUE(DestinationEntries().empty());
   }
 
@@ -259,7 +265,7 @@ TEST_F(DownloaderTest, ThreeConcurrentDownloadsOfA64MiBFile) {
         HashFile(absl::StrCat(destination_, "/", i), "big.bin");
     ASSERT_TRUE(copy.ok()) << copy.status();
     EXPECT_EQ(copy->size, *base.expected_size);
-    EXPECT_EQ(copy->sha256, *base.expected_sha256);
+    EXPECT_EQ(copy->root, *base.expected_root);
   }
 }
 
@@ -351,7 +357,7 @@ TEST_F(DownloaderTest, LargeBodyCutShortLeavesNoFile) {
       http::FormatOkHead(contents.size()) + contents.substr(0, (17 << 20) + 5),
       Ending::kClose);
   DownloadRequest request = RequestFromFake(fake, contents);
-  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_root.reset();  // the length alone must catch it
   request.expected_size.reset();
   absl::Status status = Download(request);
   EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
@@ -364,7 +370,7 @@ TEST_F(DownloaderTest, TruncatedBodyFailsAndLeavesNothing) {
       http::FormatOkHead(contents.size()) + contents.substr(0, 5000),
       Ending::kClose);
   DownloadRequest request = RequestFromFake(fake, contents);
-  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_root.reset();  // the length alone must catch it
   request.expected_size.reset();
   absl::Status status = Download(request);
   EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
