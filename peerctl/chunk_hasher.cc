@@ -16,9 +16,8 @@ absl::StatusOr<std::unique_ptr<ChunkHashPool>> ChunkHashPool::Create(
     int fd, uint64_t size, Options options) {
   const uint64_t chunks = MerkleChunkCount(size);
   if (!options.expected.empty() && options.expected.size() != chunks) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options.expected.size(), " expected leaves for ", chunks,
-                     " chunks"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.expected.size(), " expected leaves for ", chunks, " chunks"));
   }
   size_t threads = options.threads;
   if (threads == 0) threads = std::thread::hardware_concurrency();
@@ -104,9 +103,9 @@ absl::Status ChunkHashPool::HashChunk(uint64_t index,
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus("pread", errno);
     if (n == 0) {
-      return absl::DataLossError(
-          absl::StrCat("chunk ", index, " is cut short at byte ",
-                       offset + have, " of ", size_));
+      return absl::DataLossError(absl::StrCat("chunk ", index,
+                                              " is cut short at byte ",
+                                              offset + have, " of ", size_));
     }
     have += static_cast<size_t>(n);
   }

@@ -51,8 +51,9 @@ class ChunkHashPool {
   // not owned; kept open by the caller for the pool's life), from file
   // offset 0. InvalidArgument if `expected` is given with a count that is
   // not MerkleChunkCount(size).
-  static absl::StatusOr<std::unique_ptr<ChunkHashPool>> Create(
-      int fd, uint64_t size, Options options);
+  static absl::StatusOr<std::unique_ptr<ChunkHashPool>> Create(int fd,
+                                                               uint64_t size,
+                                                               Options options);
 
   ChunkHashPool(const ChunkHashPool&) = delete;
   ChunkHashPool& operator=(const ChunkHashPool&) = delete;

@@ -24,25 +24,17 @@
 #include "core/proto/merkle.h"
 #include "peerctl/body_sink.h"
 #include "peerctl/chunk_hasher.h"
+#include "peerctl/download_internal.h"
 #include "peerctl/http.h"
+#include "peerctl/resumable_download.h"
 
 namespace pcfs {
-namespace {
+// The helpers peerctl/resumable_download.cc shares (see
+// peerctl/download_internal.h).
+namespace download_internal {
 
 constexpr int kTempNameAttempts = 64;
 constexpr int kPipeBytes = 1 << 20;
-
-// What bounds a download: its stall timeout, its overall deadline and the
-// caller's cancel flag.
-struct Bounds {
-  absl::Duration timeout;
-  absl::Time deadline;
-  const std::atomic<bool>* cancel;
-
-  bool cancelled() const {
-    return cancel != nullptr && cancel->load(std::memory_order_relaxed);
-  }
-};
 
 absl::Status Cancelled() { return absl::CancelledError("download cancelled"); }
 
@@ -420,9 +412,18 @@ absl::StatusOr<uint64_t> RequestFile(int socket_fd,
   return *response->content_length;
 }
 
-}  // namespace
+}  // namespace download_internal
+
+using download_internal::Bounds;
+using download_internal::Connect;
+using download_internal::Preallocate;
+using download_internal::ReceiveBody;
+using download_internal::TempFile;
 
 absl::Status Download(const DownloadRequest& request) {
+  using download_internal::CheckRequest;
+  using download_internal::RefuseExisting;
+  using download_internal::RequestFile;
   absl::Status status = CheckRequest(request);
   if (!status.ok()) return status;
   UniqueFd dir(::open(request.destination_dir.c_str(),
@@ -433,6 +434,12 @@ absl::Status Download(const DownloadRequest& request) {
   status = RefuseExisting(dir.get(), request);
   if (!status.ok()) return status;
   const Bounds bounds{request.timeout, request.deadline, request.cancel};
+  // With the size and root known, chunk by chunk into a partial file that a
+  // later get resumes (peerctl/resumable_download.h); whole, as below, only
+  // from a holder that offers no leaves.
+  absl::StatusOr<bool> resumed = DownloadResumable(request, dir.get(), bounds);
+  if (!resumed.ok()) return resumed.status();
+  if (*resumed) return absl::OkStatus();
   absl::StatusOr<UniqueFd> socket =
       Connect(request.holder, request.connect_timeout, bounds);
   if (!socket.ok()) return socket.status();

@@ -10,6 +10,7 @@
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
+#include "core/proto/merkle.h"
 #include "peerctl/downloader.h"
 #include "peerctl/exit_codes.h"
 
@@ -47,6 +48,14 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
     server.authorizer = [self](absl::string_view name,
                                absl::string_view ticket) {
       return self->AuthorizeDownload(name, ticket);
+    };
+    // From the cache `pub` filled: an unchanged published file is not read.
+    server.leaf_source =
+        [self](absl::string_view name) -> absl::StatusOr<std::string> {
+      absl::StatusOr<FileInfo> info =
+          self->hashes_.Hash(self->options_.share_dir, name);
+      if (!info.ok()) return info.status();
+      return MerkleLeavesToBytes(info->leaves);
     };
     absl::StatusOr<std::unique_ptr<FileServer>> started =
         FileServer::Start(std::move(server));

@@ -3,8 +3,11 @@
 #include <openssl/evp.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 namespace pcfs {
 namespace {
@@ -69,6 +72,28 @@ Sha256Digest MerkleRoot(absl::Span<const Sha256Digest> leaves) {
     level.resize(out);
   }
   return level.front();
+}
+
+std::string MerkleLeavesToBytes(absl::Span<const Sha256Digest> leaves) {
+  std::string bytes;
+  bytes.reserve(leaves.size() * kSha256Size);
+  for (const Sha256Digest& leaf : leaves) {
+    bytes.append(reinterpret_cast<const char*>(leaf.data()), leaf.size());
+  }
+  return bytes;
+}
+
+absl::StatusOr<std::vector<Sha256Digest>> MerkleLeavesFromBytes(
+    absl::string_view bytes) {
+  if (bytes.size() % kSha256Size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        bytes.size(), " bytes are not a whole number of 32-byte leaves"));
+  }
+  std::vector<Sha256Digest> leaves(bytes.size() / kSha256Size);
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    std::memcpy(leaves[i].data(), bytes.data() + i * kSha256Size, kSha256Size);
+  }
+  return leaves;
 }
 
 }  // namespace pcfs

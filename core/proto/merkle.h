@@ -16,7 +16,10 @@
 #define PCFS_CORE_PROTO_MERKLE_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/base/digest.h"
@@ -44,6 +47,13 @@ Sha256Digest MerkleNodeHash(const Sha256Digest& left,
 
 // The root over `leaves` (in chunk order); SHA-256("") for none.
 Sha256Digest MerkleRoot(absl::Span<const Sha256Digest> leaves);
+
+// The leaves as the holder sends them ("GET /m/NAME", docs/PROTOCOL.md):
+// 32 bytes each, in chunk order, nothing else.
+std::string MerkleLeavesToBytes(absl::Span<const Sha256Digest> leaves);
+// The reverse; InvalidArgument unless `bytes` is a whole number of leaves.
+absl::StatusOr<std::vector<Sha256Digest>> MerkleLeavesFromBytes(
+    absl::string_view bytes);
 
 }  // namespace pcfs
 

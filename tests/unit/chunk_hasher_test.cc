@@ -30,8 +30,8 @@ class ChunkHasherTest : public ::testing::Test {
     std::mt19937 random(7);
     contents_.resize(5 * kMerkleChunkBytes + 333);
     for (char& c : contents_) c = static_cast<char>(random());
-    file_.Reset(::open((dir_ + "/f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC,
-                       0644));
+    file_.Reset(
+        ::open((dir_ + "/f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     ASSERT_TRUE(file_);
     ASSERT_EQ(::write(file_.get(), contents_.data(), contents_.size()),
               static_cast<ssize_t>(contents_.size()));

@@ -81,11 +81,21 @@ class FakeHolder {
   const SocketAddress& address() const { return address_; }
 
  private:
+  // A holder without leaves (an older peerctl): "GET /m/" gets 404 and the
+  // downloader comes back for the whole file on a second connection, which
+  // gets `response`.
   void Serve(const std::string& response, Ending ending) {
+    for (int connection = 0; connection < 2; ++connection) {
+      if (ServeOne(response, ending)) return;
+    }
+  }
+
+  // True once `response` (or silence) was the answer.
+  bool ServeOne(const std::string& response, Ending ending) {
     pollfd entry{listener_.get(), POLLIN, 0};
-    if (::poll(&entry, 1, 10000) != 1) return;
+    if (::poll(&entry, 1, 10000) != 1) return true;
     UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!client) return;
+    if (!client) return true;
     timeval timeout{10, 0};
     ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
                  sizeof(timeout));
@@ -93,18 +103,24 @@ class FakeHolder {
     char buffer[4096];
     while (head.find("\r\n\r\n") == std::string::npos) {
       ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
-      if (n <= 0) return;
+      if (n <= 0) return true;
       head.append(buffer, static_cast<size_t>(n));
+    }
+    if (head.starts_with("GET /m/")) {
+      const std::string none = http::FormatErrorHead(http::kNotFound);
+      ::send(client.get(), none.data(), none.size(), MSG_NOSIGNAL);
+      return false;
     }
     if (ending == Ending::kStaySilent) {
       ::recv(client.get(), buffer, sizeof(buffer), 0);  // until the client
-      return;                                           // gives up
+      return true;                                      // gives up
     }
     ::send(client.get(), response.data(), response.size(), MSG_NOSIGNAL);
     if (ending == Ending::kReset) {
       linger hard{1, 0};  // close with RST instead of FIN
       ::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
     }
+    return true;
   }
 
   UniqueFd listener_;
@@ -139,6 +155,15 @@ class DownloaderTest : public ::testing::Test {
     options.share_dir = share_;
     options.bind = Loopback(bind_host, 0);
     options.authorizer = TestAuthorizer;
+    // As peerctl's holder does: the leaves, so that downloads are chunk
+    // verified and resumable (a holder without them: see FakeHolder).
+    options.leaf_source =
+        [share =
+             share_](absl::string_view name) -> absl::StatusOr<std::string> {
+      absl::StatusOr<FileInfo> info = HashFile(share, name);
+      if (!info.ok()) return info.status();
+      return MerkleLeavesToBytes(info->leaves);
+    };
     absl::StatusOr<std::unique_ptr<FileServer>> server =
         FileServer::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
