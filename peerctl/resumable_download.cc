@@ -80,10 +80,10 @@ absl::StatusOr<std::vector<Sha256Digest>> FetchLeaves(
     return http::StatusFromHttpCode(response.status_code);
   }
   if (!response.content_length || *response.content_length != want) {
-    return absl::DataLossError(absl::StrCat(
-        "the holder offers ",
-        response.content_length ? *response.content_length : 0,
-        " bytes of chunk hashes; the file published has ", want));
+    return absl::DataLossError(
+        absl::StrCat("the holder offers ",
+                     response.content_length ? *response.content_length : 0,
+                     " bytes of chunk hashes; the file published has ", want));
   }
   std::string bytes((*exchange)->prefix().substr(0, want));
   bytes.resize(want);
@@ -179,15 +179,14 @@ absl::Status FetchRun(const DownloadRequest& request, int fd,
   }
   const http::ContentRange expected{from, to - 1, size};
   if (!response.content_range || !(*response.content_range == expected)) {
-    return absl::DataLossError(absl::StrCat(
-        "the holder sent another range than bytes ", from, "-", to - 1, "/",
-        size, " (the file published)"));
+    return absl::DataLossError(
+        absl::StrCat("the holder sent another range than bytes ", from, "-",
+                     to - 1, "/", size, " (the file published)"));
   }
   if (::lseek(fd, static_cast<off_t>(from), SEEK_SET) < 0) {
     return ErrnoStatus("lseek", errno);
   }
-  absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(fd, &pool);
+  absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(fd, &pool);
   if (!sink.ok()) return sink.status();
   const uint64_t before = *received;
   std::function<void(uint64_t, uint64_t)> progress;
@@ -293,7 +292,8 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   }
   for (uint64_t i = 0; i < verified.size(); ++i) {
     if (!verified[i] && !(*pool)->Verified(i)) {
-      return absl::InternalError(absl::StrCat("chunk ", i, " was not verified"));
+      return absl::InternalError(
+          absl::StrCat("chunk ", i, " was not verified"));
     }
   }
   if (::fsync(file->get()) != 0) return ErrnoStatus("fsync", errno);

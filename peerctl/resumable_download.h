@@ -51,9 +51,9 @@ std::string PartialFileName(absl::string_view name);
 // file, a name too long for its partial name, or a holder that answers 404
 // to /m/ (one without leaves: the caller then downloads the whole file).
 // Errors as Download(), and AlreadyExists while another get of the name runs.
-absl::StatusOr<bool> DownloadResumable(
-    const DownloadRequest& request, int dir_fd,
-    const download_internal::Bounds& bounds);
+absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
+                                       int dir_fd,
+                                       const download_internal::Bounds& bounds);
 
 }  // namespace pcfs
 

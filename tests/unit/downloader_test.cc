@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -150,7 +151,9 @@ class DownloaderTest : public ::testing::Test {
     ASSERT_TRUE(out.good());
   }
 
-  void StartServer(absl::string_view bind_host = "127.0.0.1") {
+  // `leaf_source` overrides the honest one (the leaves of the shared file).
+  void StartServer(absl::string_view bind_host = "127.0.0.1",
+                   FileServer::LeafSource leaf_source = nullptr) {
     FileServer::Options options;
     options.share_dir = share_;
     options.bind = Loopback(bind_host, 0);
@@ -164,6 +167,7 @@ class DownloaderTest : public ::testing::Test {
       if (!info.ok()) return info.status();
       return MerkleLeavesToBytes(info->leaves);
     };
+    if (leaf_source) options.leaf_source = std::move(leaf_source);
     absl::StatusOr<std::unique_ptr<FileServer>> server =
         FileServer::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
@@ -241,6 +245,113 @@ TEST_F(DownloaderTest, RoundTripIsByteIdentical) {
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(ReadWhole(destination_ + "/data.bin"), contents);
   EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"data.bin"});
+}
+
+// A partial from an interrupted get: chunks 0, 1 and 4 right, chunk 2 right
+// but for one byte, the rest zeros. The get keeps exactly the three that
+// verify (the progress starts there), fetches the others, and the partial
+// becomes the file.
+TEST_F(DownloaderTest, ResumesFromTheVerifiedChunksOfAPartial) {
+  const uint64_t chunk = kMerkleChunkBytes;
+  const std::string contents = RandomBytes(6 * chunk + 5, 11);
+  Share("big.bin", contents);
+  std::string partial(contents.size(), '\0');
+  for (uint64_t i : {0, 1, 2, 4}) {
+    partial.replace(i * chunk, chunk, contents.substr(i * chunk, chunk));
+  }
+  partial[2 * chunk + 7] ^= 1;
+  {
+    std::ofstream out(destination_ + "/.big.bin.pcfs-partial",
+                      std::ios::binary);
+    out.write(partial.data(), static_cast<std::streamsize>(partial.size()));
+  }
+  StartServer();
+  DownloadRequest request = RequestFor("big.bin");
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(first_progress, 3 * chunk);
+  EXPECT_EQ(ReadWhole(destination_ + "/big.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"big.bin"});
+}
+
+TEST_F(DownloaderTest, APartialOfAnotherSizeIsStartedOver) {
+  const std::string contents = RandomBytes(2 * kMerkleChunkBytes + 1, 12);
+  Share("f.bin", contents);
+  {
+    std::ofstream out(destination_ + "/.f.bin.pcfs-partial", std::ios::binary);
+    out << contents.substr(0, kMerkleChunkBytes);  // a right first chunk
+  }
+  StartServer();
+  DownloadRequest request = RequestFor("f.bin");
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(first_progress, 0u);
+  EXPECT_EQ(ReadWhole(destination_ + "/f.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"f.bin"});
+}
+
+// A holder whose leaves are those of the published file but whose bytes
+// differ in chunk 1: DataLoss naming the chunk; only the hidden partial
+// stays, and a later get from an honest holder resumes from it.
+TEST_F(DownloaderTest, ACorruptChunkFailsTheGetAndLinksNothing) {
+  const std::string contents = RandomBytes(3 * kMerkleChunkBytes, 13);
+  Share("c.bin", contents);
+  const std::string good_leaves =
+      MerkleLeavesToBytes(HashFile(share_, "c.bin")->leaves);
+  DownloadRequest request = RequestFor("c.bin");
+  std::string bad = contents;
+  bad[kMerkleChunkBytes + 3] ^= 1;
+  Share("c.bin", bad);
+  StartServer("127.0.0.1", [good_leaves](absl::string_view) {
+    return absl::StatusOr<std::string>(good_leaves);
+  });
+  request.holder = Loopback("127.0.0.1", server_->port());
+  absl::Status status = Download(request);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("chunk 1 (bytes 1048576-2097151) does not "
+                                  "match its published hash"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_EQ(DestinationEntries(),
+            std::vector<std::string>{".c.bin.pcfs-partial"});
+
+  server_.reset();
+  Share("c.bin", contents);
+  StartServer();
+  request.holder = Loopback("127.0.0.1", server_->port());
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_GE(first_progress.value_or(0), kMerkleChunkBytes);  // chunk 0 kept
+  EXPECT_EQ(ReadWhole(destination_ + "/c.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"c.bin"});
+}
+
+// Leaves that do not add up to the expected root (the holder serves another
+// file): DataLoss before any partial is made.
+TEST_F(DownloaderTest, LeavesThatDoNotAddUpFailBeforeAnyPartial) {
+  Share("d.bin", RandomBytes(kMerkleChunkBytes + 9, 14));
+  DownloadRequest request = RequestFor("d.bin");
+  StartServer("127.0.0.1", [](absl::string_view) {
+    return absl::StatusOr<std::string>(std::string(64, 'x'));
+  });
+  request.holder = Loopback("127.0.0.1", server_->port());
+  absl::Status status = Download(request);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("do not add up"), absl::string_view::npos)
+      << status;
+  EXPECT_TRUE(DestinationEntries().empty());
 }
 
 TEST_F(DownloaderTest, RoundTripOfEncodedUtf8NameWithSpaces) {
