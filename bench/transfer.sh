@@ -5,14 +5,15 @@
 #
 #   rawcopy      sendfile() -> loopback TCP -> recv()+write() into a file,
 #                fsync of the file and its folder (bench/rawcopy.cc: the
-#                downloader's receive path, without its SHA-256); timed to
+#                downloader's receive path, without its hashing); timed to
 #                the durable file (rawcopy), and in the same run also to the
 #                last byte written, before the fsyncs (rawcopy-nofsync: a
 #                copy that a crash may lose, which the downloader never is)
 #   rawcopy-splice  the same, receiving with splice() through a pipe
 #   peerctl      `peerctl --user getter get big.bin`, timed around the whole
 #                command: process start, SCRAM login, GET, ticket, download,
-#                SHA-256 check, fsync, link, logout
+#                the leaves, chunk checks on a pool of threads, fsync, rename,
+#                logout
 #   sha256       `openssl dgst -sha256` (the libcrypto peerctl uses; else
 #                sha256sum) of the page-cached source file: the hashing the
 #                downloader adds to rawcopy's path, for reading the gap

@@ -3,7 +3,11 @@
 // peerctl/http.h and lands it in a destination folder only when it is whole
 // and verified.
 //
-// The bytes go into an unnamed O_TMPFILE file in the destination folder (on
+// With an expected size and Merkle root (what `get` has), the download is
+// chunk-verified and resumable: see peerctl/resumable_download.h (the
+// partial ".NAME.pcfs-partial" stays after a failure, for the next call).
+// Otherwise, and from a holder that offers no leaves (404 to /m/):
+// the bytes go into an unnamed O_TMPFILE file in the destination folder (on
 // a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file),
 // spliced from the socket through a pipe, hashed chunk by chunk as they land
 // (core/proto/merkle.h; on a pool of threads, one a core, that read them
@@ -56,7 +60,8 @@ struct DownloadRequest {
   // DeadlineExceeded after it.
   absl::Time deadline = absl::InfiniteFuture();
   // When set and it becomes true (a Ctrl-C), the download stops within
-  // about 100 ms with Cancelled, leaving nothing in the folder.
+  // about 100 ms with Cancelled, leaving at most the hidden partial file
+  // (see peerctl/resumable_download.h).
   const std::atomic<bool>* cancel = nullptr;
   // Called with (bytes received, bytes in all) as the body arrives, on the
   // calling thread, after every chunk (up to 1 MiB): rate-limit the output.
@@ -102,7 +107,8 @@ class ProgressLine {
 //   DeadlineExceeded    the holder did not answer the connect within
 //                       `connect_timeout`, or kept silent for `timeout`
 //   DataLoss            a short body, or a size or Merkle root that differs
-//                       from the expected one
+//                       from the expected one, leaves that do not add up
+//                       to it, or a chunk that does not match its leaf
 //   Unavailable         connection refused or reset
 //   Cancelled           `cancel` was set
 //   DeadlineExceeded    also: `deadline` passed
