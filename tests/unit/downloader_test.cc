@@ -278,6 +278,35 @@ TEST_F(DownloaderTest, ResumesFromTheVerifiedChunksOfAPartial) {
   EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"big.bin"});
 }
 
+// Ctrl-C (the cancel flag) mid-body: Cancelled, the hidden partial stays
+// with its verified chunks, and the next call resumes from them.
+TEST_F(DownloaderTest, CancelKeepsThePartialForTheNextGet) {
+  const std::string contents = RandomBytes(8 * kMerkleChunkBytes, 15);
+  Share("k.bin", contents);
+  StartServer();
+  DownloadRequest request = RequestFor("k.bin");
+  std::atomic<bool> cancel{false};
+  request.cancel = &cancel;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (received >= 3 * kMerkleChunkBytes) cancel = true;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(absl::IsCancelled(status)) << status;
+  EXPECT_EQ(DestinationEntries(),
+            std::vector<std::string>{".k.bin.pcfs-partial"});
+
+  request.cancel = nullptr;
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_GE(first_progress.value_or(0), 3 * kMerkleChunkBytes);
+  EXPECT_EQ(ReadWhole(destination_ + "/k.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"k.bin"});
+}
+
 TEST_F(DownloaderTest, APartialOfAnotherSizeIsStartedOver) {
   const std::string contents = RandomBytes(2 * kMerkleChunkBytes + 1, 12);
   Share("f.bin", contents);
