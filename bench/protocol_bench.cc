@@ -125,7 +125,7 @@ size_t EncodePub(std::span<uint8_t> out) {
   PublishRequest request;
   request.name = kFileName;
   request.size = 1 << 30;
-  request.sha256.fill(0xab);
+  request.root.fill(0xab);
   return EncodePublishRequest(MakeHeader(MessageType::kPublish), request, out);
 }
 bool DecodePub(std::span<const uint8_t> datagram) {
@@ -193,7 +193,7 @@ size_t EncodeGetReplyDatagram(std::span<uint8_t> out) {
   reply.address.ip = {127, 0, 0, 1};
   reply.address.port = 40000;
   reply.size = 1 << 30;
-  reply.sha256.fill(0xab);
+  reply.root.fill(0xab);
   reply.ticket = kTicket;
   return EncodeGetReply(ReplyHeader(MessageType::kGet), reply, out);
 }

@@ -5,7 +5,7 @@
 #
 #   rawcopy      sendfile() -> loopback TCP -> recv()+write() into a file,
 #                fsync of the file and its folder (bench/rawcopy.cc: the
-#                downloader's receive path, without its SHA-256); timed to
+#                downloader's receive path, without its hashing); timed to
 #                the durable file (rawcopy), and in the same run also to the
 #                last byte written, before the fsyncs (rawcopy-nofsync: a
 #                copy that a crash may lose, which the downloader never is)
@@ -13,8 +13,9 @@
 #   peerctl      `peerctl --user getter get big.bin`, timed around the whole
 #                command: process start, SCRAM login, GET, ticket, TLS 1.3
 #                handshake with the holder's pinned key, encrypted download
-#                (userspace TLS unless the kernel has kTLS), SHA-256 check,
-#                fsync, link, logout
+#                (userspace TLS unless the kernel has kTLS) of the leaves and
+#                the file, chunk checks on a pool of threads, fsync, rename,
+#                logout
 #   peerctl-plaintext  the same from a second holder started with
 #                --plaintext-transfers (plain HTTP, sendfile and splice),
 #                of big-plain.bin, a hard link to the same file

@@ -127,6 +127,7 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   Bump(counters_->requests);
   log_user_[0] = '\0';
   deferred_ = false;
+  sealed_code_.reset();
   absl::StatusOr<Message> message = protocol::ParseDatagram(datagram);
   size_t size = 0;
   // Where a reply to a datagram that has proven no session key goes: never
@@ -175,8 +176,8 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   }
   // A deferred request is counted when its reply goes out.
   if (deferred_) return 0;
-  const uint8_t code =
-      size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
+  const uint8_t code = sealed_code_.value_or(
+      size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0);
   metrics_.Record(message.ok() ? message->header.type : 0, size > 0, code);
   if (size > 0) {
     Bump(counters_->replies);
@@ -273,6 +274,7 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
         h, std::span<const uint8_t>(opened_body_).first(m.body.size())};
     size = DispatchSessionRequest(opened, caller, now, reply);
   }
+  if (size > protocol::kHeaderSize) sealed_code_ = reply[protocol::kHeaderSize];
   return SealReply(caller.keys, caller.sequence, reply, size);
 }
 

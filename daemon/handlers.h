@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -313,6 +314,9 @@ class RequestHandler {
   JournalWriter::CompletionQueue* completions_ = nullptr;
   ReplySender send_;
   bool deferred_ = false;  // the request Handle() runs was deferred
+  // The result code of the reply HandleSessionRequest() sealed (the sealed
+  // bytes no longer show it), for the metrics; unset for other replies.
+  std::optional<uint8_t> sealed_code_;
   std::array<uint8_t, protocol::kMaxDatagramSize> deferred_reply_{};
   // The decrypted body of the session request being handled (its decoded
   // fields are views into it until Handle() returns).

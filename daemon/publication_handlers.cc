@@ -40,7 +40,7 @@ size_t RequestHandler::HandlePublish(const Message& m, const Caller& caller,
   }
   FileMeta meta;
   meta.size = request->size;
-  meta.sha256 = request->sha256;
+  meta.root = request->root;
   // Published as asked already: nothing to record. (A change of this name
   // still queued for the journal is concurrent with this request, and
   // either order is a true answer.)
@@ -153,9 +153,10 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
     sessions_->ForgetPending(caller.session_id, h.request_id, h.type);
     size = RecordFailed(h, outcome, reply);
   }
-  size = SealReply(caller.keys, caller.sequence, reply, size);
+  // Read before sealing: the sealed bytes no longer show it.
   const uint8_t code =
       size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
+  size = SealReply(caller.keys, caller.sequence, reply, size);
   metrics_.Record(h.type, size > 0, code);
   if (size == 0) return;
   Bump(counters_->replies);
@@ -193,7 +194,7 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
   get.address.ip = holder->file_server.ip;
   get.address.port = holder->file_server.port;
   get.size = holder->meta.size;
-  get.sha256 = holder->meta.sha256;
+  get.root = holder->meta.root;
   get.key_pin = holder->key_pin;
   // On the stack: a GET allocates nothing (tests/unit/
   // request_allocation_test.cc).

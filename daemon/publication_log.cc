@@ -38,12 +38,19 @@ constexpr char kOldJournalName[] = "publications.journal.old";
 constexpr char kNewJournalName[] = "publications.journal.new";
 constexpr char kLockName[] = "lock";
 
-// Format 2 files begin with "PCFS-"; 0.1.0's begin with a record ("P " or
-// "U ") or are empty.
-constexpr char kMagicPrefix[] = "PCFS-";
 constexpr char kSnapshotMagic[] = "PCFS-SNAPSHOT ";
 constexpr char kJournalMagic[] = "PCFS-JOURNAL ";
-constexpr char kFormatVersion[] = "2";
+constexpr char kFormatVersion[] = "3";
+// Format 2 and 0.1.0's files record whole-file SHA-256 digests where format
+// 3 records Merkle roots (core/proto/merkle.h). Both are 32 bytes, so an old
+// digest would load as a root that no download can ever match: such state is
+// refused with this advice instead.
+constexpr char kSha256StateAdvice[] =
+    " records whole-file SHA-256 digests, not the Merkle roots this "
+    "peerconnectd records (format 3), so it is not loaded: move the "
+    "publications.* files of the state folder aside and start again "
+    "(publishers then `pub` their files again), or keep running the version "
+    "that wrote them";
 constexpr char kEndPrefix[] = "END ";
 // " " and 8 hex digits after every line's body.
 constexpr size_t kChecksumChars = 9;
@@ -175,7 +182,7 @@ class JournalRecord {
 void BuildPublishRecord(absl::string_view user, absl::string_view name,
                         const FileMeta& meta, JournalRecord& record) {
   record.Text("P ").Text(user).Text(" ").Number(meta.size).Text(" ");
-  record.Hex(meta.sha256).Text(" ").Text(name).Seal();
+  record.Hex(meta.root).Text(" ").Text(name).Seal();
 }
 
 void BuildUnpublishRecord(absl::string_view user, absl::string_view name,
@@ -303,7 +310,7 @@ absl::Status ApplyPublicationRecord(absl::string_view line,
         !absl::SimpleAtoi(parts[1], &meta.size)) {
       return absl::InvalidArgumentError("bad size in P record");
     }
-    if (parts[2].size() != 2 * meta.sha256.size()) {
+    if (parts[2].size() != 2 * meta.root.size()) {
       return absl::InvalidArgumentError("bad digest in P record");
     }
     for (char c : parts[2]) {
@@ -312,7 +319,7 @@ absl::Status ApplyPublicationRecord(absl::string_view line,
       }
     }
     std::string digest = absl::HexStringToBytes(parts[2]);
-    std::memcpy(meta.sha256.data(), digest.data(), meta.sha256.size());
+    std::memcpy(meta.root.data(), digest.data(), meta.root.size());
     if (!ValidateUserName(parts[0]).ok() || !ValidateFileName(parts[3]).ok()) {
       return absl::InvalidArgumentError("bad user or file name in P record");
     }
@@ -343,8 +350,14 @@ absl::Status ReplayStateFile(absl::string_view text, absl::string_view what,
   r.end_of_records = text.size();
   if (text.empty()) return absl::OkStatus();
   const bool snapshot = kind == StateFileKind::kSnapshot;
-  const bool format2 = absl::StartsWith(text, kMagicPrefix);
-  r.format = format2 ? 2 : 1;
+  // 0.1.0's files begin with a record; they are not read (see
+  // kSha256StateAdvice). Anything else is read as the current format, whose
+  // header check reports a damaged first line.
+  if (absl::StartsWith(text, "P ") || absl::StartsWith(text, "U ")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " is in the format of 0.1.0, which", kSha256StateAdvice));
+  }
+  r.format = 3;
 
   // Stops at the damage, or notes it and goes on.
   auto damage = [&](uint64_t offset, uint64_t line, absl::string_view problem,
@@ -390,15 +403,6 @@ absl::Status ReplayStateFile(absl::string_view text, absl::string_view what,
       return damage(line_offset, line_number, problem, line);
     };
 
-    if (!format2) {
-      if (absl::Status s = ApplyPublicationRecord(line, registry); !s.ok()) {
-        if (absl::Status d = bad(s.message()); !d.ok()) return d;
-        continue;
-      }
-      ++r.records;
-      continue;
-    }
-
     absl::string_view body;
     const std::string problem = VerifyLine(line, &body);
     if (line_number == 1) {
@@ -415,6 +419,9 @@ absl::Status ReplayStateFile(absl::string_view text, absl::string_view what,
             !d.ok()) {
           return d;
         }
+      } else if (body.substr(magic.size()) == "2") {
+        return absl::FailedPreconditionError(
+            absl::StrCat(what, " is in format 2, which", kSha256StateAdvice));
       } else if (body.substr(magic.size()) != kFormatVersion) {
         return absl::FailedPreconditionError(absl::StrCat(
             what, " is in format ", body.substr(magic.size()),
@@ -465,7 +472,7 @@ absl::Status ReplayStateFile(absl::string_view text, absl::string_view what,
     }
     ++r.records;
   }
-  if (format2 && snapshot && !end_seen) {
+  if (snapshot && !end_seen) {
     return damage(r.end_of_records, line_number + 1,
                   absl::StrCat("no END line: the snapshot was cut short after ",
                                record_lines, " records"),
@@ -532,14 +539,14 @@ absl::Status LoadState(const std::string& dir, bool recover, Registry& registry,
   // snapshot that is missing, empty or older beside one was lost or
   // emptied.
   const LoadedFile& newer =
-      state.journal.report.format == 2 ? state.journal : state.old_journal;
-  if (newer.report.format == 2 && state.snapshot.report.format != 2) {
-    const std::string problem = absl::StrCat(
-        !state.snapshot.exists              ? "missing"
-        : state.snapshot.report.format == 0 ? "empty"
-                                            : "in the 0.1.0 format",
-        " but ", newer.path,
-        " is in format 2: the snapshot was lost or emptied");
+      state.journal.report.format == 3 ? state.journal : state.old_journal;
+  if (newer.report.format == 3 && state.snapshot.report.format != 3) {
+    const std::string problem =
+        absl::StrCat(!state.snapshot.exists              ? "missing"
+                     : state.snapshot.report.format == 0 ? "empty"
+                                                         : "in an older format",
+                     " but ", newer.path,
+                     " is in format 3: the snapshot was lost or emptied");
     if (!recover) {
       return absl::DataLossError(
           absl::StrCat(state.snapshot.path, ": byte 0 (line 1): ", problem));
@@ -705,18 +712,18 @@ absl::StatusOr<std::unique_ptr<PublicationLog>> PublicationLog::Open(
     }
     if (!absl::IsResourceExhausted(s)) return s;
     // A full disk: go on with the files as they are, so the daemon serves
-    // what it has. Appending needs files in format 2 (and the snapshot
+    // what it has. Appending needs files in format 3 (and the snapshot
     // already in place, which the journal's header vouches for).
     LogWarning("cannot compact the state in ", state_dir, " (", s.message(),
                "): going on with the files as they are");
     log->old_journal_present_ = state.old_journal.exists;
-    const bool journal_format2 = !state.journal.exists ||
+    const bool journal_current = !state.journal.exists ||
                                  state.journal.report.format == 0 ||
-                                 state.journal.report.format == 2;
-    if (state.snapshot.report.format != 2 || !journal_format2) {
+                                 state.journal.report.format == 3;
+    if (state.snapshot.report.format != 3 || !journal_current) {
       log->refuse_appends_ = absl::StrCat(
           "the state in ", state_dir,
-          " could not be rewritten in format 2 for want of space: pub and "
+          " could not be rewritten in format 3 for want of space: pub and "
           "unp are refused until the daemon restarts with space to write");
       LogWarning(log->refuse_appends_);
       return log;

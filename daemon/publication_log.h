@@ -4,21 +4,24 @@
 // flushed to disk (fdatasync) before the request that made it is answered, so
 // a restart, a crash or a power loss loses no acknowledged `pub` or `unp`.
 //
-// Files (format 2; one record a line; names hold no control characters, so
+// Files (format 3; one record a line; names hold no control characters, so
 // a newline can only end a record). Every line ends in " <crc>", the CRC32C
 // (core/base/crc32c.h) of the rest of the line as 8 lowercase hex digits:
-//   snapshot:  PCFS-SNAPSHOT 2 <crc>
-//              P <user> <size> <sha256 hex> <name> <crc>    (one a publication)
+//   snapshot:  PCFS-SNAPSHOT 3 <crc>
+//              P <user> <size> <root hex> <name> <crc>    (one a publication)
 //              END <record count> <crc>
-//   journal:   PCFS-JOURNAL 2 <crc>
-//              P <user> <size> <sha256 hex> <name> <crc>
+//   journal:   PCFS-JOURNAL 3 <crc>
+//              P <user> <size> <root hex> <name> <crc>
 //              U <user> <name> <crc>
 // So a changed byte, a snapshot cut at a line boundary (no END, or a count
-// that does not match) and an emptied snapshot (a journal in format 2 beside
-// a snapshot without its header) are all detected. A file that does not
-// begin with "PCFS-" is in the format of 0.1.0 (the same P and U lines
-// without checksums, no header): it is still read, so an upgrade keeps its
-// state, and it is rewritten in format 2 by the next compaction.
+// that does not match) and an emptied snapshot (a journal in format 3 beside
+// a snapshot without its header) are all detected. <root hex> is the file's
+// Merkle root (core/proto/merkle.h). Format 2 (the same lines) and 0.1.0's
+// files (the same P and U lines without checksums or header) hold
+// whole-file SHA-256 digests in that place instead: Open() refuses them with
+// FailedPrecondition and the way out (move the files aside; publishers
+// publish again), rather than load digests that would pass for roots and
+// fail every download.
 //
 // A journal's last line without its newline (a crash cut the append short,
 // possibly leaving NUL bytes) is a torn tail and is ignored. Anything else
@@ -177,7 +180,7 @@ class PublicationLog {
   uint64_t journal_size_ ABSL_GUARDED_BY(mu_) = 0;
   // The journal size at which the next compaction is tried.
   uint64_t compact_at_ ABSL_GUARDED_BY(mu_) = 0;
-  // Set when the files could not be brought to format 2 (a full disk at
+  // Set when the files could not be brought to format 3 (a full disk at
   // start): appends fail with this reason until a restart.
   std::string refuse_appends_ ABSL_GUARDED_BY(mu_);
   // "publications.journal.old" exists: it still holds changes the snapshot
@@ -202,7 +205,7 @@ struct StateDamage {
 
 // What replaying one file found.
 struct StateFileReport {
-  int format = 0;        // 1 (0.1.0), 2, or 0 for an empty file
+  int format = 0;        // 3, or 0 for an empty file (older ones are refused)
   uint64_t records = 0;  // records that verified and were applied
   std::vector<StateDamage> damage;
   bool torn_tail = false;       // a journal's last line had no newline
@@ -219,16 +222,16 @@ absl::Status ReplayStateFile(absl::string_view text, absl::string_view what,
                              StateFileKind kind, bool recover,
                              Registry& registry, StateFileReport* report);
 
-// Parses one record line of format 0.1.0 (no checksum, no newline) and
+// Parses one record line (P or U, without its checksum or newline) and
 // applies it to `registry`.
 absl::Status ApplyPublicationRecord(absl::string_view line, Registry& registry);
 
-// The snapshot of `registry` in format 2: header, one P record per
+// The snapshot of `registry` in format 3: header, one P record per
 // publication, END with the count.
 std::string FormatPublicationSnapshot(const Registry& registry);
-// The first line of a journal in format 2.
+// The first line of a journal in format 3.
 std::string FormatJournalHeader();
-// `change` as one journal line of format 2 (with its newline).
+// `change` as one journal line of format 3 (with its newline).
 std::string FormatJournalRecord(const PublicationChange& change);
 
 }  // namespace pcfs

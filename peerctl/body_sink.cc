@@ -9,41 +9,34 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/unique_fd.h"
+#include "core/proto/merkle.h"
 
 namespace pcfs {
 
 absl::StatusOr<std::unique_ptr<BodySink>> BodySink::Create(int file_fd,
+                                                           ChunkHashPool* pool,
                                                            Options options) {
-  if (options.hash_step_bytes == 0) {
-    return absl::InvalidArgumentError("a BodySink needs a hash step");
-  }
   const off_t start = ::lseek(file_fd, 0, SEEK_CUR);
   if (start < 0) return ErrnoStatus("lseek", errno);
-  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-  if (!hasher.ok()) return hasher.status();
+  const uint64_t file_size = pool->size();
+  const auto offset = static_cast<uint64_t>(start);
+  if (offset > file_size ||
+      (offset % kMerkleChunkBytes != 0 && offset != file_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a body sink must start at a chunk boundary, not at byte ", offset));
+  }
   return std::unique_ptr<BodySink>(
-      new BodySink(file_fd, start, options, *std::move(hasher)));
+      new BodySink(file_fd, start, pool, file_size, options));
 }
 
-BodySink::BodySink(int file_fd, off_t start, Options options,
-                   Sha256Hasher hasher)
+BodySink::BodySink(int file_fd, off_t start, ChunkHashPool* pool,
+                   uint64_t file_size, Options options)
     : file_fd_(file_fd),
       start_(start),
+      pool_(pool),
+      file_size_(file_size),
       options_(options),
-      hasher_(std::move(hasher)),
-      hash_buffer_(options_.hash_step_bytes) {
-  thread_ = std::thread([this] { HashLoop(); });
-}
-
-BodySink::~BodySink() {
-  if (!thread_.joinable()) return;  // Finish() joined it
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    abandoned_ = true;  // nobody will ask for the digest
-  }
-  wake_.notify_one();
-  thread_.join();
-}
+      next_chunk_(MerkleChunkCount(static_cast<uint64_t>(start))) {}
 
 absl::Status BodySink::Append(absl::string_view bytes) {
   if (!write_status_.ok()) return write_status_;
@@ -56,6 +49,7 @@ absl::Status BodySink::Append(absl::string_view bytes) {
     }
     bytes.remove_prefix(static_cast<size_t>(n));
     Advance(static_cast<size_t>(n));
+    if (!write_status_.ok()) return write_status_;
   }
   return absl::OkStatus();
 }
@@ -68,6 +62,7 @@ absl::Status BodySink::AppendFromPipe(int pipe_fd, size_t length) {
     if (n > 0) {
       length -= static_cast<size_t>(n);
       Advance(static_cast<size_t>(n));
+      if (!write_status_.ok()) return write_status_;
     } else if (n == 0) {
       write_status_ = absl::DataLossError(
           absl::StrCat("the pipe ran dry with ", length, " bytes to go"));
@@ -106,14 +101,22 @@ absl::Status BodySink::CopyFromPipe(int pipe_fd, size_t length) {
 
 void BodySink::Advance(size_t length) {
   written_ += length;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    published_ = written_;
-    // Woken only when a whole hash step is ready, not for every splice.
-    wake = HasWorkOrStop();
+  const uint64_t end = static_cast<uint64_t>(start_) + written_;
+  const uint64_t chunks = MerkleChunkCount(file_size_);
+  bool handed = false;
+  while (next_chunk_ < chunks &&
+         next_chunk_ * kMerkleChunkBytes +
+                 MerkleChunkLength(file_size_, next_chunk_) <=
+             end) {
+    pool_->Submit(next_chunk_++);
+    handed = true;
   }
-  if (wake) wake_.notify_one();
+  if (handed && write_status_.ok()) {
+    // A chunk that failed its check ends the body: the rest is not wanted
+    // from this holder.
+    absl::Status checked = pool_->error();
+    if (!checked.ok()) write_status_ = std::move(checked);
+  }
   if (options_.writeback_step_bytes > 0 &&
       written_ - writeback_started_ >= options_.writeback_step_bytes) {
     StartWriteback();
@@ -134,56 +137,10 @@ void BodySink::StartWriteback() {
   writeback_started_ = written_;
 }
 
-bool BodySink::HasWorkOrStop() const {
-  return published_ - hashed_ >= options_.hash_step_bytes || stopping_ ||
-         abandoned_;
-}
-
-void BodySink::HashLoop() {
-  for (;;) {
-    uint64_t from = 0;
-    uint64_t to = 0;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [this] { return HasWorkOrStop(); });
-      // Equal only once stopping: every byte is hashed.
-      if (abandoned_ || published_ == hashed_) return;
-      from = hashed_;
-      to = std::min<uint64_t>(published_, from + options_.hash_step_bytes);
-    }
-    // Unlocked: the producer keeps receiving and writing meanwhile. The
-    // bytes are read back from the page cache they were just written to.
-    while (from < to && read_status_.ok()) {
-      ssize_t n =
-          ::pread(file_fd_, hash_buffer_.data(), static_cast<size_t>(to - from),
-                  start_ + static_cast<off_t>(from));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        read_status_ = n < 0 ? ErrnoStatus("pread", errno)
-                             : absl::DataLossError(
-                                   "the file is shorter than what was written");
-        break;
-      }
-      hasher_.Update(hash_buffer_.data(), static_cast<size_t>(n));
-      from += static_cast<uint64_t>(n);
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    // After a read error nothing more is hashed: skip to the end, so that
-    // Finish() does not wait for bytes that will never be read.
-    hashed_ = read_status_.ok() ? from : published_;
-    if (!read_status_.ok() && stopping_) return;
-  }
-}
-
-absl::StatusOr<Sha256Digest> BodySink::Finish() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;  // the hasher hashes what is left, then returns
-  }
-  wake_.notify_one();
-  thread_.join();
-  if (!read_status_.ok()) return read_status_;
-  return hasher_.Finish();
+absl::Status BodySink::Finish() {
+  absl::Status hashed = pool_->Wait();
+  if (!write_status_.ok()) return write_status_;
+  return hashed;
 }
 
 }  // namespace pcfs

@@ -1,69 +1,66 @@
 // BodySink: where the downloader (peerctl/downloader.h) puts the bytes of a
-// body. It appends them to a file, either from memory (Append) or straight
+// body. It writes them to a file, either from memory (Append) or straight
 // from a pipe that the caller spliced them into from the socket
 // (AppendFromPipe: the bytes then never pass through user space on their
-// way in, one copy fewer than recv() + write()), hashes the file's bytes
-// with SHA-256 on a thread of its own as they land, so that hashing overlaps
-// receiving instead of following it, and starts their writeback to disk as
-// it goes (sync_file_range with SYNC_FILE_RANGE_WRITE every
-// Options::writeback_step_bytes), so that the fsync the caller does before
-// linking the file finds little left to write. It never fsyncs, names or
-// links the file: durability stays the caller's.
+// way in, one copy fewer than recv() + write()), hands every chunk
+// (core/proto/merkle.h) it completes to a ChunkHashPool
+// (peerctl/chunk_hasher.h), so that the chunks are hashed, and verified
+// where the pool knows their leaves, on every core while the rest keeps
+// arriving, and starts their writeback to disk as it goes (sync_file_range
+// with SYNC_FILE_RANGE_WRITE every Options::writeback_step_bytes), so that
+// the fsync the caller does before linking the file finds little left to
+// write. It never fsyncs, names or links the file: durability stays the
+// caller's.
 //
-// The hasher reads back what was written (pread from the page cache, where
-// the bytes still are), in order, so the digest covers exactly the bytes
-// in the file [start offset, start + bytes_written()).
+// The sink writes from the file's offset at Create(), which must be a chunk
+// boundary; a chunk is handed to the pool once its last byte is written
+// (the file's last chunk, shorter, at the file's end). Several sinks may
+// share one pool, each over its own range of chunks (a resumed download).
 //
 // Thread-safety: one thread (the producer) calls Append(), AppendFromPipe()
-// and Finish(); the hasher thread is internal. The destructor stops and
-// joins it.
+// and Finish(). The pool's threads only read the file.
 #ifndef PCFS_PEERCTL_BODY_SINK_H_
 #define PCFS_PEERCTL_BODY_SINK_H_
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "peerctl/file_hash.h"
+#include "peerctl/chunk_hasher.h"
 
 namespace pcfs {
 
 class BodySink {
  public:
   struct Options {
-    // The hasher reads (and hashes) this much at a time; small enough to
-    // stay in the cache between pread and hash.
-    size_t hash_step_bytes = 256 << 10;
     // Writeback is started once this many bytes are written since the last
     // start; 0 never starts it (the caller's fsync then writes everything).
     uint64_t writeback_step_bytes = 8 << 20;
   };
 
-  // Writes to `file_fd` (not owned; the caller keeps it open for the sink's
-  // life; it must be open for reading too) from its current offset.
-  // InvalidArgument for a zero hash step; the errno of lseek; Internal if
-  // OpenSSL cannot set up SHA-256.
+  // Writes to `file_fd` (not owned; kept open by the caller for the sink's
+  // life) from its current offset; `pool` (not owned; it must outlive the
+  // sink) hashes the file's chunks. InvalidArgument if that offset is not a
+  // chunk boundary within the pool's file; the errno of lseek.
   static absl::StatusOr<std::unique_ptr<BodySink>> Create(int file_fd,
+                                                          ChunkHashPool* pool,
                                                           Options options);
-  static absl::StatusOr<std::unique_ptr<BodySink>> Create(int file_fd) {
-    return Create(file_fd, Options());
+  static absl::StatusOr<std::unique_ptr<BodySink>> Create(int file_fd,
+                                                          ChunkHashPool* pool) {
+    return Create(file_fd, pool, Options());
   }
 
   BodySink(const BodySink&) = delete;
   BodySink& operator=(const BodySink&) = delete;
-  ~BodySink();
 
-  // Writes `bytes` to the file. Returns the errno of a failed write; after
-  // an error the sink takes no more bytes.
+  // Writes `bytes` to the file. Returns the errno of a failed write, or
+  // the pool's first error (a chunk that failed its check: no use taking
+  // more); after an error the sink takes no more bytes.
   absl::Status Append(absl::string_view bytes);
 
   // Moves exactly `length` bytes, which the caller has put into the pipe
@@ -72,48 +69,35 @@ class BodySink {
   // instead. Errors as Append(); DataLoss if the pipe holds fewer bytes.
   absl::Status AppendFromPipe(int pipe_fd, size_t length);
 
-  // Waits until every appended byte is hashed and returns the digest, or
-  // the errno of a failed read-back. REQUIRES: called once, after the last
-  // Append.
-  absl::StatusOr<Sha256Digest> Finish();
+  // Waits until every chunk handed to the pool is hashed, and returns the
+  // first write or pool error. A chunk of which only a part was written is
+  // not handed over.
+  absl::Status Finish();
 
   uint64_t bytes_written() const { return written_; }
+  // The file offset of the sink's first byte.
+  uint64_t start() const { return static_cast<uint64_t>(start_); }
 
  private:
-  BodySink(int file_fd, off_t start, Options options, Sha256Hasher hasher);
+  BodySink(int file_fd, off_t start, ChunkHashPool* pool, uint64_t file_size,
+           Options options);
 
   absl::Status CopyFromPipe(int pipe_fd, size_t length);
-  // Counts `length` more bytes as written: tells the hasher, and starts
-  // writeback when a step is full.
+  // Counts `length` more bytes as written: hands completed chunks to the
+  // pool, and starts writeback when a step is full.
   void Advance(size_t length);
   void StartWriteback();
-  void HashLoop();
-  // REQUIRES: mu_ held.
-  bool HasWorkOrStop() const;
 
   const int file_fd_;
   const off_t start_;  // the file offset of the first byte
+  ChunkHashPool* const pool_;
+  const uint64_t file_size_;
   const Options options_;
-  // Touched only by the hasher thread until Finish() has joined it.
-  Sha256Hasher hasher_;
-  std::vector<char> hash_buffer_;
-  absl::Status read_status_;
-  // Touched only by the producer.
+  uint64_t next_chunk_;  // the first chunk not yet handed to the pool
   uint64_t written_ = 0;
   uint64_t writeback_started_ = 0;  // bytes [0, this) have had it started
   absl::Status write_status_;
   bool can_splice_ = true;
-
-  // std primitives rather than absl's: the hasher waits on a condition, and
-  // Debian's abseil is built without TSan, which then cannot see that an
-  // absl::Mutex orders what it guards (see core/base/mutex_lock.h).
-  std::mutex mu_;
-  std::condition_variable wake_;  // the hasher waits on it for work
-  uint64_t published_ = 0;        // written, for the hasher; guarded by mu_
-  uint64_t hashed_ = 0;           // guarded by mu_
-  bool stopping_ = false;         // Finish(): hash the rest; guarded by mu_
-  bool abandoned_ = false;        // destructor: stop now; guarded by mu_
-  std::thread thread_;
 };
 
 }  // namespace pcfs

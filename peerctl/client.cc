@@ -415,11 +415,11 @@ absl::StatusOr<std::vector<std::string>> ControlClient::Search(
 }
 
 absl::Status ControlClient::Publish(absl::string_view name, uint64_t size,
-                                    const Sha256Digest& sha256) {
+                                    const Sha256Digest& root) {
   RequestBody body;
   body.publish.name = name;
   body.publish.size = size;
-  body.publish.sha256 = sha256;
+  body.publish.root = root;
   return SimpleRequest(MessageType::kPublish, body);
 }
 
@@ -449,7 +449,7 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
   endpoint.port = get->address.port;
   location.address = SocketAddress::FromEndpoint(endpoint);
   location.size = get->size;
-  location.sha256 = get->sha256;
+  location.root = get->root;
   location.ticket = std::string(get->ticket);
   location.key_pin = get->key_pin;
   return location;

@@ -39,7 +39,7 @@ struct FileLocation {
   std::string holder;
   SocketAddress address;
   uint64_t size = 0;
-  Sha256Digest sha256{};
+  Sha256Digest root{};
   std::string ticket;
   Sha256Digest key_pin{};  // the holder's TLS key; zero: plain HTTP
 };
@@ -105,7 +105,7 @@ class ControlClient {
   // unpublished and published again meanwhile).
   absl::StatusOr<std::vector<std::string>> Search(absl::string_view pattern);
   absl::Status Publish(absl::string_view name, uint64_t size,
-                       const Sha256Digest& sha256);
+                       const Sha256Digest& root);
   // NotFound if this user does not publish `name`.
   absl::Status Unpublish(absl::string_view name);
   // NotFound ("File not found") if no other active user publishes `name`.

@@ -45,10 +45,11 @@ class CommandBackend {
   virtual absl::Status Unpublish(absl::string_view name) = 0;
   // Downloads `name` and returns the path it landed at; NotFound ("File not
   // found") if no one else publishes it. `cancel` (set from another thread
-  // or a signal handler: Ctrl-C) ends it as Cancelled with nothing left in
-  // the folder; `progress(bytes, total)` is called as bytes arrive. Either
-  // may be null, and a backend that cannot honour them (the agent, which
-  // downloads in its own process) says so in its header.
+  // or a signal handler: Ctrl-C) ends it as Cancelled, leaving only the
+  // hidden partial file a later get resumes from (peerctl/downloader.h);
+  // `progress(bytes, total)` is called as bytes arrive. Either may be null, and
+  // a backend that cannot honour them (the agent, which downloads in its own
+  // process) says so in its header.
   virtual absl::StatusOr<std::string> Get(
       absl::string_view name, const std::atomic<bool>* cancel,
       std::function<void(uint64_t, uint64_t)> progress) = 0;

@@ -22,27 +22,21 @@
 #include "absl/time/clock.h"
 #include "core/base/clock.h"
 #include "core/base/names.h"
+#include "core/proto/merkle.h"
 #include "peerctl/body_sink.h"
+#include "peerctl/chunk_hasher.h"
+#include "peerctl/download_internal.h"
 #include "peerctl/http.h"
+#include "peerctl/resumable_download.h"
 #include "peerctl/tls.h"
 
 namespace pcfs {
-namespace {
+// The helpers peerctl/resumable_download.cc shares (see
+// peerctl/download_internal.h).
+namespace download_internal {
 
 constexpr int kTempNameAttempts = 64;
 constexpr int kPipeBytes = 1 << 20;
-
-// What bounds a download: its stall timeout, its overall deadline and the
-// caller's cancel flag.
-struct Bounds {
-  absl::Duration timeout;
-  absl::Time deadline;
-  const std::atomic<bool>* cancel;
-
-  bool cancelled() const {
-    return cancel != nullptr && cancel->load(std::memory_order_relaxed);
-  }
-};
 
 absl::Status Cancelled() { return absl::CancelledError("download cancelled"); }
 
@@ -112,13 +106,6 @@ absl::StatusOr<UniqueFd> Connect(const SocketAddress& holder,
   }
   return socket;
 }
-
-// The connection to the holder: TCP, with TLS on it unless `ssl` is null
-// (a holder serving plain HTTP).
-struct HolderLink {
-  int fd = -1;
-  ssl_st* ssl = nullptr;
-};
 
 // Waits for what a TLS call needs (socket readable or writable).
 absl::Status WaitForTls(const HolderLink& link, TlsWait wait,
@@ -562,9 +549,39 @@ absl::Status Handshake(TlsClientConnection& tls, const DownloadRequest& request,
   }
 }
 
-}  // namespace
+absl::StatusOr<HolderConnection> ConnectToHolder(const DownloadRequest& request,
+                                                 const Bounds& bounds) {
+  HolderConnection connection;
+  absl::StatusOr<UniqueFd> socket =
+      Connect(request.holder, request.connect_timeout, bounds);
+  if (!socket.ok()) return socket.status();
+  connection.socket = *std::move(socket);
+  // A zero pin: the holder chose plain HTTP (--plaintext-transfers).
+  if (IsPlaintextPin(request.holder_pin)) return connection;
+  absl::StatusOr<TlsClientConnection> made =
+      TlsClientConnection::Create(connection.socket.get(), request.holder_pin);
+  if (!made.ok()) return made.status();
+  connection.tls.emplace(*std::move(made));
+  absl::Status status =
+      Handshake(*connection.tls, request, connection.socket.get(), bounds);
+  if (!status.ok()) return status;
+  return connection;
+}
+
+}  // namespace download_internal
+
+using download_internal::Bounds;
+using download_internal::ConnectToHolder;
+using download_internal::HolderConnection;
+using download_internal::HolderLink;
+using download_internal::Preallocate;
+using download_internal::ReceiveBody;
+using download_internal::TempFile;
 
 absl::Status Download(const DownloadRequest& request) {
+  using download_internal::CheckRequest;
+  using download_internal::RefuseExisting;
+  using download_internal::RequestFile;
   absl::Status status = CheckRequest(request);
   if (!status.ok()) return status;
   UniqueFd dir(::open(request.destination_dir.c_str(),
@@ -575,21 +592,16 @@ absl::Status Download(const DownloadRequest& request) {
   status = RefuseExisting(dir.get(), request);
   if (!status.ok()) return status;
   const Bounds bounds{request.timeout, request.deadline, request.cancel};
-  absl::StatusOr<UniqueFd> socket =
-      Connect(request.holder, request.connect_timeout, bounds);
-  if (!socket.ok()) return socket.status();
-  // A zero pin: the holder chose plain HTTP (--plaintext-transfers).
-  std::optional<TlsClientConnection> tls;
-  HolderLink link{socket->get(), nullptr};
-  if (!IsPlaintextPin(request.holder_pin)) {
-    absl::StatusOr<TlsClientConnection> made =
-        TlsClientConnection::Create(socket->get(), request.holder_pin);
-    if (!made.ok()) return made.status();
-    tls.emplace(*std::move(made));
-    status = Handshake(*tls, request, socket->get(), bounds);
-    if (!status.ok()) return status;
-    link.ssl = tls->ssl();
-  }
+  // With the size and root known, chunk by chunk into a partial file that a
+  // later get resumes (peerctl/resumable_download.h); whole, as below, only
+  // from a holder that offers no leaves.
+  absl::StatusOr<bool> resumed = DownloadResumable(request, dir.get(), bounds);
+  if (!resumed.ok()) return resumed.status();
+  if (*resumed) return absl::OkStatus();
+  absl::StatusOr<HolderConnection> connection =
+      ConnectToHolder(request, bounds);
+  if (!connection.ok()) return connection.status();
+  const HolderLink link = connection->link();
 
   // Only the head (and the body bytes that come with it) lands here; the
   // body goes into the sink's buffers.
@@ -603,17 +615,20 @@ absl::Status Download(const DownloadRequest& request) {
   status = file.Open(request.name);
   if (status.ok()) status = Preallocate(file.fd(), *length);
   if (!status.ok()) return status;
-  absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(file.fd());
+  absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
+      ChunkHashPool::Create(file.fd(), *length, {});
+  if (!pool.ok()) return pool.status();
+  absl::StatusOr<std::unique_ptr<BodySink>> sink =
+      BodySink::Create(file.fd(), pool->get());
   if (!sink.ok()) return sink.status();
   status = ReceiveBody(link, **sink, prefix, *length, bounds, request.progress);
+  if (status.ok()) status = (*sink)->Finish();
   if (!status.ok()) return status;
-  absl::StatusOr<Sha256Digest> received_digest = (*sink)->Finish();
-  if (!received_digest.ok()) return received_digest.status();
-  const Sha256Digest digest = *received_digest;
-  if (request.expected_sha256 && digest != *request.expected_sha256) {
-    return absl::DataLossError(absl::StrCat(
-        "SHA-256 mismatch: expected ", Sha256ToHex(*request.expected_sha256),
-        ", received ", Sha256ToHex(digest)));
+  const Sha256Digest root = MerkleRoot((*pool)->leaves());
+  if (request.expected_root && root != *request.expected_root) {
+    return absl::DataLossError(absl::StrCat("Merkle root mismatch: expected ",
+                                            Sha256ToHex(*request.expected_root),
+                                            ", received ", Sha256ToHex(root)));
   }
   if (::fsync(file.fd()) != 0) return ErrnoStatus("fsync", errno);
   status = file.LinkAs(request.name);

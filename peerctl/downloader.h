@@ -3,18 +3,23 @@
 // peerctl/http.h and lands it in a destination folder only when it is whole
 // and verified.
 //
-// The bytes go into an unnamed O_TMPFILE file in the destination folder (on
+// With an expected size and Merkle root (what `get` has), the download is
+// chunk-verified and resumable: see peerctl/resumable_download.h (the
+// partial ".NAME.pcfs-partial" stays after a failure, for the next call).
+// Otherwise, and from a holder that offers no leaves (404 to /m/):
+// the bytes go into an unnamed O_TMPFILE file in the destination folder (on
 // a file system without O_TMPFILE: a hidden ".NAME.part.XXXXXX" file),
-// spliced from the socket through a pipe, hashed with SHA-256 as they land
-// (on a second thread that reads them back from the page cache, see
-// peerctl/body_sink.h, which also starts their writeback to disk during the
-// transfer), and are checked against Content-Length and, when given, the
-// expected size and SHA-256. Only then is the file fsynced and linked under
-// its name, never replacing an existing file, and the folder fsynced. On any
-// failure nothing is left in the folder.
+// spliced from the socket through a pipe, hashed chunk by chunk as they land
+// (core/proto/merkle.h; on a pool of threads, one a core, that read them
+// back from the page cache, see peerctl/body_sink.h and
+// peerctl/chunk_hasher.h; the sink also starts their writeback to disk
+// during the transfer), and are checked against Content-Length and, when
+// given, the expected size and Merkle root. Only then is the file fsynced and
+// linked under its name, never replacing an existing file, and the folder
+// fsynced. On any failure nothing is left in the folder.
 //
-// Thread-safe: Download() keeps no state between calls (each call runs one
-// hashing thread of its own for its duration); concurrent calls
+// Thread-safe: Download() keeps no state between calls (each call runs a
+// pool of hashing threads of its own for its duration); concurrent calls
 // must use different (folder, name) pairs, or all but one fail with
 // AlreadyExists.
 #ifndef PCFS_PEERCTL_DOWNLOADER_H_
@@ -47,7 +52,7 @@ struct DownloadRequest {
   std::string holder_name;  // for messages: "holder hans at ..."
   std::string destination_dir;
   std::optional<uint64_t> expected_size;
-  std::optional<Sha256Digest> expected_sha256;
+  std::optional<Sha256Digest> expected_root;
   // The longest the TCP connect may take. A holder that does not answer at
   // all (its host gone, a firewall dropping SYNs) fails after it with
   // DeadlineExceeded "holder 10.0.0.2:40123 did not answer within 3 s":
@@ -62,7 +67,8 @@ struct DownloadRequest {
   // DeadlineExceeded after it.
   absl::Time deadline = absl::InfiniteFuture();
   // When set and it becomes true (a Ctrl-C), the download stops within
-  // about 100 ms with Cancelled, leaving nothing in the folder.
+  // about 100 ms with Cancelled, leaving at most the hidden partial file
+  // (see peerctl/resumable_download.h).
   const std::atomic<bool>* cancel = nullptr;
   // Called with (bytes received, bytes in all) as the body arrives, on the
   // calling thread, after every chunk (up to 1 MiB): rate-limit the output.
@@ -107,8 +113,9 @@ class ProgressLine {
 //                       see http::StatusFromHttpCode)
 //   DeadlineExceeded    the holder did not answer the connect within
 //                       `connect_timeout`, or kept silent for `timeout`
-//   DataLoss            a short body, or a size or SHA-256 that differs
-//                       from the expected one
+//   DataLoss            a short body, or a size or Merkle root that differs
+//                       from the expected one, leaves that do not add up
+//                       to it, or a chunk that does not match its leaf
 //   Unavailable         connection refused or reset
 //   Cancelled           `cancel` was set
 //   PermissionDenied    the holder presented another key than

@@ -15,11 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
+#include "core/proto/merkle.h"
+#include "peerctl/chunk_hasher.h"
 
 namespace pcfs {
 namespace {
-
-constexpr size_t kReadChunkBytes = 1 << 20;
 
 // openat2(2) has no glibc wrapper before 2.39.
 int OpenAt2(int dir_fd, const char* path, const open_how& how) {
@@ -117,26 +117,19 @@ namespace {
 // Hashes `fd`, whose fstat was `before`; Aborted unless the fstat after
 // reading still matches it.
 absl::StatusOr<FileInfo> HashOpenFileSince(int fd, const struct stat& before) {
-  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-  if (!hasher.ok()) return hasher.status();
-  std::vector<char> buffer(kReadChunkBytes);
-  uint64_t offset = 0;
-  for (;;) {
-    ssize_t n =
-        ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("pread", errno);
-    if (n == 0) break;
-    hasher->Update(buffer.data(), static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
   FileInfo info;
-  info.size = offset;
-  info.sha256 = hasher->Finish();
+  info.size = static_cast<uint64_t>(before.st_size);
+  absl::StatusOr<std::vector<Sha256Digest>> leaves = HashLeaves(fd, info.size);
+  // A file cut short while it was read is a change, not damage.
+  if (absl::IsDataLoss(leaves.status())) {
+    return absl::AbortedError("the file changed while it was hashed");
+  }
+  if (!leaves.ok()) return leaves.status();
+  info.leaves = *std::move(leaves);
+  info.root = MerkleRoot(info.leaves);
   struct stat after {};
   if (::fstat(fd, &after) != 0) return ErrnoStatus("fstat", errno);
-  if (!SameContentsStat(before, after) ||
-      offset != static_cast<uint64_t>(after.st_size)) {
+  if (!SameContentsStat(before, after)) {
     return absl::AbortedError("the file changed while it was hashed");
   }
   return info;
@@ -214,7 +207,7 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd,
   {
     MutexLock lock(&mu_);
     auto it = entries_.find(key);
-    if (it != entries_.end()) return FileInfo{key.size, it->second};
+    if (it != entries_.end()) return it->second;
     ++files_read_;
   }
   // Hash outside the lock: a large file takes seconds.
@@ -226,7 +219,7 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd,
   if (entries_.size() >= capacity_ && !entries_.contains(key)) {
     entries_.erase(entries_.begin());
   }
-  entries_[key] = info->sha256;
+  entries_[key] = *info;
   return info;
 }
 

@@ -1,4 +1,5 @@
-// Files of the share folder: opening one safely, and its size and SHA-256.
+// Files of the share folder: opening one safely, and its size and Merkle
+// root (core/proto/merkle.h), the content identity `pub` records.
 //
 // OpenSharedFile() is the one place that decides which files of a share
 // folder may leave the machine: the file server serves through it and `pub`
@@ -18,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -65,17 +67,21 @@ class Sha256Hasher {
   std::unique_ptr<evp_md_ctx_st, ContextDeleter> context_;
 };
 
-// The size and SHA-256 of a file's contents.
+// The size and Merkle root of a file's contents, and the leaves (one a
+// chunk) the root is computed from: a holder serves them to a resuming
+// downloader (32 bytes a MiB).
 struct FileInfo {
   uint64_t size = 0;
-  Sha256Digest sha256{};
+  Sha256Digest root{};
+  std::vector<Sha256Digest> leaves;
 
   friend bool operator==(const FileInfo&, const FileInfo&) = default;
 };
 
 // Reads the whole of `fd` from offset 0 (pread; the file offset is not
-// used) and hashes it. Aborted if the file changed size or mtime while it was
-// read. Thread-safe.
+// used) and hashes its chunks on a pool of threads (peerctl/chunk_hasher.h,
+// one a core). Aborted if the file changed size or mtime while it was read.
+// Thread-safe.
 absl::StatusOr<FileInfo> HashOpenFile(int fd);
 
 // OpenSharedFile + HashOpenFile, with the errors of both. Thread-safe.
@@ -89,8 +95,11 @@ absl::StatusOr<FileInfo> HashFile(absl::string_view dir_path,
 std::string Sha256ToHex(const Sha256Digest& digest);
 absl::StatusOr<Sha256Digest> Sha256FromHex(absl::string_view hex);
 
-// Remembers the hashes of files by (device, inode, size, mtime), so that
-// re-publishing an unchanged large file does not read it again. A file
+// Remembers the hashes of files (root and leaves) by (device, inode, size,
+// mtime), so that re-publishing an unchanged large file does not read it
+// again, and a holder answers a resuming downloader's request for the leaves
+// (peerctl/file_server.h) without reading the file. The leaves are kept, not
+// just the root: 32 KiB a GiB, against a whole read of the file. A file
 // changed in place keeps its inode but not its mtime (to the nanosecond), so
 // it is hashed again. Holds at most `capacity` entries; when full it forgets
 // an arbitrary one.
@@ -131,7 +140,7 @@ class FileHashCache {
 
   const size_t capacity_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<Key, Sha256Digest> entries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, FileInfo> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t files_read_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

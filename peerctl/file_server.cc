@@ -178,6 +178,8 @@ class FileServer::Loop {
   // Sends body bytes over TLS; false when the connection is to be closed.
   bool SendTlsBody(Connection& connection, uint64_t& budget, absl::Time now);
   void HandleHead(uint64_t id, Connection& connection, absl::string_view head);
+  // Answers an approved "GET /m/NAME" with the file's leaves.
+  void ServeLeaves(uint64_t id, Connection& connection, absl::string_view name);
   // Makes room for a new pending connection from `source` by closing the
   // oldest pending ones over the caps, then counts `id` as pending.
   void AddPending(uint64_t id, const SourceKey& source);
@@ -406,6 +408,10 @@ void FileServer::Loop::HandleHead(uint64_t id, Connection& connection,
             http::FormatErrorHead(http::HttpCodeFromStatus(allowed)));
     return;
   }
+  if (request->leaves) {
+    ServeLeaves(id, connection, request->file_name);
+    return;
+  }
   absl::StatusOr<SharedFile> file =
       OpenSharedFile(share_dir_.get(), request->file_name);
   if (!file.ok()) {
@@ -443,6 +449,31 @@ void FileServer::Loop::HandleHead(uint64_t id, Connection& connection,
   connection.body_offset = static_cast<off_t>(range.first);
   connection.body_remaining = size == 0 ? 0 : range.length();
   Respond(connection, std::move(response_head));
+}
+
+// The leaves are small (32 bytes a MiB of file) and sent from memory with
+// the head; they still take a download slot while they are sent, so that the
+// slot count bounds the memory that responses in flight hold.
+void FileServer::Loop::ServeLeaves(uint64_t id, Connection& connection,
+                                   absl::string_view name) {
+  if (!options_.leaf_source) {
+    Respond(connection, http::FormatErrorHead(http::kNotFound));
+    return;
+  }
+  absl::StatusOr<std::string> leaves = options_.leaf_source(name);
+  if (!leaves.ok()) {
+    Respond(connection,
+            http::FormatErrorHead(http::HttpCodeFromStatus(leaves.status())));
+    return;
+  }
+  if (approved_connections_ >= options_.max_connections) {
+    Respond(connection, http::FormatErrorHead(http::kServiceUnavailable));
+    return;
+  }
+  Approve(id, connection);
+  connection.body_remaining = 0;
+  Respond(connection,
+          absl::StrCat(http::FormatOkHead(leaves->size()), *leaves));
 }
 
 void FileServer::Loop::Respond(Connection& connection, std::string head) {

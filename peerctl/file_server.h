@@ -6,7 +6,9 @@
 // and OpenSharedFile() (peerctl/file_hash.h) opens the name below the share
 // folder as a regular file; the authorizer is asked first, so a refused
 // caller does not learn whether a file exists. Range requests (one range)
-// get 206, or 416 past the end.
+// get 206, or 416 past the end. "GET /m/<name>", approved the same way, is
+// answered with the file's Merkle leaves from Options::leaf_source (404
+// without one), for a downloader that verifies chunk by chunk and resumes.
 //
 // Limits, so that connections that never send a ticket cannot keep real
 // downloads out (docs/SECURITY.md):
@@ -73,12 +75,20 @@ class FileServer {
   using Authorizer = std::function<absl::Status(absl::string_view name,
                                                 absl::string_view ticket)>;
 
+  // The Merkle leaves of `name` (core/proto/merkle.h), concatenated in
+  // chunk order, or the error to answer with (as for the authorizer). Runs
+  // on the server thread: it should answer from a cache (a miss hashes the
+  // file while every other transfer waits).
+  using LeafSource =
+      std::function<absl::StatusOr<std::string>(absl::string_view name)>;
+
   struct Options {
     std::string share_dir;  // served files live directly in it
     // Where to listen; port 0 lets the kernel pick (see port()). An IPv6
     // wildcard ("::") also accepts IPv4.
     SocketAddress bind;
-    Authorizer authorizer;  // required
+    Authorizer authorizer;   // required
+    LeafSource leaf_source;  // optional
     // Download slots: approved transfers at once.
     int max_connections = 64;
     // An approved transfer that makes no progress for this long is closed.

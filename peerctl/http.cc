@@ -169,8 +169,10 @@ absl::StatusOr<std::string> ParseAuthorizationValue(absl::string_view value) {
   return std::string(token);
 }
 
-// The file name of a request target "/f/<encoded name>".
-absl::StatusOr<std::string> ParseTarget(absl::string_view target) {
+// The file name of a request target "/f/<encoded name>" or
+// "/m/<encoded name>"; `*leaves` tells which.
+absl::StatusOr<std::string> ParseTarget(absl::string_view target,
+                                        bool* leaves) {
   if (target.empty() || target.front() != '/') {
     return BadHead("request target is not an absolute path");
   }
@@ -180,9 +182,11 @@ absl::StatusOr<std::string> ParseTarget(absl::string_view target) {
       return BadHead("request target holds a byte outside a path");
     }
   }
-  if (!absl::StartsWith(target, kFilePathPrefix)) {
+  *leaves = absl::StartsWith(target, kLeavesPathPrefix);
+  if (!*leaves && !absl::StartsWith(target, kFilePathPrefix)) {
     return absl::NotFoundError(absl::StrCat("no such path: ", target));
   }
+  // Both prefixes are 3 bytes.
   target.remove_prefix(kFilePathPrefix.size());
   absl::StatusOr<std::string> name = PercentDecode(target);
   if (!name.ok()) return name.status();
@@ -401,7 +405,7 @@ absl::StatusOr<Request> ParseRequestHead(absl::string_view head) {
   if (method != "GET") {
     return absl::UnimplementedError(absl::StrCat("method ", method));
   }
-  absl::StatusOr<std::string> name = ParseTarget(target);
+  absl::StatusOr<std::string> name = ParseTarget(target, &request.leaves);
   if (!name.ok()) return name.status();
   request.file_name = *std::move(name);
   return request;
@@ -409,9 +413,10 @@ absl::StatusOr<Request> ParseRequestHead(absl::string_view head) {
 
 std::string FormatRequestHead(absl::string_view name, absl::string_view host,
                               absl::string_view ticket,
-                              std::optional<ByteRange> range) {
-  std::string head = absl::StrCat("GET ", kFilePathPrefix, PercentEncode(name),
-                                  " HTTP/1.1\r\nHost: ", host, "\r\n");
+                              std::optional<ByteRange> range, bool leaves) {
+  std::string head =
+      absl::StrCat("GET ", leaves ? kLeavesPathPrefix : kFilePathPrefix,
+                   PercentEncode(name), " HTTP/1.1\r\nHost: ", host, "\r\n");
   if (!ticket.empty()) {
     absl::StrAppend(&head, "Authorization: Bearer ", ticket, "\r\n");
   }

@@ -6,6 +6,10 @@
 //   Authorization: Bearer <ticket>        (optional)
 //   Range: bytes=N-  or  bytes=N-M        (optional; one range only)
 //
+// and "GET /m/<name>" with the same headers (Range ignored), whose body is
+// the file's Merkle leaves (core/proto/merkle.h), 32 bytes a chunk in chunk
+// order, for a downloader that verifies chunk by chunk and resumes.
+//
 // Every response carries Content-Length and "Connection: close"; one request
 // per connection. Errors are told by the status code alone: their body is
 // always empty. A head is at most kMaxHeadBytes, its blank line included.
@@ -27,6 +31,7 @@ namespace pcfs::http {
 
 inline constexpr size_t kMaxHeadBytes = size_t{8} * 1024;
 inline constexpr absl::string_view kFilePathPrefix = "/f/";
+inline constexpr absl::string_view kLeavesPathPrefix = "/m/";
 // A longer method is a malformed request line (400), whatever it says: no
 // registered method comes near it, and a bound lets a partial head be
 // judged in constant time per byte.
@@ -74,6 +79,7 @@ struct Request {
   std::string file_name;  // decoded; passed ValidateFileName
   std::string ticket;     // the Bearer token; empty if no Authorization
   std::optional<ByteRange> range;
+  bool leaves = false;  // "/m/": the file's Merkle leaves, not its bytes
 };
 
 // Returns the size of the head at the start of `buffer`, its terminating
@@ -102,7 +108,7 @@ absl::Status CheckPartialRequestHead(absl::string_view buffer, size_t checked);
 // send:
 //   InvalidArgument  malformed head, malformed or invalid file name  -> 400
 //   Unimplemented    a method other than GET                         -> 405
-//   NotFound         a path outside /f/                              -> 404
+//   NotFound         a path outside /f/ and /m/                      -> 404
 absl::StatusOr<Request> ParseRequestHead(absl::string_view head);
 
 // True if `ticket` can be sent as "Authorization: Bearer <ticket>": an
@@ -111,11 +117,13 @@ bool IsBearerToken(absl::string_view ticket);
 
 // Formats a request head as Download sends it. `host` is the Host value
 // ("127.0.0.1:50000", "[::1]:50000"); an empty `ticket` sends no
-// Authorization. REQUIRES: ValidateFileName(name) is OK, `host` holds no
-// CR or LF, and `ticket` is empty or IsBearerToken(ticket).
+// Authorization; `leaves` asks for /m/ (the leaves) instead of /f/. REQUIRES:
+// ValidateFileName(name) is OK, `host` holds no CR or LF, and `ticket` is empty
+// or IsBearerToken(ticket).
 std::string FormatRequestHead(absl::string_view name, absl::string_view host,
                               absl::string_view ticket,
-                              std::optional<ByteRange> range = std::nullopt);
+                              std::optional<ByteRange> range = std::nullopt,
+                              bool leaves = false);
 
 // Percent-encodes every byte of `name` but the RFC 3986 unreserved ones
 // (A-Z a-z 0-9 - . _ ~), so that the result is a valid path segment.

@@ -10,6 +10,7 @@
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
+#include "core/proto/merkle.h"
 #include "peerctl/download_url.h"
 #include "peerctl/downloader.h"
 #include "peerctl/exit_codes.h"
@@ -82,6 +83,14 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
       peer->client_->SetKeyPin((*tls)->pin());
       server.tls = *std::move(tls);
     }
+    // From the cache `pub` filled: an unchanged published file is not read.
+    server.leaf_source =
+        [self](absl::string_view name) -> absl::StatusOr<std::string> {
+      absl::StatusOr<FileInfo> info =
+          self->hashes_.Hash(self->options_.share_dir, name);
+      if (!info.ok()) return info.status();
+      return MerkleLeavesToBytes(info->leaves);
+    };
     absl::StatusOr<std::unique_ptr<FileServer>> started =
         FileServer::Start(std::move(server));
     if (!started.ok()) {
@@ -163,7 +172,7 @@ absl::Status Peer::Publish(absl::string_view name) {
         info.status().code(),
         absl::StrCat("cannot publish ", name, ": ", info.status().message()));
   }
-  if (absl::Status s = client_->Publish(name, info->size, info->sha256);
+  if (absl::Status s = client_->Publish(name, info->size, info->root);
       !s.ok()) {
     return s;
   }
@@ -218,7 +227,7 @@ absl::StatusOr<std::string> Peer::GetInto(
     request.holder_name = location->holder;
     request.destination_dir = download_dir;
     request.expected_size = location->size;
-    request.expected_sha256 = location->sha256;
+    request.expected_root = location->root;
     request.timeout = options_.download_timeout;
     request.deadline = options_.server.deadline;
     request.cancel = cancel;

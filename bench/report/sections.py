@@ -158,8 +158,9 @@ def transfer(r, charts):
                     "fsync (the downloader's receive path, no hashing)",
                     "transfer_rawcopy_splice", t.get("transfer_splice_vs_rawcopy", "")))
     rows.append(row("`peerctl --user getter get big.bin` (process start, login, "
-                    "GET, ticket, spliced download with SHA-256 on a second "
-                    "thread, fsync, link, logout)", "transfer_peerctl",
+                    "GET, ticket, the leaves, spliced download with each 1 MiB "
+                    "chunk verified on a pool of threads, fsync, rename, "
+                    "logout)", "transfer_peerctl",
                     t.get("transfer_peerctl_vs_rawcopy", "")))
     if t.get("transfer_nginx_curl_s", "none") != "none":
         rows.append(row("nginx+curl+sync (%s, sendfile on; `curl -o` then `sync "
@@ -188,8 +189,9 @@ def transfer(r, charts):
         "reading of the target as a copy into the page cache; the download is "
         "never judged that way, since it never renames a file that is not yet "
         "durable. The downloader splices the body from the socket into the "
-        "file through a pipe, hashes it on a second thread (reading it back "
-        "from the page cache) and starts writeback every 8 MiB during the "
+        "file through a pipe, verifies each 1 MiB chunk against its Merkle "
+        "leaf on a pool of threads, one a core (reading it back from the page "
+        "cache) and starts writeback every 8 MiB during the "
         "transfer (`sync_file_range`), so that its final fsync has little "
         "left. Load average during the transfer part: %s at its start, %s at "
         "its end (a shared 2-core machine).\n\n"
@@ -197,8 +199,8 @@ def transfer(r, charts):
         "| --- | --- | --- | --- | --- |\n%s\n\n"
         "The guide's question, measured: in this run splice() from the socket "
         "into the file was **%s** than recv()+write() (speed ratio %s); the "
-        "downloader splices (socket → pipe → file) and hashes on a second "
-        "thread that reads the bytes back from the page cache." % (
+        "downloader splices (socket → pipe → file) and verifies 1 MiB chunks "
+        "on a pool of threads that read them back from the page cache." % (
             size // 1048576, t.get("transfer_reps", ""),
             t.get("transfer_load_start") or "?", t.get("transfer_load_end") or "?",
             images(charts, "transfer"),

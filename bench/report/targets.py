@@ -185,28 +185,25 @@ def transfer(r):
             "hashes every byte, and SHA-256 of the cached file alone (%s s) "
             "takes longer than that whole copy (%s s). The recv()+write() copy "
             "also varies the most from round to round (every round is in the "
-            "table below), so this verdict can change between runs. What "
-            "would bring the download near the splice copy: a hash that can "
-            "be split across cores (per-chunk SHA-256 digests recorded at "
-            "`pub`), a protocol change." % (
+            "table below), so this verdict can change between runs. The hash "
+            "is split across cores (1 MiB chunks of a Merkle tree, verified "
+            "on a pool of threads), so it no longer runs on one thread "
+            "behind the copy." % (
                 verdict, figure, reps, vs_splice or "not measured", sha,
                 t.get("transfer_rawcopy_splice_s") or "?")))
     return Target(TRANSFER, figure, "**missed**", (
         "**Transfer**: missed (%s; medians of %s interleaved rounds). Why: the "
         "download does more than the copy: process start, a SCRAM login and "
-        "logout, the GET and its ticket, and SHA-256 of every byte (`openssl "
+        "logout, the GET, its ticket and the leaves, and SHA-256 of every byte (`openssl "
         "dgst -sha256` of the same cached file took %s s here, against %s s "
-        "for the whole raw copy). The body is spliced into the file, the hash "
-        "runs on a second thread and writeback starts during the transfer "
+        "for the whole raw copy). The body is spliced into the file, its "
+        "1 MiB chunks are hashed on a pool of threads and writeback starts "
+        "during the transfer "
         "(peerctl/body_sink.h), so that hashing and the disk write overlap the "
         "receive where a core is free; on the shared 2-core machine, busy with "
         "other work, the hash's CPU time (the sha256 row) still competes with "
-        "the copy's. What would close it: on 2 cores the sender, the receiver "
-        "and the hasher compete, and SHA-256 alone (the sha256 row) takes "
-        "about as long as the whole raw copy, so 0.9x needs a hash that can "
-        "be split across cores — e.g. per-chunk SHA-256 digests recorded at "
-        "`pub` and checked in parallel, a protocol change — or a machine with "
-        "a core to spare. (Hashing from an mmap instead of reading back from "
+        "the copy's: on 2 cores the sender, the receiver and the hashers "
+        "compete, so 0.9x needs a core to spare. (Hashing from an mmap instead of reading back from "
         "the page cache was measured no faster, and turns a read error into "
         "SIGBUS.)" % (figure, reps, sha, t.get("transfer_rawcopy_s", ""))))
 

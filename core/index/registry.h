@@ -43,11 +43,11 @@ namespace registry_internal {
 struct PublisherEntry;
 }  // namespace registry_internal
 
-// What the daemon knows about a published file: its size and SHA-256, as
-// the publisher reported them.
+// What the daemon knows about a published file: its size and Merkle root
+// (core/proto/merkle.h), as the publisher reported them.
 struct FileMeta {
   uint64_t size = 0;
-  std::array<uint8_t, 32> sha256{};
+  std::array<uint8_t, 32> root{};
 
   friend bool operator==(const FileMeta&, const FileMeta&) = default;
 };

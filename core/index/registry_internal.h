@@ -354,7 +354,7 @@ struct PublisherEntry {
   uint32_t user = 0;
   uint32_t size_low = 0;
   uint32_t size_high = 0;
-  std::array<uint8_t, 32> sha256{};
+  std::array<uint8_t, 32> root{};
 
   PublisherEntry() = default;
   PublisherEntry(uint32_t user_id, const FileMeta& meta) : user(user_id) {
@@ -363,13 +363,13 @@ struct PublisherEntry {
   FileMeta meta() const {
     FileMeta meta;
     meta.size = (uint64_t{size_high} << 32) | size_low;
-    meta.sha256 = sha256;
+    meta.root = root;
     return meta;
   }
   void set_meta(const FileMeta& meta) {
     size_low = static_cast<uint32_t>(meta.size);
     size_high = static_cast<uint32_t>(meta.size >> 32);
-    sha256 = meta.sha256;
+    root = meta.root;
   }
 };
 static_assert(sizeof(PublisherEntry) == 44);

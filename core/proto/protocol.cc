@@ -388,7 +388,7 @@ size_t EncodePublishRequest(const Header& header, const PublishRequest& request,
   WriteHeader(header, w);
   w.Str(request.name);
   w.U64(request.size);
-  w.Bytes(request.sha256);
+  w.Bytes(request.root);
   return SizeIfOk(w);
 }
 
@@ -476,7 +476,7 @@ absl::StatusOr<PublishRequest> DecodePublishRequest(
   PublishRequest request;
   r.Str(&request.name);
   r.U64(&request.size);
-  r.Bytes(request.sha256);
+  r.Bytes(request.root);
   if (absl::Status s = CheckConsumed(r, "PUB request"); !s.ok()) return s;
   return request;
 }
@@ -554,7 +554,7 @@ size_t EncodeGetReply(const Header& request, const GetReply& reply,
   w.Bytes(std::span<const uint8_t>(reply.address.ip).first(ip_size));
   w.U16(reply.address.port);
   w.U64(reply.size);
-  w.Bytes(reply.sha256);
+  w.Bytes(reply.root);
   w.Str(reply.ticket);
   w.Bytes(reply.key_pin);
   return SizeIfOk(w);
@@ -662,7 +662,7 @@ absl::StatusOr<GetReply> DecodeGetReply(std::span<const uint8_t> payload) {
   r.Bytes(std::span<uint8_t>(reply.address.ip).first(ip_size));
   r.U16(&reply.address.port);
   r.U64(&reply.size);
-  r.Bytes(reply.sha256);
+  r.Bytes(reply.root);
   r.Str(&reply.ticket);
   r.Bytes(reply.key_pin);
   if (absl::Status s = CheckConsumed(r, "GET reply"); !s.ok()) return s;

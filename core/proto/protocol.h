@@ -267,7 +267,7 @@ struct ListRequest {
 struct PublishRequest {
   absl::string_view name;
   uint64_t size = 0;
-  Sha256Digest sha256{};
+  Sha256Digest root{};
 };
 
 // UNP and GET requests.
@@ -287,7 +287,7 @@ struct GetReply {
   absl::string_view holder;
   PeerAddress address;
   uint64_t size = 0;
-  Sha256Digest sha256{};
+  Sha256Digest root{};
   absl::string_view ticket;  // for "Authorization: Bearer" (core/auth/ticket.h)
   // The pin the holder registered at login (LoginFinishRequest::key_pin);
   // all zero: it serves plain HTTP.

@@ -1,8 +1,9 @@
 // libFuzzer target for daemon/publication_log.h: the replay of a snapshot or
 // journal that runs at every daemon start on whatever a crash, a failing
-// disk or a hand edit left in the state folder (format 2, and 0.1.0's
-// without checksums). Besides crashes and sanitizer reports it checks:
-//   - --recover never refuses damage (only a format from the future), and
+// disk or a hand edit left in the state folder (format 3; older formats are
+// refused with FailedPrecondition). Besides crashes and sanitizer reports it
+// checks:
+//   - --recover never refuses damage (only a format it does not read), and
 //     where the strict replay accepts a file, --recover finds nothing to
 //     drop and loads the same publications;
 //   - the snapshot written after a replay replays strictly, into an empty

@@ -175,7 +175,7 @@ client::RequestBody PublishBody(absl::string_view name) {
   client::RequestBody body;
   body.publish.name = name;
   body.publish.size = 9;
-  body.publish.sha256.fill(0xab);
+  body.publish.root.fill(0xab);
   return body;
 }
 
@@ -936,7 +936,7 @@ TEST(SecurityTest, HolderServingOtherBytesFailsTheDownloadAndLeavesNothing) {
   ASSERT_TRUE(hans.logged_in());
   ASSERT_EQ(hans.Run("pub f.bin"), "File published successfully\n");
 
-  // Overwrite in place (same inode, same size): only the SHA-256 differs.
+  // Overwrite in place (same inode, same size): only the Merkle root differs.
   {
     UniqueFd fd(::open((hans_dir + "/f.bin").c_str(), O_WRONLY | O_CLOEXEC));
     ASSERT_TRUE(fd) << std::strerror(errno);
@@ -948,7 +948,8 @@ TEST(SecurityTest, HolderServingOtherBytesFailsTheDownloadAndLeavesNothing) {
   CommandResult get = RunPeerctl(daemon, "vader", "vaderpass", {"get", "f.bin"},
                                  vader_dir, absl::Seconds(30));
   EXPECT_NE(get.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(get.err, "SHA-256")) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "do not add up to the published root"))
+      << get.err;
   EXPECT_EQ(get.out, "");
   EXPECT_EQ(ListFolder(vader_dir), std::vector<std::string>{});
 }

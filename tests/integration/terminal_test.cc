@@ -231,37 +231,54 @@ class SlowHolder {
   bool served() const { return served_; }
 
  private:
+  // A holder without Merkle leaves: "GET /m/" gets 404, and the downloader
+  // comes back on a second connection for the whole file.
   void Run() {
     const absl::Time end = absl::Now() + absl::Seconds(60);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (ServeOne(end)) return;
+    }
+  }
+
+  // True once the file (or nothing, at the end) was the answer.
+  bool ServeOne(absl::Time end) {
     pollfd entry{listener_.get(), POLLIN, 0};
     while (!stop_ && absl::Now() < end && ::poll(&entry, 1, 50) <= 0) {
     }
-    if (stop_ || absl::Now() >= end) return;
+    if (stop_ || absl::Now() >= end) return true;
     UniqueFd connection(
         ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!connection) return;
+    if (!connection) return true;
     std::string head;
     char buffer[4096];
     while (head.find("\r\n\r\n") == std::string::npos && !stop_) {
       ssize_t n = ::recv(connection.get(), buffer, sizeof(buffer), 0);
-      if (n <= 0) return;
+      if (n <= 0) return true;
       head.append(buffer, static_cast<size_t>(n));
+    }
+    if (absl::StartsWith(head, "GET /m/")) {
+      const std::string none =
+          "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+          "Connection: close\r\n\r\n";
+      ::send(connection.get(), none.data(), none.size(), MSG_NOSIGNAL);
+      return false;
     }
     const std::string reply =
         absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", kSize, "\r\n\r\n");
     if (::send(connection.get(), reply.data(), reply.size(), MSG_NOSIGNAL) <
         0) {
-      return;
+      return true;
     }
     served_ = true;
     const std::string chunk(16 << 10, 'x');
     while (!stop_ && absl::Now() < end) {
       if (::send(connection.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) <
           0) {
-        return;  // the downloader went away
+        return true;  // the downloader went away
       }
       absl::SleepFor(absl::Milliseconds(50));
     }
+    return true;
   }
 
   UniqueFd listener_;

@@ -36,9 +36,10 @@
 namespace pcfs::testing {
 namespace {
 
-// A TCP relay on 127.0.0.1 that forwards one connection to `target` and
-// records every byte, both ways. Its thread ends when both sides have
-// closed, on destruction, or after 30 s.
+// A TCP relay on 127.0.0.1 that forwards connections to `target`, one after
+// another (a download makes two: the chunk hashes, then the file), and
+// records every byte, both ways. Its thread ends on destruction, or after
+// 30 s.
 class TcpRelay {
  public:
   explicit TcpRelay(const SocketAddress& target) : target_(target) {
@@ -67,14 +68,20 @@ class TcpRelay {
  private:
   void Run() {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    pollfd accept_entry{listener_.get(), POLLIN, 0};
-    while (!stop_ && absl::Now() < deadline &&
-           ::poll(&accept_entry, 1, 50) <= 0) {
+    while (!stop_ && absl::Now() < deadline) {
+      pollfd accept_entry{listener_.get(), POLLIN, 0};
+      if (::poll(&accept_entry, 1, 50) <= 0) continue;
+      UniqueFd client(
+          ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) continue;
+      Forward(client.get(), deadline);
     }
-    if (stop_ || absl::Now() >= deadline) return;
-    UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+
+  // Forwards one connection until both sides have closed.
+  void Forward(int client, absl::Time deadline) {
     UniqueFd holder(::socket(target_.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!client || !holder ||
+    if (!holder ||
         ::connect(holder.get(), target_.get(), target_.length) != 0) {
       return;
     }
@@ -84,13 +91,13 @@ class TcpRelay {
     while (!stop_ && open_sides > 0 && absl::Now() < deadline) {
       const short client_events = client_open ? POLLIN : 0;
       const short holder_events = holder_open ? POLLIN : 0;
-      pollfd entries[2] = {{client.get(), client_events, 0},
+      pollfd entries[2] = {{client, client_events, 0},
                            {holder.get(), holder_events, 0}};
       if (::poll(entries, 2, 50) <= 0) continue;
       for (int i = 0; i < 2; ++i) {
         if ((entries[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-        const int from = i == 0 ? client.get() : holder.get();
-        const int to = i == 0 ? holder.get() : client.get();
+        const int from = i == 0 ? client : holder.get();
+        const int to = i == 0 ? holder.get() : client;
         char buffer[65536];
         ssize_t n = ::recv(from, buffer, sizeof(buffer), 0);
         if (n <= 0) {
@@ -176,7 +183,7 @@ std::string DownloadThroughRelay(const Daemon& daemon, const std::string& name,
   request.ticket = location->ticket;
   request.destination_dir = folder;
   request.expected_size = location->size;
-  request.expected_sha256 = location->sha256;
+  request.expected_root = location->root;
   request.holder_pin = location->key_pin;
   request.holder_name = location->holder;
   absl::Status downloaded = Download(request);
@@ -267,7 +274,7 @@ TEST(TlsTransferTest, HolderWithAnotherKeyIsRefused) {
   ASSERT_NE(hans, nullptr);
   absl::StatusOr<FileInfo> info = HashFile(share.path(), "a.txt");
   ASSERT_TRUE(info.ok());
-  ASSERT_TRUE(hans->Publish("a.txt", info->size, info->sha256).ok());
+  ASSERT_TRUE(hans->Publish("a.txt", info->size, info->root).ok());
   // Heartbeats while the download runs (the session times out after 3 s).
   std::atomic<bool> done{false};
   std::thread heartbeats([&] {

@@ -1,3 +1,6 @@
+// Tests of peerctl/body_sink.h: every byte lands in the file in order, each
+// completed chunk goes to the pool (and a bad one stops the body), writes
+// start at a chunk boundary only, and errors stick.
 #include "peerctl/body_sink.h"
 
 #include <fcntl.h>
@@ -7,11 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
+#include "core/base/unique_fd.h"
+#include "core/proto/merkle.h"
 #include "gtest/gtest.h"
-#include "peerctl/file_hash.h"
 
 namespace pcfs {
 namespace {
@@ -23,11 +29,14 @@ std::string RandomBytes(size_t size, uint32_t seed) {
   return bytes;
 }
 
-Sha256Digest DigestOf(absl::string_view bytes) {
-  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-  EXPECT_TRUE(hasher.ok());
-  hasher->Update(bytes.data(), bytes.size());
-  return hasher->Finish();
+// The leaves of `bytes`, hashed in order on this thread.
+std::vector<Sha256Digest> LeavesOf(absl::string_view bytes) {
+  std::vector<Sha256Digest> leaves;
+  for (uint64_t i = 0; i < MerkleChunkCount(bytes.size()); ++i) {
+    leaves.push_back(MerkleLeafHash(bytes.substr(
+        i * kMerkleChunkBytes, MerkleChunkLength(bytes.size(), i))));
+  }
+  return leaves;
 }
 
 class BodySinkTest : public ::testing::Test {
@@ -57,11 +66,20 @@ class BodySinkTest : public ::testing::Test {
               static_cast<ssize_t>(bytes.size()));
   }
 
-  // A small hash step and writeback step, so that a few hundred KiB take
-  // many of each.
+  std::unique_ptr<ChunkHashPool> Pool(uint64_t size,
+                                      std::vector<Sha256Digest> expected = {}) {
+    ChunkHashPool::Options options;
+    options.threads = 3;
+    options.expected = std::move(expected);
+    absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
+        ChunkHashPool::Create(file_.get(), size, std::move(options));
+    EXPECT_TRUE(pool.ok()) << pool.status();
+    return pool.ok() ? *std::move(pool) : nullptr;
+  }
+
+  // A small writeback step, so that a few MiB take many.
   static BodySink::Options SmallOptions() {
     BodySink::Options options;
-    options.hash_step_bytes = 4096;
     options.writeback_step_bytes = 16384;
     return options;
   }
@@ -73,75 +91,91 @@ class BodySinkTest : public ::testing::Test {
   UniqueFd pipe_in_;
 };
 
-TEST_F(BodySinkTest, WritesAndHashesEveryByteInOrder) {
-  const std::string contents = RandomBytes(300000, 1);
+TEST_F(BodySinkTest, WritesEveryByteAndHashesEveryChunk) {
+  const std::string body = RandomBytes(3 * kMerkleChunkBytes + 1234, 1);
+  std::unique_ptr<ChunkHashPool> pool = Pool(body.size());
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file_.get(), SmallOptions());
+      BodySink::Create(file_.get(), pool.get(), SmallOptions());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  // Uneven pieces, some shorter than a hash step and some longer, from
-  // memory and through the pipe in turn.
-  std::mt19937 random(2);
-  size_t offset = 0;
-  for (bool from_pipe = false; offset < contents.size();
-       from_pipe = !from_pipe) {
-    const size_t piece =
-        std::min<size_t>(contents.size() - offset, 1 + random() % 10000);
-    const absl::string_view bytes =
-        absl::string_view(contents).substr(offset, piece);
+  // Odd pieces, from memory and through the pipe, so chunks end mid-piece.
+  size_t at = 0;
+  bool from_pipe = false;
+  while (at < body.size()) {
+    const size_t piece = std::min<size_t>(body.size() - at, 40000);
+    const absl::string_view bytes(body.data() + at, piece);
     if (from_pipe) {
       Fill(bytes);
       ASSERT_TRUE((*sink)->AppendFromPipe(pipe_out_.get(), piece).ok());
     } else {
       ASSERT_TRUE((*sink)->Append(bytes).ok());
     }
-    offset += piece;
+    from_pipe = !from_pipe;
+    at += piece;
   }
-  EXPECT_EQ((*sink)->bytes_written(), contents.size());
-  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
-  ASSERT_TRUE(digest.ok()) << digest.status();
-  EXPECT_EQ(*digest, DigestOf(contents));
-  EXPECT_EQ(Contents(), contents);
+  ASSERT_TRUE((*sink)->Finish().ok());
+  EXPECT_EQ((*sink)->bytes_written(), body.size());
+  EXPECT_EQ(Contents(), body);
+  EXPECT_EQ(pool->leaves(), LeavesOf(body));
 }
 
-// The digest covers what the sink wrote, not what the file held before.
-TEST_F(BodySinkTest, StartsAtTheFileOffset) {
-  ASSERT_EQ(::write(file_.get(), "head", 4), 4);
+// Resuming: a sink that starts at chunk 2 hands over chunks 2.. only.
+TEST_F(BodySinkTest, StartsAtAChunkBoundary) {
+  const std::string body = RandomBytes(4 * kMerkleChunkBytes, 2);
+  std::unique_ptr<ChunkHashPool> pool = Pool(body.size());
+  ASSERT_EQ(::ftruncate(file_.get(), static_cast<off_t>(body.size())), 0);
+  ASSERT_EQ(::lseek(file_.get(), 2 * kMerkleChunkBytes, SEEK_SET),
+            static_cast<off_t>(2 * kMerkleChunkBytes));
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file_.get(), SmallOptions());
+      BodySink::Create(file_.get(), pool.get());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->Append("body").ok());
-  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
-  ASSERT_TRUE(digest.ok()) << digest.status();
-  EXPECT_EQ(*digest, DigestOf("body"));
-  EXPECT_EQ(Contents(), "headbody");
+  EXPECT_EQ((*sink)->start(), 2 * kMerkleChunkBytes);
+  ASSERT_TRUE(
+      (*sink)
+          ->Append(absl::string_view(body).substr(2 * kMerkleChunkBytes))
+          .ok());
+  ASSERT_TRUE((*sink)->Finish().ok());
+  const std::vector<Sha256Digest> leaves = LeavesOf(body);
+  EXPECT_FALSE(pool->Verified(0));
+  EXPECT_FALSE(pool->Verified(1));
+  EXPECT_EQ(pool->leaf(2), leaves[2]);
+  EXPECT_EQ(pool->leaf(3), leaves[3]);
 }
 
-TEST_F(BodySinkTest, NothingAppendedIsTheDigestOfNothing) {
-  absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file_.get(), SmallOptions());
-  ASSERT_TRUE(sink.ok()) << sink.status();
-  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
-  ASSERT_TRUE(digest.ok()) << digest.status();
-  EXPECT_EQ(*digest, DigestOf(""));
+TEST_F(BodySinkTest, MidChunkStartIsInvalid) {
+  std::unique_ptr<ChunkHashPool> pool = Pool(2 * kMerkleChunkBytes);
+  ASSERT_EQ(::lseek(file_.get(), 5, SEEK_SET), 5);
+  EXPECT_EQ(BodySink::Create(file_.get(), pool.get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(BodySinkTest, WritebackOffStillWritesEverything) {
-  const std::string contents = RandomBytes(100000, 4);
-  BodySink::Options options = SmallOptions();
-  options.writeback_step_bytes = 0;
+// A chunk that does not match its expected leaf ends the body with DataLoss
+// naming the chunk: the rest is not taken.
+TEST_F(BodySinkTest, ABadChunkStopsTheBody) {
+  const std::string good = RandomBytes(4 * kMerkleChunkBytes, 3);
+  std::string bad = good;
+  bad[kMerkleChunkBytes + 10] ^= 1;  // chunk 1
+  std::unique_ptr<ChunkHashPool> pool = Pool(good.size(), LeavesOf(good));
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file_.get(), options);
+      BodySink::Create(file_.get(), pool.get());
   ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->Append(contents).ok());
-  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
-  ASSERT_TRUE(digest.ok()) << digest.status();
-  EXPECT_EQ(*digest, DigestOf(contents));
-  EXPECT_EQ(Contents(), contents);
+  absl::Status status;
+  // Appends stop failing-fast once the pool has seen chunk 1; bounded by the
+  // body's length.
+  for (size_t at = 0; at < bad.size() && status.ok(); at += 65536) {
+    status = (*sink)->Append(absl::string_view(bad).substr(at, 65536));
+  }
+  absl::Status finished = (*sink)->Finish();
+  EXPECT_TRUE(absl::IsDataLoss(finished)) << finished;
+  EXPECT_NE(finished.message().find("chunk 1 "), absl::string_view::npos)
+      << finished;
+  EXPECT_FALSE(pool->Verified(1));
+  EXPECT_TRUE(pool->Verified(0));
 }
 
 TEST_F(BodySinkTest, PipeWithFewerBytesThanPromisedIsDataLoss) {
+  std::unique_ptr<ChunkHashPool> pool = Pool(100);
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file_.get(), SmallOptions());
+      BodySink::Create(file_.get(), pool.get());
   ASSERT_TRUE(sink.ok()) << sink.status();
   Fill("short");
   pipe_in_.Reset();  // so that the pipe reads as ended, not as empty
@@ -152,8 +186,9 @@ TEST_F(BodySinkTest, PipeWithFewerBytesThanPromisedIsDataLoss) {
 TEST_F(BodySinkTest, WriteErrorIsReportedWithTheCallAndSticks) {
   UniqueFd read_only(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(read_only);
+  std::unique_ptr<ChunkHashPool> pool = Pool(100);
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(read_only.get(), SmallOptions());
+      BodySink::Create(read_only.get(), pool.get());
   ASSERT_TRUE(sink.ok()) << sink.status();
   absl::Status status = (*sink)->Append("some bytes");
   EXPECT_FALSE(status.ok());
@@ -161,37 +196,7 @@ TEST_F(BodySinkTest, WriteErrorIsReportedWithTheCallAndSticks) {
   Fill("more");
   EXPECT_FALSE((*sink)->AppendFromPipe(pipe_out_.get(), 4).ok());
   EXPECT_EQ((*sink)->bytes_written(), 0u);
-}
-
-// The hasher reads the bytes back from the file; a file it cannot read
-// (here: open for writing only) fails the digest instead of faking one.
-TEST_F(BodySinkTest, UnreadableFileFailsFinish) {
-  UniqueFd write_only(::open(path_.c_str(), O_WRONLY | O_CLOEXEC));
-  ASSERT_TRUE(write_only);
-  absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(write_only.get(), SmallOptions());
-  ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->Append(RandomBytes(50000, 5)).ok());
-  absl::StatusOr<Sha256Digest> digest = (*sink)->Finish();
-  EXPECT_FALSE(digest.ok());
-  EXPECT_NE(digest.status().message().find("pread"), absl::string_view::npos)
-      << digest.status();
-}
-
-TEST_F(BodySinkTest, DestroyedWithoutFinishStopsTheHasher) {
-  absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file_.get(), SmallOptions());
-  ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->Append(RandomBytes(20000, 6)).ok());
-  sink->reset();  // no Finish(): the hasher is stopped and joined
-  EXPECT_EQ(Contents().size(), 20000u);
-}
-
-TEST_F(BodySinkTest, ZeroHashStepIsInvalid) {
-  BodySink::Options options;
-  options.hash_step_bytes = 0;
-  EXPECT_EQ(BodySink::Create(file_.get(), options).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE((*sink)->Finish().ok());
 }
 
 }  // namespace

@@ -10,12 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/proto/merkle.h"
 #include "gtest/gtest.h"
 #include "peerctl/exit_codes.h"
 #include "peerctl/file_hash.h"
@@ -80,11 +82,21 @@ class FakeHolder {
   const SocketAddress& address() const { return address_; }
 
  private:
+  // A holder without leaves (an older peerctl): "GET /m/" gets 404 and the
+  // downloader comes back for the whole file on a second connection, which
+  // gets `response`.
   void Serve(const std::string& response, Ending ending) {
+    for (int connection = 0; connection < 2; ++connection) {
+      if (ServeOne(response, ending)) return;
+    }
+  }
+
+  // True once `response` (or silence) was the answer.
+  bool ServeOne(const std::string& response, Ending ending) {
     pollfd entry{listener_.get(), POLLIN, 0};
-    if (::poll(&entry, 1, 10000) != 1) return;
+    if (::poll(&entry, 1, 10000) != 1) return true;
     UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!client) return;
+    if (!client) return true;
     timeval timeout{10, 0};
     ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
                  sizeof(timeout));
@@ -92,18 +104,24 @@ class FakeHolder {
     char buffer[4096];
     while (head.find("\r\n\r\n") == std::string::npos) {
       ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
-      if (n <= 0) return;
+      if (n <= 0) return true;
       head.append(buffer, static_cast<size_t>(n));
+    }
+    if (head.starts_with("GET /m/")) {
+      const std::string none = http::FormatErrorHead(http::kNotFound);
+      ::send(client.get(), none.data(), none.size(), MSG_NOSIGNAL);
+      return false;
     }
     if (ending == Ending::kStaySilent) {
       ::recv(client.get(), buffer, sizeof(buffer), 0);  // until the client
-      return;                                           // gives up
+      return true;                                      // gives up
     }
     ::send(client.get(), response.data(), response.size(), MSG_NOSIGNAL);
     if (ending == Ending::kReset) {
       linger hard{1, 0};  // close with RST instead of FIN
       ::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
     }
+    return true;
   }
 
   UniqueFd listener_;
@@ -133,11 +151,23 @@ class DownloaderTest : public ::testing::Test {
     ASSERT_TRUE(out.good());
   }
 
-  void StartServer(absl::string_view bind_host = "127.0.0.1") {
+  // `leaf_source` overrides the honest one (the leaves of the shared file).
+  void StartServer(absl::string_view bind_host = "127.0.0.1",
+                   FileServer::LeafSource leaf_source = nullptr) {
     FileServer::Options options;
     options.share_dir = share_;
     options.bind = Loopback(bind_host, 0);
     options.authorizer = TestAuthorizer;
+    // As peerctl's holder does: the leaves, so that downloads are chunk
+    // verified and resumable (a holder without them: see FakeHolder).
+    options.leaf_source =
+        [share =
+             share_](absl::string_view name) -> absl::StatusOr<std::string> {
+      absl::StatusOr<FileInfo> info = HashFile(share, name);
+      if (!info.ok()) return info.status();
+      return MerkleLeavesToBytes(info->leaves);
+    };
+    if (leaf_source) options.leaf_source = std::move(leaf_source);
     absl::StatusOr<std::unique_ptr<FileServer>> server =
         FileServer::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
@@ -155,7 +185,7 @@ class DownloaderTest : public ::testing::Test {
     absl::StatusOr<FileInfo> info = HashFile(share_, name);
     if (info.ok()) {
       request.expected_size = info->size;
-      request.expected_sha256 = info->sha256;
+      request.expected_root = info->root;
     }
     return request;
   }
@@ -168,10 +198,13 @@ class DownloaderTest : public ::testing::Test {
     request.ticket = std::string(kTicket);
     request.destination_dir = destination_;
     request.timeout = absl::Seconds(10);
-    absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-    hasher->Update(contents.data(), contents.size());
+    std::vector<Sha256Digest> leaves;
+    for (uint64_t i = 0; i < MerkleChunkCount(contents.size()); ++i) {
+      leaves.push_back(MerkleLeafHash(contents.substr(
+          i * kMerkleChunkBytes, MerkleChunkLength(contents.size(), i))));
+    }
     request.expected_size = contents.size();
-    request.expected_sha256 = hasher->Finish();
+    request.expected_root = MerkleRoot(leaves);
     return request;
   }
 
@@ -192,7 +225,9 @@ class DownloaderTest : public ::testing::Test {
     FakeHolder fake(http::FormatOkHead(served.size()) + served, Ending::kClose);
     absl::Status status = Download(RequestFromFake(fake, real));
     EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
-    EXPECT_NE(status.message().find("SHA-256"), absl::string_view::npos);
+    EXPECT_NE(status.message().find("Merkle root mismatch"),
+              absl::string_view::npos)
+        << status;
     EXPECT_TRUE(DestinationEntries().empty());
   }
 
@@ -210,6 +245,142 @@ TEST_F(DownloaderTest, RoundTripIsByteIdentical) {
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(ReadWhole(destination_ + "/data.bin"), contents);
   EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"data.bin"});
+}
+
+// A partial from an interrupted get: chunks 0, 1 and 4 right, chunk 2 right
+// but for one byte, the rest zeros. The get keeps exactly the three that
+// verify (the progress starts there), fetches the others, and the partial
+// becomes the file.
+TEST_F(DownloaderTest, ResumesFromTheVerifiedChunksOfAPartial) {
+  const uint64_t chunk = kMerkleChunkBytes;
+  const std::string contents = RandomBytes(6 * chunk + 5, 11);
+  Share("big.bin", contents);
+  std::string partial(contents.size(), '\0');
+  for (uint64_t i : {0, 1, 2, 4}) {
+    partial.replace(i * chunk, chunk, contents.substr(i * chunk, chunk));
+  }
+  partial[2 * chunk + 7] ^= 1;
+  {
+    std::ofstream out(destination_ + "/.big.bin.pcfs-partial",
+                      std::ios::binary);
+    out.write(partial.data(), static_cast<std::streamsize>(partial.size()));
+  }
+  StartServer();
+  DownloadRequest request = RequestFor("big.bin");
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(first_progress, 3 * chunk);
+  EXPECT_EQ(ReadWhole(destination_ + "/big.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"big.bin"});
+}
+
+// Ctrl-C (the cancel flag) mid-body: Cancelled, the hidden partial stays
+// with its verified chunks, and the next call resumes from them.
+TEST_F(DownloaderTest, CancelKeepsThePartialForTheNextGet) {
+  const std::string contents = RandomBytes(8 * kMerkleChunkBytes, 15);
+  Share("k.bin", contents);
+  StartServer();
+  DownloadRequest request = RequestFor("k.bin");
+  std::atomic<bool> cancel{false};
+  request.cancel = &cancel;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (received >= 3 * kMerkleChunkBytes) cancel = true;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(absl::IsCancelled(status)) << status;
+  EXPECT_EQ(DestinationEntries(),
+            std::vector<std::string>{".k.bin.pcfs-partial"});
+
+  request.cancel = nullptr;
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_GE(first_progress.value_or(0), 3 * kMerkleChunkBytes);
+  EXPECT_EQ(ReadWhole(destination_ + "/k.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"k.bin"});
+}
+
+TEST_F(DownloaderTest, APartialOfAnotherSizeIsStartedOver) {
+  const std::string contents = RandomBytes(2 * kMerkleChunkBytes + 1, 12);
+  Share("f.bin", contents);
+  {
+    std::ofstream out(destination_ + "/.f.bin.pcfs-partial", std::ios::binary);
+    out << contents.substr(0, kMerkleChunkBytes);  // a right first chunk
+  }
+  StartServer();
+  DownloadRequest request = RequestFor("f.bin");
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(first_progress, 0u);
+  EXPECT_EQ(ReadWhole(destination_ + "/f.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"f.bin"});
+}
+
+// A holder whose leaves are those of the published file but whose bytes
+// differ in chunk 1: DataLoss naming the chunk; only the hidden partial
+// stays, and a later get from an honest holder resumes from it.
+TEST_F(DownloaderTest, ACorruptChunkFailsTheGetAndLinksNothing) {
+  const std::string contents = RandomBytes(3 * kMerkleChunkBytes, 13);
+  Share("c.bin", contents);
+  const std::string good_leaves =
+      MerkleLeavesToBytes(HashFile(share_, "c.bin")->leaves);
+  DownloadRequest request = RequestFor("c.bin");
+  std::string bad = contents;
+  bad[kMerkleChunkBytes + 3] ^= 1;
+  Share("c.bin", bad);
+  StartServer("127.0.0.1", [good_leaves](absl::string_view) {
+    return absl::StatusOr<std::string>(good_leaves);
+  });
+  request.holder = Loopback("127.0.0.1", server_->port());
+  absl::Status status = Download(request);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("chunk 1 (bytes 1048576-2097151) does not "
+                                  "match its published hash"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_EQ(DestinationEntries(),
+            std::vector<std::string>{".c.bin.pcfs-partial"});
+
+  server_.reset();
+  Share("c.bin", contents);
+  StartServer();
+  request.holder = Loopback("127.0.0.1", server_->port());
+  std::optional<uint64_t> first_progress;
+  request.progress = [&](uint64_t received, uint64_t) {
+    if (!first_progress) first_progress = received;
+  };
+  status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_GE(first_progress.value_or(0), kMerkleChunkBytes);  // chunk 0 kept
+  EXPECT_EQ(ReadWhole(destination_ + "/c.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"c.bin"});
+}
+
+// Leaves that do not add up to the expected root (the holder serves another
+// file): DataLoss before any partial is made.
+TEST_F(DownloaderTest, LeavesThatDoNotAddUpFailBeforeAnyPartial) {
+  Share("d.bin", RandomBytes(kMerkleChunkBytes + 9, 14));
+  DownloadRequest request = RequestFor("d.bin");
+  StartServer("127.0.0.1", [](absl::string_view) {
+    return absl::StatusOr<std::string>(std::string(64, 'x'));
+  });
+  request.holder = Loopback("127.0.0.1", server_->port());
+  absl::Status status = Download(request);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("do not add up"), absl::string_view::npos)
+      << status;
+  EXPECT_TRUE(DestinationEntries().empty());
 }
 
 TEST_F(DownloaderTest, RoundTripOfEncodedUtf8NameWithSpaces) {
@@ -259,7 +430,7 @@ TEST_F(DownloaderTest, ThreeConcurrentDownloadsOfA64MiBFile) {
         HashFile(absl::StrCat(destination_, "/", i), "big.bin");
     ASSERT_TRUE(copy.ok()) << copy.status();
     EXPECT_EQ(copy->size, *base.expected_size);
-    EXPECT_EQ(copy->sha256, *base.expected_sha256);
+    EXPECT_EQ(copy->root, *base.expected_root);
   }
 }
 
@@ -351,7 +522,7 @@ TEST_F(DownloaderTest, LargeBodyCutShortLeavesNoFile) {
       http::FormatOkHead(contents.size()) + contents.substr(0, (17 << 20) + 5),
       Ending::kClose);
   DownloadRequest request = RequestFromFake(fake, contents);
-  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_root.reset();  // the length alone must catch it
   request.expected_size.reset();
   absl::Status status = Download(request);
   EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
@@ -364,7 +535,7 @@ TEST_F(DownloaderTest, TruncatedBodyFailsAndLeavesNothing) {
       http::FormatOkHead(contents.size()) + contents.substr(0, 5000),
       Ending::kClose);
   DownloadRequest request = RequestFromFake(fake, contents);
-  request.expected_sha256.reset();  // the length alone must catch it
+  request.expected_root.reset();  // the length alone must catch it
   request.expected_size.reset();
   absl::Status status = Download(request);
   EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/proto/merkle.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {
@@ -20,7 +21,12 @@ using ::absl::StatusCode;
 
 constexpr absl::string_view kAbcSha256 =
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-constexpr absl::string_view kEmptySha256 =
+// The Merkle roots (core/proto/merkle.h): "abc" is one chunk, so its root is
+// its leaf, SHA-256(0x00 "abc") (`printf '\x00abc' | openssl dgst -sha256`);
+// the empty file's is SHA-256 of nothing.
+constexpr absl::string_view kAbcRoot =
+    "609f6e36d2405585188d5cfd761f407c7cc46a7d3f314c88270469dde315fcd1";
+constexpr absl::string_view kEmptyRoot =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 // A fresh folder under /tmp holding a "share" subfolder; removed at the end.
@@ -56,7 +62,7 @@ TEST_F(FileHashTest, HashesKnownContents) {
   absl::StatusOr<FileInfo> info = HashFile(dir_.get(), "abc");
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->size, 3u);
-  EXPECT_EQ(Sha256ToHex(info->sha256), kAbcSha256);
+  EXPECT_EQ(Sha256ToHex(info->root), kAbcRoot);
 }
 
 TEST_F(FileHashTest, HashesEmptyFile) {
@@ -64,26 +70,27 @@ TEST_F(FileHashTest, HashesEmptyFile) {
   absl::StatusOr<FileInfo> info = HashFile(dir_.get(), "empty");
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->size, 0u);
-  EXPECT_EQ(Sha256ToHex(info->sha256), kEmptySha256);
+  EXPECT_EQ(Sha256ToHex(info->root), kEmptyRoot);
 }
 
-TEST_F(FileHashTest, HashesFileLargerThanOneReadChunk) {
+// Chunks hashed on the pool give the leaves and root that hashing them one
+// by one in order gives.
+TEST_F(FileHashTest, HashesFileOfSeveralChunks) {
   std::string contents;
-  for (int i = 0; i < (3 << 20) + 17; ++i) {
+  for (uint64_t i = 0; i < 3 * kMerkleChunkBytes + 17; ++i) {
     contents += static_cast<char>(i * 31 % 251);
   }
   WriteShared("big", contents);
-  // The same bytes hashed in odd-sized pieces.
-  absl::StatusOr<Sha256Hasher> hasher = Sha256Hasher::Create();
-  ASSERT_TRUE(hasher.ok());
-  for (size_t at = 0; at < contents.size(); at += 4093) {
-    hasher->Update(contents.data() + at,
-                   std::min<size_t>(4093, contents.size() - at));
+  std::vector<Sha256Digest> leaves;
+  for (uint64_t i = 0; i < 4; ++i) {
+    leaves.push_back(MerkleLeafHash(absl::string_view(contents).substr(
+        i * kMerkleChunkBytes, MerkleChunkLength(contents.size(), i))));
   }
   absl::StatusOr<FileInfo> info = HashFile(share_, "big");
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->size, contents.size());
-  EXPECT_EQ(info->sha256, hasher->Finish());
+  EXPECT_EQ(info->leaves, leaves);
+  EXPECT_EQ(info->root, MerkleRoot(leaves));
 }
 
 TEST_F(FileHashTest, MissingFileIsNotFound) {
@@ -129,7 +136,7 @@ TEST_F(FileHashTest, SymlinkInsideTheShareIsFollowed) {
   ASSERT_EQ(::symlink("abc", (share_ + "/alias").c_str()), 0);
   absl::StatusOr<FileInfo> info = HashFile(dir_.get(), "alias");
   ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(Sha256ToHex(info->sha256), kAbcSha256);
+  EXPECT_EQ(Sha256ToHex(info->root), kAbcRoot);
 }
 
 TEST_F(FileHashTest, UnreadableFileIsPermissionDenied) {
@@ -157,7 +164,7 @@ TEST_F(FileHashTest, CacheDoesNotReadAnUnchangedFileTwice) {
   ASSERT_TRUE(cache.Hash(dir_.get(), "abc").ok());
   absl::StatusOr<FileInfo> again = cache.Hash(dir_.get(), "abc");
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(Sha256ToHex(again->sha256), kAbcSha256);
+  EXPECT_EQ(Sha256ToHex(again->root), kAbcRoot);
   EXPECT_EQ(cache.files_read(), 1u);
 }
 
@@ -171,7 +178,7 @@ TEST_F(FileHashTest, CacheRehashesAFileChangedInPlace) {
   ASSERT_EQ(::utimensat(dir_.get(), "f", times, 0), 0);
   absl::StatusOr<FileInfo> info = cache.Hash(share_, "f");
   ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_NE(Sha256ToHex(info->sha256), kAbcSha256);
+  EXPECT_NE(Sha256ToHex(info->root), kAbcRoot);
   EXPECT_EQ(cache.files_read(), 2u);
 }
 
@@ -202,11 +209,11 @@ TEST_F(FileHashTest, CacheAnswersConcurrentCallersAlike) {
   for (size_t i = 0; i < results.size(); ++i) {
     threads.emplace_back([&, i] {
       absl::StatusOr<FileInfo> info = cache.Hash(dir_.get(), "abc");
-      results[i] = info.ok() ? Sha256ToHex(info->sha256) : "error";
+      results[i] = info.ok() ? Sha256ToHex(info->root) : "error";
     });
   }
   for (std::thread& thread : threads) thread.join();
-  for (const std::string& result : results) EXPECT_EQ(result, kAbcSha256);
+  for (const std::string& result : results) EXPECT_EQ(result, kAbcRoot);
 }
 
 }  // namespace

@@ -303,6 +303,47 @@ TEST_F(FileServerTest, RangePastTheEndIs416WithEmptyBody) {
   EXPECT_EQ(reply.body, "");
 }
 
+TEST_F(FileServerTest, LeavesComeFromTheLeafSourceAfterTheTicket) {
+  FileServer::Options options = DefaultOptions();
+  std::mutex mu;  // TSan cannot see Debian's absl::Mutex
+  std::vector<std::string> asked;
+  options.leaf_source =
+      [&](absl::string_view name) -> absl::StatusOr<std::string> {
+    std::lock_guard<std::mutex> lock(mu);
+    asked.emplace_back(name);
+    return std::string(64, 'L');  // two leaves
+  };
+  StartServer(std::move(options));
+  Reply reply = Exchange(CurlRequest("/m/hello.txt", kGoodTicket));
+  EXPECT_TRUE(reply.complete);
+  EXPECT_EQ(reply.head, http::FormatOkHead(64));
+  EXPECT_EQ(reply.body, std::string(64, 'L'));
+  // Refused tickets never reach the leaf source.
+  EXPECT_EQ(StatusOf(Exchange(CurlRequest("/m/hello.txt", ""))), 401);
+  EXPECT_EQ(StatusOf(Exchange(CurlRequest("/m/forbidden.txt", kGoodTicket))),
+            403);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(asked, std::vector<std::string>{"hello.txt"});
+}
+
+TEST_F(FileServerTest, LeavesWithoutALeafSourceAre404) {
+  StartServer();
+  Reply reply = Exchange(CurlRequest("/m/hello.txt", kGoodTicket));
+  EXPECT_EQ(StatusOf(reply), 404);
+  EXPECT_EQ(reply.body, "");
+}
+
+TEST_F(FileServerTest, LeafSourceErrorIsTheStatusCode) {
+  FileServer::Options options = DefaultOptions();
+  options.leaf_source = [](absl::string_view) -> absl::StatusOr<std::string> {
+    return absl::NotFoundError("gone");
+  };
+  StartServer(std::move(options));
+  Reply reply = Exchange(CurlRequest("/m/hello.txt", kGoodTicket));
+  EXPECT_EQ(StatusOf(reply), 404);
+  EXPECT_EQ(reply.body, "");
+}
+
 TEST_F(FileServerTest, MissingTicketIs401) {
   StartServer();
   Reply reply = Exchange(CurlRequest("/f/hello.txt", ""));

@@ -220,7 +220,7 @@ class HandlersTest : public ::testing::Test {
     protocol::PublishRequest request;
     request.name = name;
     request.size = 42;
-    request.sha256.fill(0xab);
+    request.root.fill(0xab);
     return Send(Encode([&](std::span<uint8_t> out) {
                   return protocol::EncodePublishRequest(h, request, out);
                 }),
@@ -1003,7 +1003,7 @@ class DeferredPublicationTest : public HandlersTest {
     protocol::PublishRequest request;
     request.name = name;
     request.size = size;
-    request.sha256.fill(0xab);
+    request.root.fill(0xab);
     return Seal(Encode([&](std::span<uint8_t> out) {
       return protocol::EncodePublishRequest(h, request, out);
     }));
@@ -1085,7 +1085,7 @@ TEST_F(DeferredPublicationTest, PubIsAnsweredOnceDurableRetransmissionsWait) {
   EXPECT_EQ(appended_.load(), 1u);
   FileMeta meta;
   meta.size = 42;
-  meta.sha256.fill(0xab);
+  meta.root.fill(0xab);
   EXPECT_EQ(registry_.PublicationOf("hans", "a.txt"), meta);
   // After completion, a retransmission gets the cached answer at once.
   std::vector<uint8_t> reply(protocol::kMaxDatagramSize);

@@ -159,6 +159,25 @@ TEST(ParseRequestHeadTest, OtherMethodIsUnimplemented) {
       StatusCode::kUnimplemented);
 }
 
+TEST(ParseRequestHeadTest, LeavesPathNamesTheFile) {
+  absl::StatusOr<Request> request = ParseRequestHead(CurlHead("/m/a%20b"));
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_TRUE(request->leaves);
+  EXPECT_EQ(request->file_name, "a b");
+  absl::StatusOr<Request> file = ParseRequestHead(CurlHead("/f/a"));
+  ASSERT_TRUE(file.ok());
+  EXPECT_FALSE(file->leaves);
+}
+
+TEST(FormatRequestHeadTest, LeavesRequestRoundTrips) {
+  absl::StatusOr<Request> request = ParseRequestHead(
+      FormatRequestHead("x y", "h:1", "tkt", std::nullopt, /*leaves=*/true));
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_TRUE(request->leaves);
+  EXPECT_EQ(request->file_name, "x y");
+  EXPECT_EQ(request->ticket, "tkt");
+}
+
 TEST(ParseRequestHeadTest, PathOutsideFilesIsNotFound) {
   EXPECT_EQ(ParseRequestHead(CurlHead("/index.html")).status().code(),
             StatusCode::kNotFound);

@@ -28,7 +28,7 @@ using Kind = PublicationChange::Kind;
 FileMeta Meta(uint64_t size) {
   FileMeta meta;
   meta.size = size;
-  meta.sha256.fill(static_cast<uint8_t>(size));
+  meta.root.fill(static_cast<uint8_t>(size));
   return meta;
 }
 

@@ -167,7 +167,7 @@ LoginFinishReply SampleLoginFinishReply() {
 }
 
 PublishRequest SamplePublishRequest() {
-  return {.name = "song.mp3", .size = 4194304, .sha256 = TestDigest()};
+  return {.name = "song.mp3", .size = 4194304, .root = TestDigest()};
 }
 
 GetReply SampleGetReply() {
@@ -178,7 +178,7 @@ GetReply SampleGetReply() {
   reply.address.ip[3] = 1;
   reply.address.port = 50002;
   reply.size = 4194304;
-  reply.sha256 = TestDigest();
+  reply.root = TestDigest();
   reply.ticket = kTicket;
   reply.key_pin = TestKeyPin();
   return reply;
@@ -897,16 +897,14 @@ TEST(PublishRequestTest, RoundTrips) {
   Bytes datagram = Encode([](std::span<uint8_t> out) {
     return EncodePublishRequest(
         RequestHeader(MessageType::kPublish, 4, kSession),
-        {.name = "big.iso",
-         .size = 0x0123456789abcdefu,
-         .sha256 = TestDigest()},
+        {.name = "big.iso", .size = 0x0123456789abcdefu, .root = TestDigest()},
         out);
   });
   absl::StatusOr<PublishRequest> r = DecodePublishRequest(BodyOf(datagram));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->name, "big.iso");
   EXPECT_EQ(r->size, 0x0123456789abcdefu);
-  EXPECT_EQ(r->sha256, TestDigest());
+  EXPECT_EQ(r->root, TestDigest());
 }
 
 TEST(NameRequestTest, RoundTripsTheLongestFileName) {
@@ -1071,7 +1069,7 @@ TEST(GetReplyTest, RoundTripsAnIPv4Holder) {
   EXPECT_EQ(r->address.ip, SampleGetReply().address.ip);
   EXPECT_EQ(r->address.port, 50002);
   EXPECT_EQ(r->size, 4194304u);
-  EXPECT_EQ(r->sha256, TestDigest());
+  EXPECT_EQ(r->root, TestDigest());
   EXPECT_EQ(r->ticket, "ticket-bytes");
   EXPECT_EQ(r->key_pin, TestKeyPin());
 }

@@ -1,8 +1,9 @@
 // The durable publication state: what is recorded survives a reopen; every
 // kind of damage (a cut, an emptied file, a changed byte) stops the start
 // with the file, the offset and what to do, and --recover keeps the rest; a
-// torn last record is ignored; 0.1.0's files still load; the journal is
-// compacted while appends go on; one log a state folder.
+// torn last record is ignored; 0.1.0's and format 2's files (SHA-256 digests,
+// not roots) are refused; the journal is compacted while appends go on; one log
+// a state folder.
 #include "daemon/publication_log.h"
 
 #include <stdlib.h>
@@ -34,7 +35,7 @@ using Kind = PublicationChange::Kind;
 FileMeta Meta(uint64_t size, uint8_t fill) {
   FileMeta meta;
   meta.size = size;
-  meta.sha256.fill(fill);
+  meta.root.fill(fill);
   return meta;
 }
 
@@ -79,7 +80,7 @@ class PublicationLogTest : public ::testing::Test {
     return s.str();
   }
   // A snapshot of nothing, as a fresh state folder's first start writes it:
-  // a journal in format 2 without one is damage.
+  // a journal in format 3 without one is damage.
   void WriteEmptySnapshot() const {
     Write("publications.snapshot", FormatPublicationSnapshot(Registry()));
   }
@@ -221,7 +222,7 @@ TEST_F(PublicationLogTest, EveryLineCarriesTheCrc32cOfTheRestOfIt) {
   std::vector<std::string> lines =
       absl::StrSplit(snapshot, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << snapshot;
-  EXPECT_TRUE(absl::StartsWith(lines[0], "PCFS-SNAPSHOT 2 ")) << lines[0];
+  EXPECT_TRUE(absl::StartsWith(lines[0], "PCFS-SNAPSHOT 3 ")) << lines[0];
   EXPECT_TRUE(absl::StartsWith(lines[1], "P hans 7 0707")) << lines[1];
   EXPECT_TRUE(absl::StrContains(lines[1], " x y.txt ")) << lines[1];
   EXPECT_TRUE(absl::StartsWith(lines[2], "END 1 ")) << lines[2];
@@ -234,29 +235,48 @@ TEST_F(PublicationLogTest, EveryLineCarriesTheCrc32cOfTheRestOfIt) {
   EXPECT_EQ(Read("publications.journal"), FormatJournalHeader());
 }
 
-TEST_F(PublicationLogTest, TheFormatOf010IsReadAndRewritten) {
-  // 0.1.0 wrote the same records without checksums, header or END.
+// 0.1.0 wrote the same records without checksums, header or END, and its
+// digests, like format 2's, are whole-file SHA-256s, not Merkle roots: such
+// state is refused with the way out, and left as it is.
+TEST_F(PublicationLogTest, TheFormatOf010IsRefusedNotTakenForRoots) {
   const std::string digest(64, 'a');
-  Write("publications.snapshot",
-        "P hans 7 " + digest + " old.txt\nP hans 8 " + digest + " gone.txt\n");
-  Write("publications.journal",
-        "U hans gone.txt\nP vader 9 " + digest + " new.txt\n");
-  EXPECT_EQ(*PublicationLog::Check(dir_), 2u);
-  {
-    Registry registry;
-    auto log = PublicationLog::Open(dir_, registry);
-    ASSERT_TRUE(log.ok()) << log.status();
-    EXPECT_EQ(registry.PublishedBy("hans"),
-              std::vector<std::string>{"old.txt"});
-    EXPECT_EQ(registry.PublishedBy("vader"),
-              std::vector<std::string>{"new.txt"});
-  }
-  EXPECT_TRUE(
-      absl::StartsWith(Read("publications.snapshot"), "PCFS-SNAPSHOT 2 "));
-  EXPECT_EQ(Read("publications.journal"), FormatJournalHeader());
+  const std::string old =
+      "P hans 7 " + digest + " old.txt\nP hans 8 " + digest + " gone.txt\n";
+  Write("publications.snapshot", old);
   Registry registry;
-  ASSERT_TRUE(PublicationLog::Open(dir_, registry).ok());
-  EXPECT_EQ(registry.publication_count(), 2u);
+  auto log = PublicationLog::Open(dir_, registry);
+  ASSERT_FALSE(log.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(log.status())) << log.status();
+  EXPECT_TRUE(absl::StrContains(log.status().message(), "0.1.0"));
+  EXPECT_TRUE(absl::StrContains(log.status().message(), "not the Merkle roots"))
+      << log.status();
+  EXPECT_EQ(registry.publication_count(), 0u);
+  EXPECT_EQ(Read("publications.snapshot"), old);
+}
+
+TEST_F(PublicationLogTest, FormatTwoIsRefusedNotTakenForRoots) {
+  auto line = [](const std::string& body) {
+    char crc[9];
+    std::snprintf(crc, sizeof(crc), "%08x", Crc32c(body));
+    return absl::StrCat(body, " ", crc, "\n");
+  };
+  const std::string old =
+      line("PCFS-SNAPSHOT 2") +
+      line("P hans 7 " + std::string(64, 'a') + " old.txt") + line("END 1");
+  Write("publications.snapshot", old);
+  for (bool recover : {false, true}) {
+    Registry registry;
+    PublicationLog::Options options;
+    options.recover = recover;
+    auto log = PublicationLog::Open(dir_, registry, options);
+    ASSERT_FALSE(log.ok());
+    EXPECT_TRUE(absl::IsFailedPrecondition(log.status())) << log.status();
+    EXPECT_TRUE(absl::StrContains(log.status().message(), "format 2"));
+    EXPECT_TRUE(absl::StrContains(log.status().message(), "SHA-256"));
+    EXPECT_EQ(registry.publication_count(), 0u);
+  }
+  EXPECT_EQ(Read("publications.snapshot"), old);
+  EXPECT_TRUE(FilesStartingWith("publications.snapshot.damaged").empty());
 }
 
 TEST_F(PublicationLogTest, TornLastRecordIsIgnored) {
@@ -353,15 +373,17 @@ TEST_F(PublicationLogTest, AJournalRecordChangedMidFileIsRefused) {
             (std::vector<std::string>{"first.txt", "third.txt"}));
 }
 
-TEST_F(PublicationLogTest, ARecordOf010ChangedMidFileIsRefused) {
+// A journal of 0.1.0 is refused as its snapshot is, whatever its records.
+TEST_F(PublicationLogTest, AJournalOf010IsRefused) {
   Append("publications.journal",
          "P hans 7 nothex x.txt\nP hans 7 " + std::string(64, 'b') + " y\n");
   Registry registry;
   auto log = PublicationLog::Open(dir_, registry);
   ASSERT_FALSE(log.ok());
-  EXPECT_TRUE(
-      absl::StrContains(log.status().message(),
-                        "publications.journal: byte 0 (line 1): bad digest"))
+  EXPECT_TRUE(absl::IsFailedPrecondition(log.status())) << log.status();
+  EXPECT_TRUE(absl::StrContains(log.status().message(),
+                                "publications.journal is in the format of "
+                                "0.1.0"))
       << log.status();
 }
 
@@ -400,11 +422,11 @@ TEST_F(PublicationLogTest, ADamagedOldJournalIsRefusedAndRecoverKeepsTheRest) {
 
 TEST_F(PublicationLogTest, AFormatFromTheFutureIsNotDamage) {
   Write("publications.snapshot", absl::StrCat(
-                                     "PCFS-SNAPSHOT 3 ",
+                                     "PCFS-SNAPSHOT 4 ",
                                      [] {
                                        char crc[9];
                                        std::snprintf(crc, sizeof(crc), "%08x",
-                                                     Crc32c("PCFS-SNAPSHOT 3"));
+                                                     Crc32c("PCFS-SNAPSHOT 4"));
                                        return std::string(crc);
                                      }(),
                                      "\n"));
@@ -414,7 +436,7 @@ TEST_F(PublicationLogTest, AFormatFromTheFutureIsNotDamage) {
   auto log = PublicationLog::Open(dir_, registry, options);
   ASSERT_FALSE(log.ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(log.status())) << log.status();
-  EXPECT_TRUE(absl::StrContains(log.status().message(), "format 3"));
+  EXPECT_TRUE(absl::StrContains(log.status().message(), "format 4"));
   EXPECT_TRUE(FilesStartingWith("publications.snapshot.damaged").empty());
 }
 

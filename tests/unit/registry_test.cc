@@ -56,7 +56,7 @@ Registry::LoginParams Params(absl::string_view user, Endpoint control,
 FileMeta Meta(uint64_t size, uint8_t seed = 0) {
   FileMeta meta;
   meta.size = size;
-  meta.sha256.fill(seed);
+  meta.root.fill(seed);
   return meta;
 }
 

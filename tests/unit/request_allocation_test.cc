@@ -214,7 +214,7 @@ class RequestAllocationTest : public ::testing::Test {
     publisher_ = LogIn(kPublisher, PublisherEndpoint(), 1);
     requester_ = LogIn(kRequester, RequesterEndpoint(), 2);
     meta_.size = 4096;
-    meta_.sha256.fill(0xab);
+    meta_.root.fill(0xab);
     registry_.Publish(kPublisher, kSharedFile, meta_);
   }
 
@@ -305,7 +305,7 @@ class RequestAllocationTest : public ::testing::Test {
       protocol::PublishRequest request;
       request.name = name;
       request.size = meta_.size;
-      request.sha256 = meta_.sha256;
+      request.root = meta_.root;
       return protocol::EncodePublishRequest(h, request, out);
     });
   }

@@ -1,0 +1,60 @@
+// DownloadResumable: the chunk-verified, resumable way Download()
+// (peerctl/downloader.h) fetches a file whose size and Merkle root
+// (core/proto/merkle.h) it knows.
+//
+//  1. "GET /m/NAME" fetches the file's leaves from the holder; they must add
+//     up to the expected root (else DataLoss: the holder serves another
+//     file).
+//  2. The bytes go into ".NAME.pcfs-partial" in the download folder (hidden,
+//     and named so that it never passes for the file), at their offsets; the
+//     file has the full size from the start. flock(2) keeps a second get of
+//     the same name out (AlreadyExists).
+//  3. A partial file already there (an earlier get interrupted by Ctrl-C,
+//     kill -9, a holder gone, a network down) is re-verified: every chunk is
+//     hashed (on all cores) and kept only if it matches its leaf. A partial
+//     of another size is started over. The partial is never trusted beyond
+//     what verifies, so one left by another version of the file keeps
+//     exactly the chunks the two versions share, which are right by
+//     definition.
+//  4. The missing chunks are fetched in runs with Range requests, one
+//     connection a run, each chunk verified on arrival against its leaf on a
+//     pool of threads (peerctl/chunk_hasher.h); a chunk that does not match
+//     ends the get with DataLoss "chunk N (bytes A-B) does not match its
+//     published hash: the holder sent corrupt data".
+//  5. Only when every chunk is verified is the partial fsynced and renamed
+//     to NAME (never replacing a file), and the folder fsynced.
+// On any failure the partial stays with what it holds, for the next get;
+// NAME never appears.
+//
+// Thread-safety: as Download().
+#ifndef PCFS_PEERCTL_RESUMABLE_DOWNLOAD_H_
+#define PCFS_PEERCTL_RESUMABLE_DOWNLOAD_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "peerctl/download_internal.h"
+#include "peerctl/downloader.h"
+
+namespace pcfs {
+
+// The suffix of a partial file: ".NAME" + this.
+inline constexpr absl::string_view kPartialSuffix = ".pcfs-partial";
+
+// ".NAME.pcfs-partial", or "" when that would not fit in a file name.
+std::string PartialFileName(absl::string_view name);
+
+// Downloads `request` (whose name passed ValidateFileName and does not
+// exist in the folder `dir_fd`) as above. Returns false, having done
+// nothing, when it does not apply: no expected size or root, an empty
+// file, a name too long for its partial name, or a holder that answers 404
+// to /m/ (one without leaves: the caller then downloads the whole file).
+// Errors as Download(), and AlreadyExists while another get of the name runs.
+absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
+                                       int dir_fd,
+                                       const download_internal::Bounds& bounds);
+
+}  // namespace pcfs
+
+#endif  // PCFS_PEERCTL_RESUMABLE_DOWNLOAD_H_
