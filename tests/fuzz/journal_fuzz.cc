@@ -64,7 +64,7 @@ void FuzzAs(absl::string_view text, pcfs::StateFileKind kind) {
                               pcfs::StateFileKind::kSnapshot, false, compacted,
                               &again)
             .ok());
-  Check(again.format == 2 && again.damage.empty() && !again.torn_tail);
+  Check(again.format == 3 && again.damage.empty() && !again.torn_tail);
   Check(SortedLines(pcfs::FormatPublicationSnapshot(compacted)) ==
         SortedLines(snapshot));
 }
