@@ -114,54 +114,13 @@ absl::Status WaitForTls(const HolderLink& link, TlsWait wait,
                  what);
 }
 
-// send(2) or SSL_write; -1 with errno EAGAIN when it must wait (for
-// `*wait`), and -1 with errno EPROTO on a TLS failure (`*tls_error`).
-ssize_t SendSome(const HolderLink& link, absl::string_view data, TlsWait* wait,
-                 absl::Status* tls_error) {
-  *wait = TlsWait::kWrite;
-  if (link.ssl == nullptr) {
-    return ::send(link.fd, data.data(), data.size(), MSG_NOSIGNAL);
-  }
-  absl::StatusOr<TlsIo> io = TlsWrite(link.ssl, data.data(), data.size());
-  if (!io.ok()) {
-    *tls_error = io.status();
-    errno = EPROTO;
-    return -1;
-  }
-  if (io->wait != TlsWait::kNone) {
-    *wait = io->wait;
-    errno = EAGAIN;
-    return -1;
-  }
-  return static_cast<ssize_t>(io->bytes);
-}
-
-// recv(2) or SSL_read, as SendSome.
-ssize_t ReceiveSome(const HolderLink& link, char* data, size_t size,
-                    TlsWait* wait, absl::Status* tls_error) {
-  *wait = TlsWait::kRead;
-  if (link.ssl == nullptr) return ::recv(link.fd, data, size, 0);
-  absl::StatusOr<TlsIo> io = TlsRead(link.ssl, data, size);
-  if (!io.ok()) {
-    *tls_error = io.status();
-    errno = EPROTO;
-    return -1;
-  }
-  if (io->closed) return 0;
-  if (io->wait != TlsWait::kNone) {
-    *wait = io->wait;
-    errno = EAGAIN;
-    return -1;
-  }
-  return static_cast<ssize_t>(io->bytes);
-}
-
 absl::Status SendAll(const HolderLink& link, absl::string_view data,
                      const Bounds& bounds) {
   while (!data.empty()) {
     TlsWait wait;
     absl::Status tls_error;
-    ssize_t n = SendSome(link, data, &wait, &tls_error);
+    ssize_t n = SendSome(link.fd, link.ssl, data.data(), data.size(),
+                         MSG_NOSIGNAL, &wait, &tls_error);
     if (n > 0) {
       data.remove_prefix(static_cast<size_t>(n));
     } else if (errno == EAGAIN) {
@@ -182,7 +141,7 @@ absl::StatusOr<size_t> Receive(const HolderLink& link, char* data, size_t size,
   for (;;) {
     TlsWait wait;
     absl::Status tls_error;
-    ssize_t n = ReceiveSome(link, data, size, &wait, &tls_error);
+    ssize_t n = ReceiveSome(link.fd, link.ssl, data, size, &wait, &tls_error);
     if (n >= 0) return static_cast<size_t>(n);
     if (errno == EAGAIN) {
       absl::Status ready = WaitForTls(link, wait, bounds, what);
@@ -402,8 +361,8 @@ absl::Status ReceiveTlsBody(
         std::min<uint64_t>(buffer.size() - filled, length - received - filled));
     TlsWait wait;
     absl::Status tls_error;
-    ssize_t n =
-        ReceiveSome(link, buffer.data() + filled, want, &wait, &tls_error);
+    ssize_t n = ReceiveSome(link.fd, link.ssl, buffer.data() + filled, want,
+                            &wait, &tls_error);
     if (n > 0) {
       filled += static_cast<size_t>(n);
       if (filled == buffer.size()) {

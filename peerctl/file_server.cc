@@ -169,9 +169,9 @@ class FileServer::Loop {
   bool OnReadable(uint64_t id, Connection& connection, absl::Time now);
   bool OnWritable(Connection& connection, absl::Time now);
   bool DrainInput(Connection& connection);
-  // recv(2) and send(2), or their TLS counterparts: -1 with errno EAGAIN
-  // when the call must wait (connection.tls_wait then says for what), -1
-  // with ECONNRESET when TLS fails.
+  // ReceiveSome and SendSome (peerctl/tls.h) on the connection: -1 with
+  // errno EAGAIN when the call must wait (connection.tls_wait then says for
+  // what, over TLS), -1 with EPROTO when TLS fails.
   ssize_t Receive(Connection& connection, char* data, size_t size);
   ssize_t Send(Connection& connection, const char* data, size_t size,
                int flags);
@@ -524,39 +524,26 @@ bool FileServer::Loop::OnWritable(Connection& connection, absl::Time now) {
 
 ssize_t FileServer::Loop::Receive(Connection& connection, char* data,
                                   size_t size) {
-  if (connection.ssl == nullptr) {
-    return ::recv(connection.socket.get(), data, size, 0);
+  TlsWait wait;
+  absl::Status tls_error;  // a failure closes the connection either way
+  const ssize_t n = ReceiveSome(connection.socket.get(), connection.ssl.get(),
+                                data, size, &wait, &tls_error);
+  if (n < 0 && errno == EAGAIN && connection.ssl != nullptr) {
+    connection.tls_wait = wait;
   }
-  absl::StatusOr<TlsIo> io = TlsRead(connection.ssl.get(), data, size);
-  if (!io.ok()) {
-    errno = ECONNRESET;
-    return -1;
-  }
-  if (io->closed) return 0;
-  if (io->wait != TlsWait::kNone) {
-    connection.tls_wait = io->wait;
-    errno = EAGAIN;
-    return -1;
-  }
-  return static_cast<ssize_t>(io->bytes);
+  return n;
 }
 
 ssize_t FileServer::Loop::Send(Connection& connection, const char* data,
                                size_t size, int flags) {
-  if (connection.ssl == nullptr) {
-    return ::send(connection.socket.get(), data, size, flags);
+  TlsWait wait;
+  absl::Status tls_error;  // a failure closes the connection either way
+  const ssize_t n = SendSome(connection.socket.get(), connection.ssl.get(),
+                             data, size, flags, &wait, &tls_error);
+  if (n < 0 && errno == EAGAIN && connection.ssl != nullptr) {
+    connection.tls_wait = wait;
   }
-  absl::StatusOr<TlsIo> io = TlsWrite(connection.ssl.get(), data, size);
-  if (!io.ok()) {
-    errno = ECONNRESET;
-    return -1;
-  }
-  if (io->wait != TlsWait::kNone) {
-    connection.tls_wait = io->wait;
-    errno = EAGAIN;
-    return -1;
-  }
-  return static_cast<ssize_t>(io->bytes);
+  return n;
 }
 
 bool FileServer::Loop::SendTlsBody(Connection& connection, uint64_t& budget,

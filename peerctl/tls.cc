@@ -375,6 +375,43 @@ absl::StatusOr<TlsWait> TlsHandshakeStep(ssl_st* ssl) {
   return WaitOrError(ssl, result, "TLS handshake");
 }
 
+ssize_t ReceiveSome(int fd, ssl_st* ssl, char* data, size_t size, TlsWait* wait,
+                    absl::Status* tls_error) {
+  *wait = TlsWait::kRead;
+  if (ssl == nullptr) return ::recv(fd, data, size, 0);
+  absl::StatusOr<TlsIo> io = TlsRead(ssl, data, size);
+  if (!io.ok()) {
+    *tls_error = io.status();
+    errno = EPROTO;
+    return -1;
+  }
+  if (io->closed) return 0;
+  if (io->wait != TlsWait::kNone) {
+    *wait = io->wait;
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<ssize_t>(io->bytes);
+}
+
+ssize_t SendSome(int fd, ssl_st* ssl, const char* data, size_t size, int flags,
+                 TlsWait* wait, absl::Status* tls_error) {
+  *wait = TlsWait::kWrite;
+  if (ssl == nullptr) return ::send(fd, data, size, flags);
+  absl::StatusOr<TlsIo> io = TlsWrite(ssl, data, size);
+  if (!io.ok()) {
+    *tls_error = io.status();
+    errno = EPROTO;
+    return -1;
+  }
+  if (io->wait != TlsWait::kNone) {
+    *wait = io->wait;
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<ssize_t>(io->bytes);
+}
+
 bool UsesKernelTlsSend(ssl_st* ssl) {
   return BIO_get_ktls_send(SSL_get_wbio(ssl)) != 0;
 }

@@ -17,6 +17,8 @@
 #ifndef PCFS_PEERCTL_TLS_H_
 #define PCFS_PEERCTL_TLS_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -131,6 +133,18 @@ struct TlsIo {
 absl::StatusOr<TlsIo> TlsRead(ssl_st* ssl, char* data, size_t size);
 absl::StatusOr<TlsIo> TlsWrite(ssl_st* ssl, const char* data, size_t size);
 absl::StatusOr<TlsWait> TlsHandshakeStep(ssl_st* ssl);
+
+// One recv(2) on `fd`, or one TLS read when `ssl` is not null, with recv's
+// contract: the bytes read, 0 at the end of the stream, or -1 with errno.
+// When the call must wait: -1 with errno EAGAIN, and `*wait` says for what
+// (a TLS read may need the socket writable). A TLS failure: -1 with errno
+// EPROTO and its status in `*tls_error`. Both the downloader and the file
+// server move their bytes through these two.
+ssize_t ReceiveSome(int fd, ssl_st* ssl, char* data, size_t size, TlsWait* wait,
+                    absl::Status* tls_error);
+// One send(2) on `fd` with `flags`, or one TLS write, the same way.
+ssize_t SendSome(int fd, ssl_st* ssl, const char* data, size_t size, int flags,
+                 TlsWait* wait, absl::Status* tls_error);
 
 // Whether `ssl` sends through kernel TLS (then SSL_sendfile works).
 bool UsesKernelTlsSend(ssl_st* ssl);
