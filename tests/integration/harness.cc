@@ -555,4 +555,26 @@ UdpRelay::Rule DropFraction(double fraction, uint32_t seed) {
       };
 }
 
+std::unique_ptr<ControlClient> LoggedInClient(const Daemon& daemon,
+                                              const std::string& user,
+                                              const std::string& password,
+                                              uint16_t file_port,
+                                              const KeyPin& pin) {
+  ControlClient::Options options;
+  options.host = "127.0.0.1";
+  options.port = daemon.port();
+  absl::StatusOr<std::unique_ptr<ControlClient>> client =
+      ControlClient::Connect(options);
+  if (!client.ok()) {
+    ADD_FAILURE() << client.status();
+    return nullptr;
+  }
+  (*client)->SetKeyPin(pin);
+  if (absl::Status s = (*client)->Login(user, password, file_port); !s.ok()) {
+    ADD_FAILURE() << user << ": " << s;
+    return nullptr;
+  }
+  return *std::move(client);
+}
+
 }  // namespace pcfs::testing

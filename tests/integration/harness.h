@@ -19,6 +19,8 @@
 
 #include "absl/time/time.h"
 #include "core/base/unique_fd.h"
+#include "peerctl/client.h"
+#include "peerctl/tls.h"
 
 namespace pcfs::testing {
 
@@ -149,6 +151,16 @@ CommandResult RunPeerctl(const Daemon& daemon, const std::string& user,
                          const std::vector<std::string>& args,
                          const std::string& cwd,
                          absl::Duration timeout = absl::Seconds(60));
+
+// peerctl's own control client, logged in to `daemon` as `user` on
+// 127.0.0.1, registering `file_port` (0: it serves nothing) and the key
+// `pin` (zero: plain HTTP). A failed connect or login is a test failure
+// and gives null.
+std::unique_ptr<ControlClient> LoggedInClient(const Daemon& daemon,
+                                              const std::string& user,
+                                              const std::string& password,
+                                              uint16_t file_port = 0,
+                                              const KeyPin& pin = KeyPin{});
 
 // An interactive peerctl shell, logged in as `user` in folder `cwd`.
 class Shell {

@@ -294,26 +294,6 @@ class MiniSession {
   std::string login_finish_;
 };
 
-// A ControlClient logged in as `user` (serving no files).
-std::unique_ptr<ControlClient> LoggedInClient(const Daemon& daemon,
-                                              const std::string& user,
-                                              const std::string& password) {
-  ControlClient::Options options;
-  options.host = "127.0.0.1";
-  options.port = daemon.port();
-  absl::StatusOr<std::unique_ptr<ControlClient>> client =
-      ControlClient::Connect(options);
-  if (!client.ok()) {
-    ADD_FAILURE() << client.status();
-    return nullptr;
-  }
-  if (absl::Status s = (*client)->Login(user, password, 0); !s.ok()) {
-    ADD_FAILURE() << user << ": " << s;
-    return nullptr;
-  }
-  return *std::move(client);
-}
-
 bool Contains(const std::vector<std::string>& names, const std::string& name) {
   for (const std::string& n : names) {
     if (n == name) return true;

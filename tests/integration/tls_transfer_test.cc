@@ -143,34 +143,13 @@ bool CaptureHoldsFileBytes(const std::string& file,
   return false;
 }
 
-std::unique_ptr<ControlClient> LoggedIn(const Daemon& daemon,
-                                        const std::string& user,
-                                        const std::string& password,
-                                        uint16_t file_port = 0,
-                                        const KeyPin& pin = KeyPin{}) {
-  ControlClient::Options options;
-  options.host = "127.0.0.1";
-  options.port = daemon.port();
-  absl::StatusOr<std::unique_ptr<ControlClient>> client =
-      ControlClient::Connect(options);
-  if (!client.ok()) {
-    ADD_FAILURE() << client.status();
-    return nullptr;
-  }
-  (*client)->SetKeyPin(pin);
-  if (absl::Status s = (*client)->Login(user, password, file_port); !s.ok()) {
-    ADD_FAILURE() << user << ": " << s;
-    return nullptr;
-  }
-  return *std::move(client);
-}
-
 // Downloads `name` (as vader would) through a relay in front of the holder
 // the daemon names; returns what the relay saw.
 std::string DownloadThroughRelay(const Daemon& daemon, const std::string& name,
                                  const std::string& folder,
                                  bool expect_encrypted) {
-  std::unique_ptr<ControlClient> vader = LoggedIn(daemon, "vader", "vaderpass");
+  std::unique_ptr<ControlClient> vader =
+      LoggedInClient(daemon, "vader", "vaderpass");
   if (vader == nullptr) return "";
   absl::StatusOr<FileLocation> location = vader->Get(name);
   EXPECT_TRUE(location.ok()) << location.status();
@@ -269,7 +248,7 @@ TEST(TlsTransferTest, HolderWithAnotherKeyIsRefused) {
   absl::StatusOr<std::unique_ptr<FileServer>> server =
       FileServer::Start(std::move(server_options));
   ASSERT_TRUE(server.ok()) << server.status();
-  std::unique_ptr<ControlClient> hans = LoggedIn(
+  std::unique_ptr<ControlClient> hans = LoggedInClient(
       daemon, "hans", "hanspass", (*server)->port(), registered->pin());
   ASSERT_NE(hans, nullptr);
   absl::StatusOr<FileInfo> info = HashFile(share.path(), "a.txt");
