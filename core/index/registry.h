@@ -9,8 +9,8 @@
 // holds two shard locks at once, so there is no lock ordering to respect and
 // no global lock on any path.
 //
-// Allocation: in the steady state Heartbeat, Admit, Locate, and
-// Publish/Unpublish of names published before allocate nothing. A removed
+// Allocation: in the steady state Heartbeat, Admit, Locate, LocateHolders,
+// and Publish/Unpublish of names published before allocate nothing. A removed
 // publication keeps its slots ("dormant": the name's entry and its
 // search-index postings, its slot in its user's set) so that the same
 // name published again reuses them; a shard drops its dormant slots once they
@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -274,6 +275,15 @@ class Registry {
   std::optional<Holder> Locate(absl::string_view name, absl::string_view caller,
                                absl::Time now) const;
 
+  // Up to out.size() holders of `name` for one download, written to `out`;
+  // returns how many. The first is chosen as Locate chooses; the others are
+  // the further active serving publishers (other than `caller`) with the
+  // same size and root as the first, from the same bounded random sample
+  // (kLocateSample publishers; all of them only when the sample holds no
+  // active one), in random order. Allocates nothing when Locate does not.
+  size_t LocateHolders(absl::string_view name, absl::string_view caller,
+                       absl::Time now, std::span<Holder> out) const;
+
   size_t publication_count() const;
 
   // Calls fn(user, name, meta) for every publication (for snapshots of
@@ -287,10 +297,14 @@ class Registry {
 
  private:
   struct Impl;
-  // Locate's fallback when its sample holds no active publisher.
-  std::optional<Holder> LocateAmongAll(absl::string_view name,
-                                       absl::string_view caller,
-                                       absl::Time now) const;
+  // LocateHolders' fallback when its sample holds no active publisher.
+  size_t LocateAmongAll(absl::string_view name, absl::string_view caller,
+                        absl::Time now, std::span<Holder> out) const;
+  // The serving ones of `publishers`, in their order, that share the first
+  // one's meta, written to `out` (at most out.size()); returns how many.
+  size_t GatherServing(
+      std::span<const registry_internal::PublisherEntry> publishers,
+      absl::Time now, std::span<Holder> out) const;
   // The publisher as a holder, if its live session serves files.
   std::optional<Holder> HolderIfServing(
       const registry_internal::PublisherEntry& publisher, absl::Time now) const;

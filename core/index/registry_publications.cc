@@ -9,7 +9,8 @@
 #include "core/index/registry_internal.h"
 
 // Publications: who publishes what (the authority), the name shards derived
-// from it, and Locate, which picks an active publisher of a name.
+// from it, and Locate/LocateHolders, which pick active publishers of a
+// name.
 
 namespace pcfs {
 
@@ -155,6 +156,14 @@ std::vector<std::string> Registry::PublishedBy(absl::string_view user) const {
 std::optional<Holder> Registry::Locate(absl::string_view name,
                                        absl::string_view caller,
                                        absl::Time now) const {
+  std::array<Holder, 1> holder;
+  if (LocateHolders(name, caller, now, holder) == 0) return std::nullopt;
+  return holder[0];
+}
+
+size_t Registry::LocateHolders(absl::string_view name, absl::string_view caller,
+                               absl::Time now, std::span<Holder> out) const {
+  if (out.empty()) return 0;
   // Under the name's lock, a uniform random sample of the publishers other
   // than the caller (reservoir sampling), with their metas: 44 bytes each.
   std::array<PublisherEntry, kLocateSample> sample;
@@ -165,7 +174,7 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
     const Publishers* publishers = shard.Find(name);
-    if (publishers == nullptr) return std::nullopt;
+    if (publishers == nullptr) return 0;
     for (const PublisherEntry& entry : publishers->live()) {
       if (impl_->users.NameOf(entry.user) == caller) continue;
       ++candidates;
@@ -182,18 +191,31 @@ std::optional<Holder> Registry::Locate(absl::string_view name,
   // publisher (the common case) needs no shuffle.
   if (sampled > 1)
     std::shuffle(sample.begin(), sample.begin() + sampled, random);
-  for (size_t i = 0; i < sampled; ++i) {
-    if (std::optional<Holder> holder = HolderIfServing(sample[i], now)) {
-      return holder;
-    }
-  }
-  if (candidates <= sampled) return std::nullopt;
-  return LocateAmongAll(name, caller, now);
+  const size_t found =
+      GatherServing(std::span(sample).first(sampled), now, out);
+  if (found > 0 || candidates <= sampled) return found;
+  return LocateAmongAll(name, caller, now, out);
 }
 
-std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
-                                               absl::string_view caller,
-                                               absl::Time now) const {
+size_t Registry::GatherServing(
+    std::span<const registry_internal::PublisherEntry> publishers,
+    absl::Time now, std::span<Holder> out) const {
+  size_t found = 0;
+  for (const PublisherEntry& entry : publishers) {
+    if (found == out.size()) break;
+    // The first serving publisher fixes the content (size and root); a
+    // download draws on holders of that content only.
+    if (found > 0 && entry.meta() != out[0].meta) continue;
+    if (std::optional<Holder> holder = HolderIfServing(entry, now)) {
+      out[found++] = *holder;
+    }
+  }
+  return found;
+}
+
+size_t Registry::LocateAmongAll(absl::string_view name,
+                                absl::string_view caller, absl::Time now,
+                                std::span<Holder> out) const {
   // Rare (no active holder among a sample of a popular name's publishers),
   // so a copy of them all on the heap is fine here.
   std::vector<PublisherEntry> publishers;
@@ -201,7 +223,7 @@ std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
     NameShard& shard = impl_->NameShardOf(name);
     MutexLock lock(&shard.mu);
     const Publishers* all = shard.Find(name);
-    if (all == nullptr) return std::nullopt;
+    if (all == nullptr) return 0;
     for (const PublisherEntry& entry : all->live()) {
       if (impl_->users.NameOf(entry.user) != caller) {
         publishers.push_back(entry);
@@ -209,12 +231,7 @@ std::optional<Holder> Registry::LocateAmongAll(absl::string_view name,
     }
   }
   std::shuffle(publishers.begin(), publishers.end(), ThreadRandom());
-  for (const PublisherEntry& entry : publishers) {
-    if (std::optional<Holder> holder = HolderIfServing(entry, now)) {
-      return holder;
-    }
-  }
-  return std::nullopt;
+  return GatherServing(publishers, now, out);
 }
 
 // The publication was live when the name's lock was held; the session is

@@ -1,8 +1,10 @@
 #include "core/index/registry.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -976,6 +978,122 @@ TEST(RegistryLocateTest, SpreadsRequestsOverTheActiveHolders) {
     chosen.insert(std::string(holder->user.view()));
   }
   EXPECT_THAT(chosen, UnorderedElementsAre("leia", "han", "chewie"));
+}
+
+// ---- LocateHolders ----------------------------------------------------------
+
+// The users of holders[0, count), sorted.
+std::vector<std::string> UsersOf(const std::array<Holder, 8>& holders,
+                                 size_t count) {
+  std::vector<std::string> users;
+  for (size_t i = 0; i < count; ++i) {
+    users.emplace_back(holders[i].user.view());
+  }
+  std::sort(users.begin(), users.end());
+  return users;
+}
+
+TEST(RegistryLocateHoldersTest, ReturnsEveryActiveHolderOfTheSameContent) {
+  Registry registry;
+  for (const char* user : {"leia", "han", "chewie", "luke"}) {
+    LogIn(registry, user);
+    registry.Publish(user, "plans.pdf", Meta(100, 1));
+  }
+  std::array<Holder, 8> holders;
+  const size_t count =
+      registry.LocateHolders("plans.pdf", "luke", kT0, holders);
+  EXPECT_THAT(UsersOf(holders, count), ElementsAre("chewie", "han", "leia"));
+  for (size_t i = 0; i < count; ++i) {
+    EXPECT_EQ(holders[i].meta, Meta(100, 1));
+    EXPECT_NE(holders[i].session_id, 0u);
+  }
+}
+
+TEST(RegistryLocateHoldersTest, KeepsOnlyHoldersWithTheFirstOnesRootAndSize) {
+  Registry registry;
+  LogIn(registry, "leia");
+  LogIn(registry, "han");
+  LogIn(registry, "chewie");
+  registry.Publish("leia", "plans.pdf", Meta(100, 1));
+  registry.Publish("han", "plans.pdf", Meta(100, 2));     // another root
+  registry.Publish("chewie", "plans.pdf", Meta(101, 1));  // another size
+  absl::flat_hash_set<std::string> first;
+  for (int i = 0; i < 60; ++i) {
+    std::array<Holder, 8> holders;
+    const size_t count =
+        registry.LocateHolders("plans.pdf", "luke", kT0, holders);
+    ASSERT_EQ(count, 1u) << "holders of different contents were grouped";
+    first.insert(std::string(holders[0].user.view()));
+  }
+  // Chance of a false failure: 3 * (2/3)^60, about 1e-10.
+  EXPECT_THAT(first, UnorderedElementsAre("leia", "han", "chewie"));
+}
+
+TEST(RegistryLocateHoldersTest, StopsAtTheRoomItIsGiven) {
+  Registry registry;
+  for (const char* user : {"leia", "han", "chewie"}) {
+    LogIn(registry, user);
+    registry.Publish(user, "plans.pdf", Meta(1));
+  }
+  std::array<Holder, 2> two;
+  EXPECT_EQ(registry.LocateHolders("plans.pdf", "luke", kT0, two), 2u);
+  EXPECT_NE(two[0].user.view(), two[1].user.view());
+  EXPECT_EQ(
+      registry.LocateHolders("plans.pdf", "luke", kT0, std::span<Holder>()),
+      0u);
+}
+
+TEST(RegistryLocateHoldersTest, SkipsInactiveAndNonServingPublishers) {
+  Registry registry;
+  LogIn(registry, "leia");
+  // A one-shot command logs in with file port 0: it cannot serve.
+  ASSERT_TRUE(registry.Login(Params("han", Loopback(30000)), kT0).ok());
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  registry.Publish("han", "plans.pdf", Meta(1));
+  registry.Publish("chewie", "plans.pdf", Meta(1));  // offline
+  for (int i = 0; i < 20; ++i) {
+    std::array<Holder, 8> holders;
+    const size_t count =
+        registry.LocateHolders("plans.pdf", "luke", kT0, holders);
+    EXPECT_THAT(UsersOf(holders, count), ElementsAre("leia"));
+  }
+}
+
+TEST(RegistryLocateHoldersTest, NeverReturnsTheCallerNorAnExpiredSession) {
+  Registry registry;
+  LogIn(registry, "luke");
+  LogIn(registry, "leia");
+  registry.Publish("luke", "plans.pdf", Meta(1));
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  std::array<Holder, 8> holders;
+  size_t count = registry.LocateHolders("plans.pdf", "luke", kT0, holders);
+  EXPECT_THAT(UsersOf(holders, count), ElementsAre("leia"));
+  count = registry.LocateHolders("plans.pdf", "luke", kT0 + kTimeout, holders);
+  EXPECT_EQ(count, 0u);
+  EXPECT_EQ(registry.LocateHolders("nothing", "luke", kT0, holders), 0u);
+}
+
+// Past the sample: many offline publishers and a few active ones. Whether
+// the sample or the fallback finds them, every holder returned is active
+// and they share one content.
+TEST(RegistryLocateHoldersTest, FindsActiveHoldersAmongManyOfflinePublishers) {
+  Registry registry;
+  for (int i = 0; i < 200; ++i) {
+    registry.Publish(absl::StrCat("offline", i), "plans.pdf", Meta(1));
+  }
+  LogIn(registry, "leia");
+  LogIn(registry, "han");
+  registry.Publish("leia", "plans.pdf", Meta(1));
+  registry.Publish("han", "plans.pdf", Meta(1));
+  for (int i = 0; i < 20; ++i) {
+    std::array<Holder, 8> holders;
+    const size_t count =
+        registry.LocateHolders("plans.pdf", "luke", kT0, holders);
+    ASSERT_GE(count, 1u);
+    for (const std::string& user : UsersOf(holders, count)) {
+      EXPECT_TRUE(user == "leia" || user == "han") << user;
+    }
+  }
 }
 
 // ---- Concurrency (run under TSan) -------------------------------------------
