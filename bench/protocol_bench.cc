@@ -189,12 +189,13 @@ bool DecodeLoginFinishReplyDatagram(std::span<const uint8_t> datagram) {
 
 size_t EncodeGetReplyDatagram(std::span<uint8_t> out) {
   GetReply reply;
-  reply.holder = "hans";
-  reply.address.ip = {127, 0, 0, 1};
-  reply.address.port = 40000;
   reply.size = 1 << 30;
   reply.root.fill(0xab);
-  reply.ticket = kTicket;
+  reply.holders[0].user = "hans";
+  reply.holders[0].address.ip = {127, 0, 0, 1};
+  reply.holders[0].address.port = 40000;
+  reply.holders[0].ticket = kTicket;
+  reply.holder_count = 1;
   return EncodeGetReply(ReplyHeader(MessageType::kGet), reply, out);
 }
 bool DecodeGetReplyDatagram(std::span<const uint8_t> datagram) {

@@ -152,7 +152,7 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
     // In the sender's version: its client checks the version before
     // anything else and would drop a reply in ours unread, and wait for
     // nothing. The header layout and the status reply (code, message) are
-    // the same in versions 1 and 2, and stay so for this one answer.
+    // the same in versions 1, 2 and 3, and stay so for this one answer.
     if (size > protocol::kVersionOffset) {
       unsealed[protocol::kVersionOffset] = other->version;
     }

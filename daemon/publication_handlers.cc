@@ -1,3 +1,4 @@
+#include <array>
 #include <optional>
 #include <string>
 #include <utility>
@@ -179,30 +180,40 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
   if (absl::Status s = ValidateFileName(request->name); !s.ok()) {
     return Error(h, ResultCode::kInvalidName, s.message(), reply);
   }
-  std::optional<Holder> holder =
-      registry_->Locate(request->name, caller.name(), now);
-  // The holder's key, to MAC the ticket with: gone if the holder's session
-  // ended since Locate found it, which makes it no holder.
-  std::optional<SessionKey> holder_key =
-      holder.has_value() ? sessions_->KeyOf(holder->session_id) : std::nullopt;
-  if (!holder_key.has_value()) {
-    return Error(h, ResultCode::kNotFound, "File not found", reply);
-  }
-  protocol::GetReply get;
-  get.holder = holder->user.view();
-  get.address.family = holder->file_server.family;
-  get.address.ip = holder->file_server.ip;
-  get.address.port = holder->file_server.port;
-  get.size = holder->meta.size;
-  get.root = holder->meta.root;
-  get.key_pin = holder->key_pin;
   // On the stack: a GET allocates nothing (tests/unit/
   // request_allocation_test.cc).
-  char ticket[kMaxTicketChars];
-  const size_t ticket_size = WriteTicket(
-      *holder_key, holder->user.view(), caller.name(), request->name,
-      shared_.wall_clock() + options_.ticket_lifetime, ticket);
-  get.ticket = absl::string_view(ticket, ticket_size);
+  std::array<Holder, protocol::kMaxGetHolders> holders;
+  const size_t found =
+      registry_->LocateHolders(request->name, caller.name(), now, holders);
+  std::array<std::array<char, kMaxTicketChars>, protocol::kMaxGetHolders>
+      tickets;
+  const absl::Time expiry = shared_.wall_clock() + options_.ticket_lifetime;
+  protocol::GetReply get;
+  for (size_t i = 0; i < found; ++i) {
+    const Holder& holder = holders[i];
+    // The holder's key, to MAC its ticket with: gone if the holder's
+    // session ended since LocateHolders found it, which makes it no holder.
+    std::optional<SessionKey> holder_key = sessions_->KeyOf(holder.session_id);
+    if (!holder_key.has_value()) continue;
+    protocol::GetHolder& entry = get.holders[get.holder_count];
+    entry.user = holder.user.view();
+    entry.address.family = holder.file_server.family;
+    entry.address.ip = holder.file_server.ip;
+    entry.address.port = holder.file_server.port;
+    entry.key_pin = holder.key_pin;
+    const size_t ticket_size =
+        WriteTicket(*holder_key, holder.user.view(), caller.name(),
+                    request->name, expiry, tickets[get.holder_count]);
+    entry.ticket =
+        absl::string_view(tickets[get.holder_count].data(), ticket_size);
+    // Every holder found shares the first one's content.
+    get.size = holder.meta.size;
+    get.root = holder.meta.root;
+    ++get.holder_count;
+  }
+  if (get.holder_count == 0) {
+    return Error(h, ResultCode::kNotFound, "File not found", reply);
+  }
   return protocol::EncodeGetReply(h, get, reply);
 }
 

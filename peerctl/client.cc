@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -441,17 +442,26 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
   absl::StatusOr<protocol::GetReply> get =
       protocol::DecodeGetReply(reply->payload);
   if (!get.ok()) return get.status();
+  auto address_of = [](const protocol::PeerAddress& address) {
+    Endpoint endpoint;
+    endpoint.family = address.family;
+    endpoint.ip = address.ip;
+    endpoint.port = address.port;
+    return SocketAddress::FromEndpoint(endpoint);
+  };
+  const std::span<const protocol::GetHolder> holders = get->active_holders();
   FileLocation location;
-  location.holder = std::string(get->holder);
-  Endpoint endpoint;
-  endpoint.family = get->address.family;
-  endpoint.ip = get->address.ip;
-  endpoint.port = get->address.port;
-  location.address = SocketAddress::FromEndpoint(endpoint);
+  location.holder = std::string(holders[0].user);
+  location.address = address_of(holders[0].address);
   location.size = get->size;
   location.root = get->root;
-  location.ticket = std::string(get->ticket);
-  location.key_pin = get->key_pin;
+  location.ticket = std::string(holders[0].ticket);
+  location.key_pin = holders[0].key_pin;
+  for (const protocol::GetHolder& other : holders.subspan(1)) {
+    location.others.push_back({std::string(other.user),
+                               address_of(other.address),
+                               std::string(other.ticket), other.key_pin});
+  }
   return location;
 }
 

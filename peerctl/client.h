@@ -35,6 +35,16 @@
 namespace pcfs {
 
 // Where to download a file from, as the daemon's GET reply says.
+// Another holder of the file of a FileLocation (same size and root).
+struct HolderLocation {
+  std::string holder;
+  SocketAddress address;
+  std::string ticket;      // MAC'd with this holder's key
+  Sha256Digest key_pin{};  // its TLS key; zero: plain HTTP
+};
+
+// What GET returns: the holder the daemon chose first, the file's size and
+// root, and the other active holders of that content it named.
 struct FileLocation {
   std::string holder;
   SocketAddress address;
@@ -42,6 +52,7 @@ struct FileLocation {
   Sha256Digest root{};
   std::string ticket;
   Sha256Digest key_pin{};  // the holder's TLS key; zero: plain HTTP
+  std::vector<HolderLocation> others;
 };
 
 class ControlClient {

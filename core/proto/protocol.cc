@@ -261,6 +261,15 @@ void Writer::PatchU32(size_t at, uint32_t v) {
   StoreBigEndian(v, 4, &buffer_[at]);
 }
 
+void Writer::PatchU8(size_t at, uint8_t v) {
+  if (!ok_) return;
+  if (at >= size_) {
+    ok_ = false;
+    return;
+  }
+  buffer_[at] = v;
+}
+
 void Writer::PatchU16(size_t at, uint16_t v) {
   if (!ok_) return;
   if (at > size_ || size_ - at < 2) {
@@ -536,27 +545,48 @@ size_t EncodeLoginFinishReply(const Header& request,
   return SizeIfOk(w);
 }
 
+namespace {
+
+// The bytes of an address's IP field: 4 or 16, 0 for an unknown family.
+size_t IpSize(uint8_t family) { return family == 4 ? 4 : family == 6 ? 16 : 0; }
+
+// A holder's encoded size: user, family, IP, port, ticket, key pin.
+size_t GetHolderSize(const GetHolder& holder) {
+  return 2 + holder.user.size() + 1 + IpSize(holder.address.family) + 2 + 2 +
+         holder.ticket.size() + kSha256Size;
+}
+
+}  // namespace
+
 size_t EncodeGetReply(const Header& request, const GetReply& reply,
                       std::span<uint8_t> out) {
-  size_t ip_size;
-  if (reply.address.family == 4) {
-    ip_size = 4;
-  } else if (reply.address.family == 6) {
-    ip_size = 16;
-  } else {
-    return 0;
+  const std::span<const GetHolder> holders = reply.active_holders();
+  if (holders.empty()) return 0;
+  for (const GetHolder& holder : holders) {
+    if (IpSize(holder.address.family) == 0) return 0;
   }
   Writer w(Limit(out));
   WriteHeader(ReplyHeader(request), w);
   w.U8(static_cast<uint8_t>(ResultCode::kOk));
-  w.Str(reply.holder);
-  w.U8(reply.address.family);
-  w.Bytes(std::span<const uint8_t>(reply.address.ip).first(ip_size));
-  w.U16(reply.address.port);
   w.U64(reply.size);
   w.Bytes(reply.root);
-  w.Str(reply.ticket);
-  w.Bytes(reply.key_pin);
+  const size_t count_at = w.size();
+  w.U8(0);  // the holder count, patched below
+  uint8_t count = 0;
+  for (const GetHolder& holder : holders) {
+    // Strings longer than a u16 make the writer fail, as they should.
+    if (w.ok() && GetHolderSize(holder) > w.remaining()) break;
+    w.Str(holder.user);
+    w.U8(holder.address.family);
+    w.Bytes(std::span<const uint8_t>(holder.address.ip)
+                .first(IpSize(holder.address.family)));
+    w.U16(holder.address.port);
+    w.Str(holder.ticket);
+    w.Bytes(holder.key_pin);
+    ++count;
+  }
+  if (count == 0) return 0;
+  w.PatchU8(count_at, count);
   return SizeIfOk(w);
 }
 
@@ -651,20 +681,31 @@ absl::StatusOr<LoginFinishReply> DecodeLoginFinishReply(
 absl::StatusOr<GetReply> DecodeGetReply(std::span<const uint8_t> payload) {
   Reader r(payload);
   GetReply reply;
-  r.Str(&reply.holder);
-  if (!r.U8(&reply.address.family)) return CheckConsumed(r, "GET reply");
-  if (reply.address.family != 4 && reply.address.family != 6) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("GET reply has address family ", reply.address.family,
-                     "; expected 4 or 6"));
-  }
-  size_t ip_size = reply.address.family == 4 ? 4 : 16;
-  r.Bytes(std::span<uint8_t>(reply.address.ip).first(ip_size));
-  r.U16(&reply.address.port);
+  uint8_t count = 0;
   r.U64(&reply.size);
   r.Bytes(reply.root);
-  r.Str(&reply.ticket);
-  r.Bytes(reply.key_pin);
+  if (!r.U8(&count)) return CheckConsumed(r, "GET reply");
+  if (count == 0 || count > kMaxGetHolders) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GET reply names ", count, " holders; expected 1 to ", kMaxGetHolders));
+  }
+  for (uint8_t i = 0; i < count; ++i) {
+    GetHolder& holder = reply.holders[i];
+    r.Str(&holder.user);
+    if (!r.U8(&holder.address.family)) return CheckConsumed(r, "GET reply");
+    const size_t ip_size = IpSize(holder.address.family);
+    if (ip_size == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("GET reply has address family ", holder.address.family,
+                       "; expected 4 or 6"));
+    }
+    r.Bytes(std::span<uint8_t>(holder.address.ip).first(ip_size));
+    r.U16(&holder.address.port);
+    r.Str(&holder.ticket);
+    r.Bytes(holder.key_pin);
+    if (!r.ok()) return CheckConsumed(r, "GET reply");
+  }
+  reply.holder_count = count;
   if (absl::Status s = CheckConsumed(r, "GET reply"); !s.ok()) return s;
   return reply;
 }

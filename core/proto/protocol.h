@@ -8,7 +8,7 @@
 //
 //   offset size field
 //   0      2    magic "PC" (0x50 0x43)
-//   2      1    version (2)
+//   2      1    version (3)
 //   3      1    type (MessageType)
 //   4      2    flags (bit 0: response)
 //   6      2    reserved, zero
@@ -44,8 +44,9 @@
 namespace pcfs::protocol {
 
 inline constexpr uint8_t kMagic[2] = {0x50, 0x43};  // "PC"
-// 2: session datagrams are sealed with AES-128-GCM (1: HMAC, body clear).
-inline constexpr uint8_t kVersion = 2;
+// 3: a GET reply names several holders of the file (2: one holder; 1: HMAC,
+// body clear; 2 and later seal session datagrams with AES-128-GCM).
+inline constexpr uint8_t kVersion = 3;
 inline constexpr size_t kMacSize = 16;
 // Where each header field starts (the table above). Code that reads or
 // writes one field of an encoded datagram uses these, never a number.
@@ -154,6 +155,7 @@ class Writer {
   // Overwrites a u32 written earlier at byte offset `at` (for back-patching).
   void PatchU32(size_t at, uint32_t v);
   void PatchU16(size_t at, uint16_t v);
+  void PatchU8(size_t at, uint8_t v);
 
   bool ok() const { return ok_; }
   size_t size() const { return size_; }
@@ -282,16 +284,32 @@ struct PeerAddress {
   uint16_t port = 0;
 };
 
-// GET reply payload (after kOk).
-struct GetReply {
-  absl::string_view holder;
+// One holder in a GET reply: who serves the file, where, the ticket that
+// holder accepts (MAC'd with its own session key) and its TLS key pin.
+struct GetHolder {
+  absl::string_view user;
   PeerAddress address;
-  uint64_t size = 0;
-  Sha256Digest root{};
   absl::string_view ticket;  // for "Authorization: Bearer" (core/auth/ticket.h)
   // The pin the holder registered at login (LoginFinishRequest::key_pin);
   // all zero: it serves plain HTTP.
   Sha256Digest key_pin{};
+};
+
+// The most holders a GET reply names; fewer when they do not fit in one
+// datagram (3 always fit, whatever their names and tickets).
+inline constexpr size_t kMaxGetHolders = 8;
+
+// GET reply payload (after kOk): the file's size and root, then 1 to
+// kMaxGetHolders holders of that content, the first the daemon's choice.
+struct GetReply {
+  uint64_t size = 0;
+  Sha256Digest root{};
+  std::array<GetHolder, kMaxGetHolders> holders{};
+  size_t holder_count = 0;
+
+  std::span<const GetHolder> active_holders() const {
+    return std::span(holders).first(holder_count);
+  }
 };
 
 // A decoded list reply page (client side; owns nothing, views the datagram).
@@ -370,6 +388,9 @@ size_t EncodePingReply(const Header& request, uint64_t token,
 size_t EncodeLoginFinishReply(const Header& request,
                               const LoginFinishReply& reply,
                               std::span<uint8_t> out);
+// GET reply: the size, the root and as many of the reply's holders, in
+// order, as fit in one datagram. 0 if there is none, if the first does not
+// fit, or if a holder's address family is neither 4 nor 6.
 size_t EncodeGetReply(const Header& request, const GetReply& reply,
                       std::span<uint8_t> out);
 
@@ -410,6 +431,7 @@ absl::StatusOr<uint64_t> DecodePingReply(std::span<const uint8_t> payload);
 absl::StatusOr<LoginReply> DecodeLoginReply(std::span<const uint8_t> payload);
 absl::StatusOr<LoginFinishReply> DecodeLoginFinishReply(
     std::span<const uint8_t> payload);
+// Refuses (InvalidArgument) a holder count of 0 or above kMaxGetHolders.
 absl::StatusOr<GetReply> DecodeGetReply(std::span<const uint8_t> payload);
 absl::StatusOr<ListReply> DecodeListReply(std::span<const uint8_t> payload);
 

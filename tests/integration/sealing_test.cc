@@ -98,9 +98,13 @@ TEST(SealingTest, NoNameCrossesTheWireInTheClearAndEverythingWorks) {
   }
 }
 
-// An old client (protocol version 1: MACs, bodies in the clear) gets an
-// answer it can read, in its own version: the code and both versions.
-TEST(SealingTest, AClientOfTheOldVersionGetsAClearError) {
+// An old client (protocol version 1: MACs, bodies in the clear; version 2:
+// a GET reply with one holder) gets an answer it can read, in its own
+// version: the code and both versions.
+class OldClientTest : public ::testing::TestWithParam<uint8_t> {};
+
+TEST_P(OldClientTest, GetsAClearError) {
+  const uint8_t old_version = GetParam();
   Daemon daemon;
   UdpSocket old_client;
   protocol::Header header;
@@ -114,20 +118,24 @@ TEST(SealingTest, AClientOfTheOldVersionGetsAClearError) {
                              protocol::LoginPaddingFor(client_first)},
       std::span(reinterpret_cast<uint8_t*>(login.data()), login.size())));
   ASSERT_GT(login.size(), protocol::kHeaderSize);
-  login[protocol::kVersionOffset] = 1;
+  login[protocol::kVersionOffset] = static_cast<char>(old_version);
   ASSERT_TRUE(old_client.SendTo(daemon.port(), login));
   const std::optional<std::string> reply = old_client.Receive(absl::Seconds(5));
   ASSERT_TRUE(reply.has_value()) << "silence instead of an error";
   ASSERT_GT(reply->size(), protocol::kHeaderSize + 3);
-  EXPECT_EQ(static_cast<uint8_t>((*reply)[protocol::kVersionOffset]), 1);
+  EXPECT_EQ(static_cast<uint8_t>((*reply)[protocol::kVersionOffset]),
+            old_version);
   EXPECT_EQ(static_cast<uint8_t>((*reply)[protocol::kHeaderSize]),
             static_cast<uint8_t>(ResultCode::kUnsupportedVersion));
   EXPECT_TRUE(absl::StrContains(
-      *reply, absl::StrCat("protocol version 1 is not supported; this daemon "
-                           "speaks ",
+      *reply, absl::StrCat("protocol version ", old_version,
+                           " is not supported; this daemon speaks ",
                            protocol::kVersion)))
       << reply->substr(protocol::kHeaderSize + 3);
 }
+
+INSTANTIATE_TEST_SUITE_P(Versions1And2, OldClientTest,
+                         ::testing::Values(uint8_t{1}, uint8_t{2}));
 
 // peerctl against a daemon of another version (a relay answers its LOGIN
 // as an old daemon does): a clear error, soon, not a timeout.

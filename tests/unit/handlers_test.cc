@@ -543,20 +543,54 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
   ASSERT_EQ(get.status.code, ResultCode::kOk);
   auto where = protocol::DecodeGetReply(get.status.payload);
   ASSERT_TRUE(where.ok());
-  absl::StatusOr<TicketClaims> claims =
-      VerifyTicket(keys_[hans], "hans", where->ticket, "BitTrickle.mp4", wall_);
+  absl::StatusOr<TicketClaims> claims = VerifyTicket(
+      keys_[hans], "hans", where->holders[0].ticket, "BitTrickle.mp4", wall_);
   ASSERT_TRUE(claims.ok()) << claims.status();
   EXPECT_EQ(claims->requester, "vader");
   // Not for another file, not with vader's key, not after a minute.
-  EXPECT_FALSE(
-      VerifyTicket(keys_[hans], "hans", where->ticket, "other.mp4", wall_)
-          .ok());
-  EXPECT_FALSE(
-      VerifyTicket(keys_[vader], "hans", where->ticket, "BitTrickle.mp4", wall_)
-          .ok());
-  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->ticket,
+  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->holders[0].ticket,
+                            "other.mp4", wall_)
+                   .ok());
+  EXPECT_FALSE(VerifyTicket(keys_[vader], "hans", where->holders[0].ticket,
+                            "BitTrickle.mp4", wall_)
+                   .ok());
+  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->holders[0].ticket,
                             "BitTrickle.mp4", wall_ + absl::Seconds(61))
                    .ok());
+}
+
+// Two holders of the same content: both named, each with a ticket MAC'd
+// with its own session key.
+TEST_F(HandlersTest, GetNamesEveryHolderOfTheContentWithItsOwnTicket) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
+  uint64_t vader = Login("vader", "vaderpass", MakeEndpoint(5001));
+  ASSERT_EQ(Publish(hans, "BitTrickle.mp4", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  ASSERT_EQ(Publish(yoda, "BitTrickle.mp4", MakeEndpoint(5002)).status.code,
+            ResultCode::kOk);
+  Reply get =
+      Named(MessageType::kGet, vader, "BitTrickle.mp4", MakeEndpoint(5001));
+  ASSERT_EQ(get.status.code, ResultCode::kOk);
+  auto where = protocol::DecodeGetReply(get.status.payload);
+  ASSERT_TRUE(where.ok()) << where.status();
+  ASSERT_EQ(where->holder_count, 2u);
+  std::vector<std::string> users;
+  for (const protocol::GetHolder& holder : where->active_holders()) {
+    users.emplace_back(holder.user);
+    const uint64_t session = holder.user == "hans" ? hans : yoda;
+    EXPECT_TRUE(VerifyTicket(keys_[session], std::string(holder.user),
+                             holder.ticket, "BitTrickle.mp4", wall_)
+                    .ok())
+        << holder.user;
+    const uint64_t other = holder.user == "hans" ? yoda : hans;
+    EXPECT_FALSE(VerifyTicket(keys_[other], std::string(holder.user),
+                              holder.ticket, "BitTrickle.mp4", wall_)
+                     .ok())
+        << holder.user;
+  }
+  std::sort(users.begin(), users.end());
+  EXPECT_EQ(users, (std::vector<std::string>{"hans", "yoda"}));
 }
 
 TEST_F(HandlersTest, GetCarriesTheKeyPinTheHolderRegistered) {
@@ -576,7 +610,8 @@ TEST_F(HandlersTest, GetCarriesTheKeyPinTheHolderRegistered) {
   ASSERT_EQ(get.status.code, ResultCode::kOk);
   auto where = protocol::DecodeGetReply(get.status.payload);
   ASSERT_TRUE(where.ok());
-  EXPECT_EQ(where->key_pin, pin);
+  ASSERT_EQ(where->holder_count, 1u);
+  EXPECT_EQ(where->holders[0].key_pin, pin);
 }
 
 TEST_F(HandlersTest, LoginFinishWithoutAKeyPinAsksForANewerPeerctl) {
@@ -614,8 +649,9 @@ TEST_F(HandlersTest, SeedSemantics) {
   ASSERT_EQ(get.status.code, ResultCode::kOk);
   auto where = protocol::DecodeGetReply(get.status.payload);
   ASSERT_TRUE(where.ok());
-  EXPECT_EQ(where->holder, "hans");
-  EXPECT_EQ(where->address.port, 7000);
+  ASSERT_EQ(where->holder_count, 1u);
+  EXPECT_EQ(where->holders[0].user, "hans");
+  EXPECT_EQ(where->holders[0].address.port, 7000);
   EXPECT_EQ(where->size, 42u);
   EXPECT_EQ(List(MessageType::kListActivePeers, yoda, "", MakeEndpoint(5002)),
             (std::vector<std::string>{"hans", "vader"}));

@@ -19,6 +19,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/auth/ticket.h"
+#include "core/base/names.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/rfc7677_example.h"
@@ -134,8 +136,8 @@ using rfc7677::kServerFirst;
 // - a ticket of core/auth/ticket.h for holder "bob", requester "user", file
 //   "tune.mp3", expiry 1704067260000 ms, key the bytes 0x20 to 0x3f.
 constexpr std::array<uint8_t, kMacSize> kSealedHeartbeatMac = {
-    0x64, 0x28, 0x1a, 0xa1, 0xfb, 0x56, 0x66, 0x25,
-    0xb5, 0xcf, 0xc9, 0xeb, 0xb4, 0x07, 0xa3, 0xa1};
+    0x9d, 0x45, 0x99, 0x69, 0x1c, 0x84, 0x7a, 0xb4,
+    0xd9, 0xc9, 0x29, 0x16, 0x17, 0x30, 0x40, 0x89};
 constexpr absl::string_view kTicket =
     "AQAAAYzCUt5gA2JvYgR1c2Vy_NVeTKQqIq-euob1Kc-lbw";
 
@@ -170,31 +172,44 @@ PublishRequest SamplePublishRequest() {
   return {.name = "song.mp3", .size = 4194304, .root = TestDigest()};
 }
 
+// Holder bob at 127.0.0.1 port 50002, with the ticket above and a pin.
+GetHolder SampleBob() {
+  GetHolder bob;
+  bob.user = "bob";
+  bob.address.family = 4;
+  bob.address.ip[0] = 127;
+  bob.address.ip[3] = 1;
+  bob.address.port = 50002;
+  bob.ticket = kTicket;
+  bob.key_pin = TestKeyPin();
+  return bob;
+}
+
+// Holder carol at ::1 port 50003, with an empty ticket, which the codec
+// allows (the daemon always sends one), and a zero pin (a holder serving
+// plain HTTP).
+GetHolder SampleCarol() {
+  GetHolder carol;
+  carol.user = "carol";
+  carol.address.family = 6;
+  carol.address.ip[15] = 1;
+  carol.address.port = 50003;
+  return carol;
+}
+
 GetReply SampleGetReply() {
   GetReply reply;
-  reply.holder = "bob";
-  reply.address.family = 4;
-  reply.address.ip[0] = 127;
-  reply.address.ip[3] = 1;
-  reply.address.port = 50002;
   reply.size = 4194304;
   reply.root = TestDigest();
-  reply.ticket = kTicket;
-  reply.key_pin = TestKeyPin();
+  reply.holders[0] = SampleBob();
+  reply.holder_count = 1;
   return reply;
 }
 
-// With an empty ticket, which the codec allows (the daemon always sends one),
-// and a zero pin (a holder serving plain HTTP).
-GetReply SampleGetReplyIPv6() {
+GetReply SampleGetReplyTwoHolders() {
   GetReply reply = SampleGetReply();
-  reply.key_pin = {};
-  reply.holder = "carol";
-  reply.address.family = 6;
-  reply.address.ip = {};
-  reply.address.ip[15] = 1;
-  reply.address.port = 50003;
-  reply.ticket = "";
+  reply.holders[1] = SampleCarol();
+  reply.holder_count = 2;
   return reply;
 }
 
@@ -236,7 +251,7 @@ std::vector<TestVector> TestVectors() {
   sealed_heartbeat.mac = kSealedHeartbeatMac;
   return {
       {"PING-request",
-       "5043 02 05 0000 0000 0000000c 0000000000000000 "
+       "5043 03 05 0000 0000 0000000c 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
        " 0123456789abcdef 0000000000000000",
        [=](std::span<uint8_t> out) {
@@ -244,21 +259,21 @@ std::vector<TestVector> TestVectors() {
                                   out);
        }},
       {"PING-reply",
-       "5043 02 05 0001 0000 0000000c 0000000000000000 "
+       "5043 03 05 0001 0000 0000000c 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
        " 00 0123456789abcdef",
        [=](std::span<uint8_t> out) {
          return EncodePingReply(ping, 0x0123456789abcdefULL, out);
        }},
       {"LOGIN-request",
-       "5043 02 01 0000 0000 00000001 0000000000000000 "
+       "5043 03 01 0000 0000 00000001 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
        " 0020 6e2c2c6e3d757365722c723d724f70724e476677456265525767624e456b714f",
        [=](std::span<uint8_t> out) {
          return EncodeLoginRequest(login, SampleLoginRequest(), out);
        }},
       {"LOGIN-reply",
-       "5043 02 01 0001 0000 00000001 0000000000000000 "
+       "5043 03 01 0001 0000 00000001 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
        " 00 0056 723d724f70724e476677456265525767624e456b714f2568765944705755"
        "6132526154434166757846496c6a29684e6c46246b302c733d5732325a614a30534e"
@@ -267,7 +282,7 @@ std::vector<TestVector> TestVectors() {
          return EncodeLoginReply(login, SampleLoginReply(), out);
        }},
       {"LOGIN_FINISH-request",
-       "5043 02 04 0000 0000 00000002 0000000000000000 "
+       "5043 03 04 0000 0000 00000002 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
        " 0020 6e2c2c6e3d757365722c723d724f70724e476677456265525767624e456b714f"
        " 006a 633d626977732c723d724f70724e476677456265525767624e456b714f2568"
@@ -281,7 +296,7 @@ std::vector<TestVector> TestVectors() {
                                          out);
        }},
       {"LOGIN_FINISH-reply",
-       "5043 02 04 0001 0000 00000002 0000000000000000 "
+       "5043 03 04 0001 0000 00000002 0000000000000000 "
        "0000000000000000 00000000000000000000000000000000"
        " 00 002e 763d36727269545242693233577052522f777475702b6d4d68555a556e2f"
        "6442356e4c544a52736a6c393547343d"
@@ -290,26 +305,26 @@ std::vector<TestVector> TestVectors() {
          return EncodeLoginFinishReply(finish, SampleLoginFinishReply(), out);
        }},
       {"HEARTBEAT-request",
-       "5043 02 02 0000 0000 00000003 0123456789abcdef "
+       "5043 03 02 0000 0000 00000003 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000",
        [=](std::span<uint8_t> out) {
          return EncodeEmptyRequest(heartbeat, out);
        }},
       {"HEARTBEAT-request-sealed",
-       "5043 02 02 0000 0000 00000003 0123456789abcdef "
-       "0000000000000001 64281aa1fb566625b5cfc9ebb407a3a1",
+       "5043 03 02 0000 0000 00000003 0123456789abcdef "
+       "0000000000000001 9d4599691c847ab4d9c9291617304089",
        [=](std::span<uint8_t> out) {
          return EncodeEmptyRequest(sealed_heartbeat, out);
        }},
       {"HEARTBEAT-reply",
-       "5043 02 02 0001 0000 00000003 0123456789abcdef "
+       "5043 03 02 0001 0000 00000003 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00",
        [=](std::span<uint8_t> out) {
          return EncodeStatusReply(heartbeat, ResultCode::kOk, "", out);
        }},
       {"LAP-request",
-       "5043 02 10 0000 0000 00000004 0123456789abcdef "
+       "5043 03 10 0000 0000 00000004 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00000000 00000000 0000",
        [=](std::span<uint8_t> out) {
@@ -317,14 +332,14 @@ std::vector<TestVector> TestVectors() {
              lap, {.snapshot = 0, .cursor = 0, .pattern = ""}, out);
        }},
       {"LAP-reply",
-       "5043 02 10 0001 0000 00000004 0123456789abcdef "
+       "5043 03 10 0001 0000 00000004 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00 00000007 00000000 00000002 0002 0003 626f62 0005 6361726f6c",
        [=](std::span<uint8_t> out) {
          return EncodeListPage(lap, 7, 2, {"bob", "carol"}, 0, out);
        }},
       {"PUB-request",
-       "5043 02 12 0000 0000 00000005 0123456789abcdef "
+       "5043 03 12 0000 0000 00000005 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 0008 736f6e672e6d7033 0000000000400000"
        " 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
@@ -332,14 +347,14 @@ std::vector<TestVector> TestVectors() {
          return EncodePublishRequest(pub, SamplePublishRequest(), out);
        }},
       {"PUB-reply",
-       "5043 02 12 0001 0000 00000005 0123456789abcdef "
+       "5043 03 12 0001 0000 00000005 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00",
        [=](std::span<uint8_t> out) {
          return EncodeStatusReply(pub, ResultCode::kOk, "", out);
        }},
       {"LPF-request",
-       "5043 02 11 0000 0000 00000006 0123456789abcdef "
+       "5043 03 11 0000 0000 00000006 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00000008 00000002 0000",
        [=](std::span<uint8_t> out) {
@@ -347,21 +362,21 @@ std::vector<TestVector> TestVectors() {
              lpf, {.snapshot = 8, .cursor = 2, .pattern = ""}, out);
        }},
       {"LPF-reply",
-       "5043 02 11 0001 0000 00000006 0123456789abcdef "
+       "5043 03 11 0001 0000 00000006 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00 00000008 00000000 00000003 0001 0008 736f6e672e6d7033",
        [=](std::span<uint8_t> out) {
          return EncodeListPage(lpf, 8, 3, {"song.mp3"}, 0, out);
        }},
       {"SCH-request",
-       "5043 02 14 0000 0000 00000007 0123456789abcdef "
+       "5043 03 14 0000 0000 00000007 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00000000 00000000 0003 6d7033",
        [=](std::span<uint8_t> out) {
          return EncodeListRequest(sch, {.pattern = "mp3"}, out);
        }},
       {"SCH-reply",
-       "5043 02 14 0001 0000 00000007 0123456789abcdef "
+       "5043 03 14 0001 0000 00000007 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00 5a5a0003 0000002a ffffffff 0001 0008 74756e652e6d7033",
        [=](std::span<uint8_t> out) {
@@ -369,35 +384,40 @@ std::vector<TestVector> TestVectors() {
                                out);
        }},
       {"GET-request",
-       "5043 02 15 0000 0000 00000008 0123456789abcdef "
+       "5043 03 15 0000 0000 00000008 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 0008 74756e652e6d7033",
        [=](std::span<uint8_t> out) {
          return EncodeNameRequest(get, {.name = "tune.mp3"}, out);
        }},
       {"GET-reply",
-       "5043 02 15 0001 0000 00000008 0123456789abcdef "
+       "5043 03 15 0001 0000 00000008 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
-       " 00 0003 626f62 04 7f000001 c352 0000000000400000"
+       " 00 0000000000400000"
        " 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+       " 01 0003 626f62 04 7f000001 c352"
        " 002e 4151414141597a435574356741324a7659675231633256795f4e5665544b51"
        "7149712d65756f62314b632d6c6277"
        " 202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f",
        [=](std::span<uint8_t> out) {
          return EncodeGetReply(get, SampleGetReply(), out);
        }},
-      {"GET-reply-IPv6",
-       "5043 02 15 0001 0000 00000008 0123456789abcdef "
+      {"GET-reply-two-holders",
+       "5043 03 15 0001 0000 00000008 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
-       " 00 0005 6361726f6c 06 00000000000000000000000000000001 c353"
-       " 0000000000400000"
+       " 00 0000000000400000"
        " 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+       " 02 0003 626f62 04 7f000001 c352"
+       " 002e 4151414141597a435574356741324a7659675231633256795f4e5665544b51"
+       "7149712d65756f62314b632d6c6277"
+       " 202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+       " 0005 6361726f6c 06 00000000000000000000000000000001 c353"
        " 0000 0000000000000000000000000000000000000000000000000000000000000000",
        [=](std::span<uint8_t> out) {
-         return EncodeGetReply(get, SampleGetReplyIPv6(), out);
+         return EncodeGetReply(get, SampleGetReplyTwoHolders(), out);
        }},
       {"GET-reply-not-found",
-       "5043 02 15 0001 0000 00000009 0123456789abcdef "
+       "5043 03 15 0001 0000 00000009 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 06 000e 46696c65206e6f7420666f756e64",
        [=](std::span<uint8_t> out) {
@@ -405,25 +425,25 @@ std::vector<TestVector> TestVectors() {
                                   "File not found", out);
        }},
       {"UNP-request",
-       "5043 02 13 0000 0000 0000000a 0123456789abcdef "
+       "5043 03 13 0000 0000 0000000a 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 0008 736f6e672e6d7033",
        [=](std::span<uint8_t> out) {
          return EncodeNameRequest(unp, {.name = "song.mp3"}, out);
        }},
       {"UNP-reply",
-       "5043 02 13 0001 0000 0000000a 0123456789abcdef "
+       "5043 03 13 0001 0000 0000000a 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00",
        [=](std::span<uint8_t> out) {
          return EncodeStatusReply(unp, ResultCode::kOk, "", out);
        }},
       {"LOGOUT-request",
-       "5043 02 03 0000 0000 0000000b 0123456789abcdef "
+       "5043 03 03 0000 0000 0000000b 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000",
        [=](std::span<uint8_t> out) { return EncodeEmptyRequest(logout, out); }},
       {"LOGOUT-reply",
-       "5043 02 03 0001 0000 0000000b 0123456789abcdef "
+       "5043 03 03 0001 0000 0000000b 0123456789abcdef "
        "0000000000000000 00000000000000000000000000000000"
        " 00",
        [=](std::span<uint8_t> out) {
@@ -473,7 +493,7 @@ TEST(TestVectorTest, ProtocolDocShowsEveryVectorAsTheEncoderWritesIt) {
   }
 }
 
-TEST(TestVectorTest, EveryVectorIsAVersion1Datagram) {
+TEST(TestVectorTest, EveryVectorIsADatagramOfThisVersion) {
   for (const TestVector& v : TestVectors()) {
     Bytes datagram = Encode(v.encode);
     absl::StatusOr<Message> message = ParseDatagram(datagram);
@@ -506,7 +526,7 @@ TEST(TestVectorTest, SealedHeartbeatDiffersOnlyInSequenceAndMac) {
   EXPECT_EQ(ToHex(std::span(sealed).first(20)),
             ToHex(std::span(plain).first(20)));
   EXPECT_EQ(ToHex(std::span(sealed).subspan(20)),
-            "000000000000000164281aa1fb566625b5cfc9ebb407a3a1");
+            "00000000000000019d4599691c847ab4d9c9291617304089");
 }
 
 // ---------------------------------------------------------------------------
@@ -737,7 +757,7 @@ TEST(ParseDatagramTest, RejectsBadMagic) {
 }
 
 TEST(ParseDatagramTest, ReportsAnotherVersionAsFailedPrecondition) {
-  for (uint8_t version : {0, 1, 3, 255}) {
+  for (uint8_t version : {0, 1, 2, 4, 255}) {
     Bytes datagram = HeartbeatDatagram();
     datagram[kVersionOffset] = version;
     EXPECT_EQ(ParseDatagram(datagram).status().code(),
@@ -1058,43 +1078,100 @@ TEST(LoginFinishReplyTest, RefusesAServerFinalOneByteTooLong) {
 TEST(GetReplyTest, RoundTripsAnIPv4Holder) {
   Bytes datagram = Encode([](std::span<uint8_t> out) {
     GetReply reply = SampleGetReply();
-    reply.ticket = "ticket-bytes";
+    reply.holders[0].ticket = "ticket-bytes";
     return EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession), reply,
                           out);
   });
   absl::StatusOr<GetReply> r = DecodeGetReply(PayloadOf(datagram));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->holder, "bob");
-  EXPECT_EQ(r->address.family, 4);
-  EXPECT_EQ(r->address.ip, SampleGetReply().address.ip);
-  EXPECT_EQ(r->address.port, 50002);
   EXPECT_EQ(r->size, 4194304u);
   EXPECT_EQ(r->root, TestDigest());
-  EXPECT_EQ(r->ticket, "ticket-bytes");
-  EXPECT_EQ(r->key_pin, TestKeyPin());
+  ASSERT_EQ(r->holder_count, 1u);
+  const GetHolder& bob = r->holders[0];
+  EXPECT_EQ(bob.user, "bob");
+  EXPECT_EQ(bob.address.family, 4);
+  EXPECT_EQ(bob.address.ip, SampleBob().address.ip);
+  EXPECT_EQ(bob.address.port, 50002);
+  EXPECT_EQ(bob.ticket, "ticket-bytes");
+  EXPECT_EQ(bob.key_pin, TestKeyPin());
 }
 
-TEST(GetReplyTest, RoundTripsAnIPv6Holder) {
+TEST(GetReplyTest, RoundTripsTwoHoldersInOrder) {
   Bytes datagram = Encode([](std::span<uint8_t> out) {
     return EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession),
-                          SampleGetReplyIPv6(), out);
+                          SampleGetReplyTwoHolders(), out);
   });
   absl::StatusOr<GetReply> r = DecodeGetReply(PayloadOf(datagram));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->holder, "carol");
-  EXPECT_EQ(r->address.family, 6);
-  EXPECT_EQ(r->address.ip, SampleGetReplyIPv6().address.ip);
-  EXPECT_EQ(r->address.port, 50003);
-  EXPECT_EQ(r->key_pin, Sha256Digest{});
+  ASSERT_EQ(r->holder_count, 2u);
+  EXPECT_EQ(r->holders[0].user, "bob");
+  EXPECT_EQ(r->holders[0].ticket, kTicket);
+  const GetHolder& carol = r->holders[1];
+  EXPECT_EQ(carol.user, "carol");
+  EXPECT_EQ(carol.address.family, 6);
+  EXPECT_EQ(carol.address.ip, SampleCarol().address.ip);
+  EXPECT_EQ(carol.address.port, 50003);
+  EXPECT_EQ(carol.ticket, "");
+  EXPECT_EQ(carol.key_pin, Sha256Digest{});
 }
 
-TEST(GetReplyTest, RefusesToEncodeAnUnknownFamily) {
+// The longest holders there are (64-character names, the longest ticket,
+// IPv6): as many as fit go, in order, and the datagram stays in bounds.
+TEST(GetReplyTest, NamesAsManyHoldersAsFitInOneDatagram) {
+  std::array<std::string, kMaxGetHolders> users;
+  const std::string ticket(kMaxTicketChars, 'T');
   GetReply reply = SampleGetReply();
-  reply.address.family = 5;
+  for (size_t i = 0; i < kMaxGetHolders; ++i) {
+    users[i] =
+        std::string(kMaxUserNameChars - 1, 'u') + static_cast<char>('a' + i);
+    reply.holders[i] = SampleCarol();
+    reply.holders[i].user = users[i];
+    reply.holders[i].ticket = ticket;
+  }
+  reply.holder_count = kMaxGetHolders;
+  std::array<uint8_t, 2 * kMaxDatagramSize> out{};
+  const size_t size =
+      EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession), reply, out);
+  ASSERT_GT(size, 0u);
+  EXPECT_LE(size, kMaxDatagramSize);
+  absl::StatusOr<GetReply> r =
+      DecodeGetReply(PayloadOf(Bytes(out.begin(), out.begin() + size)));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(r->holder_count, 3u);
+  EXPECT_LT(r->holder_count, kMaxGetHolders);
+  for (size_t i = 0; i < r->holder_count; ++i) {
+    EXPECT_EQ(r->holders[i].user, users[i]);
+    EXPECT_EQ(r->holders[i].ticket, ticket);
+  }
+}
+
+TEST(GetReplyTest, RefusesToEncodeAnUnknownFamilyOrNoHolder) {
   std::array<uint8_t, kMaxDatagramSize> out{};
+  GetReply reply = SampleGetReplyTwoHolders();
+  reply.holders[1].address.family = 5;
   EXPECT_EQ(
       EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession), reply, out),
       0u);
+  reply.holder_count = 0;
+  EXPECT_EQ(
+      EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession), reply, out),
+      0u);
+}
+
+// The count byte sits after the size (8) and the root (32).
+TEST(GetReplyTest, RefusesAHolderCountOfZeroOrAboveTheMost) {
+  Bytes datagram = Encode([](std::span<uint8_t> out) {
+    return EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession),
+                          SampleGetReply(), out);
+  });
+  std::span<const uint8_t> payload = PayloadOf(datagram);
+  Bytes bytes(payload.begin(), payload.end());
+  for (uint8_t count : {0, 2, static_cast<int>(kMaxGetHolders) + 1, 255}) {
+    bytes[40] = count;
+    EXPECT_FALSE(DecodeGetReply(bytes).ok()) << int{count};
+  }
+  bytes[40] = 1;
+  EXPECT_TRUE(DecodeGetReply(bytes).ok());
 }
 
 TEST(ListReplyTest, RoundTrips) {
@@ -1231,8 +1308,8 @@ std::vector<DecodeCase> DecodeCases() {
        })),
        [](std::span<const uint8_t> b) { return StatusOf(DecodeGetReply(b)); }});
   cases.push_back(
-      {"GET reply (IPv6)", payload(Encode([&](std::span<uint8_t> out) {
-         return EncodeGetReply(h, SampleGetReplyIPv6(), out);
+      {"GET reply (two holders)", payload(Encode([&](std::span<uint8_t> out) {
+         return EncodeGetReply(h, SampleGetReplyTwoHolders(), out);
        })),
        [](std::span<const uint8_t> b) { return StatusOf(DecodeGetReply(b)); }});
   cases.push_back({"list reply", payload(Encode([&](std::span<uint8_t> out) {
@@ -1321,12 +1398,16 @@ TEST(MalformedBodyTest, AnEmptyReplyBodyIsRejected) {
 }
 
 TEST(GetReplyTest, RejectsAnAddressFamilyOtherThan4Or6) {
-  Bytes payload = Bytes{0x00, 0x01, 'b', 0x04, 127, 0, 0, 1};
-  // port .. empty ticket, zero pin
-  payload.resize(payload.size() + 2 + 8 + 32 + 2 + 32);
+  // Size and root (zero), one holder "b" at 127.0.0.1, then port, an
+  // empty ticket and a zero pin.
+  Bytes payload(8 + 32, 0);
+  for (uint8_t byte : {1, 0x00, 0x01, 0x62, 0x04, 127, 0, 0, 1}) {
+    payload.push_back(byte);
+  }
+  payload.resize(payload.size() + 2 + 2 + 32);
   ASSERT_TRUE(DecodeGetReply(payload).ok());
   for (uint8_t family : {0, 5, 46, 255}) {
-    payload[3] = family;
+    payload[40 + 4] = family;
     EXPECT_EQ(DecodeGetReply(payload).status().code(),
               absl::StatusCode::kInvalidArgument)
         << "family " << int{family};

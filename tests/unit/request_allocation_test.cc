@@ -412,8 +412,9 @@ TEST_F(RequestAllocationTest, GetWithItsTicketAllocatesNothing) {
   absl::StatusOr<protocol::GetReply> reply =
       protocol::DecodeGetReply(status->payload);
   ASSERT_TRUE(reply.ok());
-  EXPECT_EQ(reply->holder, kPublisher);
-  EXPECT_TRUE(VerifyTicket(publisher_.key, kPublisher, reply->ticket,
+  ASSERT_EQ(reply->holder_count, 1u);
+  EXPECT_EQ(reply->holders[0].user, kPublisher);
+  EXPECT_TRUE(VerifyTicket(publisher_.key, kPublisher, reply->holders[0].ticket,
                            kSharedFile, absl::Now())
                   .ok());
 
