@@ -62,9 +62,12 @@ struct HolderConnection {
 };
 
 // Connect(), then the TLS handshake that accepts only `request.holder_pin`
-// (none for a zero pin). PermissionDenied with IsKeyMismatch() for another
-// key: "holder hans at A:P presented a different key than the daemon
-// registered for it; refusing the download".
+// (none for a zero pin); each within `request.connect_timeout`
+// (DeadlineExceeded "holder A:P did not answer the TLS handshake within
+// 3 s": a stopped holder's kernel still accepts the TCP connection).
+// PermissionDenied with IsKeyMismatch() for another key: "holder hans at A:P
+// presented a different key than the daemon registered for it; refusing the
+// download".
 absl::StatusOr<HolderConnection> ConnectToHolder(const DownloadRequest& request,
                                                  const Bounds& bounds);
 

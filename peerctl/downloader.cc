@@ -521,8 +521,19 @@ absl::StatusOr<HolderConnection> ConnectToHolder(const DownloadRequest& request,
       TlsClientConnection::Create(connection.socket.get(), request.holder_pin);
   if (!made.ok()) return made.status();
   connection.tls.emplace(*std::move(made));
-  absl::Status status =
-      Handshake(*connection.tls, request, connection.socket.get(), bounds);
+  // A holder that accepts but never answers (a stopped process: the kernel
+  // completes its TCP handshakes) costs no more than one that does not
+  // accept at all.
+  Bounds handshake_bounds = bounds;
+  handshake_bounds.timeout = request.connect_timeout;
+  absl::Status status = Handshake(*connection.tls, request,
+                                  connection.socket.get(), handshake_bounds);
+  if (absl::IsDeadlineExceeded(status) && absl::Now() < bounds.deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("holder ", request.holder.ToString(),
+                     " did not answer the TLS handshake within ",
+                     Seconds(request.connect_timeout)));
+  }
   if (!status.ok()) return status;
   return connection;
 }

@@ -31,6 +31,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -40,6 +41,15 @@
 #include "peerctl/tls.h"
 
 namespace pcfs {
+
+// Another holder of the same file (size and root) as a DownloadRequest's
+// own: GET names several, and a chunk-verified download draws on them all.
+struct DownloadSource {
+  SocketAddress address;  // its file server
+  std::string ticket;     // MAC'd with its key
+  KeyPin pin{};           // its TLS key; all zero: plain HTTP
+  std::string name;       // its user name, for messages
+};
 
 struct DownloadRequest {
   SocketAddress holder;  // the holder's file server
@@ -63,6 +73,16 @@ struct DownloadRequest {
   // the response head, or for the next bytes of the body. A transfer that
   // keeps making progress may take longer in total.
   absl::Duration timeout = absl::Seconds(30);
+  // The other holders of the file (GET's others). With any, a download
+  // whose size and root are known fetches chunk ranges from every holder
+  // at once (peerctl/resumable_download.h); the leaves come from the first
+  // that answers.
+  std::vector<DownloadSource> other_holders;
+  // With other holders: a holder that sends nothing for this long (less
+  // than `timeout`) is dropped and its chunks are fetched from the others:
+  // what catches a holder stopped mid-transfer. A download from one holder
+  // waits `timeout`, having nowhere else to go.
+  absl::Duration stall_timeout = absl::Milliseconds(2500);
   // When the whole download must be over (a one-shot command's --timeout):
   // DeadlineExceeded after it.
   absl::Time deadline = absl::InfiniteFuture();
@@ -111,8 +131,9 @@ class ProgressLine {
 //   Unauthenticated, PermissionDenied, NotFound
 //                       the holder answered 401, 403, 404 (other codes:
 //                       see http::StatusFromHttpCode)
-//   DeadlineExceeded    the holder did not answer the connect within
-//                       `connect_timeout`, or kept silent for `timeout`
+//   DeadlineExceeded    the holder did not answer the connect or the TLS
+//                       handshake within `connect_timeout`, or kept silent
+//                       for `timeout`
 //   DataLoss            a short body, or a size or Merkle root that differs
 //                       from the expected one, leaves that do not add up
 //                       to it, or a chunk that does not match its leaf
@@ -125,6 +146,11 @@ class ProgressLine {
 //                       download"; nothing was sent to it
 //   DeadlineExceeded    also: `deadline` passed
 // and the errno of the failing call otherwise (the message names it).
+// With other holders, a failing holder is dropped and the others go on; only
+// when every holder is dropped does the download fail: with the holder's
+// own error when it was the only one, else "no holder could send NAME:
+// hans at A:P: <why>; yoda at B:Q: <why>" with the code the holders' errors
+// share (Unavailable when they differ).
 absl::Status Download(const DownloadRequest& request);
 
 }  // namespace pcfs

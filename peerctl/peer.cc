@@ -232,6 +232,10 @@ absl::StatusOr<std::string> Peer::GetInto(
     request.deadline = options_.server.deadline;
     request.cancel = cancel;
     request.progress = progress;
+    for (const HolderLocation& other : location->others) {
+      request.other_holders.push_back(
+          {other.address, other.ticket, other.key_pin, other.holder});
+    }
     absl::Status s = Download(request);
     if (s.ok()) return target;
     if (absl::IsCancelled(s)) return s;
@@ -239,9 +243,13 @@ absl::StatusOr<std::string> Peer::GetInto(
     if (IsKeyMismatch(s)) return s;
     // Marked, so that a holder that is down or busy has an exit code of its
     // own, apart from a daemon that does not answer.
+    // With several holders the message names each (and why it failed).
+    const std::string from =
+        location->others.empty()
+            ? absl::StrCat("download from ", location->holder, " failed: ")
+            : "download failed: ";
     failed = MarkHolderFailure(
-        absl::Status(s.code(), absl::StrCat("download from ", location->holder,
-                                            " failed: ", s.message())));
+        absl::Status(s.code(), absl::StrCat(from, s.message())));
     if (!absl::IsUnauthenticated(s)) break;
   }
   return failed;

@@ -7,23 +7,40 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/base/names.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
 #include "peerctl/body_sink.h"
 #include "peerctl/chunk_hasher.h"
+#include "peerctl/chunk_scheduler.h"
+#include "peerctl/exit_codes.h"
 #include "peerctl/file_hash.h"
 
 namespace pcfs {
 namespace {
 
 using download_internal::Bounds;
+
+// With more than one holder active, the most chunks (MiB) one Range
+// request asks for: what a holder that stalls or crawls holds up. Each run
+// is a connection (the file server closes after one response), so fewer,
+// larger runs cost less; a lone holder gets the whole rest in one.
+constexpr uint64_t kMaxRunChunks = 16;
+
+// How often the calling thread looks at the cancel flag, the deadline and
+// the progress while the holders' workers run.
+constexpr absl::Duration kWatchInterval = absl::Milliseconds(50);
 
 // The leaves of a file this large (2^40 chunks would be 32 TiB of leaves)
 // are not taken in memory: 64 MiB of leaves is a 2 TiB file.
@@ -43,14 +60,13 @@ struct Exchange {
   }
 };
 
-absl::StatusOr<std::unique_ptr<Exchange>> Ask(const DownloadRequest& request,
-                                              const std::string& head,
-                                              const Bounds& bounds) {
+// Sends `head` on `connection` (open, handshake done) and reads the
+// response head.
+absl::StatusOr<std::unique_ptr<Exchange>> AskOn(
+    download_internal::HolderConnection connection, const std::string& head,
+    const Bounds& bounds) {
   auto exchange = std::make_unique<Exchange>();
-  absl::StatusOr<download_internal::HolderConnection> connection =
-      download_internal::ConnectToHolder(request, bounds);
-  if (!connection.ok()) return connection.status();
-  exchange->connection = *std::move(connection);
+  exchange->connection = std::move(connection);
   const download_internal::HolderLink link = exchange->connection.link();
   absl::Status sent = download_internal::SendAll(link, head, bounds);
   if (!sent.ok()) return sent;
@@ -59,6 +75,15 @@ absl::StatusOr<std::unique_ptr<Exchange>> Ask(const DownloadRequest& request,
   if (!response.ok()) return response.status();
   exchange->response = *response;
   return exchange;
+}
+
+absl::StatusOr<std::unique_ptr<Exchange>> Ask(const DownloadRequest& request,
+                                              const std::string& head,
+                                              const Bounds& bounds) {
+  absl::StatusOr<download_internal::HolderConnection> connection =
+      download_internal::ConnectToHolder(request, bounds);
+  if (!connection.ok()) return connection.status();
+  return AskOn(*std::move(connection), head, bounds);
 }
 
 // The holder's leaves, checked against the expected root. NotFound when the
@@ -154,20 +179,23 @@ absl::StatusOr<std::vector<bool>> VerifiedChunks(
   return verified;
 }
 
-// Fetches chunks [first, end) into `fd` at their offset, each verified by
-// `pool` on arrival.
-absl::Status FetchRun(const DownloadRequest& request, int fd,
+// Fetches chunks [first, end) from `request`'s holder over `connection`
+// (open, handshake done) into `fd` at their offset, each verified by `pool`
+// on arrival; `on_bytes` hears how many bytes of the run have arrived.
+absl::Status FetchRun(const DownloadRequest& request,
+                      download_internal::HolderConnection connection, int fd,
                       ChunkHashPool& pool, uint64_t first, uint64_t end,
-                      const Bounds& bounds, uint64_t* received) {
+                      const Bounds& bounds,
+                      const std::function<void(uint64_t)>& on_bytes) {
   const uint64_t size = pool.size();
   const uint64_t from = first * kMerkleChunkBytes;
   const uint64_t to = std::min(end * kMerkleChunkBytes, size);  // exclusive
   const http::ByteRange range{from, to - 1};
   absl::StatusOr<std::unique_ptr<Exchange>> exchange =
-      Ask(request,
-          http::FormatRequestHead(request.name, request.holder.ToString(),
-                                  request.ticket, range),
-          bounds);
+      AskOn(std::move(connection),
+            http::FormatRequestHead(request.name, request.holder.ToString(),
+                                    request.ticket, range),
+            bounds);
   if (!exchange.ok()) return exchange.status();
   const http::Response& response = (*exchange)->response;
   if (response.status_code != http::kPartialContent) {
@@ -187,13 +215,8 @@ absl::Status FetchRun(const DownloadRequest& request, int fd,
   }
   absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(fd, &pool);
   if (!sink.ok()) return sink.status();
-  const uint64_t before = *received;
   std::function<void(uint64_t, uint64_t)> progress;
-  if (request.progress) {
-    progress = [&](uint64_t got, uint64_t) {
-      request.progress(before + got, size);
-    };
-  }
+  if (on_bytes) progress = [&](uint64_t got, uint64_t) { on_bytes(got); };
   absl::Status status = download_internal::ReceiveBody(
       (*exchange)->connection.link(), **sink, (*exchange)->prefix(), to - from,
       bounds, progress);
@@ -201,9 +224,133 @@ absl::Status FetchRun(const DownloadRequest& request, int fd,
   // better explanation of a body cut short by it.
   absl::Status checked = (*sink)->Finish();
   if (!checked.ok()) return checked;
-  if (!status.ok()) return status;
-  *received += to - from;
-  return absl::OkStatus();
+  return status;
+}
+
+// One holder of a multi-holder download: the request as it goes to that
+// holder (its address, ticket, pin and name).
+DownloadRequest RequestForHolder(const DownloadRequest& request,
+                                 const DownloadSource& source) {
+  DownloadRequest one;
+  one.holder = source.address;
+  one.name = request.name;
+  one.ticket = source.ticket;
+  one.holder_pin = source.pin;
+  one.holder_name = source.name;
+  one.destination_dir = request.destination_dir;
+  one.expected_size = request.expected_size;
+  one.expected_root = request.expected_root;
+  one.connect_timeout = request.connect_timeout;
+  one.timeout = request.timeout;
+  one.deadline = request.deadline;
+  return one;
+}
+
+// "hans at 127.0.0.1:40123" (or just the address, for a holder without a
+// name).
+std::string HolderLabel(const DownloadRequest& holder) {
+  const std::string address = holder.holder.ToString();
+  return holder.holder_name.empty()
+             ? address
+             : absl::StrCat(holder.holder_name, " at ", address);
+}
+
+// The error of a download whose every holder was dropped: the holder's own
+// when it was the only one; otherwise every holder and why it was dropped,
+// with the code they share (Unavailable when they differ).
+absl::Status AllHoldersFailed(const std::string& name,
+                              const std::vector<DownloadRequest>& holders,
+                              const std::vector<absl::Status>& reasons) {
+  if (holders.size() == 1) return reasons[0];
+  std::string message = absl::StrCat("no holder could send ", name, ":");
+  absl::StatusCode code = reasons[0].code();
+  bool all_key_mismatch = true;
+  for (size_t i = 0; i < holders.size(); ++i) {
+    absl::StrAppend(&message, i == 0 ? " " : "; ", HolderLabel(holders[i]),
+                    ": ", reasons[i].message());
+    if (reasons[i].code() != code) code = absl::StatusCode::kUnavailable;
+    all_key_mismatch = all_key_mismatch && IsKeyMismatch(reasons[i]);
+  }
+  absl::Status status(code, message);
+  return all_key_mismatch ? MarkKeyMismatch(status) : status;
+}
+
+// The partial again, with a file offset of its own (a BodySink writes at
+// its fd's offset, and every holder's worker has one).
+absl::StatusOr<UniqueFd> ReopenPartial(int fd, int dir_fd,
+                                       const std::string& partial) {
+  UniqueFd again(
+      ::open(absl::StrCat("/proc/self/fd/", fd).c_str(), O_RDWR | O_CLOEXEC));
+  if (!again) {
+    // No /proc: the name, which this get holds locked.
+    again.Reset(
+        ::openat(dir_fd, partial.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  }
+  if (!again) return ErrnoStatus(absl::StrCat("open ", partial), errno);
+  return again;
+}
+
+// What every holder's worker shares.
+struct Shared {
+  const std::vector<Sha256Digest>* leaves;
+  uint64_t size;
+  int partial_fd;
+  int dir_fd;
+  const std::string* partial;
+  size_t hash_threads;
+  ChunkScheduler* scheduler;
+};
+
+// One holder's worker: connects, takes a run, fetches it, reports each of
+// its chunks verified or not, and again, until the scheduler has no more
+// for it; any failure drops the holder (its unverified chunks go to the
+// others). `in_flight` counts the bytes of the current run, for progress.
+void FetchFromHolder(size_t me, const DownloadRequest& holder,
+                     const Shared& shared, const Bounds& bounds,
+                     std::atomic<uint64_t>& in_flight) {
+  ChunkScheduler& scheduler = *shared.scheduler;
+  // The first holder's worker writes through the partial's own descriptor;
+  // each other one through a descriptor of its own.
+  UniqueFd own_fd;
+  if (me > 0) {
+    absl::StatusOr<UniqueFd> fd =
+        ReopenPartial(shared.partial_fd, shared.dir_fd, *shared.partial);
+    if (!fd.ok()) return scheduler.Drop(me, fd.status());
+    own_fd = *std::move(fd);
+  }
+  const int fd = me > 0 ? own_fd.get() : shared.partial_fd;
+  ChunkHashPool::Options options;
+  options.threads = shared.hash_threads;
+  options.expected = *shared.leaves;
+  absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
+      ChunkHashPool::Create(fd, shared.size, std::move(options));
+  if (!pool.ok()) return scheduler.Drop(me, pool.status());
+  while (scheduler.WaitForWork(me)) {
+    // Connected before it takes a run, so that a holder that does not
+    // answer holds no chunks while the others could fetch them.
+    absl::StatusOr<download_internal::HolderConnection> connection =
+        download_internal::ConnectToHolder(holder, bounds);
+    if (!connection.ok()) return scheduler.Drop(me, connection.status());
+    std::optional<ChunkScheduler::Run> run = scheduler.TryTake(me);
+    if (!run.has_value()) continue;  // another holder took the last
+    absl::Status status =
+        FetchRun(holder, *std::move(connection), fd, **pool, run->first,
+                 run->end, bounds, [&](uint64_t got) {
+                   in_flight.store(got, std::memory_order_relaxed);
+                   scheduler.NoteProgress();
+                 });
+    in_flight.store(0, std::memory_order_relaxed);
+    // FetchRun waited for the pool (if it handed it anything): Verified()
+    // is settled for the run.
+    for (uint64_t i = run->first; i < run->end; ++i) {
+      if ((*pool)->Verified(i)) {
+        scheduler.MarkVerified(me, i);
+      } else {
+        scheduler.Release(me, i);
+      }
+    }
+    if (!status.ok()) return scheduler.Drop(me, status);
+  }
 }
 
 // Renames the verified partial to `name`, never replacing a file.
@@ -246,14 +393,43 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   const std::string partial = PartialFileName(request.name);
   if (partial.empty()) return false;
   const uint64_t size = *request.expected_size;
+  if (MerkleChunkCount(size) * kSha256Size > kMaxLeafBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a file of ", size, " bytes is too large"));
+  }
 
+  // Every holder, the daemon's first choice first.
+  std::vector<DownloadRequest> holders;
+  holders.push_back(request);
+  holders[0].progress = nullptr;
+  holders[0].cancel = nullptr;
+  for (const DownloadSource& other : request.other_holders) {
+    holders.push_back(RequestForHolder(request, other));
+  }
+  // With another holder to turn to, a silent holder is dropped sooner.
+  Bounds holder_bounds = bounds;
+  if (holders.size() > 1) {
+    holder_bounds.timeout = std::min(bounds.timeout, request.stall_timeout);
+  }
+
+  // The leaves, from the first holder that gives ones that add up.
+  std::vector<absl::Status> leaf_errors(holders.size());
   absl::StatusOr<std::vector<Sha256Digest>> leaves =
-      MerkleChunkCount(size) * kSha256Size > kMaxLeafBytes
-          ? absl::InvalidArgumentError(
-                absl::StrCat("a file of ", size, " bytes is too large"))
-          : FetchLeaves(request, size, *request.expected_root, bounds);
-  if (absl::IsNotFound(leaves.status())) return false;
-  if (!leaves.ok()) return leaves.status();
+      absl::UnavailableError("no holder");
+  bool some_without_leaves = false;
+  for (size_t i = 0; i < holders.size(); ++i) {
+    leaves =
+        FetchLeaves(holders[i], size, *request.expected_root, holder_bounds);
+    if (leaves.ok()) break;
+    if (absl::IsCancelled(leaves.status())) return leaves.status();
+    if (absl::IsNotFound(leaves.status())) some_without_leaves = true;
+    leaf_errors[i] = leaves.status();
+  }
+  if (!leaves.ok()) {
+    // A holder without leaves (an older peerctl): the whole file instead.
+    if (some_without_leaves) return false;
+    return AllHoldersFailed(request.name, holders, leaf_errors);
+  }
 
   bool reused = false;
   absl::StatusOr<UniqueFd> file = OpenPartial(dir_fd, partial, size, &reused);
@@ -265,35 +441,72 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     if (!found.ok()) return found.status();
     verified = *std::move(found);
   }
-  uint64_t received = 0;
-  for (uint64_t i = 0; i < verified.size(); ++i) {
-    if (verified[i]) received += MerkleChunkLength(size, i);
-  }
-  if (request.progress) request.progress(received, size);
 
-  ChunkHashPool::Options options;
-  options.expected = *leaves;
-  absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
-      ChunkHashPool::Create(file->get(), size, std::move(options));
-  if (!pool.ok()) return pool.status();
-  // Each run of missing chunks is one Range request.
-  for (uint64_t i = 0; i < verified.size();) {
-    if (verified[i]) {
-      ++i;
-      continue;
+  ChunkScheduler scheduler(size, std::move(verified), holders.size(),
+                           kMaxRunChunks);
+  // A holder whose leaves failed (it did not answer, or sent leaves of
+  // another file) is dropped before it starts. One without leaves (404)
+  // may still serve ranges, checked against the others' leaves.
+  for (size_t i = 0; i < holders.size(); ++i) {
+    if (!leaf_errors[i].ok() && !absl::IsNotFound(leaf_errors[i])) {
+      scheduler.Drop(i, leaf_errors[i]);
     }
-    uint64_t end = i + 1;
-    while (end < verified.size() && !verified[end]) ++end;
-    absl::Status status =
-        FetchRun(request, file->get(), **pool, i, end, bounds, &received);
-    if (!status.ok()) return status;
-    i = end;
   }
-  for (uint64_t i = 0; i < verified.size(); ++i) {
-    if (!verified[i] && !(*pool)->Verified(i)) {
-      return absl::InternalError(
-          absl::StrCat("chunk ", i, " was not verified"));
+  if (request.progress) request.progress(scheduler.verified_bytes(), size);
+
+  // The hashing cores shared out among the holders' pools.
+  const size_t cores = std::max<size_t>(1, std::thread::hardware_concurrency());
+  const Shared shared{&*leaves,    size,
+                      file->get(), dir_fd,
+                      &partial,    std::max<size_t>(1, cores / holders.size()),
+                      &scheduler};
+  Bounds worker_bounds = holder_bounds;
+  worker_bounds.cancel = scheduler.stop_flag();
+  std::vector<std::atomic<uint64_t>> in_flight(holders.size());
+  std::vector<std::thread> workers;
+  workers.reserve(holders.size());
+  for (size_t i = 0; i < holders.size(); ++i) {
+    workers.emplace_back([&, i] {
+      FetchFromHolder(i, holders[i], shared, worker_bounds, in_flight[i]);
+    });
+  }
+  // The calling thread watches: the cancel flag and the deadline (which
+  // stop every worker), and the progress, until the download ends.
+  absl::Status ended;
+  uint64_t last_progress = ~uint64_t{0};
+  for (;;) {
+    const bool done = scheduler.WaitForEndOrChange(kWatchInterval);
+    if (request.progress) {
+      uint64_t received = scheduler.verified_bytes();
+      for (const std::atomic<uint64_t>& bytes : in_flight) {
+        received += bytes.load(std::memory_order_relaxed);
+      }
+      received = std::min(received, size);
+      if (received != last_progress) request.progress(received, size);
+      last_progress = received;
     }
+    // After the progress, which may be what sets the cancel flag.
+    if (bounds.cancelled()) {
+      ended = absl::CancelledError("download cancelled");
+      scheduler.Stop();
+    } else if (absl::Now() >= bounds.deadline) {
+      ended = absl::DeadlineExceededError(
+          absl::StrCat("out of time while downloading ", request.name));
+      scheduler.Stop();
+    }
+    if (done || !ended.ok()) break;
+  }
+  for (std::thread& worker : workers) worker.join();
+  if (!ended.ok()) return ended;
+  if (!scheduler.complete()) {
+    std::vector<absl::Status> reasons = scheduler.drop_reasons();
+    for (size_t i = 0; i < reasons.size(); ++i) {
+      if (reasons[i].ok()) reasons[i] = absl::UnknownError("not dropped");
+    }
+    return AllHoldersFailed(request.name, holders, reasons);
+  }
+  if (request.progress && last_progress != size) {
+    request.progress(size, size);
   }
   if (::fsync(file->get()) != 0) return ErrnoStatus("fsync", errno);
   absl::Status status = Publish(dir_fd, partial, request.name);

@@ -7,8 +7,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <random>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/proto/merkle.h"
 #include "gtest/gtest.h"
 #include "peerctl/exit_codes.h"
@@ -658,6 +661,238 @@ TEST_F(DownloaderTest, ConnectTimeoutIsAnOptionOfItsOwn) {
             absl::string_view::npos)
       << status;
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+// ---- Several holders ------------------------------------------------------
+
+// A FileServer over `share` (leaves from the share's own files unless
+// `leaves` says otherwise), with TestAuthorizer behind `gate` (called first
+// with each request's name, on the server thread).
+std::unique_ptr<FileServer> StartHolder(
+    const std::string& share,
+    std::function<void(absl::string_view)> gate = nullptr,
+    FileServer::LeafSource leaves = nullptr) {
+  FileServer::Options options;
+  options.share_dir = share;
+  options.bind = Loopback("127.0.0.1", 0);
+  options.authorizer = [gate](absl::string_view name,
+                              absl::string_view ticket) {
+    if (gate) gate(name);
+    return TestAuthorizer(name, ticket);
+  };
+  options.leaf_source =
+      leaves ? std::move(leaves)
+             : [share](absl::string_view name) -> absl::StatusOr<std::string> {
+    absl::StatusOr<FileInfo> info = HashFile(share, name);
+    if (!info.ok()) return info.status();
+    return MerkleLeavesToBytes(info->leaves);
+  };
+  absl::StatusOr<std::unique_ptr<FileServer>> server =
+      FileServer::Start(std::move(options));
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+DownloadSource SourceAt(const SocketAddress& address, absl::string_view name) {
+  DownloadSource source;
+  source.address = address;
+  source.ticket = std::string(kTicket);
+  source.name = std::string(name);
+  return source;
+}
+
+// Counts a holder's requests, and holds its first range request (its
+// second request: the first is the leaves) until `other` saw one, at most
+// 5 s: so that both holders serve a part, whatever the scheduling.
+struct RequestGate {
+  std::atomic<int> requests{0};
+  RequestGate* other = nullptr;
+  bool wait_for_other = false;
+
+  void operator()(absl::string_view) {
+    const int seen = ++requests;
+    if (!wait_for_other || seen != 2) return;
+    const absl::Time give_up = absl::Now() + absl::Seconds(5);
+    while (other->requests.load() == 0 && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+};
+
+TEST_F(DownloaderTest, TwoHoldersEachServeAPartOfTheFile) {
+  const std::string contents = RandomBytes(8 * kMerkleChunkBytes + 17, 21);
+  Share("two.bin", contents);
+  RequestGate first_gate;
+  RequestGate second_gate;
+  first_gate.other = &second_gate;
+  first_gate.wait_for_other = true;
+  std::unique_ptr<FileServer> first =
+      StartHolder(share_, [&](absl::string_view n) { first_gate(n); });
+  std::unique_ptr<FileServer> second =
+      StartHolder(share_, [&](absl::string_view n) { second_gate(n); });
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  DownloadRequest request = RequestFor("two.bin");
+  request.holder = Loopback("127.0.0.1", first->port());
+  request.holder_name = "hans";
+  request.other_holders.push_back(
+      SourceAt(Loopback("127.0.0.1", second->port()), "yoda"));
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/two.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"two.bin"});
+  EXPECT_GE(first_gate.requests.load(), 2) << "leaves and a range";
+  EXPECT_GE(second_gate.requests.load(), 1) << "a range";
+}
+
+// The first holder's file changed on disk after it was published (same
+// size, one byte of chunk 2 flipped; its leaves are still the published
+// ones): its chunk fails, it is dropped, and the other holder sends the
+// chunks it had.
+TEST_F(DownloaderTest, ACorruptChunkFromOneHolderIsFetchedFromTheOther) {
+  const std::string contents = RandomBytes(6 * kMerkleChunkBytes + 5, 22);
+  Share("c2.bin", contents);
+  const std::string leaves =
+      MerkleLeavesToBytes(HashFile(share_, "c2.bin")->leaves);
+  const std::string bad_share = root_ + "/bad";
+  ASSERT_EQ(::mkdir(bad_share.c_str(), 0755), 0);
+  std::string bad = contents;
+  bad[2 * kMerkleChunkBytes + 9] ^= 1;
+  {
+    std::ofstream out(bad_share + "/c2.bin", std::ios::binary);
+    out << bad;
+  }
+  std::unique_ptr<FileServer> liar =
+      StartHolder(bad_share, nullptr, [leaves](absl::string_view) {
+        return absl::StatusOr<std::string>(leaves);
+      });
+  std::unique_ptr<FileServer> honest = StartHolder(share_);
+  ASSERT_NE(liar, nullptr);
+  ASSERT_NE(honest, nullptr);
+  // The liar alone: the get fails on its chunk 2.
+  DownloadRequest request = RequestFor("c2.bin");
+  request.holder = Loopback("127.0.0.1", liar->port());
+  absl::Status alone = Download(request);
+  EXPECT_TRUE(absl::IsDataLoss(alone)) << alone;
+  // With the honest one too, the same get (resuming) succeeds.
+  request.other_holders.push_back(
+      SourceAt(Loopback("127.0.0.1", honest->port()), "yoda"));
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/c2.bin"), contents);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"c2.bin"});
+}
+
+// A first holder that does not answer costs the connect timeout, then the
+// other serves the whole file.
+TEST_F(DownloaderTest, AnUnansweredHolderCostsTheConnectTimeoutOnly) {
+  SilentHolder silent;
+  ASSERT_NO_FATAL_FAILURE(StartSilentHolder(silent));
+  const std::string contents = RandomBytes(3 * kMerkleChunkBytes, 23);
+  Share("u.bin", contents);
+  std::unique_ptr<FileServer> good = StartHolder(share_);
+  ASSERT_NE(good, nullptr);
+  DownloadRequest request = RequestFor("u.bin");
+  request.holder = silent.address;
+  request.holder_name = "hans";
+  request.connect_timeout = absl::Milliseconds(500);
+  request.other_holders.push_back(
+      SourceAt(Loopback("127.0.0.1", good->port()), "yoda"));
+  const absl::Time start = absl::Now();
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(ReadWhole(destination_ + "/u.bin"), contents);
+}
+
+// A holder that sends its head and part of a body, then nothing: dropped
+// after the stall timeout, its chunks fetched from the other.
+TEST_F(DownloaderTest, AHolderThatStallsMidBodyIsDroppedForTheOther) {
+  const std::string contents = RandomBytes(4 * kMerkleChunkBytes, 24);
+  Share("s.bin", contents);
+  std::unique_ptr<FileServer> good = StartHolder(share_);
+  ASSERT_NE(good, nullptr);
+  // The staller answers the leaves honestly (first connection), then any
+  // range with a 206 head and 1000 bytes, then silence.
+  const std::string leaves =
+      MerkleLeavesToBytes(HashFile(share_, "s.bin")->leaves);
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress bind = Loopback("127.0.0.1", 0);
+  ASSERT_EQ(::bind(listener.get(), bind.get(), bind.length), 0);
+  ASSERT_EQ(::listen(listener.get(), 8), 0);
+  const SocketAddress staller = *LocalAddress(listener.get());
+  std::atomic<bool> done{false};
+  std::thread serve([&] {
+    std::vector<UniqueFd> held;
+    const absl::Time give_up = absl::Now() + absl::Seconds(20);
+    while (!done && absl::Now() < give_up) {
+      pollfd entry{listener.get(), POLLIN, 0};
+      if (::poll(&entry, 1, 50) != 1) continue;
+      UniqueFd client(
+          ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) continue;
+      std::string head;
+      char buffer[4096];
+      while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+        if (n <= 0) break;
+        head.append(buffer, static_cast<size_t>(n));
+      }
+      std::string answer;
+      if (head.starts_with("GET /m/")) {
+        answer = http::FormatOkHead(leaves.size()) + leaves;
+      } else {
+        const size_t from = head.find("bytes=") + 6;
+        const uint64_t first = std::stoull(head.substr(from));
+        const uint64_t last =
+            std::stoull(head.substr(head.find('-', from) + 1));
+        answer = http::FormatPartialHead({first, last, contents.size()}) +
+                 contents.substr(first, 1000);
+      }
+      ::send(client.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
+      held.push_back(std::move(client));  // open and silent
+    }
+  });
+  DownloadRequest request = RequestFor("s.bin");
+  request.holder = staller;
+  request.holder_name = "hans";
+  request.stall_timeout = absl::Milliseconds(500);
+  request.other_holders.push_back(
+      SourceAt(Loopback("127.0.0.1", good->port()), "yoda"));
+  absl::Status status = Download(request);
+  done = true;
+  serve.join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/s.bin"), contents);
+}
+
+// Every holder dropped: one error naming each and why; the partial stays.
+TEST_F(DownloaderTest, EveryHolderFailingNamesEachAndWhy) {
+  const std::string contents = RandomBytes(2 * kMerkleChunkBytes, 25);
+  Share("f.bin", contents);
+  SilentHolder silent;
+  ASSERT_NO_FATAL_FAILURE(StartSilentHolder(silent));
+  UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress bind = Loopback("127.0.0.1", 0);
+  ASSERT_EQ(::bind(probe.get(), bind.get(), bind.length), 0);
+  const SocketAddress refused = *LocalAddress(probe.get());
+  probe.Reset();
+  DownloadRequest request = RequestFor("f.bin");
+  request.holder = silent.address;
+  request.holder_name = "hans";
+  request.connect_timeout = absl::Milliseconds(500);
+  request.other_holders.push_back(SourceAt(refused, "yoda"));
+  absl::Status status = Download(request);
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status;
+  EXPECT_NE(status.message().find("no holder could send f.bin: hans at " +
+                                  silent.address.ToString() + ": holder " +
+                                  silent.address.ToString() +
+                                  " did not answer within 0.5 s; yoda at " +
+                                  refused.ToString() + ": "),
+            absl::string_view::npos)
+      << status;
+  EXPECT_EQ(ExitCodeFor(MarkHolderFailure(status)), kExitHolderUnreachable);
+  EXPECT_TRUE(DestinationEntries().empty());
 }
 
 }  // namespace
