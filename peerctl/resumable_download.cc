@@ -496,6 +496,9 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     }
     if (done || !ended.ok()) break;
   }
+  // Done: a worker still connecting to a holder that does not answer (or
+  // waiting for work) stops at once instead of at its timeout.
+  scheduler.Stop();
   for (std::thread& worker : workers) worker.join();
   if (!ended.ok()) return ended;
   if (!scheduler.complete()) {

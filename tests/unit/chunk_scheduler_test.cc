@@ -31,9 +31,8 @@ TEST(ChunkSchedulerTest, ALoneHolderTakesEverythingInOneRun) {
 
 TEST(ChunkSchedulerTest, RunsSkipVerifiedChunks) {
   // Chunks 0, 1 and 4 of 6 are in place; the file's last chunk is short.
-  ChunkScheduler scheduler(5 * kChunk + 7, {true, true, false, false, true,
-                                            false},
-                           1, 16);
+  ChunkScheduler scheduler(5 * kChunk + 7,
+                           {true, true, false, false, true, false}, 1, 16);
   EXPECT_EQ(scheduler.verified_bytes(), 3 * kChunk);
   EXPECT_EQ(scheduler.TryTake(0), (ChunkRun{2, 4}));
   EXPECT_EQ(scheduler.TryTake(0), (ChunkRun{5, 6}));
