@@ -2,9 +2,10 @@
 // (peerctl/downloader.h) fetches a file whose size and Merkle root
 // (core/proto/merkle.h) it knows.
 //
-//  1. "GET /m/NAME" fetches the file's leaves from the holder; they must add
-//     up to the expected root (else DataLoss: the holder serves another
-//     file).
+//  1. "GET /m/NAME" fetches the file's leaves from the first holder (of the
+//     request's holder and its other_holders, in that order) that answers
+//     with leaves that add up to the expected root (else DataLoss: that
+//     holder serves another file, and the next is tried).
 //  2. The bytes go into ".NAME.pcfs-partial" in the download folder (hidden,
 //     and named so that it never passes for the file), at their offsets; the
 //     file has the full size from the start. flock(2) keeps a second get of
@@ -17,10 +18,16 @@
 //     exactly the chunks the two versions share, which are right by
 //     definition.
 //  4. The missing chunks are fetched in runs with Range requests, one
-//     connection a run, each chunk verified on arrival against its leaf on a
-//     pool of threads (peerctl/chunk_hasher.h); a chunk that does not match
-//     ends the get with DataLoss "chunk N (bytes A-B) does not match its
-//     published hash: the holder sent corrupt data".
+//     connection a run, from every holder at once: a worker thread per
+//     holder takes runs from a ChunkScheduler (peerctl/chunk_scheduler.h),
+//     each chunk verified on arrival against its leaf on a pool of threads
+//     (peerctl/chunk_hasher.h). A holder that fails (no answer within the
+//     connect timeout, silent for the stall timeout, a chunk that does not
+//     match: DataLoss "chunk N (bytes A-B) does not match its published
+//     hash: the holder sent corrupt data", an error status, a close) is
+//     dropped and its chunks go to the others. When every holder is
+//     dropped the get fails: with the holder's error when there was one,
+//     else "no holder could send NAME: " and each holder with its error.
 //  5. Only when every chunk is verified is the partial fsynced and renamed
 //     to NAME (never replacing a file), and the folder fsynced.
 // On any failure the partial stays with what it holds, for the next get;
