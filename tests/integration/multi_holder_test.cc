@@ -196,8 +196,8 @@ TEST(MultiHolderTest, TheOnlyHolderNotAnsweringIsAClearErrorWithin5s) {
   WriteRandomFile(source_dir + "/data.bin", 4 << 20, 5);
   UnansweringHolder hans(daemon, "data.bin", HashOf(source_dir, "data.bin"));
   const absl::Time start = absl::Now();
-  CommandResult get = RunPeerctl(daemon, "vader", "vaderpass",
-                                 {"get", "data.bin"}, vader_dir);
+  CommandResult get =
+      RunPeerctl(daemon, "vader", "vaderpass", {"get", "data.bin"}, vader_dir);
   const absl::Duration took = absl::Now() - start;
   EXPECT_EQ(get.exit_code, kExitHolderUnreachable) << get.err;
   EXPECT_TRUE(absl::StrContains(get.err, "did not answer within 3 s"))
@@ -320,8 +320,7 @@ class SlowRelay {
               start + absl::Seconds(static_cast<double>(passed) /
                                     static_cast<double>(rate_));
           while (!stop_ && absl::Now() < due) {
-            absl::SleepFor(
-                std::min(due - absl::Now(), absl::Milliseconds(20)));
+            absl::SleepFor(std::min(due - absl::Now(), absl::Milliseconds(20)));
           }
         }
         for (ssize_t sent = 0; sent < n;) {
@@ -361,8 +360,7 @@ TEST(MultiHolderTest, AHolderStoppedMidTransferCostsLessThan10s) {
   constexpr uint64_t kRate = 6 << 20;  // bytes/s, each holder
   SlowRelay first_relay(location->address, kRate);
   SlowRelay other_relay(other.address, kRate);
-  Shell& first =
-      location->holder == "hans" ? *holders.hans : *holders.yoda;
+  Shell& first = location->holder == "hans" ? *holders.hans : *holders.yoda;
 
   DownloadRequest request;
   request.holder = first_relay.address();
@@ -387,9 +385,9 @@ TEST(MultiHolderTest, AHolderStoppedMidTransferCostsLessThan10s) {
   if (stopped_at.has_value()) first.process().Signal(SIGCONT);
   ASSERT_TRUE(status.ok()) << status;
   ASSERT_TRUE(stopped_at.has_value()) << "never a quarter of the way";
-  RecordProperty("finished_after_stop_ms",
-                 std::to_string(absl::ToInt64Milliseconds(finished -
-                                                           *stopped_at)));
+  RecordProperty(
+      "finished_after_stop_ms",
+      std::to_string(absl::ToInt64Milliseconds(finished - *stopped_at)));
   EXPECT_LT(finished - *stopped_at, absl::Seconds(10));
   EXPECT_EQ(HashOf(holders.vader_dir, "data.bin"),
             HashOf(holders.hans_dir, "data.bin"));

@@ -424,6 +424,45 @@ TEST_F(RequestAllocationTest, GetWithItsTicketAllocatesNothing) {
   EXPECT_EQ(made.crypto, 0u);
 }
 
+// Three holders of the same file: the reply names them all, each with a
+// ticket under its own key, and still nothing is allocated.
+TEST_F(RequestAllocationTest, GetNamingSeveralHoldersAllocatesNothing) {
+  Endpoint second_endpoint = PublisherEndpoint();
+  second_endpoint.port = 40003;
+  Endpoint third_endpoint = PublisherEndpoint();
+  third_endpoint.port = 40004;
+  const LoggedIn second = LogIn("second-publisher", second_endpoint, 3);
+  const LoggedIn third = LogIn("third-publisher", third_endpoint, 4);
+  registry_.Publish("second-publisher", kSharedFile, meta_);
+  registry_.Publish("third-publisher", kSharedFile, meta_);
+  SealedRequest get = Get(requester_, kSharedFile);
+  ASSERT_TRUE(Send(get, RequesterEndpoint()));
+  absl::StatusOr<protocol::Message> message =
+      protocol::ParseDatagram(std::span<const uint8_t>(reply_, reply_size_));
+  ASSERT_TRUE(message.ok());
+  absl::StatusOr<protocol::ReplyStatus> status =
+      protocol::DecodeReplyStatus(message->body);
+  ASSERT_TRUE(status.ok());
+  absl::StatusOr<protocol::GetReply> reply =
+      protocol::DecodeGetReply(status->payload);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_EQ(reply->holder_count, 3u);
+  for (const protocol::GetHolder& holder : reply->active_holders()) {
+    const SessionKey& key = holder.user == kPublisher           ? publisher_.key
+                            : holder.user == "second-publisher" ? second.key
+                                                                : third.key;
+    EXPECT_TRUE(VerifyTicket(key, std::string(holder.user), holder.ticket,
+                             kSharedFile, absl::Now())
+                    .ok())
+        << holder.user;
+  }
+
+  const AllocationCount made =
+      CountSteadyState([&](int) { return Send(get, RequesterEndpoint()); });
+  EXPECT_EQ(made.heap, 0u);
+  EXPECT_EQ(made.crypto, 0u);
+}
+
 TEST_F(RequestAllocationTest, PubOfAPublishedNameAllocatesNothing) {
   SealedRequest pub = Publish(publisher_, kSharedFile);
   const AllocationCount made =
