@@ -254,13 +254,15 @@ def transfer_tls(r):
                   t.get("transfer_reps", "?")))
     met = tls >= 0.6 and plain >= 0.9
     why = (
-        " Where the time goes (perf, on this machine): without a kernel TLS "
-        "ULP the holder reads the file with pread, encrypts it in user space "
-        "(AES-128-GCM) and copies it into the socket, and the downloader "
-        "decrypts it into its own buffer, writes it and verifies each 1 MiB "
-        "chunk on the hashing pool: three cores' worth of work on two, where "
-        "the splice copy and the plaintext download move the pages in the "
-        "kernel. What would close the gap: kernel TLS (SSL_sendfile on the "
+        " Where the time goes (`perf record -a` of one 1 GiB TLS get on "
+        "this machine): without a kernel TLS ULP the holder's one thread "
+        "reads the file with pread, encrypts it in user space and copies it "
+        "into the socket (whose loopback delivery the kernel also charges "
+        "to it), which kept it busy for about three quarters of the "
+        "download; the downloader decrypts into its own buffer, writes it "
+        "and verifies each 1 MiB chunk on the hashing pool, on the other "
+        "core. The splice copy and the plaintext download move the pages in "
+        "the kernel instead. What would close the gap: kernel TLS (SSL_sendfile on the "
         "holder, the kernel decrypting on the downloader), which the code "
         "uses where the kernel offers it (docs/SECURITY.md), or a core to "
         "spare.")
