@@ -37,10 +37,17 @@ bool ChunkScheduler::EndedLocked() const {
 
 bool ChunkScheduler::WaitForWork(size_t holder) {
   std::unique_lock<std::mutex> lock(mu_);
+  ++waiting_;
   changed_.wait(lock, [&] {
     return EndedLocked() || !dropped_[holder].ok() || free_ > 0;
   });
+  --waiting_;
   return !EndedLocked() && dropped_[holder].ok();
+}
+
+bool ChunkScheduler::starving() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !EndedLocked() && free_ == 0 && waiting_ > 0;
 }
 
 std::optional<ChunkScheduler::Run> ChunkScheduler::TryTake(size_t holder) {

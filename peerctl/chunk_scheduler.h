@@ -13,7 +13,9 @@
 // active holders, rounded up), and with more than one active holder at most
 // `max_run_chunks`, so that a holder that stalls or crawls holds little.
 // A lone holder takes everything in one run (one request, as fast as a
-// download from one holder was before).
+// download from one holder was before). starving() tells the download's
+// watcher when holders wait for the others' runs: the moment to stop a
+// holder that is much slower than the rest (peerctl/resumable_download.cc).
 //
 // Thread-safety: every method may be called from any thread. std::mutex
 // and std::condition_variable rather than absl's: workers wait on
@@ -85,6 +87,10 @@ class ChunkScheduler {
   // ended.
   bool WaitForEndOrChange(absl::Duration timeout);
 
+  // True while a holder waits for work and no chunk is free: the others
+  // hold every missing chunk (the end of a download, where a slow holder
+  // is what everyone waits for).
+  bool starving() const;
   bool complete() const;  // every chunk verified
   size_t active_holders() const;
   uint64_t verified_bytes() const;
@@ -116,6 +122,7 @@ class ChunkScheduler {
   uint64_t changes_ = 0;          // bumped by every change
   uint64_t changes_seen_ = 0;     // by WaitForEndOrChange
   size_t active_ = 0;
+  size_t waiting_ = 0;                // holders in WaitForWork
   std::atomic<bool> stopped_{false};  // written under mu_, read anywhere
 };
 

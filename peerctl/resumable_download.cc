@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/base/clock.h"
 #include "core/base/names.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
@@ -37,6 +38,11 @@ using download_internal::Bounds;
 // is a connection (the file server closes after one response), so fewer,
 // larger runs cost less; a lone holder gets the whole rest in one.
 constexpr uint64_t kMaxRunChunks = 16;
+
+// DropSlowHolders: how long a run goes before its holder can be judged,
+// and how many times slower than the fastest holder makes it too slow.
+constexpr absl::Duration kSlowGrace = absl::Seconds(2);
+constexpr uint64_t kSlowFactor = 4;
 
 // How often the calling thread looks at the cancel flag, the deadline and
 // the progress while the holders' workers run.
@@ -301,21 +307,41 @@ struct Shared {
   ChunkScheduler* scheduler;
 };
 
+// What a holder's worker shows the watching thread, and the flag that
+// stops it.
+struct WorkerState {
+  std::atomic<uint64_t> in_flight{0};    // bytes of the current run so far
+  std::atomic<int64_t> run_start_ns{0};  // monotonic; 0: no run in flight
+  std::atomic<uint64_t> best_rate{0};    // bytes/s of its fastest whole run
+  std::atomic<bool> cancel{false};       // its Bounds' cancel flag
+};
+
 // One holder's worker: connects, takes a run, fetches it, reports each of
 // its chunks verified or not, and again, until the scheduler has no more
 // for it; any failure drops the holder (its unverified chunks go to the
-// others). `in_flight` counts the bytes of the current run, for progress.
+// others). `bounds.cancel` is state.cancel: set by the watcher to stop
+// every worker, or this one alone when it is too slow (DropSlowHolders).
 void FetchFromHolder(size_t me, const DownloadRequest& holder,
                      const Shared& shared, const Bounds& bounds,
-                     std::atomic<uint64_t>& in_flight) {
+                     WorkerState& state) {
+  std::atomic<uint64_t>& in_flight = state.in_flight;
   ChunkScheduler& scheduler = *shared.scheduler;
+  const auto drop = [&](absl::Status why) {
+    if (absl::IsCancelled(why) &&
+        !scheduler.stop_flag()->load(std::memory_order_relaxed)) {
+      // Stopped alone by the watcher: too slow beside the others.
+      why = absl::DeadlineExceededError(
+          "much slower than the other holders while they waited");
+    }
+    scheduler.Drop(me, std::move(why));
+  };
   // The first holder's worker writes through the partial's own descriptor;
   // each other one through a descriptor of its own.
   UniqueFd own_fd;
   if (me > 0) {
     absl::StatusOr<UniqueFd> fd =
         ReopenPartial(shared.partial_fd, shared.dir_fd, *shared.partial);
-    if (!fd.ok()) return scheduler.Drop(me, fd.status());
+    if (!fd.ok()) return drop(fd.status());
     own_fd = *std::move(fd);
   }
   const int fd = me > 0 ? own_fd.get() : shared.partial_fd;
@@ -324,22 +350,35 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
   options.expected = *shared.leaves;
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
       ChunkHashPool::Create(fd, shared.size, std::move(options));
-  if (!pool.ok()) return scheduler.Drop(me, pool.status());
+  if (!pool.ok()) return drop(pool.status());
   while (scheduler.WaitForWork(me)) {
     // Connected before it takes a run, so that a holder that does not
     // answer holds no chunks while the others could fetch them.
     absl::StatusOr<download_internal::HolderConnection> connection =
         download_internal::ConnectToHolder(holder, bounds);
-    if (!connection.ok()) return scheduler.Drop(me, connection.status());
+    if (!connection.ok()) return drop(connection.status());
     std::optional<ChunkScheduler::Run> run = scheduler.TryTake(me);
     if (!run.has_value()) continue;  // another holder took the last
+    const int64_t start_ns = absl::ToUnixNanos(MonotonicNow());
+    state.run_start_ns.store(start_ns, std::memory_order_relaxed);
     absl::Status status =
         FetchRun(holder, *std::move(connection), fd, **pool, run->first,
                  run->end, bounds, [&](uint64_t got) {
                    in_flight.store(got, std::memory_order_relaxed);
                    scheduler.NoteProgress();
                  });
+    const uint64_t run_bytes = in_flight.load(std::memory_order_relaxed);
     in_flight.store(0, std::memory_order_relaxed);
+    state.run_start_ns.store(0, std::memory_order_relaxed);
+    if (status.ok()) {
+      const int64_t took_ns =
+          std::max<int64_t>(absl::ToUnixNanos(MonotonicNow()) - start_ns, 1);
+      const auto rate = static_cast<uint64_t>(
+          static_cast<double>(run_bytes) * 1e9 / static_cast<double>(took_ns));
+      if (rate > state.best_rate.load(std::memory_order_relaxed)) {
+        state.best_rate.store(rate, std::memory_order_relaxed);
+      }
+    }
     // FetchRun waited for the pool (if it handed it anything): Verified()
     // is settled for the run.
     for (uint64_t i = run->first; i < run->end; ++i) {
@@ -349,7 +388,7 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
         scheduler.Release(me, i);
       }
     }
-    if (!status.ok()) return scheduler.Drop(me, status);
+    if (!status.ok()) return drop(status);
   }
 }
 
@@ -375,6 +414,39 @@ absl::Status Publish(int dir_fd, const std::string& partial,
         absl::StrCat(name, " appeared in the folder during the download"));
   }
   return ErrnoStatus("renameat2", err);
+}
+
+// The end of a download, where the others wait for a slow holder: a holder
+// whose run has lasted kSlowGrace at under 1/kSlowFactor of the fastest
+// holder's rate is stopped (its worker then drops it, and its chunks go to
+// the holders that wait). Only then: a slow holder that holds nobody up is
+// still worth its share, and the stall timeout catches one that sends
+// nothing at all.
+void DropSlowHolders(const ChunkScheduler& scheduler,
+                     std::vector<WorkerState>& workers) {
+  if (workers.size() < 2 || !scheduler.starving()) return;
+  const int64_t now_ns = absl::ToUnixNanos(MonotonicNow());
+  auto current_rate = [now_ns](const WorkerState& worker) -> uint64_t {
+    const int64_t start = worker.run_start_ns.load(std::memory_order_relaxed);
+    if (start == 0 || now_ns <= start) return 0;
+    return static_cast<uint64_t>(
+        static_cast<double>(worker.in_flight.load(std::memory_order_relaxed)) *
+        1e9 / static_cast<double>(now_ns - start));
+  };
+  uint64_t best = 0;
+  for (const WorkerState& worker : workers) {
+    best = std::max({best, worker.best_rate.load(std::memory_order_relaxed),
+                     current_rate(worker)});
+  }
+  for (WorkerState& worker : workers) {
+    const int64_t start = worker.run_start_ns.load(std::memory_order_relaxed);
+    if (start == 0 || now_ns - start < absl::ToInt64Nanoseconds(kSlowGrace)) {
+      continue;
+    }
+    if (current_rate(worker) * kSlowFactor < best) {
+      worker.cancel.store(true, std::memory_order_relaxed);
+    }
+  }
 }
 
 }  // namespace
@@ -460,16 +532,24 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
                       file->get(), dir_fd,
                       &partial,    std::max<size_t>(1, cores / holders.size()),
                       &scheduler};
-  Bounds worker_bounds = holder_bounds;
-  worker_bounds.cancel = scheduler.stop_flag();
-  std::vector<std::atomic<uint64_t>> in_flight(holders.size());
+  std::vector<WorkerState> states(holders.size());
   std::vector<std::thread> workers;
   workers.reserve(holders.size());
   for (size_t i = 0; i < holders.size(); ++i) {
-    workers.emplace_back([&, i] {
-      FetchFromHolder(i, holders[i], shared, worker_bounds, in_flight[i]);
+    Bounds worker_bounds = holder_bounds;
+    worker_bounds.cancel = &states[i].cancel;
+    workers.emplace_back([&, i, worker_bounds] {
+      FetchFromHolder(i, holders[i], shared, worker_bounds, states[i]);
     });
   }
+  // Ends the download: the scheduler first (so that a worker stopped now
+  // is not taken for a slow one), then every worker's flag.
+  auto stop_all = [&] {
+    scheduler.Stop();
+    for (WorkerState& state : states) {
+      state.cancel.store(true, std::memory_order_relaxed);
+    }
+  };
   // The calling thread watches: the cancel flag and the deadline (which
   // stop every worker), and the progress, until the download ends.
   absl::Status ended;
@@ -478,8 +558,8 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     const bool done = scheduler.WaitForEndOrChange(kWatchInterval);
     if (request.progress) {
       uint64_t received = scheduler.verified_bytes();
-      for (const std::atomic<uint64_t>& bytes : in_flight) {
-        received += bytes.load(std::memory_order_relaxed);
+      for (const WorkerState& state : states) {
+        received += state.in_flight.load(std::memory_order_relaxed);
       }
       received = std::min(received, size);
       if (received != last_progress) request.progress(received, size);
@@ -488,17 +568,18 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     // After the progress, which may be what sets the cancel flag.
     if (bounds.cancelled()) {
       ended = absl::CancelledError("download cancelled");
-      scheduler.Stop();
+      stop_all();
     } else if (absl::Now() >= bounds.deadline) {
       ended = absl::DeadlineExceededError(
           absl::StrCat("out of time while downloading ", request.name));
-      scheduler.Stop();
+      stop_all();
     }
     if (done || !ended.ok()) break;
+    DropSlowHolders(scheduler, states);
   }
   // Done: a worker still connecting to a holder that does not answer (or
   // waiting for work) stops at once instead of at its timeout.
-  scheduler.Stop();
+  stop_all();
   for (std::thread& worker : workers) worker.join();
   if (!ended.ok()) return ended;
   if (!scheduler.complete()) {

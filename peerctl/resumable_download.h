@@ -24,8 +24,10 @@
 //     (peerctl/chunk_hasher.h). A holder that fails (no answer within the
 //     connect timeout, silent for the stall timeout, a chunk that does not
 //     match: DataLoss "chunk N (bytes A-B) does not match its published
-//     hash: the holder sent corrupt data", an error status, a close) is
-//     dropped and its chunks go to the others. When every holder is
+//     hash: the holder sent corrupt data", an error status, a close; or,
+//     while the others wait with nothing left to take, a run going for 2 s
+//     at under a quarter of the fastest holder's rate) is dropped and its
+//     chunks go to the others. When every holder is
 //     dropped the get fails: with the holder's error when there was one,
 //     else "no holder could send NAME: " and each holder with its error.
 //  5. Only when every chunk is verified is the partial fsynced and renamed

@@ -114,6 +114,24 @@ TEST(ChunkSchedulerTest, AWaitingHolderWakesWhenTheOtherIsDropped) {
   EXPECT_EQ(taken, (ChunkRun{0, 4}));
 }
 
+// Starving: a holder waits while the others hold every missing chunk.
+TEST(ChunkSchedulerTest, StarvingWhileAHolderWaitsWithNothingFree) {
+  ChunkScheduler scheduler = Fresh(2, 2, 16);
+  ASSERT_EQ(scheduler.TryTake(0), (ChunkRun{0, 1}));
+  EXPECT_FALSE(scheduler.starving()) << "chunk 1 is free";
+  ASSERT_EQ(scheduler.TryTake(0), (ChunkRun{1, 2}));
+  EXPECT_FALSE(scheduler.starving()) << "nobody waits";
+  std::thread waiter([&] { EXPECT_TRUE(scheduler.WaitForWork(1)); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!scheduler.starving() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_TRUE(scheduler.starving());
+  scheduler.Release(0, 1);  // wakes the waiter: chunk 1 is free again
+  waiter.join();
+  EXPECT_FALSE(scheduler.starving());
+}
+
 // Threads: four holders race over 1000 chunks; every chunk is verified once
 // and the download completes.
 TEST(ChunkSchedulerTest, FourHoldersCompleteADownloadTogether) {

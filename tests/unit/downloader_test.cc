@@ -866,6 +866,76 @@ TEST_F(DownloaderTest, AHolderThatStallsMidBodyIsDroppedForTheOther) {
   EXPECT_EQ(ReadWhole(destination_ + "/s.bin"), contents);
 }
 
+// A holder that keeps sending, but at a trickle (32 KiB every 100 ms),
+// while the other is fast: once the fast one has nothing left to take, the
+// slow one is stopped after 2 s and its chunks come from the fast one,
+// instead of the whole get waiting for the trickle (about 13 s here).
+TEST_F(DownloaderTest, ASlowHolderIsDroppedWhenTheOthersWaitForIt) {
+  const std::string contents = RandomBytes(8 * kMerkleChunkBytes, 26);
+  Share("slow.bin", contents);
+  RequestGate fast_gate;
+  RequestGate slow_gate;
+  fast_gate.other = &slow_gate;
+  fast_gate.wait_for_other = true;  // so that the slow one gets a run
+  std::unique_ptr<FileServer> fast =
+      StartHolder(share_, [&](absl::string_view n) { fast_gate(n); });
+  ASSERT_NE(fast, nullptr);
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress bind = Loopback("127.0.0.1", 0);
+  ASSERT_EQ(::bind(listener.get(), bind.get(), bind.length), 0);
+  ASSERT_EQ(::listen(listener.get(), 8), 0);
+  const SocketAddress slow = *LocalAddress(listener.get());
+  std::atomic<bool> done{false};
+  std::thread serve([&] {
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (!done && absl::Now() < give_up) {
+      pollfd entry{listener.get(), POLLIN, 0};
+      if (::poll(&entry, 1, 50) != 1) continue;
+      UniqueFd client(
+          ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) continue;
+      std::string head;
+      char buffer[4096];
+      while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+        if (n <= 0) break;
+        head.append(buffer, static_cast<size_t>(n));
+      }
+      const size_t at = head.find("bytes=");
+      if (at == std::string::npos) continue;
+      ++slow_gate.requests;
+      const uint64_t first = std::stoull(head.substr(at + 6));
+      const uint64_t last = std::stoull(head.substr(head.find('-', at) + 1));
+      const std::string answer =
+          http::FormatPartialHead({first, last, contents.size()});
+      ::send(client.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
+      for (uint64_t sent = first; sent <= last && !done;) {
+        const size_t piece =
+            static_cast<size_t>(std::min<uint64_t>(32 << 10, last + 1 - sent));
+        if (::send(client.get(), contents.data() + sent, piece, MSG_NOSIGNAL) <=
+            0) {
+          break;
+        }
+        sent += piece;
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
+  });
+  DownloadRequest request = RequestFor("slow.bin");
+  request.holder = Loopback("127.0.0.1", fast->port());
+  request.holder_name = "hans";
+  request.other_holders.push_back(SourceAt(slow, "yoda"));
+  const absl::Time start = absl::Now();
+  absl::Status status = Download(request);
+  const absl::Duration took = absl::Now() - start;
+  done = true;
+  serve.join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/slow.bin"), contents);
+  EXPECT_GE(slow_gate.requests.load(), 1) << "the slow holder got no run";
+  EXPECT_LT(took, absl::Seconds(8));
+}
+
 // Every holder dropped: one error naming each and why; the partial stays.
 TEST_F(DownloaderTest, EveryHolderFailingNamesEachAndWhy) {
   const std::string contents = RandomBytes(2 * kMerkleChunkBytes, 25);
