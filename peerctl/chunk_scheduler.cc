@@ -120,14 +120,6 @@ void ChunkScheduler::Stop() {
   changed_.notify_all();
 }
 
-void ChunkScheduler::NoteProgress() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++changes_;
-  }
-  changed_.notify_all();
-}
-
 bool ChunkScheduler::WaitForEndOrChange(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   changed_.wait_for(

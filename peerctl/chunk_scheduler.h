@@ -78,13 +78,9 @@ class ChunkScheduler {
   // and stop_flag() becomes true.
   void Stop();
 
-  // A worker received more bytes (for the watcher's progress).
-  void NoteProgress();
-
   // Waits at most `timeout` for the download to end (every chunk verified,
   // every holder dropped, or Stop()) or for any change (a chunk verified, a
-  // holder dropped, NoteProgress) since the last call. True if it has
-  // ended.
+  // holder dropped) since the last call. True if it has ended.
   bool WaitForEndOrChange(absl::Duration timeout);
 
   // True while a holder waits for work and no chunk is free: the others

@@ -91,7 +91,9 @@ struct DownloadRequest {
   // (see peerctl/resumable_download.h).
   const std::atomic<bool>* cancel = nullptr;
   // Called with (bytes received, bytes in all) as the body arrives, on the
-  // calling thread, after every chunk (up to 1 MiB): rate-limit the output.
+  // calling thread: after every chunk (up to 1 MiB) of a whole-file
+  // download, every 50 ms or so of a chunk-verified one (whose holders'
+  // threads receive). Rate-limit the output.
   std::function<void(uint64_t, uint64_t)> progress;
 };
 

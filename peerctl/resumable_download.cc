@@ -364,8 +364,9 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
     absl::Status status =
         FetchRun(holder, *std::move(connection), fd, **pool, run->first,
                  run->end, bounds, [&](uint64_t got) {
+                   // Read by the watcher when it next looks (no wake-up
+                   // per receive: those cost the transfer CPU time).
                    in_flight.store(got, std::memory_order_relaxed);
-                   scheduler.NoteProgress();
                  });
     const uint64_t run_bytes = in_flight.load(std::memory_order_relaxed);
     in_flight.store(0, std::memory_order_relaxed);
