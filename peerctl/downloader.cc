@@ -438,6 +438,13 @@ absl::Status CheckRequest(const DownloadRequest& request) {
     return absl::InvalidArgumentError(
         "the ticket cannot be sent as a Bearer token");
   }
+  for (const DownloadSource& other : request.other_holders) {
+    if (!other.ticket.empty() && !http::IsBearerToken(other.ticket)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the ticket for holder ", other.name,
+                       " cannot be sent as a Bearer token"));
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -936,6 +936,20 @@ TEST_F(DownloaderTest, ASlowHolderIsDroppedWhenTheOthersWaitForIt) {
   EXPECT_LT(took, absl::Seconds(8));
 }
 
+// Another holder's ticket goes into a request head too: one that is no
+// Bearer token (a line break, say) is refused before anything is sent.
+TEST_F(DownloaderTest, AnotherHoldersTicketMustBeABearerToken) {
+  Share("t.bin", "contents");
+  StartServer();
+  DownloadRequest request = RequestFor("t.bin");
+  DownloadSource other = SourceAt(Loopback("127.0.0.1", 9), "yoda");
+  other.ticket = "abc\r\nX-Injected: 1";
+  request.other_holders.push_back(other);
+  absl::Status status = Download(request);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
 // Every holder dropped: one error naming each and why; the partial stays.
 TEST_F(DownloaderTest, EveryHolderFailingNamesEachAndWhy) {
   const std::string contents = RandomBytes(2 * kMerkleChunkBytes, 25);
