@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -450,6 +453,62 @@ void DropSlowHolders(const ChunkScheduler& scheduler,
   }
 }
 
+// The leaves from every holder at once, the first that add up taken and
+// the other requests stopped, so that holders that do not answer cost one
+// connect timeout in all, not one each. `errors[i]` gets the error of each
+// holder that failed before that (not those stopped); with no leaves from
+// anyone, the result is an error and `errors` holds every holder's.
+absl::StatusOr<std::vector<Sha256Digest>> RaceForLeaves(
+    const std::vector<DownloadRequest>& holders, uint64_t size,
+    const Sha256Digest& root, const Bounds& bounds,
+    std::vector<absl::Status>& errors) {
+  std::mutex mu;
+  std::condition_variable finished;
+  std::optional<std::vector<Sha256Digest>> winner;  // guarded by mu
+  size_t running = holders.size();                  // guarded by mu
+  std::vector<std::atomic<bool>> stop(holders.size());
+  std::vector<std::thread> threads;
+  threads.reserve(holders.size());
+  for (size_t i = 0; i < holders.size(); ++i) {
+    threads.emplace_back([&, i] {
+      Bounds own = bounds;
+      own.cancel = &stop[i];
+      absl::StatusOr<std::vector<Sha256Digest>> got =
+          FetchLeaves(holders[i], size, root, own);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        --running;
+        if (got.ok()) {
+          if (!winner.has_value()) winner = *std::move(got);
+        } else if (!winner.has_value() &&
+                   !stop[i].load(std::memory_order_relaxed)) {
+          errors[i] = got.status();
+        }
+      }
+      finished.notify_all();
+    });
+  }
+  bool cancelled = false;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!winner.has_value() && running > 0) {
+      finished.wait_for(lock, std::chrono::milliseconds(
+                                  absl::ToInt64Milliseconds(kWatchInterval)));
+      if (bounds.cancelled()) {
+        cancelled = true;
+        break;
+      }
+    }
+  }
+  for (std::atomic<bool>& flag : stop) {
+    flag.store(true, std::memory_order_relaxed);
+  }
+  for (std::thread& thread : threads) thread.join();
+  if (cancelled) return absl::CancelledError("download cancelled");
+  if (winner.has_value()) return *std::move(winner);
+  return absl::UnavailableError("no holder sent the chunk hashes");
+}
+
 }  // namespace
 
 std::string PartialFileName(absl::string_view name) {
@@ -487,16 +546,16 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
 
   // The leaves, from the first holder that gives ones that add up.
   std::vector<absl::Status> leaf_errors(holders.size());
-  absl::StatusOr<std::vector<Sha256Digest>> leaves =
-      absl::UnavailableError("no holder");
   bool some_without_leaves = false;
-  for (size_t i = 0; i < holders.size(); ++i) {
-    leaves =
-        FetchLeaves(holders[i], size, *request.expected_root, holder_bounds);
-    if (leaves.ok()) break;
-    if (absl::IsCancelled(leaves.status())) return leaves.status();
-    if (absl::IsNotFound(leaves.status())) some_without_leaves = true;
-    leaf_errors[i] = leaves.status();
+  absl::StatusOr<std::vector<Sha256Digest>> leaves =
+      holders.size() == 1
+          ? FetchLeaves(holders[0], size, *request.expected_root, bounds)
+          : RaceForLeaves(holders, size, *request.expected_root, holder_bounds,
+                          leaf_errors);
+  if (absl::IsCancelled(leaves.status())) return leaves.status();
+  if (holders.size() == 1 && !leaves.ok()) leaf_errors[0] = leaves.status();
+  for (const absl::Status& error : leaf_errors) {
+    if (absl::IsNotFound(error)) some_without_leaves = true;
   }
   if (!leaves.ok()) {
     // A holder without leaves (an older peerctl): the whole file instead.

@@ -2,10 +2,11 @@
 // (peerctl/downloader.h) fetches a file whose size and Merkle root
 // (core/proto/merkle.h) it knows.
 //
-//  1. "GET /m/NAME" fetches the file's leaves from the first holder (of the
-//     request's holder and its other_holders, in that order) that answers
-//     with leaves that add up to the expected root (else DataLoss: that
-//     holder serves another file, and the next is tried).
+//  1. "GET /m/NAME" fetches the file's leaves; they must add up to the
+//     expected root (else DataLoss: the holder serves another file). With
+//     other_holders, every holder is asked at once and the first answer
+//     that adds up is taken (the other requests are stopped), so that
+//     holders that do not answer cost one connect timeout in all.
 //  2. The bytes go into ".NAME.pcfs-partial" in the download folder (hidden,
 //     and named so that it never passes for the file), at their offsets; the
 //     file has the full size from the start. flock(2) keeps a second get of

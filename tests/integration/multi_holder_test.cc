@@ -147,7 +147,8 @@ TEST(MultiHolderTest, ACorruptHolderIsDroppedAndItsChunksComeFromTheOther) {
 class UnansweringHolder {
  public:
   UnansweringHolder(const Daemon& daemon, const std::string& name,
-                    const FileInfo& info) {
+                    const FileInfo& info, const std::string& user = "hans",
+                    const std::string& password = "hanspass") {
     listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     absl::StatusOr<SocketAddress> bind =
         SocketAddress::FromNumeric("127.0.0.1", 0);
@@ -159,7 +160,7 @@ class UnansweringHolder {
     EXPECT_EQ(::connect(filler_.get(), address.get(), address.length), 0);
     KeyPin pin;
     pin.fill(0x5a);  // TLS expected: it never gets that far
-    client_ = LoggedInClient(daemon, "hans", "hanspass", address.port(), pin);
+    client_ = LoggedInClient(daemon, user, password, address.port(), pin);
     if (client_ == nullptr) return;
     EXPECT_TRUE(client_->Publish(name, info.size, info.root).ok());
     heartbeats_ = std::thread([this] {
@@ -210,8 +211,35 @@ TEST(MultiHolderTest, TheOnlyHolderNotAnsweringIsAClearErrorWithin5s) {
   EXPECT_TRUE(ListFolder(vader_dir).empty());
 }
 
+// (d) Two holders, neither answers: one clear error naming both, still
+// within 5 s (they are tried at once, not one after the other).
+TEST(MultiHolderTest, NoHolderAnsweringIsOneClearErrorWithin5s) {
+  Daemon daemon;
+  TempDir peers;
+  const std::string source_dir = peers.MakeSubdir("source");
+  const std::string vader_dir = peers.MakeSubdir("vader");
+  WriteRandomFile(source_dir + "/data.bin", 4 << 20, 7);
+  const FileInfo info = HashOf(source_dir, "data.bin");
+  UnansweringHolder hans(daemon, "data.bin", info);
+  UnansweringHolder yoda(daemon, "data.bin", info, "yoda", "yodapass");
+  const absl::Time start = absl::Now();
+  CommandResult get =
+      RunPeerctl(daemon, "vader", "vaderpass", {"get", "data.bin"}, vader_dir);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(get.exit_code, kExitHolderUnreachable) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "no holder could send data.bin: "))
+      << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "hans at 127.0.0.1:")) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "yoda at 127.0.0.1:")) << get.err;
+  EXPECT_LT(took, absl::Seconds(5)) << get.err;
+  RecordProperty("both_silent_error_after_ms",
+                 std::to_string(absl::ToInt64Milliseconds(took)));
+  EXPECT_TRUE(ListFolder(vader_dir).empty());
+}
+
 // (d) One holder does not answer, the other does: the get succeeds, and
-// the silent one costs at most its 3 s connect timeout.
+// the silent one costs at most its 3 s connect timeout (in fact nothing:
+// the leaves are asked of both at once).
 TEST(MultiHolderTest, AHolderNotAnsweringCostsAtMost3sWhenAnotherServes) {
   Daemon daemon;
   TempDir peers;
