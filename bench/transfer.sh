@@ -19,6 +19,11 @@
 #   peerctl-plaintext  the same from a second holder started with
 #                --plaintext-transfers (plain HTTP, sendfile and splice),
 #                of big-plain.bin, a hard link to the same file
+#   peerctl-slowloris  the TLS `peerctl get` again while bench/slowloris.py
+#                holds 100 connections to the holder's file server, each
+#                from its own 127.0.0.x address, dribbling a byte every 2 s
+#                of a TLS record that never completes (started 3 s before
+#                the get, so that every connection is open and pending)
 #   sha256       `openssl dgst -sha256` (the libcrypto peerctl uses; else
 #                sha256sum) of the page-cached source file: the hashing the
 #                downloader adds to rawcopy's path, for reading the gap
@@ -31,7 +36,7 @@
 # It builds nothing. Usage:
 #   bench/transfer.sh [BUILD_DIR] [--install-nginx] [--size-mib N] [--reps N]
 #                     [--keep]
-# --reps defaults to 5 (about a minute for 1 GiB on the 2-core machine).
+# --reps defaults to 5 (about two minutes for 1 GiB on the 2-core machine).
 # BUILD_DIR defaults to build-bench (relative to the repository). nginx is
 # measured when /usr/sbin/nginx exists; --install-nginx first tries
 # `apt-get install -y nginx-light`, then `nginx`. The big files live in
@@ -248,10 +253,17 @@ if ! wait_for_text "$work/plain.out" "$step_timeout" \
   exit 1
 fi
 grep -F "file server:" "$work/holder.out" "$work/plain.out" >&2 || true
+# The TLS holder's file server port, for the slowloris attack: the TCP port
+# its process listens on.
+holder_file_port=$(ss -Hltnp 2>/dev/null |
+  awk -v pid="pid=$holder_pid," 'index($0, pid) { sub(/.*:/, "", $4); print $4; exit }')
+if [ -z "$holder_file_port" ]; then
+  log "cannot find the holder's file server port (ss -ltnp)"; exit 1
+fi
 
 # ---- the runs, interleaved
 
-declare -a t_raw t_raw_written t_splice t_peer t_plain t_nginx t_nginx_nosync
+declare -a t_raw t_raw_written t_splice t_peer t_plain t_slow t_nginx t_nginx_nosync
 
 # $1: extra flag. Prints "SECONDS WRITTEN_SECONDS" as rawcopy measured them:
 # to the durable file, and to the last byte written.
@@ -281,6 +293,23 @@ run_peerctl() {
     log "peerctl get wrote the wrong size"; return 1
   fi
   rm -f "$downloads/$name"
+  echo "$took"
+}
+
+# The TLS get while 100 slowloris connections hold the holder's file server.
+run_peerctl_slowloris() {
+  local took attack_pid
+  python3 "$repo/bench/slowloris.py" 127.0.0.1 "$holder_file_port" \
+    --connections 100 --interval 2 --max-seconds "$step_timeout" \
+    > "$work/slowloris.out" 2>&1 &
+  attack_pid=$!
+  sleep 3
+  if ! kill -0 "$attack_pid" 2>/dev/null; then
+    log "slowloris.py failed:"; cat "$work/slowloris.out" >&2; return 1
+  fi
+  took=$(run_peerctl "$file") || { kill "$attack_pid"; wait "$attack_pid"; return 1; }
+  kill "$attack_pid"; wait "$attack_pid" || true
+  log "$(cat "$work/slowloris.out")"
   echo "$took"
 }
 
@@ -324,6 +353,7 @@ for ((rep = 1; rep <= reps; rep++)); do
   out=$(run_rawcopy --splice); read -r took _ <<< "$out"; t_splice+=("$took")
   took=$(run_peerctl "$file"); t_peer+=("$took")
   took=$(run_peerctl "$plain_file"); t_plain+=("$took")
+  took=$(run_peerctl_slowloris); t_slow+=("$took")
   took=$(run_sha256); t_sha+=("$took")
   if [ -n "$nginx" ]; then
     out=$(run_nginx); read -r took curl_took <<< "$out"
@@ -339,6 +369,7 @@ raw_written=$(median "${t_raw_written[@]}")
 splice=$(median "${t_splice[@]}")
 peer=$(median "${t_peer[@]}")
 plain=$(median "${t_plain[@]}")
+slow=$(median "${t_slow[@]}")
 sha=$(median "${t_sha[@]}")
 nginx_s=""
 nginx_nosync_s=""
@@ -360,6 +391,7 @@ row "rawcopy-nofsync" "$raw_written" "${t_raw_written[*]}"
 row "rawcopy-splice" "$splice" "${t_splice[*]}"
 row "peerctl get (TLS)" "$peer" "${t_peer[*]}"
 row "peerctl-plaintext" "$plain" "${t_plain[*]}"
+row "peerctl-slowloris" "$slow" "${t_slow[*]}"
 if [ -n "$nginx" ]; then
   row "nginx+curl+sync" "$nginx_s" "${t_nginx[*]}"
   row "nginx+curl-nosync" "$nginx_nosync_s" "${t_nginx_nosync[*]}"
@@ -371,6 +403,7 @@ echo "peerctl speed / rawcopy speed (both durable): $(ratio "$raw" "$peer")"
 echo "peerctl speed / rawcopy-nofsync speed:        $(ratio "$raw_written" "$peer")"
 echo "peerctl (TLS) speed / rawcopy-splice speed:   $(ratio "$splice" "$peer")"
 echo "peerctl-plaintext / rawcopy-splice speed:     $(ratio "$splice" "$plain")"
+echo "peerctl under slowloris / peerctl speed:      $(ratio "$peer" "$slow")"
 if [ -n "$nginx" ]; then
   echo "peerctl speed / nginx+curl+sync speed:        $(ratio "$nginx_s" "$peer")"
   echo "peerctl speed / nginx+curl-nosync speed:      $(ratio "$nginx_nosync_s" "$peer")"
@@ -391,6 +424,9 @@ echo "RESULT transfer_rawcopy_splice_all ${t_splice[*]}"
 echo "RESULT transfer_peerctl_all ${t_peer[*]}"
 echo "RESULT transfer_peerctl_plaintext_s $plain"
 echo "RESULT transfer_peerctl_plaintext_all ${t_plain[*]}"
+echo "RESULT transfer_peerctl_slowloris_s $slow"
+echo "RESULT transfer_peerctl_slowloris_all ${t_slow[*]}"
+echo "RESULT transfer_slowloris_vs_peerctl $(ratio "$peer" "$slow")"
 echo "RESULT transfer_peerctl_vs_rawcopy_splice $(ratio "$splice" "$peer")"
 echo "RESULT transfer_peerctl_plaintext_vs_rawcopy_splice $(ratio "$splice" "$plain")"
 echo "RESULT transfer_sha256_s $sha"

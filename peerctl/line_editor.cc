@@ -77,11 +77,15 @@ class EditlineEditor : public LineEditor {
     // shell's SIGINT handler would otherwise see it, meant for a `get`).
     const char* no_signals[] = {"setty", "-d", "-isig", nullptr};
     ::el_parse(editor_, 3, no_signals);
-    ::el_set(editor_, EL_ADDFN, "pcfs-complete", "complete a word",
-             &EditlineEditor::Complete);
+    // The wide call with static strings: libedit keeps the name and help
+    // pointers of an added function for the editor's life and never frees
+    // them, so the narrow el_set, which hands it wide copies made with
+    // wcsdup, leaks those copies (LeakSanitizer reports them at exit).
+    ::el_wset(editor_, EL_ADDFN, L"pcfs-complete", L"complete a word",
+              &EditlineEditor::Complete);
     ::el_set(editor_, EL_BIND, "^I", "pcfs-complete", nullptr);
-    ::el_set(editor_, EL_ADDFN, "pcfs-clear", "clear the line",
-             &EditlineEditor::Clear);
+    ::el_wset(editor_, EL_ADDFN, L"pcfs-clear", L"clear the line",
+              &EditlineEditor::Clear);
     ::el_set(editor_, EL_BIND, "^C", "pcfs-clear", nullptr);
     // ~/.editrc and the like, as every libedit program reads them.
     ::el_source(editor_, nullptr);

@@ -157,11 +157,20 @@ def transfer(r, charts):
     rows.append(row("rawcopy --splice: socket → pipe → file with splice(), "
                     "fsync (the downloader's receive path, no hashing)",
                     "transfer_rawcopy_splice", t.get("transfer_splice_vs_rawcopy", "")))
-    rows.append(row("`peerctl --user getter get big.bin` (process start, login, "
-                    "GET, ticket, the leaves, spliced download with each 1 MiB "
-                    "chunk verified on a pool of threads, fsync, rename, "
-                    "logout)", "transfer_peerctl",
+    rows.append(row("`peerctl --user getter get big.bin` over TLS 1.3 with the "
+                    "holder's pinned key (process start, login, GET, ticket, "
+                    "handshake, the leaves, the body decrypted in user space "
+                    "with each 1 MiB chunk verified on a pool of threads, "
+                    "fsync, rename, logout)", "transfer_peerctl",
                     t.get("transfer_peerctl_vs_rawcopy", "")))
+    if t.get("transfer_peerctl_plaintext_s"):
+        rows.append(row("the same get of a hard link to the file from a second "
+                        "holder started with `--plaintext-transfers` (sendfile "
+                        "→ spliced into the file)", "transfer_peerctl_plaintext"))
+    if t.get("transfer_peerctl_slowloris_s"):
+        rows.append(row("the TLS get again while bench/slowloris.py holds 100 "
+                        "connections to the holder, one byte every 2 s each",
+                        "transfer_peerctl_slowloris"))
     if t.get("transfer_nginx_curl_s", "none") != "none":
         rows.append(row("nginx+curl+sync (%s, sendfile on; `curl -o` then `sync "
                         "FILE FOLDER`: durable, like the download)"
@@ -188,8 +197,10 @@ def transfer(r, charts):
         "fsyncs (rawcopy at its last byte written, curl at its exit), for the "
         "reading of the target as a copy into the page cache; the download is "
         "never judged that way, since it never renames a file that is not yet "
-        "durable. The downloader splices the body from the socket into the "
-        "file through a pipe, verifies each 1 MiB chunk against its Merkle "
+        "durable. From a plaintext holder the downloader splices the body "
+        "from the socket into the file through a pipe; over TLS it decrypts "
+        "into a buffer and writes that. Either way it verifies each 1 MiB "
+        "chunk against its Merkle "
         "leaf on a pool of threads, one a core (reading it back from the page "
         "cache) and starts writeback every 8 MiB during the "
         "transfer (`sync_file_range`), so that its final fsync has little "
@@ -199,8 +210,9 @@ def transfer(r, charts):
         "| --- | --- | --- | --- | --- |\n%s\n\n"
         "The guide's question, measured: in this run splice() from the socket "
         "into the file was **%s** than recv()+write() (speed ratio %s); the "
-        "downloader splices (socket → pipe → file) and verifies 1 MiB chunks "
-        "on a pool of threads that read them back from the page cache." % (
+        "plaintext download splices (socket → pipe → file), and both verify "
+        "1 MiB chunks on a pool of threads that read them back from the page "
+        "cache." % (
             size // 1048576, t.get("transfer_reps", ""),
             t.get("transfer_load_start") or "?", t.get("transfer_load_end") or "?",
             images(charts, "transfer"),

@@ -72,7 +72,9 @@ class Folder:
                 self.write("%s.r%d.json" % (name, k),
                            peerload_json(ratio) + "\n" if ratio else "")
 
-    def transfer(self, nginx=True):
+    def transfer(self, nginx=True, tls=None):
+        """`tls`: (TLS s, plaintext s, under slowloris s) to add the
+        encrypted, plaintext and slowloris downloads of transfer.sh."""
         lines = {"bytes": 1073741824, "reps": 3, "load_start": "1.0 1.1 1.2",
                  "load_end": "1.3 1.4 1.5", "rawcopy_s": "1.137",
                  "rawcopy_all": "1.2 1.137 1.0", "rawcopy_nofsync_s": "0.886",
@@ -90,6 +92,18 @@ class Folder:
                           "peerctl_vs_nginx_nosync": "2.071"})
         else:
             lines["nginx_curl_s"] = "none"
+        if tls:
+            peer, plain, slow = tls
+            splice = float(lines["rawcopy_splice_s"])
+            lines.update({
+                "peerctl_s": peer, "peerctl_plaintext_s": plain,
+                "peerctl_plaintext_all": "%s %s %s" % (plain, plain, plain),
+                "peerctl_slowloris_s": slow,
+                "peerctl_slowloris_all": "%s %s %s" % (slow, slow, slow),
+                "slowloris_vs_peerctl": "%.3f" % (float(peer) / float(slow)),
+                "peerctl_vs_rawcopy_splice": "%.3f" % (splice / float(peer)),
+                "peerctl_plaintext_vs_rawcopy_splice":
+                    "%.3f" % (splice / float(plain))})
         self.write("transfer.out", "table\n" + "".join(
             "RESULT transfer_%s %s\n" % kv for kv in lines.items()))
 
@@ -218,6 +232,44 @@ class TransferTest(unittest.TestCase):
         text = write_report.render(r, {})
         self.assertIn("| nginx+curl | not measured: nginx is not installed", text)
         self.assertIn("| 1.137 | 944 | 1.2 1.137 1.0 | 1 |", text)
+
+
+class TransferTlsTest(unittest.TestCase):
+    def test_met_when_both_ratios_reach_their_targets(self):
+        folder = Folder(self)
+        folder.transfer(tls=("0.700", "0.480", "0.750"))
+        r = folder.results()
+        target = targets.transfer_tls(r)
+        self.assertEqual(target.verdict, "**met**")
+        self.assertTrue(target.figure.startswith(
+            "TLS 0.629x, plaintext 0.917x the splice raw copy"))
+        # 0.750 s under attack against 0.700 s: 0.933x.
+        self.assertEqual(targets.slowloris(r).verdict, "**met**")
+        text = write_report.render(r, {})
+        self.assertIn("| 0.480 | 2237 | 0.480 0.480 0.480 |", text)
+
+    def test_missed_tls_says_where_the_time_goes(self):
+        folder = Folder(self)
+        folder.transfer(tls=("0.900", "0.480", "1.200"))
+        r = folder.results()
+        target = targets.transfer_tls(r)
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertIn("kernel TLS", target.detail)
+        self.assertEqual(targets.slowloris(r).verdict, "**missed**")
+
+    def test_old_target_reads_the_plaintext_download(self):
+        folder = Folder(self)
+        folder.transfer(tls=("2.000", "0.688", "2.000"))
+        # rawcopy 1.137 s / plaintext 0.688 s, as in the met case above.
+        self.assertTrue(targets.transfer(folder.results()).figure.startswith(
+            "1.653x rawcopy (1.288x rawcopy without its fsync)"))
+
+    def test_not_measured_without_the_tls_figures(self):
+        folder = Folder(self)
+        folder.transfer()
+        r = folder.results()
+        self.assertEqual(targets.transfer_tls(r).verdict, "not measured")
+        self.assertEqual(targets.slowloris(r).verdict, "not measured")
 
 
 class SoakTest(unittest.TestCase):
