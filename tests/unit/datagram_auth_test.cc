@@ -313,7 +313,7 @@ TEST(DatagramAuthTest, DatagramShorterThanAHeaderOrTooLongIsRefused) {
 // has room for, and each still seals and opens only its own datagrams; so
 // do more keys than the whole cache holds.
 TEST(DatagramAuthTest, KeysSharingACacheSetStayApart) {
-  std::vector<DatagramKeys> sharing(7);  // more than a set's ways
+  std::vector<DatagramKeys> sharing(11);  // more than a set's ways (8)
   for (size_t k = 0; k < sharing.size(); ++k) {
     sharing[k].to_daemon.fill(0x31);
     sharing[k].to_client.fill(0x32);

@@ -411,7 +411,7 @@ TEST_F(RequestAllocationTest, HeartbeatAllocatesNothing) {
 // has ways, take turns: each heartbeat misses, derives and keys contexts
 // again, and must still allocate nothing.
 TEST_F(RequestAllocationTest, HeartbeatsThatMissTheCipherCacheAllocateNothing) {
-  constexpr int kSessions = 6;  // more than a cache set's ways
+  constexpr int kSessions = 10;  // more than a cache set's ways (8)
   std::vector<SealedRequest> heartbeats;
   std::vector<Endpoint> endpoints;
   for (int i = 0; i < kSessions; ++i) {
