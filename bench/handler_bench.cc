@@ -57,7 +57,7 @@ struct Fixture {
       p.file_port = 7000;
       ids.push_back(*registry.Login(p, now));
       keys.push_back(*DeriveDatagramKeys(KeyFor(i)));
-      session_table.Insert(ids.back(), KeyFor(i), keys.back());
+      session_table.Insert(ids.back(), KeyFor(i));
       registry.Publish(user, absl::StrCat("file-", i, ".bin"), FileMeta{});
     }
   }

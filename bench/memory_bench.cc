@@ -119,12 +119,10 @@ void BM_MemoryPerSession(benchmark::State& state) {
     const int64_t with_registry = HeapBytes();
     // The daemon's part of each session, as LOGIN_FINISH stores it.
     auto sessions = std::make_unique<SessionTable>();
-    SessionKey key{};
-    DatagramKeys datagram_keys;  // their values do not change the size
+    SessionKey key{};  // its value does not change the size
     for (int i = 0; i < kSessions; ++i) {
       key[0] = static_cast<uint8_t>(i);
-      datagram_keys.to_daemon[0] = static_cast<uint8_t>(i);
-      sessions->Insert(ids[i], key, datagram_keys);
+      sessions->Insert(ids[i], key);
     }
     const int64_t with_sessions = HeapBytes();
     // A heartbeat-sized wheel (100 ms slots over twice the 3 s timeout)

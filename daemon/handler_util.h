@@ -20,11 +20,12 @@ inline void Bump(std::atomic<uint64_t>& counter) {
 }
 
 // Writes the request's sequence number into a reply and seals it with the
-// session's key for replies. Returns `size` (0 stays 0).
-inline size_t SealReply(const DatagramKeys& keys, uint64_t sequence,
+// to-client key of the session whose key is `key`. Returns `size` (0 stays
+// 0).
+inline size_t SealReply(const SessionKey& key, uint64_t sequence,
                         std::span<uint8_t> reply, size_t size) {
   if (size < protocol::kHeaderSize) return size;
-  SealDatagram(keys, Direction::kToClient, sequence, reply.first(size));
+  SealDatagram(key, Direction::kToClient, sequence, reply.first(size));
   return size;
 }
 

@@ -249,7 +249,7 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
   Caller caller;
   caller.session_id = h.session_id;
   caller.sequence = h.sequence;
-  caller.keys = admission.keys;
+  caller.key = admission.key;
   caller.user = *user;
   caller.from = from;
   SetLogUser(caller.name());
@@ -275,7 +275,7 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
     size = DispatchSessionRequest(opened, caller, now, reply);
   }
   if (size > protocol::kHeaderSize) sealed_code_ = reply[protocol::kHeaderSize];
-  return SealReply(caller.keys, caller.sequence, reply, size);
+  return SealReply(caller.key, caller.sequence, reply, size);
 }
 
 size_t RequestHandler::DispatchSessionRequest(const Message& m,

@@ -218,7 +218,7 @@ class RequestHandler {
   struct Caller {
     uint64_t session_id = 0;
     uint64_t sequence = 0;  // of the request; its reply carries it too
-    DatagramKeys keys;      // to seal its reply with
+    SessionKey key{};       // to seal its reply with
     UserName user;          // inline: no allocation per request
     Endpoint from;          // where the request came from: its reply goes there
     absl::string_view name() const { return user.view(); }

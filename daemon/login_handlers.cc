@@ -317,14 +317,6 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
     return Error(m.header, ResultCode::kAuthFailed,
                  "wrong user name or password", reply);
   }
-  // Before the presence: a session must not exist without its keys.
-  absl::StatusOr<DatagramKeys> datagram_keys = DeriveDatagramKeys(*key);
-  if (!datagram_keys.ok()) {
-    LogError("cannot derive the datagram keys: ",
-             datagram_keys.status().ToString());
-    return Error(m.header, ResultCode::kInternal, "the daemon cannot log in",
-                 reply);
-  }
   Registry::LoginParams params;
   params.user = *user;
   params.control = from;
@@ -355,7 +347,7 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
   }
   // After the presence, so that no session a client knows of lacks its key
   // (a retransmitted login keeps the entry it has).
-  sessions_->Insert(*session, *key, *datagram_keys);
+  sessions_->Insert(*session, *key);
   wheel_.Schedule(*session, now + options_.session_timeout);
   metrics_.logins_ok.Add();
   Log("login: ", *user, " from ", SocketAddress::FromEndpoint(from).ToString(),

@@ -157,7 +157,7 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
   // Read before sealing: the sealed bytes no longer show it.
   const uint8_t code =
       size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
-  size = SealReply(caller.keys, caller.sequence, reply, size);
+  size = SealReply(caller.key, caller.sequence, reply, size);
   metrics_.Record(h.type, size > 0, code);
   if (size == 0) return;
   Bump(counters_->replies);

@@ -43,8 +43,7 @@ SessionState* SessionTable::Shard::Find(uint64_t id) const {
   return it == slots.end() ? nullptr : &At(*it);
 }
 
-bool SessionTable::Insert(uint64_t id, const SessionKey& key,
-                          const DatagramKeys& datagram_keys) {
+bool SessionTable::Insert(uint64_t id, const SessionKey& key) {
   Shard& shard = ShardOf(id);
   MutexLock lock(&shard.mu);
   if (shard.Find(id) != nullptr) return false;
@@ -61,7 +60,6 @@ bool SessionTable::Insert(uint64_t id, const SessionKey& key,
   SessionState& state = shard.At(slot);
   state.id = id;  // before the insert, which hashes the slot by it
   state.key = key;
-  state.datagram_keys = datagram_keys;
   shard.slots.insert(slot);
   return true;
 }
@@ -92,8 +90,7 @@ SessionTable::Admission SessionTable::Admit(uint64_t id,
   if (state == nullptr) return admission;  // kUnknownSession
   // The tag first: a forged datagram must not move the replay window. The
   // sequence number is the header's, which the tag covers.
-  if (!OpenDatagram(state->datagram_keys, Direction::kToDaemon, datagram,
-                    body_out)
+  if (!OpenDatagram(state->key, Direction::kToDaemon, datagram, body_out)
            .has_value()) {
     admission.verdict = Admission::kBadMac;
     return admission;
@@ -104,7 +101,7 @@ SessionTable::Admission SessionTable::Admit(uint64_t id,
   }
   state->replay.Record(sequence);
   admission.verdict = Admission::kAdmitted;
-  admission.keys = state->datagram_keys;
+  admission.key = state->key;
   if (const int slot = FindCached(*state, request_id, type); slot >= 0) {
     if (state->cached_code[slot] == SessionState::kPendingCode) {
       admission.pending = true;

@@ -57,9 +57,8 @@ struct ListSnapshot {
 // bench/memory_bench.cc can report its size; reached only through
 // SessionTable. Ordered to leave no padding to speak of.
 struct SessionState {
-  uint64_t id = 0;             // the session's; 0 while the slot is free
-  SessionKey key{};            // MACs its download tickets
-  DatagramKeys datagram_keys;  // seal its datagrams, both ways
+  uint64_t id = 0;   // the session's; 0 while the slot is free
+  SessionKey key{};  // MACs its download tickets and seals its datagrams
   ReplayWindow replay;
   // Answers to recent mutating requests, in a ring of kCachedReplies:
   // request id, type (0: slot unused; no request type is 0) and code, or
@@ -82,12 +81,13 @@ class SessionTable {
   SessionTable& operator=(const SessionTable&) = delete;
   ~SessionTable();
 
-  // Stores `key` and the datagram keys derived from it for session `id` if
-  // the table has no entry for it yet (a retransmitted login gets its
-  // session back with its replay window and cached answers intact). Returns
-  // true if it inserted.
-  bool Insert(uint64_t id, const SessionKey& key,
-              const DatagramKeys& datagram_keys);
+  // Stores `key` for session `id` if the table has no entry for it yet (a
+  // retransmitted login gets its session back with its replay window and
+  // cached answers intact). Returns true if it inserted. Only the session
+  // key is kept: the two datagram keys are derived from it by the reactor
+  // thread's cache of keyed contexts when it misses (core/auth/
+  // datagram_auth.h), which keeps a session at 32 bytes of keys, not 64.
+  bool Insert(uint64_t id, const SessionKey& key);
   // Forgets session `id` (no-op if absent).
   void Erase(uint64_t id);
 
@@ -95,7 +95,7 @@ class SessionTable {
   struct Admission {
     enum Verdict { kUnknownSession, kBadMac, kReplayed, kAdmitted };
     Verdict verdict = kUnknownSession;
-    DatagramKeys keys;  // when admitted: to seal the reply with
+    SessionKey key{};  // when admitted: to seal the reply with
     // When admitted and the request is a retransmission of a mutating
     // request already carried out: the code it was answered with.
     std::optional<uint8_t> cached_code;
@@ -106,7 +106,7 @@ class SessionTable {
   };
 
   // Admits a sealed datagram of session `id`: it must open under the
-  // session's key for requests (checked first, so that a forged datagram
+  // session's to-daemon key (checked first, so that a forged datagram
   // cannot move the replay window), its body decrypted into `body_out`, and
   // its sequence number must be new to the replay window, which then
   // records it. Looks up the answer to a retransmitted request (same

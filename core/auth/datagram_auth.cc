@@ -7,11 +7,14 @@
 #include <openssl/params.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "core/auth/hmac_sha256.h"
 #include "core/proto/protocol.h"
 
 namespace pcfs {
@@ -50,81 +53,157 @@ struct CipherContextFree {
 };
 using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, CipherContextFree>;
 
-// One thread's AES-128-GCM contexts, each keyed for one key and kept so:
-// keying a GCM context (the AES key schedule, GHASH's table) costs about as
-// much as sealing a small datagram, and a session's datagrams mostly come
-// back to the same thread (SO_REUSEPORT), so a datagram under a key seen
-// before only sets the nonce. A set-associative cache per use (sealing,
-// opening): kSets sets of kWays contexts, the set chosen by the key's first
-// bytes (HKDF output: uniform), the least recently used context of a full
-// set keyed again for a new key, which allocates nothing. A context is made
-// on its slot's first use: a thread allocates at most 2 * kSets * kWays
-// contexts in its life (1,176 bytes each with OpenSSL 3.0: 9.6 MB in all,
-// for a reactor thread with some 4,000 sessions or more), a client thread a
-// few.
+// HKDF-SHA-256 (RFC 5869) of `session_key`, empty salt, one block of expand
+// per label, on the stack: no allocation and no failure, so that a cache
+// miss on the request path costs neither (EVP_KDF allocates a context per
+// call). Three HMACs: well under a microsecond with SHA-NI. The result must
+// equal DeriveDatagramKeys's (datagram_auth_test checks the sealed bytes).
+void DeriveOnTheStack(const SessionKey& session_key, DatagramKeys& out) {
+  static constexpr uint8_t kZeroSalt[32] = {};  // HashLen zero bytes
+  IncrementalHmacSha256 extract{std::span<const uint8_t>(kZeroSalt)};
+  extract.Update(std::span<const uint8_t>(session_key));
+  Sha256Digest prk = extract.Finish();
+  const auto expand = [&prk](absl::string_view label, DatagramKey& key) {
+    IncrementalHmacSha256 mac{std::span<const uint8_t>(prk)};
+    mac.Update(label);
+    mac.Update(absl::string_view("\x01", 1));
+    Sha256Digest okm = mac.Finish();
+    std::memcpy(key.data(), okm.data(), key.size());
+    OPENSSL_cleanse(okm.data(), okm.size());
+  };
+  expand(kToDaemonKeyLabel, out.to_daemon);
+  expand(kToClientKeyLabel, out.to_client);
+  OPENSSL_cleanse(prk.data(), prk.size());
+}
+
+// One thread's AES-128-GCM contexts: per entry, one context keyed with the
+// to-daemon key and one with the to-client key of one session, kept so.
+// Keying a GCM context (the AES key schedule, GHASH's table) costs about as
+// much as sealing a small datagram, and a session's datagrams stay on one
+// reactor thread (SO_REUSEPORT), so a datagram of a session seen before
+// only sets the nonce (and whether the context seals or opens: GCM uses the
+// same key schedule both ways). An entry is found by what keyed it: a
+// session key (the daemon's way: on a miss the two keys are derived from it
+// here, so the session table keeps 32 bytes a session, not 64), or the two
+// datagram keys themselves (a client's, which derived them once at login).
+// Either is 32 bytes that change with every login, so a new key can never
+// find a stale entry. A set-associative cache: kSets sets of kWays entries,
+// the set chosen by a hash of the first 8 bytes of the 32, the least
+// recently used entry of a full set keyed again for new keys, which
+// allocates nothing. An entry's contexts are made on its first use: a
+// thread allocates at most 2 * kSets * kWays contexts in its life (1,176
+// bytes each with OpenSSL 3.0: 9.6 MB in all, for a reactor thread with
+// some 4,000 sessions or more), a client thread a few.
 class ThreadCiphers {
  public:
-  static constexpr size_t kSets = 1024;
-  static constexpr size_t kWays = 4;
+  // 4,096 entries. Eight ways, so that a thread with 1,000 sessions (two
+  // a set on average) almost never has more in one set than it holds: with
+  // four, about one session in fifty missed on every datagram, each miss
+  // costing an HKDF and the keying of two contexts.
+  static constexpr size_t kSets = 512;
+  static constexpr size_t kWays = 8;
+
+  // What an entry was keyed from.
+  enum class Source : uint8_t { kNone, kSessionKey, kDatagramKeys };
+  using Tag = SessionKey;  // or the two datagram keys, end to end
+  static_assert(sizeof(DatagramKeys) == sizeof(Tag));
 
   ThreadCiphers()
       : cipher_(EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr)),
-        seal_(kSets * kWays),
-        open_(kSets * kWays) {}
+        entries_(kSets * kWays) {}
 
-  // A context keyed with `key` for sealing (`seal`) or opening, or null if
-  // libcrypto fails.
-  EVP_CIPHER_CTX* For(const DatagramKey& key, bool seal) {
+  // The context keyed with the key of `direction` of the session whose
+  // session key (kSessionKey) or datagram keys (kDatagramKeys) `tag` holds,
+  // or null if libcrypto fails.
+  EVP_CIPHER_CTX* For(Source source, const Tag& tag, Direction direction) {
     if (cipher_ == nullptr) return nullptr;
-    uint64_t index = 0;
-    std::memcpy(&index, key.data(), sizeof(index));
-    Slot* set = (seal ? seal_ : open_).data() + (index % kSets) * kWays;
+    Entry* set = entries_.data() + SetOf(tag) * kWays;
     ++clock_;
-    Slot* victim = set;
-    for (Slot* slot = set; slot != set + kWays; ++slot) {
-      if (slot->keyed && slot->key == key) {
-        slot->used = clock_;
-        return slot->context.get();
+    Entry* entry = nullptr;
+    Entry* victim = set;
+    for (Entry* way = set; way != set + kWays; ++way) {
+      if (way->source == source && way->tag == tag) {
+        entry = way;
+        break;
       }
-      if (slot->used < victim->used) victim = slot;  // unused slots: 0
+      if (way->used < victim->used) victim = way;  // unused entries: 0
     }
-    return Key(*victim, key, seal);
+    if (entry == nullptr) {
+      if (!Key(*victim, source, tag)) return nullptr;
+      entry = victim;
+    }
+    entry->used = clock_;
+    return (direction == Direction::kToDaemon ? entry->to_daemon
+                                              : entry->to_client)
+        .get();
   }
 
  private:
-  struct Slot {
-    DatagramKey key{};
-    bool keyed = false;
-    uint64_t used = 0;      // clock_ at its last use; 0: never
-    CipherContext context;  // null until the slot's first use
-  };
+  // The set of `tag`: its first 8 bytes, mixed (Fibonacci hashing), so
+  // that keys alike in their low bytes (as in tests and benchmarks; real
+  // keys are HMAC output) still spread over every set.
+  static size_t SetOf(const Tag& tag) {
+    static_assert((kSets & (kSets - 1)) == 0 && kSets > 1);
+    uint64_t bytes = 0;
+    std::memcpy(&bytes, tag.data(), sizeof(bytes));
+    constexpr int kSetBits = std::countr_zero(kSets);
+    return static_cast<size_t>((bytes * 0x9E3779B97F4A7C15u) >>
+                               (64 - kSetBits));
+  }
 
-  // Keys `slot` with `key`, making its context if it has none.
-  EVP_CIPHER_CTX* Key(Slot& slot, const DatagramKey& key, bool seal) {
-    slot.keyed = false;
-    const EVP_CIPHER* cipher = nullptr;  // keep the slot's: no new fetch
-    if (slot.context == nullptr) {
-      slot.context.reset(EVP_CIPHER_CTX_new());
-      if (slot.context == nullptr) return nullptr;
+  // One cache line: the tag, its source, the clock of its last use and
+  // the two contexts.
+  struct alignas(64) Entry {
+    Tag tag{};
+    Source source = Source::kNone;
+    uint64_t used = 0;        // clock_ at its last use; 0: never
+    CipherContext to_daemon;  // null until the entry's first use
+    CipherContext to_client;
+  };
+  static_assert(sizeof(Entry) == 64);
+
+  // Keys `entry`'s contexts for `tag`, making them if it has none. False
+  // (and the entry left unused) if libcrypto fails.
+  bool Key(Entry& entry, Source source, const Tag& tag) {
+    entry.source = Source::kNone;
+    entry.used = 0;
+    DatagramKeys keys;
+    if (source == Source::kSessionKey) {
+      DeriveOnTheStack(tag, keys);  // the tag is the session key
+    } else {
+      std::memcpy(keys.to_daemon.data(), tag.data(), kDatagramKeySize);
+      std::memcpy(keys.to_client.data(), tag.data() + kDatagramKeySize,
+                  kDatagramKeySize);
+    }
+    const bool keyed = KeyContext(entry.to_daemon, keys.to_daemon) &&
+                       KeyContext(entry.to_client, keys.to_client);
+    OPENSSL_cleanse(&keys, sizeof(keys));
+    if (!keyed) return false;
+    entry.tag = tag;
+    entry.source = source;
+    return true;
+  }
+
+  // Keys `context` with `key` (for sealing; each use sets the way),
+  // making it first if it is null. A context that fails is freed, and made
+  // again, from scratch, next time.
+  bool KeyContext(CipherContext& context, const DatagramKey& key) {
+    const EVP_CIPHER* cipher = nullptr;  // keep the context's: no new fetch
+    if (context == nullptr) {
+      context.reset(EVP_CIPHER_CTX_new());
+      if (context == nullptr) return false;
       cipher = cipher_.get();
     }
-    const int keyed = seal ? EVP_EncryptInit_ex(slot.context.get(), cipher,
-                                                nullptr, key.data(), nullptr)
-                           : EVP_DecryptInit_ex(slot.context.get(), cipher,
-                                                nullptr, key.data(), nullptr);
-    if (keyed != 1) {
-      slot.context.reset();  // made again, from scratch, next time
-      return nullptr;
+    if (EVP_CipherInit_ex(context.get(), cipher, nullptr, key.data(), nullptr,
+                          /*enc=*/1) != 1) {
+      context.reset();
+      return false;
     }
-    slot.key = key;
-    slot.keyed = true;
-    slot.used = clock_;
-    return slot.context.get();
+    return true;
   }
 
   std::unique_ptr<EVP_CIPHER, CipherFree> cipher_;
-  std::vector<Slot> seal_;
-  std::vector<Slot> open_;
+  std::vector<Entry> entries_;
   uint64_t clock_ = 0;
 };
 
@@ -137,7 +216,7 @@ ThreadCiphers& Ciphers() {
 }
 
 // Encrypts `body` in place and writes the tag. False if libcrypto fails.
-// REQUIRES: `context` keyed for sealing (or null: then it fails).
+// REQUIRES: `context` keyed (or null: then it fails).
 bool Seal(EVP_CIPHER_CTX* context, const Nonce& nonce,
           std::span<const uint8_t> header, std::span<uint8_t> body,
           uint8_t (&tag)[kTagSize]) {
@@ -165,7 +244,7 @@ bool Seal(EVP_CIPHER_CTX* context, const Nonce& nonce,
 }
 
 // Decrypts `body` into `out` and checks `tag`. False if it does not open.
-// REQUIRES: `context` keyed for opening (or null: then it fails).
+// REQUIRES: `context` keyed (or null: then it fails).
 bool Open(EVP_CIPHER_CTX* context, const Nonce& nonce,
           std::span<const uint8_t> header, std::span<const uint8_t> body,
           uint8_t (&tag)[kTagSize], std::span<uint8_t> out) {
@@ -238,27 +317,33 @@ absl::StatusOr<DatagramKeys> DeriveDatagramKeys(const SessionKey& session_key) {
   return keys;
 }
 
-void SealDatagram(const DatagramKeys& keys, Direction direction,
-                  uint64_t sequence, std::span<uint8_t> datagram) {
+namespace {
+
+// What both SealDatagram overloads do, with the thread's context for the
+// session (`source`, `tag`).
+void SealWith(ThreadCiphers::Source source, const ThreadCiphers::Tag& tag,
+              Direction direction, uint64_t sequence,
+              std::span<uint8_t> datagram) {
   protocol::Writer(datagram.subspan(kSequenceOffset, sizeof(sequence)))
       .U64(sequence);
   std::fill_n(datagram.begin() + kMacOffset, kMacSize, 0);
   const std::span<uint8_t> body = datagram.subspan(kHeaderSize);
-  uint8_t tag[kTagSize];
+  uint8_t mac[kTagSize];
   if (datagram.size() > kMaxDatagramSize ||
-      !Seal(Ciphers().For(keys.For(direction), /*seal=*/true),
-            NonceOf(direction, sequence), datagram.first(kHeaderSize), body,
-            tag)) {
+      !Seal(Ciphers().For(source, tag, direction), NonceOf(direction, sequence),
+            datagram.first(kHeaderSize), body, mac)) {
     std::fill(body.begin(), body.end(), 0);  // the MAC field stays zero
     return;
   }
-  std::memcpy(datagram.data() + kMacOffset, tag, kTagSize);
+  std::memcpy(datagram.data() + kMacOffset, mac, kTagSize);
 }
 
-std::optional<uint64_t> OpenDatagram(const DatagramKeys& keys,
-                                     Direction direction,
-                                     std::span<const uint8_t> datagram,
-                                     std::span<uint8_t> body_out) {
+// What both OpenDatagram overloads do (see SealWith).
+std::optional<uint64_t> OpenWith(ThreadCiphers::Source source,
+                                 const ThreadCiphers::Tag& tag,
+                                 Direction direction,
+                                 std::span<const uint8_t> datagram,
+                                 std::span<uint8_t> body_out) {
   if (datagram.size() < kHeaderSize || datagram.size() > kMaxDatagramSize) {
     return std::nullopt;
   }
@@ -270,15 +355,53 @@ std::optional<uint64_t> OpenDatagram(const DatagramKeys& keys,
   // The associated data: the header with its MAC field zeroed.
   uint8_t header[kHeaderSize];
   std::memcpy(header, datagram.data(), kHeaderSize);
-  uint8_t tag[kTagSize];
-  std::memcpy(tag, header + kMacOffset, kTagSize);
+  uint8_t mac[kTagSize];
+  std::memcpy(mac, header + kMacOffset, kTagSize);
   std::memset(header + kMacOffset, 0, kMacSize);
-  if (!Open(Ciphers().For(keys.For(direction), /*seal=*/false),
-            NonceOf(direction, sequence), header, body, tag, out)) {
+  if (!Open(Ciphers().For(source, tag, direction), NonceOf(direction, sequence),
+            header, body, mac, out)) {
     std::fill(out.begin(), out.end(), 0);
     return std::nullopt;
   }
   return sequence;
+}
+
+ThreadCiphers::Tag TagOf(const DatagramKeys& keys) {
+  ThreadCiphers::Tag tag;
+  std::memcpy(tag.data(), keys.to_daemon.data(), kDatagramKeySize);
+  std::memcpy(tag.data() + kDatagramKeySize, keys.to_client.data(),
+              kDatagramKeySize);
+  return tag;
+}
+
+}  // namespace
+
+void SealDatagram(const DatagramKeys& keys, Direction direction,
+                  uint64_t sequence, std::span<uint8_t> datagram) {
+  SealWith(ThreadCiphers::Source::kDatagramKeys, TagOf(keys), direction,
+           sequence, datagram);
+}
+
+void SealDatagram(const SessionKey& session_key, Direction direction,
+                  uint64_t sequence, std::span<uint8_t> datagram) {
+  SealWith(ThreadCiphers::Source::kSessionKey, session_key, direction, sequence,
+           datagram);
+}
+
+std::optional<uint64_t> OpenDatagram(const DatagramKeys& keys,
+                                     Direction direction,
+                                     std::span<const uint8_t> datagram,
+                                     std::span<uint8_t> body_out) {
+  return OpenWith(ThreadCiphers::Source::kDatagramKeys, TagOf(keys), direction,
+                  datagram, body_out);
+}
+
+std::optional<uint64_t> OpenDatagram(const SessionKey& session_key,
+                                     Direction direction,
+                                     std::span<const uint8_t> datagram,
+                                     std::span<uint8_t> body_out) {
+  return OpenWith(ThreadCiphers::Source::kSessionKey, session_key, direction,
+                  datagram, body_out);
 }
 
 bool IsUnsealed(std::span<const uint8_t> datagram) {

@@ -313,7 +313,7 @@ TEST(DatagramAuthTest, DatagramShorterThanAHeaderOrTooLongIsRefused) {
 // has room for, and each still seals and opens only its own datagrams; so
 // do more keys than the whole cache holds.
 TEST(DatagramAuthTest, KeysSharingACacheSetStayApart) {
-  std::vector<DatagramKeys> sharing(7);  // more than a set's ways
+  std::vector<DatagramKeys> sharing(11);  // more than a set's ways (8)
   for (size_t k = 0; k < sharing.size(); ++k) {
     sharing[k].to_daemon.fill(0x31);
     sharing[k].to_client.fill(0x32);
@@ -336,6 +336,67 @@ TEST(DatagramAuthTest, KeysSharingACacheSetStayApart) {
     many.to_daemon[1] = static_cast<uint8_t>(i >> 8);
     const Opened opened = Open(many, SealedSample(many));
     if (AsText(opened.body) != kSampleBody) ++failures;
+  }
+  EXPECT_EQ(failures, 0);
+}
+
+// The session-key overloads derive the keys in the thread's cache (HKDF on
+// the stack): the bytes must be those of the keys DeriveDatagramKeys gives
+// (EVP_KDF), both ways, and each side must open the other's datagrams.
+TEST(DatagramAuthTest, SessionKeySealsAsItsDerivedKeysDo) {
+  const SessionKey session = KeyFilledWith(0x5a);
+  const DatagramKeys keys = KeysOf(session);
+  for (Direction direction : {Direction::kToDaemon, Direction::kToClient}) {
+    std::vector<uint8_t> by_session = SampleDatagram();
+    SealDatagram(session, direction, kSampleSequence, by_session);
+    EXPECT_EQ(by_session, SealedSample(keys, direction));
+    std::vector<uint8_t> body(by_session.size() - kHeaderSize);
+    EXPECT_EQ(
+        OpenDatagram(session, direction, SealedSample(keys, direction), body),
+        kSampleSequence);
+    EXPECT_EQ(AsText(body), kSampleBody);
+    EXPECT_EQ(AsText(Open(keys, by_session, direction).body), kSampleBody);
+    // Not under another session key, nor the other direction's key.
+    EXPECT_FALSE(
+        OpenDatagram(KeyFilledWith(0x5b), direction, by_session, body));
+    EXPECT_FALSE(OpenDatagram(session,
+                              direction == Direction::kToDaemon
+                                  ? Direction::kToClient
+                                  : Direction::kToDaemon,
+                              by_session, body));
+  }
+}
+
+// A session key and datagram keys with the same 32 bytes are different
+// keys: the cache tells them apart by where they came from.
+TEST(DatagramAuthTest, SessionKeyAndDatagramKeysOfTheSameBytesStayApart) {
+  const SessionKey session = KeyFilledWith(0x11);
+  DatagramKeys same_bytes;
+  same_bytes.to_daemon.fill(0x11);
+  same_bytes.to_client.fill(0x11);
+  std::vector<uint8_t> by_session = SampleDatagram();
+  SealDatagram(session, Direction::kToDaemon, kSampleSequence, by_session);
+  EXPECT_NE(by_session, SealedSample(same_bytes));
+  EXPECT_FALSE(Open(same_bytes, by_session).sequence.has_value());
+}
+
+// More session keys than the cache holds, in turn, each twice: every miss
+// derives and keys again, and nothing of an evicted entry is used.
+TEST(DatagramAuthTest, ManySessionKeysRoundTrip) {
+  int failures = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 5000; ++i) {
+      SessionKey key = KeyFilledWith(static_cast<uint8_t>(i));
+      key[1] = static_cast<uint8_t>(i >> 8);
+      std::vector<uint8_t> datagram = SampleDatagram();
+      SealDatagram(key, Direction::kToClient, kSampleSequence, datagram);
+      std::vector<uint8_t> body(datagram.size() - kHeaderSize);
+      if (OpenDatagram(key, Direction::kToClient, datagram, body) !=
+              kSampleSequence ||
+          AsText(body) != kSampleBody) {
+        ++failures;
+      }
+    }
   }
   EXPECT_EQ(failures, 0);
 }
@@ -391,22 +452,25 @@ std::string VectorInProtocolDoc(absl::string_view prefix,
   return "";
 }
 
-DatagramKeys Rfc7677Keys() {
+SessionKey Rfc7677SessionKey() {
   SessionKey k;
   const std::vector<uint8_t> bytes = BytesOfHex(
       "dd130fce0a9bdace7808141dec2f072dcef0b3a49e79715dbeb9c05e3801fece");
   std::copy(bytes.begin(), bytes.end(), k.begin());
-  return KeysOf(k);
+  return k;
 }
 
+DatagramKeys Rfc7677Keys() { return KeysOf(Rfc7677SessionKey()); }
+
 // Seals the documented datagram's plaintext (taken by opening it) again and
-// compares: SealDatagram must give the documented bytes.
-void ExpectSealsTheDocumentedBytes(absl::string_view prefix,
+// compares: SealDatagram must give the documented bytes, under `keys` (the
+// datagram keys, or the session key they are derived from).
+template <typename Keys>
+void ExpectSealsTheDocumentedBytes(const Keys& keys, absl::string_view prefix,
                                    absl::string_view name, Direction direction,
                                    absl::string_view body) {
   const std::string documented = VectorInProtocolDoc(prefix, name);
   ASSERT_GE(documented.size(), 2 * kHeaderSize) << name << " missing in doc";
-  const DatagramKeys keys = Rfc7677Keys();
   std::vector<uint8_t> datagram = BytesOfHex(documented);
   const absl::StatusOr<protocol::Message> parsed =
       protocol::ParseDatagram(datagram);
@@ -421,12 +485,26 @@ void ExpectSealsTheDocumentedBytes(absl::string_view prefix,
 }
 
 TEST(DatagramAuthTest, SealsTheProtocolDocVectors) {
-  ExpectSealsTheDocumentedBytes("vector", "HEARTBEAT-request-sealed",
+  ExpectSealsTheDocumentedBytes(Rfc7677Keys(), "vector",
+                                "HEARTBEAT-request-sealed",
                                 Direction::kToDaemon, "");
-  ExpectSealsTheDocumentedBytes("sealed", "GET-request-sealed",
+  ExpectSealsTheDocumentedBytes(Rfc7677Keys(), "sealed", "GET-request-sealed",
                                 Direction::kToDaemon,
                                 absl::string_view("\x00\x08tune.mp3", 10));
-  ExpectSealsTheDocumentedBytes("sealed", "HEARTBEAT-reply-sealed",
+  ExpectSealsTheDocumentedBytes(Rfc7677Keys(), "sealed",
+                                "HEARTBEAT-reply-sealed", Direction::kToClient,
+                                absl::string_view("\x00", 1));
+}
+
+// The daemon's way: the session key alone, the keys derived in the cache.
+TEST(DatagramAuthTest, SealsTheProtocolDocVectorsUnderTheSessionKey) {
+  const SessionKey key = Rfc7677SessionKey();
+  ExpectSealsTheDocumentedBytes(key, "vector", "HEARTBEAT-request-sealed",
+                                Direction::kToDaemon, "");
+  ExpectSealsTheDocumentedBytes(key, "sealed", "GET-request-sealed",
+                                Direction::kToDaemon,
+                                absl::string_view("\x00\x08tune.mp3", 10));
+  ExpectSealsTheDocumentedBytes(key, "sealed", "HEARTBEAT-reply-sealed",
                                 Direction::kToClient,
                                 absl::string_view("\x00", 1));
 }

@@ -258,15 +258,21 @@ class RequestAllocationTest : public ::testing::Test {
   // A session as a SCRAM login would leave it (login is not on the path
   // under test, so the registry and the session table are told directly).
   LoggedIn LogIn(absl::string_view user, const Endpoint& from, uint8_t seed) {
+    SessionKey key;
+    key.fill(seed);
+    return LogIn(user, from, key);
+  }
+  LoggedIn LogIn(absl::string_view user, const Endpoint& from,
+                 const SessionKey& key) {
     Registry::LoginParams params;
     params.user = user;
     params.control = from;
     params.file_port = 7000;
     LoggedIn logged_in;
     logged_in.session = *registry_.Login(params, now_);
-    logged_in.key.fill(seed);
+    logged_in.key = key;
     logged_in.keys = *DeriveDatagramKeys(logged_in.key);
-    sessions_.Insert(logged_in.session, logged_in.key, logged_in.keys);
+    sessions_.Insert(logged_in.session, logged_in.key);
     return logged_in;
   }
 
@@ -395,6 +401,32 @@ TEST_F(RequestAllocationTest, HeartbeatAllocatesNothing) {
   SealedRequest heartbeat = Heartbeat(requester_);
   const AllocationCount made = CountSteadyState(
       [&](int) { return Send(heartbeat, RequesterEndpoint()); });
+  EXPECT_EQ(made.heap, 0u);
+  EXPECT_EQ(made.crypto, 0u);
+}
+
+// The daemon keeps only session keys; a reactor thread's cache of keyed
+// cipher contexts derives the datagram keys when it misses. Sessions whose
+// keys share the bytes that choose a cache set, more of them than a set
+// has ways, take turns: each heartbeat misses, derives and keys contexts
+// again, and must still allocate nothing.
+TEST_F(RequestAllocationTest, HeartbeatsThatMissTheCipherCacheAllocateNothing) {
+  constexpr int kSessions = 10;  // more than a cache set's ways (8)
+  std::vector<SealedRequest> heartbeats;
+  std::vector<Endpoint> endpoints;
+  for (int i = 0; i < kSessions; ++i) {
+    SessionKey key;
+    key.fill(0x77);  // the first bytes, which choose the set, all alike
+    key[31] = static_cast<uint8_t>(i);
+    Endpoint from = RequesterEndpoint();
+    from.port = static_cast<uint16_t>(41000 + i);
+    endpoints.push_back(from);
+    heartbeats.push_back(Heartbeat(LogIn(
+        absl::StrCat("cache-missing-user-with-a-long-name-", i), from, key)));
+  }
+  const AllocationCount made = CountSteadyState([&](int i) {
+    return Send(heartbeats[i % kSessions], endpoints[i % kSessions]);
+  });
   EXPECT_EQ(made.heap, 0u);
   EXPECT_EQ(made.crypto, 0u);
 }

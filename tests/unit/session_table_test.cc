@@ -52,12 +52,12 @@ TEST(SessionTableTest, UnknownSessionIsNotAdmitted) {
 
 TEST(SessionTableTest, AdmitsASealedDatagramOnceAndGivesItsKey) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   const std::vector<uint8_t> datagram = Sealed(Key(1), 5);
   SessionTable::Admission first =
       table.Admit(42, datagram, 1, 7, kPublish, Scratch());
   EXPECT_EQ(first.verdict, SessionTable::Admission::kAdmitted);
-  EXPECT_EQ(first.keys.to_client, KeysOf(Key(1)).to_client);
+  EXPECT_EQ(first.key, Key(1));
   // The body, encrypted on the wire, is there in the clear.
   EXPECT_NE(datagram[protocol::kHeaderSize], 5);
   EXPECT_EQ(std::vector<uint8_t>(Scratch().begin(), Scratch().begin() + 8),
@@ -69,7 +69,7 @@ TEST(SessionTableTest, AdmitsASealedDatagramOnceAndGivesItsKey) {
 
 TEST(SessionTableTest, ForgedDatagramDoesNotMoveTheReplayWindow) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   EXPECT_EQ(
       table.Admit(42, Sealed(Key(2), 0), 1000, 7, kPublish, Scratch()).verdict,
       SessionTable::Admission::kBadMac);
@@ -81,7 +81,7 @@ TEST(SessionTableTest, ForgedDatagramDoesNotMoveTheReplayWindow) {
 
 TEST(SessionTableTest, RetransmissionFindsTheCachedAnswer) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   ASSERT_EQ(
       table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
       SessionTable::Admission::kAdmitted);
@@ -97,7 +97,7 @@ TEST(SessionTableTest, RetransmissionFindsTheCachedAnswer) {
 
 TEST(SessionTableTest, PendingRequestIsToldApartThenCompletedInPlace) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   table.Complete(42, 1, kPublish, 0);  // an older answer, kept throughout
   table.MarkPending(42, 7, kPublish);
   SessionTable::Admission pending =
@@ -122,7 +122,7 @@ TEST(SessionTableTest, PendingRequestIsToldApartThenCompletedInPlace) {
 
 TEST(SessionTableTest, ForgottenPendingRequestRunsAgain) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   table.MarkPending(42, 7, kPublish);
   table.ForgetPending(42, 7, kPublish);
   SessionTable::Admission again =
@@ -139,7 +139,7 @@ TEST(SessionTableTest, ForgottenPendingRequestRunsAgain) {
 
 TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   for (uint32_t request = 1; request <= 5; ++request) {
     table.Complete(42, request, kPublish, static_cast<uint8_t>(request));
   }
@@ -159,11 +159,11 @@ TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
 
 TEST(SessionTableTest, RetransmittedLoginKeepsTheEntry) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   ASSERT_EQ(
       table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
       SessionTable::Admission::kAdmitted);
-  EXPECT_FALSE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  EXPECT_FALSE(table.Insert(42, Key(1)));
   EXPECT_EQ(
       table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
       SessionTable::Admission::kReplayed);
@@ -171,7 +171,7 @@ TEST(SessionTableTest, RetransmittedLoginKeepsTheEntry) {
 
 TEST(SessionTableTest, EraseForgetsEverythingAndFreesTheSlotForReuse) {
   SessionTable table(/*shard_count=*/1);
-  ASSERT_TRUE(table.Insert(42, Key(1), KeysOf(Key(1))));
+  ASSERT_TRUE(table.Insert(42, Key(1)));
   table.SetSnapshot(42, std::make_shared<ListSnapshot>());
   table.Complete(42, 7, kPublish, 9);
   table.Erase(42);
@@ -179,17 +179,38 @@ TEST(SessionTableTest, EraseForgetsEverythingAndFreesTheSlotForReuse) {
   EXPECT_EQ(table.Snapshot(42), nullptr);
   EXPECT_EQ(table.KeyOf(42), std::nullopt);
   // The next session takes the slot, with nothing of the last one.
-  ASSERT_TRUE(table.Insert(43, Key(2), KeysOf(Key(2))));
+  ASSERT_TRUE(table.Insert(43, Key(2)));
   EXPECT_EQ(table.KeyOf(43), Key(2));
   EXPECT_EQ(table.Snapshot(43), nullptr);
   EXPECT_FALSE(table.Admit(43, Sealed(Key(2), 0), 1, 7, kPublish, Scratch())
                    .cached_code);
 }
 
+// The table keeps the session key alone; the keys that open a datagram come
+// from the thread's cache of keyed contexts, found by that key. The same id
+// with a new key (a new login) must never open with the old keys still
+// cached, nor the old key's datagrams open under the new entry.
+TEST(SessionTableTest, SameIdWithANewKeyOpensOnlyUnderTheNewKey) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  ASSERT_EQ(
+      table.Admit(42, Sealed(Key(1), 0), 1, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kAdmitted);  // Key(1)'s contexts now cached
+  table.Erase(42);
+  ASSERT_TRUE(table.Insert(42, Key(2)));
+  EXPECT_EQ(
+      table.Admit(42, Sealed(Key(1), 1), 2, 7, kPublish, Scratch()).verdict,
+      SessionTable::Admission::kBadMac);
+  SessionTable::Admission admitted =
+      table.Admit(42, Sealed(Key(2), 1), 2, 7, kPublish, Scratch());
+  EXPECT_EQ(admitted.verdict, SessionTable::Admission::kAdmitted);
+  EXPECT_EQ(admitted.key, Key(2));
+}
+
 TEST(SessionTableTest, SnapshotIsPerSession) {
   SessionTable table;
-  ASSERT_TRUE(table.Insert(1, Key(1), KeysOf(Key(1))));
-  ASSERT_TRUE(table.Insert(2, Key(2), KeysOf(Key(2))));
+  ASSERT_TRUE(table.Insert(1, Key(1)));
+  ASSERT_TRUE(table.Insert(2, Key(2)));
   auto snapshot = std::make_shared<ListSnapshot>();
   snapshot->id = 5;
   table.SetSnapshot(1, snapshot);
@@ -212,7 +233,7 @@ TEST(SessionTableTest, ConcurrentSessionsStayApart) {
       for (int round = 0; round < kRounds; ++round) {
         const uint64_t id = static_cast<uint64_t>(round * kThreads + t + 1);
         const SessionKey key = Key(static_cast<uint8_t>(t + 1));
-        if (!table.Insert(id, key, KeysOf(key))) ++failures;
+        if (!table.Insert(id, key)) ++failures;
         const SessionTable::Admission a =
             table.Admit(id, Sealed(key, 0), 1, 7, kPublish, Scratch());
         if (a.verdict != SessionTable::Admission::kAdmitted) ++failures;
