@@ -125,14 +125,26 @@ int SessionTable::FindCached(const SessionState& state, uint32_t request_id,
   return found;
 }
 
+int SessionTable::OldestCached(const SessionState& state) {
+  // A client numbers its requests up from a random start (core/client/
+  // client_session.h), so the oldest answer is the smallest request id in
+  // serial-number order (RFC 1982): the difference read as signed keeps the
+  // order across a wrap past 2^32.
+  int oldest = 0;
+  for (size_t i = 0; i < SessionState::kCachedReplies; ++i) {
+    if (state.cached_type[i] == 0) return static_cast<int>(i);
+    if (static_cast<int32_t>(state.cached_request_id[i] -
+                             state.cached_request_id[oldest]) < 0) {
+      oldest = static_cast<int>(i);
+    }
+  }
+  return oldest;
+}
+
 void SessionTable::Cache(SessionState& state, uint32_t request_id, uint8_t type,
                          uint8_t code) {
   int slot = FindCached(state, request_id, type);
-  if (slot < 0) {
-    slot = state.cached_next;
-    state.cached_next =
-        static_cast<uint8_t>((slot + 1) % SessionState::kCachedReplies);
-  }
+  if (slot < 0) slot = OldestCached(state);
   state.cached_request_id[slot] = request_id;
   state.cached_type[slot] = type;
   state.cached_code[slot] = code;

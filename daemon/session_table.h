@@ -60,15 +60,16 @@ struct SessionState {
   uint64_t id = 0;   // the session's; 0 while the slot is free
   SessionKey key{};  // MACs its download tickets and seals its datagrams
   ReplayWindow replay;
-  // Answers to recent mutating requests, in a ring of kCachedReplies:
-  // request id, type (0: slot unused; no request type is 0) and code, or
-  // kPendingCode while the request waits for its journal batch.
+  // Answers to the last kCachedReplies mutating requests: request id, type
+  // (0: slot unused; no request type is 0) and code, or kPendingCode while
+  // the request waits for its journal batch. A new answer takes a free slot,
+  // else the oldest request's (SessionTable::Cache): no cursor, which keeps
+  // the state 8 bytes smaller (its padding to the next pointer).
   static constexpr size_t kCachedReplies = 4;
   static constexpr uint8_t kPendingCode = 254;  // no ResultCode is 254
   std::array<uint32_t, kCachedReplies> cached_request_id{};
   std::array<uint8_t, kCachedReplies> cached_type{};
   std::array<uint8_t, kCachedReplies> cached_code{};
-  uint8_t cached_next = 0;  // the slot the next answer goes to
   // The LAP or LPF list being paged through, if any (SCH pages straight
   // from the index and keeps nothing here).
   std::shared_ptr<const ListSnapshot> snapshot;
@@ -183,10 +184,13 @@ class SessionTable {
   static constexpr uint32_t kChunkEntries = 256;
 
   Shard& ShardOf(uint64_t id) const { return shards_[id & mask_]; }
-  // The ring slot caching (request_id, type), or -1. REQUIRES: the shard's
+  // The slot caching (request_id, type), or -1. REQUIRES: the shard's
   // lock held.
   static int FindCached(const SessionState& state, uint32_t request_id,
                         uint8_t type);
+  // A free slot, else the one of the oldest request. REQUIRES: the shard's
+  // lock held.
+  static int OldestCached(const SessionState& state);
   // Caches `code` for (request_id, type) in its slot or the oldest one.
   // REQUIRES: the shard's lock held.
   static void Cache(SessionState& state, uint32_t request_id, uint8_t type,

@@ -157,6 +157,29 @@ TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
   }
 }
 
+// Request ids start anywhere (a random first id) and wrap past 2^32: the
+// answer replaced is still the oldest request's, not the smallest number's.
+TEST(SessionTableTest, CacheKeepsTheLastFourAnswersAcrossTheWrap) {
+  SessionTable table;
+  ASSERT_TRUE(table.Insert(42, Key(1)));
+  const uint32_t first = 0xFFFFFFFE;  // then 0xFFFFFFFF, 0, 1, 2
+  for (uint32_t i = 0; i < 5; ++i) {
+    table.Complete(42, first + i, kPublish, static_cast<uint8_t>(10 + i));
+  }
+  uint64_t sequence = 1;
+  auto cached = [&](uint32_t request) {
+    const uint64_t this_sequence = sequence++;
+    return table
+        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(this_sequence)),
+               this_sequence, request, kPublish, Scratch())
+        .cached_code;
+  };
+  EXPECT_FALSE(cached(first).has_value());  // the oldest, replaced
+  for (uint32_t i = 1; i < 5; ++i) {
+    EXPECT_EQ(cached(first + i), 10 + i) << i;
+  }
+}
+
 TEST(SessionTableTest, RetransmittedLoginKeepsTheEntry) {
   SessionTable table;
   ASSERT_TRUE(table.Insert(42, Key(1)));
