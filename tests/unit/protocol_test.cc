@@ -1134,8 +1134,9 @@ TEST(GetReplyTest, NamesAsManyHoldersAsFitInOneDatagram) {
       EncodeGetReply(RequestHeader(MessageType::kGet, 7, kSession), reply, out);
   ASSERT_GT(size, 0u);
   EXPECT_LE(size, kMaxDatagramSize);
-  absl::StatusOr<GetReply> r =
-      DecodeGetReply(PayloadOf(Bytes(out.begin(), out.begin() + size)));
+  // Named: the decoded reply views these bytes.
+  const Bytes datagram(out.begin(), out.begin() + size);
+  absl::StatusOr<GetReply> r = DecodeGetReply(PayloadOf(datagram));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_GE(r->holder_count, 3u);
   EXPECT_LT(r->holder_count, kMaxGetHolders);
