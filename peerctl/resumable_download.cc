@@ -236,22 +236,16 @@ absl::Status FetchRun(const DownloadRequest& request,
   return status;
 }
 
-// One holder of a multi-holder download: the request as it goes to that
-// holder (its address, ticket, pin and name).
-DownloadRequest RequestForHolder(const DownloadRequest& request,
+// One holder of a multi-holder download: `first` (the request as it goes to
+// the daemon's first choice) with another holder's address, ticket, pin and
+// name, so that every other field stays the same for all holders.
+DownloadRequest RequestForHolder(const DownloadRequest& first,
                                  const DownloadSource& source) {
-  DownloadRequest one;
+  DownloadRequest one = first;
   one.holder = source.address;
-  one.name = request.name;
   one.ticket = source.ticket;
   one.holder_pin = source.pin;
   one.holder_name = source.name;
-  one.destination_dir = request.destination_dir;
-  one.expected_size = request.expected_size;
-  one.expected_root = request.expected_root;
-  one.connect_timeout = request.connect_timeout;
-  one.timeout = request.timeout;
-  one.deadline = request.deadline;
   return one;
 }
 
@@ -535,8 +529,9 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   holders.push_back(request);
   holders[0].progress = nullptr;
   holders[0].cancel = nullptr;
+  holders[0].other_holders.clear();
   for (const DownloadSource& other : request.other_holders) {
-    holders.push_back(RequestForHolder(request, other));
+    holders.push_back(RequestForHolder(holders[0], other));
   }
   // With another holder to turn to, a silent holder is dropped sooner.
   Bounds holder_bounds = bounds;
