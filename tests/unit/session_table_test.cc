@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
@@ -137,20 +138,31 @@ TEST(SessionTableTest, ForgottenPendingRequestRunsAgain) {
       6);
 }
 
+// The cached answer session 42 (key 1) gets for PUB `request`, asked as a
+// retransmission would ask it: each call with the next sequence number.
+class CachedAnswer {
+ public:
+  explicit CachedAnswer(SessionTable& table) : table_(table) {}
+  std::optional<uint8_t> operator()(uint32_t request) {
+    const uint64_t sequence = sequence_++;
+    return table_
+        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(sequence)), sequence,
+               request, kPublish, Scratch())
+        .cached_code;
+  }
+
+ private:
+  SessionTable& table_;
+  uint64_t sequence_ = 1;
+};
+
 TEST(SessionTableTest, CacheKeepsTheLastFourAnswers) {
   SessionTable table;
   ASSERT_TRUE(table.Insert(42, Key(1)));
   for (uint32_t request = 1; request <= 5; ++request) {
     table.Complete(42, request, kPublish, static_cast<uint8_t>(request));
   }
-  uint64_t sequence = 1;
-  auto cached = [&](uint32_t request) {
-    const uint64_t this_sequence = sequence++;
-    return table
-        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(this_sequence)),
-               this_sequence, request, kPublish, Scratch())
-        .cached_code;
-  };
+  CachedAnswer cached(table);
   EXPECT_FALSE(cached(1).has_value());  // the oldest, replaced
   for (uint32_t request = 2; request <= 5; ++request) {
     EXPECT_EQ(cached(request), request);
@@ -166,14 +178,7 @@ TEST(SessionTableTest, CacheKeepsTheLastFourAnswersAcrossTheWrap) {
   for (uint32_t i = 0; i < 5; ++i) {
     table.Complete(42, first + i, kPublish, static_cast<uint8_t>(10 + i));
   }
-  uint64_t sequence = 1;
-  auto cached = [&](uint32_t request) {
-    const uint64_t this_sequence = sequence++;
-    return table
-        .Admit(42, Sealed(Key(1), static_cast<uint8_t>(this_sequence)),
-               this_sequence, request, kPublish, Scratch())
-        .cached_code;
-  };
+  CachedAnswer cached(table);
   EXPECT_FALSE(cached(first).has_value());  // the oldest, replaced
   for (uint32_t i = 1; i < 5; ++i) {
     EXPECT_EQ(cached(first + i), 10 + i) << i;
