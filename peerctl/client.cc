@@ -66,6 +66,28 @@ absl::StatusOr<UniqueFd> ConnectedSocket(const SocketAddress& address) {
   return fd;
 }
 
+// A UDP socket connected to the first address of `daemon` that takes
+// one; `chosen` receives that address.
+absl::StatusOr<UniqueFd> OpenSocketTo(const DaemonAddress& daemon,
+                                      SocketAddress* chosen) {
+  absl::StatusOr<std::vector<SocketAddress>> addresses =
+      Resolve(daemon.host, daemon.port);
+  if (!addresses.ok()) {
+    return Unreachable(daemon.Name(), addresses.status().message());
+  }
+  absl::Status last = absl::UnavailableError("no address");
+  for (const SocketAddress& address : *addresses) {
+    absl::StatusOr<UniqueFd> fd = ConnectedSocket(address);
+    if (!fd.ok()) {
+      last = fd.status();
+      continue;
+    }
+    *chosen = address;
+    return fd;
+  }
+  return Unreachable(daemon.Name(), last.message());
+}
+
 }  // namespace
 
 ControlClient::ControlClient(const Options& options)
@@ -102,23 +124,9 @@ absl::Status ControlClient::OpenCurrentLocked() {
   const std::string name = daemon.Name();
   socket_.Reset();
   SocketAddress chosen;
-  absl::Status s = [&]() -> absl::Status {
-    absl::StatusOr<std::vector<SocketAddress>> addresses =
-        Resolve(daemon.host, daemon.port);
-    if (!addresses.ok()) return Unreachable(name, addresses.status().message());
-    absl::Status last = absl::UnavailableError("no address");
-    for (const SocketAddress& address : *addresses) {
-      absl::StatusOr<UniqueFd> fd = ConnectedSocket(address);
-      if (!fd.ok()) {
-        last = fd.status();
-        continue;
-      }
-      socket_ = *std::move(fd);
-      chosen = address;
-      return absl::OkStatus();
-    }
-    return Unreachable(name, last.message());
-  }();
+  absl::StatusOr<UniqueFd> fd = OpenSocketTo(daemon, &chosen);
+  absl::Status s = fd.status();
+  if (fd.ok()) socket_ = *std::move(fd);
   open_error_ = s;
   MutexLock state_lock(&state_mu_);
   server_name_ = name;

@@ -102,6 +102,43 @@ TEST(MultiDaemonTest, TheAgentMovesWithin10SecondsOfAKill9) {
   EXPECT_EQ(agent.Wait(absl::Seconds(20)), 0) << agent.stderr_text();
 }
 
+// A daemon that is stopped (SIGSTOP: its port open, nothing answers) is
+// found out by its unanswered heartbeats, not by a closed port.
+TEST(MultiDaemonTest, TheAgentMovesWhenHeartbeatsGoUnanswered) {
+  Daemon first;
+  Daemon second;
+  TempDir dir;
+  const std::string share = dir.MakeSubdir("share");
+  Process::Options options;
+  options.argv = {PCFS_PEERCTL_PATH, "serve",
+                  "--server",        ListOf(first, second),
+                  "--user",          "hans",
+                  "--share-dir",     share,
+                  "--socket",        absl::StrCat(dir.path(), "/run/s.sock")};
+  options.cwd = dir.path();
+  options.env = {{"PEERCTL_PASSWORD", "hanspass"},
+                 {"XDG_CONFIG_HOME", dir.path()}};
+  Process agent(options);
+  ASSERT_TRUE(agent.ReadStderrUntil(
+      absl::StrCat("logged in as hans at ", first.address()),
+      absl::Seconds(20)))
+      << agent.stderr_text();
+  first.process().Signal(SIGSTOP);
+  const absl::Time stopped = absl::Now();
+  const bool moved =
+      agent
+          .ReadStderrUntil(absl::StrCat("logged in on ", second.address()),
+                           absl::Seconds(30))
+          .has_value();
+  const absl::Duration took = absl::Now() - stopped;
+  first.process().Signal(SIGCONT);
+  ASSERT_TRUE(moved) << agent.stderr_text();
+  EXPECT_LT(took, absl::Seconds(10)) << agent.stderr_text();
+  EXPECT_TRUE(ActiveOnWithin(second, "hans", dir, absl::Seconds(10)));
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(absl::Seconds(20)), 0) << agent.stderr_text();
+}
+
 // What a cluster does after a kill -9 (the new daemon refuses the login,
 // "already logged in", until the dead daemon's claim is freed 3-4 s later),
 // played by standalone daemons: hans is logged in on the second daemon by
