@@ -155,8 +155,7 @@ void Agent::SuperviseSession() {
     if (peer_->logged_in()) {
       if (!logged_in) {
         Log("peerctl serve: logged in as ", options_.user, " at ",
-            options_.peer.server.host, ":", options_.peer.server.port,
-            ever_logged_in ? " again" : "");
+            peer_->server_name(), ever_logged_in ? " again" : "");
         logged_in = ever_logged_in = true;
         backoff = options_.first_backoff;
         last_problem.clear();

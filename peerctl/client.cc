@@ -44,17 +44,59 @@ absl::Status StatusOf(const Reply& reply) {
   return client::StatusFromResult(reply.code, reply.message);
 }
 
+// Without a --timeout, how long a command keeps failing over (moving on,
+// logging in, waiting out refusals) before it gives up: longer than the
+// 10 s in which a peer is logged in on another daemon after a kill -9.
+constexpr absl::Duration kFailoverBudget = absl::Seconds(15);
+
+std::vector<DaemonAddress> DaemonsOf(const ControlClient::Options& options) {
+  if (!options.servers.empty()) return options.servers;
+  return {DaemonAddress{options.host, options.port}};
+}
+
+double Jitter() { return absl::Uniform(absl::BitGen(), 0.75, 1.25); }
+
+// A UDP socket connected to `address`.
+absl::StatusOr<UniqueFd> ConnectedSocket(const SocketAddress& address) {
+  UniqueFd fd(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus("socket", errno);
+  if (::connect(fd.get(), address.get(), address.length) != 0) {
+    return ErrnoStatus("connect", errno);
+  }
+  return fd;
+}
+
+// A UDP socket connected to the first address of `daemon` that takes
+// one; `chosen` receives that address.
+absl::StatusOr<UniqueFd> OpenSocketTo(const DaemonAddress& daemon,
+                                      SocketAddress* chosen) {
+  absl::StatusOr<std::vector<SocketAddress>> addresses =
+      Resolve(daemon.host, daemon.port);
+  if (!addresses.ok()) {
+    return Unreachable(daemon.Name(), addresses.status().message());
+  }
+  absl::Status last = absl::UnavailableError("no address");
+  for (const SocketAddress& address : *addresses) {
+    absl::StatusOr<UniqueFd> fd = ConnectedSocket(address);
+    if (!fd.ok()) {
+      last = fd.status();
+      continue;
+    }
+    *chosen = address;
+    return fd;
+  }
+  return Unreachable(daemon.Name(), last.message());
+}
+
 }  // namespace
 
-ControlClient::ControlClient(const Options& options, UniqueFd socket,
-                             UniqueFd heartbeat_socket, std::string server_name)
+ControlClient::ControlClient(const Options& options)
     : options_(options),
-      server_name_(std::move(server_name)),
+      daemons_(DaemonsOf(options)),
       sequences_(std::make_shared<client::SequenceCounter>()),
-      socket_(std::move(socket)),
+      plan_(daemons_.size()),
       session_(absl::Uniform<uint32_t>(absl::BitGen()),
                CommandRetryPolicy(options), sequences_),
-      heartbeat_socket_(std::move(heartbeat_socket)),
       // Quick retransmissions: a heartbeat must reach the daemon within
       // the second between the heartbeat interval and the session timeout.
       heartbeat_session_(absl::Uniform<uint32_t>(absl::BitGen()),
@@ -64,47 +106,66 @@ ControlClient::ControlClient(const Options& options, UniqueFd socket,
 
 absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::Connect(
     const Options& options) {
-  std::string server_name =
-      absl::StrCat(options.host.find(':') != std::string::npos
-                       ? absl::StrCat("[", options.host, "]")
-                       : options.host,
-                   ":", options.port);
-  absl::StatusOr<std::vector<SocketAddress>> addresses =
-      Resolve(options.host, options.port);
-  if (!addresses.ok()) {
-    return Unreachable(server_name, addresses.status().message());
+  std::unique_ptr<ControlClient> client(new ControlClient(options));
+  MutexLock lock(&client->mu_);
+  // The first daemon that resolves; the login finds the first that answers.
+  absl::Status first;
+  for (size_t i = 0; i < client->daemons_.size(); ++i) {
+    absl::Status s = client->OpenCurrentLocked();
+    if (s.ok()) return client;
+    if (first.ok()) first = s;
+    client->plan_.FailedLogin(FailoverPlan::LoginFailure::kSilent, 1.0);
   }
-  absl::Status last = absl::UnavailableError("no address");
-  for (const SocketAddress& address : *addresses) {
-    UniqueFd fds[2];
-    bool connected = true;
-    for (UniqueFd& fd : fds) {
-      fd = UniqueFd(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
-      if (!fd) {
-        last = ErrnoStatus("socket", errno);
-        connected = false;
-        break;
-      }
-      if (::connect(fd.get(), address.get(), address.length) != 0) {
-        last = ErrnoStatus("connect", errno);
-        connected = false;
-        break;
-      }
-    }
-    if (!connected) continue;
-    return std::unique_ptr<ControlClient>(new ControlClient(
-        options, std::move(fds[0]), std::move(fds[1]), server_name));
+  return first;
+}
+
+absl::Status ControlClient::OpenCurrentLocked() {
+  const DaemonAddress& daemon = daemons_[plan_.current()];
+  const std::string name = daemon.Name();
+  socket_.Reset();
+  SocketAddress chosen;
+  absl::StatusOr<UniqueFd> fd = OpenSocketTo(daemon, &chosen);
+  absl::Status s = fd.status();
+  if (fd.ok()) socket_ = *std::move(fd);
+  open_error_ = s;
+  MutexLock state_lock(&state_mu_);
+  server_name_ = name;
+  daemon_address_ = chosen;
+  ++daemon_generation_;
+  return s;
+}
+
+std::string ControlClient::server_name() const {
+  MutexLock lock(&state_mu_);
+  return server_name_;
+}
+
+void ControlClient::Notify(absl::string_view line) const {
+  if (options_.notify) {
+    options_.notify(line);
+  } else {
+    LogWarning(line);
   }
-  return Unreachable(server_name, last.message());
 }
 
 absl::StatusOr<Reply> ControlClient::Exchange(
     int fd, client::ClientSession& session, const RequestBody& body,
     ReplyBuffer& buffer, const std::atomic<bool>* cancel) const {
   uint8_t request[protocol::kMaxDatagramSize];
+  const std::string server_name = this->server_name();
+  if (fd < 0) {
+    session.Abandon();
+    return Unreachable(server_name, "no socket");
+  }
+  // With several daemons, this much silence is the daemon's: the caller
+  // moves on (within the deadline, which comes first if sooner).
+  const absl::Time silent_at = daemons_.size() > 1
+                                   ? absl::Now() + options_.failover_after
+                                   : absl::InfiniteFuture();
+  const absl::Time deadline = std::min(options_.deadline, silent_at);
   bool out_of_time = false;
   while (session.can_retry()) {
-    if (absl::Now() >= options_.deadline) {
+    if (absl::Now() >= deadline) {
       out_of_time = true;
       break;
     }
@@ -117,16 +178,16 @@ absl::StatusOr<Reply> ControlClient::Exchange(
     if (::send(fd, request, request_size, 0) < 0) {
       session.Abandon();
       if (errno == ECONNREFUSED) {
-        return Unreachable(server_name_, "connection refused (not running?)");
+        return Unreachable(server_name, "connection refused (not running?)");
       }
-      return Unreachable(server_name_, ErrnoStatus("send", errno).message());
+      return Unreachable(server_name, ErrnoStatus("send", errno).message());
     }
     for (;;) {
       if (cancel != nullptr && cancel->load()) {
         session.Abandon();
         return absl::CancelledError("stopped");
       }
-      const absl::Time until = std::min(session.deadline(), options_.deadline);
+      const absl::Time until = std::min(session.deadline(), deadline);
       absl::Duration left = until - absl::Now();
       if (left <= absl::ZeroDuration()) break;
       if (cancel != nullptr) left = std::min(left, absl::Milliseconds(100));
@@ -143,9 +204,9 @@ absl::StatusOr<Reply> ControlClient::Exchange(
         if (errno == EINTR || errno == EAGAIN) continue;
         session.Abandon();
         if (errno == ECONNREFUSED) {
-          return Unreachable(server_name_, "connection refused (not running?)");
+          return Unreachable(server_name, "connection refused (not running?)");
         }
-        return Unreachable(server_name_, ErrnoStatus("recv", errno).message());
+        return Unreachable(server_name, ErrnoStatus("recv", errno).message());
       }
       // Anything but the answer to this very request (a late reply to an
       // earlier one, a forgery, garbage) is skipped by the session.
@@ -161,12 +222,20 @@ absl::StatusOr<Reply> ControlClient::Exchange(
   }
   const int tries = session.tries();
   session.Abandon();
-  if (out_of_time || absl::Now() >= options_.deadline) {
-    return Unreachable(server_name_,
+  if ((out_of_time || absl::Now() >= deadline) &&
+      options_.deadline <= silent_at) {
+    return Unreachable(server_name,
                        absl::StrFormat("no reply before the deadline (%d %s)",
                                        tries, tries == 1 ? "try" : "tries"));
   }
-  return Unreachable(server_name_,
+  if (out_of_time || absl::Now() >= deadline) {
+    return Unreachable(
+        server_name,
+        absl::StrFormat("no reply in %.1f s (%d %s)",
+                        absl::ToDoubleSeconds(options_.failover_after), tries,
+                        tries == 1 ? "try" : "tries"));
+  }
+  return Unreachable(server_name,
                      absl::StrFormat("no reply after %d tries in %.1f s", tries,
                                      absl::ToDoubleSeconds(
                                          session.retry_policy().TotalWait())));
@@ -183,11 +252,7 @@ void ControlClient::ChangeState(State state, absl::string_view line) {
     state_line_ = std::string(line);
     if (quiet || line.empty()) return;  // the first login says nothing
   }
-  if (options_.notify) {
-    options_.notify(line);
-  } else {
-    LogWarning(line);
-  }
+  Notify(line);
 }
 
 void ControlClient::PublishSessionLocked() {
@@ -198,6 +263,7 @@ void ControlClient::PublishSessionLocked() {
 absl::StatusOr<Reply> ControlClient::SessionExchange(MessageType type,
                                                      const RequestBody& body,
                                                      ReplyBuffer& buffer) {
+  if (plan_.several()) return FailoverExchange(type, body, buffer);
   if (!session_.logged_in() && ever_logged_in_ && !logged_out_) {
     // The session was lost and logging in again failed so far: the user
     // asks for something, so try at once.
@@ -213,6 +279,91 @@ absl::StatusOr<Reply> ControlClient::SessionExchange(MessageType type,
   if (absl::Status s = ReloginLocked(id, true, true); !s.ok()) return s;
   if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
   return Exchange(socket_.get(), session_, body, buffer);
+}
+
+absl::StatusOr<Reply> ControlClient::FailoverExchange(MessageType type,
+                                                      const RequestBody& body,
+                                                      ReplyBuffer& buffer) {
+  const absl::Time give_up =
+      std::min(options_.deadline, absl::Now() + kFailoverBudget);
+  absl::Status last = absl::UnavailableError("no daemon answers");
+  // Each turn sends the request once, or logs in once: bounded by the
+  // deadline, and by a count in case every turn is quick.
+  for (int turn = 0; turn < 64; ++turn) {
+    if (!session_.logged_in() && ever_logged_in_ && !logged_out_) {
+      // Lost (moved on, or refused so far): log in at the current daemon
+      // once the pause after the last failure is over, if that is in time.
+      const absl::Time at = std::max(next_login_, absl::Now());
+      if (at >= give_up) break;
+      absl::SleepFor(at - absl::Now());
+      if (absl::Status s = ReloginLocked(0, false, true); !s.ok()) {
+        last = s;
+        // Unanswered, or refused for now (the user's session on the
+        // daemon that died is not yet freed): try again; refused for
+        // good (a wrong password): say so now.
+        if (absl::IsUnavailable(s) || absl::IsAlreadyExists(s) ||
+            absl::IsResourceExhausted(s)) {
+          continue;
+        }
+        break;
+      }
+    }
+    if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
+    const uint64_t id = session_.session_id();
+    absl::StatusOr<Reply> reply =
+        Exchange(socket_.get(), session_, body, buffer);
+    if (reply.ok() && reply->code != ResultCode::kUnknownSession) return reply;
+    if (reply.ok()) {
+      // Forgotten by a daemon that answers: log in again there, as with
+      // one daemon (a refusal is told by the next turn's login).
+      (void)ReloginLocked(id, true, true);
+      last = absl::FailedPreconditionError("the daemon forgot the session");
+      continue;
+    }
+    if (!absl::IsUnavailable(reply.status())) return reply;
+    last = reply.status();
+    if (absl::Now() >= options_.deadline) return reply;
+    MoveOnLocked();
+  }
+  if (absl::IsUnavailable(last)) return last;
+  return absl::FailedPreconditionError(
+      absl::StrCat("not logged in (logging in again: ", last.message(), ")"));
+}
+
+void ControlClient::MoveOnLocked() {
+  const std::string from = daemons_[plan_.current()].Name();
+  plan_.StoppedAnswering();
+  (void)OpenCurrentLocked();
+  session_.EndSession();
+  PublishSessionLocked();
+  next_login_ = absl::InfinitePast();
+  moved_ = true;
+  const std::string line =
+      absl::StrCat("peerctl: daemon ", from, " stopped answering; moving to ",
+                   daemons_[plan_.current()].Name());
+  {
+    MutexLock lock(&state_mu_);
+    state_ = State::kLost;
+    state_line_ = line;
+  }
+  Notify(line);
+}
+
+absl::Duration ControlClient::AfterFailedLoginLocked(
+    const absl::Status& failure) {
+  const size_t before = plan_.current();
+  const absl::Duration pause = plan_.FailedLogin(
+      absl::IsUnavailable(failure) ? FailoverPlan::LoginFailure::kSilent
+                                   : FailoverPlan::LoginFailure::kRefused,
+      Jitter());
+  if (plan_.current() != before) {
+    (void)OpenCurrentLocked();
+    moved_ = true;
+    Notify(absl::StrCat("peerctl: daemon ", daemons_[before].Name(),
+                        " stopped answering; moving to ",
+                        daemons_[plan_.current()].Name()));
+  }
+  return pause;
 }
 
 absl::Status ControlClient::ReloginLocked(uint64_t lost, bool forgeable,
@@ -238,8 +389,16 @@ absl::Status ControlClient::ReloginLocked(uint64_t lost, bool forgeable,
   }
   absl::Status s = LoginLocked();
   if (s.ok()) {
-    refusals_ = 0;
-    ChangeState(State::kLoggedIn, "peerctl: logged in again");
+    plan_.LoggedIn();
+    if (moved_) {
+      moved_ = false;
+      const std::string name = daemons_[plan_.current()].Name();
+      ChangeState(State::kLoggedIn,
+                  absl::StrCat("peerctl: logged in on ", name));
+      if (options_.on_move) options_.on_move(name);
+    } else {
+      ChangeState(State::kLoggedIn, "peerctl: logged in again");
+    }
     return s;
   }
   if (forgeable && old.has_value() && absl::IsAlreadyExists(s)) {
@@ -248,13 +407,11 @@ absl::Status ControlClient::ReloginLocked(uint64_t lost, bool forgeable,
     return absl::OkStatus();
   }
   // Refused (credentials changed, rate limited, still active after an
-  // expiry race) or unanswered: stay out and try again after a pause that
-  // grows to 5 s, with jitter so that many clients do not come back as one.
-  ++refusals_;
-  absl::Duration pause =
-      std::min(absl::Milliseconds(500) * (int64_t{1} << std::min(refusals_, 4)),
-               absl::Seconds(5));
-  pause *= absl::Uniform(absl::BitGen(), 0.75, 1.25);
+  // expiry race, or on another daemon that died and still holds the
+  // session) or unanswered: stay out and try again after a pause that
+  // grows to 5 s, with jitter so that many clients do not come back as
+  // one. With several daemons, an unanswered login moves on first.
+  const absl::Duration pause = AfterFailedLoginLocked(s);
   next_login_ = absl::Now() + pause;
   {
     MutexLock lock(&state_mu_);
@@ -278,10 +435,37 @@ absl::Status ControlClient::Login(absl::string_view user,
   file_port_ = file_port;
   logged_out_ = false;
   absl::Status s = LoginLocked();
+  // With several daemons, the first that answers: each unanswered one
+  // moves on (FailoverPlan), at most once round the list.
+  std::string silent;
+  for (size_t tried = 1; absl::IsUnavailable(s) && tried < daemons_.size() &&
+                         absl::Now() < options_.deadline;
+       ++tried) {
+    absl::StrAppend(&silent, silent.empty() ? "" : "; ", s.message());
+    (void)AfterFailedLoginLocked(s);
+    s = LoginLocked();
+  }
   if (s.ok()) {
     ever_logged_in_ = true;
+    plan_.LoggedIn();
     ChangeState(State::kLoggedIn, "");
+    if (moved_) {
+      moved_ = false;
+      Notify(absl::StrCat("peerctl: logged in on ",
+                          daemons_[plan_.current()].Name()));
+    }
+    return s;
   }
+  if (absl::IsUnavailable(s) && !silent.empty()) {
+    // No daemon answered: the next Login() starts with the next one (a
+    // quiet move: nothing was logged in).
+    plan_.FailedLogin(FailoverPlan::LoginFailure::kSilent, 1.0);
+    (void)OpenCurrentLocked();
+    moved_ = false;
+    return absl::UnavailableError(
+        absl::StrCat("no daemon answers: ", silent, "; ", s.message()));
+  }
+  moved_ = false;
   return s;
 }
 
@@ -299,6 +483,10 @@ absl::Status ControlClient::LoginLocked() {
   absl::Status s = session_.StartLogin(user, password_, file_port_);
   PublishSessionLocked();  // logged out while the login runs
   if (!s.ok()) return s;
+  if (!socket_) {
+    session_.EndSession();
+    return open_error_.ok() ? absl::UnavailableError("no socket") : open_error_;
+  }
   auto buffer = std::make_unique<ReplyBuffer>();
   // Two exchanges: client-first -> server-first (salt, iterations, nonce),
   // then the proof -> the daemon's signature and the session.
@@ -354,6 +542,21 @@ absl::Status ControlClient::Heartbeat() {
     MutexLock command_lock(&mu_);
     return ReloginLocked(0, false, false);
   }
+  SocketAddress address;
+  uint64_t generation = 0;
+  {
+    MutexLock state_lock(&state_mu_);
+    address = daemon_address_;
+    generation = daemon_generation_;
+  }
+  if (generation != heartbeat_generation_) {
+    // The client moved to another daemon since the last heartbeat.
+    heartbeat_socket_.Reset();
+    heartbeat_generation_ = generation;
+    absl::StatusOr<UniqueFd> fd = ConnectedSocket(address);
+    if (!fd.ok()) return fd.status();
+    heartbeat_socket_ = *std::move(fd);
+  }
   if (current.session_id != heartbeat_session_id_) {
     heartbeat_session_.Restore(current);
     heartbeat_session_id_ = current.session_id;
@@ -367,6 +570,16 @@ absl::Status ControlClient::Heartbeat() {
       Exchange(heartbeat_socket_.get(), heartbeat_session_, RequestBody(),
                *buffer, &heartbeats_stopped_);
   if (absl::IsCancelled(reply.status())) return reply.status();
+  if (!reply.ok() && daemons_.size() > 1 &&
+      absl::IsUnavailable(reply.status())) {
+    // Heartbeats unanswered past the session timeout: with other daemons
+    // to go to, this one has stopped answering. Unless a command moved on
+    // meanwhile, move on and log in there.
+    MutexLock command_lock(&mu_);
+    if (session_.session_id() != current.session_id) return reply.status();
+    MoveOnLocked();
+    return ReloginLocked(0, false, true);
+  }
   if (!reply.ok()) {
     ChangeState(State::kSilent, absl::StrCat("peerctl: heartbeat failed: ",
                                              reply.status().message()));

@@ -7,6 +7,14 @@
 // by itself when the daemon no longer knows its session (after a daemon
 // restart, or an expiry).
 //
+// It may know several daemons that serve one index (Options::servers,
+// peerctl --server A,B,...): it uses the first that answers, and when the
+// one it uses stops answering (a request or a heartbeat gets no reply, or
+// its port is closed) it moves to the next and logs in again there, as
+// FailoverPlan (peerctl/failover.h) decides; a refusal is an answer and
+// never moves it. Each move is told to Options::notify in two lines:
+// "daemon A:P stopped answering; moving to B:Q", then "logged in on B:Q".
+//
 // Thread-safety: all methods may be called from any thread; one mutex
 // serialises exchanges, so the heartbeat thread and the shell share the one
 // socket and the one sequence of sealed datagrams.
@@ -31,6 +39,7 @@
 #include "core/client/client_session.h"
 #include "core/io/net.h"
 #include "core/proto/protocol.h"
+#include "peerctl/failover.h"
 
 namespace pcfs {
 
@@ -60,6 +69,11 @@ class ControlClient {
   struct Options {
     std::string host = "localhost";
     uint16_t port = 50000;
+    // The daemons, in order of preference; empty: host:port alone. With
+    // more than one, an exchange that gets no reply for failover_after
+    // counts as the daemon's silence, and the client moves to the next.
+    std::vector<DaemonAddress> servers;
+    absl::Duration failover_after = absl::Seconds(3);
     // Retransmission: the first wait, doubled after each silent try up to
     // max_timeout: 200+400+800+1000*5 ms, 6.4 s at most, in 8 tries (so
     // that a command outlives a few lost datagrams in a row).
@@ -74,18 +88,25 @@ class ControlClient {
     // Told of each change of the session's state, one line each (no
     // newline), from whichever thread saw it. Default: LogWarning.
     std::function<void(absl::string_view)> notify;
+    // Called after each login on another daemon than the one before (a
+    // move), with the new daemon's name, from whichever thread logged in
+    // (the shell prints a notice). Default: nothing.
+    std::function<void(absl::string_view)> on_move;
   };
 
   // Resolves the server and opens a UDP socket connected to it (so that an
   // ICMP "port unreachable" reports a stopped daemon at once).
-  // Unavailable: the host does not resolve.
+  // Unavailable: the host does not resolve (with several servers: none
+  // does; the first that does is used first).
   static absl::StatusOr<std::unique_ptr<ControlClient>> Connect(
       const Options& options);
 
   // Logs in; `file_port` is where this peer serves files (0: it serves
-  // none). Errors: Unauthenticated (wrong user or password),
-  // AlreadyExists (the user is active elsewhere), InvalidArgument (a
-  // malformed name), Unavailable (no answer from the daemon).
+  // none). With several servers, tries each in turn, from the current one,
+  // until one answers (a refusal is an answer). Errors: Unauthenticated
+  // (wrong user or password), AlreadyExists (the user is active
+  // elsewhere), InvalidArgument (a malformed name), Unavailable (no answer
+  // from the daemon, or from any of them).
   absl::Status Login(absl::string_view user, absl::string_view password,
                      uint16_t file_port);
   // The pin of this peer's TLS key that every login (and re-login)
@@ -122,7 +143,8 @@ class ControlClient {
   // NotFound ("File not found") if no other active user publishes `name`.
   absl::StatusOr<FileLocation> Get(absl::string_view name);
 
-  const std::string& server_name() const { return server_name_; }
+  // The daemon in use, "host:port" (it changes when the client moves).
+  std::string server_name() const;
   bool logged_in() const;
   absl::Duration heartbeat_interval() const;
   // The user and the current session key (it changes when the client logs
@@ -131,8 +153,7 @@ class ControlClient {
   SessionKey session_key() const;
 
  private:
-  ControlClient(const Options& options, UniqueFd socket,
-                UniqueFd heartbeat_socket, std::string server_name);
+  explicit ControlClient(const Options& options);
 
   // Where a reply datagram lands; the Reply a session returns views it.
   struct ReplyBuffer {
@@ -163,6 +184,26 @@ class ControlClient {
   absl::Status SimpleRequest(protocol::MessageType type,
                              const client::RequestBody& body);
   absl::Status LoginLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Resolves the current daemon of plan_ and connects socket_ to it; on
+  // failure socket_ is closed and open_error_ says why (a login there
+  // then fails as unanswered). REQUIRES: mu_ held.
+  absl::Status OpenCurrentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The current daemon stopped answering while logged in: ends the
+  // session, moves to the next daemon and says so. REQUIRES: mu_ held.
+  void MoveOnLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a failed login at the current daemon: asks plan_ for the pause
+  // (and, for an unanswered login with several daemons, the move, told as
+  // MoveOnLocked tells it). Returns the pause. REQUIRES: mu_ held.
+  absl::Duration AfterFailedLoginLocked(const absl::Status& failure)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SessionExchange with several daemons: an unanswered request moves to
+  // the next daemon, logs in there and is sent again, until the deadline
+  // (or kFailoverBudget without one). REQUIRES: mu_ held.
+  absl::StatusOr<client::Reply> FailoverExchange(
+      protocol::MessageType type, const client::RequestBody& body,
+      ReplyBuffer& buffer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the notifier `line`, whatever the state.
+  void Notify(absl::string_view line) const;
   // Logs in again after session `lost` (0: none) was lost, unless another
   // thread did already. `forgeable`: the loss was told by an unsealed
   // "unknown session", so a refusal because we are still active means the
@@ -180,23 +221,29 @@ class ControlClient {
                                                      absl::string_view pattern);
 
   const Options options_;
-  const std::string server_name_;
+  // Options::servers, or host:port alone.
+  const std::vector<DaemonAddress> daemons_;
   const std::shared_ptr<client::SequenceCounter> sequences_;
 
   mutable absl::Mutex mu_;
   UniqueFd socket_ ABSL_GUARDED_BY(mu_);
+  FailoverPlan plan_ ABSL_GUARDED_BY(mu_);
+  absl::Status open_error_ ABSL_GUARDED_BY(mu_);
+  // Moved since the last login: the next one is told ("logged in on B").
+  bool moved_ ABSL_GUARDED_BY(mu_) = false;
   client::ClientSession session_ ABSL_GUARDED_BY(mu_);
   // Kept for logging in again after the daemon forgets the session.
   std::string password_ ABSL_GUARDED_BY(mu_);
   uint16_t file_port_ ABSL_GUARDED_BY(mu_) = 0;
   bool ever_logged_in_ ABSL_GUARDED_BY(mu_) = false;  // Login() succeeded
   bool logged_out_ ABSL_GUARDED_BY(mu_) = false;      // Logout() called
-  int refusals_ ABSL_GUARDED_BY(mu_) = 0;  // re-logins failed in a row
   absl::Time next_login_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 
   // The heartbeat path.
   mutable absl::Mutex heartbeat_mu_;
   UniqueFd heartbeat_socket_ ABSL_GUARDED_BY(heartbeat_mu_);
+  // The daemon_generation_ heartbeat_socket_ is connected for (0: none).
+  uint64_t heartbeat_generation_ ABSL_GUARDED_BY(heartbeat_mu_) = 0;
   client::ClientSession heartbeat_session_ ABSL_GUARDED_BY(heartbeat_mu_);
   uint64_t heartbeat_session_id_ ABSL_GUARDED_BY(heartbeat_mu_) = 0;
   std::atomic<bool> heartbeats_stopped_{false};
@@ -206,6 +253,11 @@ class ControlClient {
   mutable absl::Mutex state_mu_;
   client::ClientSession::Saved current_ ABSL_GUARDED_BY(state_mu_);
   std::string user_ ABSL_GUARDED_BY(state_mu_);
+  // The daemon in use: its name, its resolved address (for the heartbeat
+  // socket) and a number that grows with each move.
+  std::string server_name_ ABSL_GUARDED_BY(state_mu_);
+  SocketAddress daemon_address_ ABSL_GUARDED_BY(state_mu_);
+  uint64_t daemon_generation_ ABSL_GUARDED_BY(state_mu_) = 0;
   State state_ ABSL_GUARDED_BY(state_mu_) = State::kLoggedOut;
   std::string state_line_ ABSL_GUARDED_BY(state_mu_);
   absl::Duration pause_ ABSL_GUARDED_BY(state_mu_);  // NextHeartbeatIn when out

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "core/base/unique_fd.h"
 #include "core/io/net.h"
+#include "peerctl/failover.h"
 
 namespace pcfs {
 namespace {
@@ -56,10 +57,10 @@ absl::StatusOr<Settings> ParseSettings(absl::string_view text,
     std::optional<std::string>* slot = nullptr;
     if (key == "server") {
       slot = &settings.server;
-      if (absl::StatusOr<std::pair<std::string, uint16_t>> address =
-              ParseServerAddress(value);
-          !address.ok()) {
-        return fail(address.status().message());
+      if (absl::StatusOr<std::vector<DaemonAddress>> daemons =
+              ParseServerList(value);
+          !daemons.ok()) {
+        return fail(daemons.status().message());
       }
     } else if (key == "user") {
       slot = &settings.user;

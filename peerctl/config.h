@@ -29,7 +29,9 @@ inline constexpr uint16_t kDefaultDaemonPort = 50000;
 
 // One layer of settings; an unset setting is nullopt.
 struct Settings {
-  std::optional<std::string> server;  // HOST[:PORT]
+  // HOST[:PORT], or several separated by commas (ParseServerList in
+  // peerctl/failover.h).
+  std::optional<std::string> server;
   std::optional<std::string> user;
   std::optional<std::string> password_file;
   std::optional<std::string> share_dir;

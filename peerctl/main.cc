@@ -1,6 +1,6 @@
 // peerctl: the PeerConnectFS client.
 //
-//   peerctl [PORT | --server HOST[:PORT]]               interactive shell
+//   peerctl [PORT | --server HOST[:PORT][,HOST[:PORT]...]]  interactive shell
 //   peerctl [flags] [--timeout D] COMMAND [ARG]         one command
 //   peerctl [flags] serve                               the agent
 //
@@ -28,10 +28,12 @@
 #include "peerctl/config.h"
 #include "peerctl/control.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/failover.h"
 #include "peerctl/shell.h"
 
 ABSL_FLAG(std::string, server, "",
-          "daemon address HOST[:PORT] (default localhost:50000)");
+          "daemon address HOST[:PORT], or several separated by commas (the "
+          "first that answers is used; default localhost:50000)");
 ABSL_FLAG(std::string, user, "", "user name, for a COMMAND or serve");
 ABSL_FLAG(std::string, password_file, "",
           "file whose first line is the password (else $PEERCTL_PASSWORD)");
@@ -59,13 +61,16 @@ namespace {
 #endif
 
 constexpr char kUsage[] =
-    "usage: peerctl [PORT | --server HOST[:PORT]]        interactive shell\n"
+    "usage: peerctl [PORT | --server HOST[:PORT][,...]]  interactive shell\n"
     "       peerctl [FLAGS] COMMAND [ARG]                one command\n"
     "       peerctl [FLAGS] serve                        the agent\n"
     "commands: lap, lpf, sch PATTERN, pub NAME, unp NAME, get NAME,\n"
     "          url NAME (prints a curl command that downloads NAME)\n"
     "flags:\n"
-    "  --server HOST[:PORT]   the daemon (default localhost:50000)\n"
+    "  --server HOST[:PORT]   the daemon (default localhost:50000); several,\n"
+    "                         comma-separated, for daemons sharing one index:\n"
+    "                         the first that answers is used, the next when\n"
+    "                         it stops answering\n"
     "  --user USER            who to log in as\n"
     "  --password-file FILE   first line: the password (else "
     "$PEERCTL_PASSWORD)\n"
@@ -85,7 +90,7 @@ constexpr char kUsage[] =
 
 // What a usage error prints after its message.
 constexpr char kShortUsage[] =
-    "usage: peerctl [PORT | --server HOST[:PORT]]\n"
+    "usage: peerctl [PORT | --server HOST[:PORT][,HOST[:PORT]...]]\n"
     "       peerctl [FLAGS] lap|lpf|sch PATTERN|pub NAME|unp NAME|get NAME|"
     "url NAME\n"
     "       peerctl [FLAGS] serve\n"
@@ -160,17 +165,24 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional = *std::move(args);
 
   if (settings.server.has_value()) {
-    auto host_port = pcfs::ParseServerAddress(*settings.server);
-    if (!host_port.ok()) return Usage(host_port.status().message(), json);
-    options.server.host = host_port->first;
-    options.server.port = host_port->second;
+    absl::StatusOr<std::vector<pcfs::DaemonAddress>> daemons =
+        pcfs::ParseServerList(*settings.server);
+    if (!daemons.ok()) return Usage(daemons.status().message(), json);
+    options.server.host = daemons->front().host;
+    options.server.port = daemons->front().port;
+    if (daemons->size() > 1) options.server.servers = *std::move(daemons);
   }
   if (!positional.empty() &&
       positional[0].find_first_not_of("0123456789") == std::string::npos) {
     // The classic `peerctl PORT`; --server wins over it.
     absl::StatusOr<uint16_t> port = pcfs::ParsePort(positional[0]);
     if (!port.ok()) return Usage(port.status().message(), json);
-    if (!flags.server.has_value()) options.server.port = *port;
+    // (Over a list from the environment or the file: that port on the
+    // first host, alone.)
+    if (!flags.server.has_value()) {
+      options.server.port = *port;
+      options.server.servers.clear();
+    }
     positional.erase(positional.begin());
   }
   std::string socket_path = absl::GetFlag(FLAGS_socket);

@@ -60,6 +60,9 @@ class Peer : public CommandBackend {
   // Whether the session is live (false after a refused re-login, until the
   // next Login succeeds).
   bool logged_in() const { return client_->logged_in(); }
+  // The daemon in use, "host:port" (it changes when the client moves to
+  // another of its servers).
+  std::string server_name() const { return client_->server_name(); }
 
   absl::StatusOr<std::vector<std::string>> ListActivePeers() override;
   absl::StatusOr<std::vector<std::string>> ListPublished() override;

@@ -278,7 +278,14 @@ int RunShell(const PeerOptions& options, const std::string& agent_socket,
     PrintLine(out, "Goodbye!");
     return kExitOk;
   }
-  absl::StatusOr<std::unique_ptr<Peer>> peer = Peer::Create(options);
+  // With several daemons, a move to another is worth a line in the
+  // session too (the client logs the details on stderr).
+  PeerOptions own = options;
+  own.server.on_move = [out](absl::string_view daemon) {
+    PrintLine(out, absl::StrCat("(now on daemon ", daemon,
+                                ": the last one stopped answering)"));
+  };
+  absl::StatusOr<std::unique_ptr<Peer>> peer = Peer::Create(own);
   if (!peer.ok()) {
     Print(err, absl::StrCat("peerctl: ", peer.status().message(), "\n"));
     return ExitCodeFor(peer.status());

@@ -45,6 +45,22 @@ TEST(ParseSettingsTest, ErrorsNameTheFileAndTheLine) {
   EXPECT_NE(bad_port.status().message().find("d:2:"), absl::string_view::npos);
 }
 
+TEST(ParseSettingsTest, ServerTakesAListAndNamesABadEntry) {
+  absl::StatusOr<Settings> list =
+      ParseSettings("server = a.example:1, b.example:2\n", "e", "");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->server, "a.example:1, b.example:2");
+  absl::StatusOr<Settings> twice =
+      ParseSettings("server = a:1,b:2,a:1\n", "f", "");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("f:1: server list"),
+            absl::string_view::npos)
+      << twice.status();
+  EXPECT_NE(twice.status().message().find("'a:1' repeats"),
+            absl::string_view::npos)
+      << twice.status();
+}
+
 TEST(MergeSettingsTest, FlagsOverEnvironmentOverFile) {
   Settings flags;
   flags.user = "flag-user";
