@@ -71,6 +71,12 @@ FieldValues EncodeClusterSession(const ClusterSession& session);
 absl::StatusOr<ClusterSession> DecodeClusterSession(
     std::span<const std::pair<std::string, std::string>> fields);
 
+// A publication's value in its user's hash (pcfs:pub:USER, field NAME):
+// "SIZE ROOTHEX" (decimal size, the Merkle root in 64 lowercase hex
+// digits), and back (InvalidArgument on anything else).
+std::string EncodePublicationValue(const FileMeta& meta);
+absl::StatusOr<FileMeta> DecodePublicationValue(absl::string_view value);
+
 }  // namespace pcfs
 
 #endif  // PCFS_DAEMON_CLUSTER_EVENT_H_
