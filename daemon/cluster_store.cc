@@ -41,17 +41,20 @@ namespace {
 // Claim. KEYS[1] the user's session hash, KEYS[2] this daemon's set of
 // users, KEYS[3] the stream. ARGV[1] the key prefix, ARGV[2] this daemon's
 // id, ARGV[3] the session id, ARGV[4] the stream's max length, ARGV[5] the
-// user, ARGV[6] how many of the arguments after it are the session hash's
-// fields and values; the rest are the login entry's fields and values.
-// Returns {1}: claimed; {0}: this very session holds it already (a
-// retransmitted login; nothing written); {-1, DAEMON}: a session on DAEMON,
-// which is alive, holds it. A claim whose daemon's liveness key is gone is
-// taken over, with a logout entry for the session it named.
+// user, ARGV[6] "1" if a lapsed daemon's claim may be taken over (see
+// Impl::trusted_after), ARGV[7] how many of the arguments after it are the
+// session hash's fields and values; the rest are the login entry's fields
+// and values. Returns {1}: claimed; {0}: this very session holds it
+// already (a retransmitted login; nothing written); {-1, DAEMON}: a session
+// on DAEMON holds it, and DAEMON is alive (or may be). A claim whose
+// daemon's liveness key is gone is taken over, with a logout entry for the
+// session it named.
 constexpr char kClaimScript[] = R"lua(
 local holder = redis.call('HMGET', KEYS[1], 'daemon', 'session')
 if holder[1] then
   if holder[1] == ARGV[2] and holder[2] == ARGV[3] then return {0} end
-  if redis.call('EXISTS', ARGV[1] .. 'daemon:' .. holder[1]) == 1 then
+  if ARGV[6] ~= '1' or
+     redis.call('EXISTS', ARGV[1] .. 'daemon:' .. holder[1]) == 1 then
     return {-1, holder[1]}
   end
   redis.call('SREM', ARGV[1] .. 'sessions:' .. holder[1], ARGV[5])
@@ -60,10 +63,10 @@ if holder[1] then
              'user', ARGV[5], 'daemon', holder[1], 'session',
              holder[2] or '0')
 end
-local n = tonumber(ARGV[6])
-redis.call('HSET', KEYS[1], unpack(ARGV, 7, 6 + n))
+local n = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], unpack(ARGV, 8, 7 + n))
 redis.call('SADD', KEYS[2], ARGV[5])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 7 + n))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 8 + n))
 return {1}
 )lua";
 
@@ -311,6 +314,7 @@ class RedisLink {
     redisSetTimeout(c, TimevalOf(timeout_));
     redisEnableKeepAlive(c);
     context_ = c;
+    ++connects_;
     return absl::OkStatus();
   }
 
@@ -380,6 +384,8 @@ class RedisLink {
   }
 
   const std::string& address() const { return address_; }
+  // How many connections this link has made so far.
+  uint64_t connects() const { return connects_; }
 
  private:
   absl::Status Lost() {
@@ -404,6 +410,7 @@ class RedisLink {
   const int port_;
   const absl::Duration timeout_;
   redisContext* context_ = nullptr;
+  uint64_t connects_ = 0;
 };
 
 absl::StatusOr<std::pair<std::string, int>> ParseAddress(
@@ -490,7 +497,12 @@ struct ClusterStore::Impl {
 
   // ---- Writer thread
   void WriterLoop();
+  // Connects the writer's link unless it is up or the backoff says not
+  // yet; true if it is up.
   bool EnsureWriterLink();
+  // After the writer's link connected again: trusts no lapsed liveness key
+  // for a liveness_ttl (see trusted_after).
+  void NoteReconnects();
   void SendPendingReleases();
   // After an Unavailable: drops the link and backs off before the next try.
   void NoteWriterFailure(const absl::Status& status);
@@ -532,6 +544,13 @@ struct ClusterStore::Impl {
   absl::Time next_connect = absl::InfinitePast();
   absl::Duration backoff = kFirstBackoff;
   std::string writer_error;  // why the link is down, for Claim's answer
+  // When Redis comes back after an outage longer than the liveness ttl,
+  // every daemon's liveness key has lapsed, and the live ones register
+  // again only as each reconnects (within its backoff and refresh). Until a
+  // ttl after this daemon's own reconnection, a lapsed key proves nothing:
+  // it neither reaps nor takes claims over.
+  uint64_t writer_connects = 1;  // Start() connected once
+  absl::Time trusted_after = absl::InfinitePast();
   std::thread writer;
 
   // CommitPublications' own link, so that a commit never waits behind the
@@ -824,7 +843,10 @@ bool ClusterStore::Impl::EnsureWriterLink() {
     // Notices a link that Redis closed while it lay idle (and connects
     // again once).
     s = writer_link.Connect();
-    if (s.ok()) return true;
+    if (s.ok()) {
+      NoteReconnects();
+      return true;
+    }
   } else {
     if (now < next_connect) return false;
     s = writer_link.Connect();
@@ -836,7 +858,14 @@ bool ClusterStore::Impl::EnsureWriterLink() {
   }
   backoff = kFirstBackoff;
   next_connect = absl::InfinitePast();
+  NoteReconnects();
   return true;
+}
+
+void ClusterStore::Impl::NoteReconnects() {
+  if (writer_link.connects() == writer_connects) return;
+  writer_connects = writer_link.connects();
+  trusted_after = absl::Now() + options.liveness_ttl;
 }
 
 void ClusterStore::Impl::NoteWriterFailure(const absl::Status& status) {
@@ -857,6 +886,8 @@ void ClusterStore::Impl::RefreshLiveness() {
 }
 
 void ClusterStore::Impl::ReapLapsedDaemons() {
+  NoteReconnects();
+  if (absl::Now() < trusted_after) return;
   absl::StatusOr<Reply> members = writer_link.Run({"SMEMBERS", DaemonsKey()});
   if (!members.ok()) return NoteWriterFailure(members.status());
   if ((*members)->type != REDIS_REPLY_ARRAY) return;
@@ -934,6 +965,7 @@ absl::Status ClusterStore::Impl::RunClaim(ClusterSession& session) {
                                    absl::StrCat(session.session_id),
                                    MaxLen(),
                                    session.user,
+                                   absl::Now() >= trusted_after ? "1" : "0",
                                    absl::StrCat(2 * hash.size())};
   for (const auto& [field, value] : hash) {
     args.push_back(field);

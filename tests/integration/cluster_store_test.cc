@@ -7,7 +7,7 @@
 //     liveness ttl and refresh, and a lapsed daemon's claim is taken over;
 //   - with Redis killed, commits fail within about command_timeout, and
 //     after its restart the stores catch up and every acknowledged change
-//     is there;
+//     is there; an outage longer than the liveness ttl reaps no one;
 //   - a reader cut off while the stream was trimmed past it resyncs, and
 //     its snapshot is the stored state.
 // Every wait is bounded in time.
@@ -296,6 +296,9 @@ class ChildDaemon {
   }
 
   const std::string& id() const { return id_; }
+  void Signal(int signo) {
+    if (pid_ > 0) ::kill(pid_, signo);
+  }
   void Kill() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
@@ -650,6 +653,41 @@ TEST(ClusterStoreTest, WithRedisKilledCommitsFailAndAfterItsRestartAllIsThere) {
     EXPECT_TRUE(WaitUntil([&] { return seen->replica() == stored; },
                           absl::Seconds(10)));
   }
+}
+
+TEST(ClusterStoreTest, AnOutageLongerThanTheLivenessTtlReapsNoLiveDaemon) {
+  RedisServer redis;
+  ClusterStore::Options options = Options(redis);
+  options.liveness_ttl = absl::Seconds(4);
+  // A daemon in a child process, to be frozen (SIGSTOP) while Redis comes
+  // back: one slower to reconnect than the other.
+  ChildDaemon slow(options, {"vader"});
+  ASSERT_EQ(slow.id().size(), 16u);
+  Recorder a_seen;
+  std::unique_ptr<ClusterStore> a = StartStore(options, a_seen);
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(ClaimAndWait(*a, Session("hans", 1, a->daemon_id())).ok());
+
+  redis.Kill();
+  // Every liveness key lapses meanwhile (their expiry is a point in time,
+  // past when the append-only file is loaded again).
+  absl::SleepFor(options.liveness_ttl + absl::Milliseconds(500));
+  slow.Signal(SIGSTOP);
+  redis.Restart();
+  // A is back within its backoff (1 s) and a refresh; the other is not,
+  // and its key has lapsed. A must not take that for a dead daemon.
+  absl::SleepFor(absl::Seconds(2));
+  slow.Signal(SIGCONT);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return redis.Command({"EXISTS", "test:daemon:" + slow.id()}) ==
+               std::vector<std::string>{"1"};
+      },
+      absl::Seconds(5)));
+  absl::SleepFor(2 * options.liveness_refresh);  // a reap round or two
+  EXPECT_EQ(a->stats().reaped_daemons, 0u);
+  EXPECT_FALSE(a_seen.Saw(Kind::kLogout, "vader"));
+  EXPECT_EQ(StoredState(redis).sessions.size(), 2u);
 }
 
 TEST(ClusterStoreTest,
