@@ -537,6 +537,9 @@ struct ClusterStore::Impl {
   std::deque<Task> tasks;  // guarded by mu
   bool stopping = false;   // guarded by mu
   bool stopped = false;    // Stop() ran; guarded by mu
+  // `stopping`, for the writer to look at between two claims of a batch
+  // without the lock.
+  std::atomic<bool> stop_requested{false};
 
   // The writer thread's (Start's and Stop's while it does not run).
   RedisLink writer_link;
@@ -732,6 +735,7 @@ void ClusterStore::Impl::StopAll() {
     stopped = true;
     stopping = true;
   }
+  stop_requested = true;
   wake.notify_all();
   if (writer.joinable()) writer.join();
   if (reader.joinable()) reader.join();
@@ -808,7 +812,9 @@ void ClusterStore::Impl::WriterLoop() {
       }
       auto& claim = std::get<ClaimTask>(task);
       absl::Status s;
-      if (!pending_releases.empty() || !EnsureWriterLink()) {
+      if (stop_requested.load()) {
+        s = absl::UnavailableError("cluster store stopped");
+      } else if (!pending_releases.empty() || !EnsureWriterLink()) {
         s = absl::UnavailableError(writer_error);
       } else {
         s = RunClaim(claim.session);
