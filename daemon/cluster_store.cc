@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -151,7 +152,12 @@ bool IsDaemonId(absl::string_view id) {
 struct StreamId {
   uint64_t ms = 0;
   uint64_t seq = 0;
-  friend auto operator<=>(const StreamId&, const StreamId&) = default;
+  friend bool operator<(const StreamId& a, const StreamId& b) {
+    return std::tie(a.ms, a.seq) < std::tie(b.ms, b.seq);
+  }
+  friend bool operator==(const StreamId& a, const StreamId& b) {
+    return a.ms == b.ms && a.seq == b.seq;
+  }
 };
 
 std::optional<StreamId> ParseStreamId(absl::string_view text) {
@@ -205,14 +211,14 @@ struct StreamInfo {
 bool IsGap(const StreamInfo& info, const StreamPosition& position) {
   const std::optional<StreamId> last = ParseStreamId(position.id);
   if (!last.has_value()) return true;
-  if (!info.exists) return *last != StreamId{} || position.count > 0u;
+  if (!info.exists) return !(*last == StreamId{}) || position.count > 0u;
   if (info.last_generated < *last) return true;  // older than the replica
   if (info.entries_added.has_value() && position.count.has_value()) {
     if (*info.entries_added < *position.count) return true;  // not the same
     return *info.entries_added - std::min(info.length, *info.entries_added) >
            *position.count;
   }
-  return info.first_entry.has_value() && *info.first_entry > *last;
+  return info.first_entry.has_value() && *last < *info.first_entry;
 }
 
 // ---- Replies --------------------------------------------------------------
@@ -460,7 +466,7 @@ struct ClusterStore::Impl {
   };
   using Task = std::variant<ClaimTask, ReleaseTask>;
 
-  Impl(Options o, Listener l, std::string host, int port)
+  Impl(Options o, Listener l, const std::string& host, int port)
       : options(std::move(o)),
         listener(std::move(l)),
         writer_link(options.address, host, port, options.command_timeout),
@@ -981,8 +987,19 @@ absl::Status ClusterStore::Impl::RunClaim(ClusterSession& session) {
     args.push_back(field);
     args.push_back(value);
   }
+  if (absl::Status s = writer_link.Connect(); !s.ok()) {
+    NoteWriterFailure(s);
+    return s;
+  }
   absl::StatusOr<Reply> reply = writer_link.Run(args);
   if (!reply.ok()) {
+    if (absl::IsUnavailable(reply.status())) {
+      // The script may have run before the link broke (no reply within
+      // command_timeout): the login fails, so free the claim if it was
+      // made, or it would shut the user out for as long as this daemon
+      // lives. Released before any later claim is tried.
+      pending_releases.push_back(ReleaseTask{session.user, session.session_id});
+    }
     NoteWriterFailure(reply.status());
     return reply.status();
   }

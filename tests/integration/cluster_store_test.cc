@@ -1,7 +1,8 @@
 // The cluster store (daemon/cluster_store.h) against a real redis-server
 // (tests/integration/redis_fixture.h), one for each test:
 //   - two stores see each other's claims, releases and publications;
-//   - a live user's second claim is refused, a retransmitted one is not;
+//   - a live user's second claim is refused, a retransmitted one is not; a
+//     claim whose reply was lost is freed again;
 //   - Stop() frees a daemon's sessions at once; a crashed daemon's (a
 //     child process killed with SIGKILL) are reaped by another within its
 //     liveness ttl and refresh, and a lapsed daemon's claim is taken over;
@@ -321,9 +322,10 @@ class ChildDaemon {
     dprintf(fd, "%s\n", id.c_str());
     uint64_t session_id = 1000;
     for (const std::string& user : users) {
-      (*store)->Claim(Session(user, ++session_id, id), [fd](absl::Status s) {
-        dprintf(fd, "%s\n", s.ok() ? "claimed" : "refused");
-      });
+      (*store)->Claim(Session(user, ++session_id, id),
+                      [fd](const absl::Status& s) {
+                        dprintf(fd, "%s\n", s.ok() ? "claimed" : "refused");
+                      });
     }
     // The store stays as it is until the parent kills this process.
     (void)store->release();
@@ -653,6 +655,31 @@ TEST(ClusterStoreTest, WithRedisKilledCommitsFailAndAfterItsRestartAllIsThere) {
     EXPECT_TRUE(WaitUntil([&] { return seen->replica() == stored; },
                           absl::Seconds(10)));
   }
+}
+
+TEST(ClusterStoreTest, AClaimWhoseReplyIsLostIsFreedAgain) {
+  RedisServer redis;
+  // No liveness refresh during the test: the claim is the command that
+  // meets the stalled server.
+  ClusterStore::Options options = Options(redis);
+  options.liveness_refresh = absl::Seconds(30);
+  options.liveness_ttl = absl::Seconds(60);
+  Recorder a_seen;
+  std::unique_ptr<ClusterStore> a = StartStore(options, a_seen);
+  ASSERT_NE(a, nullptr);
+  // Redis takes the claim but answers after command_timeout: the login
+  // fails, so the claim it may have made must not stay.
+  redis.Signal(SIGSTOP);
+  const absl::Status lost = ClaimAndWait(*a, Session("hans", 1, ""));
+  redis.Signal(SIGCONT);
+  EXPECT_EQ(lost.code(), absl::StatusCode::kUnavailable) << lost;
+  EXPECT_TRUE(absl::StrContains(lost.message(), "no reply within")) << lost;
+  // The user's next login (another session) gets through.
+  EXPECT_TRUE(
+      WaitUntil([&] { return ClaimAndWait(*a, Session("hans", 2, "")).ok(); },
+                absl::Seconds(10)));
+  EXPECT_EQ(redis.Command({"HGET", "test:session:hans", "session"}),
+            std::vector<std::string>{"2"});
 }
 
 TEST(ClusterStoreTest, AnOutageLongerThanTheLivenessTtlReapsNoLiveDaemon) {

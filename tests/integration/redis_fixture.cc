@@ -96,6 +96,10 @@ void RedisServer::Kill() {
   process_.reset();
 }
 
+void RedisServer::Signal(int signo) {
+  if (process_ != nullptr) process_->Signal(signo);
+}
+
 void RedisServer::Restart() {
   if (process_ != nullptr) {
     ADD_FAILURE() << "RedisServer::Restart() while it runs; Kill() first";

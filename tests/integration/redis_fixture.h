@@ -48,6 +48,9 @@ class RedisServer {
   // Starts it again on the same port and folder (after Kill()), so that it
   // reloads its append-only file, and waits until PING answers PONG.
   void Restart();
+  // Sends a signal: SIGSTOP and SIGCONT make it stall and go on (a server
+  // that accepted a command and does not answer in time).
+  void Signal(int signo);
 
   // Runs one command on a fresh connection and returns the reply as text,
   // flattened: a string, status or integer is one element, an array its
