@@ -11,6 +11,7 @@
 //     is there; an outage longer than the liveness ttl reaps no one;
 //   - a reader cut off while the stream was trimmed past it resyncs, and
 //     its snapshot is the stored state.
+//   - a Redis that does not sync every write is started with, and warned of.
 // Every wait is bounded in time.
 #include "daemon/cluster_store.h"
 
@@ -371,6 +372,26 @@ TEST(ClusterStoreTest, StartFailsWithTheAddressWhenRedisIsUnreachable) {
             absl::StrCat("redis ", redis.address(),
                          " unreachable: Connection refused"));
   EXPECT_EQ(recorder.snapshots(), 0);
+}
+
+TEST(ClusterStoreTest, StartWarnsUnlessRedisSyncsEveryWrite) {
+  RedisServer redis;
+  Recorder recorder;
+  ::testing::internal::CaptureStderr();
+  std::unique_ptr<ClusterStore> durable = StartStore(Options(redis), recorder);
+  std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(absl::StrContains(log, "could be lost")) << log;
+  ASSERT_EQ(redis.Command({"CONFIG", "SET", "appendfsync", "everysec"}),
+            std::vector<std::string>{"OK"});
+  ::testing::internal::CaptureStderr();
+  std::unique_ptr<ClusterStore> risky = StartStore(Options(redis), recorder);
+  log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(absl::StrContains(
+      log, absl::StrCat("redis ", redis.address(),
+                        " runs with appendonly yes and appendfsync everysec: "
+                        "acknowledged changes could be lost")))
+      << log;
+  EXPECT_NE(risky, nullptr);  // a warning, not a refusal
 }
 
 TEST(ClusterStoreTest, TwoStoresSeeEachOthersClaimsReleasesAndPublications) {
