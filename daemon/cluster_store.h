@@ -82,8 +82,8 @@ class ClusterStore {
   // stored state before returning, and starts the store's threads. Fails
   // (Unavailable, naming the address) when Redis cannot be reached: a
   // daemon in cluster mode does not start without its store.
-  static absl::StatusOr<std::unique_ptr<ClusterStore>> Start(
-      Options options, Listener listener);
+  static absl::StatusOr<std::unique_ptr<ClusterStore>> Start(Options options,
+                                                             Listener listener);
   // Stop().
   ~ClusterStore();
   ClusterStore(const ClusterStore&) = delete;
@@ -118,11 +118,11 @@ class ClusterStore {
 
   struct Stats {
     bool link_up = false;
-    uint64_t events = 0;        // stream entries delivered
-    uint64_t resyncs = 0;       // on_snapshot calls after the first
-    uint64_t commits = 0;       // CommitPublications that succeeded
+    uint64_t events = 0;   // stream entries delivered
+    uint64_t resyncs = 0;  // on_snapshot calls after the first
+    uint64_t commits = 0;  // CommitPublications that succeeded
     uint64_t failed_commits = 0;
-    uint64_t claims = 0;        // Claim calls that succeeded
+    uint64_t claims = 0;  // Claim calls that succeeded
     uint64_t refused_claims = 0;
     uint64_t reaped_daemons = 0;  // lapsed daemons this one released
   };
