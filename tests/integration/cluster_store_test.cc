@@ -703,6 +703,37 @@ TEST(ClusterStoreTest, AClaimWhoseReplyIsLostIsFreedAgain) {
             std::vector<std::string>{"2"});
 }
 
+TEST(ClusterStoreTest, ACommitToAStalledRedisFailsAfterTheCommandTimeout) {
+  RedisServer redis;
+  Recorder a_seen;
+  const ClusterStore::Options options = Options(redis);
+  std::unique_ptr<ClusterStore> a = StartStore(options, a_seen);
+  ASSERT_NE(a, nullptr);
+  redis.Signal(SIGSTOP);
+  const absl::Time start = absl::Now();
+  const absl::Status stalled = a->CommitPublications(
+      std::vector<PublicationChange>{Pub("hans", "late.txt", 5)});
+  const absl::Duration took = absl::Now() - start;
+  redis.Signal(SIGCONT);
+  EXPECT_EQ(stalled.code(), absl::StatusCode::kUnavailable) << stalled;
+  EXPECT_EQ(stalled.message(),
+            absl::StrCat("redis ", redis.address(),
+                         " unreachable: no reply within 500ms"));
+  EXPECT_GE(took, options.command_timeout);
+  EXPECT_LT(took, options.command_timeout + absl::Seconds(2));
+  // Redis had the whole transaction and runs it once it goes on: not
+  // acknowledged, yet applied, and the stream tells every replica (a
+  // retried pub is idempotent). docs/ARCHITECTURE.md, "Cluster store".
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return a_seen.replica().publications.count({"hans", "late.txt"});
+      },
+      absl::Seconds(10)));
+  EXPECT_TRUE(a->CommitPublications(
+                   std::vector<PublicationChange>{Pub("hans", "late.txt", 5)})
+                  .ok());
+}
+
 TEST(ClusterStoreTest, AnOutageLongerThanTheLivenessTtlReapsNoLiveDaemon) {
   RedisServer redis;
   ClusterStore::Options options = Options(redis);
