@@ -302,7 +302,7 @@ class RedisLink {
   absl::Status Connect() {
     if (context_ != nullptr) {
       pollfd fd{context_->fd, POLLIN, 0};
-      if (::poll(&fd, 1, 0) == 0) return absl::OkStatus();
+      if (::poll(&fd, 1, 0) <= 0) return absl::OkStatus();
       Drop();
     }
     redisContext* c =
