@@ -374,6 +374,32 @@ TEST(ClusterStoreTest, StartFailsWithTheAddressWhenRedisIsUnreachable) {
   EXPECT_EQ(recorder.snapshots(), 0);
 }
 
+TEST(ClusterStoreTest, AddressesAreCheckedAndAnIPv6OneIsTried) {
+  RedisServer redis;
+  redis.Kill();  // its port: nothing listens there now
+  ClusterStore::Options options = Options(redis);
+  options.address = absl::StrCat("[::1]:", redis.port());
+  absl::StatusOr<std::unique_ptr<ClusterStore>> store =
+      ClusterStore::Start(options, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().message(),
+            absl::StrCat("redis [::1]:", redis.port(),
+                         " unreachable: Connection refused"));
+  for (const char* bad : {"127.0.0.1", "::1:6379", "[::1]6379", ":6379",
+                          "127.0.0.1:0", "127.0.0.1:65536", "host:port"}) {
+    options.address = bad;
+    store = ClusterStore::Start(options, {});
+    ASSERT_FALSE(store.ok()) << bad;
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StrContains(store.status().message(), bad))
+        << store.status();
+  }
+  options.address = redis.address();
+  options.daemon_id = "not-hex";
+  store = ClusterStore::Start(options, {});
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ClusterStoreTest, StartWarnsUnlessRedisSyncsEveryWrite) {
   RedisServer redis;
   Recorder recorder;
