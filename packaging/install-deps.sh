@@ -9,6 +9,9 @@ PACKAGES=(
   liburing-dev libabsl-dev libssl-dev libsystemd-dev
   # peerctl's shell: line editing and history.
   libedit-dev
+  # The cluster store (peerconnectd --redis): Redis's C client to build
+  # against, and redis-server, which the tests start on loopback.
+  libhiredis-dev redis-server
   libgtest-dev libgmock-dev libbenchmark-dev
   curl iproute2 procps
   python3 gnuplot-nox
