@@ -543,19 +543,21 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
   ASSERT_EQ(get.status.code, ResultCode::kOk);
   auto where = protocol::DecodeGetReply(get.status.payload);
   ASSERT_TRUE(where.ok());
-  absl::StatusOr<TicketClaims> claims = VerifyTicket(
-      keys_[hans], "hans", where->holders[0].ticket, "BitTrickle.mp4", wall_);
+  absl::StatusOr<TicketClaims> claims =
+      VerifyTicket(TicketKeyFor(keys_[hans]), "hans", where->holders[0].ticket,
+                   "BitTrickle.mp4", wall_);
   ASSERT_TRUE(claims.ok()) << claims.status();
   EXPECT_EQ(claims->requester, "vader");
   // Not for another file, not with vader's key, not after a minute.
-  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->holders[0].ticket,
-                            "other.mp4", wall_)
+  EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[hans]), "hans",
+                            where->holders[0].ticket, "other.mp4", wall_)
                    .ok());
-  EXPECT_FALSE(VerifyTicket(keys_[vader], "hans", where->holders[0].ticket,
-                            "BitTrickle.mp4", wall_)
+  EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[vader]), "hans",
+                            where->holders[0].ticket, "BitTrickle.mp4", wall_)
                    .ok());
-  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->holders[0].ticket,
-                            "BitTrickle.mp4", wall_ + absl::Seconds(61))
+  EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[hans]), "hans",
+                            where->holders[0].ticket, "BitTrickle.mp4",
+                            wall_ + absl::Seconds(61))
                    .ok());
 }
 
@@ -579,13 +581,15 @@ TEST_F(HandlersTest, GetNamesEveryHolderOfTheContentWithItsOwnTicket) {
   for (const protocol::GetHolder& holder : where->active_holders()) {
     users.emplace_back(holder.user);
     const uint64_t session = holder.user == "hans" ? hans : yoda;
-    EXPECT_TRUE(VerifyTicket(keys_[session], std::string(holder.user),
-                             holder.ticket, "BitTrickle.mp4", wall_)
+    EXPECT_TRUE(VerifyTicket(TicketKeyFor(keys_[session]),
+                             std::string(holder.user), holder.ticket,
+                             "BitTrickle.mp4", wall_)
                     .ok())
         << holder.user;
     const uint64_t other = holder.user == "hans" ? yoda : hans;
-    EXPECT_FALSE(VerifyTicket(keys_[other], std::string(holder.user),
-                              holder.ticket, "BitTrickle.mp4", wall_)
+    EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[other]),
+                              std::string(holder.user), holder.ticket,
+                              "BitTrickle.mp4", wall_)
                      .ok())
         << holder.user;
   }
