@@ -299,6 +299,10 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
         if (!s.ok()) {
           return Error(h, ResultCode::kUnknownSession, s.message(), reply);
         }
+        // The user may log in on any daemon at once.
+        if (shared_.cluster != nullptr) {
+          shared_.cluster->Release(std::string(caller.name()), h.session_id);
+        }
         Log("logout: ", caller.name(),
             absl::StrFormat(" (session %016x)", h.session_id));
       }
@@ -325,8 +329,9 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
 void RequestHandler::Tick(absl::Time now) {
   wheel_.Advance(now, [&](uint64_t session_id) {
     bool expired = false;
+    UserName user;
     std::optional<absl::Time> deadline =
-        registry_->ExpireIfDue(session_id, now, &expired);
+        registry_->ExpireIfDue(session_id, now, &expired, &user);
     if (deadline.has_value()) {
       wheel_.Schedule(session_id, *deadline);
     } else {
@@ -336,6 +341,9 @@ void RequestHandler::Tick(absl::Time now) {
     }
     if (expired) {
       Bump(counters_->expired_sessions);
+      if (shared_.cluster != nullptr) {
+        shared_.cluster->Release(std::string(user.view()), session_id);
+      }
       Log(absl::StrFormat("expiry: session %016x had no heartbeat for %s",
                           session_id,
                           absl::FormatDuration(options_.session_timeout)));

@@ -23,7 +23,7 @@
 // Thread-safety: Submit() may be called from any thread; Shutdown() and the
 // destructor from one thread, after which Submit() refuses. A
 // CompletionQueue's RunCompletions() runs on its one owning thread (or any
-// one thread once that thread has stopped); Push is the writer's.
+// one thread once that thread has stopped); Push, from any thread.
 #ifndef PCFS_DAEMON_JOURNAL_WRITER_H_
 #define PCFS_DAEMON_JOURNAL_WRITER_H_
 
@@ -61,7 +61,8 @@ class JournalWriter {
       absl::AnyInvocable<absl::Status(std::span<const PublicationChange>)>;
 
   // The completions bound for one reactor thread. The writer pushes and
-  // writes the eventfd; the reactor, woken by fd(), runs them.
+  // writes the eventfd; the reactor, woken by fd(), runs them. Another
+  // producer may push its own (the cluster store's login claims: Push).
   class CompletionQueue {
    public:
     static absl::StatusOr<std::unique_ptr<CompletionQueue>> Create();
@@ -70,6 +71,9 @@ class JournalWriter {
     int fd() const { return event_.get(); }
     // Runs every completion queued so far, in order; returns how many.
     size_t RunCompletions();
+    // Queues `completion` to run with `status` on the owning thread. Any
+    // thread; never blocks but on the queue's mutex.
+    void Push(Completion completion, absl::Status status);
 
    private:
     friend class JournalWriter;

@@ -562,7 +562,7 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
 }
 
 // Two holders of the same content: both named, each with a ticket MAC'd
-// with its own session key.
+// with its own ticket key.
 TEST_F(HandlersTest, GetNamesEveryHolderOfTheContentWithItsOwnTicket) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
   uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
