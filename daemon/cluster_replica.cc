@@ -30,19 +30,30 @@ void ClusterReplica::AddRemote(const ClusterSession& session) {
   remote.file_server = session.file_server;
   remote.key_pin = session.key_pin;
   if (absl::Status s = registry_->AddRemoteSession(remote, now_()); !s.ok()) {
+    // The registry has no remote session of the user now (an older one
+    // was dropped before the clash), and neither have the maps.
     ++stats_.conflicts;
-    // The registry kept what it had: a remote session of the user it held
-    // before is gone from it only if it was replaced.
-    LogWarning("cluster: not applying the session of ", session.user,
-               " on daemon ", session.daemon_id, ": ", s.message());
+    if (absl::IsFailedPrecondition(s)) {
+      set_aside_[session.user] = session;
+      LogWarning("cluster: the session of ", session.user, " on daemon ",
+                 session.daemon_id, " waits: ", s.message());
+    } else {
+      LogWarning("cluster: not applying the session of ", session.user,
+                 " on daemon ", session.daemon_id, ": ", s.message());
+    }
     return;
   }
+  set_aside_.erase(session.user);
   by_id_[session.session_id] =
       RemoteEntry{session.user, TicketKey{session.ticket_key}};
   by_user_[session.user] = session.session_id;
 }
 
 void ClusterReplica::RemoveRemote(absl::string_view user, uint64_t session_id) {
+  if (auto aside = set_aside_.find(user);
+      aside != set_aside_.end() && aside->second.session_id == session_id) {
+    set_aside_.erase(aside);
+  }
   auto it = by_id_.find(session_id);
   if (it == by_id_.end() || it->second.user != user) return;
   registry_->RemoveRemoteSession(user, session_id);
@@ -77,7 +88,9 @@ void ClusterReplica::ApplySnapshot(const ClusterSnapshot& snapshot) {
   MutexLock lock(&mu_);
   ++stats_.snapshots;
 
-  // Presence: the remote sessions become exactly the snapshot's.
+  // Presence: the remote sessions become exactly the snapshot's (those
+  // that meet a local session are set aside again).
+  set_aside_.clear();
   absl::flat_hash_set<uint64_t> kept;
   for (const ClusterSession& session : snapshot.sessions) {
     if (session.daemon_id == own_daemon_id_) continue;
@@ -121,6 +134,15 @@ void ClusterReplica::ApplySnapshot(const ClusterSnapshot& snapshot) {
       by_id_.size(), stored.size(), missing.size()));
 }
 
+void ClusterReplica::LocalSessionEnded(absl::string_view user) {
+  MutexLock lock(&mu_);
+  auto it = set_aside_.find(user);
+  if (it == set_aside_.end()) return;
+  const ClusterSession session = std::move(it->second);
+  set_aside_.erase(it);
+  AddRemote(session);
+}
+
 std::optional<TicketKey> ClusterReplica::TicketKeyOf(
     uint64_t session_id) const {
   MutexLock lock(&mu_);
@@ -133,6 +155,7 @@ ClusterReplica::Stats ClusterReplica::stats() const {
   MutexLock lock(&mu_);
   Stats stats = stats_;
   stats.remote_sessions = by_id_.size();
+  stats.set_aside = set_aside_.size();
   return stats;
 }
 

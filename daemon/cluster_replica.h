@@ -17,10 +17,13 @@
 //  - snapshot: the remote sessions become exactly the snapshot's (those of
 //    other daemons), the publications exactly the snapshot's (missing ones
 //    go, the rest are set).
-// A remote login of a user who holds a live local session is not applied
-// (counted as a conflict): the cluster's claims make that a daemon cut off
-// from the store while another took the user over, and the local session
-// ends on its own once its client moves.
+// A remote login of a user who holds a live local session cannot enter the
+// registry (counted as a conflict): two logins of one user on two daemons
+// at once, of which the store grants one (this daemon's login then ends
+// when its claim is refused), or a daemon cut off from the store while
+// another took its user over. The replica keeps that session aside and
+// applies it once the local session ends (LocalSessionEnded), unless a
+// logout or a snapshot says it is gone meanwhile.
 //
 // Pure: no I/O, no threads; the time comes from the clock it is given (the
 // registry's, monotonic in the daemon).
@@ -62,6 +65,11 @@ class ClusterReplica {
   // Listener::on_event.
   void ApplyEvent(const ClusterEvent& event);
 
+  // The handlers' call when a local session of `user` ended (logout,
+  // expiry, a refused claim, a credentials reload): a remote session of
+  // that user kept aside as a conflict is applied now.
+  void LocalSessionEnded(absl::string_view user);
+
   // The ticket key of remote session `session_id`, or nullopt if the
   // replica holds no such remote session.
   std::optional<TicketKey> TicketKeyOf(uint64_t session_id) const;
@@ -69,9 +77,10 @@ class ClusterReplica {
   struct Stats {
     uint64_t events = 0;     // ApplyEvent calls
     uint64_t snapshots = 0;  // ApplySnapshot calls
-    // Remote logins not applied (the user holds a live local session, or
-    // its id clashes with a local one's).
+    // Remote logins not applied at once (the user held a live local
+    // session, or the id clashed with a local one's).
     uint64_t conflicts = 0;
+    size_t set_aside = 0;  // remote sessions waiting for a local one to end
     size_t remote_sessions = 0;
   };
   Stats stats() const;
@@ -96,6 +105,9 @@ class ClusterReplica {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, RemoteEntry> by_id_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> by_user_ ABSL_GUARDED_BY(mu_);
+  // Remote sessions that met a live local session of their user, by user.
+  absl::flat_hash_map<std::string, ClusterSession> set_aside_
+      ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -300,9 +300,7 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
           return Error(h, ResultCode::kUnknownSession, s.message(), reply);
         }
         // The user may log in on any daemon at once.
-        if (shared_.cluster != nullptr) {
-          shared_.cluster->Release(std::string(caller.name()), h.session_id);
-        }
+        LocalSessionEnded(caller.name(), h.session_id, /*release=*/true);
         Log("logout: ", caller.name(),
             absl::StrFormat(" (session %016x)", h.session_id));
       }
@@ -341,9 +339,7 @@ void RequestHandler::Tick(absl::Time now) {
     }
     if (expired) {
       Bump(counters_->expired_sessions);
-      if (shared_.cluster != nullptr) {
-        shared_.cluster->Release(std::string(user.view()), session_id);
-      }
+      LocalSessionEnded(user.view(), session_id, /*release=*/true);
       Log(absl::StrFormat("expiry: session %016x had no heartbeat for %s",
                           session_id,
                           absl::FormatDuration(options_.session_timeout)));
@@ -370,6 +366,14 @@ void RequestHandler::RememberReply(const Caller& caller, const Header& request,
   if (!IsMutating(request.type)) return;
   sessions_->Complete(caller.session_id, request.request_id, request.type,
                       static_cast<uint8_t>(code));
+}
+
+void RequestHandler::LocalSessionEnded(absl::string_view user,
+                                       uint64_t session_id, bool release) {
+  if (shared_.cluster != nullptr && release) {
+    shared_.cluster->Release(std::string(user), session_id);
+  }
+  if (shared_.replica != nullptr) shared_.replica->LocalSessionEnded(user);
 }
 
 void RequestHandler::EnableDeferredReplies(

@@ -188,7 +188,7 @@ class RequestHandler {
     // Cluster mode (see the file comment); both null standalone. Logins
     // are claimed in the store only with deferred replies enabled.
     ClusterLink* cluster = nullptr;
-    const ClusterReplica* replica = nullptr;
+    ClusterReplica* replica = nullptr;
   };
 
   RequestHandler(const Shared& shared, Options options, absl::Time now);
@@ -326,6 +326,11 @@ class RequestHandler {
   // Answers the LOGIN_FINISH of session `session_id` once its claim is
   // done with `outcome`, on this handler's thread.
   void CompleteLogin(uint64_t session_id, const absl::Status& outcome);
+  // Cluster mode: a local session of `user` ended here: releases its claim
+  // (`release`) and lets the replica apply a remote session of that user it
+  // had to set aside.
+  void LocalSessionEnded(absl::string_view user, uint64_t session_id,
+                         bool release);
   // The ticket key of the holder's session: derived from its session key
   // for a local session, the replica's for a remote one; nullopt if the
   // session is gone.

@@ -20,6 +20,15 @@
 // background): every change of a batch that AppendBatch accepted is applied
 // to the registry before the next AppendBatch call starts.
 //
+// In cluster mode (the append is ClusterStore::CommitPublications) the
+// store's reader thread applies the cluster's stream to the registry too,
+// this daemon's own changes included, idempotently and in stream order. A
+// change read back before the writer applies it is applied twice, to the
+// same effect; one read back after a later change of the same name was
+// applied undoes it until that later change comes back in turn (a moment's
+// stale answer, and an unp decided against it may be recorded as a no-op
+// rather than answered NotFound).
+//
 // Thread-safety: Submit() may be called from any thread; Shutdown() and the
 // destructor from one thread, after which Submit() refuses. A
 // CompletionQueue's RunCompletions() runs on its one owning thread (or any

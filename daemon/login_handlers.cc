@@ -449,6 +449,9 @@ void RequestHandler::CompleteLogin(uint64_t session_id,
     registry_->Logout(session_id).IgnoreError();
     sessions_->Erase(session_id);
     metrics_.logins_refused.Add();
+    // The session that holds the user elsewhere may have reached the
+    // replica while this one was pending (set aside until now).
+    LocalSessionEnded(user, session_id, /*release=*/false);
     if (absl::IsAlreadyExists(outcome)) {
       LogWarning("failed login for user ", user, " from ",
                  SocketAddress::FromEndpoint(pending->from).ToString(),

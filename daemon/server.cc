@@ -717,6 +717,7 @@ void Server::ReloadCredentials() {
   for (uint64_t id : ended_ids) sessions_.Erase(id);
   for (size_t i = 0; cluster_ != nullptr && i < ended_ids.size(); ++i) {
     cluster_->Release(std::string(ended_session_users[i].view()), ended_ids[i]);
+    replica_->LocalSessionEnded(ended_session_users[i].view());
   }
   for (const auto& [user, why] : ended_users) {
     Log("SIGHUP: ended the session of ", user, ": ", why);

@@ -147,14 +147,42 @@ TEST_F(ClusterReplicaTest, LogoutOfAnOlderSessionLeavesTheNewOne) {
   EXPECT_EQ(replica_.stats().remote_sessions, 1u);
 }
 
-TEST_F(ClusterReplicaTest, RemoteLoginOfAUserLiveHereIsAConflict) {
+// Two logins of leia at once, here and on bb: bb's reaches the replica
+// while leia's local session lives (its claim pending). It waits, and
+// enters once the local session ends (its claim refused).
+TEST_F(ClusterReplicaTest, RemoteLoginOfAUserLiveHereWaitsForItToEnd) {
   Registry::LoginParams params;
   params.user = "leia";
-  ASSERT_TRUE(registry_.Login(params, kNow).ok());
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
   replica_.ApplyEvent(Login(Session("leia", 0x10)));
   EXPECT_EQ(replica_.stats().conflicts, 1u);
+  EXPECT_EQ(replica_.stats().set_aside, 1u);
   EXPECT_EQ(replica_.TicketKeyOf(0x10), std::nullopt);
   EXPECT_EQ(replica_.stats().remote_sessions, 0u);
+  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+
+  ASSERT_TRUE(registry_.Logout(*local).ok());
+  replica_.LocalSessionEnded("leia");
+  EXPECT_TRUE(registry_.IsActive("leia", kNow));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
+  EXPECT_EQ(replica_.stats().set_aside, 0u);
+  // Once only.
+  replica_.LocalSessionEnded("leia");
+  EXPECT_EQ(replica_.stats().remote_sessions, 1u);
+}
+
+TEST_F(ClusterReplicaTest, ASetAsideSessionThatLogsOutNeverEnters) {
+  Registry::LoginParams params;
+  params.user = "leia";
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  replica_.ApplyEvent(Logout(Session("leia", 0x10)));
+  EXPECT_EQ(replica_.stats().set_aside, 0u);
+  ASSERT_TRUE(registry_.Logout(*local).ok());
+  replica_.LocalSessionEnded("leia");
+  EXPECT_FALSE(registry_.IsActive("leia", kNow));
 }
 
 TEST_F(ClusterReplicaTest, PubAndUnpApplyIdempotently) {

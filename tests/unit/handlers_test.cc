@@ -1456,6 +1456,23 @@ TEST_F(ClusterHandlersTest, LoginRefusedByTheStoreEndsTheLocalSession) {
   EXPECT_TRUE(link_.releases().empty());
 }
 
+// hans logs in here and on bb at once; bb's login reaches the replica
+// while this one's claim is pending, and the store grants bb's.
+TEST_F(ClusterHandlersTest, TheWinnersSessionIsSeenOnceTheLoserEnds) {
+  const Endpoint from = MakeEndpoint(5000);
+  client::ClientSession session(500);
+  std::vector<uint8_t> finish;
+  StartLogin(session, "hans", "hanspass", from, &finish);
+  const ClusterSession there = RemoteSession("hans", 0x1234);
+  replica_.ApplyEvent(ClusterEvent{ClusterEvent::Kind::kLogin, there, "", {}});
+  EXPECT_EQ(replica_.TicketKeyOf(0x1234), std::nullopt);
+  link_.CompleteClaim(0, absl::AlreadyExistsError("hans is held by bb"));
+  WaitForSent(1);
+  EXPECT_TRUE(registry_.IsActive("hans", now_));
+  EXPECT_EQ(replica_.TicketKeyOf(0x1234), TicketKey{there.ticket_key});
+  EXPECT_EQ(registry_.ActiveUsers("", now_), std::vector<std::string>{"hans"});
+}
+
 TEST_F(ClusterHandlersTest, LoginWithTheStoreUnreachableFailsClearly) {
   const Endpoint from = MakeEndpoint(5000);
   client::ClientSession session(500);
