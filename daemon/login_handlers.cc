@@ -469,7 +469,11 @@ void RequestHandler::CompleteLogin(uint64_t session_id,
       LogWarning("login of ", user,
                  " refused: the index store: ", outcome.message());
       size = Error(h, ResultCode::kInternal,
-                   "the index store is unreachable; try again", reply);
+                   absl::IsUnavailable(outcome)
+                       ? "the index store is unreachable; try again"
+                       : "the index store could not record the login; try "
+                         "again",
+                   reply);
     }
   }
   const uint8_t code =
