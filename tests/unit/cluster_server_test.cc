@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -251,6 +252,15 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   EXPECT_TRUE(absl::StrContains(
       metrics, "pcfs_cluster_claims_total{result=\"refused\"} 0\n"));
   EXPECT_TRUE(absl::StrContains(metrics, "pcfs_cluster_remote_sessions 0\n"));
+  // Well-formed for Prometheus, where promtool is installed.
+  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+    std::ofstream(dir_ + "/metrics.txt") << metrics;
+    EXPECT_EQ(std::system(("promtool check metrics < " + dir_ +
+                           "/metrics.txt >/dev/null 2>&1")
+                              .c_str()),
+              0)
+        << metrics;
+  }
 
   // Logout releases the claim.
   const uint64_t id = link_->claimed()[0].session_id;
