@@ -95,6 +95,11 @@ absl::Status CheckOptions(const ServerOptions& options) {
     }
   }
   if (!options.redis.empty()) {
+    if (options.redis.find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--redis: '", options.redis,
+                       "' is not HOST:PORT (e.g. 127.0.0.1:6379)"));
+    }
     if (absl::StatusOr<std::pair<std::string, uint16_t>> redis =
             ParseHostPort(options.redis);
         !redis.ok()) {
