@@ -299,6 +299,8 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
         if (!s.ok()) {
           return Error(h, ResultCode::kUnknownSession, s.message(), reply);
         }
+        // The user may log in on any daemon at once.
+        LocalSessionEnded(caller.name(), h.session_id, /*release=*/true);
         Log("logout: ", caller.name(),
             absl::StrFormat(" (session %016x)", h.session_id));
       }
@@ -325,8 +327,9 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
 void RequestHandler::Tick(absl::Time now) {
   wheel_.Advance(now, [&](uint64_t session_id) {
     bool expired = false;
+    UserName user;
     std::optional<absl::Time> deadline =
-        registry_->ExpireIfDue(session_id, now, &expired);
+        registry_->ExpireIfDue(session_id, now, &expired, &user);
     if (deadline.has_value()) {
       wheel_.Schedule(session_id, *deadline);
     } else {
@@ -336,6 +339,7 @@ void RequestHandler::Tick(absl::Time now) {
     }
     if (expired) {
       Bump(counters_->expired_sessions);
+      LocalSessionEnded(user.view(), session_id, /*release=*/true);
       Log(absl::StrFormat("expiry: session %016x had no heartbeat for %s",
                           session_id,
                           absl::FormatDuration(options_.session_timeout)));
@@ -362,6 +366,14 @@ void RequestHandler::RememberReply(const Caller& caller, const Header& request,
   if (!IsMutating(request.type)) return;
   sessions_->Complete(caller.session_id, request.request_id, request.type,
                       static_cast<uint8_t>(code));
+}
+
+void RequestHandler::LocalSessionEnded(absl::string_view user,
+                                       uint64_t session_id, bool release) {
+  if (shared_.cluster != nullptr && release) {
+    shared_.cluster->Release(std::string(user), session_id);
+  }
+  if (shared_.replica != nullptr) shared_.replica->LocalSessionEnded(user);
 }
 
 void RequestHandler::EnableDeferredReplies(

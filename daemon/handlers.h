@@ -14,7 +14,20 @@
 // deferred: Handle() submits them and returns 0, and the reply goes out
 // from the reactor thread once the change is durable (EnableDeferredReplies:
 // the completion queue and the send path). Without one (tests), they are
-// recorded (Shared::log) and answered synchronously. Definitions:
+// recorded (Shared::log) and answered synchronously.
+//
+// Cluster mode (Shared::cluster and Shared::replica set; peerconnectd
+// --redis): a LOGIN_FINISH that passes SCRAM and Registry::Login is
+// answered only once the cluster store has claimed the user for this
+// session (ClusterLink::Claim; the reply goes out through the same
+// completion queue and send path as a deferred PUB). A refused claim ends
+// the local session ("already active on another daemon"), as does a store
+// that cannot be reached ("the index store is unreachable"); a
+// retransmission while the claim is pending is dropped. A session that ends
+// here (logout, expiry) is released in the store. GET issues tickets for
+// holders on other daemons with the ticket keys the replica holds. PUB and
+// UNP go through the JournalWriter as standalone, its append being the
+// store's. Heartbeats never reach the store. Definitions:
 // handlers.cc (admission, dispatch, expiry), login_handlers.cc,
 // list_handlers.cc, publication_handlers.cc, login_state.cc
 // (CredentialStore, UsedLoginNonces). See docs/PROTOCOL.md.
@@ -43,10 +56,13 @@
 #include "core/auth/datagram_auth.h"
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
+#include "core/auth/ticket.h"
 #include "core/base/mutex_lock.h"
 #include "core/index/expiry_wheel.h"
 #include "core/index/registry.h"
 #include "core/proto/protocol.h"
+#include "daemon/cluster_link.h"
+#include "daemon/cluster_replica.h"
 #include "daemon/journal_writer.h"
 #include "daemon/metrics.h"
 #include "daemon/publication_log.h"
@@ -169,6 +185,10 @@ class RequestHandler {
     std::array<uint8_t, 32> login_secret{};
     // Wall-clock time, for ticket expiry (the holder checks it).
     std::function<absl::Time()> wall_clock = [] { return absl::Now(); };
+    // Cluster mode (see the file comment); both null standalone. Logins
+    // are claimed in the store only with deferred replies enabled.
+    ClusterLink* cluster = nullptr;
+    ClusterReplica* replica = nullptr;
   };
 
   RequestHandler(const Shared& shared, Options options, absl::Time now);
@@ -176,10 +196,12 @@ class RequestHandler {
   // Sends a deferred reply to `to`, on this handler's socket.
   using ReplySender = absl::AnyInvocable<void(std::span<const uint8_t> reply,
                                               const Endpoint& to)>;
-  // Defers PUB and UNP to shared.journal: their completions come back on
-  // `completions` (whose RunCompletions() this handler's thread calls) and
-  // their replies go out through `send`. REQUIRES: shared.journal set;
-  // called before the first Handle().
+  // Defers PUB and UNP to shared.journal, and in cluster mode LOGIN_FINISH
+  // to the store's claim: their completions come back on `completions`
+  // (whose RunCompletions() this handler's thread calls) and their replies
+  // go out through `send`. REQUIRES: shared.journal set; called before the
+  // first Handle(); in cluster mode, the store's claims stop
+  // (ClusterLink::Stop) before this handler and `completions` go.
   void EnableDeferredReplies(JournalWriter::CompletionQueue* completions,
                              ReplySender send);
 
@@ -287,6 +309,32 @@ class RequestHandler {
   // on this handler's thread.
   void CompleteDeferred(const DeferredRequest& request,
                         const absl::Status& outcome);
+  // A login whose claim is pending: what its reply needs.
+  struct PendingLogin {
+    protocol::Header header;
+    Endpoint from;
+    UserName user;
+    std::string server_final;
+    size_t reply_limit = 0;  // an unsealed reply is no larger than its request
+  };
+  // Cluster mode: claims the user of `pending` for session `session_id`
+  // (serving files on `file_port` with `key_pin`) in the store and defers
+  // the LOGIN_FINISH reply until the claim is done (CompleteLogin).
+  void ClaimLogin(std::unique_ptr<PendingLogin> pending, uint64_t session_id,
+                  const SessionKey& key, uint16_t file_port,
+                  const Sha256Digest& key_pin);
+  // Answers the LOGIN_FINISH of session `session_id` once its claim is
+  // done with `outcome`, on this handler's thread.
+  void CompleteLogin(uint64_t session_id, const absl::Status& outcome);
+  // Cluster mode: a local session of `user` ended here: releases its claim
+  // (`release`) and lets the replica apply a remote session of that user it
+  // had to set aside.
+  void LocalSessionEnded(absl::string_view user, uint64_t session_id,
+                         bool release);
+  // The ticket key of the holder's session: derived from its session key
+  // for a local session, the replica's for a remote one; nullopt if the
+  // session is gone.
+  std::optional<TicketKey> HolderTicketKey(uint64_t session_id) const;
   // The reply to a PUB or UNP whose change failed to be recorded.
   size_t RecordFailed(const protocol::Header& h, const absl::Status& s,
                       std::span<uint8_t> reply);
@@ -314,6 +362,10 @@ class RequestHandler {
   JournalWriter::CompletionQueue* completions_ = nullptr;
   ReplySender send_;
   bool deferred_ = false;  // the request Handle() runs was deferred
+  // Cluster mode: logins waiting for their claim, by session id. A
+  // client's datagrams stay on one reactor thread, so its retransmissions
+  // find their first copy here.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<PendingLogin>> pending_logins_;
   // The result code of the reply HandleSessionRequest() sealed (the sealed
   // bytes no longer show it), for the metrics; unset for other replies.
   std::optional<uint8_t> sealed_code_;

@@ -36,6 +36,13 @@ void JournalWriter::CompletionQueue::Push(std::vector<Done>& done) {
   [[maybe_unused]] ssize_t n = ::write(event_.get(), &one, sizeof(one));
 }
 
+void JournalWriter::CompletionQueue::Push(Completion completion,
+                                          absl::Status status) {
+  std::vector<Done> done;
+  done.push_back(Done{std::move(completion), std::move(status)});
+  Push(done);
+}
+
 size_t JournalWriter::CompletionQueue::RunCompletions() {
   // Reset the eventfd before taking the queue: a push after the take writes
   // it again, so no completion is left without a wake-up.

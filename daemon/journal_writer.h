@@ -20,10 +20,19 @@
 // background): every change of a batch that AppendBatch accepted is applied
 // to the registry before the next AppendBatch call starts.
 //
+// In cluster mode (the append is ClusterStore::CommitPublications) the
+// store's reader thread applies the cluster's stream to the registry too,
+// this daemon's own changes included, idempotently and in stream order. A
+// change read back before the writer applies it is applied twice, to the
+// same effect; one read back after a later change of the same name was
+// applied undoes it until that later change comes back in turn (a moment's
+// stale answer, and an unp decided against it may be recorded as a no-op
+// rather than answered NotFound).
+//
 // Thread-safety: Submit() may be called from any thread; Shutdown() and the
 // destructor from one thread, after which Submit() refuses. A
 // CompletionQueue's RunCompletions() runs on its one owning thread (or any
-// one thread once that thread has stopped); Push is the writer's.
+// one thread once that thread has stopped); Push, from any thread.
 #ifndef PCFS_DAEMON_JOURNAL_WRITER_H_
 #define PCFS_DAEMON_JOURNAL_WRITER_H_
 
@@ -61,7 +70,8 @@ class JournalWriter {
       absl::AnyInvocable<absl::Status(std::span<const PublicationChange>)>;
 
   // The completions bound for one reactor thread. The writer pushes and
-  // writes the eventfd; the reactor, woken by fd(), runs them.
+  // writes the eventfd; the reactor, woken by fd(), runs them. Another
+  // producer may push its own (the cluster store's login claims: Push).
   class CompletionQueue {
    public:
     static absl::StatusOr<std::unique_ptr<CompletionQueue>> Create();
@@ -70,6 +80,9 @@ class JournalWriter {
     int fd() const { return event_.get(); }
     // Runs every completion queued so far, in order; returns how many.
     size_t RunCompletions();
+    // Queues `completion` to run with `status` on the owning thread. Any
+    // thread; never blocks but on the queue's mutex.
+    void Push(Completion completion, absl::Status status);
 
    private:
     friend class JournalWriter;

@@ -337,18 +337,47 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
                  "this login was already used; log in again", reply);
   }
   if (!session.ok()) {
+    const bool elsewhere = Registry::IsHeldElsewhere(session.status());
     metrics_.logins_refused.Add();
-    LogFailedLogin(*user, from, "already active", now);
+    LogFailedLogin(
+        *user, from,
+        elsewhere ? "already active on another daemon" : "already active", now);
     return Error(m.header, ResultCode::kAlreadyActive,
-                 absl::StrCat("user ", *user, " is already active"), reply);
+                 absl::StrCat("user ", *user, " is already active",
+                              elsewhere ? " on another daemon" : ""),
+                 reply);
   }
   if (used != nullptr) {
     used->Insert(params.nonce, now + options_.login_window, now);
   }
   // After the presence, so that no session a client knows of lacks its key
   // (a retransmitted login keeps the entry it has).
-  sessions_->Insert(*session, *key);
+  const bool inserted = sessions_->Insert(*session, *key);
   wheel_.Schedule(*session, now + options_.session_timeout);
+  if (shared_.cluster != nullptr && completions_ != nullptr) {
+    if (pending_logins_.contains(*session)) {
+      // A retransmission while the claim is pending: the reply to its
+      // first copy comes once the claim is done.
+      Bump(counters_->retransmissions);
+      deferred_ = true;
+      return 0;
+    }
+    if (inserted) {
+      // A new session: the cluster must grant it before its client learns
+      // of it. (A retransmission of a login whose claim is done is
+      // answered at once below.)
+      auto pending = std::make_unique<PendingLogin>();
+      pending->header = m.header;
+      pending->from = from;
+      pending->user = UserName(*user);
+      pending->server_final = *server_final;
+      pending->reply_limit = reply.size();
+      ClaimLogin(std::move(pending), *session, *key, request->tcp_port,
+                 request->key_pin);
+      deferred_ = true;
+      return 0;
+    }
+  }
   metrics_.logins_ok.Add();
   Log("login: ", *user, " from ", SocketAddress::FromEndpoint(from).ToString(),
       absl::StrFormat(" (session %016x)", *session));
@@ -360,6 +389,103 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
   login.session_timeout_ms = static_cast<uint32_t>(
       absl::ToInt64Milliseconds(options_.session_timeout));
   return protocol::EncodeLoginFinishReply(m.header, login, reply);
+}
+
+void RequestHandler::ClaimLogin(std::unique_ptr<PendingLogin> pending,
+                                uint64_t session_id, const SessionKey& key,
+                                uint16_t file_port,
+                                const Sha256Digest& key_pin) {
+  ClusterSession session;
+  session.user = std::string(pending->user.view());
+  session.daemon_id = shared_.cluster->daemon_id();
+  session.session_id = session_id;
+  // Where other daemons send downloaders: the address its datagrams come
+  // from, with its file port, as Locate gives for a local session.
+  session.file_server = pending->from;
+  session.file_server.port = file_port;
+  session.key_pin = key_pin;
+  // The other daemons issue its tickets; they never learn its session key.
+  session.ticket_key = TicketKeyFor(key).bytes;
+  pending_logins_.emplace(session_id, std::move(pending));
+  JournalWriter::CompletionQueue* queue = completions_;
+  shared_.cluster->Claim(std::move(session),
+                         [this, queue, session_id](absl::Status outcome) {
+                           queue->Push(
+                               [this, session_id](const absl::Status& status) {
+                                 CompleteLogin(session_id, status);
+                               },
+                               std::move(outcome));
+                         });
+}
+
+void RequestHandler::CompleteLogin(uint64_t session_id,
+                                   const absl::Status& outcome) {
+  auto it = pending_logins_.find(session_id);
+  if (it == pending_logins_.end()) return;
+  const std::unique_ptr<PendingLogin> pending = std::move(it->second);
+  pending_logins_.erase(it);
+  const Header& h = pending->header;
+  const absl::string_view user = pending->user.view();
+  std::span<uint8_t> reply =
+      std::span<uint8_t>(deferred_reply_).first(pending->reply_limit);
+  size_t size = 0;
+  if (outcome.ok() && sessions_->KeyOf(session_id).has_value()) {
+    metrics_.logins_ok.Add();
+    Log("login: ", user, " from ",
+        SocketAddress::FromEndpoint(pending->from).ToString(),
+        absl::StrFormat(" (session %016x, claimed in the cluster)",
+                        session_id));
+    protocol::LoginFinishReply login;
+    login.server_final = pending->server_final;
+    login.session_id = session_id;
+    login.heartbeat_interval_ms = static_cast<uint32_t>(
+        absl::ToInt64Milliseconds(options_.heartbeat_interval));
+    login.session_timeout_ms = static_cast<uint32_t>(
+        absl::ToInt64Milliseconds(options_.session_timeout));
+    size = protocol::EncodeLoginFinishReply(h, login, reply);
+  } else {
+    // The cluster did not grant the session (or it ended here while the
+    // claim was pending): it ends, and its client learns why.
+    registry_->Logout(session_id).IgnoreError();
+    sessions_->Erase(session_id);
+    metrics_.logins_refused.Add();
+    // The session that holds the user elsewhere may have reached the
+    // replica while this one was pending (set aside until now).
+    LocalSessionEnded(user, session_id, /*release=*/false);
+    if (absl::IsAlreadyExists(outcome)) {
+      LogWarning("failed login for user ", user, " from ",
+                 SocketAddress::FromEndpoint(pending->from).ToString(),
+                 ": already active on another daemon");
+      size = Error(
+          h, ResultCode::kAlreadyActive,
+          absl::StrCat("user ", user, " is already active on another daemon"),
+          reply);
+    } else {
+      // Unavailable (the store may still have taken the claim: it is
+      // released, which frees it only if it names this session), or a
+      // session that ended while its claim was pending.
+      shared_.cluster->Release(std::string(user), session_id);
+      if (outcome.ok()) return;  // nobody waits for this reply any more
+      LogWarning("login of ", user,
+                 " refused: the index store: ", outcome.message());
+      size = Error(h, ResultCode::kInternal,
+                   absl::IsUnavailable(outcome)
+                       ? "the index store is unreachable; try again"
+                       : "the index store could not record the login; try "
+                         "again",
+                   reply);
+    }
+  }
+  const uint8_t code =
+      size > protocol::kHeaderSize ? reply[protocol::kHeaderSize] : 0;
+  metrics_.Record(h.type, size > 0, code);
+  if (size == 0) return;
+  Bump(counters_->replies);
+  if (options_.verbose) {
+    LogReply(pending->from, user,
+             code == static_cast<uint8_t>(ResultCode::kOk));
+  }
+  send_(reply.first(size), pending->from);
 }
 
 // Admission: the daemon's session table checks the MAC and the replay

@@ -3,6 +3,7 @@
 //   peerconnectd [PORT] [--port=N] [--bind=ADDR] [--credentials=FILE]
 //                [--state_dir=DIR] [--io=auto|epoll|uring] [--threads=N]
 //                [--metrics=ADDRESS:PORT] [--recover] [--verbose]
+//                [--redis=HOST:PORT [--redis-timeout=DURATION]]
 //   peerconnectd hash-password [--iterations=N]
 //   peerconnectd ping [HOST:PORT] [--timeout=DURATION]
 //   peerconnectd check-config [flags]
@@ -48,8 +49,11 @@ ABSL_FLAG(std::string, bind,
           "::", "address to bind; '::' serves IPv6 and IPv4");
 ABSL_FLAG(std::string, credentials, "credentials.txt",
           "credentials file: lines 'USER SECRET'");
-ABSL_FLAG(std::string, state_dir, "peerconnect-state",
-          "folder for the durable publication state");
+// Empty by default, so that --redis can tell it was given (it has no use
+// there); empty means peerconnect-state.
+ABSL_FLAG(std::string, state_dir, "",
+          "folder for the durable publication state (default "
+          "peerconnect-state; unused with --redis)");
 ABSL_FLAG(std::string, io, "auto",
           "I/O backend: auto (io_uring where it works, else epoll), uring "
           "or epoll");
@@ -64,6 +68,14 @@ ABSL_FLAG(bool, recover, false,
           "start on damaged state: keep every publication record that "
           "verifies, log what is dropped, rename the damaged files aside "
           "(nothing is deleted) and write a fresh snapshot");
+ABSL_FLAG(std::string, redis, "",
+          "cluster mode: the Redis (HOST:PORT) that the daemons of one "
+          "cluster share; publications live there and the state folder is "
+          "unused (--state-dir and --recover are refused with it); empty: "
+          "standalone");
+ABSL_FLAG(absl::Duration, redis_timeout, absl::Seconds(1),
+          "cluster mode: the longest one Redis command may take before the "
+          "store counts as unreachable");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2),
           "ping: how long to wait for the daemon's answer");
 ABSL_FLAG(uint32_t, iterations, pcfs::kScramDefaultIterations,
@@ -95,6 +107,11 @@ constexpr char kHelp[] =
     "  --recover              start on damaged state: keep what verifies,\n"
     "                         log what is dropped, move damaged files aside\n"
     "  --verbose              log every request and reply\n"
+    "  --redis=HOST:PORT      cluster mode: the Redis the daemons of one\n"
+    "                         cluster share; publications live there, the\n"
+    "                         state folder is unused (--state-dir and\n"
+    "                         --recover are refused with it)\n"
+    "  --redis-timeout=1s     the longest one Redis command may take\n"
     "  -h, --help             this help;  --version  the version\n"
     "signals: SIGHUP reloads the credentials; SIGTERM stops. "
     "See peerconnectd(8).";
@@ -122,7 +139,8 @@ int Usage(const std::string& message) {
                "usage: peerconnectd [PORT] [--port=N] [--bind=ADDR] "
                "[--credentials=FILE] [--state_dir=DIR] "
                "[--io=auto|epoll|uring] [--threads=N] "
-               "[--metrics=ADDRESS:PORT] [--recover] [--verbose]\n"
+               "[--metrics=ADDRESS:PORT] [--recover] [--verbose] "
+               "[--redis=HOST:PORT] [--redis-timeout=DURATION]\n"
                "       peerconnectd hash-password [--iterations=N]\n"
                "       peerconnectd ping [HOST:PORT] [--timeout=2s]\n"
                "       peerconnectd check-config [flags]");
@@ -328,12 +346,28 @@ int main(int argc, char** argv) {
   options.bind = absl::GetFlag(FLAGS_bind);
   options.credentials_path = absl::GetFlag(FLAGS_credentials);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  const bool state_dir_given = !options.state_dir.empty();
+  if (!state_dir_given) options.state_dir = "peerconnect-state";
   options.io = absl::GetFlag(FLAGS_io);
   options.threads = absl::GetFlag(FLAGS_threads);
   if (options.threads < 0) return Usage("--threads must be 0 or more");
   options.verbose = absl::GetFlag(FLAGS_verbose);
   options.metrics = absl::GetFlag(FLAGS_metrics);
   options.recover = absl::GetFlag(FLAGS_recover);
+  options.redis = absl::GetFlag(FLAGS_redis);
+  options.redis_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  if (!options.redis.empty() && state_dir_given) {
+    return Usage(
+        "--state-dir has no use with --redis: publications live in Redis");
+  }
+  if (!options.redis.empty() && options.recover) {
+    return Usage(
+        "--recover repairs the state folder, which --redis does not "
+        "use");
+  }
+  if (options.redis_timeout <= absl::ZeroDuration()) {
+    return Usage("--redis-timeout must be > 0");
+  }
   if (check_only) {
     absl::StatusOr<std::string> summary = pcfs::CheckConfiguration(options);
     if (!summary.ok()) {

@@ -131,6 +131,15 @@ size_t RequestHandler::RecordFailed(const Header& h, const absl::Status& s,
                    : "cannot record an unpublication: ",
            s.ToString());
   // Not durable, so not acknowledged; memory was not changed.
+  if (absl::IsUnavailable(s)) {
+    // Cluster mode: the store is cut off; the client may try again.
+    return Error(h, ResultCode::kInternal,
+                 publish ? "the index store is unreachable; the publication "
+                           "was not recorded: try again"
+                         : "the index store is unreachable; the "
+                           "unpublication was not recorded: try again",
+                 reply);
+  }
   return Error(h, ResultCode::kInternal,
                publish ? "the daemon could not record the publication"
                        : "the daemon could not record the unpublication",
@@ -168,6 +177,22 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
   send_(reply.first(size), caller.from);
 }
 
+std::optional<TicketKey> RequestHandler::HolderTicketKey(
+    uint64_t session_id) const {
+  // A local holder: derived from its session key for each ticket (two
+  // HMACs on the stack), rather than cached in the session table, where it
+  // would add 32 bytes to every session.
+  if (std::optional<SessionKey> key = sessions_->KeyOf(session_id)) {
+    return TicketKeyFor(*key);
+  }
+  // A holder another daemon of the cluster serves: the ticket key it
+  // published with its session.
+  if (shared_.replica != nullptr) {
+    return shared_.replica->TicketKeyOf(session_id);
+  }
+  return std::nullopt;
+}
+
 size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
                                  absl::Time now, std::span<uint8_t> reply) {
   const Header& h = m.header;
@@ -191,9 +216,9 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
   protocol::GetReply get;
   for (size_t i = 0; i < found; ++i) {
     const Holder& holder = holders[i];
-    // The holder's key, to MAC its ticket with: gone if the holder's
-    // session ended since LocateHolders found it, which makes it no holder.
-    std::optional<SessionKey> holder_key = sessions_->KeyOf(holder.session_id);
+    // The holder's ticket key: gone if the holder's session ended since
+    // LocateHolders found it, which makes it no holder.
+    std::optional<TicketKey> holder_key = HolderTicketKey(holder.session_id);
     if (!holder_key.has_value()) continue;
     protocol::GetHolder& entry = get.holders[get.holder_count];
     entry.user = holder.user.view();

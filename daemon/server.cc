@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +22,7 @@
 #include "core/base/clock.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
+#include "core/io/net.h"
 
 namespace pcfs {
 
@@ -92,7 +94,40 @@ absl::Status CheckOptions(const ServerOptions& options) {
       return metrics.status();
     }
   }
+  if (!options.redis.empty()) {
+    if (options.redis.find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--redis: '", options.redis,
+                       "' is not HOST:PORT (e.g. 127.0.0.1:6379)"));
+    }
+    if (absl::StatusOr<std::pair<std::string, uint16_t>> redis =
+            ParseHostPort(options.redis);
+        !redis.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--redis: ", redis.status().message()));
+    }
+    if (options.recover) {
+      return absl::InvalidArgumentError(
+          "--recover repairs the state folder, which --redis does not use "
+          "(publications live in Redis)");
+    }
+    if (options.redis_timeout <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("--redis-timeout must be > 0");
+    }
+  }
   return absl::OkStatus();
+}
+
+// A daemon id for the cluster: 16 random hex digits, new at every start
+// (the sessions of a daemon that restarts are those of a new daemon; its
+// old id's liveness lapses and its claims are freed).
+absl::StatusOr<std::string> NewDaemonId() {
+  uint8_t bytes[8];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return absl::InternalError("RAND_bytes failed for the daemon id");
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
 // Sends a deferred reply on `fd` to `to`. A dual-stack (IPv6) socket
@@ -125,6 +160,13 @@ absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
   absl::StatusOr<CredentialTable> table =
       LoadCredentials(options.credentials_path);
   if (!table.ok()) return table.status();
+  if (!options.redis.empty()) {
+    // The store is checked by starting: a check must not register a
+    // daemon in it.
+    return absl::StrCat(table->size(), " users in ", options.credentials_path,
+                        "; publications in Redis at ", options.redis,
+                        " (not checked; the state folder is unused)");
+  }
   absl::StatusOr<size_t> publications =
       PublicationLog::Check(options.state_dir);
   if (!publications.ok()) return publications.status();
@@ -139,12 +181,59 @@ Server::Server(const ServerOptions& options)
       failure_limiter_(FailureLimits()),
       login_budget_(LoginBudget()) {}
 Server::~Server() {
-  // The writer's thread pushes to the workers' completion queues.
+  // The writer's thread pushes to the workers' completion queues, and so do
+  // the store's claims; the writer commits to the store.
   if (journal_ != nullptr) journal_->Shutdown();
+  if (cluster_ != nullptr) cluster_->Stop();
+}
+
+absl::Status Server::StartCluster(LinkStarter start_link) {
+  absl::StatusOr<std::string> daemon_id = NewDaemonId();
+  if (!daemon_id.ok()) return daemon_id.status();
+  // The replica exists before the link starts: the link delivers the
+  // stored state to it before returning.
+  replica_ = std::make_unique<ClusterReplica>(&registry_, *daemon_id,
+                                              [] { return MonotonicNow(); });
+  ClusterReplica* replica = replica_.get();
+  ClusterStore::Listener listener;
+  listener.on_snapshot = [replica](const ClusterSnapshot& snapshot) {
+    replica->ApplySnapshot(snapshot);
+  };
+  listener.on_event = [replica](const ClusterEvent& event) {
+    replica->ApplyEvent(event);
+  };
+  listener.on_link = [this](bool up) {
+    if (up) {
+      Log("cluster: the index store at ", options_.redis, " is reachable");
+    } else {
+      LogWarning("cluster: the index store at ", options_.redis,
+                 " is unreachable; serving from the replica, pub and unp "
+                 "fail until it is back");
+    }
+  };
+  absl::StatusOr<std::unique_ptr<ClusterLink>> link =
+      start_link(*daemon_id, std::move(listener));
+  if (!link.ok()) return link.status();
+  cluster_ = *std::move(link);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const ServerOptions& options) {
+  if (options.redis.empty()) return Create(options, nullptr);
+  const ServerOptions copy = options;
+  return Create(options, [copy](const std::string& daemon_id,
+                                ClusterStore::Listener listener) {
+    ClusterStore::Options store;
+    store.address = copy.redis;
+    store.daemon_id = daemon_id;
+    store.command_timeout = copy.redis_timeout;
+    return StartClusterStoreLink(std::move(store), std::move(listener));
+  });
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(
+    const ServerOptions& options, LinkStarter start_link) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   std::unique_ptr<Server> server(new Server(options));
   absl::StatusOr<CredentialTable> table =
@@ -156,15 +245,35 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (!store.ok()) return store.status();
   server->credentials_ = *std::move(store);
 
-  PublicationLog::Options log_options;
-  log_options.recover = options.recover;
-  absl::StatusOr<std::unique_ptr<PublicationLog>> log =
-      PublicationLog::Open(options.state_dir, server->registry_, log_options);
-  if (!log.ok()) return log.status();
-  server->log_ = *std::move(log);
-  server->log_->set_flush_latency(&server->journal_flush_);
-  server->journal_ = std::make_unique<JournalWriter>(
-      server->log_.get(), &server->registry_, JournalWriter::Options{});
+  if (options.redis.empty()) {
+    PublicationLog::Options log_options;
+    log_options.recover = options.recover;
+    absl::StatusOr<std::unique_ptr<PublicationLog>> log =
+        PublicationLog::Open(options.state_dir, server->registry_, log_options);
+    if (!log.ok()) return log.status();
+    server->log_ = *std::move(log);
+    server->log_->set_flush_latency(&server->journal_flush_);
+    server->journal_ = std::make_unique<JournalWriter>(
+        server->log_.get(), &server->registry_, JournalWriter::Options{});
+  } else {
+    // A daemon of a cluster does not start without its store.
+    if (absl::Status s = server->StartCluster(std::move(start_link)); !s.ok()) {
+      return absl::Status(
+          s.code(),
+          absl::StrCat("cluster store at ", options.redis, ": ", s.message()));
+    }
+    ClusterLink* link = server->cluster_.get();
+    LatencyHistogram* flush = &server->journal_flush_;
+    server->journal_ = std::make_unique<JournalWriter>(
+        [link, flush](std::span<const PublicationChange> batch) {
+          const absl::Time start = MonotonicNow();
+          absl::Status s = link->CommitPublications(batch);
+          flush->Observe(static_cast<uint64_t>(
+              absl::ToInt64Nanoseconds(MonotonicNow() - start)));
+          return s;
+        },
+        &server->registry_, JournalWriter::Options{});
+  }
 
   RequestHandler::Shared shared;
   shared.registry = &server->registry_;
@@ -177,6 +286,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   shared.failure_limiter = &server->failure_limiter_;
   shared.login_budget = &server->login_budget_;
   shared.used_nonces = &server->used_nonces_;
+  shared.cluster = server->cluster_.get();
+  shared.replica = server->replica_.get();
   if (RAND_bytes(shared.login_secret.data(),
                  static_cast<int>(shared.login_secret.size())) != 1) {
     return absl::InternalError("RAND_bytes failed for the login secret");
@@ -226,7 +337,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   Log("peerconnectd listening on ", server->address_.ToString(), " (UDP, ",
       server->backend_note_, ", ", threads,
       threads == 1 ? " thread" : " threads", "), ", users, " users, ",
-      server->log_->loaded(), " publications loaded from ", options.state_dir);
+      server->log_ != nullptr
+          ? absl::StrCat(server->log_->loaded(), " publications loaded from ",
+                         options.state_dir)
+          : absl::StrCat(server->registry_.publication_count(),
+                         " publications in the cluster store at ",
+                         options.redis, " (daemon ",
+                         server->cluster_->daemon_id(), ")"));
   return server;
 }
 
@@ -365,6 +482,9 @@ absl::Status Server::Run() {
   // What the writer accepted is made durable; the replies that completes
   // go out from here, the reactor threads having stopped.
   journal_->Shutdown();
+  // Releases this daemon's sessions (their users may log in elsewhere at
+  // once); no claim completes after it.
+  if (cluster_ != nullptr) cluster_->Stop();
   for (Worker& worker : workers_) worker.completions->RunCompletions();
   Log("peerconnectd stopped: ", counters_.ToString());
   for (const absl::Status& s : results) {
@@ -499,6 +619,47 @@ std::string Server::RenderMetrics() const {
   AppendMetricHeader("pcfs_journal_flush_seconds", "histogram",
                      "Time to append and fdatasync a publication record.", out);
   journal_flush_.Render("pcfs_journal_flush_seconds", "", out);
+  if (cluster_ != nullptr) {
+    const ClusterStore::Stats store = cluster_->stats();
+    const ClusterReplica::Stats replica = replica_->stats();
+    AppendMetricHeader("pcfs_cluster_link_up", "gauge",
+                       "1 while the cluster store (Redis) is reachable.", out);
+    absl::StrAppend(&out, "pcfs_cluster_link_up ", store.link_up ? 1 : 0, "\n");
+    counter("pcfs_cluster_events_applied_total",
+            "Changes from the cluster's stream applied to the replica.", [&] {
+              absl::StrAppend(&out, "pcfs_cluster_events_applied_total ",
+                              replica.events, "\n");
+            });
+    counter("pcfs_cluster_resyncs_total",
+            "Replica reloads from the stored state after the first (the "
+            "stream no longer reached back to the last change seen).",
+            [&] {
+              absl::StrAppend(&out, "pcfs_cluster_resyncs_total ",
+                              store.resyncs, "\n");
+            });
+    counter("pcfs_cluster_claims_total",
+            "Login claims in the cluster store, by result.", [&] {
+              absl::StrAppend(
+                  &out, "pcfs_cluster_claims_total{result=\"ok\"} ",
+                  store.claims,
+                  "\npcfs_cluster_claims_total{result=\"refused\"} ",
+                  store.refused_claims, "\n");
+            });
+    AppendMetricHeader("pcfs_cluster_remote_sessions", "gauge",
+                       "Sessions other daemons of the cluster hold.", out);
+    absl::StrAppend(&out, "pcfs_cluster_remote_sessions ",
+                    replica.remote_sessions, "\n");
+    counter("pcfs_cluster_commits_total",
+            "Batches of pub and unp committed to the cluster store, by "
+            "result.",
+            [&] {
+              absl::StrAppend(
+                  &out, "pcfs_cluster_commits_total{result=\"ok\"} ",
+                  store.commits,
+                  "\npcfs_cluster_commits_total{result=\"failed\"} ",
+                  store.failed_commits, "\n");
+            });
+  }
   AppendMetricHeader("pcfs_reactors", "gauge", "Reactor threads.", out);
   absl::StrAppend(&out, "pcfs_reactors ", workers_.size(), "\n");
   AppendMetricHeader("pcfs_reactor_backend_info", "gauge",
@@ -541,6 +702,7 @@ void Server::ReloadCredentials() {
   // login: a user removed, or whose password or verifier changed, loses it.
   std::vector<std::pair<std::string, absl::string_view>> ended_users;
   std::vector<uint64_t> ended_ids;
+  std::vector<UserName> ended_session_users;
   const size_t ended = registry_.EndSessionsIf(
       [&](absl::string_view user) {
         const Credential* now = kept->Find(user);
@@ -556,8 +718,12 @@ void Server::ReloadCredentials() {
         ended_users.emplace_back(std::string(user), why);
         return true;
       },
-      &ended_ids);
+      &ended_ids, &ended_session_users);
   for (uint64_t id : ended_ids) sessions_.Erase(id);
+  for (size_t i = 0; cluster_ != nullptr && i < ended_ids.size(); ++i) {
+    cluster_->Release(std::string(ended_session_users[i].view()), ended_ids[i]);
+    replica_->LocalSessionEnded(ended_session_users[i].view());
+  }
   for (const auto& [user, why] : ended_users) {
     Log("SIGHUP: ended the session of ", user, ": ", why);
   }

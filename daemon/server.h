@@ -8,6 +8,13 @@
 // only while every reactor thread makes progress (ReactorLiveness). With
 // --metrics it serves Prometheus metrics over HTTP from a thread of its own.
 //
+// With --redis it is one daemon of a cluster (daemon/cluster_store.h): it
+// starts its ClusterStore, whose stored state and stream of changes feed a
+// ClusterReplica (the registry then holds the whole cluster's presence and
+// publications), the journal writer commits PUB and UNP to the store
+// instead of a PublicationLog (the state folder is unused), and logins are
+// claimed in the store (daemon/handlers.h).
+//
 // Thread-safety: Create() and Run() from one thread; Stop() from any. Run()
 // serves on the calling thread plus threads-1 more.
 #ifndef PCFS_DAEMON_SERVER_H_
@@ -26,6 +33,8 @@
 #include "core/index/registry.h"
 #include "core/io/port_lock.h"
 #include "core/io/reactor.h"
+#include "daemon/cluster_link.h"
+#include "daemon/cluster_replica.h"
 #include "daemon/handlers.h"
 #include "daemon/journal_writer.h"
 #include "daemon/liveness.h"
@@ -52,6 +61,13 @@ struct ServerOptions {
   // Start on damaged state, keeping what verifies (PublicationLog's
   // Options::recover).
   bool recover = false;
+  // Cluster mode: the Redis the daemons of the cluster share, "HOST:PORT";
+  // empty: standalone. The state folder is then unused (publications live
+  // in Redis), and `recover` is refused with it.
+  std::string redis;
+  // The longest one Redis command may take before it counts as
+  // unreachable (ClusterStore::Options::command_timeout).
+  absl::Duration redis_timeout = absl::Seconds(1);
 };
 
 // Checks what Server::Create() would load, without starting or changing
@@ -67,6 +83,15 @@ class Server {
  public:
   static absl::StatusOr<std::unique_ptr<Server>> Create(
       const ServerOptions& options);
+  // The same with the cluster link given (tests: a fake), in place of the
+  // ClusterStore that options.redis would start. REQUIRES: options.redis
+  // not empty; `start_link` starts the link with the listener it is given
+  // and calls its on_snapshot before returning, as ClusterStore::Start.
+  using LinkStarter =
+      absl::AnyInvocable<absl::StatusOr<std::unique_ptr<ClusterLink>>(
+          const std::string& daemon_id, ClusterStore::Listener listener)>;
+  static absl::StatusOr<std::unique_ptr<Server>> Create(
+      const ServerOptions& options, LinkStarter start_link);
   ~Server();
 
   // Serves until SIGINT/SIGTERM or Stop(). REQUIRES: SIGINT, SIGTERM and
@@ -99,6 +124,8 @@ class Server {
   };
 
   explicit Server(const ServerOptions& options);
+  // Starts the cluster link and the replica it feeds (cluster mode).
+  absl::Status StartCluster(LinkStarter start_link);
   void ReloadCredentials();
   // Picks the backend --io asks for, probing io_uring for "auto".
   absl::StatusOr<ReactorBackend> ChooseBackend();
@@ -119,7 +146,12 @@ class Server {
   // Held while the daemon runs, on a port other than 0 (core/io/port_lock.h).
   std::optional<PortLock> port_lock_;
   UsedLoginNonces used_nonces_;
-  std::unique_ptr<PublicationLog> log_;
+  std::unique_ptr<PublicationLog> log_;  // standalone only
+  // Cluster mode only: the replica the store's listener feeds, and the
+  // link. The link stops (Server's destructor, Run) before the workers
+  // whose completion queues its claims push to go.
+  std::unique_ptr<ClusterReplica> replica_;
+  std::unique_ptr<ClusterLink> cluster_;
   // Group commit of PUB and UNP into log_ (one thread). Shut down before
   // the workers whose completion queues it feeds go away.
   std::unique_ptr<JournalWriter> journal_;

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/auth/ticket.h"
 #include "peerctl/http.h"
 #include "peerctl/tls.h"
 
@@ -34,10 +35,11 @@ std::string FormatCurlCommand(absl::string_view name,
 }
 
 absl::StatusOr<absl::Time> TicketExpiry(absl::string_view ticket) {
-  // core/auth/ticket.h: u8 version (1), then u64 expiry in Unix ms.
+  // core/auth/ticket.h: u8 version (kTicketVersion), then u64 expiry in
+  // Unix ms.
   std::string bytes;
   if (!absl::WebSafeBase64Unescape(ticket, &bytes) || bytes.size() < 9 ||
-      bytes[0] != 1) {
+      bytes[0] != kTicketVersion) {
     return absl::InvalidArgumentError("the daemon sent a malformed ticket");
   }
   uint64_t millis = 0;

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace pcfs {
@@ -71,6 +72,24 @@ IncrementalHmacSha256::Digest IncrementalHmacSha256::Finish() {
   SHA256_Final(mac.data(), AsContext(outer_));
   OPENSSL_cleanse(inner_digest, sizeof(inner_digest));
   return mac;
+}
+
+HkdfSha256::HkdfSha256(std::span<const uint8_t> input_key) {
+  static constexpr uint8_t kZeroSalt[kSha256Size] = {};  // HashLen zeros
+  IncrementalHmacSha256 extract{std::span<const uint8_t>(kZeroSalt)};
+  extract.Update(input_key);
+  prk_ = extract.Finish();
+}
+
+HkdfSha256::~HkdfSha256() { OPENSSL_cleanse(prk_.data(), prk_.size()); }
+
+void HkdfSha256::Expand(absl::string_view info, std::span<uint8_t> out) const {
+  IncrementalHmacSha256 expand{std::span<const uint8_t>(prk_)};
+  expand.Update(info);
+  expand.Update(absl::string_view("\x01", 1));
+  Sha256Digest okm = expand.Finish();
+  std::memcpy(out.data(), okm.data(), std::min(out.size(), okm.size()));
+  OPENSSL_cleanse(okm.data(), okm.size());
 }
 
 }  // namespace pcfs

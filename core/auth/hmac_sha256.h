@@ -50,6 +50,26 @@ class IncrementalHmacSha256 {
   Sha256State outer_;  // SHA-256 of (key ^ opad), finished by Finish()
 };
 
+// HKDF-SHA-256 (RFC 5869) with an empty salt, expanding one block per
+// key: the constructor extracts, each Expand() writes T(1) for its `info`.
+// HMACs on the stack, so no allocation and no failure, so that the request
+// path may derive keys (the datagram keys on a cipher cache miss, a ticket
+// key per GET). Equal to OpenSSL's EVP_KDF "HKDF" with the same inputs
+// (hmac_sha256_test). Not thread-safe; make one per derivation.
+class HkdfSha256 {
+ public:
+  explicit HkdfSha256(std::span<const uint8_t> input_key);
+  ~HkdfSha256();  // wipes the pseudorandom key
+  HkdfSha256(const HkdfSha256&) = delete;
+  HkdfSha256& operator=(const HkdfSha256&) = delete;
+
+  // REQUIRES: out.size() <= kSha256Size.
+  void Expand(absl::string_view info, std::span<uint8_t> out) const;
+
+ private:
+  Sha256Digest prk_;
+};
+
 }  // namespace pcfs
 
 #endif  // PCFS_CORE_AUTH_HMAC_SHA256_H_

@@ -15,8 +15,7 @@
 namespace pcfs {
 namespace {
 
-constexpr uint8_t kTicketVersion = 1;
-constexpr absl::string_view kTicketLabel = "PeerConnect ticket v1";
+constexpr absl::string_view kTicketLabel = "PeerConnect ticket v2";
 constexpr size_t kTicketMacBytes = 16;
 constexpr size_t kExpiryBytes = 8;
 constexpr size_t kMaxFileNameLength = std::numeric_limits<uint16_t>::max();
@@ -69,12 +68,12 @@ void EncodeSignedPart(const SignedPart& part, TicketBytes& out) {
 // The full MAC binding the signed part to `file_name`; the ticket carries
 // its first kTicketMacBytes.
 // REQUIRES: file_name.size() <= kMaxFileNameLength.
-Sha256Digest TicketMac(const SessionKey& holder_key,
+Sha256Digest TicketMac(const TicketKey& holder_key,
                        absl::string_view signed_part,
                        absl::string_view file_name) {
   const uint8_t length[2] = {static_cast<uint8_t>(file_name.size() >> 8),
                              static_cast<uint8_t>(file_name.size() & 0xff)};
-  IncrementalHmacSha256 hmac(holder_key);
+  IncrementalHmacSha256 hmac{std::span<const uint8_t>(holder_key.bytes)};
   hmac.Update(kTicketLabel);
   hmac.Update(signed_part);
   hmac.Update(length);
@@ -187,7 +186,13 @@ bool DecodeBase64Url(absl::string_view text, std::string* bytes) {
 
 }  // namespace
 
-size_t WriteTicket(const SessionKey& holder_key, absl::string_view holder,
+TicketKey TicketKeyFor(const SessionKey& session_key) {
+  TicketKey key;
+  HkdfSha256(session_key).Expand(kTicketKeyLabel, key.bytes);
+  return key;
+}
+
+size_t WriteTicket(const TicketKey& holder_key, absl::string_view holder,
                    absl::string_view requester, absl::string_view file_name,
                    absl::Time expiry, std::span<char> out) {
   // Outside the REQUIRES the fields would not encode; an empty ticket is
@@ -207,7 +212,7 @@ size_t WriteTicket(const SessionKey& holder_key, absl::string_view holder,
   return EncodeBase64Url(bytes.view(), out);
 }
 
-std::string IssueTicket(const SessionKey& holder_key,
+std::string IssueTicket(const TicketKey& holder_key,
                         const TicketClaims& claims) {
   char text[kMaxTicketChars];
   const size_t size = WriteTicket(holder_key, claims.holder, claims.requester,
@@ -215,7 +220,7 @@ std::string IssueTicket(const SessionKey& holder_key,
   return std::string(text, size);
 }
 
-absl::StatusOr<TicketClaims> VerifyTicket(const SessionKey& holder_key,
+absl::StatusOr<TicketClaims> VerifyTicket(const TicketKey& holder_key,
                                           absl::string_view holder,
                                           absl::string_view ticket,
                                           absl::string_view file_name,

@@ -5,6 +5,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/mutex_lock.h"
 #include "core/index/registry_internal.h"
@@ -14,6 +15,12 @@
 // layout of the whole in registry_internal.h.
 
 namespace pcfs {
+namespace {
+
+// Marks Login's AlreadyExists for a user whose session another daemon holds.
+constexpr absl::string_view kHeldElsewherePayload = "pcfs/held-elsewhere";
+
+}  // namespace
 
 namespace registry_internal {
 
@@ -56,6 +63,12 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
   PresenceShard& shard = impl_->sessions[shard_index];
   MutexLock lock(&shard.mu);
   if (Presence* old = shard.sessions.FindUser(params.user)) {
+    if (old->is_remote()) {
+      absl::Status held = absl::AlreadyExistsError(absl::StrCat(
+          "user ", params.user, " is already logged in on another daemon"));
+      held.SetPayload(kHeldElsewherePayload, absl::Cord("1"));
+      return held;
+    }
     if (IsPresentAt(*old, now)) {
       if (old->login_nonce_tag == LoginNonceTag(params.nonce) &&
           old->control == params.control) {
@@ -85,12 +98,19 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
   }
 }
 
+bool Registry::IsHeldElsewhere(const absl::Status& login_status) {
+  return absl::IsAlreadyExists(login_status) &&
+         login_status.GetPayload(kHeldElsewherePayload).has_value();
+}
+
 absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
                                  absl::Time now) {
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
   Presence* found = shard.sessions.Find(session_id);
-  if (found == nullptr) return absl::NotFoundError("no such session");
+  if (found == nullptr || found->is_remote()) {
+    return absl::NotFoundError("no such session");
+  }
   Presence& session = *found;
   if (IsPresentAt(session, now)) {
     if (session.control != from) {
@@ -108,7 +128,8 @@ absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
 absl::Status Registry::Logout(uint64_t session_id) {
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
-  if (shard.sessions.Find(session_id) == nullptr) {
+  const Presence* session = shard.sessions.Find(session_id);
+  if (session == nullptr || session->is_remote()) {
     return absl::NotFoundError("no such session");
   }
   shard.sessions.Erase(session_id);
@@ -117,20 +138,23 @@ absl::Status Registry::Logout(uint64_t session_id) {
 
 size_t Registry::EndSessionsIf(
     absl::FunctionRef<bool(absl::string_view user)> doomed,
-    std::vector<uint64_t>* ended_ids) {
-  std::vector<uint64_t> ids;
+    std::vector<uint64_t>* ended_ids, std::vector<UserName>* ended_users) {
+  std::vector<std::pair<uint64_t, UserName>> doomed_sessions;
   for (size_t i = 0; i < impl_->shard_count; ++i) {
     PresenceShard& shard = impl_->sessions[i];
     MutexLock lock(&shard.mu);
     shard.sessions.ForEach([&](const Presence& session) {
-      if (doomed(session.user)) ids.push_back(session.id);
+      if (!session.is_remote() && doomed(session.user)) {
+        doomed_sessions.emplace_back(session.id, UserName(session.user));
+      }
     });
   }
   size_t ended = 0;
-  for (uint64_t id : ids) {
+  for (const auto& [id, user] : doomed_sessions) {
     if (!Logout(id).ok()) continue;  // ended meanwhile
     ++ended;
     if (ended_ids != nullptr) ended_ids->push_back(id);
+    if (ended_users != nullptr) ended_users->push_back(user);
   }
   return ended;
 }
@@ -141,7 +165,10 @@ std::optional<UserName> Registry::Admit(uint64_t session_id,
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
-  if (session == nullptr || !IsPresentAt(*session, now)) return std::nullopt;
+  if (session == nullptr || session->is_remote() ||
+      !IsPresentAt(*session, now)) {
+    return std::nullopt;
+  }
   session->control = from;
   if (heartbeat) {
     session->set_deadline(
@@ -154,17 +181,20 @@ bool Registry::IsLive(uint64_t session_id, absl::Time now) const {
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
   const Presence* session = shard.sessions.Find(session_id);
-  return session != nullptr && registry_internal::IsPresentAt(*session, now);
+  return session != nullptr && !session->is_remote() &&
+         registry_internal::IsPresentAt(*session, now);
 }
 
 std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
-                                                absl::Time now, bool* expired) {
+                                                absl::Time now, bool* expired,
+                                                UserName* expired_user) {
   if (expired != nullptr) *expired = false;
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
-  if (session == nullptr) return std::nullopt;
+  if (session == nullptr || session->is_remote()) return std::nullopt;
   if (IsPresentAt(*session, now)) return session->deadline();
+  if (expired_user != nullptr) *expired_user = UserName(session->user);
   shard.sessions.Erase(session_id);
   if (expired != nullptr) *expired = true;
   return std::nullopt;
@@ -202,6 +232,47 @@ size_t Registry::session_count() const {
     count += shard.sessions.size();
   }
   return count;
+}
+
+// ---- Remote sessions -----------------------------------------------------
+
+// A remote session lives in its user's shard like a local one (so that
+// FindUser, and with it LiveFileServer, sees it), but its id, made by
+// another daemon, does not name that shard: the calls that find a session
+// by id look in shard id & mask, and never act on a remote one they may
+// meet there.
+absl::Status Registry::AddRemoteSession(const RemoteSession& remote,
+                                        absl::Time now) {
+  PresenceShard& shard = impl_->PresenceShardOfUser(remote.user);
+  MutexLock lock(&shard.mu);
+  if (Presence* old = shard.sessions.FindUser(remote.user)) {
+    if (!old->is_remote() && IsPresentAt(*old, now)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "user ", remote.user, " holds a live session on this daemon"));
+    }
+    shard.sessions.Erase(old->id);
+  }
+  Presence* session = shard.sessions.Insert(remote.id, remote.user);
+  if (session == nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("session id of ", remote.user,
+                                                 " clashes with a local one"));
+  }
+  session->control = remote.file_server;
+  session->file_port = remote.file_server.port;
+  session->key_pin = remote.key_pin;
+  session->deadline_ns = Presence::kRemoteDeadlineNs;
+  return absl::OkStatus();
+}
+
+bool Registry::RemoveRemoteSession(absl::string_view user, uint64_t id) {
+  PresenceShard& shard = impl_->PresenceShardOfUser(user);
+  MutexLock lock(&shard.mu);
+  const Presence* session = shard.sessions.FindUser(user);
+  if (session == nullptr || !session->is_remote() || session->id != id) {
+    return false;
+  }
+  shard.sessions.Erase(id);
+  return true;
 }
 
 }  // namespace pcfs

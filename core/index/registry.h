@@ -1,5 +1,8 @@
 // Registry: who is online (presence: each session's user, endpoints and
 // deadline) and who publishes what (publications, and the search over them).
+// In cluster mode (peerconnectd --redis) it is also the daemon's replica of
+// the sessions the other daemons hold ("remote" sessions, which lap, sch and
+// get see like local ones; daemon/cluster_replica.h keeps them).
 // The semantic rules of docs/PROTOCOL.md ("Semantics") live here, in pure
 // code: no sockets, no clock (every call that needs the time takes `now`).
 //
@@ -23,6 +26,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -69,10 +73,16 @@ struct Presence {
   std::array<uint8_t, 32> key_pin{};  // its TLS key's; zero: plain HTTP
   // Expires when now >= deadline(); kept as Unix nanoseconds (8 bytes, an
   // absl::Time takes 16) so that a session fits in fewer bytes.
+  // kRemoteDeadlineNs marks a session another daemon of the cluster holds
+  // (Registry::AddRemoteSession): it never expires here, and a sentinel
+  // rather than a flag keeps a local session's size as it was.
   int64_t deadline_ns = 0;
 
+  static constexpr int64_t kRemoteDeadlineNs =
+      std::numeric_limits<int64_t>::max();
   absl::Time deadline() const { return absl::FromUnixNanos(deadline_ns); }
   void set_deadline(absl::Time t) { deadline_ns = absl::ToUnixNanos(t); }
+  bool is_remote() const { return deadline_ns == kRemoteDeadlineNs; }
 };
 
 // A user name held inline, so that copying one out of the registry (to
@@ -150,10 +160,15 @@ class Registry {
   // already holds a live session: when that session was created by a login
   // with the same nonce and from the same control endpoint (a
   // retransmission), returns it again with its deadline extended; otherwise
-  // AlreadyExists. A session whose deadline has
+  // AlreadyExists (IsHeldElsewhere() of it tells whether that session is a
+  // remote one). A session whose deadline has
   // passed counts as gone even if ExpireIfDue() has not run yet.
   // The caller has already checked the credentials.
   absl::StatusOr<uint64_t> Login(const LoginParams& params, absl::Time now);
+
+  // True for Login's AlreadyExists when the user's session is one another
+  // daemon of the cluster holds.
+  static bool IsHeldElsewhere(const absl::Status& login_status);
 
   // Extends a live session's deadline to now + session_timeout.
   // NotFound: no such session, or its deadline has passed (it is removed).
@@ -164,11 +179,13 @@ class Registry {
   // Ends a session at once. NotFound if there is none.
   absl::Status Logout(uint64_t session_id);
 
-  // Ends every session whose user `doomed(user)` says must go (after the
-  // credentials are reloaded without that user). Returns how many ended;
-  // appends their ids to `ended_ids` if it is not null.
+  // Ends every local session whose user `doomed(user)` says must go (after
+  // the credentials are reloaded without that user). Returns how many
+  // ended; appends their ids to `ended_ids` and their users to
+  // `ended_users` (in the same order) for those that are not null.
   size_t EndSessionsIf(absl::FunctionRef<bool(absl::string_view user)> doomed,
-                       std::vector<uint64_t>* ended_ids = nullptr);
+                       std::vector<uint64_t>* ended_ids = nullptr,
+                       std::vector<UserName>* ended_users = nullptr);
 
   // The registry's part of admitting a request of a session whose key the
   // daemon has checked: if the session is live at `now`, moves its control
@@ -185,18 +202,46 @@ class Registry {
   // For the expiry timer: if the session's deadline has passed at `now`,
   // removes it and returns nullopt; if it no longer exists, returns nullopt;
   // otherwise returns its current deadline (the caller re-arms its timer).
-  // `expired`, if not null, is set to whether this call removed it.
+  // `expired`, if not null, is set to whether this call removed it, and
+  // `expired_user`, if not null, to its user when it did.
   std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now,
-                                        bool* expired = nullptr);
+                                        bool* expired = nullptr,
+                                        UserName* expired_user = nullptr);
 
   // The users with a live session at `now`, except `exclude`, sorted.
   std::vector<std::string> ActiveUsers(absl::string_view exclude,
                                        absl::Time now) const;
   // True if `user` holds a live session at `now`.
   bool IsActive(absl::string_view user, absl::Time now) const;
-  // Sessions stored, including any past their deadline that no call has
-  // removed yet.
+  // Sessions stored, local and remote, including any past their deadline
+  // that no call has removed yet.
   size_t session_count() const;
+
+  // ---- Sessions other daemons hold (cluster mode) ------------------------
+
+  // A session of the cluster that another daemon holds: its heartbeats go
+  // there, so it never expires here; it ends by RemoveRemoteSession.
+  struct RemoteSession {
+    absl::string_view user;
+    uint64_t id = 0;
+    Endpoint file_server;  // where it serves files (port 0: nowhere)
+    std::array<uint8_t, 32> key_pin{};  // zero: plain HTTP
+  };
+
+  // Records `session` as live with no deadline (`now` only judges a local
+  // session of the same user). Heartbeat, Admit, IsLive,
+  // ExpireIfDue, Logout and EndSessionsIf ignore it (they concern the
+  // sessions of this daemon's clients); ActiveUsers, IsActive, Locate,
+  // LocateHolders and SearchPage see it like a local one. A remote session
+  // of the same user is replaced, and a local one whose deadline has passed
+  // is dropped. FailedPrecondition if the user holds a live local session
+  // (it stays); AlreadyExists if a local session of that user's shard has
+  // the same id (odds of 2^-58).
+  absl::Status AddRemoteSession(const RemoteSession& session, absl::Time now);
+
+  // Removes the remote session `id` of `user`. False (and nothing changes)
+  // if the user's session is another one or a local one.
+  bool RemoveRemoteSession(absl::string_view user, uint64_t id);
 
   // ---- Publications -----------------------------------------------------
 

@@ -857,8 +857,8 @@ TEST(SecurityTest, HolderServesOnlyTheTicketsFileInsideItsFolder) {
   EXPECT_EQ(secret.status, 401) << secret.raw;
   EXPECT_FALSE(absl::StrContains(secret.raw, "SECRET"));
   // A ticket for another holder, and one MAC'd without hans's key.
-  SessionKey wrong_key;
-  wrong_key.fill(0x42);
+  TicketKey wrong_key;
+  wrong_key.bytes.fill(0x42);
   TicketClaims claims;
   claims.holder = "yoda";
   claims.requester = "vader";

@@ -53,7 +53,7 @@ TEST(FormatCurlCommandTest, PlaintextHolderGetsPlainHttp) {
 }
 
 TEST(TicketExpiryTest, ReadsTheExpiryOfARealTicket) {
-  SessionKey key{};
+  TicketKey key{};
   const absl::Time expiry = absl::FromUnixMillis(1704067260000);
   const std::string ticket = IssueTicket(key, {"hans", "vader", "a", expiry});
   absl::StatusOr<absl::Time> read = TicketExpiry(ticket);

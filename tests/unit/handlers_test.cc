@@ -9,6 +9,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -543,24 +544,26 @@ TEST_F(HandlersTest, GetCarriesATicketTheHolderCanVerify) {
   ASSERT_EQ(get.status.code, ResultCode::kOk);
   auto where = protocol::DecodeGetReply(get.status.payload);
   ASSERT_TRUE(where.ok());
-  absl::StatusOr<TicketClaims> claims = VerifyTicket(
-      keys_[hans], "hans", where->holders[0].ticket, "BitTrickle.mp4", wall_);
+  absl::StatusOr<TicketClaims> claims =
+      VerifyTicket(TicketKeyFor(keys_[hans]), "hans", where->holders[0].ticket,
+                   "BitTrickle.mp4", wall_);
   ASSERT_TRUE(claims.ok()) << claims.status();
   EXPECT_EQ(claims->requester, "vader");
   // Not for another file, not with vader's key, not after a minute.
-  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->holders[0].ticket,
-                            "other.mp4", wall_)
+  EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[hans]), "hans",
+                            where->holders[0].ticket, "other.mp4", wall_)
                    .ok());
-  EXPECT_FALSE(VerifyTicket(keys_[vader], "hans", where->holders[0].ticket,
-                            "BitTrickle.mp4", wall_)
+  EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[vader]), "hans",
+                            where->holders[0].ticket, "BitTrickle.mp4", wall_)
                    .ok());
-  EXPECT_FALSE(VerifyTicket(keys_[hans], "hans", where->holders[0].ticket,
-                            "BitTrickle.mp4", wall_ + absl::Seconds(61))
+  EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[hans]), "hans",
+                            where->holders[0].ticket, "BitTrickle.mp4",
+                            wall_ + absl::Seconds(61))
                    .ok());
 }
 
 // Two holders of the same content: both named, each with a ticket MAC'd
-// with its own session key.
+// with its own ticket key.
 TEST_F(HandlersTest, GetNamesEveryHolderOfTheContentWithItsOwnTicket) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
   uint64_t yoda = Login("yoda", "yodapass", MakeEndpoint(5002));
@@ -579,13 +582,15 @@ TEST_F(HandlersTest, GetNamesEveryHolderOfTheContentWithItsOwnTicket) {
   for (const protocol::GetHolder& holder : where->active_holders()) {
     users.emplace_back(holder.user);
     const uint64_t session = holder.user == "hans" ? hans : yoda;
-    EXPECT_TRUE(VerifyTicket(keys_[session], std::string(holder.user),
-                             holder.ticket, "BitTrickle.mp4", wall_)
+    EXPECT_TRUE(VerifyTicket(TicketKeyFor(keys_[session]),
+                             std::string(holder.user), holder.ticket,
+                             "BitTrickle.mp4", wall_)
                     .ok())
         << holder.user;
     const uint64_t other = holder.user == "hans" ? yoda : hans;
-    EXPECT_FALSE(VerifyTicket(keys_[other], std::string(holder.user),
-                              holder.ticket, "BitTrickle.mp4", wall_)
+    EXPECT_FALSE(VerifyTicket(TicketKeyFor(keys_[other]),
+                              std::string(holder.user), holder.ticket,
+                              "BitTrickle.mp4", wall_)
                      .ok())
         << holder.user;
   }
@@ -1184,6 +1189,468 @@ TEST_F(DeferredPublicationTest, FailedWriteLeavesMemoryAsBeforeTheRequest) {
   WaitForSent(6);
   EXPECT_EQ(SentStatus(5, hans, sequences_[hans]).code, ResultCode::kOk);
   EXPECT_TRUE(registry_.PublicationOf("hans", "new.txt").has_value());
+}
+
+// ---- Cluster mode, with a fake link to the store ---------------------------
+
+// The store as the handlers see it: claims wait until the test completes
+// them, releases and commits are recorded, and the link can be cut.
+class FakeClusterLink final : public ClusterLink {
+ public:
+  struct PendingClaim {
+    ClusterSession session;
+    ClusterStore::Done done;
+  };
+
+  const std::string& daemon_id() const override { return daemon_id_; }
+  absl::Status CommitPublications(
+      std::span<const PublicationChange> batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down_)
+      return absl::UnavailableError("redis at 127.0.0.1:6379: timeout");
+    committed_ += batch.size();
+    return absl::OkStatus();
+  }
+  void Claim(ClusterSession session, ClusterStore::Done done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    claims_.push_back(PendingClaim{std::move(session), std::move(done)});
+  }
+  void Release(std::string user, uint64_t session_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    releases_.emplace_back(std::move(user), session_id);
+  }
+  ClusterStore::Stats stats() const override { return {}; }
+  void Stop() override {}
+
+  void SetDown(bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_ = down;
+  }
+  // Completes claim `i` with `outcome` from another thread, as the store's
+  // writer thread does.
+  void CompleteClaim(size_t i, absl::Status outcome) {
+    ClusterStore::Done done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done = std::move(claims_.at(i).done);
+    }
+    std::thread([&done, outcome] { done(outcome); }).join();
+  }
+  size_t claim_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return claims_.size();
+  }
+  ClusterSession claimed(size_t i) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return claims_.at(i).session;
+  }
+  std::vector<std::pair<std::string, uint64_t>> releases() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return releases_;
+  }
+  size_t committed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return committed_;
+  }
+
+ private:
+  const std::string daemon_id_ = "00000000000000aa";
+  std::mutex mu_;
+  bool down_ = false;
+  size_t committed_ = 0;
+  std::vector<PendingClaim> claims_;
+  std::vector<std::pair<std::string, uint64_t>> releases_;
+};
+
+class ClusterHandlersTest : public HandlersTest {
+ protected:
+  ClusterHandlersTest()
+      : completions_(*JournalWriter::CompletionQueue::Create()),
+        writer_(
+            [this](std::span<const PublicationChange> batch) {
+              return link_.CommitPublications(batch);
+            },
+            &registry_, JournalWriter::Options{}),
+        replica_(&registry_, link_.daemon_id(), [this] { return now_; }),
+        cluster_(MakeClusterShared(), RequestHandler::Options{}, now_) {
+    cluster_.EnableDeferredReplies(
+        completions_.get(),
+        [this](std::span<const uint8_t> reply, const Endpoint& to) {
+          sent_.emplace_back(std::vector<uint8_t>(reply.begin(), reply.end()),
+                             to);
+        });
+  }
+  ~ClusterHandlersTest() override { writer_.Shutdown(); }
+
+  RequestHandler::Shared MakeClusterShared() {
+    RequestHandler::Shared shared = MakeShared();
+    shared.journal = &writer_;
+    shared.cluster = &link_;
+    shared.replica = &replica_;
+    return shared;
+  }
+
+  size_t Handle(const std::vector<uint8_t>& datagram, const Endpoint& from) {
+    std::vector<uint8_t> reply(protocol::kMaxDatagramSize);
+    const size_t n = cluster_.Handle(datagram, from, now_, reply);
+    reply.resize(n);
+    last_reply_ = reply;
+    return n;
+  }
+
+  // Runs completions as the reactor would, until `count` replies were sent
+  // (bounded: 10 s).
+  void WaitForSent(size_t count) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (sent_.size() < count && absl::Now() < deadline) {
+      pollfd p{completions_->fd(), POLLIN, 0};
+      if (::poll(&p, 1, 100) == 1) completions_->RunCompletions();
+    }
+    ASSERT_EQ(sent_.size(), count);
+  }
+
+  // A login through the cluster handler up to its LOGIN_FINISH, which the
+  // handler defers; `finish` receives that datagram.
+  void StartLogin(client::ClientSession& session, const std::string& user,
+                  const std::string& password, const Endpoint& from,
+                  std::vector<uint8_t>* finish) {
+    ASSERT_TRUE(session.StartLogin(user, password, 7000).ok());
+    std::vector<uint8_t> login(protocol::kMaxDatagramSize);
+    login.resize(session.EncodeTry(now_, login));
+    ASSERT_GT(Handle(login, from), 0u);
+    std::optional<client::Reply> challenge = session.Receive(last_reply_);
+    ASSERT_TRUE(challenge.has_value());
+    ASSERT_TRUE(session.ContinueLogin(*challenge).ok());
+    finish->resize(protocol::kMaxDatagramSize);
+    finish->resize(session.EncodeTry(now_, *finish));
+    EXPECT_EQ(Handle(*finish, from), 0u) << "LOGIN_FINISH was not deferred";
+  }
+
+  // Reply `i` as the client takes it.
+  std::optional<client::Reply> Take(client::ClientSession& session, size_t i) {
+    return session.Receive(sent_.at(i).first);
+  }
+
+  // Logs `user` in through the cluster handler with its claim granted;
+  // returns the session id.
+  uint64_t ClusterLogin(const std::string& user, const std::string& password,
+                        const Endpoint& from) {
+    client::ClientSession session(request_id_ + 1);
+    request_id_ += 2;
+    std::vector<uint8_t> finish;
+    StartLogin(session, user, password, from, &finish);
+    const size_t claim = link_.claim_count() - 1;
+    const size_t sent = sent_.size();
+    link_.CompleteClaim(claim, absl::OkStatus());
+    WaitForSent(sent + 1);
+    std::optional<client::Reply> reply = Take(session, sent);
+    EXPECT_TRUE(reply.has_value());
+    if (!reply.has_value() || reply->code != ResultCode::kOk) return 0;
+    EXPECT_TRUE(session.ContinueLogin(*reply).ok());
+    keys_[session.session_id()] = session.key();
+    datagram_keys_[session.session_id()] = KeysOf(session.key());
+    return session.session_id();
+  }
+
+  std::vector<uint8_t> SealedNamed(MessageType type, uint64_t session,
+                                   const std::string& name,
+                                   uint32_t request_id) {
+    Header h = MakeHeader(type, session);
+    h.request_id = request_id;
+    if (type == MessageType::kPublish) {
+      protocol::PublishRequest request;
+      request.name = name;
+      request.size = 42;
+      request.root.fill(0xab);
+      return Seal(Encode([&](std::span<uint8_t> out) {
+        return protocol::EncodePublishRequest(h, request, out);
+      }));
+    }
+    protocol::NameRequest request{name};
+    return Seal(Encode([&](std::span<uint8_t> out) {
+      return protocol::EncodeNameRequest(h, request, out);
+    }));
+  }
+
+  // The status of a sealed reply of `session`.
+  protocol::ReplyStatus Opened(const std::vector<uint8_t>& bytes,
+                               uint64_t session) {
+    opened_.assign(bytes.size() - protocol::kHeaderSize, 0);
+    EXPECT_TRUE(OpenDatagram(datagram_keys_[session], Direction::kToClient,
+                             bytes, opened_)
+                    .has_value());
+    auto status = protocol::DecodeReplyStatus(opened_);
+    EXPECT_TRUE(status.ok());
+    return *status;
+  }
+
+  // A session daemon "bb" holds, as its login event carries it.
+  static ClusterSession RemoteSession(const std::string& user, uint64_t id) {
+    ClusterSession session;
+    session.user = user;
+    session.daemon_id = "00000000000000bb";
+    session.session_id = id;
+    session.file_server.family = 4;
+    session.file_server.ip = {10, 0, 0, 2};
+    session.file_server.port = 7300;
+    session.key_pin.fill(0x33);
+    session.ticket_key.fill(0x44);
+    return session;
+  }
+
+  FakeClusterLink link_;
+  std::unique_ptr<JournalWriter::CompletionQueue> completions_;
+  JournalWriter writer_;
+  ClusterReplica replica_;
+  RequestHandler cluster_;
+  std::vector<std::pair<std::vector<uint8_t>, Endpoint>> sent_;
+  std::vector<uint8_t> last_reply_;
+  std::vector<uint8_t> opened_;
+};
+
+TEST_F(ClusterHandlersTest, LoginIsAnsweredOnceTheStoreClaimsIt) {
+  const Endpoint from = MakeEndpoint(5000);
+  client::ClientSession session(500);
+  std::vector<uint8_t> finish;
+  StartLogin(session, "hans", "hanspass", from, &finish);
+  ASSERT_EQ(link_.claim_count(), 1u);
+  EXPECT_TRUE(sent_.empty());
+  const ClusterSession claimed = link_.claimed(0);
+  EXPECT_EQ(claimed.user, "hans");
+  EXPECT_EQ(claimed.daemon_id, "00000000000000aa");
+  EXPECT_EQ(claimed.file_server.port, 7000);
+  EXPECT_EQ(claimed.file_server.ip, from.ip);
+  link_.CompleteClaim(0, absl::OkStatus());
+  WaitForSent(1);
+  EXPECT_EQ(sent_[0].second, from);
+  // An unsealed reply is never larger than its request.
+  EXPECT_LE(sent_[0].first.size(), finish.size());
+  std::optional<client::Reply> reply = Take(session, 0);
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(reply->code, ResultCode::kOk) << reply->message;
+  ASSERT_TRUE(session.ContinueLogin(*reply).ok());
+  EXPECT_EQ(session.session_id(), claimed.session_id);
+  // The cluster's ticket key is the one the client derives: any daemon's
+  // tickets for hans verify at hans.
+  EXPECT_EQ(TicketKey{claimed.ticket_key}, TicketKeyFor(session.key()));
+  EXPECT_TRUE(registry_.IsActive("hans", now_));
+  EXPECT_EQ(cluster_.metrics().logins_ok.Get(), 1u);
+}
+
+TEST_F(ClusterHandlersTest, LoginRefusedByTheStoreEndsTheLocalSession) {
+  const Endpoint from = MakeEndpoint(5000);
+  client::ClientSession session(500);
+  std::vector<uint8_t> finish;
+  StartLogin(session, "hans", "hanspass", from, &finish);
+  ASSERT_TRUE(registry_.IsActive("hans", now_));
+  link_.CompleteClaim(0, absl::AlreadyExistsError("hans is held by bb"));
+  WaitForSent(1);
+  std::optional<client::Reply> reply = Take(session, 0);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->code, ResultCode::kAlreadyActive);
+  EXPECT_EQ(reply->message, "user hans is already active on another daemon");
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
+  EXPECT_EQ(sessions_.size(), 0u);
+  EXPECT_EQ(cluster_.metrics().logins_refused.Get(), 1u);
+  // Not ours: nothing to release.
+  EXPECT_TRUE(link_.releases().empty());
+}
+
+// hans logs in here and on bb at once; bb's login reaches the replica
+// while this one's claim is pending, and the store grants bb's.
+TEST_F(ClusterHandlersTest, TheWinnersSessionIsSeenOnceTheLoserEnds) {
+  const Endpoint from = MakeEndpoint(5000);
+  client::ClientSession session(500);
+  std::vector<uint8_t> finish;
+  StartLogin(session, "hans", "hanspass", from, &finish);
+  const ClusterSession there = RemoteSession("hans", 0x1234);
+  replica_.ApplyEvent(ClusterEvent{ClusterEvent::Kind::kLogin, there, "", {}});
+  EXPECT_EQ(replica_.TicketKeyOf(0x1234), std::nullopt);
+  link_.CompleteClaim(0, absl::AlreadyExistsError("hans is held by bb"));
+  WaitForSent(1);
+  EXPECT_TRUE(registry_.IsActive("hans", now_));
+  EXPECT_EQ(replica_.TicketKeyOf(0x1234), TicketKey{there.ticket_key});
+  EXPECT_EQ(registry_.ActiveUsers("", now_), std::vector<std::string>{"hans"});
+}
+
+TEST_F(ClusterHandlersTest, LoginWithTheStoreUnreachableFailsClearly) {
+  const Endpoint from = MakeEndpoint(5000);
+  client::ClientSession session(500);
+  std::vector<uint8_t> finish;
+  StartLogin(session, "hans", "hanspass", from, &finish);
+  const uint64_t id = link_.claimed(0).session_id;
+  link_.CompleteClaim(0, absl::UnavailableError("redis: connection refused"));
+  WaitForSent(1);
+  std::optional<client::Reply> reply = Take(session, 0);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->code, ResultCode::kInternal);
+  EXPECT_EQ(reply->message, "the index store is unreachable; try again");
+  EXPECT_FALSE(registry_.IsActive("hans", now_));
+  EXPECT_EQ(sessions_.size(), 0u);
+  // The claim may have landed before the timeout: released, which frees it
+  // only if it names this session.
+  EXPECT_EQ(link_.releases(),
+            (std::vector<std::pair<std::string, uint64_t>>{{"hans", id}}));
+}
+
+TEST_F(ClusterHandlersTest, RetransmissionWhileTheClaimIsPendingIsDropped) {
+  const Endpoint from = MakeEndpoint(5000);
+  client::ClientSession session(500);
+  std::vector<uint8_t> finish;
+  StartLogin(session, "hans", "hanspass", from, &finish);
+  // The same LOGIN_FINISH again, twice: no reply, no second claim, no
+  // second session.
+  EXPECT_EQ(Handle(finish, from), 0u);
+  EXPECT_EQ(Handle(finish, from), 0u);
+  EXPECT_EQ(link_.claim_count(), 1u);
+  EXPECT_EQ(registry_.session_count(), 1u);
+  EXPECT_EQ(sessions_.size(), 1u);
+  EXPECT_EQ(counters_.retransmissions.load(), 2u);
+  link_.CompleteClaim(0, absl::OkStatus());
+  WaitForSent(1);
+  std::optional<client::Reply> reply = Take(session, 0);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->code, ResultCode::kOk);
+  // One reply only: the retransmissions got none of their own.
+  EXPECT_EQ(completions_->RunCompletions(), 0u);
+  EXPECT_EQ(sent_.size(), 1u);
+  // Once claimed, a retransmission is answered at once, claimed no more.
+  EXPECT_GT(Handle(finish, from), 0u);
+  EXPECT_EQ(link_.claim_count(), 1u);
+}
+
+TEST_F(ClusterHandlersTest, UserHeldOnAnotherDaemonIsRefusedWithoutAClaim) {
+  replica_.ApplyEvent(ClusterEvent{
+      ClusterEvent::Kind::kLogin, RemoteSession("hans", 0x1234), "", {}});
+  const Reply r = [&] {
+    Reply out;
+    client::ClientSession session(500);
+    EXPECT_TRUE(session.StartLogin("hans", "hanspass", 7000).ok());
+    std::vector<uint8_t> datagram(protocol::kMaxDatagramSize);
+    datagram.resize(session.EncodeTry(now_, datagram));
+    EXPECT_GT(Handle(datagram, MakeEndpoint(5000)), 0u);
+    std::optional<client::Reply> challenge = session.Receive(last_reply_);
+    EXPECT_TRUE(challenge.has_value() &&
+                session.ContinueLogin(*challenge).ok());
+    datagram.resize(protocol::kMaxDatagramSize);
+    datagram.resize(session.EncodeTry(now_, datagram));
+    EXPECT_GT(Handle(datagram, MakeEndpoint(5000)), 0u);
+    out.status = *protocol::DecodeReplyStatus(
+        protocol::ParseDatagram(last_reply_)->body);
+    return out;
+  }();
+  EXPECT_EQ(r.status.code, ResultCode::kAlreadyActive);
+  EXPECT_EQ(r.status.message, "user hans is already active on another daemon");
+  EXPECT_EQ(link_.claim_count(), 0u);
+}
+
+TEST_F(ClusterHandlersTest, LogoutAndExpiryReleaseTheClaim) {
+  const uint64_t hans = ClusterLogin("hans", "hanspass", MakeEndpoint(5000));
+  const uint64_t yoda = ClusterLogin("yoda", "yodapass", MakeEndpoint(5002));
+  ASSERT_NE(hans, 0u);
+  ASSERT_NE(yoda, 0u);
+  Header h = MakeHeader(MessageType::kLogout, hans);
+  ASSERT_GT(Handle(Seal(Encode([&](std::span<uint8_t> out) {
+                     return protocol::EncodeEmptyRequest(
+                         h, out, protocol::kEmptyRequestPaddingBytes);
+                   })),
+                   MakeEndpoint(5000)),
+            0u);
+  EXPECT_EQ(link_.releases(),
+            (std::vector<std::pair<std::string, uint64_t>>{{"hans", hans}}));
+  // yoda stops heartbeating.
+  now_ += absl::Seconds(4);
+  cluster_.Tick(now_);
+  EXPECT_EQ(link_.releases(), (std::vector<std::pair<std::string, uint64_t>>{
+                                  {"hans", hans}, {"yoda", yoda}}));
+}
+
+TEST_F(ClusterHandlersTest, PubAndUnpFailClearlyWhileTheStoreIsDown) {
+  const Endpoint from = MakeEndpoint(5000);
+  const uint64_t hans = ClusterLogin("hans", "hanspass", from);
+  ASSERT_NE(hans, 0u);
+  ASSERT_EQ(
+      Handle(SealedNamed(MessageType::kPublish, hans, "a.txt", 900), from), 0u);
+  WaitForSent(2);  // the login's reply, then the pub's
+  EXPECT_EQ(Opened(sent_[1].first, hans).code, ResultCode::kOk);
+  EXPECT_EQ(link_.committed(), 1u);
+
+  link_.SetDown(true);
+  ASSERT_EQ(
+      Handle(SealedNamed(MessageType::kPublish, hans, "b.txt", 901), from), 0u);
+  WaitForSent(3);
+  protocol::ReplyStatus pub = Opened(sent_[2].first, hans);
+  EXPECT_EQ(pub.code, ResultCode::kInternal);
+  EXPECT_EQ(pub.message,
+            "the index store is unreachable; the publication was not "
+            "recorded: try again");
+  ASSERT_EQ(
+      Handle(SealedNamed(MessageType::kUnpublish, hans, "a.txt", 902), from),
+      0u);
+  WaitForSent(4);
+  protocol::ReplyStatus unp = Opened(sent_[3].first, hans);
+  EXPECT_EQ(unp.code, ResultCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(unp.message, "store is unreachable"))
+      << unp.message;
+  // Nothing changed, and nothing was lost: a.txt is still published.
+  EXPECT_TRUE(registry_.PublicationOf("hans", "a.txt").has_value());
+  EXPECT_EQ(registry_.PublicationOf("hans", "b.txt"), std::nullopt);
+  EXPECT_EQ(link_.committed(), 1u);
+  // Heartbeats, lists and get go on from the replica meanwhile.
+  Header hb = MakeHeader(MessageType::kHeartbeat, hans);
+  ASSERT_GT(Handle(Seal(Encode([&](std::span<uint8_t> out) {
+                     return protocol::EncodeEmptyRequest(
+                         hb, out, protocol::kEmptyRequestPaddingBytes);
+                   })),
+                   from),
+            0u);
+  EXPECT_EQ(Opened(last_reply_, hans).code, ResultCode::kOk);
+
+  // Back: the client's retransmission (not cached) goes through.
+  link_.SetDown(false);
+  ASSERT_EQ(
+      Handle(SealedNamed(MessageType::kPublish, hans, "b.txt", 901), from), 0u);
+  WaitForSent(5);
+  EXPECT_EQ(Opened(sent_[4].first, hans).code, ResultCode::kOk);
+  EXPECT_TRUE(registry_.PublicationOf("hans", "b.txt").has_value());
+}
+
+TEST_F(ClusterHandlersTest, GetIssuesARemoteHoldersTicketWithItsTicketKey) {
+  const Endpoint from = MakeEndpoint(5001);
+  const uint64_t vader = ClusterLogin("vader", "vaderpass", from);
+  ASSERT_NE(vader, 0u);
+  const ClusterSession leia = RemoteSession("hans", 0x4321);
+  replica_.ApplyEvent(ClusterEvent{ClusterEvent::Kind::kLogin, leia, "", {}});
+  FileMeta meta;
+  meta.size = 42;
+  meta.root.fill(0xab);
+  ClusterEvent pub;
+  pub.kind = ClusterEvent::Kind::kPublish;
+  pub.session.user = "hans";
+  pub.name = "a.txt";
+  pub.meta = meta;
+  replica_.ApplyEvent(pub);
+  ASSERT_GT(Handle(SealedNamed(MessageType::kGet, vader, "a.txt", 950), from),
+            0u);
+  protocol::ReplyStatus status = Opened(last_reply_, vader);
+  ASSERT_EQ(status.code, ResultCode::kOk) << status.message;
+  auto where = protocol::DecodeGetReply(status.payload);
+  ASSERT_TRUE(where.ok()) << where.status();
+  ASSERT_EQ(where->holder_count, 1u);
+  EXPECT_EQ(where->holders[0].user, "hans");
+  EXPECT_EQ(where->holders[0].address.port, 7300);
+  EXPECT_EQ(where->holders[0].key_pin, leia.key_pin);
+  absl::StatusOr<TicketClaims> claims =
+      VerifyTicket(TicketKey{leia.ticket_key}, "hans", where->holders[0].ticket,
+                   "a.txt", wall_);
+  ASSERT_TRUE(claims.ok()) << claims.status();
+  EXPECT_EQ(claims->requester, "vader");
+  // Once hans logs out there, he is no holder.
+  ClusterEvent logout{ClusterEvent::Kind::kLogout, leia, "", {}};
+  replica_.ApplyEvent(logout);
+  ASSERT_GT(Handle(SealedNamed(MessageType::kGet, vader, "a.txt", 951), from),
+            0u);
+  EXPECT_EQ(Opened(last_reply_, vader).code, ResultCode::kNotFound);
 }
 
 }  // namespace

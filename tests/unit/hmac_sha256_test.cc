@@ -1,5 +1,8 @@
 #include "core/auth/hmac_sha256.h"
 
+#include <array>
+#include <cstring>
+#include <span>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -37,6 +40,21 @@ TEST(IncrementalHmacSha256Test, PiecesGiveTheSameMacAsTheWhole) {
   for (char c : std::string("Hi There")) hmac.Update(absl::string_view(&c, 1));
   EXPECT_EQ(Hex(hmac.Finish()),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
+// RFC 5869, test case 3: empty salt and info; T(1) is the first 32 bytes
+// of its OKM.
+TEST(HkdfSha256Test, MatchesRfc5869EmptySaltAndInfo) {
+  const std::string ikm(22, '\x0b');
+  const HkdfSha256 hkdf(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(ikm.data()), ikm.size()));
+  IncrementalHmacSha256::Digest okm{};
+  hkdf.Expand("", okm);
+  EXPECT_EQ(Hex(okm),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d");
+  std::array<uint8_t, 16> half{};
+  hkdf.Expand("", half);
+  EXPECT_EQ(std::memcmp(half.data(), okm.data(), half.size()), 0);
 }
 
 }  // namespace

@@ -1342,5 +1342,162 @@ TEST(RegistryConcurrencyTest, PagedSearchDuringPublishAndUnpublishKeepsRules) {
             registry.PublishedBy("leia"));
 }
 
+// ---- Remote sessions (cluster mode) --------------------------------------
+
+Registry::RemoteSession Remote(absl::string_view user, uint64_t id,
+                               uint16_t file_port = 7100) {
+  Registry::RemoteSession remote;
+  remote.user = user;
+  remote.id = id;
+  remote.file_server = V4(10, 0, 0, 9, file_port);
+  remote.key_pin.fill(0x5a);
+  return remote;
+}
+
+TEST(RegistryRemoteTest, IsListedFoundAndActiveLikeALocalSession) {
+  Registry registry;
+  LogIn(registry, "luke");
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), kT0).ok());
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  EXPECT_THAT(registry.ActiveUsers("luke", kT0), ElementsAre("leia"));
+  EXPECT_TRUE(registry.IsActive("leia", kT0));
+  EXPECT_THAT(ListAll(registry, "plans", "luke", kT0),
+              ElementsAre("plans.pdf"));
+  std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->user, "leia");
+  EXPECT_EQ(holder->session_id, 0xabc0u);
+  EXPECT_EQ(holder->file_server, V4(10, 0, 0, 9, 7100));
+  EXPECT_EQ(holder->key_pin[0], 0x5a);
+  std::array<Holder, 4> holders;
+  EXPECT_EQ(registry.LocateHolders("plans.pdf", "luke", kT0, holders), 1u);
+  EXPECT_EQ(holders[0].session_id, 0xabc0u);
+}
+
+TEST(RegistryRemoteTest, NeverExpires) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), kT0).ok());
+  const absl::Time much_later = At(absl::Hours(24 * 365));
+  EXPECT_TRUE(registry.IsActive("leia", much_later));
+  EXPECT_THAT(registry.ActiveUsers("", much_later), ElementsAre("leia"));
+  bool expired = true;
+  EXPECT_EQ(registry.ExpireIfDue(0xabc0, much_later, &expired), std::nullopt);
+  EXPECT_FALSE(expired);
+  EXPECT_TRUE(registry.IsActive("leia", much_later));
+}
+
+// The calls about this daemon's own clients leave a remote session alone.
+TEST(RegistryRemoteTest, IsIgnoredByHeartbeatAdmitLogoutAndIsLive) {
+  // One shard: the remote id is found wherever the calls look for it.
+  Registry registry(Registry::Options{.shard_count = 1});
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), kT0).ok());
+  EXPECT_TRUE(absl::IsNotFound(registry.Heartbeat(0xabc0, Loopback(1), kT0)));
+  EXPECT_EQ(registry.Admit(0xabc0, Loopback(1), kT0, true), std::nullopt);
+  EXPECT_FALSE(registry.IsLive(0xabc0, kT0));
+  EXPECT_TRUE(absl::IsNotFound(registry.Logout(0xabc0)));
+  std::vector<uint64_t> ended;
+  EXPECT_EQ(
+      registry.EndSessionsIf([](absl::string_view) { return true; }, &ended),
+      0u);
+  EXPECT_TRUE(registry.IsActive("leia", kT0));
+}
+
+TEST(RegistryRemoteTest, LocalLoginOfItsUserIsRefusedAsHeldElsewhere) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), kT0).ok());
+  absl::StatusOr<uint64_t> id =
+      registry.Login(Params("leia", Loopback(1)), kT0);
+  EXPECT_TRUE(absl::IsAlreadyExists(id.status()));
+  EXPECT_TRUE(Registry::IsHeldElsewhere(id.status()));
+  // A local double login is not "elsewhere".
+  LogIn(registry, "luke");
+  absl::StatusOr<uint64_t> again =
+      registry.Login(Params("luke", Loopback(2), 9), kT0);
+  EXPECT_TRUE(absl::IsAlreadyExists(again.status()));
+  EXPECT_FALSE(Registry::IsHeldElsewhere(again.status()));
+}
+
+TEST(RegistryRemoteTest, RemovedByUserAndIdOnly) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), kT0).ok());
+  EXPECT_FALSE(registry.RemoveRemoteSession("leia", 0xdef0));
+  EXPECT_FALSE(registry.RemoveRemoteSession("luke", 0xabc0));
+  EXPECT_TRUE(registry.IsActive("leia", kT0));
+  EXPECT_TRUE(registry.RemoveRemoteSession("leia", 0xabc0));
+  EXPECT_FALSE(registry.IsActive("leia", kT0));
+  EXPECT_FALSE(registry.RemoveRemoteSession("leia", 0xabc0));
+  EXPECT_EQ(registry.session_count(), 0u);
+  // Its user may now log in here.
+  EXPECT_TRUE(registry.Login(Params("leia", Loopback(1)), kT0).ok());
+}
+
+TEST(RegistryRemoteTest, RemoveLeavesALocalSessionOfTheSameIdAlone) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  EXPECT_FALSE(registry.RemoveRemoteSession("luke", id));
+  EXPECT_TRUE(registry.IsLive(id, kT0));
+}
+
+TEST(RegistryRemoteTest, ReplacesTheUsersRemoteSession) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), kT0).ok());
+  ASSERT_TRUE(
+      registry.AddRemoteSession(Remote("leia", 0xdef0, 7200), kT0).ok());
+  EXPECT_EQ(registry.session_count(), 1u);
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  std::optional<Holder> holder = registry.Locate("plans.pdf", "luke", kT0);
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->session_id, 0xdef0u);
+  EXPECT_EQ(holder->file_server.port, 7200);
+  EXPECT_FALSE(registry.RemoveRemoteSession("leia", 0xabc0));
+}
+
+TEST(RegistryRemoteTest, RefusedWhileItsUserHoldsALiveLocalSession) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "leia");
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      registry.AddRemoteSession(Remote("leia", 0xabc0), kT0)));
+  EXPECT_TRUE(registry.IsLive(id, kT0));
+  // Once the local one's deadline has passed, the remote one takes over.
+  const absl::Time later = At(kTimeout);
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0), later).ok());
+  EXPECT_FALSE(registry.IsLive(id, later));
+  EXPECT_TRUE(registry.IsActive("leia", later));
+}
+
+TEST(RegistryRemoteTest, ANonServingRemoteSessionIsNoHolder) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddRemoteSession(Remote("leia", 0xabc0, 0), kT0).ok());
+  registry.Publish("leia", "plans.pdf", Meta(10));
+  EXPECT_TRUE(registry.IsActive("leia", kT0));
+  EXPECT_EQ(registry.Locate("plans.pdf", "luke", kT0), std::nullopt);
+}
+
+TEST(RegistryRemoteTest, ExpireIfDueNamesTheExpiredUser) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  UserName user;
+  bool expired = false;
+  EXPECT_EQ(registry.ExpireIfDue(id, At(kTimeout), &expired, &user),
+            std::nullopt);
+  EXPECT_TRUE(expired);
+  EXPECT_EQ(user, "luke");
+}
+
+TEST(RegistryRemoteTest, EndSessionsIfNamesTheEndedUsers) {
+  Registry registry;
+  const uint64_t luke = LogIn(registry, "luke");
+  LogIn(registry, "leia");
+  std::vector<uint64_t> ids;
+  std::vector<UserName> users;
+  EXPECT_EQ(
+      registry.EndSessionsIf(
+          [](absl::string_view user) { return user == "luke"; }, &ids, &users),
+      1u);
+  EXPECT_THAT(ids, ElementsAre(luke));
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0], "luke");
+}
+
 }  // namespace
 }  // namespace pcfs

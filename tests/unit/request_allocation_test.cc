@@ -446,8 +446,8 @@ TEST_F(RequestAllocationTest, GetWithItsTicketAllocatesNothing) {
   ASSERT_TRUE(reply.ok());
   ASSERT_EQ(reply->holder_count, 1u);
   EXPECT_EQ(reply->holders[0].user, kPublisher);
-  EXPECT_TRUE(VerifyTicket(publisher_.key, kPublisher, reply->holders[0].ticket,
-                           kSharedFile, absl::Now())
+  EXPECT_TRUE(VerifyTicket(TicketKeyFor(publisher_.key), kPublisher,
+                           reply->holders[0].ticket, kSharedFile, absl::Now())
                   .ok());
 
   const AllocationCount made =
@@ -483,8 +483,8 @@ TEST_F(RequestAllocationTest, GetNamingSeveralHoldersAllocatesNothing) {
     const SessionKey& key = holder.user == kPublisher           ? publisher_.key
                             : holder.user == "second-publisher" ? second.key
                                                                 : third.key;
-    EXPECT_TRUE(VerifyTicket(key, std::string(holder.user), holder.ticket,
-                             kSharedFile, absl::Now())
+    EXPECT_TRUE(VerifyTicket(TicketKeyFor(key), std::string(holder.user),
+                             holder.ticket, kSharedFile, absl::Now())
                     .ok())
         << holder.user;
   }

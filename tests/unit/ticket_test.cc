@@ -20,13 +20,18 @@ constexpr absl::string_view kBase64UrlAlphabet =
 // A fixed wall-clock instant, a whole number of milliseconds.
 const absl::Time kNow = absl::FromUnixMillis(1'700'000'000'123);
 
-SessionKey KeyFilledWith(uint8_t byte) {
+SessionKey SessionKeyFilledWith(uint8_t byte) {
   SessionKey key;
   key.fill(byte);
   return key;
 }
 
-const SessionKey kHansKey = KeyFilledWith(0x11);
+TicketKey KeyFilledWith(uint8_t byte) {
+  return TicketKeyFor(SessionKeyFilledWith(byte));
+}
+
+// Hans's ticket key, derived from his session key (all 0x11).
+const TicketKey kHansKey = KeyFilledWith(0x11);
 
 TicketClaims HansServesNotesToVader() {
   return TicketClaims{"hans", "vader", "notes.md", kNow + absl::Seconds(60)};
@@ -46,6 +51,35 @@ std::string Decoded(absl::string_view ticket) {
   std::string bytes;
   EXPECT_TRUE(absl::WebSafeBase64Unescape(ticket, &bytes));
   return bytes;
+}
+
+// ---- The ticket key.
+
+// HKDF-SHA-256, empty salt, info "PeerConnect ticket key v1", of the
+// session key 0x11 * 32: the value `openssl kdf -keylen 32 -kdfopt
+// digest:SHA256 -kdfopt hexkey:1111...11 -kdfopt "info:PeerConnect ticket
+// key v1" HKDF` prints (docs/PROTOCOL.md gives it as the test vector).
+TEST(TicketKeyTest, IsHkdfOfTheSessionKey) {
+  const TicketKey key = TicketKeyFor(SessionKeyFilledWith(0x11));
+  EXPECT_EQ(
+      absl::BytesToHexString(absl::string_view(
+          reinterpret_cast<const char*>(key.bytes.data()), key.bytes.size())),
+      "6146e3579a888b6b64077a70cdfc17c875d220b7699befff4e7527b846a5068a");
+}
+
+TEST(TicketKeyTest, DiffersFromTheSessionKeyAndBetweenSessions) {
+  const SessionKey session = SessionKeyFilledWith(0x11);
+  EXPECT_NE(TicketKeyFor(session).bytes, session);
+  EXPECT_NE(TicketKeyFor(session), TicketKeyFor(SessionKeyFilledWith(0x12)));
+  EXPECT_EQ(TicketKeyFor(session), TicketKeyFor(session));
+}
+
+// A ticket MAC'd with the session key itself (the version 1 scheme) does
+// not verify under the ticket key.
+TEST(TicketKeyTest, TheSessionKeyItselfMakesNoValidTicket) {
+  TicketKey raw;
+  raw.bytes = SessionKeyFilledWith(0x11);
+  EXPECT_FALSE(VerifyAsHans(IssueTicket(raw, HansServesNotesToVader())).ok());
 }
 
 // ---- What a genuine ticket does.
@@ -94,13 +128,13 @@ TEST(TicketTest, TextIsBase64UrlWithoutPadding) {
 // The layout of core/auth/ticket.h, rebuilt here byte by byte.
 TEST(TicketTest, FollowsTheDocumentedWireForm) {
   const std::string signed_part = absl::StrCat(
-      "\x01", absl::string_view("\x00\x00\x01\x8b\xcf\xe6\x52\xdb", 8),
+      "\x02", absl::string_view("\x00\x00\x01\x8b\xcf\xe6\x52\xdb", 8),
       "\x04hans", "\x05vader");
   ASSERT_EQ(absl::ToUnixMillis(kNow + absl::Seconds(60)), 0x18bcfe652db);
   const absl::StatusOr<Sha256Digest> mac = HmacSha256(
-      absl::string_view(reinterpret_cast<const char*>(kHansKey.data()),
-                        kHansKey.size()),
-      absl::StrCat("PeerConnect ticket v1", signed_part,
+      absl::string_view(reinterpret_cast<const char*>(kHansKey.bytes.data()),
+                        kHansKey.bytes.size()),
+      absl::StrCat("PeerConnect ticket v2", signed_part,
                    absl::string_view("\x00\x08", 2), "notes.md"));
   ASSERT_TRUE(mac.ok()) << mac.status();
   const std::string expected = absl::StrCat(
@@ -124,6 +158,16 @@ TEST(TicketTest, StaysShortForTheLongestNames) {
 }
 
 // ---- What it refuses.
+
+// A version 1 ticket (MAC'd with the session key itself) is not read.
+TEST(TicketTest, VersionOneIsRefused) {
+  std::string bytes = Decoded(HansTicket());
+  bytes[0] = '\x01';
+  absl::StatusOr<TicketClaims> claims =
+      VerifyAsHans(absl::WebSafeBase64Escape(bytes));
+  EXPECT_EQ(claims.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(claims.status().message(), "ticket is malformed: unknown version");
+}
 
 TEST(TicketTest, TicketForAnotherFileIsUnauthenticated) {
   EXPECT_EQ(VerifyAsHans(HansTicket(), "notes.md.bak").status().code(),

@@ -1,0 +1,260 @@
+// ClusterReplica applies the cluster store's snapshot and stream to a
+// registry: no store, no threads.
+#include "daemon/cluster_replica.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr char kOwnDaemon[] = "00000000000000aa";
+constexpr char kOtherDaemon[] = "00000000000000bb";
+const absl::Time kNow = absl::UnixEpoch() + absl::Hours(1000);
+
+ClusterSession Session(const std::string& user, uint64_t id,
+                       const std::string& daemon = kOtherDaemon) {
+  ClusterSession session;
+  session.user = user;
+  session.daemon_id = daemon;
+  session.session_id = id;
+  session.file_server.family = 4;
+  session.file_server.ip = {10, 0, 0, 2};
+  session.file_server.port = 7300;
+  session.key_pin.fill(0x33);
+  session.ticket_key.fill(static_cast<uint8_t>(id));
+  return session;
+}
+
+ClusterEvent Login(const ClusterSession& session) {
+  ClusterEvent event;
+  event.kind = ClusterEvent::Kind::kLogin;
+  event.session = session;
+  return event;
+}
+
+ClusterEvent Logout(const ClusterSession& session) {
+  ClusterEvent event;
+  event.kind = ClusterEvent::Kind::kLogout;
+  event.session.user = session.user;
+  event.session.daemon_id = session.daemon_id;
+  event.session.session_id = session.session_id;
+  return event;
+}
+
+FileMeta Meta(uint64_t size) {
+  FileMeta meta;
+  meta.size = size;
+  meta.root.fill(0xab);
+  return meta;
+}
+
+ClusterEvent Pub(const std::string& user, const std::string& name,
+                 uint64_t size = 10) {
+  ClusterEvent event;
+  event.kind = ClusterEvent::Kind::kPublish;
+  event.session.user = user;
+  event.name = name;
+  event.meta = Meta(size);
+  return event;
+}
+
+ClusterEvent Unp(const std::string& user, const std::string& name) {
+  ClusterEvent event;
+  event.kind = ClusterEvent::Kind::kUnpublish;
+  event.session.user = user;
+  event.name = name;
+  return event;
+}
+
+PublicationChange Stored(const std::string& user, const std::string& name,
+                         uint64_t size = 10) {
+  PublicationChange change;
+  change.kind = PublicationChange::Kind::kPublish;
+  change.user = user;
+  change.name = name;
+  change.meta = Meta(size);
+  return change;
+}
+
+TicketKey KeyFilledWith(uint8_t byte) {
+  TicketKey key;
+  key.bytes.fill(byte);
+  return key;
+}
+
+class ClusterReplicaTest : public ::testing::Test {
+ protected:
+  Registry registry_;
+  ClusterReplica replica_{&registry_, kOwnDaemon, [] { return kNow; }};
+};
+
+TEST_F(ClusterReplicaTest, LoginOfAnotherDaemonAddsARemoteSession) {
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  EXPECT_TRUE(registry_.IsActive("leia", kNow));
+  EXPECT_THAT(registry_.ActiveUsers("", kNow), ElementsAre("leia"));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
+  EXPECT_EQ(replica_.stats().remote_sessions, 1u);
+  EXPECT_EQ(replica_.stats().events, 1u);
+  // Remote: no heartbeat keeps it, none is needed.
+  EXPECT_TRUE(registry_.IsActive("leia", kNow + absl::Hours(1)));
+}
+
+TEST_F(ClusterReplicaTest, OwnLoginsAndLogoutsAreIgnored) {
+  // The local registry holds this daemon's own session already.
+  Registry::LoginParams params;
+  params.user = "luke";
+  params.control.family = 4;
+  params.control.port = 5000;
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  const ClusterSession own = Session("luke", *local, kOwnDaemon);
+  replica_.ApplyEvent(Login(own));
+  EXPECT_EQ(replica_.TicketKeyOf(*local), std::nullopt);
+  EXPECT_EQ(replica_.stats().conflicts, 0u);
+  replica_.ApplyEvent(Logout(own));
+  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+  EXPECT_EQ(registry_.session_count(), 1u);
+}
+
+TEST_F(ClusterReplicaTest, LogoutRemovesTheSession) {
+  const ClusterSession leia = Session("leia", 0x10);
+  replica_.ApplyEvent(Login(leia));
+  replica_.ApplyEvent(Logout(leia));
+  EXPECT_FALSE(registry_.IsActive("leia", kNow));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), std::nullopt);
+  EXPECT_EQ(replica_.stats().remote_sessions, 0u);
+  // Again, or of a session it never had: nothing.
+  replica_.ApplyEvent(Logout(leia));
+  replica_.ApplyEvent(Logout(Session("han", 0x20)));
+  EXPECT_EQ(registry_.session_count(), 0u);
+}
+
+TEST_F(ClusterReplicaTest, LogoutOfAnOlderSessionLeavesTheNewOne) {
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  replica_.ApplyEvent(Login(Session("leia", 0x11)));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), std::nullopt);
+  replica_.ApplyEvent(Logout(Session("leia", 0x10)));
+  EXPECT_TRUE(registry_.IsActive("leia", kNow));
+  EXPECT_EQ(replica_.TicketKeyOf(0x11), KeyFilledWith(0x11));
+  EXPECT_EQ(replica_.stats().remote_sessions, 1u);
+}
+
+// Two logins of leia at once, here and on bb: bb's reaches the replica
+// while leia's local session lives (its claim pending). It waits, and
+// enters once the local session ends (its claim refused).
+TEST_F(ClusterReplicaTest, RemoteLoginOfAUserLiveHereWaitsForItToEnd) {
+  Registry::LoginParams params;
+  params.user = "leia";
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  EXPECT_EQ(replica_.stats().conflicts, 1u);
+  EXPECT_EQ(replica_.stats().set_aside, 1u);
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), std::nullopt);
+  EXPECT_EQ(replica_.stats().remote_sessions, 0u);
+  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+
+  ASSERT_TRUE(registry_.Logout(*local).ok());
+  replica_.LocalSessionEnded("leia");
+  EXPECT_TRUE(registry_.IsActive("leia", kNow));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
+  EXPECT_EQ(replica_.stats().set_aside, 0u);
+  // Once only.
+  replica_.LocalSessionEnded("leia");
+  EXPECT_EQ(replica_.stats().remote_sessions, 1u);
+}
+
+TEST_F(ClusterReplicaTest, ASetAsideSessionThatLogsOutNeverEnters) {
+  Registry::LoginParams params;
+  params.user = "leia";
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  replica_.ApplyEvent(Logout(Session("leia", 0x10)));
+  EXPECT_EQ(replica_.stats().set_aside, 0u);
+  ASSERT_TRUE(registry_.Logout(*local).ok());
+  replica_.LocalSessionEnded("leia");
+  EXPECT_FALSE(registry_.IsActive("leia", kNow));
+}
+
+TEST_F(ClusterReplicaTest, PubAndUnpApplyIdempotently) {
+  replica_.ApplyEvent(Pub("leia", "plans.pdf"));
+  replica_.ApplyEvent(Pub("leia", "plans.pdf"));
+  EXPECT_EQ(registry_.PublicationOf("leia", "plans.pdf"), Meta(10));
+  EXPECT_EQ(registry_.publication_count(), 1u);
+  replica_.ApplyEvent(Pub("leia", "plans.pdf", 11));
+  EXPECT_EQ(registry_.PublicationOf("leia", "plans.pdf"), Meta(11));
+  replica_.ApplyEvent(Unp("leia", "plans.pdf"));
+  replica_.ApplyEvent(Unp("leia", "plans.pdf"));
+  EXPECT_EQ(registry_.PublicationOf("leia", "plans.pdf"), std::nullopt);
+  EXPECT_EQ(registry_.publication_count(), 0u);
+}
+
+TEST_F(ClusterReplicaTest, RemotePublisherIsAHolder) {
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  replica_.ApplyEvent(Pub("leia", "plans.pdf"));
+  std::optional<Holder> holder = registry_.Locate("plans.pdf", "luke", kNow);
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->session_id, 0x10u);
+  EXPECT_EQ(holder->file_server.port, 7300);
+  EXPECT_EQ(replica_.TicketKeyOf(holder->session_id), KeyFilledWith(0x10));
+}
+
+TEST_F(ClusterReplicaTest, SnapshotReplacesRemotePresence) {
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  replica_.ApplyEvent(Login(Session("han", 0x20)));
+  ClusterSnapshot snapshot;
+  snapshot.sessions = {Session("han", 0x20), Session("lando", 0x30),
+                       Session("luke", 0x40, kOwnDaemon)};
+  replica_.ApplySnapshot(snapshot);
+  EXPECT_FALSE(registry_.IsActive("leia", kNow));
+  EXPECT_TRUE(registry_.IsActive("han", kNow));
+  EXPECT_TRUE(registry_.IsActive("lando", kNow));
+  // This daemon's own session is local or gone, never remote.
+  EXPECT_FALSE(registry_.IsActive("luke", kNow));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), std::nullopt);
+  EXPECT_EQ(replica_.TicketKeyOf(0x30), KeyFilledWith(0x30));
+  EXPECT_EQ(replica_.TicketKeyOf(0x40), std::nullopt);
+  EXPECT_EQ(replica_.stats().remote_sessions, 2u);
+  EXPECT_EQ(replica_.stats().snapshots, 1u);
+}
+
+TEST_F(ClusterReplicaTest, SnapshotReplacesPublications) {
+  replica_.ApplyEvent(Pub("leia", "old.pdf"));
+  replica_.ApplyEvent(Pub("leia", "kept.pdf", 10));
+  replica_.ApplyEvent(Pub("han", "changed.pdf", 10));
+  ClusterSnapshot snapshot;
+  snapshot.publications = {Stored("leia", "kept.pdf", 10),
+                           Stored("han", "changed.pdf", 12),
+                           Stored("lando", "new.pdf", 5)};
+  replica_.ApplySnapshot(snapshot);
+  EXPECT_EQ(registry_.PublicationOf("leia", "old.pdf"), std::nullopt);
+  EXPECT_EQ(registry_.PublicationOf("leia", "kept.pdf"), Meta(10));
+  EXPECT_EQ(registry_.PublicationOf("han", "changed.pdf"), Meta(12));
+  EXPECT_EQ(registry_.PublicationOf("lando", "new.pdf"), Meta(5));
+  EXPECT_EQ(registry_.publication_count(), 3u);
+  // An empty snapshot empties it.
+  replica_.ApplySnapshot(ClusterSnapshot{});
+  EXPECT_EQ(registry_.publication_count(), 0u);
+  EXPECT_THAT(registry_.PublishedBy("leia"), IsEmpty());
+}
+
+TEST_F(ClusterReplicaTest, SnapshotLeavesLocalSessionsAlone) {
+  Registry::LoginParams params;
+  params.user = "luke";
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  replica_.ApplySnapshot(ClusterSnapshot{});
+  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+}
+
+}  // namespace
+}  // namespace pcfs

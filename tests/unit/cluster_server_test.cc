@@ -1,0 +1,329 @@
+// peerconnectd's cluster mode wired up (Server::Create with a link), with a
+// fake link in place of Redis: the stored state loads into the replica at
+// start, logins are answered only once claimed (through the reactor's
+// completion queue and reply socket), logout releases, pub and unp commit
+// through the link and fail clearly while it is down, GET issues a remote
+// holder's ticket, and the metrics show the cluster. A real daemon on a
+// loopback port and peerctl's ControlClient; no Redis.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "core/auth/ticket.h"
+#include "core/io/reactor.h"
+#include "daemon/cluster_link.h"
+#include "daemon/server.h"
+#include "gtest/gtest.h"
+#include "peerctl/client.h"
+
+namespace pcfs {
+namespace {
+
+// Claims complete on a thread of the link's own (as the store's writer
+// thread), with the outcome the test sets.
+class FakeLink final : public ClusterLink {
+ public:
+  explicit FakeLink(std::string daemon_id) : daemon_id_(std::move(daemon_id)) {}
+  ~FakeLink() override { Stop(); }
+
+  const std::string& daemon_id() const override { return daemon_id_; }
+  absl::Status CommitPublications(
+      std::span<const PublicationChange> batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down_) return absl::UnavailableError("redis: connection refused");
+    committed_ += batch.size();
+    return absl::OkStatus();
+  }
+  void Claim(ClusterSession session, ClusterStore::Done done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    claimed_.push_back(session);
+    absl::Status outcome =
+        down_ ? absl::UnavailableError("redis: timeout") : claim_outcome_;
+    threads_.emplace_back(
+        [done = std::move(done), outcome]() mutable { done(outcome); });
+  }
+  void Release(std::string user, uint64_t session_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_.emplace_back(std::move(user), session_id);
+  }
+  ClusterStore::Stats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ClusterStore::Stats stats;
+    stats.link_up = !down_;
+    stats.claims = claimed_.size();
+    return stats;
+  }
+  void Stop() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+  void SetDown(bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_ = down;
+  }
+  void SetClaimOutcome(absl::Status outcome) {
+    std::lock_guard<std::mutex> lock(mu_);
+    claim_outcome_ = std::move(outcome);
+  }
+  std::vector<ClusterSession> claimed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return claimed_;
+  }
+  std::vector<std::pair<std::string, uint64_t>> released() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return released_;
+  }
+  size_t committed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return committed_;
+  }
+
+ private:
+  const std::string daemon_id_;
+  mutable std::mutex mu_;
+  bool down_ = false;
+  absl::Status claim_outcome_;
+  size_t committed_ = 0;
+  std::vector<ClusterSession> claimed_;
+  std::vector<std::pair<std::string, uint64_t>> released_;
+  std::vector<std::thread> threads_;
+};
+
+FileMeta Meta() {
+  FileMeta meta;
+  meta.size = 42;
+  meta.root.fill(0xab);
+  return meta;
+}
+
+// leia, on another daemon, serving files at 10.0.0.2:7300.
+ClusterSession Leia() {
+  ClusterSession leia;
+  leia.user = "leia";
+  leia.daemon_id = "00000000000000bb";
+  leia.session_id = 0x4242;
+  leia.file_server.family = 4;
+  leia.file_server.ip = {10, 0, 0, 2};
+  leia.file_server.port = 7300;
+  leia.ticket_key.fill(0x44);
+  return leia;
+}
+
+class ClusterServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(BlockSignals({SIGINT, SIGTERM, SIGHUP}).ok());
+    char pattern[] = "/tmp/pcfs-cluster-server-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    std::ofstream(dir_ + "/credentials.txt")
+        << "hans hanspass\nleia leiapass\nvader vaderpass\n";
+  }
+  void TearDown() override {
+    if (server_ != nullptr) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  ServerOptions Options() {
+    ServerOptions options;
+    options.port = 0;
+    options.bind = "127.0.0.1";
+    options.credentials_path = dir_ + "/credentials.txt";
+    options.state_dir = dir_ + "/state";
+    options.io = "epoll";
+    options.threads = 1;
+    options.redis = "127.0.0.1:6379";  // never dialled: the fake stands in
+    return options;
+  }
+
+  // Starts the daemon with a fake link whose stored state holds leia's
+  // session and her publication "plans.pdf".
+  void Start() {
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::Create(
+        Options(),
+        [this](const std::string& daemon_id, ClusterStore::Listener listener)
+            -> absl::StatusOr<std::unique_ptr<ClusterLink>> {
+          daemon_id_ = daemon_id;
+          ClusterSnapshot snapshot;
+          snapshot.sessions.push_back(Leia());
+          PublicationChange plans;
+          plans.user = "leia";
+          plans.name = "plans.pdf";
+          plans.meta = Meta();
+          snapshot.publications.push_back(plans);
+          listener.on_snapshot(snapshot);
+          listener_ = std::move(listener);
+          auto link = std::make_unique<FakeLink>(daemon_id);
+          link_ = link.get();
+          return std::unique_ptr<ClusterLink>(std::move(link));
+        });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    thread_ = std::thread([this] { server_->Run().IgnoreError(); });
+  }
+
+  std::unique_ptr<ControlClient> Connect() {
+    ControlClient::Options options;
+    options.host = "127.0.0.1";
+    options.port = server_->address().port();
+    absl::StatusOr<std::unique_ptr<ControlClient>> client =
+        ControlClient::Connect(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  std::string daemon_id_;
+  ClusterStore::Listener listener_;
+  FakeLink* link_ = nullptr;  // owned by server_
+};
+
+TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
+  Start();
+  ASSERT_NE(link_, nullptr);
+  EXPECT_EQ(daemon_id_.size(), 16u);
+  EXPECT_EQ(daemon_id_.find_first_not_of("0123456789abcdef"),
+            std::string::npos);
+  // No state folder in cluster mode.
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state"));
+
+  std::unique_ptr<ControlClient> hans = Connect();
+  ASSERT_NE(hans, nullptr);
+  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
+  ASSERT_EQ(link_->claimed().size(), 1u);
+  EXPECT_EQ(link_->claimed()[0].user, "hans");
+  EXPECT_EQ(link_->claimed()[0].daemon_id, daemon_id_);
+  EXPECT_EQ(TicketKey{link_->claimed()[0].ticket_key},
+            TicketKeyFor(hans->session_key()));
+
+  // leia, on another daemon, is listed, found and fetched from there.
+  absl::StatusOr<std::vector<std::string>> peers = hans->ListActivePeers();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, std::vector<std::string>{"leia"});
+  absl::StatusOr<std::vector<std::string>> found = hans->Search("plans");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(*found, std::vector<std::string>{"plans.pdf"});
+  absl::StatusOr<FileLocation> where = hans->Get("plans.pdf");
+  ASSERT_TRUE(where.ok()) << where.status();
+  EXPECT_EQ(where->holder, "leia");
+  EXPECT_EQ(where->address.port(), 7300);
+  EXPECT_TRUE(VerifyTicket(TicketKey{Leia().ticket_key}, "leia", where->ticket,
+                           "plans.pdf", absl::Now())
+                  .ok());
+
+  // pub commits through the link.
+  ASSERT_TRUE(hans->Publish("mine.txt", 42, Meta().root).ok());
+  EXPECT_EQ(link_->committed(), 1u);
+
+  // A stream event applies: leia logs out there.
+  ClusterEvent logout;
+  logout.kind = ClusterEvent::Kind::kLogout;
+  logout.session = Leia();
+  listener_.on_event(logout);
+  peers = hans->ListActivePeers();
+  ASSERT_TRUE(peers.ok());
+  EXPECT_TRUE(peers->empty());
+
+  const std::string metrics = server_->RenderMetrics();
+  EXPECT_TRUE(absl::StrContains(metrics, "pcfs_cluster_link_up 1\n"));
+  EXPECT_TRUE(
+      absl::StrContains(metrics, "pcfs_cluster_events_applied_total 1\n"));
+  EXPECT_TRUE(absl::StrContains(metrics, "pcfs_cluster_resyncs_total 0\n"));
+  EXPECT_TRUE(absl::StrContains(
+      metrics, "pcfs_cluster_claims_total{result=\"ok\"} 1\n"));
+  EXPECT_TRUE(absl::StrContains(
+      metrics, "pcfs_cluster_claims_total{result=\"refused\"} 0\n"));
+  EXPECT_TRUE(absl::StrContains(metrics, "pcfs_cluster_remote_sessions 0\n"));
+  // Well-formed for Prometheus, where promtool is installed.
+  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+    std::ofstream(dir_ + "/metrics.txt") << metrics;
+    EXPECT_EQ(std::system(("promtool check metrics < " + dir_ +
+                           "/metrics.txt >/dev/null 2>&1")
+                              .c_str()),
+              0)
+        << metrics;
+  }
+
+  // Logout releases the claim.
+  const uint64_t id = link_->claimed()[0].session_id;
+  ASSERT_TRUE(hans->Logout().ok());
+  EXPECT_EQ(link_->released(),
+            (std::vector<std::pair<std::string, uint64_t>>{{"hans", id}}));
+}
+
+TEST_F(ClusterServerTest, RefusedAndUnreachableLoginsSayWhy) {
+  Start();
+  std::unique_ptr<ControlClient> vader = Connect();
+  ASSERT_NE(vader, nullptr);
+  link_->SetClaimOutcome(absl::AlreadyExistsError("held by bb"));
+  absl::Status s = vader->Login("vader", "vaderpass", 7000);
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_EQ(s.message(), "user vader is already active on another daemon");
+  link_->SetClaimOutcome(absl::OkStatus());
+  link_->SetDown(true);
+  s = vader->Login("vader", "vaderpass", 7000);
+  EXPECT_TRUE(absl::IsInternal(s)) << s;
+  EXPECT_EQ(s.message(), "the index store is unreachable; try again");
+  link_->SetDown(false);
+  EXPECT_TRUE(vader->Login("vader", "vaderpass", 7000).ok());
+  // leia is held by the other daemon: refused here without a claim.
+  std::unique_ptr<ControlClient> leia = Connect();
+  ASSERT_NE(leia, nullptr);
+  const size_t claims = link_->claimed().size();
+  s = leia->Login("leia", "leiapass", 7000);
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_EQ(s.message(), "user leia is already active on another daemon");
+  EXPECT_EQ(link_->claimed().size(), claims);
+}
+
+TEST_F(ClusterServerTest, PubFailsClearlyWhileTheStoreIsDown) {
+  Start();
+  std::unique_ptr<ControlClient> hans = Connect();
+  ASSERT_NE(hans, nullptr);
+  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
+  link_->SetDown(true);
+  absl::Status s = hans->Publish("mine.txt", 42, Meta().root);
+  EXPECT_TRUE(absl::IsInternal(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "store is unreachable")) << s;
+  absl::StatusOr<std::vector<std::string>> mine = hans->ListPublished();
+  ASSERT_TRUE(mine.ok());
+  EXPECT_TRUE(mine->empty());
+  // Heartbeats and lookups go on.
+  EXPECT_TRUE(hans->Heartbeat().ok());
+  EXPECT_TRUE(hans->Get("plans.pdf").ok());
+  link_->SetDown(false);
+  EXPECT_TRUE(hans->Publish("mine.txt", 42, Meta().root).ok());
+}
+
+TEST_F(ClusterServerTest, DoesNotStartWithoutItsStore) {
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Create(Options(),
+                     [](const std::string&, ClusterStore::Listener)
+                         -> absl::StatusOr<std::unique_ptr<ClusterLink>> {
+                       return absl::UnavailableError("connection refused");
+                     });
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().message(),
+            "cluster store at 127.0.0.1:6379: connection refused");
+}
+
+}  // namespace
+}  // namespace pcfs
