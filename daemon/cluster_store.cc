@@ -567,6 +567,15 @@ struct ClusterStore::Impl {
   std::mutex commit_mu;
   RedisLink commit_link;         // guarded by commit_mu
   bool commits_stopped = false;  // guarded by commit_mu
+  // The stream ids of this daemon's acknowledged pub and unp entries that
+  // the reader has not passed yet, in stream order (guarded by commit_mu).
+  // The journal writer applies an acknowledged change to the registry
+  // itself, so the reader must not apply it again: read back late, after a
+  // newer change of the same name, it would undo that change (`pub X;
+  // unp X; lpf` listing X). An entry of a commit that failed, which Redis
+  // may still have applied, is not here, and the reader applies it.
+  std::deque<StreamId> own_commits;
+  static constexpr size_t kMaxOwnCommits = size_t{1} << 20;
 
   // The reader thread's (Start's before it runs).
   RedisLink reader_link;
@@ -1115,6 +1124,13 @@ absl::Status ClusterStore::Impl::Commit(
           " failed a publication change: ", ReplyText(r->element[i])));
     }
   }
+  // Each change's XADD reply (every second element) is its entry's id.
+  for (size_t i = 1; i < r->elements; i += 2) {
+    if (std::optional<StreamId> id = ParseStreamId(ReplyText(r->element[i]))) {
+      own_commits.push_back(*id);
+    }
+  }
+  while (own_commits.size() > kMaxOwnCommits) own_commits.pop_front();
   ++commits;
   return absl::OkStatus();
 }
@@ -1259,7 +1275,8 @@ absl::StatusOr<StreamInfo> ClusterStore::Impl::ParseStreamInfo(
 }
 
 // Hands XREAD's entries (a reply [[stream, [[id, [field, value, ...]],
-// ...]]]) to on_event in order.
+// ...]]]) to on_event in order, but for this daemon's own acknowledged pub
+// and unp (own_commits).
 void ClusterStore::Impl::Deliver(const redisReply* read) {
   const redisReply* stream = read->element[0];
   if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 ||
@@ -1267,25 +1284,52 @@ void ClusterStore::Impl::Deliver(const redisReply* read) {
     return;
   }
   const redisReply* entries = stream->element[1];
+  struct Entry {
+    StreamId id;
+    std::string text;
+    absl::StatusOr<ClusterEvent> event;
+    bool own = false;
+  };
+  std::vector<Entry> batch;
+  batch.reserve(entries->elements);
   for (size_t i = 0; i < entries->elements; ++i) {
     const redisReply* entry = entries->element[i];
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
-    const std::string id = ReplyText(entry->element[0]);
-    if (!ParseStreamId(id).has_value()) continue;
-    position.id = id;
-    if (position.count.has_value()) ++*position.count;
+    std::string text = ReplyText(entry->element[0]);
+    const std::optional<StreamId> id = ParseStreamId(text);
+    if (!id.has_value()) continue;
     std::optional<FieldValues> fields = PairsOf(entry->element[1]);
-    absl::StatusOr<ClusterEvent> event =
-        fields.has_value()
-            ? DecodeClusterEvent(*fields)
-            : absl::InvalidArgumentError("not field/value pairs");
-    if (!event.ok()) {
-      LogWarning("cluster store: stream entry ", id, " of redis ",
-                 options.address, " skipped: ", event.status().message());
+    batch.push_back(
+        {*id, std::move(text),
+         fields.has_value()
+             ? DecodeClusterEvent(*fields)
+             : absl::InvalidArgumentError("not field/value pairs")});
+  }
+  {
+    // A commit whose entries this read returned may still be reading its
+    // EXEC reply: taking commit_mu waits for it to record their ids.
+    std::lock_guard<std::mutex> lock(commit_mu);
+    for (Entry& e : batch) {
+      while (!own_commits.empty() && own_commits.front() < e.id) {
+        own_commits.pop_front();
+      }
+      if (!own_commits.empty() && own_commits.front() == e.id) {
+        own_commits.pop_front();
+        e.own = true;
+      }
+    }
+  }
+  for (Entry& e : batch) {
+    position.id = e.text;
+    if (position.count.has_value()) ++*position.count;
+    if (!e.event.ok()) {
+      LogWarning("cluster store: stream entry ", e.text, " of redis ",
+                 options.address, " skipped: ", e.event.status().message());
       continue;
     }
     ++events;
-    if (listener.on_event) listener.on_event(*event);
+    if (e.own) continue;  // applied by the journal writer already
+    if (listener.on_event) listener.on_event(*e.event);
   }
 }
 

@@ -71,7 +71,9 @@ class ClusterStore {
   struct Listener {
     // Replace the replica with the whole stored state.
     absl::AnyInvocable<void(const ClusterSnapshot&)> on_snapshot;
-    // Apply one change (this daemon's own changes come back too).
+    // Apply one change. This daemon's own logins and logouts come back
+    // too; its acknowledged pub and unp do not (CommitPublications'
+    // caller applies them), those of a failed commit do.
     absl::AnyInvocable<void(const ClusterEvent&)> on_event;
     // Redis became reachable (true) or not (false); for the log and the
     // metrics. Optional.

@@ -22,12 +22,12 @@
 //
 // In cluster mode (the append is ClusterStore::CommitPublications) the
 // store's reader thread applies the cluster's stream to the registry too,
-// this daemon's own changes included, idempotently and in stream order. A
-// change read back before the writer applies it is applied twice, to the
-// same effect; one read back after a later change of the same name was
-// applied undoes it until that later change comes back in turn (a moment's
-// stale answer, and an unp decided against it may be recorded as a no-op
-// rather than answered NotFound).
+// in stream order, but not this daemon's own acknowledged changes: the
+// store remembers their entries' ids and skips them when it reads them
+// back, since this writer has applied them (read back late, they would
+// undo a newer change of the same name). The entries of a commit that
+// failed, which Redis may have applied all the same, are applied by the
+// reader when they come.
 //
 // Thread-safety: Submit() may be called from any thread; Shutdown() and the
 // destructor from one thread, after which Submit() refuses. A

@@ -1,0 +1,292 @@
+// Cluster mode end to end (issue #13, docs/SCALING.md): real redis-server
+// processes (tests/integration/redis_fixture.h), real peerconnectd daemons
+// started with --redis, and real peerctl shells, one-shots and agents, all on
+// loopback.
+#include <signal.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/redis_fixture.h"
+
+namespace pcfs::testing {
+namespace {
+
+constexpr char kUsers[] =
+    "hans hanspass\nvader vaderpass\nyoda yodapass\nleia leiapass\n";
+
+// One redis-server and three daemons sharing it.
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      daemons_.push_back(std::make_unique<Daemon>(
+          kUsers, std::vector<std::string>{
+                      absl::StrCat("--redis=", redis_.address())}));
+    }
+  }
+
+  Daemon& daemon(int i) { return *daemons_[i]; }
+
+  // Runs `peerctl --server SERVER --user USER ARGS` to completion.
+  CommandResult Peerctl(const std::string& server, const std::string& user,
+                        const std::vector<std::string>& args,
+                        absl::Duration timeout = absl::Seconds(30)) {
+    return RunToCompletion(
+        PeerctlOptions(server, user, absl::StrCat(user, "pass"), args,
+                       dir_.path()),
+        timeout);
+  }
+
+  // Starts `peerctl serve` for `user` against `servers` (a comma-separated
+  // list), sharing `share`; waits for its first login.
+  std::unique_ptr<Process> StartAgent(const std::string& user,
+                                      const std::string& servers,
+                                      const std::string& share,
+                                      const std::string& socket) {
+    Process::Options options;
+    options.argv = {PCFS_PEERCTL_PATH, "serve",  "--server", servers,
+                    "--user",          user,     "--share-dir", share,
+                    "--socket",        socket};
+    options.cwd = dir_.path();
+    options.env = {{"PEERCTL_PASSWORD", absl::StrCat(user, "pass")},
+                   {"XDG_CONFIG_HOME", dir_.path() + "/config-" + user},
+                   {"XDG_STATE_HOME", dir_.path() + "/state-" + user}};
+    auto agent = std::make_unique<Process>(options);
+    EXPECT_TRUE(agent->ReadStderrUntil(absl::StrCat("logged in as ", user),
+                                       absl::Seconds(20)))
+        << agent->stderr_text();
+    return agent;
+  }
+
+  Process::Options ThroughAgent(const std::string& socket,
+                                const std::vector<std::string>& args) {
+    Process::Options options;
+    options.argv = {PCFS_PEERCTL_PATH};
+    options.argv.insert(options.argv.end(), args.begin(), args.end());
+    options.cwd = dir_.path();
+    options.env = {{"PEERCTL_SOCKET", socket}, {"PEERCTL_PASSWORD", ""}};
+    return options;
+  }
+
+  RedisServer redis_;
+  std::vector<std::unique_ptr<Daemon>> daemons_;
+  TempDir dir_;
+};
+
+// The issue's session, across three daemons: hans publishes through the
+// first; vader finds it and downloads it through the second, within 1 s
+// of the acknowledgement; yoda lists both through the third.
+TEST_F(ClusterTest, PublishedThroughOneIsFoundFetchedAndListedThroughTheOthers) {
+  const std::string share = dir_.MakeSubdir("hans");
+  WriteRandomFile(share + "/BitTrickle.mp4", 3 << 20, 7);
+  Shell hans(daemon(0).address(), "hans", "hanspass", share);
+  ASSERT_TRUE(hans.logged_in());
+  EXPECT_EQ(hans.Run("pub BitTrickle.mp4"), "File published successfully\n");
+  const absl::Time acked = absl::Now();
+
+  // In-process, so that the 1 s is not spent starting processes.
+  std::unique_ptr<ControlClient> vader_client =
+      LoggedInClient(daemon(1), "vader", "vaderpass");
+  ASSERT_NE(vader_client, nullptr);
+  bool found = false;
+  for (int i = 0; i < 1000 && !found && absl::Now() < acked + absl::Seconds(1);
+       ++i) {
+    absl::StatusOr<std::vector<std::string>> names =
+        vader_client->Search("BitTrickle");
+    found = names.ok() && *names == std::vector<std::string>{"BitTrickle.mp4"};
+    if (!found) absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_TRUE(found) << "not found through the second daemon within 1 s";
+  ASSERT_TRUE(vader_client->Logout().ok());
+
+  const std::string downloads = dir_.MakeSubdir("vader");
+  Shell vader(daemon(1).address(), "vader", "vaderpass", downloads);
+  ASSERT_TRUE(vader.logged_in());
+  EXPECT_EQ(vader.Run("sch BitTrickle"), "BitTrickle.mp4\n");
+  EXPECT_EQ(vader.Run("get BitTrickle.mp4"),
+            "Download successful: BitTrickle.mp4\n");
+  EXPECT_EQ(ReadFileOrEmpty(downloads + "/BitTrickle.mp4"),
+            ReadFileOrEmpty(share + "/BitTrickle.mp4"));
+
+  Shell yoda(daemon(2).address(), "yoda", "yodapass", dir_.path());
+  EXPECT_EQ(yoda.Run("lap"), "hans\nvader\n");
+  EXPECT_EQ(yoda.Run("sch Trickle"), "BitTrickle.mp4\n");
+}
+
+// One live session per user across the cluster.
+TEST_F(ClusterTest, AUserLoggedInOnOneDaemonCannotLogInOnAnother) {
+  Shell hans(daemon(0).address(), "hans", "hanspass", dir_.path());
+  ASSERT_TRUE(hans.logged_in());
+  for (int other : {1, 2}) {
+    CommandResult second = Peerctl(daemon(other).address(), "hans", {"lap"});
+    EXPECT_EQ(second.exit_code, 3) << second.err;
+    EXPECT_TRUE(absl::StrContains(second.err, "another daemon")) << second.err;
+  }
+  // Once hans leaves, the claim is free at once.
+  EXPECT_EQ(hans.Exit().exit_code, 0);
+  CommandResult after = Peerctl(daemon(1).address(), "hans", {"lpf"});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+}
+
+// kill -9 of a daemon: its peers' agents move to another daemon and log in
+// there within 10 s, their publications unchanged; the peers of the other
+// daemons notice nothing.
+TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
+  const std::string hans_share = dir_.MakeSubdir("hans-share");
+  WriteRandomFile(hans_share + "/death-star.plans", 1 << 20, 3);
+  const std::string hans_socket = dir_.path() + "/run-hans/peerctl.sock";
+  const std::string vader_socket = dir_.path() + "/run-vader/peerctl.sock";
+  const std::string yoda_socket = dir_.path() + "/run-yoda/peerctl.sock";
+  std::unique_ptr<Process> hans = StartAgent(
+      "hans", absl::StrCat(daemon(0).address(), ",", daemon(1).address()),
+      hans_share, hans_socket);
+  std::unique_ptr<Process> vader =
+      StartAgent("vader", daemon(1).address(), dir_.MakeSubdir("vader-share"),
+                 vader_socket);
+  std::unique_ptr<Process> yoda =
+      StartAgent("yoda", daemon(2).address(), dir_.MakeSubdir("yoda-share"),
+                 yoda_socket);
+  CommandResult pub =
+      RunToCompletion(ThroughAgent(hans_socket, {"pub", "death-star.plans"}));
+  ASSERT_EQ(pub.exit_code, 0) << pub.err;
+
+  daemon(0).process().Signal(SIGKILL);
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(hans->ReadStderrUntil(
+      absl::StrCat("logged in on ", daemon(1).address()), absl::Seconds(15)))
+      << hans->stderr_text();
+  const absl::Duration moved = absl::Now() - killed;
+  EXPECT_LT(moved, absl::Seconds(10));
+
+  // Publications unchanged, and found and fetched through the third daemon.
+  CommandResult lpf = RunToCompletion(ThroughAgent(hans_socket, {"lpf"}));
+  EXPECT_EQ(lpf.out, "death-star.plans\n") << lpf.err;
+  CommandResult sch = RunToCompletion(ThroughAgent(yoda_socket, {"sch", "death"}));
+  EXPECT_EQ(sch.out, "death-star.plans\n") << sch.err;
+  const std::string downloads = dir_.MakeSubdir("yoda-downloads");
+  Process::Options get = ThroughAgent(yoda_socket, {"get", "death-star.plans"});
+  get.cwd = downloads;
+  CommandResult got = RunToCompletion(get);
+  EXPECT_EQ(got.exit_code, 0) << got.err;
+
+  // vader and yoda were never logged out.
+  vader->DrainOutput();
+  yoda->DrainOutput();
+  for (Process* p : {vader.get(), yoda.get()}) {
+    EXPECT_FALSE(absl::StrContains(p->stderr_text(), "session lost"))
+        << p->stderr_text();
+    EXPECT_FALSE(absl::StrContains(p->stderr_text(), "stopped answering"))
+        << p->stderr_text();
+  }
+  for (Process* p : {hans.get(), vader.get(), yoda.get()}) p->Signal(SIGTERM);
+  for (Process* p : {hans.get(), vader.get(), yoda.get()}) {
+    EXPECT_TRUE(p->Wait(absl::Seconds(10)).has_value());
+  }
+}
+
+// Redis killed and restarted while hans publishes and unpublishes as fast
+// as the daemon answers: no acknowledged change is lost, the changes that
+// failed say so, and afterwards every daemon's replica holds the same.
+TEST_F(ClusterTest, NoAcknowledgedChangeIsLostWhenRedisRestarts) {
+  std::unique_ptr<ControlClient> hans =
+      LoggedInClient(daemon(0), "hans", "hanspass");
+  ASSERT_NE(hans, nullptr);
+  std::set<std::string> published;  // acknowledged and not taken back
+  std::set<std::string> withdrawn;  // acknowledged `unp`
+  std::set<std::string> unsure;     // failed: may or may not have landed
+  int failures = 0;
+  Sha256Digest root{};
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  for (int n = 0; n < 600 && absl::Now() < give_up; ++n) {
+    if (n == 200) redis_.Kill();
+    if (n == 230) redis_.Restart();
+    const std::string name = absl::StrCat("storm-", n, ".bin");
+    root[0] = static_cast<uint8_t>(n);
+    absl::Status pub = hans->Publish(name, n, root);
+    if (pub.ok()) {
+      published.insert(name);
+    } else {
+      ++failures;
+      unsure.insert(name);
+      EXPECT_TRUE(absl::StrContains(pub.message(), "unreachable"))
+          << pub.message();
+    }
+    // Every third change takes back an earlier acknowledged name.
+    if (n % 3 == 2 && !published.empty()) {
+      const std::string old = *published.begin();
+      absl::Status unp = hans->Unpublish(old);
+      if (unp.ok()) {
+        published.erase(old);
+        withdrawn.insert(old);
+      } else {
+        ++failures;
+        published.erase(old);
+        unsure.insert(old);
+      }
+    }
+  }
+  EXPECT_GT(failures, 0) << "the outage was not seen";
+
+  // What daemon 0 says hans publishes.
+  absl::StatusOr<std::vector<std::string>> own = hans->ListPublished();
+  ASSERT_TRUE(own.ok()) << own.status();
+  const std::set<std::string> listed(own->begin(), own->end());
+  for (const std::string& name : published) {
+    EXPECT_TRUE(listed.count(name)) << "acknowledged pub lost: " << name;
+  }
+  for (const std::string& name : withdrawn) {
+    EXPECT_FALSE(listed.count(name)) << "acknowledged unp lost: " << name;
+  }
+  for (const std::string& name : listed) {
+    EXPECT_TRUE(published.count(name) || unsure.count(name))
+        << "listed but never published: " << name;
+  }
+  // Every other daemon's replica converges to the same list, within 5 s.
+  for (int other : {1, 2}) {
+    std::unique_ptr<ControlClient> vader =
+        LoggedInClient(daemon(other), "vader", "vaderpass");
+    ASSERT_NE(vader, nullptr);
+    std::set<std::string> seen;
+    for (int i = 0; i < 50; ++i) {
+      absl::StatusOr<std::vector<std::string>> names = vader->Search("storm-");
+      ASSERT_TRUE(names.ok()) << names.status();
+      seen = std::set<std::string>(names->begin(), names->end());
+      if (seen == listed) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_EQ(seen, listed) << "daemon " << other << "'s replica differs";
+    ASSERT_TRUE(vader->Logout().ok());
+  }
+}
+
+// A daemon's own changes come back to it through the stream after it has
+// applied them: an older entry read late must never undo a newer change
+// (a script's `pub X; unp X; lpf` lists no X).
+TEST_F(ClusterTest, OwnChangesReadBackFromTheStreamUndoNothing) {
+  std::unique_ptr<ControlClient> hans =
+      LoggedInClient(daemon(0), "hans", "hanspass");
+  ASSERT_NE(hans, nullptr);
+  Sha256Digest root{};
+  for (int n = 0; n < 300; ++n) {
+    const std::string name = absl::StrCat("flip-", n % 3, ".bin");
+    ASSERT_TRUE(hans->Publish(name, n + 1, root).ok());
+    ASSERT_TRUE(hans->Unpublish(name).ok());
+    absl::StatusOr<std::vector<std::string>> listed = hans->ListPublished();
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    ASSERT_EQ(*listed, std::vector<std::string>{}) << "after change " << n;
+  }
+}
+
+}  // namespace
+}  // namespace pcfs::testing
