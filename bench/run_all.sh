@@ -17,6 +17,10 @@
 #             (bench/measure/peerload.sh)
 #   commit    group commit: a pub/unp storm against heartbeats, one reactor
 #             (bench/measure/group_commit.sh)
+#   cluster   one daemon with --redis against the same daemon standalone,
+#             and how fast a pub through one of three daemons is found
+#             through the others (bench/measure/cluster.sh; needs
+#             redis-server)
 #   soak      only with --soak (about 5 minutes more): 100,000 peers
 #             heartbeating for 60 s, once per backend (bench/measure/soak.sh)
 #   transfer  bench/transfer.sh: a 1 GiB download against a raw loopback copy
@@ -57,7 +61,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-parts=${only:-build,gbench,peerload,commit,soak,transfer,doc}
+parts=${only:-build,gbench,peerload,commit,cluster,soak,transfer,doc}
 wants() { [[ ",$parts," == *",$1,"* ]]; }
 if [ "$quick" -eq 1 ]; then
   soak_peers=2000 soak_seconds=5
@@ -109,7 +113,7 @@ if wants build; then
       > "$results/cmake.log" 2>&1 ||
       { log "cmake failed:"; tail -20 "$results/cmake.log" >&2; exit 1; }
   fi
-  targets=(peerconnectd peerctl rawcopy peerload udp_echo)
+  targets=(peerconnectd peerctl rawcopy peerload udp_echo cluster_propagation)
   for source in "$repo"/bench/*_bench.cc; do targets+=("$(basename "$source" .cc)"); done
   build_start=$SECONDS
   for t in "${targets[@]}"; do
@@ -139,6 +143,12 @@ fi
 if wants commit; then
   if [ -n "$load_note" ]; then meta commit_note "$load_note"
   else "$repo/bench/measure/group_commit.sh" "$build" "$results" "${quick_flag[@]}"; fi
+fi
+if wants cluster; then
+  if [ -n "$load_note" ]; then meta cluster_skipped "$load_note"
+  elif ! has cluster_propagation; then
+    meta cluster_skipped "skipped: cluster_propagation is not built in $build"
+  else "$repo/bench/measure/cluster.sh" "$build" "$results" "${quick_flag[@]}"; fi
 fi
 if wants soak; then
   if [ "$soak" -eq 0 ]; then

@@ -46,12 +46,14 @@ trap cleanup EXIT
 
 # Starts peerconnectd; sets daemon_pid and daemon_port. $1: name of the run,
 # $2: --threads, $3: --io, $4: CPU list to pin it to ("" for none),
-# $5: credentials file.
+# $5: credentials file. Flags in the array daemon_args (e.g. --redis=...)
+# are added.
+daemon_args=()
 start_daemon() {
   local name=$1 threads=$2 io=$3 cpus=$4 credentials=$5 i
   local command=("$build/daemon/peerconnectd" --port=0 --bind=127.0.0.1
                  --credentials="$credentials" --state_dir="$results/$name.state"
-                 --threads="$threads" --io="$io")
+                 --threads="$threads" --io="$io" "${daemon_args[@]}")
   if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi
   record "${command[@]}"
   # Created first, so that the wait below never greps a missing file.
@@ -81,4 +83,32 @@ stop_daemon() {
   done
   kill -KILL "$daemon_pid" 2>/dev/null || true
   wait "$daemon_pid" 2>/dev/null || true
+}
+
+# Starts a redis-server as the daemons' cluster store would want it
+# (appendonly, fsync at every write) on a free loopback port, its files in
+# $results/$1.redis/; sets redis_pid and redis_port. $1: name, $2: CPU list
+# to pin it to ("" for none).
+start_redis() {
+  local name=$1 cpus=${2:-} i dir="$results/$1.redis"
+  mkdir -p "$dir"
+  redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local command=(redis-server --bind 127.0.0.1 --port "$redis_port"
+                 --dir "$dir" --appendonly yes --appendfsync always --save "")
+  if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi
+  record "${command[@]}"
+  "${command[@]}" > "$dir/redis.log" 2>&1 &
+  redis_pid=$!
+  started_pids+=("$redis_pid")
+  for ((i = 0; i < 100; i++)); do
+    if redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG; then return 0; fi
+    sleep 0.1
+  done
+  log "redis-server did not start for $name: $(tail -3 "$dir/redis.log")"
+  return 1
+}
+
+stop_redis() {
+  kill -TERM "$redis_pid" 2>/dev/null || return 0
+  wait "$redis_pid" 2>/dev/null || true
 }

@@ -15,6 +15,10 @@ knows their file names and formats:
   gc-NAME.json       peerload --json of group_commit.sh's run NAME
                      (heartbeat, pubunp, storm, quiet)
   soak-IO.metrics    "key value" lines measured around that soak
+  cl-MODE-MIX.rK.json  peerload --json of cluster.sh's run in MODE
+                     (standalone, cluster) with MIX (heartbeat, get),
+                     round K
+  cl-propagation.json  cluster_propagation --json
   transfer.out       bench/transfer.sh's "RESULT name value" lines
 """
 
@@ -106,6 +110,19 @@ class Results:
             run = last_json(os.path.join(folder, "gc-%s.json" % name))
             if run:
                 self.group_commit[name] = run
+        # cluster[mix] = [(standalone JSON or None, cluster JSON or None)],
+        # a pair per round, in order.
+        self.cluster = {}
+        for mix in ("heartbeat", "get"):
+            pairs = []
+            for k in range(1, int(self.get("cluster_rounds", "0") or 0) + 1):
+                pairs.append(tuple(
+                    last_json(os.path.join(folder, "cl-%s-%s.r%d.json" % (
+                        mode, mix, k)))
+                    for mode in ("standalone", "cluster")))
+            self.cluster[mix] = pairs
+        self.cluster_propagation = last_json(
+            os.path.join(folder, "cl-propagation.json"))
         self.transfer = {}
         for line in _lines(os.path.join(folder, "transfer.out")):
             parts = line.split(" ", 2)

@@ -350,6 +350,58 @@ class GroupCommitTest(unittest.TestCase):
                          "not measured")
 
 
+class ClusterTest(unittest.TestCase):
+    def cluster_folder(self, ratios=((0.95, 0.97), (0.93, 0.99), (0.96, 0.92)),
+                       p99_ms=(3.5, 4.0), missed=0, errors=0):
+        folder = Folder(self)
+        folder.meta("parts build,cluster,doc\ncluster_rounds %d" % len(ratios))
+        for k, (heartbeat, get) in enumerate(ratios, start=1):
+            for mix, ratio in (("heartbeat", heartbeat), ("get", get)):
+                folder.write("cl-standalone-%s.r%d.json" % (mix, k),
+                             peerload_json(1.0, rps=100000.0) + "\n")
+                folder.write("cl-cluster-%s.r%d.json" % (mix, k), peerload_json(
+                    1.0, rps=100000.0 * ratio, errors=errors) + "\n")
+        readers = ", ".join(
+            '{"server": "127.0.0.1:%d", "seen": 500, "p50_ms": 1.0, '
+            '"p99_ms": %s, "max_ms": 9.0}' % (5000 + i, p)
+            for i, p in enumerate(p99_ms))
+        folder.write("cl-propagation.json", '{"count": 500, "missed": %d, '
+                     '"readers": [%s]}\n' % (missed, readers))
+        return folder.results()
+
+    def test_median_round_of_each_mix_decides(self):
+        target = targets.cluster_rate(self.cluster_folder())
+        self.assertEqual(target.verdict, "**met**")
+        self.assertTrue(target.figure.startswith("heartbeat 0.950x"), target.figure)
+        self.assertIn("get 0.970x", target.figure)
+
+    def test_one_mix_below_0_9_misses(self):
+        r = self.cluster_folder(ratios=((0.95, 0.85), (0.96, 0.88), (0.97, 0.95)))
+        self.assertEqual(targets.cluster_rate(r).verdict, "**missed**")
+
+    def test_errors_miss(self):
+        r = self.cluster_folder(errors=2)
+        self.assertEqual(targets.cluster_rate(r).verdict, "**missed**")
+
+    def test_propagation_met_and_missed(self):
+        self.assertEqual(targets.cluster_propagation(
+            self.cluster_folder()).verdict, "**met**")
+        self.assertEqual(targets.cluster_propagation(
+            self.cluster_folder(p99_ms=(3.0, 1200.0))).verdict, "**missed**")
+        self.assertEqual(targets.cluster_propagation(
+            self.cluster_folder(missed=1)).verdict, "**missed**")
+
+    def test_not_run_and_skipped(self):
+        folder = Folder(self)
+        folder.meta("parts build,doc")
+        self.assertEqual(targets.cluster_rate(folder.results()).verdict,
+                         "not measured")
+        folder = Folder(self)
+        folder.meta("parts build,cluster,doc\ncluster_skipped no redis")
+        self.assertIn("no redis", targets.cluster_propagation(
+            folder.results()).detail)
+
+
 class DocumentTest(unittest.TestCase):
     def test_parts_not_run_are_said_so(self):
         folder = Folder(self)
