@@ -13,7 +13,8 @@
 //    holds them already (they are local, with deadlines);
 //  - logout: the remote session (user, id) goes;
 //  - pub, unp: Publish, Unpublish, both idempotent (this daemon's own
-//    changes come back too, after the JournalWriter applied them);
+//    acknowledged changes do not come back: the JournalWriter applied
+//    them, and the store skips them; those of a failed commit do);
 //  - snapshot: the remote sessions become exactly the snapshot's (those of
 //    other daemons), the publications exactly the snapshot's (missing ones
 //    go, the rest are set).
