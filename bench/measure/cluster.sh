@@ -6,7 +6,10 @@
 #                redis-server unpinned), each under peerload's heartbeat and
 #                get mixes; ROUNDS rounds, the two modes in turn, so that
 #                both see the same machine. Target: cluster >= 0.9x
-#                standalone.
+#                standalone. For docs/SCALING.md also the pub/unp mix
+#                (every change committed to Redis, or to the journal) and
+#                the CPU seconds redis-server spent in each cluster run
+#                (cl-cluster-MIX.rK.redis_cpu).
 #   propagation  three daemons and one redis-server; cluster_propagation
 #                publishes through the first and times how long until `sch`
 #                on each of the others finds the name. Target: p99 < 1 s.
@@ -34,12 +37,20 @@ meta cluster_seconds $seconds
 meta cluster_rounds $rounds
 meta cluster_propagation_count $count
 
+# User + system CPU seconds of process $1 so far.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' \
+    "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 peerload=$build/bench/peerload
 credentials="$results/cl-load-$peers.txt"
 record "$peerload" --make-credentials $peers ">" "$credentials"
 "$peerload" --make-credentials $peers > "$credentials"
 for ((round = 1; round <= rounds; round++)); do
-  for mix in heartbeat get; do
+  for mix in heartbeat get pubunp; do
+    mix_arg="$mix=1"
+    [ "$mix" = pubunp ] && mix_arg="pub=1,unp=1"
     for mode in standalone cluster; do
       run="cl-$mode-$mix.r$round"
       log "cluster: $mode, --mix $mix=1, round $round of $rounds"
@@ -51,10 +62,15 @@ for ((round = 1; round <= rounds; round++)); do
       if start_daemon "$run" 1 auto 0 "$credentials"; then
         command=("$peerload" --server "127.0.0.1:$daemon_port"
                  --credentials "$credentials" --duration "${seconds}s"
-                 --peers $peers --mix "$mix=1" --cpu 1 --json)
+                 --peers $peers --mix "$mix_arg" --cpu 1 --json)
         [ "$round" -eq 1 ] && record "${command[@]}"
+        [ "$mode" = cluster ] && redis_cpu_before=$(cpu_seconds "$redis_pid")
         timeout 180 "${command[@]}" > "$results/$run.json" 2> "$results/$run.log" ||
           log "peerload $run failed (see $run.log)"
+        if [ "$mode" = cluster ]; then
+          echo "$(cpu_seconds "$redis_pid") $redis_cpu_before" |
+            awk '{ printf "%.3f\n", $1 - $2 }' > "$results/$run.redis_cpu"
+        fi
         stop_daemon
       fi
       daemon_args=()

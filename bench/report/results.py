@@ -18,6 +18,7 @@ knows their file names and formats:
   cl-MODE-MIX.rK.json  peerload --json of cluster.sh's run in MODE
                      (standalone, cluster) with MIX (heartbeat, get),
                      round K
+  cl-cluster-MIX.rK.redis_cpu  redis-server's CPU seconds during that run
   cl-propagation.json  cluster_propagation --json
   transfer.out       bench/transfer.sh's "RESULT name value" lines
 """
@@ -56,6 +57,14 @@ def last_json(path):
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def to_float_or_none(lines):
+    """The number on the first line of `lines`, or None."""
+    try:
+        return float(lines[0])
+    except (IndexError, ValueError):
+        return None
 
 
 class Scenario:
@@ -113,7 +122,12 @@ class Results:
         # cluster[mix] = [(standalone JSON or None, cluster JSON or None)],
         # a pair per round, in order.
         self.cluster = {}
-        for mix in ("heartbeat", "get"):
+        self.cluster_redis_cpu = {}  # mix -> [seconds per round]
+        for mix in ("heartbeat", "get", "pubunp"):
+            self.cluster_redis_cpu[mix] = [
+                to_float_or_none(_lines(os.path.join(
+                    folder, "cl-cluster-%s.r%d.redis_cpu" % (mix, k))))
+                for k in range(1, int(self.get("cluster_rounds", "0") or 0) + 1)]
             pairs = []
             for k in range(1, int(self.get("cluster_rounds", "0") or 0) + 1):
                 pairs.append(tuple(

@@ -503,14 +503,37 @@ def cluster_rate(r):
         met = met and ratio >= 0.9
     figure = "; ".join(figures)
     verdict = "**met**" if met else "**missed**"
+    # For information (docs/SCALING.md): pub/unp, where every change is a
+    # Redis commit in cluster mode, and what Redis spent on each.
+    info = ""
+    pubunp = []
+    for k, (alone, cluster) in enumerate(r.cluster.get("pubunp", [])):
+        def changes_per_s(run):
+            kinds = (run or {}).get("mix_responses", {})
+            seconds = to_float((run or {}).get("duration_s")) or 0
+            total = to_float(kinds.get("pub", 0)) + to_float(kinds.get("unp", 0))
+            return total / seconds if seconds > 0 else 0, total
+        (base, _), (value, total) = changes_per_s(alone), changes_per_s(cluster)
+        cpu = (r.cluster_redis_cpu.get("pubunp") or [None] * (k + 1))[k]
+        if base > 0 and value > 0:
+            pubunp.append((value / base, value, base,
+                           cpu / total * 1e6 if cpu and total else None))
+    if pubunp:
+        ratio, value, base, us = sorted(pubunp)[(len(pubunp) - 1) // 2]
+        info = (" For information, `pub`/`unp` (every change a Redis commit "
+                "in cluster mode, a journal append standalone): %sx (%s "
+                "against %s changes/s)%s." % (
+                    fixed(ratio, 3), number(value), number(base),
+                    "; redis-server spent %s µs of CPU a change" % fixed(us, 1)
+                    if us else ""))
     return Target(CLUSTER_RATE, figure, verdict, (
         "**Cluster, throughput**: %s (%s). One reactor pinned to CPU 0, "
         "peerload on CPU 1, the same daemon binary without and with "
         "`--redis` (a redis-server with appendfsync always on the same "
         "machine), the two in turn each round. Heartbeats and `get` are "
         "answered from the daemon's own memory in both modes; only logins, "
-        "logouts, expiries, `pub` and `unp` cross Redis." % (
-            "met" if met else "missed", figure)))
+        "logouts, expiries, `pub` and `unp` cross Redis.%s" % (
+            "met" if met else "missed", figure, info)))
 
 
 def cluster_propagation(r):

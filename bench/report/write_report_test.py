@@ -361,6 +361,13 @@ class ClusterTest(unittest.TestCase):
                              peerload_json(1.0, rps=100000.0) + "\n")
                 folder.write("cl-cluster-%s.r%d.json" % (mix, k), peerload_json(
                     1.0, rps=100000.0 * ratio, errors=errors) + "\n")
+            folder.write("cl-standalone-pubunp.r%d.json" % k, peerload_json(
+                1.0, duration_s=1.0,
+                mix_responses={"pub": 5000, "unp": 5000}) + "\n")
+            folder.write("cl-cluster-pubunp.r%d.json" % k, peerload_json(
+                1.0, duration_s=1.0,
+                mix_responses={"pub": 4000, "unp": 4000}) + "\n")
+            folder.write("cl-cluster-pubunp.r%d.redis_cpu" % k, "0.400\n")
         readers = ", ".join(
             '{"server": "127.0.0.1:%d", "seen": 500, "p50_ms": 1.0, '
             '"p99_ms": %s, "max_ms": 9.0}' % (5000 + i, p)
@@ -374,6 +381,10 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(target.verdict, "**met**")
         self.assertTrue(target.figure.startswith("heartbeat 0.950x"), target.figure)
         self.assertIn("get 0.970x", target.figure)
+        self.assertIn("`pub`/`unp` (every change a Redis commit in cluster "
+                      "mode, a journal append standalone): 0.800x (8,000 "
+                      "against 10,000 changes/s); redis-server spent 50.0 µs",
+                      target.detail)
 
     def test_one_mix_below_0_9_misses(self):
         r = self.cluster_folder(ratios=((0.95, 0.85), (0.96, 0.88), (0.97, 0.95)))
