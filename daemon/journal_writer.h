@@ -27,7 +27,12 @@
 // back, since this writer has applied them (read back late, they would
 // undo a newer change of the same name). The entries of a commit that
 // failed, which Redis may have applied all the same, are applied by the
-// reader when they come.
+// reader when they come. The order is right because a user's changes come
+// from the one daemon that holds the user's session: a change of the same
+// name made on another daemon that this one had not read yet when it
+// applied its own would be applied after it (possible only across a move
+// of the user between daemons, which takes seconds; not otherwise
+// handled).
 //
 // Thread-safety: Submit() may be called from any thread; Shutdown() and the
 // destructor from one thread, after which Submit() refuses. A

@@ -145,6 +145,22 @@ class Recorder {
     std::lock_guard<std::mutex> lock(mu_);
     return links_;
   }
+  // What the daemon's JournalWriter does with a batch the store
+  // acknowledged: applies it itself (the store does not hand its own
+  // acknowledged changes back on the stream).
+  void Acknowledged(std::span<const PublicationChange> changes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const PublicationChange& change : changes) {
+      ClusterEvent event;
+      event.kind = change.kind == PublicationChange::Kind::kPublish
+                       ? Kind::kPublish
+                       : Kind::kUnpublish;
+      event.session.user = change.user;
+      event.name = change.name;
+      event.meta = change.meta;
+      replica_.Apply(event);
+    }
+  }
   // The first event of `kind` for `user` (from `daemon_id` if given).
   bool Saw(Kind kind, const std::string& user,
            const std::string& daemon_id = "") const {
@@ -360,6 +376,15 @@ class ChildDaemon {
   std::string id_;
 };
 
+// CommitPublications as the daemon calls it: on success the committing
+// daemon applies the batch to its own replica (`seen`).
+absl::Status Commit(ClusterStore& store, Recorder& seen,
+                    const std::vector<PublicationChange>& changes) {
+  absl::Status status = store.CommitPublications(changes);
+  if (status.ok()) seen.Acknowledged(changes);
+  return status;
+}
+
 TEST(ClusterStoreTest, StartFailsWithTheAddressWhenRedisIsUnreachable) {
   RedisServer redis;
   redis.Kill();
@@ -433,35 +458,38 @@ TEST(ClusterStoreTest, TwoStoresSeeEachOthersClaimsReleasesAndPublications) {
 
   const ClusterSession hans = Session("hans", 7, a->daemon_id());
   ASSERT_TRUE(ClaimAndWait(*a, hans).ok());
-  ASSERT_TRUE(a
-                  ->CommitPublications(std::vector<PublicationChange>{
-                      Pub("hans", "a.txt", 10), Pub("hans", "b.txt", 20)})
+  ASSERT_TRUE(Commit(*a, a_seen,
+                     {Pub("hans", "a.txt", 10), Pub("hans", "b.txt", 20)})
                   .ok());
-  ASSERT_TRUE(b
-                  ->CommitPublications(std::vector<PublicationChange>{
-                      Pub("vader", "plans.pdf", 30), Unp("hans", "b.txt")})
+  // (A user's changes come from the one daemon that holds its session.)
+  ASSERT_TRUE(Commit(*b, b_seen,
+                     {Pub("vader", "plans.pdf", 30), Unp("vader", "gone.txt")})
                   .ok());
 
   Replica expected;
   expected.sessions["hans"] = hans;
   expected.publications[{"hans", "a.txt"}] = Pub("hans", "a.txt", 10).meta;
+  expected.publications[{"hans", "b.txt"}] = Pub("hans", "b.txt", 20).meta;
   expected.publications[{"vader", "plans.pdf"}] =
       Pub("vader", "plans.pdf", 30).meta;
-  // Each sees the other's changes, and its own come back too.
+  // Each sees the other's changes (its own acknowledged ones it applied
+  // itself; the stream does not hand them back).
   for (Recorder* seen : {&a_seen, &b_seen}) {
     EXPECT_TRUE(WaitUntil([&] { return seen->replica() == expected; },
                           absl::Seconds(10)));
   }
   EXPECT_TRUE(b_seen.Saw(Kind::kLogin, "hans", a->daemon_id()));
   const std::vector<ClusterEvent> events = b_seen.events();
-  ASSERT_GE(events.size(), 5u);
+  ASSERT_EQ(events.size(), 3u);  // a's login and two pubs; not b's own
   EXPECT_EQ(events[0].kind, Kind::kLogin);
   EXPECT_EQ(events[0].session, hans);  // every field crossed over
   EXPECT_EQ(events[1].kind, Kind::kPublish);
   EXPECT_EQ(events[2].kind, Kind::kPublish);
-  EXPECT_EQ(events[3].kind, Kind::kPublish);
-  EXPECT_EQ(events[3].name, "plans.pdf");
-  EXPECT_EQ(events[4].kind, Kind::kUnpublish);
+  const std::vector<ClusterEvent> a_events = a_seen.events();
+  ASSERT_GE(a_events.size(), 3u);  // its own login, then b's two changes
+  EXPECT_EQ(a_events[a_events.size() - 2].kind, Kind::kPublish);
+  EXPECT_EQ(a_events[a_events.size() - 2].name, "plans.pdf");
+  EXPECT_EQ(a_events.back().kind, Kind::kUnpublish);
 
   a->Release("hans", 7);
   expected.sessions.clear();
@@ -629,8 +657,8 @@ TEST(ClusterStoreTest, WithRedisKilledCommitsFailAndAfterItsRestartAllIsThere) {
   ASSERT_NE(b, nullptr);
   Replica expected;
   auto commit = [&](ClusterStore& store, const PublicationChange& change) {
-    absl::Status status = store.CommitPublications(
-        std::span<const PublicationChange>(&change, 1));
+    absl::Status status =
+        Commit(store, &store == a.get() ? a_seen : b_seen, {change});
     if (status.ok()) {
       // Only acknowledged changes are expected to be stored.
       ClusterEvent event;
@@ -808,9 +836,7 @@ TEST(ClusterStoreTest,
 
   // B's reader stops inside on_event, at the first entry.
   b_seen.Hold();
-  ASSERT_TRUE(a->CommitPublications(
-                   std::vector<PublicationChange>{Pub("hans", "first", 1)})
-                  .ok());
+  ASSERT_TRUE(Commit(*a, a_seen, {Pub("hans", "first", 1)}).ok());
   ASSERT_TRUE(
       WaitUntil([&] { return b_seen.held_events() == 1; }, absl::Seconds(10)));
   ASSERT_TRUE(ClaimAndWait(*a, Session("hans", 3, a->daemon_id())).ok());
@@ -824,7 +850,7 @@ TEST(ClusterStoreTest,
                             ? Unp("hans", name)
                             : Pub("hans", name, batch * 20 + i));
     }
-    ASSERT_TRUE(a->CommitPublications(changes).ok());
+    ASSERT_TRUE(Commit(*a, a_seen, changes).ok());
   }
   const std::vector<std::string> length =
       redis.Command({"XLEN", "test:changes"});
