@@ -265,11 +265,13 @@ class SlowHolder {
     }
     const std::string reply =
         absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", kSize, "\r\n\r\n");
+    // Set before the bytes go: the downloader may print its progress line
+    // before this thread runs again after send().
+    served_ = true;
     if (::send(connection.get(), reply.data(), reply.size(), MSG_NOSIGNAL) <
         0) {
       return true;
     }
-    served_ = true;
     const std::string chunk(16 << 10, 'x');
     while (!stop_ && absl::Now() < end) {
       if (::send(connection.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) <
