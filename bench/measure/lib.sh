@@ -52,8 +52,13 @@ daemon_args=()
 start_daemon() {
   local name=$1 threads=$2 io=$3 cpus=$4 credentials=$5 i
   local command=("$build/daemon/peerconnectd" --port=0 --bind=127.0.0.1
-                 --credentials="$credentials" --state_dir="$results/$name.state"
-                 --threads="$threads" --io="$io" "${daemon_args[@]}")
+                 --credentials="$credentials" --threads="$threads" --io="$io")
+  # A daemon with --redis keeps no state folder (the two are refused
+  # together).
+  if [[ " ${daemon_args[*]} " != *" --redis="* ]]; then
+    command+=(--state_dir="$results/$name.state")
+  fi
+  command+=("${daemon_args[@]}")
   if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi
   record "${command[@]}"
   # Created first, so that the wait below never greps a missing file.
