@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <set>
 #include <string>
@@ -168,6 +169,11 @@ TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
       << hans->stderr_text();
   const absl::Duration moved = absl::Now() - killed;
   EXPECT_LT(moved, absl::Seconds(10));
+  // For docs/SCALING.md: how long the move took (in the test's XML/log).
+  ::testing::Test::RecordProperty("moved_ms",
+                                  absl::StrCat(absl::ToInt64Milliseconds(moved)));
+  std::printf("hans logged in on the second daemon %s after the kill\n",
+              absl::FormatDuration(moved).c_str());
 
   // Publications unchanged, and found and fetched through the third daemon.
   CommandResult lpf = RunToCompletion(ThroughAgent(hans_socket, {"lpf"}));
