@@ -1299,11 +1299,10 @@ void ClusterStore::Impl::Deliver(const redisReply* read) {
     const std::optional<StreamId> id = ParseStreamId(text);
     if (!id.has_value()) continue;
     std::optional<FieldValues> fields = PairsOf(entry->element[1]);
-    batch.push_back(
-        {*id, std::move(text),
-         fields.has_value()
-             ? DecodeClusterEvent(*fields)
-             : absl::InvalidArgumentError("not field/value pairs")});
+    batch.push_back({*id, std::move(text),
+                     fields.has_value() ? DecodeClusterEvent(*fields)
+                                        : absl::InvalidArgumentError(
+                                              "not field/value pairs")});
   }
   {
     // A commit whose entries this read returned may still be reading its

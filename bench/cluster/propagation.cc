@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
     }
     readers.push_back({servers[i], *std::move(c), {}});
   }
-  const std::string run = absl::StrCat(getpid(), "-", absl::ToUnixMillis(absl::Now()));
+  const std::string run =
+      absl::StrCat(getpid(), "-", absl::ToUnixMillis(absl::Now()));
   pcfs::Sha256Digest root{};
   int missed = 0;
   for (int n = 0; n < count; ++n) {
@@ -141,8 +142,8 @@ int main(int argc, char** argv) {
     }
   }
   if (absl::GetFlag(FLAGS_json)) {
-    std::string out = absl::StrCat("{\"count\": ", count,
-                                   ", \"missed\": ", missed, ", \"readers\": [");
+    std::string out = absl::StrCat(
+        "{\"count\": ", count, ", \"missed\": ", missed, ", \"readers\": [");
     for (size_t i = 0; i < readers.size(); ++i) {
       const Reader& r = readers[i];
       absl::StrAppend(&out, i ? ", " : "", "{\"server\": \"", r.server,

@@ -458,9 +458,9 @@ TEST(ClusterStoreTest, TwoStoresSeeEachOthersClaimsReleasesAndPublications) {
 
   const ClusterSession hans = Session("hans", 7, a->daemon_id());
   ASSERT_TRUE(ClaimAndWait(*a, hans).ok());
-  ASSERT_TRUE(Commit(*a, a_seen,
-                     {Pub("hans", "a.txt", 10), Pub("hans", "b.txt", 20)})
-                  .ok());
+  ASSERT_TRUE(
+      Commit(*a, a_seen, {Pub("hans", "a.txt", 10), Pub("hans", "b.txt", 20)})
+          .ok());
   // (A user's changes come from the one daemon that holds its session.)
   ASSERT_TRUE(Commit(*b, b_seen,
                      {Pub("vader", "plans.pdf", 30), Unp("vader", "gone.txt")})

@@ -56,8 +56,8 @@ class ClusterTest : public ::testing::Test {
                                       const std::string& share,
                                       const std::string& socket) {
     Process::Options options;
-    options.argv = {PCFS_PEERCTL_PATH, "serve",  "--server", servers,
-                    "--user",          user,     "--share-dir", share,
+    options.argv = {PCFS_PEERCTL_PATH, "serve", "--server",    servers,
+                    "--user",          user,    "--share-dir", share,
                     "--socket",        socket};
     options.cwd = dir_.path();
     options.env = {{"PEERCTL_PASSWORD", absl::StrCat(user, "pass")},
@@ -88,7 +88,8 @@ class ClusterTest : public ::testing::Test {
 // The session, across three daemons: hans publishes through the
 // first; vader finds it and downloads it through the second, within 1 s
 // of the acknowledgement; yoda lists both through the third.
-TEST_F(ClusterTest, PublishedThroughOneIsFoundFetchedAndListedThroughTheOthers) {
+TEST_F(ClusterTest,
+       PublishedThroughOneIsFoundFetchedAndListedThroughTheOthers) {
   const std::string share = dir_.MakeSubdir("hans");
   WriteRandomFile(share + "/BitTrickle.mp4", 3 << 20, 7);
   Shell hans(daemon(0).address(), "hans", "hanspass", share);
@@ -155,9 +156,8 @@ TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
   std::unique_ptr<Process> vader =
       StartAgent("vader", daemon(1).address(), dir_.MakeSubdir("vader-share"),
                  vader_socket);
-  std::unique_ptr<Process> yoda =
-      StartAgent("yoda", daemon(2).address(), dir_.MakeSubdir("yoda-share"),
-                 yoda_socket);
+  std::unique_ptr<Process> yoda = StartAgent(
+      "yoda", daemon(2).address(), dir_.MakeSubdir("yoda-share"), yoda_socket);
   CommandResult pub =
       RunToCompletion(ThroughAgent(hans_socket, {"pub", "death-star.plans"}));
   ASSERT_EQ(pub.exit_code, 0) << pub.err;
@@ -170,15 +170,16 @@ TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
   const absl::Duration moved = absl::Now() - killed;
   EXPECT_LT(moved, absl::Seconds(10));
   // For docs/SCALING.md: how long the move took (in the test's XML/log).
-  ::testing::Test::RecordProperty("moved_ms",
-                                  absl::StrCat(absl::ToInt64Milliseconds(moved)));
+  ::testing::Test::RecordProperty(
+      "moved_ms", absl::StrCat(absl::ToInt64Milliseconds(moved)));
   std::printf("hans logged in on the second daemon %s after the kill\n",
               absl::FormatDuration(moved).c_str());
 
   // Publications unchanged, and found and fetched through the third daemon.
   CommandResult lpf = RunToCompletion(ThroughAgent(hans_socket, {"lpf"}));
   EXPECT_EQ(lpf.out, "death-star.plans\n") << lpf.err;
-  CommandResult sch = RunToCompletion(ThroughAgent(yoda_socket, {"sch", "death"}));
+  CommandResult sch =
+      RunToCompletion(ThroughAgent(yoda_socket, {"sch", "death"}));
   EXPECT_EQ(sch.out, "death-star.plans\n") << sch.err;
   const std::string downloads = dir_.MakeSubdir("yoda-downloads");
   Process::Options get = ThroughAgent(yoda_socket, {"get", "death-star.plans"});
