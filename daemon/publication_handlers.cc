@@ -177,8 +177,7 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
   send_(reply.first(size), caller.from);
 }
 
-std::optional<TicketKey> RequestHandler::HolderTicketKey(
-    uint64_t session_id) {
+std::optional<TicketKey> RequestHandler::HolderTicketKey(uint64_t session_id) {
   // A local holder: derived from its session key (two HMACs on the stack),
   // kept in this thread's cache rather than in the session table, where it
   // would add 32 bytes to every session.
