@@ -92,6 +92,18 @@ struct Replica {
   friend bool operator==(const Replica&, const Replica&) = default;
 };
 
+// The stream entry a publication change makes.
+ClusterEvent EventOf(const PublicationChange& change) {
+  ClusterEvent event;
+  event.kind = change.kind == PublicationChange::Kind::kPublish
+                   ? Kind::kPublish
+                   : Kind::kUnpublish;
+  event.session.user = change.user;
+  event.name = change.name;
+  event.meta = change.meta;
+  return event;
+}
+
 Replica ReplicaOf(const ClusterSnapshot& snapshot) {
   Replica replica;
   replica.Load(snapshot);
@@ -151,14 +163,7 @@ class Recorder {
   void Acknowledged(std::span<const PublicationChange> changes) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const PublicationChange& change : changes) {
-      ClusterEvent event;
-      event.kind = change.kind == PublicationChange::Kind::kPublish
-                       ? Kind::kPublish
-                       : Kind::kUnpublish;
-      event.session.user = change.user;
-      event.name = change.name;
-      event.meta = change.meta;
-      replica_.Apply(event);
+      replica_.Apply(EventOf(change));
     }
   }
   // The first event of `kind` for `user` (from `daemon_id` if given).
@@ -661,14 +666,7 @@ TEST(ClusterStoreTest, WithRedisKilledCommitsFailAndAfterItsRestartAllIsThere) {
         Commit(store, &store == a.get() ? a_seen : b_seen, {change});
     if (status.ok()) {
       // Only acknowledged changes are expected to be stored.
-      ClusterEvent event;
-      event.kind = change.kind == PublicationChange::Kind::kPublish
-                       ? Kind::kPublish
-                       : Kind::kUnpublish;
-      event.session.user = change.user;
-      event.name = change.name;
-      event.meta = change.meta;
-      expected.Apply(event);
+      expected.Apply(EventOf(change));
     }
     return status;
   };

@@ -52,25 +52,39 @@ bool ActiveOnWithin(const Daemon& daemon, const std::string& user,
   return false;
 }
 
-TEST(MultiDaemonTest, TheAgentMovesWithin10SecondsOfAKill9) {
-  Daemon first;
-  Daemon second;
-  TempDir dir;
-  const std::string share = dir.MakeSubdir("share");
-  const std::string socket = absl::StrCat(dir.path(), "/run/peerctl.sock");
+// hans's agent with `--server FIRST,SECOND`, its share folder and settings
+// in `dir`, its socket `socket`; once it is logged in on `first`. Null (and
+// a test failure) if it does not log in within 20 s.
+std::unique_ptr<Process> StartHansAgent(const Daemon& first,
+                                        const Daemon& second,
+                                        const TempDir& dir,
+                                        const std::string& socket) {
   Process::Options options;
   options.argv = {
       PCFS_PEERCTL_PATH, "serve", "--server",    ListOf(first, second),
-      "--user",          "hans",  "--share-dir", share,
+      "--user",          "hans",  "--share-dir", dir.MakeSubdir("share"),
       "--socket",        socket};
   options.cwd = dir.path();
   options.env = {{"PEERCTL_PASSWORD", "hanspass"},
                  {"XDG_CONFIG_HOME", dir.path()}};
-  Process agent(options);
-  ASSERT_TRUE(agent.ReadStderrUntil(
-      absl::StrCat("logged in as hans at ", first.address()),
-      absl::Seconds(20)))
-      << agent.stderr_text();
+  auto agent = std::make_unique<Process>(options);
+  if (!agent->ReadStderrUntil(
+          absl::StrCat("logged in as hans at ", first.address()),
+          absl::Seconds(20))) {
+    ADD_FAILURE() << agent->stderr_text();
+    return nullptr;
+  }
+  return agent;
+}
+
+TEST(MultiDaemonTest, TheAgentMovesWithin10SecondsOfAKill9) {
+  Daemon first;
+  Daemon second;
+  TempDir dir;
+  const std::string socket = absl::StrCat(dir.path(), "/run/peerctl.sock");
+  std::unique_ptr<Process> started = StartHansAgent(first, second, dir, socket);
+  ASSERT_NE(started, nullptr);
+  Process& agent = *started;
 
   first.process().Signal(SIGKILL);
   const absl::Time killed = absl::Now();
@@ -108,21 +122,10 @@ TEST(MultiDaemonTest, TheAgentMovesWhenHeartbeatsGoUnanswered) {
   Daemon first;
   Daemon second;
   TempDir dir;
-  const std::string share = dir.MakeSubdir("share");
-  Process::Options options;
-  options.argv = {PCFS_PEERCTL_PATH, "serve",
-                  "--server",        ListOf(first, second),
-                  "--user",          "hans",
-                  "--share-dir",     share,
-                  "--socket",        absl::StrCat(dir.path(), "/run/s.sock")};
-  options.cwd = dir.path();
-  options.env = {{"PEERCTL_PASSWORD", "hanspass"},
-                 {"XDG_CONFIG_HOME", dir.path()}};
-  Process agent(options);
-  ASSERT_TRUE(agent.ReadStderrUntil(
-      absl::StrCat("logged in as hans at ", first.address()),
-      absl::Seconds(20)))
-      << agent.stderr_text();
+  std::unique_ptr<Process> started = StartHansAgent(
+      first, second, dir, absl::StrCat(dir.path(), "/run/s.sock"));
+  ASSERT_NE(started, nullptr);
+  Process& agent = *started;
   first.process().Signal(SIGSTOP);
   const absl::Time stopped = absl::Now();
   const bool moved =
@@ -150,21 +153,10 @@ TEST(MultiDaemonTest, TheAgentWaitsOutAnAlreadyLoggedInRefusal) {
   Daemon first;
   Daemon second;
   TempDir dir;
-  const std::string share = dir.MakeSubdir("share");
-  Process::Options options;
-  options.argv = {PCFS_PEERCTL_PATH, "serve",
-                  "--server",        ListOf(first, second),
-                  "--user",          "hans",
-                  "--share-dir",     share,
-                  "--socket",        absl::StrCat(dir.path(), "/run/s.sock")};
-  options.cwd = dir.path();
-  options.env = {{"PEERCTL_PASSWORD", "hanspass"},
-                 {"XDG_CONFIG_HOME", dir.path()}};
-  Process agent(options);
-  ASSERT_TRUE(agent.ReadStderrUntil(
-      absl::StrCat("logged in as hans at ", first.address()),
-      absl::Seconds(20)))
-      << agent.stderr_text();
+  std::unique_ptr<Process> started = StartHansAgent(
+      first, second, dir, absl::StrCat(dir.path(), "/run/s.sock"));
+  ASSERT_NE(started, nullptr);
+  Process& agent = *started;
   // The claim that outlives the kill: a session on the second daemon.
   std::unique_ptr<ControlClient> claim =
       LoggedInClient(second, "hans", "hanspass");
