@@ -1103,10 +1103,13 @@ absl::Status ClusterStore::Impl::Commit(
   const redisReply* r = exec->get();
   if (r->type == REDIS_REPLY_ERROR) {
     ++failed_commits;
-    return commit_link.ErrorReply(
-        "EXEC", refused.empty()
-                    ? ReplyText(r)
-                    : absl::StrCat(ReplyText(r), " (", refused, ")"));
+    if (refused.empty()) return commit_link.ErrorReply("EXEC", ReplyText(r));
+    // EXECABORT says only that a queued command was refused; that refusal
+    // says why, and decides whether it passes (LOADING while Redis reloads
+    // its append-only file after a restart: Unavailable, try again).
+    const absl::Status why = commit_link.ErrorReply("EXEC", refused);
+    return absl::Status(why.code(),
+                        absl::StrCat(why.message(), " (", ReplyText(r), ")"));
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * batch.size()) {
     ++failed_commits;

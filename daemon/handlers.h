@@ -392,6 +392,9 @@ class RequestHandler {
   absl::Time failed_log_window_ = absl::InfinitePast();
   int failed_logs_in_window_ = 0;
   int failed_logs_suppressed_ = 0;
+  // RecordFailed's log lines: one per 10 s (wall clock), the rest counted.
+  absl::Time record_failed_window_ = absl::InfinitePast();
+  int record_failed_suppressed_ = 0;
 };
 
 // The classic name a request type has in the verbose log ("AUTH" for both

@@ -127,9 +127,23 @@ size_t RequestHandler::RecordFailed(const Header& h, const absl::Status& s,
                                     std::span<uint8_t> reply) {
   const bool publish = h.message_type() == MessageType::kPublish;
   Bump(counters_->state_errors);
-  LogError(publish ? "cannot record a publication: "
-                   : "cannot record an unpublication: ",
-           s.ToString());
+  // While the store is down every pub and unp fails alike: one line per
+  // 10 s, then how many more failed meanwhile (the metrics count them all).
+  const absl::Time wall = absl::Now();
+  if (wall - record_failed_window_ >= absl::Seconds(10)) {
+    if (record_failed_suppressed_ > 0) {
+      LogError(record_failed_suppressed_,
+               " more publication changes could not be recorded in the "
+               "last 10 s");
+    }
+    record_failed_window_ = wall;
+    record_failed_suppressed_ = 0;
+    LogError(publish ? "cannot record a publication: "
+                     : "cannot record an unpublication: ",
+             s.ToString());
+  } else {
+    ++record_failed_suppressed_;
+  }
   // Not durable, so not acknowledged; memory was not changed.
   if (absl::IsUnavailable(s)) {
     // Cluster mode: the store is cut off; the client may try again.

@@ -5,10 +5,13 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -24,7 +27,8 @@ namespace pcfs::testing {
 namespace {
 
 constexpr char kUsers[] =
-    "hans hanspass\nvader vaderpass\nyoda yodapass\nleia leiapass\n";
+    "hans hanspass\nvader vaderpass\nyoda yodapass\nleia leiapass\n"
+    "luke lukepass\nrey reypass\n";
 
 // One redis-server and three daemons sharing it.
 class ClusterTest : public ::testing::Test {
@@ -202,79 +206,131 @@ TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
   }
 }
 
-// Redis killed and restarted while hans publishes and unpublishes as fast
-// as the daemon answers: no acknowledged change is lost, the changes that
-// failed say so, and afterwards every daemon's replica holds the same.
+// Redis killed and restarted while three users, one on each daemon,
+// publish and unpublish as fast as their daemons answer: no acknowledged
+// change is lost, the changes that failed say why, and afterwards every
+// daemon's replica holds the same.
 TEST_F(ClusterTest, NoAcknowledgedChangeIsLostWhenRedisRestarts) {
-  std::unique_ptr<ControlClient> hans =
-      LoggedInClient(daemon(0), "hans", "hanspass");
-  ASSERT_NE(hans, nullptr);
-  std::set<std::string> published;  // acknowledged and not taken back
-  std::set<std::string> withdrawn;  // acknowledged `unp`
-  std::set<std::string> unsure;     // failed: may or may not have landed
-  int failures = 0;
-  Sha256Digest root{};
-  const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  for (int n = 0; n < 600 && absl::Now() < give_up; ++n) {
-    if (n == 200) redis_.Kill();
-    if (n == 230) redis_.Restart();
-    const std::string name = absl::StrCat("storm-", n, ".bin");
-    root[0] = static_cast<uint8_t>(n);
-    absl::Status pub = hans->Publish(name, n, root);
-    if (pub.ok()) {
-      published.insert(name);
-    } else {
-      ++failures;
-      unsure.insert(name);
-      EXPECT_TRUE(absl::StrContains(pub.message(), "unreachable"))
-          << pub.message();
-    }
-    // Every third change takes back an earlier acknowledged name.
-    if (n % 3 == 2 && !published.empty()) {
-      const std::string old = *published.begin();
-      absl::Status unp = hans->Unpublish(old);
-      if (unp.ok()) {
-        published.erase(old);
-        withdrawn.insert(old);
-      } else {
-        ++failures;
-        published.erase(old);
-        unsure.insert(old);
-      }
-    }
+  struct Publisher {
+    std::string user;
+    std::unique_ptr<ControlClient> client;
+    std::set<std::string> published;  // acknowledged and not taken back
+    std::set<std::string> withdrawn;  // acknowledged `unp`
+    std::set<std::string> unsure;     // failed: may or may not have landed
+    int failures = 0;
+    int acknowledged_after_restart = 0;
+    std::string wrong_error;  // a failure that did not say why
+  };
+  std::vector<Publisher> publishers(3);
+  const char* const users[] = {"hans", "vader", "leia"};
+  for (int i = 0; i < 3; ++i) {
+    publishers[i].user = users[i];
+    publishers[i].client =
+        LoggedInClient(daemon(i), users[i], absl::StrCat(users[i], "pass"));
+    ASSERT_NE(publishers[i].client, nullptr);
   }
-  EXPECT_GT(failures, 0) << "the outage was not seen";
-
-  // What daemon 0 says hans publishes.
-  absl::StatusOr<std::vector<std::string>> own = hans->ListPublished();
-  ASSERT_TRUE(own.ok()) << own.status();
-  const std::set<std::string> listed(own->begin(), own->end());
-  for (const std::string& name : published) {
-    EXPECT_TRUE(listed.count(name)) << "acknowledged pub lost: " << name;
+  // One searcher on each daemon, to read its replica at the end.
+  std::vector<std::unique_ptr<ControlClient>> searchers;
+  const char* const searcher_users[] = {"yoda", "luke", "rey"};
+  for (int i = 0; i < 3; ++i) {
+    searchers.push_back(LoggedInClient(
+        daemon(i), searcher_users[i], absl::StrCat(searcher_users[i], "pass")));
+    ASSERT_NE(searchers.back(), nullptr);
   }
-  for (const std::string& name : withdrawn) {
-    EXPECT_FALSE(listed.count(name)) << "acknowledged unp lost: " << name;
-  }
-  for (const std::string& name : listed) {
-    EXPECT_TRUE(published.count(name) || unsure.count(name))
-        << "listed but never published: " << name;
-  }
-  // Every other daemon's replica converges to the same list, within 5 s.
-  for (int other : {1, 2}) {
-    std::unique_ptr<ControlClient> vader =
-        LoggedInClient(daemon(other), "vader", "vaderpass");
-    ASSERT_NE(vader, nullptr);
-    std::set<std::string> seen;
-    for (int i = 0; i < 50; ++i) {
-      absl::StatusOr<std::vector<std::string>> names = vader->Search("storm-");
-      ASSERT_TRUE(names.ok()) << names.status();
-      seen = std::set<std::string>(names->begin(), names->end());
-      if (seen == listed) break;
+  // Everyone heartbeats while the test runs (a session is gone after 3 s
+  // without, and `sch` lists only active users' names).
+  std::atomic<bool> done{false};
+  std::thread keepalive([&] {
+    for (int i = 0; i < 600 && !done; ++i) {
+      for (Publisher& p : publishers) p.client->Heartbeat().IgnoreError();
+      for (auto& c : searchers) c->Heartbeat().IgnoreError();
       absl::SleepFor(absl::Milliseconds(100));
     }
-    EXPECT_EQ(seen, listed) << "daemon " << other << "'s replica differs";
-    ASSERT_TRUE(vader->Logout().ok());
+  });
+  std::atomic<int> phase{0};  // 0 before the kill, 1 down, 2 restarted
+  auto storm = [&phase](Publisher& p) {
+    Sha256Digest root{};
+    const absl::Time give_up = absl::Now() + absl::Seconds(60);
+    for (int n = 0; n < 20000 && absl::Now() < give_up; ++n) {
+      const int seen_phase = phase.load();
+      const std::string name = absl::StrCat(p.user, "-storm-", n, ".bin");
+      root[0] = static_cast<uint8_t>(n);
+      absl::Status pub = p.client->Publish(name, n, root);
+      if (pub.ok()) {
+        p.published.insert(name);
+        if (seen_phase == 2) ++p.acknowledged_after_restart;
+      } else {
+        ++p.failures;
+        p.unsure.insert(name);
+        if (!absl::StrContains(pub.message(), "unreachable")) {
+          p.wrong_error = std::string(pub.message());
+        }
+      }
+      // Every third change takes back an earlier acknowledged name.
+      if (n % 3 == 2 && !p.published.empty()) {
+        const std::string old = *p.published.begin();
+        p.published.erase(old);
+        if (p.client->Unpublish(old).ok()) {
+          p.withdrawn.insert(old);
+        } else {
+          ++p.failures;
+          p.unsure.insert(old);
+        }
+      }
+      // Past the restart, a bounded number of changes more.
+      if (seen_phase == 2 && p.acknowledged_after_restart >= 100) break;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (Publisher& p : publishers) threads.emplace_back(storm, std::ref(p));
+  absl::SleepFor(absl::Milliseconds(150));
+  redis_.Kill();
+  phase = 1;
+  absl::SleepFor(absl::Milliseconds(300));
+  redis_.Restart();
+  phase = 2;
+  for (std::thread& t : threads) t.join();
+
+  // Each user's list, as its own daemon holds it, keeps every
+  // acknowledged change and holds nothing never published.
+  std::set<std::string> everything;  // every user's listed names
+  for (Publisher& p : publishers) {
+    SCOPED_TRACE(p.user);
+    EXPECT_GT(p.failures, 0) << "the outage was not seen";
+    EXPECT_GT(p.acknowledged_after_restart, 0) << "no change after the restart";
+    EXPECT_EQ(p.wrong_error, "");
+
+    absl::StatusOr<std::vector<std::string>> own = p.client->ListPublished();
+    ASSERT_TRUE(own.ok()) << own.status();
+    const std::set<std::string> listed(own->begin(), own->end());
+    for (const std::string& name : p.published) {
+      EXPECT_TRUE(listed.count(name)) << "acknowledged pub lost: " << name;
+    }
+    for (const std::string& name : p.withdrawn) {
+      EXPECT_FALSE(listed.count(name)) << "acknowledged unp lost: " << name;
+    }
+    for (const std::string& name : listed) {
+      EXPECT_TRUE(p.published.count(name) || p.unsure.count(name))
+          << "listed but never published: " << name;
+    }
+    everything.insert(listed.begin(), listed.end());
   }
+  // Every daemon's replica converges to the union, within 5 s (sch lists
+  // every other active user's names).
+  for (int i = 0; i < 3; ++i) {
+    std::set<std::string> seen;
+    for (int tries = 0; tries < 50; ++tries) {
+      absl::StatusOr<std::vector<std::string>> names =
+          searchers[i]->Search("-storm-");
+      ASSERT_TRUE(names.ok()) << names.status();
+      seen = std::set<std::string>(names->begin(), names->end());
+      if (seen == everything) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_EQ(seen, everything) << "daemon " << i << "'s replica differs";
+  }
+  done = true;
+  keepalive.join();
 }
 
 // A daemon's own changes come back to it through the stream after it has
