@@ -1220,9 +1220,18 @@ absl::Status ClusterStore::Impl::ReadOnce() {
   if (IsGap(*info, position)) {
     const std::string from = position.id;
     StreamPosition fresh;
+    // No commit finishes while the replica is rebuilt. A commit done before
+    // the snapshot is in it (the journal writer's own apply of it, before
+    // or after the load, agrees with it), and every later one has an id
+    // past the snapshot's, recorded after own_commits is emptied here: so
+    // no entry of a change the load overwrote is skipped. Commits wait for
+    // the snapshot meanwhile (a resync is rare: a reader cut off while the
+    // stream was trimmed past it).
+    std::lock_guard<std::mutex> lock(commit_mu);
     absl::StatusOr<ClusterSnapshot> snapshot = TakeSnapshot(fresh);
     if (!snapshot.ok()) return snapshot.status();
     position = fresh;
+    own_commits.clear();
     ++resyncs;
     LogWarning("cluster store: the stream of redis ", options.address,
                " no longer holds every entry after id ", from,
