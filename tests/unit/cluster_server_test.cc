@@ -46,8 +46,13 @@ class FakeLink final : public ClusterLink {
   void Claim(ClusterSession session, ClusterStore::Done done) override {
     std::lock_guard<std::mutex> lock(mu_);
     claimed_.push_back(session);
+    // A status of its own (not a copy sharing claim_outcome_'s refcounted
+    // payload): Debian's abseil is not built with TSan, which then cannot
+    // see that the shared count orders the payload's deletion.
     absl::Status outcome =
-        down_ ? absl::UnavailableError("redis: timeout") : claim_outcome_;
+        down_ ? absl::UnavailableError("redis: timeout")
+              : absl::Status(claim_outcome_.code(),
+                             std::string(claim_outcome_.message()));
     threads_.emplace_back(
         [done = std::move(done), outcome]() mutable { done(outcome); });
   }
