@@ -592,8 +592,10 @@ absl::Status Download(const DownloadRequest& request) {
   status = file.Open(request.name);
   if (status.ok()) status = Preallocate(file.fd(), *length);
   if (!status.ok()) return status;
+  ChunkHashPool::Options hash_options;
+  hash_options.map_chunks = true;  // our own temporary file, preallocated
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
-      ChunkHashPool::Create(file.fd(), *length, {});
+      ChunkHashPool::Create(file.fd(), *length, std::move(hash_options));
   if (!pool.ok()) return pool.status();
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
       BodySink::Create(file.fd(), pool->get());
