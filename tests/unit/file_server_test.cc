@@ -680,9 +680,9 @@ TEST_F(FileServerTest, FloodOfSlowAndIdleConnectionsDoesNotStopADownload) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   });
-  // The download starts once the attack is under way (every slow connection
-  // has sent bytes), not after a fixed pause: under a sanitizer the 600
-  // connects can take longer than any pause chosen here.
+  // The download starts once the attack is under way (200 bytes sent by the
+  // slow connections: about two rounds), not after a fixed pause: under a
+  // sanitizer the 600 connects can take longer than any pause chosen here.
   const absl::Time attack_deadline = absl::Now() + absl::Seconds(10);
   while (slow_bytes.load() < 200 && absl::Now() < attack_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
