@@ -72,7 +72,7 @@ std::string DaemonCounters::ToString() const {
       " rate_limited=", v(rate_limited),
       " retransmissions=", v(retransmissions),
       " expired_sessions=", v(expired_sessions),
-      " state_errors=", v(state_errors));
+      " expiries_held=", v(expiries_held), " state_errors=", v(state_errors));
 }
 
 absl::string_view ClassicCommandName(uint8_t type) {
@@ -324,12 +324,14 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
   return Error(h, ResultCode::kInternal, "unhandled message type", reply);
 }
 
-void RequestHandler::Tick(absl::Time now) {
+void RequestHandler::Tick(absl::Time now, absl::Time last_loss) {
   wheel_.Advance(now, [&](uint64_t session_id) {
     bool expired = false;
+    bool held = false;
     UserName user;
-    std::optional<absl::Time> deadline =
-        registry_->ExpireIfDue(session_id, now, &expired, &user);
+    std::optional<absl::Time> deadline = registry_->ExpireIfDue(
+        session_id, now, &expired, &user, last_loss, &held);
+    if (held) Bump(counters_->expiries_held);
     if (deadline.has_value()) {
       wheel_.Schedule(session_id, *deadline);
     } else {

@@ -134,6 +134,9 @@ struct DaemonCounters {
   std::atomic<uint64_t> rate_limited{0};
   std::atomic<uint64_t> retransmissions{0};
   std::atomic<uint64_t> expired_sessions{0};
+  // Expiries put off because the daemon had dropped datagrams unread since
+  // the session was last heard from (Registry::ExpireIfDue).
+  std::atomic<uint64_t> expiries_held{0};
   std::atomic<uint64_t> state_errors{0};
 
   // One line: "requests=N replies=N ...".
@@ -216,8 +219,11 @@ class RequestHandler {
                 absl::Time now, std::span<uint8_t> reply);
 
   // Expires the sessions whose deadline has passed. Called by the reactor's
-  // timer every wheel slot.
-  void Tick(absl::Time now);
+  // timer every wheel slot. `last_loss`: when the daemon last found its
+  // sockets to have dropped datagrams unread (InfinitePast: never); a
+  // session silent since before then is held instead, once
+  // (Registry::ExpireIfDue).
+  void Tick(absl::Time now, absl::Time last_loss = absl::InfinitePast());
 
   // What this handler counted. Written only by its thread (Handle, Tick);
   // any thread may read it.

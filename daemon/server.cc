@@ -511,7 +511,14 @@ void Server::OnTick(size_t index, bool watchdog) {
   // heartbeat that arrived before the tick must extend its session before
   // the expiry judges it, however far behind an overload left the loop.
   workers_[index].reactor->DrainDatagrams();
-  workers_[index].handler->Tick(MonotonicNow());
+  // What the kernel dropped instead of queueing (a full receive buffer)
+  // may have held heartbeats too: the expiry holds sessions silent since.
+  const absl::Time now = MonotonicNow();
+  NoteReceiveDrops(index, now);
+  const int64_t last_loss_ns = last_loss_ns_.load(std::memory_order_relaxed);
+  workers_[index].handler->Tick(now, last_loss_ns == 0
+                                         ? absl::InfinitePast()
+                                         : absl::FromUnixNanos(last_loss_ns));
   liveness_->Beat(index);
   if (!watchdog) return;
   if (liveness_->TakeAllAlive()) {
@@ -534,6 +541,36 @@ void Server::OnTick(size_t index, bool watchdog) {
     }
     return;
   }
+}
+
+void Server::NoteReceiveDrops(size_t index, absl::Time now) {
+  Worker& worker = workers_[index];
+  absl::StatusOr<uint32_t> drops = ReceiveDrops(worker.reply_socket.get());
+  if (!drops.ok()) return;  // a kernel without the count: nothing is held
+  const uint32_t fresh = *drops - worker.receive_drops;  // wraps at 2^32
+  worker.receive_drops = *drops;
+  if (fresh == 0) return;
+  const uint64_t total =
+      receive_drops_.fetch_add(fresh, std::memory_order_relaxed) + fresh;
+  const int64_t now_ns = absl::ToUnixNanos(now);
+  int64_t last = last_loss_ns_.load(std::memory_order_relaxed);
+  while (last < now_ns && !last_loss_ns_.compare_exchange_weak(
+                              last, now_ns, std::memory_order_relaxed)) {
+  }
+  int64_t logged = last_loss_log_ns_.load(std::memory_order_relaxed);
+  if (now_ns - logged < absl::ToInt64Nanoseconds(absl::Seconds(10)) &&
+      logged != 0) {
+    return;
+  }
+  if (!last_loss_log_ns_.compare_exchange_strong(logged, now_ns,
+                                                 std::memory_order_relaxed)) {
+    return;  // another reactor says it
+  }
+  LogWarning("overload: the kernel dropped ", fresh,
+             " datagrams unread on reactor ", index, "'s full receive buffer (",
+             total,
+             " since start); sessions silent since then get one more "
+             "session timeout before they expire");
 }
 
 std::string Server::RenderMetrics() const {
@@ -590,7 +627,9 @@ std::string Server::RenderMetrics() const {
                 "\npcfs_datagrams_dropped_total{reason=\"replayed\"} ",
                 v(counters_.replayed),
                 "\npcfs_datagrams_dropped_total{reason=\"ping_rate_limit\"} ",
-                pings_dropped, "\n");
+                pings_dropped,
+                "\npcfs_datagrams_dropped_total{reason=\"receive_buffer\"} ",
+                receive_drops_.load(std::memory_order_relaxed), "\n");
           });
   counter("pcfs_logins_total", "Completed logins, by result.", [&] {
     absl::StrAppend(&out, "pcfs_logins_total{result=\"ok\"} ", logins_ok,
@@ -601,6 +640,13 @@ std::string Server::RenderMetrics() const {
           "Sessions ended because their heartbeats stopped.", [&] {
             absl::StrAppend(&out, "pcfs_session_expiries_total ",
                             v(counters_.expired_sessions), "\n");
+          });
+  counter("pcfs_session_expiries_held_total",
+          "Expiries put off by one session timeout because the daemon had "
+          "dropped datagrams unread since the session was last heard from.",
+          [&] {
+            absl::StrAppend(&out, "pcfs_session_expiries_held_total ",
+                            v(counters_.expiries_held), "\n");
           });
   AppendMetricHeader("pcfs_sessions_active", "gauge",
                      "Sessions held, including any expired in the last tick.",

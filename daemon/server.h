@@ -121,6 +121,9 @@ class Server {
     // owns the socket; a plain sendto works under either backend).
     std::unique_ptr<JournalWriter::CompletionQueue> completions;
     UniqueFd reply_socket;
+    // The kernel's count of datagrams it dropped unread on the socket, as
+    // last read (ReceiveDrops); the worker's thread only.
+    uint32_t receive_drops = 0;
   };
 
   explicit Server(const ServerOptions& options);
@@ -135,6 +138,11 @@ class Server {
   // The timer of worker `index`: expiry, its liveness beat and, on worker
   // 0, the watchdog.
   void OnTick(size_t index, bool watchdog);
+  // Reads the kernel's drop count of worker `index`'s socket; if it grew,
+  // the daemon lost datagrams by `now`: records that for the expiry
+  // (last_loss_ns_) and the metrics, and says so in the log (at most once
+  // every 10 s).
+  void NoteReceiveDrops(size_t index, absl::Time now);
 
   ServerOptions options_;
   Registry registry_;
@@ -166,6 +174,12 @@ class Server {
   // until Stop() ($PCFS_DEBUG_STALL_REACTOR); -1: none. Set by Create().
   int stall_worker_ = -1;
   std::atomic<bool> stopping_{false};
+  // Datagrams the kernel dropped unread on the workers' sockets (a full
+  // receive buffer), and when a tick last found more (Unix nanoseconds of
+  // MonotonicNow; 0: never), and last said so in the log.
+  std::atomic<uint64_t> receive_drops_{0};
+  std::atomic<int64_t> last_loss_ns_{0};
+  std::atomic<int64_t> last_loss_log_ns_{0};
   LatencyHistogram journal_flush_;
   std::unique_ptr<MetricsServer> metrics_server_;
 };

@@ -51,6 +51,24 @@ std::optional<Registry::Impl::FileServer> Registry::Impl::LiveFileServer(
   server.key_pin = session->key_pin;
   return server;
 }
+namespace {
+
+// A heartbeat (or a retransmitted login) was heard at `now`: the session
+// lives another `timeout`, and any hold of ExpireIfDue is over.
+void Renew(Presence& session, absl::Time now, absl::Duration timeout) {
+  if (now + timeout >= session.deadline()) {
+    session.set_deadline(now + timeout);
+    session.held_ms = 0;
+  }
+}
+
+// The longest hold: one more session timeout, within held_ms's 16 bits.
+absl::Duration MaxHold(absl::Duration timeout) {
+  return std::min(timeout, absl::Seconds(60));
+}
+
+}  // namespace
+
 Registry::Registry(Options options) : impl_(std::make_unique<Impl>(options)) {}
 
 Registry::~Registry() = default;
@@ -72,8 +90,7 @@ absl::StatusOr<uint64_t> Registry::Login(const LoginParams& params,
     if (IsPresentAt(*old, now)) {
       if (old->login_nonce_tag == LoginNonceTag(params.nonce) &&
           old->control == params.control) {
-        old->set_deadline(
-            std::max(old->deadline(), now + impl_->session_timeout));
+        Renew(*old, now, impl_->session_timeout);
         return old->id;  // a retransmission
       }
       return absl::AlreadyExistsError(
@@ -117,8 +134,7 @@ absl::Status Registry::Heartbeat(uint64_t session_id, const Endpoint& from,
       return absl::PermissionDeniedError(
           "heartbeat comes from another endpoint than the session's");
     }
-    session.set_deadline(
-        std::max(session.deadline(), now + impl_->session_timeout));
+    Renew(session, now, impl_->session_timeout);
     return absl::OkStatus();
   }
   shard.sessions.Erase(session_id);
@@ -170,10 +186,7 @@ std::optional<UserName> Registry::Admit(uint64_t session_id,
     return std::nullopt;
   }
   session->control = from;
-  if (heartbeat) {
-    session->set_deadline(
-        std::max(session->deadline(), now + impl_->session_timeout));
-  }
+  if (heartbeat) Renew(*session, now, impl_->session_timeout);
   return UserName(session->user);
 }
 
@@ -187,13 +200,28 @@ bool Registry::IsLive(uint64_t session_id, absl::Time now) const {
 
 std::optional<absl::Time> Registry::ExpireIfDue(uint64_t session_id,
                                                 absl::Time now, bool* expired,
-                                                UserName* expired_user) {
+                                                UserName* expired_user,
+                                                absl::Time last_loss,
+                                                bool* held) {
   if (expired != nullptr) *expired = false;
+  if (held != nullptr) *held = false;
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
   if (session == nullptr || session->is_remote()) return std::nullopt;
   if (IsPresentAt(*session, now)) return session->deadline();
+  const absl::Duration timeout = impl_->session_timeout;
+  const absl::Duration max_hold = MaxHold(timeout);
+  const absl::Duration held_for = absl::Milliseconds(session->held_ms);
+  const absl::Time heard = session->deadline() - held_for - timeout;
+  if (last_loss > heard && session->held_ms == 0 &&
+      heard + timeout + max_hold > now) {
+    session->set_deadline(heard + timeout + max_hold);
+    session->held_ms =
+        static_cast<uint16_t>(absl::ToInt64Milliseconds(max_hold));
+    if (held != nullptr) *held = true;
+    return session->deadline();
+  }
   if (expired_user != nullptr) *expired_user = UserName(session->user);
   shard.sessions.Erase(session_id);
   if (expired != nullptr) *expired = true;

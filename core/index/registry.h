@@ -67,6 +67,11 @@ struct Presence {
   std::string user;
   Endpoint control;        // where its datagrams come from
   uint16_t file_port = 0;  // its TCP file server, on control.ip
+  // How far its deadline was moved past the last time it was heard from,
+  // because the daemon dropped datagrams meanwhile (ExpireIfDue's
+  // `last_loss`); 0 once a heartbeat renews it. In the padding after
+  // file_port, so a session is no larger for it.
+  uint16_t held_ms = 0;
   // The first 8 bytes of its login's nonce (LoginParams::nonce, a hash):
   // enough to know a retransmitted login, and 8 bytes less a session.
   uint64_t login_nonce_tag = 0;
@@ -204,9 +209,19 @@ class Registry {
   // otherwise returns its current deadline (the caller re-arms its timer).
   // `expired`, if not null, is set to whether this call removed it, and
   // `expired_user`, if not null, to its user when it did.
-  std::optional<absl::Time> ExpireIfDue(uint64_t session_id, absl::Time now,
-                                        bool* expired = nullptr,
-                                        UserName* expired_user = nullptr);
+  //
+  // `last_loss` is the last time the caller knows its sockets to have
+  // dropped datagrams unread (a full receive buffer; InfinitePast: never).
+  // A session last heard from before then may have sent a heartbeat that
+  // was among them, so instead of expiring it is held: its deadline moves
+  // to one more session timeout past the first (so it expires after twice
+  // the timeout of silence at most), once per silence; `held`, if not
+  // null, says whether this call did so. Expiry under overload then takes
+  // a peer that really stopped, not one whose heartbeat the daemon lost.
+  std::optional<absl::Time> ExpireIfDue(
+      uint64_t session_id, absl::Time now, bool* expired = nullptr,
+      UserName* expired_user = nullptr,
+      absl::Time last_loss = absl::InfinitePast(), bool* held = nullptr);
 
   // The users with a live session at `now`, except `exclude`, sorted.
   std::vector<std::string> ActiveUsers(absl::string_view exclude,

@@ -1,6 +1,7 @@
 #include "core/io/net.h"
 
 #include <arpa/inet.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -379,6 +380,18 @@ absl::StatusOr<SocketAddress> LocalAddress(int fd) {
     return ErrnoStatus("getsockname", errno);
   }
   return address;
+}
+
+absl::StatusOr<uint32_t> ReceiveDrops(int fd) {
+  uint32_t meminfo[SK_MEMINFO_VARS] = {};
+  socklen_t length = sizeof(meminfo);
+  if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) != 0) {
+    return ErrnoStatus("getsockopt SO_MEMINFO", errno);
+  }
+  if (length <= SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+    return absl::UnimplementedError("SO_MEMINFO has no drop count here");
+  }
+  return meminfo[SK_MEMINFO_DROPS];
 }
 
 }  // namespace pcfs

@@ -77,6 +77,12 @@ absl::StatusOr<UniqueFd> OpenTcpListener(const SocketAddress& bind,
 // The address a socket is bound to (getsockname).
 absl::StatusOr<SocketAddress> LocalAddress(int fd);
 
+// How many datagrams the kernel has dropped for the socket `fd` (mostly for
+// a full receive buffer) since it was made: SO_MEMINFO's SK_MEMINFO_DROPS.
+// The kernel keeps 32 bits, so it wraps: compare two readings by their
+// uint32_t difference.
+absl::StatusOr<uint32_t> ReceiveDrops(int fd);
+
 }  // namespace pcfs
 
 #endif  // PCFS_CORE_IO_NET_H_

@@ -162,6 +162,8 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
            "pcfs_request_duration_seconds_bucket{le=\"+Inf\"} ",
            "pcfs_datagrams_dropped_total{reason=\"bad_mac\"} 0\n",
            "pcfs_session_expiries_total 0\n",
+           "pcfs_session_expiries_held_total 0\n",
+           "pcfs_datagrams_dropped_total{reason=\"receive_buffer\"} 0\n",
            "pcfs_sessions_active ",
        }) {
     EXPECT_TRUE(absl::StrContains(text, line)) << "missing " << line << "\n"

@@ -1,6 +1,8 @@
 // The daemon under hostile or lossy conditions: garbage datagrams, restarts,
 // and a network that drops datagrams (a relay in the test).
+#include <csignal>
 #include <cstdint>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <span>
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/proto/protocol.h"
 #include "gtest/gtest.h"
@@ -324,6 +327,80 @@ TEST(RobustnessTest, UnreadStderrDoesNotStallTheDaemon) {
     if (answered != i + 1) break;
   }
   EXPECT_EQ(answered, 3000);
+}
+
+// The kernel's count of datagrams dropped unread on the UDP socket bound to
+// 127.0.0.1:`port` (the last column of /proc/net/udp); -1 if none is.
+int64_t DropsOfUdpPort(uint16_t port) {
+  std::ifstream table("/proc/net/udp");
+  const std::string local = absl::StrFormat("0100007F:%04X", port);
+  std::string line;
+  while (std::getline(table, line)) {
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() < 13 || fields[1] != local) continue;
+    int64_t drops = 0;
+    return absl::SimpleAtoi(fields.back(), &drops) ? drops : -1;
+  }
+  return -1;
+}
+
+// Overload: the daemon's receive buffer overflowed (here: it is stopped
+// while a flood fills it), so the heartbeats sent meanwhile were dropped
+// unread, and a session's 3 s of silence are the daemon's loss, not the
+// peer's. The daemon sees the drops and gives each session silent since
+// one more timeout: a peer whose next heartbeat gets through keeps its
+// session, and one that really stopped goes after twice the timeout.
+TEST(RobustnessTest, DatagramsTheDaemonDroppedDoNotExpireSessions) {
+  Daemon daemon("hans hanspass\nvader vaderpass\nyoda yodapass\n",
+                {"--threads=1"});  // one socket, which the flood fills
+  std::unique_ptr<ControlClient> hans =
+      LoggedInClient(daemon, "hans", "hanspass");
+  std::unique_ptr<ControlClient> vader =
+      LoggedInClient(daemon, "vader", "vaderpass");
+  ASSERT_NE(hans, nullptr);
+  ASSERT_NE(vader, nullptr);
+  const absl::Time heard = absl::Now();  // both logins answered by now
+  const SessionKey hans_session = hans->session_key();
+  ASSERT_EQ(DropsOfUdpPort(daemon.port()), 0);
+
+  daemon.process().Signal(SIGSTOP);
+  UdpSocket flood;
+  const std::string junk(1200, '\0');  // not a header: dropped unanswered
+  int sent = 0;
+  const absl::Time flood_end = absl::Now() + absl::Seconds(2);
+  while (DropsOfUdpPort(daemon.port()) < 100 && sent < 200000 &&
+         absl::Now() < flood_end) {
+    for (int i = 0; i < 500; ++i) sent += flood.SendTo(daemon.port(), junk);
+  }
+  const int64_t drops = DropsOfUdpPort(daemon.port());
+  ASSERT_GE(drops, 100) << "a flood of " << sent
+                        << " datagrams did not overflow the stopped "
+                           "daemon's receive buffer";
+  // Past both sessions' deadlines (3 s after they were last heard).
+  absl::SleepFor(heard + absl::Milliseconds(3600) - absl::Now());
+  daemon.process().Signal(SIGCONT);
+  // Its first tick drains the junk, finds the drops and judges the
+  // sessions; then hans's next heartbeat (the retransmission of the one
+  // lost) gets through.
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_TRUE(hans->Heartbeat().ok());
+  EXPECT_EQ(hans->session_key(), hans_session)
+      << "hans's session expired, and he had to log in again";
+  absl::StatusOr<std::vector<std::string>> peers = hans->ListActivePeers();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, std::vector<std::string>{"vader"}) << "vader is held too";
+  // vader sends nothing: gone after twice the timeout, with a tick to spare.
+  absl::SleepFor(heard + absl::Milliseconds(6400) - absl::Now());
+  EXPECT_TRUE(hans->Heartbeat().ok());
+  peers = hans->ListActivePeers();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_TRUE(peers->empty()) << "vader stopped and is still listed";
+  EXPECT_EQ(hans->session_key(), hans_session);
+  EXPECT_TRUE(
+      daemon.process()
+          .ReadStderrUntil("overload: the kernel dropped", absl::Seconds(5))
+          .has_value());
 }
 
 }  // namespace

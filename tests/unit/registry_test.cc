@@ -392,6 +392,80 @@ TEST(RegistryExpireIfDueTest, RemovesASessionExactlyAtItsDeadline) {
   EXPECT_FALSE(registry.IsActive("luke", kT0));  // gone even for an old now
 }
 
+// A loss (datagrams the daemon dropped unread) after the session was last
+// heard from: its heartbeat may have been among them, so it gets one more
+// timeout, once.
+TEST(RegistryExpireIfDueTest, ALossSinceTheSessionWasHeardHoldsItOnce) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");  // heard at kT0
+  bool expired = true;
+  bool held = false;
+  const absl::Time due = kT0 + kTimeout;
+  EXPECT_EQ(registry.ExpireIfDue(id, due, &expired, nullptr,
+                                 At(absl::Seconds(1)), &held),
+            due + kTimeout);
+  EXPECT_TRUE(held);
+  EXPECT_FALSE(expired);
+  EXPECT_TRUE(registry.IsActive("luke", due));
+  EXPECT_TRUE(registry.IsLive(id, due + kTimeout - absl::Nanoseconds(1)));
+  // At the moved deadline it goes, however recent the losses: the hold is
+  // once per silence, so a peer that stopped is gone after twice the
+  // timeout at most.
+  UserName user;
+  EXPECT_EQ(registry.ExpireIfDue(id, due + kTimeout, &expired, &user,
+                                 due + kTimeout, &held),
+            std::nullopt);
+  EXPECT_FALSE(held);
+  EXPECT_TRUE(expired);
+  EXPECT_EQ(user.view(), "luke");
+  EXPECT_FALSE(registry.IsActive("luke", due + kTimeout));
+}
+
+TEST(RegistryExpireIfDueTest, ALossBeforeTheSessionWasHeardHoldsNothing) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  ASSERT_TRUE(registry.Admit(id, Loopback(20000), At(absl::Seconds(2)), true)
+                  .has_value());  // heard at 2 s
+  bool expired = false;
+  bool held = true;
+  EXPECT_EQ(registry.ExpireIfDue(id, At(absl::Seconds(5)), &expired, nullptr,
+                                 At(absl::Seconds(2)), &held),
+            std::nullopt);
+  EXPECT_FALSE(held);
+  EXPECT_TRUE(expired);
+}
+
+TEST(RegistryExpireIfDueTest, AHeartbeatDuringAHoldRenewsItAndAllowsAnother) {
+  Registry registry;
+  const uint64_t id = registry.Login(Params("luke", Loopback(1)), kT0).value();
+  bool held = false;
+  ASSERT_EQ(registry.ExpireIfDue(id, kT0 + kTimeout, nullptr, nullptr,
+                                 At(absl::Seconds(1)), &held),
+            kT0 + 2 * kTimeout);
+  ASSERT_TRUE(held);
+  // The heartbeat that was lost is retransmitted and gets through.
+  ASSERT_TRUE(registry.Heartbeat(id, Loopback(1), At(absl::Seconds(4))).ok());
+  EXPECT_EQ(registry.ExpireIfDue(id, At(absl::Seconds(6))),
+            At(absl::Seconds(7)));
+  // A later silence with a loss in it is held again.
+  EXPECT_EQ(registry.ExpireIfDue(id, At(absl::Seconds(7)), nullptr, nullptr,
+                                 At(absl::Seconds(5)), &held),
+            At(absl::Seconds(10)));
+  EXPECT_TRUE(held);
+}
+
+TEST(RegistryExpireIfDueTest, ATickTooLateForTheHoldExpires) {
+  Registry registry;
+  const uint64_t id = LogIn(registry, "luke");
+  bool expired = false;
+  bool held = true;
+  EXPECT_EQ(registry.ExpireIfDue(id, kT0 + 2 * kTimeout, &expired, nullptr,
+                                 At(absl::Seconds(1)), &held),
+            std::nullopt);
+  EXPECT_FALSE(held);
+  EXPECT_TRUE(expired);
+}
+
 TEST(RegistryExpireIfDueTest, UnknownSessionIsNullopt) {
   Registry registry;
   EXPECT_EQ(registry.ExpireIfDue(5, kT0), std::nullopt);
