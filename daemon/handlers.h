@@ -282,12 +282,17 @@ class RequestHandler {
                         absl::string_view client_nonce, absl::string_view user,
                         const Endpoint& from, absl::Time now) const;
   // Refuses a login step that exceeds a rate limit (returns the reply
-  // size), or returns 0 to go on: takes a token of the address's bucket and
-  // checks the (user, address) bucket of failures. (LOGIN_FINISH takes a
-  // token of the daemon's login budget itself, once its nonce checks.)
-  size_t CheckLoginRate(const protocol::Header& h, absl::string_view user,
-                        const Endpoint& from, absl::Time now,
-                        std::span<uint8_t> reply);
+  // size), or returns 0 to go on. CheckAddressRate takes a token of the
+  // address's bucket: a LOGIN does, and a LOGIN_FINISH only if its server
+  // nonce fails (a good one was paid for by its LOGIN, so a login costs
+  // one token however busy the address is). CheckFailureRate checks the
+  // (user, address) bucket of failures, at both steps. (LOGIN_FINISH takes
+  // a token of the daemon's login budget itself, once its nonce checks.)
+  size_t CheckAddressRate(const protocol::Header& h, const Endpoint& from,
+                          absl::Time now, std::span<uint8_t> reply);
+  size_t CheckFailureRate(const protocol::Header& h, absl::string_view user,
+                          const Endpoint& from, absl::Time now,
+                          std::span<uint8_t> reply);
   size_t HandleSessionRequest(const protocol::Message& m,
                               std::span<const uint8_t> datagram,
                               const Endpoint& from, absl::Time now,

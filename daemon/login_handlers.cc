@@ -153,9 +153,9 @@ bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
                                    kNonceMacBytes) == 0;
 }
 
-size_t RequestHandler::CheckLoginRate(const Header& h, absl::string_view user,
-                                      const Endpoint& from, absl::Time now,
-                                      std::span<uint8_t> reply) {
+size_t RequestHandler::CheckAddressRate(const Header& h, const Endpoint& from,
+                                        absl::Time now,
+                                        std::span<uint8_t> reply) {
   absl::Duration wait;
   if (shared_.address_limiter != nullptr &&
       !shared_.address_limiter->TryAcquire(LimitKey(from), now, &wait)) {
@@ -165,10 +165,17 @@ size_t RequestHandler::CheckLoginRate(const Header& h, absl::string_view user,
                               WaitSeconds(wait), " s"),
                  reply);
   }
+  return 0;
+}
+
+size_t RequestHandler::CheckFailureRate(const Header& h, absl::string_view user,
+                                        const Endpoint& from, absl::Time now,
+                                        std::span<uint8_t> reply) {
   // Failures count per user *and* address: a stranger's wrong passwords
   // throttle the stranger, never the user at another address.
   if (shared_.failure_limiter != nullptr) {
-    wait = shared_.failure_limiter->WaitFor(FailureKey(user, from), now);
+    const absl::Duration wait =
+        shared_.failure_limiter->WaitFor(FailureKey(user, from), now);
     if (wait > absl::ZeroDuration()) {
       Bump(counters_->rate_limited);
       return Error(h, ResultCode::kRateLimited,
@@ -218,7 +225,8 @@ size_t RequestHandler::HandleLogin(const Message& m, size_t size,
   }
   SetLogUser(*user);
   LogRequest(m.header, from, *user);
-  if (size_t n = CheckLoginRate(m.header, *user, from, now, reply)) {
+  if (size_t n = CheckAddressRate(m.header, from, now, reply)) return n;
+  if (size_t n = CheckFailureRate(m.header, *user, from, now, reply)) {
     return n;
   }
   absl::StatusOr<ScramVerifier> verifier =
@@ -264,12 +272,16 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
   }
   SetLogUser(*user);
   LogRequest(m.header, from, *user);
-  if (size_t n = CheckLoginRate(m.header, *user, from, now, reply)) {
+  if (size_t n = CheckFailureRate(m.header, *user, from, now, reply)) {
     return n;
   }
   // The server nonce must be one this daemon made for this very login.
   // (It binds the sender's address, so only a sender that got the LOGIN
-  // reply there gets past it, to the budget and the proof check.)
+  // reply there gets past it, to the budget and the proof check.) Its
+  // LOGIN took the address's token for the whole login: were the second
+  // step charged again, a busy address (many users behind one NAT) would
+  // spend its tokens on LOGINs whose LOGIN_FINISH then finds none left, and
+  // retries would keep every login from completing.
   const std::string client_nonce = scram.nonce();
   const absl::string_view full_nonce =
       ScramAttribute(request->client_final, 'r');
@@ -277,6 +289,8 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
       full_nonce.substr(0, client_nonce.size()) != client_nonce ||
       !CheckServerNonce(full_nonce.substr(client_nonce.size()), client_nonce,
                         *user, from, now)) {
+    // Not a login started here: it costs its address a token, as a LOGIN.
+    if (size_t n = CheckAddressRate(m.header, from, now, reply)) return n;
     Bump(counters_->auth_failed);
     metrics_.logins_refused.Add();
     LogFailedLogin(*user, from, "stale or foreign server nonce", now);

@@ -39,13 +39,14 @@ absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
 
 namespace {
 
-// Login limits (docs/SECURITY.md, "Login limits"). Every login step
-// (LOGIN and LOGIN_FINISH) from one address (an IPv6 /64): generous, since
-// scripts run many one-shot commands and a NAT hides many users.
+// Login limits (docs/SECURITY.md, "Login limits"). Every login from one
+// address (an IPv6 /64), charged at its LOGIN (and a LOGIN_FINISH that was
+// not started here): generous, since scripts run many one-shot commands
+// and a NAT hides many users.
 RateLimiter::Options AddressLimits() {
   RateLimiter::Options o;
-  o.burst = 400;                      // 200 logins at once
-  o.refill = absl::Milliseconds(10);  // 50 logins a second sustained
+  o.burst = 200;                      // 200 logins at once
+  o.refill = absl::Milliseconds(20);  // 50 logins a second sustained
   return o;
 }
 // Failed logins of one user from one address: a guesser there is slowed to

@@ -413,6 +413,39 @@ TEST_F(HandlersTest, FailedLoginsThrottleTheAddressNotTheUser) {
   EXPECT_NE(Login("hans", "hanspass", elsewhere), 0u);
 }
 
+// The address's bucket is paid at LOGIN, once per login: a busy address
+// (a NAT, a load generator) whose other logins spend every token between
+// this login's two steps still completes it, or retries would keep all of
+// them from completing. A LOGIN_FINISH not started here pays, as a LOGIN.
+TEST_F(HandlersTest, ALoginCostsItsAddressOneTokenAtItsFirstStep) {
+  const Endpoint from = MakeEndpoint(5000);
+  std::vector<uint8_t> foreign;  // a LOGIN_FINISH made for another port
+  ASSERT_EQ(LoginExchange("vader", "vaderpass", MakeEndpoint(5001), &foreign)
+                .status.code,
+            ResultCode::kOk);
+  client::ClientSession session(request_id_ + 1);
+  request_id_ += 2;
+  ASSERT_TRUE(session.StartLogin("hans", "hanspass", 7000).ok());
+  std::vector<uint8_t> datagram(protocol::kMaxDatagramSize);
+  datagram.resize(session.EncodeTry(now_, datagram));
+  Reply reply = Send(datagram, from);
+  std::optional<client::Reply> taken = session.Receive(reply.bytes);
+  ASSERT_TRUE(taken.has_value());
+  ASSERT_EQ(taken->code, ResultCode::kOk);
+  ASSERT_TRUE(session.ContinueLogin(*taken).ok());
+  // The other logins behind this address take every token left.
+  const std::string key(reinterpret_cast<const char*>(from.ip.data()), 4);
+  while (address_limiter_.TryAcquire(key, now_)) {
+  }
+  datagram.assign(protocol::kMaxDatagramSize, 0);
+  datagram.resize(session.EncodeTry(now_, datagram));
+  reply = Send(datagram, from);
+  EXPECT_EQ(reply.status.code, ResultCode::kOk) << reply.status.message;
+  Reply refused = Send(foreign, from);
+  EXPECT_EQ(refused.status.code, ResultCode::kRateLimited)
+      << refused.status.message;
+}
+
 TEST_F(HandlersTest, AnIpv6SenderCountsAsItsSlash64) {
   Endpoint a;
   a.family = 6;
