@@ -431,6 +431,7 @@ void LoadDriver::StartLogin(uint32_t i, int64_t now) {
 void LoadDriver::BecomeActive(uint32_t i, int64_t now) {
   Slot& s = slots_[i];
   s.active = true;
+  s.login_failures = 0;
   s.heartbeat_due_ns = now + HeartbeatIntervalNs(s);
   ++stats_.logins;
   stats_.login_latency.Record(now - s.login_started_ns);
@@ -698,8 +699,15 @@ void LoadDriver::OnLoginRefused(uint32_t i, ResultCode code, int64_t now) {
   // Rate limited, still active from an earlier run (its session lasts 3 s),
   // or a login that expired under load: try again a little later.
   ++stats_.login_retries;
-  slots_[i].session.EndSession();
-  ArmTimer(i, now + kLoginRetryNs);
+  RetryLoginLater(i, now);
+}
+
+void LoadDriver::RetryLoginLater(uint32_t i, int64_t now) {
+  Slot& s = slots_[i];
+  s.session.EndSession();
+  const int64_t base = kLoginRetryNs << std::min<int>(s.login_failures, 3);
+  if (s.login_failures < 255) ++s.login_failures;
+  ArmTimer(i, now + base / 2 + absl::Uniform<int64_t>(random_, 0, base));
 }
 
 void LoadDriver::OnSessionReply(uint32_t i, const PendingRequest& r,
@@ -804,7 +812,7 @@ void LoadDriver::OnAbandoned(uint32_t i, int64_t now) {
     case Purpose::kLoginFinish:
       ++stats_.login_retries;
       ++stats_.login_timeouts;
-      StartLogin(i, now);
+      RetryLoginLater(i, now);
       return;
     case Purpose::kLogout:
       FinishLogout(i);
@@ -841,8 +849,7 @@ void LoadDriver::OnRefused(uint32_t i, int64_t now) {
       return;
     case Purpose::kLogin:
     case Purpose::kLoginFinish:
-      s.session.EndSession();
-      ArmTimer(i, now + kLoginRetryNs);
+      RetryLoginLater(i, now);
       return;
     case Purpose::kPublish:
       ++s.published;

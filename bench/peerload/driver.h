@@ -113,6 +113,8 @@ class LoadDriver {
     int64_t login_started_ns = 0;  // 0: not started yet (ramp)
     uint32_t timer_generation = 0;
     uint16_t published = 0;  // setup PUBs done or given up
+    // Logins refused or unanswered in a row: the backoff of the next.
+    uint8_t login_failures = 0;
     // The mix's own names (OwnName): [own_first, own_end) are published.
     uint32_t own_first = 0;
     uint32_t own_end = 0;
@@ -141,6 +143,12 @@ class LoadDriver {
 
   // ---- Phases.
   void StartDueLogins(int64_t now);
+  // Schedules slot `i`'s next login after one that was refused (rate
+  // limited, say) or went unanswered: 1 s, doubling per failure in a row
+  // up to 8 s, spread over half to one and a half times that, so that
+  // peers refused together neither come back together nor keep an
+  // overloaded daemon busy with logins.
+  void RetryLoginLater(uint32_t i, int64_t now);
   void UpdatePhase(int64_t now);
   void OpenWindow(int64_t now);
   void CloseWindow(int64_t now);
