@@ -99,7 +99,7 @@ absl::Status ChunkHashPool::HashChunk(uint64_t index,
                                       std::vector<char>& buffer) {
   const uint64_t offset = index * kMerkleChunkBytes;
   const size_t length = static_cast<size_t>(MerkleChunkLength(size_, index));
-  if (!map_chunks_ || !HashMapped(index, length)) {
+  if (!map_chunks_ || !HashMapped(index, offset, length)) {
     absl::Status read = ReadAndHash(index, offset, length, buffer);
     if (!read.ok()) return read;
   }
@@ -116,13 +116,13 @@ absl::Status ChunkHashPool::HashChunk(uint64_t index,
   return absl::OkStatus();
 }
 
-bool ChunkHashPool::HashMapped(uint64_t index, size_t length) {
+bool ChunkHashPool::HashMapped(uint64_t index, uint64_t offset, size_t length) {
   if (length == 0) return false;
   // Chunks start at multiples of kMerkleChunkBytes, so at a page boundary.
   // MAP_POPULATE fills the page tables from the page cache in one call
   // instead of a fault every few pages.
   void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_,
-                     static_cast<off_t>(index * kMerkleChunkBytes));
+                     static_cast<off_t>(offset));
   if (map == MAP_FAILED) return false;
   leaves_[index] =
       MerkleLeafHash(absl::string_view(static_cast<const char*>(map), length));

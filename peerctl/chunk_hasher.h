@@ -99,9 +99,9 @@ class ChunkHashPool {
   // chunk's slot is written by exactly one worker, and read by the owner
   // only after Wait() saw its completion under mu_.
   absl::Status HashChunk(uint64_t index, std::vector<char>& buffer);
-  // Chunk `index`'s leaf through a mapping; false if it cannot be mapped
-  // (then HashChunk reads it).
-  bool HashMapped(uint64_t index, size_t length);
+  // Chunk `index`'s leaf (at `offset`) through a mapping; false if it
+  // cannot be mapped (then HashChunk reads it).
+  bool HashMapped(uint64_t index, uint64_t offset, size_t length);
   // Chunk `index`'s leaf through a pread copy into `buffer`.
   absl::Status ReadAndHash(uint64_t index, uint64_t offset, size_t length,
                            std::vector<char>& buffer);
