@@ -51,6 +51,7 @@ std::optional<Registry::Impl::FileServer> Registry::Impl::LiveFileServer(
   server.key_pin = session->key_pin;
   return server;
 }
+
 namespace {
 
 // A heartbeat (or a retransmitted login) was heard at `now`: the session
