@@ -182,10 +182,7 @@ std::optional<UserName> Registry::Admit(uint64_t session_id,
   PresenceShard& shard = impl_->PresenceShardOf(session_id);
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
-  if (session == nullptr || session->is_remote() ||
-      !IsPresentAt(*session, now)) {
-    return std::nullopt;
-  }
+  if (session == nullptr || session->is_remote()) return std::nullopt;
   session->control = from;
   if (heartbeat) Renew(*session, now, impl_->session_timeout);
   return UserName(session->user);

@@ -193,11 +193,19 @@ class Registry {
                        std::vector<UserName>* ended_users = nullptr);
 
   // The registry's part of admitting a request of a session whose key the
-  // daemon has checked: if the session is live at `now`, moves its control
-  // endpoint to `from` (a sealed datagram from a new address, NAT
-  // rebinding, moves the session there), extends its deadline to
-  // now + session_timeout when `heartbeat`, and returns its user; otherwise
-  // nullopt (no such session, or its deadline has passed).
+  // daemon has checked: if the session is still held (not ended, and not
+  // yet removed by ExpireIfDue), moves its control endpoint to `from` (a
+  // sealed datagram from a new address, NAT rebinding, moves the session
+  // there), extends its deadline to now + session_timeout when
+  // `heartbeat`, and returns its user; otherwise nullopt.
+  //
+  // A session past its deadline is admitted until ExpireIfDue removes it:
+  // the daemon's expiry tick handles every datagram already queued before
+  // it judges (Reactor::DrainDatagrams), so a heartbeat that waited on the
+  // socket through a stall longer than the timeout arrived in time and
+  // keeps its session, though the clock says otherwise by the time it is
+  // read. Between the deadline and the tick (a wheel slot, 100 ms, unless
+  // the daemon is behind) the session is not listed (IsActive, Locate...).
   std::optional<UserName> Admit(uint64_t session_id, const Endpoint& from,
                                 absl::Time now, bool heartbeat);
 

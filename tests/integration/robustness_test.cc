@@ -7,6 +7,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -327,6 +328,32 @@ TEST(RobustnessTest, UnreadStderrDoesNotStallTheDaemon) {
     if (answered != i + 1) break;
   }
   EXPECT_EQ(answered, 3000);
+}
+
+// A stall (here: the daemon stopped) longer than the session timeout, with
+// a heartbeat waiting on the socket from before the deadline: the daemon
+// handles it when it runs again, before any expiry, and the session goes
+// on. Handled after the deadline by the clock, it arrived before it.
+TEST(RobustnessTest, AHeartbeatQueuedDuringAStallKeepsItsSession) {
+  Daemon daemon("hans hanspass\nvader vaderpass\nyoda yodapass\n",
+                {"--threads=1"});
+  std::unique_ptr<ControlClient> hans =
+      LoggedInClient(daemon, "hans", "hanspass");
+  ASSERT_NE(hans, nullptr);
+  const absl::Time heard = absl::Now();
+  const SessionKey session = hans->session_key();
+  daemon.process().Signal(SIGSTOP);
+  absl::SleepFor(heard + absl::Seconds(2) - absl::Now());
+  // Sent 2 s after the login, queued until the daemon runs again at 3.6 s
+  // (its retransmissions queue behind it).
+  absl::Status beat;
+  std::thread heartbeat([&] { beat = hans->Heartbeat(); });
+  absl::SleepFor(heard + absl::Milliseconds(3600) - absl::Now());
+  daemon.process().Signal(SIGCONT);
+  heartbeat.join();
+  EXPECT_TRUE(beat.ok()) << beat;
+  EXPECT_EQ(hans->session_key(), session)
+      << "the session expired under its queued heartbeat";
 }
 
 // The kernel's count of datagrams dropped unread on the UDP socket bound to

@@ -359,13 +359,28 @@ TEST(RegistryAdmitTest, IsNulloptForAnUnknownSession) {
   EXPECT_FALSE(registry.IsLive(9, kT0));
 }
 
-TEST(RegistryAdmitTest, IsNulloptAtTheDeadlineAndDoesNotRevive) {
+// Past its deadline a session is not listed, but it ends only when the
+// expiry tick (ExpireIfDue) removes it: the daemon handles every datagram
+// queued before the tick first, and a heartbeat among them arrived in time.
+TEST(RegistryAdmitTest,
+     AdmitsASessionPastItsDeadlineUntilExpireIfDueRemovesIt) {
   Registry registry;
   const uint64_t id = LogIn(registry, "luke");
   EXPECT_TRUE(registry.IsLive(id, kT0 + kTimeout - absl::Nanoseconds(1)));
   EXPECT_FALSE(registry.IsLive(id, kT0 + kTimeout));
-  EXPECT_FALSE(registry.Admit(id, Loopback(1), kT0 + kTimeout, true));
   EXPECT_FALSE(registry.IsActive("luke", kT0 + kTimeout));
+  // A stall of 4 s: the heartbeat that waited through it renews the session.
+  const absl::Time late = At(absl::Seconds(4));
+  std::optional<UserName> user = registry.Admit(id, Loopback(1), late, true);
+  ASSERT_TRUE(user.has_value());
+  EXPECT_EQ(user->view(), "luke");
+  EXPECT_TRUE(registry.IsActive("luke", late));
+  EXPECT_EQ(registry.ExpireIfDue(id, late), late + kTimeout);
+  // Once the tick has removed it, nothing brings it back.
+  EXPECT_EQ(registry.ExpireIfDue(id, late + kTimeout), std::nullopt);
+  EXPECT_FALSE(
+      registry.Admit(id, Loopback(1), late + kTimeout, true).has_value());
+  EXPECT_FALSE(registry.IsActive("luke", late + kTimeout));
 }
 
 // ---- ExpireIfDue ----------------------------------------------------------
