@@ -112,8 +112,9 @@ the mix for --duration: closed loop (each peer its next request when the
 previous reply arrives) or, with --rate R, R requests/s spread evenly. Lost
 requests are retransmitted like peerctl's (200 ms doubling, 5 tries). A login
 that is refused (rate limited, say) or unanswered is tried again after 1 s,
-doubling per failure in a row up to 8 s, with jitter. The report gives responses/s, p50/p99/p999 latency, errors, timeouts and false
-expiries (the daemon forgot a session that heartbeated on schedule).
+doubling per failure in a row up to 8 s, with jitter. The report gives
+responses/s, p50/p99/p999 latency, errors, timeouts and false expiries (the
+daemon forgot a session that heartbeated on schedule).
 
 Users: the credentials file's, in file order. A verifier line's password is
 taken to be "pw-<user>", as --make-credentials writes them: N users

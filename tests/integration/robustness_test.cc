@@ -1,20 +1,20 @@
 // The daemon under hostile or lossy conditions: garbage datagrams, restarts,
 // and a network that drops datagrams (a relay in the test).
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
-#include <fstream>
 #include <optional>
 #include <random>
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/proto/protocol.h"
 #include "gtest/gtest.h"
@@ -129,21 +129,34 @@ std::string HostileDatagram(std::mt19937& random, int kind) {
   }
 }
 
-// The bytes waiting in the receive queues of the UDP sockets bound to
-// 127.0.0.1:`port`, from /proc/net/udp; nullopt if there is none.
-std::optional<uint64_t> ReceiveQueueOf(uint16_t port) {
+// The rows of /proc/net/udp for the sockets bound to 127.0.0.1:`port`,
+// split into their fields: "sl local_address rem_address st
+// tx_queue:rx_queue tr tm->when retrnsmt uid timeout inode ref pointer
+// drops".
+std::vector<std::vector<std::string>> UdpRowsOf(uint16_t port) {
   const std::string table = ReadFileOrEmpty("/proc/net/udp");
   const std::string local = absl::StrFormat("0100007F:%04X", port);
-  std::optional<uint64_t> total;
+  std::vector<std::vector<std::string>> rows;
   for (absl::string_view line : absl::StrSplit(table, '\n')) {
-    // "sl local_address rem_address st tx_queue:rx_queue ..."
-    std::vector<absl::string_view> fields =
+    std::vector<std::string> fields =
         absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (fields.size() < 5 || fields[1] != local) continue;
+    if (fields.size() >= 13 && fields[1] == local) {
+      rows.push_back(std::move(fields));
+    }
+  }
+  return rows;
+}
+
+// The bytes waiting in the receive queues of the UDP sockets bound to
+// 127.0.0.1:`port`; nullopt if there is none.
+std::optional<uint64_t> ReceiveQueueOf(uint16_t port) {
+  std::optional<uint64_t> total;
+  for (const std::vector<std::string>& fields : UdpRowsOf(port)) {
     const size_t colon = fields[4].find(':');
     uint64_t queued = 0;
-    if (colon == absl::string_view::npos ||
-        !absl::SimpleHexAtoi(fields[4].substr(colon + 1), &queued)) {
+    if (colon == std::string::npos ||
+        !absl::SimpleHexAtoi(absl::string_view(fields[4]).substr(colon + 1),
+                             &queued)) {
       return std::nullopt;
     }
     total = total.value_or(0) + queued;
@@ -356,20 +369,17 @@ TEST(RobustnessTest, AHeartbeatQueuedDuringAStallKeepsItsSession) {
       << "the session expired under its queued heartbeat";
 }
 
-// The kernel's count of datagrams dropped unread on the UDP socket bound to
-// 127.0.0.1:`port` (the last column of /proc/net/udp); -1 if none is.
+// The kernel's count of datagrams dropped unread on the UDP sockets bound
+// to 127.0.0.1:`port` (the last column of /proc/net/udp); -1 if there is
+// none.
 int64_t DropsOfUdpPort(uint16_t port) {
-  std::ifstream table("/proc/net/udp");
-  const std::string local = absl::StrFormat("0100007F:%04X", port);
-  std::string line;
-  while (std::getline(table, line)) {
-    std::vector<absl::string_view> fields =
-        absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (fields.size() < 13 || fields[1] != local) continue;
+  int64_t total = -1;
+  for (const std::vector<std::string>& fields : UdpRowsOf(port)) {
     int64_t drops = 0;
-    return absl::SimpleAtoi(fields.back(), &drops) ? drops : -1;
+    if (!absl::SimpleAtoi(fields.back(), &drops)) return -1;
+    total = std::max<int64_t>(total, 0) + drops;
   }
-  return -1;
+  return total;
 }
 
 // Overload: the daemon's receive buffer overflowed (here: it is stopped
