@@ -265,10 +265,17 @@ fi
 
 declare -a t_raw t_raw_written t_splice t_peer t_plain t_slow t_nginx t_nginx_nosync
 
+# Before each timed step: commit the file system's journal, so that the
+# previous step's deleted 1 GiB file (its freed blocks, and their discards
+# on a file system mounted with -o discard) is written now, not during the
+# next step's transfer. Every path is measured from the same quiet disk.
+settle() { sync -f "$downloads"; }
+
 # $1: extra flag. Prints "SECONDS WRITTEN_SECONDS" as rawcopy measured them:
 # to the durable file, and to the last byte written.
 run_rawcopy() {
   local out
+  settle
   out=$(timeout "$step_timeout" "$rawcopy" --file "$source_file" \
         --out "$downloads/$file" $1) ||
     { log "rawcopy $1 failed"; rm -f "$downloads/$file"; return 1; }
@@ -283,6 +290,7 @@ run_rawcopy() {
 run_peerctl() {
   local start took name=$1
   rm -f "$downloads/$name"
+  settle
   start=$(now_ns)
   timeout "$step_timeout" "$peerctl" --server "$server" --user getter \
     --password-file "$work/getter.password" --download_dir "$downloads" \
@@ -318,6 +326,7 @@ run_peerctl_slowloris() {
 run_nginx() {
   local start curl_took took
   rm -f "$downloads/$file"
+  settle
   start=$(now_ns)
   timeout "$step_timeout" curl -sf -o "$downloads/$file" "$nginx_url" ||
     { log "curl failed"; return 1; }
