@@ -134,6 +134,9 @@ void BodySink::StartWriteback() {
   (void)::sync_file_range(
       file_fd_, start_ + static_cast<off_t>(writeback_started_),
       static_cast<off_t>(written_ - writeback_started_), SYNC_FILE_RANGE_WRITE);
+  if (options_.flusher != nullptr) {
+    options_.flusher->Wrote(written_ - writeback_started_);
+  }
   writeback_started_ = written_;
 }
 

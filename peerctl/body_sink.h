@@ -7,10 +7,11 @@
 // (peerctl/chunk_hasher.h), so that the chunks are hashed, and verified
 // where the pool knows their leaves, on every core while the rest keeps
 // arriving, and starts their writeback to disk as it goes (sync_file_range
-// with SYNC_FILE_RANGE_WRITE every Options::writeback_step_bytes), so that
-// the fsync the caller does before linking the file finds little left to
-// write. It never fsyncs, names or links the file: durability stays the
-// caller's.
+// with SYNC_FILE_RANGE_WRITE every Options::writeback_step_bytes, counting
+// those bytes to an Options::flusher if it has one, which flushes them in
+// the background: peerctl/file_flusher.h), so that the fsync the caller
+// does before linking the file finds little left to write or flush. It
+// never fsyncs, names or links the file: durability stays the caller's.
 //
 // The sink writes from the file's offset at Create(), which must be a chunk
 // boundary; a chunk is handed to the pool once its last byte is written
@@ -32,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "peerctl/chunk_hasher.h"
+#include "peerctl/file_flusher.h"
 
 namespace pcfs {
 
@@ -41,6 +43,10 @@ class BodySink {
     // Writeback is started once this many bytes are written since the last
     // start; 0 never starts it (the caller's fsync then writes everything).
     uint64_t writeback_step_bytes = 8 << 20;
+    // If not null (not owned; it must outlive the sink), told of the bytes
+    // each time their writeback is started. Several sinks of one file may
+    // share it.
+    FileFlusher* flusher = nullptr;
   };
 
   // Writes to `file_fd` (not owned; kept open by the caller for the sink's

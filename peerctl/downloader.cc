@@ -26,6 +26,7 @@
 #include "peerctl/body_sink.h"
 #include "peerctl/chunk_hasher.h"
 #include "peerctl/download_internal.h"
+#include "peerctl/file_flusher.h"
 #include "peerctl/http.h"
 #include "peerctl/resumable_download.h"
 #include "peerctl/tls.h"
@@ -597,12 +598,19 @@ absl::Status Download(const DownloadRequest& request) {
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
       ChunkHashPool::Create(file.fd(), *length, std::move(hash_options));
   if (!pool.ok()) return pool.status();
+  FileFlusher flusher(file.fd(), kFlushStepBytes);  // peerctl/file_flusher.h
+  BodySink::Options sink_options;
+  sink_options.flusher = &flusher;
   absl::StatusOr<std::unique_ptr<BodySink>> sink =
-      BodySink::Create(file.fd(), pool->get());
+      BodySink::Create(file.fd(), pool->get(), sink_options);
   if (!sink.ok()) return sink.status();
   status = ReceiveBody(link, **sink, prefix, *length, bounds, request.progress);
   if (status.ok()) status = (*sink)->Finish();
+  // Before the fsync: a write error that a background flush saw is not
+  // reported to the same open file again.
+  absl::Status flushed = flusher.Stop();
   if (!status.ok()) return status;
+  if (!flushed.ok()) return flushed;
   const Sha256Digest root = MerkleRoot((*pool)->leaves());
   if (request.expected_root && root != *request.expected_root) {
     return absl::DataLossError(absl::StrCat("Merkle root mismatch: expected ",

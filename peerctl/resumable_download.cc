@@ -29,6 +29,7 @@
 #include "peerctl/chunk_hasher.h"
 #include "peerctl/chunk_scheduler.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/file_flusher.h"
 #include "peerctl/file_hash.h"
 
 namespace pcfs {
@@ -190,11 +191,12 @@ absl::StatusOr<std::vector<bool>> VerifiedChunks(
 
 // Fetches chunks [first, end) from `request`'s holder over `connection`
 // (open, handshake done) into `fd` at their offset, each verified by `pool`
-// on arrival; `on_bytes` hears how many bytes of the run have arrived.
+// on arrival, and counted to `flusher`; `on_bytes` hears how many bytes of
+// the run have arrived.
 absl::Status FetchRun(const DownloadRequest& request,
                       download_internal::HolderConnection connection, int fd,
-                      ChunkHashPool& pool, uint64_t first, uint64_t end,
-                      const Bounds& bounds,
+                      ChunkHashPool& pool, FileFlusher& flusher, uint64_t first,
+                      uint64_t end, const Bounds& bounds,
                       const std::function<void(uint64_t)>& on_bytes) {
   const uint64_t size = pool.size();
   const uint64_t from = first * kMerkleChunkBytes;
@@ -222,7 +224,10 @@ absl::Status FetchRun(const DownloadRequest& request,
   if (::lseek(fd, static_cast<off_t>(from), SEEK_SET) < 0) {
     return ErrnoStatus("lseek", errno);
   }
-  absl::StatusOr<std::unique_ptr<BodySink>> sink = BodySink::Create(fd, &pool);
+  BodySink::Options sink_options;
+  sink_options.flusher = &flusher;
+  absl::StatusOr<std::unique_ptr<BodySink>> sink =
+      BodySink::Create(fd, &pool, sink_options);
   if (!sink.ok()) return sink.status();
   std::function<void(uint64_t, uint64_t)> progress;
   if (on_bytes) progress = [&](uint64_t got, uint64_t) { on_bytes(got); };
@@ -302,6 +307,7 @@ struct Shared {
   const std::string* partial;
   size_t hash_threads;
   ChunkScheduler* scheduler;
+  FileFlusher* flusher;  // of the partial file, for every worker
 };
 
 // What a holder's worker shows the watching thread, and the flag that
@@ -360,8 +366,8 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
     const int64_t start_ns = absl::ToUnixNanos(MonotonicNow());
     state.run_start_ns.store(start_ns, std::memory_order_relaxed);
     absl::Status status =
-        FetchRun(holder, *std::move(connection), fd, **pool, run->first,
-                 run->end, bounds, [&](uint64_t got) {
+        FetchRun(holder, *std::move(connection), fd, **pool, *shared.flusher,
+                 run->first, run->end, bounds, [&](uint64_t got) {
                    // Read by the watcher when it next looks (no wake-up
                    // per receive: those cost the transfer CPU time).
                    in_flight.store(got, std::memory_order_relaxed);
@@ -584,10 +590,14 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
 
   // The hashing cores shared out among the holders' pools.
   const size_t cores = std::max<size_t>(1, std::thread::hardware_concurrency());
+  // Flushes the partial file as it fills, so that the fsync below has
+  // little left (peerctl/file_flusher.h); made durable, its verified
+  // chunks also survive a crash for the next get to resume from.
+  FileFlusher flusher(file->get(), kFlushStepBytes);
   const Shared shared{&*leaves,    size,
                       file->get(), dir_fd,
                       &partial,    std::max<size_t>(1, cores / holders.size()),
-                      &scheduler};
+                      &scheduler,  &flusher};
   std::vector<WorkerState> states(holders.size());
   std::vector<std::thread> workers;
   workers.reserve(holders.size());
@@ -648,6 +658,9 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   if (request.progress && last_progress != size) {
     request.progress(size, size);
   }
+  // Before the fsync: a write error that a background flush saw is not
+  // reported to the same open file again.
+  if (absl::Status flushed = flusher.Stop(); !flushed.ok()) return flushed;
   if (::fsync(file->get()) != 0) return ErrnoStatus("fsync", errno);
   absl::Status status = Publish(dir_fd, partial, request.name);
   if (!status.ok()) return status;

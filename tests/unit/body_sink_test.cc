@@ -118,6 +118,28 @@ TEST_F(BodySinkTest, WritesEveryByteAndHashesEveryChunk) {
   EXPECT_EQ(pool->leaves(), LeavesOf(body));
 }
 
+// The flusher hears of the bytes whose writeback the sink started: every
+// whole step, not the tail (the caller's fsync covers that).
+TEST_F(BodySinkTest, TellsItsFlusherOfEveryStepWritten) {
+  const std::string body = RandomBytes(2 * kMerkleChunkBytes + 100, 7);
+  std::unique_ptr<ChunkHashPool> pool = Pool(body.size());
+  FileFlusher flusher(file_.get(), kMerkleChunkBytes);
+  BodySink::Options options = SmallOptions();
+  options.flusher = &flusher;
+  absl::StatusOr<std::unique_ptr<BodySink>> sink =
+      BodySink::Create(file_.get(), pool.get(), options);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  // A step at a time: the last 100 bytes fill no step.
+  const size_t step = options.writeback_step_bytes;
+  for (size_t at = 0; at < body.size(); at += step) {
+    ASSERT_TRUE((*sink)->Append(absl::string_view(body).substr(at, step)).ok());
+  }
+  ASSERT_TRUE((*sink)->Finish().ok());
+  EXPECT_TRUE(flusher.Stop().ok());
+  EXPECT_EQ(flusher.written(), body.size() - 100);
+  EXPECT_EQ(Contents(), body);
+}
+
 // Resuming: a sink that starts at chunk 2 hands over chunks 2.. only.
 TEST_F(BodySinkTest, StartsAtAChunkBoundary) {
   const std::string body = RandomBytes(4 * kMerkleChunkBytes, 2);
