@@ -210,14 +210,15 @@ def transfer(r):
             "holder, the path this target was set on before transfers were "
             "encrypted: the encrypted one has the next target). Read against the fastest raw copy measured, "
             "splice() from the socket into the file (the downloader's own "
-            "receive path, without hashing), it is %sx: the download also "
-            "hashes every byte, and SHA-256 of the cached file alone (%s s) "
-            "takes longer than that whole copy (%s s). The recv()+write() copy "
-            "also varies the most from round to round (every round is in the "
-            "table below), so this verdict can change between runs. The hash "
-            "is split across cores (1 MiB chunks of a Merkle tree, verified "
-            "on a pool of threads), so it no longer runs on one thread "
-            "behind the copy." % (
+            "receive path, without hashing), it is %sx. The download also "
+            "hashes every byte (SHA-256 of the cached file alone: %s s, "
+            "against %s s for that whole copy, its fsync included), split "
+            "across cores (1 MiB chunks of a Merkle tree, verified on a pool "
+            "of threads), and it flushes the file in steps as it arrives "
+            "(peerctl/file_flusher.h), where the copy pays the whole flush in "
+            "its final fsync. The recv()+write() copy also varies the most "
+            "from round to round (every round is in the table below), so "
+            "this verdict can change between runs." % (
                 verdict, figure, reps, vs_splice or "not measured", sha,
                 t.get("transfer_rawcopy_splice_s") or "?")))
     return Target(TRANSFER, figure, "**missed**", (
