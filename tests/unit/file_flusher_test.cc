@@ -37,8 +37,8 @@ class FileFlusherTest : public ::testing::Test {
     char pattern[] = "/tmp/pcfs_file_flusher_XXXXXX";
     ASSERT_NE(::mkdtemp(pattern), nullptr);
     root_ = pattern;
-    file_.Reset(::open((root_ + "/file").c_str(),
-                       O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    file_.Reset(
+        ::open((root_ + "/file").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     ASSERT_TRUE(file_);
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
