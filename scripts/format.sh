@@ -6,7 +6,12 @@
 #              exits 1 if there is any (scripts/test.sh runs this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cc' '*.h')
+# Tracked files and new ones not yet added (but not what .gitignore keeps
+# out, such as build trees), so that a check before `git add` sees them too;
+# a tracked file deleted from the working tree is skipped.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard \
+                       '*.cc' '*.h' | sort -u |
+                     while read -r f; do [ -f "$f" ] && echo "$f"; done)
 if [ "${1:-}" = --check ]; then
   bad=()
   for f in "${files[@]}"; do
