@@ -606,18 +606,15 @@ absl::Status Download(const DownloadRequest& request) {
   if (!sink.ok()) return sink.status();
   status = ReceiveBody(link, **sink, prefix, *length, bounds, request.progress);
   if (status.ok()) status = (*sink)->Finish();
-  // Before the fsync: a write error that a background flush saw is not
-  // reported to the same open file again.
-  absl::Status flushed = flusher.Stop();
   if (!status.ok()) return status;
-  if (!flushed.ok()) return flushed;
   const Sha256Digest root = MerkleRoot((*pool)->leaves());
   if (request.expected_root && root != *request.expected_root) {
     return absl::DataLossError(absl::StrCat("Merkle root mismatch: expected ",
                                             Sha256ToHex(*request.expected_root),
                                             ", received ", Sha256ToHex(root)));
   }
-  if (::fsync(file.fd()) != 0) return ErrnoStatus("fsync", errno);
+  status = flusher.Sync();
+  if (!status.ok()) return status;
   status = file.LinkAs(request.name);
   if (!status.ok()) return status;
   if (::fsync(dir.get()) != 0) return ErrnoStatus("fsync(folder)", errno);

@@ -34,6 +34,13 @@ absl::Status FileFlusher::Stop() {
   return status_;
 }
 
+absl::Status FileFlusher::Sync() {
+  absl::Status stopped = Stop();
+  if (!stopped.ok()) return stopped;
+  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", errno);
+  return absl::OkStatus();
+}
+
 uint64_t FileFlusher::flushes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return flushes_;

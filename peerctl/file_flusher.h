@@ -18,8 +18,9 @@
 // slower than the network they follow one another, never more than one at a
 // time. A failure ends the flushing and is returned by Stop(): after a failed
 // fdatasync the kernel reports that write error to the same open file only
-// once, so the caller's own fsync might not see it again, and the download
-// must not be linked.
+// once, so a later fsync might not see it again, and the download must not
+// be linked. Sync() is the one way a download ends: Stop(), then the fsync,
+// the first error of the two.
 //
 // Thread-safety: Wrote() from any thread; Stop() (and the destructor) from
 // the owner, once the writers are done.
@@ -42,7 +43,8 @@ inline constexpr uint64_t kFlushStepBytes = uint64_t{64} << 20;
 
 class FileFlusher {
  public:
-  // Flushes `fd` (not owned; kept open by the caller until Stop()) after
+  // Flushes `fd` (not owned; kept open by the caller until Stop() or
+  // Sync()) after
   // every `step_bytes` written. REQUIRES: step_bytes > 0.
   FileFlusher(int fd, uint64_t step_bytes);
   FileFlusher(const FileFlusher&) = delete;
@@ -57,6 +59,10 @@ class FileFlusher {
   // still unflushed: the caller's fsync does that) and returns the first
   // error: the errno of a failed fdatasync. Idempotent.
   absl::Status Stop();
+
+  // Stop(), then fsync(2) of the file (what is left, and its metadata):
+  // Stop()'s error if it has one, else the fsync's errno.
+  absl::Status Sync();
 
   // How many fdatasync calls completed, failed ones included, and how many
   // bytes Wrote() counted.

@@ -658,11 +658,9 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   if (request.progress && last_progress != size) {
     request.progress(size, size);
   }
-  // Before the fsync: a write error that a background flush saw is not
-  // reported to the same open file again.
-  if (absl::Status flushed = flusher.Stop(); !flushed.ok()) return flushed;
-  if (::fsync(file->get()) != 0) return ErrnoStatus("fsync", errno);
-  absl::Status status = Publish(dir_fd, partial, request.name);
+  absl::Status status = flusher.Sync();
+  if (!status.ok()) return status;
+  status = Publish(dir_fd, partial, request.name);
   if (!status.ok()) return status;
   if (::fsync(dir_fd) != 0) return ErrnoStatus("fsync(folder)", errno);
   return true;

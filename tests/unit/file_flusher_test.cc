@@ -1,6 +1,7 @@
 // Tests of peerctl/file_flusher.h: a flush follows each step of bytes
 // written, none before a step is full, a failed fdatasync is what Stop()
-// returns, and Stop() ends the thread however often it is called.
+// returns, Sync() puts that error before its own fsync's, and Stop() ends
+// the thread however often it is called.
 #include "peerctl/file_flusher.h"
 
 #include <fcntl.h>
@@ -92,6 +93,28 @@ TEST_F(FileFlusherTest, AFailedFlushIsWhatStopReturns) {
   EXPECT_EQ(flusher.flushes(), 1u);
   // Stop() again: the same answer, no second join.
   EXPECT_EQ(flusher.Stop(), stopped);
+}
+
+TEST_F(FileFlusherTest, SyncStopsThenFsyncs) {
+  FileFlusher flusher(file_.get(), kStep);
+  Write(flusher, 3 * kStep + 1);
+  EXPECT_TRUE(flusher.Sync().ok());
+}
+
+// The flush's error, which the kernel would not report to a second fsync of
+// the same open file, comes first: fsync of the pipe would say "fsync".
+TEST_F(FileFlusherTest, SyncReturnsAFailedFlushBeforeItsOwnFsync) {
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  UniqueFd read_end(ends[0]);
+  UniqueFd write_end(ends[1]);
+  FileFlusher flusher(write_end.get(), kStep);
+  flusher.Wrote(kStep);
+  ASSERT_TRUE(WaitForFlushes(flusher, 1));
+  const absl::Status synced = flusher.Sync();
+  EXPECT_FALSE(synced.ok());
+  EXPECT_NE(synced.message().find("fdatasync"), absl::string_view::npos)
+      << synced;
 }
 
 TEST_F(FileFlusherTest, TheDestructorStopsAFlusherNeverStopped) {
