@@ -47,14 +47,17 @@ class FakeLink final : public ClusterLink {
     std::lock_guard<std::mutex> lock(mu_);
     claimed_.push_back(session);
     // A status of its own (not a copy sharing claim_outcome_'s refcounted
-    // payload): Debian's abseil is not built with TSan, which then cannot
-    // see that the shared count orders the payload's deletion.
+    // payload), moved on to the daemon so that the thread keeps no share of
+    // it: Debian's abseil is not built with TSan, which then cannot see that
+    // the shared count orders the payload's deletion.
     absl::Status outcome =
         down_ ? absl::UnavailableError("redis: timeout")
               : absl::Status(claim_outcome_.code(),
                              std::string(claim_outcome_.message()));
     threads_.emplace_back(
-        [done = std::move(done), outcome]() mutable { done(outcome); });
+        [done = std::move(done), outcome = std::move(outcome)]() mutable {
+          done(std::move(outcome));
+        });
   }
   void Release(std::string user, uint64_t session_id) override {
     std::lock_guard<std::mutex> lock(mu_);
