@@ -113,7 +113,8 @@ if wants build; then
       > "$results/cmake.log" 2>&1 ||
       { log "cmake failed:"; tail -20 "$results/cmake.log" >&2; exit 1; }
   fi
-  targets=(peerconnectd peerctl rawcopy peerload udp_echo cluster_propagation)
+  targets=(peerconnectd peerctl rawcopy peerload udp_echo stall_probe
+           cluster_propagation)
   for source in "$repo"/bench/*_bench.cc; do targets+=("$(basename "$source" .cc)"); done
   build_start=$SECONDS
   for t in "${targets[@]}"; do

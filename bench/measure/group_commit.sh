@@ -9,6 +9,13 @@
 #   gc-storm      --mix pub=1,unp=1 --rate 5000: a steady storm of
 #                                     publications, open loop
 #   gc-quiet      --mix none          mandatory heartbeats only
+# and, as controls for the storm's heartbeat p99 (not targets):
+#   gc-stormmem   gc-storm with the state folder in /dev/shm (tmpfs), where
+#                 fdatasync costs nothing: what the daemon's own work does
+#                 to heartbeats, apart from the disk
+#   stall_probe   beside gc-storm and gc-quiet: how often the machine kept a
+#                 ready real-time thread off a CPU for over 1 and 5 ms (on a
+#                 virtual machine, fdatasync can stall the virtual CPUs)
 # The report compares gc-pubunp's pub+unp answers/s with gc-heartbeat's
 # responses/s (target >= 0.5x), and the p99 of the mandatory heartbeats
 # during the storm (gc-storm) with their p99 without it (gc-quiet; target
@@ -17,8 +24,9 @@
 #
 #   bench/measure/group_commit.sh BUILD_DIR RESULTS_DIR [--quick]
 #
-# Writes RESULTS_DIR/gc-NAME.json (peerload --json), gc-NAME.log and
-# gc-NAME.daemon.log. --quick: runs of 2 s.
+# Writes RESULTS_DIR/gc-NAME.json (peerload --json), gc-NAME.log,
+# gc-NAME.daemon.log and, for storm and quiet, gc-NAME.stalls.json
+# (stall_probe; its log in gc-NAME.stalls.log). --quick: runs of 2 s.
 set -euo pipefail
 build=$1 results=$2 quick=0
 [ "${3:-}" = --quick ] && quick=1
@@ -34,17 +42,42 @@ peerload=$build/bench/peerload
 credentials="$results/gc-load-$peers.txt"
 record "$peerload" --make-credentials $peers ">" "$credentials"
 "$peerload" --make-credentials $peers > "$credentials"
-for run in heartbeat:heartbeat=1:0 pubunp:pub=1,unp=1:0 \
-           storm:pub=1,unp=1:$storm_rate quiet:none:0; do
+runs=(heartbeat:heartbeat=1:0 pubunp:pub=1,unp=1:0
+      storm:pub=1,unp=1:$storm_rate quiet:none:0)
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  runs+=(stormmem:pub=1,unp=1:$storm_rate)
+fi
+probe=$build/bench/stall_probe
+for run in "${runs[@]}"; do
   name=gc-${run%%:*} rest=${run#*:}
   mix=${rest%%:*} rate=${rest#*:}
   log "group commit: $name (--mix $mix)"
-  if ! start_daemon "$name" 1 auto "" "$credentials"; then continue; fi
+  state_base=
+  if [ "$name" = gc-stormmem ]; then
+    state_base=$(mktemp -d /dev/shm/pcfs-bench.XXXXXX)
+  fi
+  if ! start_daemon "$name" 1 auto "" "$credentials"; then
+    [ -z "$state_base" ] || rm -rf "$state_base"
+    continue
+  fi
   command=("$peerload" --server "127.0.0.1:$daemon_port"
            --credentials "$credentials" --duration "${seconds}s"
            --peers $peers --mix "$mix" --rate "$rate" --json)
   record "${command[@]}"
+  probe_pid=
+  if [ -x "$probe" ] && { [ "$name" = gc-storm ] || [ "$name" = gc-quiet ]; }; then
+    # peerload logs its peers in (about 1 s at 2,000 logins/s) before it
+    # measures: the probe covers the measured seconds.
+    probe_command=("$probe" --duration="$((seconds - 1))s")
+    record "${probe_command[@]}" "(1.5 s after peerload starts, beside it)"
+    (sleep 1.5; "${probe_command[@]}") > "$results/$name.stalls.json" \
+      2> "$results/$name.stalls.log" &
+    probe_pid=$!
+  fi
   timeout 180 "${command[@]}" > "$results/$name.json" 2> "$results/$name.log" ||
     log "peerload $name failed (see $name.log)"
+  [ -z "$probe_pid" ] || wait "$probe_pid" || log "stall_probe failed ($name)"
   stop_daemon
+  [ -z "$state_base" ] || rm -rf "$state_base"
 done
+state_base=

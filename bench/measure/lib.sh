@@ -47,7 +47,8 @@ trap cleanup EXIT
 # Starts peerconnectd; sets daemon_pid and daemon_port. $1: name of the run,
 # $2: --threads, $3: --io, $4: CPU list to pin it to ("" for none),
 # $5: credentials file. Flags in the array daemon_args (e.g. --redis=...)
-# are added.
+# are added. Its state folder is $results/NAME.state, or
+# $state_base/NAME.state when state_base is set.
 daemon_args=()
 start_daemon() {
   local name=$1 threads=$2 io=$3 cpus=$4 credentials=$5 i
@@ -56,7 +57,7 @@ start_daemon() {
   # A daemon with --redis keeps no state folder (the two are refused
   # together).
   if [[ " ${daemon_args[*]} " != *" --redis="* ]]; then
-    command+=(--state_dir="$results/$name.state")
+    command+=(--state_dir="${state_base:-$results}/$name.state")
   fi
   command+=("${daemon_args[@]}")
   if [ -n "$cpus" ]; then command=(taskset -c "$cpus" "${command[@]}"); fi

@@ -13,7 +13,8 @@ knows their file names and formats:
   NAME.rK.load       the 1-minute load average when that round started
   soak-IO.json       peerload --json of the soak with --io=IO
   gc-NAME.json       peerload --json of group_commit.sh's run NAME
-                     (heartbeat, pubunp, storm, quiet)
+                     (heartbeat, pubunp, storm, quiet, stormmem)
+  gc-NAME.stalls.json  stall_probe beside gc-storm and gc-quiet
   soak-IO.metrics    "key value" lines measured around that soak
   cl-MODE-MIX.rK.json  peerload --json of cluster.sh's run in MODE
                      (standalone, cluster) with MIX (heartbeat, get),
@@ -115,10 +116,16 @@ class Results:
         self.scenarios = self._read_scenarios()
         self.soak = self._read_soak()
         self.group_commit = {}
-        for name in ("heartbeat", "pubunp", "storm", "quiet"):
+        for name in ("heartbeat", "pubunp", "storm", "quiet", "stormmem"):
             run = last_json(os.path.join(folder, "gc-%s.json" % name))
             if run:
                 self.group_commit[name] = run
+        # stall_probe beside gc-storm and gc-quiet: {"storm": {...}, ...}
+        self.stalls = {}
+        for name in ("storm", "quiet"):
+            probe = last_json(os.path.join(folder, "gc-%s.stalls.json" % name))
+            if probe:
+                self.stalls[name] = probe
         # cluster[mix] = [(standalone JSON or None, cluster JSON or None)],
         # a pair per round, in order.
         self.cluster = {}

@@ -460,10 +460,48 @@ def commit_p99(r):
         "heartbeats alone; no reactor thread waits for the disk. For "
         "information, during the closed-loop storm (as many `pub`/`unp` as "
         "the daemon answers, which saturates the CPUs) their p99 was %s µs, "
-        "and %s µs during a closed loop of heartbeats." % (
+        "and %s µs during a closed loop of heartbeats.%s" % (
             "met" if met else "missed", figure, r.get("gc_storm_rate", "?"),
             fixed(gc["pubunp"].get("heartbeat_p99_us"), 0),
-            fixed(gc["heartbeat"].get("heartbeat_p99_us"), 0))))
+            fixed(gc["heartbeat"].get("heartbeat_p99_us"), 0),
+            _storm_controls(r, gc, quiet))))
+
+
+def _stall_text(probe):
+    return "%d stalls over 1 ms (%d over 5 ms, the longest %s ms)" % (
+        int(to_float(probe.get("over_1ms", 0)) or 0),
+        int(to_float(probe.get("over_5ms", 0)) or 0),
+        fixed(probe.get("worst_ms"), 1))
+
+
+def _storm_controls(r, gc, quiet):
+    """The controls beside the storm: the machine's stalls (stall_probe)
+    and the same storm with its state in memory (gc-stormmem)."""
+    text = ""
+    storm_probe, quiet_probe = r.stalls.get("storm"), r.stalls.get("quiet")
+    if storm_probe and quiet_probe:
+        text += (
+            " Controls, not targets: `stall_probe` (a SCHED_FIFO thread on "
+            "each CPU that sleeps 200 µs at a time) counted %s during the "
+            "storm, and %s during the heartbeats alone%s; a real-time thread "
+            "that wakes that late was kept off its CPU by the machine "
+            "itself (interrupts, or a host that does not run the virtual "
+            "CPU), which no process on it can avoid." % (
+                _stall_text(storm_probe), _stall_text(quiet_probe),
+                "" if storm_probe.get("fifo") and quiet_probe.get("fifo")
+                else " (SCHED_FIFO was refused: these include ordinary "
+                "scheduling delay)"))
+    mem = gc.get("stormmem")
+    if mem:
+        p99 = to_float(mem.get("heartbeat_p99_us")) or 0
+        text += (
+            "%s The same storm with the state folder in memory (tmpfs, "
+            "where fdatasync costs nothing; not durable, so not the "
+            "target's run): heartbeat p99 %s µs, %sx the run without the "
+            "storm." % ("" if text else " Control, not a target:",
+                        fixed(p99, 0),
+                        fixed(p99 / quiet if quiet > 0 else 0, 2)))
+    return text
 
 
 def _cluster_missing(r, target):

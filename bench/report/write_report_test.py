@@ -302,8 +302,10 @@ class SoakTest(unittest.TestCase):
 
 class GroupCommitTest(unittest.TestCase):
     def commit_folder(self, pub=4000, unp=3000, heartbeats=10000.0,
-                      storm_p99=900.0, quiet_p99=600.0, errors=0):
+                      storm_p99=900.0, quiet_p99=600.0, errors=0, extra=()):
         folder = Folder(self)
+        for name, text in extra:
+            folder.write(name, text)
         folder.meta("parts build,peerload,commit,doc")
         folder.write("gc-heartbeat.json", peerload_json(
             1.0, rps=heartbeats, heartbeat_p99_us=700.0) + "\n")
@@ -339,6 +341,28 @@ class GroupCommitTest(unittest.TestCase):
     def test_errors_miss_even_at_speed(self):
         r = self.commit_folder(errors=3)
         self.assertEqual(targets.commit_rate(r).verdict, "**missed**")
+
+    def test_controls_are_told_beside_but_do_not_change_the_verdict(self):
+        plain = targets.commit_p99(self.commit_folder(storm_p99=1300.0))
+        self.assertNotIn("stall_probe", plain.detail)
+        self.assertNotIn("tmpfs", plain.detail)
+        r = self.commit_folder(storm_p99=1300.0, extra=(
+            ("gc-stormmem.json",
+             peerload_json(1.0, heartbeat_p99_us=660.0) + "\n"),
+            ("gc-storm.stalls.json",
+             '{"cpus":2,"fifo":true,"sleeps":30000,"over_1ms":41,'
+             '"over_5ms":37,"worst_ms":16.52,"stalled_ms":300.0}\n'),
+            ("gc-quiet.stalls.json",
+             '{"cpus":2,"fifo":true,"sleeps":38000,"over_1ms":0,'
+             '"over_5ms":0,"worst_ms":0.42,"stalled_ms":0.0}\n')))
+        target = targets.commit_p99(r)
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertIn("counted 41 stalls over 1 ms (37 over 5 ms, the longest "
+                      "16.5 ms) during the storm, and 0 stalls over 1 ms (0 "
+                      "over 5 ms, the longest 0.4 ms) during the heartbeats "
+                      "alone;", target.detail)
+        self.assertIn("heartbeat p99 660 µs, 1.10x the run without the storm",
+                      target.detail)
 
     def test_missing_run_and_part_not_run(self):
         folder = Folder(self)
