@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -115,13 +116,27 @@ JournalWriter::Stats JournalWriter::stats() const {
 }
 
 void JournalWriter::Loop() {
+  using Clock = std::chrono::steady_clock;
+  const auto interval = std::chrono::nanoseconds(
+      absl::ToInt64Nanoseconds(options_.commit_interval));
   std::vector<Pending> batch;
+  // Long ago: the first change is written at once.
+  Clock::time_point last_start = Clock::now() - interval;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       writer_idle_ = true;
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       writer_idle_ = false;
+      // Gather until the interval since the last batch has passed, unless
+      // a full batch is waiting or the writer stops. Submit does not wake a
+      // writer that is not idle, so a batch filling up is seen at the
+      // deadline (at most one interval late).
+      const Clock::time_point due = last_start + interval;
+      if (!stopping_ && queue_.size() < options_.max_batch &&
+          Clock::now() < due) {
+        wake_.wait_until(lock, due, [this] { return stopping_; });
+      }
       // Stopping still drains: what was accepted is written and completed.
       if (queue_.empty()) return;
       while (!queue_.empty() && batch.size() < options_.max_batch) {
@@ -129,6 +144,7 @@ void JournalWriter::Loop() {
         queue_.pop_front();
       }
     }
+    last_start = Clock::now();
     CommitBatch(batch);
     batch.clear();
   }

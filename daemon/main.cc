@@ -4,6 +4,7 @@
 //                [--state_dir=DIR] [--io=auto|epoll|uring] [--threads=N]
 //                [--metrics=ADDRESS:PORT] [--recover] [--verbose]
 //                [--redis=HOST:PORT [--redis-timeout=DURATION]]
+//                [--commit-interval=DURATION]
 //   peerconnectd hash-password [--iterations=N]
 //   peerconnectd ping [HOST:PORT] [--timeout=DURATION]
 //   peerconnectd check-config [flags]
@@ -76,6 +77,10 @@ ABSL_FLAG(std::string, redis, "",
 ABSL_FLAG(absl::Duration, redis_timeout, absl::Seconds(1),
           "cluster mode: the longest one Redis command may take before the "
           "store counts as unreachable");
+ABSL_FLAG(absl::Duration, commit_interval, pcfs::kDefaultCommitInterval,
+          "group commit: at least this long between the starts of two "
+          "journal batches while pub/unp keep coming (0: no wait); a change "
+          "that finds the journal idle is written at once");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2),
           "ping: how long to wait for the daemon's answer");
 ABSL_FLAG(uint32_t, iterations, pcfs::kScramDefaultIterations,
@@ -112,6 +117,8 @@ constexpr char kHelp[] =
     "                         state folder is unused (--state-dir and\n"
     "                         --recover are refused with it)\n"
     "  --redis-timeout=1s     the longest one Redis command may take\n"
+    "  --commit-interval=2ms  group commit: least time between two journal\n"
+    "                         batches while pub/unp keep coming (0: none)\n"
     "  -h, --help             this help;  --version  the version\n"
     "signals: SIGHUP reloads the credentials; SIGTERM stops. "
     "See peerconnectd(8).";
@@ -140,7 +147,8 @@ int Usage(const std::string& message) {
                "[--credentials=FILE] [--state_dir=DIR] "
                "[--io=auto|epoll|uring] [--threads=N] "
                "[--metrics=ADDRESS:PORT] [--recover] [--verbose] "
-               "[--redis=HOST:PORT] [--redis-timeout=DURATION]\n"
+               "[--redis=HOST:PORT] [--redis-timeout=DURATION] "
+               "[--commit-interval=DURATION]\n"
                "       peerconnectd hash-password [--iterations=N]\n"
                "       peerconnectd ping [HOST:PORT] [--timeout=2s]\n"
                "       peerconnectd check-config [flags]");
@@ -356,6 +364,7 @@ int main(int argc, char** argv) {
   options.recover = absl::GetFlag(FLAGS_recover);
   options.redis = absl::GetFlag(FLAGS_redis);
   options.redis_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  options.commit_interval = absl::GetFlag(FLAGS_commit_interval);
   if (!options.redis.empty() && state_dir_given) {
     return Usage(
         "--state-dir has no use with --redis: publications live in Redis");
@@ -367,6 +376,10 @@ int main(int argc, char** argv) {
   }
   if (options.redis_timeout <= absl::ZeroDuration()) {
     return Usage("--redis-timeout must be > 0");
+  }
+  if (options.commit_interval < absl::ZeroDuration() ||
+      options.commit_interval > pcfs::kMaxCommitInterval) {
+    return Usage("--commit-interval must be in [0, 1s]");
   }
   if (check_only) {
     absl::StatusOr<std::string> summary = pcfs::CheckConfiguration(options);

@@ -116,6 +116,12 @@ absl::Status CheckOptions(const ServerOptions& options) {
       return absl::InvalidArgumentError("--redis-timeout must be > 0");
     }
   }
+  if (options.commit_interval < absl::ZeroDuration() ||
+      options.commit_interval > kMaxCommitInterval) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--commit-interval must be in [0, ",
+                     absl::FormatDuration(kMaxCommitInterval), "]"));
+  }
   return absl::OkStatus();
 }
 
@@ -246,6 +252,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (!store.ok()) return store.status();
   server->credentials_ = *std::move(store);
 
+  JournalWriter::Options writer_options;
+  writer_options.commit_interval = options.commit_interval;
   if (options.redis.empty()) {
     PublicationLog::Options log_options;
     log_options.recover = options.recover;
@@ -255,7 +263,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     server->log_ = *std::move(log);
     server->log_->set_flush_latency(&server->journal_flush_);
     server->journal_ = std::make_unique<JournalWriter>(
-        server->log_.get(), &server->registry_, JournalWriter::Options{});
+        server->log_.get(), &server->registry_, writer_options);
   } else {
     // A daemon of a cluster does not start without its store.
     if (absl::Status s = server->StartCluster(std::move(start_link)); !s.ok()) {
@@ -273,7 +281,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
               absl::ToInt64Nanoseconds(MonotonicNow() - start)));
           return s;
         },
-        &server->registry_, JournalWriter::Options{});
+        &server->registry_, writer_options);
   }
 
   RequestHandler::Shared shared;

@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/auth/rate_limiter.h"
 #include "core/index/registry.h"
 #include "core/io/port_lock.h"
@@ -43,6 +44,9 @@
 #include "daemon/session_table.h"
 
 namespace pcfs {
+
+inline constexpr absl::Duration kDefaultCommitInterval = absl::Milliseconds(2);
+inline constexpr absl::Duration kMaxCommitInterval = absl::Seconds(1);
 
 struct ServerOptions {
   uint16_t port = 50000;  // 0: the kernel picks one (tests)
@@ -68,6 +72,9 @@ struct ServerOptions {
   // The longest one Redis command may take before it counts as
   // unreachable (ClusterStore::Options::command_timeout).
   absl::Duration redis_timeout = absl::Seconds(1);
+  // The journal writer's group-commit interval (JournalWriter::Options::
+  // commit_interval), in both modes; in [0, kMaxCommitInterval].
+  absl::Duration commit_interval = kDefaultCommitInterval;
 };
 
 // Checks what Server::Create() would load, without starting or changing

@@ -97,6 +97,19 @@ TEST(CheckConfigTest, RefusesBadFlagsAndABadStateFolder) {
       RunDaemonCommand({"check-config", "--metrics=9650"}, dir.path());
   EXPECT_EQ(metrics.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(metrics.err, "--metrics")) << metrics.err;
+  for (const char* interval :
+       {"--commit-interval=2s", "--commit-interval=-1ms"}) {
+    CommandResult commit =
+        RunDaemonCommand({"check-config", interval}, dir.path());
+    EXPECT_EQ(commit.exit_code, 2) << interval;  // a usage error
+    EXPECT_TRUE(
+        absl::StrContains(commit.err, "--commit-interval must be in [0, 1s]"))
+        << commit.err;
+  }
+  EXPECT_EQ(
+      RunDaemonCommand({"check-config", "--commit-interval=0"}, dir.path())
+          .exit_code,
+      0);
   dir.WriteFile("not-a-folder", "x");
   CommandResult state = RunDaemonCommand(
       {"check-config", "--state_dir=not-a-folder"}, dir.path());

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -52,6 +53,7 @@ class FakeJournal {
       absl::Status result;
       {
         std::unique_lock<std::mutex> lock(mu_);
+        batch_starts_.push_back(absl::Now());
         ++calls_in_progress_;
         released_.wait(lock, [this] { return !held_; });
         for (const PublicationChange& c : batch) {
@@ -100,6 +102,10 @@ class FakeJournal {
     std::lock_guard<std::mutex> lock(mu_);
     return batch_sizes_;
   }
+  std::vector<absl::Time> batch_starts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batch_starts_;
+  }
 
  private:
   std::mutex mu_;
@@ -109,6 +115,7 @@ class FakeJournal {
   int calls_in_progress_ = 0;
   std::vector<std::string> records_;
   std::vector<size_t> batch_sizes_;
+  std::vector<absl::Time> batch_starts_;
 };
 
 std::unique_ptr<JournalWriter::CompletionQueue> NewQueue() {
@@ -208,6 +215,83 @@ TEST(JournalWriterTest, BatchCapBoundsEachAppend) {
   journal.Release();
   ASSERT_EQ(RunUntil(*queue, 100), 100u);
   for (size_t size : journal.batch_sizes()) EXPECT_LE(size, 16u);
+}
+
+// Submits a publication of `name` whose completion counts in `done`.
+void SubmitCounted(JournalWriter& writer, JournalWriter::CompletionQueue* queue,
+                   const std::string& name, int* done) {
+  ASSERT_TRUE(writer
+                  .Submit(Pub("leia", name, 1), queue,
+                          [done](absl::Status s) {
+                            EXPECT_TRUE(s.ok()) << s;
+                            ++*done;
+                          })
+                  .ok());
+}
+
+TEST(JournalWriterTest, ChangesWhileBatchesFollowAreGatheredForTheInterval) {
+  Registry registry;
+  FakeJournal journal;
+  JournalWriter::Options options;
+  options.commit_interval = absl::Milliseconds(200);
+  JournalWriter writer(journal.Fn(), &registry, options);
+  auto queue = NewQueue();
+  int done = 0;
+  // The first change finds the writer idle: written at once.
+  SubmitCounted(writer, queue.get(), "a", &done);
+  ASSERT_EQ(RunUntil(*queue, 1), 1u);
+  // These come while the interval since that batch runs: one batch, which
+  // starts no sooner than the interval after the first.
+  for (const char* name : {"b", "c", "d"}) {
+    SubmitCounted(writer, queue.get(), name, &done);
+  }
+  ASSERT_EQ(RunUntil(*queue, 3), 3u);
+  EXPECT_EQ(done, 4);
+  EXPECT_EQ(journal.batch_sizes(), (std::vector<size_t>{1, 3}));
+  const std::vector<absl::Time> starts = journal.batch_starts();
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_GE(starts[1] - starts[0], absl::Milliseconds(200));
+}
+
+TEST(JournalWriterTest, AChangeAfterAnIdleIntervalIsWrittenAtOnce) {
+  Registry registry;
+  FakeJournal journal;
+  JournalWriter::Options options;
+  options.commit_interval = absl::Milliseconds(300);
+  JournalWriter writer(journal.Fn(), &registry, options);
+  auto queue = NewQueue();
+  int done = 0;
+  SubmitCounted(writer, queue.get(), "a", &done);
+  ASSERT_EQ(RunUntil(*queue, 1), 1u);
+  absl::SleepFor(absl::Milliseconds(400));  // the interval passes, idle
+  const absl::Time submitted = absl::Now();
+  SubmitCounted(writer, queue.get(), "b", &done);
+  ASSERT_EQ(RunUntil(*queue, 1), 1u);
+  const std::vector<absl::Time> starts = journal.batch_starts();
+  ASSERT_EQ(starts.size(), 2u);
+  // Not held back for another interval (300 ms): only the writer's wake-up.
+  EXPECT_LT(starts[1] - submitted, absl::Milliseconds(250));
+}
+
+TEST(JournalWriterTest, ShutdownDoesNotWaitOutTheInterval) {
+  Registry registry;
+  FakeJournal journal;
+  JournalWriter::Options options;
+  options.commit_interval = absl::Seconds(60);
+  auto writer =
+      std::make_unique<JournalWriter>(journal.Fn(), &registry, options);
+  auto queue = NewQueue();
+  int done = 0;
+  SubmitCounted(*writer, queue.get(), "a", &done);
+  ASSERT_EQ(RunUntil(*queue, 1), 1u);
+  SubmitCounted(*writer, queue.get(), "b", &done);  // gathered for 60 s
+  const absl::Time start = absl::Now();
+  writer->Shutdown();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  // Drained: "b" was written and completed all the same.
+  EXPECT_EQ(queue->RunCompletions(), 1u);
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(journal.batch_sizes(), (std::vector<size_t>{1, 1}));
 }
 
 TEST(JournalWriterTest, ChangesOfOneNameAreDecidedInOrderWithinABatch) {
