@@ -377,9 +377,9 @@ int main(int argc, char** argv) {
   if (options.redis_timeout <= absl::ZeroDuration()) {
     return Usage("--redis-timeout must be > 0");
   }
-  if (options.commit_interval < absl::ZeroDuration() ||
-      options.commit_interval > pcfs::kMaxCommitInterval) {
-    return Usage("--commit-interval must be in [0, 1s]");
+  if (absl::Status s = pcfs::CheckCommitInterval(options.commit_interval);
+      !s.ok()) {
+    return Usage(std::string(s.message()));
   }
   if (check_only) {
     absl::StatusOr<std::string> summary = pcfs::CheckConfiguration(options);

@@ -37,6 +37,15 @@ absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
   return table;
 }
 
+absl::Status CheckCommitInterval(absl::Duration interval) {
+  if (interval < absl::ZeroDuration() || interval > kMaxCommitInterval) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--commit-interval must be in [0, ",
+                     absl::FormatDuration(kMaxCommitInterval), "]"));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Login limits (docs/SECURITY.md, "Login limits"). Every login from one
@@ -73,7 +82,7 @@ RateLimiter::Options LoginBudget() {
 #endif
 
 // Checks the options that need no file: the I/O backend's name, the thread
-// count, the bind and metrics addresses.
+// count, the bind and metrics addresses, the commit interval.
 absl::Status CheckOptions(const ServerOptions& options) {
   if (options.io != "auto" && options.io != "uring" && options.io != "epoll") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -116,13 +125,7 @@ absl::Status CheckOptions(const ServerOptions& options) {
       return absl::InvalidArgumentError("--redis-timeout must be > 0");
     }
   }
-  if (options.commit_interval < absl::ZeroDuration() ||
-      options.commit_interval > kMaxCommitInterval) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--commit-interval must be in [0, ",
-                     absl::FormatDuration(kMaxCommitInterval), "]"));
-  }
-  return absl::OkStatus();
+  return CheckCommitInterval(options.commit_interval);
 }
 
 // A daemon id for the cluster: 16 random hex digits, new at every start

@@ -48,6 +48,10 @@ namespace pcfs {
 inline constexpr absl::Duration kDefaultCommitInterval = absl::Milliseconds(2);
 inline constexpr absl::Duration kMaxCommitInterval = absl::Seconds(1);
 
+// InvalidArgument, naming the flag, unless `interval` is in
+// [0, kMaxCommitInterval] (--commit-interval).
+absl::Status CheckCommitInterval(absl::Duration interval);
+
 struct ServerOptions {
   uint16_t port = 50000;  // 0: the kernel picks one (tests)
   std::string bind = "::";

@@ -48,6 +48,8 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
   runs+=(stormmem:pub=1,unp=1:$storm_rate)
 fi
 probe=$build/bench/stall_probe
+probe_built=0
+if has stall_probe; then probe_built=1; fi
 for run in "${runs[@]}"; do
   name=gc-${run%%:*} rest=${run#*:}
   mix=${rest%%:*} rate=${rest#*:}
@@ -65,7 +67,7 @@ for run in "${runs[@]}"; do
            --peers $peers --mix "$mix" --rate "$rate" --json)
   record "${command[@]}"
   probe_pid=
-  if [ -x "$probe" ] && { [ "$name" = gc-storm ] || [ "$name" = gc-quiet ]; }; then
+  if [ "$probe_built" = 1 ] && { [ "$name" = gc-storm ] || [ "$name" = gc-quiet ]; }; then
     # peerload logs its peers in (about 1 s at 2,000 logins/s) before it
     # measures: the probe covers the measured seconds.
     probe_command=("$probe" --duration="$((seconds - 1))s")
@@ -80,4 +82,3 @@ for run in "${runs[@]}"; do
   stop_daemon
   [ -z "$state_base" ] || rm -rf "$state_base"
 done
-state_base=
