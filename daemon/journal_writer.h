@@ -112,7 +112,7 @@ class JournalWriter {
     size_t max_batch = 1024;
     // At least this long from the start of one AppendBatch to the start of
     // the next: under a stream of changes the writer gathers them for that
-    // long (or until max_batch wait) and makes them durable together. A
+    // long (or until max_batch changes wait) and makes them durable together. A
     // change that finds the writer idle longer than that is written at
     // once, so this delays only changes that come while batches follow one
     // another. Fewer fdatasync calls: on a virtual disk each one can stall
