@@ -35,6 +35,13 @@ has() {
   return 1
 }
 
+# A process's CPU time so far (user + system), in clock ticks
+# (getconf CLK_TCK a second); 0 once it is gone.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# The machine's UDP datagrams dropped for a full receive buffer so far (any
+# socket's: RcvbufErrors in /proc/net/snmp).
+udp_rcvbuf_errors() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
+
 # Processes this script started, stopped on exit.
 started_pids=()
 cleanup() {

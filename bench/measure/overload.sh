@@ -35,9 +35,6 @@ mkdir -p "$results"
 touch "$results/commands.txt" "$results/run.txt"
 source "$(dirname "$0")/lib.sh"
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-udp_rcvbuf_errors() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
-
 peerload=$build/bench/peerload
 credentials="$results/load-$peers.txt"
 "$peerload" --make-credentials "$peers" > "$credentials"

@@ -16,8 +16,6 @@ meta soak_peers "$peers"
 meta soak_seconds "$seconds"
 
 vmrss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-udp_rcvbuf_errors() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 peerload=$build/bench/peerload
 credentials="$results/load-$peers.txt"
