@@ -3,7 +3,9 @@
 // reply is a sendmsg from a pool of reply slots. The other descriptors (an
 // eventfd for Stop(), a timerfd per timer, a signalfd per signal set, the
 // caller's fds) are watched by poll requests. What a batch of completions
-// prepares goes to the kernel in one io_uring_submit.
+// prepares goes to the kernel in one io_uring_submit, and completions are
+// posted only while the loop waits for them (DEFER_TASKRUN), when the kernel
+// supports it.
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -12,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -257,7 +260,8 @@ class UringReactor final : public Reactor {
 
   io_uring ring_{};
   bool ring_ready_ = false;
-  UniqueFd wake_;  // eventfd; written by Stop()
+  bool ring_disabled_ = false;  // until Run() enables it on its thread
+  UniqueFd wake_;               // eventfd; written by Stop()
   BufferRing buffers_;
   ReplyPool replies_;
   ReplySlot spare_slot_{};  // the handler's, when no reply slot is free
@@ -276,11 +280,26 @@ class UringReactor final : public Reactor {
 };
 
 absl::Status UringReactor::Init() {
+  // The kernel runs the work behind completions (a multishot receive
+  // reading its socket, a send finishing) only when the loop waits in
+  // io_uring_submit_and_wait, all at once, instead of interrupting the loop
+  // for it at every system call (DEFER_TASKRUN). That needs a ring with one
+  // submitting thread (SINGLE_ISSUER), which is the thread that enables it;
+  // so the ring starts disabled and Run() enables it on the loop thread. A
+  // kernel before 6.1 refuses the flags (EINVAL): then completions are
+  // posted at the loop's next system call (COOP_TASKRUN), as before.
   io_uring_params params{};
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
   params.cq_entries = kCompletionEntries;
-  const int err =
-      io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+  int err = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+  ring_disabled_ = err == 0;
+  if (err == -EINVAL) {
+    params = io_uring_params{};
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+    params.cq_entries = kCompletionEntries;
+    err = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+  }
   if (err < 0) return ErrnoStatus("io_uring_queue_init_params", -err);
   ring_ready_ = true;
   absl::Status status = buffers_.Register(&ring_);
@@ -380,6 +399,16 @@ absl::Status UringReactor::AddReadable(int fd, absl::AnyInvocable<void()> fn) {
 }
 
 absl::Status UringReactor::Run() {
+  if (ring_disabled_) {
+    // From now on only this thread may submit to the ring. liburing 2.3
+    // declares io_uring_enable_rings but does not export it.
+    if (syscall(__NR_io_uring_register, ring_.ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, nullptr, 0) != 0) {
+      return ErrnoStatus("io_uring_register(IORING_REGISTER_ENABLE_RINGS)",
+                         errno);
+    }
+    ring_disabled_ = false;
+  }
   stop_requested_ = false;
   while (!stop_requested_ && failure_.ok()) {
     // One submission for everything the last batch prepared.
