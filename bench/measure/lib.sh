@@ -38,6 +38,12 @@ has() {
 # A process's CPU time so far (user + system), in clock ticks
 # (getconf CLK_TCK a second); 0 once it is gone.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# The metrics line "cpu_s S": the CPU seconds between two cpu_ticks readings
+# ($1 before, $2 after).
+cpu_seconds_line() {
+  awk -v a="$1" -v b="$2" -v t="$(getconf CLK_TCK)" \
+      'BEGIN { printf "cpu_s %.1f\n", (b - a) / t }'
+}
 # The machine's UDP datagrams dropped for a full receive buffer so far (any
 # socket's: RcvbufErrors in /proc/net/snmp).
 udp_rcvbuf_errors() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }

@@ -70,8 +70,7 @@ for run in control cut; do
   # socket's: nearly all the daemon's), and the counters the daemon
   # printed as it stopped.
   {
-    awk -v a="$cpu_before" -v b="$cpu_after" -v t="$(getconf CLK_TCK)" \
-        'BEGIN { printf "cpu_s %.1f\n", (b - a) / t }'
+    cpu_seconds_line "$cpu_before" "$cpu_after"
     echo "rcvbuf_drops $((drops_after - drops_before))"
     echo "stopped $(grep -o 'stopped: .*' "$results/overload-$run.daemon.log" |
                     sed 's/^stopped: //' || true)"

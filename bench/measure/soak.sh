@@ -50,8 +50,7 @@ for io in epoll uring; do
   {
     echo "rss_before_kib $rss_before"
     echo "rss_peak_kib $(cat "$results/$name.rss" 2>/dev/null || echo 0)"
-    awk -v a="$cpu_before" -v b="$(cpu_ticks "$daemon_pid")" \
-        -v t="$(getconf CLK_TCK)" 'BEGIN { printf "cpu_s %.1f\n", (b - a) / t }'
+    cpu_seconds_line "$cpu_before" "$(cpu_ticks "$daemon_pid")"
     echo "rcvbuf_drops $(( $(udp_rcvbuf_errors) - drops_before ))"
     echo "load_after $(cut -d' ' -f1-3 /proc/loadavg)"
   } > "$results/$name.metrics"
