@@ -15,13 +15,24 @@ namespace pcfs::internal {
 // sendmmsg for datagrams.
 absl::StatusOr<std::unique_ptr<Reactor>> NewEpollReactor();
 
+// When the io_uring backend's kernel work behind completions runs.
+enum class UringTaskRun {
+  // Only while the loop waits (IORING_SETUP_DEFER_TASKRUN, kernel 6.1 on),
+  // falling back to kCooperative where the kernel refuses it.
+  kDeferred,
+  // At the loop's next system call (IORING_SETUP_COOP_TASKRUN): the
+  // fallback, asked for directly so that tests can run it on any kernel.
+  kCooperative,
+};
+
 // reactor_uring.cc: one io_uring, a multishot recvmsg per datagram socket
 // over a provided-buffer ring, sendmsg per reply, polls for the other fds.
 // Fails, saying why, when the kernel refuses the ring or the buffer ring.
 // The kernel ties a ring to the thread that created it: when the reactor is
 // destroyed, a blocking call of that thread may fail once with EINTR (task
 // work, not a signal), so that thread must retry EINTR.
-absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor();
+absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor(
+    UringTaskRun task_run = UringTaskRun::kDeferred);
 
 // What both backends watch the same way: an fd they own and the callback
 // to run when it is readable.

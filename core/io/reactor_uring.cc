@@ -226,7 +226,7 @@ class UringReactor final : public Reactor {
   }
 
   // Sets up the ring, the buffer ring and the eventfd that Stop() writes.
-  absl::Status Init();
+  absl::Status Init(UringTaskRun task_run);
 
   absl::Status AddDatagramSocket(UniqueFd socket,
                                  DatagramHandler handler) override;
@@ -279,7 +279,7 @@ class UringReactor final : public Reactor {
   std::vector<io_uring_cqe> reaped_polls_;
 };
 
-absl::Status UringReactor::Init() {
+absl::Status UringReactor::Init(UringTaskRun task_run) {
   // The kernel runs the work behind completions (a multishot receive
   // reading its socket, a send finishing) only when the loop waits in
   // io_uring_submit_and_wait, all at once, instead of interrupting the loop
@@ -287,13 +287,17 @@ absl::Status UringReactor::Init() {
   // submitting thread (SINGLE_ISSUER), which is the thread that enables it;
   // so the ring starts disabled and Run() enables it on the loop thread. A
   // kernel before 6.1 refuses the flags (EINVAL): then completions are
-  // posted at the loop's next system call (COOP_TASKRUN), as before.
+  // posted at the loop's next system call (COOP_TASKRUN), the ring that
+  // kCooperative asks for directly.
   io_uring_params params{};
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-                 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
-  params.cq_entries = kCompletionEntries;
-  int err = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
-  ring_disabled_ = err == 0;
+  int err = -EINVAL;
+  if (task_run == UringTaskRun::kDeferred) {
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                   IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+    params.cq_entries = kCompletionEntries;
+    err = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+    ring_disabled_ = err == 0;
+  }
   if (err == -EINVAL) {
     params = io_uring_params{};
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
@@ -597,9 +601,10 @@ ReactorStats UringReactor::stats() const { return counters_.Snapshot(); }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor() {
+absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor(
+    UringTaskRun task_run) {
   auto reactor = std::make_unique<UringReactor>();
-  const absl::Status status = reactor->Init();
+  const absl::Status status = reactor->Init(task_run);
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat("io_uring reactor: ", status.message()));
