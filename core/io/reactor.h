@@ -6,8 +6,8 @@
 // Thread-safety: a Reactor is driven by the one thread that calls Run(), and
 // by no other for the rest of its life (the io_uring backend's ring takes
 // submissions from that thread only); every Add...() must happen before
-// Run() or from that thread. Only Stop() may
-// be called from any thread (and from a signal-free context).
+// Run() or from that thread. Only Stop() may be called from any thread (and
+// from a signal-free context).
 #ifndef PCFS_CORE_IO_REACTOR_H_
 #define PCFS_CORE_IO_REACTOR_H_
 

@@ -289,21 +289,19 @@ absl::Status UringReactor::Init(UringTaskRun task_run) {
   // kernel before 6.1 refuses the flags (EINVAL): then completions are
   // posted at the loop's next system call (COOP_TASKRUN), the ring that
   // kCooperative asks for directly.
-  io_uring_params params{};
-  int err = -EINVAL;
-  if (task_run == UringTaskRun::kDeferred) {
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+  const auto init_ring = [this](unsigned flags) {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_CQSIZE | flags;
     params.cq_entries = kCompletionEntries;
-    err = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+    return io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
+  };
+  int err = -EINVAL;  // as from a kernel that refuses DEFER_TASKRUN
+  if (task_run == UringTaskRun::kDeferred) {
+    err = init_ring(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                    IORING_SETUP_R_DISABLED);
     ring_disabled_ = err == 0;
   }
-  if (err == -EINVAL) {
-    params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-    params.cq_entries = kCompletionEntries;
-    err = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params);
-  }
+  if (err == -EINVAL) err = init_ring(IORING_SETUP_COOP_TASKRUN);
   if (err < 0) return ErrnoStatus("io_uring_queue_init_params", -err);
   ring_ready_ = true;
   absl::Status status = buffers_.Register(&ring_);
