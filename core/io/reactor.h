@@ -94,7 +94,9 @@ class Reactor {
   virtual void DrainDatagrams() = 0;
 
   // Runs the loop on the calling thread until Stop(). Returns an error only
-  // when the backend itself fails.
+  // when the backend itself fails. When it returns, the backend holds no
+  // socket beyond the reactor's own descriptors: once the reactor is
+  // destroyed, its ports are free at once. Run() may be called again.
   virtual absl::Status Run() = 0;
 
   // Makes Run() return soon, once the events of the current wake-up are

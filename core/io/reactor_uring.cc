@@ -5,7 +5,8 @@
 // caller's fds) are watched by poll requests. What a batch of completions
 // prepares goes to the kernel in one io_uring_submit, and completions are
 // posted only while the loop waits for them (DEFER_TASKRUN), when the kernel
-// supports it.
+// supports it. When Run() returns, no request is left in flight: the next
+// Run() arms them again.
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -28,6 +29,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/io/reactor_backends.h"
 #include "core/io/reactor_batch.h"
 
@@ -55,7 +58,12 @@ constexpr unsigned kReplySlots = kReceiveBuffers + 2 * kCompletionsPerBatch;
 
 // What a completion belongs to, in the low bits of its user_data; the rest
 // is the index of the source, port or reply slot.
-enum class Operation : uint64_t { kPoll = 0, kReceive = 1, kSend = 2 };
+enum class Operation : uint64_t {
+  kPoll = 0,
+  kReceive = 1,
+  kSend = 2,
+  kCancel = 3
+};
 constexpr int kOperationBits = 2;
 
 uint64_t Tag(Operation operation, size_t index) {
@@ -186,6 +194,8 @@ class ReplyPool {
   }
   // Takes back the slot of a completed send.
   void Return(uint32_t index) { free_.push_back(index); }
+  // Slots not free: between handlers, those of sends in flight.
+  size_t in_use() const { return slots_.size() - free_.size(); }
   uint32_t IndexOf(const ReplySlot& slot) const {
     return static_cast<uint32_t>(&slot - slots_.data());
   }
@@ -206,6 +216,7 @@ struct Source {
   int fd;
   UniqueFd owned;  // empty for AddReadable(), whose fd the caller owns
   absl::AnyInvocable<void()> on_readable;
+  bool armed = false;  // its poll is prepared or in flight
 };
 
 struct DatagramPort {
@@ -214,13 +225,15 @@ struct DatagramPort {
   // The multishot receive's template, read by the kernel while the receive
   // lasts: room for the sender's address in each buffer, no control data.
   msghdr receive_header{};
+  bool armed = false;  // its receive is prepared or in flight
 };
 
 class UringReactor final : public Reactor {
  public:
   UringReactor() = default;
-  // Exits the ring first: in-flight requests are cancelled before the
-  // buffers, slots and descriptors they use are released.
+  // Exits the ring first, then releases the buffers, slots and descriptors.
+  // After Run() no request is in flight; before it (or should Run() have
+  // given up waiting for one), exiting the ring cancels them first.
   ~UringReactor() override {
     if (ring_ready_) io_uring_queue_exit(&ring_);
   }
@@ -249,6 +262,12 @@ class UringReactor final : public Reactor {
   bool ArmPoll(size_t index);
   bool ArmReceive(size_t index);
 
+  // Prepares the poll and receive requests that are not in flight.
+  bool ArmAll();
+  // Cancels every request in flight and handles their last completions.
+  void Quiesce();
+  size_t InFlight() const;
+
   void HandleCompletions();
   static bool IsPoll(const io_uring_cqe& cqe);
   void Dispatch(const io_uring_cqe& cqe);
@@ -267,6 +286,8 @@ class UringReactor final : public Reactor {
   ReplySlot spare_slot_{};  // the handler's, when no reply slot is free
   // Loop thread only:
   bool stop_requested_ = false;
+  // Set by Quiesce(): completions re-arm nothing and run no callbacks.
+  bool quiescing_ = false;
   absl::Status failure_;  // a backend failure seen by the loop; ends Run()
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<std::unique_ptr<DatagramPort>> ports_;
@@ -341,6 +362,7 @@ bool UringReactor::ArmPoll(size_t index) {
   if (sqe == nullptr) return false;
   io_uring_prep_poll_add(sqe, sources_[index]->fd, POLLIN);
   io_uring_sqe_set_data64(sqe, Tag(Operation::kPoll, index));
+  sources_[index]->armed = true;
   return true;
 }
 
@@ -353,6 +375,7 @@ bool UringReactor::ArmReceive(size_t index) {
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, Tag(Operation::kReceive, index));
+  port.armed = true;
   return true;
 }
 
@@ -411,6 +434,9 @@ absl::Status UringReactor::Run() {
     }
     ring_disabled_ = false;
   }
+  if (!ArmAll()) {
+    return absl::ResourceExhaustedError("io_uring submission queue is full");
+  }
   stop_requested_ = false;
   while (!stop_requested_ && failure_.ok()) {
     // One submission for everything the last batch prepared.
@@ -421,9 +447,63 @@ absl::Status UringReactor::Run() {
     }
     HandleCompletions();
   }
-  // The replies of the last batch still go out.
-  io_uring_submit(&ring_);
+  // The replies of the last batch still go out; then nothing is left in
+  // flight.
+  Quiesce();
   return std::exchange(failure_, absl::OkStatus());
+}
+
+bool UringReactor::ArmAll() {
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (!sources_[i]->armed && !ArmPoll(i)) return false;
+  }
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    if (!ports_[i]->armed && !ArmReceive(i)) return false;
+  }
+  return true;
+}
+
+size_t UringReactor::InFlight() const {
+  size_t count = replies_.in_use();
+  for (const std::unique_ptr<Source>& source : sources_) count += source->armed;
+  for (const std::unique_ptr<DatagramPort>& port : ports_) count += port->armed;
+  return count;
+}
+
+// A request in flight holds a reference to its file. Were the ring closed
+// with some, the kernel would cancel them in a worker some milliseconds
+// after the process is gone, and until then their sockets stay open: a
+// daemon restarted at once would find its port in use. So the loop cancels
+// them itself and takes their last completions; datagrams received before
+// the cancellation are handled (and answered) as usual. Bounded: a request
+// that does not end within a second is left to the ring's exit.
+void UringReactor::Quiesce() {
+  if (InFlight() == 0) return;
+  quiescing_ = true;
+  io_uring_sqe* sqe = NextSqe();
+  if (sqe != nullptr) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, Tag(Operation::kCancel, 0));
+  }
+  constexpr absl::Duration kBound = absl::Seconds(1);
+  const absl::Time deadline = absl::Now() + kBound;
+  for (absl::Duration left = kBound;
+       left > absl::ZeroDuration() && InFlight() > 0;
+       left = deadline - absl::Now()) {
+    const timespec until = absl::ToTimespec(left);
+    __kernel_timespec wait{};
+    wait.tv_sec = until.tv_sec;
+    wait.tv_nsec = until.tv_nsec;
+    io_uring_cqe* cqe = nullptr;
+    const int result =
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &wait, nullptr);
+    if (result < 0 && result != -EINTR && result != -ETIME &&
+        result != -EBUSY && result != -EAGAIN) {
+      break;
+    }
+    HandleCompletions();
+  }
+  quiescing_ = false;
 }
 
 void UringReactor::HandleCompletions() {
@@ -467,11 +547,16 @@ void UringReactor::Dispatch(const io_uring_cqe& cqe) {
       return OnReceived(index, cqe.res, cqe.flags);
     case Operation::kSend:
       return OnSent(index, cqe.res);
+    case Operation::kCancel:
+      return;  // what it cancelled completes on its own
   }
 }
 
 void UringReactor::OnReadable(size_t index, int32_t result) {
   Source& source = *sources_[index];
+  source.armed = false;
+  // A source that became readable is polled again by the next Run().
+  if (quiescing_) return;
   if (result < 0) {
     failure_ =
         ErrnoStatus(absl::StrCat("io_uring poll(fd ", source.fd, ")"), -result);
@@ -487,11 +572,13 @@ void UringReactor::OnReceived(size_t index, int32_t result, uint32_t flags) {
   if (flags & IORING_CQE_F_BUFFER) {
     const ReceivedBuffer buffer = buffers_.Take(flags, result);
     HandleDatagram(*ports_[index], buffer);
-  } else if (result < 0 && result != -ENOBUFS) {
+  } else if (result < 0 && result != -ENOBUFS && result != -ECANCELED) {
     // -ENOBUFS: every buffer was taken; re-arming resumes once they are back.
     Counters::Add(counters_.socket_errors);
   }
-  if ((flags & IORING_CQE_F_MORE) == 0 && !ArmReceive(index)) {
+  if ((flags & IORING_CQE_F_MORE) != 0) return;
+  ports_[index]->armed = false;
+  if (!quiescing_ && !ArmReceive(index)) {
     failure_ = absl::ResourceExhaustedError("io_uring submission queue full");
   }
 }
@@ -554,7 +641,9 @@ void UringReactor::OnSent(size_t index, int32_t result) {
     return;
   }
   Counters::Add(counters_.replies_dropped);
-  if (result != -EAGAIN) Counters::Add(counters_.socket_errors);
+  if (result != -EAGAIN && result != -ECANCELED) {
+    Counters::Add(counters_.socket_errors);
+  }
 }
 
 void UringReactor::Stop() {

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -516,6 +517,67 @@ TEST_P(ReactorTest, StopBeforeRunEndsTheNextRun) {
   std::unique_ptr<Reactor> reactor = NewReactor();
   reactor->Stop();
   EXPECT_TRUE(RunBounded(*reactor));
+}
+
+// A stopped loop leaves nothing behind: a second Run() (on the same
+// thread, as reactor.h requires) answers datagrams and runs timers again.
+TEST_P(ReactorTest, RunAgainAfterStopServesAgain) {
+  std::unique_ptr<Reactor> reactor = NewReactor();
+  SocketAddress server;
+  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+  // The first Run() ends at the second tick; the second once the client
+  // has its echoes and two more ticks came.
+  int ticks = 0;
+  std::atomic<bool> echoed = false;
+  ASSERT_TRUE(reactor
+                  ->AddTimer(absl::Milliseconds(2),
+                             [&] {
+                               ++ticks;
+                               if (ticks == 2 || (ticks >= 4 && echoed)) {
+                                 reactor->Stop();
+                               }
+                             })
+                  .ok());
+  ASSERT_TRUE(RunBounded(*reactor));
+  EXPECT_EQ(ticks, 2);
+  std::thread client([&] {
+    ExpectEchoes(server, 20, 1);
+    echoed = true;
+  });
+  EXPECT_TRUE(RunBounded(*reactor));
+  client.join();
+  EXPECT_GE(ticks, 4);
+  EXPECT_EQ(reactor->stats().replies_sent, 20u);
+  EXPECT_EQ(reactor->stats().socket_errors, 0u);
+}
+
+// When a reactor that ran is destroyed, its sockets are closed at once, so
+// a daemon restarted on the same port can bind it. (The io_uring backend
+// must not leave a request in flight, which would keep its socket open for
+// the milliseconds the kernel takes to tear the ring down.)
+TEST_P(ReactorTest, APortIsFreeAsSoonAsItsReactorIsDestroyed) {
+  for (int round = 0; round < 5; ++round) {
+    std::unique_ptr<Reactor> reactor = NewReactor();
+    SocketAddress server;
+    auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+    int ticks = 0;
+    ASSERT_TRUE(
+        reactor->AddTimer(absl::Milliseconds(1), [&] { ++ticks; }).ok());
+    {
+      BackgroundReactor running(*reactor);
+      ExpectEchoes(server, 10, 1);
+    }
+    reactor.reset();
+    UniqueFd again(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(again.valid());
+    EXPECT_EQ(::bind(again.get(), server.get(), server.length), 0)
+        << "round " << round << ": port " << server.port() << ": "
+        << strerror(errno);
+  }
 }
 
 TEST_P(ReactorTest, ReadableFdCallsItsHandler) {
