@@ -9,14 +9,19 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/base/file_util.h"
 
 namespace pcfs {
 namespace {
+
+// How often Acquire() looks again while it waits for an exited holder.
+constexpr absl::Duration kRetryInterval = absl::Milliseconds(5);
 
 // The sockaddr of abstract name `name` and its length (the name is not
 // NUL-terminated: the length says where it ends).
@@ -50,44 +55,81 @@ int ProbeUdpBind(const SocketAddress& bind) {
   return 0;
 }
 
+// True if process `pid` is gone or a zombie; false if it runs, or if that
+// cannot be told (pid 0: a holder in another pid namespace).
+bool HasExited(pid_t pid) {
+  if (pid <= 0) return false;
+  absl::StatusOr<std::string> stat =
+      ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return absl::IsNotFound(stat.status());
+  // "PID (COMM) STATE ...": COMM may hold anything, ')' included.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return false;
+  const char state = (*stat)[close + 2];
+  return state == 'Z' || state == 'X';
+}
+
 }  // namespace
 
 std::string PortLock::NameFor(uint16_t port) {
   return absl::StrCat("pcfs-udp-port-", port);
 }
 
-absl::StatusOr<PortLock> PortLock::Acquire(const SocketAddress& bind) {
+absl::StatusOr<PortLock> PortLock::Acquire(const SocketAddress& bind,
+                                           absl::Duration patience) {
   const uint16_t port = bind.port();
   if (port == 0) {
     return absl::InvalidArgumentError("port 0 needs no lock");
   }
   const std::string name = NameFor(port);
-  absl::StatusOr<UniqueFd> fd = UnixStreamSocket();
-  if (!fd.ok()) return fd.status();
   sockaddr_un address;
   const socklen_t length = AbstractAddress(name, &address);
-  if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&address), length) !=
-      0) {
+  const absl::Time deadline = absl::Now() + patience;
+  // Asked once: each question leaves a connection in the holder's backlog,
+  // which an exited holder never takes.
+  std::optional<absl::StatusOr<AbstractSocketHolder>> holder;
+  UniqueFd lock;
+  while (!lock) {
+    absl::StatusOr<UniqueFd> fd = UnixStreamSocket();
+    if (!fd.ok()) return fd.status();
+    if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&address),
+               length) == 0) {
+      lock = *std::move(fd);
+      break;
+    }
     const int err = errno;
     if (err != EADDRINUSE) return ErrnoStatus("bind(@" + name + ")", err);
-    absl::StatusOr<std::string> holder = DescribeAbstractSocketHolder(name);
+    if (!holder.has_value()) holder = DescribeAbstractSocketHolder(name);
+    if (holder->ok() && (*holder)->exited && absl::Now() < deadline) {
+      absl::SleepFor(kRetryInterval);
+      continue;
+    }
+    if (!holder->ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "port ", port, "/udp is in use by another peerconnectd (which one ",
+          "is unknown: ", holder->status().message(), ")"));
+    }
     return absl::FailedPreconditionError(absl::StrCat(
-        "port ", port, "/udp is in use by ",
-        holder.ok() ? *holder
-                    : absl::StrCat("another peerconnectd (which one is "
-                                   "unknown: ",
-                                   holder.status().message(), ")")));
+        "port ", port, "/udp is in use by ", (*holder)->description,
+        (*holder)->exited
+            ? ", which has exited but whose sockets are still open"
+            : ""));
   }
-  if (listen(fd->get(), 16) != 0) {
+  if (listen(lock.get(), 16) != 0) {
     return ErrnoStatus("listen(@" + name + ")", errno);
   }
-  if (ProbeUdpBind(bind) == EADDRINUSE) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("port ", port, "/udp is in use by another program (",
-                     bind.ToString(), ": ", std::strerror(EADDRINUSE),
-                     "; `ss -ulpn sport = :", port, "` shows which)"));
+  // A daemon that just exited may still hold the port itself (see
+  // port_lock.h), so a refused probe is tried again until the deadline.
+  while (ProbeUdpBind(bind) == EADDRINUSE) {
+    if (absl::Now() >= deadline) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("port ", port, "/udp is in use by another program (",
+                       bind.ToString(), ": ", std::strerror(EADDRINUSE),
+                       "; `ss -ulpn sport = :", port, "` shows which)"));
+    }
+    absl::SleepFor(kRetryInterval);
   }
-  return PortLock(*std::move(fd));
+  return PortLock(std::move(lock));
 }
 
 void PortLock::AnswerProbes() {
@@ -99,7 +141,7 @@ void PortLock::AnswerProbes() {
   }
 }
 
-absl::StatusOr<std::string> DescribeAbstractSocketHolder(
+absl::StatusOr<AbstractSocketHolder> DescribeAbstractSocketHolder(
     const std::string& name) {
   absl::StatusOr<UniqueFd> fd = UnixStreamSocket();
   if (!fd.ok()) return fd.status();
@@ -117,13 +159,19 @@ absl::StatusOr<std::string> DescribeAbstractSocketHolder(
       0) {
     return ErrnoStatus("getsockopt(SO_PEERCRED)", errno);
   }
-  const std::string pid = absl::StrCat("pid ", credentials.pid);
+  AbstractSocketHolder holder;
+  holder.pid = credentials.pid;
+  holder.exited = HasExited(credentials.pid);
+  holder.description = absl::StrCat("pid ", credentials.pid);
   absl::StatusOr<std::string> comm =
       ReadFileToString(absl::StrCat("/proc/", credentials.pid, "/comm"));
-  if (!comm.ok()) return pid;
-  const absl::string_view process = absl::StripAsciiWhitespace(*comm);
-  if (process.empty()) return pid;
-  return absl::StrCat(process, ", ", pid);
+  if (comm.ok()) {
+    const absl::string_view process = absl::StripAsciiWhitespace(*comm);
+    if (!process.empty()) {
+      holder.description = absl::StrCat(process, ", ", holder.description);
+    }
+  }
+  return holder;
 }
 
 }  // namespace pcfs

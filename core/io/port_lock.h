@@ -13,6 +13,14 @@
 // program holding the port without SO_REUSEPORT shows up in a probe bind
 // (EADDRINUSE) and is named as "another program".
 //
+// A daemon that was killed holds its sockets for some milliseconds after it
+// is gone: the kernel tears its io_uring down in a worker, and a request
+// still in flight keeps its socket open until then (a daemon that stops
+// cleanly cancels its requests first). So a lock whose holder has exited,
+// and a refused probe bind, are tried again for a while (`patience`, a
+// second by default) before the port is called in use: a daemon restarted
+// at once after a kill -9 starts.
+//
 // Thread-safety: Acquire() from any thread; a PortLock is used by one
 // thread at a time (AnswerProbes from the reactor that watches fd()).
 #ifndef PCFS_CORE_IO_PORT_LOCK_H_
@@ -24,6 +32,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/base/unique_fd.h"
 #include "core/io/net.h"
 
@@ -33,9 +42,11 @@ class PortLock {
  public:
   // Takes the lock for UDP port `bind.port()` (not 0: a kernel-chosen port
   // needs none), then checks that no other program holds that port at
-  // `bind`'s address. Errors: FailedPrecondition with a message that names
-  // the port and its holder; others from the socket calls.
-  static absl::StatusOr<PortLock> Acquire(const SocketAddress& bind);
+  // `bind`'s address. Waits up to `patience` for a holder that has exited
+  // to let go. Errors: FailedPrecondition with a message that names the
+  // port and its holder; others from the socket calls.
+  static absl::StatusOr<PortLock> Acquire(
+      const SocketAddress& bind, absl::Duration patience = absl::Seconds(1));
 
   // The name the lock for `port` has in the abstract namespace (without
   // its leading NUL).
@@ -57,10 +68,19 @@ class PortLock {
   UniqueFd fd_;
 };
 
-// Who holds the abstract-namespace listening socket `name`: "peerconnectd,
-// pid 1234" (the process name from /proc/PID/comm, or just "pid 1234" if it
-// cannot be read). Errors: the connect or getsockopt failure.
-absl::StatusOr<std::string> DescribeAbstractSocketHolder(
+// The process that made a listening socket listen.
+struct AbstractSocketHolder {
+  pid_t pid = 0;  // 0 if in another pid namespace
+  // "peerconnectd, pid 1234" (the name from /proc/PID/comm), or just
+  // "pid 1234" if it cannot be read.
+  std::string description;
+  // It is gone (or a zombie) while its socket is still open.
+  bool exited = false;
+};
+
+// Who holds the abstract-namespace listening socket `name`. Errors: the
+// connect or getsockopt failure.
+absl::StatusOr<AbstractSocketHolder> DescribeAbstractSocketHolder(
     const std::string& name);
 
 }  // namespace pcfs
