@@ -174,6 +174,26 @@ class ReactorTest : public testing::TestWithParam<Variant> {
     EXPECT_TRUE(reactor.ok()) << reactor.status();
     return reactor.ok() ? std::move(*reactor) : nullptr;
   }
+
+  // A new reactor that echoes on a 127.0.0.1 socket; `server` is where
+  // clients reach it. Null (and a failure) if it cannot be set up.
+  std::unique_ptr<Reactor> NewEchoReactor(SocketAddress* server) {
+    std::unique_ptr<Reactor> reactor = NewReactor();
+    if (reactor == nullptr) return nullptr;
+    absl::StatusOr<UniqueFd> socket =
+        OpenServer("127.0.0.1", "127.0.0.1", server);
+    if (!socket.ok()) {
+      ADD_FAILURE() << socket.status();
+      return nullptr;
+    }
+    const absl::Status added =
+        reactor->AddDatagramSocket(*std::move(socket), Echo);
+    if (!added.ok()) {
+      ADD_FAILURE() << added;
+      return nullptr;
+    }
+    return reactor;
+  }
 };
 
 std::string VariantTestName(const testing::TestParamInfo<Variant>& variant) {
@@ -201,11 +221,9 @@ TEST_P(ReactorTest, BackendNamesItself) {
 }
 
 TEST_P(ReactorTest, EchoesOverIPv4) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
-  ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
+  ASSERT_NE(reactor, nullptr);
   {
     BackgroundReactor running(*reactor);
     ExpectEchoes(server, 100, 1);
@@ -320,11 +338,9 @@ TEST_P(ReactorTest, ServesTwoSocketsEachWithItsHandler) {
 }
 
 TEST_P(ReactorTest, AnswersABurstOf2000Datagrams) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
-  ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
+  ASSERT_NE(reactor, nullptr);
   {
     BackgroundReactor running(*reactor);
     ExpectEchoes(server, 2000, 128);
@@ -340,11 +356,9 @@ TEST_P(ReactorTest, AnswersABurstOf2000Datagrams) {
 // the loop must come back for the rest. 300 small datagrams fit
 // in a receive buffer of Linux's default maximum size.
 TEST_P(ReactorTest, AnswersDatagramsQueuedBeforeRun) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
-  ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
+  ASSERT_NE(reactor, nullptr);
   UniqueFd client = OpenClient(server);
   constexpr int kQueued = 300;
   for (int i = 0; i < kQueued; ++i) {
@@ -470,11 +484,9 @@ TEST_P(ReactorTest, DrainInTimerHandlesEveryDatagramQueuedBeforeIt) {
 }
 
 TEST_P(ReactorTest, DrainWithNothingQueuedReturnsAtOnce) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
-  ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
+  ASSERT_NE(reactor, nullptr);
   int ticks = 0;
   ASSERT_TRUE(reactor
                   ->AddTimer(absl::Milliseconds(2),
@@ -522,11 +534,9 @@ TEST_P(ReactorTest, StopBeforeRunEndsTheNextRun) {
 // A stopped loop leaves nothing behind: a second Run() (on the same
 // thread, as reactor.h requires) answers datagrams and runs timers again.
 TEST_P(ReactorTest, RunAgainAfterStopServesAgain) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
-  ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
+  ASSERT_NE(reactor, nullptr);
   // The first Run() ends at the second tick; the second once the client
   // has its echoes and two more ticks came.
   int ticks = 0;
@@ -559,11 +569,9 @@ TEST_P(ReactorTest, RunAgainAfterStopServesAgain) {
 // the milliseconds the kernel takes to tear the ring down.)
 TEST_P(ReactorTest, APortIsFreeAsSoonAsItsReactorIsDestroyed) {
   for (int round = 0; round < 5; ++round) {
-    std::unique_ptr<Reactor> reactor = NewReactor();
     SocketAddress server;
-    auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-    ASSERT_TRUE(socket.ok()) << socket.status();
-    ASSERT_TRUE(reactor->AddDatagramSocket(std::move(*socket), Echo).ok());
+    std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
+    ASSERT_NE(reactor, nullptr);
     int ticks = 0;
     ASSERT_TRUE(
         reactor->AddTimer(absl::Milliseconds(1), [&] { ++ticks; }).ok());
