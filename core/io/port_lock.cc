@@ -89,7 +89,7 @@ absl::StatusOr<PortLock> PortLock::Acquire(const SocketAddress& bind,
   // which an exited holder never takes.
   std::optional<absl::StatusOr<AbstractSocketHolder>> holder;
   UniqueFd lock;
-  while (!lock) {
+  for (;;) {
     absl::StatusOr<UniqueFd> fd = UnixStreamSocket();
     if (!fd.ok()) return fd.status();
     if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&address),
@@ -160,7 +160,6 @@ absl::StatusOr<AbstractSocketHolder> DescribeAbstractSocketHolder(
     return ErrnoStatus("getsockopt(SO_PEERCRED)", errno);
   }
   AbstractSocketHolder holder;
-  holder.pid = credentials.pid;
   holder.exited = HasExited(credentials.pid);
   holder.description = absl::StrCat("pid ", credentials.pid);
   absl::StatusOr<std::string> comm =

@@ -70,7 +70,6 @@ class PortLock {
 
 // The process that made a listening socket listen.
 struct AbstractSocketHolder {
-  pid_t pid = 0;  // 0 if in another pid namespace
   // "peerconnectd, pid 1234" (the name from /proc/PID/comm), or just
   // "pid 1234" if it cannot be read.
   std::string description;
