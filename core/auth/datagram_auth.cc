@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "core/auth/aes_gcm.h"
 #include "core/auth/hmac_sha256.h"
 #include "core/proto/protocol.h"
 
@@ -29,11 +30,13 @@ using protocol::kSequenceOffset;
 // The MAC field is the last one of the header: the tag goes there, and the
 // associated data is the header with it zeroed.
 static_assert(kMacOffset + kMacSize == kHeaderSize);
-constexpr size_t kNonceSize = 12;  // GCM's own: no GHASH of the nonce
-constexpr size_t kTagSize = 16;
-static_assert(kTagSize == kMacSize, "the tag replaces the MAC: no growth");
+// GCM's own nonce size: no GHASH of the nonce.
+static_assert(AesGcm128::kNonceSize == 12);
+static_assert(AesGcm128::kTagSize == kMacSize,
+              "the tag replaces the MAC: no growth");
+static_assert(AesGcm128::kKeySize == kDatagramKeySize);
 
-using Nonce = std::array<uint8_t, kNonceSize>;
+using Nonce = AesGcm128::Nonce;
 
 Nonce NonceOf(Direction direction, uint64_t sequence) {
   Nonce nonce;
@@ -42,16 +45,6 @@ Nonce NonceOf(Direction direction, uint64_t sequence) {
   writer.U64(sequence);
   return nonce;
 }
-
-struct CipherFree {
-  void operator()(EVP_CIPHER* cipher) const { EVP_CIPHER_free(cipher); }
-};
-struct CipherContextFree {
-  void operator()(EVP_CIPHER_CTX* context) const {
-    EVP_CIPHER_CTX_free(context);
-  }
-};
-using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, CipherContextFree>;
 
 // HKDF-SHA-256 (RFC 5869) of `session_key`, empty salt, one block of expand
 // per label, on the stack (HkdfSha256): no allocation and no
@@ -64,13 +57,12 @@ void DeriveOnTheStack(const SessionKey& session_key, DatagramKeys& out) {
   hkdf.Expand(kToClientKeyLabel, out.to_client);
 }
 
-// One thread's AES-128-GCM contexts: per entry, one context keyed with the
+// One thread's AES-128-GCM ciphers: per entry, one keyed with the
 // to-daemon key and one with the to-client key of one session, kept so.
-// Keying a GCM context (the AES key schedule, GHASH's table) costs about as
+// Keying a cipher (the AES key schedule, GHASH's table) costs about as
 // much as sealing a small datagram, and a session's datagrams stay on one
 // reactor thread (SO_REUSEPORT), so a datagram of a session seen before
-// only sets the nonce (and whether the context seals or opens: GCM uses the
-// same key schedule both ways). An entry is found by what keyed it: a
+// only sets the nonce. An entry is found by what keyed it: a
 // session key (the daemon's way: on a miss the two keys are derived from it
 // here, so the session table keeps 32 bytes a session, not 64), or the two
 // datagram keys themselves (a client's, which derived them once at login).
@@ -78,16 +70,17 @@ void DeriveOnTheStack(const SessionKey& session_key, DatagramKeys& out) {
 // find a stale entry. A set-associative cache: kSets sets of kWays entries,
 // the set chosen by a hash of the first 8 bytes of the 32, the least
 // recently used entry of a full set keyed again for new keys, which
-// allocates nothing. An entry's contexts are made on its first use: a
-// thread allocates at most 2 * kSets * kWays contexts in its life (1,176
-// bytes each with OpenSSL 3.0: 9.6 MB in all, for a reactor thread with
-// some 4,000 sessions or more), a client thread a few.
+// allocates nothing. An entry's ciphers are made on its first use: a
+// thread allocates at most 2 * kSets * kWays ciphers in its life (about
+// 650 bytes each with AES-NI, GCM's state included; 1,176 through EVP with
+// OpenSSL 3.0: 5 to 10 MB in all, for a reactor thread with some 4,000
+// sessions or more), a client thread a few.
 class ThreadCiphers {
  public:
   // 4,096 entries. Eight ways, so that a thread with 1,000 sessions (two
   // a set on average) almost never has more in one set than it holds: with
   // four, about one session in fifty missed on every datagram, each miss
-  // costing an HKDF and the keying of two contexts.
+  // costing an HKDF and the keying of two ciphers.
   static constexpr size_t kSets = 512;
   static constexpr size_t kWays = 8;
 
@@ -96,15 +89,12 @@ class ThreadCiphers {
   using Tag = SessionKey;  // or the two datagram keys, end to end
   static_assert(sizeof(DatagramKeys) == sizeof(Tag));
 
-  ThreadCiphers()
-      : cipher_(EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr)),
-        entries_(kSets * kWays) {}
+  ThreadCiphers() : entries_(kSets * kWays) {}
 
-  // The context keyed with the key of `direction` of the session whose
+  // The cipher keyed with the key of `direction` of the session whose
   // session key (kSessionKey) or datagram keys (kDatagramKeys) `tag` holds,
   // or null if libcrypto fails.
-  EVP_CIPHER_CTX* For(Source source, const Tag& tag, Direction direction) {
-    if (cipher_ == nullptr) return nullptr;
+  AesGcm128* For(Source source, const Tag& tag, Direction direction) {
     Entry* set = entries_.data() + SetOf(tag) * kWays;
     ++clock_;
     Entry* entry = nullptr;
@@ -140,17 +130,17 @@ class ThreadCiphers {
   }
 
   // One cache line: the tag, its source, the clock of its last use and
-  // the two contexts.
+  // the two ciphers.
   struct alignas(64) Entry {
     Tag tag{};
     Source source = Source::kNone;
-    uint64_t used = 0;        // clock_ at its last use; 0: never
-    CipherContext to_daemon;  // null until the entry's first use
-    CipherContext to_client;
+    uint64_t used = 0;                     // clock_ at its last use; 0: never
+    std::unique_ptr<AesGcm128> to_daemon;  // null until the entry's first use
+    std::unique_ptr<AesGcm128> to_client;
   };
   static_assert(sizeof(Entry) == 64);
 
-  // Keys `entry`'s contexts for `tag`, making them if it has none. False
+  // Keys `entry`'s ciphers for `tag`, making them if it has none. False
   // (and the entry left unused) if libcrypto fails.
   bool Key(Entry& entry, Source source, const Tag& tag) {
     entry.source = Source::kNone;
@@ -163,8 +153,8 @@ class ThreadCiphers {
       std::memcpy(keys.to_client.data(), tag.data() + kDatagramKeySize,
                   kDatagramKeySize);
     }
-    const bool keyed = KeyContext(entry.to_daemon, keys.to_daemon) &&
-                       KeyContext(entry.to_client, keys.to_client);
+    const bool keyed = KeyCipher(entry.to_daemon, keys.to_daemon) &&
+                       KeyCipher(entry.to_client, keys.to_client);
     OPENSSL_cleanse(&keys, sizeof(keys));
     if (!keyed) return false;
     entry.tag = tag;
@@ -172,25 +162,21 @@ class ThreadCiphers {
     return true;
   }
 
-  // Keys `context` with `key` (for sealing; each use sets the way),
-  // making it first if it is null. A context that fails is freed, and made
-  // again, from scratch, next time.
-  bool KeyContext(CipherContext& context, const DatagramKey& key) {
-    const EVP_CIPHER* cipher = nullptr;  // keep the context's: no new fetch
-    if (context == nullptr) {
-      context.reset(EVP_CIPHER_CTX_new());
-      if (context == nullptr) return false;
-      cipher = cipher_.get();
+  // Keys `cipher` with `key`, making it first if it is null. A cipher that
+  // fails is freed, and made again, from scratch, next time.
+  static bool KeyCipher(std::unique_ptr<AesGcm128>& cipher,
+                        const DatagramKey& key) {
+    if (cipher == nullptr) {
+      cipher = AesGcm128::Make();
+      if (cipher == nullptr) return false;
     }
-    if (EVP_CipherInit_ex(context.get(), cipher, nullptr, key.data(), nullptr,
-                          /*enc=*/1) != 1) {
-      context.reset();
+    if (!cipher->SetKey(key)) {
+      cipher.reset();
       return false;
     }
     return true;
   }
 
-  std::unique_ptr<EVP_CIPHER, CipherFree> cipher_;
   std::vector<Entry> entries_;
   uint64_t clock_ = 0;
 };
@@ -201,59 +187,6 @@ ThreadCiphers& Ciphers() {
   thread_local std::unique_ptr<ThreadCiphers> ciphers =
       std::make_unique<ThreadCiphers>();
   return *ciphers;
-}
-
-// Encrypts `body` in place and writes the tag. False if libcrypto fails.
-// REQUIRES: `context` keyed (or null: then it fails).
-bool Seal(EVP_CIPHER_CTX* context, const Nonce& nonce,
-          std::span<const uint8_t> header, std::span<uint8_t> body,
-          uint8_t (&tag)[kTagSize]) {
-  int n = 0;
-  if (context == nullptr ||
-      EVP_EncryptInit_ex(context, nullptr, nullptr, nullptr, nonce.data()) !=
-          1 ||
-      EVP_EncryptUpdate(context, nullptr, &n, header.data(),
-                        static_cast<int>(header.size())) != 1) {
-    return false;
-  }
-  if (!body.empty() && (EVP_EncryptUpdate(context, body.data(), &n, body.data(),
-                                          static_cast<int>(body.size())) != 1 ||
-                        static_cast<size_t>(n) != body.size())) {
-    return false;
-  }
-  // The tag through the parameter itself, not EVP_CIPHER_CTX_ctrl, which
-  // in OpenSSL 3 builds the same parameter after a switch over every
-  // control (measured: a tenth of a small datagram's sealing).
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(
-                             OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagSize),
-                         OSSL_PARAM_construct_end()};
-  return EVP_EncryptFinal_ex(context, body.data() + body.size(), &n) == 1 &&
-         n == 0 && EVP_CIPHER_CTX_get_params(context, params) == 1;
-}
-
-// Decrypts `body` into `out` and checks `tag`. False if it does not open.
-// REQUIRES: `context` keyed (or null: then it fails).
-bool Open(EVP_CIPHER_CTX* context, const Nonce& nonce,
-          std::span<const uint8_t> header, std::span<const uint8_t> body,
-          uint8_t (&tag)[kTagSize], std::span<uint8_t> out) {
-  int n = 0;
-  // The expected tag goes with the nonce, in one call (see Seal).
-  const OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(
-                                   OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagSize),
-                               OSSL_PARAM_construct_end()};
-  if (context == nullptr ||
-      EVP_DecryptInit_ex2(context, nullptr, nullptr, nonce.data(), params) !=
-          1 ||
-      EVP_DecryptUpdate(context, nullptr, &n, header.data(),
-                        static_cast<int>(header.size())) != 1) {
-    return false;
-  }
-  if (!body.empty() && (EVP_DecryptUpdate(context, out.data(), &n, body.data(),
-                                          static_cast<int>(body.size())) != 1 ||
-                        static_cast<size_t>(n) != body.size())) {
-    return false;
-  }
-  return EVP_DecryptFinal_ex(context, out.data() + body.size(), &n) == 1;
 }
 
 // HKDF-SHA-256 of `session_key` with an empty salt and `label` as info.
@@ -316,14 +249,17 @@ void SealWith(ThreadCiphers::Source source, const ThreadCiphers::Tag& tag,
       .U64(sequence);
   std::fill_n(datagram.begin() + kMacOffset, kMacSize, 0);
   const std::span<uint8_t> body = datagram.subspan(kHeaderSize);
-  uint8_t mac[kTagSize];
-  if (datagram.size() > kMaxDatagramSize ||
-      !Seal(Ciphers().For(source, tag, direction), NonceOf(direction, sequence),
-            datagram.first(kHeaderSize), body, mac)) {
+  AesGcm128::Tag mac;
+  AesGcm128* cipher = datagram.size() <= kMaxDatagramSize
+                          ? Ciphers().For(source, tag, direction)
+                          : nullptr;
+  if (cipher == nullptr ||
+      !cipher->Seal(NonceOf(direction, sequence), datagram.first(kHeaderSize),
+                    body, mac)) {
     std::fill(body.begin(), body.end(), 0);  // the MAC field stays zero
     return;
   }
-  std::memcpy(datagram.data() + kMacOffset, mac, kTagSize);
+  std::memcpy(datagram.data() + kMacOffset, mac.data(), mac.size());
 }
 
 // What both OpenDatagram overloads do (see SealWith).
@@ -343,11 +279,12 @@ std::optional<uint64_t> OpenWith(ThreadCiphers::Source source,
   // The associated data: the header with its MAC field zeroed.
   uint8_t header[kHeaderSize];
   std::memcpy(header, datagram.data(), kHeaderSize);
-  uint8_t mac[kTagSize];
-  std::memcpy(mac, header + kMacOffset, kTagSize);
+  AesGcm128::Tag mac;
+  std::memcpy(mac.data(), header + kMacOffset, mac.size());
   std::memset(header + kMacOffset, 0, kMacSize);
-  if (!Open(Ciphers().For(source, tag, direction), NonceOf(direction, sequence),
-            header, body, mac, out)) {
+  AesGcm128* cipher = Ciphers().For(source, tag, direction);
+  if (cipher == nullptr ||
+      !cipher->Open(NonceOf(direction, sequence), header, body, mac, out)) {
     std::fill(out.begin(), out.end(), 0);
     return std::nullopt;
   }
