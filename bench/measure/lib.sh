@@ -93,6 +93,32 @@ start_daemon() {
                 sed -E 's/.*:([0-9]+) \(UDP.*/\1/')
 }
 
+# cpu_cgroup NAME PERCENT: makes (or reuses) a cgroup whose processes may
+# run PERCENT of one CPU between them (CFS bandwidth: PERCENT/100 of every
+# 10 ms) and prints its directory: cgroup v2 (cpu.max) or else v1's cpu
+# controller (cpu.cfs_quota_us). Prints nothing and returns 1 where
+# neither can be written (not root, no cpu controller).
+cpu_cgroup() {
+  local name=$1 quota=$(($2 * 100)) dir
+  if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    dir=/sys/fs/cgroup/$name
+    if mkdir -p "$dir" 2>/dev/null &&
+       echo +cpu > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null &&
+       echo "$quota 10000" > "$dir/cpu.max" 2>/dev/null; then
+      echo "$dir"
+      return 0
+    fi
+  fi
+  dir=/sys/fs/cgroup/cpu/$name
+  if [ -d /sys/fs/cgroup/cpu ] && mkdir -p "$dir" 2>/dev/null &&
+     echo 10000 > "$dir/cpu.cfs_period_us" 2>/dev/null &&
+     echo "$quota" > "$dir/cpu.cfs_quota_us" 2>/dev/null; then
+    echo "$dir"
+    return 0
+  fi
+  return 1
+}
+
 stop_daemon() {
   local i
   kill -TERM "$daemon_pid" 2>/dev/null || return 0

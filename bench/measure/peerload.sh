@@ -4,9 +4,20 @@
 # CPU 0 with the load on CPU 1, epoll vs io_uring; then two reactors
 # unpinned. Every scenario runs ROUNDS times, the scenarios in turn.
 #
+# One peerload process cannot load one reactor fully: in both halves of a
+# run it is at 99-100% of CPU 1 while the daemon or the echo waits for it
+# part of the time. So the one-reactor scenarios run once more with the
+# server capped (the c1-* scenarios): the daemon, and the echo after it,
+# each in a cgroup that lets it run CAP% of a CPU (cpu_cgroup in lib.sh).
+# The server is then what limits the responses/s, in both halves alike,
+# and the ratio is the echo's CPU time per response over the daemon's. The
+# target reads those; without a writable cgroup (not root) they are
+# skipped, and the target falls back to the r1-* scenarios.
+#
 #   bench/measure/peerload.sh BUILD_DIR RESULTS_DIR [--quick]
 #
-# Writes RESULTS_DIR/scenarios.txt (name|reactors|io|daemon CPUs|mix) and,
+# Writes RESULTS_DIR/scenarios.txt (name|reactors|io|daemon CPUs|mix|cap,
+# the cap empty when the server is not capped) and,
 # per scenario and round, NAME.rK.json (peerload --json), NAME.rK.log and
 # NAME.rK.load (the 1-minute load average when the round started). The
 # report takes each scenario's round with the median ratio. --quick: one
@@ -16,7 +27,7 @@ build=$1 results=$2 quick=0
 [ "${3:-}" = --quick ] && quick=1
 source "$(dirname "$0")/lib.sh"
 
-peers=1000 seconds=5 rounds=3
+peers=1000 seconds=5 rounds=3 cap=40
 # Three rounds, because run to run the same scenario varies by some 10% on
 # the shared machine, and one disturbed run must not decide a verdict.
 [ "$quick" -eq 1 ] && seconds=1 rounds=1
@@ -24,20 +35,34 @@ meta load_peers $peers
 meta load_seconds $seconds
 meta load_rounds $rounds
 cat > "$results/scenarios.txt" <<'LIST'
-r1-epoll-heartbeat|1|epoll|0|heartbeat=1
-r1-uring-heartbeat|1|uring|0|heartbeat=1
-r1-epoll-get|1|epoll|0|get=1
-r1-uring-get|1|uring|0|get=1
-r2-uring-heartbeat|2|uring||heartbeat=1
-r2-uring-get|2|uring||get=1
+r1-epoll-heartbeat|1|epoll|0|heartbeat=1|
+r1-uring-heartbeat|1|uring|0|heartbeat=1|
+r1-epoll-get|1|epoll|0|get=1|
+r1-uring-get|1|uring|0|get=1|
+r2-uring-heartbeat|2|uring||heartbeat=1|
+r2-uring-get|2|uring||get=1|
 LIST
+# 40% of a CPU: the capped echo then answers some 90,000 datagrams a
+# second, well below what peerload sends (about 130,000).
+cgroup=""
+if cgroup=$(cpu_cgroup pcfs-bench-cap $cap); then
+  meta load_cap_percent $cap
+  for spec in epoll-heartbeat/heartbeat=1 uring-heartbeat/heartbeat=1 \
+              epoll-get/get=1 uring-get/get=1; do
+    io=${spec%%-*} name=${spec%%/*}
+    echo "c1-$name|1|$io|0|${spec#*/}|$cap" >> "$results/scenarios.txt"
+  done
+else
+  meta load_cap_note "no writable cgroup with a cpu controller (run as root)"
+  log "peerload: no writable cpu cgroup; the capped scenarios are skipped"
+fi
 
 peerload=$build/bench/peerload
 credentials="$results/load-$peers.txt"
 record "$peerload" --make-credentials $peers ">" "$credentials"
 "$peerload" --make-credentials $peers > "$credentials"
 for ((round = 1; round <= rounds; round++)); do
-  while IFS='|' read -r -u 3 name reactors io cpus mix; do
+  while IFS='|' read -r -u 3 name reactors io cpus mix capped; do
     log "peerload $name, round $round of $rounds"
     run="$name.r$round"
     cut -d' ' -f1 /proc/loadavg > "$results/$run.load"
@@ -47,6 +72,11 @@ for ((round = 1; round <= rounds; round++)); do
     command=("$peerload" --server "127.0.0.1:$daemon_port"
              --credentials "$credentials" --duration "${seconds}s"
              --peers $peers --mix "$mix" --compare-raw --json)
+    if [ -n "$capped" ]; then
+      # The daemon's threads, all of them (cgroup.procs moves a process).
+      echo "$daemon_pid" > "$cgroup/cgroup.procs"
+      command+=(--echo-cgroup "$cgroup")
+    fi
     if [ -n "$cpus" ]; then
       command+=(--cpu 1 --echo-cpu "$cpus" --echo-threads "$reactors")
     else
@@ -58,3 +88,5 @@ for ((round = 1; round <= rounds; round++)); do
     stop_daemon
   done 3< "$results/scenarios.txt"
 done
+# Empty once every daemon and echo of it has exited.
+if [ -n "$cgroup" ]; then rmdir "$cgroup" 2>/dev/null || true; fi

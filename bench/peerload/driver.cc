@@ -602,7 +602,7 @@ void LoadDriver::OnReadable(uint32_t i, int64_t now) {
   std::optional<client::Reply> reply;
   if (s.request.in_flight()) {
     if (options_.raw) {
-      if (MatchEcho(s.request, datagram)) reply.emplace();
+      if (MatchEcho(s.request, i, datagram)) reply.emplace();
     } else {
       reply = s.session.Receive(datagram);
     }

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -103,6 +104,17 @@ absl::StatusOr<std::unique_ptr<EchoProcess>> EchoProcess::Start(
     return ErrnoStatus(absl::StrCat("posix_spawn ", options.binary), err);
   write_end.Reset();  // so that a dead child reads as end of file
   std::unique_ptr<EchoProcess> process(new EchoProcess(pid, 0));
+  if (!options.cgroup.empty()) {
+    const std::string procs = absl::StrCat(options.cgroup, "/cgroup.procs");
+    const std::string line = absl::StrCat(pid, "\n");
+    UniqueFd file(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!file || ::write(file.get(), line.data(), line.size()) !=
+                     static_cast<ssize_t>(line.size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot move udp_echo into the cgroup ", options.cgroup,
+                       " (", procs, ": ", std::strerror(errno), ")"));
+    }  // the destructor kills the child
+  }
   absl::StatusOr<uint16_t> port = ReadPort(read_end.get());
   if (!port.ok()) return port.status();  // the destructor kills the child
   process->port_ = *port;

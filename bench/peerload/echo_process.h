@@ -27,6 +27,9 @@ class EchoProcess {
     std::string bind = "::";
     int threads = 0;   // 0: udp_echo's default (one per core)
     std::string cpus;  // udp_echo --cpu; empty: not pinned
+    // A cgroup directory (v1 or v2) to move the child into, before it
+    // serves: its cgroup.procs file must be writable. Empty: peerload's.
+    std::string cgroup;
     absl::Duration lifetime = absl::Minutes(15);  // it stops by itself then
   };
 
@@ -34,7 +37,8 @@ class EchoProcess {
   static std::string DefaultBinary();
 
   // Starts udp_echo and waits (at most 5 s) for the port it serves.
-  // Errors: NotFound (no such binary), Unavailable (it did not start).
+  // Errors: NotFound (no such binary), Unavailable (it did not start),
+  // FailedPrecondition (it could not be moved into options.cgroup).
   static absl::StatusOr<std::unique_ptr<EchoProcess>> Start(
       const Options& options);
 

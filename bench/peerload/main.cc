@@ -76,6 +76,8 @@ ABSL_FLAG(std::string, echo_binary, "",
           "udp_echo to start (default: next to peerload)");
 ABSL_FLAG(std::string, echo_cpu, "", "pin udp_echo to these CPUs");
 ABSL_FLAG(int, echo_threads, 0, "udp_echo threads (0: one per core)");
+ABSL_FLAG(std::string, echo_cgroup, "",
+          "move udp_echo into this cgroup directory (as the daemon's)");
 ABSL_FLAG(std::string, cpu, "", "pin peerload to these CPUs");
 ABSL_FLAG(bool, spread_sources, true,
           "spread peers over 127.x.y.z source addresses (IPv4 loopback)");
@@ -136,12 +138,17 @@ Flags (dashes or underscores):
   --publishers N          peers that publish names for get/sch (100)
   --names-per-publisher N (3)
   --compare-raw           then run the same pattern against a udp_echo child
+                          (each request sealed and its echo opened, as with
+                          the daemon, so peerload's own work is the same)
                           and report both, with baseline_responses_per_s and
                           ratio (the daemon must run on this machine)
   --raw                   drive an existing udp_echo at --server
   --echo-binary PATH      udp_echo to start (default: next to peerload)
   --echo-cpu LIST         pin udp_echo (e.g. 1 or 0,1; default: unpinned)
   --echo-threads N        udp_echo threads (default: one per core)
+  --echo-cgroup DIR       move udp_echo into the cgroup DIR (v1 or v2; its
+                          cgroup.procs must be writable), so that the echo
+                          gets the CPU share the daemon had
   --cpu LIST              pin peerload itself
   --processes K           split the peers over K worker processes, each
                           driving a block of them and opening its window
@@ -265,6 +272,7 @@ absl::StatusOr<LoadStats> RunBaseline(const LoadOptions& real,
     echo.binary = pcfs::peerload::EchoProcess::DefaultBinary();
   }
   echo.threads = absl::GetFlag(FLAGS_echo_threads);
+  echo.cgroup = absl::GetFlag(FLAGS_echo_cgroup);
   // Unpinned means every CPU peerload started with, not peerload's --cpu
   // (which the child would inherit).
   echo.cpus = absl::GetFlag(FLAGS_echo_cpu);

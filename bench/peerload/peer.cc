@@ -1,6 +1,10 @@
 #include "bench/peerload/peer.h"
 
+#include <cstring>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
+#include "core/auth/datagram_auth.h"
 
 namespace pcfs::peerload {
 
@@ -48,6 +52,21 @@ client::RequestBody BodyOf(const PendingRequest& request,
   return body;
 }
 
+namespace {
+
+// A peer's raw-mode keys: any fixed bytes do, distinct per peer as a
+// session's are, so that the cipher cache sees as many keys.
+DatagramKeys EchoKeys(uint64_t peer_index) {
+  DatagramKeys keys;
+  keys.to_daemon.fill(0x5a);
+  keys.to_client.fill(0xa5);
+  std::memcpy(keys.to_daemon.data(), &peer_index, sizeof(peer_index));
+  std::memcpy(keys.to_client.data(), &peer_index, sizeof(peer_index));
+  return keys;
+}
+
+}  // namespace
+
 size_t EncodeEcho(const PendingRequest& request, uint64_t peer_index,
                   std::span<uint8_t> out) {
   Header header;
@@ -55,12 +74,21 @@ size_t EncodeEcho(const PendingRequest& request, uint64_t peer_index,
   header.request_id = request.id;
   header.session_id = peer_index + 1;
   // As long as a heartbeat (ClientSession pads it), for a fair comparison.
-  return protocol::EncodeEmptyRequest(header, out,
-                                      protocol::kEmptyRequestPaddingBytes);
+  const size_t size = protocol::EncodeEmptyRequest(
+      header, out, protocol::kEmptyRequestPaddingBytes);
+  if (size != 0) {
+    SealDatagram(EchoKeys(peer_index), Direction::kToDaemon, request.id,
+                 out.first(size));
+  }
+  return size;
 }
 
-bool MatchEcho(const PendingRequest& request,
+bool MatchEcho(const PendingRequest& request, uint64_t peer_index,
                std::span<const uint8_t> datagram) {
+  uint8_t body[protocol::kMaxDatagramSize];  // the plaintext: unused
+  const std::optional<uint64_t> sequence =
+      OpenDatagram(EchoKeys(peer_index), Direction::kToDaemon, datagram, body);
+  if (!sequence.has_value() || *sequence != request.id) return false;
   absl::StatusOr<protocol::Message> message = protocol::ParseDatagram(datagram);
   return message.ok() && message->header.request_id == request.id &&
          message->header.type == static_cast<uint8_t>(MessageType::kHeartbeat);

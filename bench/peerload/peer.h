@@ -72,10 +72,14 @@ bool IsOwnNameRequest(const PendingRequest& request);
 client::RequestBody BodyOf(const PendingRequest& request,
                            const Catalog& catalog, absl::string_view own_name);
 
-// Raw mode: the echo request and the check of its echo.
+// Raw mode: the echo request and the check of its echo. The request is as
+// long as a heartbeat and sealed like one (AES-128-GCM, under a fixed key of
+// the peer's), and its echo is opened again, so that peerload spends on a
+// request what it spends on one to the daemon (a seal and an open): in
+// --compare-raw the ratio is then the server's, not the load generator's.
 size_t EncodeEcho(const PendingRequest& request, uint64_t peer_index,
                   std::span<uint8_t> out);
-bool MatchEcho(const PendingRequest& request,
+bool MatchEcho(const PendingRequest& request, uint64_t peer_index,
                std::span<const uint8_t> datagram);
 
 }  // namespace pcfs::peerload

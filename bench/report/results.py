@@ -71,13 +71,17 @@ def to_float_or_none(lines):
 class Scenario:
     """One peerload scenario and its rounds, in the order they ran."""
 
-    def __init__(self, name, reactors, io, cpus, mix):
+    def __init__(self, name, reactors, io, cpus, mix, cap=""):
         self.name, self.reactors, self.io = name, reactors, io
         self.cpus, self.mix = cpus, mix
+        self.cap = cap  # percent of a CPU for the server; "" when uncapped
         self.rounds = []  # (peerload JSON or None, load average text)
 
     @property
     def placement(self):
+        if self.cpus and self.cap:
+            return ("server on CPU %s capped at %s%% of it, load on CPU 1"
+                    % (self.cpus, self.cap))
         if self.cpus:
             return "daemon on CPU %s, load on CPU 1" % self.cpus
         return "unpinned"
@@ -177,7 +181,7 @@ class Results:
         rounds = int(self.get("load_rounds", "0") or 0)
         for line in _lines(os.path.join(self.folder, "scenarios.txt")):
             fields = line.split("|")
-            if len(fields) != 5:
+            if len(fields) not in (5, 6):  # the cap came later
                 continue
             s = Scenario(*fields)
             for k in range(1, rounds + 1):

@@ -60,6 +60,24 @@ def _two_against_one(r, mix):
     return fixed(quotient(b, a), 2)
 
 
+def _capped(r):
+    """The table of the capped one-reactor scenarios, if any ran."""
+    names = ("c1-epoll-heartbeat", "c1-uring-heartbeat", "c1-epoll-get",
+             "c1-uring-get")
+    if not any(name in r.scenarios for name in names):
+        return ""
+    return (
+        "#### One reactor capped at %s%% of its CPU (the target's figures)\n\n"
+        "One peerload process is at the limit of its CPU in both halves of "
+        "the uncapped runs below, so there the load generator decides much "
+        "of the ratio. Here the daemon, and the echo after it, run in a "
+        "cgroup that lets them use %s%% of CPU 0 (CFS bandwidth, every "
+        "10 ms): the server limits both halves, and the ratio is the echo's "
+        "CPU time per response over the daemon's.\n\n%s\n%s\n\n" % (
+            r.get("load_cap_percent"), r.get("load_cap_percent"),
+            LOAD_HEADER, _load_rows(r, names)))
+
+
 def throughput(r, charts):
     note = r.get("peerload_note")
     if note or not r.wants("peerload"):
@@ -71,20 +89,23 @@ def throughput(r, charts):
         "session and UDP socket), immediately followed by the same load "
         "pattern against `udp_echo` (a plain recvmmsg/sendmmsg echo server) "
         "pinned the same way with as many threads as the daemon has reactors; "
-        "*ratio* is the daemon's responses/s over the echo's. A row gives the "
+        "*ratio* is the daemon's responses/s over the echo's. Against the "
+        "echo, peerload seals each request and opens its echo as it does "
+        "with the daemon, so that its own work per request is the same in "
+        "both halves. A row gives the "
         "run with the median ratio, and every run's ratio in order. The two "
         "halves of a run go one after the other, not at once, so load from "
         "other work on the machine during one half and not the other moves "
         "the ratio (a ratio above 1 is such a case); the last column is the "
         "1-minute load average when the row started.\n\n"
-        "%s#### One reactor (--threads 1): epoll vs io_uring\n\n%s\n%s\n\n"
+        "%s%s#### One reactor (--threads 1): epoll vs io_uring\n\n%s\n%s\n\n"
         "#### One vs two reactors (io_uring)\n\n%s\n%s\n\n"
         "Two reactors against one (responses/s): heartbeat %sx, get %sx. With "
         "two reactors the daemon and peerload share both cores, so this ratio "
         "says how much a second core is worth when the load generator "
         "competes for it too." % (
             r.get("load_rounds"), r.get("load_seconds"), r.get("load_peers"),
-            images(charts, "throughput", "latency"),
+            images(charts, "throughput", "latency"), _capped(r),
             LOAD_HEADER, _load_rows(r, ("r1-epoll-heartbeat", "r1-uring-heartbeat",
                                         "r1-epoll-get", "r1-uring-get")),
             LOAD_HEADER, _load_rows(r, ("r1-uring-heartbeat", "r2-uring-heartbeat",

@@ -25,6 +25,10 @@ SCENARIOS = ("r1-epoll-heartbeat|1|epoll|0|heartbeat=1\n"
              "r1-uring-get|1|uring|0|get=1\n"
              "r2-uring-heartbeat|2|uring||heartbeat=1\n"
              "r2-uring-get|2|uring||get=1\n")
+CAPPED = ("c1-epoll-heartbeat|1|epoll|0|heartbeat=1|40\n"
+          "c1-uring-heartbeat|1|uring|0|heartbeat=1|40\n"
+          "c1-epoll-get|1|epoll|0|get=1|40\n"
+          "c1-uring-get|1|uring|0|get=1|40\n")
 
 
 def peerload_json(ratio, rps=200000.0, **extra):
@@ -64,8 +68,11 @@ class Folder:
     def meta(self, text):
         self.write("run.txt", text + "\n", append=True)
 
-    def load_rounds(self, ratios_by_scenario):
-        self.write("scenarios.txt", SCENARIOS)
+    def load_rounds(self, ratios_by_scenario, capped=False):
+        """`capped`: list the c1-* scenarios too, capped at 40%."""
+        self.write("scenarios.txt", SCENARIOS + (CAPPED if capped else ""))
+        if capped:
+            self.write("run.txt", "load_cap_percent 40\n", append=True)
         for name, ratios in ratios_by_scenario.items():
             for k, ratio in enumerate(ratios, start=1):
                 self.write("%s.r%d.load" % (name, k), "1.%d\n" % k)
@@ -150,6 +157,20 @@ class PeerloadTest(unittest.TestCase):
         target = targets.throughput(folder.results())
         self.assertEqual(target.verdict, "**met**")
         self.assertIn("r1-uring-get 0.850x", target.figure)
+
+    def test_throughput_reads_the_capped_scenarios_when_they_ran(self):
+        folder = Folder(self)
+        capped = {"c" + name[1:]: [0.6, 0.65, 0.7]
+                  for name in ALL_MET if name.startswith("r1-")}
+        folder.load_rounds(dict(ALL_MET, **capped), capped=True)
+        r = folder.results()
+        self.assertEqual(r.scenarios["c1-uring-get"].cap, "40")
+        self.assertIn("capped at 40% of it", r.scenarios["c1-uring-get"].placement)
+        target = targets.throughput(r)
+        self.assertEqual(target.verdict, "**missed**")  # the r1-* ones met
+        self.assertIn("c1-uring-get 0.650x", target.figure)
+        self.assertNotIn("r1-", target.figure)
+        self.assertIn("capped at 40%", target.detail)
 
     def test_throughput_missed_says_why(self):
         folder = Folder(self)
