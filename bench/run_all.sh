@@ -28,7 +28,7 @@
 #             --install-nginx)
 #   doc       bench/report/write_report.py: the document from the folder
 #
-# Without --soak the suite takes under 10 minutes on the project's 2-core
+# Without --soak the suite takes about 10 minutes on the project's 2-core
 # machine once the build tree is up to date. --quick runs every part briefly
 # (the targets' micro-benchmarks only, one 1 s round a scenario, a 64 MiB
 # transfer twice, a soak of 2,000 peers for 5 s) to check the pipeline end
