@@ -6,6 +6,7 @@
 # target.
 #
 #   bench/measure/overload.sh BUILD_DIR RESULTS_DIR [PEERS] [HOGS] [SECONDS]
+#   bench/measure/overload.sh --help
 #
 # Two runs, each PEERS peers (default 60,000: 30,000 heartbeats a second)
 # heartbeating for SECONDS (default 30) after their logins, against one
@@ -24,9 +25,32 @@
 # 4 minutes; more if the cut run never logs everyone in (peerload
 # measures anyway after --ramp 100s).
 set -euo pipefail
-build=${1:?usage: overload.sh BUILD_DIR RESULTS_DIR [PEERS] [HOGS] [SECONDS]}
-results=${2:?usage: overload.sh BUILD_DIR RESULTS_DIR [PEERS] [HOGS] [SECONDS]}
+usage="usage: overload.sh BUILD_DIR RESULTS_DIR [PEERS] [HOGS] [SECONDS]"
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
+if [ $# -lt 2 ] || [ $# -gt 5 ]; then
+  echo "overload.sh: $usage (--help for more)" >&2
+  exit 2
+fi
+build=$1 results=$2
 peers=${3:-60000} hogs=${4:-3} seconds=${5:-30}
+for value in "$peers" "$hogs" "$seconds"; do
+  if ! [[ "$value" =~ ^[0-9]+$ ]]; then
+    echo "overload.sh: PEERS, HOGS and SECONDS must be whole numbers," \
+         "not '$value'" >&2
+    exit 2
+  fi
+done
+if [ "$peers" -lt 1 ] || [ "$seconds" -lt 1 ]; then
+  echo "overload.sh: PEERS and SECONDS must be at least 1" >&2
+  exit 2
+fi
+if [ ! -x "$build/bench/peerload" ] || [ ! -x "$build/daemon/peerconnectd" ]; then
+  echo "overload.sh: $build has no bench/peerload or daemon/peerconnectd" \
+       "(build them first: ninja -C $build)" >&2
+  exit 2
+fi
 if [ "$(nproc)" -lt 2 ]; then
   echo "overload.sh: needs 2 CPUs (the daemon on CPU 0, peerload on CPU 1)" >&2
   exit 2

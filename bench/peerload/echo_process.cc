@@ -89,6 +89,7 @@ absl::StatusOr<std::unique_ptr<EchoProcess>> EchoProcess::Start(
   if (!options.cpus.empty())
     args.push_back(absl::StrCat("--cpu=", options.cpus));
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
 

@@ -52,8 +52,9 @@ absl::StatusOr<Mix> ParseMix(absl::string_view text);
 struct LoadOptions {
   std::string host = "localhost";
   uint16_t port = 50000;
-  // Against udp_echo instead of the daemon: no login, no sealing, every
-  // request a 44-byte datagram echoed back.
+  // Against udp_echo instead of the daemon: no login, every request a
+  // heartbeat-sized datagram, sealed as a session's would be, echoed back
+  // and opened (peer.h, EncodeEcho).
   bool raw = false;
 
   int peers = 100;
