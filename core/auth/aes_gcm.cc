@@ -1,18 +1,27 @@
 #include "core/auth/aes_gcm.h"
 
-#include <emmintrin.h>  // SSE2
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/modes.h>
 #include <openssl/params.h>
-#include <wmmintrin.h>  // AES-NI
 
 #include <cstring>
+
+// The AES-NI implementation exists on x86 only; elsewhere kAesNi is never
+// Supported() and every cipher is EVP's.
+#if defined(__x86_64__) || defined(__i386__)
+#define PCFS_AES_NI_BUILT 1
+#include <emmintrin.h>  // SSE2
+#include <wmmintrin.h>  // AES-NI
+#else
+#define PCFS_AES_NI_BUILT 0
+#endif
 
 namespace pcfs {
 namespace {
 
+#if PCFS_AES_NI_BUILT
 // ---- kAesNi: AES-128 with AES-NI, GCM from libcrypto's modes ----
 
 #define PCFS_AESNI __attribute__((target("aes,sse2")))
@@ -173,6 +182,8 @@ class AesNiGcm final : public AesGcm128 {
   GCM128_CONTEXT* gcm_ = nullptr;  // points at keys_
 };
 
+#endif  // PCFS_AES_NI_BUILT
+
 // ---- kEvp: OpenSSL's EVP interface ----
 
 class EvpGcm final : public AesGcm128 {
@@ -265,11 +276,15 @@ class EvpGcm final : public AesGcm128 {
 
 bool AesGcm128::Supported(Implementation implementation) {
   if (implementation == Implementation::kEvp) return true;
-  // PCLMULQDQ too, so that libcrypto's GHASH is the carry-less multiply,
-  // not its table (which is not constant time).
+    // PCLMULQDQ too, so that libcrypto's GHASH is the carry-less multiply,
+    // not its table (which is not constant time).
+#if PCFS_AES_NI_BUILT
   static const bool aes_ni =
       __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
   return aes_ni;
+#else
+  return false;
+#endif
 }
 
 AesGcm128::Implementation AesGcm128::Fastest() {
@@ -279,8 +294,10 @@ AesGcm128::Implementation AesGcm128::Fastest() {
 
 std::unique_ptr<AesGcm128> AesGcm128::Make(Implementation implementation) {
   if (!Supported(implementation)) return nullptr;
-  return implementation == Implementation::kAesNi ? AesNiGcm::Make()
-                                                  : EvpGcm::Make();
+#if PCFS_AES_NI_BUILT
+  if (implementation == Implementation::kAesNi) return AesNiGcm::Make();
+#endif
+  return EvpGcm::Make();
 }
 
 }  // namespace pcfs

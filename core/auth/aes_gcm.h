@@ -4,11 +4,11 @@
 //
 // Two implementations, the same bytes (aes_gcm_test checks them against
 // each other and against the NIST vectors):
-//   kAesNi  AES itself with the CPU's AES-NI instructions (the round keys in
-//           this object), GHASH and the GCM mode with libcrypto's own
+//   kAesNi  AES itself with the CPU's AES-NI instructions (the round keys
+//           in this object), GHASH and the GCM mode with libcrypto's own
 //           functions (CRYPTO_gcm128_*, openssl/modes.h, which take
-//           PCLMULQDQ where the CPU has it). Chosen where the CPU has AES-NI,
-//           PCLMULQDQ and SSSE3.
+//           PCLMULQDQ where the CPU has it). Built on x86 only, and chosen
+//           where the CPU has AES-NI and PCLMULQDQ.
 //   kEvp    OpenSSL's EVP interface. On OpenSSL 3 every message goes through
 //           the provider's parameter lookups (strcmp by name), which for a
 //           64-byte datagram cost more than the cipher itself
