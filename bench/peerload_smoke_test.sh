@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark tools end to end, briefly (a CTest, label unit):
+# The benchmark tools end to end, briefly (a CTest of the release tree,
+# bench/CMakeLists.txt):
 # - peerload --compare-raw against a real daemon on loopback, 20 peers for
 #   1 s a half: both halves answered, no errors or timeouts (the raw half
 #   seals each request and opens its echo, so a request that the echo did

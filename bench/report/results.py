@@ -28,6 +28,13 @@ import glob
 import json
 import os
 
+# The one-reactor scenarios of bench/measure/peerload.sh, and the same with
+# the server capped to a share of its CPU (so that the server, not
+# peerload, limits both halves of a run).
+ONE_REACTOR = ("r1-epoll-heartbeat", "r1-uring-heartbeat", "r1-epoll-get",
+               "r1-uring-get")
+ONE_REACTOR_CAPPED = tuple("c" + name[1:] for name in ONE_REACTOR)
+
 
 def _lines(path):
     try:

@@ -62,8 +62,7 @@ def _two_against_one(r, mix):
 
 def _capped(r):
     """The table of the capped one-reactor scenarios, if any ran."""
-    names = ("c1-epoll-heartbeat", "c1-uring-heartbeat", "c1-epoll-get",
-             "c1-uring-get")
+    names = results_module.ONE_REACTOR_CAPPED
     if not any(name in r.scenarios for name in names):
         return ""
     return (
@@ -106,8 +105,7 @@ def throughput(r, charts):
         "competes for it too." % (
             r.get("load_rounds"), r.get("load_seconds"), r.get("load_peers"),
             images(charts, "throughput", "latency"), _capped(r),
-            LOAD_HEADER, _load_rows(r, ("r1-epoll-heartbeat", "r1-uring-heartbeat",
-                                        "r1-epoll-get", "r1-uring-get")),
+            LOAD_HEADER, _load_rows(r, results_module.ONE_REACTOR),
             LOAD_HEADER, _load_rows(r, ("r1-uring-heartbeat", "r2-uring-heartbeat",
                                         "r1-uring-get", "r2-uring-get")),
             _two_against_one(r, "heartbeat"), _two_against_one(r, "get")))

@@ -9,6 +9,7 @@ changes what they name, change them here.
 import collections
 
 from fmt import fixed, number, quotient, to_float
+from results import ONE_REACTOR, ONE_REACTOR_CAPPED
 
 Target = collections.namedtuple("Target", "name figure verdict detail")
 
@@ -28,12 +29,6 @@ CLUSTER_RATE = ("Cluster mode (`--redis`), one daemon: heartbeat and get "
                 "throughput >= 0.9x the same daemon standalone")
 CLUSTER_PROPAGATION = ("Cluster of three daemons: a `pub` through one is found "
                        "by `sch` through the others, p99 < 1 s")
-
-ONE_REACTOR = ("r1-epoll-heartbeat", "r1-uring-heartbeat", "r1-epoll-get",
-               "r1-uring-get")
-# The same with the server capped to a share of its CPU, so that the server,
-# not peerload, limits both halves (bench/measure/peerload.sh).
-ONE_REACTOR_CAPPED = tuple("c" + name[1:] for name in ONE_REACTOR)
 
 
 def throughput(r):
