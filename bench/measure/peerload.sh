@@ -7,10 +7,14 @@
 # One peerload process cannot load one reactor fully: in both halves of a
 # run it is at 99-100% of CPU 1 while the daemon or the echo waits for it
 # part of the time. So the one-reactor scenarios run once more with the
-# server capped (the c1-* scenarios): the daemon, and the echo after it,
-# each in a cgroup that lets it run CAP% of a CPU (cpu_cgroup in lib.sh).
-# The server is then what limits the responses/s, in both halves alike,
-# and the ratio is the echo's CPU time per response over the daemon's. The
+# server capped (the c1-* scenarios): the daemon and the echo run at the
+# same time, both pinned to CPU 0, each in its own cgroup that lets it run
+# CAP% of a CPU (cpu_cgroup in lib.sh), each driven by its own peerload
+# process on CPU 1. The server is then what limits the responses/s, in both
+# halves alike, and the ratio is the echo's CPU time per response over the
+# daemon's. Because the halves run at once, a change in the machine's speed
+# (other work on the shared host) moves both alike: run to run the ratio
+# varies by about 1%, where halves one after the other varied by 15%. The
 # target reads those; without a writable cgroup (not root) they are
 # skipped, and the target falls back to the r1-* scenarios.
 #
@@ -19,15 +23,16 @@
 # Writes RESULTS_DIR/scenarios.txt (name|reactors|io|daemon CPUs|mix|cap,
 # the cap empty when the server is not capped) and,
 # per scenario and round, NAME.rK.json (peerload --json), NAME.rK.log and
-# NAME.rK.load (the 1-minute load average when the round started). The
-# report takes each scenario's round with the median ratio. --quick: one
-# round of 1 s per scenario.
+# NAME.rK.load (the 1-minute load average when the round started); a capped
+# round also NAME.rK.raw.json and NAME.rK.raw.log, its echo half (the
+# report takes the ratio of the two). The report takes each scenario's
+# round with the median ratio. --quick: one round of 1 s per scenario.
 set -euo pipefail
 build=$1 results=$2 quick=0
 [ "${3:-}" = --quick ] && quick=1
 source "$(dirname "$0")/lib.sh"
 
-peers=1000 seconds=5 rounds=3 cap=40
+peers=1000 seconds=5 rounds=3 cap=25
 # Three rounds, because run to run the same scenario varies by some 10% on
 # the shared machine, and one disturbed run must not decide a verdict.
 [ "$quick" -eq 1 ] && seconds=1 rounds=1
@@ -42,23 +47,92 @@ r1-uring-get|1|uring|0|get=1|
 r2-uring-heartbeat|2|uring||heartbeat=1|
 r2-uring-get|2|uring||get=1|
 LIST
-# 40% of a CPU: the capped echo then answers some 90,000 datagrams a
-# second, well below what peerload sends (about 130,000).
-cgroup=""
-if cgroup=$(cpu_cgroup pcfs-bench-cap $cap); then
+# 25% of CPU 0 each: the capped echo then answers some 60,000 datagrams a
+# second and the daemon fewer, and their two peerload processes together
+# use some 60% of CPU 1, so that neither waits for its load generator.
+cgroup="" echo_cgroup=""
+if cgroup=$(cpu_cgroup pcfs-bench-cap $cap) &&
+   echo_cgroup=$(cpu_cgroup pcfs-bench-cap-echo $cap); then
   meta load_cap_percent $cap
+  meta load_cap_mode concurrent
   for spec in epoll-heartbeat/heartbeat=1 uring-heartbeat/heartbeat=1 \
               epoll-get/get=1 uring-get/get=1; do
     io=${spec%%-*} name=${spec%%/*}
     echo "c1-$name|1|$io|0|${spec#*/}|$cap" >> "$results/scenarios.txt"
   done
 else
+  cgroup=""
   meta load_cap_note "no writable cgroup with a cpu controller (run as root)"
   log "peerload: no writable cpu cgroup; the capped scenarios are skipped"
 fi
 
 peerload=$build/bench/peerload
 credentials="$results/load-$peers.txt"
+
+# Prints the port a udp_echo started with --port=0 prints on its first
+# line, once it has ($1: its stdout file, $2: its pid); fails if it exits or
+# has not printed within 10 s.
+echo_port() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if [ -s "$1" ]; then head -1 "$1"; return 0; fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# One capped round ($1: run name, $2: io, $3: mix): the daemon (already
+# started, pinned to CPU 0) in $cgroup and a one-thread udp_echo pinned to
+# CPU 0 in $echo_cgroup, each loaded at the same time by its own peerload
+# on CPU 1. The daemon's half runs 2 s longer and the echo's starts once
+# the daemon's measures (its peers have logged in), so that the echo's
+# whole measured span lies within the daemon's.
+run_capped() {
+  local run=$1 io=$2 mix=$3 echo_pid eport load_pid i ok=1
+  echo "$daemon_pid" > "$cgroup/cgroup.procs"
+  : > "$results/$run.echo.out"
+  ( echo "$BASHPID" > "$echo_cgroup/cgroup.procs"
+    exec taskset -c 0 "$build/bench/udp_echo" --port=0 --bind=127.0.0.1 \
+      --threads=1 ) > "$results/$run.echo.out" 2> "$results/$run.echo.log" &
+  echo_pid=$!
+  started_pids+=("$echo_pid")
+  if ! eport=$(echo_port "$results/$run.echo.out" "$echo_pid"); then
+    log "udp_echo did not start for $run (see $run.echo.log)"
+    kill "$echo_pid" 2>/dev/null || true
+    return 0
+  fi
+  local common=(--peers $peers --mix "$mix" --json --cpu 1)
+  local daemon_half=("$peerload" --server "127.0.0.1:$daemon_port"
+                     --credentials "$credentials"
+                     --duration "$((seconds + 2))s" "${common[@]}")
+  local echo_half=("$peerload" --raw --server "127.0.0.1:$eport"
+                   --duration "${seconds}s" "${common[@]}")
+  if [ "${run##*.r}" = 1 ]; then
+    record "${daemon_half[@]}" "&"
+    record "${echo_half[@]}"
+  fi
+  : > "$results/$run.log"
+  timeout 180 "${daemon_half[@]}" > "$results/$run.json" \
+    2> "$results/$run.log" &
+  load_pid=$!
+  for ((i = 0; i < 1200; i++)); do
+    grep -q "measuring" "$results/$run.log" && break
+    kill -0 "$load_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if grep -q "measuring" "$results/$run.log"; then
+    timeout 180 "${echo_half[@]}" > "$results/$run.raw.json" \
+      2> "$results/$run.raw.log" || ok=0
+  else
+    ok=0
+  fi
+  wait "$load_pid" || ok=0
+  [ "$ok" -eq 1 ] ||
+    log "peerload $run failed (see $run.log and $run.raw.log)"
+  kill -TERM "$echo_pid" 2>/dev/null || true
+  wait "$echo_pid" 2>/dev/null || true
+}
 record "$peerload" --make-credentials $peers ">" "$credentials"
 "$peerload" --make-credentials $peers > "$credentials"
 for ((round = 1; round <= rounds; round++)); do
@@ -69,14 +143,14 @@ for ((round = 1; round <= rounds; round++)); do
     if ! start_daemon "$run" "$reactors" "$io" "$cpus" "$credentials"; then
       continue
     fi
+    if [ -n "$capped" ]; then
+      run_capped "$run" "$io" "$mix"
+      stop_daemon
+      continue
+    fi
     command=("$peerload" --server "127.0.0.1:$daemon_port"
              --credentials "$credentials" --duration "${seconds}s"
              --peers $peers --mix "$mix" --compare-raw --json)
-    if [ -n "$capped" ]; then
-      # The daemon's threads, all of them (cgroup.procs moves a process).
-      echo "$daemon_pid" > "$cgroup/cgroup.procs"
-      command+=(--echo-cgroup "$cgroup")
-    fi
     if [ -n "$cpus" ]; then
       command+=(--cpu 1 --echo-cpu "$cpus" --echo-threads "$reactors")
     else
@@ -89,4 +163,6 @@ for ((round = 1; round <= rounds; round++)); do
   done 3< "$results/scenarios.txt"
 done
 # Empty once every daemon and echo of it has exited.
-if [ -n "$cgroup" ]; then rmdir "$cgroup" 2>/dev/null || true; fi
+if [ -n "$cgroup" ]; then
+  rmdir "$cgroup" "$echo_cgroup" 2>/dev/null || true
+fi

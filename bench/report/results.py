@@ -10,6 +10,9 @@ knows their file names and formats:
   gbench-NAME.json   Google Benchmark's --benchmark_format=json
   scenarios.txt      peerload scenarios, "name|reactors|io|cpus|mix"
   NAME.rK.json       peerload --json of scenario NAME, round K (last line)
+  NAME.rK.raw.json   a capped round's echo half (peerload --raw --json),
+                     run at the same time as NAME.rK.json (whose run then
+                     has no baseline of its own)
   NAME.rK.load       the 1-minute load average when that round started
   soak-IO.json       peerload --json of the soak with --io=IO
   gc-NAME.json       peerload --json of group_commit.sh's run NAME
@@ -73,6 +76,23 @@ def to_float_or_none(lines):
         return float(lines[0])
     except (IndexError, ValueError):
         return None
+
+
+def with_baseline(run, raw):
+    """A daemon half's peerload JSON with the echo half that ran beside it
+    as its baseline, in the fields --compare-raw writes; None unless both
+    halves ran and the echo answered."""
+    if run is None or raw is None:
+        return None
+    base = raw.get("responses_per_s")
+    if not base:
+        return None
+    merged = dict(run)
+    merged.update({"baseline_responses_per_s": base,
+                   "baseline_p99_us": raw.get("p99_us"),
+                   "baseline_timeouts": raw.get("timeouts"),
+                   "ratio": float(run.get("responses_per_s") or 0) / base})
+    return merged
 
 
 class Scenario:
@@ -194,7 +214,10 @@ class Results:
             for k in range(1, rounds + 1):
                 base = os.path.join(self.folder, "%s.r%d" % (s.name, k))
                 load = " ".join(_lines(base + ".load")).strip()
-                s.rounds.append((last_json(base + ".json"), load))
+                run = last_json(base + ".json")
+                if os.path.exists(base + ".raw.json"):
+                    run = with_baseline(run, last_json(base + ".raw.json"))
+                s.rounds.append((run, load))
             scenarios[s.name] = s
         return scenarios
 

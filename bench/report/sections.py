@@ -65,16 +65,29 @@ def _capped(r):
     names = results_module.ONE_REACTOR_CAPPED
     if not any(name in r.scenarios for name in names):
         return ""
+    cap = r.get("load_cap_percent")
+    if r.get("load_cap_mode") == "concurrent":
+        how = (
+            "Here the daemon and the echo run at the same time, both on CPU "
+            "0, each in a cgroup of its own that lets it use %s%% of the CPU "
+            "(CFS bandwidth, every 10 ms), and each loaded by its own "
+            "peerload process on CPU 1 (the echo's half starts once the "
+            "daemon's peers have logged in, and ends within the daemon's "
+            "half). The server limits both halves, other work on the machine "
+            "slows both alike, and the ratio is the echo's CPU time per "
+            "response over the daemon's." % cap)
+    else:
+        how = (
+            "Here the daemon, and the echo after it, run in a cgroup that "
+            "lets them use %s%% of CPU 0 (CFS bandwidth, every 10 ms): the "
+            "server limits both halves, and the ratio is the echo's CPU time "
+            "per response over the daemon's." % cap)
     return (
         "#### One reactor capped at %s%% of its CPU (the target's figures)\n\n"
         "One peerload process is at the limit of its CPU in both halves of "
         "the uncapped runs below, so there the load generator decides much "
-        "of the ratio. Here the daemon, and the echo after it, run in a "
-        "cgroup that lets them use %s%% of CPU 0 (CFS bandwidth, every "
-        "10 ms): the server limits both halves, and the ratio is the echo's "
-        "CPU time per response over the daemon's.\n\n%s\n%s\n\n" % (
-            r.get("load_cap_percent"), r.get("load_cap_percent"),
-            LOAD_HEADER, _load_rows(r, names)))
+        "of the ratio. %s\n\n%s\n%s\n\n" % (
+            cap, how, LOAD_HEADER, _load_rows(r, names)))
 
 
 def throughput(r, charts):

@@ -52,7 +52,15 @@ def throughput(r):
         figures.append("%s %sx" % (name, fixed(ratio, 3)))
         all_met = all_met and ratio >= 0.8
     figure = "; ".join(figures)
-    if capped:
+    if capped and r.get("load_cap_mode") == "concurrent":
+        how = ("With one reactor pinned to CPU 0 and capped at %s%% of it "
+               "(a cgroup), and the one-thread UDP echo on the same CPU "
+               "under a cap of its own at the same time, each driven by its "
+               "own peerload on CPU 1, so that the server limits both halves, "
+               "a change in the machine's speed moves both alike, and the "
+               "ratio is the echo's CPU time per response over the daemon's"
+               % r.get("load_cap_percent"))
+    elif capped:
         how = ("With one reactor pinned to CPU 0 and capped at %s%% of it "
                "(a cgroup), peerload on CPU 1, and the one-thread UDP echo "
                "given the same CPU and cap right after, so that the server "

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import charts  # noqa: E402
 import fmt  # noqa: E402
 import results  # noqa: E402
+import sections  # noqa: E402
 import targets  # noqa: E402
 import write_report  # noqa: E402
 
@@ -171,6 +172,33 @@ class PeerloadTest(unittest.TestCase):
         self.assertIn("c1-uring-get 0.650x", target.figure)
         self.assertNotIn("r1-", target.figure)
         self.assertIn("capped at 40%", target.detail)
+
+    def test_capped_rounds_run_at_once_take_the_echo_half_beside_them(self):
+        folder = Folder(self)
+        folder.write("scenarios.txt", SCENARIOS + CAPPED)
+        folder.meta("load_cap_percent 40\nload_cap_mode concurrent")
+        for k, (daemon, echo) in enumerate(
+                [(45000.0, 60000.0), (50000.0, 60000.0), (30000.0, None)],
+                start=1):
+            daemon_half = json.loads(peerload_json(1.0, rps=daemon))
+            for key in ("baseline_responses_per_s", "ratio"):
+                del daemon_half[key]  # run alone: no baseline of its own
+            folder.write("c1-uring-get.r%d.json" % k,
+                         json.dumps(daemon_half) + "\n")
+            folder.write("c1-uring-get.r%d.raw.json" % k,
+                         json.dumps({"mode": "raw", "responses_per_s": echo,
+                                     "p99_us": 900.0, "timeouts": 2})
+                         + "\n" if echo else "")
+        r = folder.results()
+        scenario = r.scenarios["c1-uring-get"]
+        self.assertEqual(scenario.round_ratios(), "0.750, 0.833, failed")
+        median = scenario.median_round()[0]
+        self.assertEqual(median["baseline_responses_per_s"], 60000.0)
+        self.assertEqual(median["baseline_timeouts"], 2)
+        target = targets.throughput(r)
+        self.assertIn("c1-uring-get 0.750x", target.figure)
+        self.assertIn("at the same time", target.detail)
+        self.assertIn("at the same time", sections.throughput(r, {}))
 
     def test_throughput_missed_says_why(self):
         folder = Folder(self)
