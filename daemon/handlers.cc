@@ -188,6 +188,17 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
   return size;
 }
 
+void RequestHandler::Prefetch(std::span<const uint8_t> datagram) const {
+  // The header's plaintext session id; ParseDatagram would check far more
+  // than a prefetch needs.
+  if (datagram.size() < protocol::kHeaderSize) return;
+  uint64_t session_id = 0;
+  for (size_t i = 0; i < sizeof(session_id); ++i) {
+    session_id = session_id << 8 | datagram[protocol::kSessionIdOffset + i];
+  }
+  if (session_id != 0) session_hints_.Prefetch(session_id);
+}
+
 size_t RequestHandler::HandlePing(const Message& m, absl::Time now,
                                   std::span<uint8_t> reply) {
   absl::StatusOr<protocol::PingRequest> request =
@@ -221,6 +232,8 @@ size_t RequestHandler::HandleSessionRequest(const Message& m,
                                             absl::Time now,
                                             std::span<uint8_t> reply) {
   const Header& h = m.header;
+  // What this request reads of the session's state, for Prefetch.
+  const SessionHints::Recorder recorder(session_hints_, h.session_id);
   // The body opens into opened_body_: the datagram itself stays as the
   // reactor received it.
   const SessionTable::Admission admission = sessions_->Admit(

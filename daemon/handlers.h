@@ -58,6 +58,7 @@
 #include "core/auth/scram.h"
 #include "core/auth/ticket.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/prefetch_hints.h"
 #include "core/index/expiry_wheel.h"
 #include "core/index/registry.h"
 #include "core/proto/protocol.h"
@@ -217,6 +218,12 @@ class RequestHandler {
   // are cut to fit, and what cannot fit is dropped (no amplification).
   size_t Handle(std::span<const uint8_t> datagram, const Endpoint& from,
                 absl::Time now, std::span<uint8_t> reply);
+
+  // Starts loading the state that handling `datagram` will read, as far as
+  // this thread noted it for the datagram's session (SessionHints): the
+  // reactor's DatagramPeek, run over a batch before Handle. Changes nothing
+  // that Handle sees.
+  void Prefetch(std::span<const uint8_t> datagram) const;
 
   // Expires the sessions whose deadline has passed. Called by the reactor's
   // timer every wheel slot. `last_loss`: when the daemon last found its
@@ -385,6 +392,9 @@ class RequestHandler {
   // fields are views into it until Handle() returns).
   std::array<uint8_t, protocol::kMaxBodySize> opened_body_{};
   PingBudget ping_budget_;
+  // Where each session's state lay when this thread last handled one of
+  // its requests (HandleSessionRequest records, Prefetch reads).
+  SessionHints session_hints_;
   // The ticket keys this thread derived lately, by session id
   // (direct-mapped): deriving one costs two HMACs (bench/handler_bench
   // BM_TicketKeyFor: about a tenth of a GET), and a popular holder is asked

@@ -440,6 +440,9 @@ absl::Status Server::AddWorker(ReactorBackend backend,
         latency->Observe(static_cast<uint64_t>(
             absl::ToInt64Nanoseconds(MonotonicNow() - start)));
         return size;
+      },
+      [handler](std::span<const uint8_t> datagram) {
+        handler->Prefetch(datagram);
       });
   if (!s.ok()) return s;
   s = worker.reactor->AddReadable(completions_queue->fd(), [completions_queue] {

@@ -5,6 +5,7 @@
 
 #include "absl/hash/hash.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/prefetch_hints.h"
 
 namespace pcfs {
 namespace {
@@ -88,6 +89,7 @@ SessionTable::Admission SessionTable::Admit(uint64_t id,
   MutexLock lock(&shard.mu);
   SessionState* state = shard.Find(id);
   if (state == nullptr) return admission;  // kUnknownSession
+  NotePrefetchHint(state, sizeof(*state));
   // The tag first: a forged datagram must not move the replay window. The
   // sequence number is the header's, which the tag covers.
   if (!OpenDatagram(state->key, Direction::kToDaemon, datagram, body_out)

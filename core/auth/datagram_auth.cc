@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "core/auth/aes_gcm.h"
 #include "core/auth/hmac_sha256.h"
+#include "core/base/prefetch_hints.h"
 #include "core/proto/protocol.h"
 
 namespace pcfs {
@@ -111,6 +112,7 @@ class ThreadCiphers {
       entry = victim;
     }
     entry->used = clock_;
+    NotePrefetchHint(set, static_cast<size_t>(entry - set + 1) * sizeof(Entry));
     return (direction == Direction::kToDaemon ? entry->to_daemon
                                               : entry->to_client)
         .get();

@@ -8,6 +8,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/prefetch_hints.h"
 #include "core/index/registry_internal.h"
 
 // Presence: sessions' users, endpoints and deadlines. Publications are in
@@ -183,6 +184,7 @@ std::optional<UserName> Registry::Admit(uint64_t session_id,
   MutexLock lock(&shard.mu);
   Presence* session = shard.sessions.Find(session_id);
   if (session == nullptr || session->is_remote()) return std::nullopt;
+  NotePrefetchHint(session, sizeof(*session));
   session->control = from;
   if (heartbeat) Renew(*session, now, impl_->session_timeout);
   return UserName(session->user);

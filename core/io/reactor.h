@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <memory>
 #include <span>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -36,6 +37,14 @@ enum class ReactorBackend { kEpoll, kUring };
 using DatagramHandler = absl::AnyInvocable<size_t(
     std::span<const uint8_t> datagram, const SocketAddress& from,
     std::span<uint8_t> reply)>;
+
+// Shown every datagram of a received batch before the DatagramHandler gets
+// the first of them, on the loop thread: to start loading what handling
+// each will read (SessionHints), so that the loads of the whole batch
+// overlap instead of each stalling its handler in turn. It must change
+// nothing that a handler sees; the span is valid only during the call.
+using DatagramPeek =
+    absl::AnyInvocable<void(std::span<const uint8_t> datagram)>;
 
 // Counters of the datagram path, summed over the reactor's sockets.
 struct ReactorStats {
@@ -64,8 +73,14 @@ class Reactor {
   // can refuse it; larger ones are dropped and counted (datagrams_oversized).
   // A reply that cannot be sent at once (full send buffer) is dropped and
   // counted: this is UDP, and the client retransmits.
+  absl::Status AddDatagramSocket(UniqueFd socket, DatagramHandler handler) {
+    return AddDatagramSocket(std::move(socket), std::move(handler), nullptr);
+  }
+  // The same, with `peek` (may be null) shown each batch of datagrams
+  // before `handler` gets them.
   virtual absl::Status AddDatagramSocket(UniqueFd socket,
-                                         DatagramHandler handler) = 0;
+                                         DatagramHandler handler,
+                                         DatagramPeek peek) = 0;
 
   // Calls `fn` every `period` (a timerfd), starting one period from now.
   // Missed ticks are merged: fn runs once however many expirations passed.

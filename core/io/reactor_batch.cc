@@ -27,18 +27,18 @@ DatagramBatch::DatagramBatch(Counters* counters) : counters_(counters) {
   }
 }
 
-unsigned DatagramBatch::ReceiveHandleAndReply(int fd,
-                                              DatagramHandler& handler) {
+unsigned DatagramBatch::ReceiveHandleAndReply(int fd, DatagramHandler& handler,
+                                              DatagramPeek* peek) {
   const unsigned received = Receive(fd);
-  if (received != 0) Send(fd, Handle(received, handler));
+  if (received != 0) Send(fd, Handle(received, handler, peek));
   return received;
 }
 
-void DatagramBatch::Drain(int fd, DatagramHandler& handler,
+void DatagramBatch::Drain(int fd, DatagramHandler& handler, DatagramPeek* peek,
                           size_t max_datagrams) {
   size_t drained = 0;
   while (drained < max_datagrams) {
-    const unsigned received = ReceiveHandleAndReply(fd, handler);
+    const unsigned received = ReceiveHandleAndReply(fd, handler, peek);
     drained += received;
     if (received < kBatchSize) return;
   }
@@ -63,7 +63,17 @@ unsigned DatagramBatch::Receive(int fd) {
   return static_cast<unsigned>(received);
 }
 
-unsigned DatagramBatch::Handle(unsigned received, DatagramHandler& handler) {
+void DatagramBatch::Peek(unsigned i, DatagramPeek& peek) {
+  const mmsghdr& in = receive_headers_[i];
+  if (in.msg_hdr.msg_flags & MSG_TRUNC) return;
+  peek(std::span<const uint8_t>(slots_[i].datagram.data(), in.msg_len));
+}
+
+unsigned DatagramBatch::Handle(unsigned received, DatagramHandler& handler,
+                               DatagramPeek* peek) {
+  if (peek != nullptr && *peek != nullptr) {
+    for (unsigned i = 0; i < received; ++i) Peek(i, *peek);
+  }
   unsigned replies = 0;
   uint64_t handled = 0, oversized = 0, refused = 0;
   for (unsigned i = 0; i < received; ++i) {

@@ -61,11 +61,15 @@ class DatagramBatch {
   // Receives up to kBatchSize datagrams waiting on `fd` (non-blocking),
   // hands each to `handler` and sends the replies. Returns how many were
   // received: fewer than kBatchSize means the socket was drained.
-  unsigned ReceiveHandleAndReply(int fd, DatagramHandler& handler);
+  // `peek` (may be null) is shown every datagram of the batch before
+  // `handler` gets the first.
+  unsigned ReceiveHandleAndReply(int fd, DatagramHandler& handler,
+                                 DatagramPeek* peek);
 
   // Repeats ReceiveHandleAndReply until the socket is drained or
   // `max_datagrams` have been received.
-  void Drain(int fd, DatagramHandler& handler, size_t max_datagrams);
+  void Drain(int fd, DatagramHandler& handler, DatagramPeek* peek,
+             size_t max_datagrams);
 
  private:
   struct Slot {
@@ -80,7 +84,10 @@ class DatagramBatch {
   unsigned Receive(int fd);
   // Runs the handler on each datagram; returns the number of replies queued
   // in send_headers_.
-  unsigned Handle(unsigned received, DatagramHandler& handler);
+  unsigned Handle(unsigned received, DatagramHandler& handler,
+                  DatagramPeek* peek);
+  // Shows datagram `i` to `peek` unless it was cut short.
+  void Peek(unsigned i, DatagramPeek& peek);
   void Send(int fd, unsigned count);
 
   Counters* counters_;

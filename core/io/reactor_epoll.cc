@@ -39,6 +39,7 @@ struct Source {
 struct DatagramPort {
   UniqueFd socket;
   DatagramHandler handler;
+  DatagramPeek peek;  // may be null
 };
 
 class EpollReactor final : public Reactor {
@@ -49,8 +50,9 @@ class EpollReactor final : public Reactor {
   // Registers the eventfd that Stop() writes to.
   absl::Status Init();
 
-  absl::Status AddDatagramSocket(UniqueFd socket,
-                                 DatagramHandler handler) override;
+  using Reactor::AddDatagramSocket;
+  absl::Status AddDatagramSocket(UniqueFd socket, DatagramHandler handler,
+                                 DatagramPeek peek) override;
   absl::Status AddTimer(absl::Duration period,
                         absl::AnyInvocable<void()> fn) override;
   absl::Status AddSignals(std::initializer_list<int> signals,
@@ -104,18 +106,19 @@ absl::Status EpollReactor::Register(int fd, UniqueFd owned,
 }
 
 absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
-                                             DatagramHandler handler) {
+                                             DatagramHandler handler,
+                                             DatagramPeek peek) {
   if (absl::Status s = internal::CheckDatagramSocket(socket.get()); !s.ok()) {
     return s;
   }
   auto port = std::make_unique<DatagramPort>(
-      DatagramPort{std::move(socket), std::move(handler)});
+      DatagramPort{std::move(socket), std::move(handler), std::move(peek)});
   DatagramPort* served = port.get();
   ports_.push_back(std::move(port));
   absl::Status s = Register(served->socket.get(), UniqueFd(), [this, served] {
     for (int batch = 0; batch < kBatchesPerWakeup; ++batch) {
-      const unsigned received =
-          batch_->ReceiveHandleAndReply(served->socket.get(), served->handler);
+      const unsigned received = batch_->ReceiveHandleAndReply(
+          served->socket.get(), served->handler, &served->peek);
       if (received < DatagramBatch::kBatchSize) return;  // drained
     }
   });
@@ -125,7 +128,8 @@ absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
 
 void EpollReactor::DrainDatagrams() {
   for (const std::unique_ptr<DatagramPort>& port : ports_) {
-    batch_->Drain(port->socket.get(), port->handler, kMaxDrainedDatagrams);
+    batch_->Drain(port->socket.get(), port->handler, &port->peek,
+                  kMaxDrainedDatagrams);
   }
 }
 

@@ -100,9 +100,13 @@ class BufferRing {
 
   // Takes the buffer that a completion with IORING_CQE_F_BUFFER names.
   ReceivedBuffer Take(uint32_t cqe_flags, int32_t length) {
-    const auto id = static_cast<uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+    return ReceivedBuffer(this, IdOf(cqe_flags), View(cqe_flags, length));
+  }
+
+  // The bytes of that buffer, without taking it.
+  std::span<uint8_t> View(uint32_t cqe_flags, int32_t length) {
     const size_t filled = static_cast<size_t>(std::max(length, 0));
-    return ReceivedBuffer(this, id, std::span<uint8_t>(At(id), filled));
+    return std::span<uint8_t>(At(IdOf(cqe_flags)), filled);
   }
 
   // Lists buffer `id` in the ring again.
@@ -119,6 +123,9 @@ class BufferRing {
   };
 
   uint8_t* At(uint16_t id) { return memory_.get() + id * kReceiveBufferSize; }
+  static uint16_t IdOf(uint32_t cqe_flags) {
+    return static_cast<uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+  }
 
   std::unique_ptr<io_uring_buf_ring, Unmap> entries_;  // page-aligned
   std::unique_ptr<uint8_t[]> memory_;
@@ -222,6 +229,7 @@ struct Source {
 struct DatagramPort {
   UniqueFd socket;
   DatagramHandler handler;
+  DatagramPeek peek;  // may be null
   // The multishot receive's template, read by the kernel while the receive
   // lasts: room for the sender's address in each buffer, no control data.
   msghdr receive_header{};
@@ -241,8 +249,9 @@ class UringReactor final : public Reactor {
   // Sets up the ring, the buffer ring and the eventfd that Stop() writes.
   absl::Status Init(UringTaskRun task_run);
 
-  absl::Status AddDatagramSocket(UniqueFd socket,
-                                 DatagramHandler handler) override;
+  using Reactor::AddDatagramSocket;
+  absl::Status AddDatagramSocket(UniqueFd socket, DatagramHandler handler,
+                                 DatagramPeek peek) override;
   absl::Status AddTimer(absl::Duration period,
                         absl::AnyInvocable<void()> fn) override;
   absl::Status AddSignals(std::initializer_list<int> signals,
@@ -274,6 +283,9 @@ class UringReactor final : public Reactor {
   void OnReadable(size_t index, int32_t result);
   void OnReceived(size_t index, int32_t result, uint32_t flags);
   void HandleDatagram(DatagramPort& port, const ReceivedBuffer& buffer);
+  // Shows the datagram a receive completion carries, if any, to its port's
+  // DatagramPeek.
+  void PeekDatagram(const io_uring_cqe& cqe);
   bool SendReply(int fd, ReplySlot& slot, size_t length);
   void OnSent(size_t index, int32_t result);
 
@@ -380,13 +392,15 @@ bool UringReactor::ArmReceive(size_t index) {
 }
 
 absl::Status UringReactor::AddDatagramSocket(UniqueFd socket,
-                                             DatagramHandler handler) {
+                                             DatagramHandler handler,
+                                             DatagramPeek peek) {
   if (absl::Status s = internal::CheckDatagramSocket(socket.get()); !s.ok()) {
     return s;
   }
   auto port = std::make_unique<DatagramPort>();
   port->socket = std::move(socket);
   port->handler = std::move(handler);
+  port->peek = std::move(peek);
   port->receive_header.msg_namelen = sizeof(sockaddr_storage);
   ports_.push_back(std::move(port));
   if (!ArmReceive(ports_.size() - 1)) {
@@ -517,7 +531,9 @@ void UringReactor::HandleCompletions() {
     io_uring_cqe_seen(&ring_, cqe);
   }
   // Datagrams first, then the polls (timers, signals, Stop): a timer runs
-  // after the datagrams that completed with it.
+  // after the datagrams that completed with it. Every datagram is peeked
+  // at before the first is handled.
+  for (unsigned i = 0; i < count; ++i) PeekDatagram(batch[i]);
   for (unsigned i = 0; i < count; ++i) {
     if (!IsPoll(batch[i])) Dispatch(batch[i]);
   }
@@ -581,6 +597,26 @@ void UringReactor::OnReceived(size_t index, int32_t result, uint32_t flags) {
   if (!quiescing_ && !ArmReceive(index)) {
     failure_ = absl::ResourceExhaustedError("io_uring submission queue full");
   }
+}
+
+void UringReactor::PeekDatagram(const io_uring_cqe& cqe) {
+  const uint64_t tag = io_uring_cqe_get_data64(&cqe);
+  if (static_cast<Operation>(tag & ((1u << kOperationBits) - 1)) !=
+          Operation::kReceive ||
+      (cqe.flags & IORING_CQE_F_BUFFER) == 0 || cqe.res < 0) {
+    return;
+  }
+  DatagramPort& port = *ports_[static_cast<size_t>(tag >> kOperationBits)];
+  if (port.peek == nullptr) return;
+  const std::span<uint8_t> bytes = buffers_.View(cqe.flags, cqe.res);
+  const int length = static_cast<int>(bytes.size());
+  io_uring_recvmsg_out* out =
+      io_uring_recvmsg_validate(bytes.data(), length, &port.receive_header);
+  if (out == nullptr || (out->flags & MSG_TRUNC)) return;
+  port.peek(std::span<const uint8_t>(
+      static_cast<const uint8_t*>(
+          io_uring_recvmsg_payload(out, &port.receive_header)),
+      io_uring_recvmsg_payload_length(out, length, &port.receive_header)));
 }
 
 void UringReactor::HandleDatagram(DatagramPort& port,
@@ -679,7 +715,7 @@ void UringReactor::DrainDatagrams() {
     drain_batch_ = std::make_unique<DatagramBatch>(&counters_);
   }
   for (const std::unique_ptr<DatagramPort>& port : ports_) {
-    drain_batch_->Drain(port->socket.get(), port->handler,
+    drain_batch_->Drain(port->socket.get(), port->handler, &port->peek,
                         kMaxDrainedDatagrams);
   }
 }

@@ -375,6 +375,65 @@ TEST_P(ReactorTest, AnswersDatagramsQueuedBeforeRun) {
   }
 }
 
+// The DatagramPeek sees every datagram once, each before its handler, and
+// a batch's datagrams all before the first of them is handled: with
+// datagrams queued before Run, some datagram is peeked at before an
+// earlier one is handled.
+TEST_P(ReactorTest, PeekSeesEachBatchBeforeItsHandler) {
+  std::unique_ptr<Reactor> reactor = NewReactor();
+  ASSERT_NE(reactor, nullptr);
+  SocketAddress server;
+  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  // Events in order: +N for a peek at datagram N, -N-1 for its handling.
+  std::vector<int> events;
+  const auto number = [](std::span<const uint8_t> datagram) {
+    int n = -1;
+    const std::string text(datagram.begin(), datagram.end());
+    return sscanf(text.c_str(), "datagram %d", &n) == 1 ? n : -1;
+  };
+  ASSERT_TRUE(reactor
+                  ->AddDatagramSocket(
+                      std::move(*socket),
+                      [&](std::span<const uint8_t> datagram,
+                          const SocketAddress& from, std::span<uint8_t> reply) {
+                        events.push_back(-number(datagram) - 1);
+                        return Echo(datagram, from, reply);
+                      },
+                      [&](std::span<const uint8_t> datagram) {
+                        events.push_back(number(datagram));
+                      })
+                  .ok());
+  UniqueFd client = OpenClient(server);
+  constexpr int kQueued = 100;
+  for (int i = 0; i < kQueued; ++i) {
+    Send(client.get(), absl::StrCat("datagram ", i));
+  }
+  {
+    BackgroundReactor running(*reactor);
+    for (int i = 0; i < kQueued; ++i) {
+      ASSERT_EQ(Receive(client.get()).rfind("datagram ", 0), 0u);
+    }
+  }
+  std::vector<int> peeked_at(kQueued, -1), handled_at(kQueued, -1);
+  for (size_t at = 0; at < events.size(); ++at) {
+    const int event = events[at];
+    std::vector<int>& seen = event >= 0 ? peeked_at : handled_at;
+    const int n = event >= 0 ? event : -event - 1;
+    ASSERT_TRUE(n >= 0 && n < kQueued) << event;
+    EXPECT_EQ(seen[n], -1) << "datagram " << n << " seen twice";
+    seen[n] = static_cast<int>(at);
+  }
+  bool peeked_ahead = false;
+  for (int n = 0; n < kQueued; ++n) {
+    ASSERT_NE(peeked_at[n], -1) << "datagram " << n << " never peeked at";
+    ASSERT_NE(handled_at[n], -1) << "datagram " << n << " never handled";
+    EXPECT_LT(peeked_at[n], handled_at[n]) << "datagram " << n;
+    if (n > 0 && peeked_at[n] < handled_at[n - 1]) peeked_ahead = true;
+  }
+  EXPECT_TRUE(peeked_ahead);
+}
+
 TEST_P(ReactorTest, HandlerSeesA1500ByteDatagramWhole) {
   std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
