@@ -4,11 +4,13 @@
 //
 // Two implementations, the same bytes (aes_gcm_test checks them against
 // each other and against the NIST vectors):
-//   kAesNi  AES itself with the CPU's AES-NI instructions (the round keys
-//           in this object), GHASH and the GCM mode with libcrypto's own
-//           functions (CRYPTO_gcm128_*, openssl/modes.h, which take
-//           PCLMULQDQ where the CPU has it). Built on x86 only, and chosen
-//           where the CPU has AES-NI and PCLMULQDQ.
+//   kAesNi  AES with the CPU's AES-NI instructions and GHASH with its
+//           carry-less multiply (PCLMULQDQ), the GCM mode around them
+//           written here: the whole cipher is the round keys and GHASH's
+//           key and powers, 240 bytes in the object, which every datagram
+//           of a session reads (libcrypto's CRYPTO_gcm128_* kept another 440
+//           bytes of state in another allocation). Built on x86 only, and
+//           chosen where the CPU has AES-NI, PCLMULQDQ and SSSE3.
 //   kEvp    OpenSSL's EVP interface. On OpenSSL 3 every message goes through
 //           the provider's parameter lookups (strcmp by name), which for a
 //           64-byte datagram cost more than the cipher itself
@@ -64,9 +66,11 @@ class AesGcm128 {
   virtual bool Seal(const Nonce& nonce, std::span<const uint8_t> aad,
                     std::span<uint8_t> body, Tag& tag) = 0;
 
-  // Decrypts `body` into `out` (the same memory or apart from it, never
-  // overlapping otherwise) and checks `tag`. False if the tag does not
-  // match: `out` then holds unauthenticated bytes, which the caller wipes.
+  // Checks `tag` and decrypts `body` into `out` (the same memory or apart
+  // from it, never overlapping otherwise). False if the tag does not
+  // match: `out` then may hold unauthenticated bytes (kEvp decrypts as it
+  // goes; kAesNi checks first and leaves `out` alone), which the caller
+  // wipes.
   // REQUIRES: out.size() >= body.size().
   virtual bool Open(const Nonce& nonce, std::span<const uint8_t> aad,
                     std::span<const uint8_t> body, const Tag& tag,
