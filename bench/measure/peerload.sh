@@ -13,8 +13,10 @@
 # process on CPU 1. The server is then what limits the responses/s, in both
 # halves alike, and the ratio is the echo's CPU time per response over the
 # daemon's. Because the halves run at once, a change in the machine's speed
-# (other work on the shared host) moves both alike: run to run the ratio
-# varies by about 1%, where halves one after the other varied by 15%. The
+# (other work on the shared host) moves both alike: one binary's ratio
+# stayed within a few percent from run to run (0.69-0.78 over a dozen runs
+# on a busy day, 0.72-0.73 on a quiet one), where halves one after the other
+# gave 0.66-0.99. The
 # target reads those; without a writable cgroup (not root) they are
 # skipped, and the target falls back to the r1-* scenarios.
 #
