@@ -83,14 +83,14 @@ def throughput(r):
         "renews it, builds and seals the reply (a `get` also looks up the "
         "name's holders and MACs a download ticket for each, and its reply "
         "is larger than the echo's). perf, capped, at 0fcc5e6: per response "
-        "the daemon's kernel time is about a tenth above the echo's (in part "
-        "because each sent datagram, when freed, wakes the socket's wait "
-        "queue, where epoll or io_uring stays registered; the echo blocks in "
-        "recvmmsg and has no waiter there), and its own code and libcrypto "
-        "are about a sixth of its CPU time for heartbeats and nearly a third "
-        "for `get`, a good part of it cache misses on per-session state. "
-        "What would close it: less work per datagram and fewer wake-ups; "
-        "then rerun this suite." % (figure, how)))
+        "the daemon's kernel time is about a tenth above the echo's, spread "
+        "over the same system calls (not the socket's registration with "
+        "epoll: registering the echo's socket changed its throughput by "
+        "under 1%%), and its own code and libcrypto are about a sixth of its "
+        "CPU time for heartbeats and nearly a third for `get`, a good part "
+        "of it cache misses on per-session state. What would close it: less "
+        "work and memory per datagram; then rerun this suite." % (
+            figure, how)))
 
 
 def search(r):
