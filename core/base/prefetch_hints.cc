@@ -17,7 +17,7 @@ size_t PowerOfTwoAtLeast(size_t n) {
 
 }  // namespace
 
-thread_local SessionHints::Entry* SessionHints::recording_ = nullptr;
+constinit thread_local SessionHints::Entry* SessionHints::recording_ = nullptr;
 
 SessionHints::SessionHints(size_t sessions)
     : mask_(PowerOfTwoAtLeast(std::max<size_t>(sessions, 1)) - 1),

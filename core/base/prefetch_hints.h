@@ -79,7 +79,7 @@ class SessionHints {
   Entry& SlotOf(uint64_t session_id) const;
   static void Note(const void* address, size_t bytes);
 
-  static thread_local Entry* recording_;
+  static constinit thread_local Entry* recording_;
   const size_t mask_;
   const std::unique_ptr<Entry[]> entries_;
 };
