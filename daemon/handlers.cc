@@ -193,9 +193,8 @@ void RequestHandler::Prefetch(std::span<const uint8_t> datagram) const {
   // than a prefetch needs.
   if (datagram.size() < protocol::kHeaderSize) return;
   uint64_t session_id = 0;
-  for (size_t i = 0; i < sizeof(session_id); ++i) {
-    session_id = session_id << 8 | datagram[protocol::kSessionIdOffset + i];
-  }
+  protocol::Reader(datagram.subspan(protocol::kSessionIdOffset))
+      .U64(&session_id);
   if (session_id != 0) session_hints_.Prefetch(session_id);
 }
 

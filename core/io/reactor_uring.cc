@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -68,6 +69,24 @@ constexpr int kOperationBits = 2;
 
 uint64_t Tag(Operation operation, size_t index) {
   return (uint64_t{index} << kOperationBits) | static_cast<uint64_t>(operation);
+}
+
+// What Tag() packed into a completion's user data.
+Operation OperationOf(const io_uring_cqe& cqe) {
+  return static_cast<Operation>(io_uring_cqe_get_data64(&cqe) &
+                                ((1u << kOperationBits) - 1));
+}
+size_t IndexOf(const io_uring_cqe& cqe) {
+  return static_cast<size_t>(io_uring_cqe_get_data64(&cqe) >> kOperationBits);
+}
+
+// The payload of a multishot receive's buffer of `length` bytes, which
+// io_uring_recvmsg_validate turned into `out` under `header`.
+std::span<const uint8_t> PayloadOf(io_uring_recvmsg_out* out, int length,
+                                   msghdr& header) {
+  return std::span<const uint8_t>(
+      static_cast<const uint8_t*>(io_uring_recvmsg_payload(out, &header)),
+      io_uring_recvmsg_payload_length(out, length, &header));
 }
 
 class BufferRing;
@@ -548,15 +567,12 @@ void UringReactor::HandleCompletions() {
 }
 
 bool UringReactor::IsPoll(const io_uring_cqe& cqe) {
-  const uint64_t tag = io_uring_cqe_get_data64(&cqe);
-  return static_cast<Operation>(tag & ((1u << kOperationBits) - 1)) ==
-         Operation::kPoll;
+  return OperationOf(cqe) == Operation::kPoll;
 }
 
 void UringReactor::Dispatch(const io_uring_cqe& cqe) {
-  const uint64_t tag = io_uring_cqe_get_data64(&cqe);
-  const size_t index = static_cast<size_t>(tag >> kOperationBits);
-  switch (static_cast<Operation>(tag & ((1u << kOperationBits) - 1))) {
+  const size_t index = IndexOf(cqe);
+  switch (OperationOf(cqe)) {
     case Operation::kPoll:
       return OnReadable(index, cqe.res);
     case Operation::kReceive:
@@ -600,23 +616,18 @@ void UringReactor::OnReceived(size_t index, int32_t result, uint32_t flags) {
 }
 
 void UringReactor::PeekDatagram(const io_uring_cqe& cqe) {
-  const uint64_t tag = io_uring_cqe_get_data64(&cqe);
-  if (static_cast<Operation>(tag & ((1u << kOperationBits) - 1)) !=
-          Operation::kReceive ||
+  if (OperationOf(cqe) != Operation::kReceive ||
       (cqe.flags & IORING_CQE_F_BUFFER) == 0 || cqe.res < 0) {
     return;
   }
-  DatagramPort& port = *ports_[static_cast<size_t>(tag >> kOperationBits)];
+  DatagramPort& port = *ports_[IndexOf(cqe)];
   if (port.peek == nullptr) return;
   const std::span<uint8_t> bytes = buffers_.View(cqe.flags, cqe.res);
   const int length = static_cast<int>(bytes.size());
   io_uring_recvmsg_out* out =
       io_uring_recvmsg_validate(bytes.data(), length, &port.receive_header);
   if (out == nullptr || (out->flags & MSG_TRUNC)) return;
-  port.peek(std::span<const uint8_t>(
-      static_cast<const uint8_t*>(
-          io_uring_recvmsg_payload(out, &port.receive_header)),
-      io_uring_recvmsg_payload_length(out, length, &port.receive_header)));
+  port.peek(PayloadOf(out, length, port.receive_header));
 }
 
 void UringReactor::HandleDatagram(DatagramPort& port,
@@ -637,10 +648,8 @@ void UringReactor::HandleDatagram(DatagramPort& port,
   ReplySlot& slot = lease.get() != nullptr ? *lease.get() : spare_slot_;
   slot.to.length = std::min<socklen_t>(out->namelen, sizeof(slot.to.storage));
   std::memcpy(&slot.to.storage, io_uring_recvmsg_name(out), slot.to.length);
-  const std::span<const uint8_t> datagram(
-      static_cast<const uint8_t*>(
-          io_uring_recvmsg_payload(out, &port.receive_header)),
-      io_uring_recvmsg_payload_length(out, length, &port.receive_header));
+  const std::span<const uint8_t> datagram =
+      PayloadOf(out, length, port.receive_header);
   Counters::Add(counters_.datagrams_received);
   const size_t reply = port.handler(datagram, slot.to, slot.bytes);
   if (reply == 0) return;
