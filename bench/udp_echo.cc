@@ -50,8 +50,9 @@ namespace {
 // Datagrams per recvmmsg/sendmmsg. Smaller batches were cheaper per
 // datagram: two echoes at once on one CPU, each capped at 25% of it,
 // answered 1.7-3.2% more with 16 than with 64, and 0.6-1.1% more again with
-// 8 (four and three runs), the batch's buffers staying in the L1 cache.
-// The baseline is the fastest echo measured, so the smallest of those.
+// 8 (four and three runs); presumably the smaller batch's buffers stay in
+// the L1 cache (not measured). The baseline is the fastest echo measured,
+// so the smallest of those.
 constexpr int kBatch = 8;
 constexpr size_t kMaxDatagram = 2048;
 constexpr int kSocketBufferBytes = 4 << 20;

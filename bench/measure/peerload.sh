@@ -63,6 +63,8 @@ if cgroup=$(cpu_cgroup pcfs-bench-cap $cap) &&
     echo "c1-$name|1|$io|0|${spec#*/}|$cap" >> "$results/scenarios.txt"
   done
 else
+  # The daemon's cgroup may have been made before the echo's failed.
+  if [ -n "$cgroup" ]; then rmdir "$cgroup" 2>/dev/null || true; fi
   cgroup=""
   meta load_cap_note "no writable cgroup with a cpu controller (run as root)"
   log "peerload: no writable cpu cgroup; the capped scenarios are skipped"
@@ -84,14 +86,14 @@ echo_port() {
   return 1
 }
 
-# One capped round ($1: run name, $2: io, $3: mix): the daemon (already
+# One capped round ($1: run name, $2: mix): the daemon (already
 # started, pinned to CPU 0) in $cgroup and a one-thread udp_echo pinned to
 # CPU 0 in $echo_cgroup, each loaded at the same time by its own peerload
 # on CPU 1. The daemon's half runs 2 s longer and the echo's starts once
 # the daemon's measures (its peers have logged in), so that the echo's
 # whole measured span lies within the daemon's.
 run_capped() {
-  local run=$1 io=$2 mix=$3 echo_pid eport load_pid i ok=1
+  local run=$1 mix=$2 echo_pid eport load_pid i ok=1
   echo "$daemon_pid" > "$cgroup/cgroup.procs"
   : > "$results/$run.echo.out"
   ( echo "$BASHPID" > "$echo_cgroup/cgroup.procs"
@@ -146,7 +148,7 @@ for ((round = 1; round <= rounds; round++)); do
       continue
     fi
     if [ -n "$capped" ]; then
-      run_capped "$run" "$io" "$mix"
+      run_capped "$run" "$mix"
       stop_daemon
       continue
     fi
