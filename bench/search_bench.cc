@@ -292,6 +292,33 @@ BENCHMARK(BM_IndexQueryP99)
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 
+// Index upkeep under churn, as the journal writer pays it for a stream of
+// `pub`/`unp` (peerload --mix pub=1,unp=1): each of 2,000 users holds a
+// queue of names "loadU-own-K.dat"; one iteration adds a user's next name
+// and removes its oldest, so that the index keeps its size (range(0)
+// names, spread over the users) and freed ids are reused mid-list.
+void BM_IndexChurn(benchmark::State& state) {
+  constexpr uint32_t kChurnUsers = 2000;
+  const uint32_t per_user = static_cast<uint32_t>(state.range(0)) / kChurnUsers;
+  SearchIndex index;
+  std::vector<uint32_t> oldest(kChurnUsers, 0);
+  std::vector<uint32_t> next(kChurnUsers, per_user);
+  auto name = [](uint32_t user, uint32_t k) {
+    return absl::StrCat("load", user, "-own-", k, ".dat");
+  };
+  for (uint32_t u = 0; u < kChurnUsers; ++u) {
+    for (uint32_t k = 0; k < per_user; ++k) index.Add(name(u, k));
+  }
+  std::mt19937 rng(7);
+  for (auto _ : state) {
+    const uint32_t u = rng() % kChurnUsers;
+    index.Add(name(u, next[u]++));
+    index.Remove(name(u, oldest[u]++));
+  }
+  state.counters["names"] = static_cast<double>(index.size());
+}
+BENCHMARK(BM_IndexChurn)->Arg(4000)->Arg(100000);
+
 // For comparison: what every query cost before the index, a scan of all
 // names with a substring check.
 void BM_ScanBaseline(benchmark::State& state) {

@@ -1,6 +1,7 @@
 #include "core/index/posting_list.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace pcfs {
 
@@ -13,12 +14,15 @@ size_t PostingList::BlockFor(uint32_t id) const {
   return it == begin ? 0 : static_cast<size_t>(it - begin) - 1;
 }
 
-uint32_t PostingList::last() const {
-  if (heap()) return heap_.last;
-  uint32_t id = inline_.first;
-  const uint8_t* p = inline_.gaps;
-  for (uint32_t i = 1; i < inline_.count; ++i) id += GetVarint(p);
+uint32_t PostingList::LastOf(const Block& block) {
+  uint32_t id = block.first;
+  const uint8_t* p = block.gaps;
+  for (uint32_t i = 1; i < block.count; ++i) id += GetVarint(p);
   return id;
+}
+
+uint32_t PostingList::last() const {
+  return heap() ? heap_.last : LastOf(inline_);
 }
 
 void PostingList::AppendIds(const Block& block, Ids& ids) {
@@ -91,11 +95,15 @@ void PostingList::Splice(size_t i, size_t removed, const Block* fresh,
   heap_.count = static_cast<uint32_t>(count);
 }
 
-void PostingList::Rewrite(size_t i, const Ids& ids) {
-  absl::InlinedVector<Block, 2> fresh;
+void PostingList::Split(size_t i, const Ids& ids) {
+  // Halves, not a full block and a near-empty one: the next change of
+  // either would join or split them again (Erase joins below kJoinBytes).
+  const size_t half = (ids.size() + 1) / 2;
+  absl::InlinedVector<Block, 3> fresh;
   for (size_t done = 0; done < ids.size();) {
     fresh.emplace_back();
-    done += Encode(ids.data() + done, ids.size() - done, fresh.back());
+    done += Encode(ids.data() + done, std::min(half, ids.size() - done),
+                   fresh.back());
   }
   Splice(i, 1, fresh.data(), fresh.size());
 }
@@ -106,10 +114,12 @@ void PostingList::Insert(uint32_t id) {
   const uint32_t last = count == 0 ? 0 : this->last();
   if (count > 0 && id < last) {  // into the middle
     const size_t i = BlockFor(id);
-    Ids ids;
-    AppendIds(blocks()[i], ids);
-    ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
-    Rewrite(i, ids);
+    if (!InsertInBlock(blocks()[i], id)) {  // full: split it
+      Ids ids;
+      AppendIds(blocks()[i], ids);
+      ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
+      Split(i, ids);
+    }
     SetTotals(size, last);
     return;
   }
@@ -128,44 +138,116 @@ void PostingList::Insert(uint32_t id) {
   SetTotals(size, id);
 }
 
+bool PostingList::InsertInBlock(Block& block, uint32_t id) {
+  if (block.count >= kMaxBlockIds) return false;
+  uint8_t* const gaps = block.gaps;
+  // Where the new gap bytes go, the bytes they replace, and the gaps.
+  size_t at = block.used;
+  size_t replaced = 0;
+  uint32_t before = 0;  // from the id before (0: `id` becomes the first)
+  uint32_t after = 0;   // to the id after (0: `id` becomes the last)
+  if (id < block.first) {
+    at = 0;
+    after = block.first - id;
+  } else {
+    uint32_t previous = block.first;
+    const uint8_t* p = gaps;
+    for (uint32_t k = 1; k < block.count; ++k) {
+      const uint8_t* gap_start = p;
+      const uint32_t next = previous + GetVarint(p);
+      if (next > id) {
+        at = static_cast<size_t>(gap_start - gaps);
+        replaced = static_cast<size_t>(p - gap_start);
+        after = next - id;
+        break;
+      }
+      previous = next;
+    }
+    before = id - previous;
+  }
+  const size_t added = (before == 0 ? 0 : VarintSize(before)) +
+                       (after == 0 ? 0 : VarintSize(after));
+  if (block.used - replaced + added > kGapBytes) return false;
+  std::memmove(gaps + at + added, gaps + at + replaced,
+               block.used - at - replaced);
+  uint8_t* out = gaps + at;
+  if (before != 0) out = PutVarint(before, out);
+  if (after != 0) PutVarint(after, out);
+  if (before == 0) block.first = id;
+  block.used = static_cast<uint8_t>(block.used - replaced + added);
+  ++block.count;
+  return true;
+}
+
+bool PostingList::EraseInBlock(Block& block, uint32_t id) {
+  uint8_t* const gaps = block.gaps;
+  if (id == block.first) {  // the next id becomes the first
+    const uint8_t* p = gaps;
+    block.first += GetVarint(p);
+    const size_t size = static_cast<size_t>(p - gaps);
+    std::memmove(gaps, p, block.used - size);
+    block.used = static_cast<uint8_t>(block.used - size);
+    --block.count;
+    return true;
+  }
+  uint32_t previous = block.first;
+  const uint8_t* p = gaps;
+  for (uint32_t k = 1; k < block.count; ++k) {
+    const uint8_t* gap_start = p;
+    const uint32_t gap = GetVarint(p);
+    if (previous + gap > id) return false;
+    if (previous + gap < id) {
+      previous += gap;
+      continue;
+    }
+    const size_t at = static_cast<size_t>(gap_start - gaps);
+    if (k + 1 == block.count) {  // the block's last id
+      block.used = static_cast<uint8_t>(at);
+    } else {  // its gap and the next one become one gap
+      const uint8_t* tail = p;
+      const uint32_t joined = gap + GetVarint(tail);
+      const size_t end = static_cast<size_t>(tail - gaps);
+      const size_t size =
+          static_cast<size_t>(PutVarint(joined, gaps + at) - (gaps + at));
+      std::memmove(gaps + at + size, gaps + end, block.used - end);
+      block.used = static_cast<uint8_t>(block.used - (end - at - size));
+    }
+    --block.count;
+    return true;
+  }
+  return false;
+}
+
 bool PostingList::Erase(uint32_t id) {
   const size_t count = block_count();
-  if (count == 0 || id > last()) return false;
-  const uint32_t size = this->size() - 1;
-  const size_t i = BlockFor(id);
-  Ids ids;
-  AppendIds(blocks()[i], ids);
-  auto it = std::lower_bound(ids.begin(), ids.end(), id);
-  if (it == ids.end() || *it != id) return false;
-  ids.erase(it);
-  // Join with the next block when the two fit in one, so that erasing
-  // leaves no trail of near-empty blocks.
-  size_t replaced = 1;
-  if (!ids.empty() && i + 1 < count) {
-    const size_t mine = ids.size();
-    AppendIds(blocks()[i + 1], ids);
-    Block probe;
-    if (Encode(ids.data(), ids.size(), probe) == ids.size()) {
-      replaced = 2;
-    } else {
-      ids.resize(mine);
-    }
-  }
-  absl::InlinedVector<Block, 2> fresh;
-  for (size_t done = 0; done < ids.size();) {
-    fresh.emplace_back();
-    done += Encode(ids.data() + done, ids.size() - done, fresh.back());
-  }
+  if (count == 0) return false;
   const uint32_t old_last = last();
-  Splice(i, replaced, fresh.data(), fresh.size());
-  if (heap()) {
-    uint32_t new_last = old_last;
-    if (id == old_last) {
-      Ids tail;
-      AppendIds(heap_.blocks[heap_.count - 1], tail);
-      new_last = tail.back();
+  if (id > old_last) return false;
+  const size_t i = BlockFor(id);
+  Block& block = blocks()[i];
+  if (block.count == 1) {  // the block goes
+    if (block.first != id) return false;
+    Splice(i, 1, nullptr, 0);
+  } else {
+    if (!EraseInBlock(block, id)) return false;
+    // Join with the next block when the two fit in three quarters of one,
+    // so that erasing leaves no trail of near-empty blocks, and a block
+    // just joined is not split again by the next insert.
+    if (i + 1 < count) {
+      const Block& next = blocks()[i + 1];
+      const uint32_t gap = next.first - LastOf(block);
+      if (block.used + VarintSize(gap) + next.used <= kJoinBytes) {
+        uint8_t* out = PutVarint(gap, block.gaps + block.used);
+        std::memcpy(out, next.gaps, next.used);
+        block.used = static_cast<uint8_t>(out + next.used - block.gaps);
+        block.count = static_cast<uint8_t>(block.count + next.count);
+        Splice(i + 1, 1, nullptr, 0);
+      }
     }
-    SetTotals(size, new_last);
+  }
+  if (heap()) {
+    SetTotals(size() - 1, id == old_last ? LastOf(heap_.blocks[heap_.count - 1])
+                                         : old_last);
   }
   return true;
 }

@@ -43,8 +43,11 @@ inline uint32_t GetVarint(const uint8_t*& p) {
 // A sorted set of ids, in blocks of 32 bytes: each block holds its first
 // id and the gaps to the next ones as varints (one byte each where the
 // trigram is common, so up to 27 ids a block). A walk reads the blocks in
-// order; Insert and Erase rewrite one or two blocks and move the blocks
-// after them; Cursor::SeekAtLeast gallops over the blocks.
+// order; Cursor::SeekAtLeast gallops over the blocks. Insert and Erase
+// find the block by binary search and move the gap bytes within it; only
+// an insert into a full block (which splits it in halves) and an erase that
+// leaves a block and the next one within three quarters of a block (which
+// joins them) move the blocks after it.
 //
 // The list itself is 32 bytes. Up to one block's worth of ids (most lists
 // of a large index: the trigrams of the random parts of names hold a few
@@ -85,6 +88,8 @@ class PostingList {
  private:
   static constexpr size_t kGapBytes = 26;
   static constexpr size_t kMaxBlockIds = kGapBytes + 1;
+  // Erase joins two blocks whose gaps fit in this many bytes.
+  static constexpr size_t kJoinBytes = kGapBytes * 3 / 4;
   struct Block {
     uint32_t first = 0;
     uint8_t count = 0;  // ids in the block: >= 1, but 0 in an empty list
@@ -115,6 +120,7 @@ class PostingList {
     return heap() ? heap_.count : (inline_.count == 0 ? 0 : 1);
   }
   uint32_t last() const;
+  static uint32_t LastOf(const Block& block);
   void Release() {
     if (heap()) delete[] heap_.blocks;
   }
@@ -123,14 +129,22 @@ class PostingList {
   // it, else the first. REQUIRES: block_count() > 0.
   size_t BlockFor(uint32_t id) const;
   static void AppendIds(const Block& block, Ids& ids);
+  // Inserts `id` into `block` by moving its gap bytes, when the block has
+  // room; false (and the block unchanged) when it is full. REQUIRES: `id`
+  // is not in the list, and belongs in this block (BlockFor).
+  static bool InsertInBlock(Block& block, uint32_t id);
+  // Erases `id` from a block of two or more ids by moving its gap bytes;
+  // false if the block does not hold it.
+  static bool EraseInBlock(Block& block, uint32_t id);
   // Writes as many of ids[0..n) as fit into `block`; returns how many.
   static size_t Encode(const uint32_t* ids, size_t n, Block& block);
   // Replaces `removed` blocks from block i on with `added` blocks from
   // `fresh`, switching between the inline and heap forms as the count of
   // blocks requires. Leaves size and last to the caller.
   void Splice(size_t i, size_t removed, const Block* fresh, size_t added);
-  // Replaces block i with blocks holding `ids` (none if it is empty).
-  void Rewrite(size_t i, const Ids& ids);
+  // Replaces block i with two blocks (or more, where gaps are long)
+  // holding `ids`, half of them each.
+  void Split(size_t i, const Ids& ids);
   // Sets the heap form's size and last (no-op while inline).
   void SetTotals(uint32_t size, uint32_t last) {
     if (!heap()) return;

@@ -508,11 +508,18 @@ uint32_t SearchIndex::Add(absl::string_view name) {
   if (auto it = impl_->ids.find(name); it != impl_->ids.end()) return *it;
   const uint32_t id = impl_->names.Store(name);
   impl_->ids.insert(id);
+  // Every list is found (and prefetched) before any changes: the lists lie
+  // all over memory, and changed one at a time each would wait for memory
+  // alone. (Lists never move, so the pointers stay good.)
+  absl::InlinedVector<PostingList*, 64> lists;
   for (uint32_t key : NameTrigrams(name)) {
     auto [it, fresh] = impl_->postings.try_emplace(key, 0);
     if (fresh) it->second = impl_->lists.Make();
-    impl_->lists[it->second].Insert(id);
+    PostingList* list = &impl_->lists[it->second];
+    __builtin_prefetch(list);
+    lists.push_back(list);
   }
+  for (PostingList* list : lists) list->Insert(id);
   return id;
 }
 
@@ -535,13 +542,20 @@ void SearchIndex::Remove(absl::string_view name) {
   auto it = impl_->ids.find(name);
   if (it == impl_->ids.end()) return;
   const uint32_t id = *it;
-  for (uint32_t key : NameTrigrams(impl_->names.Get(id))) {
-    auto posting = impl_->postings.find(key);
-    PostingList& list = impl_->lists[posting->second];
+  // As in Add: find and prefetch every list first, then change them.
+  const Keys keys = NameTrigrams(impl_->names.Get(id));
+  absl::InlinedVector<uint32_t, 64> indexes;
+  for (uint32_t key : keys) {
+    const uint32_t index = impl_->postings.find(key)->second;
+    __builtin_prefetch(&impl_->lists[index]);
+    indexes.push_back(index);
+  }
+  for (size_t k = 0; k < keys.size(); ++k) {
+    PostingList& list = impl_->lists[indexes[k]];
     list.Erase(id);
     if (list.empty()) {
-      impl_->lists.Free(posting->second);
-      impl_->postings.erase(posting);
+      impl_->lists.Free(indexes[k]);
+      impl_->postings.erase(keys[k]);
     }
   }
   impl_->ids.erase(it);

@@ -43,8 +43,8 @@ class SearchIndex {
   // Adds `name` (no-op if present) and returns its id, which stays the
   // name's until Remove(name); the ids of removed names are reused, so ids
   // stay below about the largest number of names ever held at once. For
-  // each distinct trigram of the name: a lookup, then an append or the
-  // rewrite of one block of at most 27 ids (plus, when the block splits, a
+  // each distinct trigram of the name: a lookup, then an append or an
+  // insert into one block of at most 27 ids (plus, when the block splits, a
   // move of the 32-byte blocks after it).
   uint32_t Add(absl::string_view name);
   // The id of `name`, or kNoId.

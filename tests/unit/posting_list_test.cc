@@ -165,5 +165,55 @@ TEST(PostingListTest, AgreesWithASetUnderRandomChanges) {
   }
 }
 
+// Every change checked at once, with gaps around the varint size steps
+// (127/128, 16383/16384), so that splitting and joining gaps in place
+// changes their byte counts, and with runs of consecutive ids, so that
+// blocks fill, split and join.
+TEST(PostingListTest, EveryChangeAgreesWithASetAcrossVarintSizes) {
+  std::mt19937 random(11);
+  const std::vector<uint32_t> steps = {1, 2, 127, 128, 129, 16383, 16384};
+  for (int round = 0; round < 6; ++round) {
+    PostingList list;
+    std::set<uint32_t> model;
+    std::vector<uint32_t> pool;
+    uint32_t at = 0;
+    for (int i = 0; i < 300; ++i) {
+      at += steps[random() % steps.size()];
+      pool.push_back(at);
+    }
+    for (int step = 0; step < 3000; ++step) {
+      const uint32_t id = pool[random() % pool.size()];
+      if (random() % 2 == 0) {
+        ASSERT_EQ(list.Erase(id), model.erase(id) == 1) << id;
+      } else if (model.insert(id).second) {
+        list.Insert(id);
+      }
+      ASSERT_EQ(list.size(), model.size());
+      ASSERT_THAT(Walk(list), ElementsAreArray(model.begin(), model.end()))
+          << "round " << round << " step " << step;
+    }
+  }
+}
+
+// Erasing inside a block joins it with the next one once both fit in three
+// quarters of one: erasing two of every three ids, from the back, leaves
+// blocks of 18 ids, half as many as the 27 a full block holds.
+TEST(PostingListTest, ErasingJoinsABlockWithTheNextOne) {
+  PostingList list;
+  for (uint32_t id = 0; id < 2700; ++id) list.Insert(id);  // 100 full blocks
+  const size_t full = list.heap_bytes();
+  std::vector<uint32_t> kept;
+  for (uint32_t id = 2700; id-- > 0;) {
+    if (id % 3 == 0) {
+      kept.insert(kept.begin(), id);
+    } else {
+      ASSERT_TRUE(list.Erase(id)) << id;
+    }
+  }
+  EXPECT_THAT(Walk(list), ElementsAreArray(kept));
+  EXPECT_LE(list.heap_bytes(), full * 2 / 3);
+  EXPECT_EQ(Seek(list, 1001), 1002);
+}
+
 }  // namespace
 }  // namespace pcfs
