@@ -140,29 +140,6 @@ absl::StatusOr<std::string> NewDaemonId() {
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
-// Sends a deferred reply on `fd` to `to`. A dual-stack (IPv6) socket
-// reaches an IPv4 peer at its IPv4-mapped address, as it received from it.
-// Like the reactor's sends, it never waits: a full send buffer drops the
-// reply and the client retransmits (and gets the cached answer).
-void SendDeferredReply(int fd, bool v6_socket, std::span<const uint8_t> reply,
-                       const Endpoint& to) {
-  SocketAddress address;
-  if (v6_socket && to.family == 4) {
-    sockaddr_in6 mapped{};
-    mapped.sin6_family = AF_INET6;
-    mapped.sin6_port = htons(to.port);
-    mapped.sin6_addr.s6_addr[10] = 0xff;
-    mapped.sin6_addr.s6_addr[11] = 0xff;
-    std::memcpy(&mapped.sin6_addr.s6_addr[12], to.ip.data(), 4);
-    std::memcpy(&address.storage, &mapped, sizeof(mapped));
-    address.length = sizeof(mapped);
-  } else {
-    address = SocketAddress::FromEndpoint(to);
-  }
-  ::sendto(fd, reply.data(), reply.size(), MSG_DONTWAIT, address.get(),
-           address.length);
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
@@ -424,11 +401,14 @@ absl::Status Server::AddWorker(ReactorBackend backend,
   RequestHandler* handler = worker.handler.get();
   LatencyHistogram* latency = worker.latency.get();
   JournalWriter::CompletionQueue* completions_queue = worker.completions.get();
+  worker.deferred_replies = std::make_unique<DatagramSendBatch>(
+      worker.reply_socket.get(), bind.family() == AF_INET6,
+      protocol::kMaxDatagramSize);
+  DatagramSendBatch* deferred_replies = worker.deferred_replies.get();
   handler->EnableDeferredReplies(
       completions_queue,
-      [fd = worker.reply_socket.get(), v6 = bind.family() == AF_INET6](
-          std::span<const uint8_t> reply, const Endpoint& to) {
-        SendDeferredReply(fd, v6, reply, to);
+      [deferred_replies](std::span<const uint8_t> reply, const Endpoint& to) {
+        deferred_replies->Add(reply, to);
       });
   absl::Status s = worker.reactor->AddDatagramSocket(
       *std::move(socket),
@@ -445,9 +425,11 @@ absl::Status Server::AddWorker(ReactorBackend backend,
         handler->Prefetch(datagram);
       });
   if (!s.ok()) return s;
-  s = worker.reactor->AddReadable(completions_queue->fd(), [completions_queue] {
-    completions_queue->RunCompletions();
-  });
+  s = worker.reactor->AddReadable(completions_queue->fd(),
+                                  [completions_queue, deferred_replies] {
+                                    completions_queue->RunCompletions();
+                                    deferred_replies->Flush();
+                                  });
   if (!s.ok()) return s;
 
   // Every worker's timer beats for its reactor; the first one pets the
@@ -500,7 +482,10 @@ absl::Status Server::Run() {
   // Releases this daemon's sessions (their users may log in elsewhere at
   // once); no claim completes after it.
   if (cluster_ != nullptr) cluster_->Stop();
-  for (Worker& worker : workers_) worker.completions->RunCompletions();
+  for (Worker& worker : workers_) {
+    worker.completions->RunCompletions();
+    worker.deferred_replies->Flush();
+  }
   Log("peerconnectd stopped: ", counters_.ToString());
   for (const absl::Status& s : results) {
     if (!s.ok()) return s;

@@ -34,6 +34,7 @@
 #include "core/index/registry.h"
 #include "core/io/port_lock.h"
 #include "core/io/reactor.h"
+#include "core/io/send_batch.h"
 #include "daemon/cluster_link.h"
 #include "daemon/cluster_replica.h"
 #include "daemon/handlers.h"
@@ -128,10 +129,12 @@ class Server {
     // Time from a datagram's arrival at the handler to its reply.
     std::unique_ptr<LatencyHistogram> latency;
     // Deferred PUB/UNP replies: their completions from the journal writer,
-    // and a duplicate of the worker's socket to send them on (the reactor
-    // owns the socket; a plain sendto works under either backend).
+    // a duplicate of the worker's socket to send them on (the reactor owns
+    // the socket; a plain sendmmsg works under either backend), and the
+    // replies of one round of completions, sent together.
     std::unique_ptr<JournalWriter::CompletionQueue> completions;
     UniqueFd reply_socket;
+    std::unique_ptr<DatagramSendBatch> deferred_replies;
     // The kernel's count of datagrams it dropped unread on the socket, as
     // last read (ReceiveDrops); the worker's thread only.
     uint32_t receive_drops = 0;
