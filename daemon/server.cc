@@ -486,7 +486,13 @@ absl::Status Server::Run() {
     worker.completions->RunCompletions();
     worker.deferred_replies->Flush();
   }
-  Log("peerconnectd stopped: ", counters_.ToString());
+  const ReactorStats io = ReactorTotals();
+  Log("peerconnectd stopped: ", counters_.ToString(),
+      " datagrams_received=", io.datagrams_received,
+      " datagrams_oversized=", io.datagrams_oversized,
+      " replies_sent=", io.replies_sent,
+      " replies_dropped=", io.replies_dropped,
+      " socket_errors=", io.socket_errors);
   for (const absl::Status& s : results) {
     if (!s.ok()) return s;
   }
@@ -573,6 +579,21 @@ void Server::NoteReceiveDrops(size_t index, absl::Time now) {
              "session timeout before they expire");
 }
 
+ReactorStats Server::ReactorTotals() const {
+  ReactorStats total;
+  for (const Worker& worker : workers_) {
+    const ReactorStats one = worker.reactor->stats();
+    total.datagrams_received += one.datagrams_received;
+    total.datagrams_oversized += one.datagrams_oversized;
+    // The deferred replies (PUB, UNP) go out beside the reactor.
+    total.replies_sent += one.replies_sent + worker.deferred_replies->sent();
+    total.replies_dropped +=
+        one.replies_dropped + worker.deferred_replies->dropped();
+    total.socket_errors += one.socket_errors;
+  }
+  return total;
+}
+
 std::string Server::RenderMetrics() const {
   std::string out;
   const auto counter = [&out](absl::string_view name, absl::string_view help,
@@ -609,6 +630,7 @@ std::string Server::RenderMetrics() const {
   const auto v = [](const std::atomic<uint64_t>& c) {
     return c.load(std::memory_order_relaxed);
   };
+  const ReactorStats io = ReactorTotals();
   uint64_t pings_dropped = 0;
   uint64_t logins_ok = 0;
   uint64_t logins_refused = 0;
@@ -629,7 +651,23 @@ std::string Server::RenderMetrics() const {
                 "\npcfs_datagrams_dropped_total{reason=\"ping_rate_limit\"} ",
                 pings_dropped,
                 "\npcfs_datagrams_dropped_total{reason=\"receive_buffer\"} ",
-                receive_drops_.load(std::memory_order_relaxed), "\n");
+                receive_drops_.load(std::memory_order_relaxed),
+                "\npcfs_datagrams_dropped_total{reason=\"oversized\"} ",
+                io.datagrams_oversized, "\n");
+          });
+  counter("pcfs_udp_replies_total",
+          "Replies handed to the kernel (sent) or not (dropped: a full send "
+          "buffer or a send error; the client retransmits).",
+          [&] {
+            absl::StrAppend(&out, "pcfs_udp_replies_total{result=\"sent\"} ",
+                            io.replies_sent,
+                            "\npcfs_udp_replies_total{result=\"dropped\"} ",
+                            io.replies_dropped, "\n");
+          });
+  counter("pcfs_socket_errors_total",
+          "Failed receives and sends on the UDP sockets (EAGAIN aside).", [&] {
+            absl::StrAppend(&out, "pcfs_socket_errors_total ", io.socket_errors,
+                            "\n");
           });
   counter("pcfs_logins_total", "Completed logins, by result.", [&] {
     absl::StrAppend(&out, "pcfs_logins_total{result=\"ok\"} ", logins_ok,

@@ -120,6 +120,8 @@ class Server {
 
   // Prometheus text exposition of the daemon's metrics. Any thread.
   std::string RenderMetrics() const;
+  // The datagram counters of every reactor, summed. Any thread.
+  ReactorStats ReactorTotals() const;
 
  private:
   // One reactor thread's share of the daemon.

@@ -30,7 +30,10 @@ DatagramSendBatch::~DatagramSendBatch() = default;
 
 void DatagramSendBatch::Add(std::span<const uint8_t> datagram,
                             const Endpoint& to) {
-  if (datagram.size() > max_datagram_) return;
+  if (datagram.size() > max_datagram_) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   if (count_ == kCapacity) Flush();
   const size_t i = count_++;
   std::memcpy(iov_[i].iov_base, datagram.data(), datagram.size());
@@ -66,6 +69,8 @@ size_t DatagramSendBatch::Flush() {
     sent += static_cast<size_t>(n);
     taken += static_cast<size_t>(n);
   }
+  sent_.fetch_add(taken, std::memory_order_relaxed);
+  dropped_.fetch_add(count_ - taken, std::memory_order_relaxed);
   count_ = 0;
   return taken;
 }

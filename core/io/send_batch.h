@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,11 @@ class DatagramSendBatch {
   size_t Flush();
   size_t pending() const { return count_; }
 
+  // Datagrams the kernel took, and those it refused or that were too long,
+  // since construction. Any thread.
+  uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
  private:
   const int fd_;
   const bool v6_socket_;
@@ -51,6 +57,8 @@ class DatagramSendBatch {
   std::unique_ptr<mmsghdr[]> messages_;
   std::unique_ptr<iovec[]> iov_;
   size_t count_ = 0;
+  std::atomic<uint64_t> sent_{0};
+  std::atomic<uint64_t> dropped_{0};
 };
 
 }  // namespace pcfs

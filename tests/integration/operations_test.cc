@@ -164,8 +164,6 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
            "pcfs_logins_total{result=\"ok\"} 1\n",
            "pcfs_logins_total{result=\"refused\"} 1\n",
            "pcfs_replies_total{type=\"PUB\",result=\"ok\"} 1\n",
-           "pcfs_replies_total{type=\"LOGIN_FINISH\",result=\"auth_failed\"} "
-           "1\n",
            "pcfs_requests_total{type=\"PING\"} 1\n",
            "pcfs_publications 1\n",
            "pcfs_reactors 2\n",
@@ -177,11 +175,18 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
            "pcfs_session_expiries_total 0\n",
            "pcfs_session_expiries_held_total 0\n",
            "pcfs_datagrams_dropped_total{reason=\"receive_buffer\"} 0\n",
+           "pcfs_datagrams_dropped_total{reason=\"oversized\"} 0\n",
+           "pcfs_udp_replies_total{result=\"dropped\"} 0\n",
+           "pcfs_socket_errors_total 0\n",
            "pcfs_sessions_active ",
        }) {
     EXPECT_TRUE(absl::StrContains(text, line)) << "missing " << line << "\n"
                                                << text;
   }
+  const std::string refused_finish =
+      absl::StrCat("pcfs_replies_total{type=\"LOGIN_FINISH\",",
+                   "result=\"auth_failed\"} 1\n");
+  EXPECT_TRUE(absl::StrContains(text, refused_finish)) << text;
 
   Process::Options promtool;
   promtool.argv = {"/bin/sh", "-c", "promtool check metrics < metrics.txt"};
@@ -202,6 +207,29 @@ TEST(MetricsTest, ServesPrometheusTextThatPromtoolAccepts) {
                absl::StrCat(url.substr(0, url.rfind('/')), "/other")};
   CommandResult other = RunToCompletion(curl, absl::Seconds(20));
   EXPECT_EQ(other.out, "404");
+
+  // Its last line accounts for every reply: each one the handlers made,
+  // the deferred PUB's included, was sent or counted as dropped.
+  ASSERT_EQ(daemon.Stop(), 0);
+  const std::string& err = daemon.process().stderr_text();
+  const size_t stopped = err.find("peerconnectd stopped: ");
+  ASSERT_NE(stopped, std::string::npos) << err;
+  const std::string last =
+      err.substr(stopped, err.find('\n', stopped) - stopped);
+  const auto counter = [&last](absl::string_view name) -> int64_t {
+    const std::string key = absl::StrCat(" ", name, "=");
+    const size_t at = last.find(key);
+    if (at == std::string::npos) return -1;
+    int64_t value = -1;
+    const size_t start = at + key.size();
+    return absl::SimpleAtoi(last.substr(start, last.find(' ', start) - start),
+                            &value)
+               ? value
+               : -1;
+  };
+  EXPECT_GE(counter("replies"), 7) << last;  // 4 hans, 2 vader, 1 ping
+  EXPECT_EQ(counter("replies_sent"), counter("replies")) << last;
+  EXPECT_EQ(counter("replies_dropped"), 0) << last;
 }
 
 // Starts peerconnectd through sh so that $JOURNAL_STREAM names its stderr

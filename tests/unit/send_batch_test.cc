@@ -101,6 +101,8 @@ TEST(DatagramSendBatchTest, ADatagramTheKernelRefusesDoesNotStopTheRest) {
   EXPECT_EQ(batch.Flush(), 2u);
   EXPECT_EQ(Next(a), "first");
   EXPECT_EQ(Next(a), "third");
+  EXPECT_EQ(batch.sent(), 2u);
+  EXPECT_EQ(batch.dropped(), 1u);
 }
 
 TEST(DatagramSendBatchTest, DropsADatagramLongerThanItsRoom) {
@@ -112,6 +114,8 @@ TEST(DatagramSendBatchTest, DropsADatagramLongerThanItsRoom) {
   EXPECT_EQ(batch.pending(), 1u);
   EXPECT_EQ(batch.Flush(), 1u);
   EXPECT_EQ(Next(a), "abcd");
+  EXPECT_EQ(batch.sent(), 1u);
+  EXPECT_EQ(batch.dropped(), 1u);
 }
 
 }  // namespace
