@@ -17,12 +17,17 @@ absl::StatusOr<std::unique_ptr<Reactor>> NewEpollReactor();
 
 // When the io_uring backend's kernel work behind completions runs.
 enum class UringTaskRun {
-  // Only while the loop waits (IORING_SETUP_DEFER_TASKRUN, kernel 6.1 on),
-  // falling back to kCooperative where the kernel refuses it.
-  kDeferred,
   // At the loop's next system call (IORING_SETUP_COOP_TASKRUN): the
-  // fallback, asked for directly so that tests can run it on any kernel.
+  // default.
   kCooperative,
+  // Only while the loop waits (IORING_SETUP_DEFER_TASKRUN, kernel 6.1 on),
+  // falling back to kCooperative where the kernel refuses it. Not the
+  // default: under load (the daemon capped at a quarter of a CPU, 1,000
+  // peers) on kernel 6.18, about one request in a thousand waited over
+  // 200 ms for its reply, long enough for the client to send it again
+  // (p99.9 210-220 ms), where kCooperative's p99.9 was 39-48 ms, as
+  // epoll's (docs/PERFORMANCE.md).
+  kDeferred,
 };
 
 // reactor_uring.cc: one io_uring, a multishot recvmsg per datagram socket
@@ -32,7 +37,7 @@ enum class UringTaskRun {
 // destroyed, a blocking call of that thread may fail once with EINTR (task
 // work, not a signal), so that thread must retry EINTR.
 absl::StatusOr<std::unique_ptr<Reactor>> NewUringReactor(
-    UringTaskRun task_run = UringTaskRun::kDeferred);
+    UringTaskRun task_run = UringTaskRun::kCooperative);
 
 // What both backends watch the same way: an fd they own and the callback
 // to run when it is readable.

@@ -3,10 +3,10 @@
 // reply is a sendmsg from a pool of reply slots. The other descriptors (an
 // eventfd for Stop(), a timerfd per timer, a signalfd per signal set, the
 // caller's fds) are watched by poll requests. What a batch of completions
-// prepares goes to the kernel in one io_uring_submit, and completions are
-// posted only while the loop waits for them (DEFER_TASKRUN), when the kernel
-// supports it. When Run() returns, no request is left in flight: the next
-// Run() arms them again.
+// prepares goes to the kernel in one io_uring_submit, and the kernel's work
+// behind completions runs at the loop's next system call (COOP_TASKRUN; or,
+// asked for, only while the loop waits: DEFER_TASKRUN). When Run() returns,
+// no request is left in flight: the next Run() arms them again.
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -332,15 +332,15 @@ class UringReactor final : public Reactor {
 };
 
 absl::Status UringReactor::Init(UringTaskRun task_run) {
-  // The kernel runs the work behind completions (a multishot receive
-  // reading its socket, a send finishing) only when the loop waits in
-  // io_uring_submit_and_wait, all at once, instead of interrupting the loop
-  // for it at every system call (DEFER_TASKRUN). That needs a ring with one
-  // submitting thread (SINGLE_ISSUER), which is the thread that enables it;
-  // so the ring starts disabled and Run() enables it on the loop thread. A
-  // kernel before 6.1 refuses the flags (EINVAL): then completions are
-  // posted at the loop's next system call (COOP_TASKRUN), the ring that
-  // kCooperative asks for directly.
+  // kCooperative: the kernel runs the work behind completions (a multishot
+  // receive reading its socket, a send finishing) at the loop's next
+  // system call, without interrupting it by a signal (COOP_TASKRUN).
+  // kDeferred: only when the loop waits in io_uring_submit_and_wait
+  // (DEFER_TASKRUN; see UringTaskRun for why it is not the default). That
+  // needs a ring with one submitting thread (SINGLE_ISSUER), which is the
+  // thread that enables it; so the ring starts disabled and Run() enables
+  // it on the loop thread. A kernel before 6.1 refuses the flags (EINVAL):
+  // then it is kCooperative's ring.
   const auto init_ring = [this](unsigned flags) {
     io_uring_params params{};
     params.flags = IORING_SETUP_CQSIZE | flags;

@@ -152,7 +152,7 @@ void ExpectEchoes(const SocketAddress& server, int count, int window) {
 // The reactors under test: the two backends as Reactor::Create makes them,
 // and the io_uring backend's fallback ring (COOP_TASKRUN, for kernels
 // before 6.1), which this kernel would never choose by itself.
-enum class Variant { kEpoll, kUring, kUringCooperative };
+enum class Variant { kEpoll, kUring, kUringDeferred };
 
 // Every behaviour below is proven for every variant.
 class ReactorTest : public testing::TestWithParam<Variant> {
@@ -166,9 +166,8 @@ class ReactorTest : public testing::TestWithParam<Variant> {
       case Variant::kUring:
         reactor = Reactor::Create(ReactorBackend::kUring);
         break;
-      case Variant::kUringCooperative:
-        reactor =
-            internal::NewUringReactor(internal::UringTaskRun::kCooperative);
+      case Variant::kUringDeferred:
+        reactor = internal::NewUringReactor(internal::UringTaskRun::kDeferred);
         break;
     }
     EXPECT_TRUE(reactor.ok()) << reactor.status();
@@ -202,15 +201,15 @@ std::string VariantTestName(const testing::TestParamInfo<Variant>& variant) {
       return "Epoll";
     case Variant::kUring:
       return "Uring";
-    case Variant::kUringCooperative:
-      return "UringCooperative";
+    case Variant::kUringDeferred:
+      return "UringDeferred";
   }
   return "Unknown";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest,
                          testing::Values(Variant::kEpoll, Variant::kUring,
-                                         Variant::kUringCooperative),
+                                         Variant::kUringDeferred),
                          VariantTestName);
 
 TEST_P(ReactorTest, BackendNamesItself) {
