@@ -25,8 +25,7 @@ enum class UringTaskRun {
   // default: under load (the daemon capped at a quarter of a CPU, 1,000
   // peers) on kernel 6.18, about one request in a thousand waited over
   // 200 ms for its reply, long enough for the client to send it again
-  // (p99.9 210-220 ms), where kCooperative's p99.9 was 39-48 ms, as
-  // epoll's (docs/PERFORMANCE.md).
+  // (p99.9 210-220 ms; docs/ARCHITECTURE.md has the figures).
   kDeferred,
 };
 
