@@ -589,7 +589,8 @@ ReactorStats Server::ReactorTotals() const {
     total.replies_sent += one.replies_sent + worker.deferred_replies->sent();
     total.replies_dropped +=
         one.replies_dropped + worker.deferred_replies->dropped();
-    total.socket_errors += one.socket_errors;
+    total.socket_errors +=
+        one.socket_errors + worker.deferred_replies->errors();
   }
   return total;
 }

@@ -202,7 +202,15 @@ Endpoint SocketAddress::ToEndpoint() const {
   return endpoint;
 }
 
-SocketAddress SocketAddress::FromEndpoint(const Endpoint& endpoint) {
+SocketAddress SocketAddress::FromEndpoint(const Endpoint& endpoint,
+                                          bool v6_socket) {
+  if (endpoint.family == 4 && v6_socket) {
+    in6_addr mapped{};
+    mapped.s6_addr[10] = 0xff;
+    mapped.s6_addr[11] = 0xff;
+    std::memcpy(mapped.s6_addr + 12, endpoint.ip.data(), 4);
+    return MakeV6(mapped, endpoint.port, 0);
+  }
   if (endpoint.family == 4) {
     in_addr ip{};
     std::memcpy(&ip, endpoint.ip.data(), 4);

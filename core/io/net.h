@@ -35,7 +35,10 @@ struct SocketAddress {
   std::string ToString() const;
   // Plain bytes for the registry (IPv4-mapped addresses become family 4).
   Endpoint ToEndpoint() const;
-  static SocketAddress FromEndpoint(const Endpoint& endpoint);
+  // `v6_socket`: for sending on an IPv6 (dual-stack) socket, which reaches
+  // an IPv4 endpoint at its IPv4-mapped address, ::ffff:a.b.c.d.
+  static SocketAddress FromEndpoint(const Endpoint& endpoint,
+                                    bool v6_socket = false);
 
   // Parses a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]").
   static absl::StatusOr<SocketAddress> FromNumeric(absl::string_view host,

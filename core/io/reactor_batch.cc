@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "core/io/send_batch.h"
+
 namespace pcfs::internal {
 
 ReactorStats Counters::Snapshot() const {
@@ -108,27 +110,10 @@ unsigned DatagramBatch::Handle(unsigned received, DatagramHandler& handler,
 }
 
 void DatagramBatch::Send(int fd, unsigned count) {
-  unsigned next = 0;
-  while (next < count) {
-    const int sent =
-        sendmmsg(fd, &send_headers_[next], count - next, MSG_DONTWAIT);
-    if (sent > 0) {
-      next += static_cast<unsigned>(sent);
-      Counters::Add(counters_->replies_sent, static_cast<uint64_t>(sent));
-      continue;
-    }
-    if (sent < 0 && errno == EINTR) continue;
-    if (sent == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-      // Send buffer full: drop the rest of the batch; clients retransmit.
-      Counters::Add(counters_->replies_dropped, count - next);
-      return;
-    }
-    // The first remaining reply failed on its own (say, an unreachable
-    // address): skip it and send the others.
-    Counters::Add(counters_->socket_errors);
-    Counters::Add(counters_->replies_dropped);
-    ++next;
-  }
+  const SendOutcome outcome = SendDatagrams(fd, send_headers_.data(), count);
+  Counters::Add(counters_->replies_sent, outcome.sent);
+  Counters::Add(counters_->replies_dropped, outcome.dropped);
+  Counters::Add(counters_->socket_errors, outcome.errors);
 }
 
 }  // namespace pcfs::internal

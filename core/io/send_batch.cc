@@ -1,12 +1,36 @@
 #include "core/io/send_batch.h"
 
-#include <netinet/in.h>
-
+#include <cerrno>
 #include <cstring>
 
 #include "core/io/net.h"
 
 namespace pcfs {
+
+SendOutcome SendDatagrams(int fd, mmsghdr* messages, size_t count) {
+  SendOutcome outcome;
+  size_t next = 0;
+  while (next < count) {
+    const int sent = ::sendmmsg(
+        fd, messages + next, static_cast<unsigned>(count - next), MSG_DONTWAIT);
+    if (sent > 0) {
+      next += static_cast<size_t>(sent);
+      outcome.sent += static_cast<size_t>(sent);
+      continue;
+    }
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+      outcome.dropped += count - next;  // send buffer full: drop the rest
+      return outcome;
+    }
+    // The first remaining message failed on its own: skip it, send the
+    // others.
+    ++outcome.dropped;
+    ++outcome.errors;
+    ++next;
+  }
+  return outcome;
+}
 
 DatagramSendBatch::DatagramSendBatch(int fd, bool v6_socket,
                                      size_t max_datagram)
@@ -38,41 +62,18 @@ void DatagramSendBatch::Add(std::span<const uint8_t> datagram,
   const size_t i = count_++;
   std::memcpy(iov_[i].iov_base, datagram.data(), datagram.size());
   iov_[i].iov_len = datagram.size();
-  socklen_t length;
-  if (v6_socket_ && to.family == 4) {
-    sockaddr_in6 mapped{};
-    mapped.sin6_family = AF_INET6;
-    mapped.sin6_port = htons(to.port);
-    mapped.sin6_addr.s6_addr[10] = 0xff;
-    mapped.sin6_addr.s6_addr[11] = 0xff;
-    std::memcpy(&mapped.sin6_addr.s6_addr[12], to.ip.data(), 4);
-    std::memcpy(&addresses_[i], &mapped, sizeof(mapped));
-    length = sizeof(mapped);
-  } else {
-    const SocketAddress address = SocketAddress::FromEndpoint(to);
-    std::memcpy(&addresses_[i], &address.storage, address.length);
-    length = address.length;
-  }
-  messages_[i].msg_hdr.msg_namelen = length;
+  const SocketAddress address = SocketAddress::FromEndpoint(to, v6_socket_);
+  std::memcpy(&addresses_[i], &address.storage, address.length);
+  messages_[i].msg_hdr.msg_namelen = address.length;
 }
 
 size_t DatagramSendBatch::Flush() {
-  size_t taken = 0;
-  for (size_t sent = 0; sent < count_;) {
-    const int n =
-        ::sendmmsg(fd_, messages_.get() + sent,
-                   static_cast<unsigned>(count_ - sent), MSG_DONTWAIT);
-    if (n <= 0) {
-      ++sent;  // the kernel refused this one: drop it, send the rest
-      continue;
-    }
-    sent += static_cast<size_t>(n);
-    taken += static_cast<size_t>(n);
-  }
-  sent_.fetch_add(taken, std::memory_order_relaxed);
-  dropped_.fetch_add(count_ - taken, std::memory_order_relaxed);
+  const SendOutcome outcome = SendDatagrams(fd_, messages_.get(), count_);
+  sent_.fetch_add(outcome.sent, std::memory_order_relaxed);
+  dropped_.fetch_add(outcome.dropped, std::memory_order_relaxed);
+  errors_.fetch_add(outcome.errors, std::memory_order_relaxed);
   count_ = 0;
-  return taken;
+  return outcome.sent;
 }
 
 }  // namespace pcfs

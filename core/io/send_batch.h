@@ -22,6 +22,20 @@
 
 namespace pcfs {
 
+// What SendDatagrams did with a batch.
+struct SendOutcome {
+  size_t sent = 0;     // taken by the kernel
+  size_t dropped = 0;  // not sent
+  size_t errors = 0;   // of those, refused for an error of their own
+};
+
+// Sends messages[0..count) on `fd` with sendmmsg, never waiting
+// (MSG_DONTWAIT): a full send buffer drops the rest (this is UDP; clients
+// retransmit), and a message the kernel refuses on its own (say, an
+// unreachable address) is dropped and counted as an error while the others
+// still go. The reactors' replies and DatagramSendBatch both send so.
+SendOutcome SendDatagrams(int fd, mmsghdr* messages, size_t count);
+
 class DatagramSendBatch {
  public:
   // Datagrams held before Add sends them by itself.
@@ -44,9 +58,11 @@ class DatagramSendBatch {
   size_t pending() const { return count_; }
 
   // Datagrams the kernel took, and those it refused or that were too long,
-  // since construction. Any thread.
+  // since construction; errors: those of the refused that failed for an
+  // error of their own (SendOutcome). Any thread.
   uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 
  private:
   const int fd_;
@@ -59,6 +75,7 @@ class DatagramSendBatch {
   size_t count_ = 0;
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> errors_{0};
 };
 
 }  // namespace pcfs

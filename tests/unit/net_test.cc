@@ -80,6 +80,26 @@ TEST(SocketAddressTest, MappedAddressBecomesIPv4Endpoint) {
   EXPECT_EQ(mapped, Numeric("10.1.2.3", 7).ToEndpoint());
 }
 
+TEST(SocketAddressTest, IPv4EndpointIsMappedForAnIPv6Socket) {
+  const Endpoint v4 = Numeric("10.1.2.3", 7).ToEndpoint();
+  const SocketAddress mapped = SocketAddress::FromEndpoint(v4, true);
+  ASSERT_EQ(mapped.family(), AF_INET6);
+  EXPECT_EQ(mapped.length, sizeof(sockaddr_in6));
+  char text[INET6_ADDRSTRLEN];
+  ASSERT_NE(
+      inet_ntop(
+          AF_INET6,
+          &reinterpret_cast<const sockaddr_in6*>(&mapped.storage)->sin6_addr,
+          text, sizeof(text)),
+      nullptr);
+  EXPECT_STREQ(text, "::ffff:10.1.2.3");
+  EXPECT_EQ(mapped.port(), 7);
+  // An IPv6 endpoint is the same either way.
+  const Endpoint v6 = Numeric("2001:db8::5", 80).ToEndpoint();
+  EXPECT_EQ(SocketAddress::FromEndpoint(v6, true).ToString(),
+            "[2001:db8::5]:80");
+}
+
 TEST(SocketAddressTest, UnknownEndpointFamilyGivesEmptyAddress) {
   Endpoint endpoint;
   endpoint.family = 5;

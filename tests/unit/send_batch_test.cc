@@ -103,6 +103,7 @@ TEST(DatagramSendBatchTest, ADatagramTheKernelRefusesDoesNotStopTheRest) {
   EXPECT_EQ(Next(a), "third");
   EXPECT_EQ(batch.sent(), 2u);
   EXPECT_EQ(batch.dropped(), 1u);
+  EXPECT_EQ(batch.errors(), 1u);
 }
 
 TEST(DatagramSendBatchTest, DropsADatagramLongerThanItsRoom) {
@@ -116,6 +117,7 @@ TEST(DatagramSendBatchTest, DropsADatagramLongerThanItsRoom) {
   EXPECT_EQ(Next(a), "abcd");
   EXPECT_EQ(batch.sent(), 1u);
   EXPECT_EQ(batch.dropped(), 1u);
+  EXPECT_EQ(batch.errors(), 0u);  // too long: dropped here, not refused
 }
 
 }  // namespace
