@@ -54,6 +54,7 @@
 #include "absl/time/time.h"
 #include "core/auth/credentials.h"
 #include "core/auth/datagram_auth.h"
+#include "core/auth/hmac_sha256.h"
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
 #include "core/auth/ticket.h"
@@ -349,10 +350,11 @@ class RequestHandler {
   // had to set aside.
   void LocalSessionEnded(absl::string_view user, uint64_t session_id,
                          bool release);
-  // The ticket key of the holder's session: derived from its session key
-  // for a local session (kept in ticket_keys_), the replica's for a remote
-  // one; nullopt if the session is gone.
-  std::optional<TicketKey> HolderTicketKey(uint64_t session_id);
+  // The ticket key of the holder's session, as the HMAC states WriteTicket
+  // takes: derived from its session key for a local session (kept in
+  // ticket_keys_), from the replica's ticket key for a remote one; nullopt
+  // if the session is gone.
+  std::optional<HmacSha256Key> HolderTicketKey(uint64_t session_id);
   // The reply to a PUB or UNP whose change failed to be recorded.
   size_t RecordFailed(const protocol::Header& h, const absl::Status& s,
                       std::span<uint8_t> reply);
@@ -396,15 +398,16 @@ class RequestHandler {
   // its requests (HandleSessionRequest records, Prefetch reads).
   SessionHints session_hints_;
   // The ticket keys this thread derived lately, by session id
-  // (direct-mapped): deriving one costs two HMACs (bench/handler_bench
-  // BM_TicketKeyFor: about a tenth of a GET), and a popular holder is asked
-  // for again and again. An entry counts only with the session key it was
-  // derived from, so a session gone and an id drawn again never reuse one.
-  // Per thread, not per session: the session table stays 32 bytes smaller.
+  // (direct-mapped), as their HMAC states: deriving one costs two HMACs and
+  // keying it two SHA-256 blocks more (bench/handler_bench BM_TicketKeyFor:
+  // about a tenth of a GET), and a popular holder is asked for again and
+  // again. An entry counts only with the session key it was derived from,
+  // so a session gone and an id drawn again never reuse one. Per thread,
+  // not per session: the session table stays 64 bytes smaller.
   struct TicketKeyEntry {
     uint64_t session_id = 0;
     SessionKey session_key{};
-    TicketKey ticket_key{};
+    HmacSha256Key mac_key;
   };
   static constexpr size_t kTicketKeyCacheSize = 1024;  // a power of two
   std::unique_ptr<std::array<TicketKeyEntry, kTicketKeyCacheSize>>

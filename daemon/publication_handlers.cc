@@ -191,7 +191,8 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
   send_(reply.first(size), caller.from);
 }
 
-std::optional<TicketKey> RequestHandler::HolderTicketKey(uint64_t session_id) {
+std::optional<HmacSha256Key> RequestHandler::HolderTicketKey(
+    uint64_t session_id) {
   // A local holder: derived from its session key (two HMACs on the stack),
   // kept in this thread's cache rather than in the session table, where it
   // would add 32 bytes to every session.
@@ -201,14 +202,17 @@ std::optional<TicketKey> RequestHandler::HolderTicketKey(uint64_t session_id) {
     if (entry.session_id != session_id || entry.session_key != *key) {
       entry.session_id = session_id;
       entry.session_key = *key;
-      entry.ticket_key = TicketKeyFor(*key);
+      entry.mac_key = TicketMacKey(TicketKeyFor(*key));
     }
-    return entry.ticket_key;
+    return entry.mac_key;
   }
   // A holder another daemon of the cluster serves: the ticket key it
   // published with its session.
   if (shared_.replica != nullptr) {
-    return shared_.replica->TicketKeyOf(session_id);
+    if (std::optional<TicketKey> key =
+            shared_.replica->TicketKeyOf(session_id)) {
+      return TicketMacKey(*key);
+    }
   }
   return std::nullopt;
 }
@@ -238,7 +242,8 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
     const Holder& holder = holders[i];
     // The holder's ticket key: gone if the holder's session ended since
     // LocateHolders found it, which makes it no holder.
-    std::optional<TicketKey> holder_key = HolderTicketKey(holder.session_id);
+    std::optional<HmacSha256Key> holder_key =
+        HolderTicketKey(holder.session_id);
     if (!holder_key.has_value()) continue;
     protocol::GetHolder& entry = get.holders[get.holder_count];
     entry.user = holder.user.view();

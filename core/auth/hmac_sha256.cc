@@ -27,28 +27,65 @@ SHA256_CTX* AsContext(State& state) {
   return reinterpret_cast<SHA256_CTX*>(state.bytes);
 }
 
+// K0 of RFC 2104: `key`, hashed first if longer than a block, padded with
+// zeros to a block.
+void KeyBlock(std::span<const uint8_t> key, uint8_t (&block)[kBlockBytes]) {
+  std::memset(block, 0, kBlockBytes);
+  if (key.size() > kBlockBytes) {
+    SHA256(key.data(), key.size(), block);
+  } else if (!key.empty()) {
+    std::memcpy(block, key.data(), key.size());
+  }
+}
+
+// `ctx` started and fed the one block K0 ^ `pad`.
+void StartKeyed(const uint8_t (&block)[kBlockBytes], uint8_t pad,
+                SHA256_CTX* ctx) {
+  uint8_t padded[kBlockBytes];
+  for (size_t i = 0; i < kBlockBytes; ++i) padded[i] = block[i] ^ pad;
+  SHA256_Init(ctx);
+  SHA256_Update(ctx, padded, kBlockBytes);
+  OPENSSL_cleanse(padded, sizeof(padded));
+}
+
+// A SHA-256 context that has hashed one block, ending in chaining values
+// `h`: as StartKeyed would leave it, without the block function.
+void ResumeKeyed(const std::array<uint32_t, 8>& h, SHA256_CTX* ctx) {
+  SHA256_Init(ctx);
+  static_assert(sizeof(ctx->h) == sizeof(h));
+  std::memcpy(ctx->h, h.data(), sizeof(ctx->h));
+  ctx->Nl = kBlockBytes * 8;  // bits hashed so far
+}
+
 }  // namespace
+
+HmacSha256Key::HmacSha256Key(std::span<const uint8_t> key) {
+  uint8_t block[kBlockBytes];
+  KeyBlock(key, block);
+  SHA256_CTX ctx;
+  StartKeyed(block, kInnerPad, &ctx);
+  std::memcpy(inner_.data(), ctx.h, sizeof(ctx.h));
+  StartKeyed(block, kOuterPad, &ctx);
+  std::memcpy(outer_.data(), ctx.h, sizeof(ctx.h));
+  OPENSSL_cleanse(&ctx, sizeof(ctx));
+  OPENSSL_cleanse(block, sizeof(block));
+}
+
+IncrementalHmacSha256::IncrementalHmacSha256(const HmacSha256Key& key) {
+  ResumeKeyed(key.inner_, AsContext(inner_));
+  ResumeKeyed(key.outer_, AsContext(outer_));
+}
 
 IncrementalHmacSha256::IncrementalHmacSha256(absl::string_view key)
     : IncrementalHmacSha256(std::span<const uint8_t>(
           reinterpret_cast<const uint8_t*>(key.data()), key.size())) {}
 
 IncrementalHmacSha256::IncrementalHmacSha256(std::span<const uint8_t> key) {
-  uint8_t block[kBlockBytes] = {};
-  if (key.size() > kBlockBytes) {
-    SHA256(key.data(), key.size(), block);
-  } else if (!key.empty()) {
-    std::memcpy(block, key.data(), key.size());
-  }
-  uint8_t pad[kBlockBytes];
-  for (size_t i = 0; i < kBlockBytes; ++i) pad[i] = block[i] ^ kInnerPad;
-  SHA256_Init(AsContext(inner_));
-  SHA256_Update(AsContext(inner_), pad, kBlockBytes);
-  for (size_t i = 0; i < kBlockBytes; ++i) pad[i] = block[i] ^ kOuterPad;
-  SHA256_Init(AsContext(outer_));
-  SHA256_Update(AsContext(outer_), pad, kBlockBytes);
+  uint8_t block[kBlockBytes];
+  KeyBlock(key, block);
+  StartKeyed(block, kInnerPad, AsContext(inner_));
+  StartKeyed(block, kOuterPad, AsContext(outer_));
   OPENSSL_cleanse(block, sizeof(block));
-  OPENSSL_cleanse(pad, sizeof(pad));
 }
 
 IncrementalHmacSha256::~IncrementalHmacSha256() {

@@ -20,6 +20,30 @@
 
 namespace pcfs {
 
+// The keyed states of HMAC-SHA-256 under one key: SHA-256's chaining
+// values after the block (key ^ ipad) and after (key ^ opad), 64 bytes. A
+// MAC started from them (IncrementalHmacSha256(const HmacSha256Key&)) skips
+// the two block functions that keying costs, which is most of a short
+// message's MAC: for a key used again and again (a holder's ticket key),
+// keep one of these instead of the key.
+//
+// A value like the key it is made from: copyable, and not wiped on
+// destruction (wipe it as its key would be, if at all).
+class HmacSha256Key {
+ public:
+  // All zeros: the states of no key, a placeholder to assign one to.
+  HmacSha256Key() = default;
+  // `key` of any length, as IncrementalHmacSha256 takes it.
+  explicit HmacSha256Key(std::span<const uint8_t> key);
+
+  friend bool operator==(const HmacSha256Key&, const HmacSha256Key&) = default;
+
+ private:
+  friend class IncrementalHmacSha256;
+  std::array<uint32_t, 8> inner_{};  // after (key ^ ipad)
+  std::array<uint32_t, 8> outer_{};  // after (key ^ opad)
+};
+
 class IncrementalHmacSha256 {
  public:
   using Digest = Sha256Digest;
@@ -28,6 +52,8 @@ class IncrementalHmacSha256 {
   // hashed first, as RFC 2104 says).
   explicit IncrementalHmacSha256(std::span<const uint8_t> key);
   explicit IncrementalHmacSha256(absl::string_view key);
+  // Starts a MAC under the key `key` was made from, without keying again.
+  explicit IncrementalHmacSha256(const HmacSha256Key& key);
   // Wipes the keyed states.
   ~IncrementalHmacSha256();
   IncrementalHmacSha256(const IncrementalHmacSha256&) = delete;

@@ -68,12 +68,12 @@ void EncodeSignedPart(const SignedPart& part, TicketBytes& out) {
 // The full MAC binding the signed part to `file_name`; the ticket carries
 // its first kTicketMacBytes.
 // REQUIRES: file_name.size() <= kMaxFileNameLength.
-Sha256Digest TicketMac(const TicketKey& holder_key,
+Sha256Digest TicketMac(const HmacSha256Key& holder_mac_key,
                        absl::string_view signed_part,
                        absl::string_view file_name) {
   const uint8_t length[2] = {static_cast<uint8_t>(file_name.size() >> 8),
                              static_cast<uint8_t>(file_name.size() & 0xff)};
-  IncrementalHmacSha256 hmac{std::span<const uint8_t>(holder_key.bytes)};
+  IncrementalHmacSha256 hmac{holder_mac_key};
   hmac.Update(kTicketLabel);
   hmac.Update(signed_part);
   hmac.Update(length);
@@ -192,9 +192,21 @@ TicketKey TicketKeyFor(const SessionKey& session_key) {
   return key;
 }
 
+HmacSha256Key TicketMacKey(const TicketKey& holder_key) {
+  return HmacSha256Key(std::span<const uint8_t>(holder_key.bytes));
+}
+
 size_t WriteTicket(const TicketKey& holder_key, absl::string_view holder,
                    absl::string_view requester, absl::string_view file_name,
                    absl::Time expiry, std::span<char> out) {
+  return WriteTicket(TicketMacKey(holder_key), holder, requester, file_name,
+                     expiry, out);
+}
+
+size_t WriteTicket(const HmacSha256Key& holder_mac_key,
+                   absl::string_view holder, absl::string_view requester,
+                   absl::string_view file_name, absl::Time expiry,
+                   std::span<char> out) {
   // Outside the REQUIRES the fields would not encode; an empty ticket is
   // refused by every holder.
   if (holder.size() > kMaxUserNameChars ||
@@ -207,7 +219,7 @@ size_t WriteTicket(const TicketKey& holder_key, absl::string_view holder,
   EncodeSignedPart(
       {static_cast<uint64_t>(expiry_ms < 0 ? 0 : expiry_ms), holder, requester},
       bytes);
-  const Sha256Digest mac = TicketMac(holder_key, bytes.view(), file_name);
+  const Sha256Digest mac = TicketMac(holder_mac_key, bytes.view(), file_name);
   bytes.Append(std::span<const uint8_t>(mac.data(), kTicketMacBytes));
   return EncodeBase64Url(bytes.view(), out);
 }
@@ -238,7 +250,8 @@ absl::StatusOr<TicketClaims> VerifyTicket(const TicketKey& holder_key,
   const absl::string_view signed_part =
       absl::string_view(bytes).substr(0, bytes.size() - kTicketMacBytes);
   if (file_name.size() > kMaxFileNameLength) return DoesNotVerify();
-  const Sha256Digest expected = TicketMac(holder_key, signed_part, file_name);
+  const Sha256Digest expected =
+      TicketMac(TicketMacKey(holder_key), signed_part, file_name);
   if (CRYPTO_memcmp(expected.data(), mac.data(), kTicketMacBytes) != 0) {
     return DoesNotVerify();
   }

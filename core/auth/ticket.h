@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/auth/hmac_sha256.h"
 #include "core/auth/scram.h"
 #include "core/base/names.h"
 
@@ -78,6 +79,16 @@ std::string IssueTicket(const TicketKey& holder_key,
 size_t WriteTicket(const TicketKey& holder_key, absl::string_view holder,
                    absl::string_view requester, absl::string_view file_name,
                    absl::Time expiry, std::span<char> out);
+
+// The HMAC states keyed with `holder_key`: WriteTicket with these skips
+// the two SHA-256 blocks of keying, two of the five a ticket's MAC costs
+// (bench/handler_bench BM_WriteTicket), so the daemon keeps them, not the
+// ticket key, for the holders it issues tickets for.
+HmacSha256Key TicketMacKey(const TicketKey& holder_key);
+size_t WriteTicket(const HmacSha256Key& holder_mac_key,
+                   absl::string_view holder, absl::string_view requester,
+                   absl::string_view file_name, absl::Time expiry,
+                   std::span<char> out);
 
 // Checks a ticket presented to holder `holder` (whose ticket key is
 // `holder_key`, TicketKeyFor(its session key))

@@ -93,6 +93,20 @@ TEST(TicketTest, IssuedTicketVerifiesAndGivesTheClaimsBack) {
   EXPECT_EQ(claims->expiry, kNow + absl::Seconds(60));
 }
 
+// The daemon writes tickets from the ticket key's HMAC states
+// (TicketMacKey): the same text as from the key, which the holder checks.
+TEST(TicketTest, WrittenFromTheMacKeyIsTheSameTicket) {
+  const TicketClaims claims = HansServesNotesToVader();
+  char text[kMaxTicketChars];
+  const size_t size =
+      WriteTicket(TicketMacKey(kHansKey), claims.holder, claims.requester,
+                  claims.file_name, claims.expiry, text);
+  ASSERT_GT(size, 0u);
+  EXPECT_EQ(std::string(text, size), HansTicket());
+  EXPECT_TRUE(VerifyAsHans(std::string(text, size)).ok());
+  EXPECT_NE(TicketMacKey(kHansKey), TicketMacKey(KeyFilledWith(0x22)));
+}
+
 TEST(TicketTest, ExpiryIsKeptToTheMillisecond) {
   TicketClaims claims = HansServesNotesToVader();
   claims.expiry += absl::Microseconds(999);
