@@ -98,9 +98,11 @@ class Reactor {
   virtual absl::Status AddReadable(int fd, absl::AnyInvocable<void()> fn) = 0;
 
   // Handles now, on the loop thread, every datagram already queued on the
-  // reactor's datagram sockets (until each socket's queue is empty, or
-  // kMaxDrainedDatagrams of reactor_batch.h from one socket under a flood
-  // that refills it as fast as it is read), replying as usual. A timer
+  // reactor's datagram sockets, replying as usual: until the sockets are
+  // empty, or as many datagrams as were queued at the call have been
+  // handled (QueuedDatagramsBound of reactor_batch.h), so that a flood
+  // that refills a socket as fast as it is read holds the loop only for a
+  // few times the queue it found. A timer
   // calls it before work that must not overtake datagrams that have
   // already arrived: the daemon's expiry tick, so that a heartbeat waiting
   // on the socket is seen before its session's deadline is judged.

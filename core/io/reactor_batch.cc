@@ -1,5 +1,8 @@
 #include "core/io/reactor_batch.h"
 
+#include <linux/sock_diag.h>  // SK_MEMINFO_*
+
+#include <algorithm>
 #include <cerrno>
 
 #include "core/io/send_batch.h"
@@ -36,14 +39,27 @@ unsigned DatagramBatch::ReceiveHandleAndReply(int fd, DatagramHandler& handler,
   return received;
 }
 
-void DatagramBatch::Drain(int fd, DatagramHandler& handler, DatagramPeek* peek,
-                          size_t max_datagrams) {
+size_t DatagramBatch::Drain(int fd, DatagramHandler& handler,
+                            DatagramPeek* peek, size_t max_datagrams) {
   size_t drained = 0;
   while (drained < max_datagrams) {
     const unsigned received = ReceiveHandleAndReply(fd, handler, peek);
     drained += received;
-    if (received < kBatchSize) return;
+    if (received < kBatchSize) break;
   }
+  return drained;
+}
+
+size_t QueuedDatagramsBound(int fd) {
+  uint32_t meminfo[SK_MEMINFO_VARS] = {};
+  socklen_t length = sizeof(meminfo);
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) != 0 ||
+      length <= SK_MEMINFO_RMEM_ALLOC * sizeof(uint32_t)) {
+    return kMaxDrainedDatagrams;
+  }
+  const size_t queued_bytes = meminfo[SK_MEMINFO_RMEM_ALLOC];
+  return std::min(kMaxDrainedDatagrams,
+                  (queued_bytes + kMinDatagramCharge - 1) / kMinDatagramCharge);
 }
 
 unsigned DatagramBatch::Receive(int fd) {

@@ -27,10 +27,23 @@ constexpr size_t kReplyCapacity = 1200;
 
 // The most datagrams one DrainDatagrams() call handles per socket: more
 // than a receive buffer of the largest size Linux allows by default holds
-// (each queued datagram costs the buffer at least 256 bytes), so it drains
-// any queue, yet a flood that refills the socket as fast as it is read
-// cannot hold the loop thread for ever.
+// (each queued datagram costs the buffer at least kMinDatagramCharge
+// bytes), so it drains any queue, yet a flood that refills the socket as
+// fast as it is read cannot hold the loop thread for ever.
 constexpr size_t kMaxDrainedDatagrams = 65536;
+
+// The least a queued datagram charges to its socket's receive buffer: its
+// sk_buff alone (the kernel's skb "truesize" also counts the data and the
+// shared info: 832 bytes for a small datagram on loopback).
+constexpr size_t kMinDatagramCharge = 256;
+
+// At least the number of datagrams queued on `fd` now: the bytes its
+// receive queue holds (SO_MEMINFO; UDP may count a little freed memory
+// too) over kMinDatagramCharge, at most kMaxDrainedDatagrams; that bound
+// itself if the kernel does not say. A drain that stops after this many
+// has read everything queued when it began (the queue is first in, first
+// out), and no more than a few times that under a flood that refills it.
+size_t QueuedDatagramsBound(int fd);
 
 // The datagram counters, written by the loop thread and read by stats().
 struct Counters {
@@ -67,9 +80,9 @@ class DatagramBatch {
                                  DatagramPeek* peek);
 
   // Repeats ReceiveHandleAndReply until the socket is drained or
-  // `max_datagrams` have been received.
-  void Drain(int fd, DatagramHandler& handler, DatagramPeek* peek,
-             size_t max_datagrams);
+  // `max_datagrams` have been received; returns how many were.
+  size_t Drain(int fd, DatagramHandler& handler, DatagramPeek* peek,
+               size_t max_datagrams);
 
  private:
   struct Slot {

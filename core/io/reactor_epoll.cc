@@ -127,9 +127,11 @@ absl::Status EpollReactor::AddDatagramSocket(UniqueFd socket,
 }
 
 void EpollReactor::DrainDatagrams() {
+  // Only this thread reads the socket: once as many datagrams as were
+  // queued at the start have been read, all of those have been handled.
   for (const std::unique_ptr<DatagramPort>& port : ports_) {
-    batch_->Drain(port->socket.get(), port->handler, &port->peek,
-                  kMaxDrainedDatagrams);
+    const int fd = port->socket.get();
+    batch_->Drain(fd, port->handler, &port->peek, QueuedDatagramsBound(fd));
   }
 }
 

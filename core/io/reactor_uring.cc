@@ -297,6 +297,10 @@ class UringReactor final : public Reactor {
   size_t InFlight() const;
 
   void HandleCompletions();
+  // DrainDatagrams()'s step on the ring: runs the pending task work, then
+  // reaps up to `max_completions` completions, handling all but polls
+  // (kept in reaped_polls_). Returns how many carried a datagram.
+  size_t ReapForDrain(size_t max_completions);
   static bool IsPoll(const io_uring_cqe& cqe);
   void Dispatch(const io_uring_cqe& cqe);
   void OnReadable(size_t index, int32_t result);
@@ -697,36 +701,72 @@ void UringReactor::Stop() {
   [[maybe_unused]] ssize_t written = write(wake_.get(), &one, sizeof(one));
 }
 
-// Two steps. The receives that the ring has already completed are
-// handled first (their datagrams may have arrived before the caller's own
-// completion, its timer's poll, was posted: a multishot receive takes what
-// the socket holds when it next runs, not when the datagram came); other
-// completions met on the way wait in reaped_polls_. Then each socket is read
-// directly with recvmmsg beside its multishot receive: the kernel hands
-// every datagram to exactly one of them. The loop thread is the only one
-// that reaps, so no completion is missed or taken twice.
+// The sockets have two readers here: each port's multishot receive, which
+// the kernel runs as task work at the loop thread's next system call
+// (cooperative ring) or wait (deferred ring), and the drain's own
+// recvmmsg. The kernel hands every datagram to exactly one of them, first
+// in, first out. So the drain alternates until what was queued when it
+// began has certainly been handled:
+//   - it runs the ring's pending task work (io_uring_get_events) and
+//     handles every receive completion, so that nothing the multishot
+//     receive took waits behind the drain (other completions are handled
+//     too; polls wait in reaped_polls_ for HandleCompletions);
+//   - it reads each socket with recvmmsg until it is empty;
+// and stops once it has handled as many datagrams as were queued at the
+// start (the completions then ready and QueuedDatagramsBound of each
+// socket), or when a round found nothing either way. Reading only until
+// the sockets are empty, as the epoll backend can, would leave what the
+// multishot receive took meanwhile for after the caller's work; reading
+// until then with no bound let a flood that refills the socket as fast as
+// it is read hold the loop (and every completion behind it) for up to
+// kMaxDrainedDatagrams. The loop thread is the only one that reaps, so no
+// completion is missed or taken twice.
 void UringReactor::DrainDatagrams() {
+  if (drain_batch_ == nullptr) {
+    drain_batch_ = std::make_unique<DatagramBatch>(&counters_);
+  }
+  size_t bound = io_uring_cq_ready(&ring_);
+  for (const std::unique_ptr<DatagramPort>& port : ports_) {
+    bound += QueuedDatagramsBound(port->socket.get());
+  }
+  bound = std::min(bound, kMaxDrainedDatagrams);
+  size_t handled = 0;
+  while (true) {
+    const size_t from_ring = ReapForDrain(kMaxDrainedDatagrams);
+    handled += from_ring;
+    if (handled >= bound) return;
+    size_t from_sockets = 0;
+    for (const std::unique_ptr<DatagramPort>& port : ports_) {
+      from_sockets += drain_batch_->Drain(port->socket.get(), port->handler,
+                                          &port->peek, bound - handled);
+    }
+    handled += from_sockets;
+    if (from_ring == 0 && from_sockets == 0) return;
+  }
+}
+
+size_t UringReactor::ReapForDrain(size_t max_completions) {
+  // Fails only as io_uring_enter does (EINTR, EBUSY): then what is posted
+  // is reaped, and the next round runs the task work.
+  [[maybe_unused]] const int result = io_uring_get_events(&ring_);
+  size_t received = 0;
   io_uring_cqe* cqe;
-  // Bounded like a socket's drain: sends completing during the drain post
-  // completions too.
   for (size_t reaped = 0;
-       reaped < kMaxDrainedDatagrams && io_uring_peek_cqe(&ring_, &cqe) == 0;
+       reaped < max_completions && io_uring_peek_cqe(&ring_, &cqe) == 0;
        ++reaped) {
     const io_uring_cqe copy = *cqe;
     io_uring_cqe_seen(&ring_, cqe);
     if (IsPoll(copy)) {
       reaped_polls_.push_back(copy);
-    } else {
-      Dispatch(copy);
+      continue;
     }
+    if (OperationOf(copy) == Operation::kReceive &&
+        (copy.flags & IORING_CQE_F_BUFFER) != 0) {
+      ++received;
+    }
+    Dispatch(copy);
   }
-  if (drain_batch_ == nullptr) {
-    drain_batch_ = std::make_unique<DatagramBatch>(&counters_);
-  }
-  for (const std::unique_ptr<DatagramPort>& port : ports_) {
-    drain_batch_->Drain(port->socket.get(), port->handler, &port->peek,
-                        kMaxDrainedDatagrams);
-  }
+  return received;
 }
 
 ReactorStats UringReactor::stats() const { return counters_.Snapshot(); }

@@ -541,6 +541,66 @@ TEST_P(ReactorTest, DrainInTimerHandlesEveryDatagramQueuedBeforeIt) {
   }
 }
 
+// The same while the reactor runs: datagrams that arrive while the loop
+// thread is busy (here: in the timer itself, before it drains) wait on the
+// socket, and on io_uring its multishot receive may take some of them into
+// completions while the drain reads the rest. The drain must handle those
+// too before it returns.
+TEST_P(ReactorTest, DrainHandlesDatagramsThatArrivedWhileTheLoopWasBusy) {
+  std::unique_ptr<Reactor> reactor = NewReactor();
+  SocketAddress server;
+  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  int handled = 0;
+  ASSERT_TRUE(reactor
+                  ->AddDatagramSocket(
+                      std::move(*socket),
+                      [&](std::span<const uint8_t> datagram,
+                          const SocketAddress& from, std::span<uint8_t> reply) {
+                        ++handled;
+                        return Echo(datagram, from, reply);
+                      })
+                  .ok());
+  UniqueFd client = OpenClient(server);
+  constexpr int kRounds = 5;
+  constexpr int kQueued = 100;
+  int rounds = 0;
+  std::vector<int> missed;
+  ASSERT_TRUE(reactor
+                  ->AddTimer(absl::Milliseconds(2),
+                             [&] {
+                               // Stop() ends the loop at its next turn.
+                               if (rounds == kRounds) return;
+                               const int before = handled;
+                               // Sent by another thread while this one
+                               // spins without a system call, as a busy
+                               // loop thread would.
+                               std::atomic<bool> sent{false};
+                               std::thread sender([&] {
+                                 for (int i = 0; i < kQueued; ++i) {
+                                   Send(client.get(), absl::StrCat("hb ", i));
+                                 }
+                                 sent.store(true);
+                               });
+                               while (!sent.load()) {
+                               }
+                               reactor->DrainDatagrams();
+                               sender.join();
+                               if (handled - before != kQueued) {
+                                 missed.push_back(kQueued - (handled - before));
+                               }
+                               if (++rounds == kRounds) reactor->Stop();
+                             })
+                  .ok());
+  ASSERT_TRUE(RunBounded(*reactor));
+  EXPECT_EQ(rounds, kRounds);
+  EXPECT_TRUE(missed.empty())
+      << "a drain returned with " << missed.front() << " of " << kQueued
+      << " datagrams unhandled (" << missed.size() << " of " << kRounds
+      << " drains)";
+  EXPECT_EQ(reactor->stats().replies_dropped, 0u);
+}
+
 TEST_P(ReactorTest, DrainWithNothingQueuedReturnsAtOnce) {
   SocketAddress server;
   std::unique_ptr<Reactor> reactor = NewEchoReactor(&server);
