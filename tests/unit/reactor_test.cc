@@ -176,7 +176,10 @@ class ReactorTest : public testing::TestWithParam<Variant> {
 
   // A new reactor that echoes on a 127.0.0.1 socket; `server` is where
   // clients reach it. Null (and a failure) if it cannot be set up.
-  std::unique_ptr<Reactor> NewEchoReactor(SocketAddress* server) {
+  // A reactor echoing on a loopback socket (its address in `server`),
+  // counting the datagrams it handles in `*handled` if given.
+  std::unique_ptr<Reactor> NewEchoReactor(SocketAddress* server,
+                                          int* handled = nullptr) {
     std::unique_ptr<Reactor> reactor = NewReactor();
     if (reactor == nullptr) return nullptr;
     absl::StatusOr<UniqueFd> socket =
@@ -185,8 +188,13 @@ class ReactorTest : public testing::TestWithParam<Variant> {
       ADD_FAILURE() << socket.status();
       return nullptr;
     }
-    const absl::Status added =
-        reactor->AddDatagramSocket(*std::move(socket), Echo);
+    const absl::Status added = reactor->AddDatagramSocket(
+        *std::move(socket),
+        [handled](std::span<const uint8_t> datagram, const SocketAddress& from,
+                  std::span<uint8_t> reply) {
+          if (handled != nullptr) ++*handled;
+          return Echo(datagram, from, reply);
+        });
     if (!added.ok()) {
       ADD_FAILURE() << added;
       return nullptr;
@@ -500,20 +508,10 @@ TEST_P(ReactorTest, TimerFiresRepeatedly) {
 // 256 provided buffers, so without the drain the timer runs with some of
 // them still queued. 600 small datagrams fit the test's 1 MiB receive buffer.
 TEST_P(ReactorTest, DrainInTimerHandlesEveryDatagramQueuedBeforeIt) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
   int handled = 0;
-  ASSERT_TRUE(reactor
-                  ->AddDatagramSocket(
-                      std::move(*socket),
-                      [&](std::span<const uint8_t> datagram,
-                          const SocketAddress& from, std::span<uint8_t> reply) {
-                        ++handled;
-                        return Echo(datagram, from, reply);
-                      })
-                  .ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server, &handled);
+  ASSERT_NE(reactor, nullptr);
   UniqueFd client = OpenClient(server);
   constexpr int kQueued = 600;
   for (int i = 0; i < kQueued; ++i) {
@@ -547,20 +545,10 @@ TEST_P(ReactorTest, DrainInTimerHandlesEveryDatagramQueuedBeforeIt) {
 // completions while the drain reads the rest. The drain must handle those
 // too before it returns.
 TEST_P(ReactorTest, DrainHandlesDatagramsThatArrivedWhileTheLoopWasBusy) {
-  std::unique_ptr<Reactor> reactor = NewReactor();
   SocketAddress server;
-  auto socket = OpenServer("127.0.0.1", "127.0.0.1", &server);
-  ASSERT_TRUE(socket.ok()) << socket.status();
   int handled = 0;
-  ASSERT_TRUE(reactor
-                  ->AddDatagramSocket(
-                      std::move(*socket),
-                      [&](std::span<const uint8_t> datagram,
-                          const SocketAddress& from, std::span<uint8_t> reply) {
-                        ++handled;
-                        return Echo(datagram, from, reply);
-                      })
-                  .ok());
+  std::unique_ptr<Reactor> reactor = NewEchoReactor(&server, &handled);
+  ASSERT_NE(reactor, nullptr);
   UniqueFd client = OpenClient(server);
   constexpr int kRounds = 5;
   constexpr int kQueued = 100;
