@@ -160,7 +160,7 @@ BENCHMARK(BM_MemoryPerSession)->Iterations(1)->Unit(benchmark::kMillisecond);
 // (their sessions are made before the measurement starts).
 void BM_MemoryPerPublication(benchmark::State& state) {
   const std::vector<std::string> names =
-      MakeNames(kPublishers * kNamesPerPublisher);
+      MakeNames(static_cast<size_t>(kPublishers) * kNamesPerPublisher);
   int64_t name_bytes = 0;
   for (const std::string& name : names) name_bytes += name.size();
   std::vector<std::string> users;

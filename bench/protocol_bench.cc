@@ -244,8 +244,8 @@ void BM_Decode(benchmark::State& state, Encoder encode, Decoder decode) {
 }
 
 #define PCFS_CODEC_BENCHMARKS(message, encode, decode) \
-  BENCHMARK_CAPTURE(BM_Encode, message, &encode);      \
-  BENCHMARK_CAPTURE(BM_Decode, message, &encode, &decode)
+  BENCHMARK_CAPTURE(BM_Encode, message, &(encode));    \
+  BENCHMARK_CAPTURE(BM_Decode, message, &(encode), &(decode))
 
 PCFS_CODEC_BENCHMARKS(Login, EncodeLogin, DecodeLogin);
 PCFS_CODEC_BENCHMARKS(LoginFinish, EncodeLoginFinish, DecodeLoginFinish);

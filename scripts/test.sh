@@ -10,8 +10,8 @@
 #      runs the tests labelled "threaded" (the code that runs threads:
 #      registry, reactor, file server, downloader and its hasher;
 #      tests/CMakeLists.txt lists them in PCFS_THREADED_TESTS)
-#   6. clang-tidy (.clang-tidy) over core/, daemon/ and peerctl/, with the
-#      clang tree's compile_commands.json (scripts/tidy.sh)
+#   6. clang-tidy (.clang-tidy) over core/, daemon/, peerctl/, tests/ and
+#      bench/, with the clang tree's compile_commands.json (scripts/tidy.sh)
 #   7. every libFuzzer target for 10 s on its seeds (scripts/fuzz.sh)
 #   8. builds the Debian packages, checks them with lintian, and installs,
 #      reloads, upgrades and purges them in a booted Debian 12 container
@@ -57,7 +57,7 @@ CC=clang CXX=clang++ scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug \
 TSAN_OPTIONS=halt_on_error=1 run build-tsan -L threaded
 
 echo "== clang-tidy"
-scripts/tidy.sh build-tsan
+scripts/tidy.sh build-tsan --all
 
 echo "== fuzz (10 s a target)"
 scripts/fuzz.sh 10

@@ -98,7 +98,7 @@ SocketAddress SpreadSourceAddress(uint64_t index, int per_source) {
   Endpoint endpoint;
   endpoint.family = 4;
   endpoint.ip[0] = 127;
-  endpoint.ip[1] = static_cast<uint8_t>(1 + n / (250 * 256));
+  endpoint.ip[1] = static_cast<uint8_t>(1 + n / (uint64_t{250} * 256));
   endpoint.ip[2] = static_cast<uint8_t>((n / 250) % 256);
   endpoint.ip[3] = static_cast<uint8_t>(1 + n % 250);
   endpoint.port = 0;

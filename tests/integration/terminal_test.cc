@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -214,9 +215,12 @@ class SlowHolder {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address),
-           sizeof(address));
-    ::listen(listener_.get(), 4);
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address),
+               sizeof(address)) != 0 ||
+        ::listen(listener_.get(), 4) != 0) {
+      ADD_FAILURE() << "SlowHolder: bind/listen: " << std::strerror(errno);
+      return;
+    }
     socklen_t length = sizeof(address);
     ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address),
                   &length);
@@ -225,7 +229,7 @@ class SlowHolder {
   }
   ~SlowHolder() {
     stop_ = true;
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   uint16_t port() const { return port_; }
   bool served() const { return served_; }

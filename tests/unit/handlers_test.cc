@@ -1261,7 +1261,7 @@ class FakeClusterLink final : public ClusterLink {
   }
   // Completes claim `i` with `outcome` from another thread, as the store's
   // writer thread does.
-  void CompleteClaim(size_t i, absl::Status outcome) {
+  void CompleteClaim(size_t i, const absl::Status& outcome) {
     ClusterStore::Done done;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -151,7 +151,7 @@ TEST(JournalWriterTest, ChangeIsAppliedOnlyOnceDurableAndCompletedOnItsQueue) {
   std::vector<absl::Status> outcomes;
   ASSERT_TRUE(writer
                   .Submit(Pub("leia", "plans.pdf", 10), queue.get(),
-                          [&](absl::Status s) { outcomes.push_back(s); })
+                          [&](const absl::Status& s) { outcomes.push_back(s); })
                   .ok());
   ASSERT_TRUE(journal.WaitForCall());
   // Being written, not yet durable: memory is as it was, nothing completed.
@@ -175,7 +175,7 @@ TEST(JournalWriterTest, ManySubmitsMakeFewerBatchesInOrder) {
   for (int i = 0; i < kChanges; ++i) {
     ASSERT_TRUE(writer
                     .Submit(Pub("leia", absl::StrCat("f", i), 1), queue.get(),
-                            [&completed, i](absl::Status s) {
+                            [&completed, i](const absl::Status& s) {
                               EXPECT_TRUE(s.ok()) << s;
                               completed.push_back(i);
                             })
@@ -211,7 +211,7 @@ TEST(JournalWriterTest, BatchCapBoundsEachAppend) {
   for (int i = 0; i < 100; ++i) {
     ASSERT_TRUE(writer
                     .Submit(Pub("leia", absl::StrCat("f", i), 1), queue.get(),
-                            [](absl::Status) {})
+                            [](const absl::Status&) {})
                     .ok());
     if (i == 0) {
       ASSERT_TRUE(journal.WaitForCall());
@@ -227,7 +227,7 @@ void SubmitCounted(JournalWriter& writer, JournalWriter::CompletionQueue* queue,
                    const std::string& name, int* done) {
   ASSERT_TRUE(writer
                   .Submit(Pub("leia", name, 1), queue,
-                          [done](absl::Status s) {
+                          [done](const absl::Status& s) {
                             EXPECT_TRUE(s.ok()) << s;
                             ++*done;
                           })
@@ -311,7 +311,7 @@ TEST(JournalWriterTest, ChangesOfOneNameAreDecidedInOrderWithinABatch) {
   JournalWriter writer(journal.Fn(), &registry, {});
   auto queue = NewQueue();
   std::vector<absl::StatusCode> codes;
-  auto done = [&](absl::Status s) { codes.push_back(s.code()); };
+  auto done = [&](const absl::Status& s) { codes.push_back(s.code()); };
   ASSERT_TRUE(writer.Submit(Pub("leia", "held", 1), queue.get(), done).ok());
   ASSERT_TRUE(journal.WaitForCall());
   // All in the next batch: the second unp finds the name gone, the second
@@ -342,7 +342,7 @@ TEST(JournalWriterTest, FailedAppendLeavesMemoryExactlyAsItWas) {
   JournalWriter writer(journal.Fn(), &registry, {});
   auto queue = NewQueue();
   std::vector<absl::Status> outcomes;
-  auto done = [&](absl::Status s) { outcomes.push_back(s); };
+  auto done = [&](const absl::Status& s) { outcomes.push_back(s); };
   ASSERT_TRUE(
       writer.Submit(Pub("leia", "plans.pdf", 11), queue.get(), done).ok());
   ASSERT_TRUE(writer.Submit(Unp("leia", "map.png"), queue.get(), done).ok());
@@ -380,7 +380,7 @@ TEST(JournalWriterTest, RefusedJournalWriteLeavesEarlierPublicationsIntact) {
     JournalWriter writer(log->get(), &registry, {});
     auto queue = NewQueue();
     std::vector<absl::Status> outcomes;
-    auto done = [&](absl::Status s) { outcomes.push_back(s); };
+    auto done = [&](const absl::Status& s) { outcomes.push_back(s); };
     // Published while the disk had room.
     ASSERT_TRUE(
         writer.Submit(Pub("leia", "plans.pdf", 10), queue.get(), done).ok());
@@ -433,7 +433,7 @@ TEST(JournalWriterTest, FullQueueRefusesAtOnce) {
   JournalWriter writer(journal.Fn(), &registry, options);
   auto queue = NewQueue();
   int completed = 0;
-  auto done = [&](absl::Status) { ++completed; };
+  auto done = [&](const absl::Status&) { ++completed; };
   ASSERT_TRUE(writer.Submit(Pub("leia", "f0", 1), queue.get(), done).ok());
   ASSERT_TRUE(journal.WaitForCall());  // f0 taken: the queue is empty
   for (int i = 1; i <= 4; ++i) {
@@ -457,7 +457,7 @@ TEST(JournalWriterTest, ShutdownDrainsAndCompletesWhatWasAccepted) {
   JournalWriter writer(journal.Fn(), &registry, {});
   auto queue = NewQueue();
   std::atomic<int> completed{0};
-  auto done = [&](absl::Status s) {
+  auto done = [&](const absl::Status& s) {
     EXPECT_TRUE(s.ok()) << s;
     ++completed;
   };
@@ -502,7 +502,7 @@ TEST(JournalWriterTest, ManyThreadsEachGetTheirOwnCompletions) {
             i % 2 == 0 ? Pub(user, name, 1) : Unp(user, name);
         if (writer
                 .Submit(std::move(change), queue.get(),
-                        [&completed, t](absl::Status s) {
+                        [&completed, t](const absl::Status& s) {
                           EXPECT_TRUE(s.ok() || absl::IsNotFound(s)) << s;
                           ++completed[t];  // this thread's only
                         })

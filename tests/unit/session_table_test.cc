@@ -259,7 +259,7 @@ TEST(SessionTableTest, ConcurrentSessionsStayApart) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int round = 0; round < kRounds; ++round) {
-        const uint64_t id = static_cast<uint64_t>(round * kThreads + t + 1);
+        const uint64_t id = static_cast<uint64_t>(round) * kThreads + t + 1;
         const SessionKey key = Key(static_cast<uint8_t>(t + 1));
         if (!table.Insert(id, key)) ++failures;
         const SessionTable::Admission a =
