@@ -27,25 +27,25 @@ SHA256_CTX* AsContext(State& state) {
   return reinterpret_cast<SHA256_CTX*>(state.bytes);
 }
 
-// K0 of RFC 2104: `key`, hashed first if longer than a block, padded with
-// zeros to a block.
-void KeyBlock(std::span<const uint8_t> key, uint8_t (&block)[kBlockBytes]) {
-  std::memset(block, 0, kBlockBytes);
+// Both contexts of an HMAC under `key` (any length; hashed first if longer
+// than a block, as RFC 2104 says), each fed its one padded key block.
+void StartKeyed(std::span<const uint8_t> key, SHA256_CTX* inner,
+                SHA256_CTX* outer) {
+  uint8_t block[kBlockBytes] = {};
   if (key.size() > kBlockBytes) {
     SHA256(key.data(), key.size(), block);
   } else if (!key.empty()) {
     std::memcpy(block, key.data(), key.size());
   }
-}
-
-// `ctx` started and fed the one block K0 ^ `pad`.
-void StartKeyed(const uint8_t (&block)[kBlockBytes], uint8_t pad,
-                SHA256_CTX* ctx) {
-  uint8_t padded[kBlockBytes];
-  for (size_t i = 0; i < kBlockBytes; ++i) padded[i] = block[i] ^ pad;
-  SHA256_Init(ctx);
-  SHA256_Update(ctx, padded, kBlockBytes);
-  OPENSSL_cleanse(padded, sizeof(padded));
+  uint8_t pad[kBlockBytes];
+  for (size_t i = 0; i < kBlockBytes; ++i) pad[i] = block[i] ^ kInnerPad;
+  SHA256_Init(inner);
+  SHA256_Update(inner, pad, kBlockBytes);
+  for (size_t i = 0; i < kBlockBytes; ++i) pad[i] = block[i] ^ kOuterPad;
+  SHA256_Init(outer);
+  SHA256_Update(outer, pad, kBlockBytes);
+  OPENSSL_cleanse(block, sizeof(block));
+  OPENSSL_cleanse(pad, sizeof(pad));
 }
 
 // A SHA-256 context that has hashed one block, ending in chaining values
@@ -60,15 +60,12 @@ void ResumeKeyed(const std::array<uint32_t, 8>& h, SHA256_CTX* ctx) {
 }  // namespace
 
 HmacSha256Key::HmacSha256Key(std::span<const uint8_t> key) {
-  uint8_t block[kBlockBytes];
-  KeyBlock(key, block);
-  SHA256_CTX ctx;
-  StartKeyed(block, kInnerPad, &ctx);
-  std::memcpy(inner_.data(), ctx.h, sizeof(ctx.h));
-  StartKeyed(block, kOuterPad, &ctx);
-  std::memcpy(outer_.data(), ctx.h, sizeof(ctx.h));
-  OPENSSL_cleanse(&ctx, sizeof(ctx));
-  OPENSSL_cleanse(block, sizeof(block));
+  SHA256_CTX inner, outer;
+  StartKeyed(key, &inner, &outer);
+  std::memcpy(inner_.data(), inner.h, sizeof(inner.h));
+  std::memcpy(outer_.data(), outer.h, sizeof(outer.h));
+  OPENSSL_cleanse(&inner, sizeof(inner));
+  OPENSSL_cleanse(&outer, sizeof(outer));
 }
 
 IncrementalHmacSha256::IncrementalHmacSha256(const HmacSha256Key& key) {
@@ -81,11 +78,7 @@ IncrementalHmacSha256::IncrementalHmacSha256(absl::string_view key)
           reinterpret_cast<const uint8_t*>(key.data()), key.size())) {}
 
 IncrementalHmacSha256::IncrementalHmacSha256(std::span<const uint8_t> key) {
-  uint8_t block[kBlockBytes];
-  KeyBlock(key, block);
-  StartKeyed(block, kInnerPad, AsContext(inner_));
-  StartKeyed(block, kOuterPad, AsContext(outer_));
-  OPENSSL_cleanse(block, sizeof(block));
+  StartKeyed(key, AsContext(inner_), AsContext(outer_));
 }
 
 IncrementalHmacSha256::~IncrementalHmacSha256() {
