@@ -194,8 +194,8 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
 std::optional<HmacSha256Key> RequestHandler::HolderTicketKey(
     uint64_t session_id) {
   // A local holder: derived from its session key (two HMACs on the stack),
-  // kept in this thread's cache rather than in the session table, where it
-  // would add 32 bytes to every session.
+  // kept in this thread's cache (ticket_keys_) rather than in the session
+  // table, where it would add to every session.
   if (std::optional<SessionKey> key = sessions_->KeyOf(session_id)) {
     TicketKeyEntry& entry =
         (*ticket_keys_)[session_id & (kTicketKeyCacheSize - 1)];

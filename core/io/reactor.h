@@ -100,9 +100,10 @@ class Reactor {
   // Handles now, on the loop thread, every datagram already queued on the
   // reactor's datagram sockets, replying as usual: until the sockets are
   // empty, or as many datagrams as were queued at the call have been
-  // handled (QueuedDatagramsBound of reactor_batch.h), so that a flood
-  // that refills a socket as fast as it is read holds the loop only for a
-  // few times the queue it found. A timer
+  // handled (QueuedDatagramsBound of reactor_batch.h, an upper bound), so
+  // that a flood that refills a socket as fast as it is read holds the
+  // loop for the queue it found and that bound's slack, not for ever. A
+  // timer
   // calls it before work that must not overtake datagrams that have
   // already arrived: the daemon's expiry tick, so that a heartbeat waiting
   // on the socket is seen before its session's deadline is judged.

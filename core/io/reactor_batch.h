@@ -38,11 +38,14 @@ constexpr size_t kMaxDrainedDatagrams = 65536;
 constexpr size_t kMinDatagramCharge = 256;
 
 // At least the number of datagrams queued on `fd` now: the bytes its
-// receive queue holds (SO_MEMINFO; UDP may count a little freed memory
-// too) over kMinDatagramCharge, at most kMaxDrainedDatagrams; that bound
-// itself if the kernel does not say. A drain that stops after this many
-// has read everything queued when it began (the queue is first in, first
-// out), and no more than a few times that under a flood that refills it.
+// receive queue holds (SO_MEMINFO) over kMinDatagramCharge, at most
+// kMaxDrainedDatagrams; that bound itself if the kernel does not say. A
+// drain that stops after this many has read everything queued when it
+// began (the queue is first in, first out). The bound is loose: a small
+// datagram is charged about three times kMinDatagramCharge, and UDP gives
+// the memory of datagrams already read back to the count in batches (up to
+// a quarter of the receive buffer), so under a flood the drain may read
+// thousands more (docs/ARCHITECTURE.md).
 size_t QueuedDatagramsBound(int fd);
 
 // The datagram counters, written by the loop thread and read by stats().

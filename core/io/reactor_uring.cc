@@ -298,9 +298,9 @@ class UringReactor final : public Reactor {
 
   void HandleCompletions();
   // DrainDatagrams()'s step on the ring: runs the pending task work, then
-  // reaps up to `max_completions` completions, handling all but polls
+  // reaps up to kMaxDrainedDatagrams completions, handling all but polls
   // (kept in reaped_polls_). Returns how many carried a datagram.
-  size_t ReapForDrain(size_t max_completions);
+  size_t ReapForDrain();
   static bool IsPoll(const io_uring_cqe& cqe);
   void Dispatch(const io_uring_cqe& cqe);
   void OnReadable(size_t index, int32_t result);
@@ -732,27 +732,31 @@ void UringReactor::DrainDatagrams() {
   bound = std::min(bound, kMaxDrainedDatagrams);
   size_t handled = 0;
   while (true) {
-    const size_t from_ring = ReapForDrain(kMaxDrainedDatagrams);
+    // Every round ends here, on the ring: what the multishot receive took
+    // while the sockets were read is handled before the drain returns.
+    const size_t from_ring = ReapForDrain();
     handled += from_ring;
     if (handled >= bound) return;
     size_t from_sockets = 0;
     for (const std::unique_ptr<DatagramPort>& port : ports_) {
-      from_sockets += drain_batch_->Drain(port->socket.get(), port->handler,
-                                          &port->peek, bound - handled);
+      const size_t read = drain_batch_->Drain(port->socket.get(), port->handler,
+                                              &port->peek, bound - handled);
+      from_sockets += read;
+      handled += read;
+      if (handled >= bound) break;
     }
-    handled += from_sockets;
     if (from_ring == 0 && from_sockets == 0) return;
   }
 }
 
-size_t UringReactor::ReapForDrain(size_t max_completions) {
+size_t UringReactor::ReapForDrain() {
   // Fails only as io_uring_enter does (EINTR, EBUSY): then what is posted
   // is reaped, and the next round runs the task work.
   [[maybe_unused]] const int result = io_uring_get_events(&ring_);
   size_t received = 0;
   io_uring_cqe* cqe;
   for (size_t reaped = 0;
-       reaped < max_completions && io_uring_peek_cqe(&ring_, &cqe) == 0;
+       reaped < kMaxDrainedDatagrams && io_uring_peek_cqe(&ring_, &cqe) == 0;
        ++reaped) {
     const io_uring_cqe copy = *cqe;
     io_uring_cqe_seen(&ring_, cqe);
