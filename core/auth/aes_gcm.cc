@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/prefetch_hints.h"
@@ -67,56 +68,67 @@ PCFS_AESNI inline __m128i EncryptBlock(__m128i block, const RoundKeys& keys) {
   return _mm_aesenclast_si128(block, keys.k[10]);
 }
 
-// libcrypto's block128_f: one block under the round keys `key` points to.
-PCFS_AESNI void EncryptOne(const unsigned char in[16], unsigned char out[16],
-                           const void* key) {
-  const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
-                   EncryptBlock(block, *static_cast<const RoundKeys*>(key)));
+// CTR mode (SP 800-38D, 6.5) eight blocks at a time, whose rounds AES-NI
+// pipelines, so that eight cost about what one does alone.
+constexpr size_t kStreamBlocks = 8;
+constexpr size_t kStreamBytes = 16 * kStreamBlocks;
+
+// The key stream of the counter blocks `prefix` (12 bytes) || counter + j,
+// j = 0..7, the count 32-bit big-endian (mod 2^32).
+PCFS_AESNI inline void KeyStream(const RoundKeys& keys, const uint8_t* prefix,
+                                 uint32_t counter,
+                                 __m128i (&stream)[kStreamBlocks]) {
+  int32_t words[3];
+  std::memcpy(words, prefix, sizeof(words));
+  for (size_t j = 0; j < kStreamBlocks; ++j) {
+    const uint32_t n = counter + static_cast<uint32_t>(j);
+    stream[j] =
+        _mm_xor_si128(_mm_set_epi32(static_cast<int32_t>(__builtin_bswap32(n)),
+                                    words[2], words[1], words[0]),
+                      keys.k[0]);
+  }
+  for (int round = 1; round < 10; ++round) {
+    for (__m128i& block : stream) {
+      block = _mm_aesenc_si128(block, keys.k[round]);
+    }
+  }
+  for (__m128i& block : stream) {
+    block = _mm_aesenclast_si128(block, keys.k[10]);
+  }
 }
 
-// libcrypto's ctr128_f: `blocks` blocks of CTR mode from the counter block
-// `ivec`, whose last four bytes count big-endian (mod 2^32), XORed into
-// `in` to give `out` (which may be `in`). Four blocks at a time, so that
-// their rounds overlap in the AES unit.
-PCFS_AESNI void Ctr32(const unsigned char* in, unsigned char* out,
-                      size_t blocks, const void* key,
-                      const unsigned char ivec[16]) {
-  const RoundKeys& keys = *static_cast<const RoundKeys*>(key);
-  int32_t words[3];
-  std::memcpy(words, ivec, sizeof(words));
-  uint32_t counter_be;
-  std::memcpy(&counter_be, ivec + 12, sizeof(counter_be));
-  uint32_t counter = __builtin_bswap32(counter_be);
-  const auto block_of = [&](uint32_t n) {
-    return _mm_set_epi32(static_cast<int32_t>(__builtin_bswap32(n)), words[2],
-                         words[1], words[0]);
-  };
-  const auto xor_into = [&](__m128i stream, size_t i) {
+// `out` = `in` XOR `stream` for `bytes` bytes (at most 16 a block of
+// `stream`); `out` may be `in`.
+PCFS_AESNI inline void XorStream(const __m128i* stream, const uint8_t* in,
+                                 uint8_t* out, size_t bytes) {
+  size_t j = 0;
+  for (; 16 * j + 16 <= bytes; ++j) {
     const __m128i data =
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * i));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i),
-                     _mm_xor_si128(data, stream));
-  };
-  size_t i = 0;
-  for (; i + 4 <= blocks; i += 4, counter += 4) {
-    __m128i b0 = _mm_xor_si128(block_of(counter), keys.k[0]);
-    __m128i b1 = _mm_xor_si128(block_of(counter + 1), keys.k[0]);
-    __m128i b2 = _mm_xor_si128(block_of(counter + 2), keys.k[0]);
-    __m128i b3 = _mm_xor_si128(block_of(counter + 3), keys.k[0]);
-    for (int round = 1; round < 10; ++round) {
-      b0 = _mm_aesenc_si128(b0, keys.k[round]);
-      b1 = _mm_aesenc_si128(b1, keys.k[round]);
-      b2 = _mm_aesenc_si128(b2, keys.k[round]);
-      b3 = _mm_aesenc_si128(b3, keys.k[round]);
-    }
-    xor_into(_mm_aesenclast_si128(b0, keys.k[10]), i);
-    xor_into(_mm_aesenclast_si128(b1, keys.k[10]), i + 1);
-    xor_into(_mm_aesenclast_si128(b2, keys.k[10]), i + 2);
-    xor_into(_mm_aesenclast_si128(b3, keys.k[10]), i + 3);
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * j));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * j),
+                     _mm_xor_si128(data, stream[j]));
   }
-  for (; i < blocks; ++i, ++counter) {
-    xor_into(EncryptBlock(block_of(counter), keys), i);
+  if (16 * j < bytes) {  // the message's last, partial block
+    alignas(16) uint8_t last[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(last), stream[j]);
+    for (size_t i = 16 * j; i < bytes; ++i) out[i] = in[i] ^ last[i - 16 * j];
+  }
+}
+
+// `out` = `in` XOR the key stream from the counter block `prefix` || first,
+// for `size` bytes; `out` may be `in`. A last, short group is encrypted
+// whole and only as much of its stream used as there are bytes left.
+PCFS_AESNI void CtrXor(const RoundKeys& keys, const uint8_t* prefix,
+                       uint32_t first, const uint8_t* in, uint8_t* out,
+                       size_t size) {
+  for (uint32_t counter = first; size > 0; counter += kStreamBlocks) {
+    __m128i stream[kStreamBlocks];
+    KeyStream(keys, prefix, counter, stream);
+    const size_t bytes = std::min(size, kStreamBytes);
+    XorStream(stream, in, out, bytes);
+    in += bytes;
+    out += bytes;
+    size -= bytes;
   }
 }
 
@@ -185,45 +197,94 @@ PCFS_GHASH inline __m128i GfMultiply(__m128i a, __m128i b) {
 }
 
 // GHASH's key and its powers, byte-reversed: powers[i] = H^(i+1).
+constexpr int kGhashPowers = 8;
 struct GhashKey {
-  __m128i powers[4];
+  __m128i powers[kGhashPowers];
 };
 
 PCFS_GHASH inline __m128i LoadReversed(const uint8_t* bytes) {
   return ByteReversed(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes)));
 }
 
-// Folds `bytes` into the GHASH state `y` (byte-reversed), a partial last
-// block padded with zeros. Four blocks at a time are one reduction:
-// Y' = (Y + X1) H^4 + X2 H^3 + X3 H^2 + X4 H.
-PCFS_GHASH __m128i GhashBytes(__m128i y, const GhashKey& key,
-                              std::span<const uint8_t> bytes) {
+// Folds `count` (1 to kGhashPowers) whole blocks at `blocks` into the
+// GHASH state `y`, all byte-reversed, with one reduction:
+// Y' = (Y + X1) H^n + X2 H^(n-1) + ... + Xn H.
+PCFS_GHASH inline __m128i GhashBlocks(__m128i y, const GhashKey& key,
+                                      const uint8_t* blocks, int count) {
   const __m128i* h = key.powers;
-  const uint8_t* at = bytes.data();
-  size_t left = bytes.size();
-  for (; left >= 64; at += 64, left -= 64) {
-    const Wide sum =
-        CarrylessProduct(_mm_xor_si128(y, LoadReversed(at)), h[3]) ^
-        CarrylessProduct(LoadReversed(at + 16), h[2]) ^
-        CarrylessProduct(LoadReversed(at + 32), h[1]) ^
-        CarrylessProduct(LoadReversed(at + 48), h[0]);
-    y = Reduce(sum);
+  Wide sum =
+      CarrylessProduct(_mm_xor_si128(y, LoadReversed(blocks)), h[count - 1]);
+  for (int i = 1; i < count; ++i) {
+    sum =
+        sum ^ CarrylessProduct(LoadReversed(blocks + 16 * i), h[count - 1 - i]);
   }
-  for (; left >= 16; at += 16, left -= 16) {
-    y = GfMultiply(_mm_xor_si128(y, LoadReversed(at)), h[0]);
-  }
-  if (left > 0) {
-    alignas(16) uint8_t last[16] = {};
-    std::memcpy(last, at, left);
-    y = GfMultiply(_mm_xor_si128(y, LoadReversed(last)), h[0]);
-  }
-  return y;
+  return Reduce(sum);
 }
+
+// GHASH (SP 800-38D, 6.4 and 7.1 step 5) of the associated data, then the
+// ciphertext, each padded with zeros to whole blocks, then their lengths:
+// one pass over all of them, one reduction per kGhashPowers blocks
+// wherever the segments meet. The blocks are read in place where a group
+// lies whole in one segment, and gathered into a group on the stack where
+// it spans two or holds a padded block.
+class GhashPass {
+ public:
+  PCFS_GHASH explicit GhashPass(const GhashKey& key)
+      : key_(key), y_(_mm_setzero_si128()) {}
+
+  // Folds in one segment, its last block padded with zeros.
+  PCFS_GHASH void Absorb(std::span<const uint8_t> bytes) {
+    const uint8_t* at = bytes.data();
+    size_t left = bytes.size();
+    if (filled_ > 0) {  // complete the gathered group first
+      const size_t take = std::min(left, kGroupBytes - filled_);
+      std::memcpy(group_ + filled_, at, take);
+      filled_ += take;
+      at += take;
+      left -= take;
+      if (filled_ == kGroupBytes) FoldGroup();
+    }
+    for (; left >= kGroupBytes; at += kGroupBytes, left -= kGroupBytes) {
+      y_ = GhashBlocks(y_, key_, at, kGhashPowers);
+    }
+    if (left > 0) {  // only when the gathered group is empty
+      std::memcpy(group_, at, left);
+      filled_ = left;
+    }
+    const size_t padding = (16 - filled_ % 16) % 16;
+    std::memset(group_ + filled_, 0, padding);
+    filled_ += padding;
+    if (filled_ == kGroupBytes) FoldGroup();
+  }
+
+  // The GHASH of all that was absorbed and the length block `lengths`
+  // (byte-reversed), byte-reversed.
+  PCFS_GHASH __m128i Finish(__m128i lengths) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(group_ + filled_),
+                     ByteReversed(lengths));
+    filled_ += 16;
+    FoldGroup();
+    return y_;
+  }
+
+ private:
+  static constexpr size_t kGroupBytes = 16 * kGhashPowers;
+
+  PCFS_GHASH void FoldGroup() {
+    y_ = GhashBlocks(y_, key_, group_, static_cast<int>(filled_ / 16));
+    filled_ = 0;
+  }
+
+  const GhashKey& key_;
+  __m128i y_;
+  size_t filled_ = 0;  // bytes gathered, a multiple of 16 between segments
+  alignas(16) uint8_t group_[kGroupBytes];
+};
 
 #undef PCFS_GHASH
 
 // AES-128-GCM with AES-NI and PCLMULQDQ: the whole cipher is the round keys
-// and GHASH's key with three of its powers, 240 bytes in one object (four
+// and GHASH's key with seven of its powers, 304 bytes in one object (five
 // cache lines with its vtable pointer), which every datagram of a session
 // reads.
 class AesNiGcm final : public AesGcm128 {
@@ -239,24 +300,32 @@ class AesNiGcm final : public AesGcm128 {
     return true;
   }
 
-  bool Seal(const Nonce& nonce, std::span<const uint8_t> aad,
-            std::span<uint8_t> body, Tag& tag) override {
+  // Both begin with one group of the key stream from J0: E(K, J0), which
+  // masks the tag, then the stream of the first seven blocks of the body.
+  __attribute__((target("aes,pclmul,ssse3,sse2"))) bool Seal(
+      const Nonce& nonce, std::span<const uint8_t> aad, std::span<uint8_t> body,
+      Tag& tag) override {
     NotePrefetchHint(this, sizeof(*this));
-    Crypt(nonce, body, body);
-    TagOf(nonce, aad, body, tag);
+    __m128i stream[kStreamBlocks];
+    KeyStream(state_.keys, nonce.data(), 1, stream);
+    Crypt(nonce, stream, body, body);
+    TagOf(stream[0], aad, body, tag);
     return true;
   }
 
-  bool Open(const Nonce& nonce, std::span<const uint8_t> aad,
-            std::span<const uint8_t> body, const Tag& tag,
-            std::span<uint8_t> out) override {
+  __attribute__((target("aes,pclmul,ssse3,sse2"))) bool Open(
+      const Nonce& nonce, std::span<const uint8_t> aad,
+      std::span<const uint8_t> body, const Tag& tag,
+      std::span<uint8_t> out) override {
     NotePrefetchHint(this, sizeof(*this));
+    __m128i stream[kStreamBlocks];
+    KeyStream(state_.keys, nonce.data(), 1, stream);
     Tag expected;
-    TagOf(nonce, aad, body, expected);  // of the ciphertext: before `out`
+    TagOf(stream[0], aad, body, expected);  // of the ciphertext: before `out`
     if (CRYPTO_memcmp(expected.data(), tag.data(), tag.size()) != 0) {
       return false;  // nothing decrypted
     }
-    Crypt(nonce, body, out.first(body.size()));
+    Crypt(nonce, stream, body, out.first(body.size()));
     return true;
   }
 
@@ -269,6 +338,7 @@ class AesNiGcm final : public AesGcm128 {
     RoundKeys keys;
     GhashKey ghash;  // H = E(K, 0) and its powers
   };
+  static_assert(sizeof(State) == 304);
 
   AesNiGcm() { Keyed(Key{}); }  // never used unkeyed
 
@@ -276,53 +346,38 @@ class AesNiGcm final : public AesGcm128 {
     ExpandKey(key.data(), state_.keys);
     __m128i* powers = state_.ghash.powers;
     powers[0] = ByteReversed(EncryptBlock(_mm_setzero_si128(), state_.keys));
-    for (int i = 1; i < 4; ++i) {
+    for (int i = 1; i < kGhashPowers; ++i) {
       powers[i] = GfMultiply(powers[i - 1], powers[0]);
     }
   }
 
-  // The counter block J0 + n (SP 800-38D, 7.1: the 96-bit nonce, then a
-  // 32-bit big-endian counter from 1).
-  static void CounterBlock(const Nonce& nonce, uint32_t n, uint8_t out[16]) {
-    std::memcpy(out, nonce.data(), nonce.size());
-    const uint32_t big_endian = __builtin_bswap32(n);
-    std::memcpy(out + 12, &big_endian, sizeof(big_endian));
-  }
-
-  // CTR mode from J0 + 1: `out` = `in` XOR the key stream (may be in place).
-  __attribute__((target("aes,sse2"))) void Crypt(const Nonce& nonce,
-                                                 std::span<const uint8_t> in,
-                                                 std::span<uint8_t> out) const {
-    uint8_t counter[16];
-    CounterBlock(nonce, 2, counter);  // J0 + 1
-    const size_t blocks = in.size() / 16;
-    Ctr32(in.data(), out.data(), blocks, &state_.keys, counter);
-    const size_t done = blocks * 16;
-    if (done == in.size()) return;
-    CounterBlock(nonce, static_cast<uint32_t>(2 + blocks), counter);
-    alignas(16) uint8_t stream[16];
-    EncryptOne(counter, stream, &state_.keys);
-    for (size_t i = done; i < in.size(); ++i) {
-      out[i] = in[i] ^ stream[i - done];
+  // CTR mode from J0 + 1 (SP 800-38D, 7.1: the 96-bit nonce, then a 32-bit
+  // big-endian counter from 1): `out` = `in` XOR the key stream (may be in
+  // place). `first` is the stream from J0, computed already.
+  __attribute__((target("aes,sse2"))) void Crypt(
+      const Nonce& nonce, const __m128i (&first)[kStreamBlocks],
+      std::span<const uint8_t> in, std::span<uint8_t> out) const {
+    constexpr size_t kFirstBytes = kStreamBytes - 16;  // after E(K, J0)
+    const size_t head = std::min(in.size(), kFirstBytes);
+    XorStream(first + 1, in.data(), out.data(), head);
+    if (in.size() > head) {
+      CtrXor(state_.keys, nonce.data(), 1 + kStreamBlocks, in.data() + head,
+             out.data() + head, in.size() - head);
     }
   }
 
   // The tag of `aad` and `ciphertext`: GHASH of both and their bit lengths,
-  // XORed with E(K, J0).
-  __attribute__((target("aes,pclmul,ssse3,sse2"))) void TagOf(
-      const Nonce& nonce, std::span<const uint8_t> aad,
+  // XORed with `mask`, E(K, J0).
+  __attribute__((target("pclmul,ssse3,sse2"))) void TagOf(
+      __m128i mask, std::span<const uint8_t> aad,
       std::span<const uint8_t> ciphertext, Tag& tag) const {
-    __m128i y = GhashBytes(_mm_setzero_si128(), state_.ghash, aad);
-    y = GhashBytes(y, state_.ghash, ciphertext);
+    GhashPass ghash(state_.ghash);
+    ghash.Absorb(aad);
+    ghash.Absorb(ciphertext);
     // The length block, len(A) || len(C) in bits, big-endian, reversed.
-    const __m128i lengths =
+    const __m128i y = ghash.Finish(
         _mm_set_epi64x(static_cast<int64_t>(aad.size() * 8),
-                       static_cast<int64_t>(ciphertext.size() * 8));
-    y = GfMultiply(_mm_xor_si128(y, lengths), state_.ghash.powers[0]);
-    uint8_t j0[16];
-    CounterBlock(nonce, 1, j0);
-    const __m128i mask = EncryptBlock(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(j0)), state_.keys);
+                       static_cast<int64_t>(ciphertext.size() * 8)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(tag.data()),
                      _mm_xor_si128(ByteReversed(y), mask));
   }

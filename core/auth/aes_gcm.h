@@ -7,7 +7,7 @@
 //   kAesNi  AES with the CPU's AES-NI instructions and GHASH with its
 //           carry-less multiply (PCLMULQDQ), the GCM mode around them
 //           written here: the whole cipher is the round keys and GHASH's
-//           key and powers, 240 bytes in the object, which every datagram
+//           key and powers, 304 bytes in the object, which every datagram
 //           of a session reads (libcrypto's CRYPTO_gcm128_* kept another 440
 //           bytes of state in another allocation). Built on x86 only, and
 //           chosen where the CPU has AES-NI, PCLMULQDQ and SSSE3.

@@ -73,8 +73,8 @@ void DeriveOnTheStack(const SessionKey& session_key, DatagramKeys& out) {
 // recently used entry of a full set keyed again for new keys, which
 // allocates nothing. An entry's ciphers are made on its first use: a
 // thread allocates at most 2 * kSets * kWays ciphers in its life (about
-// 650 bytes each with AES-NI, GCM's state included; 1,176 through EVP with
-// OpenSSL 3.0: 5 to 10 MB in all, for a reactor thread with some 4,000
+// 320 bytes each with AES-NI, GCM's state included; 1,176 through EVP with
+// OpenSSL 3.0: 2.6 to 10 MB in all, for a reactor thread with some 4,000
 // sessions or more), a client thread a few.
 class ThreadCiphers {
  public:

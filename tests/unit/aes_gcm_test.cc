@@ -201,7 +201,9 @@ TEST(AesGcmAgreementTest, AesNiAndEvpGiveTheSameBytes) {
   const auto fill = [&](std::span<uint8_t> bytes) {
     for (uint8_t& b : bytes) b = static_cast<uint8_t>(random());
   };
-  constexpr size_t kAadLengths[] = {0, 1, 15, 16, 17, 44, 64};
+  // Past 128 bytes the associated data alone fills a GHASH group (eight
+  // blocks) and its padded end shares the next one with the body.
+  constexpr size_t kAadLengths[] = {0, 1, 15, 16, 17, 44, 64, 127, 128, 200};
   for (size_t length = 0; length <= 1300; ++length) {
     SCOPED_TRACE(length);
     AesGcm128::Key key;
