@@ -206,37 +206,6 @@ void EncodeHeader(const Header& header, std::span<uint8_t> out) {
 // ---------------------------------------------------------------------------
 // Writer.
 
-bool Writer::Reserve(size_t n) {
-  if (!ok_ || n > remaining()) {
-    ok_ = false;
-    return false;
-  }
-  return true;
-}
-
-void Writer::U8(uint8_t v) {
-  if (!Reserve(1)) return;
-  buffer_[size_++] = v;
-}
-
-void Writer::U16(uint16_t v) {
-  if (!Reserve(2)) return;
-  StoreBigEndian(v, 2, &buffer_[size_]);
-  size_ += 2;
-}
-
-void Writer::U32(uint32_t v) {
-  if (!Reserve(4)) return;
-  StoreBigEndian(v, 4, &buffer_[size_]);
-  size_ += 4;
-}
-
-void Writer::U64(uint64_t v) {
-  if (!Reserve(8)) return;
-  StoreBigEndian(v, 8, &buffer_[size_]);
-  size_ += 8;
-}
-
 void Writer::Bytes(std::span<const uint8_t> bytes) {
   if (!Reserve(bytes.size())) return;
   if (!bytes.empty()) std::memcpy(&buffer_[size_], bytes.data(), bytes.size());
@@ -281,44 +250,6 @@ void Writer::PatchU16(size_t at, uint16_t v) {
 
 // ---------------------------------------------------------------------------
 // Reader.
-
-bool Reader::Take(size_t n, const uint8_t** p) {
-  if (!ok_ || n > remaining()) {
-    ok_ = false;
-    return false;
-  }
-  *p = input_.data() + pos_;
-  pos_ += n;
-  return true;
-}
-
-bool Reader::U8(uint8_t* v) {
-  const uint8_t* p;
-  if (!Take(1, &p)) return false;
-  *v = *p;
-  return true;
-}
-
-bool Reader::U16(uint16_t* v) {
-  const uint8_t* p;
-  if (!Take(2, &p)) return false;
-  *v = static_cast<uint16_t>(LoadBigEndian(p, 2));
-  return true;
-}
-
-bool Reader::U32(uint32_t* v) {
-  const uint8_t* p;
-  if (!Take(4, &p)) return false;
-  *v = static_cast<uint32_t>(LoadBigEndian(p, 4));
-  return true;
-}
-
-bool Reader::U64(uint64_t* v) {
-  const uint8_t* p;
-  if (!Take(8, &p)) return false;
-  *v = LoadBigEndian(p, 8);
-  return true;
-}
 
 bool Reader::Bytes(std::span<uint8_t> out) {
   const uint8_t* p;

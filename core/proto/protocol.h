@@ -32,6 +32,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -145,10 +146,12 @@ void EncodeHeader(const Header& header, std::span<uint8_t> out);
 class Writer {
  public:
   explicit Writer(std::span<uint8_t> buffer) : buffer_(buffer) {}
-  void U8(uint8_t v);
-  void U16(uint16_t v);
-  void U32(uint32_t v);
-  void U64(uint64_t v);
+  // The fixed-width writes are inline: every datagram's header and nonce
+  // take several.
+  void U8(uint8_t v) { Fixed(v); }
+  void U16(uint16_t v) { Fixed(__builtin_bswap16(v)); }
+  void U32(uint32_t v) { Fixed(__builtin_bswap32(v)); }
+  void U64(uint64_t v) { Fixed(__builtin_bswap64(v)); }
   void Bytes(std::span<const uint8_t> bytes);
   // u16 length, then the bytes. Fails (ok() false) above 65535 bytes.
   void Str(absl::string_view s);
@@ -162,7 +165,20 @@ class Writer {
   size_t remaining() const { return buffer_.size() - size_; }
 
  private:
-  bool Reserve(size_t n);
+  bool Reserve(size_t n) {
+    if (!ok_ || n > remaining()) {
+      ok_ = false;
+      return false;
+    }
+    return true;
+  }
+  // Writes the bytes of `v`, already in network order.
+  template <typename T>
+  void Fixed(T v) {
+    if (!Reserve(sizeof(v))) return;
+    std::memcpy(buffer_.data() + size_, &v, sizeof(v));
+    size_ += sizeof(v);
+  }
   std::span<uint8_t> buffer_;
   size_t size_ = 0;
   bool ok_ = true;
@@ -173,10 +189,23 @@ class Writer {
 class Reader {
  public:
   explicit Reader(std::span<const uint8_t> input) : input_(input) {}
-  bool U8(uint8_t* v);
-  bool U16(uint16_t* v);
-  bool U32(uint32_t* v);
-  bool U64(uint64_t* v);
+  // Inline, as Writer's.
+  bool U8(uint8_t* v) { return Fixed(v); }
+  bool U16(uint16_t* v) {
+    if (!Fixed(v)) return false;
+    *v = __builtin_bswap16(*v);
+    return true;
+  }
+  bool U32(uint32_t* v) {
+    if (!Fixed(v)) return false;
+    *v = __builtin_bswap32(*v);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (!Fixed(v)) return false;
+    *v = __builtin_bswap64(*v);
+    return true;
+  }
   bool Bytes(std::span<uint8_t> out);
   // The view points into the input.
   bool Str(absl::string_view* s);
@@ -186,7 +215,23 @@ class Reader {
   size_t remaining() const { return input_.size() - pos_; }
 
  private:
-  bool Take(size_t n, const uint8_t** p);
+  bool Take(size_t n, const uint8_t** p) {
+    if (!ok_ || n > remaining()) {
+      ok_ = false;
+      return false;
+    }
+    *p = input_.data() + pos_;
+    pos_ += n;
+    return true;
+  }
+  // Reads sizeof(*v) bytes into `v` as they are (network order).
+  template <typename T>
+  bool Fixed(T* v) {
+    const uint8_t* p;
+    if (!Take(sizeof(*v), &p)) return false;
+    std::memcpy(v, p, sizeof(*v));
+    return true;
+  }
   std::span<const uint8_t> input_;
   size_t pos_ = 0;
   bool ok_ = true;
