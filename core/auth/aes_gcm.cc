@@ -197,7 +197,7 @@ PCFS_GHASH inline __m128i GfMultiply(__m128i a, __m128i b) {
 }
 
 // GHASH's key and its powers, byte-reversed: powers[i] = H^(i+1).
-constexpr int kGhashPowers = 8;
+constexpr size_t kGhashPowers = 8;
 struct GhashKey {
   __m128i powers[kGhashPowers];
 };
@@ -210,11 +210,11 @@ PCFS_GHASH inline __m128i LoadReversed(const uint8_t* bytes) {
 // GHASH state `y`, all byte-reversed, with one reduction:
 // Y' = (Y + X1) H^n + X2 H^(n-1) + ... + Xn H.
 PCFS_GHASH inline __m128i GhashBlocks(__m128i y, const GhashKey& key,
-                                      const uint8_t* blocks, int count) {
+                                      const uint8_t* blocks, size_t count) {
   const __m128i* h = key.powers;
   Wide sum =
       CarrylessProduct(_mm_xor_si128(y, LoadReversed(blocks)), h[count - 1]);
-  for (int i = 1; i < count; ++i) {
+  for (size_t i = 1; i < count; ++i) {
     sum =
         sum ^ CarrylessProduct(LoadReversed(blocks + 16 * i), h[count - 1 - i]);
   }
@@ -271,7 +271,7 @@ class GhashPass {
   static constexpr size_t kGroupBytes = 16 * kGhashPowers;
 
   PCFS_GHASH void FoldGroup() {
-    y_ = GhashBlocks(y_, key_, group_, static_cast<int>(filled_ / 16));
+    y_ = GhashBlocks(y_, key_, group_, filled_ / 16);
     filled_ = 0;
   }
 
@@ -346,7 +346,7 @@ class AesNiGcm final : public AesGcm128 {
     ExpandKey(key.data(), state_.keys);
     __m128i* powers = state_.ghash.powers;
     powers[0] = ByteReversed(EncryptBlock(_mm_setzero_si128(), state_.keys));
-    for (int i = 1; i < kGhashPowers; ++i) {
+    for (size_t i = 1; i < kGhashPowers; ++i) {
       powers[i] = GfMultiply(powers[i - 1], powers[0]);
     }
   }
