@@ -58,6 +58,7 @@
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
 #include "core/auth/ticket.h"
+#include "core/auth/ticket_key_cache.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/prefetch_hints.h"
 #include "core/index/expiry_wheel.h"
@@ -397,22 +398,9 @@ class RequestHandler {
   // Where each session's state lay when this thread last handled one of
   // its requests (HandleSessionRequest records, Prefetch reads).
   SessionHints session_hints_;
-  // The ticket keys this thread derived lately, by session id
-  // (direct-mapped), as their HMAC states: deriving one costs two HMACs and
-  // keying it two SHA-256 blocks more (bench/handler_bench BM_TicketKeyFor:
-  // about a tenth of a GET), and a popular holder is asked for again and
-  // again. An entry counts only with the session key it was derived from,
-  // so a session gone and an id drawn again never reuse one. Per thread,
-  // not per session: the session table stays 64 bytes smaller.
-  struct TicketKeyEntry {
-    uint64_t session_id = 0;
-    SessionKey session_key{};
-    HmacSha256Key mac_key;
-  };
-  static constexpr size_t kTicketKeyCacheSize = 1024;  // a power of two
-  std::unique_ptr<std::array<TicketKeyEntry, kTicketKeyCacheSize>>
-      ticket_keys_ =
-          std::make_unique<std::array<TicketKeyEntry, kTicketKeyCacheSize>>();
+  // The ticket keys of the local holders this thread issued tickets for
+  // lately (core/auth/ticket_key_cache.h).
+  TicketKeyCache ticket_keys_;
   absl::Time failed_log_window_ = absl::InfinitePast();
   int failed_logs_in_window_ = 0;
   int failed_logs_suppressed_ = 0;

@@ -194,17 +194,10 @@ void RequestHandler::CompleteDeferred(const DeferredRequest& request,
 std::optional<HmacSha256Key> RequestHandler::HolderTicketKey(
     uint64_t session_id) {
   // A local holder: derived from its session key (two HMACs on the stack),
-  // kept in this thread's cache (ticket_keys_) rather than in the session
-  // table, where it would add to every session.
+  // kept in this thread's cache rather than in the session table, where it
+  // would add to every session.
   if (std::optional<SessionKey> key = sessions_->KeyOf(session_id)) {
-    TicketKeyEntry& entry =
-        (*ticket_keys_)[session_id & (kTicketKeyCacheSize - 1)];
-    if (entry.session_id != session_id || entry.session_key != *key) {
-      entry.session_id = session_id;
-      entry.session_key = *key;
-      entry.mac_key = TicketMacKey(TicketKeyFor(*key));
-    }
-    return entry.mac_key;
+    return ticket_keys_.MacKeyOf(session_id, *key);
   }
   // A holder another daemon of the cluster serves: the ticket key it
   // published with its session.

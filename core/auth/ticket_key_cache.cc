@@ -1,0 +1,60 @@
+#include "core/auth/ticket_key_cache.h"
+
+#include <openssl/crypto.h>
+
+#include <bit>
+
+#include "core/auth/ticket.h"
+
+namespace pcfs {
+
+TicketKeyCache::TicketKeyCache()
+    : ids_(std::make_unique<Ids[]>(kSets)),
+      entries_(std::make_unique<Entry[]>(kSets * kWays)),
+      next_way_(std::make_unique<uint8_t[]>(kSets)) {}
+
+TicketKeyCache::~TicketKeyCache() {
+  OPENSSL_cleanse(entries_.get(), kSets * kWays * sizeof(Entry));
+  OPENSSL_cleanse(&uncached_, sizeof(uncached_));
+}
+
+size_t TicketKeyCache::SetOf(uint64_t session_id) {
+  static_assert(std::has_single_bit(kSets) && kSets > 1);
+  constexpr int kSetBits = std::countr_zero(kSets);
+  // Fibonacci hashing: the high bits of the product mix every bit of the id.
+  return static_cast<size_t>((session_id * 0x9E3779B97F4A7C15u) >>
+                             (64 - kSetBits));
+}
+
+const HmacSha256Key& TicketKeyCache::MacKeyOf(uint64_t session_id,
+                                              const SessionKey& session_key) {
+  Entry* entry = &uncached_;
+  if (session_id != 0) {
+    const size_t set = SetOf(session_id);
+    Ids& ids = ids_[set];
+    Entry* ways = &entries_[set * kWays];
+    for (size_t way = 0; way < kWays; ++way) {
+      if (ids.of[way] == session_id && ways[way].session_key == session_key) {
+        return ways[way].mac_key;
+      }
+    }
+    // A way that holds this id with an older key is the one replaced: its
+    // session has a new key. Else the set's oldest.
+    size_t victim = kWays;
+    for (size_t way = 0; way < kWays; ++way) {
+      if (ids.of[way] == session_id) victim = way;
+    }
+    if (victim == kWays) {
+      victim = next_way_[set];
+      next_way_[set] = static_cast<uint8_t>((victim + 1) % kWays);
+    }
+    ids.of[victim] = session_id;
+    entry = &ways[victim];
+  }
+  entry->session_key = session_key;
+  entry->mac_key = TicketMacKey(TicketKeyFor(session_key));
+  ++derivations_;
+  return entry->mac_key;
+}
+
+}  // namespace pcfs
