@@ -25,7 +25,7 @@ namespace pcfs {
 namespace {
 
 #if PCFS_AES_NI_BUILT
-// ---- kAesNi: AES-128 with AES-NI, GCM from libcrypto's modes ----
+// ---- kAesNi: AES-NI and PCLMULQDQ, the GCM mode written here ----
 
 #define PCFS_AESNI __attribute__((target("aes,sse2")))
 
