@@ -82,13 +82,14 @@ def throughput(r):
         "(AES-128-GCM) and checks its replay window, finds the session and "
         "renews it, builds and seals the reply (a `get` also looks up the "
         "name's holders and MACs a download ticket for each, and its reply "
-        "is larger than the echo's). perf, capped, at 0fcc5e6: per response "
-        "the daemon's kernel time is about a tenth above the echo's, spread "
-        "over the same system calls (not the socket's registration with "
-        "epoll: registering the echo's socket changed its throughput by "
-        "under 1%%), and its own code and libcrypto are about a sixth of its "
-        "CPU time for heartbeats and nearly a third for `get`, a good part "
-        "of it cache misses on per-session state. What would close it: less "
+        "is larger than the echo's). perf, capped, at 8685632: per response "
+        "the daemon's kernel time is 1.03x to 1.09x the echo's, spread over "
+        "the same system calls (not the socket's registration with epoll: "
+        "registering the echo's socket changed its throughput by under 1%%), "
+        "and its own code and libcrypto are about a seventh of its CPU time "
+        "for heartbeats and a fifth to a quarter for `get`, much of it cache "
+        "misses on per-session state (without the prefetch of each batch's "
+        "session state, `get` lost about 3%%). What would close it: less "
         "work and memory per datagram; then rerun this suite." % (
             figure, how)))
 
