@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "core/auth/aes_gcm.h"
 #include "core/auth/hmac_sha256.h"
+#include "core/base/fibonacci_hash.h"
 #include "core/base/prefetch_hints.h"
 #include "core/proto/protocol.h"
 
@@ -126,9 +127,7 @@ class ThreadCiphers {
     static_assert((kSets & (kSets - 1)) == 0 && kSets > 1);
     uint64_t bytes = 0;
     std::memcpy(&bytes, tag.data(), sizeof(bytes));
-    constexpr int kSetBits = std::countr_zero(kSets);
-    return static_cast<size_t>((bytes * 0x9E3779B97F4A7C15u) >>
-                               (64 - kSetBits));
+    return FibonacciHash(bytes, std::countr_zero(kSets));
   }
 
   // One cache line: the tag, its source, the clock of its last use and

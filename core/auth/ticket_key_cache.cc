@@ -5,6 +5,7 @@
 #include <bit>
 
 #include "core/auth/ticket.h"
+#include "core/base/fibonacci_hash.h"
 
 namespace pcfs {
 
@@ -20,10 +21,7 @@ TicketKeyCache::~TicketKeyCache() {
 
 size_t TicketKeyCache::SetOf(uint64_t session_id) {
   static_assert(std::has_single_bit(kSets) && kSets > 1);
-  constexpr int kSetBits = std::countr_zero(kSets);
-  // Fibonacci hashing: the high bits of the product mix every bit of the id.
-  return static_cast<size_t>((session_id * 0x9E3779B97F4A7C15u) >>
-                             (64 - kSetBits));
+  return FibonacciHash(session_id, std::countr_zero(kSets));
 }
 
 const HmacSha256Key& TicketKeyCache::MacKeyOf(uint64_t session_id,
@@ -33,16 +31,13 @@ const HmacSha256Key& TicketKeyCache::MacKeyOf(uint64_t session_id,
     const size_t set = SetOf(session_id);
     Ids& ids = ids_[set];
     Entry* ways = &entries_[set * kWays];
-    for (size_t way = 0; way < kWays; ++way) {
-      if (ids.of[way] == session_id && ways[way].session_key == session_key) {
-        return ways[way].mac_key;
-      }
-    }
     // A way that holds this id with an older key is the one replaced: its
     // session has a new key. Else the set's oldest.
     size_t victim = kWays;
     for (size_t way = 0; way < kWays; ++way) {
-      if (ids.of[way] == session_id) victim = way;
+      if (ids.of[way] != session_id) continue;
+      if (ways[way].session_key == session_key) return ways[way].mac_key;
+      victim = way;
     }
     if (victim == kWays) {
       victim = next_way_[set];

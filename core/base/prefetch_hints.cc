@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/base/fibonacci_hash.h"
+
 namespace pcfs {
 namespace {
 
@@ -26,8 +28,8 @@ SessionHints::SessionHints(size_t sessions)
 SessionHints::~SessionHints() = default;
 
 SessionHints::Entry& SessionHints::SlotOf(uint64_t session_id) const {
-  // Fibonacci hashing: session ids are random, but need not be.
-  return entries_[(session_id * 0x9E3779B97F4A7C15u) >> 32 & mask_];
+  // Session ids are random, but need not be.
+  return entries_[FibonacciHash(session_id, 32) & mask_];
 }
 
 SessionHints::Recorder::Recorder(SessionHints& hints, uint64_t session_id) {
