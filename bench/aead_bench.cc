@@ -17,6 +17,7 @@
 
 #include "benchmark/benchmark.h"
 #include "core/auth/datagram_auth.h"
+#include "core/base/big_endian.h"
 #include "core/proto/protocol.h"
 
 namespace {
@@ -42,9 +43,7 @@ void BM_AeadSeal(benchmark::State& state) {
   uint64_t sequence = 0;
   for (auto _ : state) {
     ++sequence;
-    for (int i = 0; i < 8; ++i) {
-      nonce[4 + i] = static_cast<uint8_t>(sequence >> (56 - 8 * i));
-    }
+    pcfs::StoreBigEndian(sequence, &nonce[4]);
     EVP_EncryptInit_ex(ctx, nullptr, nullptr, rekey ? key.data() : nullptr,
                        nonce.data());
     int n = 0;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/auth/datagram_auth.h"
+#include "core/base/big_endian.h"
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
@@ -43,7 +44,7 @@ std::optional<Header> HeaderOfOtherVersion(std::span<const uint8_t> datagram) {
       !reader.U64(&header.session_id)) {
     return std::nullopt;
   }
-  if (magic != ((protocol::kMagic[0] << 8) | protocol::kMagic[1])) {
+  if (magic != LoadBigEndian<uint16_t>(protocol::kMagic)) {
     return std::nullopt;
   }
   return header;

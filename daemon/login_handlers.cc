@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "core/base/big_endian.h"
 #include "core/base/log.h"
 #include "core/base/names.h"
 #include "core/io/net.h"
@@ -113,8 +114,7 @@ std::string RequestHandler::MakeServerNonce(absl::string_view client_nonce,
                                             absl::Time now) const {
   uint8_t raw[8 + kNonceRandomBytes + kNonceMacBytes];
   const uint64_t stamp = static_cast<uint64_t>(absl::ToUnixMillis(now));
-  for (int i = 0; i < 8; ++i)
-    raw[i] = static_cast<uint8_t>(stamp >> (56 - 8 * i));
+  StoreBigEndian(stamp, raw);
   if (RAND_bytes(raw + 8, kNonceRandomBytes) != 1) {
     std::memset(raw + 8, 0, kNonceRandomBytes);  // still MAC'd and fresh
   }
@@ -140,10 +140,8 @@ bool RequestHandler::CheckServerNonce(absl::string_view server_nonce,
       raw.size() != 8 + kNonceRandomBytes + kNonceMacBytes) {
     return false;
   }
-  uint64_t stamp = 0;
-  for (int i = 0; i < 8; ++i) {
-    stamp = (stamp << 8) | static_cast<uint8_t>(raw[i]);
-  }
+  const auto stamp =
+      LoadBigEndian<uint64_t>(reinterpret_cast<const uint8_t*>(raw.data()));
   const absl::Time made = absl::FromUnixMillis(static_cast<int64_t>(stamp));
   if (made > now || now - made > options_.login_window) return false;
   const absl::string_view head(raw.data(), 8 + kNonceRandomBytes);

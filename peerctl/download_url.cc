@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "core/auth/ticket.h"
+#include "core/base/big_endian.h"
 #include "peerctl/http.h"
 #include "peerctl/tls.h"
 
@@ -42,11 +43,8 @@ absl::StatusOr<absl::Time> TicketExpiry(absl::string_view ticket) {
       bytes[0] != kTicketVersion) {
     return absl::InvalidArgumentError("the daemon sent a malformed ticket");
   }
-  uint64_t millis = 0;
-  for (int i = 1; i <= 8; ++i) {
-    millis =
-        (millis << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
-  }
+  const auto millis =
+      LoadBigEndian<uint64_t>(reinterpret_cast<const uint8_t*>(&bytes[1]));
   return absl::FromUnixMillis(static_cast<int64_t>(millis));
 }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/auth/hmac_sha256.h"
+#include "core/base/big_endian.h"
 #include "core/base/names.h"
 
 namespace pcfs {
@@ -17,7 +18,7 @@ namespace {
 
 constexpr absl::string_view kTicketLabel = "PeerConnect ticket v2";
 constexpr size_t kTicketMacBytes = 16;
-constexpr size_t kExpiryBytes = 8;
+constexpr size_t kExpiryBytes = sizeof(uint64_t);  // big-endian Unix ms
 constexpr size_t kMaxFileNameLength = std::numeric_limits<uint16_t>::max();
 static_assert(kMaxTicketBytes ==
               1 + kExpiryBytes + 2 * (1 + kMaxUserNameChars) + kTicketMacBytes);
@@ -33,10 +34,9 @@ struct SignedPart {
 class TicketBytes {
  public:
   void U8(uint8_t v) { bytes_[size_++] = v; }
-  void BigEndian(uint64_t v, int bytes) {
-    for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
-      U8(static_cast<uint8_t>((v >> shift) & 0xff));
-    }
+  void U64(uint64_t v) {
+    StoreBigEndian(v, bytes_ + size_);
+    size_ += sizeof(v);
   }
   // REQUIRES: text.size() <= 255 and room for it.
   void ShortString(absl::string_view text) {
@@ -60,7 +60,7 @@ class TicketBytes {
 // REQUIRES: holder and requester at most kMaxUserNameChars bytes.
 void EncodeSignedPart(const SignedPart& part, TicketBytes& out) {
   out.U8(kTicketVersion);
-  out.BigEndian(part.expiry_ms, kExpiryBytes);
+  out.U64(part.expiry_ms);
   out.ShortString(part.holder);
   out.ShortString(part.requester);
 }
@@ -71,8 +71,8 @@ void EncodeSignedPart(const SignedPart& part, TicketBytes& out) {
 Sha256Digest TicketMac(const HmacSha256Key& holder_mac_key,
                        absl::string_view signed_part,
                        absl::string_view file_name) {
-  const uint8_t length[2] = {static_cast<uint8_t>(file_name.size() >> 8),
-                             static_cast<uint8_t>(file_name.size() & 0xff)};
+  uint8_t length[2];
+  StoreBigEndian(static_cast<uint16_t>(file_name.size()), length);
   IncrementalHmacSha256 hmac{holder_mac_key};
   hmac.Update(kTicketLabel);
   hmac.Update(signed_part);
@@ -118,12 +118,10 @@ class TicketReader {
     return true;
   }
   bool U64(uint64_t* v) {
-    if (bytes_.size() < kExpiryBytes) return false;
-    *v = 0;
-    for (size_t i = 0; i < kExpiryBytes; ++i) {
-      *v = (*v << 8) | static_cast<uint8_t>(bytes_[i]);
-    }
-    bytes_.remove_prefix(kExpiryBytes);
+    if (bytes_.size() < sizeof(*v)) return false;
+    *v = LoadBigEndian<uint64_t>(
+        reinterpret_cast<const uint8_t*>(bytes_.data()));
+    bytes_.remove_prefix(sizeof(*v));
     return true;
   }
   // A u8 length and that many bytes.

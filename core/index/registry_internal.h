@@ -52,6 +52,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
+#include "core/base/big_endian.h"
 #include "core/base/mutex_lock.h"
 #include "core/index/registry.h"
 #include "core/index/search_index.h"
@@ -79,9 +80,7 @@ inline size_t ShardOf(size_t hash, size_t mask) {
 
 // The tag a Presence keeps of a login nonce.
 inline uint64_t LoginNonceTag(const std::array<uint8_t, 16>& nonce) {
-  uint64_t tag = 0;
-  for (size_t i = 0; i < 8; ++i) tag = (tag << 8) | nonce[i];
-  return tag;
+  return LoadBigEndian<uint64_t>(nonce.data());
 }
 
 // A session is live while now < deadline.

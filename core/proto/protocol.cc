@@ -11,18 +11,6 @@
 namespace pcfs::protocol {
 namespace {
 
-void StoreBigEndian(uint64_t v, size_t n, uint8_t* p) {
-  for (size_t i = 0; i < n; ++i) {
-    p[i] = static_cast<uint8_t>(v >> (8 * (n - 1 - i)));
-  }
-}
-
-uint64_t LoadBigEndian(const uint8_t* p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = (v << 8) | p[i];
-  return v;
-}
-
 // Encoders never write more than one datagram, whatever `out` offers.
 std::span<uint8_t> Limit(std::span<uint8_t> out) {
   return out.first(std::min(out.size(), kMaxDatagramSize));
@@ -188,11 +176,10 @@ absl::StatusOr<Message> ParseDatagram(std::span<const uint8_t> datagram) {
   Header& h = message.header;
   h.version = datagram[kVersionOffset];
   h.type = datagram[kTypeOffset];
-  h.flags = static_cast<uint16_t>(LoadBigEndian(&datagram[kFlagsOffset], 2));
-  h.request_id =
-      static_cast<uint32_t>(LoadBigEndian(&datagram[kRequestIdOffset], 4));
-  h.session_id = LoadBigEndian(&datagram[kSessionIdOffset], 8);
-  h.sequence = LoadBigEndian(&datagram[kSequenceOffset], 8);
+  h.flags = LoadBigEndian<uint16_t>(&datagram[kFlagsOffset]);
+  h.request_id = LoadBigEndian<uint32_t>(&datagram[kRequestIdOffset]);
+  h.session_id = LoadBigEndian<uint64_t>(&datagram[kSessionIdOffset]);
+  h.sequence = LoadBigEndian<uint64_t>(&datagram[kSequenceOffset]);
   std::memcpy(h.mac.data(), &datagram[kMacOffset], kMacSize);
   message.body = datagram.subspan(kHeaderSize);
   return message;
@@ -227,7 +214,7 @@ void Writer::PatchU32(size_t at, uint32_t v) {
     ok_ = false;
     return;
   }
-  StoreBigEndian(v, 4, &buffer_[at]);
+  StoreBigEndian(v, &buffer_[at]);
 }
 
 void Writer::PatchU8(size_t at, uint8_t v) {
@@ -245,7 +232,7 @@ void Writer::PatchU16(size_t at, uint16_t v) {
     ok_ = false;
     return;
   }
-  StoreBigEndian(v, 2, &buffer_[at]);
+  StoreBigEndian(v, &buffer_[at]);
 }
 
 // ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/base/big_endian.h"
 #include "core/base/digest.h"
 
 namespace pcfs::protocol {
@@ -149,9 +150,9 @@ class Writer {
   // The fixed-width writes are inline: every datagram's header and nonce
   // take several.
   void U8(uint8_t v) { Fixed(v); }
-  void U16(uint16_t v) { Fixed(__builtin_bswap16(v)); }
-  void U32(uint32_t v) { Fixed(__builtin_bswap32(v)); }
-  void U64(uint64_t v) { Fixed(__builtin_bswap64(v)); }
+  void U16(uint16_t v) { Fixed(v); }
+  void U32(uint32_t v) { Fixed(v); }
+  void U64(uint64_t v) { Fixed(v); }
   void Bytes(std::span<const uint8_t> bytes);
   // u16 length, then the bytes. Fails (ok() false) above 65535 bytes.
   void Str(absl::string_view s);
@@ -172,11 +173,11 @@ class Writer {
     }
     return true;
   }
-  // Writes the bytes of `v`, already in network order.
+  // Writes `v` big-endian.
   template <typename T>
   void Fixed(T v) {
     if (!Reserve(sizeof(v))) return;
-    std::memcpy(buffer_.data() + size_, &v, sizeof(v));
+    StoreBigEndian(v, buffer_.data() + size_);
     size_ += sizeof(v);
   }
   std::span<uint8_t> buffer_;
@@ -191,21 +192,9 @@ class Reader {
   explicit Reader(std::span<const uint8_t> input) : input_(input) {}
   // Inline, as Writer's.
   bool U8(uint8_t* v) { return Fixed(v); }
-  bool U16(uint16_t* v) {
-    if (!Fixed(v)) return false;
-    *v = __builtin_bswap16(*v);
-    return true;
-  }
-  bool U32(uint32_t* v) {
-    if (!Fixed(v)) return false;
-    *v = __builtin_bswap32(*v);
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    if (!Fixed(v)) return false;
-    *v = __builtin_bswap64(*v);
-    return true;
-  }
+  bool U16(uint16_t* v) { return Fixed(v); }
+  bool U32(uint32_t* v) { return Fixed(v); }
+  bool U64(uint64_t* v) { return Fixed(v); }
   bool Bytes(std::span<uint8_t> out);
   // The view points into the input.
   bool Str(absl::string_view* s);
@@ -224,12 +213,12 @@ class Reader {
     pos_ += n;
     return true;
   }
-  // Reads sizeof(*v) bytes into `v` as they are (network order).
+  // Reads sizeof(*v) bytes, big-endian, into `v`.
   template <typename T>
   bool Fixed(T* v) {
     const uint8_t* p;
     if (!Take(sizeof(*v), &p)) return false;
-    std::memcpy(v, p, sizeof(*v));
+    *v = LoadBigEndian<T>(p);
     return true;
   }
   std::span<const uint8_t> input_;
