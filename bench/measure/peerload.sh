@@ -22,8 +22,9 @@
 #
 #   bench/measure/peerload.sh BUILD_DIR RESULTS_DIR [--quick]
 #
-# Writes RESULTS_DIR/scenarios.txt (name|reactors|io|daemon CPUs|mix|cap,
-# the cap empty when the server is not capped) and,
+# Writes RESULTS_DIR/scenarios.txt (name|reactors|io|daemon CPUs|mix|cap
+# [|peers], the cap empty when the server is not capped, the peers given
+# only where they are not the run's load_peers) and,
 # per scenario and round, NAME.rK.json (peerload --json), NAME.rK.log and
 # NAME.rK.load (the 1-minute load average when the round started); a capped
 # round also NAME.rK.raw.json and NAME.rK.raw.log, its echo half (the
@@ -34,7 +35,7 @@ build=$1 results=$2 quick=0
 [ "${3:-}" = --quick ] && quick=1
 source "$(dirname "$0")/lib.sh"
 
-peers=1000 seconds=5 rounds=3 cap=25
+peers=1000 few_peers=100 seconds=5 rounds=3 cap=25
 # Three rounds, because run to run the same scenario varies by some 10% on
 # the shared machine, and one disturbed run must not decide a verdict.
 [ "$quick" -eq 1 ] && seconds=1 rounds=1
@@ -62,6 +63,15 @@ if cgroup=$(cpu_cgroup pcfs-bench-cap $cap) &&
     io=${spec%%-*} name=${spec%%/*}
     echo "c1-$name|1|$io|0|${spec#*/}|$cap" >> "$results/scenarios.txt"
   done
+  # For information, not the target: the same with a tenth of the peers.
+  # The echo keeps nothing per peer; the daemon reads each caller's session
+  # state (and, for a get, a holder's) with every datagram, and how much of
+  # it the caches hold depends on how many sessions there are.
+  for spec in epoll-heartbeat/heartbeat=1 epoll-get/get=1; do
+    io=${spec%%-*} name=${spec%%/*}
+    echo "c1-$name-p$few_peers|1|$io|0|${spec#*/}|$cap|$few_peers" \
+      >> "$results/scenarios.txt"
+  done
 else
   # The daemon's cgroup may have been made before the echo's failed.
   if [ -n "$cgroup" ]; then rmdir "$cgroup" 2>/dev/null || true; fi
@@ -86,14 +96,14 @@ echo_port() {
   return 1
 }
 
-# One capped round ($1: run name, $2: mix): the daemon (already
+# One capped round ($1: run name, $2: mix, $3: peers): the daemon (already
 # started, pinned to CPU 0) in $cgroup and a one-thread udp_echo pinned to
 # CPU 0 in $echo_cgroup, each loaded at the same time by its own peerload
 # on CPU 1. The daemon's half runs 2 s longer and the echo's starts once
 # the daemon's measures (its peers have logged in), so that the echo's
 # whole measured span lies within the daemon's.
 run_capped() {
-  local run=$1 mix=$2 echo_pid eport load_pid i ok=1
+  local run=$1 mix=$2 run_peers=$3 echo_pid eport load_pid i ok=1
   echo "$daemon_pid" > "$cgroup/cgroup.procs"
   : > "$results/$run.echo.out"
   ( echo "$BASHPID" > "$echo_cgroup/cgroup.procs"
@@ -106,7 +116,7 @@ run_capped() {
     kill "$echo_pid" 2>/dev/null || true
     return 0
   fi
-  local common=(--peers $peers --mix "$mix" --json --cpu 1)
+  local common=(--peers "$run_peers" --mix "$mix" --json --cpu 1)
   local daemon_half=("$peerload" --server "127.0.0.1:$daemon_port"
                      --credentials "$credentials"
                      --duration "$((seconds + 2))s" "${common[@]}")
@@ -140,7 +150,7 @@ run_capped() {
 record "$peerload" --make-credentials $peers ">" "$credentials"
 "$peerload" --make-credentials $peers > "$credentials"
 for ((round = 1; round <= rounds; round++)); do
-  while IFS='|' read -r -u 3 name reactors io cpus mix capped; do
+  while IFS='|' read -r -u 3 name reactors io cpus mix capped run_peers; do
     log "peerload $name, round $round of $rounds"
     run="$name.r$round"
     cut -d' ' -f1 /proc/loadavg > "$results/$run.load"
@@ -148,7 +158,7 @@ for ((round = 1; round <= rounds; round++)); do
       continue
     fi
     if [ -n "$capped" ]; then
-      run_capped "$run" "$mix"
+      run_capped "$run" "$mix" "${run_peers:-$peers}"
       stop_daemon
       continue
     fi

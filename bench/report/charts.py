@@ -66,9 +66,10 @@ def throughput(r, png):
         if median is None or "baseline_responses_per_s" not in median[0]:
             continue
         run = median[0]
-        labels.append("%s %s\\n%s reactor%s: %sx" % (
-            s.mix.split("=")[0], s.io, s.reactors, "" if s.reactors == "1" else "s",
-            fixed(run.get("ratio"), 3)))
+        labels.append("%s %s%s\\n%s reactor%s: %sx" % (
+            s.mix.split("=")[0], s.io,
+            " (%s peers)" % s.peers if s.peers else "", s.reactors,
+            "" if s.reactors == "1" else "s", fixed(run.get("ratio"), 3)))
         rows.append("%s %s" % (to_float(run["responses_per_s"]),
                                to_float(run["baseline_responses_per_s"])))
     if not rows:

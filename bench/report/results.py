@@ -8,7 +8,8 @@ knows their file names and formats:
                      parts that did not run (a key may repeat: gbench_failed)
   commands.txt       every command that produced a figure, as run
   gbench-NAME.json   Google Benchmark's --benchmark_format=json
-  scenarios.txt      peerload scenarios, "name|reactors|io|cpus|mix"
+  scenarios.txt      peerload scenarios, "name|reactors|io|cpus|mix[|cap
+                     [|peers]]"
   NAME.rK.json       peerload --json of scenario NAME, round K (last line)
   NAME.rK.raw.json   a capped round's echo half (peerload --raw --json),
                      run at the same time as NAME.rK.json (whose run then
@@ -37,6 +38,8 @@ import os
 ONE_REACTOR = ("r1-epoll-heartbeat", "r1-uring-heartbeat", "r1-epoll-get",
                "r1-uring-get")
 ONE_REACTOR_CAPPED = tuple("c" + name[1:] for name in ONE_REACTOR)
+# For information: capped as those, with a tenth of the peers.
+FEW_PEERS_CAPPED = ("c1-epoll-heartbeat-p100", "c1-epoll-get-p100")
 
 
 def _lines(path):
@@ -98,17 +101,19 @@ def with_baseline(run, raw):
 class Scenario:
     """One peerload scenario and its rounds, in the order they ran."""
 
-    def __init__(self, name, reactors, io, cpus, mix, cap=""):
+    def __init__(self, name, reactors, io, cpus, mix, cap="", peers=""):
         self.name, self.reactors, self.io = name, reactors, io
         self.cpus, self.mix = cpus, mix
         self.cap = cap  # percent of a CPU for the server; "" when uncapped
+        self.peers = peers  # "" when the run's load_peers
         self.rounds = []  # (peerload JSON or None, load average text)
 
     @property
     def placement(self):
         if self.cpus and self.cap:
-            return ("server on CPU %s capped at %s%% of it, load on CPU 1"
-                    % (self.cpus, self.cap))
+            return ("server on CPU %s capped at %s%% of it, load on CPU 1%s"
+                    % (self.cpus, self.cap,
+                       ", %s peers" % self.peers if self.peers else ""))
         if self.cpus:
             return "daemon on CPU %s, load on CPU 1" % self.cpus
         return "unpinned"
@@ -208,7 +213,7 @@ class Results:
         rounds = int(self.get("load_rounds", "0") or 0)
         for line in _lines(os.path.join(self.folder, "scenarios.txt")):
             fields = line.split("|")
-            if len(fields) not in (5, 6):  # the cap came later
+            if len(fields) not in (5, 6, 7):  # the cap, then peers came later
                 continue
             s = Scenario(*fields)
             for k in range(1, rounds + 1):

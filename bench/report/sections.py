@@ -82,12 +82,22 @@ def _capped(r):
             "lets them use %s%% of CPU 0 (CFS bandwidth, every 10 ms): the "
             "server limits both halves, and the ratio is the echo's CPU time "
             "per response over the daemon's." % cap)
+    few = [name for name in results_module.FEW_PEERS_CAPPED
+           if name in r.scenarios]
+    if few:
+        how += (
+            " The rows with %s peers, for information and not the target, "
+            "run the same with a tenth of the peers: the echo keeps nothing "
+            "per peer, while the daemon reads each caller's session state "
+            "(and for a `get` a holder's too) with every datagram, and fewer "
+            "sessions leave more of it in the caches."
+            % r.scenarios[few[0]].peers)
     return (
         "#### One reactor capped at %s%% of its CPU (the target's figures)\n\n"
         "One peerload process is at the limit of its CPU in both halves of "
         "the uncapped runs below, so there the load generator decides much "
         "of the ratio. %s\n\n%s\n%s\n\n" % (
-            cap, how, LOAD_HEADER, _load_rows(r, names)))
+            cap, how, LOAD_HEADER, _load_rows(r, tuple(names) + tuple(few))))
 
 
 def throughput(r, charts):

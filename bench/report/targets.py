@@ -9,7 +9,7 @@ changes what they name, change them here.
 import collections
 
 from fmt import fixed, number, quotient, to_float
-from results import ONE_REACTOR, ONE_REACTOR_CAPPED
+from results import FEW_PEERS_CAPPED, ONE_REACTOR, ONE_REACTOR_CAPPED
 
 Target = collections.namedtuple("Target", "name figure verdict detail")
 
@@ -29,6 +29,39 @@ CLUSTER_RATE = ("Cluster mode (`--redis`), one daemon: heartbeat and get "
                 "throughput >= 0.9x the same daemon standalone")
 CLUSTER_PROPAGATION = ("Cluster of three daemons: a `pub` through one is found "
                        "by `sch` through the others, p99 < 1 s")
+
+
+def _median_ratio(r, name):
+    scenario = r.scenarios.get(name)
+    median = scenario.median_round() if scenario else None
+    if median is None or "ratio" not in median[0]:
+        return None
+    return float(median[0]["ratio"])
+
+
+def _few_peers(r):
+    """For information: the capped epoll ratios with a tenth of the peers
+    beside the target's, as a sentence, or "" if they did not run."""
+    pairs = []
+    for few in FEW_PEERS_CAPPED:
+        full = few[:few.rindex("-p")]
+        a, b = _median_ratio(r, few), _median_ratio(r, full)
+        if a is None or b is None:
+            return ""
+        pairs.append((full.split("-")[-1], a, b))
+    peers = r.scenarios[FEW_PEERS_CAPPED[0]].peers
+    text = (" For information, not the target (%s): the same capped runs "
+            "with %s peers instead of %s read %s" % (
+                ", ".join(FEW_PEERS_CAPPED), peers, r.get("load_peers"),
+                " and ".join("%s %sx (%sx with %s)" % (
+                    mix, fixed(a, 3), fixed(b, 3), r.get("load_peers"))
+                    for mix, a, b in pairs)))
+    if all(a > b for _, a, b in pairs):
+        text += (": the echo keeps nothing per peer, while the daemon reads "
+                 "each caller's session state (and for `get` a holder's) "
+                 "with every datagram, and the more sessions, the less of it "
+                 "the caches hold")
+    return text + "."
 
 
 def throughput(r):
@@ -89,9 +122,9 @@ def throughput(r):
         "and its own code and libcrypto are about a seventh of its CPU time "
         "for heartbeats and a fifth to a quarter for `get`, much of it cache "
         "misses on per-session state (without the prefetch of each batch's "
-        "session state, `get` lost about 3%%). What would close it: less "
+        "session state, `get` lost about 3%%).%s What would close it: less "
         "work and memory per datagram; then rerun this suite." % (
-            figure, how)))
+            figure, how, _few_peers(r))))
 
 
 def search(r):

@@ -173,6 +173,44 @@ class PeerloadTest(unittest.TestCase):
         self.assertNotIn("r1-", target.figure)
         self.assertIn("capped at 40%", target.detail)
 
+    def test_few_peer_rounds_are_shown_beside_the_target_not_in_it(self):
+        folder = Folder(self)
+        capped = {"c" + name[1:]: [0.7, 0.72, 0.74]
+                  for name in ALL_MET if name.startswith("r1-")}
+        capped.update({"c1-epoll-heartbeat-p100": [0.9, 0.91, 0.92],
+                       "c1-epoll-get-p100": [0.78, 0.8, 0.82]})
+        folder.load_rounds(dict(ALL_MET, **capped), capped=True)
+        folder.write("scenarios.txt",
+                     "c1-epoll-heartbeat-p100|1|epoll|0|heartbeat=1|40|100\n"
+                     "c1-epoll-get-p100|1|epoll|0|get=1|40|100\n", append=True)
+        r = folder.results()
+        self.assertEqual(r.scenarios["c1-epoll-get-p100"].peers, "100")
+        self.assertEqual(r.scenarios["c1-epoll-get"].peers, "")
+        self.assertIn("100 peers", r.scenarios["c1-epoll-get-p100"].placement)
+        target = targets.throughput(r)
+        # 0.8 with 100 peers meets nothing: the target reads 1,000.
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertNotIn("p100 0.", target.figure)
+        self.assertIn("with 100 peers instead of 1000 read heartbeat 0.910x "
+                      "(0.720x with 1000) and get 0.800x (0.720x with 1000): "
+                      "the echo keeps nothing per peer", target.detail)
+        self.assertIn("with 100 peers", sections.throughput(r, {}))
+        self.assertIn("0.800", sections.throughput(r, {}))
+
+    def test_few_peer_rounds_that_gain_nothing_get_no_explanation(self):
+        folder = Folder(self)
+        capped = {"c" + name[1:]: [0.7, 0.72, 0.74]
+                  for name in ALL_MET if name.startswith("r1-")}
+        capped.update({"c1-epoll-heartbeat-p100": [0.7, 0.7, 0.7],
+                       "c1-epoll-get-p100": [0.75, 0.75, 0.75]})
+        folder.load_rounds(dict(ALL_MET, **capped), capped=True)
+        folder.write("scenarios.txt",
+                     "c1-epoll-heartbeat-p100|1|epoll|0|heartbeat=1|40|100\n"
+                     "c1-epoll-get-p100|1|epoll|0|get=1|40|100\n", append=True)
+        detail = targets.throughput(folder.results()).detail
+        self.assertIn("heartbeat 0.700x (0.720x with 1000)", detail)
+        self.assertNotIn("the echo keeps nothing per peer", detail)
+
     def test_capped_rounds_run_at_once_take_the_echo_half_beside_them(self):
         folder = Folder(self)
         folder.write("scenarios.txt", SCENARIOS + CAPPED)
