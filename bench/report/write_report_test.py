@@ -173,17 +173,22 @@ class PeerloadTest(unittest.TestCase):
         self.assertNotIn("r1-", target.figure)
         self.assertIn("capped at 40%", target.detail)
 
-    def test_few_peer_rounds_are_shown_beside_the_target_not_in_it(self):
+    def few_peer_results(self, heartbeat, get):
+        """Results with the c1-* scenarios at 0.72x and the 100-peer ones
+        at the median ratios `heartbeat` and `get`."""
         folder = Folder(self)
         capped = {"c" + name[1:]: [0.7, 0.72, 0.74]
                   for name in ALL_MET if name.startswith("r1-")}
-        capped.update({"c1-epoll-heartbeat-p100": [0.9, 0.91, 0.92],
-                       "c1-epoll-get-p100": [0.78, 0.8, 0.82]})
+        capped.update({"c1-epoll-heartbeat-p100": [heartbeat] * 3,
+                       "c1-epoll-get-p100": [get] * 3})
         folder.load_rounds(dict(ALL_MET, **capped), capped=True)
         folder.write("scenarios.txt",
                      "c1-epoll-heartbeat-p100|1|epoll|0|heartbeat=1|40|100\n"
                      "c1-epoll-get-p100|1|epoll|0|get=1|40|100\n", append=True)
-        r = folder.results()
+        return folder.results()
+
+    def test_few_peer_rounds_are_shown_beside_the_target_not_in_it(self):
+        r = self.few_peer_results(0.91, 0.8)
         self.assertEqual(r.scenarios["c1-epoll-get-p100"].peers, "100")
         self.assertEqual(r.scenarios["c1-epoll-get"].peers, "")
         self.assertIn("100 peers", r.scenarios["c1-epoll-get-p100"].placement)
@@ -198,16 +203,7 @@ class PeerloadTest(unittest.TestCase):
         self.assertIn("0.800", sections.throughput(r, {}))
 
     def test_few_peer_rounds_that_gain_nothing_get_no_explanation(self):
-        folder = Folder(self)
-        capped = {"c" + name[1:]: [0.7, 0.72, 0.74]
-                  for name in ALL_MET if name.startswith("r1-")}
-        capped.update({"c1-epoll-heartbeat-p100": [0.7, 0.7, 0.7],
-                       "c1-epoll-get-p100": [0.75, 0.75, 0.75]})
-        folder.load_rounds(dict(ALL_MET, **capped), capped=True)
-        folder.write("scenarios.txt",
-                     "c1-epoll-heartbeat-p100|1|epoll|0|heartbeat=1|40|100\n"
-                     "c1-epoll-get-p100|1|epoll|0|get=1|40|100\n", append=True)
-        detail = targets.throughput(folder.results()).detail
+        detail = targets.throughput(self.few_peer_results(0.7, 0.75)).detail
         self.assertIn("heartbeat 0.700x (0.720x with 1000)", detail)
         self.assertNotIn("the echo keeps nothing per peer", detail)
 
