@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/base/big_endian.h"
 #include "core/base/prefetch_hints.h"
 
 // The AES-NI implementation exists on x86 only; elsewhere kAesNi is never
@@ -83,7 +84,7 @@ PCFS_AESNI inline void KeyStream(const RoundKeys& keys, const uint8_t* prefix,
   for (size_t j = 0; j < kStreamBlocks; ++j) {
     const uint32_t n = counter + static_cast<uint32_t>(j);
     stream[j] =
-        _mm_xor_si128(_mm_set_epi32(static_cast<int32_t>(__builtin_bswap32(n)),
+        _mm_xor_si128(_mm_set_epi32(static_cast<int32_t>(HostToBigEndian(n)),
                                     words[2], words[1], words[0]),
                       keys.k[0]);
   }
