@@ -38,8 +38,14 @@ import os
 ONE_REACTOR = ("r1-epoll-heartbeat", "r1-uring-heartbeat", "r1-epoll-get",
                "r1-uring-get")
 ONE_REACTOR_CAPPED = tuple("c" + name[1:] for name in ONE_REACTOR)
-# For information: capped as those, with a tenth of the peers.
-FEW_PEERS_CAPPED = ("c1-epoll-heartbeat-p100", "c1-epoll-get-p100")
+
+
+def few_peers_capped(scenarios):
+    """For information: the capped scenarios run with peers of their own
+    (bench/measure/peerload.sh names one NAME-pN after the target's NAME),
+    as (name, the target's name), in the order they ran."""
+    return [(name, name[:name.rindex("-p")]) for name, s in scenarios.items()
+            if s.cap and s.peers and "-p" in name]
 
 
 def _lines(path):

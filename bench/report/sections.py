@@ -82,16 +82,15 @@ def _capped(r):
             "lets them use %s%% of CPU 0 (CFS bandwidth, every 10 ms): the "
             "server limits both halves, and the ratio is the echo's CPU time "
             "per response over the daemon's." % cap)
-    few = [name for name in results_module.FEW_PEERS_CAPPED
-           if name in r.scenarios]
+    few = [name for name, _ in results_module.few_peers_capped(r.scenarios)]
     if few:
         how += (
             " The rows with %s peers, for information and not the target, "
-            "run the same with a tenth of the peers: the echo keeps nothing "
-            "per peer, while the daemon reads each caller's session state "
-            "(and for a `get` a holder's too) with every datagram, and fewer "
-            "sessions leave more of it in the caches."
-            % r.scenarios[few[0]].peers)
+            "run the same with those peers instead of %s: the echo keeps "
+            "nothing per peer, while the daemon reads each caller's session "
+            "state (and for a `get` a holder's too) with every datagram, and "
+            "fewer sessions leave more of it in the caches."
+            % (r.scenarios[few[0]].peers, r.get("load_peers")))
     return (
         "#### One reactor capped at %s%% of its CPU (the target's figures)\n\n"
         "One peerload process is at the limit of its CPU in both halves of "

@@ -9,7 +9,7 @@ changes what they name, change them here.
 import collections
 
 from fmt import fixed, number, quotient, to_float
-from results import FEW_PEERS_CAPPED, ONE_REACTOR, ONE_REACTOR_CAPPED
+from results import ONE_REACTOR, ONE_REACTOR_CAPPED, few_peers_capped
 
 Target = collections.namedtuple("Target", "name figure verdict detail")
 
@@ -40,19 +40,21 @@ def _median_ratio(r, name):
 
 
 def _few_peers(r):
-    """For information: the capped epoll ratios with a tenth of the peers
-    beside the target's, as a sentence, or "" if they did not run."""
+    """For information: the capped ratios with other peer counts beside the
+    target's, as a sentence, or "" if they did not run."""
+    few = few_peers_capped(r.scenarios)
     pairs = []
-    for few in FEW_PEERS_CAPPED:
-        full = few[:few.rindex("-p")]
-        a, b = _median_ratio(r, few), _median_ratio(r, full)
+    for name, full in few:
+        a, b = _median_ratio(r, name), _median_ratio(r, full)
         if a is None or b is None:
             return ""
         pairs.append((full.split("-")[-1], a, b))
-    peers = r.scenarios[FEW_PEERS_CAPPED[0]].peers
+    if not pairs:
+        return ""
+    peers = r.scenarios[few[0][0]].peers
     text = (" For information, not the target (%s): the same capped runs "
             "with %s peers instead of %s read %s" % (
-                ", ".join(FEW_PEERS_CAPPED), peers, r.get("load_peers"),
+                ", ".join(name for name, _ in few), peers, r.get("load_peers"),
                 " and ".join("%s %sx (%sx with %s)" % (
                     mix, fixed(a, 3), fixed(b, 3), r.get("load_peers"))
                     for mix, a, b in pairs)))
