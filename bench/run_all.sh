@@ -15,6 +15,10 @@
 #   peerload  peerconnectd under peerload against a raw UDP echo, epoll vs
 #             io_uring, 1 vs 2 reactors, 3 rounds of 5 s a scenario
 #             (bench/measure/peerload.sh)
+#   split     where a datagram's CPU time goes: the capped one-reactor pair
+#             of heartbeats and of gets with perf sampling both servers,
+#             3 rounds (bench/measure/cost_split.sh; needs perf, Debian's
+#             linux-perf, and root); for information, not a target
 #   commit    group commit: a pub/unp storm against heartbeats, one reactor
 #             (bench/measure/group_commit.sh)
 #   cluster   one daemon with --redis against the same daemon standalone,
@@ -28,7 +32,7 @@
 #             --install-nginx)
 #   doc       bench/report/write_report.py: the document from the folder
 #
-# Without --soak the suite takes about 10 minutes on the project's 2-core
+# Without --soak the suite takes about 12 minutes on the project's 2-core
 # machine once the build tree is up to date. --quick runs every part briefly
 # (the targets' micro-benchmarks only, one 1 s round a scenario, a 64 MiB
 # transfer twice, a soak of 2,000 peers for 5 s) to check the pipeline end
@@ -61,7 +65,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-parts=${only:-build,gbench,peerload,commit,cluster,soak,transfer,doc}
+parts=${only:-build,gbench,peerload,split,commit,cluster,soak,transfer,doc}
 wants() { [[ ",$parts," == *",$1,"* ]]; }
 if [ "$quick" -eq 1 ]; then
   soak_peers=2000 soak_seconds=5
@@ -140,6 +144,10 @@ fi
 if wants peerload; then
   if [ -n "$load_note" ]; then meta peerload_note "$load_note"
   else "$repo/bench/measure/peerload.sh" "$build" "$results" "${quick_flag[@]}"; fi
+fi
+if wants split; then
+  if [ -n "$load_note" ]; then meta split_note "$load_note"
+  else "$repo/bench/measure/cost_split.sh" "$build" "$results" "${quick_flag[@]}"; fi
 fi
 if wants commit; then
   if [ -n "$load_note" ]; then meta commit_note "$load_note"

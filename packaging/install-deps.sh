@@ -15,6 +15,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   curl iproute2 procps
   python3 gnuplot-nox
+  # bench/measure/cost_split.sh: perf samples the daemon and the echo.
+  linux-perf
   # The test suite's clang stages: the format check, the TSan tree with
   # -Wthread-safety, clang-tidy (run-clang-tidy), libFuzzer with ASan+UBSan.
   clang clang-format clang-tidy libclang-rt-14-dev

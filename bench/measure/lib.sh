@@ -157,3 +157,90 @@ stop_redis() {
   kill -TERM "$redis_pid" 2>/dev/null || return 0
   wait "$redis_pid" 2>/dev/null || true
 }
+
+# Prints the port a udp_echo started with --port=0 prints on its first
+# line, once it has ($1: its stdout file, $2: its pid); fails if it exits or
+# has not printed within 10 s.
+echo_port() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if [ -s "$1" ]; then head -1 "$1"; return 0; fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# Waits until the peerload whose stderr is $1 (pid $2) measures; fails if
+# it exits first or has not begun within 60 s.
+await_measuring() {
+  local i
+  for ((i = 0; i < 1200; i++)); do
+    grep -q "measuring" "$1" && return 0
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.05
+  done
+  grep -q "measuring" "$1"
+}
+
+# One capped round ($1: run name, $2: mix, $3: peers): the daemon (already
+# started by start_daemon, pinned to CPU 0) in the cgroup $cgroup and a
+# one-thread udp_echo pinned to CPU 0 in $echo_cgroup, each loaded at the
+# same time by its own peerload on CPU 1 (cpu_cgroup makes the two). The
+# daemon's half runs 2 s longer and the echo's starts once the daemon's
+# measures (its peers have logged in), so that the echo's whole measured
+# span lies within the daemon's. Needs `peerload`, `credentials` and
+# `seconds` (the echo half's measured span) set. When `capped_probe` names
+# a function, it runs once both halves measure, as
+# `$capped_probe RUN ECHO_PID`, and must return within `seconds`.
+# Writes RUN.json and RUN.log (the daemon's half), RUN.raw.json and
+# RUN.raw.log (the echo's), RUN.echo.out and RUN.echo.log.
+capped_probe=""
+run_capped() {
+  local run=$1 mix=$2 run_peers=$3 echo_pid eport load_pid raw_pid ok=1
+  echo "$daemon_pid" > "$cgroup/cgroup.procs"
+  : > "$results/$run.echo.out"
+  ( echo "$BASHPID" > "$echo_cgroup/cgroup.procs"
+    exec taskset -c 0 "$build/bench/udp_echo" --port=0 --bind=127.0.0.1 \
+      --threads=1 ) > "$results/$run.echo.out" 2> "$results/$run.echo.log" &
+  echo_pid=$!
+  started_pids+=("$echo_pid")
+  if ! eport=$(echo_port "$results/$run.echo.out" "$echo_pid"); then
+    log "udp_echo did not start for $run (see $run.echo.log)"
+    kill "$echo_pid" 2>/dev/null || true
+    return 0
+  fi
+  local common=(--peers "$run_peers" --mix "$mix" --json --cpu 1)
+  local daemon_half=("$peerload" --server "127.0.0.1:$daemon_port"
+                     --credentials "$credentials"
+                     --duration "$((seconds + 2))s" "${common[@]}")
+  local echo_half=("$peerload" --raw --server "127.0.0.1:$eport"
+                   --duration "${seconds}s" "${common[@]}")
+  if [ "${run##*.r}" = 1 ]; then
+    record "${daemon_half[@]}" "&"
+    record "${echo_half[@]}"
+  fi
+  : > "$results/$run.log"
+  : > "$results/$run.raw.log"
+  timeout 180 "${daemon_half[@]}" > "$results/$run.json" \
+    2> "$results/$run.log" &
+  load_pid=$!
+  if await_measuring "$results/$run.log" "$load_pid"; then
+    timeout 180 "${echo_half[@]}" > "$results/$run.raw.json" \
+      2> "$results/$run.raw.log" &
+    raw_pid=$!
+    if [ -n "$capped_probe" ] &&
+       await_measuring "$results/$run.raw.log" "$raw_pid"; then
+      "$capped_probe" "$run" "$echo_pid" ||
+        log "the probe of $run failed"
+    fi
+    wait "$raw_pid" || ok=0
+  else
+    ok=0
+  fi
+  wait "$load_pid" || ok=0
+  [ "$ok" -eq 1 ] ||
+    log "peerload $run failed (see $run.log and $run.raw.log)"
+  kill -TERM "$echo_pid" 2>/dev/null || true
+  wait "$echo_pid" 2>/dev/null || true
+}

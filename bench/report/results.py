@@ -26,6 +26,12 @@ knows their file names and formats:
   cl-cluster-MIX.rK.redis_cpu  redis-server's CPU seconds during that run
   cl-propagation.json  cluster_propagation --json
   transfer.out       bench/transfer.sh's "RESULT name value" lines
+  split-MIX.rK.json, split-MIX.rK.raw.json
+                     cost_split.sh's capped pair with MIX (heartbeat, get),
+                     round K: the daemon's half and the echo's, as above
+  split-MIX.rK.daemon.txt, split-MIX.rK.echo.txt
+                     perf's samples of each server in that round, while
+                     both halves measured: "samples|object|function" lines
 """
 
 import glob
@@ -102,6 +108,30 @@ def with_baseline(run, raw):
                    "baseline_timeouts": raw.get("timeouts"),
                    "ratio": float(run.get("responses_per_s") or 0) / base})
     return merged
+
+
+def perf_samples(path):
+    """`perf report --sort dso,sym -F sample,dso,sym -t '|'` lines as
+    {(object, function): samples}, the function with perf's "[k] " (kernel)
+    or "[.] " (user) in front; {} when missing."""
+    samples = {}
+    for line in _lines(path):
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) < 3 or not fields[0].isdigit():
+            continue
+        key = (fields[1], fields[2])
+        samples[key] = samples.get(key, 0) + int(fields[0])
+    return samples
+
+
+class SplitRound:
+    """One round of cost_split.sh: perf's samples of the daemon and of the
+    echo over the same span, and each one's peerload JSON (None if it
+    failed)."""
+
+    def __init__(self, daemon, echo, run, raw):
+        self.daemon, self.echo = daemon, echo
+        self.run, self.raw = run, raw
 
 
 class Scenario:
@@ -186,6 +216,17 @@ class Results:
             self.cluster[mix] = pairs
         self.cluster_propagation = last_json(
             os.path.join(folder, "cl-propagation.json"))
+        # split[mix] = [SplitRound], a round each, in order.
+        self.split = {}
+        for mix in ("heartbeat", "get"):
+            rounds = []
+            for k in range(1, int(self.get("split_rounds", "0") or 0) + 1):
+                base = os.path.join(folder, "split-%s.r%d" % (mix, k))
+                rounds.append(SplitRound(
+                    perf_samples(base + ".daemon.txt"),
+                    perf_samples(base + ".echo.txt"),
+                    last_json(base + ".json"), last_json(base + ".raw.json")))
+            self.split[mix] = rounds
         self.transfer = {}
         for line in _lines(os.path.join(folder, "transfer.out")):
             parts = line.split(" ", 2)

@@ -9,7 +9,8 @@ FILE defaults to RESULTS_DIR/PERFORMANCE.md; the charts go to a folder
 with --output docs/PERFORMANCE.md after a full run; run it again on a kept
 folder to rewrite the document without measuring. Python 3 standard library
 only. results.py reads the folder, targets.py judges the targets,
-sections.py writes the tables and charts.py draws.
+sections.py writes the tables (cost_split.py the split of a datagram's CPU
+time) and charts.py draws.
 """
 
 import argparse
@@ -21,6 +22,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import charts  # noqa: E402
+import cost_split  # noqa: E402
 import results  # noqa: E402
 import sections  # noqa: E402
 import targets  # noqa: E402
@@ -49,6 +51,10 @@ those ratios should be compared across runs.{quick}
 ## Request throughput: epoll vs io_uring, 1 vs 2 reactors
 
 {throughput}
+
+## Where a datagram's time goes
+
+{split}
 
 ## 100,000-peer soak
 
@@ -120,7 +126,8 @@ def render(r, drawn):
         verdicts="\n".join("| %s | %s | %s |" % (t.name, t.figure, t.verdict)
                            for t in judged),
         details="\n".join("- " + t.detail for t in judged),
-        throughput=sections.throughput(r, drawn), soak=sections.soak(r),
+        throughput=sections.throughput(r, drawn), split=cost_split.section(r),
+        soak=sections.soak(r),
         transfer=sections.transfer(r, drawn), memory=sections.memory(r),
         gbench_min_time=r.get("gbench_min_time"),
         micro_benchmarks=sections.micro_benchmarks(r), commands=r.commands)

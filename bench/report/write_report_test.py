@@ -14,6 +14,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import charts  # noqa: E402
+import cost_split  # noqa: E402
 import fmt  # noqa: E402
 import results  # noqa: E402
 import sections  # noqa: E402
@@ -520,6 +521,90 @@ class ClusterTest(unittest.TestCase):
             folder.results()).detail)
 
 
+def perf_lines(samples):
+    """perf report's -t '|' form: a header, then "samples|object|function"."""
+    return "# Samples: 2K of event 'cpu-clock:ppp'\n" + "".join(
+        " %-4d |%-20s |%s\n" % (n, obj, fn) for (obj, fn), n in samples.items())
+
+
+class CostSplitTest(unittest.TestCase):
+    KERNEL = ("[kernel.kallsyms]", "[k] udp_sendmsg")
+    SEAL = ("peerconnectd", "[.] pcfs::(anonymous namespace)::AesNiGcm::Seal")
+
+    def split_folder(self, rounds):
+        """`rounds`: {mix: [(daemon samples, daemon responses/s, echo
+        responses/s)]}; the echo always has 100 samples, all in the
+        kernel."""
+        folder = Folder(self)
+        count = len(next(iter(rounds.values())))
+        folder.meta("split_rounds %d\nsplit_seconds 3\nsplit_peers 1000" % count)
+        for mix, runs in rounds.items():
+            for k, (samples, daemon_rate, echo_rate) in enumerate(runs, start=1):
+                base = "split-%s.r%d" % (mix, k)
+                folder.write(base + ".daemon.txt", perf_lines(samples))
+                folder.write(base + ".echo.txt", perf_lines({self.KERNEL: 100}))
+                folder.write(base + ".json", json.dumps(
+                    {"responses_per_s": daemon_rate}) + "\n")
+                folder.write(base + ".raw.json", json.dumps(
+                    {"responses_per_s": echo_rate}) + "\n")
+        return folder.results()
+
+    def test_units_are_the_daemons_cpu_per_datagram_over_the_echos(self):
+        r = self.split_folder({
+            "heartbeat": [({self.KERNEL: 100, self.SEAL: 10,
+                            ("peerconnectd", "[.] pcfs::Registry::Admit"): 5},
+                           50.0, 100.0)],
+            "get": [({self.KERNEL: 100, self.SEAL: 10,
+                      ("libcrypto.so.3", "[.] 0x000000000029c463"): 10,
+                      ("peerconnectd",
+                       "[.] pcfs::Registry::Impl::LiveFileServer"): 5,
+                      ("peerconnectd", "[.] pcfs::Mystery"): 5},
+                     40.0, 100.0)]})
+        self.assertEqual(r.split["get"][0].daemon[self.SEAL], 10)
+        units = cost_split.category_units(r.split["get"][0])
+        # 100 kernel samples over 40 datagrams a second, against the echo's
+        # 100 samples over 100: 2.5 echo datagrams.
+        self.assertAlmostEqual(units["kernel: sockets, network, wake-ups"], 2.5)
+        self.assertAlmostEqual(units["get's ticket: HMAC-SHA-256, base64"], 0.25)
+        self.assertAlmostEqual(units["get's name and holder lookup"], 0.125)
+        self.assertAlmostEqual(units["other"], 0.125)
+        text = cost_split.section(r)
+        self.assertIn("| kernel: sockets, network, wake-ups | 2.000 | 2.500 "
+                      "| +0.500 |", text)
+        self.assertIn("| sealing: AES-128-GCM both ways | 0.200 | 0.250 | "
+                      "+0.050 |", text)
+        self.assertIn("| session: lookup, replay window, expiry | 0.100 | "
+                      "0.000 | −0.100 |", text)
+        self.assertIn("| **total** | **2.300** | **3.250** | +0.950 |", text)
+        self.assertIn("| ratio of the round's responses/s | 0.500 | 0.400 | |",
+                      text)
+        self.assertIn("A get took 2.500 in the kernel alone (a heartbeat "
+                      "2.000), which leaves -1.250 for the daemon's own work, "
+                      "where a heartbeat's own work took 0.300 and a get's "
+                      "0.750.", text)
+        self.assertIn("`pcfs::Registry::Impl::LiveFileServer` (peerconnectd) "
+                      "+0.125", text)
+        self.assertIn("`pcfs::Mystery` (peerconnectd) +0.125", text)
+        self.assertEqual(cost_split._short(self.SEAL[1]), "pcfs::AesNiGcm::Seal")
+
+    def test_the_round_with_the_median_total_is_shown(self):
+        heartbeat = [({self.KERNEL: n}, 100.0, 100.0) for n in (130, 110, 120)]
+        r = self.split_folder({"heartbeat": heartbeat, "get": heartbeat})
+        self.assertIn("| **total** | **1.200** | **1.200** |",
+                      cost_split.section(r))
+
+    def test_failed_rounds_and_skipped_part_are_said_so(self):
+        r = self.split_folder({"heartbeat": [({self.KERNEL: 1}, 0.0, 100.0)],
+                               "get": [({self.KERNEL: 1}, 10.0, 100.0)]})
+        self.assertIn("no round of the heartbeat mix or of the get mix has "
+                      "both halves", cost_split.section(r))
+        folder = Folder(self)
+        folder.meta("split_note skipped: perf is not installed")
+        self.assertEqual(cost_split.section(folder.results()),
+                         "Not measured in this run (skipped: perf is not "
+                         "installed).")
+
+
 class DocumentTest(unittest.TestCase):
     def test_parts_not_run_are_said_so(self):
         folder = Folder(self)
@@ -529,11 +614,12 @@ class DocumentTest(unittest.TestCase):
                       "all answered | — | not run |", text)
         self.assertIn("Not measured in this run (the peerload part was not run).", text)
         self.assertIn("Not measured in this run (the transfer part was not run).", text)
+        self.assertIn("Not measured in this run (the split part was not run).", text)
         headings = [line for line in text.splitlines() if line.startswith("## ")]
         self.assertEqual(headings, [
             "## Machine", "## Targets",
             "## Request throughput: epoll vs io_uring, 1 vs 2 reactors",
-            "## 100,000-peer soak", "## Transfer",
+            "## Where a datagram's time goes", "## 100,000-peer soak", "## Transfer",
             "## Memory per session and per publication", "## Search",
             "## Micro-benchmarks", "## Commands"])
 
