@@ -126,15 +126,41 @@ def _short(fn):
     return fn if len(fn) <= 60 else fn[:57] + "..."
 
 
+def medians(r):
+    """The median rounds of this run's split, as {mix: (SplitRound,
+    category units)} for "heartbeat" and "get", or None unless both
+    were measured."""
+    if r.get("split_note") or not r.get("split_rounds"):
+        return None
+    chosen = {mix: median_round(r.split.get(mix, [])) for mix in
+              ("heartbeat", "get")}
+    return chosen if all(chosen.values()) else None
+
+
+def budget_sentence(chosen):
+    """What the target leaves a get, from `chosen` (medians' answer)."""
+    heartbeat, get = chosen["heartbeat"][1], chosen["get"][1]
+    own = {mix: sum(units.values()) - units[KERNEL] for mix, units in
+           (("heartbeat", heartbeat), ("get", get))}
+    budget = 1 / TARGET_RATIO
+    return (
+        "At the %.1fx target a datagram may cost the daemon %s of the echo's "
+        "CPU time per datagram. A get took %s in the kernel alone (a "
+        "heartbeat %s), which leaves %s for the daemon's own work, where a "
+        "heartbeat's own work took %s and a get's %s." % (
+            TARGET_RATIO, fixed(budget, 3), fixed(get[KERNEL], 3),
+            fixed(heartbeat[KERNEL], 3), fixed(budget - get[KERNEL], 3),
+            fixed(own["heartbeat"], 3), fixed(own["get"], 3)))
+
+
 def section(r):
     """The document's section, or a line saying why it did not run."""
     note = r.get("split_note")
     if note or not r.get("split_rounds"):
         return "Not measured in this run (%s)." % (
             note or "the split part was not run")
-    chosen = {mix: median_round(r.split.get(mix, [])) for mix in
-              ("heartbeat", "get")}
-    if not all(chosen.values()):
+    chosen = medians(r)
+    if chosen is None:
         return ("Not measured in this run: no round of the heartbeat mix or "
                 "of the get mix has both halves (see the split-*.log files).")
     heartbeat_round, heartbeat = chosen["heartbeat"]
@@ -157,9 +183,7 @@ def section(r):
                                        ("get", get_round))}
     rows.append("| ratio of the round's responses/s | %s | %s | |" % (
         fixed(measured["heartbeat"], 3), fixed(measured["get"], 3)))
-    budget = 1 / TARGET_RATIO
-    own = {mix: totals[mix] - units[KERNEL] for mix, units in
-           (("heartbeat", heartbeat), ("get", get))}
+    rounds = r.get("split_rounds")
     return (
         "Where the daemon's CPU time per answered datagram goes, against the "
         "echo's: `bench/measure/cost_split.sh` runs the capped pair of the "
@@ -174,15 +198,8 @@ def section(r):
         "(bench/report/cost_split.py).\n\n"
         "| Where | heartbeat | get | get − heartbeat |\n"
         "| --- | --- | --- | --- |\n%s\n\n"
-        "At the %.1fx target a datagram may cost the daemon %s. A get took "
-        "%s in the kernel alone (a heartbeat %s), which leaves %s for the "
-        "daemon's own work, where a heartbeat's own work took %s and a "
-        "get's %s. The functions that grow most from a heartbeat to a get: "
-        "%s." % (
-            number(to_float(r.get("split_peers"))), r.get("split_rounds"),
-            "" if r.get("split_rounds") == "1" else "s", r.get("split_seconds"),
-            "\n".join(rows), TARGET_RATIO, fixed(budget, 3),
-            fixed(get[KERNEL], 3), fixed(heartbeat[KERNEL], 3),
-            fixed(budget - get[KERNEL], 3), fixed(own["heartbeat"], 3),
-            fixed(own["get"], 3),
+        "%s The functions that grow most from a heartbeat to a get: %s." % (
+            number(to_float(r.get("split_peers"))), rounds,
+            "" if rounds == "1" else "s", r.get("split_seconds"),
+            "\n".join(rows), budget_sentence(chosen),
             _largest_differences(get_round, heartbeat_round)))

@@ -8,6 +8,7 @@ changes what they name, change them here.
 
 import collections
 
+import cost_split
 from fmt import fixed, number, quotient, to_float
 from results import ONE_REACTOR, ONE_REACTOR_CAPPED, few_peers_capped
 
@@ -117,16 +118,20 @@ def throughput(r):
         "(AES-128-GCM) and checks its replay window, finds the session and "
         "renews it, builds and seals the reply (a `get` also looks up the "
         "name's holders and MACs a download ticket for each, and its reply "
-        "is larger than the echo's). perf, capped, at 8685632: per response "
-        "the daemon's kernel time is 1.03x to 1.09x the echo's, spread over "
-        "the same system calls (not the socket's registration with epoll: "
-        "registering the echo's socket changed its throughput by under 1%%), "
-        "and its own code and libcrypto are about a seventh of its CPU time "
-        "for heartbeats and a fifth to a quarter for `get`, much of it cache "
-        "misses on per-session state (without the prefetch of each batch's "
-        "session state, `get` lost about 3%%).%s What would close it: less "
+        "is larger than the echo's). %s%s What would close it: less "
         "work and memory per datagram; then rerun this suite." % (
-            figure, how, _few_peers(r))))
+            figure, how, _split(r), _few_peers(r))))
+
+
+def _split(r):
+    """What the run's perf split says of the gap, or where to measure it."""
+    chosen = cost_split.medians(r)
+    if chosen is None:
+        return ("Where the CPU time goes was not measured in this run "
+                "(bench/measure/cost_split.sh, the split part).")
+    return ("This run's perf split (\"Where a datagram's time goes\", "
+            "in units of the echo's CPU time per datagram): %s" %
+            cost_split.budget_sentence(chosen))
 
 
 def search(r):

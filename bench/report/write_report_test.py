@@ -587,6 +587,31 @@ class CostSplitTest(unittest.TestCase):
         self.assertIn("`pcfs::Mystery` (peerconnectd) +0.125", text)
         self.assertEqual(cost_split._short(self.SEAL[1]), "pcfs::AesNiGcm::Seal")
 
+    def test_a_missed_throughput_target_quotes_the_split(self):
+        r = self.split_folder({
+            "heartbeat": [({self.KERNEL: 100}, 90.0, 100.0)],
+            "get": [({self.KERNEL: 100, self.SEAL: 30}, 80.0, 100.0)]})
+        r.scenarios = self.split_folder_scenarios()
+        detail = targets.throughput(r).detail
+        self.assertIn("This run's perf split (\"Where a datagram's time "
+                      "goes\", in units of the echo's CPU time per datagram): "
+                      "At the 0.8x target a datagram may cost the daemon "
+                      "1.250 of the echo's CPU time per datagram. A get took "
+                      "1.250 in the kernel alone (a heartbeat 1.111), which "
+                      "leaves 0.000 for the daemon's own work, where a "
+                      "heartbeat's own work took 0.000 and a get's 0.375.",
+                      detail)
+        folder = Folder(self)
+        folder.load_rounds(dict(ALL_MET, **{"r1-epoll-get": [0.7] * 3}))
+        self.assertIn("Where the CPU time goes was not measured in this run "
+                      "(bench/measure/cost_split.sh, the split part).",
+                      targets.throughput(folder.results()).detail)
+
+    def split_folder_scenarios(self):
+        folder = Folder(self)
+        folder.load_rounds(dict(ALL_MET, **{"r1-epoll-get": [0.7] * 3}))
+        return folder.results().scenarios
+
     def test_the_round_with_the_median_total_is_shown(self):
         heartbeat = [({self.KERNEL: n}, 100.0, 100.0) for n in (130, 110, 120)]
         r = self.split_folder({"heartbeat": heartbeat, "get": heartbeat})
