@@ -99,12 +99,15 @@ def median_round(rounds):
         if units is not None)
     if not measured:
         return None
-    total, index, units = measured[(len(measured) - 1) // 2]
+    _, index, units = measured[(len(measured) - 1) // 2]
     return rounds[index], units
 
 
 def _signed(v):
-    return ("+" if v >= 0 else "−") + fixed(abs(v), 3)
+    """A difference with its sign; one that rounds to zero has none."""
+    if fixed(abs(v), 3) == fixed(0, 3):
+        return fixed(0, 3)
+    return ("+" if v > 0 else "−") + fixed(abs(v), 3)
 
 
 def _largest_differences(get_round, heartbeat_round, count=6):

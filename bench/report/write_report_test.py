@@ -586,6 +586,8 @@ class CostSplitTest(unittest.TestCase):
                       "+0.125", text)
         self.assertIn("`pcfs::Mystery` (peerconnectd) +0.125", text)
         self.assertEqual(cost_split._short(self.SEAL[1]), "pcfs::AesNiGcm::Seal")
+        self.assertEqual(cost_split._signed(-0.0001), "0.000")
+        self.assertEqual(cost_split._signed(-0.25), "−0.250")
 
     def test_a_missed_throughput_target_quotes_the_split(self):
         r = self.split_folder({
