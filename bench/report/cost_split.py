@@ -28,7 +28,7 @@ CATEGORIES = (
      lambda obj, fn: _any(fn, "SearchIndex", "LocateHolders", "GatherServing",
                           "HolderIfServing", "LiveFileServer",
                           "HolderTicketKey", "TicketKeyCache", "KeyOf",
-                          "mersenne", "shuffle")),
+                          "PresenceTable::FindUser", "mersenne", "shuffle")),
     ("session: lookup, replay window, expiry",
      lambda obj, fn: _any(fn, "SessionTable", "Admit", "SessionHints",
                           "Prefetch", "Renew", "ReplayWindow", "ExpiryWheel")),
