@@ -1,13 +1,10 @@
 #include "peerctl/download_url.h"
 
-#include <cstdint>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "core/auth/ticket.h"
-#include "core/base/big_endian.h"
 #include "peerctl/http.h"
 #include "peerctl/tls.h"
 
@@ -36,16 +33,11 @@ std::string FormatCurlCommand(absl::string_view name,
 }
 
 absl::StatusOr<absl::Time> TicketExpiry(absl::string_view ticket) {
-  // core/auth/ticket.h: u8 version (kTicketVersion), then u64 expiry in
-  // Unix ms.
-  std::string bytes;
-  if (!absl::WebSafeBase64Unescape(ticket, &bytes) || bytes.size() < 9 ||
-      bytes[0] != kTicketVersion) {
+  absl::StatusOr<absl::Time> expiry = ReadTicketExpiry(ticket);
+  if (!expiry.ok()) {
     return absl::InvalidArgumentError("the daemon sent a malformed ticket");
   }
-  const auto millis =
-      LoadBigEndian<uint64_t>(reinterpret_cast<const uint8_t*>(&bytes[1]));
-  return absl::FromUnixMillis(static_cast<int64_t>(millis));
+  return expiry;
 }
 
 }  // namespace pcfs

@@ -182,6 +182,15 @@ bool DecodeBase64Url(absl::string_view text, std::string* bytes) {
          absl::WebSafeBase64Escape(*bytes) == text;
 }
 
+// Decodes ticket text into `bytes` and splits them (ParseTicket), the
+// fields and the MAC viewing `bytes`.
+absl::Status DecodeTicket(absl::string_view ticket, std::string* bytes,
+                          SignedPart* part, absl::string_view* mac) {
+  if (ticket.size() > kMaxTicketChars) return Malformed("too long");
+  if (!DecodeBase64Url(ticket, bytes)) return Malformed("not base64url");
+  return ParseTicket(*bytes, part, mac);
+}
+
 }  // namespace
 
 TicketKey TicketKeyFor(const SessionKey& session_key) {
@@ -235,12 +244,12 @@ absl::StatusOr<TicketClaims> VerifyTicket(const TicketKey& holder_key,
                                           absl::string_view ticket,
                                           absl::string_view file_name,
                                           absl::Time now) {
-  if (ticket.size() > kMaxTicketChars) return Malformed("too long");
   std::string bytes;
-  if (!DecodeBase64Url(ticket, &bytes)) return Malformed("not base64url");
   SignedPart part;
   absl::string_view mac;
-  if (absl::Status s = ParseTicket(bytes, &part, &mac); !s.ok()) return s;
+  if (absl::Status s = DecodeTicket(ticket, &bytes, &part, &mac); !s.ok()) {
+    return s;
+  }
   // Checked before the MAC, which could never verify with our key anyway.
   if (part.holder != holder) {
     return absl::PermissionDeniedError("ticket is for another holder");
@@ -258,6 +267,16 @@ absl::StatusOr<TicketClaims> VerifyTicket(const TicketKey& holder_key,
   if (now >= expiry) return absl::UnauthenticatedError("ticket has expired");
   return TicketClaims{std::string(part.holder), std::string(part.requester),
                       std::string(file_name), expiry};
+}
+
+absl::StatusOr<absl::Time> ReadTicketExpiry(absl::string_view ticket) {
+  std::string bytes;
+  SignedPart part;
+  absl::string_view mac;
+  if (absl::Status s = DecodeTicket(ticket, &bytes, &part, &mac); !s.ok()) {
+    return s;
+  }
+  return absl::FromUnixMillis(static_cast<int64_t>(part.expiry_ms));
 }
 
 }  // namespace pcfs

@@ -103,6 +103,11 @@ absl::StatusOr<TicketClaims> VerifyTicket(const TicketKey& holder_key,
                                           absl::string_view file_name,
                                           absl::Time now);
 
+// The expiry `ticket` carries, read but not verified (only its holder can
+// check the MAC): for the requester, to tell when it lapses. The ticket
+// must parse as VerifyTicket parses it; Unauthenticated (malformed) if not.
+absl::StatusOr<absl::Time> ReadTicketExpiry(absl::string_view ticket);
+
 }  // namespace pcfs
 
 #endif  // PCFS_CORE_AUTH_TICKET_H_

@@ -132,6 +132,21 @@ TEST(TicketTest, ExpiredTicketIsUnauthenticated) {
   EXPECT_EQ(claims.status().message(), "ticket has expired");
 }
 
+TEST(TicketTest, ExpiryIsReadWithoutTheKey) {
+  absl::StatusOr<absl::Time> expiry = ReadTicketExpiry(HansTicket());
+  ASSERT_TRUE(expiry.ok()) << expiry.status();
+  EXPECT_EQ(*expiry, HansServesNotesToVader().expiry);
+  // It parses as VerifyTicket does: every truncation and garbage refused.
+  const std::string ticket = HansTicket();
+  for (size_t length = 0; length < ticket.size(); ++length) {
+    EXPECT_EQ(ReadTicketExpiry(ticket.substr(0, length)).status().code(),
+              absl::StatusCode::kUnauthenticated)
+        << "length " << length;
+  }
+  EXPECT_EQ(ReadTicketExpiry("not a ticket").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
 TEST(TicketTest, TextIsBase64UrlWithoutPadding) {
   const std::string ticket = HansTicket();
   EXPECT_EQ(absl::string_view(ticket).find_first_not_of(kBase64UrlAlphabet),
