@@ -33,6 +33,7 @@ CLUSTER_PROPAGATION = ("Cluster of three daemons: a `pub` through one is found "
 
 
 def _median_ratio(r, name):
+    """The ratio of scenario `name`'s median round, or None."""
     scenario = r.scenarios.get(name)
     median = scenario.median_round() if scenario else None
     if median is None or "ratio" not in median[0]:
@@ -77,13 +78,11 @@ def throughput(r):
     capped = any(name in r.scenarios for name in ONE_REACTOR_CAPPED)
     figures, all_met, any_measured = [], True, False
     for name in ONE_REACTOR_CAPPED if capped else ONE_REACTOR:
-        scenario = r.scenarios.get(name)
-        median = scenario.median_round() if scenario else None
-        if median is None:
+        ratio = _median_ratio(r, name)
+        if ratio is None:
             all_met = False
             figures.append("%s: not measured" % name)
             continue
-        ratio = float(median[0]["ratio"])
         any_measured = True
         figures.append("%s %sx" % (name, fixed(ratio, 3)))
         all_met = all_met and ratio >= 0.8
