@@ -57,8 +57,12 @@ meta split_rounds $rounds
 meta split_peers $peers
 
 peerload=$build/bench/peerload
-credentials="$results/split-load-$peers.txt"
-"$peerload" --make-credentials $peers > "$credentials"
+# The peerload part's users, when it ran first in this folder.
+credentials="$results/load-$peers.txt"
+if [ ! -s "$credentials" ]; then
+  record "$peerload" --make-credentials $peers ">" "$credentials"
+  "$peerload" --make-credentials $peers > "$credentials"
+fi
 
 # run_capped's probe: both servers sampled over the same span.
 profile() {
