@@ -258,12 +258,15 @@ class Results:
     def _read_scenarios(self):
         scenarios = {}
         rounds = int(self.get("load_rounds", "0") or 0)
+        # The capped scenarios ran as many rounds as the rest before
+        # load_capped_rounds was written.
+        capped_rounds = int(self.get("load_capped_rounds") or rounds)
         for line in _lines(os.path.join(self.folder, "scenarios.txt")):
             fields = line.split("|")
             if len(fields) not in (5, 6, 7):  # the cap, then peers came later
                 continue
             s = Scenario(*fields)
-            for k in range(1, rounds + 1):
+            for k in range(1, (capped_rounds if s.cap else rounds) + 1):
                 base = os.path.join(self.folder, "%s.r%d" % (s.name, k))
                 load = " ".join(_lines(base + ".load")).strip()
                 run = last_json(base + ".json")

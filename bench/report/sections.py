@@ -91,12 +91,16 @@ def _capped(r):
             "state (and for a `get` a holder's too) with every datagram, and "
             "fewer sessions leave more of it in the caches."
             % (r.scenarios[few[0]].peers, r.get("load_peers")))
+    rounds = r.get("load_capped_rounds") or r.get("load_rounds")
     return (
         "#### One reactor capped at %s%% of its CPU (the target's figures)\n\n"
         "One peerload process is at the limit of its CPU in both halves of "
         "the uncapped runs below, so there the load generator decides much "
-        "of the ratio. %s\n\n%s\n%s\n\n" % (
-            cap, how, LOAD_HEADER, _load_rows(r, tuple(names) + tuple(few))))
+        "of the ratio. %s Each of these scenarios ran %s times: a single "
+        "round's ratio spreads wider than the gap a target judges.\n\n"
+        "%s\n%s\n\n" % (
+            cap, how, rounds, LOAD_HEADER,
+            _load_rows(r, tuple(names) + tuple(few))))
 
 
 def throughput(r, charts):

@@ -174,6 +174,32 @@ class PeerloadTest(unittest.TestCase):
         self.assertNotIn("r1-", target.figure)
         self.assertIn("capped at 40%", target.detail)
 
+    def test_capped_scenarios_read_their_own_round_count(self):
+        folder = Folder(self)
+        capped = {"c" + name[1:]: [0.9, 0.6, 0.85, 0.7, 0.81, 0.62, 0.83]
+                  for name in ALL_MET if name.startswith("r1-")}
+        folder.load_rounds(dict(ALL_MET, **capped), capped=True)
+        folder.meta("load_capped_rounds 7")
+        r = folder.results()
+        self.assertEqual(len(r.scenarios["c1-epoll-get"].rounds), 7)
+        self.assertEqual(len(r.scenarios["r1-epoll-get"].rounds), 3)
+        # The fourth of seven: 0.81, not the 0.85 of the first three.
+        self.assertIn("c1-epoll-get 0.810x", targets.throughput(r).figure)
+        self.assertIn("Each of these scenarios ran 7 times",
+                      sections.throughput(r, {}))
+
+    def test_capped_rounds_default_to_the_load_rounds(self):
+        # A folder from before load_capped_rounds: every scenario ran
+        # load_rounds times.
+        folder = Folder(self)
+        capped = {"c" + name[1:]: [0.7, 0.72, 0.74]
+                  for name in ALL_MET if name.startswith("r1-")}
+        folder.load_rounds(dict(ALL_MET, **capped), capped=True)
+        r = folder.results()
+        self.assertEqual(len(r.scenarios["c1-epoll-get"].rounds), 3)
+        self.assertIn("Each of these scenarios ran 3 times",
+                      sections.throughput(r, {}))
+
     def few_peer_results(self, heartbeat, get):
         """Results with the c1-* scenarios at 0.72x and the 100-peer ones
         at the median ratios `heartbeat` and `get`."""
