@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace pcfs {
 
@@ -21,9 +22,27 @@ std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv);
 // usage message, as they document.
 std::optional<size_t> FindUndefinedFlag(const std::vector<std::string>& args);
 
-// Parses the command line with absl, after NormaliseFlagSpelling and a
-// FindUndefinedFlag check. Returns the positional arguments (argv[0] left
-// out), or InvalidArgument "unknown flag --x" (with the user's spelling).
+// The flags in the text of a flag file `path` (for messages), one a line:
+// blank lines and lines starting with '#' are skipped, and the blanks
+// around a line are not part of it, as absl reads a --flagfile.
+// InvalidArgument "PATH:LINE: ..." for a line that is not a flag. Pure.
+absl::StatusOr<std::vector<std::string>> ParseFlagfile(absl::string_view text,
+                                                       absl::string_view path);
+
+// `args` (argv[0] first) with every --flagfile=PATH ("--flagfile PATH",
+// one dash or two; PATH may list several files, comma-separated, as absl
+// allows) before any "--" replaced by the flags PATH holds
+// (ParseFlagfile), in place and recursively (at most 8 files deep), so
+// that a file's flags get the same spelling rules and checks as the
+// command line's. InvalidArgument naming the file when one cannot be read
+// or holds a line that is not a flag.
+absl::StatusOr<std::vector<std::string>> ExpandFlagfiles(
+    std::vector<std::string> args);
+
+// Parses the command line with absl, after ExpandFlagfiles,
+// NormaliseFlagSpelling and a FindUndefinedFlag check. Returns the
+// positional arguments (argv[0] left out), or InvalidArgument "unknown flag
+// --x" (with the user's spelling, and the flag file it came from).
 absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
                                                                   char** argv);
 
