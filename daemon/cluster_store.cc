@@ -279,16 +279,19 @@ const redisReply* FieldOf(const redisReply* reply, absl::string_view field) {
 
 // ---- One connection -------------------------------------------------------
 
-// One synchronous hiredis connection. Not thread-safe: each is used by one
-// thread at a time (its owner, or under its owner's mutex).
+// One synchronous hiredis connection, logged in (AUTH) when the store has
+// a password. Not thread-safe: each is used by one thread at a time (its
+// owner, or under its owner's mutex).
 class RedisLink {
  public:
   RedisLink(std::string address, std::string host, int port,
-            absl::Duration timeout)
+            absl::Duration timeout, const ClusterStore::Options& login)
       : address_(std::move(address)),
         host_(std::move(host)),
         port_(port),
-        timeout_(timeout) {}
+        timeout_(timeout),
+        user_(login.user),
+        password_(login.password) {}
   ~RedisLink() { Drop(); }
   RedisLink(const RedisLink&) = delete;
   RedisLink& operator=(const RedisLink&) = delete;
@@ -320,6 +323,10 @@ class RedisLink {
     redisSetTimeout(c, TimevalOf(timeout_));
     redisEnableKeepAlive(c);
     context_ = c;
+    if (absl::Status s = LogIn(); !s.ok()) {
+      Drop();
+      return s;
+    }
     ++connects_;
     return absl::OkStatus();
   }
@@ -374,11 +381,22 @@ class RedisLink {
 
   // Redis refused `command` with `message`. Refusals that pass (loading
   // its data after a restart, a full or failing disk, a replica without
-  // its primary) are Unavailable; the rest are Internal.
+  // its primary) are Unavailable; the rest are Internal. The refusals of a
+  // Redis that wants a password, or of a user without a permission the
+  // store needs, say what to do.
   absl::Status ErrorReply(absl::string_view command,
                           absl::string_view message) const {
-    const std::string text =
+    std::string text =
         absl::StrCat("redis ", address_, " refused ", command, ": ", message);
+    if (absl::StartsWith(message, "NOAUTH")) {
+      absl::StrAppend(
+          &text, " (give the daemon its password: ", "--redis-password-file)");
+    } else if (absl::StartsWith(message, "NOPERM")) {
+      absl::StrAppend(&text, " (the Redis user ",
+                      user_.empty() ? "default" : user_,
+                      " lacks a permission the daemon needs: see "
+                      "docs/OPERATIONS.md, \"Cluster mode\")");
+    }
     for (absl::string_view passing :
          {"LOADING", "MISCONF", "READONLY", "MASTERDOWN", "NOREPLICAS", "BUSY",
           "TRYAGAIN", "CLUSTERDOWN"}) {
@@ -394,6 +412,28 @@ class RedisLink {
   uint64_t connects() const { return connects_; }
 
  private:
+  // AUTH on a fresh connection, when there is a password: as Redis's
+  // default user (AUTH PASSWORD) or as an ACL user (AUTH USER PASSWORD).
+  // A refusal is Unavailable, like an unreachable Redis: the store keeps
+  // trying (an operator may be changing the password on both sides), and
+  // a start fails with it.
+  absl::Status LogIn() {
+    if (password_.empty()) return absl::OkStatus();
+    std::vector<std::string> args = {"AUTH"};
+    if (!user_.empty()) args.push_back(user_);
+    args.push_back(password_);
+    if (absl::Status s = Append(args); !s.ok()) return s;
+    absl::StatusOr<Reply> reply = Next();
+    if (!reply.ok()) return reply.status();
+    if ((*reply)->type == REDIS_REPLY_ERROR) {
+      return absl::UnavailableError(
+          absl::StrCat("redis ", address_, " refused the login",
+                       user_.empty() ? "" : absl::StrCat(" of user ", user_),
+                       " (AUTH): ", ReplyText(reply->get())));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Lost() {
     std::string why = "not connected";
     if (context_ != nullptr) {
@@ -415,6 +455,8 @@ class RedisLink {
   const std::string host_;
   const int port_;
   const absl::Duration timeout_;
+  const std::string user_;
+  const std::string password_;
   redisContext* context_ = nullptr;
   uint64_t connects_ = 0;
 };
@@ -469,11 +511,13 @@ struct ClusterStore::Impl {
   Impl(Options o, Listener l, const std::string& host, int port)
       : options(std::move(o)),
         listener(std::move(l)),
-        writer_link(options.address, host, port, options.command_timeout),
-        commit_link(options.address, host, port, options.command_timeout),
+        writer_link(options.address, host, port, options.command_timeout,
+                    options),
+        commit_link(options.address, host, port, options.command_timeout,
+                    options),
         // The reader's link waits out XREAD BLOCK besides a command.
         reader_link(options.address, host, port,
-                    options.command_timeout + kXreadBlock) {}
+                    options.command_timeout + kXreadBlock, options) {}
 
   // ---- Keys
   std::string Key(absl::string_view rest) const {

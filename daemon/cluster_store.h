@@ -66,6 +66,11 @@ class ClusterStore {
     absl::Duration command_timeout = absl::Seconds(1);
     size_t stream_max_len = 1'000'000;
     std::string key_prefix = "pcfs:";  // tests give each store its own
+    // Empty: no AUTH. Else every connection logs in with AUTH, as `user`
+    // (a Redis ACL user) or, when `user` is empty, as Redis's default user
+    // (its requirepass).
+    std::string user;
+    std::string password;
   };
 
   struct Listener {
@@ -82,8 +87,9 @@ class ClusterStore {
 
   // Connects, registers this daemon's liveness, calls on_snapshot with the
   // stored state before returning, and starts the store's threads. Fails
-  // (Unavailable, naming the address) when Redis cannot be reached: a
-  // daemon in cluster mode does not start without its store.
+  // (Unavailable, naming the address) when Redis cannot be reached or
+  // refuses the login: a daemon in cluster mode does not start without its
+  // store.
   static absl::StatusOr<std::unique_ptr<ClusterStore>> Start(Options options,
                                                              Listener listener);
   // Stop().

@@ -3,7 +3,8 @@
 //   peerconnectd [PORT] [--port=N] [--bind=ADDR] [--credentials=FILE]
 //                [--state_dir=DIR] [--io=auto|epoll|uring] [--threads=N]
 //                [--metrics=ADDRESS:PORT] [--recover] [--verbose]
-//                [--redis=HOST:PORT [--redis-timeout=DURATION]]
+//                [--redis=HOST:PORT [--redis-timeout=DURATION]
+//                 [--redis-password-file=FILE [--redis-user=NAME]]]
 //                [--commit-interval=DURATION]
 //   peerconnectd hash-password [--iterations=N]
 //   peerconnectd ping [HOST:PORT] [--timeout=DURATION]
@@ -77,6 +78,12 @@ ABSL_FLAG(std::string, redis, "",
 ABSL_FLAG(absl::Duration, redis_timeout, absl::Seconds(1),
           "cluster mode: the longest one Redis command may take before the "
           "store counts as unreachable");
+ABSL_FLAG(std::string, redis_password_file, "",
+          "cluster mode: a file whose one line is the password to log in to "
+          "Redis with (AUTH); empty: no AUTH");
+ABSL_FLAG(std::string, redis_user, "",
+          "cluster mode: the Redis ACL user to log in as (needs "
+          "--redis-password-file); empty: Redis's default user");
 ABSL_FLAG(absl::Duration, commit_interval, pcfs::kDefaultCommitInterval,
           "group commit: at least this long between the starts of two "
           "journal batches while pub/unp keep coming (0: no wait); a change "
@@ -117,6 +124,11 @@ constexpr char kHelp[] =
     "                         state folder is unused (--state-dir and\n"
     "                         --recover are refused with it)\n"
     "  --redis-timeout=1s     the longest one Redis command may take\n"
+    "  --redis-password-file=FILE\n"
+    "                         log in to Redis (AUTH) with the password on\n"
+    "                         FILE's one line (default: no AUTH)\n"
+    "  --redis-user=NAME      the Redis ACL user to log in as (default:\n"
+    "                         Redis's default user)\n"
     "  --commit-interval=2ms  group commit: least time between two journal\n"
     "                         batches while pub/unp keep coming (0: none)\n"
     "  -h, --help             this help;  --version  the version\n"
@@ -148,6 +160,7 @@ int Usage(const std::string& message) {
                "[--io=auto|epoll|uring] [--threads=N] "
                "[--metrics=ADDRESS:PORT] [--recover] [--verbose] "
                "[--redis=HOST:PORT] [--redis-timeout=DURATION] "
+               "[--redis-password-file=FILE] [--redis-user=NAME] "
                "[--commit-interval=DURATION]\n"
                "       peerconnectd hash-password [--iterations=N]\n"
                "       peerconnectd ping [HOST:PORT] [--timeout=2s]\n"
@@ -364,6 +377,8 @@ int main(int argc, char** argv) {
   options.recover = absl::GetFlag(FLAGS_recover);
   options.redis = absl::GetFlag(FLAGS_redis);
   options.redis_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  options.redis_password_file = absl::GetFlag(FLAGS_redis_password_file);
+  options.redis_user = absl::GetFlag(FLAGS_redis_user);
   options.commit_interval = absl::GetFlag(FLAGS_commit_interval);
   if (!options.redis.empty() && state_dir_given) {
     return Usage(
@@ -376,6 +391,15 @@ int main(int argc, char** argv) {
   }
   if (options.redis_timeout <= absl::ZeroDuration()) {
     return Usage("--redis-timeout must be > 0");
+  }
+  if (options.redis.empty() && !options.redis_password_file.empty()) {
+    return Usage("--redis-password-file has no use without --redis");
+  }
+  if (options.redis.empty() && !options.redis_user.empty()) {
+    return Usage("--redis-user has no use without --redis");
+  }
+  if (!options.redis_user.empty() && options.redis_password_file.empty()) {
+    return Usage("--redis-user needs --redis-password-file");
   }
   if (absl::Status s = pcfs::CheckCommitInterval(options.commit_interval);
       !s.ok()) {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -35,6 +37,43 @@ absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path) {
         absl::StrCat(path, ": ", table.status().message()));
   }
   return table;
+}
+
+absl::StatusOr<std::string> ParseRedisPassword(absl::string_view text) {
+  if (text.size() > kMaxRedisPasswordBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("longer than ", kMaxRedisPasswordBytes,
+                     " bytes; it must hold only the Redis password"));
+  }
+  absl::string_view password = text;
+  if (absl::EndsWith(password, "\n")) password.remove_suffix(1);
+  if (absl::EndsWith(password, "\r")) password.remove_suffix(1);
+  if (password.empty()) {
+    return absl::InvalidArgumentError(
+        "empty; it must hold the Redis password on its one line");
+  }
+  if (password.find_first_of(absl::string_view("\r\n\0", 3)) !=
+      absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "holds more than one line (or a NUL); it must hold only the Redis "
+        "password, on one line");
+  }
+  return std::string(password);
+}
+
+absl::StatusOr<std::string> ReadRedisPassword(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) {
+    return absl::Status(
+        text.status().code(),
+        absl::StrCat("--redis-password-file: ", text.status().message()));
+  }
+  absl::StatusOr<std::string> password = ParseRedisPassword(*text);
+  if (!password.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis-password-file: ", path, " is ", password.status().message()));
+  }
+  return password;
 }
 
 absl::Status CheckCommitInterval(absl::Duration interval) {
@@ -124,6 +163,16 @@ absl::Status CheckOptions(const ServerOptions& options) {
     if (options.redis_timeout <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("--redis-timeout must be > 0");
     }
+    if (!options.redis_user.empty() && options.redis_password_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--redis-user needs --redis-password-file (the user's password)");
+    }
+  } else if (!options.redis_password_file.empty() ||
+             !options.redis_user.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.redis_password_file.empty() ? "--redis-user"
+                                            : "--redis-password-file",
+        " has no use without --redis"));
   }
   return CheckCommitInterval(options.commit_interval);
 }
@@ -140,6 +189,18 @@ absl::StatusOr<std::string> NewDaemonId() {
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
+// The Redis password's file, readable by any user of the machine, is
+// worth a warning (the daemon's own group may read it: root:peerconnect
+// 0640 under the Debian package).
+void WarnIfOthersRead(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0) {
+    LogWarning("peerconnectd: ", path,
+               " (the Redis password) is readable by every user of this "
+               "machine; chmod o-r it");
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
@@ -148,10 +209,20 @@ absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
       LoadCredentials(options.credentials_path);
   if (!table.ok()) return table.status();
   if (!options.redis.empty()) {
+    std::string login;
+    if (!options.redis_password_file.empty()) {
+      absl::StatusOr<std::string> password =
+          ReadRedisPassword(options.redis_password_file);
+      if (!password.ok()) return password.status();
+      login = absl::StrCat(
+          ", logging in as ",
+          options.redis_user.empty() ? "the default user" : options.redis_user,
+          " with the password in ", options.redis_password_file);
+    }
     // The store is checked by starting: a check must not register a
     // daemon in it.
     return absl::StrCat(table->size(), " users in ", options.credentials_path,
-                        "; publications in Redis at ", options.redis,
+                        "; publications in Redis at ", options.redis, login,
                         " (not checked; the state folder is unused)");
   }
   absl::StatusOr<size_t> publications =
@@ -208,13 +279,22 @@ absl::Status Server::StartCluster(LinkStarter start_link) {
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const ServerOptions& options) {
   if (options.redis.empty()) return Create(options, nullptr);
-  const ServerOptions copy = options;
-  return Create(options, [copy](const std::string& daemon_id,
-                                ClusterStore::Listener listener) {
-    ClusterStore::Options store;
-    store.address = copy.redis;
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  ClusterStore::Options store;
+  store.address = options.redis;
+  store.command_timeout = options.redis_timeout;
+  if (!options.redis_password_file.empty()) {
+    absl::StatusOr<std::string> password =
+        ReadRedisPassword(options.redis_password_file);
+    if (!password.ok()) return password.status();
+    WarnIfOthersRead(options.redis_password_file);
+    store.user = options.redis_user;
+    store.password = *std::move(password);
+  }
+  return Create(options, [store = std::move(store)](
+                             const std::string& daemon_id,
+                             ClusterStore::Listener listener) mutable {
     store.daemon_id = daemon_id;
-    store.command_timeout = copy.redis_timeout;
     return StartClusterStoreLink(std::move(store), std::move(listener));
   });
 }

@@ -21,6 +21,7 @@
 #define PCFS_DAEMON_SERVER_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/auth/rate_limiter.h"
 #include "core/index/registry.h"
@@ -77,6 +79,11 @@ struct ServerOptions {
   // The longest one Redis command may take before it counts as
   // unreachable (ClusterStore::Options::command_timeout).
   absl::Duration redis_timeout = absl::Seconds(1);
+  // Cluster mode: a file holding the password the daemon logs in to Redis
+  // with (ReadRedisPassword), as `redis_user` (an ACL user) or, when that
+  // is empty, as Redis's default user; empty: no AUTH.
+  std::string redis_password_file;
+  std::string redis_user;
   // The journal writer's group-commit interval (JournalWriter::Options::
   // commit_interval), in both modes; in [0, kMaxCommitInterval].
   absl::Duration commit_interval = kDefaultCommitInterval;
@@ -90,6 +97,15 @@ absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options);
 
 // Reads and parses a credentials file.
 absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path);
+
+// The Redis password in the text of a --redis-password-file: its one line,
+// without the line end (LF or CRLF). InvalidArgument, without quoting the
+// text, for an empty password, a second line, a NUL or more than
+// kMaxRedisPasswordBytes. Pure.
+inline constexpr size_t kMaxRedisPasswordBytes = 4096;
+absl::StatusOr<std::string> ParseRedisPassword(absl::string_view text);
+// The same read from the file at `path`, the errors naming it.
+absl::StatusOr<std::string> ReadRedisPassword(const std::string& path);
 
 class Server {
  public:

@@ -451,6 +451,104 @@ TEST(ClusterStoreTest, StartWarnsUnlessRedisSyncsEveryWrite) {
   EXPECT_NE(risky, nullptr);  // a warning, not a refusal
 }
 
+TEST(ClusterStoreTest, ARedisWithAPasswordIsLoggedInToAndARefusalSaysWhy) {
+  RedisServer redis("a long secret, spaces and all");
+  ClusterStore::Options options = Options(redis);
+  Recorder recorder;
+  // No password given: the refusal names the flag that gives one.
+  absl::StatusOr<std::unique_ptr<ClusterStore>> refused =
+      ClusterStore::Start(options, recorder.Listener());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            absl::StrCat("redis ", redis.address(),
+                         " refused SET: NOAUTH Authentication required. (give "
+                         "the daemon its password: --redis-password-file)"));
+  // A wrong one.
+  options.password = "a long secret";
+  refused = ClusterStore::Start(options, recorder.Listener());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(refused.status().message(),
+            absl::StrCat("redis ", redis.address(),
+                         " refused the login (AUTH): WRONGPASS invalid "
+                         "username-password pair or user is disabled."));
+  EXPECT_EQ(recorder.snapshots(), 0);
+
+  options.password = "a long secret, spaces and all";
+  Recorder a_seen, b_seen;
+  std::unique_ptr<ClusterStore> a = StartStore(options, a_seen);
+  std::unique_ptr<ClusterStore> b = StartStore(options, b_seen);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(ClaimAndWait(*a, Session("hans", 7, a->daemon_id())).ok());
+  ASSERT_TRUE(Commit(*a, a_seen, {Pub("hans", "a.txt", 10)}).ok());
+  EXPECT_TRUE(
+      WaitUntil([&] { return b_seen.replica().publications.size() == 1; },
+                absl::Seconds(10)));
+  // A restarted Redis: every link connects, and logs in, again.
+  redis.Kill();
+  redis.Restart();
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Commit(*a, a_seen, {Pub("hans", "b.txt", 20)}).ok(); },
+      absl::Seconds(10)));
+  EXPECT_TRUE(
+      WaitUntil([&] { return b_seen.replica().publications.size() == 2; },
+                absl::Seconds(10)));
+}
+
+TEST(ClusterStoreTest,
+     AnAclUserWithTheDocumentedRulesServesAndOneWithoutDoesNot) {
+  RedisServer redis("admin secret");
+  // docs/OPERATIONS.md's rules, for this test's key prefix.
+  ASSERT_EQ(redis.Command({"ACL", "SETUSER", "peerconnect", "on", ">its secret",
+                           "~test:*", "+@all", "-@dangerous"}),
+            std::vector<std::string>{"OK"});
+  ASSERT_EQ(redis.Command({"ACL", "SETUSER", "elsewhere", "on", ">its secret",
+                           "~other:*", "+@all", "-@dangerous"}),
+            std::vector<std::string>{"OK"});
+  ClusterStore::Options options = Options(redis);
+  options.user = "peerconnect";
+  options.password = "its secret";
+  Recorder a_seen, b_seen;
+  std::unique_ptr<ClusterStore> a = StartStore(options, a_seen);
+  std::unique_ptr<ClusterStore> b = StartStore(options, b_seen);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  const ClusterSession hans = Session("hans", 7, a->daemon_id());
+  ASSERT_TRUE(ClaimAndWait(*a, hans).ok());
+  ASSERT_TRUE(Commit(*a, a_seen, {Pub("hans", "a.txt", 10)}).ok());
+  Replica expected;
+  expected.sessions["hans"] = hans;
+  expected.publications[{"hans", "a.txt"}] = Pub("hans", "a.txt", 10).meta;
+  EXPECT_TRUE(WaitUntil([&] { return b_seen.replica() == expected; },
+                        absl::Seconds(10)));
+  a->Stop();  // releases hans: the release script runs as the user too
+  expected.sessions.clear();
+  EXPECT_TRUE(WaitUntil([&] { return b_seen.replica() == expected; },
+                        absl::Seconds(10)));
+
+  options.password = "wrong";
+  absl::StatusOr<std::unique_ptr<ClusterStore>> refused =
+      ClusterStore::Start(options, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            absl::StrCat("redis ", redis.address(),
+                         " refused the login of user peerconnect (AUTH): "
+                         "WRONGPASS invalid username-password pair or user is "
+                         "disabled."));
+  // A user whose keys are elsewhere: the refusal names it.
+  options.user = "elsewhere";
+  options.password = "its secret";
+  refused = ClusterStore::Start(options, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "NOPERM"))
+      << refused.status();
+  EXPECT_TRUE(absl::StrContains(
+      refused.status().message(),
+      "(the Redis user elsewhere lacks a permission the daemon needs"))
+      << refused.status();
+}
+
 TEST(ClusterStoreTest, TwoStoresSeeEachOthersClaimsReleasesAndPublications) {
   RedisServer redis;
   Recorder a_seen, b_seen;

@@ -3,6 +3,7 @@
 // started with --redis, and real peerctl shells, one-shots and agents, all on
 // loopback.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -380,6 +381,118 @@ TEST_F(ClusterTest, OwnChangesReadBackFromTheStreamUndoNothing) {
     ASSERT_TRUE(listed.ok()) << listed.status();
     ASSERT_EQ(*listed, std::vector<std::string>{}) << "after change " << n;
   }
+}
+
+// A Redis with a password, and an ACL user of its own as docs/OPERATIONS.md
+// sets it up: two daemons log in with --redis-password-file and
+// --redis-user and serve the session between them; every bad or
+// missing piece of the login stops the start with a message.
+TEST(ClusterAuthTest, DaemonsLogInToRedisAndEveryBadLoginIsRefusedClearly) {
+  RedisServer redis("admin secret");
+  ASSERT_EQ(
+      redis.Command({"ACL", "SETUSER", "peerconnect", "on", ">daemon secret",
+                     "~pcfs:*", "+@all", "-@dangerous"}),
+      std::vector<std::string>{"OK"});
+  TempDir dir;
+  dir.WriteFile("redis-password", "daemon secret\n");
+  dir.WriteFile("wrong-password", "admin secret\n");
+  dir.WriteFile("empty-password", "\n");
+  dir.WriteFile("credentials.txt", kUsers);
+  const std::string good = dir.path() + "/redis-password";
+  ASSERT_EQ(::chmod(good.c_str(), 0600), 0);
+  const std::string address = absl::StrCat("--redis=", redis.address());
+  const std::vector<std::string> login = {
+      address, "--redis-password-file=" + good, "--redis-user=peerconnect"};
+
+  Daemon first(kUsers, login);
+  Daemon second(kUsers, login);
+  const std::string share = dir.MakeSubdir("hans");
+  WriteRandomFile(share + "/BitTrickle.mp4", 1 << 20, 3);
+  Shell hans(first.address(), "hans", "hanspass", share);
+  ASSERT_TRUE(hans.logged_in());
+  EXPECT_EQ(hans.Run("pub BitTrickle.mp4"), "File published successfully\n");
+  const std::string downloads = dir.MakeSubdir("vader");
+  Shell vader(second.address(), "vader", "vaderpass", downloads);
+  ASSERT_TRUE(vader.logged_in());
+  // The second daemon learns of it from Redis's stream: within 10 s.
+  std::string found;
+  for (int i = 0; i < 100 && found != "BitTrickle.mp4\n"; ++i) {
+    if (i > 0) absl::SleepFor(absl::Milliseconds(100));
+    found = vader.Run("sch BitTrickle");
+  }
+  EXPECT_EQ(found, "BitTrickle.mp4\n");
+  EXPECT_EQ(vader.Run("get BitTrickle.mp4"),
+            "Download successful: BitTrickle.mp4\n");
+  // The password stays out of the process list.
+  const std::string cmdline = ReadFileOrEmpty(
+      absl::StrCat("/proc/", first.process().pid(), "/cmdline"));
+  EXPECT_FALSE(absl::StrContains(cmdline, "daemon secret"));
+
+  CommandResult r = RunDaemonCommand(
+      {"check-config", address, "--redis-password-file=" + good,
+       "--redis-user=peerconnect"},
+      dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(
+      r.out,
+      absl::StrCat("logging in as peerconnect with the password in ", good)))
+      << r.out;
+
+  // A start that fails does so at once, saying why.
+  const std::string port = "--port=0";
+  r = RunDaemonCommand(
+      {port, address, "--redis-password-file=" + dir.path() + "/wrong-password",
+       "--redis-user=peerconnect"},
+      dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(
+      r.err, absl::StrCat("cannot start: cluster store at ", redis.address(),
+                          ": redis ", redis.address(),
+                          " refused the login of user peerconnect (AUTH): "
+                          "WRONGPASS")))
+      << r.err;
+  // That file is readable by every user (the umask's 0644): a warning.
+  EXPECT_TRUE(absl::StrContains(
+      r.err, absl::StrCat(dir.path(),
+                          "/wrong-password (the Redis password) "
+                          "is readable by every user")))
+      << r.err;
+  r = RunDaemonCommand({port, address}, dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err,
+                                "NOAUTH Authentication required. "
+                                "(give the daemon its password: "
+                                "--redis-password-file)"))
+      << r.err;
+  for (const std::string& subcommand : {std::string("check-config"), port}) {
+    r = RunDaemonCommand(
+        {subcommand, address,
+         "--redis-password-file=" + dir.path() + "/empty-password"},
+        dir.path());
+    EXPECT_EQ(r.exit_code, 1) << subcommand;
+    EXPECT_TRUE(absl::StrContains(
+        r.err, absl::StrCat("--redis-password-file: ", dir.path(),
+                            "/empty-password is empty")))
+        << r.err;
+    r = RunDaemonCommand(
+        {subcommand, address,
+         "--redis-password-file=" + dir.path() + "/no-such-file"},
+        dir.path());
+    EXPECT_EQ(r.exit_code, 1) << subcommand;
+    EXPECT_TRUE(absl::StrContains(r.err, "--redis-password-file: ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "no-such-file")) << r.err;
+  }
+  // Flags that make no sense together are usage errors.
+  r = RunDaemonCommand({port, "--redis-password-file=" + good}, dir.path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "--redis-password-file has no use without --redis"))
+      << r.err;
+  r = RunDaemonCommand({port, address, "--redis-user=peerconnect"}, dir.path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(
+      absl::StrContains(r.err, "--redis-user needs --redis-password-file"))
+      << r.err;
 }
 
 }  // namespace

@@ -327,6 +327,15 @@ Process::Options PeerctlOptions(const std::string& server,
   return options;
 }
 
+CommandResult RunDaemonCommand(const std::vector<std::string>& args,
+                               const std::string& cwd, absl::Duration timeout) {
+  Process::Options options;
+  options.argv = {PCFS_DAEMON_PATH};
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.cwd = cwd;
+  return RunToCompletion(options, timeout);
+}
+
 CommandResult RunToCompletion(const Process::Options& options,
                               absl::Duration timeout) {
   Process process(options);

@@ -144,6 +144,12 @@ class Daemon {
   std::unique_ptr<Process> process_;
 };
 
+// Runs `peerconnectd ARGS...` in `cwd` to completion (a subcommand, or a
+// start that is expected to fail), waiting at most `timeout`.
+CommandResult RunDaemonCommand(const std::vector<std::string>& args,
+                               const std::string& cwd,
+                               absl::Duration timeout = absl::Seconds(20));
+
 // Runs a one-shot `peerctl --server ADDR --user USER COMMAND ARGS...` with
 // the password in PEERCTL_PASSWORD, in `cwd`, waiting at most `timeout`.
 CommandResult RunPeerctl(const Daemon& daemon, const std::string& user,

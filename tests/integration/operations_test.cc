@@ -23,16 +23,6 @@
 namespace pcfs::testing {
 namespace {
 
-CommandResult RunDaemonCommand(const std::vector<std::string>& args,
-                               const std::string& cwd,
-                               absl::Duration timeout = absl::Seconds(20)) {
-  Process::Options options;
-  options.argv = {PCFS_DAEMON_PATH};
-  options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.cwd = cwd;
-  return RunToCompletion(options, timeout);
-}
-
 TEST(PingTest, ExitsZeroWhenTheDaemonAnswers) {
   Daemon daemon;
   CommandResult r =

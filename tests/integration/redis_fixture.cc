@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -65,7 +67,10 @@ void Flatten(const redisReply* reply, std::vector<std::string>& out) {
 
 }  // namespace
 
-RedisServer::RedisServer() {
+RedisServer::RedisServer() : RedisServer(std::string()) {}
+
+RedisServer::RedisServer(std::string requirepass)
+    : requirepass_(std::move(requirepass)) {
   // A port another process took between FreePort() and the bind makes
   // redis-server exit: try another, a few times.
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -133,6 +138,10 @@ bool RedisServer::Start(uint16_t port) {
                   "redis.log",
                   "--daemonize",
                   "no"};
+  if (!requirepass_.empty()) {
+    options.argv.emplace_back("--requirepass");
+    options.argv.push_back(requirepass_);
+  }
   options.cwd = dir_.path();
   process_ = std::make_unique<Process>(options);
   if (WaitForPong(absl::Seconds(20))) return true;
@@ -168,6 +177,18 @@ std::vector<std::string> RedisServer::Command(
     return {absl::StrCat("(unreachable) ", why)};
   }
   redisSetTimeout(c, timeout);
+  if (!requirepass_.empty()) {
+    auto* auth = static_cast<redisReply*>(
+        redisCommand(c, "AUTH %b", requirepass_.data(), requirepass_.size()));
+    if (auth == nullptr || auth->type == REDIS_REPLY_ERROR) {
+      std::string why = auth != nullptr ? std::string(auth->str, auth->len)
+                                        : std::string(c->errstr);
+      if (auth != nullptr) freeReplyObject(auth);
+      redisFree(c);
+      return {absl::StrCat("(unreachable) AUTH: ", why)};
+    }
+    freeReplyObject(auth);
+  }
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (const std::string& arg : args) {

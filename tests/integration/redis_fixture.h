@@ -32,6 +32,9 @@ class RedisServer {
  public:
   // Starts the server and waits (at most 20 s) until PING answers PONG.
   RedisServer();
+  // The same, with `requirepass` set (the default user's password), which
+  // Command() and the wait for PONG log in with.
+  explicit RedisServer(std::string requirepass);
   // Stops it (SIGTERM, then SIGKILL after 5 s) and removes its folder.
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
@@ -56,7 +59,8 @@ class RedisServer {
   // flattened: a string, status or integer is one element, an array its
   // elements in order (nested ones flattened), nil "(nil)", an error
   // "(error) MESSAGE". An unreachable server gives {"(unreachable) WHY"}.
-  // For tests to look at (or change) the stored state directly.
+  // For tests to look at (or change) the stored state directly. Logs in
+  // first (AUTH) when the server has a requirepass.
   std::vector<std::string> Command(const std::vector<std::string>& args) const;
 
  private:
@@ -66,6 +70,7 @@ class RedisServer {
   bool WaitForPong(absl::Duration timeout);
 
   TempDir dir_;
+  std::string requirepass_;
   uint16_t port_ = 0;
   std::unique_ptr<Process> process_;
 };

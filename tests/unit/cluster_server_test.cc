@@ -204,6 +204,33 @@ class ClusterServerTest : public ::testing::Test {
   FakeLink* link_ = nullptr;  // owned by server_
 };
 
+TEST(RedisPasswordTest, IsTheFilesOneLineWithoutItsEnd) {
+  EXPECT_EQ(*ParseRedisPassword("s3cret\n"), "s3cret");
+  EXPECT_EQ(*ParseRedisPassword("s3cret\r\n"), "s3cret");
+  EXPECT_EQ(*ParseRedisPassword("s3cret"), "s3cret");
+  // Spaces are the password's own.
+  EXPECT_EQ(*ParseRedisPassword(" two words \n"), " two words ");
+  EXPECT_EQ(*ParseRedisPassword(std::string(kMaxRedisPasswordBytes, 'x')),
+            std::string(kMaxRedisPasswordBytes, 'x'));
+}
+
+TEST(RedisPasswordTest, RefusesWhatCannotBeOnePasswordWithoutQuotingIt) {
+  for (const std::string& text :
+       {std::string(""), std::string("\n"), std::string("\r\n"),
+        std::string("first\nsecond\n"), std::string("secret\n\n"),
+        std::string("sec\0ret", 7), std::string("se\rcret"),
+        std::string(kMaxRedisPasswordBytes + 1, 'x')}) {
+    absl::StatusOr<std::string> password = ParseRedisPassword(text);
+    ASSERT_FALSE(password.ok()) << text;
+    EXPECT_EQ(password.status().code(), absl::StatusCode::kInvalidArgument);
+    if (text.size() > 3) {
+      EXPECT_FALSE(
+          absl::StrContains(password.status().message(), text.substr(0, 3)))
+          << password.status();
+    }
+  }
+}
+
 TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   Start();
   ASSERT_NE(link_, nullptr);
