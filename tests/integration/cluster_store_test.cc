@@ -589,6 +589,14 @@ TEST(ClusterStoreTest, TwoStoresSeeEachOthersClaimsReleasesAndPublications) {
   EXPECT_EQ(events[0].session, hans);  // every field crossed over
   EXPECT_EQ(events[1].kind, Kind::kPublish);
   EXPECT_EQ(events[2].kind, Kind::kPublish);
+  // b's unp of a name nobody published leaves a's replica as it was, so
+  // the wait above may end before a has read it: wait for the entry.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const std::vector<ClusterEvent> seen = a_seen.events();
+        return !seen.empty() && seen.back().kind == Kind::kUnpublish;
+      },
+      absl::Seconds(10)));
   const std::vector<ClusterEvent> a_events = a_seen.events();
   ASSERT_GE(a_events.size(), 3u);  // its own login, then b's two changes
   EXPECT_EQ(a_events[a_events.size() - 2].kind, Kind::kPublish);
