@@ -107,7 +107,9 @@ absl::Status ExpandInto(std::vector<std::string> args, size_t first,
   return absl::OkStatus();
 }
 
-std::vector<std::string> NormaliseSpelling(std::vector<std::string> args) {
+}  // namespace
+
+std::vector<std::string> NormaliseFlagSpelling(std::vector<std::string> args) {
   for (size_t i = 1; i < args.size(); ++i) {
     std::string& arg = args[i];
     if (arg == "--") break;
@@ -118,12 +120,6 @@ std::vector<std::string> NormaliseSpelling(std::vector<std::string> args) {
     }
   }
   return args;
-}
-
-}  // namespace
-
-std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv) {
-  return NormaliseSpelling(std::vector<std::string>(argv, argv + argc));
 }
 
 absl::StatusOr<std::vector<std::string>> ParseFlagfile(absl::string_view text,
@@ -190,7 +186,7 @@ absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
   absl::StatusOr<Expanded> expanded =
       Expand(std::vector<std::string>(argv, argv + argc));
   if (!expanded.ok()) return expanded.status();
-  std::vector<std::string> normalised = NormaliseSpelling(expanded->args);
+  std::vector<std::string> normalised = NormaliseFlagSpelling(expanded->args);
   if (std::optional<size_t> bad = FindUndefinedFlag(normalised)) {
     const std::string& origin = expanded->origins[*bad];
     return absl::InvalidArgumentError(

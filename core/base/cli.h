@@ -14,7 +14,8 @@ namespace pcfs {
 
 // Rewrites "--foo-bar" to "--foo_bar" in every flag name (not in values), so
 // that users may spell absl flags with dashes. Stops at "--".
-std::vector<std::string> NormaliseFlagSpelling(int argc, char** argv);
+// `args` is argv, argv[0] first.
+std::vector<std::string> NormaliseFlagSpelling(std::vector<std::string> args);
 
 // The index of the first argument that names a flag nobody defined
 // ("--bogus", "--nobogus"), or nullopt. absl itself would exit with status 1 on
