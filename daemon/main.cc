@@ -392,14 +392,8 @@ int main(int argc, char** argv) {
   if (options.redis_timeout <= absl::ZeroDuration()) {
     return Usage("--redis-timeout must be > 0");
   }
-  if (options.redis.empty() && !options.redis_password_file.empty()) {
-    return Usage("--redis-password-file has no use without --redis");
-  }
-  if (options.redis.empty() && !options.redis_user.empty()) {
-    return Usage("--redis-user has no use without --redis");
-  }
-  if (!options.redis_user.empty() && options.redis_password_file.empty()) {
-    return Usage("--redis-user needs --redis-password-file");
+  if (absl::Status s = pcfs::CheckRedisLogin(options); !s.ok()) {
+    return Usage(std::string(s.message()));
   }
   if (absl::Status s = pcfs::CheckCommitInterval(options.commit_interval);
       !s.ok()) {

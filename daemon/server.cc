@@ -76,6 +76,22 @@ absl::StatusOr<std::string> ReadRedisPassword(const std::string& path) {
   return password;
 }
 
+absl::Status CheckRedisLogin(const ServerOptions& options) {
+  if (options.redis.empty() && !options.redis_password_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--redis-password-file has no use without --redis");
+  }
+  if (options.redis.empty() && !options.redis_user.empty()) {
+    return absl::InvalidArgumentError(
+        "--redis-user has no use without --redis");
+  }
+  if (!options.redis_user.empty() && options.redis_password_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--redis-user needs --redis-password-file (the user's password)");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckCommitInterval(absl::Duration interval) {
   if (interval < absl::ZeroDuration() || interval > kMaxCommitInterval) {
     return absl::InvalidArgumentError(
@@ -163,17 +179,8 @@ absl::Status CheckOptions(const ServerOptions& options) {
     if (options.redis_timeout <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("--redis-timeout must be > 0");
     }
-    if (!options.redis_user.empty() && options.redis_password_file.empty()) {
-      return absl::InvalidArgumentError(
-          "--redis-user needs --redis-password-file (the user's password)");
-    }
-  } else if (!options.redis_password_file.empty() ||
-             !options.redis_user.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        options.redis_password_file.empty() ? "--redis-user"
-                                            : "--redis-password-file",
-        " has no use without --redis"));
   }
+  if (absl::Status s = CheckRedisLogin(options); !s.ok()) return s;
   return CheckCommitInterval(options.commit_interval);
 }
 
@@ -279,7 +286,8 @@ absl::Status Server::StartCluster(LinkStarter start_link) {
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const ServerOptions& options) {
   if (options.redis.empty()) return Create(options, nullptr);
-  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  // Read here, before the start, so that a bad file is refused in its own
+  // words (the other options are checked by the Create below).
   ClusterStore::Options store;
   store.address = options.redis;
   store.command_timeout = options.redis_timeout;

@@ -98,6 +98,11 @@ absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options);
 // Reads and parses a credentials file.
 absl::StatusOr<CredentialTable> LoadCredentials(const std::string& path);
 
+// InvalidArgument, naming the flags, for Redis login flags that do not go
+// together: a password file or user without --redis, a user without a
+// password file. Reads no file (ReadRedisPassword does).
+absl::Status CheckRedisLogin(const ServerOptions& options);
+
 // The Redis password in the text of a --redis-password-file: its one line,
 // without the line end (LF or CRLF). InvalidArgument, without quoting the
 // text, for an empty password, a second line, a NUL or more than
