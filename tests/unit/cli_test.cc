@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -23,13 +24,32 @@ namespace {
 
 using Args = std::vector<std::string>;
 
-// A file in the test's temporary folder holding `text`; its path.
-std::string WriteFlagfile(const std::string& name, const std::string& text) {
-  std::string path =
-      absl::StrCat(::testing::TempDir(), "/cli_test_", ::getpid(), "_", name);
-  std::ofstream(path) << text;
-  return path;
-}
+// Flag files in the test's temporary folder, removed when it goes.
+class Flagfiles {
+ public:
+  Flagfiles() = default;
+  Flagfiles(const Flagfiles&) = delete;
+  Flagfiles& operator=(const Flagfiles&) = delete;
+  ~Flagfiles() {
+    for (const std::string& path : paths_) std::remove(path.c_str());
+  }
+
+  // Where the file called `name` is written.
+  static std::string Path(const std::string& name) {
+    return absl::StrCat(::testing::TempDir(), "/cli_test_", ::getpid(), "_",
+                        name);
+  }
+
+  // Writes the file called `name` holding `text`; its path.
+  std::string Write(const std::string& name, const std::string& text) {
+    paths_.push_back(Path(name));
+    std::ofstream(paths_.back()) << text;
+    return paths_.back();
+  }
+
+ private:
+  std::vector<std::string> paths_;
+};
 
 TEST(ParseFlagfileTest, ReadsOneFlagALineAsAbslDoes) {
   absl::StatusOr<Args> flags = ParseFlagfile(
@@ -54,8 +74,9 @@ TEST(ParseFlagfileTest, ALineThatIsNoFlagIsRefusedWithFileAndLine) {
 }
 
 TEST(ExpandFlagfilesTest, AFilesFlagsTakeItsPlaceInEveryForm) {
-  const std::string inner = WriteFlagfile("inner", "--cli-test-count=3\n");
-  const std::string outer = WriteFlagfile(
+  Flagfiles files;
+  const std::string inner = files.Write("inner", "--cli-test-count=3\n");
+  const std::string outer = files.Write(
       "outer", absl::StrCat("--cli-test-dir=/a\n--flagfile=", inner, "\n"));
   absl::StatusOr<Args> args = ExpandFlagfiles(
       {"prog", "--verbose", "--flagfile=" + outer, "-flagfile", inner,
@@ -82,9 +103,9 @@ TEST(ExpandFlagfilesTest, AMissingFileALoopAndAMissingPathAreRefused) {
   EXPECT_TRUE(
       absl::StrContains(args.status().message(), "/no/such/file.flags"));
 
-  const std::string path =
-      absl::StrCat(::testing::TempDir(), "/cli_test_", ::getpid(), "_loop");
-  WriteFlagfile("loop", absl::StrCat("--flagfile=", path, "\n"));
+  Flagfiles files;
+  const std::string path = files.Path("loop");
+  files.Write("loop", absl::StrCat("--flagfile=", path, "\n"));
   args = ExpandFlagfiles({"prog", "--flagfile=" + path});
   ASSERT_FALSE(args.ok());
   EXPECT_TRUE(absl::StrContains(args.status().message(), "(a loop?)"))
@@ -94,7 +115,7 @@ TEST(ExpandFlagfilesTest, AMissingFileALoopAndAMissingPathAreRefused) {
   ASSERT_FALSE(args.ok());
   EXPECT_EQ(args.status().message(), "--flagfile needs a file");
 
-  const std::string bad = WriteFlagfile("bad", "--bind=::\nverbose\n");
+  const std::string bad = files.Write("bad", "--bind=::\nverbose\n");
   args = ExpandFlagfiles({"prog", "--flagfile=" + bad});
   ASSERT_FALSE(args.ok());
   EXPECT_TRUE(absl::StartsWith(args.status().message(), bad + ":2: "))
@@ -105,8 +126,9 @@ TEST(ExpandFlagfilesTest, AMissingFileALoopAndAMissingPathAreRefused) {
 // was an unknown flag (absl's own exit 1), though the same spelling works
 // on the command line.
 TEST(ParseCommandLineStrictlyTest, AFlagfilesFlagsMaySpellNamesWithDashes) {
+  Flagfiles files;
   const std::string file =
-      WriteFlagfile("dashes", "# as a user writes it\n--cli-test-dir=/srv\n");
+      files.Write("dashes", "# as a user writes it\n--cli-test-dir=/srv\n");
   std::vector<std::string> argv_text = {"prog", "--flagfile=" + file,
                                         "--cli-test-count=7", "positional"};
   std::vector<char*> argv;
@@ -120,7 +142,8 @@ TEST(ParseCommandLineStrictlyTest, AFlagfilesFlagsMaySpellNamesWithDashes) {
 }
 
 TEST(ParseCommandLineStrictlyTest, AnUnknownFlagNamesTheFileItIsIn) {
-  const std::string file = WriteFlagfile("unknown", "--cli-test-bogus=1\n");
+  Flagfiles files;
+  const std::string file = files.Write("unknown", "--cli-test-bogus=1\n");
   std::vector<std::string> argv_text = {"prog", "--flagfile=" + file};
   std::vector<char*> argv;
   for (std::string& arg : argv_text) argv.push_back(arg.data());
