@@ -5,7 +5,8 @@
 # The tree is build-fuzz/ (FUZZ_BUILD_DIR overrides). New inputs the fuzzer
 # finds go to build-fuzz/corpus/<target>/, never into the checked-in seeds in
 # tests/fuzz/corpus/<target>/; a crash leaves its input in
-# build-fuzz/artifacts/<target>/ and fails the script. docs/TESTING.md says
+# build-fuzz/artifacts/<target>/ and fails the script. Line tables only
+# (-g1): a crash's stack still names file and line. docs/TESTING.md says
 # how to run longer and what to do with a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,8 @@ dir=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=(protocol_fuzz handler_fuzz http_fuzz credentials_fuzz journal_fuzz)
 
 CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPCFS_FUZZ=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DPCFS_FUZZ=ON \
   -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF \
   -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$dir" -j "$(nproc)" --target fuzz_targets

@@ -2,20 +2,27 @@
 # The README's second command: the whole default test suite.
 #   1. installs any missing dependency (apt-get; needs root on a fresh box)
 #   2. checks the formatting of every C++ file (scripts/format.sh --check)
-#   3. builds the release tree and runs every unit and integration test
-#   4. builds with ASan+UBSan and runs them all again, but those labelled
+#   3. configures the clang tree (build-tsan: clang, TSan, -Wthread-safety
+#      -Werror) and starts clang-tidy (.clang-tidy) over core/, daemon/,
+#      peerctl/, tests/ and bench/ with its compile_commands.json
+#      (scripts/tidy.sh) in the background, at idle CPU priority: it uses
+#      the CPU the builds leave while tests wait on sockets and timers. Its
+#      compile commands carry -Wthread-safety -Werror, so it also checks the
+#      locking annotations of every file (GCC ignores them)
+#   4. builds the release tree and runs every unit and integration test
+#   5. builds with ASan+UBSan and runs them all again, but those labelled
 #      "slow" (long by design: loss relays, kill -9 trials)
-#   5. builds everything (daemon, peerctl, tests, bench) with clang, TSan and
-#      -Wthread-safety -Werror, so the locking annotations are checked, and
-#      runs the tests labelled "threaded" (the code that runs threads:
-#      registry, reactor, file server, downloader and its hasher;
-#      tests/CMakeLists.txt lists them in PCFS_THREADED_TESTS)
-#   6. clang-tidy (.clang-tidy) over core/, daemon/, peerctl/, tests/ and
-#      bench/, with the clang tree's compile_commands.json (scripts/tidy.sh)
+#   6. builds the threaded tests in the clang tree and runs them under TSan
+#      (the tests labelled "threaded": the code that runs threads: registry,
+#      reactor, file server, downloader and its hasher; tests/CMakeLists.txt
+#      lists them)
 #   7. every libFuzzer target for 10 s on its seeds (scripts/fuzz.sh)
 #   8. builds the Debian packages, checks them with lintian, and installs,
 #      reloads, upgrades and purges them in a booted Debian 12 container
-# docs/TESTING.md says what the clang stages cost.
+#   9. waits for clang-tidy and fails on any finding
+# The test trees keep line tables only (-g1): enough for every sanitizer's
+# and debugger's file:line, at about two thirds of the compile time of -g.
+# docs/TESTING.md says what each stage costs.
 # .ci/run calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,34 +37,44 @@ run() {  # run DIR [ctest args...]
 echo "== format (scripts/format.sh --check)"
 scripts/format.sh --check
 
-echo "== release build"
-scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-run build
+# Line tables only, in every tree this script builds (see the top).
+lines_only=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+            -DCMAKE_CXX_FLAGS_DEBUG=-g1)
 
-echo "== ASan+UBSan build"
-scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug \
-  -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF
-# Tests labelled "slow" or "nosan" (tests/CMakeLists.txt) run in the
-# release tree only.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -LE 'slow|nosan'
-
-# One clang tree does two jobs: GCC ignores the thread-safety annotations,
-# and a TSan tree is needed anyway, so building it with clang checks them
-# for the cost of building all targets there instead of only the threaded
-# tests, rather than for a whole extra tree.
-echo "== clang TSan build, -Wthread-safety (threaded tests)"
+echo "== clang tree: configure; clang-tidy starts in the background"
 # (A build-tsan left by the GCC TSan stage of older versions cannot change
 # compiler: start it afresh.)
 if grep -qs 'CMAKE_CXX_COMPILER_ID "GNU"' \
     build-tsan/CMakeFiles/*/CMakeCXXCompiler.cmake; then
   rm -rf build-tsan
 fi
-CC=clang CXX=clang++ scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug \
-  -DPCFS_SANITIZE=thread -DPCFS_BUILD_BENCH=ON
-TSAN_OPTIONS=halt_on_error=1 run build-tsan -L threaded
+CC=clang CXX=clang++ cmake -S . -B build-tsan -G Ninja \
+  -DCMAKE_BUILD_TYPE=Debug "${lines_only[@]}" \
+  -DPCFS_SANITIZE=thread -DPCFS_BUILD_BENCH=ON >/dev/null
+# SCHED_IDLE: any other runnable task preempts it at once, so the builds and
+# the timing of the tests are as without it. setsid gives it a process
+# group of its own, which the trap stops if an earlier stage fails.
+setsid -w chrt --idle 0 scripts/tidy.sh build-tsan --all \
+  >build-tsan/tidy.out 2>&1 &
+tidy_pid=$!
+trap 'kill -- -"$tidy_pid" 2>/dev/null || true' EXIT
 
-echo "== clang-tidy"
-scripts/tidy.sh build-tsan --all
+echo "== release build"
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${lines_only[@]}"
+run build
+
+echo "== ASan+UBSan build"
+scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug "${lines_only[@]}" \
+  -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF
+# Tests labelled "slow" or "nosan" (tests/CMakeLists.txt) run in the
+# release tree only.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -LE 'slow|nosan'
+
+# The clang tree (configured above) builds only what the threaded tests
+# need; clang-tidy checks the annotations of every other file.
+echo "== clang TSan build (threaded tests)"
+cmake --build build-tsan -j "$jobs" --target threaded_tests
+TSAN_OPTIONS=halt_on_error=1 run build-tsan -L threaded
 
 echo "== fuzz (10 s a target)"
 scripts/fuzz.sh 10
@@ -70,5 +87,12 @@ tests/system/lintian_test.sh build-debs/out
 echo "== Debian packages: the service under systemd (systemd-nspawn)"
 tests/system/service_test.sh build-debs/out
 # ---- end of the Debian package stages
+
+echo "== clang-tidy (started at the beginning; waiting for it to end)"
+if ! wait "$tidy_pid"; then
+  cat build-tsan/tidy.out
+  exit 1
+fi
+cat build-tsan/tidy.out
 
 echo "== all test suites passed"
