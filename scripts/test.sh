@@ -51,13 +51,19 @@ fi
 CC=clang CXX=clang++ cmake -S . -B build-tsan -G Ninja \
   -DCMAKE_BUILD_TYPE=Debug "${lines_only[@]}" \
   -DPCFS_SANITIZE=thread -DPCFS_BUILD_BENCH=ON >/dev/null
-# SCHED_IDLE: any other runnable task preempts it at once, so the builds and
-# the timing of the tests are as without it. setsid gives it a process
-# group of its own, which the trap stops if an earlier stage fails.
-setsid -w chrt --idle 0 scripts/tidy.sh build-tsan --all \
-  >build-tsan/tidy.out 2>&1 &
+# SCHED_IDLE: any other runnable task of this session preempts it at once,
+# so the builds and the timing of the tests are as without it. (It stays in
+# this session: setsid would give it an autogroup of its own, which the
+# scheduler shares the CPUs with as an equal.) If a stage fails, the trap
+# stops it and everything it started.
+chrt --idle 0 scripts/tidy.sh build-tsan --all >build-tsan/tidy.out 2>&1 &
 tidy_pid=$!
-trap 'kill -- -"$tidy_pid" 2>/dev/null || true' EXIT
+descendants() {  # descendants PID: PID and its processes, parents first
+  local child
+  echo "$1"
+  for child in $(pgrep -P "$1"); do descendants "$child"; done
+}
+trap 'kill $(descendants "$tidy_pid") 2>/dev/null || true' EXIT
 
 echo "== release build"
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${lines_only[@]}"
