@@ -232,10 +232,12 @@ mkfifo "$work/holder.in"
   < "$work/holder.in" > "$work/holder.out" 2>&1 &
 holder_pid=$!
 exec 3> "$work/holder.in"
-printf 'holder\nholder-secret\npub %s\n' "$file" >&3
+# pub prints nothing when it works, so lpf right after it shows the file
+# after an empty prompt ("> > NAME"); a failed pub prints why instead.
+printf 'holder\nholder-secret\npub %s\nlpf\n' "$file" >&3
 log "publishing $file (the holder hashes it first)"
 if ! wait_for_text "$work/holder.out" "$step_timeout" \
-    "File published successfully" "$holder_pid"; then
+    "> > $file" "$holder_pid"; then
   log "the holder could not publish:"; cat "$work/holder.out" >&2; exit 1
 fi
 
@@ -245,14 +247,13 @@ mkfifo "$work/plain.in"
   < "$work/plain.in" > "$work/plain.out" 2>&1 &
 plain_holder_pid=$!
 exec 4> "$work/plain.in"
-printf 'plainholder\nplain-secret\npub %s\n' "$plain_file" >&4
+printf 'plainholder\nplain-secret\npub %s\nlpf\n' "$plain_file" >&4
 log "publishing $plain_file from the --plaintext-transfers holder"
 if ! wait_for_text "$work/plain.out" "$step_timeout" \
-    "File published successfully" "$plain_holder_pid"; then
+    "> > $plain_file" "$plain_holder_pid"; then
   log "the plaintext holder could not publish:"; cat "$work/plain.out" >&2
   exit 1
 fi
-grep -F "file server:" "$work/holder.out" "$work/plain.out" >&2 || true
 # The TLS holder's file server port, for the slowloris attack: the TCP port
 # its process listens on.
 holder_file_port=$(ss -Hltnp 2>/dev/null |

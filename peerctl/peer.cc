@@ -99,7 +99,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
                                        started.status().message()));
     }
     peer->server_ = *std::move(started);
-    Log("peerctl: file server: ", peer->server_->transfer_mode());
+    if (options.log_transfer_mode) {
+      Log("peerctl: file server: ", peer->server_->transfer_mode());
+    }
   }
   return peer;
 }

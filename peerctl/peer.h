@@ -34,6 +34,10 @@ struct PeerOptions {
   std::string share_dir = ".";     // what `pub` publishes and the server serves
   std::string download_dir = ".";  // where `get` puts files
   bool serve_files = true;         // one-shot commands serve nothing
+  // Log the file server's transfer mode (TLS, kernel or userspace) once it
+  // serves: the agent's journal shows it; the shell keeps its terminal to
+  // the session.
+  bool log_transfer_mode = true;
   // Serve plain HTTP and register a zero key pin (--plaintext-transfers:
   // trusted networks and benchmarks). Otherwise the file server speaks
   // TLS 1.3 with the identity kept at tls_identity_path.

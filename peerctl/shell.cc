@@ -142,17 +142,16 @@ void RunCommand(CommandBackend& peer, absl::string_view command,
     if (names.ok()) *last_search = *names;
     PrintList(out, names, "No files found");
   } else if (command == "pub" && has_argument) {
-    absl::Status s = peer.Publish(argument);
-    PrintLine(out,
-              s.ok() ? "File published successfully"
-                     : absl::StrCat("File publication failed: ", s.message()));
+    // Silent when it worked, as the subcommand is: the next prompt says so.
+    if (absl::Status s = peer.Publish(argument); !s.ok()) {
+      PrintLine(out, absl::StrCat("File publication failed: ", s.message()));
+    }
   } else if (command == "unp" && has_argument) {
+    // Silent when it worked, as pub.
     absl::Status s = peer.Unpublish(argument);
-    if (s.ok()) {
-      PrintLine(out, "File unpublished successfully");
-    } else if (absl::IsNotFound(s)) {
+    if (absl::IsNotFound(s)) {
       PrintLine(out, "File unpublication failed");
-    } else {
+    } else if (!s.ok()) {
       PrintLine(out, absl::StrCat("File unpublication failed: ", s.message()));
     }
   } else if (command == "get" && has_argument) {
@@ -275,12 +274,12 @@ int RunShell(const PeerOptions& options, const std::string& agent_socket,
           return names.ok() ? *std::move(names) : std::vector<std::string>();
         },
         in, out, err);
-    PrintLine(out, "Goodbye!");
     return kExitOk;
   }
   // With several daemons, a move to another is worth a line in the
   // session too (the client logs the details on stderr).
   PeerOptions own = options;
+  own.log_transfer_mode = false;
   own.server.on_move = [out](absl::string_view daemon) {
     PrintLine(out, absl::StrCat("(now on daemon ", daemon,
                                 ": the last one stopped answering)"));
@@ -295,7 +294,6 @@ int RunShell(const PeerOptions& options, const std::string& agent_socket,
   CommandLoop(
       self, options, [&] { return self.KnownPublications(); }, in, out, err);
   absl::Status s = (*peer)->Logout();
-  PrintLine(out, "Goodbye!");
   if (!s.ok()) {
     Print(err, absl::StrCat("peerctl: logout: ", s.message(), "\n"));
   }

@@ -3,12 +3,14 @@
 //   Username: hans
 //   Password: hanspass
 //   > pub BitTrickle.mp4
-//   File published successfully
+//   > lpf
+//   BitTrickle.mp4
 //   > xit
-//   Goodbye!
 //
-// The shell reads lines from `in` and writes to `out`; the password is read
-// without echo when `in` is a terminal. On a terminal, command lines are
+// A command that worked and has nothing to list (pub, unp, xit) prints
+// nothing; a failure prints one line saying why. The shell reads lines from
+// `in` and writes to `out`; the password is read without echo when `in` is a
+// terminal. On a terminal, command lines are
 // edited with libedit (peerctl/line_editor.h): history, Tab completion of
 // commands, of the share folder's files after `pub`, of this user's
 // publications after `unp` and of the last `sch`'s names after `get`;

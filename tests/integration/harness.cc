@@ -233,6 +233,12 @@ std::optional<std::string> Process::ReadStdoutUntil(const std::string& text,
   return ReadUntil(out_, out_position_, text, timeout);
 }
 
+std::string Process::ReadStdoutRest() {
+  std::string rest = out_.substr(out_position_);
+  out_position_ = out_.size();
+  return rest;
+}
+
 std::optional<std::string> Process::ReadStderrUntil(const std::string& text,
                                                     absl::Duration timeout) {
   return ReadUntil(err_, err_position_, text, timeout);
@@ -478,10 +484,8 @@ CommandResult Shell::Exit() {
   exited_ = true;
   process_->Write("xit\n");
   CommandResult result;
-  std::optional<std::string> rest =
-      process_->ReadStdoutUntil("Goodbye!\n", absl::Seconds(20));
-  result.out = rest.value_or("");
   result.exit_code = process_->Wait(absl::Seconds(20)).value_or(-1);
+  result.out = process_->ReadStdoutRest();
   result.err = process_->stderr_text();
   return result;
 }

@@ -77,6 +77,10 @@ class Process {
   std::optional<std::string> ReadStderrUntil(const std::string& text,
                                              absl::Duration timeout);
 
+  // What stdout held after the read position, moving the position to its
+  // end: after Wait, the rest of the output.
+  std::string ReadStdoutRest();
+
   // Reads whatever output is available now, without waiting. A test that
   // makes a child write a lot (a verbose daemon under a flood) calls it now
   // and then: a child whose pipe is full blocks on its next write.

@@ -183,8 +183,7 @@ TEST(TlsTransferTest, CaptureHoldsNeitherTheFileNorItsName) {
   WriteRandomFile(hans_dir.path() + "/" + kSecretName, 1 << 20, 12);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
-  ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)),
-            "File published successfully\n");
+  ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)), "");
 
   const std::string capture =
       DownloadThroughRelay(daemon, kSecretName, out.path(), true);
@@ -205,8 +204,7 @@ TEST(TlsTransferTest, PlaintextTransfersStillDownloadAndShowOnTheWire) {
   Shell hans(daemon.address(), "hans", "hanspass", hans_dir.path(),
              {"--plaintext-transfers"});
   ASSERT_TRUE(hans.logged_in());
-  ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)),
-            "File published successfully\n");
+  ASSERT_EQ(hans.Run(absl::StrCat("pub ", kSecretName)), "");
   const std::string file = ReadFileOrEmpty(hans_dir.path() + "/" + kSecretName);
 
   // peerctl itself downloads it.
@@ -286,8 +284,7 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
   WriteRandomFile(hans_dir.path() + "/" + name, 300000, 14);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
-  ASSERT_EQ(hans.Run(absl::StrCat("pub ", name)),
-            "File published successfully\n");
+  ASSERT_EQ(hans.Run(absl::StrCat("pub ", name)), "");
 
   CommandResult url =
       RunPeerctl(daemon, "vader", "vaderpass", {"url", name}, curl_dir.path());
