@@ -212,8 +212,21 @@ absl::StatusOr<std::string> Peer::GetInto(
   const std::string target = absl::StrCat(download_dir, "/", name);
   struct stat st;
   if (::lstat(target.c_str(), &st) == 0) {
+    // Done already if it is the published file; left alone if not.
+    absl::StatusOr<FileLocation> location = client_->Get(name);
+    if (!location.ok()) return location.status();
+    if (S_ISREG(st.st_mode) &&
+        static_cast<uint64_t>(st.st_size) == location->size) {
+      absl::StatusOr<FileInfo> here = hashes_.Hash(download_dir, name);
+      if (here.ok() && here->size == location->size &&
+          here->root == location->root) {
+        return target;
+      }
+    }
     return absl::AlreadyExistsError(
-        absl::StrCat(target, " already exists; not overwriting it"));
+        absl::StrCat(target,
+                     " already exists and is not the published file; "
+                     "not overwriting it"));
   }
   absl::Status failed;
   // A holder that logged in again since the daemon issued the ticket has a

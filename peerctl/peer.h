@@ -82,8 +82,12 @@ class Peer : public CommandBackend {
   // daemon: for the shell's Tab completion).
   std::vector<std::string> KnownPublications() const;
   // Downloads `name` from an active holder into the download folder and
-  // returns the path it landed at. AlreadyExists if a file of that name is
-  // there already; NotFound ("File not found") if no one else publishes it.
+  // returns the path it landed at. A file of that name there already is
+  // never overwritten: if it is the published file (its size and Merkle
+  // root are the ones the daemon announces: a user who shares and downloads
+  // in one folder, say), nothing is transferred and its path is returned;
+  // otherwise AlreadyExists. NotFound ("File not found") if no one else
+  // publishes it.
   // `cancel` and `progress`, if not null, as DownloadRequest's (Ctrl-C in
   // the shell; its progress line): Cancelled when cancelled, with nothing
   // left in the folder. The download ends by options.server.deadline too.

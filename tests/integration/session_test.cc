@@ -2,6 +2,11 @@
 // shells on loopback, each in its own folder.
 #include <signal.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
@@ -36,6 +41,58 @@ TEST(SessionTest, SeedSessionWorksAsShown) {
   CommandResult bye = yoda.Exit();
   EXPECT_EQ(bye.out, "");
   EXPECT_EQ(bye.exit_code, 0);
+}
+
+// The same session with every terminal in one folder: vader's get finds
+// the published file already there, which is a finished download (nothing
+// transferred, nothing touched).
+TEST(SessionTest, SeedSessionWorksInOneFolder) {
+  Daemon daemon;
+  TempDir folder;
+  WriteRandomFile(folder.path() + "/BitTrickle.mp4", 3 << 20, 7);
+  const std::string before = ReadFileOrEmpty(folder.path() + "/BitTrickle.mp4");
+
+  Shell hans(daemon, "hans", "hanspass", folder.path());
+  ASSERT_TRUE(hans.logged_in());
+  EXPECT_EQ(hans.Run("pub BitTrickle.mp4"), "");
+  Shell vader(daemon, "vader", "vaderpass", folder.path());
+  ASSERT_TRUE(vader.logged_in());
+  EXPECT_EQ(vader.Run("sch BitTrickle"), "BitTrickle.mp4\n");
+  EXPECT_EQ(vader.Run("get BitTrickle.mp4"),
+            "Download successful: BitTrickle.mp4\n");
+  EXPECT_EQ(ReadFileOrEmpty(folder.path() + "/BitTrickle.mp4"), before);
+  // No partial file, no second copy.
+  std::vector<std::string> files = ListFolder(folder.path());
+  EXPECT_EQ(std::count(files.begin(), files.end(), "BitTrickle.mp4"), 1);
+  for (const std::string& file : files) {
+    EXPECT_FALSE(absl::StrContains(file, "pcfs-partial")) << file;
+  }
+}
+
+// A different file of the published name is never overwritten.
+TEST(SessionTest, GetLeavesADifferentFileOfTheNameAlone) {
+  Daemon daemon;
+  TempDir peers;
+  const std::string hans_dir = peers.MakeSubdir("hans");
+  const std::string vader_dir = peers.MakeSubdir("vader");
+  WriteRandomFile(hans_dir + "/BitTrickle.mp4", 1 << 20, 7);
+  // The same size, other bytes; then another size.
+  WriteRandomFile(vader_dir + "/BitTrickle.mp4", 1 << 20, 8);
+  const std::string mine = ReadFileOrEmpty(vader_dir + "/BitTrickle.mp4");
+
+  Shell hans(daemon, "hans", "hanspass", hans_dir);
+  ASSERT_TRUE(hans.logged_in());
+  EXPECT_EQ(hans.Run("pub BitTrickle.mp4"), "");
+  Shell vader(daemon, "vader", "vaderpass", vader_dir);
+  ASSERT_TRUE(vader.logged_in());
+  const std::string refused =
+      "Download failed: ./BitTrickle.mp4 already exists and is not the "
+      "published file; not overwriting it\n";
+  EXPECT_EQ(vader.Run("get BitTrickle.mp4"), refused);
+  EXPECT_EQ(ReadFileOrEmpty(vader_dir + "/BitTrickle.mp4"), mine);
+  WriteRandomFile(vader_dir + "/BitTrickle.mp4", 5, 8);
+  EXPECT_EQ(vader.Run("get BitTrickle.mp4"), refused);
+  EXPECT_EQ(ReadFileOrEmpty(vader_dir + "/BitTrickle.mp4").size(), 5u);
 }
 
 TEST(SessionTest, EmptyListsAndFailuresPrintTheirMessages) {
