@@ -1,5 +1,6 @@
 // The seed's session, end to end: a real daemon and three real peerctl
-// shells on loopback, each in its own folder.
+// shells on loopback, each in its own folder, and all in one. (A get that
+// finds another file of the name: transfer_test.cc.)
 #include <signal.h>
 
 #include <algorithm>
@@ -67,32 +68,6 @@ TEST(SessionTest, SeedSessionWorksInOneFolder) {
   for (const std::string& file : files) {
     EXPECT_FALSE(absl::StrContains(file, "pcfs-partial")) << file;
   }
-}
-
-// A different file of the published name is never overwritten.
-TEST(SessionTest, GetLeavesADifferentFileOfTheNameAlone) {
-  Daemon daemon;
-  TempDir peers;
-  const std::string hans_dir = peers.MakeSubdir("hans");
-  const std::string vader_dir = peers.MakeSubdir("vader");
-  WriteRandomFile(hans_dir + "/BitTrickle.mp4", 1 << 20, 7);
-  // The same size, other bytes; then another size.
-  WriteRandomFile(vader_dir + "/BitTrickle.mp4", 1 << 20, 8);
-  const std::string mine = ReadFileOrEmpty(vader_dir + "/BitTrickle.mp4");
-
-  Shell hans(daemon, "hans", "hanspass", hans_dir);
-  ASSERT_TRUE(hans.logged_in());
-  EXPECT_EQ(hans.Run("pub BitTrickle.mp4"), "");
-  Shell vader(daemon, "vader", "vaderpass", vader_dir);
-  ASSERT_TRUE(vader.logged_in());
-  const std::string refused =
-      "Download failed: ./BitTrickle.mp4 already exists and is not the "
-      "published file; not overwriting it\n";
-  EXPECT_EQ(vader.Run("get BitTrickle.mp4"), refused);
-  EXPECT_EQ(ReadFileOrEmpty(vader_dir + "/BitTrickle.mp4"), mine);
-  WriteRandomFile(vader_dir + "/BitTrickle.mp4", 5, 8);
-  EXPECT_EQ(vader.Run("get BitTrickle.mp4"), refused);
-  EXPECT_EQ(ReadFileOrEmpty(vader_dir + "/BitTrickle.mp4").size(), 5u);
 }
 
 TEST(SessionTest, EmptyListsAndFailuresPrintTheirMessages) {

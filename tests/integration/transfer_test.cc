@@ -236,9 +236,19 @@ TEST(TransferTest, GetNeverOverwritesAnExistingFile) {
 
   Shell vader(daemon, "vader", "vaderpass", vader_dir);
   ASSERT_TRUE(vader.logged_in());
+  const std::string refused =
+      "Download failed: ./data.bin already exists and is not the published "
+      "file; not overwriting it\n";
   const std::string out = vader.Run("get data.bin");
   EXPECT_TRUE(absl::StartsWith(out, "Download failed: ")) << out;
+  EXPECT_EQ(out, refused);
   EXPECT_EQ(ReadFileOrEmpty(vader_dir + "/data.bin"), "vader's own data");
+  EXPECT_EQ(ListFolder(vader_dir), std::vector<std::string>{"data.bin"});
+  // The same size, other bytes: only the Merkle root tells them apart.
+  WriteRandomFile(vader_dir + "/data.bin", 1 << 20, 16);
+  const std::string same_size = ReadFileOrEmpty(vader_dir + "/data.bin");
+  EXPECT_EQ(vader.Run("get data.bin"), refused);
+  EXPECT_EQ(ReadFileOrEmpty(vader_dir + "/data.bin"), same_size);
   EXPECT_EQ(ListFolder(vader_dir), std::vector<std::string>{"data.bin"});
 }
 
