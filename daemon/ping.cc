@@ -25,6 +25,9 @@ absl::StatusOr<Outcome> PingAddress(const SocketAddress& to,
                                     absl::Time deadline, PingResult* result) {
   UniqueFd fd(::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("socket", errno);
+  if (absl::Status s = SetDontFragment(fd.get(), to.family()); !s.ok()) {
+    return s;
+  }
   // Connected: only this address's datagrams arrive, and a closed port
   // shows up as ECONNREFUSED rather than as silence.
   if (::connect(fd.get(), to.get(), to.length) != 0) {

@@ -56,10 +56,13 @@ std::vector<DaemonAddress> DaemonsOf(const ControlClient::Options& options) {
 
 double Jitter() { return absl::Uniform(absl::BitGen(), 0.75, 1.25); }
 
-// A UDP socket connected to `address`.
+// A UDP socket connected to `address`, its datagrams never fragmented.
 absl::StatusOr<UniqueFd> ConnectedSocket(const SocketAddress& address) {
   UniqueFd fd(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus("socket", errno);
+  if (absl::Status s = SetDontFragment(fd.get(), address.family()); !s.ok()) {
+    return s;
+  }
   if (::connect(fd.get(), address.get(), address.length) != 0) {
     return ErrnoStatus("connect", errno);
   }

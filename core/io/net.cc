@@ -341,8 +341,8 @@ absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
   absl::StatusOr<UniqueFd> fd = OpenSocketFor(
       bind, SOCK_DGRAM | (options.non_blocking ? SOCK_NONBLOCK : 0));
   if (!fd.ok()) return fd.status();
-  absl::Status status;
-  if (options.reuse_port) {
+  absl::Status status = SetDontFragment(fd->get(), bind.family());
+  if (status.ok() && options.reuse_port) {
     status =
         SetIntOption(fd->get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
   }
@@ -365,6 +365,16 @@ absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
   if (status.ok()) status = Bind(fd->get(), bind);
   if (!status.ok()) return status;
   return fd;
+}
+
+absl::Status SetDontFragment(int fd, int family) {
+  absl::Status status = SetIntOption(fd, IPPROTO_IP, IP_MTU_DISCOVER,
+                                     IP_PMTUDISC_PROBE, "IP_MTU_DISCOVER");
+  if (status.ok() && family == AF_INET6) {
+    status = SetIntOption(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER,
+                          IPV6_PMTUDISC_PROBE, "IPV6_MTU_DISCOVER");
+  }
+  return status;
 }
 
 absl::StatusOr<UniqueFd> OpenTcpListener(const SocketAddress& bind,

@@ -66,10 +66,23 @@ struct UdpSocketOptions {
   int send_buffer_bytes = 0;  // SO_SNDBUF if > 0
 };
 
-// A close-on-exec UDP socket bound to `bind`. An IPv6 wildcard ("::") is
-// made dual-stack (IPV6_V6ONLY off) so it also serves IPv4.
+// A close-on-exec UDP socket bound to `bind`, with SetDontFragment. An IPv6
+// wildcard ("::") is made dual-stack (IPV6_V6ONLY off) so it also serves
+// IPv4.
 absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
                                        const UdpSocketOptions& options);
+
+// Our datagrams are never IP-fragmented (docs/PROTOCOL.md, "Size"): sets
+// IP_MTU_DISCOVER to IP_PMTUDISC_PROBE on the UDP socket `fd` (and, on an
+// IPv6 socket, IPV6_MTU_DISCOVER to IPV6_PMTUDISC_PROBE as well as the
+// IPv4 option for its IPv4-mapped traffic). Every IPv4 datagram then
+// carries Don't Fragment; a router whose link is too small for it drops it
+// rather than cutting it into fragments, and the kernel never fragments
+// one itself, nor shrinks what it sends to a path MTU an ICMP message
+// claims. A datagram larger than the interface's MTU fails to send
+// (EMSGSIZE). With DF set the kernel also skips the hashed IP ID it draws
+// for every unconnected datagram that may be fragmented.
+absl::Status SetDontFragment(int fd, int family);
 
 // A listening TCP socket bound to `bind` (port 0: the kernel picks one),
 // with SO_REUSEADDR, close-on-exec and blocking (accept() waits; a caller

@@ -3,8 +3,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "gtest/gtest.h"
@@ -260,6 +264,69 @@ TEST(OpenUdpSocketTest, IPv6WildcardIsDualStack) {
   ASSERT_EQ(getsockopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &length),
             0);
   EXPECT_EQ(v6only, 0);
+}
+
+int IntOption(int fd, int level, int name) {
+  int value = -1;
+  socklen_t length = sizeof(value);
+  EXPECT_EQ(getsockopt(fd, level, name, &value, &length), 0) << strerror(errno);
+  return value;
+}
+
+TEST(OpenUdpSocketTest, NeverFragments) {
+  auto v4 = OpenUdpSocket(Numeric("127.0.0.1", 0), {});
+  ASSERT_TRUE(v4.ok()) << v4.status();
+  EXPECT_EQ(IntOption(v4->get(), IPPROTO_IP, IP_MTU_DISCOVER),
+            IP_PMTUDISC_PROBE);
+  // Dual-stack: both families' datagrams.
+  auto v6 = OpenUdpSocket(Numeric("::", 0), {});
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  EXPECT_EQ(IntOption(v6->get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER),
+            IPV6_PMTUDISC_PROBE);
+  EXPECT_EQ(IntOption(v6->get(), IPPROTO_IP, IP_MTU_DISCOVER),
+            IP_PMTUDISC_PROBE);
+}
+
+TEST(OpenUdpSocketTest, DatagramsAreAtomic) {
+  // Don't Fragment, and so (RFC 6864's "atomic" datagrams) no IP ID: the
+  // kernel writes 0 rather than drawing a hashed one per datagram. The
+  // kernel's default (IP_PMTUDISC_WANT) also sets DF on loopback, but
+  // draws the ID. A raw socket sees every UDP datagram the host receives,
+  // IP header first; it needs CAP_NET_RAW.
+  UniqueFd raw(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));
+  if (!raw) GTEST_SKIP() << "no raw socket here: " << strerror(errno);
+  auto receiver = OpenUdpSocket(Numeric("127.0.0.1", 0), {});
+  auto sender = OpenUdpSocket(Numeric("127.0.0.1", 0), {});
+  ASSERT_TRUE(receiver.ok() && sender.ok());
+  const SocketAddress to = *LocalAddress(receiver->get());
+  const char payload[] = "dont-fragment-probe";
+  ASSERT_EQ(
+      sendto(sender->get(), payload, sizeof(payload), 0, to.get(), to.length),
+      static_cast<ssize_t>(sizeof(payload)));
+  // Other tests' datagrams may come first: find ours by port and bytes.
+  for (int i = 0; i < 1000; ++i) {
+    pollfd p{raw.get(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 2000), 1) << "our datagram never showed";
+    uint8_t packet[2048];
+    const ssize_t n = recv(raw.get(), packet, sizeof(packet), 0);
+    ASSERT_GT(n, 0) << strerror(errno);
+    iphdr ip;
+    std::memcpy(&ip, packet, sizeof(ip));
+    const size_t header = size_t{ip.ihl} * 4;
+    if (static_cast<size_t>(n) != header + sizeof(udphdr) + sizeof(payload))
+      continue;
+    udphdr udp;
+    std::memcpy(&udp, packet + header, sizeof(udp));
+    if (ntohs(udp.dest) != to.port() ||
+        std::memcmp(packet + header + sizeof(udp), payload, sizeof(payload)) !=
+            0) {
+      continue;
+    }
+    EXPECT_EQ(ntohs(ip.frag_off) & IP_DF, IP_DF);
+    EXPECT_EQ(ip.id, 0);
+    return;
+  }
+  FAIL() << "our datagram never showed among 1000";
 }
 
 TEST(OpenUdpSocketTest, SetsReceiveBuffer) {
