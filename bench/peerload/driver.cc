@@ -152,12 +152,17 @@ absl::StatusOr<LoadStats> LoadDriver::Run() {
     if (phase_ == Phase::kDone || !fatal_.ok()) break;
     // Replies first, timers after: a reply that is already here must not
     // be retransmitted because peerload itself fell behind.
-    int timeout_ms = WaitMs(NowNs());
+    // To the nanosecond (epoll_pwait2), not the millisecond: a wait rounded
+    // up to whole milliseconds would send an open loop's requests in a
+    // burst each millisecond, with the heartbeats due meanwhile right
+    // behind them, rather than spread evenly.
+    timespec timeout = WaitFor(NowNs());
     for (int round = 0; round < kMaxDrainRounds && fatal_.ok(); ++round) {
-      const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
+      const int n =
+          ::epoll_pwait2(epoll_.get(), events, kMaxEvents, &timeout, nullptr);
       if (n < 0) {
         if (errno == EINTR) break;
-        return ErrnoStatus("epoll_wait", errno);
+        return ErrnoStatus("epoll_pwait2", errno);
       }
       for (int k = 0; k < n && fatal_.ok(); ++k) {
         if (events[k].data.u32 == kGateToken) {
@@ -167,7 +172,7 @@ absl::StatusOr<LoadStats> LoadDriver::Run() {
         }
       }
       if (n < kMaxEvents) break;
-      timeout_ms = 0;
+      timeout = timespec{};
     }
     FireTimers(NowNs());
   }
@@ -207,7 +212,7 @@ void LoadDriver::FireTimers(int64_t now) {
   }
 }
 
-int LoadDriver::WaitMs(int64_t now) const {
+timespec LoadDriver::WaitFor(int64_t now) const {
   int64_t wake = now + 100 * kNsPerMs;
   if (!timers_.empty()) wake = std::min(wake, timers_.top().due_ns);
   if (phase_ <= Phase::kMeasure && logins_started_ < slots_.size()) {
@@ -234,8 +239,11 @@ int LoadDriver::WaitMs(int64_t now) const {
                                                    options_.logout_rate));
     }
   }
-  if (wake <= now) return 0;
-  return static_cast<int>((wake - now + kNsPerMs - 1) / kNsPerMs);
+  const int64_t wait = std::max<int64_t>(0, wake - now);
+  timespec timeout{};
+  timeout.tv_sec = static_cast<time_t>(wait / kNsPerS);
+  timeout.tv_nsec = wait % kNsPerS;
+  return timeout;
 }
 
 void LoadDriver::OnTimer(uint32_t i, int64_t now) {

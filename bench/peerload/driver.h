@@ -38,6 +38,8 @@
 #ifndef PCFS_BENCH_PEERLOAD_DRIVER_H_
 #define PCFS_BENCH_PEERLOAD_DRIVER_H_
 
+#include <time.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -139,7 +141,8 @@ class LoadDriver {
   void ArmTimer(uint32_t i, int64_t due_ns);
   void FireTimers(int64_t now);
   void OnTimer(uint32_t i, int64_t now);
-  int WaitMs(int64_t now) const;
+  // How long the loop may wait for replies before something is due.
+  timespec WaitFor(int64_t now) const;
 
   // ---- Phases.
   void StartDueLogins(int64_t now);
