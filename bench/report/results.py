@@ -17,8 +17,10 @@ knows their file names and formats:
   NAME.rK.load       the 1-minute load average when that round started
   soak-IO.json       peerload --json of the soak with --io=IO
   gc-NAME.json       peerload --json of group_commit.sh's run NAME
-                     (heartbeat, pubunp, storm, quiet, stormmem)
-  gc-NAME.stalls.json  stall_probe beside gc-storm and gc-quiet
+                     (heartbeat, pubunp, stormmem; quiet.rK and storm.rK,
+                     round K of the storm against the heartbeats alone;
+                     an older folder's single storm and quiet)
+  gc-NAME.stalls.json  stall_probe beside gc-storm.rK and gc-quiet.rK
   soak-IO.metrics    "key value" lines measured around that soak
   cl-MODE-MIX.rK.json  peerload --json of cluster.sh's run in MODE
                      (standalone, cluster) with MIX (heartbeat, get),
@@ -35,8 +37,11 @@ knows their file names and formats:
 """
 
 import glob
+import itertools
 import json
 import os
+
+from fmt import to_float
 
 # The one-reactor scenarios of bench/measure/peerload.sh, and the same with
 # the server capped to a share of its CPU (so that the server, not
@@ -83,6 +88,17 @@ def last_json(path):
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _storm_pair(folder, suffix):
+    """One round of group_commit.sh's storm against the heartbeats alone
+    (`suffix` ".rK", or "" in a folder from before the rounds)."""
+    found = {}
+    for name in ("quiet", "storm"):
+        base = os.path.join(folder, "gc-%s%s" % (name, suffix))
+        found[name] = last_json(base + ".json")
+        found[name + "_stalls"] = last_json(base + ".stalls.json")
+    return found
 
 
 def to_float_or_none(lines):
@@ -188,16 +204,24 @@ class Results:
         self.scenarios = self._read_scenarios()
         self.soak = self._read_soak()
         self.group_commit = {}
-        for name in ("heartbeat", "pubunp", "storm", "quiet", "stormmem"):
+        for name in ("heartbeat", "pubunp", "stormmem"):
             run = last_json(os.path.join(folder, "gc-%s.json" % name))
             if run:
                 self.group_commit[name] = run
-        # stall_probe beside gc-storm and gc-quiet: {"storm": {...}, ...}
-        self.stalls = {}
-        for name in ("storm", "quiet"):
-            probe = last_json(os.path.join(folder, "gc-%s.stalls.json" % name))
-            if probe:
-                self.stalls[name] = probe
+        # The storm against the heartbeats alone, a dict per round:
+        # {"quiet": JSON, "storm": JSON, "quiet_stalls": stall_probe JSON,
+        # "storm_stalls": ...}, each None when missing.
+        self.commit_rounds = []
+        for k in itertools.count(1):
+            if not glob.glob(os.path.join(folder, "gc-*.r%d.json" % k)):
+                break
+            self.commit_rounds.append(_storm_pair(folder, ".r%d" % k))
+        if not self.commit_rounds:
+            # A folder from before the rounds: one storm, one quiet run.
+            found = _storm_pair(folder, "")
+            if found["quiet"] is not None or found["storm"] is not None:
+                self.commit_rounds.append(found)
+
         # cluster[mix] = [(standalone JSON or None, cluster JSON or None)],
         # a pair per round, in order.
         self.cluster = {}
@@ -233,6 +257,22 @@ class Results:
             if len(parts) == 3 and parts[0] == "RESULT":
                 self.transfer[parts[1]] = parts[2]
 
+
+    def commit_median_round(self):
+        """The storm round whose heartbeat p99 ratio (storm over quiet) is
+        the median (the lower one of an even count), as (ratio, round), and
+        every round's ratio in order (None for a failed round); (None,
+        ratios) when no round has both halves."""
+        ratios = []
+        for found in self.commit_rounds:
+            storm = to_float((found["storm"] or {}).get("heartbeat_p99_us"))
+            quiet = to_float((found["quiet"] or {}).get("heartbeat_p99_us"))
+            ratios.append(storm / quiet if storm and quiet else None)
+        measured = sorted((x, i) for i, x in enumerate(ratios) if x is not None)
+        if not measured:
+            return None, ratios
+        ratio, index = measured[(len(measured) - 1) // 2]
+        return (ratio, self.commit_rounds[index]), ratios
     def get(self, key, default=""):
         """The last value of `key` in run.txt."""
         values = self.meta.get(key)

@@ -423,11 +423,16 @@ class GroupCommitTest(unittest.TestCase):
             1.0, rps=1.0, duration_s=1.0, errors=errors,
             heartbeat_p99_us=99000.0,
             mix_responses={"heartbeat": 0, "pub": pub, "unp": unp}) + "\n")
-        folder.write("gc-storm.json", peerload_json(
-            1.0, duration_s=2.0, heartbeat_p99_us=storm_p99,
-            mix_responses={"pub": 3000, "unp": 2000}) + "\n")
-        folder.write("gc-quiet.json", "log line\n" + peerload_json(
-            1.0, heartbeat_p99_us=quiet_p99) + "\n")
+        # A number: one round, as an older folder has it (gc-storm.json);
+        # a tuple: rounds gc-storm.rK.json.
+        storms = storm_p99 if isinstance(storm_p99, tuple) else None
+        for k, p99 in enumerate(storms or (storm_p99,), start=1):
+            suffix = ".r%d" % k if storms else ""
+            folder.write("gc-storm%s.json" % suffix, peerload_json(
+                1.0, duration_s=2.0, heartbeat_p99_us=p99,
+                mix_responses={"pub": 3000, "unp": 2000}) + "\n")
+            folder.write("gc-quiet%s.json" % suffix, "log line\n" + peerload_json(
+                1.0, heartbeat_p99_us=quiet_p99) + "\n")
         return folder.results()
 
     def test_both_met(self):
@@ -442,6 +447,35 @@ class GroupCommitTest(unittest.TestCase):
         text = write_report.render(r, {})
         self.assertIn("| `pub`/`unp`, one reactor: >= 0.5x the same run's "
                       "heartbeat throughput | 0.700x", text)
+
+    def test_median_storm_round_decides(self):
+        r = self.commit_folder(storm_p99=(3000.0, 900.0, 1500.0, 1100.0, 600.0))
+        target = targets.commit_p99(r)
+        self.assertEqual(target.verdict, "**met**")
+        self.assertEqual(target.figure, "1.83x (p99 1100 µs during 2,500 "
+                         "pub+unp/s, 600 µs without); rounds 5.00, 1.50, "
+                         "2.50, 1.83, 1.00")
+        self.assertIn("The pair ran 5 times in turn", target.detail)
+        r = self.commit_folder(storm_p99=(3000.0, 900.0, 1500.0, 1300.0))
+        self.assertEqual(targets.commit_p99(r).verdict, "**missed**")
+
+    def test_failed_rounds_are_shown_and_all_failed_is_not_measured(self):
+        folder = Folder(self)
+        folder.meta("parts build,commit,doc")
+        folder.write("gc-heartbeat.json", peerload_json(1.0) + "\n")
+        folder.write("gc-pubunp.json", peerload_json(1.0) + "\n")
+        folder.write("gc-quiet.r1.json", "")
+        folder.write("gc-storm.r1.json", "")
+        self.assertEqual(targets.commit_p99(folder.results()).verdict,
+                         "not measured")
+        folder.write("gc-quiet.r2.json", peerload_json(
+            1.0, heartbeat_p99_us=500.0) + "\n")
+        folder.write("gc-storm.r2.json", peerload_json(
+            1.0, duration_s=1.0, heartbeat_p99_us=600.0) + "\n")
+        target = targets.commit_p99(folder.results())
+        self.assertEqual(target.verdict, "**met**")
+        self.assertTrue(target.figure.endswith("; rounds failed, 1.20"),
+                        target.figure)
 
     def test_slow_commit_and_slow_heartbeats_miss(self):
         r = self.commit_folder(pub=2000, unp=2000, storm_p99=1300.0)
