@@ -152,10 +152,6 @@ absl::StatusOr<LoadStats> LoadDriver::Run() {
     if (phase_ == Phase::kDone || !fatal_.ok()) break;
     // Replies first, timers after: a reply that is already here must not
     // be retransmitted because peerload itself fell behind.
-    // To the nanosecond (epoll_pwait2), not the millisecond: a wait rounded
-    // up to whole milliseconds would send an open loop's requests in a
-    // burst each millisecond, with the heartbeats due meanwhile right
-    // behind them, rather than spread evenly.
     timespec timeout = WaitFor(NowNs());
     for (int round = 0; round < kMaxDrainRounds && fatal_.ok(); ++round) {
       const int n =
@@ -239,7 +235,17 @@ timespec LoadDriver::WaitFor(int64_t now) const {
                                                    options_.logout_rate));
     }
   }
-  const int64_t wait = std::max<int64_t>(0, wake - now);
+  int64_t wait = std::max<int64_t>(0, wake - now);
+  // An open loop waits to the nanosecond (epoll_pwait2): rounded up to
+  // whole milliseconds, its requests would go out in a burst each
+  // millisecond, with the heartbeats due meanwhile right behind them,
+  // rather than spread evenly. Otherwise (a closed loop, the soak's
+  // heartbeats alone) whole milliseconds, so that a busy process sends
+  // what falls due in one millisecond at one wake-up: tens of thousands of
+  // peers a process would otherwise wake it for each heartbeat.
+  if (phase_ != Phase::kMeasure || options_.rate <= 0) {
+    wait = (wait + kNsPerMs - 1) / kNsPerMs * kNsPerMs;
+  }
   timespec timeout{};
   timeout.tv_sec = static_cast<time_t>(wait / kNsPerS);
   timeout.tv_nsec = wait % kNsPerS;
