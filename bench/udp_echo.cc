@@ -1,8 +1,9 @@
 // udp_echo: the raw UDP baseline for peerload. It echoes every datagram
 // back to its sender and does nothing else, with the system calls a fast UDP
 // server would use (recvmmsg/sendmmsg in batches of 8, one SO_REUSEPORT
-// socket per thread), so that `peerload --compare_raw` can print the
-// daemon's throughput beside the machine's raw UDP limit.
+// socket per thread, opened as the daemon opens its own: OpenUdpSocket), so
+// that `peerload --compare_raw` can print the daemon's throughput beside the
+// machine's raw UDP limit.
 //
 //   udp_echo [--port=P] [--bind=ADDR] [--threads=N] [--duration=D]
 //            [--cpu=LIST]
