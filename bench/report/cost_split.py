@@ -9,7 +9,7 @@ over the echo's cancels it. A round's units add up to the inverse of the
 ratio its samples imply, which should be close to the ratio of its
 responses/s (the report prints both)."""
 
-from fmt import fixed, number, to_float
+from fmt import fixed, lower_median, number, to_float
 
 # A function's category: the first whose test matches its object or name.
 # The names are those of the code at the time of writing; a function
@@ -92,14 +92,14 @@ def category_units(split_round):
 def median_round(rounds):
     """The round whose total is the median (the lower of an even count), as
     (SplitRound, category units), or None when none was measured."""
-    measured = sorted(
+    median = lower_median(
         (sum(units.values()), index, units)
         for index, units in ((i, category_units(r)) for i, r in
                              enumerate(rounds))
         if units is not None)
-    if not measured:
+    if median is None:
         return None
-    _, index, units = measured[(len(measured) - 1) // 2]
+    _, index, units = median
     return rounds[index], units
 
 

@@ -17,6 +17,14 @@ def number(v):
     return "%.3g" % v
 
 
+def lower_median(items):
+    """The middle one of `items` in sorted order (the lower of the two for
+    an even count), or None when there are none: the report's rule for
+    which round of several decides a figure."""
+    ordered = sorted(items)
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
 def to_float(v, default=0.0):
     """A figure read from a result file (number or text) as a float; an
     empty or missing one as `default`."""

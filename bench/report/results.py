@@ -41,7 +41,7 @@ import itertools
 import json
 import os
 
-from fmt import to_float
+from fmt import lower_median, to_float
 
 # The one-reactor scenarios of bench/measure/peerload.sh, and the same with
 # the server capped to a share of its CPU (so that the server, not
@@ -175,13 +175,11 @@ class Scenario:
         count), as (JSON, load), or None when no round has a ratio. A
         scenario's figures are those of one whole round, so that one run
         disturbed by other work on the machine does not decide a verdict."""
-        measured = sorted(
+        median = lower_median(
             (float(r[0]["ratio"]), index)
             for index, r in enumerate(self.rounds)
             if r[0] is not None and "ratio" in r[0])
-        if not measured:
-            return None
-        return self.rounds[measured[(len(measured) - 1) // 2][1]]
+        return None if median is None else self.rounds[median[1]]
 
     def round_ratios(self):
         """Every round's ratio, in order, as the document prints them."""
@@ -221,7 +219,6 @@ class Results:
             found = _storm_pair(folder, "")
             if found["quiet"] is not None or found["storm"] is not None:
                 self.commit_rounds.append(found)
-
         # cluster[mix] = [(standalone JSON or None, cluster JSON or None)],
         # a pair per round, in order.
         self.cluster = {}
@@ -257,7 +254,6 @@ class Results:
             if len(parts) == 3 and parts[0] == "RESULT":
                 self.transfer[parts[1]] = parts[2]
 
-
     def commit_median_round(self):
         """The storm round whose heartbeat p99 ratio (storm over quiet) is
         the median (the lower one of an even count), as (ratio, round), and
@@ -268,11 +264,13 @@ class Results:
             storm = to_float((found["storm"] or {}).get("heartbeat_p99_us"))
             quiet = to_float((found["quiet"] or {}).get("heartbeat_p99_us"))
             ratios.append(storm / quiet if storm and quiet else None)
-        measured = sorted((x, i) for i, x in enumerate(ratios) if x is not None)
-        if not measured:
+        median = lower_median(
+            (x, i) for i, x in enumerate(ratios) if x is not None)
+        if median is None:
             return None, ratios
-        ratio, index = measured[(len(measured) - 1) // 2]
+        ratio, index = median
         return (ratio, self.commit_rounds[index]), ratios
+
     def get(self, key, default=""):
         """The last value of `key` in run.txt."""
         values = self.meta.get(key)

@@ -9,7 +9,7 @@ changes what they name, change them here.
 import collections
 
 import cost_split
-from fmt import fixed, number, quotient, to_float
+from fmt import fixed, lower_median, number, quotient, to_float
 from results import ONE_REACTOR, ONE_REACTOR_CAPPED, few_peers_capped
 
 Target = collections.namedtuple("Target", "name figure verdict detail")
@@ -612,7 +612,7 @@ def cluster_rate(r):
             figures.append("%s: failed (see cl-*-%s.*.log)" % (mix, mix))
             met = False
             continue
-        ratio, value, base = sorted(ratios)[(len(ratios) - 1) // 2]
+        ratio, value, base = lower_median(ratios)
         figures.append("%s %sx (%s against %s responses/s; rounds %s)" % (
             mix, fixed(ratio, 3), number(value), number(base),
             ", ".join(fixed(x[0], 3) for x in ratios)))
@@ -635,7 +635,7 @@ def cluster_rate(r):
             pubunp.append((value / base, value, base,
                            cpu / total * 1e6 if cpu and total else None))
     if pubunp:
-        ratio, value, base, us = sorted(pubunp)[(len(pubunp) - 1) // 2]
+        ratio, value, base, us = lower_median(pubunp)
         info = (" For information, `pub`/`unp` (every change a Redis commit "
                 "in cluster mode, a journal append standalone): %sx (%s "
                 "against %s changes/s)%s." % (
