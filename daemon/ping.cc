@@ -23,16 +23,9 @@ enum class Outcome { kAnswered, kRefused, kTimedOut };
 // Pings one address until `deadline`. Errors: the socket calls failing.
 absl::StatusOr<Outcome> PingAddress(const SocketAddress& to,
                                     absl::Time deadline, PingResult* result) {
-  UniqueFd fd(::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoStatus("socket", errno);
-  if (absl::Status s = SetDontFragment(fd.get(), to.family()); !s.ok()) {
-    return s;
-  }
-  // Connected: only this address's datagrams arrive, and a closed port
-  // shows up as ECONNREFUSED rather than as silence.
-  if (::connect(fd.get(), to.get(), to.length) != 0) {
-    return ErrnoStatus(absl::StrCat("connect ", to.ToString()), errno);
-  }
+  absl::StatusOr<UniqueFd> socket = OpenConnectedUdpSocket(to);
+  if (!socket.ok()) return socket.status();
+  const UniqueFd fd = *std::move(socket);
   protocol::Header header;
   header.type = static_cast<uint8_t>(protocol::MessageType::kPing);
   protocol::PingRequest request;

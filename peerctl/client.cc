@@ -56,19 +56,6 @@ std::vector<DaemonAddress> DaemonsOf(const ControlClient::Options& options) {
 
 double Jitter() { return absl::Uniform(absl::BitGen(), 0.75, 1.25); }
 
-// A UDP socket connected to `address`, its datagrams never fragmented.
-absl::StatusOr<UniqueFd> ConnectedSocket(const SocketAddress& address) {
-  UniqueFd fd(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoStatus("socket", errno);
-  if (absl::Status s = SetDontFragment(fd.get(), address.family()); !s.ok()) {
-    return s;
-  }
-  if (::connect(fd.get(), address.get(), address.length) != 0) {
-    return ErrnoStatus("connect", errno);
-  }
-  return fd;
-}
-
 // A UDP socket connected to the first address of `daemon` that takes
 // one; `chosen` receives that address.
 absl::StatusOr<UniqueFd> OpenSocketTo(const DaemonAddress& daemon,
@@ -80,7 +67,7 @@ absl::StatusOr<UniqueFd> OpenSocketTo(const DaemonAddress& daemon,
   }
   absl::Status last = absl::UnavailableError("no address");
   for (const SocketAddress& address : *addresses) {
-    absl::StatusOr<UniqueFd> fd = ConnectedSocket(address);
+    absl::StatusOr<UniqueFd> fd = OpenConnectedUdpSocket(address);
     if (!fd.ok()) {
       last = fd.status();
       continue;
@@ -556,7 +543,7 @@ absl::Status ControlClient::Heartbeat() {
     // The client moved to another daemon since the last heartbeat.
     heartbeat_socket_.Reset();
     heartbeat_generation_ = generation;
-    absl::StatusOr<UniqueFd> fd = ConnectedSocket(address);
+    absl::StatusOr<UniqueFd> fd = OpenConnectedUdpSocket(address);
     if (!fd.ok()) return fd.status();
     heartbeat_socket_ = *std::move(fd);
   }

@@ -367,6 +367,18 @@ absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
   return fd;
 }
 
+absl::StatusOr<UniqueFd> OpenConnectedUdpSocket(const SocketAddress& to) {
+  absl::StatusOr<UniqueFd> fd = OpenSocketFor(to, SOCK_DGRAM);
+  if (!fd.ok()) return fd.status();
+  if (absl::Status s = SetDontFragment(fd->get(), to.family()); !s.ok()) {
+    return s;
+  }
+  if (::connect(fd->get(), to.get(), to.length) != 0) {
+    return ErrnoStatus(absl::StrCat("connect ", to.ToString()), errno);
+  }
+  return fd;
+}
+
 absl::Status SetDontFragment(int fd, int family) {
   absl::Status status = SetIntOption(fd, IPPROTO_IP, IP_MTU_DISCOVER,
                                      IP_PMTUDISC_PROBE, "IP_MTU_DISCOVER");

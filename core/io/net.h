@@ -72,6 +72,11 @@ struct UdpSocketOptions {
 absl::StatusOr<UniqueFd> OpenUdpSocket(const SocketAddress& bind,
                                        const UdpSocketOptions& options);
 
+// A close-on-exec, blocking UDP socket connected to `to`, with
+// SetDontFragment: only `to`'s datagrams arrive, and a closed port shows up
+// as ECONNREFUSED rather than as silence. peerctl's and --ping's sockets.
+absl::StatusOr<UniqueFd> OpenConnectedUdpSocket(const SocketAddress& to);
+
 // Our datagrams are never IP-fragmented (docs/PROTOCOL.md, "Size"): sets
 // IP_MTU_DISCOVER to IP_PMTUDISC_PROBE on the UDP socket `fd` (and, on an
 // IPv6 socket, IPV6_MTU_DISCOVER to IPV6_PMTUDISC_PROBE as well as the

@@ -329,6 +329,34 @@ TEST(OpenUdpSocketTest, DatagramsAreAtomic) {
   FAIL() << "our datagram never showed among 1000";
 }
 
+TEST(OpenConnectedUdpSocketTest, ReachesItsPeerAndNeverFragments) {
+  auto receiver = OpenUdpSocket(Numeric("127.0.0.1", 0), {});
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  auto fd = OpenConnectedUdpSocket(*LocalAddress(receiver->get()));
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_TRUE(HasFdFlag(fd->get(), FD_CLOEXEC));
+  EXPECT_EQ(IntOption(fd->get(), IPPROTO_IP, IP_MTU_DISCOVER),
+            IP_PMTUDISC_PROBE);
+  ASSERT_EQ(send(fd->get(), "hi", 2, 0), 2) << strerror(errno);
+  char got[8];
+  EXPECT_EQ(recv(receiver->get(), got, sizeof(got), 0), 2);
+}
+
+TEST(OpenConnectedUdpSocketTest, AClosedPortIsRefused) {
+  auto gone = OpenUdpSocket(Numeric("127.0.0.1", 0), {});
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  const SocketAddress to = *LocalAddress(gone->get());
+  gone->Reset();
+  auto fd = OpenConnectedUdpSocket(to);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ASSERT_EQ(send(fd->get(), "hi", 2, 0), 2) << strerror(errno);
+  pollfd p{fd->get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1);
+  char got[8];
+  EXPECT_EQ(recv(fd->get(), got, sizeof(got), 0), -1);
+  EXPECT_EQ(errno, ECONNREFUSED);
+}
+
 TEST(OpenUdpSocketTest, SetsReceiveBuffer) {
   UdpSocketOptions options;
   options.receive_buffer_bytes = 100000;
