@@ -5,7 +5,9 @@
 # Checks that perf's samples were split into the table, and that the ratio
 # the samples imply is that of the round's responses/s within a factor of
 # 1.5 (a wrong normalisation, per datagram or per second, is off by far
-# more). Skipped (exit 77) where the part cannot run: no perf, no
+# more), and that the round recorded how often each server's cap held it
+# back (run_capped's RUN.throttle, which the peerload part's report reads).
+# Skipped (exit 77) where the part cannot run: no perf, no
 # permission to sample, no writable cpu cgroup (not root).
 #   bench/cost_split_smoke_test.sh BUILD_DIR
 set -euo pipefail
@@ -41,6 +43,12 @@ for mix, (split_round, units) in chosen.items():
     assert 1 / 1.5 < implied / measured < 1.5, (
         "%s: the samples imply %.3f, the responses/s %.3f"
         % (mix, implied, measured))
+for mix in ("heartbeat", "get"):
+    shares = results.throttle("%s/split-%s.r1.throttle" % (sys.argv[1], mix))
+    assert shares is not None, mix + ": no throttle counts for the round"
+    assert all(0 <= v <= 1 for v in shares.values()), shares
+    assert shares["daemon"] > 0 and shares["echo"] > 0, (
+        "%s: a cap never held its server back: %s" % (mix, shares))
 text = cost_split.section(r)
 assert "| **total** |" in text, text
 print(text)

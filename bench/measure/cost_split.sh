@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where a datagram's CPU time goes, daemon against echo: the capped pair of
 # peerload.sh's c1-epoll scenarios (one epoll reactor and a one-thread
-# udp_echo at once on CPU 0, each capped at 25% of it, each loaded by its
-# own peerload on CPU 1), with `perf record` sampling both servers' CPU
+# udp_echo at once on CPU 0, each capped at 20% of it (peerload.sh says
+# why 20), each loaded by its own peerload on CPU 1), with `perf record` sampling both servers' CPU
 # time for a few seconds while both halves measure. The report divides
 # each side's samples by the datagrams it answered in the same span, and
 # the daemon's by the echo's: the daemon's CPU time per datagram by
@@ -29,7 +29,7 @@ build=$1 results=$2 quick=0
 [ "${3:-}" = --quick ] && quick=1
 source "$(dirname "$0")/lib.sh"
 
-peers=1000 seconds=5 rounds=3 cap=25 profile_seconds=3
+peers=1000 seconds=5 rounds=3 cap=20 profile_seconds=3
 [ "$quick" -eq 1 ] && seconds=2 rounds=1 profile_seconds=1
 # Sampling at a frequency no timer divides, so that the samples do not
 # fall in step with the cgroup's 10 ms periods.

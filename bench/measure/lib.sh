@@ -194,10 +194,26 @@ await_measuring() {
 # a function, it runs once both halves measure, as
 # `$capped_probe RUN ECHO_PID`, and must return within `seconds`.
 # Writes RUN.json and RUN.log (the daemon's half), RUN.raw.json and
-# RUN.raw.log (the echo's), RUN.echo.out and RUN.echo.log.
+# RUN.raw.log (the echo's), RUN.echo.out and RUN.echo.log, and
+# RUN.throttle (cap_snapshot, from when both halves measure to when the
+# echo's ends): whether each server was held back by its cap, and so
+# limited the responses/s, or waited for its load generator.
 capped_probe=""
+
+# One line: the periods and the throttled periods of the daemon's cgroup
+# and of the echo's (cpu.stat's nr_periods and nr_throttled, in cgroup v1
+# and v2 alike), then CPU 1's busy and total jiffies (/proc/stat).
+cap_snapshot() {
+  local dir
+  for dir in "$cgroup" "$echo_cgroup"; do
+    awk '$1 == "nr_periods" { p = $2 } $1 == "nr_throttled" { t = $2 }
+         END { printf "%d %d ", p, t }' "$dir/cpu.stat"
+  done
+  awk '$1 == "cpu1" { print $2 + $3 + $4 + $7 + $8 + $9,
+                            $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
 run_capped() {
-  local run=$1 mix=$2 run_peers=$3 echo_pid eport load_pid raw_pid ok=1
+  local run=$1 mix=$2 run_peers=$3 echo_pid eport load_pid raw_pid ok=1 i
   echo "$daemon_pid" > "$cgroup/cgroup.procs"
   : > "$results/$run.echo.out"
   ( echo "$BASHPID" > "$echo_cgroup/cgroup.procs"
@@ -229,12 +245,24 @@ run_capped() {
     timeout 180 "${echo_half[@]}" > "$results/$run.raw.json" \
       2> "$results/$run.raw.log" &
     raw_pid=$!
-    if [ -n "$capped_probe" ] &&
-       await_measuring "$results/$run.raw.log" "$raw_pid"; then
-      "$capped_probe" "$run" "$echo_pid" ||
-        log "the probe of $run failed"
+    local before=""
+    if await_measuring "$results/$run.raw.log" "$raw_pid"; then
+      before=$(cap_snapshot)
+      if [ -n "$capped_probe" ]; then
+        "$capped_probe" "$run" "$echo_pid" ||
+          log "the probe of $run failed"
+      fi
     fi
     wait "$raw_pid" || ok=0
+    # The differences over the echo half's span: "daemon_periods
+    # daemon_throttled echo_periods echo_throttled cpu1_busy cpu1_total".
+    if [ -n "$before" ]; then
+      local -a from to spent=()
+      read -r -a from <<< "$before"
+      read -r -a to <<< "$(cap_snapshot)"
+      for i in "${!from[@]}"; do spent+=($((to[i] - from[i]))); done
+      echo "${spent[*]}" > "$results/$run.throttle"
+    fi
   else
     ok=0
   fi

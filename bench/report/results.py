@@ -14,6 +14,9 @@ knows their file names and formats:
   NAME.rK.raw.json   a capped round's echo half (peerload --raw --json),
                      run at the same time as NAME.rK.json (whose run then
                      has no baseline of its own)
+  NAME.rK.throttle   a capped round's "daemon_periods daemon_throttled
+                     echo_periods echo_throttled cpu1_busy cpu1_total" over
+                     the echo half's span (run_capped in lib.sh)
   NAME.rK.load       the 1-minute load average when that round started
   soak-IO.json       peerload --json of the soak with --io=IO
   gc-NAME.json       peerload --json of group_commit.sh's run NAME
@@ -126,6 +129,37 @@ def with_baseline(run, raw):
     return merged
 
 
+# A capped round's server that its cap held back in fewer than this share
+# of its cgroup's periods while the echo half measured spent the rest
+# waiting for its load generator, so its responses/s say less than its
+# CPU time would: such a round (load_limited) does not decide a median.
+MIN_THROTTLED_SHARE = 0.9
+
+
+def throttle(path):
+    """A capped round's RUN.throttle (run_capped in lib.sh) as {"daemon",
+    "echo": share of its periods its cap held it back, "cpu1_busy": share
+    of CPU 1's time not idle}, or None when missing or short."""
+    fields = " ".join(_lines(path)).split()
+    if len(fields) != 6 or not all(f.isdigit() for f in fields):
+        return None
+    d_periods, d_throttled, e_periods, e_throttled, busy, total = map(
+        int, fields)
+    if not d_periods or not e_periods or not total:
+        return None
+    return {"daemon": d_throttled / d_periods, "echo": e_throttled / e_periods,
+            "cpu1_busy": busy / total}
+
+
+def load_limited(run):
+    """The servers of a capped round that waited for their load (held back
+    by the cap in under MIN_THROTTLED_SHARE of their periods), as a list of
+    "daemon"/"echo"; empty when both were held back or it is not known."""
+    shares = (run or {}).get("throttle") or {}
+    return [server for server in ("daemon", "echo")
+            if server in shares and shares[server] < MIN_THROTTLED_SHARE]
+
+
 def perf_samples(path):
     """`perf report --sort dso,sym -F sample,dso,sym -t '|'` lines as
     {(object, function): samples}, the function with perf's "[k] " (kernel)
@@ -174,19 +208,29 @@ class Scenario:
         """The round whose ratio is the median (the lower one of an even
         count), as (JSON, load), or None when no round has a ratio. A
         scenario's figures are those of one whole round, so that one run
-        disturbed by other work on the machine does not decide a verdict."""
+        disturbed by other work on the machine does not decide a verdict.
+        A capped round in which a server waited for its load
+        (load_limited) is left out."""
         median = lower_median(
             (float(r[0]["ratio"]), index)
             for index, r in enumerate(self.rounds)
-            if r[0] is not None and "ratio" in r[0])
+            if r[0] is not None and "ratio" in r[0] and
+            not load_limited(r[0]))
         return None if median is None else self.rounds[median[1]]
 
     def round_ratios(self):
-        """Every round's ratio, in order, as the document prints them."""
-        return ", ".join(
-            "%.3f" % float(r[0]["ratio"])
-            if r[0] is not None and "ratio" in r[0] else "failed"
-            for r in self.rounds)
+        """Every round's ratio, in order, as the document prints them; a
+        load-limited one with the server that waited and how often its cap
+        held it back."""
+        def text(run):
+            if run is None or "ratio" not in run:
+                return "failed"
+            waited = load_limited(run)
+            return "%.3f%s" % (float(run["ratio"]), "".join(
+                " (%s load-limited: capped in %.0f%% of periods)" % (
+                    server, 100 * run["throttle"][server])
+                for server in waited))
+        return ", ".join(text(r[0]) for r in self.rounds)
 
 
 class Results:
@@ -310,6 +354,9 @@ class Results:
                 run = last_json(base + ".json")
                 if os.path.exists(base + ".raw.json"):
                     run = with_baseline(run, last_json(base + ".raw.json"))
+                    shares = throttle(base + ".throttle")
+                    if run is not None and shares is not None:
+                        run["throttle"] = shares
                 s.rounds.append((run, load))
             scenarios[s.name] = s
         return scenarios

@@ -75,7 +75,15 @@ def _capped(r):
             "daemon's peers have logged in, and ends within the daemon's "
             "half). The server limits both halves, other work on the machine "
             "slows both alike, and the ratio is the echo's CPU time per "
-            "response over the daemon's." % cap)
+            "response over the daemon's. Whether each server was in fact "
+            "the limit is checked: each round records in how many of its "
+            "cgroup's periods the cap held the server back while the echo "
+            "half measured (cpu.stat), and a round in which either server "
+            "was held back in fewer than %.0f%% of them waited for its load "
+            "generator part of the time; it is marked load-limited below "
+            "and does not decide the median.%s" % (
+                cap, 100 * results_module.MIN_THROTTLED_SHARE,
+                _throttle_summary(r, names)))
     else:
         how = (
             "Here the daemon, and the echo after it, run in a cgroup that "
@@ -101,6 +109,27 @@ def _capped(r):
         "%s\n%s\n\n" % (
             cap, how, rounds, LOAD_HEADER,
             _load_rows(r, tuple(names) + tuple(few))))
+
+
+def _throttle_summary(r, names):
+    """How often the caps held the servers back over these scenarios'
+    rounds, and how busy CPU 1 (the load) was, as a sentence; "" when no
+    round recorded it."""
+    shares = [run["throttle"] for name in names if name in r.scenarios
+              for run, _ in r.scenarios[name].rounds
+              if run is not None and run.get("throttle")]
+    if not shares:
+        return ""
+    def span(key):
+        low, high = (100 * f(x[key] for x in shares) for f in (min, max))
+        return "%.0f-%.0f%%" % (low, high)
+    limited = sum(1 for x in shares
+                  if results_module.load_limited({"throttle": x}))
+    return (" Over these %d rounds the cap held the daemon back in %s of "
+            "its periods and the echo in %s, with CPU 1 %s busy; %d "
+            "round%s load-limited." % (
+                len(shares), span("daemon"), span("echo"), span("cpu1_busy"),
+                limited, " was" if limited == 1 else "s were"))
 
 
 def throughput(r, charts):

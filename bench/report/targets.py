@@ -91,7 +91,8 @@ def throughput(r):
         how = ("With one reactor pinned to CPU 0 and capped at %s%% of it "
                "(a cgroup), and the one-thread UDP echo on the same CPU "
                "under a cap of its own at the same time, each driven by its "
-               "own peerload on CPU 1, so that the server limits both halves, "
+               "own peerload on CPU 1, so that the server limits both halves "
+               "(a round in which either waited for its load is left out), "
                "a change in the machine's speed moves both alike, and the "
                "ratio is the echo's CPU time per response over the daemon's"
                % r.get("load_cap_percent"))

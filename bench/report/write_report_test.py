@@ -261,6 +261,66 @@ class PeerloadTest(unittest.TestCase):
         self.assertIn("at the same time", target.detail)
         self.assertIn("at the same time", sections.throughput(r, {}))
 
+    def test_load_limited_round_is_marked_and_left_out_of_the_median(self):
+        folder = Folder(self)
+        folder.write("scenarios.txt", SCENARIOS + CAPPED)
+        folder.meta("load_cap_percent 20\nload_cap_mode concurrent\n"
+                    "load_capped_rounds 3")
+        # Round 2's echo went unthrottled in 134 of 308 periods: its load
+        # generator fell behind, which flattered the daemon.
+        rounds = [((40000.0, 60000.0), "500 498 500 496 400 520"),
+                  ((43000.0, 41000.0), "308 305 308 174 500 520"),
+                  ((42000.0, 60000.0), "500 499 500 497 350 520")]
+        for k, ((daemon, echo), shares) in enumerate(rounds, start=1):
+            daemon_half = json.loads(peerload_json(1.0, rps=daemon))
+            for key in ("baseline_responses_per_s", "ratio"):
+                del daemon_half[key]
+            folder.write("c1-epoll-get.r%d.json" % k,
+                         json.dumps(daemon_half) + "\n")
+            folder.write("c1-epoll-get.r%d.raw.json" % k,
+                         json.dumps({"mode": "raw", "responses_per_s": echo})
+                         + "\n")
+            folder.write("c1-epoll-get.r%d.throttle" % k, shares + "\n")
+        r = folder.results()
+        scenario = r.scenarios["c1-epoll-get"]
+        self.assertEqual(
+            scenario.round_ratios(),
+            "0.667, 1.049 (echo load-limited: capped in 56% of periods), "
+            "0.700")
+        # The lower median of the two rounds the servers limited; with the
+        # load-limited round it would have been 0.700.
+        self.assertAlmostEqual(scenario.median_round()[0]["ratio"], 40 / 60)
+        table = sections.throughput(r, {})
+        self.assertIn("marked load-limited below", table)
+        self.assertIn("the cap held the daemon back in 99-100% of its "
+                      "periods and the echo in 56-99%, with CPU 1 67-96% "
+                      "busy; 1 round was load-limited", table)
+
+    def test_round_where_every_server_waited_is_not_measured(self):
+        folder = Folder(self)
+        folder.write("scenarios.txt", SCENARIOS + CAPPED)
+        folder.meta("load_cap_percent 20\nload_cap_mode concurrent\n"
+                    "load_capped_rounds 1")
+        daemon_half = json.loads(peerload_json(1.0, rps=40000.0))
+        for key in ("baseline_responses_per_s", "ratio"):
+            del daemon_half[key]
+        folder.write("c1-epoll-get.r1.json", json.dumps(daemon_half) + "\n")
+        folder.write("c1-epoll-get.r1.raw.json",
+                     json.dumps({"mode": "raw", "responses_per_s": 45000.0})
+                     + "\n")
+        folder.write("c1-epoll-get.r1.throttle", "500 300 500 498 510 520\n")
+        r = folder.results()
+        self.assertIsNone(r.scenarios["c1-epoll-get"].median_round())
+        target = targets.throughput(r)
+        self.assertEqual(target.verdict, "**missed**")
+        self.assertIn("c1-epoll-get: not measured", target.figure)
+
+    def test_short_throttle_file_reads_as_unknown(self):
+        folder = Folder(self)
+        folder.write("t.throttle", "500 498 500\n")
+        self.assertIsNone(results.throttle(os.path.join(folder.dir, "t.throttle")))
+        self.assertEqual(results.load_limited({"ratio": 0.8}), [])
+
     def test_throughput_missed_says_why(self):
         folder = Folder(self)
         folder.load_rounds(dict(ALL_MET, **{"r1-uring-get": [0.7, 0.75, 0.72]}))
