@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "core/base/log.h"
 #include "core/base/names.h"
+#include "core/base/thread_name.h"
 
 namespace pcfs {
 namespace {
@@ -783,8 +784,14 @@ void ClusterStore::Impl::WarnUnlessDurable() {
 }
 
 void ClusterStore::Impl::StartThreads() {
-  writer = std::thread([this] { WriterLoop(); });
-  reader = std::thread([this] { ReaderLoop(); });
+  writer = std::thread([this] {
+    NameThisThread("redis-writer");
+    WriterLoop();
+  });
+  reader = std::thread([this] {
+    NameThisThread("redis-reader");
+    ReaderLoop();
+  });
 }
 
 void ClusterStore::Impl::StopAll() {

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/thread_name.h"
 
 namespace pcfs {
 
@@ -64,7 +65,10 @@ size_t JournalWriter::CompletionQueue::RunCompletions() {
 JournalWriter::JournalWriter(AppendFn append, Registry* registry,
                              Options options)
     : append_(std::move(append)), registry_(registry), options_(options) {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    NameThisThread("journal");
+    Loop();
+  });
 }
 
 JournalWriter::JournalWriter(PublicationLog* log, Registry* registry,

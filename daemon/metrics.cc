@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/base/log.h"
+#include "core/base/thread_name.h"
 
 namespace pcfs {
 namespace {
@@ -199,7 +200,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   std::unique_ptr<MetricsServer> server(new MetricsServer(
       *std::move(listener), std::move(wake), std::move(render)));
   server->address_ = *local;
-  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  server->thread_ = std::thread([s = server.get()] {
+    NameThisThread("metrics-http");
+    s->Serve();
+  });
   return server;
 }
 

@@ -27,6 +27,7 @@
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
+#include "core/base/thread_name.h"
 
 namespace pcfs {
 namespace {
@@ -886,7 +887,10 @@ void PublicationLog::MaybeCompactLocked() {
   }
   compact_at_ = journal_size_ + options_.compact_journal_bytes;
   compaction_running_ = true;
-  compactor_ = std::thread([this] { RunCompaction(); });
+  compactor_ = std::thread([this] {
+    NameThisThread("compactor");
+    RunCompaction();
+  });
 }
 
 void PublicationLog::RunCompaction() {

@@ -24,6 +24,7 @@
 #include "core/base/clock.h"
 #include "core/base/file_util.h"
 #include "core/base/log.h"
+#include "core/base/thread_name.h"
 #include "core/io/net.h"
 
 namespace pcfs {
@@ -556,8 +557,10 @@ absl::Status Server::Run() {
   std::vector<std::thread> threads;
   std::vector<absl::Status> results(workers_.size());
   for (size_t i = 1; i < workers_.size(); ++i) {
-    threads.emplace_back(
-        [this, i, &results] { results[i] = workers_[i].reactor->Run(); });
+    threads.emplace_back([this, i, &results] {
+      NameThisThread(absl::StrCat("reactor-", i));
+      results[i] = workers_[i].reactor->Run();
+    });
   }
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s", address_.ToString().c_str());
   results[0] = workers_[0].reactor->Run();

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/base/log.h"
+#include "core/base/thread_name.h"
 #include "peerctl/exit_codes.h"
 
 namespace pcfs {
@@ -112,8 +113,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
   agent->listener_ = *std::move(listener);
   Log("peerctl serve: listening at ", o.socket_path, " for uid ", ::getuid());
   Agent* self = agent.get();
-  agent->supervisor_ = std::thread([self] { self->SuperviseSession(); });
-  agent->accept_thread_ = std::thread([self] { self->AcceptLoop(); });
+  agent->supervisor_ = std::thread([self] {
+    NameThisThread("agent-session");
+    self->SuperviseSession();
+  });
+  agent->accept_thread_ = std::thread([self] {
+    NameThisThread("agent-accept");
+    self->AcceptLoop();
+  });
   return agent;
 }
 
@@ -240,7 +247,10 @@ void Agent::AcceptLoop() {
     Client& client = clients_.emplace_back();
     client.fd = std::move(fd);
     Client* raw = &client;
-    client.thread = std::thread([this, raw] { ServeClient(raw); });
+    client.thread = std::thread([this, raw] {
+      NameThisThread("agent-client");
+      ServeClient(raw);
+    });
   }
 }
 

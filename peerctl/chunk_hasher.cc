@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/thread_name.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
 
@@ -28,7 +29,10 @@ absl::StatusOr<std::unique_ptr<ChunkHashPool>> ChunkHashPool::Create(
   std::unique_ptr<ChunkHashPool> pool(new ChunkHashPool(
       fd, size, std::move(options.expected), options.map_chunks));
   for (size_t i = 0; i < threads; ++i) {
-    pool->threads_.emplace_back([p = pool.get()] { p->Work(); });
+    pool->threads_.emplace_back([p = pool.get(), i] {
+      NameThisThread(absl::StrCat("hasher-", i));
+      p->Work();
+    });
   }
   return pool;
 }

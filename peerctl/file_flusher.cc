@@ -4,12 +4,16 @@
 
 #include <cerrno>
 
+#include "core/base/thread_name.h"
 #include "core/base/unique_fd.h"  // ErrnoStatus
 
 namespace pcfs {
 
 FileFlusher::FileFlusher(int fd, uint64_t step_bytes)
-    : fd_(fd), step_bytes_(step_bytes), thread_([this] { Run(); }) {}
+    : fd_(fd), step_bytes_(step_bytes), thread_([this] {
+        NameThisThread("flusher");
+        Run();
+      }) {}
 
 FileFlusher::~FileFlusher() { (void)Stop(); }
 

@@ -24,6 +24,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/clock.h"
+#include "core/base/thread_name.h"
 #include "peerctl/file_hash.h"
 #include "peerctl/http.h"
 
@@ -705,7 +706,10 @@ FileServer::FileServer(std::unique_ptr<Loop> loop, SocketAddress address,
       address_(address),
       port_(port),
       max_pending_heads_(max_pending_heads) {
-  thread_ = std::thread([this] { loop_->Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("file-server");
+    loop_->Run();
+  });
 }
 
 FileServer::~FileServer() {

@@ -10,6 +10,7 @@
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
 #include "core/base/names.h"
+#include "core/base/thread_name.h"
 #include "core/proto/merkle.h"
 #include "peerctl/download_url.h"
 #include "peerctl/downloader.h"
@@ -122,7 +123,10 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
   }
   // One-shot commands heartbeat too: a large `get` outlasts the timeout.
   if (!heartbeat_.joinable()) {
-    heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+    heartbeat_ = std::thread([this] {
+      NameThisThread("heartbeat");
+      HeartbeatLoop();
+    });
   }
   return absl::OkStatus();
 }

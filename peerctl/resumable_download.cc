@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "core/base/clock.h"
 #include "core/base/names.h"
+#include "core/base/thread_name.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
 #include "peerctl/body_sink.h"
@@ -472,6 +473,7 @@ absl::StatusOr<std::vector<Sha256Digest>> RaceForLeaves(
   threads.reserve(holders.size());
   for (size_t i = 0; i < holders.size(); ++i) {
     threads.emplace_back([&, i] {
+      NameThisThread(absl::StrCat("leaves-", i));
       Bounds own = bounds;
       own.cancel = &stop[i];
       absl::StatusOr<std::vector<Sha256Digest>> got =
@@ -605,6 +607,7 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     Bounds worker_bounds = holder_bounds;
     worker_bounds.cancel = &states[i].cancel;
     workers.emplace_back([&, i, worker_bounds] {
+      NameThisThread(absl::StrCat("fetch-", i));
       FetchFromHolder(i, holders[i], shared, worker_bounds, states[i]);
     });
   }

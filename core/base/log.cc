@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/base/thread_name.h"
 
 namespace pcfs {
 namespace {
@@ -124,7 +125,10 @@ void StartAsyncLogging(size_t max_lines) {
   if (log.max_lines > 0 || max_lines == 0) return;
   log.max_lines = max_lines;
   log.stopping = false;
-  log.writer = std::thread(WriterLoop);
+  log.writer = std::thread([] {
+    NameThisThread("log-writer");
+    WriterLoop();
+  });
 }
 
 void StopAsyncLogging() {

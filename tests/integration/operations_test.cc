@@ -2,19 +2,23 @@
 // `peerconnectd check-config`, the Prometheus endpoint (checked by
 // promtool), journald priorities, a reload that keeps the old credentials
 // when the new file is bad, and the watchdog that every reactor must feed.
+#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/base/unique_fd.h"
 #include "gtest/gtest.h"
@@ -327,6 +331,41 @@ Process::Options WatchedDaemon(const TempDir& dir, bool stall) {
   options.env["WATCHDOG_USEC"] = "1000000";
   if (stall) options.env["PCFS_DEBUG_STALL_REACTOR"] = "1";
   return options;
+}
+
+// The names `top -H` and `ps -L` show for a daemon's threads: its first
+// reactor runs on the main thread, which keeps the process's name.
+std::vector<std::string> ThreadNames(pid_t pid) {
+  std::vector<std::string> names;
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = opendir(tasks.c_str());
+  if (dir == nullptr) return names;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    const std::string name =
+        ReadFileOrEmpty(absl::StrCat(tasks, "/", entry->d_name, "/comm"));
+    if (!name.empty()) {
+      names.emplace_back(absl::StripTrailingAsciiWhitespace(name));
+    }
+  }
+  closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(ThreadNamesTest, EachThreadSaysWhatItDoes) {
+  Daemon daemon("hans hanspass\n", {"--threads=2"});
+  // The daemon answers once every thread has started.
+  ASSERT_NE(LoggedInClient(daemon, "hans", "hanspass"), nullptr);
+  const std::vector<std::string> names = ThreadNames(daemon.process().pid());
+  for (const char* expected :
+       {"peerconnectd", "reactor-1", "journal", "log-writer"}) {
+    EXPECT_EQ(std::count(names.begin(), names.end(), expected), 1)
+        << expected << " in " << absl::StrJoin(names, ", ");
+  }
+  // None left unnamed besides the main thread.
+  EXPECT_EQ(std::count(names.begin(), names.end(), "peerconnectd"), 1)
+      << absl::StrJoin(names, ", ");
 }
 
 TEST(WatchdogTest, EveryReactorAliveKeepsThePingsComing) {
