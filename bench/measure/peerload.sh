@@ -60,13 +60,13 @@ r2-uring-heartbeat|2|uring||heartbeat=1|
 r2-uring-get|2|uring||get=1|
 LIST
 # 20% of CPU 0 each, so that the two peerload processes sharing CPU 1 keep
-# both servers busy. At 25% each they kept CPU 1 94-100% busy (2026-12-05,
+# both servers busy. At 25% each they kept CPU 1 84-100% busy (2026-12-05,
 # get mix), and in one round of six the echo went unthrottled in 134 of its
 # 308 periods: it waited for its load, answered 41,242 datagrams a second
 # where the other rounds' echo answered 53,554-65,992, and that round's
 # ratio read 1.050 against 0.639-0.750. At 20% CPU 1 had room to spare
-# (67-81% busy in two rounds) and each server was throttled in 97% or more
-# of its periods. Every capped round records that (RUN.throttle, see
+# (64-94% busy over the 28 capped rounds of a full run) and each server
+# was throttled in 98% or more of its periods. Every capped round records that (RUN.throttle, see
 # run_capped), and the report leaves out of a scenario's median any round
 # in which a server was not held back by its cap.
 cgroup="" echo_cgroup=""
