@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Where a datagram's CPU time goes, daemon against echo: the capped pair of
 # peerload.sh's c1-epoll scenarios (one epoll reactor and a one-thread
-# udp_echo at once on CPU 0, each capped at 20% of it (peerload.sh says
-# why 20), each loaded by its own peerload on CPU 1), with `perf record` sampling both servers' CPU
-# time for a few seconds while both halves measure. The report divides
-# each side's samples by the datagrams it answered in the same span, and
-# the daemon's by the echo's: the daemon's CPU time per datagram by
-# function, in units of the echo's CPU time per datagram (the kernel's
-# share and the daemon's own, by category). Those add up to the inverse of
-# the run's ratio, and the get and heartbeat columns side by side show
-# what a get costs beyond a heartbeat.
+# udp_echo at once on CPU 0, each capped at 20% of it (peerload.sh says why
+# 20), each loaded by its own peerload on CPU 1), with `perf record` sampling
+# both servers' CPU time for a few seconds while both halves measure. The
+# report divides each side's samples by the datagrams it answered in the same
+# span, and the daemon's by the echo's: the daemon's CPU time per datagram by
+# function, in units of the echo's CPU time per datagram (the kernel's share
+# and the daemon's own, by category). Those add up to the inverse of the run's
+# ratio, and the get and heartbeat columns side by side show what a get costs
+# beyond a heartbeat.
 #
 #   bench/measure/cost_split.sh BUILD_DIR RESULTS_DIR [--quick]
 #

@@ -5,22 +5,22 @@
 # unpinned. Every scenario runs 3 times and a capped one (below) 7 times,
 # the scenarios in turn (run.txt: load_rounds, load_capped_rounds).
 #
-# One peerload process cannot load one reactor fully: in both halves of a
-# run it is at 99-100% of CPU 1 while the daemon or the echo waits for it
-# part of the time. So the one-reactor scenarios run once more with the
-# server capped (the c1-* scenarios): the daemon and the echo run at the
-# same time, both pinned to CPU 0, each in its own cgroup that lets it run
-# CAP% of a CPU (cpu_cgroup in lib.sh), each driven by its own peerload
-# process on CPU 1. The server is then what limits the responses/s, in both
-# halves alike, and the ratio is the echo's CPU time per response over the
-# daemon's, as long as neither peerload falls behind: each round records
-# how often each server's cap held it back (below). Because the halves run at once, a change in the machine's speed
-# (other work on the shared host) moves both alike: one binary's median
-# ratio stayed within 0.69-0.78 over a dozen runs on a busy day (0.72-0.73
-# on a quiet one), where halves one after the other gave 0.66-0.99. Single
-# rounds spread wider (see capped_rounds). The target reads those; without
-# a writable cgroup (not root) they are skipped, and the target falls back
-# to the r1-* scenarios.
+# One peerload process cannot load one reactor fully: in both halves of a run
+# it is at 99-100% of CPU 1 while the daemon or the echo waits for it part of
+# the time. So the one-reactor scenarios run once more with the server capped
+# (the c1-* scenarios): the daemon and the echo run at the same time, both
+# pinned to CPU 0, each in its own cgroup that lets it run CAP% of a CPU
+# (cpu_cgroup in lib.sh), each driven by its own peerload process on CPU 1.
+# The server is then what limits the responses/s, in both halves alike, and
+# the ratio is the echo's CPU time per response over the daemon's, as long as
+# neither peerload falls behind: each round records how often each server's
+# cap held it back (below). Because the halves run at once, a change in the
+# machine's speed (other work on the shared host) moves both alike: one
+# binary's median ratio stayed within 0.69-0.78 over a dozen runs on a busy
+# day (0.72-0.73 on a quiet one), where halves one after the other gave
+# 0.66-0.99. Single rounds spread wider (see capped_rounds). The target reads
+# those; without a writable cgroup (not root) they are skipped, and the target
+# falls back to the r1-* scenarios.
 #
 #   bench/measure/peerload.sh BUILD_DIR RESULTS_DIR [--quick]
 #
@@ -66,9 +66,10 @@ LIST
 # where the other rounds' echo answered 53,554-65,992, and that round's
 # ratio read 1.050 against 0.639-0.750. At 20% CPU 1 had room to spare
 # (64-94% busy over the 28 capped rounds of a full run) and each server
-# was throttled in 98% or more of its periods. Every capped round records that (RUN.throttle, see
-# run_capped), and the report leaves out of a scenario's median any round
-# in which a server was not held back by its cap.
+# was throttled in 98% or more of its periods. Every capped round records
+# that (RUN.throttle, see run_capped), and the report leaves out of a
+# scenario's median any round in which a server was not held back by its
+# cap.
 cgroup="" echo_cgroup=""
 if cgroup=$(cpu_cgroup pcfs-bench-cap $cap) &&
    echo_cgroup=$(cpu_cgroup pcfs-bench-cap-echo $cap); then

@@ -115,16 +115,16 @@ def _throttle_summary(r, names):
     """How often the caps held the servers back over these scenarios'
     rounds, and how busy CPU 1 (the load) was, as a sentence; "" when no
     round recorded it."""
-    shares = [run["throttle"] for name in names if name in r.scenarios
-              for run, _ in r.scenarios[name].rounds
-              if run is not None and run.get("throttle")]
-    if not shares:
+    checked = [run for name in names if name in r.scenarios
+               for run, _ in r.scenarios[name].rounds
+               if run is not None and run.get("throttle")]
+    if not checked:
         return ""
+    shares = [run["throttle"] for run in checked]
     def span(key):
         low, high = (100 * f(x[key] for x in shares) for f in (min, max))
         return "%.0f-%.0f%%" % (low, high)
-    limited = sum(1 for x in shares
-                  if results_module.load_limited({"throttle": x}))
+    limited = sum(1 for run in checked if results_module.load_limited(run))
     return (" Over these %d rounds the cap held the daemon back in %s of "
             "its periods and the echo in %s, with CPU 1 %s busy; %d "
             "round%s load-limited." % (
