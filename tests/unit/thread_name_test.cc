@@ -3,11 +3,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <string>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/file_util.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {
@@ -15,10 +16,10 @@ namespace {
 
 // What `top -H` and `ps -L` read: the kernel's name of the thread.
 std::string KernelName(pid_t tid) {
-  std::ifstream comm(absl::StrCat("/proc/self/task/", tid, "/comm"));
-  std::string name;
-  std::getline(comm, name);
-  return name;
+  absl::StatusOr<std::string> comm =
+      ReadFileToString(absl::StrCat("/proc/self/task/", tid, "/comm"));
+  if (!comm.ok()) return "";
+  return std::string(absl::StripTrailingAsciiWhitespace(*comm));
 }
 
 TEST(ThreadNameTest, TheKernelShowsTheName) {
