@@ -1,6 +1,5 @@
 #include "peerctl/chunk_hasher.h"
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,8 +25,8 @@ absl::StatusOr<std::unique_ptr<ChunkHashPool>> ChunkHashPool::Create(
   threads = std::clamp<size_t>(threads, 1, kMaxHashThreads);
   threads = static_cast<size_t>(
       std::min<uint64_t>(threads, std::max<uint64_t>(chunks, 1)));
-  std::unique_ptr<ChunkHashPool> pool(new ChunkHashPool(
-      fd, size, std::move(options.expected), options.map_chunks));
+  std::unique_ptr<ChunkHashPool> pool(
+      new ChunkHashPool(fd, size, std::move(options.expected)));
   for (size_t i = 0; i < threads; ++i) {
     pool->threads_.emplace_back([p = pool.get(), i] {
       NameThisThread(absl::StrCat("hasher-", i));
@@ -38,12 +37,10 @@ absl::StatusOr<std::unique_ptr<ChunkHashPool>> ChunkHashPool::Create(
 }
 
 ChunkHashPool::ChunkHashPool(int fd, uint64_t size,
-                             std::vector<Sha256Digest> expected,
-                             bool map_chunks)
+                             std::vector<Sha256Digest> expected)
     : fd_(fd),
       size_(size),
       expected_(std::move(expected)),
-      map_chunks_(map_chunks),
       leaves_(MerkleChunkCount(size)),
       verified_(MerkleChunkCount(size), 0) {}
 
@@ -103,10 +100,8 @@ absl::Status ChunkHashPool::HashChunk(uint64_t index,
                                       std::vector<char>& buffer) {
   const uint64_t offset = index * kMerkleChunkBytes;
   const size_t length = static_cast<size_t>(MerkleChunkLength(size_, index));
-  if (!map_chunks_ || !HashMapped(index, offset, length)) {
-    absl::Status read = ReadAndHash(index, offset, length, buffer);
-    if (!read.ok()) return read;
-  }
+  absl::Status read = ReadAndHash(index, offset, length, buffer);
+  if (!read.ok()) return read;
   if (expected_.empty()) {
     verified_[index] = 1;
     return absl::OkStatus();
@@ -118,20 +113,6 @@ absl::Status ChunkHashPool::HashChunk(uint64_t index,
   }
   verified_[index] = 1;
   return absl::OkStatus();
-}
-
-bool ChunkHashPool::HashMapped(uint64_t index, uint64_t offset, size_t length) {
-  if (length == 0) return false;
-  // Chunks start at multiples of kMerkleChunkBytes, so at a page boundary.
-  // MAP_POPULATE fills the page tables from the page cache in one call
-  // instead of a fault every few pages.
-  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_,
-                     static_cast<off_t>(offset));
-  if (map == MAP_FAILED) return false;
-  leaves_[index] =
-      MerkleLeafHash(absl::string_view(static_cast<const char*>(map), length));
-  ::munmap(map, length);
-  return true;
 }
 
 absl::Status ChunkHashPool::ReadAndHash(uint64_t index, uint64_t offset,

@@ -593,10 +593,8 @@ absl::Status Download(const DownloadRequest& request) {
   status = file.Open(request.name);
   if (status.ok()) status = Preallocate(file.fd(), *length);
   if (!status.ok()) return status;
-  ChunkHashPool::Options hash_options;
-  hash_options.map_chunks = true;  // our own temporary file, preallocated
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
-      ChunkHashPool::Create(file.fd(), *length, std::move(hash_options));
+      ChunkHashPool::Create(file.fd(), *length, ChunkHashPool::Options{});
   if (!pool.ok()) return pool.status();
   FileFlusher flusher(file.fd(), kFlushStepBytes);  // peerctl/file_flusher.h
   BodySink::Options sink_options;

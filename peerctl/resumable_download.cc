@@ -352,7 +352,6 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
   ChunkHashPool::Options options;
   options.threads = shared.hash_threads;
   options.expected = *shared.leaves;
-  options.map_chunks = true;  // the partial file is ours, at its full size
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
       ChunkHashPool::Create(fd, shared.size, std::move(options));
   if (!pool.ok()) return drop(pool.status());

@@ -1,6 +1,6 @@
 // Tests of peerctl/chunk_hasher.h: the pool's leaves equal the ones hashed
-// in order on one thread, for any thread count and submission order, read
-// or mapped; a mismatch with the expected leaves and a short file are
+// in order on one thread, for any thread count and submission order; a
+// mismatch with the expected leaves, a short file and a failed read are
 // reported; the destructor stops a pool with work queued.
 #include "peerctl/chunk_hasher.h"
 
@@ -98,36 +98,12 @@ TEST_F(ChunkHasherTest, AMismatchNamesTheChunk) {
   EXPECT_TRUE((*pool)->Verified(5));
 }
 
-// The downloader's mode: each chunk hashed through a mapping of the page
-// cache. The same leaves, the last (short) chunk included, and the same
-// verdicts.
-TEST_F(ChunkHasherTest, MappedChunksGiveTheSameLeavesAndVerdicts) {
-  ChunkHashPool::Options options;
-  options.threads = 2;
-  options.map_chunks = true;
-  options.expected = leaves_;
-  options.expected[2][31] ^= 1;
-  auto pool = ChunkHashPool::Create(file_.get(), contents_.size(), options);
-  ASSERT_TRUE(pool.ok()) << pool.status();
-  for (uint64_t i : {5, 0, 3, 1, 4, 2}) (*pool)->Submit(i);
-  absl::Status status = (*pool)->Wait();
-  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
-  EXPECT_NE(status.message().find("chunk 2 "), absl::string_view::npos)
-      << status;
-  for (uint64_t i = 0; i < 6; ++i) {
-    EXPECT_EQ((*pool)->leaf(i), leaves_[i]) << i;
-    EXPECT_EQ((*pool)->Verified(i), i != 2) << i;
-  }
-}
-
-// A descriptor that cannot be mapped (opened for writing only) falls back
-// to reading, which fails with the descriptor's error: nothing is taken
-// as verified.
-TEST_F(ChunkHasherTest, AnUnmappableDescriptorFallsBackToReading) {
+// A descriptor that cannot be read (opened for writing only) fails with
+// pread's error: nothing is taken as verified.
+TEST_F(ChunkHasherTest, AnUnreadableDescriptorFailsWithTheReadError) {
   UniqueFd write_only(::open((dir_ + "/f").c_str(), O_WRONLY | O_CLOEXEC));
   ASSERT_TRUE(write_only);
   ChunkHashPool::Options options;
-  options.map_chunks = true;
   options.expected = leaves_;
   auto pool =
       ChunkHashPool::Create(write_only.get(), contents_.size(), options);
