@@ -11,10 +11,12 @@
 //                         already in the cache: the floor of both
 //
 // On this project's 2-core EPYC VM (2026-12-06) the mapped chunks hashed at
-// about half the speed of the pread copy: SHA-256 reading the page cache
-// through the mapping's 4 KiB pages stalls more than the kernel's copy
-// does, and the copy then hashes from the cache. The file is 64 MiB of
-// pseudo-random bytes, written once and read back from the page cache.
+// 0.53-0.60 times the speed of the pread copy (--benchmark_min_time=1, two
+// runs). Why, this does not show; a likely cause is that SHA-256 reading
+// the page cache through 4 KiB user mappings stalls on each new page where
+// the kernel's copy streams it, and the copy is then hashed from the
+// cache. The file is 64 MiB of pseudo-random bytes, written once and read
+// back from the page cache.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
