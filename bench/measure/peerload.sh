@@ -15,11 +15,14 @@
 # the ratio is the echo's CPU time per response over the daemon's, as long as
 # neither peerload falls behind: each round records how often each server's
 # cap held it back (below). Because the halves run at once, a change in the
-# machine's speed (other work on the shared host) moves both alike: one
-# binary's median ratio stayed within 0.69-0.78 over a dozen runs on a busy
-# day (0.72-0.73 on a quiet one), where halves one after the other gave
-# 0.66-0.99. Single rounds spread wider (see capped_rounds). The target reads
-# those; without a writable cgroup (not root) they are skipped, and the target
+# machine's speed (other work on the shared host) moves both alike. At the
+# 20% cap, two full runs of the suite (2026-12-05 and 2026-12-06) gave the
+# get medians 0.657 and 0.670 (epoll), 0.695 and 0.672 (io_uring), and the
+# heartbeat medians 0.855 and 0.812, 0.844 and 0.839. (At the first 25% cap,
+# before rounds were checked for an idle echo, one binary's median read
+# 0.69-0.78 over a dozen runs; halves one after the other gave 0.66-0.99.)
+# Single rounds spread wider (see capped_rounds). The target reads these;
+# without a writable cgroup (not root) they are skipped, and the target
 # falls back to the r1-* scenarios.
 #
 #   bench/measure/peerload.sh BUILD_DIR RESULTS_DIR [--quick]
