@@ -23,7 +23,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -39,19 +38,15 @@ constexpr uint64_t kFileBytes = uint64_t{64} << 20;
 // a single one would decide each figure.
 constexpr double kMinSeconds = 0.5;
 
-// A page-cached file of kFileBytes, unlinked as soon as it is open (its
-// folder removed), so that nothing is left behind however the run ends.
+// A page-cached file of kFileBytes, unnamed (O_TMPFILE, as the downloader
+// makes its partial file), so that nothing is left behind however the run
+// ends.
 class CachedFile {
  public:
   CachedFile() {
     const char* tmp = std::getenv("TMPDIR");
-    std::string dir =
-        std::string(tmp != nullptr ? tmp : "/tmp") + "/pcfs-leaf-hash-XXXXXX";
-    if (::mkdtemp(dir.data()) == nullptr) return;
-    const std::string path = dir + "/file";
-    fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    ::unlink(path.c_str());
-    ::rmdir(dir.c_str());
+    fd_ = UniqueFd(::open(tmp != nullptr ? tmp : "/tmp",
+                          O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
     if (!fd_) return;
     std::vector<uint64_t> block((1 << 20) / sizeof(uint64_t));
     uint64_t state = 0x9e3779b97f4a7c15;
