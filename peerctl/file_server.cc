@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/big_endian.h"
 #include "core/base/clock.h"
 #include "core/base/thread_name.h"
 #include "peerctl/file_hash.h"
@@ -68,10 +69,9 @@ SourceKey SourceKeyOf(const sockaddr_storage& storage, socklen_t length) {
   const Endpoint endpoint = address.ToEndpoint();  // IPv4-mapped -> IPv4
   SourceKey key;
   key.family = endpoint.family;
-  const size_t bytes = endpoint.family == 4 ? 4 : 8;
-  for (size_t i = 0; i < bytes; ++i) {
-    key.prefix = (key.prefix << 8) | endpoint.ip[i];
-  }
+  key.prefix = endpoint.family == 4
+                   ? LoadBigEndian<uint32_t>(endpoint.ip.data())
+                   : LoadBigEndian<uint64_t>(endpoint.ip.data());
   return key;
 }
 

@@ -27,6 +27,7 @@
 #include "core/auth/datagram_auth.h"
 #include "core/auth/rate_limiter.h"
 #include "core/auth/scram.h"
+#include "core/base/big_endian.h"
 #include "core/client/client_session.h"
 #include "core/index/registry.h"
 #include "core/proto/protocol.h"
@@ -60,12 +61,6 @@ const CredentialStore& Credentials() {
     return created->release();
   }();
   return *store;
-}
-
-void WriteBigEndian(uint64_t value, std::span<uint8_t> out) {
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<uint8_t>(value >> (8 * (out.size() - 1 - i)));
-  }
 }
 
 // One daemon state, fresh per input.
@@ -112,8 +107,7 @@ class Conversation {
     if (clock_step != 0) handler_.Tick(now_);
     std::vector<uint8_t> datagram(bytes.begin(), bytes.end());
     if (seal && datagram.size() >= kHeaderSize) {
-      WriteBigEndian(session_id_,
-                     std::span(datagram).subspan(kSessionIdOffset, 8));
+      StoreBigEndian(session_id_, datagram.data() + kSessionIdOffset);
       // The body the fuzzer chose is what the handler decrypts and decodes.
       SealDatagram(keys_, Direction::kToDaemon, ++sequence_, datagram);
     }
