@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
@@ -33,14 +35,18 @@ bool IsBuiltinFlag(absl::string_view name) {
 // How many flag files deep one may name another.
 constexpr int kMaxFlagfileDepth = 8;
 
-// The path of a flagfile argument: "--flagfile=PATH" or "-flagfile=PATH"
-// (nullopt otherwise); "--flagfile"/"-flagfile" alone sets *takes_next.
-std::optional<std::string> FlagfilePath(absl::string_view arg,
+// The value of an argument of the builtin flag `name` ("flagfile",
+// "fromenv", "tryfromenv"): "--NAME=VALUE" or "-NAME=VALUE" (nullopt for
+// any other argument); "--NAME"/"-NAME" alone sets *takes_next.
+std::optional<std::string> BuiltinValue(absl::string_view arg,
+                                        absl::string_view name,
                                         bool* takes_next) {
   *takes_next = false;
-  for (absl::string_view prefix : {"--flagfile", "-flagfile"}) {
-    if (!absl::StartsWith(arg, prefix)) continue;
-    absl::string_view rest = arg.substr(prefix.size());
+  for (absl::string_view dashes : {"--", "-"}) {
+    if (!absl::StartsWith(arg, dashes)) continue;
+    absl::string_view rest = arg.substr(dashes.size());
+    if (!absl::StartsWith(rest, name)) continue;
+    rest.remove_prefix(name.size());
     if (rest.empty()) {
       *takes_next = true;
       return std::nullopt;
@@ -50,12 +56,67 @@ std::optional<std::string> FlagfilePath(absl::string_view arg,
   return std::nullopt;
 }
 
-// Arguments, each with the flag file it came from ("" for the command
-// line).
+// The flags that --fromenv=LIST (`required`) or --tryfromenv=LIST take from
+// the environment, as absl reads them: each NAME of the comma-separated
+// LIST from the variable FLAGS_NAME ("--NAME=VALUE", dashes in NAME read
+// as underscores, as on the command line). InvalidArgument for a variable
+// --fromenv names that is not set; --tryfromenv skips those.
+struct EnvironmentFlag {
+  std::string arg;       // "--NAME=VALUE"
+  std::string variable;  // "FLAGS_NAME"
+};
+absl::StatusOr<std::vector<EnvironmentFlag>> FlagsFromEnvironment(
+    absl::string_view list, bool required) {
+  std::vector<EnvironmentFlag> flags;
+  for (absl::string_view name : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    std::string variable = absl::StrCat("FLAGS_", name);
+    std::replace(variable.begin(), variable.end(), '-', '_');
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) {
+      if (!required) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--fromenv: ", variable, " is not set in the environment"));
+    }
+    flags.push_back({absl::StrCat("--", name, "=", value), variable});
+  }
+  return flags;
+}
+
+// Arguments, each with where it came from: "in FILE" for a flag file's,
+// "from FLAGS_NAME" for the environment's, "" for the command line's.
 struct Expanded {
   std::vector<std::string> args;
   std::vector<std::string> origins;
 };
+
+// If args[*i] is --fromenv=LIST or --tryfromenv=LIST (its list maybe the
+// next argument, which *i then passes), appends the flags it names
+// (FlagsFromEnvironment) to `out` in its place and returns true.
+absl::StatusOr<bool> ExpandFromEnvironment(const std::vector<std::string>& args,
+                                           size_t* i, Expanded& out) {
+  for (const bool required : {true, false}) {
+    bool takes_next = false;
+    std::optional<std::string> list = BuiltinValue(
+        args[*i], required ? "fromenv" : "tryfromenv", &takes_next);
+    if (takes_next) {
+      if (*i + 1 == args.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(args[*i], " needs a list of flag names"));
+      }
+      list = args[++*i];
+    }
+    if (!list.has_value()) continue;
+    absl::StatusOr<std::vector<EnvironmentFlag>> flags =
+        FlagsFromEnvironment(*list, required);
+    if (!flags.ok()) return flags.status();
+    for (EnvironmentFlag& flag : *flags) {
+      out.args.push_back(std::move(flag.arg));
+      out.origins.push_back(absl::StrCat("from ", flag.variable));
+    }
+    return true;
+  }
+  return false;
+}
 
 absl::Status ExpandInto(std::vector<std::string> args, size_t first,
                         const std::string& origin, int depth, Expanded& out) {
@@ -67,8 +128,13 @@ absl::Status ExpandInto(std::vector<std::string> args, size_t first,
       }
       return absl::OkStatus();
     }
+    absl::StatusOr<bool> from_environment =
+        ExpandFromEnvironment(args, &i, out);
+    if (!from_environment.ok()) return from_environment.status();
+    if (*from_environment) continue;
     bool takes_next = false;
-    std::optional<std::string> path = FlagfilePath(args[i], &takes_next);
+    std::optional<std::string> path =
+        BuiltinValue(args[i], "flagfile", &takes_next);
     if (takes_next) {
       if (i + 1 == args.size()) {
         return absl::InvalidArgumentError(
@@ -97,8 +163,8 @@ absl::Status ExpandInto(std::vector<std::string> args, size_t first,
       absl::StatusOr<std::vector<std::string>> flags =
           ParseFlagfile(*text, file);
       if (!flags.ok()) return flags.status();
-      if (absl::Status s =
-              ExpandInto(*std::move(flags), 0, file, depth + 1, out);
+      if (absl::Status s = ExpandInto(
+              *std::move(flags), 0, absl::StrCat("in ", file), depth + 1, out);
           !s.ok()) {
         return s;
       }
@@ -153,6 +219,72 @@ absl::StatusOr<Expanded> Expand(std::vector<std::string> args) {
   return out;
 }
 
+// What a value absl cannot parse is wrong with, if its parser said more
+// than that it is illegal.
+std::string ParseErrorDetail(absl::string_view error) {
+  const size_t detail = error.find("; ");
+  if (detail == absl::string_view::npos) return "";
+  return absl::StrCat(": ", error.substr(detail + 2));
+}
+
+// Sets every flag of `args` (NormaliseFlagSpelling of `expanded.args`, each
+// flag defined: FindUndefinedFlag) to its value, as absl's parser reads it
+// ("--NAME=VALUE", "--NAME VALUE", a yes-or-no flag's "--NAME" and
+// "--noNAME"), so that a value that does not parse, or is missing, is an
+// InvalidArgument naming the flag as the user spelt it and where it came
+// from. absl's parser, which sets them again after this, would print its
+// own message and exit with status 1 instead of a usage error's 2.
+absl::Status SetFlagValues(const std::vector<std::string>& args,
+                           const Expanded& expanded) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-' || arg == "-") continue;
+    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+    const size_t equals = arg.find('=');
+    const absl::string_view name = arg.substr(0, equals);
+    if (IsBuiltinFlag(name)) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    const bool negative = flag == nullptr && absl::StartsWith(name, "no");
+    if (negative) flag = absl::FindCommandLineFlag(name.substr(2));
+    if (flag == nullptr) continue;  // FindUndefinedFlag's to refuse
+    absl::string_view shown = expanded.args[i];
+    shown = shown.substr(0, shown.find('='));
+    const std::string& origin = expanded.origins[i];
+    const std::string where =
+        origin.empty() ? "" : absl::StrCat(" (", origin, ")");
+    std::string value;
+    if (equals != absl::string_view::npos) {
+      value = std::string(arg.substr(equals + 1));
+    }
+    if (flag->IsOfType<bool>()) {
+      if (negative && equals != absl::string_view::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(shown, " takes no value", where));
+      }
+      if (equals == absl::string_view::npos)
+        value.assign(1, negative ? '0' : '1');
+    } else if (negative) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag ", shown, " (--", flag->Name(),
+                       " is not a yes-or-no flag)", where));
+    } else if (equals == absl::string_view::npos) {
+      if (i + 1 == args.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(shown, " needs a value", where));
+      }
+      value = args[++i];
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid value '", value, "' for ", shown,
+                       ParseErrorDetail(error), where));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> ExpandFlagfiles(
@@ -191,7 +323,10 @@ absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
     const std::string& origin = expanded->origins[*bad];
     return absl::InvalidArgumentError(
         absl::StrCat("unknown flag ", expanded->args[*bad],
-                     origin.empty() ? "" : absl::StrCat(" (in ", origin, ")")));
+                     origin.empty() ? "" : absl::StrCat(" (", origin, ")")));
+  }
+  if (absl::Status s = SetFlagValues(normalised, *expanded); !s.ok()) {
+    return s;
   }
   std::vector<char*> raw;
   raw.reserve(normalised.size());

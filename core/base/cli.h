@@ -33,17 +33,23 @@ absl::StatusOr<std::vector<std::string>> ParseFlagfile(absl::string_view text,
 // `args` (argv[0] first) with every --flagfile=PATH ("--flagfile PATH",
 // one dash or two; PATH may list several files, comma-separated, as absl
 // allows) before any "--" replaced by the flags PATH holds
-// (ParseFlagfile), in place and recursively (at most 8 files deep), so
-// that a file's flags get the same spelling rules and checks as the
-// command line's. InvalidArgument naming the file when one cannot be read
-// or holds a line that is not a flag.
+// (ParseFlagfile), in place and recursively (at most 8 files deep), and
+// every --fromenv=LIST or --tryfromenv=LIST by "--NAME=VALUE" for each
+// NAME of LIST whose variable FLAGS_NAME is set, so that these flags get
+// the same spelling rules and checks as the command line's.
+// InvalidArgument naming the file when one cannot be read or holds a line
+// that is not a flag, or the variable when --fromenv names one not set.
 absl::StatusOr<std::vector<std::string>> ExpandFlagfiles(
     std::vector<std::string> args);
 
 // Parses the command line with absl, after ExpandFlagfiles,
-// NormaliseFlagSpelling and a FindUndefinedFlag check. Returns the
-// positional arguments (argv[0] left out), or InvalidArgument "unknown flag
-// --x" (with the user's spelling, and the flag file it came from).
+// NormaliseFlagSpelling, a FindUndefinedFlag check and a check of every
+// flag's value. Returns the positional arguments (argv[0] left out), or
+// InvalidArgument "unknown flag --x", "invalid value 'v' for --x" or "--x
+// needs a value" (with the user's spelling, and "(in FILE)" or "(from
+// FLAGS_x)" for a flag that came from a file or the environment): absl's
+// parser would exit 1 with its own message on any of these, where the
+// mains document a usage error's 2.
 absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
                                                                   char** argv);
 

@@ -150,6 +150,12 @@ TEST(CommandsTest, BadCommandLinesExitWithUsage) {
   ExpectFailure(
       run({"--server", server, "--user", "hans", "--password=x", "lap"}),
       kExitUsage);
+  // So is a value that is not of its flag's kind (absl's parser alone
+  // exited 1 on it), from the command line or the environment.
+  ExpectFailure(
+      run({"--server", server, "--user", "hans", "--json=maybe", "lap"}),
+      kExitUsage);
+  ExpectFailure(run({"--fromenv=server", "--user", "hans", "lap"}), kExitUsage);
   // No password source at all.
   ExpectFailure(
       RunToCompletion(

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -104,6 +105,19 @@ TEST(CheckConfigTest, RefusesBadFlagsAndABadStateFolder) {
       RunDaemonCommand({"check-config", "--commit-interval=0"}, dir.path())
           .exit_code,
       0);
+  // A value absl cannot parse: a usage error naming the flag, with the
+  // usage, not absl's own message and exit 1.
+  for (const auto& [flag, value] :
+       {std::pair{"--threads", "x"}, {"--commit-interval", "soon"}}) {
+    CommandResult bad = RunDaemonCommand(
+        {"check-config", absl::StrCat(flag, "=", value)}, dir.path());
+    EXPECT_EQ(bad.exit_code, 2) << flag;
+    EXPECT_TRUE(
+        absl::StartsWith(bad.err, absl::StrCat("peerconnectd: invalid value '",
+                                               value, "' for ", flag, "\n")))
+        << bad.err;
+    EXPECT_TRUE(absl::StrContains(bad.err, "usage:")) << bad.err;
+  }
   dir.WriteFile("not-a-folder", "x");
   CommandResult state = RunDaemonCommand(
       {"check-config", "--state_dir=not-a-folder"}, dir.path());

@@ -4,6 +4,7 @@
 // error naming the file.
 #include "core/base/cli.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +19,7 @@
 
 ABSL_FLAG(std::string, cli_test_dir, "", "a flag with an underscore");
 ABSL_FLAG(int, cli_test_count, 0, "another");
+ABSL_FLAG(bool, cli_test_switch, false, "a yes-or-no flag");
 
 namespace pcfs {
 namespace {
@@ -158,6 +160,122 @@ TEST(ParseCommandLineStrictlyTest, AnUnknownFlagNamesTheFileItIsIn) {
   rest = ParseCommandLineStrictly(2, argv.data());
   ASSERT_FALSE(rest.ok());
   EXPECT_EQ(rest.status().message(), "unknown flag --cli-test-bogus");
+}
+
+// ParseCommandLineStrictly of `argv_text` (argv[0] first).
+absl::StatusOr<Args> Parse(std::vector<std::string> argv_text) {
+  std::vector<char*> argv;
+  for (std::string& arg : argv_text) argv.push_back(arg.data());
+  return ParseCommandLineStrictly(static_cast<int>(argv.size()), argv.data());
+}
+
+// absl's parser prints its own message and exits 1 on a value it cannot
+// read; these are usage errors, naming the flag as the user spelt it.
+TEST(ParseCommandLineStrictlyTest, ABadOrMissingValueNamesTheFlag) {
+  absl::StatusOr<Args> rest = Parse({"prog", "--cli-test-count=abc"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(rest.status()));
+  EXPECT_EQ(rest.status().message(),
+            "invalid value 'abc' for --cli-test-count");
+
+  rest = Parse({"prog", "positional", "--cli_test_count"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(), "--cli_test_count needs a value");
+
+  Flagfiles files;
+  const std::string file = files.Write("bad-value", "--cli-test-count=1x\n");
+  rest = Parse({"prog", "--flagfile=" + file});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(
+      rest.status().message(),
+      absl::StrCat("invalid value '1x' for --cli-test-count (in ", file, ")"));
+
+  // A value in the next argument, as absl takes it.
+  rest = Parse({"prog", "--cli-test-count", "12", "positional"});
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, Args{"positional"});
+  EXPECT_EQ(absl::GetFlag(FLAGS_cli_test_count), 12);
+}
+
+TEST(ParseCommandLineStrictlyTest, AYesOrNoFlagTakesItsFormsOnly) {
+  absl::StatusOr<Args> rest = Parse({"prog", "--cli-test-switch"});
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_TRUE(absl::GetFlag(FLAGS_cli_test_switch));
+  rest = Parse({"prog", "--nocli_test_switch", "positional"});
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, Args{"positional"});  // not taken as a value
+  EXPECT_FALSE(absl::GetFlag(FLAGS_cli_test_switch));
+  rest = Parse({"prog", "--cli-test-switch=true"});
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_TRUE(absl::GetFlag(FLAGS_cli_test_switch));
+
+  rest = Parse({"prog", "--cli-test-switch=maybe"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(),
+            "invalid value 'maybe' for --cli-test-switch");
+  rest = Parse({"prog", "--nocli_test_switch=1"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(), "--nocli_test_switch takes no value");
+  rest = Parse({"prog", "--nocli_test_count"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(),
+            "unknown flag --nocli_test_count (--cli_test_count is not a "
+            "yes-or-no flag)");
+}
+
+// Sets an environment variable for the life of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    ::setenv(name, value, 1);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+// --fromenv and --tryfromenv were absl's alone: a variable missing or a
+// bad value exited 1 with absl's message.
+TEST(ParseCommandLineStrictlyTest, FlagsFromTheEnvironmentGetTheSameChecks) {
+  ::unsetenv("FLAGS_cli_test_dir");
+  ScopedEnv count("FLAGS_cli_test_count", "42");
+  absl::StatusOr<Args> rest =
+      Parse({"prog", "--fromenv=cli-test-count", "positional"});
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, Args{"positional"});
+  EXPECT_EQ(absl::GetFlag(FLAGS_cli_test_count), 42);
+
+  rest = Parse({"prog", "--fromenv", "cli_test_count,cli_test_dir"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(),
+            "--fromenv: FLAGS_cli_test_dir is not set in the environment");
+
+  absl::SetFlag(&FLAGS_cli_test_dir, "unchanged");
+  absl::SetFlag(&FLAGS_cli_test_count, 0);
+  rest = Parse({"prog", "--tryfromenv=cli_test_dir,cli_test_count"});
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(absl::GetFlag(FLAGS_cli_test_dir), "unchanged");
+  EXPECT_EQ(absl::GetFlag(FLAGS_cli_test_count), 42);
+
+  {
+    ScopedEnv bad("FLAGS_cli_test_count", "many");
+    rest = Parse({"prog", "--tryfromenv=cli_test_count"});
+    ASSERT_FALSE(rest.ok());
+    EXPECT_EQ(rest.status().message(),
+              "invalid value 'many' for --cli_test_count (from "
+              "FLAGS_cli_test_count)");
+  }
+  ScopedEnv unknown("FLAGS_cli_test_bogus", "1");
+  rest = Parse({"prog", "--fromenv=cli_test_bogus"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(),
+            "unknown flag --cli_test_bogus=1 (from FLAGS_cli_test_bogus)");
+  rest = Parse({"prog", "--fromenv"});
+  ASSERT_FALSE(rest.ok());
+  EXPECT_EQ(rest.status().message(), "--fromenv needs a list of flag names");
 }
 
 }  // namespace
