@@ -169,6 +169,12 @@ absl::StatusOr<Args> Parse(std::vector<std::string> argv_text) {
   return ParseCommandLineStrictly(static_cast<int>(argv.size()), argv.data());
 }
 
+// The message of Parse's error for `argv_text`, or "(parsed)".
+std::string ErrorOf(std::vector<std::string> argv_text) {
+  absl::StatusOr<Args> rest = Parse(std::move(argv_text));
+  return rest.ok() ? "(parsed)" : std::string(rest.status().message());
+}
+
 // absl's parser prints its own message and exits 1 on a value it cannot
 // read; these are usage errors, naming the flag as the user spelt it.
 TEST(ParseCommandLineStrictlyTest, ABadOrMissingValueNamesTheFlag) {
@@ -178,16 +184,13 @@ TEST(ParseCommandLineStrictlyTest, ABadOrMissingValueNamesTheFlag) {
   EXPECT_EQ(rest.status().message(),
             "invalid value 'abc' for --cli-test-count");
 
-  rest = Parse({"prog", "positional", "--cli_test_count"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(), "--cli_test_count needs a value");
+  EXPECT_EQ(ErrorOf({"prog", "positional", "--cli_test_count"}),
+            "--cli_test_count needs a value");
 
   Flagfiles files;
   const std::string file = files.Write("bad-value", "--cli-test-count=1x\n");
-  rest = Parse({"prog", "--flagfile=" + file});
-  ASSERT_FALSE(rest.ok());
   EXPECT_EQ(
-      rest.status().message(),
+      ErrorOf({"prog", "--flagfile=" + file}),
       absl::StrCat("invalid value '1x' for --cli-test-count (in ", file, ")"));
 
   // A value in the next argument, as absl takes it.
@@ -209,16 +212,11 @@ TEST(ParseCommandLineStrictlyTest, AYesOrNoFlagTakesItsFormsOnly) {
   ASSERT_TRUE(rest.ok()) << rest.status();
   EXPECT_TRUE(absl::GetFlag(FLAGS_cli_test_switch));
 
-  rest = Parse({"prog", "--cli-test-switch=maybe"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(),
+  EXPECT_EQ(ErrorOf({"prog", "--cli-test-switch=maybe"}),
             "invalid value 'maybe' for --cli-test-switch");
-  rest = Parse({"prog", "--nocli_test_switch=1"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(), "--nocli_test_switch takes no value");
-  rest = Parse({"prog", "--nocli_test_count"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(),
+  EXPECT_EQ(ErrorOf({"prog", "--nocli_test_switch=1"}),
+            "--nocli_test_switch takes no value");
+  EXPECT_EQ(ErrorOf({"prog", "--nocli_test_count"}),
             "unknown flag --nocli_test_count (--cli_test_count is not a "
             "yes-or-no flag)");
 }
@@ -248,9 +246,7 @@ TEST(ParseCommandLineStrictlyTest, FlagsFromTheEnvironmentGetTheSameChecks) {
   EXPECT_EQ(*rest, Args{"positional"});
   EXPECT_EQ(absl::GetFlag(FLAGS_cli_test_count), 42);
 
-  rest = Parse({"prog", "--fromenv", "cli_test_count,cli_test_dir"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(),
+  EXPECT_EQ(ErrorOf({"prog", "--fromenv", "cli_test_count,cli_test_dir"}),
             "--fromenv: FLAGS_cli_test_dir is not set in the environment");
 
   absl::SetFlag(&FLAGS_cli_test_dir, "unchanged");
@@ -262,20 +258,15 @@ TEST(ParseCommandLineStrictlyTest, FlagsFromTheEnvironmentGetTheSameChecks) {
 
   {
     ScopedEnv bad("FLAGS_cli_test_count", "many");
-    rest = Parse({"prog", "--tryfromenv=cli_test_count"});
-    ASSERT_FALSE(rest.ok());
-    EXPECT_EQ(rest.status().message(),
+    EXPECT_EQ(ErrorOf({"prog", "--tryfromenv=cli_test_count"}),
               "invalid value 'many' for --cli_test_count (from "
               "FLAGS_cli_test_count)");
   }
   ScopedEnv unknown("FLAGS_cli_test_bogus", "1");
-  rest = Parse({"prog", "--fromenv=cli_test_bogus"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(),
+  EXPECT_EQ(ErrorOf({"prog", "--fromenv=cli_test_bogus"}),
             "unknown flag --cli_test_bogus=1 (from FLAGS_cli_test_bogus)");
-  rest = Parse({"prog", "--fromenv"});
-  ASSERT_FALSE(rest.ok());
-  EXPECT_EQ(rest.status().message(), "--fromenv needs a list of flag names");
+  EXPECT_EQ(ErrorOf({"prog", "--fromenv"}),
+            "--fromenv needs a list of flag names");
 }
 
 }  // namespace
