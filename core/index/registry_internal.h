@@ -38,8 +38,10 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <random>
 #include <span>
 #include <string>
@@ -250,9 +252,25 @@ class UserTable {
  public:
   static constexpr uint32_t kNoUser = 0xffffffff;
 
-  UserTable() : chunks_(new std::unique_ptr<std::string[]>[kMaxChunks]) {}
+  // The chunk slots come from calloc, not a value-initialised new[]: an
+  // allocation this large is fresh, zeroed memory from mmap, so a table
+  // touches only the slots it uses, where new[] wrote all 128 KiB (and a
+  // fuzz target that makes a registry per input spent most of its time
+  // there, tests/fuzz/journal_fuzz.cc).
+  UserTable()
+      : chunks_(static_cast<std::string**>(
+            std::calloc(kMaxChunks, sizeof(std::string*)))) {
+    if (chunks_ == nullptr) throw std::bad_alloc();
+  }
   UserTable(const UserTable&) = delete;
   UserTable& operator=(const UserTable&) = delete;
+  ~UserTable() {
+    MutexLock lock(&mu_);
+    for (uint32_t chunk = 0; chunk * kChunkUsers < count_; ++chunk) {
+      delete[] chunks_[chunk];
+    }
+    std::free(chunks_);
+  }
 
   // The id of `user`, made if it has none yet. kNoUser only once
   // kMaxChunks * kChunkUsers ids exist.
@@ -262,8 +280,8 @@ class UserTable {
     if (it != ids_.end()) return *it;
     if (count_ == kMaxChunks * kChunkUsers) return kNoUser;
     const uint32_t id = count_;
-    std::unique_ptr<std::string[]>& chunk = chunks_[id / kChunkUsers];
-    if (chunk == nullptr) chunk = std::make_unique<std::string[]>(kChunkUsers);
+    std::string*& chunk = chunks_[id / kChunkUsers];
+    if (chunk == nullptr) chunk = new std::string[kChunkUsers];
     chunk[id % kChunkUsers].assign(user.data(), user.size());
     ++count_;  // before the insert, which reads the name through NameOf
     ids_.insert(id);
@@ -310,8 +328,10 @@ class UserTable {
   absl::flat_hash_set<uint32_t, IdHash, IdEq> ids_ ABSL_GUARDED_BY(mu_){
       0, IdHash{this}, IdEq{this}};
   uint32_t count_ ABSL_GUARDED_BY(mu_) = 0;
-  // kMaxChunks slots; a chunk is made under mu_ and never moves or goes.
-  const std::unique_ptr<std::unique_ptr<std::string[]>[]> chunks_;
+  // kMaxChunks slots, each null or a chunk of kChunkUsers names (owned:
+  // the destructor frees them); a chunk is made under mu_ and never moves
+  // or goes while the table lives.
+  std::string** const chunks_;
 };
 
 // A name as the user side of the registry refers to it, in 4 bytes: its
