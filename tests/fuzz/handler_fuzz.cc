@@ -173,6 +173,26 @@ class Conversation {
 }  // namespace
 }  // namespace pcfs
 
+// libFuzzer scans for leaks (LeakSanitizer, the whole heap) after any input
+// that allocated more than it freed. The thread's cipher cache
+// (core/auth/datagram_auth.cc) makes an entry's ciphers on the entry's
+// first use, and each input's login brings new keys, so until all its
+// 4,096 entries were in use nearly every input was scanned: 92 inputs/s
+// over 20 s from the seeds, against 398 with -detect_leaks=0, and the
+// suite's 10 s ran some 800 inputs. Sealing under 64 Ki distinct keys
+// first (128 a set of the cache) puts every entry to use; the entries are
+// keyed again for new keys from then on, which allocates nothing.
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  pcfs::DatagramKeys keys;
+  std::array<uint8_t, pcfs::protocol::kHeaderSize> datagram{};
+  for (uint32_t i = 0; i < (1u << 16); ++i) {
+    pcfs::StoreBigEndian(i, keys.to_daemon.data());
+    pcfs::SealDatagram(keys, pcfs::Direction::kToDaemon, 1, datagram);
+    pcfs::SealDatagram(keys, pcfs::Direction::kToClient, 1, datagram);
+  }
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> input(data, size);
   pcfs::Conversation conversation;
