@@ -10,12 +10,18 @@
 namespace pcfs {
 
 TicketKeyCache::TicketKeyCache()
-    : ids_(std::make_unique<Ids[]>(kSets)),
-      entries_(std::make_unique<Entry[]>(kSets * kWays)),
-      next_way_(std::make_unique<uint8_t[]>(kSets)) {}
+    : ids_(kSets), entries_(kSets * kWays), next_way_(kSets) {}
 
 TicketKeyCache::~TicketKeyCache() {
-  OPENSSL_cleanse(entries_.get(), kSets * kWays * sizeof(Entry));
+  // The ways ever used (a way keeps its id once set): wiping the others
+  // would only fault in pages that never held a key.
+  for (size_t set = 0; set < kSets; ++set) {
+    for (size_t way = 0; way < kWays; ++way) {
+      if (ids_[set].of[way] != 0) {
+        OPENSSL_cleanse(&entries_[set * kWays + way], sizeof(Entry));
+      }
+    }
+  }
   OPENSSL_cleanse(&uncached_, sizeof(uncached_));
 }
 

@@ -24,10 +24,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 
 #include "core/auth/hmac_sha256.h"
 #include "core/auth/scram.h"
+#include "core/base/zeroed_array.h"
 
 namespace pcfs {
 
@@ -63,10 +63,11 @@ class TicketKeyCache {
 
   static size_t SetOf(uint64_t session_id);
 
-  std::unique_ptr<Ids[]> ids_;
-  std::unique_ptr<Entry[]> entries_;     // kSets * kWays, set by set
-  std::unique_ptr<uint8_t[]> next_way_;  // per set: the way to replace next
-  Entry uncached_;                       // MacKeyOf(0, ...)'s answer
+  // Zeroed pages, touched as sets fill (core/base/zeroed_array.h).
+  ZeroedArray<Ids> ids_;
+  ZeroedArray<Entry> entries_;     // kSets * kWays, set by set
+  ZeroedArray<uint8_t> next_way_;  // per set: the way to replace next
+  Entry uncached_;                 // MacKeyOf(0, ...)'s answer
   uint64_t derivations_ = 0;
 };
 

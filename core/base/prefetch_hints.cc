@@ -23,7 +23,7 @@ constinit thread_local SessionHints::Entry* SessionHints::recording_ = nullptr;
 
 SessionHints::SessionHints(size_t sessions)
     : mask_(PowerOfTwoAtLeast(std::max<size_t>(sessions, 1)) - 1),
-      entries_(new Entry[mask_ + 1]) {}
+      entries_(mask_ + 1) {}
 
 SessionHints::~SessionHints() = default;
 

@@ -28,9 +28,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <utility>
 #include <vector>
+
+#include "core/base/zeroed_array.h"
 
 namespace pcfs {
 
@@ -81,7 +82,8 @@ class SessionHints {
 
   static constinit thread_local Entry* recording_;
   const size_t mask_;
-  const std::unique_ptr<Entry[]> entries_;
+  // Zeroed pages, touched as sessions are noted (core/base/zeroed_array.h).
+  mutable ZeroedArray<Entry> entries_;
 };
 
 // Notes that handling the current datagram read `bytes` at `address` (see

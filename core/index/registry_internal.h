@@ -38,10 +38,8 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <random>
 #include <span>
 #include <string>
@@ -56,6 +54,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/base/big_endian.h"
 #include "core/base/mutex_lock.h"
+#include "core/base/zeroed_array.h"
 #include "core/index/registry.h"
 #include "core/index/search_index.h"
 
@@ -252,16 +251,11 @@ class UserTable {
  public:
   static constexpr uint32_t kNoUser = 0xffffffff;
 
-  // The chunk slots come from calloc, not a value-initialised new[]: an
-  // allocation this large is fresh, zeroed memory from mmap, so a table
-  // touches only the slots it uses, where new[] wrote all 128 KiB (and a
-  // fuzz target that makes a registry per input spent most of its time
-  // there, tests/fuzz/journal_fuzz.cc).
-  UserTable()
-      : chunks_(static_cast<std::string**>(
-            std::calloc(kMaxChunks, sizeof(std::string*)))) {
-    if (chunks_ == nullptr) throw std::bad_alloc();
-  }
+  // The chunk slots are zeroed pages (core/base/zeroed_array.h), not a
+  // value-initialised new[]: a table touches only the slots it uses, where
+  // new[] wrote all 128 KiB (and a fuzz target that makes three registries
+  // an input spent most of its time there, tests/fuzz/journal_fuzz.cc).
+  UserTable() : chunks_(kMaxChunks) {}
   UserTable(const UserTable&) = delete;
   UserTable& operator=(const UserTable&) = delete;
   ~UserTable() {
@@ -269,7 +263,6 @@ class UserTable {
     for (uint32_t chunk = 0; chunk * kChunkUsers < count_; ++chunk) {
       delete[] chunks_[chunk];
     }
-    std::free(chunks_);
   }
 
   // The id of `user`, made if it has none yet. kNoUser only once
@@ -331,7 +324,7 @@ class UserTable {
   // kMaxChunks slots, each null or a chunk of kChunkUsers names (owned:
   // the destructor frees them); a chunk is made under mu_ and never moves
   // or goes while the table lives.
-  std::string** const chunks_;
+  ZeroedArray<std::string*> chunks_;
 };
 
 // A name as the user side of the registry refers to it, in 4 bytes: its
