@@ -17,7 +17,8 @@
 // never reuse one.
 //
 // Per thread, not per session: the session table stays 64 bytes a session
-// smaller. About 210 KB, allocated once. Not thread-safe. Pure (no I/O).
+// smaller. About 210 KB, mapped once in zeroed pages that are touched as
+// its sets fill (core/base/zeroed_array.h). Not thread-safe. Pure (no I/O).
 #ifndef PCFS_CORE_AUTH_TICKET_KEY_CACHE_H_
 #define PCFS_CORE_AUTH_TICKET_KEY_CACHE_H_
 
