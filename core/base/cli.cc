@@ -32,6 +32,39 @@ bool IsBuiltinFlag(absl::string_view name) {
   return false;
 }
 
+// A flag argument as absl reads it: "--NAME" or "--NAME=VALUE", one dash
+// or two.
+struct FlagArgument {
+  absl::string_view name;   // as written: "noverbose" for --noverbose
+  bool has_value = false;   // "=VALUE" follows the name
+  absl::string_view value;  // VALUE
+  bool builtin = false;     // one of absl's own (IsBuiltinFlag)
+  // The flag it sets (of NAME, or of what follows "no" in a negative form),
+  // or null for a flag nobody defined.
+  absl::CommandLineFlag* flag = nullptr;
+  bool negative = false;  // "--noNAME" of a defined NAME
+};
+
+// `arg` read as a flag; nullopt for an argument that is none ("x", "-").
+// The caller stops at "--".
+std::optional<FlagArgument> ReadFlagArgument(absl::string_view arg) {
+  if (arg.size() < 2 || arg[0] != '-' || arg == "-") return std::nullopt;
+  arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+  FlagArgument flag;
+  const size_t equals = arg.find('=');
+  flag.name = arg.substr(0, equals);
+  flag.has_value = equals != absl::string_view::npos;
+  if (flag.has_value) flag.value = arg.substr(equals + 1);
+  flag.builtin = IsBuiltinFlag(flag.name);
+  if (flag.builtin) return flag;
+  flag.flag = absl::FindCommandLineFlag(flag.name);
+  if (flag.flag == nullptr && absl::StartsWith(flag.name, "no")) {
+    flag.flag = absl::FindCommandLineFlag(flag.name.substr(2));
+    flag.negative = flag.flag != nullptr;
+  }
+  return flag;
+}
+
 // How many flag files deep one may name another.
 constexpr int kMaxFlagfileDepth = 8;
 
@@ -54,6 +87,21 @@ std::optional<std::string> BuiltinValue(absl::string_view arg,
     if (rest[0] == '=') return std::string(rest.substr(1));
   }
   return std::nullopt;
+}
+
+// If args[*i] is the builtin flag `name`, its value: after the "=", or
+// the next argument, which *i then passes. InvalidArgument "ARG needs
+// WHAT" when there is no next argument.
+absl::StatusOr<std::optional<std::string>> TakeBuiltinValue(
+    const std::vector<std::string>& args, size_t* i, absl::string_view name,
+    absl::string_view what) {
+  bool takes_next = false;
+  std::optional<std::string> value = BuiltinValue(args[*i], name, &takes_next);
+  if (!takes_next) return value;
+  if (*i + 1 == args.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(args[*i], " needs ", what));
+  }
+  return args[++*i];
 }
 
 // The flags that --fromenv=LIST (`required`) or --tryfromenv=LIST take from
@@ -95,19 +143,12 @@ struct Expanded {
 absl::StatusOr<bool> ExpandFromEnvironment(const std::vector<std::string>& args,
                                            size_t* i, Expanded& out) {
   for (const bool required : {true, false}) {
-    bool takes_next = false;
-    std::optional<std::string> list = BuiltinValue(
-        args[*i], required ? "fromenv" : "tryfromenv", &takes_next);
-    if (takes_next) {
-      if (*i + 1 == args.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(args[*i], " needs a list of flag names"));
-      }
-      list = args[++*i];
-    }
-    if (!list.has_value()) continue;
+    absl::StatusOr<std::optional<std::string>> list = TakeBuiltinValue(
+        args, i, required ? "fromenv" : "tryfromenv", "a list of flag names");
+    if (!list.ok()) return list.status();
+    if (!list->has_value()) continue;
     absl::StatusOr<std::vector<EnvironmentFlag>> flags =
-        FlagsFromEnvironment(*list, required);
+        FlagsFromEnvironment(**list, required);
     if (!flags.ok()) return flags.status();
     for (EnvironmentFlag& flag : *flags) {
       out.args.push_back(std::move(flag.arg));
@@ -132,23 +173,16 @@ absl::Status ExpandInto(std::vector<std::string> args, size_t first,
         ExpandFromEnvironment(args, &i, out);
     if (!from_environment.ok()) return from_environment.status();
     if (*from_environment) continue;
-    bool takes_next = false;
-    std::optional<std::string> path =
-        BuiltinValue(args[i], "flagfile", &takes_next);
-    if (takes_next) {
-      if (i + 1 == args.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(args[i], " needs a file"));
-      }
-      path = args[++i];
-    }
-    if (!path.has_value()) {
+    absl::StatusOr<std::optional<std::string>> path =
+        TakeBuiltinValue(args, &i, "flagfile", "a file");
+    if (!path.ok()) return path.status();
+    if (!path->has_value()) {
       out.args.push_back(std::move(args[i]));
       out.origins.push_back(origin);
       continue;
     }
     // As absl: several files, comma-separated, read in turn.
-    for (absl::string_view one : absl::StrSplit(*path, ',')) {
+    for (absl::string_view one : absl::StrSplit(**path, ',')) {
       const std::string file(one);
       if (depth == kMaxFlagfileDepth) {
         return absl::InvalidArgumentError(
@@ -237,38 +271,27 @@ std::string ParseErrorDetail(absl::string_view error) {
 absl::Status SetFlagValues(const std::vector<std::string>& args,
                            const Expanded& expanded) {
   for (size_t i = 1; i < args.size(); ++i) {
-    absl::string_view arg = args[i];
-    if (arg == "--") break;
-    if (arg.size() < 2 || arg[0] != '-' || arg == "-") continue;
-    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
-    const size_t equals = arg.find('=');
-    const absl::string_view name = arg.substr(0, equals);
-    if (IsBuiltinFlag(name)) continue;
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    const bool negative = flag == nullptr && absl::StartsWith(name, "no");
-    if (negative) flag = absl::FindCommandLineFlag(name.substr(2));
-    if (flag == nullptr) continue;  // FindUndefinedFlag's to refuse
+    if (args[i] == "--") break;
+    const std::optional<FlagArgument> arg = ReadFlagArgument(args[i]);
+    // Builtins are absl's; an undefined flag is FindUndefinedFlag's.
+    if (!arg.has_value() || arg->builtin || arg->flag == nullptr) continue;
     absl::string_view shown = expanded.args[i];
     shown = shown.substr(0, shown.find('='));
     const std::string& origin = expanded.origins[i];
     const std::string where =
         origin.empty() ? "" : absl::StrCat(" (", origin, ")");
-    std::string value;
-    if (equals != absl::string_view::npos) {
-      value = std::string(arg.substr(equals + 1));
-    }
-    if (flag->IsOfType<bool>()) {
-      if (negative && equals != absl::string_view::npos) {
+    std::string value(arg->value);
+    if (arg->flag->IsOfType<bool>()) {
+      if (arg->negative && arg->has_value) {
         return absl::InvalidArgumentError(
             absl::StrCat(shown, " takes no value", where));
       }
-      if (equals == absl::string_view::npos)
-        value.assign(1, negative ? '0' : '1');
-    } else if (negative) {
+      if (!arg->has_value) value.assign(1, arg->negative ? '0' : '1');
+    } else if (arg->negative) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag ", shown, " (--", flag->Name(),
+          absl::StrCat("unknown flag ", shown, " (--", arg->flag->Name(),
                        " is not a yes-or-no flag)", where));
-    } else if (equals == absl::string_view::npos) {
+    } else if (!arg->has_value) {
       if (i + 1 == args.size()) {
         return absl::InvalidArgumentError(
             absl::StrCat(shown, " needs a value", where));
@@ -276,7 +299,7 @@ absl::Status SetFlagValues(const std::vector<std::string>& args,
       value = args[++i];
     }
     std::string error;
-    if (!flag->ParseFrom(value, &error)) {
+    if (!arg->flag->ParseFrom(value, &error)) {
       return absl::InvalidArgumentError(
           absl::StrCat("invalid value '", value, "' for ", shown,
                        ParseErrorDetail(error), where));
@@ -296,19 +319,9 @@ absl::StatusOr<std::vector<std::string>> ExpandFlagfiles(
 
 std::optional<size_t> FindUndefinedFlag(const std::vector<std::string>& args) {
   for (size_t i = 1; i < args.size(); ++i) {
-    absl::string_view arg = args[i];
-    if (arg == "--") break;
-    if (arg.size() < 2 || arg[0] != '-' || arg == "-") continue;
-    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
-    absl::string_view name = arg.substr(0, arg.find('='));
-    if (IsBuiltinFlag(name) || absl::FindCommandLineFlag(name) != nullptr) {
-      continue;
-    }
-    if (absl::StartsWith(name, "no") &&
-        absl::FindCommandLineFlag(name.substr(2)) != nullptr) {
-      continue;
-    }
-    return i;
+    if (args[i] == "--") break;
+    const std::optional<FlagArgument> arg = ReadFlagArgument(args[i]);
+    if (arg.has_value() && !arg->builtin && arg->flag == nullptr) return i;
   }
   return std::nullopt;
 }
