@@ -131,6 +131,9 @@ constexpr char kHelp[] =
     "                         Redis's default user)\n"
     "  --commit-interval=2ms  group commit: least time between two journal\n"
     "                         batches while pub/unp keep coming (0: none)\n"
+    "  --flagfile=FILE        more flags, one --flag=value a line\n"
+    "  --fromenv=NAME,...     flags from $FLAGS_NAME (--tryfromenv: those\n"
+    "                         that are set)\n"
     "  -h, --help             this help;  --version  the version\n"
     "signals: SIGHUP reloads the credentials; SIGTERM stops. "
     "See peerconnectd(8).";

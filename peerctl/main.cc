@@ -81,6 +81,8 @@ constexpr char kUsage[] =
     "  --timeout DURATION     bound a one-shot COMMAND (e.g. 5s, 500ms)\n"
     "  --plaintext-transfers  serve files unencrypted (plain HTTP); only for\n"
     "                         trusted networks and benchmarks\n"
+    "  --fromenv NAME,...     flags from $FLAGS_NAME (--tryfromenv: those\n"
+    "                         that are set)\n"
     "  -h, --help             this help;  --version  the version\n"
     "settings: flags, then PEERCTL_SERVER / PEERCTL_USER, then "
     "$XDG_CONFIG_HOME/peerconnect/peerctl.conf\n"

@@ -331,6 +331,8 @@ TEST(CommandLineTest, HelpAndVersionForBothBinaries) {
       CommandResult help = RunToCompletion({{binary, flag}, "/", {}});
       EXPECT_EQ(help.exit_code, 0) << binary << " " << flag << help.err;
       EXPECT_TRUE(absl::StartsWith(help.out, "usage: ")) << help.out;
+      // Flags from the environment pass the same checks (core/base/cli.h).
+      EXPECT_TRUE(absl::StrContains(help.out, "\n  --fromenv")) << help.out;
       EXPECT_EQ(help.err, "");
     }
     CommandResult version = RunToCompletion({{binary, "--version"}, "/", {}});
