@@ -374,7 +374,6 @@ int main(int argc, char** argv) {
   if (!state_dir_given) options.state_dir = "peerconnect-state";
   options.io = absl::GetFlag(FLAGS_io);
   options.threads = absl::GetFlag(FLAGS_threads);
-  if (options.threads < 0) return Usage("--threads must be 0 or more");
   options.verbose = absl::GetFlag(FLAGS_verbose);
   options.metrics = absl::GetFlag(FLAGS_metrics);
   options.recover = absl::GetFlag(FLAGS_recover);
@@ -387,19 +386,10 @@ int main(int argc, char** argv) {
     return Usage(
         "--state-dir has no use with --redis: publications live in Redis");
   }
-  if (!options.redis.empty() && options.recover) {
-    return Usage(
-        "--recover repairs the state folder, which --redis does not "
-        "use");
-  }
-  if (options.redis_timeout <= absl::ZeroDuration()) {
-    return Usage("--redis-timeout must be > 0");
-  }
-  if (absl::Status s = pcfs::CheckRedisLogin(options); !s.ok()) {
-    return Usage(std::string(s.message()));
-  }
-  if (absl::Status s = pcfs::CheckCommitInterval(options.commit_interval);
-      !s.ok()) {
+  // Every flag that needs no file to check (an unknown --io, an address
+  // that does not parse, ...) is a usage error, as a value that does not
+  // parse as its type already is.
+  if (absl::Status s = pcfs::CheckOptions(options); !s.ok()) {
     return Usage(std::string(s.message()));
   }
   if (check_only) {

@@ -137,8 +137,32 @@ RateLimiter::Options LoginBudget() {
 #define PCFS_VERSION "unknown"
 #endif
 
-// Checks the options that need no file: the I/O backend's name, the thread
-// count, the bind and metrics addresses, the commit interval.
+// A daemon id for the cluster: 16 random hex digits, new at every start
+// (the sessions of a daemon that restarts are those of a new daemon; its
+// old id's liveness lapses and its claims are freed).
+absl::StatusOr<std::string> NewDaemonId() {
+  uint8_t bytes[8];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return absl::InternalError("RAND_bytes failed for the daemon id");
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+// The Redis password's file, readable by any user of the machine, is
+// worth a warning (the daemon's own group may read it: root:peerconnect
+// 0640 under the Debian package).
+void WarnIfOthersRead(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0) {
+    LogWarning("peerconnectd: ", path,
+               " (the Redis password) is readable by every user of this "
+               "machine; chmod o-r it");
+  }
+}
+
+}  // namespace
+
 absl::Status CheckOptions(const ServerOptions& options) {
   if (options.io != "auto" && options.io != "uring" && options.io != "epoll") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -177,39 +201,13 @@ absl::Status CheckOptions(const ServerOptions& options) {
           "--recover repairs the state folder, which --redis does not use "
           "(publications live in Redis)");
     }
-    if (options.redis_timeout <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError("--redis-timeout must be > 0");
-    }
+  }
+  if (options.redis_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--redis-timeout must be > 0");
   }
   if (absl::Status s = CheckRedisLogin(options); !s.ok()) return s;
   return CheckCommitInterval(options.commit_interval);
 }
-
-// A daemon id for the cluster: 16 random hex digits, new at every start
-// (the sessions of a daemon that restarts are those of a new daemon; its
-// old id's liveness lapses and its claims are freed).
-absl::StatusOr<std::string> NewDaemonId() {
-  uint8_t bytes[8];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
-    return absl::InternalError("RAND_bytes failed for the daemon id");
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
-}
-
-// The Redis password's file, readable by any user of the machine, is
-// worth a warning (the daemon's own group may read it: root:peerconnect
-// 0640 under the Debian package).
-void WarnIfOthersRead(const std::string& path) {
-  struct stat info;
-  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0) {
-    LogWarning("peerconnectd: ", path,
-               " (the Redis password) is readable by every user of this "
-               "machine; chmod o-r it");
-  }
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> CheckConfiguration(const ServerOptions& options) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;

@@ -89,6 +89,13 @@ struct ServerOptions {
   absl::Duration commit_interval = kDefaultCommitInterval;
 };
 
+// Checks the options that need no file, as the command line gives them:
+// the I/O backend's name, the thread count, the bind, metrics and Redis
+// addresses, the Redis login flags, the commit interval. InvalidArgument,
+// naming the flag; peerconnectd reports it as a usage error (exit 2).
+// Server::Create() and CheckConfiguration() check it again. Pure.
+absl::Status CheckOptions(const ServerOptions& options);
+
 // Checks what Server::Create() would load, without starting or changing
 // anything: the options, the credentials file and the state folder. Returns
 // a one-line summary ("N users, M publications"). For

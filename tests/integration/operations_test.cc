@@ -84,14 +84,27 @@ TEST(CheckConfigTest, RefusesABadCredentialsFileAndSaysWhere) {
 TEST(CheckConfigTest, RefusesBadFlagsAndABadStateFolder) {
   TempDir dir;
   dir.WriteFile("credentials.txt", "hans hanspass\n");
-  CommandResult io =
-      RunDaemonCommand({"check-config", "--io=poll"}, dir.path());
-  EXPECT_EQ(io.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(io.err, "--io")) << io.err;
-  CommandResult metrics =
-      RunDaemonCommand({"check-config", "--metrics=9650"}, dir.path());
-  EXPECT_EQ(metrics.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(metrics.err, "--metrics")) << metrics.err;
+  // A value of the right type that no daemon could use is a usage error
+  // too, caught before any file is read: from check-config and from a
+  // start alike.
+  for (const auto& [flag, message] : {
+           std::pair{"--io=poll",
+                     "--io must be auto, uring or epoll, not "
+                     "'poll'"},
+           {"--metrics=9650", "--metrics wants ADDRESS:PORT"},
+           {"--bind=notanaddress", "--bind: "},
+           {"--redis=localhost", "--redis: 'localhost' is not HOST:PORT"},
+           {"--redis-timeout=0", "--redis-timeout must be > 0"},
+       }) {
+    for (const char* command : {"check-config", "--port=0"}) {
+      CommandResult bad = RunDaemonCommand({command, flag}, dir.path());
+      EXPECT_EQ(bad.exit_code, 2) << command << " " << flag;
+      EXPECT_TRUE(
+          absl::StartsWith(bad.err, absl::StrCat("peerconnectd: ", message)))
+          << bad.err;
+      EXPECT_TRUE(absl::StrContains(bad.err, "usage:")) << bad.err;
+    }
+  }
   for (const char* interval :
        {"--commit-interval=2s", "--commit-interval=-1ms"}) {
     CommandResult commit =
