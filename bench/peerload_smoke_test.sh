@@ -6,7 +6,8 @@
 #   seals each request and opens its echo, so a request that the echo did
 #   not give back whole, or a mismatch of keys, would time out);
 # - peerload --echo-cgroup naming no cgroup: refused with a message;
-# - bench/measure/overload.sh: --help, and its refusals of bad arguments.
+# - bench/measure/overload.sh: --help, and its refusals of bad arguments;
+# - the tools' refusals of a bad flag or value (exit 2).
 #   bench/peerload_smoke_test.sh BUILD_DIR
 set -euo pipefail
 build=${1:?usage: peerload_smoke_test.sh BUILD_DIR}
@@ -63,5 +64,18 @@ for args in "" "$build" "$build $tmp abc" "$build $tmp 0" "/nonexistent $tmp"; d
   [ "$status" -eq 2 ] || fail "overload.sh $args: exit $status, not 2"
   grep -q "^overload.sh: " "$tmp/overload.log" ||
     fail "overload.sh $args: no message"
+done
+# A bad flag or value is a usage error of the tool, exit 2, named.
+for cmd in "peerload --peers=x" "peerload --compare-raw=2" "peerload --bogus" \
+           "peerload extra" "udp_echo --port=abc" "stall_probe --duration" \
+           "rawcopy --splice=maybe" "cluster_propagation --count=many"; do
+  read -r -a words <<< "$cmd"
+  tool=${words[0]}
+  status=0
+  "$build/bench/$tool" "${words[@]:1}" > /dev/null 2> "$tmp/flags.log" ||
+    status=$?
+  [ "$status" -eq 2 ] || fail "$cmd: exit $status, not 2"
+  grep -q "^$tool: .*--\|^$tool: unexpected argument 'extra'" "$tmp/flags.log" ||
+    fail "$cmd: no message naming it: $(cat "$tmp/flags.log")"
 done
 echo "peerload_smoke_test: passed"

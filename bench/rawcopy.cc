@@ -40,7 +40,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +47,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/base/cli.h"
 #include "core/base/clock.h"
 #include "core/base/unique_fd.h"
 
@@ -307,10 +307,11 @@ int Run(const std::string& in_path, const std::string& out_path, bool splice) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "loopback copy baseline: rawcopy --file PATH --out PATH [--splice]");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const std::vector<std::string> args =
+      pcfs::ParseCommandLineOrExit(argc, argv);
   const std::string file = absl::GetFlag(FLAGS_file);
   const std::string out = absl::GetFlag(FLAGS_out);
-  if (args.size() != 1 || file.empty() || out.empty()) {
+  if (!args.empty() || file.empty() || out.empty()) {
     std::fprintf(stderr, "usage: rawcopy --file PATH --out PATH [--splice]\n");
     return 2;
   }

@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "core/base/cli.h"
 #include "core/base/log.h"
 
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "how long to probe");
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       "stall_probe: counts how often, and how long, the machine keeps a "
       "ready real-time thread off each CPU. Usage: stall_probe "
       "[--duration=5s] [--sleep=200us]");
-  absl::ParseCommandLine(argc, argv);
+  pcfs::ParseCommandLineOrExit(argc, argv);
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
   const absl::Duration sleep = absl::GetFlag(FLAGS_sleep);
   if (duration <= absl::ZeroDuration() || duration > absl::Minutes(10)) {

@@ -28,11 +28,11 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "core/base/cli.h"
 #include "core/base/log.h"
 #include "core/base/unique_fd.h"
 #include "core/io/net.h"
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
       "the raw UDP baseline for peerload: echoes every datagram. Usage: "
       "udp_echo [--port=P] [--bind=ADDR] [--threads=N] [--duration=D] "
       "[--cpu=LIST]");
-  absl::ParseCommandLine(argc, argv);
+  pcfs::ParseCommandLineOrExit(argc, argv);
   const int port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) {
     return Fail(absl::InvalidArgumentError("--port must be 0..65535"));

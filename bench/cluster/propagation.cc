@@ -23,12 +23,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/base/cli.h"
 #include "core/io/net.h"
 #include "peerctl/client.h"
 
@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<pcfs::ControlClient>> LogIn(
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "cluster_propagation --servers A,B[,...] --password P [--count N]");
-  absl::ParseCommandLine(argc, argv);
+  pcfs::ParseCommandLineOrExit(argc, argv);
   const std::vector<std::string> servers =
       absl::StrSplit(absl::GetFlag(FLAGS_servers), ',', absl::SkipEmpty());
   const std::string password = absl::GetFlag(FLAGS_password);

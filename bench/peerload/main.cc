@@ -38,7 +38,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -51,6 +50,7 @@
 #include "bench/peerload/stats.h"
 #include "bench/peerload/users.h"
 #include "bench/peerload/workers.h"
+#include "core/base/cli.h"
 #include "core/base/log.h"
 #include "core/io/net.h"
 
@@ -178,23 +178,6 @@ int Failure(const std::string& message) {
   return kExitFailure;
 }
 
-// absl flags are spelled with underscores; accept the dashes of the issue
-// too ("--compare-raw") by rewriting the flag name part of each argument.
-std::vector<std::string> UnderscoreFlagNames(int argc, char** argv) {
-  std::vector<std::string> args;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i > 0 && absl::StartsWith(arg, "--")) {
-      const size_t end = std::min(arg.find('='), arg.size());
-      for (size_t k = 2; k < end; ++k) {
-        if (arg[k] == '-') arg[k] = '_';
-      }
-    }
-    args.push_back(std::move(arg));
-  }
-  return args;
-}
-
 absl::StatusOr<LoadOptions> OptionsFromFlags() {
   LoadOptions o;
   const std::string server = absl::GetFlag(FLAGS_server);
@@ -306,21 +289,23 @@ absl::StatusOr<LoadStats> RunBaseline(const LoadOptions& real,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args = UnderscoreFlagNames(argc, argv);
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
     }
   }
-  std::vector<char*> arg_pointers;
-  arg_pointers.reserve(args.size());
-  for (std::string& arg : args) arg_pointers.push_back(arg.data());
+  // Dashes or underscores in flag names (--compare-raw), and a bad flag or
+  // value is a usage error (exit 2), as for the daemon and peerctl.
   absl::SetProgramUsageMessage("PeerConnectFS's load generator (--help)");
-  std::vector<char*> positional = absl::ParseCommandLine(
-      static_cast<int>(arg_pointers.size()), arg_pointers.data());
-  if (positional.size() > 1) {
-    return Usage(absl::StrCat("unexpected argument '", positional[1], "'"));
+  absl::StatusOr<std::vector<std::string>> positional =
+      pcfs::ParseCommandLineStrictly(argc, argv);
+  if (!positional.ok())
+    return Usage(std::string(positional.status().message()));
+  if (!positional->empty()) {
+    return Usage(absl::StrCat("unexpected argument '", (*positional)[0], "'"));
   }
 
   if (const int n = absl::GetFlag(FLAGS_make_credentials); n != 0) {

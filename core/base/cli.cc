@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -347,6 +348,17 @@ absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
   std::vector<char*> args =
       absl::ParseCommandLine(static_cast<int>(raw.size()), raw.data());
   return std::vector<std::string>(args.begin() + 1, args.end());
+}
+
+std::vector<std::string> ParseCommandLineOrExit(int argc, char** argv) {
+  absl::StatusOr<std::vector<std::string>> args =
+      ParseCommandLineStrictly(argc, argv);
+  if (args.ok()) return *std::move(args);
+  std::string program = argc > 0 ? argv[0] : "";
+  program.erase(0, program.rfind('/') + 1);  // npos + 1: the whole name
+  std::fprintf(stderr, "%s: %s\n(%s --help for usage)\n", program.c_str(),
+               std::string(args.status().message()).c_str(), program.c_str());
+  std::exit(2);
 }
 
 }  // namespace pcfs

@@ -53,6 +53,11 @@ absl::StatusOr<std::vector<std::string>> ExpandFlagfiles(
 absl::StatusOr<std::vector<std::string>> ParseCommandLineStrictly(int argc,
                                                                   char** argv);
 
+// ParseCommandLineStrictly for the tools of bench/: on an error it prints
+// "PROGRAM: MESSAGE" and "(PROGRAM --help for usage)" to stderr, PROGRAM
+// being argv[0]'s last component, and exits 2.
+std::vector<std::string> ParseCommandLineOrExit(int argc, char** argv);
+
 }  // namespace pcfs
 
 #endif  // PCFS_CORE_BASE_CLI_H_
