@@ -19,7 +19,8 @@
 #   7. every libFuzzer target for 10 s on its seeds (scripts/fuzz.sh)
 #   8. builds the Debian packages, checks them with lintian, and installs,
 #      reloads, upgrades and purges them in a booted Debian 12 container
-#   9. waits for clang-tidy and fails on any finding
+#   9. waits for clang-tidy and fails on any finding (a finding of a tidy
+#      that ended earlier stops the script at the next stage instead)
 # The test trees keep line tables only (-g1): enough for every sanitizer's
 # and debugger's file:line, at about two thirds of the compile time of -g.
 # docs/TESTING.md says what each stage costs.
@@ -64,11 +65,26 @@ descendants() {  # descendants PID: PID and its processes, parents first
   for child in $(pgrep -P "$1"); do descendants "$child"; done
 }
 trap 'kill $(descendants "$tidy_pid") 2>/dev/null || true' EXIT
+# Between stages: if clang-tidy has ended with a finding, the suite stops
+# there, rather than after every later stage has run.
+tidy_status=""
+tidy_check() {
+  [ -z "$tidy_status" ] || return 0
+  jobs -rp | grep -qx "$tidy_pid" && return 0  # still running
+  tidy_status=0
+  wait "$tidy_pid" || tidy_status=$?
+  if [ "$tidy_status" -ne 0 ]; then
+    echo "== clang-tidy failed (started at the beginning)"
+    cat build-tsan/tidy.out
+    exit 1
+  fi
+}
 
 echo "== release build"
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${lines_only[@]}"
 run build
 
+tidy_check
 echo "== ASan+UBSan build"
 scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug "${lines_only[@]}" \
   -DPCFS_SANITIZE=address,undefined -DPCFS_BUILD_BENCH=OFF
@@ -78,27 +94,32 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -LE 
 
 # The clang tree (configured above) builds only what the threaded tests
 # need; clang-tidy checks the annotations of every other file.
+tidy_check
 echo "== clang TSan build (threaded tests)"
 cmake --build build-tsan -j "$jobs" --target threaded_tests
 TSAN_OPTIONS=halt_on_error=1 run build-tsan -L threaded
 
+tidy_check
 echo "== fuzz (10 s a target)"
 scripts/fuzz.sh 10
 
 # ---- Debian packages (packaging/build-debs.sh): lintian, then the service
 # under systemd in a booted Debian 12 container (tests/system/).
+tidy_check
 echo "== Debian packages: build and lintian"
 packaging/build-debs.sh build-debs/out
 tests/system/lintian_test.sh build-debs/out
+tidy_check
 echo "== Debian packages: the service under systemd (systemd-nspawn)"
 tests/system/service_test.sh build-debs/out
 # ---- end of the Debian package stages
 
 echo "== clang-tidy (started at the beginning; waiting for it to end)"
-if ! wait "$tidy_pid"; then
-  cat build-tsan/tidy.out
-  exit 1
+if [ -z "$tidy_status" ]; then
+  tidy_status=0
+  wait "$tidy_pid" || tidy_status=$?
 fi
 cat build-tsan/tidy.out
+[ "$tidy_status" -eq 0 ] || exit 1
 
 echo "== all test suites passed"
