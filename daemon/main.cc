@@ -157,7 +157,11 @@ std::optional<int> AnswerHelpOrVersion(int argc, char** argv) {
 }
 
 int Usage(const std::string& message) {
-  std::fprintf(stderr, "peerconnectd: %s\n%s\n", message.c_str(),
+  // Under systemd the journal files the message at err, the usage below it
+  // at the unit's default, so `journalctl -p err` shows why a start or a
+  // reload (check-config) was refused.
+  std::fprintf(stderr, "%speerconnectd: %s\n%s\n",
+               pcfs::StderrIsJournal() ? "<3>" : "", message.c_str(),
                "usage: peerconnectd [PORT] [--port=N] [--bind=ADDR] "
                "[--credentials=FILE] [--state_dir=DIR] "
                "[--io=auto|epoll|uring] [--threads=N] "

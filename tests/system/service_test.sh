@@ -196,6 +196,21 @@ run yoda lap > /dev/null || fail "the old credentials are not in force after a f
 inside cp /var/tmp/credentials.good /etc/peerconnect/credentials.txt
 pass "reload with bad credentials fails, says why, keeps the old ones"
 
+# A flag no daemon could use is a usage error of check-config (exit 2),
+# and the journal says which at err, as for the credentials.
+inside cp /etc/peerconnect/peerconnectd.flags /var/tmp/flags.good
+echo "--io=poll" | inside tee -a /etc/peerconnect/peerconnectd.flags >/dev/null
+if inside systemctl reload peerconnectd 2> "$work/reload.log"; then
+  fail "systemctl reload succeeded with --io=poll in the flags"
+fi
+inside journalctl -u peerconnectd -p err -o cat --no-pager |
+  grep -q "peerconnectd: --io must be auto, uring or epoll, not 'poll'" ||
+  fail "the journal does not say at err which flag was refused: $(journal)"
+[ "$(main_pid)" = "$pid_before" ] || fail "a refused reload restarted the daemon"
+inside cp /var/tmp/flags.good /etc/peerconnect/peerconnectd.flags
+inside systemctl reload peerconnectd || fail "reload with the flags restored: $(journal)"
+pass "reload with a bad flag fails, and the journal names the flag at err"
+
 # ---- upgrade: restarted, the edited conffile kept
 echo "--threads=2" | inside tee -a /etc/peerconnect/peerconnectd.flags >/dev/null
 pid_before=$(main_pid)
