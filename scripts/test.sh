@@ -39,8 +39,7 @@ echo "== format (scripts/format.sh --check)"
 scripts/format.sh --check
 
 # Line tables only, in every tree this script builds (see the top).
-lines_only=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
-            -DCMAKE_CXX_FLAGS_DEBUG=-g1)
+lines_only=(-DPCFS_LINE_TABLES_ONLY=ON)
 
 echo "== clang tree: configure; clang-tidy starts in the background"
 # (A build-tsan left by the GCC TSan stage of older versions cannot change
