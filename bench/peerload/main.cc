@@ -300,12 +300,10 @@ int main(int argc, char** argv) {
   // Dashes or underscores in flag names (--compare-raw), and a bad flag or
   // value is a usage error (exit 2), as for the daemon and peerctl.
   absl::SetProgramUsageMessage("PeerConnectFS's load generator (--help)");
-  absl::StatusOr<std::vector<std::string>> positional =
-      pcfs::ParseCommandLineStrictly(argc, argv);
-  if (!positional.ok())
-    return Usage(std::string(positional.status().message()));
-  if (!positional->empty()) {
-    return Usage(absl::StrCat("unexpected argument '", (*positional)[0], "'"));
+  const std::vector<std::string> positional =
+      pcfs::ParseCommandLineOrExit(argc, argv);
+  if (!positional.empty()) {
+    return Usage(absl::StrCat("unexpected argument '", positional[0], "'"));
   }
 
   if (const int n = absl::GetFlag(FLAGS_make_credentials); n != 0) {
