@@ -11,10 +11,12 @@
 namespace pcfs {
 
 ClusterReplica::ClusterReplica(Registry* registry, std::string own_daemon_id,
-                               std::function<absl::Time()> now)
+                               std::function<absl::Time()> now,
+                               OwnSessionEnded own_session_ended)
     : registry_(registry),
       own_daemon_id_(std::move(own_daemon_id)),
-      now_(std::move(now)) {}
+      now_(std::move(now)),
+      own_session_ended_(std::move(own_session_ended)) {}
 
 void ClusterReplica::AddRemote(const ClusterSession& session) {
   // A new session of a user the replica knows under another id replaces
@@ -61,6 +63,29 @@ void ClusterReplica::RemoveRemote(absl::string_view user, uint64_t session_id) {
   by_id_.erase(it);
 }
 
+void ClusterReplica::EndOwn(absl::string_view user, uint64_t session_id) {
+  // NotFound: the session ended here first, and this is the logout this
+  // daemon wrote for it (or a repeat).
+  if (!registry_->Logout(session_id).ok()) return;
+  ++stats_.own_sessions_ended;
+  LogWarning(absl::StrFormat(
+      "cluster: ended the session of %s (session %016x): the index store "
+      "no longer holds it (another daemon reaped this daemon's sessions "
+      "while it was cut off from the store, or took the user over); the "
+      "client logs in again",
+      user, session_id));
+  if (own_session_ended_) own_session_ended_(user, session_id);
+  ApplySetAside(user);
+}
+
+void ClusterReplica::ApplySetAside(absl::string_view user) {
+  auto it = set_aside_.find(user);
+  if (it == set_aside_.end()) return;
+  const ClusterSession session = std::move(it->second);
+  set_aside_.erase(it);
+  AddRemote(session);
+}
+
 void ClusterReplica::ApplyEvent(const ClusterEvent& event) {
   MutexLock lock(&mu_);
   ++stats_.events;
@@ -71,7 +96,10 @@ void ClusterReplica::ApplyEvent(const ClusterEvent& event) {
       AddRemote(event.session);
       return;
     case ClusterEvent::Kind::kLogout:
-      if (event.session.daemon_id == own_daemon_id_) return;
+      if (event.session.daemon_id == own_daemon_id_) {
+        EndOwn(event.session.user, event.session.session_id);
+        return;
+      }
       RemoveRemote(event.session.user, event.session.session_id);
       return;
     case ClusterEvent::Kind::kPublish:
@@ -136,11 +164,7 @@ void ClusterReplica::ApplySnapshot(const ClusterSnapshot& snapshot) {
 
 void ClusterReplica::LocalSessionEnded(absl::string_view user) {
   MutexLock lock(&mu_);
-  auto it = set_aside_.find(user);
-  if (it == set_aside_.end()) return;
-  const ClusterSession session = std::move(it->second);
-  set_aside_.erase(it);
-  AddRemote(session);
+  ApplySetAside(user);
 }
 
 std::optional<TicketKey> ClusterReplica::TicketKeyOf(

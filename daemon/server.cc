@@ -256,8 +256,14 @@ absl::Status Server::StartCluster(LinkStarter start_link) {
   if (!daemon_id.ok()) return daemon_id.status();
   // The replica exists before the link starts: the link delivers the
   // stored state to it before returning.
-  replica_ = std::make_unique<ClusterReplica>(&registry_, *daemon_id,
-                                              [] { return MonotonicNow(); });
+  // A local session the store no longer holds ends here too; the reactor's
+  // expiry wheel drops its entry when its turn comes, and the session
+  // table's goes now.
+  replica_ = std::make_unique<ClusterReplica>(
+      &registry_, *daemon_id, [] { return MonotonicNow(); },
+      [this](absl::string_view, uint64_t session_id) {
+        sessions_.Erase(session_id);
+      });
   ClusterReplica* replica = replica_.get();
   ClusterStore::Listener listener;
   listener.on_snapshot = [replica](const ClusterSnapshot& snapshot) {
@@ -818,6 +824,14 @@ std::string Server::RenderMetrics() const {
                   store.claims,
                   "\npcfs_cluster_claims_total{result=\"refused\"} ",
                   store.refused_claims, "\n");
+            });
+    counter("pcfs_cluster_sessions_ended_total",
+            "Sessions of this daemon ended because the cluster store no "
+            "longer held them (reaped while this daemon was cut off, or "
+            "taken over).",
+            [&] {
+              absl::StrAppend(&out, "pcfs_cluster_sessions_ended_total ",
+                              replica.own_sessions_ended, "\n");
             });
     AppendMetricHeader("pcfs_cluster_remote_sessions", "gauge",
                        "Sessions other daemons of the cluster hold.", out);

@@ -218,6 +218,53 @@ TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
   }
 }
 
+// A daemon cut off from Redis for longer than its liveness ttl (here
+// stopped: SIGSTOP keeps its Redis connection and its peers' socket open):
+// another daemon releases its sessions, so the rest of the cluster stops
+// listing its peers. Once it runs again it reads those releases and ends
+// the sessions, and their clients log in again, so the whole cluster lists
+// them once more (they would otherwise stay live there and unseen
+// elsewhere).
+TEST_F(ClusterTest, SessionsReleasedWhileADaemonWasCutOffEndThereAndReturn) {
+  const std::string hans_socket = dir_.path() + "/run-hans/peerctl.sock";
+  std::unique_ptr<Process> hans = StartAgent(
+      "hans", daemon(0).address(), dir_.MakeSubdir("hans-share"), hans_socket);
+  // yoda's `lap` through the second daemon, until `want` says yes.
+  auto second_lists = [&](const std::function<bool(const std::string&)>& want,
+                          absl::Duration within) {
+    const absl::Time deadline = absl::Now() + within;
+    std::string out;
+    while (absl::Now() < deadline) {
+      CommandResult lap = Peerctl(daemon(1).address(), "yoda", {"lap"});
+      out = lap.out;
+      if (lap.exit_code == 0 && want(out)) return true;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    ADD_FAILURE() << "the second daemon's lap: " << out;
+    return false;
+  };
+  auto with_hans = [](const std::string& out) { return out == "hans\n"; };
+  auto without_hans = [](const std::string& out) { return out.empty(); };
+  ASSERT_TRUE(second_lists(with_hans, absl::Seconds(5)));
+
+  daemon(0).process().Signal(SIGSTOP);
+  // The ttl is 3 s and the others look every second.
+  const bool released = second_lists(without_hans, absl::Seconds(10));
+  daemon(0).process().Signal(SIGCONT);
+  ASSERT_TRUE(released);
+
+  ASSERT_TRUE(second_lists(with_hans, absl::Seconds(15)))
+      << hans->stderr_text();
+  EXPECT_TRUE(daemon(0).process().ReadStderrUntil(
+      "cluster: ended the session of hans", absl::Seconds(1)))
+      << daemon(0).process().stderr_text();
+  // The agent works through the daemon it came back to.
+  CommandResult lpf = RunToCompletion(ThroughAgent(hans_socket, {"lpf"}));
+  EXPECT_EQ(lpf.exit_code, 0) << lpf.err;
+  hans->Signal(SIGTERM);
+  EXPECT_TRUE(hans->Wait(absl::Seconds(10)).has_value());
+}
+
 // Redis killed and restarted while three users, one on each daemon,
 // publish and unpublish as fast as their daemons answer: no acknowledged
 // change is lost, the changes that failed say why, and afterwards every

@@ -3,8 +3,10 @@
 #include "daemon/cluster_replica.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -107,7 +109,7 @@ TEST_F(ClusterReplicaTest, LoginOfAnotherDaemonAddsARemoteSession) {
   EXPECT_TRUE(registry_.IsActive("leia", kNow + absl::Hours(1)));
 }
 
-TEST_F(ClusterReplicaTest, OwnLoginsAndLogoutsAreIgnored) {
+TEST_F(ClusterReplicaTest, OwnLoginsAreIgnored) {
   // The local registry holds this daemon's own session already.
   Registry::LoginParams params;
   params.user = "luke";
@@ -115,13 +117,96 @@ TEST_F(ClusterReplicaTest, OwnLoginsAndLogoutsAreIgnored) {
   params.control.port = 5000;
   absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
   ASSERT_TRUE(local.ok());
-  const ClusterSession own = Session("luke", *local, kOwnDaemon);
-  replica_.ApplyEvent(Login(own));
+  replica_.ApplyEvent(Login(Session("luke", *local, kOwnDaemon)));
   EXPECT_EQ(replica_.TicketKeyOf(*local), std::nullopt);
   EXPECT_EQ(replica_.stats().conflicts, 0u);
-  replica_.ApplyEvent(Logout(own));
+  EXPECT_EQ(replica_.stats().remote_sessions, 0u);
   EXPECT_TRUE(registry_.IsLive(*local, kNow));
   EXPECT_EQ(registry_.session_count(), 1u);
+}
+
+// The logout this daemon wrote for a session that ended here: nothing
+// left to do, and nobody is told.
+TEST_F(ClusterReplicaTest, OwnLogoutOfASessionEndedHereChangesNothing) {
+  std::vector<uint64_t> ended;
+  ClusterReplica replica(
+      &registry_, kOwnDaemon, [] { return kNow; },
+      [&](absl::string_view, uint64_t id) { ended.push_back(id); });
+  Registry::LoginParams params;
+  params.user = "luke";
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  ASSERT_TRUE(registry_.Logout(*local).ok());
+  replica.ApplyEvent(Logout(Session("luke", *local, kOwnDaemon)));
+  EXPECT_THAT(ended, IsEmpty());
+  EXPECT_EQ(replica.stats().own_sessions_ended, 0u);
+  // A new session of luke is not touched by the old one's logout.
+  absl::StatusOr<uint64_t> again = registry_.Login(params, kNow);
+  ASSERT_TRUE(again.ok());
+  replica.ApplyEvent(Logout(Session("luke", *local, kOwnDaemon)));
+  EXPECT_TRUE(registry_.IsLive(*again, kNow));
+  EXPECT_THAT(ended, IsEmpty());
+}
+
+// Another daemon reaped this one's claims while it was cut off from the
+// store: the cluster no longer sees luke's session, so it ends here too,
+// and the daemon is told (it drops its own part of the session).
+TEST_F(ClusterReplicaTest, OwnSessionLoggedOutByAnotherDaemonEndsHere) {
+  std::vector<std::pair<std::string, uint64_t>> ended;
+  ClusterReplica replica(
+      &registry_, kOwnDaemon, [] { return kNow; },
+      [&](absl::string_view user, uint64_t id) {
+        ended.emplace_back(std::string(user), id);
+      });
+  Registry::LoginParams params;
+  params.user = "luke";
+  absl::StatusOr<uint64_t> luke = registry_.Login(params, kNow);
+  ASSERT_TRUE(luke.ok());
+  params.user = "leia";
+  absl::StatusOr<uint64_t> leia = registry_.Login(params, kNow);
+  ASSERT_TRUE(leia.ok());
+
+  replica.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
+  EXPECT_FALSE(registry_.IsLive(*luke, kNow));
+  EXPECT_FALSE(registry_.IsActive("luke", kNow));
+  EXPECT_TRUE(registry_.IsLive(*leia, kNow));
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0], std::make_pair(std::string("luke"), *luke));
+  EXPECT_EQ(replica.stats().own_sessions_ended, 1u);
+  // Read again (a repeat): once only.
+  replica.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
+  EXPECT_EQ(ended.size(), 1u);
+  EXPECT_EQ(replica.stats().own_sessions_ended, 1u);
+}
+
+// A take-over: another daemon claimed leia while this one was cut off, so
+// the stream holds the logout of this daemon's session, then the login of
+// the other's. The login may have come first to the replica's knowledge
+// (set aside while the local session lived): either way the other
+// daemon's session is what remains.
+TEST_F(ClusterReplicaTest, TakeOverOfALocalSessionLeavesTheOtherDaemonsOne) {
+  Registry::LoginParams params;
+  params.user = "leia";
+  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
+  ASSERT_TRUE(local.ok());
+  replica_.ApplyEvent(Logout(Session("leia", *local, kOwnDaemon)));
+  replica_.ApplyEvent(Login(Session("leia", 0x10)));
+  EXPECT_FALSE(registry_.IsLive(*local, kNow));
+  EXPECT_TRUE(registry_.IsActive("leia", kNow));
+  EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
+  EXPECT_EQ(replica_.stats().conflicts, 0u);
+
+  params.user = "luke";
+  absl::StatusOr<uint64_t> luke = registry_.Login(params, kNow);
+  ASSERT_TRUE(luke.ok());
+  replica_.ApplyEvent(Login(Session("luke", 0x20)));
+  EXPECT_EQ(replica_.stats().set_aside, 1u);
+  replica_.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
+  EXPECT_FALSE(registry_.IsLive(*luke, kNow));
+  EXPECT_EQ(replica_.stats().set_aside, 0u);
+  EXPECT_EQ(replica_.TicketKeyOf(0x20), KeyFilledWith(0x20));
+  EXPECT_EQ(replica_.stats().remote_sessions, 2u);
+  EXPECT_EQ(replica_.stats().own_sessions_ended, 2u);
 }
 
 TEST_F(ClusterReplicaTest, LogoutRemovesTheSession) {

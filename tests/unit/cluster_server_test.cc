@@ -287,6 +287,8 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   EXPECT_TRUE(absl::StrContains(
       metrics, "pcfs_cluster_claims_total{result=\"refused\"} 0\n"));
   EXPECT_TRUE(absl::StrContains(metrics, "pcfs_cluster_remote_sessions 0\n"));
+  EXPECT_TRUE(
+      absl::StrContains(metrics, "pcfs_cluster_sessions_ended_total 0\n"));
   // Well-formed for Prometheus, where promtool is installed.
   if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
     std::ofstream(dir_ + "/metrics.txt") << metrics;
@@ -302,6 +304,42 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   ASSERT_TRUE(hans->Logout().ok());
   EXPECT_EQ(link_->released(),
             (std::vector<std::pair<std::string, uint64_t>>{{"hans", id}}));
+}
+
+// Another daemon released hans's claim (it reaped this daemon's sessions
+// while this one was cut off from the store): the stream's logout of his
+// session ends it here, without a release of its own, and his client is
+// refused as an unknown session and logs in again, claiming anew.
+TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedEndsHere) {
+  Start();
+  std::unique_ptr<ControlClient> hans = Connect();
+  ASSERT_NE(hans, nullptr);
+  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
+  ASSERT_EQ(link_->claimed().size(), 1u);
+  const ClusterSession first = link_->claimed()[0];
+
+  ClusterEvent logout;
+  logout.kind = ClusterEvent::Kind::kLogout;
+  logout.session.user = "hans";
+  logout.session.daemon_id = daemon_id_;
+  logout.session.session_id = first.session_id;
+  listener_.on_event(logout);
+  EXPECT_TRUE(link_->released().empty());
+  EXPECT_TRUE(absl::StrContains(server_->RenderMetrics(),
+                                "pcfs_cluster_sessions_ended_total 1\n"));
+
+  absl::StatusOr<std::vector<std::string>> peers = hans->ListActivePeers();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, std::vector<std::string>{"leia"});
+  ASSERT_EQ(link_->claimed().size(), 2u);
+  EXPECT_EQ(link_->claimed()[1].user, "hans");
+  EXPECT_NE(link_->claimed()[1].session_id, first.session_id);
+  // The logout read again (a repeat) ends nothing more.
+  listener_.on_event(logout);
+  EXPECT_TRUE(absl::StrContains(server_->RenderMetrics(),
+                                "pcfs_cluster_sessions_ended_total 1\n"));
+  EXPECT_TRUE(hans->Heartbeat().ok());
+  EXPECT_EQ(link_->claimed().size(), 2u);
 }
 
 TEST_F(ClusterServerTest, RefusedAndUnreachableLoginsSayWhy) {
