@@ -94,6 +94,16 @@ TicketKey KeyFilledWith(uint8_t byte) {
 
 class ClusterReplicaTest : public ::testing::Test {
  protected:
+  // A session of `user` held by this daemon (a local login): its id, or 0
+  // (never a session's) if the login failed.
+  uint64_t LocalLogin(const std::string& user) {
+    Registry::LoginParams params;
+    params.user = user;
+    absl::StatusOr<uint64_t> id = registry_.Login(params, kNow);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : 0;
+  }
+
   Registry registry_;
   ClusterReplica replica_{&registry_, kOwnDaemon, [] { return kNow; }};
 };
@@ -111,17 +121,13 @@ TEST_F(ClusterReplicaTest, LoginOfAnotherDaemonAddsARemoteSession) {
 
 TEST_F(ClusterReplicaTest, OwnLoginsAreIgnored) {
   // The local registry holds this daemon's own session already.
-  Registry::LoginParams params;
-  params.user = "luke";
-  params.control.family = 4;
-  params.control.port = 5000;
-  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
-  ASSERT_TRUE(local.ok());
-  replica_.ApplyEvent(Login(Session("luke", *local, kOwnDaemon)));
-  EXPECT_EQ(replica_.TicketKeyOf(*local), std::nullopt);
+  const uint64_t local = LocalLogin("luke");
+  ASSERT_NE(local, 0u);
+  replica_.ApplyEvent(Login(Session("luke", local, kOwnDaemon)));
+  EXPECT_EQ(replica_.TicketKeyOf(local), std::nullopt);
   EXPECT_EQ(replica_.stats().conflicts, 0u);
   EXPECT_EQ(replica_.stats().remote_sessions, 0u);
-  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+  EXPECT_TRUE(registry_.IsLive(local, kNow));
   EXPECT_EQ(registry_.session_count(), 1u);
 }
 
@@ -132,19 +138,17 @@ TEST_F(ClusterReplicaTest, OwnLogoutOfASessionEndedHereChangesNothing) {
   ClusterReplica replica(
       &registry_, kOwnDaemon, [] { return kNow; },
       [&](absl::string_view, uint64_t id) { ended.push_back(id); });
-  Registry::LoginParams params;
-  params.user = "luke";
-  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
-  ASSERT_TRUE(local.ok());
-  ASSERT_TRUE(registry_.Logout(*local).ok());
-  replica.ApplyEvent(Logout(Session("luke", *local, kOwnDaemon)));
+  const uint64_t local = LocalLogin("luke");
+  ASSERT_NE(local, 0u);
+  ASSERT_TRUE(registry_.Logout(local).ok());
+  replica.ApplyEvent(Logout(Session("luke", local, kOwnDaemon)));
   EXPECT_THAT(ended, IsEmpty());
   EXPECT_EQ(replica.stats().own_sessions_ended, 0u);
   // A new session of luke is not touched by the old one's logout.
-  absl::StatusOr<uint64_t> again = registry_.Login(params, kNow);
-  ASSERT_TRUE(again.ok());
-  replica.ApplyEvent(Logout(Session("luke", *local, kOwnDaemon)));
-  EXPECT_TRUE(registry_.IsLive(*again, kNow));
+  const uint64_t again = LocalLogin("luke");
+  ASSERT_NE(again, 0u);
+  replica.ApplyEvent(Logout(Session("luke", local, kOwnDaemon)));
+  EXPECT_TRUE(registry_.IsLive(again, kNow));
   EXPECT_THAT(ended, IsEmpty());
 }
 
@@ -158,23 +162,20 @@ TEST_F(ClusterReplicaTest, OwnSessionLoggedOutByAnotherDaemonEndsHere) {
       [&](absl::string_view user, uint64_t id) {
         ended.emplace_back(std::string(user), id);
       });
-  Registry::LoginParams params;
-  params.user = "luke";
-  absl::StatusOr<uint64_t> luke = registry_.Login(params, kNow);
-  ASSERT_TRUE(luke.ok());
-  params.user = "leia";
-  absl::StatusOr<uint64_t> leia = registry_.Login(params, kNow);
-  ASSERT_TRUE(leia.ok());
+  const uint64_t luke = LocalLogin("luke");
+  ASSERT_NE(luke, 0u);
+  const uint64_t leia = LocalLogin("leia");
+  ASSERT_NE(leia, 0u);
 
-  replica.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
-  EXPECT_FALSE(registry_.IsLive(*luke, kNow));
+  replica.ApplyEvent(Logout(Session("luke", luke, kOwnDaemon)));
+  EXPECT_FALSE(registry_.IsLive(luke, kNow));
   EXPECT_FALSE(registry_.IsActive("luke", kNow));
-  EXPECT_TRUE(registry_.IsLive(*leia, kNow));
+  EXPECT_TRUE(registry_.IsLive(leia, kNow));
   ASSERT_EQ(ended.size(), 1u);
-  EXPECT_EQ(ended[0], std::make_pair(std::string("luke"), *luke));
+  EXPECT_EQ(ended[0], std::make_pair(std::string("luke"), luke));
   EXPECT_EQ(replica.stats().own_sessions_ended, 1u);
   // Read again (a repeat): once only.
-  replica.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
+  replica.ApplyEvent(Logout(Session("luke", luke, kOwnDaemon)));
   EXPECT_EQ(ended.size(), 1u);
   EXPECT_EQ(replica.stats().own_sessions_ended, 1u);
 }
@@ -185,24 +186,21 @@ TEST_F(ClusterReplicaTest, OwnSessionLoggedOutByAnotherDaemonEndsHere) {
 // (set aside while the local session lived): either way the other
 // daemon's session is what remains.
 TEST_F(ClusterReplicaTest, TakeOverOfALocalSessionLeavesTheOtherDaemonsOne) {
-  Registry::LoginParams params;
-  params.user = "leia";
-  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
-  ASSERT_TRUE(local.ok());
-  replica_.ApplyEvent(Logout(Session("leia", *local, kOwnDaemon)));
+  const uint64_t local = LocalLogin("leia");
+  ASSERT_NE(local, 0u);
+  replica_.ApplyEvent(Logout(Session("leia", local, kOwnDaemon)));
   replica_.ApplyEvent(Login(Session("leia", 0x10)));
-  EXPECT_FALSE(registry_.IsLive(*local, kNow));
+  EXPECT_FALSE(registry_.IsLive(local, kNow));
   EXPECT_TRUE(registry_.IsActive("leia", kNow));
   EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
   EXPECT_EQ(replica_.stats().conflicts, 0u);
 
-  params.user = "luke";
-  absl::StatusOr<uint64_t> luke = registry_.Login(params, kNow);
-  ASSERT_TRUE(luke.ok());
+  const uint64_t luke = LocalLogin("luke");
+  ASSERT_NE(luke, 0u);
   replica_.ApplyEvent(Login(Session("luke", 0x20)));
   EXPECT_EQ(replica_.stats().set_aside, 1u);
-  replica_.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
-  EXPECT_FALSE(registry_.IsLive(*luke, kNow));
+  replica_.ApplyEvent(Logout(Session("luke", luke, kOwnDaemon)));
+  EXPECT_FALSE(registry_.IsLive(luke, kNow));
   EXPECT_EQ(replica_.stats().set_aside, 0u);
   EXPECT_EQ(replica_.TicketKeyOf(0x20), KeyFilledWith(0x20));
   EXPECT_EQ(replica_.stats().remote_sessions, 2u);
@@ -236,18 +234,16 @@ TEST_F(ClusterReplicaTest, LogoutOfAnOlderSessionLeavesTheNewOne) {
 // while leia's local session lives (its claim pending). It waits, and
 // enters once the local session ends (its claim refused).
 TEST_F(ClusterReplicaTest, RemoteLoginOfAUserLiveHereWaitsForItToEnd) {
-  Registry::LoginParams params;
-  params.user = "leia";
-  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
-  ASSERT_TRUE(local.ok());
+  const uint64_t local = LocalLogin("leia");
+  ASSERT_NE(local, 0u);
   replica_.ApplyEvent(Login(Session("leia", 0x10)));
   EXPECT_EQ(replica_.stats().conflicts, 1u);
   EXPECT_EQ(replica_.stats().set_aside, 1u);
   EXPECT_EQ(replica_.TicketKeyOf(0x10), std::nullopt);
   EXPECT_EQ(replica_.stats().remote_sessions, 0u);
-  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+  EXPECT_TRUE(registry_.IsLive(local, kNow));
 
-  ASSERT_TRUE(registry_.Logout(*local).ok());
+  ASSERT_TRUE(registry_.Logout(local).ok());
   replica_.LocalSessionEnded("leia");
   EXPECT_TRUE(registry_.IsActive("leia", kNow));
   EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
@@ -258,14 +254,12 @@ TEST_F(ClusterReplicaTest, RemoteLoginOfAUserLiveHereWaitsForItToEnd) {
 }
 
 TEST_F(ClusterReplicaTest, ASetAsideSessionThatLogsOutNeverEnters) {
-  Registry::LoginParams params;
-  params.user = "leia";
-  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
-  ASSERT_TRUE(local.ok());
+  const uint64_t local = LocalLogin("leia");
+  ASSERT_NE(local, 0u);
   replica_.ApplyEvent(Login(Session("leia", 0x10)));
   replica_.ApplyEvent(Logout(Session("leia", 0x10)));
   EXPECT_EQ(replica_.stats().set_aside, 0u);
-  ASSERT_TRUE(registry_.Logout(*local).ok());
+  ASSERT_TRUE(registry_.Logout(local).ok());
   replica_.LocalSessionEnded("leia");
   EXPECT_FALSE(registry_.IsActive("leia", kNow));
 }
@@ -333,12 +327,10 @@ TEST_F(ClusterReplicaTest, SnapshotReplacesPublications) {
 }
 
 TEST_F(ClusterReplicaTest, SnapshotLeavesLocalSessionsAlone) {
-  Registry::LoginParams params;
-  params.user = "luke";
-  absl::StatusOr<uint64_t> local = registry_.Login(params, kNow);
-  ASSERT_TRUE(local.ok());
+  const uint64_t local = LocalLogin("luke");
+  ASSERT_NE(local, 0u);
   replica_.ApplySnapshot(ClusterSnapshot{});
-  EXPECT_TRUE(registry_.IsLive(*local, kNow));
+  EXPECT_TRUE(registry_.IsLive(local, kNow));
 }
 
 }  // namespace
