@@ -16,6 +16,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/auth/scram.h"
+#include "core/index/registry.h"
 #include "daemon/cluster_event.h"
 #include "daemon/cluster_store.h"
 #include "daemon/publication_log.h"
@@ -39,6 +41,14 @@ class ClusterLink {
   // `done` runs after it returns. Idempotent.
   virtual void Stop() = 0;
 };
+
+// The claim of this daemon's session `session`, whose session key is
+// `key`: what the other daemons need to list it, send downloaders to its
+// file server and issue its tickets, which they MAC with the ticket key
+// derived from `key` (they never learn the session key itself).
+ClusterSession ClaimOf(const ClusterLink& link,
+                       const Registry::LocalSession& session,
+                       const SessionKey& key);
 
 // Starts a ClusterStore (ClusterStore::Start: connects, delivers the stored
 // state to listener.on_snapshot before returning) behind a ClusterLink.

@@ -11,12 +11,10 @@
 namespace pcfs {
 
 ClusterReplica::ClusterReplica(Registry* registry, std::string own_daemon_id,
-                               std::function<absl::Time()> now,
-                               OwnSessionEnded own_session_ended)
+                               std::function<absl::Time()> now)
     : registry_(registry),
       own_daemon_id_(std::move(own_daemon_id)),
-      now_(std::move(now)),
-      own_session_ended_(std::move(own_session_ended)) {}
+      now_(std::move(now)) {}
 
 void ClusterReplica::AddRemote(const ClusterSession& session) {
   // A new session of a user the replica knows under another id replaces
@@ -63,27 +61,10 @@ void ClusterReplica::RemoveRemote(absl::string_view user, uint64_t session_id) {
   by_id_.erase(it);
 }
 
-void ClusterReplica::EndOwn(absl::string_view user, uint64_t session_id) {
-  // NotFound: the session ended here first, and this is the logout this
-  // daemon wrote for it (or a repeat).
-  if (!registry_->Logout(session_id).ok()) return;
-  ++stats_.own_sessions_ended;
-  LogWarning(absl::StrFormat(
-      "cluster: ended the session of %s (session %016x): the index store "
-      "no longer holds it (another daemon reaped this daemon's sessions "
-      "while it was cut off from the store, or took the user over); the "
-      "client logs in again",
-      user, session_id));
-  if (own_session_ended_) own_session_ended_(user, session_id);
-  ApplySetAside(user);
-}
-
-void ClusterReplica::ApplySetAside(absl::string_view user) {
-  auto it = set_aside_.find(user);
-  if (it == set_aside_.end()) return;
-  const ClusterSession session = std::move(it->second);
-  set_aside_.erase(it);
-  AddRemote(session);
+void ClusterReplica::NoteReleased(const Registry::LocalSession& session) {
+  if (released_own_.emplace(session.id, session).second) {
+    ++stats_.own_sessions_released;
+  }
 }
 
 void ClusterReplica::ApplyEvent(const ClusterEvent& event) {
@@ -97,7 +78,13 @@ void ClusterReplica::ApplyEvent(const ClusterEvent& event) {
       return;
     case ClusterEvent::Kind::kLogout:
       if (event.session.daemon_id == own_daemon_id_) {
-        EndOwn(event.session.user, event.session.session_id);
+        // Not held here: the release this daemon wrote when the session
+        // ended (or a repeat). Held: another daemon released it.
+        if (std::optional<Registry::LocalSession> own =
+                registry_->FindLocalSession(event.session.user,
+                                            event.session.session_id)) {
+          NoteReleased(*own);
+        }
         return;
       }
       RemoveRemote(event.session.user, event.session.session_id);
@@ -120,9 +107,13 @@ void ClusterReplica::ApplySnapshot(const ClusterSnapshot& snapshot) {
   // that meet a local session are set aside again).
   set_aside_.clear();
   absl::flat_hash_set<uint64_t> kept;
+  absl::flat_hash_set<uint64_t> own;
   for (const ClusterSession& session : snapshot.sessions) {
-    if (session.daemon_id == own_daemon_id_) continue;
-    kept.insert(session.session_id);
+    (session.daemon_id == own_daemon_id_ ? own : kept)
+        .insert(session.session_id);
+  }
+  for (const Registry::LocalSession& session : registry_->LocalSessions()) {
+    if (!own.contains(session.id)) NoteReleased(session);
   }
   std::vector<std::pair<std::string, uint64_t>> gone;
   for (const auto& [id, entry] : by_id_) {
@@ -164,7 +155,20 @@ void ClusterReplica::ApplySnapshot(const ClusterSnapshot& snapshot) {
 
 void ClusterReplica::LocalSessionEnded(absl::string_view user) {
   MutexLock lock(&mu_);
-  ApplySetAside(user);
+  auto it = set_aside_.find(user);
+  if (it == set_aside_.end()) return;
+  const ClusterSession session = std::move(it->second);
+  set_aside_.erase(it);
+  AddRemote(session);
+}
+
+std::vector<Registry::LocalSession> ClusterReplica::TakeReleasedOwnSessions() {
+  MutexLock lock(&mu_);
+  std::vector<Registry::LocalSession> sessions;
+  sessions.reserve(released_own_.size());
+  for (const auto& [id, session] : released_own_) sessions.push_back(session);
+  released_own_.clear();
+  return sessions;
 }
 
 std::optional<TicketKey> ClusterReplica::TicketKeyOf(

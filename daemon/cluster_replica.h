@@ -12,14 +12,13 @@
 //  - login of this daemon's own session: nothing, the registry holds it
 //    already (it is local, with a deadline);
 //  - logout of this daemon's own session: this daemon wrote it when the
-//    session ended here, and then nothing is left to do; otherwise another
-//    daemon wrote it, reaping this one's claims while this daemon was cut
-//    off from the store (its liveness key lapsed: a stall, a partition) or
-//    taking the user over. The store no longer holds the session, so the
-//    rest of the cluster no longer sees it: it ends here too (the registry
-//    forgets it, own_session_ended is told), and its client, refused as an
-//    unknown session at its next heartbeat, logs in again and is seen
-//    everywhere once more (or learns that its user is logged in elsewhere);
+//    session ended here, and then nothing is left to do; otherwise the
+//    session still lives here and another daemon wrote it, reaping this
+//    one's claims while this daemon was cut off from the store (its
+//    liveness key lapsed: a stall, a partition) or taking its user over.
+//    The store no longer holds the session, so the rest of the cluster no
+//    longer sees it: it is kept for TakeReleasedOwnSessions, and the daemon
+//    claims it again (or ends it, if the store refuses);
 //  - logout: the remote session (user, id) goes;
 //  - pub, unp: Publish, Unpublish, both idempotent (this daemon's own
 //    acknowledged changes do not come back: the JournalWriter applied
@@ -30,13 +29,17 @@
 // A remote login of a user who holds a live local session cannot enter the
 // registry (counted as a conflict): two logins of one user on two daemons
 // at once, of which the store grants one (this daemon's login then ends
-// when its claim is refused). The replica keeps that session aside and
-// applies it once the local session ends (LocalSessionEnded, or the logout
-// above), unless a logout or a snapshot says it is gone meanwhile.
+// when its claim is refused), or a daemon cut off from the store while
+// another took its user over (this daemon's claim of it again is refused).
+// The replica keeps that session aside and applies it once the local
+// session ends (LocalSessionEnded), unless a logout or a snapshot says it
+// is gone meanwhile.
 //
-// A snapshot (a resync after the stream was trimmed past this replica)
-// carries no logouts: a local session whose claim was reaped meanwhile is
-// not ended by it. See docs/ARCHITECTURE.md, "Cluster mode".
+// A snapshot (a resync, after the stream was trimmed past this replica)
+// carries no logouts: the local sessions it does not hold as this
+// daemon's claims are kept for TakeReleasedOwnSessions too. Among them may
+// be logins whose claim is still on its way; claimed again, such a claim
+// finds itself ("this very session") and changes nothing.
 //
 // Pure: no I/O, no threads; the time comes from the clock it is given (the
 // registry's, monotonic in the daemon).
@@ -53,6 +56,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -67,18 +71,10 @@ namespace pcfs {
 
 class ClusterReplica {
  public:
-  // Told of each local session the replica ended (a logout of it that
-  // another daemon wrote), after the registry forgot it; on the thread of
-  // ApplyEvent, under the replica's mutex: it must not call the replica.
-  using OwnSessionEnded =
-      std::function<void(absl::string_view user, uint64_t session_id)>;
-
   // `registry` must outlive the replica; `own_daemon_id` is this daemon's
-  // (ClusterStore::Options::daemon_id); `now` the registry's clock;
-  // `own_session_ended` may be empty.
+  // (ClusterStore::Options::daemon_id); `now` the registry's clock.
   ClusterReplica(Registry* registry, std::string own_daemon_id,
-                 std::function<absl::Time()> now,
-                 OwnSessionEnded own_session_ended = nullptr);
+                 std::function<absl::Time()> now);
   ClusterReplica(const ClusterReplica&) = delete;
   ClusterReplica& operator=(const ClusterReplica&) = delete;
 
@@ -92,6 +88,10 @@ class ClusterReplica {
   // that user kept aside as a conflict is applied now.
   void LocalSessionEnded(absl::string_view user);
 
+  // This daemon's local sessions that the store was found not to hold
+  // (above) since the last call, each once: the daemon claims them again.
+  std::vector<Registry::LocalSession> TakeReleasedOwnSessions();
+
   // The ticket key of remote session `session_id`, or nullopt if the
   // replica holds no such remote session.
   std::optional<TicketKey> TicketKeyOf(uint64_t session_id) const;
@@ -103,8 +103,8 @@ class ClusterReplica {
     // session, or the id clashed with a local one's).
     uint64_t conflicts = 0;
     size_t set_aside = 0;  // remote sessions waiting for a local one to end
-    // Local sessions ended because another daemon's logout named them.
-    uint64_t own_sessions_ended = 0;
+    // Local sessions found released in the store (TakeReleasedOwnSessions).
+    uint64_t own_sessions_released = 0;
     size_t remote_sessions = 0;
   };
   Stats stats() const;
@@ -121,20 +121,21 @@ class ClusterReplica {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveRemote(absl::string_view user, uint64_t session_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EndOwn(absl::string_view user, uint64_t session_id)
+  void NoteReleased(const Registry::LocalSession& session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplySetAside(absl::string_view user) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Registry* const registry_;
   const std::string own_daemon_id_;
   const std::function<absl::Time()> now_;
-  const OwnSessionEnded own_session_ended_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, RemoteEntry> by_id_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> by_user_ ABSL_GUARDED_BY(mu_);
   // Remote sessions that met a live local session of their user, by user.
   absl::flat_hash_map<std::string, ClusterSession> set_aside_
+      ABSL_GUARDED_BY(mu_);
+  // TakeReleasedOwnSessions's answer so far, by id.
+  absl::flat_hash_map<uint64_t, Registry::LocalSession> released_own_
       ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,7 +1,10 @@
-// StartClusterStoreLink: a ClusterStore behind the ClusterLink interface.
+// StartClusterStoreLink: a ClusterStore behind the ClusterLink interface;
+// ClaimOf.
 #include <memory>
+#include <string>
 #include <utility>
 
+#include "core/auth/ticket.h"
 #include "daemon/cluster_link.h"
 #include "daemon/cluster_store.h"
 
@@ -32,6 +35,19 @@ class ClusterStoreLink final : public ClusterLink {
 };
 
 }  // namespace
+
+ClusterSession ClaimOf(const ClusterLink& link,
+                       const Registry::LocalSession& session,
+                       const SessionKey& key) {
+  ClusterSession claim;
+  claim.user = std::string(session.user.view());
+  claim.daemon_id = link.daemon_id();
+  claim.session_id = session.id;
+  claim.file_server = session.file_server;
+  claim.key_pin = session.key_pin;
+  claim.ticket_key = TicketKeyFor(key).bytes;
+  return claim;
+}
 
 absl::StatusOr<std::unique_ptr<ClusterLink>> StartClusterStoreLink(
     ClusterStore::Options options, ClusterStore::Listener listener) {

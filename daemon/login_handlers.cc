@@ -407,17 +407,15 @@ void RequestHandler::ClaimLogin(std::unique_ptr<PendingLogin> pending,
                                 uint64_t session_id, const SessionKey& key,
                                 uint16_t file_port,
                                 const Sha256Digest& key_pin) {
-  ClusterSession session;
-  session.user = std::string(pending->user.view());
-  session.daemon_id = shared_.cluster->daemon_id();
-  session.session_id = session_id;
   // Where other daemons send downloaders: the address its datagrams come
   // from, with its file port, as Locate gives for a local session.
-  session.file_server = pending->from;
-  session.file_server.port = file_port;
-  session.key_pin = key_pin;
-  // The other daemons issue its tickets; they never learn its session key.
-  session.ticket_key = TicketKeyFor(key).bytes;
+  Registry::LocalSession local;
+  local.user = pending->user;
+  local.id = session_id;
+  local.file_server = pending->from;
+  local.file_server.port = file_port;
+  local.key_pin = key_pin;
+  ClusterSession session = ClaimOf(*shared_.cluster, local, key);
   pending_logins_.emplace(session_id, std::move(pending));
   JournalWriter::CompletionQueue* queue = completions_;
   shared_.cluster->Claim(std::move(session),

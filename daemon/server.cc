@@ -256,14 +256,8 @@ absl::Status Server::StartCluster(LinkStarter start_link) {
   if (!daemon_id.ok()) return daemon_id.status();
   // The replica exists before the link starts: the link delivers the
   // stored state to it before returning.
-  // A local session the store no longer holds ends here too; the reactor's
-  // expiry wheel drops its entry when its turn comes, and the session
-  // table's goes now.
-  replica_ = std::make_unique<ClusterReplica>(
-      &registry_, *daemon_id, [] { return MonotonicNow(); },
-      [this](absl::string_view, uint64_t session_id) {
-        sessions_.Erase(session_id);
-      });
+  replica_ = std::make_unique<ClusterReplica>(&registry_, *daemon_id,
+                                              [] { return MonotonicNow(); });
   ClusterReplica* replica = replica_.get();
   ClusterStore::Listener listener;
   listener.on_snapshot = [replica](const ClusterSnapshot& snapshot) {
@@ -599,6 +593,54 @@ void Server::Stop() {
   for (Worker& worker : workers_) worker.reactor->Stop();
 }
 
+void Server::ReclaimReleasedSessions() {
+  for (const Registry::LocalSession& session :
+       replica_->TakeReleasedOwnSessions()) {
+    // No key: the session ended here meanwhile.
+    const std::optional<SessionKey> key = sessions_.KeyOf(session.id);
+    if (!key.has_value()) continue;
+    cluster_->Claim(
+        ClaimOf(*cluster_, session, *key),
+        [this, user = session.user, id = session.id](
+            const absl::Status& outcome) { Reclaimed(user, id, outcome); });
+  }
+}
+
+void Server::Reclaimed(const UserName& user, uint64_t session_id,
+                       const absl::Status& outcome) {
+  if (stopping_.load()) return;  // the store releases every session now
+  const std::string session = absl::StrFormat(
+      "the session of %s (session %016x)", user.view(), session_id);
+  if (outcome.ok()) {
+    if (!registry_.FindLocalSession(user, session_id).has_value()) {
+      // It ended here while the claim was on its way, and its release may
+      // have gone first: the claim goes too.
+      cluster_->Release(std::string(user.view()), session_id);
+      return;
+    }
+    sessions_reclaimed_.fetch_add(1, std::memory_order_relaxed);
+    LogWarning("cluster: claimed ", session,
+               " again: the index store had released it (another daemon "
+               "took this one for gone while it was cut off from the store)");
+    return;
+  }
+  // Held by another daemon's session now (its user logged in there), or
+  // not known to be made: the session ends here, and its client's next
+  // request finds it unknown.
+  if (!registry_.Logout(session_id).ok()) return;  // ended here meanwhile
+  sessions_.Erase(session_id);
+  replica_->LocalSessionEnded(user.view());
+  if (!absl::IsAlreadyExists(outcome)) {
+    cluster_->Release(std::string(user.view()), session_id);
+  }
+  sessions_ended_unclaimed_.fetch_add(1, std::memory_order_relaxed);
+  LogWarning(
+      "cluster: ended ", session, ": the index store had released it, and ",
+      absl::IsAlreadyExists(outcome)
+          ? std::string("the user is active on another daemon now")
+          : absl::StrCat("claiming it again failed: ", outcome.message()));
+}
+
 void Server::OnTick(size_t index, bool watchdog) {
   if (static_cast<int>(index) == stall_worker_) {
     // The watchdog test's stuck reactor: its loop stops turning.
@@ -620,6 +662,7 @@ void Server::OnTick(size_t index, bool watchdog) {
   workers_[index].handler->Tick(now, last_loss_ns == 0
                                          ? absl::InfinitePast()
                                          : absl::FromUnixNanos(last_loss_ns));
+  if (index == 0 && replica_ != nullptr) ReclaimReleasedSessions();
   liveness_->Beat(index);
   if (!watchdog) return;
   if (liveness_->TakeAllAlive()) {
@@ -825,13 +868,18 @@ std::string Server::RenderMetrics() const {
                   "\npcfs_cluster_claims_total{result=\"refused\"} ",
                   store.refused_claims, "\n");
             });
-    counter("pcfs_cluster_sessions_ended_total",
-            "Sessions of this daemon ended because the cluster store no "
-            "longer held them (reaped while this daemon was cut off, or "
-            "taken over).",
+    counter("pcfs_cluster_reclaims_total",
+            "Sessions of this daemon the cluster store had released (while "
+            "this daemon was cut off from it) claimed again, by result: "
+            "ok, or ended (the user is active elsewhere, or the claim "
+            "failed).",
             [&] {
-              absl::StrAppend(&out, "pcfs_cluster_sessions_ended_total ",
-                              replica.own_sessions_ended, "\n");
+              absl::StrAppend(
+                  &out, "pcfs_cluster_reclaims_total{result=\"ok\"} ",
+                  sessions_reclaimed_.load(std::memory_order_relaxed),
+                  "\npcfs_cluster_reclaims_total{result=\"ended\"} ",
+                  sessions_ended_unclaimed_.load(std::memory_order_relaxed),
+                  "\n");
             });
     AppendMetricHeader("pcfs_cluster_remote_sessions", "gauge",
                        "Sessions other daemons of the cluster hold.", out);

@@ -182,6 +182,15 @@ class Server {
   // The timer of worker `index`: expiry, its liveness beat and, on worker
   // 0, the watchdog.
   void OnTick(size_t index, bool watchdog);
+  // Cluster mode, on worker 0's tick: claims again each local session the
+  // replica found released in the store (TakeReleasedOwnSessions), so that
+  // the other daemons list it again.
+  void ReclaimReleasedSessions();
+  // A claim of ReclaimReleasedSessions answered (the store's writer
+  // thread): the session goes on, or, refused or not known to be made, it
+  // ends here and its client logs in again.
+  void Reclaimed(const UserName& user, uint64_t session_id,
+                 const absl::Status& outcome);
   // Reads the kernel's drop count of worker `index`'s socket; if it grew,
   // the daemon lost datagrams by `now`: records that for the expiry
   // (last_loss_ns_) and the metrics, and says so in the log (at most once
@@ -225,6 +234,10 @@ class Server {
   std::atomic<int64_t> last_loss_ns_{0};
   std::atomic<int64_t> last_loss_log_ns_{0};
   LatencyHistogram journal_flush_;
+  // Cluster mode: ReclaimReleasedSessions's claims that held, and the
+  // sessions that ended because theirs did not.
+  std::atomic<uint64_t> sessions_reclaimed_{0};
+  std::atomic<uint64_t> sessions_ended_unclaimed_{0};
   std::unique_ptr<MetricsServer> metrics_server_;
 };
 

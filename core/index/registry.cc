@@ -177,6 +177,43 @@ size_t Registry::EndSessionsIf(
   return ended;
 }
 
+namespace {
+
+Registry::LocalSession LocalSessionOf(const Presence& session) {
+  Registry::LocalSession local;
+  local.user = UserName(session.user);
+  local.id = session.id;
+  local.file_server = session.control;
+  local.file_server.port = session.file_port;
+  local.key_pin = session.key_pin;
+  return local;
+}
+
+}  // namespace
+
+std::optional<Registry::LocalSession> Registry::FindLocalSession(
+    absl::string_view user, uint64_t id) const {
+  PresenceShard& shard = impl_->PresenceShardOf(id);
+  MutexLock lock(&shard.mu);
+  const Presence* session = shard.sessions.Find(id);
+  if (session == nullptr || session->is_remote() || session->user != user) {
+    return std::nullopt;
+  }
+  return LocalSessionOf(*session);
+}
+
+std::vector<Registry::LocalSession> Registry::LocalSessions() const {
+  std::vector<LocalSession> sessions;
+  for (size_t i = 0; i < impl_->shard_count; ++i) {
+    PresenceShard& shard = impl_->sessions[i];
+    MutexLock lock(&shard.mu);
+    shard.sessions.ForEach([&](const Presence& session) {
+      if (!session.is_remote()) sessions.push_back(LocalSessionOf(session));
+    });
+  }
+  return sessions;
+}
+
 std::optional<UserName> Registry::Admit(uint64_t session_id,
                                         const Endpoint& from, absl::Time now,
                                         bool heartbeat) {

@@ -231,6 +231,21 @@ class Registry {
       UserName* expired_user = nullptr,
       absl::Time last_loss = absl::InfinitePast(), bool* held = nullptr);
 
+  // A session of this daemon's clients, as a claim in the cluster store
+  // describes it (daemon/cluster_store.h).
+  struct LocalSession {
+    UserName user;
+    uint64_t id = 0;
+    Endpoint file_server;  // control.ip with its file_port (0: none)
+    std::array<uint8_t, 32> key_pin{};  // zero: plain HTTP
+  };
+  // The local session `id` of `user`, if the registry holds it (its
+  // deadline may have passed: ExpireIfDue has not removed it yet).
+  std::optional<LocalSession> FindLocalSession(absl::string_view user,
+                                               uint64_t id) const;
+  // Every local session the registry holds, in no order.
+  std::vector<LocalSession> LocalSessions() const;
+
   // The users with a live session at `now`, except `exclude`, sorted.
   std::vector<std::string> ActiveUsers(absl::string_view exclude,
                                        absl::Time now) const;

@@ -221,11 +221,11 @@ TEST_F(ClusterTest, PeersOfAKilledDaemonAreBackOnAnotherWithin10s) {
 // A daemon cut off from Redis for longer than its liveness ttl (here
 // stopped: SIGSTOP keeps its Redis connection and its peers' socket open):
 // another daemon releases its sessions, so the rest of the cluster stops
-// listing its peers. Once it runs again it reads those releases and ends
-// the sessions, and their clients log in again, so the whole cluster lists
-// them once more (they would otherwise stay live there and unseen
-// elsewhere).
-TEST_F(ClusterTest, SessionsReleasedWhileADaemonWasCutOffEndThereAndReturn) {
+// listing its peers. Once it runs again it reads those releases and claims
+// the sessions again, so the whole cluster lists them once more (they
+// would otherwise stay live there and unseen elsewhere), and their clients
+// notice nothing.
+TEST_F(ClusterTest, SessionsReleasedWhileADaemonWasCutOffAreClaimedAgain) {
   const std::string hans_socket = dir_.path() + "/run-hans/peerctl.sock";
   std::unique_ptr<Process> hans = StartAgent(
       "hans", daemon(0).address(), dir_.MakeSubdir("hans-share"), hans_socket);
@@ -256,8 +256,11 @@ TEST_F(ClusterTest, SessionsReleasedWhileADaemonWasCutOffEndThereAndReturn) {
   ASSERT_TRUE(second_lists(with_hans, absl::Seconds(15)))
       << hans->stderr_text();
   EXPECT_TRUE(daemon(0).process().ReadStderrUntil(
-      "cluster: ended the session of hans", absl::Seconds(1)))
+      "cluster: claimed the session of hans", absl::Seconds(1)))
       << daemon(0).process().stderr_text();
+  hans->DrainOutput();
+  EXPECT_FALSE(absl::StrContains(hans->stderr_text(), "logging in again"))
+      << hans->stderr_text();
   // The agent works through the daemon it came back to.
   CommandResult lpf = RunToCompletion(ThroughAgent(hans_socket, {"lpf"}));
   EXPECT_EQ(lpf.exit_code, 0) << lpf.err;

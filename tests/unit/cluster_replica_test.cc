@@ -3,10 +3,8 @@
 #include "daemon/cluster_replica.h"
 
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -132,79 +130,74 @@ TEST_F(ClusterReplicaTest, OwnLoginsAreIgnored) {
 }
 
 // The logout this daemon wrote for a session that ended here: nothing
-// left to do, and nobody is told.
+// left to do.
 TEST_F(ClusterReplicaTest, OwnLogoutOfASessionEndedHereChangesNothing) {
-  std::vector<uint64_t> ended;
-  ClusterReplica replica(
-      &registry_, kOwnDaemon, [] { return kNow; },
-      [&](absl::string_view, uint64_t id) { ended.push_back(id); });
   const uint64_t local = LocalLogin("luke");
   ASSERT_NE(local, 0u);
   ASSERT_TRUE(registry_.Logout(local).ok());
-  replica.ApplyEvent(Logout(Session("luke", local, kOwnDaemon)));
-  EXPECT_THAT(ended, IsEmpty());
-  EXPECT_EQ(replica.stats().own_sessions_ended, 0u);
+  replica_.ApplyEvent(Logout(Session("luke", local, kOwnDaemon)));
+  EXPECT_THAT(replica_.TakeReleasedOwnSessions(), IsEmpty());
   // A new session of luke is not touched by the old one's logout.
   const uint64_t again = LocalLogin("luke");
   ASSERT_NE(again, 0u);
-  replica.ApplyEvent(Logout(Session("luke", local, kOwnDaemon)));
+  replica_.ApplyEvent(Logout(Session("luke", local, kOwnDaemon)));
   EXPECT_TRUE(registry_.IsLive(again, kNow));
-  EXPECT_THAT(ended, IsEmpty());
+  EXPECT_THAT(replica_.TakeReleasedOwnSessions(), IsEmpty());
+  EXPECT_EQ(replica_.stats().own_sessions_released, 0u);
 }
 
-// Another daemon reaped this one's claims while it was cut off from the
-// store: the cluster no longer sees luke's session, so it ends here too,
-// and the daemon is told (it drops its own part of the session).
-TEST_F(ClusterReplicaTest, OwnSessionLoggedOutByAnotherDaemonEndsHere) {
-  std::vector<std::pair<std::string, uint64_t>> ended;
-  ClusterReplica replica(
-      &registry_, kOwnDaemon, [] { return kNow; },
-      [&](absl::string_view user, uint64_t id) {
-        ended.emplace_back(std::string(user), id);
-      });
-  const uint64_t luke = LocalLogin("luke");
-  ASSERT_NE(luke, 0u);
+// Another daemon released luke's claim (it reaped this one's while this
+// daemon was cut off from the store): the session goes on here, and is
+// handed over once, with what a claim of it needs, to be claimed again.
+TEST_F(ClusterReplicaTest, OwnSessionLoggedOutByAnotherDaemonIsClaimedAgain) {
+  Registry::LoginParams params;
+  params.user = "luke";
+  params.control.family = 4;
+  params.control.ip = {10, 0, 0, 7};
+  params.control.port = 5000;
+  params.file_port = 7301;
+  params.key_pin.fill(0x5a);
+  absl::StatusOr<uint64_t> luke = registry_.Login(params, kNow);
+  ASSERT_TRUE(luke.ok());
   const uint64_t leia = LocalLogin("leia");
   ASSERT_NE(leia, 0u);
 
-  replica.ApplyEvent(Logout(Session("luke", luke, kOwnDaemon)));
-  EXPECT_FALSE(registry_.IsLive(luke, kNow));
-  EXPECT_FALSE(registry_.IsActive("luke", kNow));
-  EXPECT_TRUE(registry_.IsLive(leia, kNow));
-  ASSERT_EQ(ended.size(), 1u);
-  EXPECT_EQ(ended[0], std::make_pair(std::string("luke"), luke));
-  EXPECT_EQ(replica.stats().own_sessions_ended, 1u);
-  // Read again (a repeat): once only.
-  replica.ApplyEvent(Logout(Session("luke", luke, kOwnDaemon)));
-  EXPECT_EQ(ended.size(), 1u);
-  EXPECT_EQ(replica.stats().own_sessions_ended, 1u);
+  replica_.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
+  // Read again before the daemon took it (a repeat): still once.
+  replica_.ApplyEvent(Logout(Session("luke", *luke, kOwnDaemon)));
+  // A logout naming another user's session id changes nothing.
+  replica_.ApplyEvent(Logout(Session("han", leia, kOwnDaemon)));
+  EXPECT_TRUE(registry_.IsLive(*luke, kNow));
+  const std::vector<Registry::LocalSession> released =
+      replica_.TakeReleasedOwnSessions();
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0].user, "luke");
+  EXPECT_EQ(released[0].id, *luke);
+  EXPECT_EQ(released[0].file_server.ip, params.control.ip);
+  EXPECT_EQ(released[0].file_server.port, 7301);
+  EXPECT_EQ(released[0].key_pin, params.key_pin);
+  EXPECT_THAT(replica_.TakeReleasedOwnSessions(), IsEmpty());
+  EXPECT_EQ(replica_.stats().own_sessions_released, 1u);
 }
 
 // A take-over: another daemon claimed leia while this one was cut off, so
 // the stream holds the logout of this daemon's session, then the login of
-// the other's. The login may have come first to the replica's knowledge
-// (set aside while the local session lived): either way the other
-// daemon's session is what remains.
+// the other's, which waits while the local session lives. The daemon's
+// claim of it is refused, the session ends here, and the other daemon's
+// is what remains.
 TEST_F(ClusterReplicaTest, TakeOverOfALocalSessionLeavesTheOtherDaemonsOne) {
   const uint64_t local = LocalLogin("leia");
   ASSERT_NE(local, 0u);
   replica_.ApplyEvent(Logout(Session("leia", local, kOwnDaemon)));
   replica_.ApplyEvent(Login(Session("leia", 0x10)));
-  EXPECT_FALSE(registry_.IsLive(local, kNow));
+  EXPECT_EQ(replica_.stats().set_aside, 1u);
+  ASSERT_EQ(replica_.TakeReleasedOwnSessions().size(), 1u);
+
+  ASSERT_TRUE(registry_.Logout(local).ok());
+  replica_.LocalSessionEnded("leia");
   EXPECT_TRUE(registry_.IsActive("leia", kNow));
   EXPECT_EQ(replica_.TicketKeyOf(0x10), KeyFilledWith(0x10));
-  EXPECT_EQ(replica_.stats().conflicts, 0u);
-
-  const uint64_t luke = LocalLogin("luke");
-  ASSERT_NE(luke, 0u);
-  replica_.ApplyEvent(Login(Session("luke", 0x20)));
-  EXPECT_EQ(replica_.stats().set_aside, 1u);
-  replica_.ApplyEvent(Logout(Session("luke", luke, kOwnDaemon)));
-  EXPECT_FALSE(registry_.IsLive(luke, kNow));
   EXPECT_EQ(replica_.stats().set_aside, 0u);
-  EXPECT_EQ(replica_.TicketKeyOf(0x20), KeyFilledWith(0x20));
-  EXPECT_EQ(replica_.stats().remote_sessions, 2u);
-  EXPECT_EQ(replica_.stats().own_sessions_ended, 2u);
 }
 
 TEST_F(ClusterReplicaTest, LogoutRemovesTheSession) {
@@ -326,11 +319,25 @@ TEST_F(ClusterReplicaTest, SnapshotReplacesPublications) {
   EXPECT_THAT(registry_.PublishedBy("leia"), IsEmpty());
 }
 
-TEST_F(ClusterReplicaTest, SnapshotLeavesLocalSessionsAlone) {
-  const uint64_t local = LocalLogin("luke");
-  ASSERT_NE(local, 0u);
-  replica_.ApplySnapshot(ClusterSnapshot{});
-  EXPECT_TRUE(registry_.IsLive(local, kNow));
+// A resync's snapshot carries no logouts: the local sessions it does not
+// hold as this daemon's claims are handed over to be claimed again (those
+// released while the stream went past, or logins whose claim is on its
+// way, which finds itself); the others are left alone.
+TEST_F(ClusterReplicaTest, SnapshotHandsOverLocalSessionsItDoesNotHold) {
+  const uint64_t luke = LocalLogin("luke");
+  ASSERT_NE(luke, 0u);
+  const uint64_t leia = LocalLogin("leia");
+  ASSERT_NE(leia, 0u);
+  ClusterSnapshot snapshot;
+  snapshot.sessions.push_back(Session("leia", leia, kOwnDaemon));
+  replica_.ApplySnapshot(snapshot);
+  EXPECT_TRUE(registry_.IsLive(luke, kNow));
+  EXPECT_TRUE(registry_.IsLive(leia, kNow));
+  EXPECT_EQ(replica_.stats().remote_sessions, 0u);
+  const std::vector<Registry::LocalSession> released =
+      replica_.TakeReleasedOwnSessions();
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0].id, luke);
 }
 
 }  // namespace

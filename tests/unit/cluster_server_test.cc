@@ -196,6 +196,16 @@ class ClusterServerTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
+  // Waits (up to 5 s) until the daemon's metrics hold `line`.
+  bool MetricsShow(const std::string& line) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (!absl::StrContains(server_->RenderMetrics(), line)) {
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return true;
+  }
+
   std::string dir_;
   std::unique_ptr<Server> server_;
   std::thread thread_;
@@ -287,8 +297,8 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   EXPECT_TRUE(absl::StrContains(
       metrics, "pcfs_cluster_claims_total{result=\"refused\"} 0\n"));
   EXPECT_TRUE(absl::StrContains(metrics, "pcfs_cluster_remote_sessions 0\n"));
-  EXPECT_TRUE(
-      absl::StrContains(metrics, "pcfs_cluster_sessions_ended_total 0\n"));
+  EXPECT_TRUE(absl::StrContains(
+      metrics, "pcfs_cluster_reclaims_total{result=\"ended\"} 0\n"));
   // Well-formed for Prometheus, where promtool is installed.
   if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
     std::ofstream(dir_ + "/metrics.txt") << metrics;
@@ -306,11 +316,30 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
             (std::vector<std::pair<std::string, uint64_t>>{{"hans", id}}));
 }
 
-// Another daemon released hans's claim (it reaped this daemon's sessions
-// while this one was cut off from the store): the stream's logout of his
-// session ends it here, without a release of its own, and his client is
-// refused as an unknown session and logs in again, claiming anew.
-TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedEndsHere) {
+// The stream's logout of hans's session, written by another daemon (it
+// reaped this one's claims while this daemon was cut off from the store),
+// or a resync's snapshot without it: the daemon claims it again.
+ClusterEvent LogoutOf(const ClusterSession& session) {
+  ClusterEvent logout;
+  logout.kind = ClusterEvent::Kind::kLogout;
+  logout.session.user = session.user;
+  logout.session.daemon_id = session.daemon_id;
+  logout.session.session_id = session.session_id;
+  return logout;
+}
+
+// Waits (up to 5 s) until the link has seen `n` claims.
+bool ClaimsReach(const FakeLink& link, size_t n) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (link.claimed().size() < n && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return link.claimed().size() >= n;
+}
+
+// The same session is claimed again, and goes on: its client notices
+// nothing.
+TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedIsClaimedAgain) {
   Start();
   std::unique_ptr<ControlClient> hans = Connect();
   ASSERT_NE(hans, nullptr);
@@ -318,28 +347,68 @@ TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedEndsHere) {
   ASSERT_EQ(link_->claimed().size(), 1u);
   const ClusterSession first = link_->claimed()[0];
 
-  ClusterEvent logout;
-  logout.kind = ClusterEvent::Kind::kLogout;
-  logout.session.user = "hans";
-  logout.session.daemon_id = daemon_id_;
-  logout.session.session_id = first.session_id;
-  listener_.on_event(logout);
-  EXPECT_TRUE(link_->released().empty());
-  EXPECT_TRUE(absl::StrContains(server_->RenderMetrics(),
-                                "pcfs_cluster_sessions_ended_total 1\n"));
-
+  listener_.on_event(LogoutOf(first));
+  ASSERT_TRUE(ClaimsReach(*link_, 2));
+  const ClusterSession again = link_->claimed()[1];
+  EXPECT_EQ(again.user, "hans");
+  EXPECT_EQ(again.daemon_id, daemon_id_);
+  EXPECT_EQ(again.session_id, first.session_id);
+  EXPECT_EQ(again.file_server.port, 7000);
+  EXPECT_EQ(again.ticket_key, first.ticket_key);
+  // Counted once the claim's answer is in.
+  EXPECT_TRUE(MetricsShow("pcfs_cluster_reclaims_total{result=\"ok\"} 1\n"));
+  EXPECT_TRUE(hans->Heartbeat().ok());
   absl::StatusOr<std::vector<std::string>> peers = hans->ListActivePeers();
   ASSERT_TRUE(peers.ok()) << peers.status();
-  EXPECT_EQ(*peers, std::vector<std::string>{"leia"});
-  ASSERT_EQ(link_->claimed().size(), 2u);
-  EXPECT_EQ(link_->claimed()[1].user, "hans");
-  EXPECT_NE(link_->claimed()[1].session_id, first.session_id);
-  // The logout read again (a repeat) ends nothing more.
-  listener_.on_event(logout);
-  EXPECT_TRUE(absl::StrContains(server_->RenderMetrics(),
-                                "pcfs_cluster_sessions_ended_total 1\n"));
+  EXPECT_EQ(link_->claimed().size(), 2u);  // no new login
+  EXPECT_TRUE(link_->released().empty());
+
+  // A resync whose snapshot does not hold it: the same again.
+  ClusterSnapshot snapshot;
+  snapshot.sessions.push_back(Leia());
+  listener_.on_snapshot(snapshot);
+  ASSERT_TRUE(ClaimsReach(*link_, 3));
+  EXPECT_EQ(link_->claimed()[2].session_id, first.session_id);
+  EXPECT_TRUE(MetricsShow("pcfs_cluster_reclaims_total{result=\"ok\"} 2\n"));
   EXPECT_TRUE(hans->Heartbeat().ok());
-  EXPECT_EQ(link_->claimed().size(), 2u);
+}
+
+// Refused (hans logged in through another daemon meanwhile): the session
+// ends here, with no release (the claim is the other's), and a login of
+// hans is refused as active on another daemon. Not known to be made (the
+// store unreachable): the session ends, and the claim is released in case
+// it was.
+TEST_F(ClusterServerTest, AnOwnSessionTheStoreWillNotTakeBackEndsHere) {
+  Start();
+  std::unique_ptr<ControlClient> hans = Connect();
+  ASSERT_NE(hans, nullptr);
+  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
+  const ClusterSession first = link_->claimed()[0];
+  link_->SetClaimOutcome(absl::AlreadyExistsError("held by bb"));
+  listener_.on_event(LogoutOf(first));
+  ASSERT_TRUE(ClaimsReach(*link_, 2));
+  ASSERT_TRUE(MetricsShow("pcfs_cluster_reclaims_total{result=\"ended\"} 1\n"));
+  EXPECT_TRUE(link_->released().empty());
+  // Gone here: the client's requests are refused, and so is a login.
+  EXPECT_FALSE(hans->ListActivePeers().ok());
+  std::unique_ptr<ControlClient> hans_again = Connect();
+  ASSERT_NE(hans_again, nullptr);
+  absl::Status s = hans_again->Login("hans", "hanspass", 7000);
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_EQ(s.message(), "user hans is already active on another daemon");
+
+  std::unique_ptr<ControlClient> vader = Connect();
+  ASSERT_NE(vader, nullptr);
+  link_->SetClaimOutcome(absl::OkStatus());
+  ASSERT_TRUE(vader->Login("vader", "vaderpass", 7000).ok());
+  const ClusterSession vaders = link_->claimed().back();
+  link_->SetDown(true);
+  const size_t claims = link_->claimed().size();
+  listener_.on_event(LogoutOf(vaders));
+  ASSERT_TRUE(ClaimsReach(*link_, claims + 1));
+  ASSERT_TRUE(MetricsShow("pcfs_cluster_reclaims_total{result=\"ended\"} 2\n"));
+  EXPECT_EQ(link_->released(), (std::vector<std::pair<std::string, uint64_t>>{
+                                   {"vader", vaders.session_id}}));
 }
 
 TEST_F(ClusterServerTest, RefusedAndUnreachableLoginsSayWhy) {
