@@ -594,8 +594,17 @@ void Server::Stop() {
 }
 
 void Server::ReclaimReleasedSessions() {
-  for (const Registry::LocalSession& session :
-       replica_->TakeReleasedOwnSessions()) {
+  const std::vector<Registry::LocalSession> released =
+      replica_->TakeReleasedOwnSessions();
+  if (released.empty()) return;
+  // One line for them all (a daemon cut off loses every session at once);
+  // one each for those that end.
+  LogWarning("cluster: the index store had released ", released.size(),
+             released.size() == 1 ? " session" : " sessions",
+             " of this daemon (another daemon took it for gone while it was "
+             "cut off from the store); claiming ",
+             released.size() == 1 ? "it" : "them", " again");
+  for (const Registry::LocalSession& session : released) {
     // No key: the session ended here meanwhile.
     const std::optional<SessionKey> key = sessions_.KeyOf(session.id);
     if (!key.has_value()) continue;
@@ -609,8 +618,6 @@ void Server::ReclaimReleasedSessions() {
 void Server::Reclaimed(const UserName& user, uint64_t session_id,
                        const absl::Status& outcome) {
   if (stopping_.load()) return;  // the store releases every session now
-  const std::string session = absl::StrFormat(
-      "the session of %s (session %016x)", user.view(), session_id);
   if (outcome.ok()) {
     if (!registry_.FindLocalSession(user, session_id).has_value()) {
       // It ended here while the claim was on its way, and its release may
@@ -619,9 +626,6 @@ void Server::Reclaimed(const UserName& user, uint64_t session_id,
       return;
     }
     sessions_reclaimed_.fetch_add(1, std::memory_order_relaxed);
-    LogWarning("cluster: claimed ", session,
-               " again: the index store had released it (another daemon "
-               "took this one for gone while it was cut off from the store)");
     return;
   }
   // Held by another daemon's session now (its user logged in there), or
@@ -635,7 +639,9 @@ void Server::Reclaimed(const UserName& user, uint64_t session_id,
   }
   sessions_ended_unclaimed_.fetch_add(1, std::memory_order_relaxed);
   LogWarning(
-      "cluster: ended ", session, ": the index store had released it, and ",
+      absl::StrFormat("cluster: ended the session of %s (session %016x)",
+                      user.view(), session_id),
+      ": the index store had released it, and ",
       absl::IsAlreadyExists(outcome)
           ? std::string("the user is active on another daemon now")
           : absl::StrCat("claiming it again failed: ", outcome.message()));

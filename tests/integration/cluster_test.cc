@@ -256,7 +256,8 @@ TEST_F(ClusterTest, SessionsReleasedWhileADaemonWasCutOffAreClaimedAgain) {
   ASSERT_TRUE(second_lists(with_hans, absl::Seconds(15)))
       << hans->stderr_text();
   EXPECT_TRUE(daemon(0).process().ReadStderrUntil(
-      "cluster: claimed the session of hans", absl::Seconds(1)))
+      "cluster: the index store had released 1 session of this daemon",
+      absl::Seconds(1)))
       << daemon(0).process().stderr_text();
   hans->DrainOutput();
   EXPECT_FALSE(absl::StrContains(hans->stderr_text(), "logging in again"))
