@@ -131,6 +131,16 @@ ClusterSession Leia() {
   return leia;
 }
 
+// The stream's logout of `session` (of this daemon's own, one another
+// daemon wrote: it reaped this one's claims while this daemon was cut off
+// from the store). Its fields beyond the user, daemon and id are ignored.
+ClusterEvent LogoutOf(const ClusterSession& session) {
+  ClusterEvent logout;
+  logout.kind = ClusterEvent::Kind::kLogout;
+  logout.session = session;
+  return logout;
+}
+
 class ClusterServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -279,10 +289,7 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   EXPECT_EQ(link_->committed(), 1u);
 
   // A stream event applies: leia logs out there.
-  ClusterEvent logout;
-  logout.kind = ClusterEvent::Kind::kLogout;
-  logout.session = Leia();
-  listener_.on_event(logout);
+  listener_.on_event(LogoutOf(Leia()));
   peers = hans->ListActivePeers();
   ASSERT_TRUE(peers.ok());
   EXPECT_TRUE(peers->empty());
@@ -314,18 +321,6 @@ TEST_F(ClusterServerTest, ServesTheStoredStateAndClaimsLogins) {
   ASSERT_TRUE(hans->Logout().ok());
   EXPECT_EQ(link_->released(),
             (std::vector<std::pair<std::string, uint64_t>>{{"hans", id}}));
-}
-
-// The stream's logout of hans's session, written by another daemon (it
-// reaped this one's claims while this daemon was cut off from the store),
-// or a resync's snapshot without it: the daemon claims it again.
-ClusterEvent LogoutOf(const ClusterSession& session) {
-  ClusterEvent logout;
-  logout.kind = ClusterEvent::Kind::kLogout;
-  logout.session.user = session.user;
-  logout.session.daemon_id = session.daemon_id;
-  logout.session.session_id = session.session_id;
-  return logout;
 }
 
 // Waits (up to 5 s) until the link has seen `n` claims.
