@@ -355,8 +355,9 @@ size_t RequestHandler::HandleLoginFinish(const Message& m, const Endpoint& from,
         *user, from,
         elsewhere ? "already active on another daemon" : "already active", now);
     return Error(m.header, ResultCode::kAlreadyActive,
-                 absl::StrCat("user ", *user, " is already active",
-                              elsewhere ? " on another daemon" : ""),
+                 absl::StrCat("user ", *user,
+                              elsewhere ? protocol::kActiveOnAnotherDaemon
+                                        : protocol::kActiveHere),
                  reply);
   }
   if (used != nullptr) {
@@ -468,8 +469,7 @@ void RequestHandler::CompleteLogin(uint64_t session_id,
                  ": already active on another daemon");
       size = Error(
           h, ResultCode::kAlreadyActive,
-          absl::StrCat("user ", user, " is already active on another daemon"),
-          reply);
+          absl::StrCat("user ", user, protocol::kActiveOnAnotherDaemon), reply);
     } else {
       // Unavailable (the store may still have taken the claim: it is
       // released, which frees it only if it names this session), or a

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -22,6 +23,13 @@ namespace {
 
 using client::Reply;
 using client::RequestBody;
+
+// A login refused because the user holds a session on another daemon of
+// the cluster (not on the one asked).
+bool ActiveOnAnotherDaemon(const absl::Status& login) {
+  return absl::IsAlreadyExists(login) &&
+         absl::EndsWith(login.message(), protocol::kActiveOnAnotherDaemon);
+}
 using protocol::MessageType;
 using protocol::ResultCode;
 
@@ -369,7 +377,11 @@ absl::Status ControlClient::ReloginLocked(uint64_t lost, bool forgeable,
   }
   // "Unknown session" is the one reply the daemon cannot seal, so anyone
   // may forge it: if the new login is refused because we are still active,
-  // the reply was forged (or stale): keep the old session.
+  // the reply was forged (or stale): keep the old session. Not when the
+  // user is active on another daemon of the cluster: a daemon that still
+  // held our session would have refused it as active here, so the old
+  // session is gone (the cluster gave the user to another login while this
+  // daemon was cut off), and keeping it would only meet the same reply.
   std::optional<client::ClientSession::Saved> old;
   if (session_.logged_in()) {
     old = session_.Save();
@@ -391,7 +403,8 @@ absl::Status ControlClient::ReloginLocked(uint64_t lost, bool forgeable,
     }
     return s;
   }
-  if (forgeable && old.has_value() && absl::IsAlreadyExists(s)) {
+  if (forgeable && old.has_value() && absl::IsAlreadyExists(s) &&
+      !ActiveOnAnotherDaemon(s)) {
     session_.Restore(*old);
     PublishSessionLocked();
     return absl::OkStatus();

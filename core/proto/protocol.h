@@ -109,6 +109,14 @@ enum class ResultCode : uint8_t {
 // Returns a short English description, e.g. "not found".
 absl::string_view ResultCodeName(ResultCode code);
 
+// The message of a kAlreadyActive login refusal is "user NAME" followed by
+// one of these: the daemon holds the user's session itself, or (a cluster)
+// another daemon does. A client tells them apart by it
+// (docs/PROTOCOL.md, LOGIN_FINISH).
+inline constexpr absl::string_view kActiveHere = " is already active";
+inline constexpr absl::string_view kActiveOnAnotherDaemon =
+    " is already active on another daemon";
+
 struct Header {
   uint8_t version = kVersion;
   uint8_t type = 0;  // a MessageType value; kept raw so unknown types decode

@@ -369,8 +369,9 @@ TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedIsClaimedAgain) {
 }
 
 // Refused (hans logged in through another daemon meanwhile): the session
-// ends here, with no release (the claim is the other's), and a login of
-// hans is refused as active on another daemon. Not known to be made (the
+// ends here, with no release (the claim is the other's), and the client's
+// login again, and any other login of hans, is refused as active on
+// another daemon. Not known to be made (the
 // store unreachable): the session ends, and the claim is released in case
 // it was.
 TEST_F(ClusterServerTest, AnOwnSessionTheStoreWillNotTakeBackEndsHere) {
@@ -384,8 +385,13 @@ TEST_F(ClusterServerTest, AnOwnSessionTheStoreWillNotTakeBackEndsHere) {
   ASSERT_TRUE(ClaimsReach(*link_, 2));
   ASSERT_TRUE(MetricsShow("pcfs_cluster_reclaims_total{result=\"ended\"} 1\n"));
   EXPECT_TRUE(link_->released().empty());
-  // Gone here: the client's requests are refused, and so is a login.
-  EXPECT_FALSE(hans->ListActivePeers().ok());
+  // Gone here: the client's login again is refused, and it says why (it
+  // does not take the refusal for a sign of a forged "unknown session").
+  absl::StatusOr<std::vector<std::string>> peers = hans->ListActivePeers();
+  ASSERT_FALSE(peers.ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(peers.status())) << peers.status();
+  EXPECT_EQ(peers.status().message(),
+            "user hans is already active on another daemon");
   std::unique_ptr<ControlClient> hans_again = Connect();
   ASSERT_NE(hans_again, nullptr);
   absl::Status s = hans_again->Login("hans", "hanspass", 7000);
