@@ -337,13 +337,17 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
   return Error(h, ResultCode::kInternal, "unhandled message type", reply);
 }
 
-void RequestHandler::Tick(absl::Time now, absl::Time last_loss) {
+void RequestHandler::Tick(absl::Time now, absl::Time last_loss,
+                          absl::Time drained_until) {
+  // Judged at the time up to which every socket's datagrams are handled: a
+  // heartbeat that arrived before a deadline has then renewed its session.
+  const absl::Time judged = std::min(now, drained_until);
   wheel_.Advance(now, [&](uint64_t session_id) {
     bool expired = false;
     bool held = false;
     UserName user;
     std::optional<absl::Time> deadline = registry_->ExpireIfDue(
-        session_id, now, &expired, &user, last_loss, &held);
+        session_id, judged, &expired, &user, last_loss, &held);
     if (held) Bump(counters_->expiries_held);
     if (deadline.has_value()) {
       wheel_.Schedule(session_id, *deadline);

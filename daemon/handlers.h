@@ -231,8 +231,15 @@ class RequestHandler {
   // timer every wheel slot. `last_loss`: when the daemon last found its
   // sockets to have dropped datagrams unread (InfinitePast: never); a
   // session silent since before then is held instead, once
-  // (Registry::ExpireIfDue).
-  void Tick(absl::Time now, absl::Time last_loss = absl::InfinitePast());
+  // (Registry::ExpireIfDue). `drained_until`: every datagram that reached
+  // any of the daemon's sockets before it has been handled (each reactor
+  // drains its own socket at its tick, and a session's heartbeats may come
+  // to another reactor's socket than its login did: DrainClock); a session
+  // whose deadline is later waits for a later tick.
+  void Tick(absl::Time now, absl::Time last_loss = absl::InfinitePast(),
+            absl::Time drained_until = absl::InfiniteFuture());
+
+  absl::Duration session_timeout() const { return options_.session_timeout; }
 
   // What this handler counted. Written only by its thread (Handle, Tick);
   // any thread may read it.

@@ -10,9 +10,14 @@
 #ifndef PCFS_DAEMON_LIVENESS_H_
 #define PCFS_DAEMON_LIVENESS_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <memory>
+
+#include "absl/time/time.h"
 
 namespace pcfs {
 
@@ -54,6 +59,67 @@ class ReactorLiveness {
  private:
   const size_t count_;
   std::unique_ptr<std::atomic<bool>[]> beat_;
+};
+
+// DrainClock: up to when every reactor's socket has been drained, for the
+// expiry (RequestHandler::Tick's `drained_until`). With SO_REUSEPORT a
+// session's heartbeats may reach another reactor's socket than its login
+// did, so the reactor that judges its expiry must wait until that socket
+// was drained past its deadline too. Each reactor calls Drained() after
+// the drain that starts its tick, with the time that drain began (every
+// datagram that reached its socket before then is handled); DrainedUntil()
+// is the earliest such time of all the reactors, leaving out any that has
+// not drained for `stuck_after` before the asking reactor's own previous
+// drain: one stuck while the others kept turning (the watchdog's business),
+// whose sessions' expiry is held no longer. After a stall of the whole
+// process (stopped, or starved of CPU) no reactor looks stuck, since each
+// one's last drain is about as old as the asking one's previous.
+//
+// Pure logic: the times come in as arguments. Thread-safety: Drained(i)
+// from reactor i's thread, DrainedUntil() from any; a release store and
+// acquire loads, so that what a drain handled (renewed deadlines) is seen
+// by the reactor that reads its time.
+class DrainClock {
+ public:
+  explicit DrainClock(size_t reactors)
+      : count_(reactors), drained_ns_(new std::atomic<int64_t>[reactors]) {
+    for (size_t i = 0; i < count_; ++i) {
+      drained_ns_[i].store(kNever, std::memory_order_relaxed);
+    }
+  }
+
+  // Reactor `index`'s drain that began at `start` is done. Returns when
+  // its previous one began (InfinitePast: none). REQUIRES: index <
+  // reactors.
+  absl::Time Drained(size_t index, absl::Time start) {
+    const int64_t previous = drained_ns_[index].exchange(
+        absl::ToUnixNanos(start), std::memory_order_acq_rel);
+    return previous == kNever ? absl::InfinitePast()
+                              : absl::FromUnixNanos(previous);
+  }
+
+  // The earliest drain start of the reactors that drained at or after
+  // `own_previous - stuck_after`.
+  absl::Time DrainedUntil(absl::Time own_previous,
+                          absl::Duration stuck_after) const {
+    const absl::Time stuck_before = own_previous - stuck_after;
+    absl::Time earliest = absl::InfiniteFuture();
+    for (size_t i = 0; i < count_; ++i) {
+      const int64_t ns = drained_ns_[i].load(std::memory_order_acquire);
+      const absl::Time drained =
+          ns == kNever ? absl::InfinitePast() : absl::FromUnixNanos(ns);
+      // Stuck: not drained since long before the asker's previous drain
+      // (or never, once the asker has).
+      if (drained < stuck_before) continue;
+      earliest = std::min(earliest, drained);
+    }
+    return earliest;
+  }
+
+ private:
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
+  const size_t count_;
+  std::unique_ptr<std::atomic<int64_t>[]> drained_ns_;
 };
 
 }  // namespace pcfs

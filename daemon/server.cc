@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/escaping.h"
@@ -387,6 +388,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   server->liveness_ =
       std::make_unique<ReactorLiveness>(static_cast<size_t>(threads));
+  server->drains_ = std::make_unique<DrainClock>(static_cast<size_t>(threads));
   if (const char* stall = std::getenv("PCFS_DEBUG_STALL_REACTOR");
       stall != nullptr && !absl::SimpleAtoi(stall, &server->stall_worker_)) {
     server->stall_worker_ = -1;
@@ -659,15 +661,22 @@ void Server::OnTick(size_t index, bool watchdog) {
   // Every datagram already waiting on this reactor's socket first: a
   // heartbeat that arrived before the tick must extend its session before
   // the expiry judges it, however far behind an overload left the loop.
+  // The other reactors' sockets are theirs to drain: the expiry judges at
+  // the time up to which all are (DrainedUntil).
+  const absl::Time drain_start = MonotonicNow();
   workers_[index].reactor->DrainDatagrams();
+  const absl::Time previous_drain = drains_->Drained(index, drain_start);
   // What the kernel dropped instead of queueing (a full receive buffer)
   // may have held heartbeats too: the expiry holds sessions silent since.
   const absl::Time now = MonotonicNow();
   NoteReceiveDrops(index, now);
   const int64_t last_loss_ns = last_loss_ns_.load(std::memory_order_relaxed);
-  workers_[index].handler->Tick(now, last_loss_ns == 0
-                                         ? absl::InfinitePast()
-                                         : absl::FromUnixNanos(last_loss_ns));
+  workers_[index].handler->Tick(
+      now,
+      last_loss_ns == 0 ? absl::InfinitePast()
+                        : absl::FromUnixNanos(last_loss_ns),
+      drains_->DrainedUntil(previous_drain,
+                            workers_[index].handler->session_timeout()));
   if (index == 0 && replica_ != nullptr) ReclaimReleasedSessions();
   liveness_->Beat(index);
   if (!watchdog) return;

@@ -221,8 +221,9 @@ class Server {
   std::string backend_note_;  // which backend runs
   SocketAddress address_;
   std::unique_ptr<ReactorLiveness> liveness_;
-  bool watchdog_starving_ = false;  // worker 0's thread only
-  int silent_ticks_ = 0;            // worker 0's thread only
+  std::unique_ptr<DrainClock> drains_;  // up to when every socket is drained
+  bool watchdog_starving_ = false;      // worker 0's thread only
+  int silent_ticks_ = 0;                // worker 0's thread only
   // Debugging aid for the watchdog test: this worker's first tick blocks
   // until Stop() ($PCFS_DEBUG_STALL_REACTOR); -1: none. Set by Create().
   int stall_worker_ = -1;

@@ -200,12 +200,14 @@ class Registry {
   // `heartbeat`, and returns its user; otherwise nullopt.
   //
   // A session past its deadline is admitted until ExpireIfDue removes it:
-  // the daemon's expiry tick handles every datagram already queued before
-  // it judges (Reactor::DrainDatagrams), so a heartbeat that waited on the
-  // socket through a stall longer than the timeout arrived in time and
-  // keeps its session, though the clock says otherwise by the time it is
-  // read. Between the deadline and the tick (a wheel slot, 100 ms, unless
-  // the daemon is behind) the session is not listed (IsActive, Locate...).
+  // the daemon judges an expiry only once every datagram that reached any
+  // of its sockets before the deadline is handled (Reactor::DrainDatagrams,
+  // RequestHandler::Tick), so a heartbeat that waited on a socket through a
+  // stall longer than the timeout arrived in time and keeps its session,
+  // though the clock says otherwise by the time it is read. Between the
+  // deadline and the tick that removes it (one or two wheel slots of
+  // 100 ms, unless the daemon is behind) the session is not listed
+  // (IsActive, Locate...).
   std::optional<UserName> Admit(uint64_t session_id, const Endpoint& from,
                                 absl::Time now, bool heartbeat);
 

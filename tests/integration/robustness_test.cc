@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <random>
 #include <span>
@@ -367,6 +368,47 @@ TEST(RobustnessTest, AHeartbeatQueuedDuringAStallKeepsItsSession) {
   EXPECT_TRUE(beat.ok()) << beat;
   EXPECT_EQ(hans->session_key(), session)
       << "the session expired under its queued heartbeat";
+}
+
+// The same with two reactors, each with a socket of its own: a client's
+// heartbeats come from another port than its login (its heartbeat socket),
+// so the kernel may hand them to the other reactor's socket. The reactor
+// that judges the session's expiry must not do so before the other has
+// drained its socket. With eight clients, the chance that every one's
+// heartbeats share their login's reactor is 1 in 256. The daemon's threads
+// share one CPU, so that when it runs again the first reactor to run ticks
+// before the other has run at all, as a busy machine may have it.
+TEST(RobustnessTest, AHeartbeatQueuedOnAnotherReactorsSocketKeepsItsSession) {
+  std::string credentials;
+  for (int i = 0; i < 8; ++i) absl::StrAppend(&credentials, "u", i, " pw\n");
+  Daemon daemon(credentials, {"--threads=2", "--io=epoll"});
+  ASSERT_EQ(std::system(absl::StrCat("taskset -a -p -c 0 ",
+                                     daemon.process().pid(), " >/dev/null")
+                            .c_str()),
+            0);
+  std::vector<std::unique_ptr<ControlClient>> clients;
+  std::vector<SessionKey> keys;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(LoggedInClient(daemon, absl::StrCat("u", i), "pw"));
+    ASSERT_NE(clients.back(), nullptr);
+    keys.push_back(clients.back()->session_key());
+  }
+  const absl::Time heard = absl::Now();
+  daemon.process().Signal(SIGSTOP);
+  absl::SleepFor(heard + absl::Seconds(2) - absl::Now());
+  std::vector<absl::Status> beats(clients.size());
+  std::vector<std::thread> heartbeats;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    heartbeats.emplace_back([&, i] { beats[i] = clients[i]->Heartbeat(); });
+  }
+  absl::SleepFor(heard + absl::Milliseconds(3600) - absl::Now());
+  daemon.process().Signal(SIGCONT);
+  for (std::thread& t : heartbeats) t.join();
+  for (size_t i = 0; i < clients.size(); ++i) {
+    EXPECT_TRUE(beats[i].ok()) << "u" << i << ": " << beats[i];
+    EXPECT_EQ(clients[i]->session_key(), keys[i])
+        << "u" << i << "'s session expired under its queued heartbeat";
+  }
 }
 
 // The kernel's count of datagrams dropped unread on the UDP sockets bound

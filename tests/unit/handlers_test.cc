@@ -495,6 +495,20 @@ TEST_F(HandlersTest, HeartbeatKeepsASessionAliveAndSilenceEndsIt) {
       ResultCode::kUnknownSession);
 }
 
+// Another reactor's socket may hold the session's heartbeat: the expiry
+// waits until every socket was drained past the deadline (DrainClock).
+TEST_F(HandlersTest, ExpiryWaitsUntilEverySocketIsDrainedPastTheDeadline) {
+  Login("hans", "hanspass", MakeEndpoint(5000));
+  const absl::Time deadline = now_ + absl::Seconds(3);
+  now_ = deadline + absl::Milliseconds(200);
+  handler_.Tick(now_, absl::InfinitePast(), deadline - absl::Milliseconds(1));
+  EXPECT_EQ(registry_.session_count(), 1u);
+  now_ += absl::Milliseconds(100);
+  handler_.Tick(now_, absl::InfinitePast(), deadline + absl::Milliseconds(1));
+  EXPECT_EQ(registry_.session_count(), 0u);
+  EXPECT_EQ(counters_.expired_sessions.load(), 1u);
+}
+
 TEST_F(HandlersTest, SessionFollowsItsKeyToANewAddress) {
   uint64_t session = Login("hans", "hanspass", MakeEndpoint(5000));
   EXPECT_EQ(

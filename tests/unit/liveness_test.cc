@@ -1,5 +1,6 @@
 #include "daemon/liveness.h"
 
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace pcfs {
@@ -46,6 +47,54 @@ TEST(ReactorLivenessTest, ASingleReactorPingsAfterEachBeat) {
   liveness.Beat(0);
   EXPECT_TRUE(liveness.TakeAllAlive());
   EXPECT_FALSE(liveness.TakeAllAlive());
+}
+
+const absl::Time kStart = absl::UnixEpoch() + absl::Hours(1);
+
+TEST(DrainClockTest, IsTheEarliestDrainOfAllTheReactors) {
+  DrainClock drains(3);
+  // Nobody has drained yet: nothing is.
+  EXPECT_EQ(drains.Drained(0, kStart), absl::InfinitePast());
+  EXPECT_EQ(drains.DrainedUntil(absl::InfinitePast(), absl::Seconds(3)),
+            absl::InfinitePast());
+  drains.Drained(1, kStart + absl::Milliseconds(30));
+  drains.Drained(2, kStart + absl::Milliseconds(60));
+  EXPECT_EQ(drains.Drained(0, kStart + absl::Milliseconds(100)), kStart);
+  EXPECT_EQ(drains.DrainedUntil(kStart, absl::Seconds(3)),
+            kStart + absl::Milliseconds(30));
+}
+
+// A stall of the whole process: every reactor's last drain is old, and
+// the first to run again must wait for the others, however long it was.
+TEST(DrainClockTest, AfterAWholeStallTheFirstReactorWaitsForTheOthers) {
+  DrainClock drains(2);
+  drains.Drained(0, kStart);
+  drains.Drained(1, kStart + absl::Milliseconds(50));
+  const absl::Time resumed = kStart + absl::Seconds(30);
+  const absl::Time previous = drains.Drained(0, resumed);
+  EXPECT_EQ(previous, kStart);
+  EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)),
+            kStart + absl::Milliseconds(50));
+  drains.Drained(1, resumed + absl::Milliseconds(5));
+  EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)), resumed);
+}
+
+// One reactor stuck while the others turn: after `stuck_after` of their
+// drains it is left out, so expiries are held no longer for it.
+TEST(DrainClockTest, AReactorStuckWhileTheOthersTurnIsLeftOut) {
+  DrainClock drains(2);
+  drains.Drained(1, kStart);
+  absl::Time now = kStart;
+  absl::Time previous = absl::InfinitePast();
+  // Up to and including the tick whose previous drain is 3 s after it.
+  for (int tick = 1; tick <= 31; ++tick) {
+    now += absl::Milliseconds(100);
+    previous = drains.Drained(0, now);
+    EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)), kStart) << tick;
+  }
+  now += absl::Milliseconds(100);
+  previous = drains.Drained(0, now);
+  EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)), now);
 }
 
 }  // namespace
