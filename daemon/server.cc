@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <thread>
 
 #include "absl/strings/escaping.h"
@@ -662,7 +661,7 @@ void Server::OnTick(size_t index, bool watchdog) {
   // heartbeat that arrived before the tick must extend its session before
   // the expiry judges it, however far behind an overload left the loop.
   // The other reactors' sockets are theirs to drain: the expiry judges at
-  // the time up to which all are (DrainedUntil).
+  // the time up to which all are (DrainClock).
   const absl::Time drain_start = MonotonicNow();
   workers_[index].reactor->DrainDatagrams();
   const absl::Time previous_drain = drains_->Drained(index, drain_start);

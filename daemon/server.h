@@ -188,7 +188,7 @@ class Server {
   void ReclaimReleasedSessions();
   // A claim of ReclaimReleasedSessions answered (the store's writer
   // thread): the session goes on, or, refused or not known to be made, it
-  // ends here and its client logs in again.
+  // ends here (refused: the user keeps its session on the other daemon).
   void Reclaimed(const UserName& user, uint64_t session_id,
                  const absl::Status& outcome);
   // Reads the kernel's drop count of worker `index`'s socket; if it grew,

@@ -23,6 +23,8 @@ namespace {
 
 using client::Reply;
 using client::RequestBody;
+using protocol::MessageType;
+using protocol::ResultCode;
 
 // A login refused because the user holds a session on another daemon of
 // the cluster (not on the one asked).
@@ -30,8 +32,6 @@ bool ActiveOnAnotherDaemon(const absl::Status& login) {
   return absl::IsAlreadyExists(login) &&
          absl::EndsWith(login.message(), protocol::kActiveOnAnotherDaemon);
 }
-using protocol::MessageType;
-using protocol::ResultCode;
 
 absl::Status Unreachable(absl::string_view server, absl::string_view why) {
   return absl::UnavailableError(
