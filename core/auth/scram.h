@@ -118,8 +118,9 @@ absl::StatusOr<ScramVerifier> ParseVerifier(absl::string_view text);
 absl::StatusOr<bool> PasswordMatchesVerifier(const ScramVerifier& verifier,
                                              absl::string_view password);
 
-// A random key, made once per credential table load, from which the server
-// derives per-user salts. See ServerVerifierFor.
+// A random key, made once per daemon start (CredentialStore::Create, kept
+// across reloads), from which the server derives per-user salts. See
+// ServerVerifierFor.
 using SaltSecret = std::array<uint8_t, 32>;
 absl::StatusOr<SaltSecret> MakeSaltSecret();
 

@@ -326,7 +326,8 @@ struct PeerAddress {
 };
 
 // One holder in a GET reply: who serves the file, where, the ticket that
-// holder accepts (MAC'd with its own session key) and its TLS key pin.
+// holder accepts (MAC'd with the ticket key derived from its session key,
+// core/auth/ticket.h) and its TLS key pin.
 struct GetHolder {
   absl::string_view user;
   PeerAddress address;

@@ -509,6 +509,31 @@ TEST(DatagramAuthTest, SealsTheProtocolDocVectorsUnderTheSessionKey) {
                                 absl::string_view("\x00", 1));
 }
 
+// The value after "NAME" on an indented line of docs/PROTOCOL.md (the keys
+// listed with HEARTBEAT-request-sealed); empty if there is none.
+std::string KeyInProtocolDoc(absl::string_view name) {
+  std::ifstream doc(PCFS_SOURCE_DIR "/docs/PROTOCOL.md");
+  const std::string start = absl::StrCat("    ", name, " ");
+  std::string line;
+  while (std::getline(doc, line)) {
+    if (line.rfind(start, 0) != 0) continue;
+    std::string value = line.substr(start.size());
+    value.erase(0, value.find_first_not_of(' '));
+    return value;
+  }
+  return "";
+}
+
+// The session key and the two datagram keys the document lists for the
+// sealed vectors are the ones the code derives.
+TEST(DatagramAuthTest, DerivesTheProtocolDocKeys) {
+  EXPECT_EQ(HexOf(Rfc7677SessionKey()), KeyInProtocolDoc("session key"));
+  const DatagramKeys keys = Rfc7677Keys();
+  EXPECT_EQ(HexOf(keys.to_daemon), KeyInProtocolDoc("to-daemon key"));
+  EXPECT_EQ(HexOf(keys.to_client), KeyInProtocolDoc("to-client key"));
+  EXPECT_EQ(KeyInProtocolDoc("to-daemon key").size(), 2 * kDatagramKeySize);
+}
+
 // ---- ReplayWindow.
 
 // A window that has recorded `sequences`, in order.
