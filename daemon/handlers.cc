@@ -167,6 +167,7 @@ size_t RequestHandler::Handle(std::span<const uint8_t> datagram,
                  absl::StrCat("unknown message type ", message->header.type),
                  unsealed);
   } else if (message->header.message_type() == MessageType::kPing) {
+    LogRequest(message->header, from, "an unknown peer");
     size = HandlePing(*message, now, unsealed);
   } else if (message->header.message_type() == MessageType::kLogin) {
     size = HandleLogin(*message, datagram.size(), from, now, unsealed);

@@ -84,8 +84,8 @@ absl::StatusOr<PingResult> PingDaemon(absl::string_view host, uint16_t port,
                                       absl::Duration timeout) {
   absl::StatusOr<std::vector<SocketAddress>> addresses = Resolve(host, port);
   if (!addresses.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot resolve ", host, ": ", addresses.status().message()));
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", host, ": ",
+                                               addresses.status().message()));
   }
   const absl::Time deadline = absl::Now() + timeout;
   std::vector<std::string> refused;

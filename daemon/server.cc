@@ -266,15 +266,8 @@ absl::Status Server::StartCluster(LinkStarter start_link) {
   listener.on_event = [replica](const ClusterEvent& event) {
     replica->ApplyEvent(event);
   };
-  listener.on_link = [this](bool up) {
-    if (up) {
-      Log("cluster: the index store at ", options_.redis, " is reachable");
-    } else {
-      LogWarning("cluster: the index store at ", options_.redis,
-                 " is unreachable; serving from the replica, pub and unp "
-                 "fail until it is back");
-    }
-  };
+  // The store logs each change of its link itself (docs/OPERATIONS.md,
+  // "Cluster mode"): no on_link.
   absl::StatusOr<std::unique_ptr<ClusterLink>> link =
       start_link(*daemon_id, std::move(listener));
   if (!link.ok()) return link.status();
@@ -853,8 +846,9 @@ std::string Server::RenderMetrics() const {
   LatencyHistogram requests;
   for (const Worker& w : workers_) requests.MergeFrom(*w.latency);
   requests.Render("pcfs_request_duration_seconds", "", out);
-  AppendMetricHeader("pcfs_journal_flush_seconds", "histogram",
-                     "Time to append and fdatasync a publication record.", out);
+  AppendMetricHeader(
+      "pcfs_journal_flush_seconds", "histogram",
+      "Time to append and fdatasync one batch of publication records.", out);
   journal_flush_.Render("pcfs_journal_flush_seconds", "", out);
   if (cluster_ != nullptr) {
     const ClusterStore::Stats store = cluster_->stats();

@@ -34,6 +34,13 @@ TEST(PingTest, ExitsZeroWhenTheDaemonAnswers) {
       RunDaemonCommand({"ping", daemon.address()}, daemon.folder());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "answered in")) << r.out;
+  // The harness's daemon runs --verbose: a PING is logged as every
+  // request is.
+  EXPECT_TRUE(daemon.process()
+                  .ReadStderrUntil("Received PING from an unknown peer",
+                                   absl::Seconds(10))
+                  .has_value())
+      << daemon.process().stderr_text();
 }
 
 TEST(PingTest, FailsWithAClearMessageWhenNothingAnswers) {
@@ -59,6 +66,18 @@ TEST(PingTest, SaysNothingListensWhenThePortIsClosed) {
       {"ping", absl::StrCat("127.0.0.1:", closed), "--timeout=2s"}, dir.path());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "nothing listens on UDP")) << r.err;
+}
+
+// A name that does not resolve is a daemon not reached (exit 1), as a
+// health check must read it, not a usage error (exit 2): the name may be
+// good and its resolver down for a while.
+TEST(PingTest, ANameThatDoesNotResolveIsNotReached) {
+  TempDir dir;
+  CommandResult r = RunDaemonCommand(
+      {"ping", "nosuchhost.invalid:50000", "--timeout=1s"}, dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "cannot resolve nosuchhost.invalid"))
+      << r.err;
 }
 
 TEST(CheckConfigTest, AcceptsAGoodConfigurationWithoutStarting) {

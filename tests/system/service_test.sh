@@ -13,7 +13,8 @@
 #   - upgrade (a package with a higher version): the daemon is restarted (a
 #     new MainPID) and the administrator's edit of the conffile is kept,
 #   - a service the administrator disabled stays disabled across an upgrade,
-#   - purge removes the state and the configuration,
+#   - purge removes the state and the configuration, and keeps (and names)
+#     a file the administrator put in /etc/peerconnect,
 #   - `systemd-analyze security` scores the unit at or below 2.0.
 #
 #   tests/system/service_test.sh [DEBS_DIR]
@@ -250,5 +251,22 @@ for gone in /etc/peerconnect /var/lib/peerconnect /usr/sbin/peerconnectd; do
 done
 if inside pgrep -x peerconnectd >/dev/null; then fail "peerconnectd still runs after purge"; fi
 pass "purge removes the state and the configuration"
+
+# A file of the administrator's in /etc/peerconnect (a Redis password
+# file, as docs/OPERATIONS.md suggests) stays, and the purge says so.
+inside dpkg -i /var/tmp/debs/peerconnectd.deb > "$work/dpkg.log" 2>&1 ||
+  fail "dpkg -i again: $(tail -5 "$work/dpkg.log")"
+inside sh -c 'echo secret > /etc/peerconnect/redis-password'
+inside dpkg --purge peerconnectd > "$work/dpkg.log" 2>&1 ||
+  fail "purge: $(tail -5 "$work/dpkg.log")"
+grep -q "/etc/peerconnect kept: it holds files the package did not install" \
+  "$work/dpkg.log" || fail "purge did not say what it kept: $(tail -5 "$work/dpkg.log")"
+inside test -e /etc/peerconnect/redis-password ||
+  fail "purge removed the administrator's redis-password"
+for gone in /etc/peerconnect/credentials.txt /etc/peerconnect/peerconnectd.flags \
+            /var/lib/peerconnect; do
+  if inside test -e "$gone"; then fail "$gone is still there after purge"; fi
+done
+pass "purge keeps the administrator's own files in /etc/peerconnect, and says so"
 
 echo "service_test: $passed passed, 0 failed"
