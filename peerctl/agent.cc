@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -49,7 +50,18 @@ absl::Status MakeSocketFolder(const std::string& path) {
 
 // Binds and listens on `path`, mode 0600. A socket left by an agent that
 // died is replaced; one that answers is another agent's.
-absl::StatusOr<UniqueFd> Listen(const std::string& path, int backlog) {
+// The socket file at `path`, as lstat(2) names it; nullopt if none.
+std::optional<Agent::FileIdentity> IdentityOf(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
+  return Agent::FileIdentity{st.st_dev, st.st_ino};
+}
+
+// Binds and listens at `path`, replacing a stale socket (one nobody
+// listens at) but nothing else; `bound` is the socket file it made. A
+// failure after bind(2) removes that file again.
+absl::StatusOr<UniqueFd> Listen(const std::string& path, int backlog,
+                                Agent::FileIdentity* bound) {
   absl::StatusOr<sockaddr_un> address = SocketAddressOf(path);
   if (!address.ok()) return address.status();
   if (absl::Status s = MakeSocketFolder(path); !s.ok()) return s;
@@ -74,15 +86,27 @@ absl::StatusOr<UniqueFd> Listen(const std::string& path, int backlog) {
   if (!fd) return ErrnoStatus("socket", errno);
   // The mode comes from the umask at bind(2): no moment with a wider one.
   const mode_t saved = ::umask(0177);
-  const int bound = ::bind(
+  const int bind_result = ::bind(
       fd.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof(*address));
   const int bind_errno = errno;
   ::umask(saved);
-  if (bound != 0) return ErrnoStatus(absl::StrCat("bind ", path), bind_errno);
-  if (::chmod(path.c_str(), 0600) != 0) {
-    return ErrnoStatus(absl::StrCat("chmod ", path), errno);
+  if (bind_result != 0) {
+    return ErrnoStatus(absl::StrCat("bind ", path), bind_errno);
   }
-  if (::listen(fd.get(), backlog) != 0) return ErrnoStatus("listen", errno);
+  std::optional<Agent::FileIdentity> made = IdentityOf(path);
+  absl::Status s;
+  if (!made.has_value()) {
+    s = ErrnoStatus(absl::StrCat("stat ", path), errno);
+  } else if (::chmod(path.c_str(), 0600) != 0) {
+    s = ErrnoStatus(absl::StrCat("chmod ", path), errno);
+  } else if (::listen(fd.get(), backlog) != 0) {
+    s = ErrnoStatus("listen", errno);
+  }
+  if (!s.ok()) {
+    if (made.has_value()) ::unlink(path.c_str());
+    return s;
+  }
+  *bound = *made;
   return fd;
 }
 
@@ -108,9 +132,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
   agent->peer_ = *std::move(peer);
   agent->stop_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!agent->stop_event_) return ErrnoStatus("eventfd", errno);
-  absl::StatusOr<UniqueFd> listener = Listen(o.socket_path, o.max_clients);
+  FileIdentity bound;
+  absl::StatusOr<UniqueFd> listener =
+      Listen(o.socket_path, o.max_clients, &bound);
   if (!listener.ok()) return listener.status();
   agent->listener_ = *std::move(listener);
+  agent->socket_file_ = bound;
   Log("peerctl serve: listening at ", o.socket_path, " for uid ", ::getuid());
   Agent* self = agent.get();
   agent->supervisor_ = std::thread([self] {
@@ -139,7 +166,12 @@ absl::Status Agent::Stop() {
   if (accept_thread_.joinable()) accept_thread_.join();
   ReapClients(/*all=*/true);
   listener_.Reset();
-  ::unlink(options_.socket_path.c_str());
+  // Only the socket file this agent made: not another agent's, which a
+  // start that found it listening left alone, nor a file that was there.
+  if (socket_file_.has_value() &&
+      IdentityOf(options_.socket_path) == socket_file_) {
+    ::unlink(options_.socket_path.c_str());
+  }
   if (peer_ == nullptr) return absl::OkStatus();
   absl::Status s = peer_->Logout();
   peer_.reset();

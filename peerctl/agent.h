@@ -17,11 +17,14 @@
 #ifndef PCFS_PEERCTL_AGENT_H_
 #define PCFS_PEERCTL_AGENT_H_
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -50,6 +53,13 @@ struct AgentOptions {
 
 class Agent {
  public:
+  // Which file a path named (lstat(2)'s device and inode).
+  struct FileIdentity {
+    dev_t device = 0;
+    ino_t inode = 0;
+    friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
+  };
+
   // Creates the peer (and its file server) and listens on the socket; the
   // login happens on the supervisor thread, so a daemon that is down at
   // start does not stop the agent. AlreadyExists if another agent answers
@@ -62,7 +72,8 @@ class Agent {
   Agent& operator=(const Agent&) = delete;
 
   // Stops accepting and re-logging in, waits for the commands in progress,
-  // removes the socket and logs out. Returns the logout's status.
+  // removes the socket file it made (if it is still there) and logs out.
+  // Returns the logout's status.
   absl::Status Stop();
 
  private:
@@ -86,6 +97,9 @@ class Agent {
   const AgentOptions options_;
   std::unique_ptr<Peer> peer_;
   UniqueFd listener_;
+  // The socket file Start made (none if it failed before): Stop removes
+  // it only while it is still that file.
+  std::optional<FileIdentity> socket_file_;
   UniqueFd stop_event_;  // an eventfd, readable once stopping
   std::thread accept_thread_;
   std::thread supervisor_;

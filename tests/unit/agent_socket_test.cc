@@ -2,17 +2,20 @@
 // while the daemon is away (it keeps trying to log in), answers `status`
 // and refuses commands with a clear error meanwhile, serves many clients at
 // once, refuses clients beyond its bound, keeps a second agent off its
-// socket, and stops cleanly, removing the socket.
+// socket (which the refused one leaves alone, as it does a file that is no
+// socket), and stops cleanly, removing the socket.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/base/unique_fd.h"
@@ -131,7 +134,14 @@ TEST_F(AgentSocketTest, ASecondAgentKeepsOffALiveSocketButReplacesAStaleOne) {
   ASSERT_TRUE(agent.ok()) << agent.status();
   absl::StatusOr<std::unique_ptr<Agent>> second = Agent::Start(Options());
   EXPECT_TRUE(absl::IsAlreadyExists(second.status())) << second.status();
+  // The refused agent leaves the first one's socket file alone: commands
+  // still find the first agent.
+  struct stat st;
+  ASSERT_EQ(::lstat(socket_.c_str(), &st), 0)
+      << "the refused agent removed the running one's socket";
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
   (void)(*agent)->Stop();
+  EXPECT_NE(::lstat(socket_.c_str(), &st), 0) << "Stop left its socket";
   // A socket file nobody listens on (an agent killed with -9).
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un address{};
@@ -143,6 +153,24 @@ TEST_F(AgentSocketTest, ASecondAgentKeepsOffALiveSocketButReplacesAStaleOne) {
   fd.Reset();
   absl::StatusOr<std::unique_ptr<Agent>> third = Agent::Start(Options());
   EXPECT_TRUE(third.ok()) << third.status();
+}
+
+// A --socket path that names a file of the user's is refused, and the file
+// stays as it was.
+TEST_F(AgentSocketTest, AFileAtTheSocketPathIsRefusedAndKept) {
+  ASSERT_EQ(::mkdir(absl::StrCat(dir_, "/run").c_str(), 0700), 0);
+  {
+    std::ofstream file(socket_);
+    file << "notes\n";
+  }
+  absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Start(Options());
+  EXPECT_TRUE(absl::IsInvalidArgument(agent.status())) << agent.status();
+  EXPECT_TRUE(absl::StrContains(agent.status().message(), "is not a socket"))
+      << agent.status();
+  std::ifstream file(socket_);
+  std::string line;
+  ASSERT_TRUE(std::getline(file, line)) << "the refused agent removed it";
+  EXPECT_EQ(line, "notes");
 }
 
 }  // namespace
