@@ -242,6 +242,15 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
     return ReportFailure(err, command.json, command.command, kExitUsage,
                          password.status().message());
   }
+  // A name or password no daemon could take is the command line's fault
+  // (exit 2, as for serve), not a login the daemon refused.
+  for (const absl::Status& s :
+       {ValidateUserName(*command.user), ValidatePassword(*password)}) {
+    if (!s.ok()) {
+      return ReportFailure(err, command.json, command.command, kExitUsage,
+                           s.message());
+    }
+  }
   PeerOptions one_shot = options;
   one_shot.serve_files = false;
   absl::StatusOr<std::unique_ptr<Peer>> peer = Peer::Create(one_shot);

@@ -143,7 +143,12 @@ absl::StatusOr<ReplyLine> ParseReplyLine(absl::string_view line) {
   if (fields[2] == ExitCodeName(kExitHolderKeyMismatch)) {
     reply.status = MarkKeyMismatch(reply.status);
   }
-  if (fields[2] == ExitCodeName(kExitHolderUnreachable)) {
+  // The agent's exit code wins: a holder's refusal (a ticket refused, say)
+  // is a plain failure there, where its status code alone would read as
+  // the user's login refused.
+  if (fields[2] == ExitCodeName(kExitHolderUnreachable) ||
+      (fields[2] == ExitCodeName(kExitFailure) &&
+       ExitCodeFor(reply.status) != kExitFailure)) {
     reply.status = MarkHolderFailure(reply.status);
   }
   return reply;

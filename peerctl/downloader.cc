@@ -510,8 +510,8 @@ absl::Status Handshake(TlsClientConnection& tls, const DownloadRequest& request,
                        wait.status().message()));
     }
     if (*wait == TlsWait::kNone) return absl::OkStatus();
-    absl::Status ready =
-        WaitForTls(HolderLink{fd, nullptr}, *wait, bounds, "the TLS handshake");
+    absl::Status ready = WaitForTls(HolderLink{fd, nullptr}, *wait, bounds,
+                                    "in the TLS handshake");
     if (!ready.ok()) return ready;
   }
 }

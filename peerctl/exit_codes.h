@@ -64,10 +64,12 @@ inline int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kDeadlineExceeded:
       return IsHolderFailure(status) ? kExitHolderUnreachable
                                      : kExitUnreachable;
+    // A holder's refusal (HTTP 401 to a ticket, 400) says nothing of the
+    // user's own login or command line.
     case absl::StatusCode::kUnauthenticated:
-      return kExitLoginRefused;
+      return IsHolderFailure(status) ? kExitFailure : kExitLoginRefused;
     case absl::StatusCode::kInvalidArgument:
-      return kExitUsage;
+      return IsHolderFailure(status) ? kExitFailure : kExitUsage;
     default:
       return kExitFailure;
   }

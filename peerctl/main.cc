@@ -98,9 +98,12 @@ constexpr char kShortUsage[] =
     "       peerctl [FLAGS] serve\n"
     "(peerctl --help for the flags and exit codes)";
 
-int Usage(absl::string_view message, bool json = false) {
+// With --json, one error object on stderr, naming `command` when known.
+int Usage(absl::string_view message, bool json = false,
+          absl::string_view command = "") {
   if (json) {
-    return pcfs::ReportFailure(stderr, true, "", pcfs::kExitUsage, message);
+    return pcfs::ReportFailure(stderr, true, command, pcfs::kExitUsage,
+                               message);
   }
   std::fprintf(stderr, "peerctl: %.*s\n%s\n", static_cast<int>(message.size()),
                message.data(), kShortUsage);
@@ -191,19 +194,19 @@ int main(int argc, char** argv) {
   if (socket_path.empty()) socket_path = pcfs::control::DefaultSocketPath();
 
   if (!positional.empty() && positional[0] == "serve") {
-    if (positional.size() != 1) return Usage("serve takes no argument");
+    if (positional.size() != 1) return Usage("serve takes no argument", json);
     if (!settings.user.has_value()) {
-      return Usage("serve needs --user (or user in peerctl.conf)");
+      return Usage("serve needs --user (or user in peerctl.conf)", json);
     }
     absl::StatusOr<std::string> password =
         pcfs::ReadPasswordSource(settings.password_file.value_or(""));
-    if (!password.ok()) return Usage(password.status().message());
+    if (!password.ok()) return Usage(password.status().message(), json);
     // Malformed ones would be refused for ever: say so at once.
     if (absl::Status s = pcfs::ValidateUserName(*settings.user); !s.ok()) {
-      return Usage(s.message());
+      return Usage(s.message(), json);
     }
     if (absl::Status s = pcfs::ValidatePassword(*password); !s.ok()) {
-      return Usage(s.message());
+      return Usage(s.message(), json);
     }
     pcfs::AgentOptions agent;
     agent.peer = options;
@@ -220,14 +223,15 @@ int main(int argc, char** argv) {
     absl::Duration bound;
     if (!absl::ParseDuration(timeout, &bound) ||
         bound <= absl::ZeroDuration()) {
-      return Usage("--timeout takes a duration such as 5s or 500ms");
+      return Usage("--timeout takes a duration such as 5s or 500ms", json);
     }
-    if (positional.empty()) return Usage("--timeout goes with a COMMAND");
+    if (positional.empty()) return Usage("--timeout goes with a COMMAND", json);
     options.server.deadline = absl::Now() + bound;
   }
   if (positional.empty()) {
     // The shell prompts for the user; --user (a flag) belongs to commands.
-    if (flags.user.has_value()) return Usage("--user goes with a COMMAND");
+    if (flags.user.has_value())
+      return Usage("--user goes with a COMMAND", json);
     return pcfs::RunShell(options, socket_path, stdin, stdout, stderr);
   }
 
@@ -237,7 +241,7 @@ int main(int argc, char** argv) {
   if (absl::Status s =
           pcfs::CheckCommandArity(command.command, positional.size() - 1);
       !s.ok()) {
-    return Usage(s.message(), json);
+    return Usage(s.message(), json, command.command);
   }
   if (positional.size() == 2) command.argument = positional[1];
   command.user = settings.user;

@@ -260,6 +260,14 @@ absl::StatusOr<std::string> Peer::GetInto(
     if (absl::IsCancelled(s)) return s;
     // Not a holder that is down: the message says what happened.
     if (IsKeyMismatch(s)) return s;
+    // The command's --timeout ran out: its own exit code (5), as for any
+    // command, whatever the holder was doing.
+    if (absl::IsDeadlineExceeded(s) &&
+        request.deadline != absl::InfiniteFuture() &&
+        absl::Now() >= request.deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(s.message(), " (the --timeout ran out)"));
+    }
     // Marked, so that a holder that is down or busy has an exit code of its
     // own, apart from a daemon that does not answer.
     // With several holders the message names each (and why it failed).

@@ -402,5 +402,56 @@ TEST(CommandLineTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
       << get.err;
 }
 
+// A user name or password that no daemon could take is a usage error
+// (exit 2), as for serve, not a login refused (3); and with --json every
+// usage error is one JSON object.
+TEST(CommandLineTest, AMalformedNameOrPasswordIsAUsageError) {
+  Daemon daemon;
+  TempDir dir;
+  CommandResult spaced =
+      RunPeerctl(daemon, "han s", "hanspass", {"lap"}, dir.path());
+  EXPECT_EQ(spaced.exit_code, kExitUsage) << spaced.err;
+  EXPECT_TRUE(absl::StrContains(spaced.err, "user name")) << spaced.err;
+  CommandResult empty = RunPeerctl(daemon, "hans", "", {"lap"}, dir.path());
+  EXPECT_EQ(empty.exit_code, kExitUsage) << empty.err;
+  EXPECT_TRUE(absl::StrContains(empty.err, "password")) << empty.err;
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--json", "--timeout", "soon", "lap"},
+           {"--json", "lap", "extra"},
+           {"--json", "--user", "hans", "serve", "extra"}}) {
+    CommandResult r = RunToCompletion(
+        PeerctlOptions(daemon.address(), "hans", "hanspass", args, dir.path()));
+    EXPECT_EQ(r.exit_code, kExitUsage) << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.err, "{\"")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "\"error\":\"usage\"")) << r.err;
+  }
+}
+
+// --timeout running out during a download is the command's time running
+// out (exit 5, as every --timeout), not a holder failing (exit 6): the
+// holder here only answers slower than the time the command was given.
+TEST(CommandLineTest, ATimeoutDuringADownloadIsTheTimeout) {
+  Daemon daemon;
+  TempDir dir;
+  dir.WriteFile("held.txt", "held");
+  const std::string in = dir.MakeSubdir("in");
+  auto vader =
+      std::make_unique<Shell>(daemon, "vader", "vaderpass", dir.path());
+  ASSERT_EQ(vader->Run("pub held.txt"), "");
+  // Stopped: its session lives 3 s more, and its file server accepts a
+  // connection (the kernel does) but never answers the TLS handshake.
+  vader->process().Signal(SIGSTOP);
+  CommandResult get = RunToCompletion(
+      PeerctlOptions(daemon.address(), "hans", "hanspass",
+                     {"--json", "--timeout", "1s", "get", "held.txt"}, in),
+      absl::Seconds(20));
+  vader->process().Signal(SIGCONT);
+  EXPECT_EQ(get.exit_code, kExitUnreachable) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "\"error\":\"daemon-unreachable\""))
+      << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "--timeout")) << get.err;
+}
+
 }  // namespace
 }  // namespace pcfs::testing

@@ -59,6 +59,27 @@ TEST(ControlReplyTest, AHolderFailureKeepsItsExitCode) {
   EXPECT_EQ(ExitCodeFor(absl::UnavailableError("daemon")), kExitUnreachable);
 }
 
+// A holder that refuses (HTTP 401 to the ticket, 400) is a failure (1),
+// not the user's login refused (3) or a usage error (2): directly, and
+// through the agent.
+TEST(ControlReplyTest, AHolderRefusalIsAFailure) {
+  for (const absl::Status& refusal :
+       {absl::UnauthenticatedError("holder refused the ticket"),
+        absl::InvalidArgumentError("holder answered 400")}) {
+    const absl::Status marked = MarkHolderFailure(refusal);
+    EXPECT_EQ(ExitCodeFor(marked), kExitFailure) << refusal;
+    const std::string line = EncodeError(marked);
+    absl::StatusOr<ReplyLine> parsed =
+        ParseReplyLine(absl::string_view(line).substr(0, line.size() - 1));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(ExitCodeFor(parsed->status), kExitFailure) << line;
+    EXPECT_EQ(parsed->status.code(), refusal.code());
+  }
+  EXPECT_EQ(ExitCodeFor(absl::UnauthenticatedError("wrong password")),
+            kExitLoginRefused);
+  EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("bad name")), kExitUsage);
+}
+
 TEST(ControlReplyTest, RefusesMalformedLines) {
   EXPECT_FALSE(ParseReplyLine("").ok());
   EXPECT_FALSE(ParseReplyLine("error\tNOT_A_CODE\tx\ty").ok());
