@@ -230,8 +230,11 @@ int main(int argc, char** argv) {
   }
   if (positional.empty()) {
     // The shell prompts for the user; --user (a flag) belongs to commands.
-    if (flags.user.has_value())
+    if (flags.user.has_value()) {
       return Usage("--user goes with a COMMAND", json);
+    }
+    // The shell writes for a person: JSON would be silently dropped.
+    if (json) return Usage("--json goes with a COMMAND", json);
     return pcfs::RunShell(options, socket_path, stdin, stdout, stderr);
   }
 

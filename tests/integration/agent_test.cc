@@ -426,6 +426,15 @@ TEST(CommandLineTest, AMalformedNameOrPasswordIsAUsageError) {
     EXPECT_TRUE(absl::StartsWith(r.err, "{\"")) << r.err;
     EXPECT_TRUE(absl::StrContains(r.err, "\"error\":\"usage\"")) << r.err;
   }
+  // The shell writes for a person: --json there is refused, not ignored.
+  Process::Options shell;
+  shell.argv = {PCFS_PEERCTL_PATH, "--json", "--server", daemon.address()};
+  shell.cwd = dir.path();
+  shell.env["PEERCTL_SOCKET"] = kNoAgentSocket;
+  CommandResult json_shell = RunToCompletion(shell);
+  EXPECT_EQ(json_shell.exit_code, kExitUsage) << json_shell.err;
+  EXPECT_TRUE(absl::StrContains(json_shell.err, "--json goes with a COMMAND"))
+      << json_shell.err;
 }
 
 // --timeout running out during a download is the command's time running
