@@ -33,7 +33,7 @@ class ClusterLink {
   virtual absl::Status CommitPublications(
       std::span<const PublicationChange> batch) = 0;
   // Never blocks; `done` runs later, on another thread.
-  virtual void Claim(ClusterSession session, ClusterStore::Done done) = 0;
+  virtual void Claim(ClusterSession session, ClusterStore::ClaimDone done) = 0;
   // Never blocks.
   virtual void Release(std::string user, uint64_t session_id) = 0;
   virtual ClusterStore::Stats stats() const = 0;

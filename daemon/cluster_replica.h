@@ -38,8 +38,9 @@
 // A snapshot (a resync, after the stream was trimmed past this replica)
 // carries no logouts: the local sessions it does not hold as this
 // daemon's claims are kept for TakeReleasedOwnSessions too. Among them may
-// be logins whose claim is still on its way; claimed again, such a claim
-// finds itself ("this very session") and changes nothing.
+// be logins claimed while the snapshot was read; claimed again, such a
+// claim finds itself (ClusterStore::ClaimResult::kHeldAlready), and the
+// daemon changes nothing.
 //
 // Pure: no I/O, no threads; the time comes from the clock it is given (the
 // registry's, monotonic in the daemon).

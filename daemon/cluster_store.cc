@@ -501,7 +501,7 @@ absl::StatusOr<std::pair<std::string, int>> ParseAddress(
 struct ClusterStore::Impl {
   struct ClaimTask {
     ClusterSession session;
-    Done done;
+    ClaimDone done;
   };
   struct ReleaseTask {
     std::string user;
@@ -559,7 +559,7 @@ struct ClusterStore::Impl {
   void NoteWriterFailure(const absl::Status& status);
   void RefreshLiveness();
   void ReapLapsedDaemons();
-  absl::Status RunClaim(ClusterSession& session);
+  absl::StatusOr<ClaimResult> RunClaim(ClusterSession& session);
   absl::Status RunRelease(const ReleaseTask& release);
   absl::StatusOr<int64_t> ReleaseDaemon(const std::string& id, bool self);
 
@@ -697,7 +697,7 @@ absl::Status ClusterStore::CommitPublications(
   return impl_->Commit(batch);
 }
 
-void ClusterStore::Claim(ClusterSession session, Done done) {
+void ClusterStore::Claim(ClusterSession session, ClaimDone done) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->stopping) {
@@ -877,7 +877,7 @@ void ClusterStore::Impl::WriterLoop() {
         continue;
       }
       auto& claim = std::get<ClaimTask>(task);
-      absl::Status s;
+      absl::StatusOr<ClaimResult> s;
       if (stop_requested.load()) {
         s = absl::UnavailableError("cluster store stopped");
       } else if (!pending_releases.empty() || !EnsureWriterLink()) {
@@ -887,7 +887,7 @@ void ClusterStore::Impl::WriterLoop() {
       }
       if (s.ok()) {
         ++claims;
-      } else if (absl::IsAlreadyExists(s)) {
+      } else if (absl::IsAlreadyExists(s.status())) {
         ++refused_claims;
       }
       claim.done(std::move(s));
@@ -1012,7 +1012,8 @@ absl::StatusOr<int64_t> ClusterStore::Impl::ReleaseDaemon(const std::string& id,
   return static_cast<int64_t>((*reply)->integer);
 }
 
-absl::Status ClusterStore::Impl::RunClaim(ClusterSession& session) {
+absl::StatusOr<ClusterStore::ClaimResult> ClusterStore::Impl::RunClaim(
+    ClusterSession& session) {
   // The caller may leave the daemon to the store.
   if (session.daemon_id.empty()) session.daemon_id = daemon_id;
   if (session.daemon_id != daemon_id) {
@@ -1074,7 +1075,8 @@ absl::Status ClusterStore::Impl::RunClaim(ClusterSession& session) {
         absl::StrCat("user ", session.user, " is logged in through daemon ",
                      r->elements > 1 ? ReplyText(r->element[1]) : "?"));
   }
-  return absl::OkStatus();
+  return r->element[0]->integer == 0 ? ClaimResult::kHeldAlready
+                                     : ClaimResult::kClaimed;
 }
 
 absl::Status ClusterStore::Impl::RunRelease(const ReleaseTask& release) {

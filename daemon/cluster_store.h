@@ -112,13 +112,21 @@ class ClusterStore {
   absl::Status CommitPublications(std::span<const PublicationChange> batch);
 
   using Done = absl::AnyInvocable<void(absl::Status)>;
+  // How a claim that succeeded went.
+  enum class ClaimResult {
+    kClaimed,      // written now
+    kHeldAlready,  // this very session held it already; nothing written
+  };
+  using ClaimDone = absl::AnyInvocable<void(absl::StatusOr<ClaimResult>)>;
   // Claims session.user for this daemon and session, unless a live daemon
   // holds a session of that user (AlreadyExists; a claim by a daemon whose
   // liveness has lapsed is taken over), stores the session and appends a
   // login entry. Claiming again the session that already holds the claim
-  // succeeds (a retransmitted login). Unavailable when Redis cannot be
-  // reached. Never blocks: `done` runs later on the store's writer thread.
-  void Claim(ClusterSession session, Done done);
+  // succeeds with kHeldAlready (a retransmitted login, or a claim made
+  // again that the store had in fact kept). Unavailable when Redis cannot
+  // be reached. Never blocks: `done` runs later on the store's writer
+  // thread.
+  void Claim(ClusterSession session, ClaimDone done);
 
   // Frees the user's claim if it still names this daemon and session_id,
   // and appends a logout entry. Never blocks; retried until Redis takes it.

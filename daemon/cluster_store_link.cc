@@ -21,7 +21,7 @@ class ClusterStoreLink final : public ClusterLink {
       std::span<const PublicationChange> batch) override {
     return store_->CommitPublications(batch);
   }
-  void Claim(ClusterSession session, ClusterStore::Done done) override {
+  void Claim(ClusterSession session, ClusterStore::ClaimDone done) override {
     store_->Claim(std::move(session), std::move(done));
   }
   void Release(std::string user, uint64_t session_id) override {

@@ -419,14 +419,18 @@ void RequestHandler::ClaimLogin(std::unique_ptr<PendingLogin> pending,
   ClusterSession session = ClaimOf(*shared_.cluster, local, key);
   pending_logins_.emplace(session_id, std::move(pending));
   JournalWriter::CompletionQueue* queue = completions_;
-  shared_.cluster->Claim(std::move(session),
-                         [this, queue, session_id](absl::Status outcome) {
-                           queue->Push(
-                               [this, session_id](const absl::Status& status) {
-                                 CompleteLogin(session_id, status);
-                               },
-                               std::move(outcome));
-                         });
+  // Held already (a claim the store had taken before its link broke) is a
+  // claim made as well as a new one.
+  shared_.cluster->Claim(
+      std::move(session),
+      [this, queue,
+       session_id](const absl::StatusOr<ClusterStore::ClaimResult>& outcome) {
+        queue->Push(
+            [this, session_id](const absl::Status& status) {
+              CompleteLogin(session_id, status);
+            },
+            outcome.status());
+      });
 }
 
 void RequestHandler::CompleteLogin(uint64_t session_id,

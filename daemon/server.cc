@@ -588,31 +588,38 @@ void Server::Stop() {
 }
 
 void Server::ReclaimReleasedSessions() {
-  const std::vector<Registry::LocalSession> released =
-      replica_->TakeReleasedOwnSessions();
-  if (released.empty()) return;
-  // One line for them all (a daemon cut off loses every session at once);
-  // one each for those that end.
-  LogWarning("cluster: the index store had released ", released.size(),
-             released.size() == 1 ? " session" : " sessions",
-             " of this daemon (another daemon took it for gone while it was "
-             "cut off from the store); claiming ",
-             released.size() == 1 ? "it" : "them", " again");
-  for (const Registry::LocalSession& session : released) {
+  // One line for the claims that held since the last tick (a daemon cut
+  // off loses every session at once); one each for those that end.
+  if (const uint64_t claimed = reclaimed_unlogged_.exchange(0); claimed > 0) {
+    LogWarning("cluster: the index store had released ", claimed,
+               claimed == 1 ? " session" : " sessions",
+               " of this daemon (another daemon took this one for gone while "
+               "it was cut off from the store); claimed ",
+               claimed == 1 ? "it" : "them", " again");
+  }
+  for (const Registry::LocalSession& session :
+       replica_->TakeReleasedOwnSessions()) {
     // No key: the session ended here meanwhile.
     const std::optional<SessionKey> key = sessions_.KeyOf(session.id);
     if (!key.has_value()) continue;
     cluster_->Claim(
         ClaimOf(*cluster_, session, *key),
         [this, user = session.user, id = session.id](
-            const absl::Status& outcome) { Reclaimed(user, id, outcome); });
+            const absl::StatusOr<ClusterStore::ClaimResult>& outcome) {
+          Reclaimed(user, id, outcome);
+        });
   }
 }
 
-void Server::Reclaimed(const UserName& user, uint64_t session_id,
-                       const absl::Status& outcome) {
+void Server::Reclaimed(
+    const UserName& user, uint64_t session_id,
+    const absl::StatusOr<ClusterStore::ClaimResult>& result) {
   if (stopping_.load()) return;  // the store releases every session now
-  if (outcome.ok()) {
+  if (result.ok()) {
+    // The store had kept it after all: the replica took a claim that a
+    // resync's snapshot read missed (a login claimed meanwhile) for a
+    // released one. Nothing changed, and nothing is said.
+    if (*result == ClusterStore::ClaimResult::kHeldAlready) return;
     if (!registry_.FindLocalSession(user, session_id).has_value()) {
       // It ended here while the claim was on its way, and its release may
       // have gone first: the claim goes too.
@@ -620,8 +627,10 @@ void Server::Reclaimed(const UserName& user, uint64_t session_id,
       return;
     }
     sessions_reclaimed_.fetch_add(1, std::memory_order_relaxed);
+    reclaimed_unlogged_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  const absl::Status& outcome = result.status();
   // Held by another daemon's session now (its user logged in there), or
   // not known to be made: the session ends here, and its client's next
   // request finds it unknown.

@@ -182,15 +182,17 @@ class Server {
   // The timer of worker `index`: expiry, its liveness beat and, on worker
   // 0, the watchdog.
   void OnTick(size_t index, bool watchdog);
-  // Cluster mode, on worker 0's tick: claims again each local session the
-  // replica found released in the store (TakeReleasedOwnSessions), so that
-  // the other daemons list it again.
+  // Cluster mode, on worker 0's tick: logs the claims that held since the
+  // last tick, and claims again each local session the replica found
+  // released in the store (TakeReleasedOwnSessions), so that the other
+  // daemons list it again.
   void ReclaimReleasedSessions();
   // A claim of ReclaimReleasedSessions answered (the store's writer
-  // thread): the session goes on, or, refused or not known to be made, it
-  // ends here (refused: the user keeps its session on the other daemon).
+  // thread): the session goes on (claimed again, or held all along), or,
+  // refused or not known to be made, it ends here (refused: the user keeps
+  // its session on the other daemon).
   void Reclaimed(const UserName& user, uint64_t session_id,
-                 const absl::Status& outcome);
+                 const absl::StatusOr<ClusterStore::ClaimResult>& result);
   // Reads the kernel's drop count of worker `index`'s socket; if it grew,
   // the daemon lost datagrams by `now`: records that for the expiry
   // (last_loss_ns_) and the metrics, and says so in the log (at most once
@@ -238,6 +240,8 @@ class Server {
   // Cluster mode: ReclaimReleasedSessions's claims that held, and the
   // sessions that ended because theirs did not.
   std::atomic<uint64_t> sessions_reclaimed_{0};
+  // Of those, the ones ReclaimReleasedSessions has not logged yet.
+  std::atomic<uint64_t> reclaimed_unlogged_{0};
   std::atomic<uint64_t> sessions_ended_unclaimed_{0};
   std::unique_ptr<MetricsServer> metrics_server_;
 };

@@ -239,16 +239,23 @@ ClusterSession Session(const std::string& user, uint64_t id,
 }
 
 // Claim's answer, waited for (at most 10 s: DeadlineExceeded otherwise).
-absl::Status ClaimAndWait(ClusterStore& store, ClusterSession session) {
-  auto promise = std::make_shared<std::promise<absl::Status>>();
-  std::future<absl::Status> answer = promise->get_future();
-  store.Claim(std::move(session), [promise](absl::Status status) {
-    promise->set_value(std::move(status));
+absl::StatusOr<ClusterStore::ClaimResult> ClaimResultAndWait(
+    ClusterStore& store, ClusterSession session) {
+  using Result = absl::StatusOr<ClusterStore::ClaimResult>;
+  auto promise = std::make_shared<std::promise<Result>>();
+  std::future<Result> answer = promise->get_future();
+  store.Claim(std::move(session), [promise](Result result) {
+    promise->set_value(std::move(result));
   });
   if (answer.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     return absl::DeadlineExceededError("no answer to Claim in 10 s");
   }
   return answer.get();
+}
+
+// The same, its status alone.
+absl::Status ClaimAndWait(ClusterStore& store, ClusterSession session) {
+  return ClaimResultAndWait(store, std::move(session)).status();
 }
 
 PublicationChange Pub(const std::string& user, const std::string& name,
@@ -346,7 +353,7 @@ class ChildDaemon {
     uint64_t session_id = 1000;
     for (const std::string& user : users) {
       (*store)->Claim(Session(user, ++session_id, id),
-                      [fd](const absl::Status& s) {
+                      [fd](absl::StatusOr<ClusterStore::ClaimResult> s) {
                         dprintf(fd, "%s\n", s.ok() ? "claimed" : "refused");
                       });
     }
@@ -631,7 +638,9 @@ TEST(ClusterStoreTest,
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
 
-  ASSERT_TRUE(ClaimAndWait(*a, Session("yoda", 1, a->daemon_id())).ok());
+  EXPECT_EQ(ClaimResultAndWait(*a, Session("yoda", 1, a->daemon_id()))
+                .value_or(ClusterStore::ClaimResult::kHeldAlready),
+            ClusterStore::ClaimResult::kClaimed);
   absl::Status second = ClaimAndWait(*b, Session("yoda", 2, b->daemon_id()));
   EXPECT_EQ(second.code(), absl::StatusCode::kAlreadyExists) << second;
   EXPECT_TRUE(absl::StrContains(second.message(), a->daemon_id())) << second;
@@ -639,9 +648,13 @@ TEST(ClusterStoreTest,
   EXPECT_EQ(ClaimAndWait(*a, Session("yoda", 3, a->daemon_id())).code(),
             absl::StatusCode::kAlreadyExists);
   // The same login again (a retransmission): it holds the claim already.
-  EXPECT_TRUE(ClaimAndWait(*a, Session("yoda", 1, a->daemon_id())).ok());
+  EXPECT_EQ(ClaimResultAndWait(*a, Session("yoda", 1, a->daemon_id()))
+                .value_or(ClusterStore::ClaimResult::kClaimed),
+            ClusterStore::ClaimResult::kHeldAlready);
   // The daemon may leave its id to the store.
-  EXPECT_TRUE(ClaimAndWait(*a, Session("yoda", 1, "")).ok());
+  EXPECT_EQ(ClaimResultAndWait(*a, Session("yoda", 1, ""))
+                .value_or(ClusterStore::ClaimResult::kClaimed),
+            ClusterStore::ClaimResult::kHeldAlready);
   EXPECT_EQ(a->stats().claims, 3u);
   EXPECT_EQ(a->stats().refused_claims, 1u);
   EXPECT_EQ(b->stats().refused_claims, 1u);

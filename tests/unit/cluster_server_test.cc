@@ -43,7 +43,7 @@ class FakeLink final : public ClusterLink {
     committed_ += batch.size();
     return absl::OkStatus();
   }
-  void Claim(ClusterSession session, ClusterStore::Done done) override {
+  void Claim(ClusterSession session, ClusterStore::ClaimDone done) override {
     std::lock_guard<std::mutex> lock(mu_);
     claimed_.push_back(session);
     // A status of its own (not a copy sharing claim_outcome_'s refcounted
@@ -54,10 +54,17 @@ class FakeLink final : public ClusterLink {
         down_ ? absl::UnavailableError("redis: timeout")
               : absl::Status(claim_outcome_.code(),
                              std::string(claim_outcome_.message()));
-    threads_.emplace_back(
-        [done = std::move(done), outcome = std::move(outcome)]() mutable {
-          done(std::move(outcome));
-        });
+    const ClusterStore::ClaimResult result =
+        held_already_ ? ClusterStore::ClaimResult::kHeldAlready
+                      : ClusterStore::ClaimResult::kClaimed;
+    threads_.emplace_back([done = std::move(done), outcome = std::move(outcome),
+                           result]() mutable {
+      if (outcome.ok()) {
+        done(result);
+      } else {
+        done(std::move(outcome));
+      }
+    });
   }
   void Release(std::string user, uint64_t session_id) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,6 +94,12 @@ class FakeLink final : public ClusterLink {
     std::lock_guard<std::mutex> lock(mu_);
     claim_outcome_ = std::move(outcome);
   }
+  // A claim that succeeds finds its session holding it already (as a
+  // claim made again of a session the store had kept).
+  void SetHeldAlready(bool held) {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_already_ = held;
+  }
   std::vector<ClusterSession> claimed() const {
     std::lock_guard<std::mutex> lock(mu_);
     return claimed_;
@@ -104,6 +117,7 @@ class FakeLink final : public ClusterLink {
   const std::string daemon_id_;
   mutable std::mutex mu_;
   bool down_ = false;
+  bool held_already_ = false;
   absl::Status claim_outcome_;
   size_t committed_ = 0;
   std::vector<ClusterSession> claimed_;
@@ -366,6 +380,36 @@ TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedIsClaimedAgain) {
   EXPECT_EQ(link_->claimed()[2].session_id, first.session_id);
   EXPECT_TRUE(MetricsShow("pcfs_cluster_reclaims_total{result=\"ok\"} 2\n"));
   EXPECT_TRUE(hans->Heartbeat().ok());
+}
+
+// A resync whose snapshot read missed a session the store in fact holds
+// (a login claimed while the snapshot was read): claimed again, the store
+// answers that this very session holds it, and nothing is counted, said
+// or changed.
+TEST_F(ClusterServerTest, AClaimTheStoreHeldAllAlongIsNoReclaim) {
+  Start();
+  std::unique_ptr<ControlClient> hans = Connect();
+  ASSERT_NE(hans, nullptr);
+  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
+  ASSERT_EQ(link_->claimed().size(), 1u);
+  const ClusterSession first = link_->claimed()[0];
+
+  link_->SetHeldAlready(true);
+  ClusterSnapshot snapshot;
+  snapshot.sessions.push_back(Leia());
+  listener_.on_snapshot(snapshot);
+  ASSERT_TRUE(ClaimsReach(*link_, 2));
+  EXPECT_EQ(link_->claimed()[1].session_id, first.session_id);
+  link_->Stop();  // joins the thread that answered the claim
+  const std::string metrics = server_->RenderMetrics();
+  EXPECT_TRUE(absl::StrContains(
+      metrics, "pcfs_cluster_reclaims_total{result=\"ok\"} 0\n"))
+      << metrics;
+  EXPECT_TRUE(absl::StrContains(
+      metrics, "pcfs_cluster_reclaims_total{result=\"ended\"} 0\n"))
+      << metrics;
+  EXPECT_TRUE(hans->Heartbeat().ok());
+  EXPECT_TRUE(link_->released().empty());
 }
 
 // Refused (hans logged in through another daemon meanwhile): the session

@@ -1246,7 +1246,7 @@ class FakeClusterLink final : public ClusterLink {
  public:
   struct PendingClaim {
     ClusterSession session;
-    ClusterStore::Done done;
+    ClusterStore::ClaimDone done;
   };
 
   const std::string& daemon_id() const override { return daemon_id_; }
@@ -1258,7 +1258,7 @@ class FakeClusterLink final : public ClusterLink {
     committed_ += batch.size();
     return absl::OkStatus();
   }
-  void Claim(ClusterSession session, ClusterStore::Done done) override {
+  void Claim(ClusterSession session, ClusterStore::ClaimDone done) override {
     std::lock_guard<std::mutex> lock(mu_);
     claims_.push_back(PendingClaim{std::move(session), std::move(done)});
   }
@@ -1276,12 +1276,18 @@ class FakeClusterLink final : public ClusterLink {
   // Completes claim `i` with `outcome` from another thread, as the store's
   // writer thread does.
   void CompleteClaim(size_t i, const absl::Status& outcome) {
-    ClusterStore::Done done;
+    ClusterStore::ClaimDone done;
     {
       std::lock_guard<std::mutex> lock(mu_);
       done = std::move(claims_.at(i).done);
     }
-    std::thread([&done, outcome] { done(outcome); }).join();
+    std::thread([&done, outcome] {
+      if (outcome.ok()) {
+        done(ClusterStore::ClaimResult::kClaimed);
+      } else {
+        done(outcome);
+      }
+    }).join();
   }
   size_t claim_count() {
     std::lock_guard<std::mutex> lock(mu_);
