@@ -20,6 +20,9 @@ PACKAGES=(
   # The test suite's clang stages: the format check, the TSan tree with
   # -Wthread-safety, clang-tidy (run-clang-tidy), libFuzzer with ASan+UBSan.
   clang clang-format clang-tidy libclang-rt-14-dev
+  # llvm-symbolizer-14, with which the sanitizers and libFuzzer name the
+  # file and line of each frame.
+  llvm-14
   # Debian packages (packaging/build-debs.sh) and their checks:
   # lintian, promtool on the metrics, the service test under systemd-nspawn.
   debhelper lintian prometheus debootstrap systemd-container
@@ -41,3 +44,16 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Two of them come with a daemon their package enables and starts:
+# prometheus (wanted only for promtool; it would listen on :9090) and
+# redis-server (the tests start their own, on ports of their own). Newly
+# installed here, they are stopped and disabled again; one that was
+# installed before is left as it was.
+if [ -d /run/systemd/system ]; then
+  for service in prometheus redis-server; do
+    if [[ " ${missing[*]} " == *" $service "* ]]; then
+      systemctl disable --now "$service" > /dev/null 2>&1 || true
+      echo "install-deps: stopped and disabled the $service service (only its tools are used)"
+    fi
+  done
+fi

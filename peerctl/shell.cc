@@ -147,11 +147,9 @@ void RunCommand(CommandBackend& peer, absl::string_view command,
       PrintLine(out, absl::StrCat("File publication failed: ", s.message()));
     }
   } else if (command == "unp" && has_argument) {
-    // Silent when it worked, as pub.
-    absl::Status s = peer.Unpublish(argument);
-    if (absl::IsNotFound(s)) {
-      PrintLine(out, "File unpublication failed");
-    } else if (!s.ok()) {
+    // Silent when it worked, as pub; a failure says why, as pub's does
+    // ("you do not publish NAME").
+    if (absl::Status s = peer.Unpublish(argument); !s.ok()) {
       PrintLine(out, absl::StrCat("File unpublication failed: ", s.message()));
     }
   } else if (command == "get" && has_argument) {

@@ -5,6 +5,11 @@
 #   --check    changes nothing; lists the files that are not formatted and
 #              exits 1 if there is any (scripts/test.sh runs this)
 set -euo pipefail
+case "${1:-}" in
+  "" | --check) ;;
+  *) echo "format.sh: unknown argument $1 (usage: scripts/format.sh [--check])" >&2
+     exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 # Tracked files and new ones not yet added (but not what .gitignore keeps
 # out, such as build trees), so that a check before `git add` sees them too;

@@ -79,7 +79,8 @@ TEST(SessionTest, EmptyListsAndFailuresPrintTheirMessages) {
   EXPECT_EQ(hans.Run("lpf"), "No files published\n");
   EXPECT_EQ(hans.Run("sch anything"), "No files found\n");
   EXPECT_EQ(hans.Run("get nothing.bin"), "File not found\n");
-  EXPECT_EQ(hans.Run("unp nothing.bin"), "File unpublication failed\n");
+  EXPECT_EQ(hans.Run("unp nothing.bin"),
+            "File unpublication failed: you do not publish nothing.bin\n");
 }
 
 TEST(SessionTest, UnknownCommandOrMissingArgumentPrintsTheCommandList) {
