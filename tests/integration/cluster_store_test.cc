@@ -353,7 +353,7 @@ class ChildDaemon {
     uint64_t session_id = 1000;
     for (const std::string& user : users) {
       (*store)->Claim(Session(user, ++session_id, id),
-                      [fd](absl::StatusOr<ClusterStore::ClaimResult> s) {
+                      [fd](const absl::StatusOr<ClusterStore::ClaimResult>& s) {
                         dprintf(fd, "%s\n", s.ok() ? "claimed" : "refused");
                       });
     }
