@@ -158,8 +158,9 @@ absl::Status Agent::Stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  // A Start that failed before making the eventfd has no thread to wake.
   const uint64_t one = 1;
-  if (::write(stop_event_.get(), &one, sizeof(one)) < 0) {
+  if (stop_event_ && ::write(stop_event_.get(), &one, sizeof(one)) < 0) {
     LogError("peerctl serve: eventfd write: ", std::strerror(errno));
   }
   if (supervisor_.joinable()) supervisor_.join();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <optional>
 #include <span>
 #include <utility>
@@ -56,6 +57,8 @@ absl::Status StatusOf(const Reply& reply) {
 // logging in, waiting out refusals) before it gives up: longer than the
 // 10 s in which a peer is logged in on another daemon after a kill -9.
 constexpr absl::Duration kFailoverBudget = absl::Seconds(15);
+// How long the LOGOUT of a command whose --timeout ran out may still take.
+constexpr absl::Duration kLogoutGrace = absl::Milliseconds(500);
 
 std::vector<DaemonAddress> DaemonsOf(const ControlClient::Options& options) {
   if (!options.servers.empty()) return options.servers;
@@ -160,7 +163,7 @@ absl::StatusOr<Reply> ControlClient::Exchange(
   const absl::Time silent_at = daemons_.size() > 1
                                    ? absl::Now() + options_.failover_after
                                    : absl::InfiniteFuture();
-  const absl::Time deadline = std::min(options_.deadline, silent_at);
+  const absl::Time deadline = std::min(Deadline(), silent_at);
   bool out_of_time = false;
   while (session.can_retry()) {
     if (absl::Now() >= deadline) {
@@ -220,8 +223,7 @@ absl::StatusOr<Reply> ControlClient::Exchange(
   }
   const int tries = session.tries();
   session.Abandon();
-  if ((out_of_time || absl::Now() >= deadline) &&
-      options_.deadline <= silent_at) {
+  if ((out_of_time || absl::Now() >= deadline) && Deadline() <= silent_at) {
     return Unreachable(server_name,
                        absl::StrFormat("no reply before the deadline (%d %s)",
                                        tries, tries == 1 ? "try" : "tries"));
@@ -283,7 +285,7 @@ absl::StatusOr<Reply> ControlClient::FailoverExchange(MessageType type,
                                                       const RequestBody& body,
                                                       ReplyBuffer& buffer) {
   const absl::Time give_up =
-      std::min(options_.deadline, absl::Now() + kFailoverBudget);
+      std::min(Deadline(), absl::Now() + kFailoverBudget);
   absl::Status last = absl::UnavailableError("no daemon answers");
   // Each turn sends the request once, or logs in once: bounded by the
   // deadline, and by a count in case every turn is quick.
@@ -320,7 +322,7 @@ absl::StatusOr<Reply> ControlClient::FailoverExchange(MessageType type,
     }
     if (!absl::IsUnavailable(reply.status())) return reply;
     last = reply.status();
-    if (absl::Now() >= options_.deadline) return reply;
+    if (absl::Now() >= Deadline()) return reply;
     MoveOnLocked();
   }
   if (absl::IsUnavailable(last)) return last;
@@ -442,7 +444,7 @@ absl::Status ControlClient::Login(absl::string_view user,
   // moves on (FailoverPlan), at most once round the list.
   std::string silent;
   for (size_t tried = 1; absl::IsUnavailable(s) && tried < daemons_.size() &&
-                         absl::Now() < options_.deadline;
+                         absl::Now() < Deadline();
        ++tried) {
     absl::StrAppend(&silent, silent.empty() ? "" : "; ", s.message());
     (void)AfterFailedLoginLocked(s);
@@ -506,9 +508,22 @@ absl::Status ControlClient::LoginLocked() {
   return absl::OkStatus();
 }
 
+absl::Time ControlClient::Deadline() const {
+  const int64_t ns = deadline_ns_.load(std::memory_order_relaxed);
+  return ns == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
+                                                   : absl::FromUnixNanos(ns);
+}
+
 absl::Status ControlClient::Logout() {
   MutexLock lock(&mu_);
   logged_out_ = true;
+  // A command that ran out of its --timeout still ends its session: a
+  // moment more for the LOGOUT, or the daemon would refuse the user's next
+  // login as active until the session expired.
+  if (absl::Now() >= Deadline()) {
+    deadline_ns_.store(absl::ToUnixNanos(absl::Now() + kLogoutGrace),
+                       std::memory_order_relaxed);
+  }
   if (absl::Status s = session_.StartRequest(MessageType::kLogout); !s.ok()) {
     return absl::OkStatus();  // not logged in
   }

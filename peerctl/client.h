@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -221,6 +222,12 @@ class ControlClient {
                                                      absl::string_view pattern);
 
   const Options options_;
+  // options_.deadline, or a moment past it for the LOGOUT of a command that
+  // ran out of time (Logout); Unix nanoseconds.
+  std::atomic<int64_t> deadline_ns_{options_.deadline == absl::InfiniteFuture()
+                                        ? std::numeric_limits<int64_t>::max()
+                                        : absl::ToUnixNanos(options_.deadline)};
+  absl::Time Deadline() const;
   // Options::servers, or host:port alone.
   const std::vector<DaemonAddress> daemons_;
   const std::shared_ptr<client::SequenceCounter> sequences_;

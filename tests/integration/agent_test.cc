@@ -440,6 +440,7 @@ TEST(CommandLineTest, AMalformedNameOrPasswordIsAUsageError) {
 // --timeout running out during a download is the command's time running
 // out (exit 5, as every --timeout), not a holder failing (exit 6): the
 // holder here only answers slower than the time the command was given.
+// The command still logs out.
 TEST(CommandLineTest, ATimeoutDuringADownloadIsTheTimeout) {
   Daemon daemon;
   TempDir dir;
@@ -460,6 +461,10 @@ TEST(CommandLineTest, ATimeoutDuringADownloadIsTheTimeout) {
   EXPECT_TRUE(absl::StrContains(get.err, "\"error\":\"daemon-unreachable\""))
       << get.err;
   EXPECT_TRUE(absl::StrContains(get.err, "--timeout")) << get.err;
+  // It logged out all the same: the next command logs in at once, where a
+  // session left behind would refuse it as active for 3 s.
+  CommandResult lap = RunPeerctl(daemon, "hans", "hanspass", {"lap"}, in);
+  EXPECT_EQ(lap.exit_code, kExitOk) << lap.err;
 }
 
 }  // namespace
