@@ -114,11 +114,10 @@ int PendingHeadCap(const FileServer::Options& options) {
 // thread, except Stop(), which only writes the eventfd.
 class FileServer::Loop {
  public:
-  Loop(Options options, int max_pending_heads, UniqueFd share_dir,
-       UniqueFd listener, UniqueFd epoll, UniqueFd stop_event)
+  Loop(Options options, int max_pending_heads, UniqueFd listener,
+       UniqueFd epoll, UniqueFd stop_event)
       : options_(std::move(options)),
         max_pending_heads_(static_cast<size_t>(max_pending_heads)),
-        share_dir_(std::move(share_dir)),
         listener_(std::move(listener)),
         epoll_(std::move(epoll)),
         stop_event_(std::move(stop_event)),
@@ -196,7 +195,6 @@ class FileServer::Loop {
 
   const Options options_;
   const size_t max_pending_heads_;
-  const UniqueFd share_dir_;
   const UniqueFd listener_;
   const UniqueFd epoll_;
   const UniqueFd stop_event_;
@@ -413,8 +411,14 @@ void FileServer::Loop::HandleHead(uint64_t id, Connection& connection,
     ServeLeaves(id, connection, request->file_name);
     return;
   }
+  // The share folder its path names now, as `pub` hashes through the path:
+  // a folder moved away or made again serves what is published from it,
+  // never files left in the old one.
+  const UniqueFd share_dir(
+      ::open(options_.share_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   absl::StatusOr<SharedFile> file =
-      OpenSharedFile(share_dir_.get(), request->file_name);
+      share_dir ? OpenSharedFile(share_dir.get(), request->file_name)
+                : absl::NotFoundError("the share folder is gone");
   if (!file.ok()) {
     Respond(connection,
             http::FormatErrorHead(http::HttpCodeFromStatus(file.status())));
@@ -656,9 +660,10 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(Options options) {
     return absl::InvalidArgumentError("FileServer timeouts must be positive");
   }
   const int max_pending_heads = PendingHeadCap(options);
-  UniqueFd share_dir(
-      ::open(options.share_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!share_dir) {
+  // Checked here; each request opens it again (HandleHead).
+  if (UniqueFd share_dir(
+          ::open(options.share_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      !share_dir) {
     return ErrnoStatus(absl::StrCat("open ", options.share_dir), errno);
   }
   absl::StatusOr<UniqueFd> listener =
@@ -690,8 +695,8 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Start(Options options) {
               "kernel has no TLS ULP)";
   }
   auto loop = std::make_unique<Loop>(std::move(options), max_pending_heads,
-                                     std::move(share_dir), *std::move(listener),
-                                     std::move(epoll), std::move(stop_event));
+                                     *std::move(listener), std::move(epoll),
+                                     std::move(stop_event));
   const uint16_t port = address->port();
   return std::unique_ptr<FileServer>(new FileServer(std::move(loop), *address,
                                                     port, max_pending_heads,

@@ -105,7 +105,9 @@ class FileServer {
     std::shared_ptr<const TlsServerContext> tls;
   };
 
-  // Opens the share folder, binds, listens and starts the server thread.
+  // Checks that the share folder opens (each request opens the folder its
+  // path names then, as `pub` hashes through the path), binds, listens and
+  // starts the server thread.
   // InvalidArgument without an authorizer, with a limit below 1 or a
   // timeout that is not positive; otherwise the errno of the call that
   // failed.

@@ -383,6 +383,28 @@ TEST_F(FileServerTest, AuthorizerSeesDecodedNameAndTicket) {
   EXPECT_EQ(seen_ticket, "T0k3n");
 }
 
+// The share folder is the one its path names at each request, as `pub`
+// hashes through the path: moved away and made again, the new folder's
+// files are served and the old one's are not; gone, every file is 404.
+TEST_F(FileServerTest, ServesTheFolderThePathNamesNow) {
+  Write(share_ + "/old-only.txt", "old");
+  StartServer();
+  EXPECT_EQ(Exchange(CurlRequest("/f/old-only.txt", kGoodTicket)).body, "old");
+  ASSERT_EQ(std::rename(share_.c_str(), (root_ + "/share-old").c_str()), 0);
+  ASSERT_EQ(::mkdir(share_.c_str(), 0755), 0);
+  Write(share_ + "/hello.txt", "hello again");
+  Write(share_ + "/new.txt", "new");
+  Reply hello = Exchange(CurlRequest("/f/hello.txt", kGoodTicket));
+  EXPECT_EQ(StatusOf(hello), 200);
+  EXPECT_EQ(hello.body, "hello again");
+  EXPECT_EQ(Exchange(CurlRequest("/f/new.txt", kGoodTicket)).body, "new");
+  // Only in the folder moved away.
+  EXPECT_EQ(StatusOf(Exchange(CurlRequest("/f/old-only.txt", kGoodTicket))),
+            404);
+  std::filesystem::remove_all(share_);
+  EXPECT_EQ(StatusOf(Exchange(CurlRequest("/f/hello.txt", kGoodTicket))), 404);
+}
+
 TEST_F(FileServerTest, MissingFileIs404) {
   StartServer();
   EXPECT_EQ(StatusOf(Exchange(CurlRequest("/f/nope", kGoodTicket))), 404);
