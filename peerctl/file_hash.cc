@@ -189,8 +189,8 @@ absl::StatusOr<Sha256Digest> Sha256FromHex(absl::string_view hex) {
   return digest;
 }
 
-FileHashCache::Key FileHashCache::KeyOf(const struct stat& info) {
-  Key key;
+FileIdentity IdentityOf(const struct stat& info) {
+  FileIdentity key;
   key.device = static_cast<uint64_t>(info.st_dev);
   key.inode = static_cast<uint64_t>(info.st_ino);
   key.size = static_cast<uint64_t>(info.st_size);
@@ -199,11 +199,12 @@ FileHashCache::Key FileHashCache::KeyOf(const struct stat& info) {
   return key;
 }
 
-absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd,
-                                             absl::string_view name) {
+absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
+                                             FileIdentity* identity) {
   absl::StatusOr<SharedFile> file = OpenSharedFile(dir_fd, name);
   if (!file.ok()) return file.status();
-  const Key key = KeyOf(file->info);
+  const Key key = IdentityOf(file->info);
+  if (identity != nullptr) *identity = key;
   {
     MutexLock lock(&mu_);
     auto it = entries_.find(key);
@@ -224,10 +225,11 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd,
 }
 
 absl::StatusOr<FileInfo> FileHashCache::Hash(absl::string_view dir_path,
-                                             absl::string_view name) {
+                                             absl::string_view name,
+                                             FileIdentity* identity) {
   absl::StatusOr<UniqueFd> dir = OpenDirectory(dir_path);
   if (!dir.ok()) return dir.status();
-  return Hash(dir->get(), name);
+  return Hash(dir->get(), name, identity);
 }
 
 uint64_t FileHashCache::files_read() const {

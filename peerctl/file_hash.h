@@ -106,6 +106,25 @@ absl::StatusOr<Sha256Digest> Sha256FromHex(absl::string_view hex);
 //
 // Thread-safe: Hash() may be called from any number of threads; two threads
 // hashing the same new file may both read it.
+// Which version of a file's contents a path held: its device and inode,
+// size and mtime to the nanosecond (a file changed in place keeps its inode
+// but not its mtime; one replaced gets another inode).
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_sec = 0;
+  int64_t mtime_nsec = 0;
+
+  friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const FileIdentity& identity) {
+    return H::combine(std::move(h), identity.device, identity.inode,
+                      identity.size, identity.mtime_sec, identity.mtime_nsec);
+  }
+};
+FileIdentity IdentityOf(const struct stat& info);
+
 class FileHashCache {
  public:
   explicit FileHashCache(size_t capacity = 1024) : capacity_(capacity) {}
@@ -114,29 +133,18 @@ class FileHashCache {
   FileHashCache& operator=(const FileHashCache&) = delete;
 
   // Like HashFile(), but answers from the cache when the file is unchanged.
-  absl::StatusOr<FileInfo> Hash(int dir_fd, absl::string_view name);
+  // `identity`, if given, is set to that of the contents hashed.
+  absl::StatusOr<FileInfo> Hash(int dir_fd, absl::string_view name,
+                                FileIdentity* identity = nullptr);
   absl::StatusOr<FileInfo> Hash(absl::string_view dir_path,
-                                absl::string_view name);
+                                absl::string_view name,
+                                FileIdentity* identity = nullptr);
 
   // How many times a file's contents were read (misses); for tests.
   uint64_t files_read() const;
 
  private:
-  struct Key {
-    uint64_t device = 0;
-    uint64_t inode = 0;
-    uint64_t size = 0;
-    int64_t mtime_sec = 0;
-    int64_t mtime_nsec = 0;
-
-    friend bool operator==(const Key&, const Key&) = default;
-    template <typename H>
-    friend H AbslHashValue(H h, const Key& key) {
-      return H::combine(std::move(h), key.device, key.inode, key.size,
-                        key.mtime_sec, key.mtime_nsec);
-    }
-  };
-  static Key KeyOf(const struct stat& info);
+  using Key = FileIdentity;
 
   const size_t capacity_;
   mutable absl::Mutex mu_;

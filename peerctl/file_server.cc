@@ -419,6 +419,12 @@ void FileServer::Loop::HandleHead(uint64_t id, Connection& connection,
   absl::StatusOr<SharedFile> file =
       share_dir ? OpenSharedFile(share_dir.get(), request->file_name)
                 : absl::NotFoundError("the share folder is gone");
+  if (file.ok() && options_.file_check) {
+    if (absl::Status s = options_.file_check(request->file_name, file->info);
+        !s.ok()) {
+      file = s;
+    }
+  }
   if (!file.ok()) {
     Respond(connection,
             http::FormatErrorHead(http::HttpCodeFromStatus(file.status())));

@@ -50,6 +50,8 @@
 #ifndef PCFS_PEERCTL_FILE_SERVER_H_
 #define PCFS_PEERCTL_FILE_SERVER_H_
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -89,6 +91,10 @@ class FileServer {
     SocketAddress bind;
     Authorizer authorizer;   // required
     LeafSource leaf_source;  // optional
+    // Optional: asked, once the file is open, whether its fstat is the
+    // version that may go out; an error is answered with its HTTP code.
+    std::function<absl::Status(absl::string_view name, const struct stat&)>
+        file_check;
     // Download slots: approved transfers at once.
     int max_connections = 64;
     // An approved transfer that makes no progress for this long is closed.

@@ -303,6 +303,8 @@ absl::string_view ReasonPhrase(int status_code) {
       return "Not Found";
     case kMethodNotAllowed:
       return "Method Not Allowed";
+    case kConflict:
+      return "Conflict";
     case kRangeNotSatisfiable:
       return "Range Not Satisfiable";
     case kInternalServerError:
@@ -535,6 +537,8 @@ int HttpCodeFromStatus(const absl::Status& status) {
       return kNotFound;
     case absl::StatusCode::kUnimplemented:
       return kMethodNotAllowed;
+    case absl::StatusCode::kAborted:  // changed since it was published
+      return kConflict;
     case absl::StatusCode::kOutOfRange:
       return kRangeNotSatisfiable;
     case absl::StatusCode::kUnavailable:
@@ -559,6 +563,9 @@ absl::Status StatusFromHttpCode(int status_code) {
       return absl::NotFoundError(message);
     case kMethodNotAllowed:
       return absl::UnimplementedError(message);
+    case kConflict:
+      return absl::AbortedError(
+          absl::StrCat(message, ": its file changed since it was published"));
     case kRangeNotSatisfiable:
       return absl::OutOfRangeError(message);
     case kServiceUnavailable:

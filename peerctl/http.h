@@ -46,6 +46,7 @@ enum StatusCode : int {
   kForbidden = 403,
   kNotFound = 404,
   kMethodNotAllowed = 405,
+  kConflict = 409,  // the file changed since it was published
   kRangeNotSatisfiable = 416,
   kInternalServerError = 500,
   kServiceUnavailable = 503,

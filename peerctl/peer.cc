@@ -87,10 +87,19 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
     // From the cache `pub` filled: an unchanged published file is not read.
     server.leaf_source =
         [self](absl::string_view name) -> absl::StatusOr<std::string> {
+      FileIdentity version;
       absl::StatusOr<FileInfo> info =
-          self->hashes_.Hash(self->options_.share_dir, name);
+          self->hashes_.Hash(self->options_.share_dir, name, &version);
       if (!info.ok()) return info.status();
+      if (absl::Status s = self->CheckPublishedVersion(name, version);
+          !s.ok()) {
+        return s;
+      }
       return MerkleLeavesToBytes(info->leaves);
+    };
+    server.file_check = [self](absl::string_view name,
+                               const struct stat& info) {
+      return self->CheckPublishedVersion(name, IdentityOf(info));
     };
     absl::StatusOr<std::unique_ptr<FileServer>> started =
         FileServer::Start(std::move(server));
@@ -160,6 +169,10 @@ absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
     MutexLock lock(&published_mu_);
     published_.clear();
     published_.insert(names->begin(), names->end());
+    absl::erase_if(published_versions_, [this](const auto& entry) {
+      published_mu_.AssertHeld();
+      return !published_.contains(entry.first);
+    });
   }
   return names;
 }
@@ -172,7 +185,9 @@ absl::StatusOr<std::vector<std::string>> Peer::Search(
 
 absl::Status Peer::Publish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
-  absl::StatusOr<FileInfo> info = hashes_.Hash(options_.share_dir, name);
+  FileIdentity version;
+  absl::StatusOr<FileInfo> info =
+      hashes_.Hash(options_.share_dir, name, &version);
   if (!info.ok()) {
     return absl::Status(
         info.status().code(),
@@ -184,6 +199,7 @@ absl::Status Peer::Publish(absl::string_view name) {
   }
   MutexLock lock(&published_mu_);
   published_.insert(std::string(name));
+  published_versions_[name] = version;
   return absl::OkStatus();
 }
 
@@ -198,6 +214,7 @@ absl::Status Peer::Unpublish(absl::string_view name) {
   {
     MutexLock lock(&published_mu_);
     published_.erase(std::string(name));
+    published_versions_.erase(std::string(name));
   }
   return client_->Unpublish(name);
 }
@@ -290,6 +307,21 @@ absl::StatusOr<DownloadCommand> Peer::MakeDownloadCommand(
   absl::StatusOr<absl::Time> expiry = TicketExpiry(location->ticket);
   if (!expiry.ok()) return expiry.status();
   return DownloadCommand{FormatCurlCommand(name, *location), *expiry};
+}
+
+absl::Status Peer::CheckPublishedVersion(absl::string_view name,
+                                         const FileIdentity& identity) const {
+  {
+    MutexLock lock(&published_mu_);
+    auto it = published_versions_.find(name);
+    if (it == published_versions_.end() || it->second == identity) {
+      return absl::OkStatus();
+    }
+  }
+  LogWarning("peerctl: not serving ", name,
+             ": it changed since it was published (publish it again)");
+  return absl::AbortedError(
+      absl::StrCat(name, " changed since it was published"));
 }
 
 absl::Status Peer::AuthorizeDownload(absl::string_view name,

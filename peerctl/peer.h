@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -111,6 +112,11 @@ class Peer : public CommandBackend {
   // The file server's authorizer: only names this user publishes.
   absl::Status AuthorizeDownload(absl::string_view name,
                                  absl::string_view ticket);
+  // The file server's file check: a file published by this process goes
+  // out only as the version its `pub` hashed (Aborted, so 409 Conflict,
+  // otherwise); one published before it started is not known here.
+  absl::Status CheckPublishedVersion(absl::string_view name,
+                                     const FileIdentity& identity) const;
 
   const PeerOptions options_;
   std::unique_ptr<ControlClient> client_;
@@ -127,6 +133,10 @@ class Peer : public CommandBackend {
   // The names this user publishes, as last learnt from the daemon.
   mutable absl::Mutex published_mu_;
   absl::flat_hash_set<std::string> published_ ABSL_GUARDED_BY(published_mu_);
+  // Of those, the ones this process hashed and published: the version of
+  // the file it published.
+  absl::flat_hash_map<std::string, FileIdentity> published_versions_
+      ABSL_GUARDED_BY(published_mu_);
 };
 
 }  // namespace pcfs

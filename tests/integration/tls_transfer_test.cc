@@ -304,5 +304,45 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
             ReadFileOrEmpty(hans_dir.path() + "/" + name));
 }
 
+// A published file changed in place afterwards is not what was published:
+// the holder refuses it (404) rather than let curl, which checks nothing,
+// take it for the published file. Published again, it goes out.
+TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir curl_dir;
+  hans_dir.WriteFile("notes.txt", "public notes\n");
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_EQ(hans.Run("pub notes.txt"), "");
+  // The same size, other bytes, a later mtime.
+  absl::SleepFor(absl::Milliseconds(20));
+  hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
+
+  const auto fetch = [&] {
+    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass",
+                                   {"url", "notes.txt"}, curl_dir.path());
+    EXPECT_EQ(url.exit_code, 0) << url.err;
+    Process::Options shell;
+    shell.argv = {"/bin/sh", "-c", url.out};
+    shell.cwd = curl_dir.path();
+    return RunToCompletion(shell, absl::Seconds(30));
+  };
+  CommandResult refused = fetch();
+  EXPECT_NE(refused.exit_code, 0) << refused.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "");
+  EXPECT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving notes.txt: it changed since "
+                                   "it was published",
+                                   absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+
+  ASSERT_EQ(hans.Run("pub notes.txt"), "");
+  CommandResult served = fetch();
+  EXPECT_EQ(served.exit_code, 0) << served.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "PRIVATE draft\n");
+}
+
 }  // namespace
 }  // namespace pcfs::testing
