@@ -20,7 +20,10 @@ std::string FormatCurlCommand(absl::string_view name,
   const std::string url =
       absl::StrCat(tls ? "https://" : "http://", location.address.ToString(),
                    "/f/", http::PercentEncode(name));
-  std::string command = "curl --fail";
+  // --no-clobber: a file of that name already here is kept (curl writes
+  // NAME.1); --remove-on-error: a transfer cut short leaves no file that
+  // passes for the whole one (curl 7.83 and later: Debian 12 has 7.88).
+  std::string command = "curl --fail --no-clobber --remove-on-error";
   if (tls) {
     absl::StrAppend(&command, " -k --pinnedpubkey ",
                     ShellQuote(CurlPinnedPublicKey(location.key_pin)));

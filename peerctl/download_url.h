@@ -20,7 +20,8 @@ namespace pcfs {
 std::string ShellQuote(absl::string_view text);
 
 // The curl command for `location` (a GET reply) of file `name`:
-//   curl --fail -k --pinnedpubkey 'sha256//BASE64'
+//   curl --fail --no-clobber --remove-on-error -k --pinnedpubkey
+//   'sha256//BASE64'
 //     -H 'Authorization: Bearer TICKET' -o 'NAME'
 //     'https://HOST:PORT/f/NAME-percent-encoded'
 // (one line). A holder with a zero pin serves plain HTTP: then http://,

@@ -289,8 +289,9 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
   CommandResult url =
       RunPeerctl(daemon, "vader", "vaderpass", {"url", name}, curl_dir.path());
   ASSERT_EQ(url.exit_code, 0) << url.err;
-  EXPECT_TRUE(
-      absl::StartsWith(url.out, "curl --fail -k --pinnedpubkey 'sha256//"))
+  EXPECT_TRUE(absl::StartsWith(url.out,
+                               "curl --fail --no-clobber --remove-on-error -k "
+                               "--pinnedpubkey 'sha256//"))
       << url.out;
   EXPECT_TRUE(absl::StrContains(url.out, "'https://127.0.0.1:")) << url.out;
   EXPECT_TRUE(absl::StrContains(url.err, "valid for")) << url.err;
@@ -301,6 +302,13 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
   CommandResult curl = RunToCompletion(shell, absl::Seconds(30));
   EXPECT_EQ(curl.exit_code, 0) << curl.err;
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/" + name),
+            ReadFileOrEmpty(hans_dir.path() + "/" + name));
+  // Run again, it keeps the file now there and writes NAME.1.
+  curl_dir.WriteFile(name, "mine");
+  CommandResult again = RunToCompletion(shell, absl::Seconds(30));
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/" + name), "mine");
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/" + name + ".1"),
             ReadFileOrEmpty(hans_dir.path() + "/" + name));
 }
 

@@ -30,7 +30,7 @@ FileLocation Sample() {
 
 TEST(FormatCurlCommandTest, PinsTheHoldersKey) {
   EXPECT_EQ(FormatCurlCommand("my file's.mp4", Sample()),
-            "curl --fail -k --pinnedpubkey '" +
+            "curl --fail --no-clobber --remove-on-error -k --pinnedpubkey '" +
                 CurlPinnedPublicKey(Sample().key_pin) +
                 "' -H 'Authorization: Bearer AQAAAaI6HXBF' -o 'my "
                 "file'\\''s.mp4' 'https://10.0.0.2:40123/f/"
@@ -48,7 +48,8 @@ TEST(FormatCurlCommandTest, PlaintextHolderGetsPlainHttp) {
   FileLocation location = Sample();
   location.key_pin = {};
   EXPECT_EQ(FormatCurlCommand("a", location),
-            "curl --fail -H 'Authorization: Bearer AQAAAaI6HXBF' -o 'a' "
+            "curl --fail --no-clobber --remove-on-error -H "
+            "'Authorization: Bearer AQAAAaI6HXBF' -o 'a' "
             "'http://10.0.0.2:40123/f/a'");
 }
 
