@@ -212,7 +212,13 @@ std::string DefaultSocketPath() {
 std::string AbsolutePath(const std::string& folder) {
   char resolved[PATH_MAX];
   if (::realpath(folder.c_str(), resolved) != nullptr) return resolved;
-  return folder;  // the agent reports the error (e.g. a missing folder)
+  // Not there (or not readable): absolute all the same, so that the agent
+  // names the folder that is missing rather than refusing a relative path.
+  if (!folder.empty() && folder[0] != '/' &&
+      ::getcwd(resolved, sizeof(resolved)) != nullptr) {
+    return absl::StrCat(resolved, "/", folder);
+  }
+  return folder;
 }
 
 AgentConnection::AgentConnection(UniqueFd fd, std::string path,

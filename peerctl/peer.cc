@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -230,8 +231,18 @@ absl::StatusOr<std::string> Peer::GetInto(
     const std::atomic<bool>* cancel,
     const std::function<void(uint64_t, uint64_t)>& progress) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
-  const std::string target = absl::StrCat(download_dir, "/", name);
+  // A download folder that is not there is the command's setting (exit 2),
+  // said before anything is asked of the daemon or a holder.
   struct stat st;
+  if (::stat(download_dir.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the download folder ", download_dir, ": ", std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the download folder ", download_dir, " is no folder"));
+  }
+  const std::string target = absl::StrCat(download_dir, "/", name);
   if (::lstat(target.c_str(), &st) == 0) {
     // Done already if it is the published file; left alone if not.
     absl::StatusOr<FileLocation> location = client_->Get(name);

@@ -306,6 +306,28 @@ TEST_F(AgentTest, JsonOutputOfEveryCommandParses) {
             "command,error,exit_code,message login-refused\n");
 }
 
+// A download folder that is not there is a bad setting (exit 2) named as
+// such, before the daemon or a holder is asked: through the agent (given
+// relative) and without it.
+TEST_F(AgentTest, AMissingDownloadFolderIsNamed) {
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  CommandResult through = RunToCompletion(ThroughAgent(
+      {"--download-dir", "nonexistent", "get", "any.bin"}, dir_.path()));
+  EXPECT_EQ(through.exit_code, kExitUsage) << through.err;
+  EXPECT_TRUE(absl::StrContains(
+      through.err, absl::StrCat("the download folder ", dir_.path(),
+                                "/nonexistent: No "
+                                "such file or directory")))
+      << through.err;
+  CommandResult direct = RunToCompletion(
+      AsUser("vader", "vaderpass",
+             {"--download-dir", dir_.path() + "/nonexistent", "get", "any.bin"},
+             dir_.path()));
+  EXPECT_EQ(direct.exit_code, kExitUsage) << direct.err;
+  EXPECT_TRUE(absl::StrContains(direct.err, "the download folder "))
+      << direct.err;
+}
+
 TEST_F(AgentTest, TheShellAttachesToTheAgent) {
   ASSERT_NO_FATAL_FAILURE(StartAgent());
   dir_.WriteFile("share/s.txt", "s");
