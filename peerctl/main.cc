@@ -134,6 +134,20 @@ std::optional<std::string> FlagValue(const absl::Flag<std::string>& flag) {
   return value;
 }
 
+// Whether the command line asks for --json, read before the flags parse
+// (they may not), so that even a flag error is one JSON object.
+bool AsksForJson(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--json" || arg == "-json" || arg == "--json=true" ||
+        arg == "-json=true") {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,7 +155,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   absl::StatusOr<std::vector<std::string>> args =
       pcfs::ParseCommandLineStrictly(argc, argv);
-  if (!args.ok()) return Usage(args.status().message());
+  if (!args.ok())
+    return Usage(args.status().message(), AsksForJson(argc, argv));
   ::signal(SIGPIPE, SIG_IGN);
   const bool json = absl::GetFlag(FLAGS_json);
 

@@ -441,7 +441,8 @@ TEST(CommandLineTest, AMalformedNameOrPasswordIsAUsageError) {
        std::vector<std::vector<std::string>>{
            {"--json", "--timeout", "soon", "lap"},
            {"--json", "lap", "extra"},
-           {"--json", "--user", "hans", "serve", "extra"}}) {
+           {"--json", "--user", "hans", "serve", "extra"},
+           {"--json", "--bogus", "lap"}}) {
     CommandResult r = RunToCompletion(
         PeerctlOptions(daemon.address(), "hans", "hanspass", args, dir.path()));
     EXPECT_EQ(r.exit_code, kExitUsage) << r.err;
