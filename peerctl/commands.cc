@@ -1,9 +1,11 @@
 #include "peerctl/commands.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -25,11 +27,55 @@ void WriteText(std::FILE* file, absl::string_view text) {
   std::fwrite(text.data(), 1, text.size(), file);
 }
 
+// The signal (SIGINT, SIGTERM) that asked a one-shot `get` to stop; 0 if
+// none.
+std::atomic<int> stop_signal{0};
+std::atomic<bool> stop_requested{false};
+
+void OnStopSignal(int signo) {
+  stop_signal.store(signo, std::memory_order_relaxed);
+  stop_requested.store(true, std::memory_order_relaxed);
+}
+
+// While it lives, SIGINT and SIGTERM cancel the download in progress
+// (what arrived stays in the partial for the next get) instead of killing
+// the process, so that it logs out; the caller re-raises the signal after.
+class StopSignalsCancel {
+ public:
+  StopSignalsCancel() {
+    struct sigaction action {};
+    action.sa_handler = OnStopSignal;
+    ::sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &saved_int_);
+    ::sigaction(SIGTERM, &action, &saved_term_);
+  }
+  ~StopSignalsCancel() {
+    ::sigaction(SIGINT, &saved_int_, nullptr);
+    ::sigaction(SIGTERM, &saved_term_, nullptr);
+  }
+  StopSignalsCancel(const StopSignalsCancel&) = delete;
+  StopSignalsCancel& operator=(const StopSignalsCancel&) = delete;
+
+ private:
+  struct sigaction saved_int_ {};
+  struct sigaction saved_term_ {};
+};
+
+// Ends the process as the caught stop signal would have (an exit status
+// of 128+signal for the shell), once the command has cleaned up.
+void RaiseCaughtStopSignal() {
+  const int signo = stop_signal.load(std::memory_order_relaxed);
+  if (signo == 0) return;
+  ::signal(signo, SIG_DFL);
+  ::raise(signo);
+}
+
 // Prints a command's results, as text or JSON Lines.
 class ResultPrinter {
  public:
-  ResultPrinter(const OneShotCommand& command, std::FILE* out, std::FILE* err)
-      : command_(command), out_(out), err_(err) {}
+  ResultPrinter(const OneShotCommand& command, std::FILE* out, std::FILE* err,
+                const std::atomic<bool>* cancel = nullptr)
+      : command_(command), out_(out), err_(err), cancel_(cancel) {}
 
   int Fail(const absl::Status& status, absl::string_view prefix = "") {
     return ReportFailure(err_, command_.json, command_.command,
@@ -120,7 +166,7 @@ class ResultPrinter {
     if (command == "sch") return Names(backend.Search(arg));
     if (command == "pub") return Done(backend.Publish(arg), "published");
     if (command == "unp") return Done(backend.Unpublish(arg), "unpublished");
-    if (command == "get") return Downloaded(backend.Get(arg, nullptr, nullptr));
+    if (command == "get") return Downloaded(backend.Get(arg, cancel_, nullptr));
     if (command == "url") return Url(backend.MakeDownloadCommand(arg));
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("unknown command '", command, "'")));
@@ -130,6 +176,7 @@ class ResultPrinter {
   const OneShotCommand& command_;
   std::FILE* const out_;
   std::FILE* const err_;
+  const std::atomic<bool>* const cancel_;  // for get; may be null
 };
 
 absl::StatusOr<std::string> ReadFirstLine(const std::string& path) {
@@ -264,10 +311,20 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
         absl::StrCat(absl::IsUnavailable(s) ? "" : "login refused: ",
                      s.message()));
   }
-  int code = printer.Run(**peer);
+  int code;
+  if (command.command == "get") {
+    // Ctrl-C or SIGTERM: the download stops, the session ends, and the
+    // process then ends by that signal.
+    const StopSignalsCancel stop_signals;
+    ResultPrinter cancellable(command, out, err, &stop_requested);
+    code = cancellable.Run(**peer);
+  } else {
+    code = printer.Run(**peer);
+  }
   if (absl::Status s = (*peer)->Logout(); !s.ok() && code == kExitOk) {
     code = printer.Fail(s);
   }
+  RaiseCaughtStopSignal();
   return code;
 }
 

@@ -424,6 +424,40 @@ TEST(CommandLineTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
       << get.err;
 }
 
+// Ctrl-C (or SIGTERM) of a one-shot get stops the download, logs out and
+// then ends the process by that signal: a script sees 130 (or 143), and the
+// next command logs in at once, where a session left behind would be
+// refused as active for 3 s.
+TEST(CommandLineTest, AnInterruptedGetLogsOutAndEndsByItsSignal) {
+  Daemon daemon;
+  TempDir dir;
+  dir.WriteFile("held.txt", "held");
+  const std::string in = dir.MakeSubdir("in");
+  auto vader =
+      std::make_unique<Shell>(daemon, "vader", "vaderpass", dir.path());
+  ASSERT_EQ(vader->Run("pub held.txt"), "");
+  // Its file server never answers the handshake: the get waits.
+  vader->process().Signal(SIGSTOP);
+  for (const int signo : {SIGINT, SIGTERM}) {
+    Process get(PeerctlOptions(daemon.address(), "hans", "hanspass",
+                               {"get", "held.txt"}, in));
+    // Once the daemon has its GET, the command is in its download.
+    ASSERT_TRUE(
+        daemon.process()
+            .ReadStderrUntil("Received GET from hans", absl::Seconds(10))
+            .has_value())
+        << daemon.process().stderr_text();
+    absl::SleepFor(absl::Milliseconds(100));
+    get.Signal(signo);
+    EXPECT_EQ(get.Wait(absl::Seconds(10)), 128 + signo) << get.stderr_text();
+    EXPECT_TRUE(absl::StrContains(get.stderr_text(), "download cancelled"))
+        << get.stderr_text();
+    CommandResult lap = RunPeerctl(daemon, "hans", "hanspass", {"lap"}, in);
+    EXPECT_EQ(lap.exit_code, kExitOk) << lap.err;
+  }
+  vader->process().Signal(SIGCONT);
+}
+
 // A user name or password that no daemon could take is a usage error
 // (exit 2), as for serve, not a login refused (3); and with --json every
 // usage error is one JSON object.
