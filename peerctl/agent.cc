@@ -319,14 +319,14 @@ void Agent::ServeClient(Client* client) {
     }
     absl::StatusOr<control::Request> request = control::ParseRequest(*line);
     const std::string reply = request.ok()
-                                  ? Handle(*request)
+                                  ? Handle(*request, client->fd.get())
                                   : control::EncodeError(request.status());
     if (!control::WriteAll(client->fd.get(), reply).ok()) break;
   }
   client->done.store(true);
 }
 
-std::string Agent::Handle(const control::Request& request) {
+std::string Agent::Handle(const control::Request& request, int client_fd) {
   const bool live = peer_->logged_in();
   if (request.command == "status") {
     return absl::StrCat(control::EncodeItem(options_.user),
@@ -376,7 +376,24 @@ std::string Agent::Handle(const control::Request& request) {
       return done(absl::InvalidArgumentError(
           "the download folder sent to the agent must be absolute"));
     }
-    absl::StatusOr<std::string> path = peer_->GetInto(arg, folder);
+    // A client that goes away (Ctrl-C, its --timeout) stops its download,
+    // as it would stop one of its own: what arrived stays in the partial.
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> finished{false};
+    std::thread watcher([&] {
+      NameThisThread("agent-get-watch");
+      while (!finished.load()) {
+        pollfd entry{client_fd, POLLRDHUP, 0};
+        if (::poll(&entry, 1, 100) > 0 &&
+            (entry.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+          cancel.store(true);
+          return;
+        }
+      }
+    });
+    absl::StatusOr<std::string> path = peer_->GetInto(arg, folder, &cancel);
+    finished.store(true);
+    watcher.join();
     if (!path.ok()) return done(path.status());
     return absl::StrCat(control::EncodeItem(*path), control::EncodeOk());
   }

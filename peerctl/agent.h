@@ -87,8 +87,9 @@ class Agent {
   void SuperviseSession();
   void AcceptLoop();
   void ServeClient(Client* client);
-  // Runs one request and returns its reply lines.
-  std::string Handle(const control::Request& request);
+  // Runs one request of the client on `client_fd` and returns its reply
+  // lines (a get stops if that client goes away meanwhile).
+  std::string Handle(const control::Request& request, int client_fd);
   // Joins the threads of clients that have gone (all of them if `all`).
   void ReapClients(bool all);
   // Waits `wait` or until Stop(); false once stopping.

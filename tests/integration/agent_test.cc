@@ -328,6 +328,36 @@ TEST_F(AgentTest, AMissingDownloadFolderIsNamed) {
       << direct.err;
 }
 
+// A command killed while the agent downloads for it (Ctrl-C) stops that
+// download: the next get is not refused as "another get is downloading".
+TEST_F(AgentTest, AGetWhoseCommandIsGoneStops) {
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  TempDir vader_dir;
+  vader_dir.WriteFile("held.txt", "held");
+  auto vader =
+      std::make_unique<Shell>(daemon_, "vader", "vaderpass", vader_dir.path());
+  ASSERT_EQ(vader->Run("pub held.txt"), "");
+  // Its file server never answers the handshake while stopped.
+  vader->process().Signal(SIGSTOP);
+  const std::string in = dir_.MakeSubdir("in");
+  {
+    Process first(ThroughAgent({"get", "held.txt"}, in));
+    ASSERT_TRUE(
+        daemon_.process()
+            .ReadStderrUntil("Received GET from hans", absl::Seconds(10))
+            .has_value())
+        << daemon_.process().stderr_text();
+    first.Signal(SIGKILL);
+    first.Wait(absl::Seconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(400));  // the agent polls every 100 ms
+  Process second(ThroughAgent({"get", "held.txt"}, in));
+  absl::SleepFor(absl::Milliseconds(300));
+  vader->process().Signal(SIGCONT);
+  EXPECT_EQ(second.Wait(absl::Seconds(20)), kExitOk) << second.stderr_text();
+  EXPECT_EQ(ReadFileOrEmpty(in + "/held.txt"), "held");
+}
+
 TEST_F(AgentTest, TheShellAttachesToTheAgent) {
   ASSERT_NO_FATAL_FAILURE(StartAgent());
   dir_.WriteFile("share/s.txt", "s");
