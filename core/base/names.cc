@@ -54,9 +54,10 @@ bool IsControl(char32_t code_point) {
 }
 
 // The rules shared by file names and search patterns; `subject` names the
-// thing in messages ("file name", "search pattern").
-absl::Status ValidateNameText(absl::string_view text,
-                              absl::string_view subject) {
+// thing in messages ("file name", "search pattern"). "." and ".." are no
+// file names, but fine substrings of one.
+absl::Status ValidateNameText(absl::string_view text, absl::string_view subject,
+                              bool dots_allowed) {
   if (text.empty())
     return absl::InvalidArgumentError(absl::StrFormat("%s is empty", subject));
   if (text.size() > kMaxFileNameBytes) {
@@ -64,7 +65,7 @@ absl::Status ValidateNameText(absl::string_view text,
         absl::StrFormat("%s is longer than %d bytes (it has %d)", subject,
                         kMaxFileNameBytes, text.size()));
   }
-  if (text == "." || text == "..") {
+  if (!dots_allowed && (text == "." || text == "..")) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s cannot be \".\" or \"..\"", subject));
   }
@@ -120,12 +121,12 @@ bool IsValidUtf8(absl::string_view text) {
 }
 
 absl::Status ValidateFileName(absl::string_view name) {
-  return ValidateNameText(name, "file name");
+  return ValidateNameText(name, "file name", /*dots_allowed=*/false);
 }
 
 absl::Status ValidateSearchPattern(absl::string_view pattern) {
   if (pattern.empty()) return absl::OkStatus();
-  return ValidateNameText(pattern, "search pattern");
+  return ValidateNameText(pattern, "search pattern", /*dots_allowed=*/true);
 }
 
 absl::Status ValidateUserName(absl::string_view user) {

@@ -24,7 +24,8 @@ inline constexpr size_t kMaxSearchPatternBytes = kMaxFileNameBytes;
 // InvalidArgument with a message that says which rule failed.
 absl::Status ValidateFileName(absl::string_view name);
 
-// OK if `pattern` is a valid file name or empty; used for `sch`.
+// OK if `pattern` is a valid file name, "." or "..", or empty; used for
+// `sch` (a substring of names: "." finds every name with a dot).
 absl::Status ValidateSearchPattern(absl::string_view pattern);
 
 // OK if `user` is 1 to 64 characters of [A-Za-z0-9._-].

@@ -115,6 +115,11 @@ TEST(ValidateSearchPatternTest, AcceptsEmpty) {
 TEST(ValidateSearchPatternTest, AcceptsFileNameFragments) {
   EXPECT_TRUE(ValidateSearchPattern(".txt").ok());
   EXPECT_TRUE(ValidateSearchPattern("ar").ok());
+  // No file name, but a substring of many.
+  EXPECT_TRUE(ValidateSearchPattern(".").ok());
+  EXPECT_TRUE(ValidateSearchPattern("..").ok());
+  EXPECT_FALSE(ValidateFileName(".").ok());
+  EXPECT_FALSE(ValidateFileName("..").ok());
 }
 
 TEST(ValidateSearchPatternTest, RefusesWhatAFileNameRefusesNamingThePattern) {
