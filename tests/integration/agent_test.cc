@@ -434,20 +434,31 @@ TEST(CommandLineTest, FlagsOverEnvironmentOverSettingsFile) {
       << broken.err;
 }
 
-TEST(CommandLineTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
-  Daemon daemon;
-  TempDir dir;
-  dir.WriteFile("held.txt", "held");
-  const std::string in = dir.MakeSubdir("in");
-  auto vader =
-      std::make_unique<Shell>(daemon, "vader", "vaderpass", dir.path());
-  ASSERT_EQ(vader->Run("pub held.txt"), "");
+// vader, in a shell of its own, publishing its "held.txt", which hans
+// then fetches into in_ (the tests stop or kill vader first).
+class HeldFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.WriteFile("held.txt", "held");
+    in_ = dir_.MakeSubdir("in");
+    vader_ =
+        std::make_unique<Shell>(daemon_, "vader", "vaderpass", dir_.path());
+    ASSERT_EQ(vader_->Run("pub held.txt"), "");
+  }
+
+  Daemon daemon_;
+  TempDir dir_;
+  std::string in_;
+  std::unique_ptr<Shell> vader_;
+};
+
+TEST_F(HeldFileTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
   // Killed: its file server is gone at once, its session for 3 s more.
-  vader->process().Signal(SIGKILL);
-  ASSERT_TRUE(vader->process().Wait(absl::Seconds(10)).has_value());
+  vader_->process().Signal(SIGKILL);
+  ASSERT_TRUE(vader_->process().Wait(absl::Seconds(10)).has_value());
   CommandResult get =
-      RunToCompletion(PeerctlOptions(daemon.address(), "hans", "hanspass",
-                                     {"--json", "get", "held.txt"}, in),
+      RunToCompletion(PeerctlOptions(daemon_.address(), "hans", "hanspass",
+                                     {"--json", "get", "held.txt"}, in_),
                       absl::Seconds(20));
   EXPECT_EQ(get.exit_code, kExitHolderUnreachable) << get.err;
   EXPECT_TRUE(absl::StrContains(get.err, "\"error\":\"holder-unreachable\""))
@@ -458,34 +469,27 @@ TEST(CommandLineTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
 // then ends the process by that signal: a script sees 130 (or 143), and the
 // next command logs in at once, where a session left behind would be
 // refused as active for 3 s.
-TEST(CommandLineTest, AnInterruptedGetLogsOutAndEndsByItsSignal) {
-  Daemon daemon;
-  TempDir dir;
-  dir.WriteFile("held.txt", "held");
-  const std::string in = dir.MakeSubdir("in");
-  auto vader =
-      std::make_unique<Shell>(daemon, "vader", "vaderpass", dir.path());
-  ASSERT_EQ(vader->Run("pub held.txt"), "");
+TEST_F(HeldFileTest, AnInterruptedGetLogsOutAndEndsByItsSignal) {
   // Its file server never answers the handshake: the get waits.
-  vader->process().Signal(SIGSTOP);
+  vader_->process().Signal(SIGSTOP);
   for (const int signo : {SIGINT, SIGTERM}) {
-    Process get(PeerctlOptions(daemon.address(), "hans", "hanspass",
-                               {"get", "held.txt"}, in));
+    Process get(PeerctlOptions(daemon_.address(), "hans", "hanspass",
+                               {"get", "held.txt"}, in_));
     // Once the daemon has its GET, the command is in its download.
     ASSERT_TRUE(
-        daemon.process()
+        daemon_.process()
             .ReadStderrUntil("Received GET from hans", absl::Seconds(10))
             .has_value())
-        << daemon.process().stderr_text();
+        << daemon_.process().stderr_text();
     absl::SleepFor(absl::Milliseconds(100));
     get.Signal(signo);
     EXPECT_EQ(get.Wait(absl::Seconds(10)), 128 + signo) << get.stderr_text();
     EXPECT_TRUE(absl::StrContains(get.stderr_text(), "download cancelled"))
         << get.stderr_text();
-    CommandResult lap = RunPeerctl(daemon, "hans", "hanspass", {"lap"}, in);
+    CommandResult lap = RunPeerctl(daemon_, "hans", "hanspass", {"lap"}, in_);
     EXPECT_EQ(lap.exit_code, kExitOk) << lap.err;
   }
-  vader->process().Signal(SIGCONT);
+  vader_->process().Signal(SIGCONT);
 }
 
 // A user name or password that no daemon could take is a usage error
@@ -528,29 +532,22 @@ TEST(CommandLineTest, AMalformedNameOrPasswordIsAUsageError) {
 // out (exit 5, as every --timeout), not a holder failing (exit 6): the
 // holder here only answers slower than the time the command was given.
 // The command still logs out.
-TEST(CommandLineTest, ATimeoutDuringADownloadIsTheTimeout) {
-  Daemon daemon;
-  TempDir dir;
-  dir.WriteFile("held.txt", "held");
-  const std::string in = dir.MakeSubdir("in");
-  auto vader =
-      std::make_unique<Shell>(daemon, "vader", "vaderpass", dir.path());
-  ASSERT_EQ(vader->Run("pub held.txt"), "");
+TEST_F(HeldFileTest, ATimeoutDuringADownloadIsTheTimeout) {
   // Stopped: its session lives 3 s more, and its file server accepts a
   // connection (the kernel does) but never answers the TLS handshake.
-  vader->process().Signal(SIGSTOP);
+  vader_->process().Signal(SIGSTOP);
   CommandResult get = RunToCompletion(
-      PeerctlOptions(daemon.address(), "hans", "hanspass",
-                     {"--json", "--timeout", "1s", "get", "held.txt"}, in),
+      PeerctlOptions(daemon_.address(), "hans", "hanspass",
+                     {"--json", "--timeout", "1s", "get", "held.txt"}, in_),
       absl::Seconds(20));
-  vader->process().Signal(SIGCONT);
+  vader_->process().Signal(SIGCONT);
   EXPECT_EQ(get.exit_code, kExitUnreachable) << get.err;
   EXPECT_TRUE(absl::StrContains(get.err, "\"error\":\"daemon-unreachable\""))
       << get.err;
   EXPECT_TRUE(absl::StrContains(get.err, "--timeout")) << get.err;
   // It logged out all the same: the next command logs in at once, where a
   // session left behind would refuse it as active for 3 s.
-  CommandResult lap = RunPeerctl(daemon, "hans", "hanspass", {"lap"}, in);
+  CommandResult lap = RunPeerctl(daemon_, "hans", "hanspass", {"lap"}, in_);
   EXPECT_EQ(lap.exit_code, kExitOk) << lap.err;
 }
 

@@ -220,6 +220,18 @@ class ClusterServerTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
+  // Start(), then hans logged in (file port 7000) as `*hans`, whose
+  // session's claim, the link's first, is `*claim`.
+  void StartWithHans(std::unique_ptr<ControlClient>* hans,
+                     ClusterSession* claim) {
+    Start();
+    *hans = Connect();
+    ASSERT_NE(*hans, nullptr);
+    ASSERT_TRUE((*hans)->Login("hans", "hanspass", 7000).ok());
+    ASSERT_EQ(link_->claimed().size(), 1u);
+    *claim = link_->claimed()[0];
+  }
+
   // Waits (up to 5 s) until the daemon's metrics hold `line`.
   bool MetricsShow(const std::string& line) {
     const absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -349,12 +361,9 @@ bool ClaimsReach(const FakeLink& link, size_t n) {
 // The same session is claimed again, and goes on: its client notices
 // nothing.
 TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedIsClaimedAgain) {
-  Start();
-  std::unique_ptr<ControlClient> hans = Connect();
-  ASSERT_NE(hans, nullptr);
-  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
-  ASSERT_EQ(link_->claimed().size(), 1u);
-  const ClusterSession first = link_->claimed()[0];
+  std::unique_ptr<ControlClient> hans;
+  ClusterSession first;
+  ASSERT_NO_FATAL_FAILURE(StartWithHans(&hans, &first));
 
   listener_.on_event(LogoutOf(first));
   ASSERT_TRUE(ClaimsReach(*link_, 2));
@@ -387,12 +396,9 @@ TEST_F(ClusterServerTest, AnOwnSessionTheStoreReleasedIsClaimedAgain) {
 // answers that this very session holds it, and nothing is counted, said
 // or changed.
 TEST_F(ClusterServerTest, AClaimTheStoreHeldAllAlongIsNoReclaim) {
-  Start();
-  std::unique_ptr<ControlClient> hans = Connect();
-  ASSERT_NE(hans, nullptr);
-  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
-  ASSERT_EQ(link_->claimed().size(), 1u);
-  const ClusterSession first = link_->claimed()[0];
+  std::unique_ptr<ControlClient> hans;
+  ClusterSession first;
+  ASSERT_NO_FATAL_FAILURE(StartWithHans(&hans, &first));
 
   link_->SetHeldAlready(true);
   ClusterSnapshot snapshot;
@@ -419,11 +425,9 @@ TEST_F(ClusterServerTest, AClaimTheStoreHeldAllAlongIsNoReclaim) {
 // store unreachable): the session ends, and the claim is released in case
 // it was.
 TEST_F(ClusterServerTest, AnOwnSessionTheStoreWillNotTakeBackEndsHere) {
-  Start();
-  std::unique_ptr<ControlClient> hans = Connect();
-  ASSERT_NE(hans, nullptr);
-  ASSERT_TRUE(hans->Login("hans", "hanspass", 7000).ok());
-  const ClusterSession first = link_->claimed()[0];
+  std::unique_ptr<ControlClient> hans;
+  ClusterSession first;
+  ASSERT_NO_FATAL_FAILURE(StartWithHans(&hans, &first));
   link_->SetClaimOutcome(absl::AlreadyExistsError("held by bb"));
   listener_.on_event(LogoutOf(first));
   ASSERT_TRUE(ClaimsReach(*link_, 2));
