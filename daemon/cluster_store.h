@@ -80,8 +80,8 @@ class ClusterStore {
     // too; its acknowledged pub and unp do not (CommitPublications'
     // caller applies them), those of a failed commit do.
     absl::AnyInvocable<void(const ClusterEvent&)> on_event;
-    // Redis became reachable (true) or not (false); for the log and the
-    // metrics. Optional.
+    // Redis became reachable (true) or not (false), which the store also
+    // logs itself. Optional.
     absl::AnyInvocable<void(bool up)> on_link;
   };
 
@@ -111,7 +111,6 @@ class ClusterStore {
   // a reactor thread.
   absl::Status CommitPublications(std::span<const PublicationChange> batch);
 
-  using Done = absl::AnyInvocable<void(absl::Status)>;
   // How a claim that succeeded went.
   enum class ClaimResult {
     kClaimed,      // written now

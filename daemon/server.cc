@@ -590,7 +590,10 @@ void Server::Stop() {
 void Server::ReclaimReleasedSessions() {
   // One line for the claims that held since the last tick (a daemon cut
   // off loses every session at once); one each for those that end.
-  if (const uint64_t claimed = reclaimed_unlogged_.exchange(0); claimed > 0) {
+  const uint64_t reclaimed =
+      sessions_reclaimed_.load(std::memory_order_relaxed);
+  if (const uint64_t claimed = reclaimed - reclaims_logged_; claimed > 0) {
+    reclaims_logged_ = reclaimed;
     LogWarning("cluster: the index store had released ", claimed,
                claimed == 1 ? " session" : " sessions",
                " of this daemon (another daemon took this one for gone while "
@@ -627,7 +630,6 @@ void Server::Reclaimed(
       return;
     }
     sessions_reclaimed_.fetch_add(1, std::memory_order_relaxed);
-    reclaimed_unlogged_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   const absl::Status& outcome = result.status();

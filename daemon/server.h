@@ -240,8 +240,8 @@ class Server {
   // Cluster mode: ReclaimReleasedSessions's claims that held, and the
   // sessions that ended because theirs did not.
   std::atomic<uint64_t> sessions_reclaimed_{0};
-  // Of those, the ones ReclaimReleasedSessions has not logged yet.
-  std::atomic<uint64_t> reclaimed_unlogged_{0};
+  // How many of those ReclaimReleasedSessions has logged (worker 0's).
+  uint64_t reclaims_logged_ = 0;
   std::atomic<uint64_t> sessions_ended_unclaimed_{0};
   std::unique_ptr<MetricsServer> metrics_server_;
 };
