@@ -50,18 +50,18 @@ absl::Status MakeSocketFolder(const std::string& path) {
 
 // Binds and listens on `path`, mode 0600. A socket left by an agent that
 // died is replaced; one that answers is another agent's.
-// The socket file at `path`, as lstat(2) names it; nullopt if none.
-std::optional<Agent::FileIdentity> IdentityOf(const std::string& path) {
+// The file at `path` (not followed, as lstat(2) names it); nullopt if none.
+std::optional<FileIdentity> FileAt(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
-  return Agent::FileIdentity{st.st_dev, st.st_ino};
+  return IdentityOf(st);
 }
 
 // Binds and listens at `path`, replacing a stale socket (one nobody
 // listens at) but nothing else; `bound` is the socket file it made. A
 // failure after bind(2) removes that file again.
 absl::StatusOr<UniqueFd> Listen(const std::string& path, int backlog,
-                                Agent::FileIdentity* bound) {
+                                FileIdentity* bound) {
   absl::StatusOr<sockaddr_un> address = SocketAddressOf(path);
   if (!address.ok()) return address.status();
   if (absl::Status s = MakeSocketFolder(path); !s.ok()) return s;
@@ -93,7 +93,7 @@ absl::StatusOr<UniqueFd> Listen(const std::string& path, int backlog,
   if (bind_result != 0) {
     return ErrnoStatus(absl::StrCat("bind ", path), bind_errno);
   }
-  std::optional<Agent::FileIdentity> made = IdentityOf(path);
+  std::optional<FileIdentity> made = FileAt(path);
   absl::Status s;
   if (!made.has_value()) {
     s = ErrnoStatus(absl::StrCat("stat ", path), errno);
@@ -170,7 +170,7 @@ absl::Status Agent::Stop() {
   // Only the socket file this agent made: not another agent's, which a
   // start that found it listening left alone, nor a file that was there.
   if (socket_file_.has_value() &&
-      IdentityOf(options_.socket_path) == socket_file_) {
+      FileAt(options_.socket_path) == socket_file_) {
     ::unlink(options_.socket_path.c_str());
   }
   if (peer_ == nullptr) return absl::OkStatus();

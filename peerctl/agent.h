@@ -17,8 +17,6 @@
 #ifndef PCFS_PEERCTL_AGENT_H_
 #define PCFS_PEERCTL_AGENT_H_
 
-#include <sys/types.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <list>
@@ -33,6 +31,7 @@
 #include "absl/time/time.h"
 #include "core/base/unique_fd.h"
 #include "peerctl/control.h"
+#include "peerctl/file_hash.h"
 #include "peerctl/peer.h"
 
 namespace pcfs {
@@ -53,13 +52,6 @@ struct AgentOptions {
 
 class Agent {
  public:
-  // Which file a path named (lstat(2)'s device and inode).
-  struct FileIdentity {
-    dev_t device = 0;
-    ino_t inode = 0;
-    friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
-  };
-
   // Creates the peer (and its file server) and listens on the socket; the
   // login happens on the supervisor thread, so a daemon that is down at
   // start does not stop the agent. AlreadyExists if another agent answers

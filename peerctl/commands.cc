@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -73,8 +74,10 @@ void RaiseCaughtStopSignal() {
 // Prints a command's results, as text or JSON Lines.
 class ResultPrinter {
  public:
+  // `cancel` stops a get (an agent's get ignores it: the agent watches
+  // its command's connection instead).
   ResultPrinter(const OneShotCommand& command, std::FILE* out, std::FILE* err,
-                const std::atomic<bool>* cancel = nullptr)
+                const std::atomic<bool>* cancel)
       : command_(command), out_(out), err_(err), cancel_(cancel) {}
 
   int Fail(const absl::Status& status, absl::string_view prefix = "") {
@@ -176,7 +179,7 @@ class ResultPrinter {
   const OneShotCommand& command_;
   std::FILE* const out_;
   std::FILE* const err_;
-  const std::atomic<bool>* const cancel_;  // for get; may be null
+  const std::atomic<bool>* const cancel_;  // for get
 };
 
 absl::StatusOr<std::string> ReadFirstLine(const std::string& path) {
@@ -257,7 +260,7 @@ absl::StatusOr<std::string> ReadPasswordSource(const std::string& path) {
 
 int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
                std::FILE* out, std::FILE* err) {
-  ResultPrinter printer(command, out, err);
+  ResultPrinter printer(command, out, err, &stop_requested);
   // Through the agent when one answers for this user.
   absl::StatusOr<std::unique_ptr<control::AgentConnection>> agent =
       control::AgentConnection::Connect(
@@ -312,13 +315,11 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
                      s.message()));
   }
   int code;
-  if (command.command == "get") {
-    // Ctrl-C or SIGTERM: the download stops, the session ends, and the
-    // process then ends by that signal.
-    const StopSignalsCancel stop_signals;
-    ResultPrinter cancellable(command, out, err, &stop_requested);
-    code = cancellable.Run(**peer);
-  } else {
+  {
+    // A get: Ctrl-C or SIGTERM stops the download, the session ends, and
+    // the process then ends by that signal.
+    std::optional<StopSignalsCancel> stop_signals;
+    if (command.command == "get") stop_signals.emplace();
     code = printer.Run(**peer);
   }
   if (absl::Status s = (*peer)->Logout(); !s.ok() && code == kExitOk) {

@@ -140,16 +140,17 @@ absl::StatusOr<ReplyLine> ParseReplyLine(absl::string_view line) {
   }
   reply.kind = ReplyLine::Kind::kError;
   reply.status = absl::Status(*code, fields[3]);
-  if (fields[2] == ExitCodeName(kExitHolderKeyMismatch)) {
-    reply.status = MarkKeyMismatch(reply.status);
-  }
-  // The agent's exit code wins: a holder's refusal (a ticket refused, say)
-  // is a plain failure there, where its status code alone would read as
-  // the user's login refused.
-  if (fields[2] == ExitCodeName(kExitHolderUnreachable) ||
-      (fields[2] == ExitCodeName(kExitFailure) &&
-       ExitCodeFor(reply.status) != kExitFailure)) {
-    reply.status = MarkHolderFailure(reply.status);
+  // The agent's exit code wins: the mark its status carried there (a key
+  // mismatch, a holder's failure) is put back when the code alone maps
+  // elsewhere, as a holder that refused a ticket would read as the user's
+  // login refused.
+  for (absl::Status (*mark)(absl::Status) :
+       {&MarkKeyMismatch, &MarkHolderFailure}) {
+    if (ExitCodeName(ExitCodeFor(reply.status)) == fields[2]) break;
+    if (absl::Status marked = mark(reply.status);
+        ExitCodeName(ExitCodeFor(marked)) == fields[2]) {
+      reply.status = std::move(marked);
+    }
   }
   return reply;
 }

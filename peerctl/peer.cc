@@ -168,12 +168,14 @@ absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
   absl::StatusOr<std::vector<std::string>> names = client_->ListPublished();
   if (names.ok()) {
     MutexLock lock(&published_mu_);
-    published_.clear();
-    published_.insert(names->begin(), names->end());
-    absl::erase_if(published_versions_, [this](const auto& entry) {
-      published_mu_.AssertHeld();
-      return !published_.contains(entry.first);
-    });
+    // The daemon's names, each with the version this process published of
+    // it, if any.
+    absl::flat_hash_map<std::string, std::optional<FileIdentity>> now;
+    for (const std::string& name : *names) {
+      auto it = published_.find(name);
+      now[name] = it == published_.end() ? std::nullopt : it->second;
+    }
+    published_ = std::move(now);
   }
   return names;
 }
@@ -199,14 +201,16 @@ absl::Status Peer::Publish(absl::string_view name) {
     return s;
   }
   MutexLock lock(&published_mu_);
-  published_.insert(std::string(name));
-  published_versions_[name] = version;
+  published_[name] = version;
   return absl::OkStatus();
 }
 
 std::vector<std::string> Peer::KnownPublications() const {
   MutexLock lock(&published_mu_);
-  return std::vector<std::string>(published_.begin(), published_.end());
+  std::vector<std::string> names;
+  names.reserve(published_.size());
+  for (const auto& [name, version] : published_) names.push_back(name);
+  return names;
 }
 
 absl::Status Peer::Unpublish(absl::string_view name) {
@@ -215,7 +219,6 @@ absl::Status Peer::Unpublish(absl::string_view name) {
   {
     MutexLock lock(&published_mu_);
     published_.erase(std::string(name));
-    published_versions_.erase(std::string(name));
   }
   return client_->Unpublish(name);
 }
@@ -324,8 +327,9 @@ absl::Status Peer::CheckPublishedVersion(absl::string_view name,
                                          const FileIdentity& identity) const {
   {
     MutexLock lock(&published_mu_);
-    auto it = published_versions_.find(name);
-    if (it == published_versions_.end() || it->second == identity) {
+    auto it = published_.find(name);
+    if (it == published_.end() || !it->second.has_value() ||
+        *it->second == identity) {
       return absl::OkStatus();
     }
   }

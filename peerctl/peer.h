@@ -12,13 +12,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -132,10 +132,9 @@ class Peer : public CommandBackend {
 
   // The names this user publishes, as last learnt from the daemon.
   mutable absl::Mutex published_mu_;
-  absl::flat_hash_set<std::string> published_ ABSL_GUARDED_BY(published_mu_);
-  // Of those, the ones this process hashed and published: the version of
-  // the file it published.
-  absl::flat_hash_map<std::string, FileIdentity> published_versions_
+  // With each, the version of the file this process hashed and published
+  // (none for a name published before it started).
+  absl::flat_hash_map<std::string, std::optional<FileIdentity>> published_
       ABSL_GUARDED_BY(published_mu_);
 };
 
