@@ -145,37 +145,81 @@ absl::StatusOr<std::vector<Sha256Digest>> FetchLeaves(
   return leaves;
 }
 
-// The partial file, open, locked, of `size` bytes; `*reused` tells whether
-// it held the file's size already (so that its chunks are worth checking).
-absl::StatusOr<UniqueFd> OpenPartial(int dir_fd, const std::string& name,
-                                     uint64_t size, bool* reused) {
-  UniqueFd file(::openat(dir_fd, name.c_str(),
-                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666));
-  if (!file) return ErrnoStatus(absl::StrCat("open ", name), errno);
+// The partial file, open and locked. A get that finishes renames its
+// partial to the file's name, so one that opened the partial just before
+// then would lock the finished file: only a lock on the file the partial's
+// name still leads to counts, and the name is opened again until it does.
+absl::StatusOr<UniqueFd> LockPartial(int dir_fd, const std::string& name) {
+  constexpr int kAttempts = 8;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    UniqueFd file(::openat(dir_fd, name.c_str(),
+                           O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666));
+    if (!file) return ErrnoStatus(absl::StrCat("open ", name), errno);
+    if (::flock(file.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) break;
+      return ErrnoStatus("flock", errno);
+    }
+    struct stat held {};
+    if (::fstat(file.get(), &held) != 0) return ErrnoStatus("fstat", errno);
+    if (!S_ISREG(held.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, " is not a regular file"));
+    }
+    struct stat named {};
+    if (::fstatat(dir_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (named.st_dev == held.st_dev && named.st_ino == held.st_ino) {
+        return file;
+      }
+    } else if (errno != ENOENT) {
+      return ErrnoStatus(absl::StrCat("stat ", name), errno);
+    }
+  }
+  return absl::AlreadyExistsError(
+      absl::StrCat("another get is downloading into ", name));
+}
+
+// Gives the locked partial `fd` the file's `size`; true when it had that
+// size already (so that its chunks are worth checking).
+absl::StatusOr<bool> SizePartial(int fd, uint64_t size) {
   struct stat info {};
-  if (::fstat(file.get(), &info) != 0) return ErrnoStatus("fstat", errno);
-  if (!S_ISREG(info.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name, " is not a regular file"));
+  if (::fstat(fd, &info) != 0) return ErrnoStatus("fstat", errno);
+  if (static_cast<uint64_t>(info.st_size) == size) return true;
+  // Another size: nothing in it can be this file's. Start over.
+  if (::ftruncate(fd, 0) != 0) return ErrnoStatus("ftruncate", errno);
+  absl::Status reserved = download_internal::Preallocate(fd, size);
+  if (!reserved.ok()) return reserved;
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    return ErrnoStatus("ftruncate", errno);
   }
-  if (::flock(file.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("another get is downloading into ", name));
-    }
-    return ErrnoStatus("flock", errno);
+  return false;
+}
+
+// What the file's own name leads to in the download folder, which held
+// nothing there when the get began.
+enum class AtName {
+  kNothing,
+  kTheFile,  // the published file: another get of it finished first
+  kOther,    // something else, which is left alone
+};
+
+absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
+                                  uint64_t size,
+                                  const std::vector<Sha256Digest>& leaves) {
+  struct stat info {};
+  if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return AtName::kNothing;
+    return ErrnoStatus(absl::StrCat("stat ", name), errno);
   }
-  *reused = static_cast<uint64_t>(info.st_size) == size;
-  if (!*reused) {
-    // Another size: nothing in it can be this file's. Start over.
-    if (::ftruncate(file.get(), 0) != 0) return ErrnoStatus("ftruncate", errno);
-    absl::Status reserved = download_internal::Preallocate(file.get(), size);
-    if (!reserved.ok()) return reserved;
-    if (::ftruncate(file.get(), static_cast<off_t>(size)) != 0) {
-      return ErrnoStatus("ftruncate", errno);
-    }
+  if (!S_ISREG(info.st_mode) || static_cast<uint64_t>(info.st_size) != size) {
+    return AtName::kOther;
   }
-  return file;
+  UniqueFd file(::openat(dir_fd, name.c_str(),
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!file) return AtName::kOther;
+  absl::StatusOr<std::vector<Sha256Digest>> found =
+      HashLeaves(file.get(), size);
+  if (!found.ok()) return found.status();
+  return *found == leaves ? AtName::kTheFile : AtName::kOther;
 }
 
 // Which chunks of the partial already match their leaves.
@@ -414,11 +458,36 @@ absl::Status Publish(int dir_fd, const std::string& partial,
     }
     err = errno;
   }
-  if (err == EEXIST) {
-    return absl::AlreadyExistsError(
-        absl::StrCat(name, " appeared in the folder during the download"));
-  }
+  // The caller looks at what took the name.
+  if (err == EEXIST) return absl::AlreadyExistsError(name);
   return ErrnoStatus("renameat2", err);
+}
+
+// The end of a get that finds a file at its name, which held nothing when
+// it began (`at_name` is not kNothing), `downloaded` or before it fetched a
+// byte: done if it is the published file, whose partial then goes; else
+// refused, and what was downloaded kept in the partial for a later get.
+absl::StatusOr<bool> EndAtAFileThere(AtName at_name, bool downloaded,
+                                     int dir_fd, int partial_fd,
+                                     const std::string& partial,
+                                     const DownloadRequest& request) {
+  struct stat info {};
+  const bool empty = ::fstat(partial_fd, &info) == 0 && info.st_size == 0;
+  if (at_name == AtName::kTheFile || empty) {
+    if (::unlinkat(dir_fd, partial.c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoStatus(absl::StrCat("unlink ", partial), errno);
+    }
+  }
+  if (at_name == AtName::kTheFile) return true;
+  if (!downloaded) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        request.name, " already exists in ", request.destination_dir));
+  }
+  return absl::AlreadyExistsError(absl::StrCat(
+      request.name, " appeared in ", request.destination_dir,
+      " during the download and is not the published file; not overwriting "
+      "it (what was downloaded stays in ",
+      partial, " for a get after it is moved away)"));
 }
 
 // The end of a download, where the others wait for a slow holder: a holder
@@ -566,11 +635,20 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     return AllHoldersFailed(request.name, holders, leaf_errors);
   }
 
-  bool reused = false;
-  absl::StatusOr<UniqueFd> file = OpenPartial(dir_fd, partial, size, &reused);
+  absl::StatusOr<UniqueFd> file = LockPartial(dir_fd, partial);
   if (!file.ok()) return file.status();
+  // Another get of the name may have finished since this one looked.
+  absl::StatusOr<AtName> at_name =
+      LookAtName(dir_fd, request.name, size, *leaves);
+  if (!at_name.ok()) return at_name.status();
+  if (*at_name != AtName::kNothing) {
+    return EndAtAFileThere(*at_name, /*downloaded=*/false, dir_fd, file->get(),
+                           partial, request);
+  }
+  absl::StatusOr<bool> reused = SizePartial(file->get(), size);
+  if (!reused.ok()) return reused.status();
   std::vector<bool> verified(leaves->size(), false);
-  if (reused) {
+  if (*reused) {
     absl::StatusOr<std::vector<bool>> found =
         VerifiedChunks(file->get(), size, *leaves);
     if (!found.ok()) return found.status();
@@ -663,6 +741,13 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   absl::Status status = flusher.Sync();
   if (!status.ok()) return status;
   status = Publish(dir_fd, partial, request.name);
+  if (absl::IsAlreadyExists(status)) {
+    absl::StatusOr<AtName> there =
+        LookAtName(dir_fd, request.name, size, *leaves);
+    if (!there.ok()) return there.status();
+    return EndAtAFileThere(*there, /*downloaded=*/true, dir_fd, file->get(),
+                           partial, request);
+  }
   if (!status.ok()) return status;
   if (::fsync(dir_fd) != 0) return ErrnoStatus("fsync(folder)", errno);
   return true;

@@ -10,7 +10,11 @@
 //  2. The bytes go into ".NAME.pcfs-partial" in the download folder (hidden,
 //     and named so that it never passes for the file), at their offsets; the
 //     file has the full size from the start. flock(2) keeps a second get of
-//     the same name out (AlreadyExists).
+//     the same name out (AlreadyExists), and the lock counts only on the
+//     file the partial's name still leads to. A get that finds the file's
+//     own name taken once it holds that lock (another get of it finished
+//     since this one began) is done if it is the published file (its
+//     partial goes), and refused if not.
 //  3. A partial file already there (an earlier get interrupted by Ctrl-C,
 //     kill -9, a holder gone, a network down) is re-verified: every chunk is
 //     hashed (on all cores) and kept only if it matches its leaf. A partial
@@ -32,7 +36,9 @@
 //     dropped the get fails: with the holder's error when there was one,
 //     else "no holder could send NAME: " and each holder with its error.
 //  5. Only when every chunk is verified is the partial fsynced and renamed
-//     to NAME (never replacing a file), and the folder fsynced.
+//     to NAME (never replacing a file), and the folder fsynced. A file that
+//     took the name during the download ends it as in 2, the partial kept
+//     if that file is another.
 // On any failure the partial stays with what it holds, for the next get;
 // NAME never appears.
 //

@@ -1,5 +1,6 @@
 #include "peerctl/downloader.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include "peerctl/file_hash.h"
 #include "peerctl/file_server.h"
 #include "peerctl/http.h"
+#include "peerctl/resumable_download.h"
 
 namespace pcfs {
 namespace {
@@ -435,6 +437,108 @@ TEST_F(DownloaderTest, ThreeConcurrentDownloadsOfA64MiBFile) {
     EXPECT_EQ(copy->size, *base.expected_size);
     EXPECT_EQ(copy->root, *base.expected_root);
   }
+}
+
+// Two gets of one name into one folder at once: the second is refused
+// while the first downloads, or finds the file the first finished. Either
+// way the folder ends with the file alone, no partial beside it.
+TEST_F(DownloaderTest, TwoGetsOfOneNameAtOnceLeaveTheFileAlone) {
+  const std::string contents = RandomBytes(2 * kMerkleChunkBytes + 7, 16);
+  Share("twice.bin", contents);
+  StartServer();
+  const DownloadRequest request = RequestFor("twice.bin");
+  constexpr int kRounds = 20;
+  for (int round = 0; round < kRounds; ++round) {
+    absl::Status results[2];
+    std::thread second([&] { results[1] = Download(request); });
+    results[0] = Download(request);
+    second.join();
+    int done = 0;
+    for (const absl::Status& result : results) {
+      if (result.ok()) {
+        ++done;
+        continue;
+      }
+      EXPECT_EQ(result.code(), StatusCode::kAlreadyExists) << result;
+    }
+    EXPECT_GE(done, 1) << "round " << round;
+    ASSERT_EQ(DestinationEntries(), std::vector<std::string>{"twice.bin"})
+        << "round " << round;
+    EXPECT_EQ(ReadWhole(destination_ + "/twice.bin"), contents);
+    std::filesystem::remove(destination_ + "/twice.bin");
+  }
+}
+
+// A file that takes the name while the get runs: the published file ends
+// the get (its partial goes); another is kept, and so is the partial.
+TEST_F(DownloaderTest, ThePublishedFileAppearingDuringTheGetEndsIt) {
+  const std::string contents = RandomBytes(3 * kMerkleChunkBytes, 17);
+  Share("same.bin", contents);
+  StartServer();
+  DownloadRequest request = RequestFor("same.bin");
+  bool written = false;
+  request.progress = [&](uint64_t, uint64_t) {
+    if (!written) std::ofstream(destination_ + "/same.bin") << contents;
+    written = true;
+  };
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"same.bin"});
+  EXPECT_EQ(ReadWhole(destination_ + "/same.bin"), contents);
+}
+
+TEST_F(DownloaderTest,
+       AnotherFileAppearingDuringTheGetIsKeptAndSoIsThePartial) {
+  const std::string contents = RandomBytes(3 * kMerkleChunkBytes, 18);
+  Share("other.bin", contents);
+  StartServer();
+  DownloadRequest request = RequestFor("other.bin");
+  bool written = false;
+  request.progress = [&](uint64_t, uint64_t) {
+    if (!written) std::ofstream(destination_ + "/other.bin") << "mine";
+    written = true;
+  };
+  absl::Status status = Download(request);
+  ASSERT_EQ(status.code(), StatusCode::kAlreadyExists) << status;
+  EXPECT_NE(status.message().find("appeared in"), absl::string_view::npos)
+      << status;
+  EXPECT_NE(status.message().find(".other.bin.pcfs-partial"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/other.bin"), "mine");
+  EXPECT_EQ(ReadWhole(destination_ + "/.other.bin.pcfs-partial"), contents);
+  // Moved away, the name is free: the next get finishes from the partial.
+  std::filesystem::remove(destination_ + "/other.bin");
+  request.progress = nullptr;
+  status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"other.bin"});
+  EXPECT_EQ(ReadWhole(destination_ + "/other.bin"), contents);
+}
+
+// The name taken between the get's first look and its partial (another
+// get finished meanwhile): the published file there is the get done, with
+// no partial made; another file refuses it, with none made either.
+TEST_F(DownloaderTest, ANameTakenBeforeThePartialIsCheckedThere) {
+  const std::string contents = RandomBytes(kMerkleChunkBytes + 9, 19);
+  Share("late.bin", contents);
+  StartServer();
+  const DownloadRequest request = RequestFor("late.bin");
+  UniqueFd dir(::open(destination_.c_str(), O_RDONLY | O_DIRECTORY));
+  ASSERT_TRUE(dir);
+  const download_internal::Bounds bounds{absl::Seconds(10),
+                                         absl::InfiniteFuture(), nullptr};
+  std::ofstream(destination_ + "/late.bin") << contents;
+  absl::StatusOr<bool> done = DownloadResumable(request, dir.get(), bounds);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(*done);
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"late.bin"});
+
+  std::ofstream(destination_ + "/late.bin", std::ios::trunc) << "mine";
+  done = DownloadResumable(request, dir.get(), bounds);
+  ASSERT_EQ(done.status().code(), StatusCode::kAlreadyExists) << done.status();
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"late.bin"});
+  EXPECT_EQ(ReadWhole(destination_ + "/late.bin"), "mine");
 }
 
 TEST_F(DownloaderTest, ForbiddenFileIsPermissionDeniedAndLeavesNothing) {
