@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
+#include "peerctl/exit_codes.h"
 
 namespace pcfs {
 
@@ -44,7 +45,7 @@ absl::Status BodySink::Append(absl::string_view bytes) {
     ssize_t n = ::write(file_fd_, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      write_status_ = ErrnoStatus("write", errno);
+      write_status_ = MarkFolderFailure(ErrnoStatus("write", errno));
       return write_status_;
     }
     bytes.remove_prefix(static_cast<size_t>(n));
@@ -70,7 +71,8 @@ absl::Status BodySink::AppendFromPipe(int pipe_fd, size_t length) {
     } else if (errno == EINVAL) {
       can_splice_ = false;  // this file system: read and write from now on
     } else if (errno != EINTR) {
-      write_status_ = ErrnoStatus("splice(pipe -> file)", errno);
+      write_status_ =
+          MarkFolderFailure(ErrnoStatus("splice(pipe -> file)", errno));
       return write_status_;
     }
   }

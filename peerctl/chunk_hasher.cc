@@ -10,6 +10,7 @@
 #include "core/base/thread_name.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
+#include "peerctl/exit_codes.h"
 
 namespace pcfs {
 
@@ -123,7 +124,7 @@ absl::Status ChunkHashPool::ReadAndHash(uint64_t index, uint64_t offset,
     ssize_t n = ::pread(fd_, buffer.data() + have, length - have,
                         static_cast<off_t>(offset + have));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("pread", errno);
+    if (n < 0) return MarkFolderFailure(ErrnoStatus("pread", errno));
     if (n == 0) {
       return absl::DataLossError(absl::StrCat("chunk ", index,
                                               " is cut short at byte ",

@@ -26,6 +26,7 @@
 #include "peerctl/body_sink.h"
 #include "peerctl/chunk_hasher.h"
 #include "peerctl/download_internal.h"
+#include "peerctl/exit_codes.h"
 #include "peerctl/file_flusher.h"
 #include "peerctl/http.h"
 #include "peerctl/resumable_download.h"
@@ -565,10 +566,11 @@ absl::Status Download(const DownloadRequest& request) {
   UniqueFd dir(::open(request.destination_dir.c_str(),
                       O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) {
-    return ErrnoStatus(absl::StrCat("open ", request.destination_dir), errno);
+    return MarkFolderFailure(
+        ErrnoStatus(absl::StrCat("open ", request.destination_dir), errno));
   }
   status = RefuseExisting(dir.get(), request);
-  if (!status.ok()) return status;
+  if (!status.ok()) return MarkFolderFailure(status);
   const Bounds bounds{request.timeout, request.deadline, request.cancel};
   // With the size and root known, chunk by chunk into a partial file that a
   // later get resumes (peerctl/resumable_download.h); whole, as below, only
@@ -592,7 +594,7 @@ absl::Status Download(const DownloadRequest& request) {
   TempFile file(dir.get());
   status = file.Open(request.name);
   if (status.ok()) status = Preallocate(file.fd(), *length);
-  if (!status.ok()) return status;
+  if (!status.ok()) return MarkFolderFailure(status);
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
       ChunkHashPool::Create(file.fd(), *length, ChunkHashPool::Options{});
   if (!pool.ok()) return pool.status();
@@ -614,8 +616,10 @@ absl::Status Download(const DownloadRequest& request) {
   status = flusher.Sync();
   if (!status.ok()) return status;
   status = file.LinkAs(request.name);
-  if (!status.ok()) return status;
-  if (::fsync(dir.get()) != 0) return ErrnoStatus("fsync(folder)", errno);
+  if (!status.ok()) return MarkFolderFailure(status);
+  if (::fsync(dir.get()) != 0) {
+    return MarkFolderFailure(ErrnoStatus("fsync(folder)", errno));
+  }
   return absl::OkStatus();
 }
 

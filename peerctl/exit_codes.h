@@ -51,6 +51,18 @@ inline bool IsKeyMismatch(const absl::Status& status) {
   return status.GetPayload(kKeyMismatchPayload).has_value();
 }
 
+// The payload that marks a download failed in the download folder, not at
+// a holder: the file could not be made, written, flushed, read back or
+// named there (no space, no permission, a read-only or failing disk).
+inline constexpr absl::string_view kFolderFailurePayload =
+    "type.peerconnectfs.org/download-folder-failure";
+inline absl::Status MarkFolderFailure(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kFolderFailurePayload, absl::Cord("1"));
+  return status;
+}
+inline bool IsFolderFailure(const absl::Status& status) {
+  return status.GetPayload(kFolderFailurePayload).has_value();
+}
 // The exit code a failed command's status maps to.
 inline int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {

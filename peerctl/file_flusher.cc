@@ -6,6 +6,7 @@
 
 #include "core/base/thread_name.h"
 #include "core/base/unique_fd.h"  // ErrnoStatus
+#include "peerctl/exit_codes.h"
 
 namespace pcfs {
 
@@ -41,7 +42,9 @@ absl::Status FileFlusher::Stop() {
 absl::Status FileFlusher::Sync() {
   absl::Status stopped = Stop();
   if (!stopped.ok()) return stopped;
-  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", errno);
+  if (::fsync(fd_) != 0) {
+    return MarkFolderFailure(ErrnoStatus("fsync", errno));
+  }
   return absl::OkStatus();
 }
 
@@ -70,7 +73,7 @@ void FileFlusher::Run() {
     ++flushes_;
     if (error != 0) {
       // No use flushing again: the caller's download fails with this.
-      status_ = ErrnoStatus("fdatasync", error);
+      status_ = MarkFolderFailure(ErrnoStatus("fdatasync", error));
       return;
     }
   }

@@ -289,6 +289,12 @@ absl::StatusOr<std::string> Peer::GetInto(
     absl::Status s = Download(request);
     if (s.ok()) return target;
     if (absl::IsCancelled(s)) return s;
+    // Not the holder's doing: said as the folder's, and not asked again.
+    if (IsFolderFailure(s)) {
+      return absl::Status(s.code(),
+                          absl::StrCat("cannot download ", name, " into ",
+                                       download_dir, ": ", s.message()));
+    }
     // Not a holder that is down: the message says what happened.
     if (IsKeyMismatch(s)) return s;
     // The command's --timeout ran out: its own exit code (5), as for any

@@ -267,7 +267,7 @@ absl::Status FetchRun(const DownloadRequest& request,
                      to - 1, "/", size, " (the file published)"));
   }
   if (::lseek(fd, static_cast<off_t>(from), SEEK_SET) < 0) {
-    return ErrnoStatus("lseek", errno);
+    return MarkFolderFailure(ErrnoStatus("lseek", errno));
   }
   BodySink::Options sink_options;
   sink_options.flusher = &flusher;
@@ -381,7 +381,10 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
       why = absl::DeadlineExceededError(
           "much slower than the other holders while they waited");
     }
+    // The folder's failure is every holder's: the download stops.
+    const bool folder = IsFolderFailure(why);
     scheduler.Drop(me, std::move(why));
+    if (folder) scheduler.Stop();
   };
   // The first holder's worker writes through the partial's own descriptor;
   // each other one through a descriptor of its own.
@@ -389,7 +392,7 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
   if (me > 0) {
     absl::StatusOr<UniqueFd> fd =
         ReopenPartial(shared.partial_fd, shared.dir_fd, *shared.partial);
-    if (!fd.ok()) return drop(fd.status());
+    if (!fd.ok()) return drop(MarkFolderFailure(fd.status()));
     own_fd = *std::move(fd);
   }
   const int fd = me > 0 ? own_fd.get() : shared.partial_fd;
@@ -635,23 +638,30 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
     return AllHoldersFailed(request.name, holders, leaf_errors);
   }
 
+  // Failures from here on are the download folder's, unless a holder's.
   absl::StatusOr<UniqueFd> file = LockPartial(dir_fd, partial);
-  if (!file.ok()) return file.status();
+  if (!file.ok()) return MarkFolderFailure(file.status());
   // Another get of the name may have finished since this one looked.
   absl::StatusOr<AtName> at_name =
       LookAtName(dir_fd, request.name, size, *leaves);
-  if (!at_name.ok()) return at_name.status();
+  if (!at_name.ok()) return MarkFolderFailure(at_name.status());
   if (*at_name != AtName::kNothing) {
-    return EndAtAFileThere(*at_name, /*downloaded=*/false, dir_fd, file->get(),
-                           partial, request);
+    absl::StatusOr<bool> end = EndAtAFileThere(
+        *at_name, /*downloaded=*/false, dir_fd, file->get(), partial, request);
+    if (!end.ok()) return MarkFolderFailure(end.status());
+    return end;
   }
   absl::StatusOr<bool> reused = SizePartial(file->get(), size);
-  if (!reused.ok()) return reused.status();
+  if (!reused.ok()) {
+    // Emptied, or empty still: a partial that holds nothing goes.
+    ::unlinkat(dir_fd, partial.c_str(), 0);
+    return MarkFolderFailure(reused.status());
+  }
   std::vector<bool> verified(leaves->size(), false);
   if (*reused) {
     absl::StatusOr<std::vector<bool>> found =
         VerifiedChunks(file->get(), size, *leaves);
-    if (!found.ok()) return found.status();
+    if (!found.ok()) return MarkFolderFailure(found.status());
     verified = *std::move(found);
   }
 
@@ -730,6 +740,10 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   if (!ended.ok()) return ended;
   if (!scheduler.complete()) {
     std::vector<absl::Status> reasons = scheduler.drop_reasons();
+    // The folder's failure stopped every holder: it alone says why.
+    for (const absl::Status& reason : reasons) {
+      if (IsFolderFailure(reason)) return reason;
+    }
     for (size_t i = 0; i < reasons.size(); ++i) {
       if (reasons[i].ok()) reasons[i] = absl::UnknownError("not dropped");
     }
@@ -744,12 +758,16 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   if (absl::IsAlreadyExists(status)) {
     absl::StatusOr<AtName> there =
         LookAtName(dir_fd, request.name, size, *leaves);
-    if (!there.ok()) return there.status();
-    return EndAtAFileThere(*there, /*downloaded=*/true, dir_fd, file->get(),
-                           partial, request);
+    if (!there.ok()) return MarkFolderFailure(there.status());
+    absl::StatusOr<bool> end = EndAtAFileThere(
+        *there, /*downloaded=*/true, dir_fd, file->get(), partial, request);
+    if (!end.ok()) return MarkFolderFailure(end.status());
+    return end;
   }
-  if (!status.ok()) return status;
-  if (::fsync(dir_fd) != 0) return ErrnoStatus("fsync(folder)", errno);
+  if (!status.ok()) return MarkFolderFailure(status);
+  if (::fsync(dir_fd) != 0) {
+    return MarkFolderFailure(ErrnoStatus("fsync(folder)", errno));
+  }
   return true;
 }
 

@@ -465,6 +465,23 @@ TEST_F(HeldFileTest, AHolderThatIsGoneIsNotADaemonThatIsGone) {
       << get.err;
 }
 
+// A download that fails in the download folder (here: its partial's name
+// taken by a folder) says so, with exit 1, and does not blame the holder.
+TEST_F(HeldFileTest, AFailureInTheDownloadFolderIsTheFolders) {
+  ASSERT_EQ(::mkdir(absl::StrCat(in_, "/.held.txt.pcfs-partial").c_str(), 0755),
+            0);
+  CommandResult get = RunToCompletion(
+      PeerctlOptions(daemon_.address(), "hans", "hanspass",
+                     {"--download-dir", in_, "get", "held.txt"}, in_),
+      absl::Seconds(20));
+  EXPECT_EQ(get.exit_code, kExitFailure) << get.err;
+  EXPECT_TRUE(absl::StrContains(
+      get.err, absl::StrCat("peerctl: cannot download held.txt into ", in_,
+                            ": open .held.txt.pcfs-partial: Is a directory")))
+      << get.err;
+  EXPECT_FALSE(absl::StrContains(get.err, "vader")) << get.err;
+}
+
 // Ctrl-C (or SIGTERM) of a one-shot get stops the download, logs out and
 // then ends the process by that signal: a script sees 130 (or 143), and the
 // next command logs in at once, where a session left behind would be

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -539,6 +541,41 @@ TEST_F(DownloaderTest, ANameTakenBeforeThePartialIsCheckedThere) {
   ASSERT_EQ(done.status().code(), StatusCode::kAlreadyExists) << done.status();
   EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"late.bin"});
   EXPECT_EQ(ReadWhole(destination_ + "/late.bin"), "mine");
+}
+
+// A write that fails in the download folder (here: past RLIMIT_FSIZE, as
+// on a full disk) is the folder's failure, not the holder's: the get stops
+// at once with it, and keeps the partial with what it verified.
+TEST_F(DownloaderTest, AWriteThatFailsInTheFolderIsTheFoldersFailure) {
+  const std::string contents = RandomBytes(4 * kMerkleChunkBytes, 20);
+  Share("w.bin", contents);
+  StartServer();
+  // A partial of the full size already (so that nothing is allocated),
+  // whose chunks all need writing.
+  const std::string partial = destination_ + "/.w.bin.pcfs-partial";
+  std::ofstream(partial, std::ios::binary) << std::string(contents.size(), 'x');
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_action {};
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = 2 * kMerkleChunkBytes;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  absl::Status status = Download(RequestFor("w.bin"));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(IsFolderFailure(status)) << status;
+  EXPECT_NE(status.message().find("File too large"), absl::string_view::npos)
+      << status;
+  EXPECT_EQ(DestinationEntries(),
+            std::vector<std::string>{".w.bin.pcfs-partial"});
+  // The chunks below the limit were kept: the next get finishes from them.
+  status = Download(RequestFor("w.bin"));
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadWhole(destination_ + "/w.bin"), contents);
 }
 
 TEST_F(DownloaderTest, ForbiddenFileIsPermissionDeniedAndLeavesNothing) {
