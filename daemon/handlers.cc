@@ -99,6 +99,8 @@ absl::string_view ClassicCommandName(uint8_t type) {
       return "SCH";
     case MessageType::kGet:
       return "GET";
+    case MessageType::kStat:
+      return "STAT";
   }
   return "UNKNOWN";
 }
@@ -330,6 +332,8 @@ size_t RequestHandler::DispatchSessionRequest(const Message& m,
       return HandleUnpublish(m, caller, now, reply);
     case MessageType::kGet:
       return HandleGet(m, caller, now, reply);
+    case MessageType::kStat:
+      return HandleStat(m, caller, reply);
     case MessageType::kLogin:
     case MessageType::kLoginFinish:
     case MessageType::kPing:

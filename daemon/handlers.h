@@ -321,6 +321,9 @@ class RequestHandler {
                          absl::Time now, std::span<uint8_t> reply);
   size_t HandleGet(const protocol::Message& m, const Caller& caller,
                    absl::Time now, std::span<uint8_t> reply);
+  // STAT: the size and root the caller publishes a name with.
+  size_t HandleStat(const protocol::Message& m, const Caller& caller,
+                    std::span<uint8_t> reply);
   // Carries out a PUB or UNP that changes the publications: submits it to
   // the journal writer (returns 0, the reply comes later) or, without one,
   // records and applies it now (returns the reply size).

@@ -19,8 +19,8 @@ namespace pcfs {
 namespace {
 
 constexpr absl::string_view kTypeLabels[RequestMetrics::kTypes] = {
-    "LOGIN", "HEARTBEAT", "LOGOUT", "LOGIN_FINISH", "PING", "LAP",
-    "LPF",   "PUB",       "UNP",    "SCH",          "GET",  "UNKNOWN"};
+    "LOGIN", "HEARTBEAT", "LOGOUT", "LOGIN_FINISH", "PING", "LAP",    "LPF",
+    "PUB",   "UNP",       "SCH",    "GET",          "STAT", "UNKNOWN"};
 constexpr absl::string_view kResultLabels[RequestMetrics::kResults] = {
     "ok",
     "malformed",
@@ -121,6 +121,8 @@ size_t RequestMetrics::TypeIndex(uint8_t type) {
       return 9;
     case 0x15:
       return 10;
+    case 0x16:
+      return 11;
     default:
       return kTypes - 1;
   }

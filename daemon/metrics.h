@@ -64,7 +64,7 @@ class LatencyHistogram {
 // What one reactor thread counted. One writer: that thread.
 struct RequestMetrics {
   // Request types by index (TypeIndex); the last is "unknown".
-  static constexpr size_t kTypes = 12;
+  static constexpr size_t kTypes = 13;
   // Result codes by index (ResultIndex): 0..11, 255 as 12, no reply as 13.
   static constexpr size_t kResults = 14;
   static size_t TypeIndex(uint8_t type);

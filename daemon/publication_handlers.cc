@@ -75,6 +75,27 @@ size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
                       request->name, FileMeta{}, reply);
 }
 
+size_t RequestHandler::HandleStat(const Message& m, const Caller& caller,
+                                  std::span<uint8_t> reply) {
+  const Header& h = m.header;
+  absl::StatusOr<protocol::NameRequest> request =
+      protocol::DecodeNameRequest(m.body);
+  if (!request.ok()) {
+    Bump(counters_->rejected_malformed);
+    return Error(h, ResultCode::kMalformed, request.status().message(), reply);
+  }
+  if (absl::Status s = ValidateFileName(request->name); !s.ok()) {
+    return Error(h, ResultCode::kInvalidName, s.message(), reply);
+  }
+  std::optional<FileMeta> meta =
+      registry_->PublicationOf(caller.name(), request->name);
+  if (!meta.has_value()) {
+    return Error(h, ResultCode::kNotFound,
+                 absl::StrCat("you do not publish ", request->name), reply);
+  }
+  return protocol::EncodeStatReply(h, {meta->size, meta->root}, reply);
+}
+
 size_t RequestHandler::CommitChange(const Header& h, const Caller& caller,
                                     PublicationChange::Kind kind,
                                     absl::string_view name,

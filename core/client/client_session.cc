@@ -203,6 +203,7 @@ size_t ClientSession::EncodeBody(const Header& header, const RequestBody& body,
       return protocol::EncodePublishRequest(header, body.publish, out);
     case MessageType::kUnpublish:
     case MessageType::kGet:
+    case MessageType::kStat:
       return protocol::EncodeNameRequest(header, body.name, out);
     case MessageType::kPing:  // stateless: daemon/ping.cc sends it, no session
       return 0;

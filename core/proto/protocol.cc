@@ -89,6 +89,8 @@ std::string MessageTypeName(uint8_t type) {
       return "SCH";
     case MessageType::kGet:
       return "GET";
+    case MessageType::kStat:
+      return "STAT";
   }
   return absl::StrFormat("UNKNOWN(0x%02x)", type);
 }
@@ -106,6 +108,7 @@ bool IsKnownMessageType(uint8_t type) {
     case MessageType::kUnpublish:
     case MessageType::kSearch:
     case MessageType::kGet:
+    case MessageType::kStat:
       return true;
   }
   return false;
@@ -441,6 +444,16 @@ size_t EncodePingReply(const Header& request, uint64_t token,
   return SizeIfOk(w);
 }
 
+size_t EncodeStatReply(const Header& request, const StatReply& reply,
+                       std::span<uint8_t> out) {
+  Writer w(Limit(out));
+  WriteHeader(ReplyHeader(request), w);
+  w.U8(static_cast<uint8_t>(ResultCode::kOk));
+  w.U64(reply.size);
+  w.Bytes(reply.root);
+  return SizeIfOk(w);
+}
+
 size_t EncodeLoginReply(const Header& request, const LoginReply& reply,
                         std::span<uint8_t> out) {
   Writer w(Limit(out));
@@ -568,6 +581,15 @@ absl::StatusOr<uint64_t> DecodePingReply(std::span<const uint8_t> payload) {
   r.U64(&token);
   if (absl::Status s = CheckConsumed(r, "PING reply"); !s.ok()) return s;
   return token;
+}
+
+absl::StatusOr<StatReply> DecodeStatReply(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  StatReply reply;
+  r.U64(&reply.size);
+  r.Bytes(reply.root);
+  if (absl::Status s = CheckConsumed(r, "STAT reply"); !s.ok()) return s;
+  return reply;
 }
 
 absl::StatusOr<LoginReply> DecodeLoginReply(std::span<const uint8_t> payload) {

@@ -80,10 +80,14 @@ enum class MessageType : uint8_t {
   kUnpublish = 0x13,        // unp
   kSearch = 0x14,           // sch
   kGet = 0x15,              // get
+  // The caller's own publication of a name: its size and root (peerctl's
+  // file server checks a file published in an earlier run against it).
+  kStat = 0x16,
 };
 
 // Returns the protocol name of a message type ("LOGIN", "LOGIN_FINISH",
-// "HEARTBEAT", "LAP", "LPF", "PUB", "UNP", "SCH", "GET", "LOGOUT", "PING"), or
+// "HEARTBEAT", "LAP", "LPF", "PUB", "UNP", "SCH", "GET", "STAT", "LOGOUT",
+// "PING"), or
 // "UNKNOWN(0xNN)".
 std::string MessageTypeName(uint8_t type);
 // True if `type` is one of the MessageType values above.
@@ -313,7 +317,7 @@ struct PublishRequest {
   Sha256Digest root{};
 };
 
-// UNP and GET requests.
+// UNP, GET and STAT requests.
 struct NameRequest {
   absl::string_view name;
 };
@@ -352,6 +356,13 @@ struct GetReply {
   std::span<const GetHolder> active_holders() const {
     return std::span(holders).first(holder_count);
   }
+};
+
+// STAT reply payload (after kOk): the size and root the caller published
+// the name with.
+struct StatReply {
+  uint64_t size = 0;
+  Sha256Digest root{};
 };
 
 // A decoded list reply page (client side; owns nothing, views the datagram).
@@ -435,6 +446,9 @@ size_t EncodeLoginFinishReply(const Header& request,
 // fit, or if a holder's address family is neither 4 nor 6.
 size_t EncodeGetReply(const Header& request, const GetReply& reply,
                       std::span<uint8_t> out);
+// STAT reply: kOk, the size, the root.
+size_t EncodeStatReply(const Header& request, const StatReply& reply,
+                       std::span<uint8_t> out);
 
 // Builds a list reply page in place: construct, Add() names until one does
 // not fit (Add returns false and writes nothing), then Finish().
@@ -475,6 +489,7 @@ absl::StatusOr<LoginFinishReply> DecodeLoginFinishReply(
     std::span<const uint8_t> payload);
 // Refuses (InvalidArgument) a holder count of 0 or above kMaxGetHolders.
 absl::StatusOr<GetReply> DecodeGetReply(std::span<const uint8_t> payload);
+absl::StatusOr<StatReply> DecodeStatReply(std::span<const uint8_t> payload);
 absl::StatusOr<ListReply> DecodeListReply(std::span<const uint8_t> payload);
 
 }  // namespace pcfs::protocol

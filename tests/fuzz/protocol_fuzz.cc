@@ -65,6 +65,7 @@ void FuzzRequest(std::span<const uint8_t> datagram, const Message& m) {
       break;
     case MessageType::kUnpublish:
     case MessageType::kGet:
+    case MessageType::kStat:
       if (auto r = DecodeNameRequest(m.body); r.ok()) {
         CheckSame(datagram, EncodeNameRequest(m.header, *r, out), out);
       }
@@ -78,6 +79,7 @@ void FuzzReply(const Message& m) {
   (void)DecodeLoginReply(status->payload);
   (void)DecodeLoginFinishReply(status->payload);
   (void)DecodeGetReply(status->payload);
+  (void)DecodeStatReply(status->payload);
   (void)DecodeListReply(status->payload);
 }
 

@@ -713,6 +713,30 @@ TEST_F(HandlersTest, SeedSemantics) {
             ResultCode::kNotFound);
 }
 
+// STAT answers what the caller itself publishes under a name, and nothing
+// of anybody else's.
+TEST_F(HandlersTest, StatGivesTheCallersOwnPublication) {
+  uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
+  uint64_t vader = Login("vader", "vaderpass", MakeEndpoint(5001));
+  ASSERT_EQ(Publish(hans, "a.txt", MakeEndpoint(5000)).status.code,
+            ResultCode::kOk);
+  Reply stat = Named(MessageType::kStat, hans, "a.txt", MakeEndpoint(5000));
+  ASSERT_EQ(stat.status.code, ResultCode::kOk);
+  absl::StatusOr<protocol::StatReply> meta =
+      protocol::DecodeStatReply(stat.status.payload);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->size, 42u);
+  Sha256Digest root;
+  root.fill(0xab);
+  EXPECT_EQ(meta->root, root);
+  Reply other = Named(MessageType::kStat, vader, "a.txt", MakeEndpoint(5001));
+  EXPECT_EQ(other.status.code, ResultCode::kNotFound);
+  EXPECT_EQ(other.status.message, "you do not publish a.txt");
+  EXPECT_EQ(
+      Named(MessageType::kStat, hans, "a/b", MakeEndpoint(5000)).status.code,
+      ResultCode::kInvalidName);
+}
+
 TEST_F(HandlersTest, RetransmittedUnpublishIsAnsweredFromTheCache) {
   uint64_t hans = Login("hans", "hanspass", MakeEndpoint(5000));
   ASSERT_EQ(Publish(hans, "a.txt", MakeEndpoint(5000)).status.code,

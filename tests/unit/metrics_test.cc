@@ -54,6 +54,7 @@ TEST(RequestMetricsTest, CountsRequestsAndRepliesByTypeAndResult) {
   const size_t ping = RequestMetrics::TypeIndex(0x05);
   EXPECT_EQ(RequestMetrics::TypeLabel(ping), "PING");
   EXPECT_EQ(m.replies[ping][RequestMetrics::kResults - 1].Get(), 1u);
+  EXPECT_EQ(RequestMetrics::TypeLabel(RequestMetrics::TypeIndex(0x16)), "STAT");
   EXPECT_EQ(RequestMetrics::TypeLabel(RequestMetrics::TypeIndex(0x77)),
             "UNKNOWN");
   EXPECT_EQ(RequestMetrics::ResultLabel(RequestMetrics::ResultIndex(255)),

@@ -544,19 +544,20 @@ TEST(MessageTypeNameTest, NamesEveryType) {
   EXPECT_EQ(MessageTypeName(0x13), "UNP");
   EXPECT_EQ(MessageTypeName(0x14), "SCH");
   EXPECT_EQ(MessageTypeName(0x15), "GET");
+  EXPECT_EQ(MessageTypeName(0x16), "STAT");
 }
 
 TEST(MessageTypeNameTest, NamesAnUnknownTypeByItsValue) {
   EXPECT_EQ(MessageTypeName(0x7f), "UNKNOWN(0x7f)");
 }
 
-TEST(IsKnownMessageTypeTest, KnowsExactlyTheElevenTypes) {
+TEST(IsKnownMessageTypeTest, KnowsExactlyTheTwelveTypes) {
   std::vector<int> known;
   for (int t = 0; t < 256; ++t) {
     if (IsKnownMessageType(static_cast<uint8_t>(t))) known.push_back(t);
   }
   EXPECT_THAT(known, ElementsAre(0x01, 0x02, 0x03, 0x04, 0x05, 0x10, 0x11, 0x12,
-                                 0x13, 0x14, 0x15));
+                                 0x13, 0x14, 0x15, 0x16));
 }
 
 // ---------------------------------------------------------------------------
@@ -1073,6 +1074,23 @@ TEST(LoginFinishReplyTest, RefusesAServerFinalOneByteTooLong) {
   EXPECT_EQ(EncodeLoginFinishReply(
                 RequestHeader(MessageType::kLoginFinish, 2, 0), reply, out),
             0u);
+}
+
+TEST(StatReplyTest, RoundTripsTheSizeAndRoot) {
+  Bytes datagram = Encode([](std::span<uint8_t> out) {
+    return EncodeStatReply(RequestHeader(MessageType::kStat, 7, kSession),
+                           {4194304, TestDigest()}, out);
+  });
+  absl::StatusOr<StatReply> r = DecodeStatReply(PayloadOf(datagram));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->size, 4194304u);
+  EXPECT_EQ(r->root, TestDigest());
+  // Cut short or with a byte more, it is refused.
+  const std::span<const uint8_t> payload = PayloadOf(datagram);
+  EXPECT_FALSE(DecodeStatReply(payload.first(payload.size() - 1)).ok());
+  std::vector<uint8_t> longer(payload.begin(), payload.end());
+  longer.push_back(0);
+  EXPECT_FALSE(DecodeStatReply(longer).ok());
 }
 
 TEST(GetReplyTest, RoundTripsAnIPv4Holder) {
