@@ -696,6 +696,19 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
   return location;
 }
 
+absl::StatusOr<protocol::StatReply> ControlClient::Stat(
+    absl::string_view name) {
+  RequestBody body;
+  body.name.name = name;
+  MutexLock lock(&mu_);
+  auto buffer = std::make_unique<ReplyBuffer>();
+  absl::StatusOr<Reply> reply =
+      SessionExchange(MessageType::kStat, body, *buffer);
+  if (!reply.ok()) return reply.status();
+  if (absl::Status s = StatusOf(*reply); !s.ok()) return s;
+  return protocol::DecodeStatReply(reply->payload);
+}
+
 bool ControlClient::logged_in() const {
   MutexLock lock(&state_mu_);
   return current_.session_id != 0;

@@ -143,6 +143,9 @@ class ControlClient {
   absl::Status Unpublish(absl::string_view name);
   // NotFound ("File not found") if no other active user publishes `name`.
   absl::StatusOr<FileLocation> Get(absl::string_view name);
+  // The size and root this user publishes `name` with (STAT); NotFound if
+  // it does not publish it.
+  absl::StatusOr<protocol::StatReply> Stat(absl::string_view name);
 
   // The daemon in use, "host:port" (it changes when the client moves).
   std::string server_name() const;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -34,6 +35,7 @@ void Peer::StopHeartbeats() {
   }
   stop_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
+  if (checker_.joinable()) checker_.join();
 }
 
 namespace {
@@ -123,13 +125,27 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
   const uint16_t port = server_ != nullptr ? server_->port() : 0;
   if (absl::Status s = client_->Login(user, password, port); !s.ok()) return s;
   // The file server serves only names this user publishes: learn those
-  // published in earlier sessions. (While this session lives, no other
-  // session of the user can publish: one session per user.)
+  // published in earlier sessions, which the checker thread then checks.
+  // (While this session lives, no other session of the user can publish:
+  // one session per user.)
   if (server_ != nullptr) {
+    if (!checker_.joinable()) {
+      checker_ = std::thread([this] {
+        NameThisThread("checker");
+        CheckerLoop();
+      });
+    }
     if (absl::StatusOr<std::vector<std::string>> names = ListPublished();
         !names.ok()) {
       return names.status();
     }
+    // Small files are checked before the session is put to use; larger
+    // ones go on in the background (answered 503 until checked).
+    constexpr absl::Duration kCheckWait = absl::Seconds(2);
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(kCheckWait), [this] {
+      return stopping_ || (!check_wanted_ && !checking_);
+    });
   }
   // One-shot commands heartbeat too: a large `get` outlasts the timeout.
   if (!heartbeat_.joinable()) {
@@ -166,18 +182,113 @@ absl::StatusOr<std::vector<std::string>> Peer::ListActivePeers() {
 
 absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
   absl::StatusOr<std::vector<std::string>> names = client_->ListPublished();
-  if (names.ok()) {
+  if (!names.ok()) return names;
+  bool unchecked = false;
+  {
     MutexLock lock(&published_mu_);
-    // The daemon's names, each with the version this process published of
-    // it, if any.
-    absl::flat_hash_map<std::string, std::optional<FileIdentity>> now;
+    // The daemon's names, each with what is known of its version (nothing
+    // yet of one published before this process started).
+    absl::flat_hash_map<std::string, PublishedVersion> now;
     for (const std::string& name : *names) {
       auto it = published_.find(name);
-      now[name] = it == published_.end() ? std::nullopt : it->second;
+      if (it == published_.end()) {
+        now[name] = PublishedVersion{};
+        unchecked = true;
+      } else {
+        now[name] = it->second;
+      }
     }
     published_ = std::move(now);
   }
+  if (unchecked && server_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(stop_mu_);
+      check_wanted_ = true;
+    }
+    stop_cv_.notify_all();
+  }
   return names;
+}
+
+void Peer::CheckerLoop() {
+  // While the daemon does not answer, the unchecked ones wait this long
+  // for the next try (and are answered 503 meanwhile).
+  constexpr absl::Duration kRecheckInterval = absl::Seconds(2);
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  for (;;) {
+    stop_cv_.wait(lock, [this] { return stopping_ || check_wanted_; });
+    if (stopping_) return;
+    check_wanted_ = false;
+    checking_ = true;
+    lock.unlock();
+    const bool done = CheckUncheckedPublications();
+    lock.lock();
+    checking_ = false;
+    stop_cv_.notify_all();
+    if (!done && !stopping_ &&
+        !stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(kRecheckInterval),
+                           [this] { return stopping_; })) {
+      check_wanted_ = true;
+    }
+  }
+}
+
+bool Peer::CheckUncheckedPublications() {
+  std::vector<std::string> names;
+  {
+    MutexLock lock(&published_mu_);
+    for (const auto& [name, version] : published_) {
+      if (version.state == PublishedVersion::State::kUnchecked) {
+        names.push_back(name);
+      }
+    }
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    {
+      std::lock_guard<std::mutex> lock(stop_mu_);
+      if (stopping_) return true;
+    }
+    // What the daemon holds, then the file as it is now (hashed into the
+    // cache that the leaves are served from).
+    absl::StatusOr<protocol::StatReply> published = client_->Stat(name);
+    PublishedVersion checked;
+    std::string why;
+    if (absl::IsNotFound(published.status())) {
+      // No longer published: ListPublished drops it when it next runs.
+      checked.state = PublishedVersion::State::kChanged;
+      why = "it is no longer published";
+    } else if (!published.ok()) {
+      return false;  // the daemon did not answer: later
+    } else {
+      FileIdentity version;
+      absl::StatusOr<FileInfo> now =
+          hashes_.Hash(options_.share_dir, name, &version);
+      if (!now.ok()) {
+        checked.state = PublishedVersion::State::kChanged;
+        why = absl::StrCat("cannot read it (", now.status().message(),
+                           "; publish it again)");
+      } else if (now->size != published->size || now->root != published->root) {
+        checked.state = PublishedVersion::State::kChanged;
+        why = "it changed since it was published (publish it again)";
+      } else {
+        checked.state = PublishedVersion::State::kKnown;
+        checked.identity = version;
+      }
+    }
+    {
+      MutexLock lock(&published_mu_);
+      auto it = published_.find(name);
+      // Published again (or withdrawn) meanwhile: that version stands.
+      if (it == published_.end() ||
+          it->second.state != PublishedVersion::State::kUnchecked) {
+        continue;
+      }
+      it->second = checked;
+    }
+    if (!why.empty()) LogWarning("peerctl: not serving ", name, ": ", why);
+  }
+  return true;
 }
 
 absl::StatusOr<std::vector<std::string>> Peer::Search(
@@ -201,7 +312,7 @@ absl::Status Peer::Publish(absl::string_view name) {
     return s;
   }
   MutexLock lock(&published_mu_);
-  published_[name] = version;
+  published_[name] = {PublishedVersion::State::kKnown, version};
   return absl::OkStatus();
 }
 
@@ -331,12 +442,24 @@ absl::StatusOr<DownloadCommand> Peer::MakeDownloadCommand(
 
 absl::Status Peer::CheckPublishedVersion(absl::string_view name,
                                          const FileIdentity& identity) const {
+  using State = PublishedVersion::State;
   {
     MutexLock lock(&published_mu_);
     auto it = published_.find(name);
-    if (it == published_.end() || !it->second.has_value() ||
-        *it->second == identity) {
+    // Not published: the authorizer refused it already.
+    if (it == published_.end()) return absl::OkStatus();
+    const PublishedVersion& version = it->second;
+    if (version.state == State::kUnchecked) {
+      return absl::UnavailableError(
+          absl::StrCat(name, " is being checked against its publication"));
+    }
+    if (version.state == State::kKnown && version.identity == identity) {
       return absl::OkStatus();
+    }
+    // The checker said so once already.
+    if (version.state == State::kChanged) {
+      return absl::AbortedError(
+          absl::StrCat(name, " is not the version published"));
     }
   }
   LogWarning("peerctl: not serving ", name,

@@ -107,14 +107,24 @@ class Peer : public CommandBackend {
  private:
   explicit Peer(const PeerOptions& options);
   void HeartbeatLoop();
-  // Stops and joins the heartbeat thread (idempotent; one caller at a time).
+  // Stops and joins the heartbeat and checker threads (idempotent; one
+  // caller at a time).
   void StopHeartbeats();
+  // The checker thread: checks each publication of an unknown version
+  // (published before this process started) when ListPublished finds one,
+  // and again every kRecheckInterval while one could not be checked.
+  void CheckerLoop();
+  // One pass over the unchecked publications; false if one could not be
+  // checked for now (the daemon did not answer).
+  bool CheckUncheckedPublications();
   // The file server's authorizer: only names this user publishes.
   absl::Status AuthorizeDownload(absl::string_view name,
                                  absl::string_view ticket);
-  // The file server's file check: a file published by this process goes
-  // out only as the version its `pub` hashed (Aborted, so 409 Conflict,
-  // otherwise); one published before it started is not known here.
+  // The file server's file check: a published file goes out only as the
+  // version published (Aborted, so 409 Conflict, otherwise): the one this
+  // process hashed at `pub`, or for one published before it started, the
+  // version the checker thread found to have the size and root the daemon
+  // holds (Unavailable, so 503, until it has looked).
   absl::Status CheckPublishedVersion(absl::string_view name,
                                      const FileIdentity& identity) const;
 
@@ -127,14 +137,26 @@ class Peer : public CommandBackend {
   // TSan-instrumented (see core/base/mutex_lock.h).
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;  // guarded by stop_mu_
+  bool stopping_ = false;      // guarded by stop_mu_
+  bool check_wanted_ = false;  // guarded by stop_mu_
+  bool checking_ = false;      // guarded by stop_mu_: a pass is running
   std::thread heartbeat_;
+  std::thread checker_;
 
-  // The names this user publishes, as last learnt from the daemon.
+  // What this process knows of the file a name was published as.
+  struct PublishedVersion {
+    enum class State : uint8_t {
+      kUnchecked,  // published before this process started: not yet known
+      kKnown,      // `identity` is the version published
+      kChanged,    // the file is not what was published
+    };
+    State state = State::kUnchecked;
+    FileIdentity identity{};
+  };
+  // The names this user publishes, as last learnt from the daemon, each
+  // with what is known of its version.
   mutable absl::Mutex published_mu_;
-  // With each, the version of the file this process hashed and published
-  // (none for a name published before it started).
-  absl::flat_hash_map<std::string, std::optional<FileIdentity>> published_
+  absl::flat_hash_map<std::string, PublishedVersion> published_
       ABSL_GUARDED_BY(published_mu_);
 };
 

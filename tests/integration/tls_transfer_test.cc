@@ -352,5 +352,54 @@ TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "PRIVATE draft\n");
 }
 
+// A file published by an earlier run of peerctl is checked when a new one
+// starts: the new one serves it only if it still has the size and root the
+// daemon holds; a file changed meanwhile is refused until published again.
+TEST(TlsTransferTest, AFileChangedSinceAnEarlierRunPublishedItIsNotServed) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir curl_dir;
+  hans_dir.WriteFile("notes.txt", "public notes\n");
+  hans_dir.WriteFile("kept.txt", "unchanged\n");
+  {
+    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
+    ASSERT_TRUE(earlier.logged_in());
+    ASSERT_EQ(earlier.Run("pub notes.txt"), "");
+    ASSERT_EQ(earlier.Run("pub kept.txt"), "");
+    ASSERT_EQ(earlier.Exit().exit_code, 0);
+  }
+  hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving notes.txt: it changed since "
+                                   "it was published",
+                                   absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+
+  const auto fetch = [&](const std::string& name) {
+    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass", {"url", name},
+                                   curl_dir.path());
+    EXPECT_EQ(url.exit_code, 0) << url.err;
+    Process::Options shell;
+    shell.argv = {"/bin/sh", "-c", url.out};
+    shell.cwd = curl_dir.path();
+    return RunToCompletion(shell, absl::Seconds(30));
+  };
+  CommandResult refused = fetch("notes.txt");
+  EXPECT_NE(refused.exit_code, 0) << refused.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "");
+  // Small files are checked before the login ends: kept.txt is served.
+  CommandResult served = fetch("kept.txt");
+  EXPECT_EQ(served.exit_code, 0) << served.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/kept.txt"), "unchanged\n");
+  // Published again, the new version goes out.
+  ASSERT_EQ(hans.Run("pub notes.txt"), "");
+  served = fetch("notes.txt");
+  EXPECT_EQ(served.exit_code, 0) << served.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "PRIVATE draft\n");
+}
+
 }  // namespace
 }  // namespace pcfs::testing
