@@ -653,8 +653,11 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   }
   absl::StatusOr<bool> reused = SizePartial(file->get(), size);
   if (!reused.ok()) {
-    // Emptied, or empty still: a partial that holds nothing goes.
-    ::unlinkat(dir_fd, partial.c_str(), 0);
+    // Emptied to be sized (or new): a partial that holds nothing goes.
+    struct stat info {};
+    if (::fstat(file->get(), &info) == 0 && info.st_size == 0) {
+      ::unlinkat(dir_fd, partial.c_str(), 0);
+    }
     return MarkFolderFailure(reused.status());
   }
   std::vector<bool> verified(leaves->size(), false);

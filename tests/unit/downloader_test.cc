@@ -543,6 +543,38 @@ TEST_F(DownloaderTest, ANameTakenBeforeThePartialIsCheckedThere) {
   EXPECT_EQ(ReadWhole(destination_ + "/late.bin"), "mine");
 }
 
+// Runs `fn` with RLIMIT_FSIZE at `limit` bytes (SIGXFSZ ignored): writes
+// and allocations past it fail with EFBIG, as on a full disk.
+void WithFileSizeLimit(rlim_t limit, const std::function<void()>& fn) {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_action {};
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit capped = old_limit;
+  capped.rlim_cur = limit;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &capped), 0);
+  fn();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
+}
+
+// A file the folder cannot hold fails as the folder's, before a byte is
+// fetched, and leaves no empty partial behind.
+TEST_F(DownloaderTest, AFileTheFolderCannotHoldLeavesNoPartial) {
+  Share("big.bin", RandomBytes(4 * kMerkleChunkBytes, 21));
+  StartServer();
+  absl::Status status;
+  WithFileSizeLimit(kMerkleChunkBytes,
+                    [&] { status = Download(RequestFor("big.bin")); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(IsFolderFailure(status)) << status;
+  EXPECT_NE(status.message().find("fallocate"), absl::string_view::npos)
+      << status;
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
 // A write that fails in the download folder (here: past RLIMIT_FSIZE, as
 // on a full disk) is the folder's failure, not the holder's: the get stops
 // at once with it, and keeps the partial with what it verified.
@@ -554,18 +586,9 @@ TEST_F(DownloaderTest, AWriteThatFailsInTheFolderIsTheFoldersFailure) {
   // whose chunks all need writing.
   const std::string partial = destination_ + "/.w.bin.pcfs-partial";
   std::ofstream(partial, std::ios::binary) << std::string(contents.size(), 'x');
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  struct sigaction old_action {};
-  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = 2 * kMerkleChunkBytes;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
-  absl::Status status = Download(RequestFor("w.bin"));
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  absl::Status status;
+  WithFileSizeLimit(2 * kMerkleChunkBytes,
+                    [&] { status = Download(RequestFor("w.bin")); });
   ASSERT_FALSE(status.ok());
   EXPECT_TRUE(IsFolderFailure(status)) << status;
   EXPECT_NE(status.message().find("File too large"), absl::string_view::npos)
