@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -86,6 +87,19 @@ absl::StatusOr<http::Response> ReadResponseHead(const HolderLink& link,
                                                 size_t* body_start,
                                                 size_t* filled,
                                                 const Bounds& bounds);
+
+// What the file's own name leads to in the download folder, which held
+// nothing there when the get began.
+enum class AtName {
+  kNothing,
+  kTheFile,  // the file being downloaded: another get of it finished first
+  kOther,    // something else, which is left alone
+};
+// Looks: the file is a regular file of `size` bytes whose Merkle leaves are
+// `leaves`.
+absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
+                                  uint64_t size,
+                                  const std::vector<Sha256Digest>& leaves);
 
 // Reserves `size` bytes for `fd` where the file system can.
 absl::Status Preallocate(int fd, uint64_t size);

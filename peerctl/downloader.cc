@@ -261,10 +261,8 @@ absl::Status TempFile::LinkAs(absl::string_view name) {
 
 absl::Status LinkError(absl::string_view call, absl::string_view name,
                        int err) {
-  if (err == EEXIST) {
-    return absl::AlreadyExistsError(
-        absl::StrCat(name, " appeared in the folder during the download"));
-  }
+  // The caller looks at what took the name.
+  if (err == EEXIST) return absl::AlreadyExistsError(name);
   return ErrnoStatus(call, err);
 }
 
@@ -295,6 +293,26 @@ absl::Status TempFile::RenameNamed(const std::string& name) {
   }
   ::unlinkat(dir_fd_, temp_name_.c_str(), 0);
   return absl::OkStatus();
+}
+
+absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
+                                  uint64_t size,
+                                  const std::vector<Sha256Digest>& leaves) {
+  struct stat info {};
+  if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return AtName::kNothing;
+    return ErrnoStatus(absl::StrCat("stat ", name), errno);
+  }
+  if (!S_ISREG(info.st_mode) || static_cast<uint64_t>(info.st_size) != size) {
+    return AtName::kOther;
+  }
+  UniqueFd file(::openat(dir_fd, name.c_str(),
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!file) return AtName::kOther;
+  absl::StatusOr<std::vector<Sha256Digest>> found =
+      HashLeaves(file.get(), size);
+  if (!found.ok()) return found.status();
+  return *found == leaves ? AtName::kTheFile : AtName::kOther;
 }
 
 // Reserves the space up front, so that a full disk fails at once. File
@@ -549,6 +567,7 @@ absl::StatusOr<HolderConnection> ConnectToHolder(const DownloadRequest& request,
 
 }  // namespace download_internal
 
+using download_internal::AtName;
 using download_internal::Bounds;
 using download_internal::ConnectToHolder;
 using download_internal::HolderConnection;
@@ -559,6 +578,7 @@ using download_internal::TempFile;
 
 absl::Status Download(const DownloadRequest& request) {
   using download_internal::CheckRequest;
+  using download_internal::LookAtName;
   using download_internal::RefuseExisting;
   using download_internal::RequestFile;
   absl::Status status = CheckRequest(request);
@@ -616,6 +636,17 @@ absl::Status Download(const DownloadRequest& request) {
   status = flusher.Sync();
   if (!status.ok()) return status;
   status = file.LinkAs(request.name);
+  if (absl::IsAlreadyExists(status)) {
+    // Another get of the name finished first, or a file took the name.
+    absl::StatusOr<AtName> there =
+        LookAtName(dir.get(), request.name, *length, (*pool)->leaves());
+    if (!there.ok()) return MarkFolderFailure(there.status());
+    if (*there == AtName::kTheFile) return absl::OkStatus();
+    return MarkFolderFailure(absl::AlreadyExistsError(
+        absl::StrCat(request.name, " appeared in ", request.destination_dir,
+                     " during the download and is not the published file; "
+                     "not overwriting it")));
+  }
   if (!status.ok()) return MarkFolderFailure(status);
   if (::fsync(dir.get()) != 0) {
     return MarkFolderFailure(ErrnoStatus("fsync(folder)", errno));

@@ -36,7 +36,9 @@
 namespace pcfs {
 namespace {
 
+using download_internal::AtName;
 using download_internal::Bounds;
+using download_internal::LookAtName;
 
 // With more than one holder active, the most chunks (MiB) one Range
 // request asks for: what a holder that stalls or crawls holds up. Each run
@@ -192,34 +194,6 @@ absl::StatusOr<bool> SizePartial(int fd, uint64_t size) {
     return ErrnoStatus("ftruncate", errno);
   }
   return false;
-}
-
-// What the file's own name leads to in the download folder, which held
-// nothing there when the get began.
-enum class AtName {
-  kNothing,
-  kTheFile,  // the published file: another get of it finished first
-  kOther,    // something else, which is left alone
-};
-
-absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
-                                  uint64_t size,
-                                  const std::vector<Sha256Digest>& leaves) {
-  struct stat info {};
-  if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return AtName::kNothing;
-    return ErrnoStatus(absl::StrCat("stat ", name), errno);
-  }
-  if (!S_ISREG(info.st_mode) || static_cast<uint64_t>(info.st_size) != size) {
-    return AtName::kOther;
-  }
-  UniqueFd file(::openat(dir_fd, name.c_str(),
-                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  if (!file) return AtName::kOther;
-  absl::StatusOr<std::vector<Sha256Digest>> found =
-      HashLeaves(file.get(), size);
-  if (!found.ok()) return found.status();
-  return *found == leaves ? AtName::kTheFile : AtName::kOther;
 }
 
 // Which chunks of the partial already match their leaves.
@@ -444,9 +418,28 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
   }
 }
 
-// Renames the verified partial to `name`, never replacing a file.
-absl::Status Publish(int dir_fd, const std::string& partial,
+// Whether `name` in `dir_fd` leads to the file open as `fd`.
+bool NameLeadsTo(int dir_fd, const std::string& name, int fd) {
+  struct stat named {};
+  struct stat held {};
+  return ::fstatat(dir_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+         ::fstat(fd, &held) == 0 && named.st_dev == held.st_dev &&
+         named.st_ino == held.st_ino;
+}
+
+// Renames the verified partial (open as `fd`) to `name`, never replacing a
+// file, and only while the partial's name still leads to that file: one
+// removed during the download (and maybe made again by another get, which
+// writes into it) never becomes the file. (Between that check and the
+// rename, a partial made again could still be taken: a window of
+// microseconds, against the whole download before.)
+absl::Status Publish(int dir_fd, int fd, const std::string& partial,
                      const std::string& name) {
+  if (!NameLeadsTo(dir_fd, partial, fd)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(partial, " was removed during the download, so ", name,
+                     " was not made: get it again"));
+  }
   if (::renameat2(dir_fd, partial.c_str(), dir_fd, name.c_str(),
                   RENAME_NOREPLACE) == 0) {
     return absl::OkStatus();
@@ -757,7 +750,7 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   }
   absl::Status status = flusher.Sync();
   if (!status.ok()) return status;
-  status = Publish(dir_fd, partial, request.name);
+  status = Publish(dir_fd, file->get(), partial, request.name);
   if (absl::IsAlreadyExists(status)) {
     absl::StatusOr<AtName> there =
         LookAtName(dir_fd, request.name, size, *leaves);

@@ -471,6 +471,60 @@ TEST_F(DownloaderTest, TwoGetsOfOneNameAtOnceLeaveTheFileAlone) {
   }
 }
 
+// The partial removed while the get runs, and made again (as another get
+// would, which writes into it): the get never makes that file NAME.
+TEST_F(DownloaderTest, APartialRemovedDuringTheGetNeverBecomesTheFile) {
+  const std::string contents = RandomBytes(3 * kMerkleChunkBytes, 22);
+  Share("gone.bin", contents);
+  StartServer();
+  DownloadRequest request = RequestFor("gone.bin");
+  const std::string partial = destination_ + "/.gone.bin.pcfs-partial";
+  bool replaced = false;
+  request.progress = [&](uint64_t, uint64_t) {
+    if (replaced) return;
+    replaced = true;
+    std::filesystem::remove(partial);
+    std::ofstream(partial, std::ios::binary) << "another get's bytes";
+  };
+  absl::Status status = Download(request);
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(IsFolderFailure(status)) << status;
+  EXPECT_EQ(ExitCodeFor(status), kExitFailure);
+  EXPECT_NE(status.message().find("was removed during the download"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_EQ(DestinationEntries(),
+            std::vector<std::string>{".gone.bin.pcfs-partial"});
+  EXPECT_EQ(ReadWhole(partial), "another get's bytes");
+}
+
+// The same for an empty file, which is fetched whole (it has no leaves):
+// the second to finish finds the first one's file, and is done too.
+TEST_F(DownloaderTest, TwoGetsOfOneEmptyFileAtOnceBothEndWithIt) {
+  Share("empty.bin", "");
+  StartServer();
+  const DownloadRequest request = RequestFor("empty.bin");
+  constexpr int kRounds = 20;
+  for (int round = 0; round < kRounds; ++round) {
+    absl::Status results[2];
+    std::thread second([&] { results[1] = Download(request); });
+    results[0] = Download(request);
+    second.join();
+    for (const absl::Status& result : results) {
+      // Refused at the start when the other had already finished.
+      if (!result.ok()) {
+        EXPECT_NE(result.message().find("already exists"),
+                  absl::string_view::npos)
+            << result;
+      }
+    }
+    EXPECT_TRUE(results[0].ok() || results[1].ok()) << "round " << round;
+    ASSERT_EQ(DestinationEntries(), std::vector<std::string>{"empty.bin"})
+        << "round " << round;
+    std::filesystem::remove(destination_ + "/empty.bin");
+  }
+}
+
 // A file that takes the name while the get runs: the published file ends
 // the get (its partial goes); another is kept, and so is the partial.
 TEST_F(DownloaderTest, ThePublishedFileAppearingDuringTheGetEndsIt) {
