@@ -145,7 +145,7 @@ absl::StatusOr<ReplyLine> ParseReplyLine(absl::string_view line) {
   // elsewhere, as a holder that refused a ticket would read as the user's
   // login refused.
   for (absl::Status (*mark)(absl::Status) :
-       {&MarkKeyMismatch, &MarkHolderFailure}) {
+       {&MarkKeyMismatch, &MarkHolderFailure, &MarkFolderFailure}) {
     if (ExitCodeName(ExitCodeFor(reply.status)) == fields[2]) break;
     if (absl::Status marked = mark(reply.status);
         ExitCodeName(ExitCodeFor(marked)) == fields[2]) {

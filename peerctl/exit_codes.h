@@ -65,6 +65,8 @@ inline bool IsFolderFailure(const absl::Status& status) {
 }
 // The exit code a failed command's status maps to.
 inline int ExitCodeFor(const absl::Status& status) {
+  // Whatever its code: not the daemon's, a holder's or the command line's.
+  if (!status.ok() && IsFolderFailure(status)) return kExitFailure;
   switch (status.code()) {
     case absl::StatusCode::kOk:
       return kExitOk;

@@ -158,6 +158,9 @@ int main(int argc, char** argv) {
   if (!args.ok())
     return Usage(args.status().message(), AsksForJson(argc, argv));
   ::signal(SIGPIPE, SIG_IGN);
+  // A file-size limit (ulimit -f) fails the write with EFBIG, which a get
+  // reports, instead of killing the process with its session open.
+  ::signal(SIGXFSZ, SIG_IGN);
   const bool json = absl::GetFlag(FLAGS_json);
 
   // Flags over environment over the settings file.

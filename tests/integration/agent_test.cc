@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -480,6 +481,28 @@ TEST_F(HeldFileTest, AFailureInTheDownloadFolderIsTheFolders) {
                             ": open .held.txt.pcfs-partial: Is a directory")))
       << get.err;
   EXPECT_FALSE(absl::StrContains(get.err, "vader")) << get.err;
+}
+
+// A file-size limit (ulimit -f) is the folder's failure too: the get says
+// so and logs out, where SIGXFSZ used to kill it with its session open.
+TEST_F(HeldFileTest, AFileSizeLimitFailsTheGetAndKeepsNoPartial) {
+  dir_.WriteFile("big.bin", std::string(3 << 20, 'b'));
+  ASSERT_EQ(vader_->Run("pub big.bin"), "");
+  Process::Options options =
+      PeerctlOptions(daemon_.address(), "hans", "hanspass",
+                     {"--download-dir", in_, "get", "big.bin"}, in_);
+  options.argv.insert(options.argv.begin(),
+                      {"/usr/bin/prlimit", "--fsize=1000000"});
+  CommandResult get = RunToCompletion(options, absl::Seconds(20));
+  EXPECT_EQ(get.exit_code, kExitFailure) << get.err;
+  EXPECT_TRUE(absl::StrContains(
+      get.err, absl::StrCat("peerctl: cannot download big.bin into ", in_,
+                            ": fallocate: File too large")))
+      << get.err;
+  EXPECT_TRUE(std::filesystem::is_empty(in_));
+  // Logged out: the next login is not refused as active.
+  CommandResult lap = RunPeerctl(daemon_, "hans", "hanspass", {"lap"}, in_);
+  EXPECT_EQ(lap.exit_code, kExitOk) << lap.err;
 }
 
 // Ctrl-C (or SIGTERM) of a one-shot get stops the download, logs out and

@@ -80,6 +80,25 @@ TEST(ControlReplyTest, AHolderRefusalIsAFailure) {
   EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("bad name")), kExitUsage);
 }
 
+// A failure in the download folder is a failure (1) whatever its errno
+// says (ENOENT would read as not found, EINVAL as a usage error, EAGAIN as
+// the daemon unreachable): directly, and through the agent.
+TEST(ControlReplyTest, AFolderFailureIsAFailure) {
+  for (const absl::Status& error :
+       {absl::NotFoundError("renameat2: No such file or directory"),
+        absl::InvalidArgumentError("fallocate: Invalid argument"),
+        absl::UnavailableError("flock: Resource temporarily unavailable")}) {
+    const absl::Status marked = MarkFolderFailure(error);
+    EXPECT_EQ(ExitCodeFor(marked), kExitFailure) << error;
+    const std::string line = EncodeError(marked);
+    absl::StatusOr<ReplyLine> parsed =
+        ParseReplyLine(absl::string_view(line).substr(0, line.size() - 1));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(ExitCodeFor(parsed->status), kExitFailure) << line;
+    EXPECT_EQ(parsed->status.code(), error.code());
+  }
+}
+
 TEST(ControlReplyTest, RefusesMalformedLines) {
   EXPECT_FALSE(ParseReplyLine("").ok());
   EXPECT_FALSE(ParseReplyLine("error\tNOT_A_CODE\tx\ty").ok());
