@@ -124,6 +124,14 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
   if (absl::Status s = ValidatePassword(password); !s.ok()) return s;
   const uint16_t port = server_ != nullptr ? server_->port() : 0;
   if (absl::Status s = client_->Login(user, password, port); !s.ok()) return s;
+  // At once: a large `get` outlasts the session timeout (one-shot commands
+  // heartbeat too), and so may the check below.
+  if (!heartbeat_.joinable()) {
+    heartbeat_ = std::thread([this] {
+      NameThisThread("heartbeat");
+      HeartbeatLoop();
+    });
+  }
   // The file server serves only names this user publishes: learn those
   // published in earlier sessions, which the checker thread then checks.
   // (While this session lives, no other session of the user can publish:
@@ -145,13 +153,6 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
     std::unique_lock<std::mutex> lock(stop_mu_);
     stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(kCheckWait), [this] {
       return stopping_ || (!check_wanted_ && !checking_);
-    });
-  }
-  // One-shot commands heartbeat too: a large `get` outlasts the timeout.
-  if (!heartbeat_.joinable()) {
-    heartbeat_ = std::thread([this] {
-      NameThisThread("heartbeat");
-      HeartbeatLoop();
     });
   }
   return absl::OkStatus();
@@ -244,6 +245,17 @@ bool Peer::CheckUncheckedPublications() {
     }
   }
   std::sort(names.begin(), names.end());
+  // Files no longer in the share folder are said once, not one line each.
+  std::vector<std::string> missing;
+  const auto say_missing = [&] {
+    if (missing.empty()) return;
+    LogWarning("peerctl: not serving ", missing.size(),
+               missing.size() == 1 ? " file" : " files",
+               " published earlier and no longer in the share folder (",
+               missing.front(), missing.size() > 1 ? ", ..." : "",
+               "): publish ", missing.size() == 1 ? "it" : "them",
+               " again once back");
+  };
   for (const std::string& name : names) {
     {
       std::lock_guard<std::mutex> lock(stop_mu_);
@@ -254,17 +266,22 @@ bool Peer::CheckUncheckedPublications() {
     absl::StatusOr<protocol::StatReply> published = client_->Stat(name);
     PublishedVersion checked;
     std::string why;
+    bool gone = false;
     if (absl::IsNotFound(published.status())) {
       // No longer published: ListPublished drops it when it next runs.
       checked.state = PublishedVersion::State::kChanged;
       why = "it is no longer published";
     } else if (!published.ok()) {
+      say_missing();
       return false;  // the daemon did not answer: later
     } else {
       FileIdentity version;
       absl::StatusOr<FileInfo> now =
           hashes_.Hash(options_.share_dir, name, &version);
-      if (!now.ok()) {
+      if (absl::IsNotFound(now.status())) {
+        checked.state = PublishedVersion::State::kChanged;
+        gone = true;
+      } else if (!now.ok()) {
         checked.state = PublishedVersion::State::kChanged;
         why = absl::StrCat("cannot read it (", now.status().message(),
                            "; publish it again)");
@@ -287,7 +304,9 @@ bool Peer::CheckUncheckedPublications() {
       it->second = checked;
     }
     if (!why.empty()) LogWarning("peerctl: not serving ", name, ": ", why);
+    if (gone) missing.push_back(name);
   }
+  say_missing();
   return true;
 }
 

@@ -361,20 +361,31 @@ TEST(TlsTransferTest, AFileChangedSinceAnEarlierRunPublishedItIsNotServed) {
   TempDir curl_dir;
   hans_dir.WriteFile("notes.txt", "public notes\n");
   hans_dir.WriteFile("kept.txt", "unchanged\n");
+  hans_dir.WriteFile("gone.txt", "deleted later\n");
   {
     Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
     ASSERT_TRUE(earlier.logged_in());
     ASSERT_EQ(earlier.Run("pub notes.txt"), "");
     ASSERT_EQ(earlier.Run("pub kept.txt"), "");
+    ASSERT_EQ(earlier.Run("pub gone.txt"), "");
     ASSERT_EQ(earlier.Exit().exit_code, 0);
   }
   hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
+  ASSERT_EQ(::unlink((hans_dir.path() + "/gone.txt").c_str()), 0);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
   ASSERT_TRUE(hans.process()
                   .ReadStderrUntil("not serving notes.txt: it changed since "
                                    "it was published",
                                    absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  // A file gone from the share folder is said once, with the others gone.
+  EXPECT_TRUE(hans.process()
+                  .ReadStderrUntil(
+                      "not serving 1 file published earlier and no longer in "
+                      "the share folder (gone.txt): publish it again once back",
+                      absl::Seconds(10))
                   .has_value())
       << hans.process().stderr_text();
 

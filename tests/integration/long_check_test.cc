@@ -1,0 +1,66 @@
+// A shell that starts with a large file published by an earlier session
+// checks it (hashes it, against what STAT says was published) for longer
+// than the session timeout: its session must live through the check.
+// Labelled "slow" (PCFS_SLOW_TESTS): it hashes an 8 GiB sparse file (about
+// 5 s on the project's 2-core machine).
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "core/proto/merkle.h"
+#include "gtest/gtest.h"
+#include "peerctl/client.h"
+#include "peerctl/exit_codes.h"
+#include "tests/integration/harness.h"
+
+namespace pcfs::testing {
+namespace {
+
+TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
+  constexpr uint64_t kSize = uint64_t{8} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir vader_dir;
+  // Sparse: no disk space, but hashing reads all of it.
+  hans_dir.WriteFile("big.bin", "");
+  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
+  {
+    // Published by an earlier session, with a root the check only finds
+    // wrong once it has hashed the whole file.
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+  }
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  // Over twice the session timeout (3 s) from the login, hans stays active
+  // throughout, while the check goes on.
+  const absl::Time end = absl::Now() + absl::Seconds(7);
+  int polls = 0;
+  while (absl::Now() < end && polls < 100) {
+    ++polls;
+    CommandResult lap =
+        RunPeerctl(daemon, "vader", "vaderpass", {"lap"}, vader_dir.path());
+    ASSERT_EQ(lap.exit_code, kExitOk) << lap.err;
+    EXPECT_EQ(lap.out, "hans\n") << "poll " << polls;
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+  EXPECT_FALSE(absl::StrContains(hans.process().stderr_text(),
+                                 "no longer knows this session"))
+      << hans.process().stderr_text();
+  // The check ends, and finds the file is not what was published.
+  EXPECT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving big.bin: it changed since it "
+                                   "was published",
+                                   absl::Seconds(60))
+                  .has_value())
+      << hans.process().stderr_text();
+}
+
+}  // namespace
+}  // namespace pcfs::testing
