@@ -321,6 +321,11 @@ class RequestHandler {
                          absl::Time now, std::span<uint8_t> reply);
   size_t HandleGet(const protocol::Message& m, const Caller& caller,
                    absl::Time now, std::span<uint8_t> reply);
+  // The name of a UNP, GET or STAT request, decoded and checked; or
+  // nullopt, with the error reply written and its size in `*error_size`.
+  std::optional<absl::string_view> RequestedName(const protocol::Message& m,
+                                                 std::span<uint8_t> reply,
+                                                 size_t* error_size);
   // STAT: the size and root the caller publishes a name with.
   size_t HandleStat(const protocol::Message& m, const Caller& caller,
                     std::span<uint8_t> reply);

@@ -53,45 +53,54 @@ size_t RequestHandler::HandlePublish(const Message& m, const Caller& caller,
                       request->name, meta, reply);
 }
 
-size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
-                                       absl::Time /*now*/,
-                                       std::span<uint8_t> reply) {
-  const Header& h = m.header;
+// The name of a UNP, GET or STAT request, decoded and checked; or nullopt,
+// with the error reply (kMalformed, kInvalidName) written into `reply` and
+// its size in `*error_size`.
+std::optional<absl::string_view> RequestHandler::RequestedName(
+    const Message& m, std::span<uint8_t> reply, size_t* error_size) {
   absl::StatusOr<protocol::NameRequest> request =
       protocol::DecodeNameRequest(m.body);
   if (!request.ok()) {
     Bump(counters_->rejected_malformed);
-    return Error(h, ResultCode::kMalformed, request.status().message(), reply);
+    *error_size = Error(m.header, ResultCode::kMalformed,
+                        request.status().message(), reply);
+    return std::nullopt;
   }
   if (absl::Status s = ValidateFileName(request->name); !s.ok()) {
-    return Error(h, ResultCode::kInvalidName, s.message(), reply);
+    *error_size = Error(m.header, ResultCode::kInvalidName, s.message(), reply);
+    return std::nullopt;
   }
-  if (!registry_->PublicationOf(caller.name(), request->name).has_value()) {
+  return request->name;
+}
+
+size_t RequestHandler::HandleUnpublish(const Message& m, const Caller& caller,
+                                       absl::Time /*now*/,
+                                       std::span<uint8_t> reply) {
+  const Header& h = m.header;
+  size_t error_size = 0;
+  const std::optional<absl::string_view> name =
+      RequestedName(m, reply, &error_size);
+  if (!name.has_value()) return error_size;
+  if (!registry_->PublicationOf(caller.name(), *name).has_value()) {
     RememberReply(caller, h, ResultCode::kNotFound);
     return Error(h, ResultCode::kNotFound,
-                 absl::StrCat("you do not publish ", request->name), reply);
+                 absl::StrCat("you do not publish ", *name), reply);
   }
-  return CommitChange(h, caller, PublicationChange::Kind::kUnpublish,
-                      request->name, FileMeta{}, reply);
+  return CommitChange(h, caller, PublicationChange::Kind::kUnpublish, *name,
+                      FileMeta{}, reply);
 }
 
 size_t RequestHandler::HandleStat(const Message& m, const Caller& caller,
                                   std::span<uint8_t> reply) {
   const Header& h = m.header;
-  absl::StatusOr<protocol::NameRequest> request =
-      protocol::DecodeNameRequest(m.body);
-  if (!request.ok()) {
-    Bump(counters_->rejected_malformed);
-    return Error(h, ResultCode::kMalformed, request.status().message(), reply);
-  }
-  if (absl::Status s = ValidateFileName(request->name); !s.ok()) {
-    return Error(h, ResultCode::kInvalidName, s.message(), reply);
-  }
-  std::optional<FileMeta> meta =
-      registry_->PublicationOf(caller.name(), request->name);
+  size_t error_size = 0;
+  const std::optional<absl::string_view> name =
+      RequestedName(m, reply, &error_size);
+  if (!name.has_value()) return error_size;
+  std::optional<FileMeta> meta = registry_->PublicationOf(caller.name(), *name);
   if (!meta.has_value()) {
     return Error(h, ResultCode::kNotFound,
-                 absl::StrCat("you do not publish ", request->name), reply);
+                 absl::StrCat("you do not publish ", *name), reply);
   }
   return protocol::EncodeStatReply(h, {meta->size, meta->root}, reply);
 }
@@ -234,20 +243,15 @@ std::optional<HmacSha256Key> RequestHandler::HolderTicketKey(
 size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
                                  absl::Time now, std::span<uint8_t> reply) {
   const Header& h = m.header;
-  absl::StatusOr<protocol::NameRequest> request =
-      protocol::DecodeNameRequest(m.body);
-  if (!request.ok()) {
-    Bump(counters_->rejected_malformed);
-    return Error(h, ResultCode::kMalformed, request.status().message(), reply);
-  }
-  if (absl::Status s = ValidateFileName(request->name); !s.ok()) {
-    return Error(h, ResultCode::kInvalidName, s.message(), reply);
-  }
+  size_t error_size = 0;
+  const std::optional<absl::string_view> name =
+      RequestedName(m, reply, &error_size);
+  if (!name.has_value()) return error_size;
   // On the stack: a GET allocates nothing (tests/unit/
   // request_allocation_test.cc).
   std::array<Holder, protocol::kMaxGetHolders> holders;
   const size_t found =
-      registry_->LocateHolders(request->name, caller.name(), now, holders);
+      registry_->LocateHolders(*name, caller.name(), now, holders);
   std::array<std::array<char, kMaxTicketChars>, protocol::kMaxGetHolders>
       tickets;
   const absl::Time expiry = shared_.wall_clock() + options_.ticket_lifetime;
@@ -266,8 +270,8 @@ size_t RequestHandler::HandleGet(const Message& m, const Caller& caller,
     entry.address.port = holder.file_server.port;
     entry.key_pin = holder.key_pin;
     const size_t ticket_size =
-        WriteTicket(*holder_key, holder.user.view(), caller.name(),
-                    request->name, expiry, tickets[get.holder_count]);
+        WriteTicket(*holder_key, holder.user.view(), caller.name(), *name,
+                    expiry, tickets[get.holder_count]);
     entry.ticket =
         absl::string_view(tickets[get.holder_count].data(), ticket_size);
     // Every holder found shares the first one's content.
