@@ -373,8 +373,11 @@ std::string Agent::Handle(const control::Request& request, int client_fd) {
                              ? options_.peer.download_dir
                              : request.download_dir;
     if (!request.download_dir.empty() && folder.front() != '/') {
-      return done(absl::InvalidArgumentError(
-          "the download folder sent to the agent must be absolute"));
+      // The command could not make it absolute: its current folder is
+      // gone (or unreadable).
+      return done(absl::InvalidArgumentError(absl::StrCat(
+          "the download folder ", folder,
+          ": the command's current folder is gone or unreadable")));
     }
     // A client that goes away (Ctrl-C, its --timeout) stops its download,
     // as it would stop one of its own: what arrived stays in the partial.

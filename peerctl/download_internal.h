@@ -101,6 +101,10 @@ absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
                                   uint64_t size,
                                   const std::vector<Sha256Digest>& leaves);
 
+// Whether the file `request` names in `dir_fd` is a regular file of its
+// expected size and root (false when either is unknown).
+bool IsThePublishedFile(int dir_fd, const DownloadRequest& request);
+
 // Reserves `size` bytes for `fd` where the file system can.
 absl::Status Preallocate(int fd, uint64_t size);
 

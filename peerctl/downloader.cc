@@ -315,6 +315,20 @@ absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
   return *found == leaves ? AtName::kTheFile : AtName::kOther;
 }
 
+bool IsThePublishedFile(int dir_fd, const DownloadRequest& request) {
+  if (!request.expected_size || !request.expected_root) return false;
+  UniqueFd file(::openat(dir_fd, request.name.c_str(),
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat info {};
+  if (!file || ::fstat(file.get(), &info) != 0 || !S_ISREG(info.st_mode) ||
+      static_cast<uint64_t>(info.st_size) != *request.expected_size) {
+    return false;
+  }
+  absl::StatusOr<std::vector<Sha256Digest>> leaves =
+      HashLeaves(file.get(), *request.expected_size);
+  return leaves.ok() && MerkleRoot(*leaves) == *request.expected_root;
+}
+
 // Reserves the space up front, so that a full disk fails at once. File
 // systems without fallocate simply skip it.
 absl::Status Preallocate(int fd, uint64_t size) {
@@ -578,6 +592,7 @@ using download_internal::TempFile;
 
 absl::Status Download(const DownloadRequest& request) {
   using download_internal::CheckRequest;
+  using download_internal::IsThePublishedFile;
   using download_internal::LookAtName;
   using download_internal::RefuseExisting;
   using download_internal::RequestFile;
@@ -590,6 +605,10 @@ absl::Status Download(const DownloadRequest& request) {
         ErrnoStatus(absl::StrCat("open ", request.destination_dir), errno));
   }
   status = RefuseExisting(dir.get(), request);
+  if (absl::IsAlreadyExists(status) && IsThePublishedFile(dir.get(), request)) {
+    // Another get of it finished since the caller looked: done.
+    return absl::OkStatus();
+  }
   if (!status.ok()) return MarkFolderFailure(status);
   const Bounds bounds{request.timeout, request.deadline, request.cancel};
   // With the size and root known, chunk by chunk into a partial file that a

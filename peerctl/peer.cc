@@ -421,9 +421,9 @@ absl::StatusOr<std::string> Peer::GetInto(
     if (absl::IsCancelled(s)) return s;
     // Not the holder's doing: said as the folder's, and not asked again.
     if (IsFolderFailure(s)) {
-      return absl::Status(s.code(),
-                          absl::StrCat("cannot download ", name, " into ",
-                                       download_dir, ": ", s.message()));
+      return MarkFolderFailure(absl::Status(
+          s.code(), absl::StrCat("cannot download ", name, " into ",
+                                 download_dir, ": ", s.message())));
     }
     // Not a holder that is down: the message says what happened.
     if (IsKeyMismatch(s)) return s;

@@ -481,6 +481,17 @@ TEST_F(HeldFileTest, AFailureInTheDownloadFolderIsTheFolders) {
                             ": open .held.txt.pcfs-partial: Is a directory")))
       << get.err;
   EXPECT_FALSE(absl::StrContains(get.err, "vader")) << get.err;
+  // One whose errno reads as "not found" (nothing can be made in /proc)
+  // is exit 1 as well, and "failure" in JSON.
+  get = RunToCompletion(
+      PeerctlOptions(daemon_.address(), "hans", "hanspass",
+                     {"--json", "--download-dir", "/proc", "get", "held.txt"},
+                     in_),
+      absl::Seconds(20));
+  EXPECT_EQ(get.exit_code, kExitFailure) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "\"error\":\"failure\"")) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "cannot download held.txt into /proc"))
+      << get.err;
 }
 
 // A file-size limit (ulimit -f) is the folder's failure too: the get says

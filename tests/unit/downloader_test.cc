@@ -703,6 +703,18 @@ TEST_F(DownloaderTest, ExistingDestinationIsRefusedAndKept) {
   EXPECT_EQ(ReadWhole(destination_ + "/data.bin"), "mine");
 }
 
+// The published file itself there already (another get of it finished
+// first): done, and nothing fetched or left beside it.
+TEST_F(DownloaderTest, ThePublishedFileAlreadyThereIsDone) {
+  const std::string contents = RandomBytes(kMerkleChunkBytes + 3, 23);
+  Share("here.bin", contents);
+  std::ofstream(destination_ + "/here.bin", std::ios::binary) << contents;
+  DownloadRequest request = RequestFor("here.bin");  // no server: no fetch
+  absl::Status status = Download(request);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(DestinationEntries(), std::vector<std::string>{"here.bin"});
+}
+
 TEST_F(DownloaderTest, DanglingSymlinkAtDestinationCountsAsExisting) {
   Share("data.bin", "x");
   ASSERT_EQ(::symlink("/nonexistent", (destination_ + "/data.bin").c_str()), 0);
