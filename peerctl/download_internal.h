@@ -95,15 +95,10 @@ enum class AtName {
   kTheFile,  // the file being downloaded: another get of it finished first
   kOther,    // something else, which is left alone
 };
-// Looks: the file is a regular file of `size` bytes whose Merkle leaves are
-// `leaves`.
+// Looks: the file is a regular file of `size` bytes whose Merkle root is
+// `root`.
 absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
-                                  uint64_t size,
-                                  const std::vector<Sha256Digest>& leaves);
-
-// Whether the file `request` names in `dir_fd` is a regular file of its
-// expected size and root (false when either is unknown).
-bool IsThePublishedFile(int dir_fd, const DownloadRequest& request);
+                                  uint64_t size, const Sha256Digest& root);
 
 // Reserves `size` bytes for `fd` where the file system can.
 absl::Status Preallocate(int fd, uint64_t size);

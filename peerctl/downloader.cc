@@ -296,8 +296,7 @@ absl::Status TempFile::RenameNamed(const std::string& name) {
 }
 
 absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
-                                  uint64_t size,
-                                  const std::vector<Sha256Digest>& leaves) {
+                                  uint64_t size, const Sha256Digest& root) {
   struct stat info {};
   if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return AtName::kNothing;
@@ -312,21 +311,7 @@ absl::StatusOr<AtName> LookAtName(int dir_fd, const std::string& name,
   absl::StatusOr<std::vector<Sha256Digest>> found =
       HashLeaves(file.get(), size);
   if (!found.ok()) return found.status();
-  return *found == leaves ? AtName::kTheFile : AtName::kOther;
-}
-
-bool IsThePublishedFile(int dir_fd, const DownloadRequest& request) {
-  if (!request.expected_size || !request.expected_root) return false;
-  UniqueFd file(::openat(dir_fd, request.name.c_str(),
-                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  struct stat info {};
-  if (!file || ::fstat(file.get(), &info) != 0 || !S_ISREG(info.st_mode) ||
-      static_cast<uint64_t>(info.st_size) != *request.expected_size) {
-    return false;
-  }
-  absl::StatusOr<std::vector<Sha256Digest>> leaves =
-      HashLeaves(file.get(), *request.expected_size);
-  return leaves.ok() && MerkleRoot(*leaves) == *request.expected_root;
+  return MerkleRoot(*found) == root ? AtName::kTheFile : AtName::kOther;
 }
 
 // Reserves the space up front, so that a full disk fails at once. File
@@ -592,7 +577,6 @@ using download_internal::TempFile;
 
 absl::Status Download(const DownloadRequest& request) {
   using download_internal::CheckRequest;
-  using download_internal::IsThePublishedFile;
   using download_internal::LookAtName;
   using download_internal::RefuseExisting;
   using download_internal::RequestFile;
@@ -605,9 +589,13 @@ absl::Status Download(const DownloadRequest& request) {
         ErrnoStatus(absl::StrCat("open ", request.destination_dir), errno));
   }
   status = RefuseExisting(dir.get(), request);
-  if (absl::IsAlreadyExists(status) && IsThePublishedFile(dir.get(), request)) {
+  if (absl::IsAlreadyExists(status) && request.expected_size &&
+      request.expected_root) {
     // Another get of it finished since the caller looked: done.
-    return absl::OkStatus();
+    absl::StatusOr<AtName> there =
+        LookAtName(dir.get(), request.name, *request.expected_size,
+                   *request.expected_root);
+    if (there.ok() && *there == AtName::kTheFile) return absl::OkStatus();
   }
   if (!status.ok()) return MarkFolderFailure(status);
   const Bounds bounds{request.timeout, request.deadline, request.cancel};
@@ -658,7 +646,7 @@ absl::Status Download(const DownloadRequest& request) {
   if (absl::IsAlreadyExists(status)) {
     // Another get of the name finished first, or a file took the name.
     absl::StatusOr<AtName> there =
-        LookAtName(dir.get(), request.name, *length, (*pool)->leaves());
+        LookAtName(dir.get(), request.name, *length, root);
     if (!there.ok()) return MarkFolderFailure(there.status());
     if (*there == AtName::kTheFile) return absl::OkStatus();
     return MarkFolderFailure(absl::AlreadyExistsError(

@@ -147,6 +147,19 @@ absl::StatusOr<std::vector<Sha256Digest>> FetchLeaves(
   return leaves;
 }
 
+// Whether `name` in `dir_fd` leads to the file open as `fd` (false when
+// nothing has that name).
+absl::StatusOr<bool> NameLeadsTo(int dir_fd, const std::string& name, int fd) {
+  struct stat held {};
+  if (::fstat(fd, &held) != 0) return ErrnoStatus("fstat", errno);
+  struct stat named {};
+  if (::fstatat(dir_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoStatus(absl::StrCat("stat ", name), errno);
+  }
+  return named.st_dev == held.st_dev && named.st_ino == held.st_ino;
+}
+
 // The partial file, open and locked. A get that finishes renames its
 // partial to the file's name, so one that opened the partial just before
 // then would lock the finished file: only a lock on the file the partial's
@@ -167,14 +180,9 @@ absl::StatusOr<UniqueFd> LockPartial(int dir_fd, const std::string& name) {
       return absl::FailedPreconditionError(
           absl::StrCat(name, " is not a regular file"));
     }
-    struct stat named {};
-    if (::fstatat(dir_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0) {
-      if (named.st_dev == held.st_dev && named.st_ino == held.st_ino) {
-        return file;
-      }
-    } else if (errno != ENOENT) {
-      return ErrnoStatus(absl::StrCat("stat ", name), errno);
-    }
+    absl::StatusOr<bool> locked = NameLeadsTo(dir_fd, name, file.get());
+    if (!locked.ok()) return locked.status();
+    if (*locked) return file;
   }
   return absl::AlreadyExistsError(
       absl::StrCat("another get is downloading into ", name));
@@ -418,15 +426,6 @@ void FetchFromHolder(size_t me, const DownloadRequest& holder,
   }
 }
 
-// Whether `name` in `dir_fd` leads to the file open as `fd`.
-bool NameLeadsTo(int dir_fd, const std::string& name, int fd) {
-  struct stat named {};
-  struct stat held {};
-  return ::fstatat(dir_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
-         ::fstat(fd, &held) == 0 && named.st_dev == held.st_dev &&
-         named.st_ino == held.st_ino;
-}
-
 // Renames the verified partial (open as `fd`) to `name`, never replacing a
 // file, and only while the partial's name still leads to that file: one
 // removed during the download (and maybe made again by another get, which
@@ -435,7 +434,9 @@ bool NameLeadsTo(int dir_fd, const std::string& name, int fd) {
 // microseconds, against the whole download before.)
 absl::Status Publish(int dir_fd, int fd, const std::string& partial,
                      const std::string& name) {
-  if (!NameLeadsTo(dir_fd, partial, fd)) {
+  absl::StatusOr<bool> ours = NameLeadsTo(dir_fd, partial, fd);
+  if (!ours.ok()) return ours.status();
+  if (!*ours) {
     return absl::FailedPreconditionError(
         absl::StrCat(partial, " was removed during the download, so ", name,
                      " was not made: get it again"));
@@ -636,7 +637,7 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   if (!file.ok()) return MarkFolderFailure(file.status());
   // Another get of the name may have finished since this one looked.
   absl::StatusOr<AtName> at_name =
-      LookAtName(dir_fd, request.name, size, *leaves);
+      LookAtName(dir_fd, request.name, size, *request.expected_root);
   if (!at_name.ok()) return MarkFolderFailure(at_name.status());
   if (*at_name != AtName::kNothing) {
     absl::StatusOr<bool> end = EndAtAFileThere(
@@ -753,7 +754,7 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   status = Publish(dir_fd, file->get(), partial, request.name);
   if (absl::IsAlreadyExists(status)) {
     absl::StatusOr<AtName> there =
-        LookAtName(dir_fd, request.name, size, *leaves);
+        LookAtName(dir_fd, request.name, size, *request.expected_root);
     if (!there.ok()) return MarkFolderFailure(there.status());
     absl::StatusOr<bool> end = EndAtAFileThere(
         *there, /*downloaded=*/true, dir_fd, file->get(), partial, request);
