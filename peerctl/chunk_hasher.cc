@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<ChunkHashPool>> ChunkHashPool::Create(
   threads = static_cast<size_t>(
       std::min<uint64_t>(threads, std::max<uint64_t>(chunks, 1)));
   std::unique_ptr<ChunkHashPool> pool(
-      new ChunkHashPool(fd, size, std::move(options.expected)));
+      new ChunkHashPool(fd, size, std::move(options.expected), options.cancel));
   for (size_t i = 0; i < threads; ++i) {
     pool->threads_.emplace_back([p = pool.get(), i] {
       NameThisThread(absl::StrCat("hasher-", i));
@@ -38,10 +38,12 @@ absl::StatusOr<std::unique_ptr<ChunkHashPool>> ChunkHashPool::Create(
 }
 
 ChunkHashPool::ChunkHashPool(int fd, uint64_t size,
-                             std::vector<Sha256Digest> expected)
+                             std::vector<Sha256Digest> expected,
+                             const std::atomic<bool>* cancel)
     : fd_(fd),
       size_(size),
       expected_(std::move(expected)),
+      cancel_(cancel),
       leaves_(MerkleChunkCount(size)),
       verified_(MerkleChunkCount(size), 0) {}
 
@@ -85,6 +87,19 @@ void ChunkHashPool::Work() {
       if (queue_.empty()) return;  // stopping
       index = queue_.front();
       queue_.pop_front();
+    }
+    if (cancel_ != nullptr && cancel_->load(std::memory_order_relaxed)) {
+      // This chunk and every one still queued count as done, unhashed.
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (error_.ok()) error_ = absl::CancelledError("hashing was stopped");
+        pending_ -= 1 + queue_.size();
+        queue_.clear();
+        last = pending_ == 0;
+      }
+      if (last) done_.notify_all();
+      continue;
     }
     absl::Status status = HashChunk(index, buffer);
     bool last = false;
@@ -136,10 +151,11 @@ absl::Status ChunkHashPool::ReadAndHash(uint64_t index, uint64_t offset,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<Sha256Digest>> HashLeaves(int fd, uint64_t size,
-                                                     size_t threads) {
+absl::StatusOr<std::vector<Sha256Digest>> HashLeaves(
+    int fd, uint64_t size, size_t threads, const std::atomic<bool>* cancel) {
   ChunkHashPool::Options options;
   options.threads = threads;
+  options.cancel = cancel;
   absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
       ChunkHashPool::Create(fd, size, std::move(options));
   if (!pool.ok()) return pool.status();

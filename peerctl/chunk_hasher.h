@@ -24,6 +24,7 @@
 #ifndef PCFS_PEERCTL_CHUNK_HASHER_H_
 #define PCFS_PEERCTL_CHUNK_HASHER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -50,6 +51,10 @@ class ChunkHashPool {
     size_t threads = 0;
     // If not empty, the leaves the chunks must have (one per chunk).
     std::vector<Sha256Digest> expected;
+    // If given, the workers look at it before each chunk: once it is true,
+    // the chunks still queued are dropped and Wait() returns Cancelled
+    // (within a chunk's hashing, a millisecond or so). Outlives the pool.
+    const std::atomic<bool>* cancel = nullptr;
   };
 
   // A pool over the chunks of the `size` bytes of `fd` (open for reading,
@@ -87,7 +92,8 @@ class ChunkHashPool {
   size_t thread_count() const { return threads_.size(); }
 
  private:
-  ChunkHashPool(int fd, uint64_t size, std::vector<Sha256Digest> expected);
+  ChunkHashPool(int fd, uint64_t size, std::vector<Sha256Digest> expected,
+                const std::atomic<bool>* cancel);
   void Work();
   // Reads and hashes chunk `index` into leaves_[index]. Runs unlocked: each
   // chunk's slot is written by exactly one worker, and read by the owner
@@ -100,6 +106,7 @@ class ChunkHashPool {
   const int fd_;
   const uint64_t size_;
   const std::vector<Sha256Digest> expected_;
+  const std::atomic<bool>* const cancel_;
   std::vector<Sha256Digest> leaves_;
   std::vector<uint8_t> verified_;  // one a chunk; written like leaves_
 
@@ -116,9 +123,11 @@ class ChunkHashPool {
 };
 
 // Hashes every chunk of the `size` bytes of `fd` on a pool and returns the
-// leaves. DataLoss if the file is shorter than `size`; errno of a pread.
-absl::StatusOr<std::vector<Sha256Digest>> HashLeaves(int fd, uint64_t size,
-                                                     size_t threads = 0);
+// leaves. DataLoss if the file is shorter than `size`; errno of a pread;
+// Cancelled once `*cancel` (if given) is true.
+absl::StatusOr<std::vector<Sha256Digest>> HashLeaves(
+    int fd, uint64_t size, size_t threads = 0,
+    const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace pcfs
 

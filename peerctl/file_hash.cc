@@ -115,11 +115,14 @@ absl::StatusOr<SharedFile> OpenSharedFile(int dir_fd, absl::string_view name) {
 namespace {
 
 // Hashes `fd`, whose fstat was `before`; Aborted unless the fstat after
-// reading still matches it.
-absl::StatusOr<FileInfo> HashOpenFileSince(int fd, const struct stat& before) {
+// reading still matches it; Cancelled once `*cancel` (if given) is true.
+absl::StatusOr<FileInfo> HashOpenFileSince(
+    int fd, const struct stat& before,
+    const std::atomic<bool>* cancel = nullptr) {
   FileInfo info;
   info.size = static_cast<uint64_t>(before.st_size);
-  absl::StatusOr<std::vector<Sha256Digest>> leaves = HashLeaves(fd, info.size);
+  absl::StatusOr<std::vector<Sha256Digest>> leaves =
+      HashLeaves(fd, info.size, /*threads=*/0, cancel);
   // A file cut short while it was read is a change, not damage.
   if (absl::IsDataLoss(leaves.status())) {
     return absl::AbortedError("the file changed while it was hashed");
@@ -200,7 +203,8 @@ FileIdentity IdentityOf(const struct stat& info) {
 }
 
 absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
-                                             FileIdentity* identity) {
+                                             FileIdentity* identity,
+                                             const std::atomic<bool>* cancel) {
   absl::StatusOr<SharedFile> file = OpenSharedFile(dir_fd, name);
   if (!file.ok()) return file.status();
   const Key key = IdentityOf(file->info);
@@ -212,7 +216,8 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
     ++files_read_;
   }
   // Hash outside the lock: a large file takes seconds.
-  absl::StatusOr<FileInfo> info = HashOpenFileSince(file->fd.get(), file->info);
+  absl::StatusOr<FileInfo> info =
+      HashOpenFileSince(file->fd.get(), file->info, cancel);
   if (!info.ok() || capacity_ == 0) return info;
   // The fstat after hashing matched the one `key` comes from (else Aborted),
   // so `key` describes the contents hashed.
@@ -226,10 +231,26 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
 
 absl::StatusOr<FileInfo> FileHashCache::Hash(absl::string_view dir_path,
                                              absl::string_view name,
-                                             FileIdentity* identity) {
+                                             FileIdentity* identity,
+                                             const std::atomic<bool>* cancel) {
   absl::StatusOr<UniqueFd> dir = OpenDirectory(dir_path);
   if (!dir.ok()) return dir.status();
-  return Hash(dir->get(), name, identity);
+  return Hash(dir->get(), name, identity, cancel);
+}
+
+absl::StatusOr<std::optional<FileInfo>> FileHashCache::Cached(
+    absl::string_view dir_path, absl::string_view name,
+    FileIdentity* identity) const {
+  absl::StatusOr<UniqueFd> dir = OpenDirectory(dir_path);
+  if (!dir.ok()) return dir.status();
+  absl::StatusOr<SharedFile> file = OpenSharedFile(dir->get(), name);
+  if (!file.ok()) return file.status();
+  const Key key = IdentityOf(file->info);
+  if (identity != nullptr) *identity = key;
+  MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second;
 }
 
 uint64_t FileHashCache::files_read() const {

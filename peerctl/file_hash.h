@@ -14,9 +14,11 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -133,12 +135,22 @@ class FileHashCache {
   FileHashCache& operator=(const FileHashCache&) = delete;
 
   // Like HashFile(), but answers from the cache when the file is unchanged.
-  // `identity`, if given, is set to that of the contents hashed.
+  // `identity`, if given, is set to that of the contents hashed. A read
+  // stops, Cancelled, once `*cancel` (if given) is true.
   absl::StatusOr<FileInfo> Hash(int dir_fd, absl::string_view name,
-                                FileIdentity* identity = nullptr);
+                                FileIdentity* identity = nullptr,
+                                const std::atomic<bool>* cancel = nullptr);
   absl::StatusOr<FileInfo> Hash(absl::string_view dir_path,
                                 absl::string_view name,
-                                FileIdentity* identity = nullptr);
+                                FileIdentity* identity = nullptr,
+                                const std::atomic<bool>* cancel = nullptr);
+
+  // What the cache holds for the file `name` is now, without reading it:
+  // nullopt if it has nothing for that version. The errors of
+  // OpenSharedFile; `identity`, if given, is set as by Hash().
+  absl::StatusOr<std::optional<FileInfo>> Cached(
+      absl::string_view dir_path, absl::string_view name,
+      FileIdentity* identity = nullptr) const;
 
   // How many times a file's contents were read (misses); for tests.
   uint64_t files_read() const;

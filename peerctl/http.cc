@@ -569,7 +569,10 @@ absl::Status StatusFromHttpCode(int status_code) {
     case kRangeNotSatisfiable:
       return absl::OutOfRangeError(message);
     case kServiceUnavailable:
-      return absl::UnavailableError(message);
+      return absl::UnavailableError(absl::StrCat(
+          message,
+          ": it is busy (every download slot taken, or still checking the "
+          "files it published before it started): try again in a moment"));
     default:
       return absl::InternalError(message);
   }

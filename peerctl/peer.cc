@@ -33,6 +33,7 @@ void Peer::StopHeartbeats() {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_ = true;
   }
+  stop_hashing_.store(true, std::memory_order_relaxed);
   stop_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
   if (checker_.joinable()) checker_.join();
@@ -87,18 +88,26 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
       peer->client_->SetKeyPin((*tls)->pin());
       server.tls = *std::move(tls);
     }
-    // From the cache `pub` filled: an unchanged published file is not read.
+    // From the cache that `pub` and the checker filled, never by reading
+    // the file: this runs on the file server's thread, which a large file's
+    // read would hold for seconds. The version is checked first (503 while
+    // unchecked, 409 once changed); leaves the cache no longer holds are
+    // not found, and the downloader takes the whole file instead.
     server.leaf_source =
         [self](absl::string_view name) -> absl::StatusOr<std::string> {
       FileIdentity version;
-      absl::StatusOr<FileInfo> info =
-          self->hashes_.Hash(self->options_.share_dir, name, &version);
+      absl::StatusOr<std::optional<FileInfo>> info =
+          self->hashes_.Cached(self->options_.share_dir, name, &version);
       if (!info.ok()) return info.status();
       if (absl::Status s = self->CheckPublishedVersion(name, version);
           !s.ok()) {
         return s;
       }
-      return MerkleLeavesToBytes(info->leaves);
+      if (!info->has_value()) {
+        return absl::NotFoundError(
+            absl::StrCat("the leaves of ", name, " are not at hand"));
+      }
+      return MerkleLeavesToBytes((*info)->leaves);
     };
     server.file_check = [self](absl::string_view name,
                                const struct stat& info) {
@@ -244,7 +253,22 @@ bool Peer::CheckUncheckedPublications() {
       }
     }
   }
-  std::sort(names.begin(), names.end());
+  // Smallest first, then by name: the small files are served within
+  // moments of the start, not after a large one's read. A name that cannot
+  // be looked at sorts first, and its check says why.
+  std::vector<std::pair<uint64_t, std::string>> by_size;
+  by_size.reserve(names.size());
+  for (std::string& name : names) {
+    struct stat info {};
+    const std::string path = absl::StrCat(options_.share_dir, "/", name);
+    const uint64_t size = ::stat(path.c_str(), &info) == 0
+                              ? static_cast<uint64_t>(info.st_size)
+                              : 0;
+    by_size.emplace_back(size, std::move(name));
+  }
+  std::sort(by_size.begin(), by_size.end());
+  names.clear();
+  for (auto& [size, name] : by_size) names.push_back(std::move(name));
   // Files no longer in the share folder are said once, not one line each.
   std::vector<std::string> missing;
   const auto say_missing = [&] {
@@ -277,8 +301,10 @@ bool Peer::CheckUncheckedPublications() {
     } else {
       FileIdentity version;
       absl::StatusOr<FileInfo> now =
-          hashes_.Hash(options_.share_dir, name, &version);
-      if (absl::IsNotFound(now.status())) {
+          hashes_.Hash(options_.share_dir, name, &version, &stop_hashing_);
+      if (absl::IsCancelled(now.status())) {
+        return true;  // stopping
+      } else if (absl::IsNotFound(now.status())) {
         checked.state = PublishedVersion::State::kChanged;
         gone = true;
       } else if (!now.ok()) {

@@ -140,6 +140,9 @@ class Peer : public CommandBackend {
   bool stopping_ = false;      // guarded by stop_mu_
   bool check_wanted_ = false;  // guarded by stop_mu_
   bool checking_ = false;      // guarded by stop_mu_: a pass is running
+  // stopping_, for the checker's hashing to look at between chunks: `xit`
+  // does not wait for a large file's whole read.
+  std::atomic<bool> stop_hashing_{false};
   std::thread heartbeat_;
   std::thread checker_;
 

@@ -2,7 +2,7 @@
 // checks it (hashes it, against what STAT says was published) for longer
 // than the session timeout: its session must live through the check.
 // Labelled "slow" (PCFS_SLOW_TESTS): it hashes an 8 GiB sparse file (about
-// 5 s on the project's 2-core machine).
+// 5 s on the project's 2-core machine), and part of a 32 GiB one.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -60,6 +60,59 @@ TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
                                    absl::Seconds(60))
                   .has_value())
       << hans.process().stderr_text();
+}
+
+// Small files are checked before a large one whatever their names, a file
+// not yet checked is refused with a reason a downloader can act on, and
+// `xit` does not wait for the rest of a large file's read.
+TEST(LongCheckTest, SmallFilesFirstAndXitDoesNotWaitForTheCheck) {
+  // Sparse, about 10 s to hash on two cores: the check is still reading it
+  // when hans leaves.
+  constexpr uint64_t kSize = uint64_t{32} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir vader_dir;
+  hans_dir.WriteFile("small.txt", "small and quick\n");
+  hans_dir.WriteFile("big.bin", "");
+  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
+  {
+    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
+    ASSERT_TRUE(earlier.logged_in());
+    ASSERT_EQ(earlier.Run("pub small.txt"), "");
+    ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
+  }
+  {
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+  }
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  // "small.txt" sorts after "big.bin", yet it is served already.
+  CommandResult small = RunPeerctl(daemon, "vader", "vaderpass",
+                                   {"get", "small.txt"}, vader_dir.path());
+  EXPECT_EQ(small.exit_code, kExitOk) << small.err;
+  EXPECT_EQ(ReadFileOrEmpty(vader_dir.path() + "/small.txt"),
+            "small and quick\n");
+  CommandResult big = RunPeerctl(daemon, "vader", "vaderpass",
+                                 {"get", "big.bin"}, vader_dir.path());
+  EXPECT_EQ(big.exit_code, kExitHolderUnreachable) << big.err;
+  EXPECT_TRUE(absl::StrContains(big.err,
+                                "still checking the files it published "
+                                "before it started): try again in a moment"))
+      << big.err;
+  ASSERT_FALSE(
+      absl::StrContains(hans.process().stderr_text(), "not serving big.bin"))
+      << "the check ended before xit; " << hans.process().stderr_text();
+  const absl::Time xit = absl::Now();
+  CommandResult left = hans.Exit();
+  const absl::Duration took = absl::Now() - xit;
+  EXPECT_EQ(left.exit_code, kExitOk) << left.err;
+  // The read of big.bin stopped, unfinished, instead of holding xit.
+  EXPECT_FALSE(absl::StrContains(left.err, "not serving big.bin")) << left.err;
+  EXPECT_LT(took, absl::Seconds(3)) << left.err;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -143,6 +144,32 @@ TEST_F(ChunkHasherTest, DestroyedWithWorkQueuedStops) {
     ASSERT_TRUE(pool.ok());
     for (uint64_t i = 0; i < 6; ++i) (*pool)->Submit(i);
     pool->reset();  // no Wait(): queued chunks are dropped, workers joined
+  }
+}
+
+TEST_F(ChunkHasherTest, ACancelledHashReadsNothingAndSaysSo) {
+  const std::atomic<bool> cancel{true};
+  absl::StatusOr<std::vector<Sha256Digest>> leaves =
+      HashLeaves(file_.get(), contents_.size(), 2, &cancel);
+  EXPECT_TRUE(absl::IsCancelled(leaves.status())) << leaves.status();
+}
+
+TEST_F(ChunkHasherTest, ChunksQueuedAfterACancelAreDropped) {
+  std::atomic<bool> cancel{false};
+  ChunkHashPool::Options options;
+  options.threads = 1;
+  options.cancel = &cancel;
+  auto pool = ChunkHashPool::Create(file_.get(), contents_.size(), options);
+  ASSERT_TRUE(pool.ok());
+  (*pool)->Submit(0);
+  ASSERT_TRUE((*pool)->Wait().ok());
+  cancel = true;
+  for (uint64_t i = 1; i < (*pool)->chunk_count(); ++i) (*pool)->Submit(i);
+  EXPECT_TRUE(absl::IsCancelled((*pool)->Wait()));
+  EXPECT_TRUE((*pool)->Verified(0));
+  EXPECT_EQ((*pool)->leaf(0), leaves_[0]);
+  for (uint64_t i = 1; i < (*pool)->chunk_count(); ++i) {
+    EXPECT_FALSE((*pool)->Verified(i)) << "chunk " << i;
   }
 }
 

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -166,6 +168,43 @@ TEST_F(FileHashTest, CacheDoesNotReadAnUnchangedFileTwice) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(Sha256ToHex(again->root), kAbcRoot);
   EXPECT_EQ(cache.files_read(), 1u);
+}
+
+TEST_F(FileHashTest, CachedNeverReadsTheFile) {
+  WriteShared("abc", "abc");
+  FileHashCache cache;
+  FileIdentity before_hash;
+  absl::StatusOr<std::optional<FileInfo>> none =
+      cache.Cached(share_, "abc", &before_hash);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+  FileIdentity hashed;
+  ASSERT_TRUE(cache.Hash(dir_.get(), "abc", &hashed).ok());
+  FileIdentity after_hash;
+  absl::StatusOr<std::optional<FileInfo>> held =
+      cache.Cached(share_, "abc", &after_hash);
+  ASSERT_TRUE(held.ok() && held->has_value()) << held.status();
+  EXPECT_EQ(Sha256ToHex((*held)->root), kAbcRoot);
+  EXPECT_EQ(before_hash, hashed);
+  EXPECT_EQ(after_hash, hashed);
+  EXPECT_EQ(cache.files_read(), 1u);
+  EXPECT_EQ(cache.Cached(share_, "missing").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(cache.Cached(share_, "../abc").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(FileHashTest, ACancelledHashIsNotCached) {
+  WriteShared("abc", "abc");
+  FileHashCache cache;
+  const std::atomic<bool> cancel{true};
+  absl::StatusOr<FileInfo> stopped =
+      cache.Hash(dir_.get(), "abc", nullptr, &cancel);
+  EXPECT_TRUE(absl::IsCancelled(stopped.status())) << stopped.status();
+  absl::StatusOr<FileInfo> again = cache.Hash(dir_.get(), "abc");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Sha256ToHex(again->root), kAbcRoot);
+  EXPECT_EQ(cache.files_read(), 2u);
 }
 
 TEST_F(FileHashTest, CacheRehashesAFileChangedInPlace) {
