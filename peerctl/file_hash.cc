@@ -253,6 +253,20 @@ absl::StatusOr<std::optional<FileInfo>> FileHashCache::Cached(
   return it->second;
 }
 
+std::vector<std::pair<FileIdentity, FileInfo>> FileHashCache::Entries() const {
+  MutexLock lock(&mu_);
+  return {entries_.begin(), entries_.end()};
+}
+
+void FileHashCache::Add(const FileIdentity& identity, FileInfo info) {
+  if (capacity_ == 0) return;
+  MutexLock lock(&mu_);
+  if (entries_.size() >= capacity_ && !entries_.contains(identity)) {
+    entries_.erase(entries_.begin());
+  }
+  entries_[identity] = std::move(info);
+}
+
 uint64_t FileHashCache::files_read() const {
   MutexLock lock(&mu_);
   return files_read_;

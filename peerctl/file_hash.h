@@ -152,6 +152,13 @@ class FileHashCache {
       absl::string_view dir_path, absl::string_view name,
       FileIdentity* identity = nullptr) const;
 
+  // Every entry, and one more (for the hash store, peerctl/hash_store.h):
+  // `info` must be what hashing the version `identity` gives. Add forgets
+  // an arbitrary entry when full, as Hash does.
+  std::vector<std::pair<FileIdentity, FileInfo>> Entries() const;
+  void Add(const FileIdentity& identity, FileInfo info);
+  size_t capacity() const { return capacity_; }
+
   // How many times a file's contents were read (misses); for tests.
   uint64_t files_read() const;
 

@@ -17,13 +17,28 @@
 #include "peerctl/download_url.h"
 #include "peerctl/downloader.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/hash_store.h"
 #include "peerctl/tls.h"
 
 namespace pcfs {
 
 Peer::Peer(const PeerOptions& options) : options_(options) {}
 
-Peer::~Peer() { StopHeartbeats(); }
+Peer::~Peer() {
+  StopHeartbeats();
+  SaveHashes();
+}
+
+void Peer::SaveHashes() {
+  std::lock_guard<std::mutex> lock(hash_store_mu_);
+  const uint64_t read = hashes_.files_read();
+  if (read == hashes_saved_at_) return;
+  hashes_saved_at_ = read;
+  if (std::string warning = SaveHashStoreFrom(hash_store_path_, hashes_);
+      !warning.empty()) {
+    LogWarning("peerctl: ", warning);
+  }
+}
 
 void Peer::StopHeartbeats() {
   // A heartbeat retransmitting under loss ends at once, so that a logout
@@ -65,6 +80,14 @@ absl::StatusOr<std::shared_ptr<TlsServerContext>> LoadTlsContext(
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
   std::unique_ptr<Peer> peer(new Peer(options));
+  peer->hash_store_path_ = options.hash_store_path.empty()
+                               ? DefaultHashStorePath()
+                               : options.hash_store_path;
+  if (std::string warning =
+          LoadHashStoreInto(peer->hash_store_path_, peer->hashes_);
+      !warning.empty()) {
+    LogWarning("peerctl: ", warning);
+  }
   absl::StatusOr<std::unique_ptr<ControlClient>> client =
       ControlClient::Connect(options.server);
   if (!client.ok()) return client.status();
@@ -232,6 +255,8 @@ void Peer::CheckerLoop() {
     checking_ = true;
     lock.unlock();
     const bool done = CheckUncheckedPublications();
+    // What the pass hashed is not read again at the next start.
+    if (done) SaveHashes();
     lock.lock();
     checking_ = false;
     stop_cv_.notify_all();
@@ -356,8 +381,14 @@ absl::Status Peer::Publish(absl::string_view name) {
       !s.ok()) {
     return s;
   }
-  MutexLock lock(&published_mu_);
-  published_[name] = {PublishedVersion::State::kKnown, version};
+  {
+    MutexLock lock(&published_mu_);
+    published_[name] = {PublishedVersion::State::kKnown, version};
+  }
+  // A large file's hash is kept at once, not only at the end of the run:
+  // an agent may run for weeks, and end without a clean stop.
+  constexpr uint64_t kSaveAtOnceBytes = uint64_t{256} << 20;
+  if (info->size >= kSaveAtOnceBytes) SaveHashes();
   return absl::OkStatus();
 }
 

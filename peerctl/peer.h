@@ -44,6 +44,9 @@ struct PeerOptions {
   // TLS 1.3 with the identity kept at tls_identity_path.
   bool plaintext_transfers = false;
   std::string tls_identity_path;  // empty: DefaultTlsIdentityPath()
+  // The hash store (peerctl/hash_store.h), read at the start and written
+  // when files were hashed; empty: DefaultHashStorePath().
+  std::string hash_store_path;
   // The longest a download may stall once connected (head, or next bytes);
   // the connect itself has DownloadRequest::connect_timeout (3 s).
   absl::Duration download_timeout = absl::Seconds(30);
@@ -128,10 +131,17 @@ class Peer : public CommandBackend {
   absl::Status CheckPublishedVersion(absl::string_view name,
                                      const FileIdentity& identity) const;
 
+  // Writes the hash store if files were hashed since it was last read or
+  // written; a failure is logged.
+  void SaveHashes();
+
   const PeerOptions options_;
   std::unique_ptr<ControlClient> client_;
   std::unique_ptr<FileServer> server_;
   FileHashCache hashes_;
+  std::string hash_store_path_;
+  std::mutex hash_store_mu_;
+  uint64_t hashes_saved_at_ = 0;  // hashes_.files_read(); by hash_store_mu_
 
   // Plain std primitives, not absl::Notification: Debian's abseil is not
   // TSan-instrumented (see core/base/mutex_lock.h).

@@ -108,8 +108,6 @@ void WriteRandomFile(const std::string& path, size_t size, uint32_t seed) {
   out.write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
-namespace {
-
 // The state folder (XDG_STATE_HOME) every child gets unless its options say
 // otherwise: peerctl keeps its TLS identity there, and a test must not
 // write into the tester's home. One per test process, removed at its exit.
@@ -122,8 +120,6 @@ const std::string& SharedStateHome() {
   (void)cleanup;
   return dir->path();
 }
-
-}  // namespace
 
 Process::Process(const Options& options) {
   const std::string& state_home = SharedStateHome();

@@ -42,6 +42,10 @@ class TempDir {
   std::string path_;
 };
 
+// The state folder (XDG_STATE_HOME) every child process gets unless its
+// options say otherwise: one per test process, removed at its exit.
+const std::string& SharedStateHome();
+
 // Reads a whole file (empty string if missing).
 std::string ReadFileOrEmpty(const std::string& path);
 bool FileExists(const std::string& path);

@@ -3,17 +3,23 @@
 // than the session timeout: its session must live through the check.
 // Labelled "slow" (PCFS_SLOW_TESTS): it hashes an 8 GiB sparse file (about
 // 5 s on the project's 2-core machine), and part of a 32 GiB one.
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/proto/merkle.h"
 #include "gtest/gtest.h"
 #include "peerctl/client.h"
 #include "peerctl/exit_codes.h"
+#include "peerctl/file_hash.h"
+#include "peerctl/hash_store.h"
 #include "tests/integration/harness.h"
 
 namespace pcfs::testing {
@@ -60,6 +66,80 @@ TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
                                    absl::Seconds(60))
                   .has_value())
       << hans.process().stderr_text();
+}
+
+// A file hashed by an earlier run is checked from the hash store, without
+// being read again: a 32 GiB file (about 10 s to read) is served at once.
+// What this run hashes goes into the store when it ends, and a damaged
+// store is ignored with a warning.
+TEST(LongCheckTest, TheHashStoreSparesTheReadOfAnUnchangedFile) {
+  constexpr uint64_t kSize = uint64_t{32} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir curl_dir;
+  hans_dir.WriteFile("big.bin", "");
+  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
+  hans_dir.WriteFile("small.txt", "small\n");
+  // What an earlier run's `pub big.bin` stored: the leaves of zeros.
+  FileInfo zeros;
+  zeros.size = kSize;
+  zeros.leaves.assign(MerkleChunkCount(kSize),
+                      MerkleLeafHash(std::string(kMerkleChunkBytes, '\0')));
+  zeros.root = MerkleRoot(zeros.leaves);
+  struct stat big {};
+  ASSERT_EQ(::stat((hans_dir.path() + "/big.bin").c_str(), &big), 0);
+  const std::string store = SharedStateHome() + "/peerconnect/file-hashes";
+  ASSERT_TRUE(SaveHashStore(store, {{IdentityOf(big), zeros}}).ok());
+  {
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, zeros.root).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+  }
+  {
+    Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+    ASSERT_TRUE(hans.logged_in());
+    // Checked already: its first bytes are served (a 503 fails curl).
+    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass",
+                                   {"url", "big.bin"}, curl_dir.path());
+    ASSERT_EQ(url.exit_code, kExitOk) << url.err;
+    Process::Options fetch;
+    fetch.argv = {
+        "/bin/sh", "-c",
+        absl::StrCat(absl::StripTrailingAsciiWhitespace(url.out), " -r 0-99")};
+    fetch.cwd = curl_dir.path();
+    CommandResult fetched = RunToCompletion(fetch, absl::Seconds(30));
+    EXPECT_EQ(fetched.exit_code, 0) << fetched.err;
+    EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/big.bin"),
+              std::string(100, '\0'));
+    ASSERT_EQ(hans.Run("pub small.txt"), "");
+    EXPECT_EQ(hans.Exit().exit_code, kExitOk);
+  }
+  // The store now holds small.txt too, and still big.bin.
+  absl::StatusOr<HashStoreEntries> stored = LoadHashStore(store);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  struct stat small {};
+  ASSERT_EQ(::stat((hans_dir.path() + "/small.txt").c_str(), &small), 0);
+  size_t found = 0;
+  for (const auto& [identity, info] : *stored) {
+    if (identity == IdentityOf(small) || identity == IdentityOf(big)) ++found;
+  }
+  EXPECT_EQ(found, 2u);
+  // Damaged, it is not trusted: the shell says so, and works.
+  std::string bytes = ReadFileOrEmpty(store);
+  ASSERT_FALSE(bytes.empty());
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 1);
+  TempDir scratch;
+  scratch.WriteFile("damaged", bytes);
+  ASSERT_EQ(::rename((scratch.path() + "/damaged").c_str(), store.c_str()), 0);
+  Shell again(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(again.logged_in());
+  EXPECT_TRUE(again.process()
+                  .ReadStderrUntil("not using the hash store", absl::Seconds(5))
+                  .has_value())
+      << again.process().stderr_text();
+  EXPECT_EQ(again.Run("lpf"), "big.bin\nsmall.txt\n");
 }
 
 // Small files are checked before a large one whatever their names, a file

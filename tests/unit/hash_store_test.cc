@@ -1,0 +1,155 @@
+// The hash store (peerctl/hash_store.h): its format round-trips, damage of
+// any kind is refused with where it is, and a store that cannot be used is
+// ignored with a warning, never trusted.
+#include "peerctl/hash_store.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "core/base/file_util.h"
+#include "core/proto/merkle.h"
+#include "gtest/gtest.h"
+
+namespace pcfs {
+namespace {
+
+// An entry as hashing `contents` would give, with a made-up identity.
+std::pair<FileIdentity, FileInfo> EntryOf(uint64_t inode,
+                                          const std::string& contents) {
+  FileIdentity identity;
+  identity.device = 42;
+  identity.inode = inode;
+  identity.size = contents.size();
+  identity.mtime_sec = 1700000000;
+  identity.mtime_nsec = 123456789;
+  FileInfo info;
+  info.size = contents.size();
+  for (uint64_t i = 0; i < MerkleChunkCount(contents.size()); ++i) {
+    info.leaves.push_back(MerkleLeafHash(absl::string_view(contents).substr(
+        i * kMerkleChunkBytes, MerkleChunkLength(contents.size(), i))));
+  }
+  info.root = MerkleRoot(info.leaves);
+  return {identity, info};
+}
+
+HashStoreEntries SomeEntries() {
+  return {EntryOf(1, ""), EntryOf(2, "abc"),
+          EntryOf(3, std::string(2 * kMerkleChunkBytes + 7, 'x'))};
+}
+
+class HashStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/pcfs_hash_store_XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void WriteRaw(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+    ASSERT_TRUE(out.good());
+  }
+  std::string dir_;
+};
+
+TEST(HashStoreCodecTest, RoundTripsEveryEntryWithItsRoot) {
+  const HashStoreEntries entries = SomeEntries();
+  absl::StatusOr<HashStoreEntries> decoded =
+      DecodeHashStore(EncodeHashStore(entries));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, entries);
+  absl::StatusOr<HashStoreEntries> none = DecodeHashStore(EncodeHashStore({}));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(HashStoreCodecTest, AnyChangedByteIsRefused) {
+  const std::string bytes = EncodeHashStore(SomeEntries());
+  for (size_t at = 0; at < bytes.size(); ++at) {
+    std::string damaged = bytes;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x01);
+    EXPECT_FALSE(DecodeHashStore(damaged).ok()) << "byte " << at;
+  }
+}
+
+TEST(HashStoreCodecTest, AStoreCutAnywhereIsRefused) {
+  const std::string bytes = EncodeHashStore(SomeEntries());
+  for (size_t size = 0; size < bytes.size(); ++size) {
+    EXPECT_FALSE(DecodeHashStore(bytes.substr(0, size)).ok()) << size;
+  }
+}
+
+TEST(HashStoreCodecTest, DamageSaysWhatAndWhere) {
+  std::string bytes = EncodeHashStore(SomeEntries());
+  bytes[20] = static_cast<char>(bytes[20] ^ 0x40);
+  absl::Status damaged = DecodeHashStore(bytes).status();
+  EXPECT_TRUE(absl::IsDataLoss(damaged)) << damaged;
+  EXPECT_TRUE(absl::StrContains(damaged.message(), "checksum does not match"))
+      << damaged;
+  absl::Status other = DecodeHashStore("not a store at all, is it?").status();
+  EXPECT_TRUE(absl::IsInvalidArgument(other)) << other;
+}
+
+TEST_F(HashStoreTest, SavedStoreLoadsInAFolderItMakesPrivate) {
+  const std::string path = dir_ + "/state/peerconnect/file-hashes";
+  ASSERT_TRUE(SaveHashStore(path, SomeEntries()).ok());
+  struct stat folder {};
+  ASSERT_EQ(::stat((dir_ + "/state/peerconnect").c_str(), &folder), 0);
+  EXPECT_EQ(folder.st_mode & 0777, 0700u);
+  absl::StatusOr<HashStoreEntries> loaded = LoadHashStore(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, SomeEntries());
+  EXPECT_TRUE(absl::IsNotFound(LoadHashStore(dir_ + "/none").status()));
+}
+
+TEST_F(HashStoreTest, ADamagedStoreIsIgnoredWithAWarning) {
+  const std::string path = dir_ + "/file-hashes";
+  std::string bytes = EncodeHashStore(SomeEntries());
+  bytes.resize(bytes.size() - 40);
+  WriteRaw(path, bytes);
+  FileHashCache cache;
+  const std::string warning = LoadHashStoreInto(path, cache);
+  EXPECT_TRUE(absl::StrContains(warning, path)) << warning;
+  EXPECT_TRUE(absl::StrContains(warning, "read again")) << warning;
+  EXPECT_TRUE(cache.Entries().empty());
+  // No store is no warning.
+  EXPECT_EQ(LoadHashStoreInto(dir_ + "/none", cache), "");
+}
+
+TEST_F(HashStoreTest, SavingKeepsWhatAnotherPeerctlStoredUpToTheCapacity) {
+  const std::string path = dir_ + "/file-hashes";
+  const HashStoreEntries entries = SomeEntries();
+  // Another peerctl stored entries 0 and 1; this one hashed entry 2.
+  ASSERT_TRUE(SaveHashStore(path, {entries[0], entries[1]}).ok());
+  FileHashCache cache(2);
+  cache.Add(entries[2].first, entries[2].second);
+  EXPECT_EQ(SaveHashStoreFrom(path, cache), "");
+  absl::StatusOr<HashStoreEntries> saved = LoadHashStore(path);
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  ASSERT_EQ(saved->size(), 2u);
+  EXPECT_EQ((*saved)[0], entries[2]);
+  // Loaded back, the cache answers from it.
+  FileHashCache fresh;
+  EXPECT_EQ(LoadHashStoreInto(path, fresh), "");
+  EXPECT_EQ(fresh.Entries().size(), 2u);
+}
+
+TEST_F(HashStoreTest, AFolderThatCannotBeMadeIsAWarning) {
+  WriteRaw(dir_ + "/file", "in the way");
+  FileHashCache cache;
+  cache.Add(SomeEntries()[1].first, SomeEntries()[1].second);
+  const std::string warning =
+      SaveHashStoreFrom(dir_ + "/file/peerconnect/file-hashes", cache);
+  EXPECT_TRUE(absl::StrContains(warning, "cannot save the hash store"))
+      << warning;
+}
+
+}  // namespace
+}  // namespace pcfs
