@@ -29,6 +29,16 @@ Peer::~Peer() {
   SaveHashes();
 }
 
+void Peer::LoadHashes() {
+  std::lock_guard<std::mutex> lock(hash_store_mu_);
+  if (hashes_loaded_) return;
+  hashes_loaded_ = true;
+  if (std::string warning = LoadHashStoreInto(hash_store_path_, hashes_);
+      !warning.empty()) {
+    LogWarning("peerctl: ", warning);
+  }
+}
+
 void Peer::SaveHashes() {
   std::lock_guard<std::mutex> lock(hash_store_mu_);
   const uint64_t read = hashes_.files_read();
@@ -83,11 +93,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
   peer->hash_store_path_ = options.hash_store_path.empty()
                                ? DefaultHashStorePath()
                                : options.hash_store_path;
-  if (std::string warning =
-          LoadHashStoreInto(peer->hash_store_path_, peer->hashes_);
-      !warning.empty()) {
-    LogWarning("peerctl: ", warning);
-  }
+  // What the start-up check needs; a one-shot command that hashes (`pub`)
+  // reads it then, and the others never.
+  if (options.serve_files) peer->LoadHashes();
   absl::StatusOr<std::unique_ptr<ControlClient>> client =
       ControlClient::Connect(options.server);
   if (!client.ok()) return client.status();
@@ -369,6 +377,7 @@ absl::StatusOr<std::vector<std::string>> Peer::Search(
 
 absl::Status Peer::Publish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
+  LoadHashes();
   FileIdentity version;
   absl::StatusOr<FileInfo> info =
       hashes_.Hash(options_.share_dir, name, &version);

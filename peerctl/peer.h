@@ -131,8 +131,10 @@ class Peer : public CommandBackend {
   absl::Status CheckPublishedVersion(absl::string_view name,
                                      const FileIdentity& identity) const;
 
-  // Writes the hash store if files were hashed since it was last read or
+  // Reads the hash store into hashes_, once; a store that cannot be used
+  // is logged. Writes it if files were hashed since it was last read or
   // written; a failure is logged.
+  void LoadHashes();
   void SaveHashes();
 
   const PeerOptions options_;
@@ -141,6 +143,7 @@ class Peer : public CommandBackend {
   FileHashCache hashes_;
   std::string hash_store_path_;
   std::mutex hash_store_mu_;
+  bool hashes_loaded_ = false;    // guarded by hash_store_mu_
   uint64_t hashes_saved_at_ = 0;  // hashes_.files_read(); by hash_store_mu_
 
   // Plain std primitives, not absl::Notification: Debian's abseil is not

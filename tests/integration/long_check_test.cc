@@ -116,16 +116,23 @@ TEST(LongCheckTest, TheHashStoreSparesTheReadOfAnUnchangedFile) {
     ASSERT_EQ(hans.Run("pub small.txt"), "");
     EXPECT_EQ(hans.Exit().exit_code, kExitOk);
   }
-  // The store now holds small.txt too, and still big.bin.
+  // A one-shot `pub` stores what it hashed too.
+  hans_dir.WriteFile("oneshot.txt", "one shot\n");
+  CommandResult oneshot = RunPeerctl(daemon, "hans", "hanspass",
+                                     {"pub", "oneshot.txt"}, hans_dir.path());
+  ASSERT_EQ(oneshot.exit_code, kExitOk) << oneshot.err;
+  // The store now holds small.txt and oneshot.txt too, and still big.bin.
   absl::StatusOr<HashStoreEntries> stored = LoadHashStore(store);
   ASSERT_TRUE(stored.ok()) << stored.status();
-  struct stat small {};
-  ASSERT_EQ(::stat((hans_dir.path() + "/small.txt").c_str(), &small), 0);
   size_t found = 0;
-  for (const auto& [identity, info] : *stored) {
-    if (identity == IdentityOf(small) || identity == IdentityOf(big)) ++found;
+  for (const char* name : {"big.bin", "small.txt", "oneshot.txt"}) {
+    struct stat info {};
+    ASSERT_EQ(::stat((hans_dir.path() + "/" + name).c_str(), &info), 0);
+    for (const auto& [identity, hashed] : *stored) {
+      if (identity == IdentityOf(info)) ++found;
+    }
   }
-  EXPECT_EQ(found, 2u);
+  EXPECT_EQ(found, 3u);
   // Damaged, it is not trusted: the shell says so, and works.
   std::string bytes = ReadFileOrEmpty(store);
   ASSERT_FALSE(bytes.empty());
@@ -139,7 +146,7 @@ TEST(LongCheckTest, TheHashStoreSparesTheReadOfAnUnchangedFile) {
                   .ReadStderrUntil("not using the hash store", absl::Seconds(5))
                   .has_value())
       << again.process().stderr_text();
-  EXPECT_EQ(again.Run("lpf"), "big.bin\nsmall.txt\n");
+  EXPECT_EQ(again.Run("lpf"), "big.bin\noneshot.txt\nsmall.txt\n");
 }
 
 // Small files are checked before a large one whatever their names, a file
