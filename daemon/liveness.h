@@ -70,21 +70,29 @@ class ReactorLiveness {
 // datagram that reached its socket before then is handled); DrainedUntil()
 // is the earliest such time of all the reactors, leaving out any that has
 // not drained for `stuck_after` before the asking reactor's own previous
-// drain: one stuck while the others kept turning (the watchdog's business),
-// whose sessions' expiry is held no longer. After a stall of the whole
-// process (stopped, or starved of CPU) no reactor looks stuck, since each
-// one's last drain is about as old as the asking one's previous.
+// drain while the asking one kept turning: one stuck while the others kept
+// turning (the watchdog's business), whose sessions' expiry is held no
+// longer. After a stall of the whole process (stopped, or starved of CPU)
+// no reactor looks stuck: the asking reactor counts its turning from the
+// first drain after a gap of over `stall_gap` between its drains, so the
+// others have `stuck_after` from then to drain what waited on their
+// sockets, however often it ticks before they get the CPU.
 //
 // Pure logic: the times come in as arguments. Thread-safety: Drained(i)
-// from reactor i's thread, DrainedUntil() from any; a release store and
+// and DrainedUntil(i) from reactor i's thread; a release store and
 // acquire loads, so that what a drain handled (renewed deadlines) is seen
 // by the reactor that reads its time.
 class DrainClock {
  public:
-  explicit DrainClock(size_t reactors)
-      : count_(reactors), drained_ns_(new std::atomic<int64_t>[reactors]) {
+  explicit DrainClock(size_t reactors,
+                      absl::Duration stall_gap = absl::Seconds(1))
+      : count_(reactors),
+        stall_gap_(stall_gap),
+        drained_ns_(new std::atomic<int64_t>[reactors]),
+        turning_since_ns_(new std::atomic<int64_t>[reactors]) {
     for (size_t i = 0; i < count_; ++i) {
       drained_ns_[i].store(kNever, std::memory_order_relaxed);
+      turning_since_ns_[i].store(kNever, std::memory_order_relaxed);
     }
   }
 
@@ -92,25 +100,39 @@ class DrainClock {
   // its previous one began (InfinitePast: none). REQUIRES: index <
   // reactors.
   absl::Time Drained(size_t index, absl::Time start) {
-    const int64_t previous = drained_ns_[index].exchange(
-        absl::ToUnixNanos(start), std::memory_order_acq_rel);
+    const int64_t start_ns = absl::ToUnixNanos(start);
+    const int64_t previous =
+        drained_ns_[index].exchange(start_ns, std::memory_order_acq_rel);
+    // The first drain after a stall starts a new stretch of turning (the
+    // first drain of all does not: all the reactors start together).
+    if (previous != kNever &&
+        start - absl::FromUnixNanos(previous) > stall_gap_) {
+      turning_since_ns_[index].store(start_ns, std::memory_order_relaxed);
+    }
     return previous == kNever ? absl::InfinitePast()
                               : absl::FromUnixNanos(previous);
   }
 
-  // The earliest drain start of the reactors that drained at or after
-  // `own_previous - stuck_after`.
-  absl::Time DrainedUntil(absl::Time own_previous,
+  // For reactor `index`, whose previous drain began at `own_previous`: the
+  // earliest drain start of the reactors that drained at or after
+  // `own_previous - stuck_after`, or of all of them while `index` has
+  // turned for less than `stuck_after` before `own_previous` since it last
+  // stalled. REQUIRES: index < reactors; called from reactor index's thread.
+  absl::Time DrainedUntil(size_t index, absl::Time own_previous,
                           absl::Duration stuck_after) const {
     const absl::Time stuck_before = own_previous - stuck_after;
+    const int64_t since_ns =
+        turning_since_ns_[index].load(std::memory_order_relaxed);
+    const bool asker_turned_long_enough =
+        since_ns == kNever || absl::FromUnixNanos(since_ns) < stuck_before;
     absl::Time earliest = absl::InfiniteFuture();
     for (size_t i = 0; i < count_; ++i) {
       const int64_t ns = drained_ns_[i].load(std::memory_order_acquire);
       const absl::Time drained =
           ns == kNever ? absl::InfinitePast() : absl::FromUnixNanos(ns);
       // Stuck: not drained since long before the asker's previous drain
-      // (or never, once the asker has).
-      if (drained < stuck_before) continue;
+      // (or never, once the asker has), while the asker kept turning.
+      if (asker_turned_long_enough && drained < stuck_before) continue;
       earliest = std::min(earliest, drained);
     }
     return earliest;
@@ -119,7 +141,10 @@ class DrainClock {
  private:
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
   const size_t count_;
+  const absl::Duration stall_gap_;
   std::unique_ptr<std::atomic<int64_t>[]> drained_ns_;
+  // Written and read by reactor i's thread only (atomic for simplicity).
+  std::unique_ptr<std::atomic<int64_t>[]> turning_since_ns_;
 };
 
 }  // namespace pcfs

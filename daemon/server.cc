@@ -678,7 +678,7 @@ void Server::OnTick(size_t index, bool watchdog) {
       now,
       last_loss_ns == 0 ? absl::InfinitePast()
                         : absl::FromUnixNanos(last_loss_ns),
-      drains_->DrainedUntil(previous_drain,
+      drains_->DrainedUntil(index, previous_drain,
                             workers_[index].handler->session_timeout()));
   if (index == 0 && replica_ != nullptr) ReclaimReleasedSessions();
   liveness_->Beat(index);

@@ -55,12 +55,12 @@ TEST(DrainClockTest, IsTheEarliestDrainOfAllTheReactors) {
   DrainClock drains(3);
   // Nobody has drained yet: nothing is.
   EXPECT_EQ(drains.Drained(0, kStart), absl::InfinitePast());
-  EXPECT_EQ(drains.DrainedUntil(absl::InfinitePast(), absl::Seconds(3)),
+  EXPECT_EQ(drains.DrainedUntil(0, absl::InfinitePast(), absl::Seconds(3)),
             absl::InfinitePast());
   drains.Drained(1, kStart + absl::Milliseconds(30));
   drains.Drained(2, kStart + absl::Milliseconds(60));
   EXPECT_EQ(drains.Drained(0, kStart + absl::Milliseconds(100)), kStart);
-  EXPECT_EQ(drains.DrainedUntil(kStart, absl::Seconds(3)),
+  EXPECT_EQ(drains.DrainedUntil(0, kStart, absl::Seconds(3)),
             kStart + absl::Milliseconds(30));
 }
 
@@ -73,10 +73,34 @@ TEST(DrainClockTest, AfterAWholeStallTheFirstReactorWaitsForTheOthers) {
   const absl::Time resumed = kStart + absl::Seconds(30);
   const absl::Time previous = drains.Drained(0, resumed);
   EXPECT_EQ(previous, kStart);
-  EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)),
+  EXPECT_EQ(drains.DrainedUntil(0, previous, absl::Seconds(3)),
             kStart + absl::Milliseconds(50));
   drains.Drained(1, resumed + absl::Milliseconds(5));
-  EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)), resumed);
+  EXPECT_EQ(drains.DrainedUntil(0, previous, absl::Seconds(3)), resumed);
+}
+
+// After a whole stall, the first reactor to run may tick again and again
+// before another gets the CPU (a loaded machine): the other is not stuck
+// until the first has turned for `stuck_after` since it resumed.
+TEST(DrainClockTest, AfterAWholeStallTheOthersGetTimeToDrain) {
+  DrainClock drains(2);
+  drains.Drained(0, kStart);
+  drains.Drained(1, kStart + absl::Milliseconds(50));
+  const absl::Time resumed = kStart + absl::Seconds(30);
+  absl::Time now = resumed;
+  absl::Time previous = drains.Drained(0, now);
+  // Up to and including the tick whose previous drain is 3 s after the
+  // resume.
+  for (int tick = 1; tick <= 31; ++tick) {
+    now += absl::Milliseconds(100);
+    previous = drains.Drained(0, now);
+    EXPECT_EQ(drains.DrainedUntil(0, previous, absl::Seconds(3)),
+              kStart + absl::Milliseconds(50))
+        << tick;
+  }
+  now += absl::Milliseconds(100);
+  previous = drains.Drained(0, now);
+  EXPECT_EQ(drains.DrainedUntil(0, previous, absl::Seconds(3)), now);
 }
 
 // One reactor stuck while the others turn: after `stuck_after` of their
@@ -90,11 +114,12 @@ TEST(DrainClockTest, AReactorStuckWhileTheOthersTurnIsLeftOut) {
   for (int tick = 1; tick <= 31; ++tick) {
     now += absl::Milliseconds(100);
     previous = drains.Drained(0, now);
-    EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)), kStart) << tick;
+    EXPECT_EQ(drains.DrainedUntil(0, previous, absl::Seconds(3)), kStart)
+        << tick;
   }
   now += absl::Milliseconds(100);
   previous = drains.Drained(0, now);
-  EXPECT_EQ(drains.DrainedUntil(previous, absl::Seconds(3)), now);
+  EXPECT_EQ(drains.DrainedUntil(0, previous, absl::Seconds(3)), now);
 }
 
 }  // namespace
