@@ -158,6 +158,8 @@ absl::Status Agent::Stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  // A login under way ends its wait for the start-up check at once.
+  if (peer_ != nullptr) peer_->Interrupt();
   // A Start that failed before making the eventfd has no thread to wake.
   const uint64_t one = 1;
   if (stop_event_ && ::write(stop_event_.get(), &one, sizeof(one)) < 0) {
@@ -192,6 +194,11 @@ void Agent::SuperviseSession() {
   bool ever_logged_in = false;
   std::string last_problem;
   for (;;) {
+    {
+      // A stop during a login: nothing more to say or do.
+      std::lock_guard<std::mutex> lock(stop_mu_);
+      if (stopping_) return;
+    }
     if (peer_->logged_in()) {
       if (!logged_in) {
         Log("peerctl serve: logged in as ", options_.user, " at ",

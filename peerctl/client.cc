@@ -260,10 +260,10 @@ void ControlClient::PublishSessionLocked() {
   current_ = session_.Save();
 }
 
-absl::StatusOr<Reply> ControlClient::SessionExchange(MessageType type,
-                                                     const RequestBody& body,
-                                                     ReplyBuffer& buffer) {
-  if (plan_.several()) return FailoverExchange(type, body, buffer);
+absl::StatusOr<Reply> ControlClient::SessionExchange(
+    MessageType type, const RequestBody& body, ReplyBuffer& buffer,
+    const std::atomic<bool>* cancel) {
+  if (plan_.several()) return FailoverExchange(type, body, buffer, cancel);
   if (!session_.logged_in() && ever_logged_in_ && !logged_out_) {
     // The session was lost and logging in again failed so far: the user
     // asks for something, so try at once.
@@ -274,16 +274,17 @@ absl::StatusOr<Reply> ControlClient::SessionExchange(MessageType type,
   }
   if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
   const uint64_t id = session_.session_id();
-  absl::StatusOr<Reply> reply = Exchange(socket_.get(), session_, body, buffer);
+  absl::StatusOr<Reply> reply =
+      Exchange(socket_.get(), session_, body, buffer, cancel);
   if (!reply.ok() || reply->code != ResultCode::kUnknownSession) return reply;
   if (absl::Status s = ReloginLocked(id, true, true); !s.ok()) return s;
   if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
-  return Exchange(socket_.get(), session_, body, buffer);
+  return Exchange(socket_.get(), session_, body, buffer, cancel);
 }
 
-absl::StatusOr<Reply> ControlClient::FailoverExchange(MessageType type,
-                                                      const RequestBody& body,
-                                                      ReplyBuffer& buffer) {
+absl::StatusOr<Reply> ControlClient::FailoverExchange(
+    MessageType type, const RequestBody& body, ReplyBuffer& buffer,
+    const std::atomic<bool>* cancel) {
   const absl::Time give_up =
       std::min(Deadline(), absl::Now() + kFailoverBudget);
   absl::Status last = absl::UnavailableError("no daemon answers");
@@ -311,7 +312,8 @@ absl::StatusOr<Reply> ControlClient::FailoverExchange(MessageType type,
     if (absl::Status s = session_.StartRequest(type); !s.ok()) return s;
     const uint64_t id = session_.session_id();
     absl::StatusOr<Reply> reply =
-        Exchange(socket_.get(), session_, body, buffer);
+        Exchange(socket_.get(), session_, body, buffer, cancel);
+    if (absl::IsCancelled(reply.status())) return reply;
     if (reply.ok() && reply->code != ResultCode::kUnknownSession) return reply;
     if (reply.ok()) {
       // Forgotten by a daemon that answers: log in again there, as with
@@ -697,13 +699,16 @@ absl::StatusOr<FileLocation> ControlClient::Get(absl::string_view name) {
 }
 
 absl::StatusOr<protocol::StatReply> ControlClient::Stat(
-    absl::string_view name) {
+    absl::string_view name, const std::atomic<bool>* cancel) {
   RequestBody body;
   body.name.name = name;
   MutexLock lock(&mu_);
+  if (cancel != nullptr && cancel->load()) {
+    return absl::CancelledError("stopped");
+  }
   auto buffer = std::make_unique<ReplyBuffer>();
   absl::StatusOr<Reply> reply =
-      SessionExchange(MessageType::kStat, body, *buffer);
+      SessionExchange(MessageType::kStat, body, *buffer, cancel);
   if (!reply.ok()) return reply.status();
   if (absl::Status s = StatusOf(*reply); !s.ok()) return s;
   return protocol::DecodeStatReply(reply->payload);

@@ -145,7 +145,10 @@ class ControlClient {
   absl::StatusOr<FileLocation> Get(absl::string_view name);
   // The size and root this user publishes `name` with (STAT); NotFound if
   // it does not publish it.
-  absl::StatusOr<protocol::StatReply> Stat(absl::string_view name);
+  // `cancel`, if given, ends the request (Cancelled) soon after it becomes
+  // true: a background check that must not hold up a logout.
+  absl::StatusOr<protocol::StatReply> Stat(
+      absl::string_view name, const std::atomic<bool>* cancel = nullptr);
 
   // The daemon in use, "host:port" (it changes when the client moves).
   std::string server_name() const;
@@ -180,9 +183,10 @@ class ControlClient {
   // Sends a `type` session request; logs in first when logged out after a
   // lost session, and again (then retries once) when the daemon answers
   // kUnknownSession. REQUIRES: mu_ held.
-  absl::StatusOr<client::Reply> SessionExchange(protocol::MessageType type,
-                                                const client::RequestBody& body,
-                                                ReplyBuffer& buffer)
+  // `cancel` as Exchange's.
+  absl::StatusOr<client::Reply> SessionExchange(
+      protocol::MessageType type, const client::RequestBody& body,
+      ReplyBuffer& buffer, const std::atomic<bool>* cancel = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A session request whose reply is only a result code.
   absl::Status SimpleRequest(protocol::MessageType type,
@@ -205,7 +209,8 @@ class ControlClient {
   // (or kFailoverBudget without one). REQUIRES: mu_ held.
   absl::StatusOr<client::Reply> FailoverExchange(
       protocol::MessageType type, const client::RequestBody& body,
-      ReplyBuffer& buffer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ReplyBuffer& buffer, const std::atomic<bool>* cancel)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells the notifier `line`, whatever the state.
   void Notify(absl::string_view line) const;
   // Logs in again after session `lost` (0: none) was lost, unless another

@@ -50,16 +50,22 @@ void Peer::SaveHashes() {
   }
 }
 
-void Peer::StopHeartbeats() {
+void Peer::Interrupt() {
   // A heartbeat retransmitting under loss ends at once, so that a logout
-  // (`xit`, the end of a one-shot command) does not wait for it.
+  // (`xit`, the end of a one-shot command) does not wait for it; so do the
+  // checker's STAT and read.
   if (client_ != nullptr) client_->StopHeartbeats();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_ = true;
   }
-  stop_hashing_.store(true, std::memory_order_relaxed);
+  stop_checking_.store(true);
+  skip_file_.store(true);
   stop_cv_.notify_all();
+}
+
+void Peer::StopHeartbeats() {
+  Interrupt();
   if (heartbeat_.joinable()) heartbeat_.join();
   if (checker_.joinable()) checker_.join();
 }
@@ -172,27 +178,29 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
       HeartbeatLoop();
     });
   }
-  // The file server serves only names this user publishes: learn those
-  // published in earlier sessions, which the checker thread then checks.
-  // (While this session lives, no other session of the user can publish:
-  // one session per user.)
+  // The file server serves only names this user publishes: the checker
+  // thread learns those published in earlier sessions, asking until the
+  // daemon answers (503 meanwhile), and checks them. (While this session
+  // lives, no other session of the user can publish: one session per
+  // user.)
   if (server_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(stop_mu_);
+      list_wanted_ = true;
+    }
+    stop_cv_.notify_all();
     if (!checker_.joinable()) {
       checker_ = std::thread([this] {
         NameThisThread("checker");
         CheckerLoop();
       });
     }
-    if (absl::StatusOr<std::vector<std::string>> names = ListPublished();
-        !names.ok()) {
-      return names.status();
-    }
     // Small files are checked before the session is put to use; larger
     // ones go on in the background (answered 503 until checked).
     constexpr absl::Duration kCheckWait = absl::Seconds(2);
     std::unique_lock<std::mutex> lock(stop_mu_);
     stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(kCheckWait), [this] {
-      return stopping_ || (!check_wanted_ && !checking_);
+      return stopping_ || (!list_wanted_ && !check_wanted_ && !checking_);
     });
   }
   return absl::OkStatus();
@@ -240,6 +248,7 @@ absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
       }
     }
     published_ = std::move(now);
+    list_known_ = true;
   }
   if (unchecked && server_ != nullptr) {
     {
@@ -257,8 +266,24 @@ void Peer::CheckerLoop() {
   constexpr absl::Duration kRecheckInterval = absl::Seconds(2);
   std::unique_lock<std::mutex> lock(stop_mu_);
   for (;;) {
-    stop_cv_.wait(lock, [this] { return stopping_ || check_wanted_; });
+    stop_cv_.wait(
+        lock, [this] { return stopping_ || list_wanted_ || check_wanted_; });
     if (stopping_) return;
+    if (list_wanted_) {
+      lock.unlock();
+      // Sets check_wanted_ if there is anything to check.
+      const bool listed = ListPublished().ok();
+      lock.lock();
+      if (listed) {
+        list_wanted_ = false;
+        stop_cv_.notify_all();
+      } else if (!stopping_) {
+        // The daemon did not answer: again later.
+        stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(kRecheckInterval),
+                          [this] { return stopping_; });
+      }
+      continue;
+    }
     check_wanted_ = false;
     checking_ = true;
     lock.unlock();
@@ -312,6 +337,7 @@ bool Peer::CheckUncheckedPublications() {
                missing.front(), missing.size() > 1 ? ", ..." : "",
                "): publish ", missing.size() == 1 ? "it" : "them",
                " again once back");
+    missing.clear();
   };
   for (const std::string& name : names) {
     {
@@ -320,7 +346,9 @@ bool Peer::CheckUncheckedPublications() {
     }
     // What the daemon holds, then the file as it is now (hashed into the
     // cache that the leaves are served from).
-    absl::StatusOr<protocol::StatReply> published = client_->Stat(name);
+    absl::StatusOr<protocol::StatReply> published =
+        client_->Stat(name, &stop_checking_);
+    if (absl::IsCancelled(published.status())) return true;  // stopping
     PublishedVersion checked;
     std::string why;
     bool gone = false;
@@ -332,14 +360,36 @@ bool Peer::CheckUncheckedPublications() {
       say_missing();
       return false;  // the daemon did not answer: later
     } else {
+      // The gone ones sort first (no size): said before a long read.
+      say_missing();
+      {
+        MutexLock lock(&published_mu_);
+        auto it = published_.find(name);
+        if (it == published_.end() ||
+            it->second.state != PublishedVersion::State::kUnchecked) {
+          continue;  // published again or withdrawn meanwhile
+        }
+        checking_name_ = name;
+        skip_file_.store(stop_checking_.load());
+      }
       FileIdentity version;
       absl::StatusOr<FileInfo> now =
-          hashes_.Hash(options_.share_dir, name, &version, &stop_hashing_);
+          hashes_.Hash(options_.share_dir, name, &version, &skip_file_);
+      {
+        MutexLock lock(&published_mu_);
+        checking_name_.clear();
+      }
       if (absl::IsCancelled(now.status())) {
-        return true;  // stopping
+        if (stop_checking_.load()) return true;  // stopping
+        continue;  // published again or withdrawn meanwhile
       } else if (absl::IsNotFound(now.status())) {
         checked.state = PublishedVersion::State::kChanged;
         gone = true;
+      } else if (absl::IsAborted(now.status())) {
+        checked.state = PublishedVersion::State::kChanged;
+        why =
+            "it changed while it was checked (publish it again once it is "
+            "done changing)";
       } else if (!now.ok()) {
         checked.state = PublishedVersion::State::kChanged;
         why = absl::StrCat("cannot read it (", now.status().message(),
@@ -378,6 +428,12 @@ absl::StatusOr<std::vector<std::string>> Peer::Search(
 absl::Status Peer::Publish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   LoadHashes();
+  {
+    // The publication this one replaces is not checked any more: its read
+    // would only compete with this one's.
+    MutexLock lock(&published_mu_);
+    if (checking_name_ == name) skip_file_.store(true);
+  }
   FileIdentity version;
   absl::StatusOr<FileInfo> info =
       hashes_.Hash(options_.share_dir, name, &version);
@@ -412,9 +468,11 @@ std::vector<std::string> Peer::KnownPublications() const {
 absl::Status Peer::Unpublish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   // Stop serving first: a download must never start after `unp` returned.
+  // A check of the file under way stops too.
   {
     MutexLock lock(&published_mu_);
     published_.erase(std::string(name));
+    if (checking_name_ == name) skip_file_.store(true);
   }
   return client_->Unpublish(name);
 }
@@ -567,6 +625,10 @@ absl::Status Peer::AuthorizeDownload(absl::string_view name,
                    ticket, name, absl::Now());
   if (!claims.ok()) return claims.status();
   MutexLock lock(&published_mu_);
+  if (!list_known_) {
+    return absl::UnavailableError(
+        "the names this user publishes are not known yet");
+  }
   if (!published_.contains(name)) {
     return absl::NotFoundError("not published");
   }

@@ -113,6 +113,14 @@ class Peer : public CommandBackend {
   // Stops and joins the heartbeat and checker threads (idempotent; one
   // caller at a time).
   void StopHeartbeats();
+
+ public:
+  // From any thread, at once: what Login waits for ends, and so do the
+  // checker's request and read under way; StopHeartbeats (through Logout)
+  // still joins the threads. For an agent told to stop during its start.
+  void Interrupt();
+
+ private:
   // The checker thread: checks each publication of an unknown version
   // (published before this process started) when ListPublished finds one,
   // and again every kRecheckInterval while one could not be checked.
@@ -153,9 +161,13 @@ class Peer : public CommandBackend {
   bool stopping_ = false;      // guarded by stop_mu_
   bool check_wanted_ = false;  // guarded by stop_mu_
   bool checking_ = false;      // guarded by stop_mu_: a pass is running
-  // stopping_, for the checker's hashing to look at between chunks: `xit`
-  // does not wait for a large file's whole read.
-  std::atomic<bool> stop_hashing_{false};
+  bool list_wanted_ = false;   // guarded by stop_mu_: fetch the names
+  // stopping_, for the checker's STAT and hashing to look at (between
+  // retransmissions, between chunks): `xit` waits for neither.
+  std::atomic<bool> stop_checking_{false};
+  // The file the checker is hashing is no longer to be checked (published
+  // again or withdrawn meanwhile), or stop_checking_: its read stops.
+  std::atomic<bool> skip_file_{false};
   std::thread heartbeat_;
   std::thread checker_;
 
@@ -174,6 +186,11 @@ class Peer : public CommandBackend {
   mutable absl::Mutex published_mu_;
   absl::flat_hash_map<std::string, PublishedVersion> published_
       ABSL_GUARDED_BY(published_mu_);
+  // Whether published_ was learnt from the daemon at all: until then a
+  // download is answered 503 (not 404: the name may well be published).
+  bool list_known_ ABSL_GUARDED_BY(published_mu_) = false;
+  // The name whose file the checker is hashing; empty between files.
+  std::string checking_name_ ABSL_GUARDED_BY(published_mu_);
 };
 
 }  // namespace pcfs

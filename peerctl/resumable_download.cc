@@ -204,14 +204,37 @@ absl::StatusOr<bool> SizePartial(int fd, uint64_t size) {
   return false;
 }
 
-// Which chunks of the partial already match their leaves.
+// Which chunks of the partial already match their leaves. A large partial
+// takes seconds to read: the cancel flag stops the read within a chunk,
+// and the deadline within a batch of chunks (Cancelled "download
+// cancelled", DeadlineExceeded, as the transfer's).
 absl::StatusOr<std::vector<bool>> VerifiedChunks(
-    int fd, uint64_t size, const std::vector<Sha256Digest>& leaves) {
-  absl::StatusOr<std::vector<Sha256Digest>> found = HashLeaves(fd, size);
-  if (!found.ok()) return found.status();
+    int fd, uint64_t size, const std::vector<Sha256Digest>& leaves,
+    const std::string& name, const Bounds& bounds) {
+  constexpr uint64_t kBatchChunks = 64;
+  ChunkHashPool::Options options;
+  options.cancel = bounds.cancel;
+  absl::StatusOr<std::unique_ptr<ChunkHashPool>> pool =
+      ChunkHashPool::Create(fd, size, std::move(options));
+  if (!pool.ok()) return pool.status();
+  const uint64_t chunks = (*pool)->chunk_count();
+  for (uint64_t first = 0; first < chunks; first += kBatchChunks) {
+    const uint64_t end = std::min(chunks, first + kBatchChunks);
+    for (uint64_t i = first; i < end; ++i) (*pool)->Submit(i);
+    absl::Status status = (*pool)->Wait();
+    if (absl::IsCancelled(status) || bounds.cancelled()) {
+      return absl::CancelledError("download cancelled");
+    }
+    if (!status.ok()) return status;
+    if (absl::Now() >= bounds.deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("out of time while checking what an earlier get of ",
+                       name, " downloaded"));
+    }
+  }
   std::vector<bool> verified(leaves.size());
   for (size_t i = 0; i < leaves.size(); ++i) {
-    verified[i] = (*found)[i] == leaves[i];
+    verified[i] = (*pool)->leaf(i) == leaves[i];
   }
   return verified;
 }
@@ -657,7 +680,11 @@ absl::StatusOr<bool> DownloadResumable(const DownloadRequest& request,
   std::vector<bool> verified(leaves->size(), false);
   if (*reused) {
     absl::StatusOr<std::vector<bool>> found =
-        VerifiedChunks(file->get(), size, *leaves);
+        VerifiedChunks(file->get(), size, *leaves, request.name, bounds);
+    if (absl::IsCancelled(found.status()) ||
+        absl::IsDeadlineExceeded(found.status())) {
+      return found.status();
+    }
     if (!found.ok()) return MarkFolderFailure(found.status());
     verified = *std::move(found);
   }

@@ -3,10 +3,13 @@
 // than the session timeout: its session must live through the check.
 // Labelled "slow" (PCFS_SLOW_TESTS): it hashes an 8 GiB sparse file (about
 // 5 s on the project's 2-core machine), and part of a 32 GiB one.
+#include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -15,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/proto/merkle.h"
+#include "core/proto/protocol.h"
 #include "gtest/gtest.h"
 #include "peerctl/client.h"
 #include "peerctl/exit_codes.h"
@@ -200,6 +204,147 @@ TEST(LongCheckTest, SmallFilesFirstAndXitDoesNotWaitForTheCheck) {
   // The read of big.bin stopped, unfinished, instead of holding xit.
   EXPECT_FALSE(absl::StrContains(left.err, "not serving big.bin")) << left.err;
   EXPECT_LT(took, absl::Seconds(3)) << left.err;
+}
+
+// The names published earlier come from LPF after the login; a holder
+// whose first LPF goes unanswered asks again until it is answered, and
+// meanwhile tells downloaders it is busy (503) rather than that it does
+// not publish the file (404).
+TEST(LongCheckTest, AHolderWhoseFirstListOfNamesFailsAsksAgain) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir vader_dir;
+  hans_dir.WriteFile("notes.txt", "notes\n");
+  {
+    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
+    ASSERT_TRUE(earlier.logged_in());
+    ASSERT_EQ(earlier.Run("pub notes.txt"), "");
+    ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
+  }
+  std::atomic<bool> drop_lists{true};
+  UdpRelay relay(daemon.port(), [&](UdpRelay::Direction direction, uint64_t,
+                                    const std::string& bytes) {
+    const bool list =
+        bytes.size() > protocol::kTypeOffset &&
+        static_cast<uint8_t>(bytes[protocol::kTypeOffset]) ==
+            static_cast<uint8_t>(protocol::MessageType::kListPublished);
+    if (direction == UdpRelay::Direction::kToDaemon && list && drop_lists) {
+      return UdpRelay::Verdict::Drop();
+    }
+    return UdpRelay::Verdict::Forward();
+  });
+  Shell hans(relay.address(), "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in()) << hans.process().stderr_text();
+  CommandResult early = RunPeerctl(daemon, "vader", "vaderpass",
+                                   {"get", "notes.txt"}, vader_dir.path());
+  EXPECT_EQ(early.exit_code, kExitHolderUnreachable) << early.err;
+  EXPECT_TRUE(absl::StrContains(early.err, "busy")) << early.err;
+  drop_lists = false;
+  CommandResult got;
+  const absl::Time end = absl::Now() + absl::Seconds(30);
+  for (int tries = 0; tries < 60 && absl::Now() < end; ++tries) {
+    got = RunPeerctl(daemon, "vader", "vaderpass", {"get", "notes.txt"},
+                     vader_dir.path());
+    if (got.exit_code == kExitOk) break;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  EXPECT_EQ(got.exit_code, kExitOk) << got.err;
+  EXPECT_EQ(ReadFileOrEmpty(vader_dir.path() + "/notes.txt"), "notes\n");
+}
+
+// An agent told to stop while its start waits for the check stops at
+// once, and says nothing of a login after the stop.
+TEST(LongCheckTest, AnAgentStoppedDuringItsStartStopsAtOnce) {
+  constexpr uint64_t kSize = uint64_t{32} << 30;
+  Daemon daemon;
+  TempDir dir;
+  const std::string share = dir.MakeSubdir("share");
+  std::ofstream(share + "/big.bin").close();
+  std::filesystem::resize_file(share + "/big.bin", kSize);
+  {
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+  }
+  Process::Options options;
+  options.argv = {PCFS_PEERCTL_PATH, "serve",
+                  "--server",        daemon.address(),
+                  "--user",          "hans",
+                  "--share-dir",     share,
+                  "--socket",        dir.path() + "/peerctl.sock"};
+  options.cwd = dir.path();
+  options.env = {{"PEERCTL_PASSWORD", "hanspass"}};
+  Process agent(options);
+  ASSERT_TRUE(agent.ReadStderrUntil("listening at", absl::Seconds(20)))
+      << agent.stderr_text();
+  // Logged in (hans is active), the start now waits up to 2 s for the
+  // check of big.bin, which takes far longer.
+  bool active = false;
+  for (int tries = 0; tries < 100 && !active; ++tries) {
+    CommandResult lap =
+        RunPeerctl(daemon, "vader", "vaderpass", {"lap"}, dir.path());
+    active = lap.out == "hans\n";
+    if (!active) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(active) << agent.stderr_text();
+  const absl::Time stop = absl::Now();
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(absl::Seconds(20)), 0) << agent.stderr_text();
+  const absl::Duration took = absl::Now() - stop;
+  EXPECT_LT(took, absl::Milliseconds(1200)) << agent.stderr_text();
+  const std::string log = agent.stderr_text();
+  const size_t term = log.find("SIGTERM");
+  ASSERT_NE(term, std::string::npos) << log;
+  EXPECT_EQ(log.find("logged in as", term), std::string::npos) << log;
+}
+
+// Files gone from the share folder are said before a large file's long
+// check, not after it (nor never, if the holder stops first); a file that
+// changes while it is checked is said to have changed, not to be
+// unreadable.
+TEST(LongCheckTest, GoneFilesAreSaidFirstAndAChangeDuringTheCheckIsAChange) {
+  constexpr uint64_t kSize = uint64_t{32} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  hans_dir.WriteFile("gone.txt", "soon gone\n");
+  {
+    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
+    ASSERT_TRUE(earlier.logged_in());
+    ASSERT_EQ(earlier.Run("pub gone.txt"), "");
+    ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
+  }
+  ASSERT_EQ(::unlink((hans_dir.path() + "/gone.txt").c_str()), 0);
+  hans_dir.WriteFile("big.bin", "");
+  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
+  {
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+  }
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  EXPECT_TRUE(hans.process()
+                  .ReadStderrUntil("no longer in the share folder (gone.txt)",
+                                   absl::Seconds(2))
+                  .has_value())
+      << hans.process().stderr_text();
+  ASSERT_FALSE(
+      absl::StrContains(hans.process().stderr_text(), "not serving big.bin"))
+      << "the check ended already; " << hans.process().stderr_text();
+  {
+    std::ofstream append(hans_dir.path() + "/big.bin", std::ios::app);
+    append << "more";
+  }
+  EXPECT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving big.bin: it changed while it "
+                                   "was checked",
+                                   absl::Seconds(120))
+                  .has_value())
+      << hans.process().stderr_text();
 }
 
 }  // namespace

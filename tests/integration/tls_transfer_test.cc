@@ -374,18 +374,19 @@ TEST(TlsTransferTest, AFileChangedSinceAnEarlierRunPublishedItIsNotServed) {
   ASSERT_EQ(::unlink((hans_dir.path() + "/gone.txt").c_str()), 0);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
-  ASSERT_TRUE(hans.process()
-                  .ReadStderrUntil("not serving notes.txt: it changed since "
-                                   "it was published",
-                                   absl::Seconds(10))
-                  .has_value())
-      << hans.process().stderr_text();
-  // A file gone from the share folder is said once, with the others gone.
+  // A file gone from the share folder is said once, with the others gone,
+  // before any file is read.
   EXPECT_TRUE(hans.process()
                   .ReadStderrUntil(
                       "not serving 1 file published earlier and no longer in "
                       "the share folder (gone.txt): publish it again once back",
                       absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving notes.txt: it changed since "
+                                   "it was published",
+                                   absl::Seconds(10))
                   .has_value())
       << hans.process().stderr_text();
 
