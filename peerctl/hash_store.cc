@@ -15,6 +15,7 @@
 #include "core/base/file_util.h"
 #include "core/base/unique_fd.h"
 #include "core/proto/merkle.h"
+#include "peerctl/state_folder.h"
 
 namespace pcfs {
 namespace {
@@ -48,18 +49,6 @@ absl::StatusOr<Sha256Digest> DigestOf(absl::string_view bytes) {
 
 absl::Status Damaged(size_t offset, absl::string_view what) {
   return absl::DataLossError(absl::StrCat("byte ", offset, ": ", what));
-}
-
-// mkdir -p with mode 0700 for what it makes.
-absl::Status MakeFolders(const std::string& path) {
-  for (size_t at = 1; at <= path.size(); ++at) {
-    if (at != path.size() && path[at] != '/') continue;
-    const std::string prefix = path.substr(0, at);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoStatus(absl::StrCat("mkdir ", prefix), errno);
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -137,16 +126,7 @@ absl::StatusOr<HashStoreEntries> DecodeHashStore(absl::string_view bytes) {
   return entries;
 }
 
-std::string DefaultHashStorePath() {
-  constexpr absl::string_view kFile = "/peerconnect/file-hashes";
-  const char* state = std::getenv("XDG_STATE_HOME");
-  if (state != nullptr && state[0] == '/') return absl::StrCat(state, kFile);
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && home[0] == '/') {
-    return absl::StrCat(home, "/.local/state", kFile);
-  }
-  return "";
-}
+std::string DefaultHashStorePath() { return StateFilePath("file-hashes"); }
 
 absl::StatusOr<HashStoreEntries> LoadHashStore(const std::string& path) {
   struct stat info {};
@@ -169,7 +149,9 @@ absl::Status SaveHashStore(const std::string& path,
                            const HashStoreEntries& entries) {
   const size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
-    if (absl::Status s = MakeFolders(path.substr(0, slash)); !s.ok()) return s;
+    if (absl::Status s = MakePrivateFolders(path.substr(0, slash)); !s.ok()) {
+      return s;
+    }
   }
   const std::string bytes = EncodeHashStore(entries);
   std::string temp = absl::StrCat(path, ".tmp.XXXXXX");

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "peerctl/state_folder.h"
 
 namespace pcfs {
 namespace {
@@ -196,17 +197,7 @@ bool ReadPlainLine(std::FILE* in, std::string* line) {
   return true;
 }
 
-std::string DefaultHistoryPath() {
-  const char* state = std::getenv("XDG_STATE_HOME");
-  if (state != nullptr && state[0] == '/') {
-    return absl::StrCat(state, "/peerconnect/history");
-  }
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && home[0] == '/') {
-    return absl::StrCat(home, "/.local/state/peerconnect/history");
-  }
-  return "";
-}
+std::string DefaultHistoryPath() { return StateFilePath("history"); }
 
 std::unique_ptr<LineEditor> LineEditor::Create(std::FILE* in, std::FILE* out,
                                                std::FILE* err,

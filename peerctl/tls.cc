@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/file_util.h"
 #include "core/base/unique_fd.h"
+#include "peerctl/state_folder.h"
 
 namespace pcfs {
 namespace {
@@ -66,18 +67,6 @@ absl::StatusOr<KeyPin> PinOfCertificate(X509* certificate) {
       reinterpret_cast<const char*>(der), static_cast<size_t>(size)));
   OPENSSL_free(der);
   return pin;
-}
-
-// mkdir -p with mode 0700 for what it creates.
-absl::Status MakeFolders(const std::string& path) {
-  for (size_t at = 1; at <= path.size(); ++at) {
-    if (at != path.size() && path[at] != '/') continue;
-    const std::string prefix = path.substr(0, at);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoStatus(absl::StrCat("mkdir ", prefix), errno);
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
@@ -222,7 +211,7 @@ absl::StatusOr<TlsIdentity> TlsIdentity::LoadOrCreate(const std::string& path) {
   const std::string folder = slash == std::string::npos
                                  ? "."
                                  : path.substr(0, std::max<size_t>(slash, 1));
-  if (absl::Status s = MakeFolders(folder); !s.ok()) return s;
+  if (absl::Status s = MakePrivateFolders(folder); !s.ok()) return s;
   absl::StatusOr<TlsIdentity> made = Generate();
   if (!made.ok()) return made.status();
   absl::StatusOr<std::string> pem = made->ToPem();
@@ -261,14 +250,7 @@ absl::StatusOr<TlsIdentity> TlsIdentity::LoadOrCreate(const std::string& path) {
 }
 
 std::string DefaultTlsIdentityPath() {
-  constexpr absl::string_view kFile = "/peerconnect/tls-identity.pem";
-  const char* state = std::getenv("XDG_STATE_HOME");
-  if (state != nullptr && state[0] == '/') return absl::StrCat(state, kFile);
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && home[0] == '/') {
-    return absl::StrCat(home, "/.local/state", kFile);
-  }
-  return "";
+  return StateFilePath("tls-identity.pem");
 }
 
 bool KernelTlsAvailable() {

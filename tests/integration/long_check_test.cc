@@ -29,23 +29,27 @@
 namespace pcfs::testing {
 namespace {
 
+// A sparse file of `size` bytes at `path` (no disk space; hashing still
+// reads all of it), published as hans's by an earlier session with `root`
+// (a zero root is found wrong only once the whole file is hashed).
+void PublishSparseEarlier(const Daemon& daemon, const std::string& path,
+                          uint64_t size, const Sha256Digest& root = {}) {
+  std::ofstream(path).close();
+  std::filesystem::resize_file(path, size);
+  std::unique_ptr<ControlClient> earlier =
+      LoggedInClient(daemon, "hans", "hanspass");
+  ASSERT_NE(earlier, nullptr);
+  const std::string name = path.substr(path.rfind('/') + 1);
+  ASSERT_TRUE(earlier->Publish(name, size, root).ok());
+  ASSERT_TRUE(earlier->Logout().ok());
+}
+
 TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
   constexpr uint64_t kSize = uint64_t{8} << 30;
   Daemon daemon;
   TempDir hans_dir;
   TempDir vader_dir;
-  // Sparse: no disk space, but hashing reads all of it.
-  hans_dir.WriteFile("big.bin", "");
-  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
-  {
-    // Published by an earlier session, with a root the check only finds
-    // wrong once it has hashed the whole file.
-    std::unique_ptr<ControlClient> earlier =
-        LoggedInClient(daemon, "hans", "hanspass");
-    ASSERT_NE(earlier, nullptr);
-    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
-    ASSERT_TRUE(earlier->Logout().ok());
-  }
+  PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
   // Over twice the session timeout (3 s) from the login, hans stays active
@@ -164,21 +168,13 @@ TEST(LongCheckTest, SmallFilesFirstAndXitDoesNotWaitForTheCheck) {
   TempDir hans_dir;
   TempDir vader_dir;
   hans_dir.WriteFile("small.txt", "small and quick\n");
-  hans_dir.WriteFile("big.bin", "");
-  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
   {
     Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
     ASSERT_TRUE(earlier.logged_in());
     ASSERT_EQ(earlier.Run("pub small.txt"), "");
     ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
   }
-  {
-    std::unique_ptr<ControlClient> earlier =
-        LoggedInClient(daemon, "hans", "hanspass");
-    ASSERT_NE(earlier, nullptr);
-    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
-    ASSERT_TRUE(earlier->Logout().ok());
-  }
+  PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
   // "small.txt" sorts after "big.bin", yet it is served already.
@@ -259,15 +255,7 @@ TEST(LongCheckTest, AnAgentStoppedDuringItsStartStopsAtOnce) {
   Daemon daemon;
   TempDir dir;
   const std::string share = dir.MakeSubdir("share");
-  std::ofstream(share + "/big.bin").close();
-  std::filesystem::resize_file(share + "/big.bin", kSize);
-  {
-    std::unique_ptr<ControlClient> earlier =
-        LoggedInClient(daemon, "hans", "hanspass");
-    ASSERT_NE(earlier, nullptr);
-    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
-    ASSERT_TRUE(earlier->Logout().ok());
-  }
+  PublishSparseEarlier(daemon, share + "/big.bin", kSize);
   Process::Options options;
   options.argv = {PCFS_PEERCTL_PATH, "serve",
                   "--server",        daemon.address(),
@@ -316,15 +304,7 @@ TEST(LongCheckTest, GoneFilesAreSaidFirstAndAChangeDuringTheCheckIsAChange) {
     ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
   }
   ASSERT_EQ(::unlink((hans_dir.path() + "/gone.txt").c_str()), 0);
-  hans_dir.WriteFile("big.bin", "");
-  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
-  {
-    std::unique_ptr<ControlClient> earlier =
-        LoggedInClient(daemon, "hans", "hanspass");
-    ASSERT_NE(earlier, nullptr);
-    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
-    ASSERT_TRUE(earlier->Logout().ok());
-  }
+  PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
   EXPECT_TRUE(hans.process()
