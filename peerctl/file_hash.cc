@@ -204,7 +204,8 @@ FileIdentity IdentityOf(const struct stat& info) {
 
 absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
                                              FileIdentity* identity,
-                                             const std::atomic<bool>* cancel) {
+                                             const std::atomic<bool>* cancel,
+                                             bool reread_added) {
   absl::StatusOr<SharedFile> file = OpenSharedFile(dir_fd, name);
   if (!file.ok()) return file.status();
   const Key key = IdentityOf(file->info);
@@ -212,7 +213,9 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
   {
     MutexLock lock(&mu_);
     auto it = entries_.find(key);
-    if (it != entries_.end()) return it->second;
+    if (it != entries_.end() && !(reread_added && it->second.added)) {
+      return it->second.info;
+    }
     ++files_read_;
   }
   // Hash outside the lock: a large file takes seconds.
@@ -225,17 +228,18 @@ absl::StatusOr<FileInfo> FileHashCache::Hash(int dir_fd, absl::string_view name,
   if (entries_.size() >= capacity_ && !entries_.contains(key)) {
     entries_.erase(entries_.begin());
   }
-  entries_[key] = *info;
+  entries_[key] = Entry{*info, false};
   return info;
 }
 
 absl::StatusOr<FileInfo> FileHashCache::Hash(absl::string_view dir_path,
                                              absl::string_view name,
                                              FileIdentity* identity,
-                                             const std::atomic<bool>* cancel) {
+                                             const std::atomic<bool>* cancel,
+                                             bool reread_added) {
   absl::StatusOr<UniqueFd> dir = OpenDirectory(dir_path);
   if (!dir.ok()) return dir.status();
-  return Hash(dir->get(), name, identity, cancel);
+  return Hash(dir->get(), name, identity, cancel, reread_added);
 }
 
 absl::StatusOr<std::optional<FileInfo>> FileHashCache::Cached(
@@ -250,12 +254,17 @@ absl::StatusOr<std::optional<FileInfo>> FileHashCache::Cached(
   MutexLock lock(&mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
-  return it->second;
+  return it->second.info;
 }
 
 std::vector<std::pair<FileIdentity, FileInfo>> FileHashCache::Entries() const {
   MutexLock lock(&mu_);
-  return {entries_.begin(), entries_.end()};
+  std::vector<std::pair<FileIdentity, FileInfo>> entries;
+  entries.reserve(entries_.size());
+  for (const auto& [identity, entry] : entries_) {
+    entries.emplace_back(identity, entry.info);
+  }
+  return entries;
 }
 
 void FileHashCache::Add(const FileIdentity& identity, FileInfo info) {
@@ -264,7 +273,7 @@ void FileHashCache::Add(const FileIdentity& identity, FileInfo info) {
   if (entries_.size() >= capacity_ && !entries_.contains(identity)) {
     entries_.erase(entries_.begin());
   }
-  entries_[identity] = std::move(info);
+  entries_[identity] = Entry{std::move(info), true};
 }
 
 uint64_t FileHashCache::files_read() const {

@@ -136,14 +136,20 @@ class FileHashCache {
 
   // Like HashFile(), but answers from the cache when the file is unchanged.
   // `identity`, if given, is set to that of the contents hashed. A read
-  // stops, Cancelled, once `*cancel` (if given) is true.
+  // stops, Cancelled, once `*cancel` (if given) is true. With
+  // `reread_added`, an entry that Add() put in (another run's hash, from
+  // the hash store) is not taken: the file is read and hashed here. `pub`
+  // does so, so that a file changed in place since that run, keeping its
+  // size and mtime, is published as it is now.
   absl::StatusOr<FileInfo> Hash(int dir_fd, absl::string_view name,
                                 FileIdentity* identity = nullptr,
-                                const std::atomic<bool>* cancel = nullptr);
+                                const std::atomic<bool>* cancel = nullptr,
+                                bool reread_added = false);
   absl::StatusOr<FileInfo> Hash(absl::string_view dir_path,
                                 absl::string_view name,
                                 FileIdentity* identity = nullptr,
-                                const std::atomic<bool>* cancel = nullptr);
+                                const std::atomic<bool>* cancel = nullptr,
+                                bool reread_added = false);
 
   // What the cache holds for the file `name` is now, without reading it:
   // nullopt if it has nothing for that version. The errors of
@@ -167,7 +173,11 @@ class FileHashCache {
 
   const size_t capacity_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<Key, FileInfo> entries_ ABSL_GUARDED_BY(mu_);
+  struct Entry {
+    FileInfo info;
+    bool added = false;  // by Add() (from the hash store), not hashed here
+  };
+  absl::flat_hash_map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t files_read_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

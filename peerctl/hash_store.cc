@@ -2,12 +2,16 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -63,6 +67,8 @@ std::string EncodeHashStore(const HashStoreEntries& entries) {
     AppendBig(out, identity.size, 8);
     AppendBig(out, static_cast<uint64_t>(identity.mtime_sec), 8);
     AppendBig(out, static_cast<uint64_t>(identity.mtime_nsec), 8);
+    out.append(reinterpret_cast<const char*>(info.root.data()),
+               info.root.size());
     for (const Sha256Digest& leaf : info.leaves) {
       out.append(reinterpret_cast<const char*>(leaf.data()), leaf.size());
     }
@@ -106,18 +112,21 @@ absl::StatusOr<HashStoreEntries> DecodeHashStore(absl::string_view bytes) {
     identity.mtime_sec = static_cast<int64_t>(LoadBig(body, at + 24, 8));
     identity.mtime_nsec = static_cast<int64_t>(LoadBig(body, at + 32, 8));
     at += kEntryHeadBytes;
+    // The root, then the leaves: the root is not computed again (over a
+    // large store that would take seconds); the checksum covers both.
     const uint64_t leaves = MerkleChunkCount(identity.size);
-    if (leaves > (body.size() - at) / kDigestBytes) {
+    if (leaves + 1 > (body.size() - at) / kDigestBytes) {
       return Damaged(at, absl::StrCat("entry ", i, "'s leaves are cut short"));
     }
     FileInfo info;
     info.size = identity.size;
+    std::memcpy(info.root.data(), body.data() + at, kDigestBytes);
+    at += kDigestBytes;
     info.leaves.resize(leaves);
     for (Sha256Digest& leaf : info.leaves) {
       std::memcpy(leaf.data(), body.data() + at, kDigestBytes);
       at += kDigestBytes;
     }
-    info.root = MerkleRoot(info.leaves);
     entries.emplace_back(identity, std::move(info));
   }
   if (at != body.size()) {
@@ -129,15 +138,37 @@ absl::StatusOr<HashStoreEntries> DecodeHashStore(absl::string_view bytes) {
 std::string DefaultHashStorePath() { return StateFilePath("file-hashes"); }
 
 absl::StatusOr<HashStoreEntries> LoadHashStore(const std::string& path) {
+  // O_NONBLOCK: a FIFO put there must not block the start.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return absl::NotFoundError(path);
+    return ErrnoStatus(absl::StrCat("open ", path), errno);
+  }
   struct stat info {};
-  if (::stat(path.c_str(), &info) == 0 &&
-      static_cast<uint64_t>(info.st_size) > kMaxHashStoreBytes) {
+  if (::fstat(fd.get(), &info) != 0) {
+    return ErrnoStatus(absl::StrCat("fstat ", path), errno);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": not a regular file"));
+  }
+  const uint64_t size = static_cast<uint64_t>(info.st_size);
+  if (size > kMaxHashStoreBytes) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, ": larger than ", kMaxHashStoreBytes, " bytes, so not read"));
   }
-  absl::StatusOr<std::string> bytes = ReadFileToString(path);
-  if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<HashStoreEntries> entries = DecodeHashStore(*bytes);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  size_t have = 0;
+  while (have < bytes.size()) {
+    const ssize_t n = ::pread(fd.get(), bytes.data() + have,
+                              bytes.size() - have, static_cast<off_t>(have));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(absl::StrCat("read ", path), errno);
+    if (n == 0) break;  // cut short meanwhile: the checksum says so
+    have += static_cast<size_t>(n);
+  }
+  bytes.resize(have);
+  absl::StatusOr<HashStoreEntries> entries = DecodeHashStore(bytes);
   if (!entries.ok()) {
     return absl::Status(entries.status().code(),
                         absl::StrCat(path, ": ", entries.status().message()));
@@ -191,18 +222,66 @@ std::string LoadHashStoreInto(const std::string& path, FileHashCache& cache) {
   return "";
 }
 
+namespace {
+
+// The bytes an entry takes in a store.
+size_t EncodedSize(const FileInfo& info) {
+  return kEntryHeadBytes + (info.leaves.size() + 1) * kDigestBytes;
+}
+
+// Removes PATH.tmp.* files in PATH's folder: under the lock, no other
+// peerctl is writing one, so any there was left by one that was killed.
+void RemoveStaleTemporaries(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos
+                                 ? "."
+                                 : path.substr(0, std::max<size_t>(slash, 1));
+  const std::string prefix = absl::StrCat(
+      slash == std::string::npos ? path : path.substr(slash + 1), ".tmp.");
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) == 0) {
+      std::filesystem::remove(entry.path(), error);
+    }
+  }
+}
+
+}  // namespace
+
 std::string SaveHashStoreFrom(const std::string& path,
                               const FileHashCache& cache) {
   if (path.empty()) return "";
-  HashStoreEntries entries = cache.Entries();
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (absl::Status s = MakePrivateFolders(path.substr(0, slash)); !s.ok()) {
+      return absl::StrCat("cannot save the hash store: ", s.message());
+    }
+  }
+  const std::string lock_path = absl::StrCat(path, ".lock");
+  UniqueFd lock(::open(lock_path.c_str(),
+                       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
+    return absl::StrCat(
+        "cannot save the hash store: ",
+        ErrnoStatus(absl::StrCat("lock ", lock_path), errno).message());
+  }
+  RemoveStaleTemporaries(path);
+  HashStoreEntries entries;
+  size_t bytes = kMagic.size() + 8 + kDigestBytes;
   absl::flat_hash_set<FileIdentity> held;
-  for (const auto& entry : entries) held.insert(entry.first);
+  const auto keep = [&](std::pair<FileIdentity, FileInfo> entry) {
+    if (entries.size() >= cache.capacity()) return;
+    const size_t more = EncodedSize(entry.second);
+    if (bytes + more > kMaxHashStoreBytes) return;
+    if (!held.insert(entry.first).second) return;
+    bytes += more;
+    entries.push_back(std::move(entry));
+  };
+  for (auto& entry : cache.Entries()) keep(std::move(entry));
   absl::StatusOr<HashStoreEntries> stored = LoadHashStore(path);
   if (stored.ok()) {
-    for (auto& entry : *stored) {
-      if (entries.size() >= cache.capacity()) break;
-      if (held.insert(entry.first).second) entries.push_back(std::move(entry));
-    }
+    for (auto& entry : *stored) keep(std::move(entry));
   }
   if (absl::Status s = SaveHashStore(path, entries); !s.ok()) {
     return absl::StrCat("cannot save the hash store: ", s.message(),

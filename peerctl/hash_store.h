@@ -13,8 +13,8 @@
 // Format (integers big-endian):
 //   "PCFSHASH" | u32 version (1) | u32 entry count
 //   per entry: u64 device | u64 inode | u64 size | i64 mtime_sec |
-//              i64 mtime_nsec | the leaves, 32 bytes each
-//              (MerkleChunkCount(size) of them)
+//              i64 mtime_nsec | the root (32 bytes) | the leaves, 32 bytes
+//              each (MerkleChunkCount(size) of them)
 //   SHA-256 of every byte before it
 #ifndef PCFS_PEERCTL_HASH_STORE_H_
 #define PCFS_PEERCTL_HASH_STORE_H_
@@ -33,9 +33,10 @@ namespace pcfs {
 
 using HashStoreEntries = std::vector<std::pair<FileIdentity, FileInfo>>;
 
-// The largest store read: 32 bytes of leaves a MiB, so 1 GiB holds the
-// leaves of 32 TiB of files.
-inline constexpr size_t kMaxHashStoreBytes = size_t{1} << 30;
+// The largest store read or written: 32 bytes of leaves a MiB, so 64 MiB
+// holds the leaves of 2 TiB of files. Entries beyond it are not stored
+// (those files are read again at a start).
+inline constexpr size_t kMaxHashStoreBytes = size_t{64} << 20;
 
 // The store's bytes for `entries` (each entry's leaves must add up to its
 // root, as FileHashCache's do).
@@ -49,8 +50,10 @@ absl::StatusOr<HashStoreEntries> DecodeHashStore(absl::string_view bytes);
 // XDG_STATE_HOME); empty if neither variable gives an absolute path.
 std::string DefaultHashStorePath();
 
-// The store at `path`: NotFound if there is none; the errors of
-// DecodeHashStore (with the path) otherwise.
+// The store at `path`: NotFound if there is none; FailedPrecondition if it
+// is not a regular file (a FIFO does not block) or is larger than
+// kMaxHashStoreBytes; the errors of DecodeHashStore (with the path)
+// otherwise.
 absl::StatusOr<HashStoreEntries> LoadHashStore(const std::string& path);
 
 // Writes `entries` to `path` whole (a temporary file renamed over it, so a
@@ -65,8 +68,11 @@ absl::Status SaveHashStore(const std::string& path,
 std::string LoadHashStoreInto(const std::string& path, FileHashCache& cache);
 // Writes `cache`'s entries to `path`, with those the store already holds
 // for other files (another peerctl of the same state folder may have added
-// them), up to the cache's capacity. Returns a warning for the user on
-// failure (empty otherwise).
+// them), up to the cache's capacity and kMaxHashStoreBytes. Holds an
+// exclusive flock on PATH.lock meanwhile, so that two peerctl saving at
+// once lose neither's entries, and removes temporary files a peerctl
+// killed while saving left. Returns a warning for the user on failure
+// (empty otherwise).
 std::string SaveHashStoreFrom(const std::string& path,
                               const FileHashCache& cache);
 

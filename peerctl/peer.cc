@@ -99,9 +99,6 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
   peer->hash_store_path_ = options.hash_store_path.empty()
                                ? DefaultHashStorePath()
                                : options.hash_store_path;
-  // What the start-up check needs; a one-shot command that hashes (`pub`)
-  // reads it then, and the others never.
-  if (options.serve_files) peer->LoadHashes();
   absl::StatusOr<std::unique_ptr<ControlClient>> client =
       ControlClient::Connect(options.server);
   if (!client.ok()) return client.status();
@@ -264,6 +261,8 @@ void Peer::CheckerLoop() {
   // While the daemon does not answer, the unchecked ones wait this long
   // for the next try (and are answered 503 meanwhile).
   constexpr absl::Duration kRecheckInterval = absl::Seconds(2);
+  // Here, not before the login: a large store takes a moment to read.
+  LoadHashes();
   std::unique_lock<std::mutex> lock(stop_mu_);
   for (;;) {
     stop_cv_.wait(
@@ -327,17 +326,31 @@ bool Peer::CheckUncheckedPublications() {
   std::sort(by_size.begin(), by_size.end());
   names.clear();
   for (auto& [size, name] : by_size) names.push_back(std::move(name));
-  // Files no longer in the share folder are said once, not one line each.
+  // Files no longer in the share folder are said in one line (naming the
+  // first few), not one line each: those gone at the start sort first, and
+  // are said before the first file that is there is read.
   std::vector<std::string> missing;
   const auto say_missing = [&] {
     if (missing.empty()) return;
+    constexpr size_t kNamed = 5;
+    std::string named;
+    for (size_t i = 0; i < missing.size() && i < kNamed; ++i) {
+      absl::StrAppend(&named, i == 0 ? "" : ", ", missing[i]);
+    }
+    if (missing.size() > kNamed) {
+      absl::StrAppend(&named, " and ", missing.size() - kNamed, " more");
+    }
     LogWarning("peerctl: not serving ", missing.size(),
                missing.size() == 1 ? " file" : " files",
-               " published earlier and no longer in the share folder (",
-               missing.front(), missing.size() > 1 ? ", ..." : "",
+               " published earlier and no longer in the share folder (", named,
                "): publish ", missing.size() == 1 ? "it" : "them",
                " again once back");
     missing.clear();
+  };
+  const auto in_folder = [&](const std::string& name) {
+    struct stat info {};
+    return ::stat(absl::StrCat(options_.share_dir, "/", name).c_str(), &info) ==
+           0;
   };
   for (const std::string& name : names) {
     {
@@ -361,7 +374,7 @@ bool Peer::CheckUncheckedPublications() {
       return false;  // the daemon did not answer: later
     } else {
       // The gone ones sort first (no size): said before a long read.
-      say_missing();
+      if (in_folder(name)) say_missing();
       {
         MutexLock lock(&published_mu_);
         auto it = published_.find(name);
@@ -382,7 +395,10 @@ bool Peer::CheckUncheckedPublications() {
       if (absl::IsCancelled(now.status())) {
         if (stop_checking_.load()) return true;  // stopping
         continue;  // published again or withdrawn meanwhile
-      } else if (absl::IsNotFound(now.status())) {
+      } else if (absl::IsNotFound(now.status()) ||
+                 (now.ok() && !in_folder(name))) {
+        // Not there, or removed while it was read (the read went on
+        // through the open file): gone either way.
         checked.state = PublishedVersion::State::kChanged;
         gone = true;
       } else if (absl::IsAborted(now.status())) {
@@ -427,7 +443,6 @@ absl::StatusOr<std::vector<std::string>> Peer::Search(
 
 absl::Status Peer::Publish(absl::string_view name) {
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
-  LoadHashes();
   {
     // The publication this one replaces is not checked any more: its read
     // would only compete with this one's.
@@ -435,8 +450,11 @@ absl::Status Peer::Publish(absl::string_view name) {
     if (checking_name_ == name) skip_file_.store(true);
   }
   FileIdentity version;
+  // What this process hashed is taken as it is; another run's hash (from
+  // the hash store) is not: the file is read again.
   absl::StatusOr<FileInfo> info =
-      hashes_.Hash(options_.share_dir, name, &version);
+      hashes_.Hash(options_.share_dir, name, &version, nullptr,
+                   /*reread_added=*/true);
   if (!info.ok()) {
     return absl::Status(
         info.status().code(),

@@ -297,18 +297,23 @@ TEST(LongCheckTest, GoneFilesAreSaidFirstAndAChangeDuringTheCheckIsAChange) {
   Daemon daemon;
   TempDir hans_dir;
   hans_dir.WriteFile("gone.txt", "soon gone\n");
+  hans_dir.WriteFile("gone2.txt", "gone too\n");
   {
     Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
     ASSERT_TRUE(earlier.logged_in());
     ASSERT_EQ(earlier.Run("pub gone.txt"), "");
+    ASSERT_EQ(earlier.Run("pub gone2.txt"), "");
     ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
   }
   ASSERT_EQ(::unlink((hans_dir.path() + "/gone.txt").c_str()), 0);
+  ASSERT_EQ(::unlink((hans_dir.path() + "/gone2.txt").c_str()), 0);
   PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
   EXPECT_TRUE(hans.process()
-                  .ReadStderrUntil("no longer in the share folder (gone.txt)",
+                  .ReadStderrUntil("not serving 2 files published earlier "
+                                   "and no longer in the share folder "
+                                   "(gone.txt, gone2.txt)",
                                    absl::Seconds(2))
                   .has_value())
       << hans.process().stderr_text();

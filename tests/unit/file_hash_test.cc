@@ -194,6 +194,34 @@ TEST_F(FileHashTest, CachedNeverReadsTheFile) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_F(FileHashTest, PubRereadsWhatAnotherRunHashed) {
+  WriteShared("abc", "abc");
+  struct stat info {};
+  ASSERT_EQ(::stat((share_ + "/abc").c_str(), &info), 0);
+  // Another run's hash of this version (from the hash store), wrong: the
+  // file changed in place keeping its size and mtime.
+  FileInfo stale;
+  stale.size = 3;
+  stale.leaves.push_back(Sha256Digest{});
+  stale.root = Sha256Digest{};
+  FileHashCache cache;
+  cache.Add(IdentityOf(info), stale);
+  absl::StatusOr<FileInfo> taken = cache.Hash(dir_.get(), "abc");
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->root, Sha256Digest{});
+  EXPECT_EQ(cache.files_read(), 0u);
+  absl::StatusOr<FileInfo> reread =
+      cache.Hash(dir_.get(), "abc", nullptr, nullptr, /*reread_added=*/true);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(Sha256ToHex(reread->root), kAbcRoot);
+  EXPECT_EQ(cache.files_read(), 1u);
+  // Hashed here now: taken as it is from then on.
+  ASSERT_TRUE(
+      cache.Hash(dir_.get(), "abc", nullptr, nullptr, /*reread_added=*/true)
+          .ok());
+  EXPECT_EQ(cache.files_read(), 1u);
+}
+
 TEST_F(FileHashTest, ACancelledHashIsNotCached) {
   WriteShared("abc", "abc");
   FileHashCache cache;

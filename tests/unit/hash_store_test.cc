@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "core/base/file_util.h"
@@ -139,6 +141,36 @@ TEST_F(HashStoreTest, SavingKeepsWhatAnotherPeerctlStoredUpToTheCapacity) {
   FileHashCache fresh;
   EXPECT_EQ(LoadHashStoreInto(path, fresh), "");
   EXPECT_EQ(fresh.Entries().size(), 2u);
+}
+
+TEST_F(HashStoreTest, OnlyARegularFileOfABoundedSizeIsRead) {
+  // A FIFO would block a read; a device could be read for ever.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  absl::Status not_regular = LoadHashStore(fifo).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(not_regular)) << not_regular;
+  EXPECT_TRUE(absl::IsFailedPrecondition(LoadHashStore("/dev/zero").status()));
+  const std::string large = dir_ + "/large";
+  WriteRaw(large, "");
+  std::filesystem::resize_file(large, kMaxHashStoreBytes + 1);
+  absl::Status too_large = LoadHashStore(large).status();
+  EXPECT_TRUE(absl::StrContains(too_large.message(), "so not read"))
+      << too_large;
+}
+
+TEST_F(HashStoreTest, SavingRemovesWhatAKilledSaveLeft) {
+  const std::string path = dir_ + "/file-hashes";
+  WriteRaw(path + ".tmp.AbC123", "left by a peerctl killed while saving");
+  FileHashCache cache;
+  cache.Add(SomeEntries()[1].first, SomeEntries()[1].second);
+  EXPECT_EQ(SaveHashStoreFrom(path, cache), "");
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"file-hashes", "file-hashes.lock"}));
 }
 
 TEST_F(HashStoreTest, AFolderThatCannotBeMadeIsAWarning) {
