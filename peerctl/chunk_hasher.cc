@@ -88,25 +88,24 @@ void ChunkHashPool::Work() {
       index = queue_.front();
       queue_.pop_front();
     }
-    if (cancel_ != nullptr && cancel_->load(std::memory_order_relaxed)) {
-      // This chunk and every one still queued count as done, unhashed.
-      bool last = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (error_.ok()) error_ = absl::CancelledError("hashing was stopped");
-        pending_ -= 1 + queue_.size();
-        queue_.clear();
-        last = pending_ == 0;
-      }
-      if (last) done_.notify_all();
-      continue;
-    }
-    absl::Status status = HashChunk(index, buffer);
+    // Once cancelled, this chunk and every one still queued count as
+    // done, unhashed.
+    const bool cancelled =
+        cancel_ != nullptr && cancel_->load(std::memory_order_relaxed);
+    absl::Status status = cancelled
+                              ? absl::CancelledError("hashing was stopped")
+                              : HashChunk(index, buffer);
     bool last = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!status.ok() && error_.ok()) error_ = std::move(status);
-      last = --pending_ == 0;
+      uint64_t done = 1;
+      if (cancelled) {
+        done += queue_.size();
+        queue_.clear();
+      }
+      pending_ -= done;
+      last = pending_ == 0;
     }
     if (last) done_.notify_all();
   }

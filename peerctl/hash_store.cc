@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -178,27 +177,11 @@ absl::StatusOr<HashStoreEntries> LoadHashStore(const std::string& path) {
 
 absl::Status SaveHashStore(const std::string& path,
                            const HashStoreEntries& entries) {
-  const size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (absl::Status s = MakePrivateFolders(path.substr(0, slash)); !s.ok()) {
-      return s;
-    }
-  }
-  const std::string bytes = EncodeHashStore(entries);
+  if (absl::Status s = MakePrivateFolderOf(path); !s.ok()) return s;
   std::string temp = absl::StrCat(path, ".tmp.XXXXXX");
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) return ErrnoStatus(absl::StrCat("mkstemp ", temp), errno);
-  absl::Status status;
-  absl::string_view rest = bytes;
-  while (status.ok() && !rest.empty()) {
-    const ssize_t n = ::write(fd.get(), rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      status = ErrnoStatus(absl::StrCat("write ", temp), errno);
-    } else {
-      rest.remove_prefix(static_cast<size_t>(n));
-    }
-  }
+  absl::Status status = WriteAll(fd.get(), EncodeHashStore(entries), temp);
   fd.Reset();
   if (status.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
     status = ErrnoStatus(absl::StrCat("rename ", temp, " to ", path), errno);
@@ -232,14 +215,11 @@ size_t EncodedSize(const FileInfo& info) {
 // Removes PATH.tmp.* files in PATH's folder: under the lock, no other
 // peerctl is writing one, so any there was left by one that was killed.
 void RemoveStaleTemporaries(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  const std::string folder = slash == std::string::npos
-                                 ? "."
-                                 : path.substr(0, std::max<size_t>(slash, 1));
-  const std::string prefix = absl::StrCat(
-      slash == std::string::npos ? path : path.substr(slash + 1), ".tmp.");
+  const std::string prefix =
+      absl::StrCat(std::filesystem::path(path).filename().string(), ".tmp.");
   std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(FolderOf(path), error)) {
     const std::string name = entry.path().filename().string();
     if (name.compare(0, prefix.size(), prefix) == 0) {
       std::filesystem::remove(entry.path(), error);
@@ -252,11 +232,9 @@ void RemoveStaleTemporaries(const std::string& path) {
 std::string SaveHashStoreFrom(const std::string& path,
                               const FileHashCache& cache) {
   if (path.empty()) return "";
-  const size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (absl::Status s = MakePrivateFolders(path.substr(0, slash)); !s.ok()) {
-      return absl::StrCat("cannot save the hash store: ", s.message());
-    }
+  // The lock file goes beside the store.
+  if (absl::Status s = MakePrivateFolderOf(path); !s.ok()) {
+    return absl::StrCat("cannot save the hash store: ", s.message());
   }
   const std::string lock_path = absl::StrCat(path, ".lock");
   UniqueFd lock(::open(lock_path.c_str(),

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,9 +31,6 @@ Peer::~Peer() {
 }
 
 void Peer::LoadHashes() {
-  std::lock_guard<std::mutex> lock(hash_store_mu_);
-  if (hashes_loaded_) return;
-  hashes_loaded_ = true;
   if (std::string warning = LoadHashStoreInto(hash_store_path_, hashes_);
       !warning.empty()) {
     LogWarning("peerctl: ", warning);
@@ -313,19 +311,32 @@ bool Peer::CheckUncheckedPublications() {
   // Smallest first, then by name: the small files are served within
   // moments of the start, not after a large one's read. A name that cannot
   // be looked at sorts first, and its check says why.
-  std::vector<std::pair<uint64_t, std::string>> by_size;
-  by_size.reserve(names.size());
-  for (std::string& name : names) {
+  const auto in_folder = [&](const std::string& name, uint64_t* size) {
     struct stat info {};
-    const std::string path = absl::StrCat(options_.share_dir, "/", name);
-    const uint64_t size = ::stat(path.c_str(), &info) == 0
-                              ? static_cast<uint64_t>(info.st_size)
-                              : 0;
-    by_size.emplace_back(size, std::move(name));
+    if (::stat(absl::StrCat(options_.share_dir, "/", name).c_str(), &info) !=
+        0) {
+      return false;
+    }
+    if (size != nullptr) *size = static_cast<uint64_t>(info.st_size);
+    return true;
+  };
+  struct Candidate {
+    uint64_t size = 0;
+    std::string name;
+    bool there = false;  // when the pass began
+    bool operator<(const Candidate& other) const {
+      return std::tie(size, name) < std::tie(other.size, other.name);
+    }
+  };
+  std::vector<Candidate> candidates;
+  candidates.reserve(names.size());
+  for (std::string& name : names) {
+    Candidate candidate;
+    candidate.there = in_folder(name, &candidate.size);
+    candidate.name = std::move(name);
+    candidates.push_back(std::move(candidate));
   }
-  std::sort(by_size.begin(), by_size.end());
-  names.clear();
-  for (auto& [size, name] : by_size) names.push_back(std::move(name));
+  std::sort(candidates.begin(), candidates.end());
   // Files no longer in the share folder are said in one line (naming the
   // first few), not one line each: those gone at the start sort first, and
   // are said before the first file that is there is read.
@@ -347,12 +358,8 @@ bool Peer::CheckUncheckedPublications() {
                " again once back");
     missing.clear();
   };
-  const auto in_folder = [&](const std::string& name) {
-    struct stat info {};
-    return ::stat(absl::StrCat(options_.share_dir, "/", name).c_str(), &info) ==
-           0;
-  };
-  for (const std::string& name : names) {
+  for (const Candidate& candidate : candidates) {
+    const std::string& name = candidate.name;
     {
       std::lock_guard<std::mutex> lock(stop_mu_);
       if (stopping_) return true;
@@ -374,7 +381,7 @@ bool Peer::CheckUncheckedPublications() {
       return false;  // the daemon did not answer: later
     } else {
       // The gone ones sort first (no size): said before a long read.
-      if (in_folder(name)) say_missing();
+      if (candidate.there) say_missing();
       {
         MutexLock lock(&published_mu_);
         auto it = published_.find(name);
@@ -396,7 +403,7 @@ bool Peer::CheckUncheckedPublications() {
         if (stop_checking_.load()) return true;  // stopping
         continue;  // published again or withdrawn meanwhile
       } else if (absl::IsNotFound(now.status()) ||
-                 (now.ok() && !in_folder(name))) {
+                 (now.ok() && !in_folder(name, nullptr))) {
         // Not there, or removed while it was read (the read went on
         // through the open file): gone either way.
         checked.state = PublishedVersion::State::kChanged;

@@ -65,6 +65,10 @@ class Peer : public CommandBackend {
   // Logs in and starts heartbeats. Errors as ControlClient::Login.
   absl::Status Login(absl::string_view user, absl::string_view password);
   absl::Status Logout();
+  // From any thread, at once: what Login waits for ends, and so do the
+  // checker's request and read under way; StopHeartbeats (through Logout)
+  // still joins the threads. For an agent told to stop during its start.
+  void Interrupt();
   // Whether the session is live (false after a refused re-login, until the
   // next Login succeeds).
   bool logged_in() const { return client_->logged_in(); }
@@ -113,14 +117,6 @@ class Peer : public CommandBackend {
   // Stops and joins the heartbeat and checker threads (idempotent; one
   // caller at a time).
   void StopHeartbeats();
-
- public:
-  // From any thread, at once: what Login waits for ends, and so do the
-  // checker's request and read under way; StopHeartbeats (through Logout)
-  // still joins the threads. For an agent told to stop during its start.
-  void Interrupt();
-
- private:
   // The checker thread: checks each publication of an unknown version
   // (published before this process started) when ListPublished finds one,
   // and again every kRecheckInterval while one could not be checked.
@@ -139,9 +135,9 @@ class Peer : public CommandBackend {
   absl::Status CheckPublishedVersion(absl::string_view name,
                                      const FileIdentity& identity) const;
 
-  // Reads the hash store into hashes_, once; a store that cannot be used
-  // is logged. Writes it if files were hashed since it was last read or
-  // written; a failure is logged.
+  // Reads the hash store into hashes_ (the checker, as it starts); a store
+  // that cannot be used is logged. SaveHashes writes it if files were
+  // hashed since it was last written; a failure is logged.
   void LoadHashes();
   void SaveHashes();
 
@@ -151,7 +147,6 @@ class Peer : public CommandBackend {
   FileHashCache hashes_;
   std::string hash_store_path_;
   std::mutex hash_store_mu_;
-  bool hashes_loaded_ = false;    // guarded by hash_store_mu_
   uint64_t hashes_saved_at_ = 0;  // hashes_.files_read(); by hash_store_mu_
 
   // Plain std primitives, not absl::Notification: Debian's abseil is not

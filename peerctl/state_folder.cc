@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -31,6 +32,17 @@ absl::Status MakePrivateFolders(const std::string& path) {
     }
   }
   return absl::OkStatus();
+}
+
+std::string FolderOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos
+             ? "."
+             : path.substr(0, std::max<size_t>(slash, 1));
+}
+
+absl::Status MakePrivateFolderOf(const std::string& path) {
+  return MakePrivateFolders(FolderOf(path));
 }
 
 }  // namespace pcfs

@@ -20,6 +20,11 @@ std::string StateFilePath(absl::string_view file);
 // naming the folder, on failure.
 absl::Status MakePrivateFolders(const std::string& path);
 
+// The folder that holds the file at `path` ("." for a bare name), and
+// MakePrivateFolders of it.
+std::string FolderOf(const std::string& path);
+absl::Status MakePrivateFolderOf(const std::string& path);
+
 }  // namespace pcfs
 
 #endif  // PCFS_PEERCTL_STATE_FOLDER_H_

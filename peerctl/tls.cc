@@ -69,16 +69,6 @@ absl::StatusOr<KeyPin> PinOfCertificate(X509* certificate) {
   return pin;
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(absl::StrCat("write ", what), errno);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
 // The SSL ex_data slot where a client connection keeps its State (the pin
 // to accept and the verify callback's verdict); made once, thread-safely.
 int ClientStateIndex() {
@@ -207,10 +197,7 @@ absl::StatusOr<TlsIdentity> TlsIdentity::LoadOrCreate(const std::string& path) {
   if (existing.ok()) return FromPem(*existing, path);
   if (!absl::IsNotFound(existing.status())) return existing.status();
 
-  const size_t slash = path.rfind('/');
-  const std::string folder = slash == std::string::npos
-                                 ? "."
-                                 : path.substr(0, std::max<size_t>(slash, 1));
+  const std::string folder = FolderOf(path);
   if (absl::Status s = MakePrivateFolders(folder); !s.ok()) return s;
   absl::StatusOr<TlsIdentity> made = Generate();
   if (!made.ok()) return made.status();

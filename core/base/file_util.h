@@ -5,13 +5,19 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace pcfs {
 
 // The whole contents of the file at `path`. NotFound if it does not exist;
 // otherwise the errno of the failed call, naming it and the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+
+// Writes all of `data` to the file `fd`; the write errno naming `what`
+// (the file's path) on failure.
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);
 
 }  // namespace pcfs
 
