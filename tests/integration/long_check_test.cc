@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -42,6 +43,17 @@ void PublishSparseEarlier(const Daemon& daemon, const std::string& path,
   const std::string name = path.substr(path.rfind('/') + 1);
   ASSERT_TRUE(earlier->Publish(name, size, root).ok());
   ASSERT_TRUE(earlier->Logout().ok());
+}
+
+// `names` (files of `dir`) published as hans's by an earlier shell.
+void PublishInAnEarlierShell(const Daemon& daemon, const std::string& dir,
+                             std::initializer_list<const char*> names) {
+  Shell earlier(daemon, "hans", "hanspass", dir);
+  ASSERT_TRUE(earlier.logged_in());
+  for (const char* name : names) {
+    ASSERT_EQ(earlier.Run(absl::StrCat("pub ", name)), "");
+  }
+  ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
 }
 
 TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
@@ -168,12 +180,7 @@ TEST(LongCheckTest, SmallFilesFirstAndXitDoesNotWaitForTheCheck) {
   TempDir hans_dir;
   TempDir vader_dir;
   hans_dir.WriteFile("small.txt", "small and quick\n");
-  {
-    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
-    ASSERT_TRUE(earlier.logged_in());
-    ASSERT_EQ(earlier.Run("pub small.txt"), "");
-    ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
-  }
+  PublishInAnEarlierShell(daemon, hans_dir.path(), {"small.txt"});
   PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
@@ -211,12 +218,7 @@ TEST(LongCheckTest, AHolderWhoseFirstListOfNamesFailsAsksAgain) {
   TempDir hans_dir;
   TempDir vader_dir;
   hans_dir.WriteFile("notes.txt", "notes\n");
-  {
-    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
-    ASSERT_TRUE(earlier.logged_in());
-    ASSERT_EQ(earlier.Run("pub notes.txt"), "");
-    ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
-  }
+  PublishInAnEarlierShell(daemon, hans_dir.path(), {"notes.txt"});
   std::atomic<bool> drop_lists{true};
   UdpRelay relay(daemon.port(), [&](UdpRelay::Direction direction, uint64_t,
                                     const std::string& bytes) {
@@ -298,13 +300,7 @@ TEST(LongCheckTest, GoneFilesAreSaidFirstAndAChangeDuringTheCheckIsAChange) {
   TempDir hans_dir;
   hans_dir.WriteFile("gone.txt", "soon gone\n");
   hans_dir.WriteFile("gone2.txt", "gone too\n");
-  {
-    Shell earlier(daemon, "hans", "hanspass", hans_dir.path());
-    ASSERT_TRUE(earlier.logged_in());
-    ASSERT_EQ(earlier.Run("pub gone.txt"), "");
-    ASSERT_EQ(earlier.Run("pub gone2.txt"), "");
-    ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
-  }
+  PublishInAnEarlierShell(daemon, hans_dir.path(), {"gone.txt", "gone2.txt"});
   ASSERT_EQ(::unlink((hans_dir.path() + "/gone.txt").c_str()), 0);
   ASSERT_EQ(::unlink((hans_dir.path() + "/gone2.txt").c_str()), 0);
   PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
