@@ -558,9 +558,16 @@ absl::Status StatusFromHttpCode(int status_code) {
     case kUnauthorized:
       return absl::UnauthenticatedError(message);
     case kForbidden:
-      return absl::PermissionDeniedError(message);
+      return absl::PermissionDeniedError(absl::StrCat(
+          message,
+          ": it may not serve that file to you (a ticket for another holder, "
+          "or the file now leads outside its share folder or is not "
+          "readable there)"));
     case kNotFound:
-      return absl::NotFoundError(message);
+      return absl::NotFoundError(absl::StrCat(
+          message,
+          ": it no longer has that file (gone from its share folder, or no "
+          "longer published)"));
     case kMethodNotAllowed:
       return absl::UnimplementedError(message);
     case kConflict:

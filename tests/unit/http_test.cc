@@ -4,12 +4,14 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcfs::http {
 namespace {
 
 using ::absl::StatusCode;
+using ::testing::HasSubstr;
 
 // A curl 7.88-style request for `target`, plus `extra` header lines.
 std::string CurlHead(absl::string_view target, absl::string_view extra = "") {
@@ -387,6 +389,16 @@ TEST(StatusFromHttpCodeTest, MapsRefusals) {
   EXPECT_EQ(StatusFromHttpCode(404).code(), StatusCode::kNotFound);
   EXPECT_EQ(StatusFromHttpCode(503).code(), StatusCode::kUnavailable);
   EXPECT_EQ(StatusFromHttpCode(418).code(), StatusCode::kInternal);
+}
+
+TEST(StatusFromHttpCodeTest, SaysWhatARefusalMeans) {
+  // The downloader's user reads these: the code alone says too little.
+  EXPECT_THAT(StatusFromHttpCode(403).message(),
+              HasSubstr("leads outside its share folder"));
+  EXPECT_THAT(StatusFromHttpCode(404).message(),
+              HasSubstr("no longer has that file"));
+  EXPECT_THAT(StatusFromHttpCode(409).message(), HasSubstr("changed"));
+  EXPECT_THAT(StatusFromHttpCode(503).message(), HasSubstr("try again"));
 }
 
 }  // namespace
