@@ -303,9 +303,7 @@ bool Peer::CheckUncheckedPublications() {
   {
     MutexLock lock(&published_mu_);
     for (const auto& [name, version] : published_) {
-      if (version.state == PublishedVersion::State::kUnchecked) {
-        names.push_back(name);
-      }
+      if (NeedsCheck(version.state)) names.push_back(name);
     }
   }
   // Smallest first, then by name: the small files are served within
@@ -354,8 +352,9 @@ bool Peer::CheckUncheckedPublications() {
     LogWarning("peerctl: not serving ", missing.size(),
                missing.size() == 1 ? " file" : " files",
                " published earlier and no longer in the share folder (", named,
-               "): publish ", missing.size() == 1 ? "it" : "them",
-               " again once back");
+               "): put ", missing.size() == 1 ? "it" : "them",
+               " back as published, or publish ",
+               missing.size() == 1 ? "it" : "them", " again");
     missing.clear();
   };
   for (const Candidate& candidate : candidates) {
@@ -375,6 +374,7 @@ bool Peer::CheckUncheckedPublications() {
     if (absl::IsNotFound(published.status())) {
       // No longer published: ListPublished drops it when it next runs.
       checked.state = PublishedVersion::State::kChanged;
+      checked.withdrawn = true;
       why = "it is no longer published";
     } else if (!published.ok()) {
       say_missing();
@@ -385,8 +385,7 @@ bool Peer::CheckUncheckedPublications() {
       {
         MutexLock lock(&published_mu_);
         auto it = published_.find(name);
-        if (it == published_.end() ||
-            it->second.state != PublishedVersion::State::kUnchecked) {
+        if (it == published_.end() || !NeedsCheck(it->second.state)) {
           continue;  // published again or withdrawn meanwhile
         }
         checking_name_ = name;
@@ -395,6 +394,9 @@ bool Peer::CheckUncheckedPublications() {
       FileIdentity version;
       absl::StatusOr<FileInfo> now =
           hashes_.Hash(options_.share_dir, name, &version, &skip_file_);
+      // The file judged, changed or not: a download that finds another
+      // one has it checked again (CheckPublishedVersion).
+      checked.identity = version;
       {
         MutexLock lock(&published_mu_);
         checking_name_.clear();
@@ -407,6 +409,7 @@ bool Peer::CheckUncheckedPublications() {
         // Not there, or removed while it was read (the read went on
         // through the open file): gone either way.
         checked.state = PublishedVersion::State::kChanged;
+        checked.identity = FileIdentity{};  // none: any file put back differs
         gone = true;
       } else if (absl::IsAborted(now.status())) {
         checked.state = PublishedVersion::State::kChanged;
@@ -419,23 +422,32 @@ bool Peer::CheckUncheckedPublications() {
                            "; publish it again)");
       } else if (now->size != published->size || now->root != published->root) {
         checked.state = PublishedVersion::State::kChanged;
-        why = "it changed since it was published (publish it again)";
+        why =
+            "it changed since it was published (publish it again, or put "
+            "back the version published)";
       } else {
         checked.state = PublishedVersion::State::kKnown;
-        checked.identity = version;
       }
     }
+    bool back = false;
     {
       MutexLock lock(&published_mu_);
       auto it = published_.find(name);
       // Published again (or withdrawn) meanwhile: that version stands.
-      if (it == published_.end() ||
-          it->second.state != PublishedVersion::State::kUnchecked) {
-        continue;
+      if (it == published_.end() || !NeedsCheck(it->second.state)) continue;
+      if (checked.state == PublishedVersion::State::kKnown) {
+        // Refused before and said so: it is served again, which is said.
+        back = it->second.said_refused;
+      } else {
+        checked.said_refused = true;  // said below
       }
       it->second = checked;
     }
     if (!why.empty()) LogWarning("peerctl: not serving ", name, ": ", why);
+    if (back) {
+      Log("peerctl: serving ", name,
+          " again: the file is the version published once more");
+    }
     if (gone) missing.push_back(name);
   }
   say_missing();
@@ -609,29 +621,46 @@ absl::StatusOr<DownloadCommand> Peer::MakeDownloadCommand(
 }
 
 absl::Status Peer::CheckPublishedVersion(absl::string_view name,
-                                         const FileIdentity& identity) const {
+                                         const FileIdentity& identity) {
   using State = PublishedVersion::State;
   {
     MutexLock lock(&published_mu_);
     auto it = published_.find(name);
     // Not published: the authorizer refused it already.
     if (it == published_.end()) return absl::OkStatus();
-    const PublishedVersion& version = it->second;
-    if (version.state == State::kUnchecked) {
-      return absl::UnavailableError(
-          absl::StrCat(name, " is being checked against its publication"));
+    PublishedVersion& version = it->second;
+    switch (version.state) {
+      case State::kUnchecked:
+        return absl::UnavailableError(
+            absl::StrCat(name, " is being checked against its publication"));
+      case State::kKnown:
+        if (version.identity == identity) return absl::OkStatus();
+        break;  // another file than the one published: checked below
+      case State::kChanged:
+        // The checker said so of this very file (or the daemon no longer
+        // has the publication, which no file changes).
+        if (version.withdrawn || version.identity == identity) {
+          return absl::AbortedError(
+              absl::StrCat(name, " is not the version published"));
+        }
+        break;  // another file again: it may be the one published
+      case State::kRechecking:
+        return absl::AbortedError(
+            absl::StrCat(name, " changed since it was published"));
     }
-    if (version.state == State::kKnown && version.identity == identity) {
-      return absl::OkStatus();
-    }
-    // The checker said so once already.
-    if (version.state == State::kChanged) {
-      return absl::AbortedError(
-          absl::StrCat(name, " is not the version published"));
-    }
+    // Refused for now; the checker reads it, and serves it again if it has
+    // the size and root the daemon holds (a file put back), else says why
+    // it does not. The checker reads it only once a download asked for it,
+    // and once per file found: a file that keeps changing is read again
+    // only as often as it is asked for.
+    version.state = State::kRechecking;
+    version.identity = identity;
   }
-  LogWarning("peerctl: not serving ", name,
-             ": it changed since it was published (publish it again)");
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    check_wanted_ = true;
+  }
+  stop_cv_.notify_all();
   return absl::AbortedError(
       absl::StrCat(name, " changed since it was published"));
 }

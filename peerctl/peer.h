@@ -119,9 +119,11 @@ class Peer : public CommandBackend {
   void StopHeartbeats();
   // The checker thread: checks each publication of an unknown version
   // (published before this process started) when ListPublished finds one,
-  // and again every kRecheckInterval while one could not be checked.
+  // each one whose file a download found to be another than the one last
+  // judged (CheckPublishedVersion), and again every kRecheckInterval while
+  // one could not be checked.
   void CheckerLoop();
-  // One pass over the unchecked publications; false if one could not be
+  // One pass over the publications to check; false if one could not be
   // checked for now (the daemon did not answer).
   bool CheckUncheckedPublications();
   // The file server's authorizer: only names this user publishes.
@@ -129,11 +131,14 @@ class Peer : public CommandBackend {
                                  absl::string_view ticket);
   // The file server's file check: a published file goes out only as the
   // version published (Aborted, so 409 Conflict, otherwise): the one this
-  // process hashed at `pub`, or for one published before it started, the
-  // version the checker thread found to have the size and root the daemon
-  // holds (Unavailable, so 503, until it has looked).
+  // process hashed at `pub`, or the one the checker thread found to have
+  // the size and root the daemon holds, for a file published before this
+  // process started (Unavailable, so 503, until it has looked) or one found
+  // to be another file than the version last judged. That other file is
+  // refused, and handed to the checker: a file put back as it was published
+  // (restored from a copy, say) is served again once it has been read.
   absl::Status CheckPublishedVersion(absl::string_view name,
-                                     const FileIdentity& identity) const;
+                                     const FileIdentity& identity);
 
   // Reads the hash store into hashes_ (the checker, as it starts); a store
   // that cannot be used is logged. SaveHashes writes it if files were
@@ -169,13 +174,26 @@ class Peer : public CommandBackend {
   // What this process knows of the file a name was published as.
   struct PublishedVersion {
     enum class State : uint8_t {
-      kUnchecked,  // published before this process started: not yet known
-      kKnown,      // `identity` is the version published
-      kChanged,    // the file is not what was published
+      kUnchecked,   // published before this process started: not yet known
+      kKnown,       // `identity` is the version published
+      kChanged,     // the file (`identity`; none if gone) is not that version
+      kRechecking,  // was known or changed, and a download found another
+                    // file (`identity`), which the checker compares with
+                    // the publication: refused meanwhile, as changed
     };
     State state = State::kUnchecked;
     FileIdentity identity{};
+    // kChanged because the daemon no longer has the publication: no file
+    // makes it served (ListPublished drops the name when it next runs).
+    bool withdrawn = false;
+    // A "not serving" warning was logged for it, and no "serving again"
+    // since: its return to kKnown is said.
+    bool said_refused = false;
   };
+  static bool NeedsCheck(PublishedVersion::State state) {
+    return state == PublishedVersion::State::kUnchecked ||
+           state == PublishedVersion::State::kRechecking;
+  }
   // The names this user publishes, as last learnt from the daemon, each
   // with what is known of its version.
   mutable absl::Mutex published_mu_;

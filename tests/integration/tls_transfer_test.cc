@@ -5,9 +5,11 @@
 // nothing behind; `peerctl url` prints a curl command that fetches the
 // file; --plaintext-transfers still serves plain HTTP (and the same capture
 // then shows the file, which proves the capture check can fail).
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -313,7 +315,7 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
 }
 
 // A published file changed in place afterwards is not what was published:
-// the holder refuses it (404) rather than let curl, which checks nothing,
+// the holder refuses it (409) rather than let curl, which checks nothing,
 // take it for the published file. Published again, it goes out.
 TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
   Daemon daemon;
@@ -352,6 +354,94 @@ TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "PRIVATE draft\n");
 }
 
+// How many times `part` occurs in `text`.
+size_t CountOf(absl::string_view text, absl::string_view part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != absl::string_view::npos;
+       at = text.find(part, at + part.size())) {
+    ++count;
+  }
+  return count;
+}
+
+// A file put back as it was published (restored from a copy: another
+// inode and mtime, the same bytes) is served again without a new `pub`: the
+// first download to find it has the holder read it, and is refused
+// meanwhile; so is one that was gone from the share folder. A file merely
+// touched is the same.
+TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir curl_dir;
+  hans_dir.WriteFile("notes.txt", "public notes\n");
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_EQ(hans.Run("pub notes.txt"), "");
+  const std::string path = hans_dir.path() + "/notes.txt";
+  const auto fetch = [&] {
+    ::unlink((curl_dir.path() + "/notes.txt").c_str());
+    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass",
+                                   {"url", "notes.txt"}, curl_dir.path());
+    EXPECT_EQ(url.exit_code, 0) << url.err;
+    Process::Options shell;
+    shell.argv = {"/bin/sh", "-c", url.out};
+    shell.cwd = curl_dir.path();
+    return RunToCompletion(shell, absl::Seconds(30));
+  };
+  // Changed: refused, and the holder says why once it has read it.
+  hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
+  EXPECT_NE(fetch().exit_code, 0);
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving notes.txt: it changed since "
+                                   "it was published",
+                                   absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  // Refused again without another read: the same changed file.
+  EXPECT_NE(fetch().exit_code, 0);
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "");
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(CountOf(hans.process().stderr_text(), "not serving notes.txt"), 1u)
+      << hans.process().stderr_text();
+
+  // Put back through a new file (as a copy from a backup would be).
+  hans_dir.WriteFile("notes.txt.restore", "public notes\n");
+  ASSERT_EQ(::rename((path + ".restore").c_str(), path.c_str()), 0);
+  EXPECT_NE(fetch().exit_code, 0);  // found, refused while it is read
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("serving notes.txt again: the file is the "
+                                   "version published once more",
+                                   absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  CommandResult served = fetch();
+  EXPECT_EQ(served.exit_code, 0) << served.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "public notes\n");
+
+  // Gone, then back: the same.
+  ASSERT_EQ(::rename(path.c_str(), (path + ".away").c_str()), 0);
+  EXPECT_NE(fetch().exit_code, 0);
+  ASSERT_EQ(::rename((path + ".away").c_str(), path.c_str()), 0);
+  // Its inode, size and mtime are the ones served: nothing to read again.
+  served = fetch();
+  EXPECT_EQ(served.exit_code, 0) << served.err;
+
+  // Touched (a new mtime, the same bytes): read again, then served, with
+  // no warning, since none was given.
+  const struct timespec times[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+  absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  const size_t warnings = CountOf(hans.process().stderr_text(), "not serving");
+  bool touched_served = false;
+  for (int i = 0; i < 50 && !touched_served; ++i) {
+    touched_served = fetch().exit_code == 0;
+    if (!touched_served) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(touched_served);
+  EXPECT_EQ(CountOf(hans.process().stderr_text(), "not serving"), warnings)
+      << hans.process().stderr_text();
+}
+
 // A file published by an earlier run of peerctl is checked when a new one
 // starts: the new one serves it only if it still has the size and root the
 // daemon holds; a file changed meanwhile is refused until published again.
@@ -376,12 +466,14 @@ TEST(TlsTransferTest, AFileChangedSinceAnEarlierRunPublishedItIsNotServed) {
   ASSERT_TRUE(hans.logged_in());
   // A file gone from the share folder is said once, with the others gone,
   // before any file is read.
-  EXPECT_TRUE(hans.process()
-                  .ReadStderrUntil(
-                      "not serving 1 file published earlier and no longer in "
-                      "the share folder (gone.txt): publish it again once back",
-                      absl::Seconds(10))
-                  .has_value())
+  EXPECT_TRUE(
+      hans.process()
+          .ReadStderrUntil(
+              "not serving 1 file published earlier and no longer in "
+              "the share folder (gone.txt): put it back as published, or "
+              "publish it again",
+              absl::Seconds(10))
+          .has_value())
       << hans.process().stderr_text();
   ASSERT_TRUE(hans.process()
                   .ReadStderrUntil("not serving notes.txt: it changed since "
@@ -411,6 +503,17 @@ TEST(TlsTransferTest, AFileChangedSinceAnEarlierRunPublishedItIsNotServed) {
   served = fetch("notes.txt");
   EXPECT_EQ(served.exit_code, 0) << served.err;
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "PRIVATE draft\n");
+  // Put back as published, the gone file is served again once the first
+  // download to find it had it read (that one is refused).
+  hans_dir.WriteFile("gone.txt", "deleted later\n");
+  EXPECT_NE(fetch("gone.txt").exit_code, 0);
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("serving gone.txt again", absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  served = fetch("gone.txt");
+  EXPECT_EQ(served.exit_code, 0) << served.err;
+  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/gone.txt"), "deleted later\n");
 }
 
 }  // namespace
