@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -141,6 +142,38 @@ TEST_F(HashStoreTest, SavingKeepsWhatAnotherPeerctlStoredUpToTheCapacity) {
   FileHashCache fresh;
   EXPECT_EQ(LoadHashStoreInto(path, fresh), "");
   EXPECT_EQ(fresh.Entries().size(), 2u);
+}
+
+// Several peerctl of one state folder saving at once (threads here, each
+// with a file description of its own, which is what flock excludes): each
+// save merges what the store holds under the lock, so none loses another's
+// entries. Without the lock, a save that read the store before another's
+// write and wrote after it would drop that one's entry.
+TEST_F(HashStoreTest, SaversAtOnceLoseNoneOfEachOthersEntries) {
+  const std::string path = dir_ + "/file-hashes";
+  constexpr int kSavers = 6;
+  constexpr int kRounds = 15;
+  std::vector<std::thread> savers;
+  std::vector<std::string> warnings(kSavers);
+  for (int i = 0; i < kSavers; ++i) {
+    savers.emplace_back([&, i] {
+      FileHashCache cache;
+      const auto entry = EntryOf(100 + i, std::string(1000 + i, 'a' + i));
+      cache.Add(entry.first, entry.second);
+      for (int round = 0; round < kRounds; ++round) {
+        const std::string warning = SaveHashStoreFrom(path, cache);
+        if (!warning.empty()) warnings[i] = warning;
+      }
+    });
+  }
+  for (std::thread& saver : savers) saver.join();
+  for (const std::string& warning : warnings) EXPECT_EQ(warning, "");
+  absl::StatusOr<HashStoreEntries> saved = LoadHashStore(path);
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  std::vector<uint64_t> inodes;
+  for (const auto& [identity, info] : *saved) inodes.push_back(identity.inode);
+  std::sort(inodes.begin(), inodes.end());
+  EXPECT_EQ(inodes, (std::vector<uint64_t>{100, 101, 102, 103, 104, 105}));
 }
 
 TEST_F(HashStoreTest, OnlyARegularFileOfABoundedSizeIsRead) {
