@@ -601,6 +601,10 @@ absl::Status ControlClient::Heartbeat() {
     return ReloginLocked(0, false, true);
   }
   if (!reply.ok()) {
+    // The command's --timeout ran out (before the heartbeat was even sent,
+    // or while it waited): the command says so itself, and the daemon was
+    // not found silent.
+    if (absl::Now() >= Deadline()) return reply.status();
     ChangeState(State::kSilent, absl::StrCat("peerctl: heartbeat failed: ",
                                              reply.status().message()));
     return reply.status();

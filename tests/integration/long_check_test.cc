@@ -56,6 +56,45 @@ void PublishInAnEarlierShell(const Daemon& daemon, const std::string& dir,
   ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
 }
 
+// A sparse file of `size` zeros at `path`, whose hash an earlier run of
+// hans's left in the shared hash store (so a shell that starts serves it
+// without reading it), published as hans's with its true root. Returns
+// what was stored.
+FileInfo PublishZerosWithTheirHashStored(const Daemon& daemon,
+                                         const std::string& path,
+                                         uint64_t size) {
+  std::ofstream(path).close();
+  std::filesystem::resize_file(path, size);
+  FileInfo zeros;
+  zeros.size = size;
+  zeros.leaves.assign(MerkleChunkCount(size),
+                      MerkleLeafHash(std::string(kMerkleChunkBytes, '\0')));
+  zeros.root = MerkleRoot(zeros.leaves);
+  struct stat info {};
+  EXPECT_EQ(::stat(path.c_str(), &info), 0);
+  const std::string store = SharedStateHome() + "/peerconnect/file-hashes";
+  EXPECT_TRUE(SaveHashStore(store, {{IdentityOf(info), zeros}}).ok());
+  std::unique_ptr<ControlClient> earlier =
+      LoggedInClient(daemon, "hans", "hanspass");
+  EXPECT_NE(earlier, nullptr);
+  if (earlier == nullptr) return zeros;
+  const std::string name = path.substr(path.rfind('/') + 1);
+  EXPECT_TRUE(earlier->Publish(name, size, zeros.root).ok());
+  EXPECT_TRUE(earlier->Logout().ok());
+  return zeros;
+}
+
+// The bytes process `pid` has read so far (rchar of /proc/PID/io), or -1.
+int64_t BytesReadBy(pid_t pid) {
+  std::ifstream io(absl::StrCat("/proc/", pid, "/io"));
+  std::string key;
+  int64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "rchar:") return value;
+  }
+  return -1;
+}
+
 TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
   constexpr uint64_t kSize = uint64_t{8} << 30;
   Daemon daemon;
@@ -97,26 +136,11 @@ TEST(LongCheckTest, TheHashStoreSparesTheReadOfAnUnchangedFile) {
   Daemon daemon;
   TempDir hans_dir;
   TempDir curl_dir;
-  hans_dir.WriteFile("big.bin", "");
-  std::filesystem::resize_file(hans_dir.path() + "/big.bin", kSize);
   hans_dir.WriteFile("small.txt", "small\n");
   // What an earlier run's `pub big.bin` stored: the leaves of zeros.
-  FileInfo zeros;
-  zeros.size = kSize;
-  zeros.leaves.assign(MerkleChunkCount(kSize),
-                      MerkleLeafHash(std::string(kMerkleChunkBytes, '\0')));
-  zeros.root = MerkleRoot(zeros.leaves);
-  struct stat big {};
-  ASSERT_EQ(::stat((hans_dir.path() + "/big.bin").c_str(), &big), 0);
+  PublishZerosWithTheirHashStored(daemon, hans_dir.path() + "/big.bin", kSize);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   const std::string store = SharedStateHome() + "/peerconnect/file-hashes";
-  ASSERT_TRUE(SaveHashStore(store, {{IdentityOf(big), zeros}}).ok());
-  {
-    std::unique_ptr<ControlClient> earlier =
-        LoggedInClient(daemon, "hans", "hanspass");
-    ASSERT_NE(earlier, nullptr);
-    ASSERT_TRUE(earlier->Publish("big.bin", kSize, zeros.root).ok());
-    ASSERT_TRUE(earlier->Logout().ok());
-  }
   {
     Shell hans(daemon, "hans", "hanspass", hans_dir.path());
     ASSERT_TRUE(hans.logged_in());
@@ -326,6 +350,87 @@ TEST(LongCheckTest, GoneFilesAreSaidFirstAndAChangeDuringTheCheckIsAChange) {
                                    absl::Seconds(120))
                   .has_value())
       << hans.process().stderr_text();
+}
+
+// `unp` of the file whose check is reading it ends the read (the check of
+// a publication that is gone would only compete with what is served).
+TEST(LongCheckTest, UnpOfTheFileBeingCheckedEndsItsRead) {
+  constexpr uint64_t kSize = uint64_t{32} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  const pid_t pid = hans.process().pid();
+  // Reading: over 64 MiB in half a second.
+  const int64_t before = BytesReadBy(pid);
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_GT(BytesReadBy(pid) - before, int64_t{64} << 20)
+      << "the check is not reading big.bin";
+  ASSERT_EQ(hans.Run("unp big.bin"), "");
+  // Its read stops within a chunk or so: well under 64 MiB a second.
+  absl::SleepFor(absl::Milliseconds(200));
+  const int64_t after_unp = BytesReadBy(pid);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_LT(BytesReadBy(pid) - after_unp, int64_t{64} << 20)
+      << "the check of big.bin went on after its unp";
+  EXPECT_FALSE(absl::StrContains(hans.process().stderr_text(), "big.bin"))
+      << hans.process().stderr_text();
+  EXPECT_EQ(hans.Run("lpf"), "No files published\n");
+}
+
+// A file removed while its check reads it (the read goes on through the
+// open file) is said to be gone, not taken as checked.
+TEST(LongCheckTest, AFileRemovedDuringItsCheckIsSaidGone) {
+  constexpr uint64_t kSize = uint64_t{8} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  PublishSparseEarlier(daemon, hans_dir.path() + "/big.bin", kSize);
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  ASSERT_FALSE(absl::StrContains(hans.process().stderr_text(), "big.bin"))
+      << "the check ended already; " << hans.process().stderr_text();
+  ASSERT_EQ(::unlink((hans_dir.path() + "/big.bin").c_str()), 0);
+  EXPECT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving 1 file published earlier and "
+                                   "no longer in the share folder (big.bin)",
+                                   absl::Seconds(120))
+                  .has_value())
+      << hans.process().stderr_text();
+}
+
+// A `get` that resumes a large partial file checks the chunks it holds
+// before it downloads the rest; that check honours --timeout (and Ctrl-C,
+// through the same flag), and the partial stays for the next get.
+TEST(LongCheckTest, AResumedGetStopsAtItsTimeoutWhileItChecksItsPartial) {
+  constexpr uint64_t kSize = uint64_t{32} << 30;
+  Daemon daemon;
+  TempDir hans_dir;
+  TempDir vader_dir;
+  PublishZerosWithTheirHashStored(daemon, hans_dir.path() + "/big.bin", kSize);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  Shell hans(daemon, "hans", "hanspass", hans_dir.path());
+  ASSERT_TRUE(hans.logged_in());
+  // What an earlier get left: all of it there (zeros), none of it known
+  // yet. Checking it reads 32 GiB, about 10 s on the project's machine.
+  const std::string partial = vader_dir.path() + "/.big.bin.pcfs-partial";
+  std::ofstream(partial).close();
+  std::filesystem::resize_file(partial, kSize);
+  const absl::Time start = absl::Now();
+  CommandResult get =
+      RunPeerctl(daemon, "vader", "vaderpass",
+                 {"--timeout", "2s", "get", "big.bin"}, vader_dir.path());
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_NE(get.exit_code, kExitOk) << get.out;
+  EXPECT_TRUE(absl::StrContains(get.err, "big.bin")) << get.err;
+  EXPECT_LT(took, absl::Seconds(6)) << get.err;
+  EXPECT_TRUE(absl::StrContains(get.err, "the --timeout ran out")) << get.err;
+  // Only the command's own error: its heartbeats, also out of time, do not
+  // report the daemon silent.
+  EXPECT_FALSE(absl::StrContains(get.err, "heartbeat")) << get.err;
+  // Kept, whole, for the next get; no file passes for the download.
+  EXPECT_EQ(std::filesystem::file_size(partial), kSize);
+  EXPECT_FALSE(std::filesystem::exists(vader_dir.path() + "/big.bin"));
 }
 
 }  // namespace
