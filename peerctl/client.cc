@@ -432,7 +432,8 @@ absl::Status ControlClient::ReloginLocked(uint64_t lost, bool forgeable,
 
 absl::Status ControlClient::Login(absl::string_view user,
                                   absl::string_view password,
-                                  uint16_t file_port) {
+                                  uint16_t file_port,
+                                  const std::atomic<bool>* cancel) {
   MutexLock lock(&mu_);
   {
     MutexLock state_lock(&state_mu_);
@@ -441,7 +442,7 @@ absl::Status ControlClient::Login(absl::string_view user,
   password_ = std::string(password);
   file_port_ = file_port;
   logged_out_ = false;
-  absl::Status s = LoginLocked();
+  absl::Status s = LoginLocked(cancel);
   // With several daemons, the first that answers: each unanswered one
   // moves on (FailoverPlan), at most once round the list.
   std::string silent;
@@ -450,7 +451,7 @@ absl::Status ControlClient::Login(absl::string_view user,
        ++tried) {
     absl::StrAppend(&silent, silent.empty() ? "" : "; ", s.message());
     (void)AfterFailedLoginLocked(s);
-    s = LoginLocked();
+    s = LoginLocked(cancel);
   }
   if (s.ok()) {
     ever_logged_in_ = true;
@@ -481,7 +482,7 @@ void ControlClient::SetKeyPin(const Sha256Digest& pin) {
   session_.SetKeyPin(pin);
 }
 
-absl::Status ControlClient::LoginLocked() {
+absl::Status ControlClient::LoginLocked(const std::atomic<bool>* cancel) {
   std::string user;
   {
     MutexLock lock(&state_mu_);
@@ -499,7 +500,7 @@ absl::Status ControlClient::LoginLocked() {
   // then the proof -> the daemon's signature and the session.
   while (session_.in_flight()) {
     absl::StatusOr<Reply> reply =
-        Exchange(socket_.get(), session_, RequestBody(), *buffer);
+        Exchange(socket_.get(), session_, RequestBody(), *buffer, cancel);
     if (!reply.ok()) {
       session_.EndSession();
       return reply.status();

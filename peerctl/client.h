@@ -107,9 +107,11 @@ class ControlClient {
   // until one answers (a refusal is an answer). Errors: Unauthenticated
   // (wrong user or password), AlreadyExists (the user is active
   // elsewhere), InvalidArgument (a malformed name), Unavailable (no answer
-  // from the daemon, or from any of them).
+  // from the daemon, or from any of them), Cancelled (`cancel` was set
+  // while it waited for an answer: looked at every 100 ms).
   absl::Status Login(absl::string_view user, absl::string_view password,
-                     uint16_t file_port);
+                     uint16_t file_port,
+                     const std::atomic<bool>* cancel = nullptr);
   // The pin of this peer's TLS key that every login (and re-login)
   // registers; all zero (the default): the file server speaks plain HTTP.
   void SetKeyPin(const Sha256Digest& pin);
@@ -191,7 +193,8 @@ class ControlClient {
   // A session request whose reply is only a result code.
   absl::Status SimpleRequest(protocol::MessageType type,
                              const client::RequestBody& body);
-  absl::Status LoginLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoginLocked(const std::atomic<bool>* cancel = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Resolves the current daemon of plan_ and connects socket_ to it; on
   // failure socket_ is closed and open_error_ says why (a login there
   // then fails as unanswered). REQUIRES: mu_ held.

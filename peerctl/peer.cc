@@ -160,11 +160,15 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options) {
   return peer;
 }
 
-absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
+absl::Status Peer::Login(absl::string_view user, absl::string_view password,
+                         const std::atomic<bool>* interrupt) {
   if (absl::Status s = ValidateUserName(user); !s.ok()) return s;
   if (absl::Status s = ValidatePassword(password); !s.ok()) return s;
   const uint16_t port = server_ != nullptr ? server_->port() : 0;
-  if (absl::Status s = client_->Login(user, password, port); !s.ok()) return s;
+  if (absl::Status s = client_->Login(user, password, port, interrupt);
+      !s.ok()) {
+    return s;
+  }
   // At once: a large `get` outlasts the session timeout (one-shot commands
   // heartbeat too), and so may the check below.
   if (!heartbeat_.joinable()) {
@@ -193,10 +197,22 @@ absl::Status Peer::Login(absl::string_view user, absl::string_view password) {
     // Small files are checked before the session is put to use; larger
     // ones go on in the background (answered 503 until checked).
     constexpr absl::Duration kCheckWait = absl::Seconds(2);
+    // In slices, for `interrupt` (set by a signal handler, which cannot
+    // notify the condition variable).
+    constexpr absl::Duration kSlice = absl::Milliseconds(100);
+    const absl::Time end = absl::Now() + kCheckWait;
     std::unique_lock<std::mutex> lock(stop_mu_);
-    stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(kCheckWait), [this] {
-      return stopping_ || (!list_wanted_ && !check_wanted_ && !checking_);
-    });
+    for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+      if (interrupt != nullptr && interrupt->load()) break;
+      if (stop_cv_.wait_for(
+              lock, absl::ToChronoMilliseconds(std::min(kSlice, end - now)),
+              [this] {
+                return stopping_ ||
+                       (!list_wanted_ && !check_wanted_ && !checking_);
+              })) {
+        break;
+      }
+    }
   }
   return absl::OkStatus();
 }

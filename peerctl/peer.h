@@ -62,8 +62,13 @@ class Peer : public CommandBackend {
   // call Logout() first for a clean exit).
   ~Peer() override;
 
-  // Logs in and starts heartbeats. Errors as ControlClient::Login.
-  absl::Status Login(absl::string_view user, absl::string_view password);
+  // Logs in and starts heartbeats. Errors as ControlClient::Login. Set,
+  // `interrupt` (a shell's Ctrl-C) ends the login's wait for the daemon
+  // (Cancelled: not logged in), or, once logged in, the wait for the
+  // start-up check of the files published earlier (which goes on in the
+  // background): looked at every 100 ms.
+  absl::Status Login(absl::string_view user, absl::string_view password,
+                     const std::atomic<bool>* interrupt = nullptr);
   absl::Status Logout();
   // From any thread, at once: what Login waits for ends, and so do the
   // checker's request and read under way; StopHeartbeats (through Logout)

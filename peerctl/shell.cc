@@ -93,6 +93,31 @@ void PrintList(std::FILE* out,
   Print(out, text);
 }
 
+// peer.Login, during which Ctrl-C on a terminal does not kill the shell
+// with a session left behind (the daemon would refuse the user's next
+// login as active until it expired): while the daemon is waited for, it
+// ends the login and then the shell, as Ctrl-C at the prompts does; once
+// logged in, it ends the wait for the start-up check (which goes on in the
+// background) and the prompt comes, from which `xit` logs out.
+absl::Status LogInInterruptibly(Peer& peer, absl::string_view user,
+                                absl::string_view password, std::FILE* in) {
+  if (!::isatty(::fileno(in))) return peer.Login(user, password);
+  interrupted.store(false, std::memory_order_relaxed);
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  struct sigaction saved {};
+  ::sigaction(SIGINT, &action, &saved);
+  absl::Status s = peer.Login(user, password, &interrupted);
+  ::sigaction(SIGINT, &saved, nullptr);
+  if (absl::IsCancelled(s)) {
+    // Not logged in: the end Ctrl-C would have brought without the handler.
+    ::raise(SIGINT);
+  }
+  interrupted.store(false, std::memory_order_relaxed);
+  return s;
+}
+
 // Logs in, prompting until it works. Returns an exit code to stop with, or
 // -1 once logged in.
 int LogIn(Peer& peer, std::FILE* in, std::FILE* out, std::FILE* err) {
@@ -109,7 +134,7 @@ int LogIn(Peer& peer, std::FILE* in, std::FILE* out, std::FILE* err) {
       Print(out, "\n");
       return kExitOk;
     }
-    absl::Status s = peer.Login(user, password);
+    absl::Status s = LogInInterruptibly(peer, user, password, in);
     switch (s.code()) {
       case absl::StatusCode::kOk:
         return -1;

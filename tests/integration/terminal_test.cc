@@ -350,5 +350,61 @@ TEST(TerminalTest, GetShowsProgressAndCtrlCCancelsIt) {
   (*vader)->Logout().IgnoreError();
 }
 
+// Ctrl-C while the shell waits, after its login, for the check of a large
+// file published earlier: the wait ends and the prompt comes (the check
+// goes on behind it), and `xit` logs out, so the user logs in again at
+// once. It used to kill the shell with its session left to expire, and
+// the next login was refused as "already active".
+TEST(TerminalTest, CtrlCDuringTheStartupCheckGivesThePrompt) {
+  Daemon daemon;
+  TempDir dir;
+  TempDir state;
+  // Published earlier with a root no file has: its check reads all 8 GiB
+  // (seconds), well past the 2 s the start waits.
+  constexpr uint64_t kSize = uint64_t{8} << 30;
+  dir.WriteFile("big.bin", "");
+  ASSERT_EQ(::truncate((dir.path() + "/big.bin").c_str(), kSize), 0);
+  {
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+  }
+  Terminal terminal(daemon.address(), dir.path(), state.path());
+  ASSERT_TRUE(terminal.ReadUntil("Username: ")) << terminal.output();
+  terminal.Type("hans\r");
+  ASSERT_TRUE(terminal.ReadUntil("Password: ")) << terminal.output();
+  absl::SleepFor(absl::Milliseconds(300));  // echo off first (see LogIn)
+  terminal.Type("hanspass\r");
+  absl::SleepFor(absl::Milliseconds(500));  // logged in, waiting
+  terminal.Type("\x03");                    // Ctrl-C
+  ASSERT_TRUE(terminal.ReadUntil("> ", absl::Seconds(10))) << terminal.output();
+  terminal.Type("xit\r");
+  EXPECT_EQ(terminal.Wait(absl::Seconds(10)), 0) << terminal.output();
+  CommandResult again =
+      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+}
+
+// Ctrl-C while the login waits for a daemon that does not answer ends the
+// shell at once, as it does at the prompts (not logged in: nothing to end).
+TEST(TerminalTest, CtrlCWhileTheDaemonIsWaitedForEndsTheShell) {
+  Daemon daemon;
+  UdpRelay relay(daemon.port(), DropFraction(1.0, 1));
+  TempDir dir;
+  TempDir state;
+  Terminal terminal(relay.address(), dir.path(), state.path());
+  ASSERT_TRUE(terminal.ReadUntil("Username: ")) << terminal.output();
+  terminal.Type("hans\r");
+  ASSERT_TRUE(terminal.ReadUntil("Password: ")) << terminal.output();
+  absl::SleepFor(absl::Milliseconds(300));
+  terminal.Type("hanspass\r");
+  absl::SleepFor(absl::Milliseconds(500));  // the login retransmits
+  terminal.Type("\x03");
+  // Killed by the SIGINT (the harness's 128), within moments.
+  EXPECT_EQ(terminal.Wait(absl::Seconds(3)), 128) << terminal.output();
+}
+
 }  // namespace
 }  // namespace pcfs::testing
