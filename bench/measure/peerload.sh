@@ -21,7 +21,13 @@
 # heartbeat medians 0.855 and 0.812, 0.844 and 0.839. (At the first 25% cap,
 # before rounds were checked for an idle echo, one binary's median read
 # 0.69-0.78 over a dozen runs; halves one after the other gave 0.66-0.99.)
-# Single rounds spread wider (see capped_rounds). The target reads these;
+# Single rounds spread wider (see capped_rounds). One source of the spread
+# between runs is the cgroups themselves: two made with the same quota let
+# the same daemon answer 2-6% more in one than in the other, the same way
+# throughout a run, either way from one making of them to the next
+# (bench/measure/ab.sh, which swaps its sides' cgroups every round for that
+# reason). Here the daemon always runs in the first cgroup and the echo in
+# the second, so a run's ratio carries that difference. The target reads these;
 # without a writable cgroup (not root) they are skipped, and the target
 # falls back to the r1-* scenarios.
 #
