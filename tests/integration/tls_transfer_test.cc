@@ -314,6 +314,28 @@ TEST(TlsTransferTest, UrlPrintsACurlCommandThatFetchesTheFile) {
             ReadFileOrEmpty(hans_dir.path() + "/" + name));
 }
 
+// The curl command `peerctl url NAME` prints (as vader), run in `dir`.
+CommandResult FetchWithCurl(const Daemon& daemon, const std::string& name,
+                            const std::string& dir) {
+  CommandResult url =
+      RunPeerctl(daemon, "vader", "vaderpass", {"url", name}, dir);
+  EXPECT_EQ(url.exit_code, 0) << url.err;
+  Process::Options shell;
+  shell.argv = {"/bin/sh", "-c", url.out};
+  shell.cwd = dir;
+  return RunToCompletion(shell, absl::Seconds(30));
+}
+
+// How many times `part` occurs in `text`.
+size_t CountOf(absl::string_view text, absl::string_view part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != absl::string_view::npos;
+       at = text.find(part, at + part.size())) {
+    ++count;
+  }
+  return count;
+}
+
 // A published file changed in place afterwards is not what was published:
 // the holder refuses it (409) rather than let curl, which checks nothing,
 // take it for the published file. Published again, it goes out.
@@ -330,13 +352,7 @@ TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
   hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
 
   const auto fetch = [&] {
-    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass",
-                                   {"url", "notes.txt"}, curl_dir.path());
-    EXPECT_EQ(url.exit_code, 0) << url.err;
-    Process::Options shell;
-    shell.argv = {"/bin/sh", "-c", url.out};
-    shell.cwd = curl_dir.path();
-    return RunToCompletion(shell, absl::Seconds(30));
+    return FetchWithCurl(daemon, "notes.txt", curl_dir.path());
   };
   CommandResult refused = fetch();
   EXPECT_NE(refused.exit_code, 0) << refused.err;
@@ -352,16 +368,6 @@ TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
   CommandResult served = fetch();
   EXPECT_EQ(served.exit_code, 0) << served.err;
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "PRIVATE draft\n");
-}
-
-// How many times `part` occurs in `text`.
-size_t CountOf(absl::string_view text, absl::string_view part) {
-  size_t count = 0;
-  for (size_t at = text.find(part); at != absl::string_view::npos;
-       at = text.find(part, at + part.size())) {
-    ++count;
-  }
-  return count;
 }
 
 // A file put back as it was published (restored from a copy: another
@@ -380,13 +386,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   const std::string path = hans_dir.path() + "/notes.txt";
   const auto fetch = [&] {
     ::unlink((curl_dir.path() + "/notes.txt").c_str());
-    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass",
-                                   {"url", "notes.txt"}, curl_dir.path());
-    EXPECT_EQ(url.exit_code, 0) << url.err;
-    Process::Options shell;
-    shell.argv = {"/bin/sh", "-c", url.out};
-    shell.cwd = curl_dir.path();
-    return RunToCompletion(shell, absl::Seconds(30));
+    return FetchWithCurl(daemon, "notes.txt", curl_dir.path());
   };
   // Changed: refused, and the holder says why once it has read it.
   hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
@@ -483,13 +483,7 @@ TEST(TlsTransferTest, AFileChangedSinceAnEarlierRunPublishedItIsNotServed) {
       << hans.process().stderr_text();
 
   const auto fetch = [&](const std::string& name) {
-    CommandResult url = RunPeerctl(daemon, "vader", "vaderpass", {"url", name},
-                                   curl_dir.path());
-    EXPECT_EQ(url.exit_code, 0) << url.err;
-    Process::Options shell;
-    shell.argv = {"/bin/sh", "-c", url.out};
-    shell.cwd = curl_dir.path();
-    return RunToCompletion(shell, absl::Seconds(30));
+    return FetchWithCurl(daemon, name, curl_dir.path());
   };
   CommandResult refused = fetch("notes.txt");
   EXPECT_NE(refused.exit_code, 0) << refused.err;
