@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -80,6 +81,23 @@ std::string ReadFileOrEmpty(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+std::optional<uint64_t> IoCounterOf(pid_t pid, const std::string& counter) {
+  const std::string io = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/io"));
+  const std::string key = counter + ":";
+  const size_t at = io.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t start = at + key.size();
+  const size_t end = io.find('\n', start);
+  uint64_t value = 0;
+  if (!absl::SimpleAtoi(
+          absl::StripAsciiWhitespace(absl::string_view(io).substr(
+              start, end == std::string::npos ? end : end - start)),
+          &value)) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 bool FileExists(const std::string& path) {

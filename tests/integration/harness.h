@@ -53,6 +53,10 @@ bool FileExists(const std::string& path);
 std::vector<std::string> ListFolder(const std::string& path);
 // Writes `size` pseudo-random bytes (seeded) to `path`.
 void WriteRandomFile(const std::string& path, size_t size, uint32_t seed);
+// A counter of process `pid`'s I/O from /proc/PID/io: "rchar" (bytes
+// read) or "wchar" (bytes written, sendfile(2) and sockets included);
+// nullopt if the process or the counter is not there.
+std::optional<uint64_t> IoCounterOf(pid_t pid, const std::string& counter);
 
 // A child process with pipes on stdin, stdout and stderr.
 class Process {

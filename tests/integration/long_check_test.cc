@@ -86,13 +86,8 @@ FileInfo PublishZerosWithTheirHashStored(const Daemon& daemon,
 
 // The bytes process `pid` has read so far (rchar of /proc/PID/io), or -1.
 int64_t BytesReadBy(pid_t pid) {
-  std::ifstream io(absl::StrCat("/proc/", pid, "/io"));
-  std::string key;
-  int64_t value = 0;
-  while (io >> key >> value) {
-    if (key == "rchar:") return value;
-  }
-  return -1;
+  const std::optional<uint64_t> read = IoCounterOf(pid, "rchar");
+  return read.has_value() ? static_cast<int64_t>(*read) : -1;
 }
 
 TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {

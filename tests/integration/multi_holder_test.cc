@@ -18,7 +18,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/base/unique_fd.h"
 #include "core/io/net.h"
@@ -38,19 +37,10 @@ FileInfo HashOf(const std::string& dir, const std::string& name) {
   return info.value_or(FileInfo{});
 }
 
-// Bytes a process has written (sockets included), from /proc/PID/io.
+// Bytes a process has written (sockets included), from /proc/PID/io; 0 if
+// it cannot be read.
 uint64_t BytesWrittenBy(pid_t pid) {
-  const std::string io = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/io"));
-  const size_t at = io.find("wchar:");
-  if (at == std::string::npos) return 0;
-  const size_t end = io.find('\n', at);
-  uint64_t bytes = 0;
-  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(
-                            absl::string_view(io).substr(at + 6, end - at - 6)),
-                        &bytes)) {
-    return 0;
-  }
-  return bytes;
+  return IoCounterOf(pid, "wchar").value_or(0);
 }
 
 // Two peerctl shells, hans and yoda, each publishing its own copy of

@@ -302,17 +302,7 @@ TEST(TransferTest, HolderServesOnlyWhatItsUserPublishes) {
 // The bytes `pid` has written (write, sendfile, ...: /proc/PID/io wchar).
 // A holder sends files with sendfile(2), which the kernel counts here.
 std::optional<uint64_t> BytesWrittenBy(pid_t pid) {
-  const std::string io = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/io"));
-  const size_t at = io.find("wchar:");
-  if (at == std::string::npos) return std::nullopt;
-  const size_t end = io.find('\n', at);
-  uint64_t bytes = 0;
-  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(
-                            absl::string_view(io).substr(at + 6, end - at - 6)),
-                        &bytes)) {
-    return std::nullopt;
-  }
-  return bytes;
+  return IoCounterOf(pid, "wchar");
 }
 
 // `get` as vader, retried while the daemon still counts a killed vader as
