@@ -20,6 +20,7 @@
 #include "peerctl/control.h"
 #include "peerctl/exit_codes.h"
 #include "peerctl/json.h"
+#include "peerctl/signal_catcher.h"
 
 namespace pcfs {
 namespace {
@@ -37,30 +38,6 @@ void OnStopSignal(int signo) {
   stop_signal.store(signo, std::memory_order_relaxed);
   stop_requested.store(true, std::memory_order_relaxed);
 }
-
-// While it lives, SIGINT and SIGTERM cancel the download in progress
-// (what arrived stays in the partial for the next get) instead of killing
-// the process, so that it logs out; the caller re-raises the signal after.
-class StopSignalsCancel {
- public:
-  StopSignalsCancel() {
-    struct sigaction action {};
-    action.sa_handler = OnStopSignal;
-    ::sigemptyset(&action.sa_mask);
-    ::sigaction(SIGINT, &action, &saved_int_);
-    ::sigaction(SIGTERM, &action, &saved_term_);
-  }
-  ~StopSignalsCancel() {
-    ::sigaction(SIGINT, &saved_int_, nullptr);
-    ::sigaction(SIGTERM, &saved_term_, nullptr);
-  }
-  StopSignalsCancel(const StopSignalsCancel&) = delete;
-  StopSignalsCancel& operator=(const StopSignalsCancel&) = delete;
-
- private:
-  struct sigaction saved_int_ {};
-  struct sigaction saved_term_ {};
-};
 
 // Ends the process as the caught stop signal would have (an exit status
 // of 128+signal for the shell), once the command has cleaned up.
@@ -316,10 +293,12 @@ int RunOneShot(const PeerOptions& options, const OneShotCommand& command,
   }
   int code;
   {
-    // A get: Ctrl-C or SIGTERM stops the download, the session ends, and
-    // the process then ends by that signal.
-    std::optional<StopSignalsCancel> stop_signals;
-    if (command.command == "get") stop_signals.emplace();
+    // A get: Ctrl-C or SIGTERM cancels the download in progress (what
+    // arrived stays in the partial for the next get) instead of killing the
+    // process, the session ends, and the process then ends by that signal.
+    std::optional<SignalCatcher> stop_signals;
+    if (command.command == "get")
+      stop_signals.emplace({SIGINT, SIGTERM}, OnStopSignal);
     code = printer.Run(**peer);
   }
   if (absl::Status s = (*peer)->Logout(); !s.ok() && code == kExitOk) {

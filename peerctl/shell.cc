@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "peerctl/downloader.h"
 #include "peerctl/exit_codes.h"
 #include "peerctl/line_editor.h"
+#include "peerctl/signal_catcher.h"
 
 namespace pcfs {
 namespace {
@@ -103,13 +105,11 @@ absl::Status LogInInterruptibly(Peer& peer, absl::string_view user,
                                 absl::string_view password, std::FILE* in) {
   if (!::isatty(::fileno(in))) return peer.Login(user, password);
   interrupted.store(false, std::memory_order_relaxed);
-  struct sigaction action {};
-  action.sa_handler = OnInterrupt;
-  sigemptyset(&action.sa_mask);
-  struct sigaction saved {};
-  ::sigaction(SIGINT, &action, &saved);
-  absl::Status s = peer.Login(user, password, &interrupted);
-  ::sigaction(SIGINT, &saved, nullptr);
+  absl::Status s;
+  {
+    const SignalCatcher catcher({SIGINT}, OnInterrupt);
+    s = peer.Login(user, password, &interrupted);
+  }
   if (absl::IsCancelled(s)) {
     // Not logged in: the end Ctrl-C would have brought without the handler.
     ::raise(SIGINT);
@@ -219,15 +219,10 @@ void CommandLoop(CommandBackend& backend, const PeerOptions& options,
           return std::vector<std::string>();
         });
       });
-  struct sigaction saved_interrupt {};
-  if (editor->interactive()) {
-    // No SA_RESTART: a blocking call sees EINTR, and the download's
-    // waits look at the flag at least every 100 ms anyway.
-    struct sigaction action {};
-    action.sa_handler = OnInterrupt;
-    sigemptyset(&action.sa_mask);
-    ::sigaction(SIGINT, &action, &saved_interrupt);
-  }
+  // A blocking call sees EINTR (SignalCatcher), and the download's waits
+  // look at the flag at least every 100 ms anyway.
+  std::optional<SignalCatcher> catcher;
+  if (editor->interactive()) catcher.emplace({SIGINT}, OnInterrupt);
 
   for (;;) {
     std::string line;
@@ -247,7 +242,6 @@ void CommandLoop(CommandBackend& backend, const PeerOptions& options,
     if (command == "xit" && argument.empty()) break;
     RunCommand(backend, command, argument, out, err, &last_search);
   }
-  if (editor->interactive()) ::sigaction(SIGINT, &saved_interrupt, nullptr);
 }
 
 }  // namespace
