@@ -23,7 +23,8 @@
 # Defaults: 3 pairs of rounds of 5 s measured, --mix get=1, 1,000 peers.
 # Prints a line per round ("round K: A R/s, B R/s, B/A X") and the
 # geometric mean, and writes RESULTS_DIR/abK.{a,b}.{json,log} (each
-# peerload's) and RESULTS_DIR/ab.txt (the lines printed). Needs root (the
+# peerload's), abK.{a,b}.daemon.log (each daemon's, as start_daemon in
+# lib.sh writes it) and RESULTS_DIR/ab.txt (the lines printed). Needs root (the
 # cgroups). An A/A run (the same binary twice) shows the noise left. For
 # information, never a target: the targets are bench/run_all.sh's.
 set -euo pipefail
@@ -63,26 +64,7 @@ fi
 credentials=$results/ab-credentials.txt
 "$peerload" --make-credentials "$peers" > "$credentials"
 
-# Starts binary $1 as side $2 (a or b) in cgroup $3; sets port[$2] (empty
-# if it did not start).
 declare -A port=()
-start_side() {
-  local binary=$1 side=$2 dir=$3 i
-  rm -rf "$results/ab.$side.state"
-  : > "$results/ab.$side.daemon.log"
-  ( echo "$BASHPID" > "$dir/cgroup.procs"
-    exec taskset -c 0 "$binary" --port=0 --bind=127.0.0.1 \
-      --credentials="$credentials" --threads=1 --io=epoll \
-      --state_dir="$results/ab.$side.state" ) \
-    > /dev/null 2> "$results/ab.$side.daemon.log" &
-  started_pids+=("$!")
-  for ((i = 0; i < 100; i++)); do
-    grep -qF " (UDP" "$results/ab.$side.daemon.log" && break
-    sleep 0.1
-  done
-  port[$side]=$(grep -m1 -F " (UDP" "$results/ab.$side.daemon.log" |
-                sed -E 's/.*:([0-9]+) \(UDP.*/\1/')
-}
 
 responses() {
   python3 -c 'import json, sys
@@ -101,14 +83,16 @@ for ((round = 1; round <= 2 * pairs; round++)); do
   fi
   port=()
   for side in "${order[@]}"; do
+    # lib.sh's start_daemon (one epoll reactor on CPU 0), with this side's
+    # binary, then into this round's cgroup for it, as run_capped does.
     if [ "$side" = a ]; then
-      start_side "$daemon_a" a "$cgroup_of_a"
+      daemon_binary=$daemon_a dir=$cgroup_of_a
     else
-      start_side "$daemon_b" b "$cgroup_of_b"
+      daemon_binary=$daemon_b dir=$cgroup_of_b
     fi
-    [ -n "${port[$side]}" ] ||
-      { echo "ab.sh: daemon $side did not start (see ab.$side.daemon.log)" >&2
-        exit 1; }
+    start_daemon "ab$round.$side" 1 epoll 0 "$credentials" || exit 1
+    echo "$daemon_pid" > "$dir/cgroup.procs"
+    port[$side]=$daemon_port
   done
   pids=()
   for side in "${order[@]}"; do

@@ -61,11 +61,14 @@ trap cleanup EXIT
 # $2: --threads, $3: --io, $4: CPU list to pin it to ("" for none),
 # $5: credentials file. Flags in the array daemon_args (e.g. --redis=...)
 # are added. Its state folder is $results/NAME.state, or
-# $state_base/NAME.state when state_base is set.
+# $state_base/NAME.state when state_base is set. The binary is the build
+# tree's, or $daemon_binary when set (ab.sh's two).
 daemon_args=()
+daemon_binary=""
 start_daemon() {
   local name=$1 threads=$2 io=$3 cpus=$4 credentials=$5 i
-  local command=("$build/daemon/peerconnectd" --port=0 --bind=127.0.0.1
+  local command=("${daemon_binary:-$build/daemon/peerconnectd}" --port=0
+                 --bind=127.0.0.1
                  --credentials="$credentials" --threads="$threads" --io="$io")
   # A daemon with --redis keeps no state folder (the two are refused
   # together).
