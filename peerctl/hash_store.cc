@@ -156,18 +156,12 @@ absl::StatusOr<HashStoreEntries> LoadHashStore(const std::string& path) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, ": larger than ", kMaxHashStoreBytes, " bytes, so not read"));
   }
-  std::string bytes(static_cast<size_t>(size), '\0');
-  size_t have = 0;
-  while (have < bytes.size()) {
-    const ssize_t n = ::pread(fd.get(), bytes.data() + have,
-                              bytes.size() - have, static_cast<off_t>(have));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(absl::StrCat("read ", path), errno);
-    if (n == 0) break;  // cut short meanwhile: the checksum says so
-    have += static_cast<size_t>(n);
-  }
-  bytes.resize(have);
-  absl::StatusOr<HashStoreEntries> entries = DecodeHashStore(bytes);
+  // What fstat said, at most (a store cut short meanwhile: the checksum
+  // says so).
+  absl::StatusOr<std::string> bytes =
+      ReadUpTo(fd.get(), static_cast<size_t>(size), path);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<HashStoreEntries> entries = DecodeHashStore(*bytes);
   if (!entries.ok()) {
     return absl::Status(entries.status().code(),
                         absl::StrCat(path, ": ", entries.status().message()));

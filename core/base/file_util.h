@@ -15,6 +15,11 @@ namespace pcfs {
 // otherwise the errno of the failed call, naming it and the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
+// Reads the file `fd` from its offset to its end, or `limit` bytes if it
+// has more; the read errno naming `what` (the file's path) on failure.
+absl::StatusOr<std::string> ReadUpTo(int fd, size_t limit,
+                                     absl::string_view what);
+
 // Writes all of `data` to the file `fd`; the write errno naming `what`
 // (the file's path) on failure.
 absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);
