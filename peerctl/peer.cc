@@ -261,14 +261,16 @@ absl::StatusOr<std::vector<std::string>> Peer::ListPublished() {
     published_ = std::move(now);
     list_known_ = true;
   }
-  if (unchecked && server_ != nullptr) {
-    {
-      std::lock_guard<std::mutex> lock(stop_mu_);
-      check_wanted_ = true;
-    }
-    stop_cv_.notify_all();
-  }
+  if (unchecked && server_ != nullptr) WantCheck();
   return names;
+}
+
+void Peer::WantCheck() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    check_wanted_ = true;
+  }
+  stop_cv_.notify_all();
 }
 
 void Peer::CheckerLoop() {
@@ -672,11 +674,7 @@ absl::Status Peer::CheckPublishedVersion(absl::string_view name,
     version.state = State::kRechecking;
     version.identity = identity;
   }
-  {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    check_wanted_ = true;
-  }
-  stop_cv_.notify_all();
+  WantCheck();
   return absl::AbortedError(
       absl::StrCat(name, " changed since it was published"));
 }

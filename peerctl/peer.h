@@ -128,6 +128,8 @@ class Peer : public CommandBackend {
   // judged (CheckPublishedVersion), and again every kRecheckInterval while
   // one could not be checked.
   void CheckerLoop();
+  // Asks the checker thread for a pass (after the one under way, if any).
+  void WantCheck();
   // One pass over the publications to check; false if one could not be
   // checked for now (the daemon did not answer).
   bool CheckUncheckedPublications();
