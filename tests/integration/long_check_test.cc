@@ -56,32 +56,21 @@ void PublishInAnEarlierShell(const Daemon& daemon, const std::string& dir,
   ASSERT_EQ(earlier.Exit().exit_code, kExitOk);
 }
 
-// A sparse file of `size` zeros at `path`, whose hash an earlier run of
-// hans's left in the shared hash store (so a shell that starts serves it
-// without reading it), published as hans's with its true root. Returns
-// what was stored.
-FileInfo PublishZerosWithTheirHashStored(const Daemon& daemon,
-                                         const std::string& path,
-                                         uint64_t size) {
-  std::ofstream(path).close();
-  std::filesystem::resize_file(path, size);
+// PublishSparseEarlier with the zeros' true root, and their hash left in
+// the shared hash store as an earlier run of hans's would leave it (so a
+// shell that starts serves the file without reading it).
+void PublishZerosWithTheirHashStored(const Daemon& daemon,
+                                     const std::string& path, uint64_t size) {
   FileInfo zeros;
   zeros.size = size;
   zeros.leaves.assign(MerkleChunkCount(size),
                       MerkleLeafHash(std::string(kMerkleChunkBytes, '\0')));
   zeros.root = MerkleRoot(zeros.leaves);
+  PublishSparseEarlier(daemon, path, size, zeros.root);
   struct stat info {};
-  EXPECT_EQ(::stat(path.c_str(), &info), 0);
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
   const std::string store = SharedStateHome() + "/peerconnect/file-hashes";
-  EXPECT_TRUE(SaveHashStore(store, {{IdentityOf(info), zeros}}).ok());
-  std::unique_ptr<ControlClient> earlier =
-      LoggedInClient(daemon, "hans", "hanspass");
-  EXPECT_NE(earlier, nullptr);
-  if (earlier == nullptr) return zeros;
-  const std::string name = path.substr(path.rfind('/') + 1);
-  EXPECT_TRUE(earlier->Publish(name, size, zeros.root).ok());
-  EXPECT_TRUE(earlier->Logout().ok());
-  return zeros;
+  ASSERT_TRUE(SaveHashStore(store, {{IdentityOf(info), zeros}}).ok());
 }
 
 // The bytes process `pid` has read so far (rchar of /proc/PID/io), or -1.
