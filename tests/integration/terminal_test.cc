@@ -123,8 +123,8 @@ class Terminal {
   size_t position_ = 0;
 };
 
-// Logs in on the terminal as hans.
-void LogIn(Terminal& terminal) {
+// Answers the login prompts on the terminal as hans.
+void TypeCredentials(Terminal& terminal) {
   ASSERT_TRUE(terminal.ReadUntil("Username: ")) << terminal.output();
   terminal.Type("hans\r");
   ASSERT_TRUE(terminal.ReadUntil("Password: ")) << terminal.output();
@@ -132,6 +132,11 @@ void LogIn(Terminal& terminal) {
   // just after the prompt; a person types later than that.
   absl::SleepFor(absl::Milliseconds(300));
   terminal.Type("hanspass\r");
+}
+
+// Logs in on the terminal as hans.
+void LogIn(Terminal& terminal) {
+  ASSERT_NO_FATAL_FAILURE(TypeCredentials(terminal));
   ASSERT_TRUE(terminal.ReadUntil("> ")) << terminal.output();
 }
 
@@ -372,11 +377,7 @@ TEST(TerminalTest, CtrlCDuringTheStartupCheckGivesThePrompt) {
     ASSERT_TRUE(earlier->Logout().ok());
   }
   Terminal terminal(daemon.address(), dir.path(), state.path());
-  ASSERT_TRUE(terminal.ReadUntil("Username: ")) << terminal.output();
-  terminal.Type("hans\r");
-  ASSERT_TRUE(terminal.ReadUntil("Password: ")) << terminal.output();
-  absl::SleepFor(absl::Milliseconds(300));  // echo off first (see LogIn)
-  terminal.Type("hanspass\r");
+  ASSERT_NO_FATAL_FAILURE(TypeCredentials(terminal));
   absl::SleepFor(absl::Milliseconds(500));  // logged in, waiting
   terminal.Type("\x03");                    // Ctrl-C
   ASSERT_TRUE(terminal.ReadUntil("> ", absl::Seconds(10))) << terminal.output();
@@ -395,11 +396,7 @@ TEST(TerminalTest, CtrlCWhileTheDaemonIsWaitedForEndsTheShell) {
   TempDir dir;
   TempDir state;
   Terminal terminal(relay.address(), dir.path(), state.path());
-  ASSERT_TRUE(terminal.ReadUntil("Username: ")) << terminal.output();
-  terminal.Type("hans\r");
-  ASSERT_TRUE(terminal.ReadUntil("Password: ")) << terminal.output();
-  absl::SleepFor(absl::Milliseconds(300));
-  terminal.Type("hanspass\r");
+  ASSERT_NO_FATAL_FAILURE(TypeCredentials(terminal));
   absl::SleepFor(absl::Milliseconds(500));  // the login retransmits
   terminal.Type("\x03");
   // Killed by the SIGINT (the harness's 128), within moments.
