@@ -30,6 +30,7 @@
 set -euo pipefail
 usage="usage: ab.sh DAEMON_A DAEMON_B RESULTS_DIR [--pairs N] [--mix MIX]"
 usage+=" [--peers N] [--seconds S]"
+case "${1:-}" in -h|--help) echo "$usage"; exit 0 ;; esac
 [ $# -ge 3 ] || { echo "$usage" >&2; exit 2; }
 daemon_a=$(realpath "$1") daemon_b=$(realpath "$2") results=$(realpath -m "$3")
 shift 3
