@@ -16,7 +16,9 @@
 # For information, never a target: perf's sampling costs both servers some
 # CPU time (both alike), so these rounds' responses/s are not the peerload
 # part's. Mixes heartbeat and get, 3 rounds of 5 s each (--quick: one of
-# 2 s), 1,000 peers, the mixes in turn.
+# 2 s), 1,000 peers, the mixes in turn. As in peerload.sh, the two servers
+# swap cgroups in the second round (run_capped), so that a split's median
+# round is not always taken with the same cgroup's few percent of bias.
 #
 # Writes per mix MIX and round K what run_capped (lib.sh) writes for run
 # split-MIX.rK, and split-MIX.rK.daemon.txt and split-MIX.rK.echo.txt:

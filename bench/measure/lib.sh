@@ -189,7 +189,12 @@ await_measuring() {
 # One capped round ($1: run name, $2: mix, $3: peers): the daemon (already
 # started by start_daemon, pinned to CPU 0) in the cgroup $cgroup and a
 # one-thread udp_echo pinned to CPU 0 in $echo_cgroup, each loaded at the
-# same time by its own peerload on CPU 1 (cpu_cgroup makes the two). The
+# same time by its own peerload on CPU 1 (cpu_cgroup makes the two). In
+# an even round (RUN ends in .rK, K even) the two swap cgroups: two
+# cgroups made with the same quota let the same server answer a few
+# percent more in one than in the other, the same way throughout a run
+# (bench/measure/ab.sh measures it), so a pair of rounds, one each way,
+# cancels that out of the geometric mean of their ratios. The
 # daemon's half runs 2 s longer and the echo's starts once the daemon's
 # measures (its peers have logged in), so that the echo's whole measured
 # span lies within the daemon's. Needs `peerload`, `credentials` and
@@ -204,11 +209,11 @@ await_measuring() {
 capped_probe=""
 
 # One line: the periods and the throttled periods of the daemon's cgroup
-# and of the echo's (cpu.stat's nr_periods and nr_throttled, in cgroup v1
-# and v2 alike), then CPU 1's busy and total jiffies (/proc/stat).
+# ($1) and of the echo's ($2) (cpu.stat's nr_periods and nr_throttled, in
+# cgroup v1 and v2 alike), then CPU 1's busy and total jiffies (/proc/stat).
 cap_snapshot() {
   local dir
-  for dir in "$cgroup" "$echo_cgroup"; do
+  for dir in "$1" "$2"; do
     awk '$1 == "nr_periods" { p = $2 } $1 == "nr_throttled" { t = $2 }
          END { printf "%d %d ", p, t }' "$dir/cpu.stat"
   done
@@ -217,9 +222,13 @@ cap_snapshot() {
 }
 run_capped() {
   local run=$1 mix=$2 run_peers=$3 echo_pid eport load_pid raw_pid ok=1 i
-  echo "$daemon_pid" > "$cgroup/cgroup.procs"
+  local daemon_group=$cgroup echo_group=$echo_cgroup round=${1##*.r}
+  if [[ "$round" =~ ^[0-9]+$ ]] && ((round % 2 == 0)); then
+    daemon_group=$echo_cgroup echo_group=$cgroup
+  fi
+  echo "$daemon_pid" > "$daemon_group/cgroup.procs"
   : > "$results/$run.echo.out"
-  ( echo "$BASHPID" > "$echo_cgroup/cgroup.procs"
+  ( echo "$BASHPID" > "$echo_group/cgroup.procs"
     exec taskset -c 0 "$build/bench/udp_echo" --port=0 --bind=127.0.0.1 \
       --threads=1 ) > "$results/$run.echo.out" 2> "$results/$run.echo.log" &
   echo_pid=$!
@@ -251,7 +260,8 @@ run_capped() {
     local before=""
     if await_measuring "$results/$run.raw.log" "$raw_pid"; then
       # A cgroup without cpu.stat leaves the round unchecked, not failed.
-      before=$(cap_snapshot 2> /dev/null) || before=""
+      before=$(cap_snapshot "$daemon_group" "$echo_group" 2> /dev/null) ||
+        before=""
       if [ -n "$capped_probe" ]; then
         "$capped_probe" "$run" "$echo_pid" ||
           log "the probe of $run failed"
@@ -261,7 +271,8 @@ run_capped() {
     # The differences over the echo half's span: "daemon_periods
     # daemon_throttled echo_periods echo_throttled cpu1_busy cpu1_total".
     local after=""
-    if [ -n "$before" ] && after=$(cap_snapshot 2> /dev/null); then
+    if [ -n "$before" ] &&
+       after=$(cap_snapshot "$daemon_group" "$echo_group" 2> /dev/null); then
       local -a from to spent=()
       read -r -a from <<< "$before"
       read -r -a to <<< "$after"

@@ -2,7 +2,7 @@
 # peerconnectd under peerload, each run against a raw UDP echo right after
 # (--compare-raw): heartbeat-only and get-only mixes, one reactor pinned to
 # CPU 0 with the load on CPU 1, epoll vs io_uring; then two reactors
-# unpinned. Every scenario runs 3 times and a capped one (below) 7 times,
+# unpinned. Every scenario runs 3 times and a capped one (below) 10 times,
 # the scenarios in turn (run.txt: load_rounds, load_capped_rounds).
 #
 # One peerload process cannot load one reactor fully: in both halves of a run
@@ -25,11 +25,13 @@
 # between runs is the cgroups themselves: two made with the same quota let
 # the same daemon answer 2-6% more in one than in the other, the same way
 # throughout a run, either way from one making of them to the next
-# (bench/measure/ab.sh, which swaps its sides' cgroups every round for that
-# reason). Here the daemon always runs in the first cgroup and the echo in
-# the second, so a run's ratio carries that difference. The target reads these;
-# without a writable cgroup (not root) they are skipped, and the target
-# falls back to the r1-* scenarios.
+# (bench/measure/ab.sh). Up to 2026-12-06 the daemon always ran in the
+# first cgroup and the echo in the second, so a run's ratio carried that
+# difference. Now the two swap cgroups every other round (run_capped), and
+# the report judges pairs of rounds, one each way: a pair's ratio is the
+# geometric mean of its two, in which the cgroups' difference cancels.
+# The target reads these; without a writable cgroup (not root) they are
+# skipped, and the target falls back to the r1-* scenarios.
 #
 #   bench/measure/peerload.sh BUILD_DIR RESULTS_DIR [--quick]
 #
@@ -41,22 +43,24 @@
 # round also NAME.rK.raw.json and NAME.rK.raw.log, its echo half (the
 # report takes the ratio of the two), and NAME.rK.throttle (whether each
 # server was held back by its cap). The report takes each scenario's round
-# with the median ratio, of a capped scenario among the rounds in which
-# both servers were. --quick: one round of 1 s per scenario.
+# with the median ratio; of a capped scenario, the pair of rounds (r1 and
+# r2, r3 and r4, ...) with the median geometric mean, among the pairs in
+# which both servers of both rounds were held back. --quick: one round of
+# 1 s per scenario, one pair of them when capped.
 set -euo pipefail
 build=$1 results=$2 quick=0
 [ "${3:-}" = --quick ] && quick=1
 source "$(dirname "$0")/lib.sh"
 
-peers=1000 few_peers=100 seconds=5 rounds=3 capped_rounds=7 cap=20
+peers=1000 few_peers=100 seconds=5 rounds=3 capped_rounds=10 cap=20
 # Three rounds, because run to run the same scenario varies by some 10% on
 # the shared machine, and one disturbed run must not decide a verdict. The
-# capped scenarios, which decide the target, run seven: single rounds of
-# one binary read from 0.68 to 0.91 on 2026-12-05 (8 rounds of the
-# c1-epoll-get pair in a row), a spread wider than the gap the target
-# judges, and the median of 7 such rounds wanders about a third less than
-# the median of 3.
-[ "$quick" -eq 1 ] && seconds=1 rounds=1 capped_rounds=1
+# capped scenarios, which decide the target, run ten, five pairs (one
+# round each way round in the cgroups): single rounds of one binary read
+# from 0.68 to 0.91 on 2026-12-05 (8 rounds of the c1-epoll-get pair in a
+# row), a spread wider than the gap the target judges, and the median of 7
+# such rounds wandered about a third less than the median of 3.
+[ "$quick" -eq 1 ] && seconds=1 rounds=1 capped_rounds=2
 meta load_peers $peers
 meta load_seconds $seconds
 meta load_rounds $rounds
@@ -84,7 +88,9 @@ if cgroup=$(cpu_cgroup pcfs-bench-cap $cap) &&
    echo_cgroup=$(cpu_cgroup pcfs-bench-cap-echo $cap); then
   meta load_cap_percent $cap
   meta load_capped_rounds $capped_rounds
-  meta load_cap_mode concurrent
+  # concurrent, and the cgroups swapped every other round (run_capped):
+  # the report judges pairs of rounds.
+  meta load_cap_mode swapped
   for spec in epoll-heartbeat/heartbeat=1 uring-heartbeat/heartbeat=1 \
               epoll-get/get=1 uring-get/get=1; do
     io=${spec%%-*} name=${spec%%/*}

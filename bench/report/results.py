@@ -42,6 +42,7 @@ knows their file names and formats:
 import glob
 import itertools
 import json
+import math
 import os
 
 from fmt import lower_median, to_float
@@ -174,6 +175,33 @@ def perf_samples(path):
     return samples
 
 
+def pair_run(first, second):
+    """Two capped rounds run one each way round in the cgroups (run_capped
+    in lib.sh) as one run, or None unless both have a ratio and neither is
+    load_limited. Rates and the ratio are the geometric means of the two
+    (the ratio stays the rates' quotient), so that a cgroup that lets its
+    server answer x% more in one round counts as much against it in the
+    other; latencies are the higher round's; counts are summed."""
+    runs = (first, second)
+    if any(run is None or "ratio" not in run or load_limited(run)
+           for run in runs):
+        return None
+    merged = dict(first)
+    for key in ("responses_per_s", "baseline_responses_per_s", "ratio"):
+        merged[key] = math.sqrt(to_float(first.get(key)) *
+                                to_float(second.get(key)))
+    for key in ("p50_us", "p99_us", "p999_us", "baseline_p99_us"):
+        values = [run[key] for run in runs
+                  if run.get(key) not in (None, "")]
+        if values:
+            merged[key] = max(values, key=to_float)
+    for key in ("errors", "timeouts", "false_expiries", "baseline_timeouts"):
+        if all(run.get(key) not in (None, "") for run in runs):
+            merged[key] = sum(int(to_float(run[key])) for run in runs)
+    merged["pair"] = runs
+    return merged
+
+
 class SplitRound:
     """One round of cost_split.sh: perf's samples of the daemon and of the
     echo over the same span, and each one's peerload JSON (None if it
@@ -193,6 +221,10 @@ class Scenario:
         self.cap = cap  # percent of a CPU for the server; "" when uncapped
         self.peers = peers  # "" when the run's load_peers
         self.rounds = []  # (peerload JSON or None, load average text)
+        # Rounds judged in pairs (r1 and r2, r3 and r4, ...): a capped
+        # scenario whose daemon and echo swapped cgroups every other round
+        # (load_cap_mode "swapped", run_capped in lib.sh).
+        self.paired = False
 
     @property
     def placement(self):
@@ -210,7 +242,16 @@ class Scenario:
         scenario's figures are those of one whole round, so that one run
         disturbed by other work on the machine does not decide a verdict.
         A capped round in which a server waited for its load
-        (load_limited) is left out."""
+        (load_limited) is left out. Of a paired scenario, the pair whose
+        ratio (pair_run) is the median, with its first round's load."""
+        if self.paired:
+            pairs = [(pair_run(self.rounds[i][0], self.rounds[i + 1][0]),
+                      self.rounds[i][1])
+                     for i in range(0, len(self.rounds) - 1, 2)]
+            median = lower_median(
+                (float(run["ratio"]), index)
+                for index, (run, _) in enumerate(pairs) if run is not None)
+            return None if median is None else pairs[median[1]]
         median = lower_median(
             (float(r[0]["ratio"]), index)
             for index, r in enumerate(self.rounds)
@@ -230,7 +271,21 @@ class Scenario:
                 " (%s load-limited: capped in %.0f%% of periods)" % (
                     server, 100 * run["throttle"][server])
                 for server in waited))
-        return ", ".join(text(r[0]) for r in self.rounds)
+        if not self.paired:
+            return ", ".join(text(r[0]) for r in self.rounds)
+        # "a and b → mean" per pair; a round left without its pair alone.
+        out = []
+        for i in range(0, len(self.rounds), 2):
+            first = self.rounds[i][0]
+            if i + 1 == len(self.rounds):
+                out.append(text(first))
+                continue
+            second = self.rounds[i + 1][0]
+            pair = pair_run(first, second)
+            out.append("%s and %s → %s" % (
+                text(first), text(second),
+                "%.3f" % pair["ratio"] if pair else "not judged"))
+        return "; ".join(out)
 
 
 class Results:
@@ -348,6 +403,7 @@ class Results:
             if len(fields) not in (5, 6, 7):  # the cap, then peers came later
                 continue
             s = Scenario(*fields)
+            s.paired = bool(s.cap) and self.get("load_cap_mode") == "swapped"
             for k in range(1, (capped_rounds if s.cap else rounds) + 1):
                 base = os.path.join(self.folder, "%s.r%d" % (s.name, k))
                 load = " ".join(_lines(base + ".load")).strip()

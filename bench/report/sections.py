@@ -66,7 +66,7 @@ def _capped(r):
     if not any(name in r.scenarios for name in names):
         return ""
     cap = r.get("load_cap_percent")
-    if r.get("load_cap_mode") == "concurrent":
+    if r.get("load_cap_mode") in ("concurrent", "swapped"):
         how = (
             "Here the daemon and the echo run at the same time, both on CPU "
             "0, each in a cgroup of its own that lets it use %s%% of the CPU "
@@ -84,6 +84,20 @@ def _capped(r):
             "and does not decide the median.%s" % (
                 cap, 100 * results_module.MIN_THROTTLED_SHARE,
                 _throttle_summary(r, names)))
+        if r.get("load_cap_mode") == "swapped":
+            how += (
+                " Two cgroups given the same quota are not alike: one lets "
+                "the same server answer a few percent more than the other, "
+                "the same way throughout a run (bench/measure/ab.sh). So the "
+                "daemon runs in the first cgroup and the echo in the second "
+                "in odd rounds, the other way round in even ones, and the "
+                "rounds are judged in pairs (the first and second, the third "
+                "and fourth, ...): a pair's ratio and responses/s are the "
+                "geometric means of its two rounds', in which the cgroups' "
+                "difference cancels, its latencies the higher round's, its "
+                "counts summed. A row gives the pair with the median ratio, "
+                "and every pair as \"round and round → pair\"; a pair with a "
+                "load-limited round is not judged.")
     else:
         how = (
             "Here the daemon, and the echo after it, run in a cgroup that "

@@ -87,7 +87,7 @@ def throughput(r):
         figures.append("%s %sx" % (name, fixed(ratio, 3)))
         all_met = all_met and ratio >= 0.8
     figure = "; ".join(figures)
-    if capped and r.get("load_cap_mode") == "concurrent":
+    if capped and r.get("load_cap_mode") in ("concurrent", "swapped"):
         how = ("With one reactor pinned to CPU 0 and capped at %s%% of it "
                "(a cgroup), and the one-thread UDP echo on the same CPU "
                "under a cap of its own at the same time, each driven by its "
@@ -96,6 +96,10 @@ def throughput(r):
                "a change in the machine's speed moves both alike, and the "
                "ratio is the echo's CPU time per response over the daemon's"
                % r.get("load_cap_percent"))
+        if r.get("load_cap_mode") == "swapped":
+            how += (" (the median of pairs of rounds, the two servers' "
+                    "cgroups swapped between a pair's rounds, each pair's "
+                    "ratio the geometric mean of its two)")
     elif capped:
         how = ("With one reactor pinned to CPU 0 and capped at %s%% of it "
                "(a cgroup), peerload on CPU 1, and the one-thread UDP echo "

@@ -296,6 +296,59 @@ class PeerloadTest(unittest.TestCase):
                       "periods and the echo in 56-99%, with CPU 1 67-96% "
                       "busy; 1 round was load-limited", table)
 
+    def test_swapped_rounds_are_judged_in_pairs(self):
+        folder = Folder(self)
+        folder.write("scenarios.txt", SCENARIOS + CAPPED)
+        folder.meta("load_cap_percent 20\nload_cap_mode swapped\n"
+                    "load_capped_rounds 7")
+        # The first cgroup lets its server answer more: the daemon's odd
+        # rounds read high, its even ones low. Round 5's echo waited for its
+        # load, which leaves its pair unjudged; round 7 has no pair.
+        rounds = [(43200.0, 60000.0, 200), (38400.0, 60000.0, 150),
+                  (44400.0, 60000.0, 100), (39600.0, 60000.0, 300),
+                  (50000.0, 50000.0, 0), (40000.0, 60000.0, 0),
+                  (30000.0, 60000.0, 0)]
+        for k, (daemon, echo, p99) in enumerate(rounds, start=1):
+            daemon_half = json.loads(peerload_json(1.0, rps=daemon))
+            for key in ("baseline_responses_per_s", "ratio"):
+                del daemon_half[key]
+            daemon_half["p99_us"] = p99
+            folder.write("c1-epoll-get.r%d.json" % k,
+                         json.dumps(daemon_half) + "\n")
+            folder.write("c1-epoll-get.r%d.raw.json" % k,
+                         json.dumps({"mode": "raw", "responses_per_s": echo,
+                                     "timeouts": 1}) + "\n")
+            folder.write("c1-epoll-get.r%d.throttle" % k,
+                         ("500 300 500 498 510 520" if k == 5 else
+                          "500 498 500 497 400 520") + "\n")
+        r = folder.results()
+        scenario = r.scenarios["c1-epoll-get"]
+        self.assertTrue(scenario.paired)
+        self.assertEqual(
+            scenario.round_ratios(),
+            "0.720 and 0.640 → 0.679; 0.740 and 0.660 → 0.699; "
+            "1.000 (daemon load-limited: capped in 60% of periods) and "
+            "0.667 → not judged; 0.500")
+        # The lower median of the two judged pairs; a single round's lower
+        # median would have been 0.667, the middle round 0.700.
+        median, load = scenario.median_round()
+        self.assertAlmostEqual(median["ratio"], (0.72 * 0.64) ** 0.5)
+        self.assertAlmostEqual(median["responses_per_s"],
+                               (43200.0 * 38400.0) ** 0.5)
+        self.assertAlmostEqual(median["baseline_responses_per_s"], 60000.0)
+        self.assertEqual(median["p99_us"], 200)
+        self.assertEqual(median["baseline_timeouts"], 2)
+        target = targets.throughput(r)
+        self.assertIn("c1-epoll-get 0.679x", target.figure)
+        self.assertIn("the median of pairs of rounds", target.detail)
+        self.assertIn("rounds are judged in pairs", sections.throughput(r, {}))
+
+    def test_concurrent_rounds_of_an_earlier_run_are_not_paired(self):
+        folder = Folder(self)
+        folder.write("scenarios.txt", SCENARIOS + CAPPED)
+        folder.meta("load_cap_percent 20\nload_cap_mode concurrent")
+        self.assertFalse(folder.results().scenarios["c1-epoll-get"].paired)
+
     def test_round_where_every_server_waited_is_not_measured(self):
         folder = Folder(self)
         folder.write("scenarios.txt", SCENARIOS + CAPPED)
