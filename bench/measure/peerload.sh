@@ -30,6 +30,9 @@
 # difference. Now the two swap cgroups every other round (run_capped), and
 # the report judges pairs of rounds, one each way: a pair's ratio is the
 # geometric mean of its two, in which the cgroups' difference cancels.
+# The first such run (2026-12-07, five pairs each) read get 0.696 (epoll)
+# and 0.701 (io_uring), its five pairs within 0.694-0.715, while the
+# single rounds of one cgroup read 5-8% below those of the other.
 # The target reads these; without a writable cgroup (not root) they are
 # skipped, and the target falls back to the r1-* scenarios.
 #
