@@ -579,7 +579,7 @@ absl::Status StatusFromHttpCode(int status_code) {
       return absl::UnavailableError(absl::StrCat(
           message,
           ": it is busy (every download slot taken, or still checking the "
-          "files it published before it started): try again in a moment"));
+          "file against its publication): try again in a moment"));
     default:
       return absl::InternalError(message);
   }

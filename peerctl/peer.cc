@@ -70,6 +70,12 @@ void Peer::StopHeartbeats() {
 
 namespace {
 
+// Why a published file is not served, once it is known not to be the
+// version published (the checker, or a download finding another size).
+constexpr char kChangedSincePublished[] =
+    "it changed since it was published (publish it again, or put back the "
+    "version published)";
+
 // The file server's TLS context, with the identity of the state folder.
 absl::StatusOr<std::shared_ptr<TlsServerContext>> LoadTlsContext(
     const PeerOptions& options) {
@@ -398,6 +404,8 @@ bool Peer::CheckUncheckedPublications() {
       say_missing();
       return false;  // the daemon did not answer: later
     } else {
+      checked.published_size = published->size;
+      checked.size_known = true;
       // The gone ones sort first (no size): said before a long read.
       if (candidate.there) say_missing();
       {
@@ -440,9 +448,7 @@ bool Peer::CheckUncheckedPublications() {
                            "; publish it again)");
       } else if (now->size != published->size || now->root != published->root) {
         checked.state = PublishedVersion::State::kChanged;
-        why =
-            "it changed since it was published (publish it again, or put "
-            "back the version published)";
+        why = kChangedSincePublished;
       } else {
         checked.state = PublishedVersion::State::kKnown;
       }
@@ -503,7 +509,10 @@ absl::Status Peer::Publish(absl::string_view name) {
   }
   {
     MutexLock lock(&published_mu_);
-    published_[name] = {PublishedVersion::State::kKnown, version};
+    published_[name] = {.state = PublishedVersion::State::kKnown,
+                        .identity = version,
+                        .published_size = info->size,
+                        .size_known = true};
   }
   // A large file's hash is kept at once, not only at the end of the run:
   // an agent may run for weeks, and end without a clean stop.
@@ -641,6 +650,8 @@ absl::StatusOr<DownloadCommand> Peer::MakeDownloadCommand(
 absl::Status Peer::CheckPublishedVersion(absl::string_view name,
                                          const FileIdentity& identity) {
   using State = PublishedVersion::State;
+  bool changed = false;
+  bool say_changed = false;
   {
     MutexLock lock(&published_mu_);
     auto it = published_.find(name);
@@ -663,20 +674,41 @@ absl::Status Peer::CheckPublishedVersion(absl::string_view name,
         }
         break;  // another file again: it may be the one published
       case State::kRechecking:
-        return absl::AbortedError(
-            absl::StrCat(name, " changed since it was published"));
+        if (version.identity == identity) {
+          return absl::UnavailableError(
+              absl::StrCat(name, " is being checked against its publication"));
+        }
+        break;  // changed again while it waited for the checker
     }
-    // Refused for now; the checker reads it, and serves it again if it has
-    // the size and root the daemon holds (a file put back), else says why
-    // it does not. The checker reads it only once a download asked for it,
-    // and once per file found: a file that keeps changing is read again
-    // only as often as it is asked for.
-    version.state = State::kRechecking;
+    changed = version.size_known && identity.size != version.published_size;
+    if (changed) {
+      // Not the version published, whatever its bytes: refused at once,
+      // with nothing to read; this very file is refused again as changed.
+      say_changed = !version.said_refused;
+      version.state = State::kChanged;
+      version.said_refused = true;
+      if (checking_name_ == name) skip_file_.store(true);  // its read is moot
+    } else {
+      // It may be the version published (put back): the checker reads it,
+      // and serves it again if it has the size and root the daemon holds,
+      // else says why it does not; "try again in a moment" meanwhile. The
+      // checker reads it only once a download asked for it, and once per
+      // file found: a file that keeps changing is read again only as often
+      // as it is asked for.
+      version.state = State::kRechecking;
+    }
     version.identity = identity;
   }
+  if (changed) {
+    if (say_changed) {
+      LogWarning("peerctl: not serving ", name, ": ", kChangedSincePublished);
+    }
+    return absl::AbortedError(
+        absl::StrCat(name, " changed since it was published"));
+  }
   WantCheck();
-  return absl::AbortedError(
-      absl::StrCat(name, " changed since it was published"));
+  return absl::UnavailableError(
+      absl::StrCat(name, " is being checked against its publication"));
 }
 
 absl::Status Peer::AuthorizeDownload(absl::string_view name,

@@ -142,8 +142,9 @@ class Peer : public CommandBackend {
   // the size and root the daemon holds, for a file published before this
   // process started (Unavailable, so 503, until it has looked) or one found
   // to be another file than the version last judged. That other file is
-  // refused, and handed to the checker: a file put back as it was published
-  // (restored from a copy, say) is served again once it has been read.
+  // refused at once if its size is not the published one; if it is, it is
+  // handed to the checker and answered 503 until read: a file put back as
+  // it was published (restored from a copy, say) is served again then.
   absl::Status CheckPublishedVersion(absl::string_view name,
                                      const FileIdentity& identity);
 
@@ -185,11 +186,15 @@ class Peer : public CommandBackend {
       kKnown,       // `identity` is the version published
       kChanged,     // the file (`identity`; none if gone) is not that version
       kRechecking,  // was known or changed, and a download found another
-                    // file (`identity`), which the checker compares with
-                    // the publication: refused meanwhile, as changed
+                    // file (`identity`) of the published size, which the
+                    // checker compares with the publication (503 meanwhile)
     };
     State state = State::kUnchecked;
     FileIdentity identity{};
+    // The size the daemon holds for the publication, once known (`pub`, or
+    // the checker's STAT); 0 with size_known false before.
+    uint64_t published_size = 0;
+    bool size_known = false;
     // kChanged because the daemon no longer has the publication: no file
     // makes it served (ListPublished drops the name when it next runs).
     bool withdrawn = false;

@@ -99,6 +99,7 @@ TEST(LongCheckTest, TheSessionLivesThroughACheckLongerThanItsTimeout) {
     EXPECT_EQ(lap.out, "hans\n") << "poll " << polls;
     absl::SleepFor(absl::Milliseconds(250));
   }
+  hans.process().DrainOutput();
   EXPECT_FALSE(absl::StrContains(hans.process().stderr_text(),
                                  "no longer knows this session"))
       << hans.process().stderr_text();
@@ -202,9 +203,10 @@ TEST(LongCheckTest, SmallFilesFirstAndXitDoesNotWaitForTheCheck) {
                                  {"get", "big.bin"}, vader_dir.path());
   EXPECT_EQ(big.exit_code, kExitHolderUnreachable) << big.err;
   EXPECT_TRUE(absl::StrContains(big.err,
-                                "still checking the files it published "
-                                "before it started): try again in a moment"))
+                                "still checking the file against its "
+                                "publication): try again in a moment"))
       << big.err;
+  hans.process().DrainOutput();
   ASSERT_FALSE(
       absl::StrContains(hans.process().stderr_text(), "not serving big.bin"))
       << "the check ended before xit; " << hans.process().stderr_text();
@@ -321,6 +323,7 @@ TEST(LongCheckTest, GoneFilesAreSaidFirstAndAChangeDuringTheCheckIsAChange) {
                                    absl::Seconds(2))
                   .has_value())
       << hans.process().stderr_text();
+  hans.process().DrainOutput();
   ASSERT_FALSE(
       absl::StrContains(hans.process().stderr_text(), "not serving big.bin"))
       << "the check ended already; " << hans.process().stderr_text();
@@ -358,6 +361,8 @@ TEST(LongCheckTest, UnpOfTheFileBeingCheckedEndsItsRead) {
   absl::SleepFor(absl::Seconds(1));
   EXPECT_LT(BytesReadBy(pid) - after_unp, int64_t{64} << 20)
       << "the check of big.bin went on after its unp";
+  hans.process().DrainOutput();
+  hans.process().DrainOutput();
   EXPECT_FALSE(absl::StrContains(hans.process().stderr_text(), "big.bin"))
       << hans.process().stderr_text();
   EXPECT_EQ(hans.Run("lpf"), "No files published\n");

@@ -347,7 +347,7 @@ TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
   Shell hans(daemon, "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in());
   ASSERT_EQ(hans.Run("pub notes.txt"), "");
-  // The same size, other bytes, a later mtime.
+  // Another size, other bytes, a later mtime: refused at once.
   absl::SleepFor(absl::Milliseconds(20));
   hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
 
@@ -372,9 +372,10 @@ TEST(TlsTransferTest, AFileChangedSinceItWasPublishedIsNotServed) {
 
 // A file put back as it was published (restored from a copy: another
 // inode and mtime, the same bytes) is served again without a new `pub`: the
-// first download to find it has the holder read it, and is refused
-// meanwhile; so is one that was gone from the share folder. A file merely
-// touched is the same.
+// first download to find it has the holder read it, and is told to try
+// again in a moment (503) meanwhile; so is one that was gone from the share
+// folder. A file merely touched is the same. A changed file of another size
+// is refused (409) at once; one of the published size once it is read.
 TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   Daemon daemon;
   TempDir hans_dir;
@@ -388,26 +389,35 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
     ::unlink((curl_dir.path() + "/notes.txt").c_str());
     return FetchWithCurl(daemon, "notes.txt", curl_dir.path());
   };
-  // Changed: refused, and the holder says why once it has read it.
+  // curl --fail names the HTTP status of a refusal.
+  const auto refused_with = [&](int status) {
+    CommandResult refused = fetch();
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "");
+    return absl::StrContains(refused.err,
+                             absl::StrCat("returned error: ", status));
+  };
+  // Changed to another size: refused at once, and said, with no read.
   hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
-  EXPECT_NE(fetch().exit_code, 0);
+  EXPECT_TRUE(refused_with(409));
   ASSERT_TRUE(hans.process()
                   .ReadStderrUntil("not serving notes.txt: it changed since "
                                    "it was published",
                                    absl::Seconds(10))
                   .has_value())
       << hans.process().stderr_text();
-  // Refused again without another read: the same changed file.
-  EXPECT_NE(fetch().exit_code, 0);
-  EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "");
+  // Refused again, and not said again: the same changed file.
+  EXPECT_TRUE(refused_with(409));
   absl::SleepFor(absl::Milliseconds(300));
+  hans.process().DrainOutput();
   EXPECT_EQ(CountOf(hans.process().stderr_text(), "not serving notes.txt"), 1u)
       << hans.process().stderr_text();
 
-  // Put back through a new file (as a copy from a backup would be).
+  // Put back through a new file (as a copy from a backup would be): found,
+  // and "try again in a moment" while the holder reads it.
   hans_dir.WriteFile("notes.txt.restore", "public notes\n");
   ASSERT_EQ(::rename((path + ".restore").c_str(), path.c_str()), 0);
-  EXPECT_NE(fetch().exit_code, 0);  // found, refused while it is read
+  EXPECT_TRUE(refused_with(503));
   ASSERT_TRUE(hans.process()
                   .ReadStderrUntil("serving notes.txt again: the file is the "
                                    "version published once more",
@@ -417,6 +427,33 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   CommandResult served = fetch();
   EXPECT_EQ(served.exit_code, 0) << served.err;
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "public notes\n");
+
+  // Changed to other bytes of the published size: 503 while it is read,
+  // then refused, and said once.
+  absl::SleepFor(absl::Milliseconds(20));
+  hans_dir.WriteFile("notes.txt", "PUBLIC NOTES\n");
+  EXPECT_TRUE(refused_with(503));
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("not serving notes.txt: it changed since "
+                                   "it was published",
+                                   absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  EXPECT_TRUE(refused_with(409));
+  hans.process().DrainOutput();
+  EXPECT_EQ(CountOf(hans.process().stderr_text(), "not serving notes.txt"), 2u)
+      << hans.process().stderr_text();
+  // Put back again (in place, so a new mtime): read, then served.
+  hans_dir.WriteFile("notes.txt", "public notes\n");
+  EXPECT_TRUE(refused_with(503));
+  ASSERT_TRUE(hans.process()
+                  .ReadStderrUntil("serving notes.txt again: the file is the "
+                                   "version published once more",
+                                   absl::Seconds(10))
+                  .has_value())
+      << hans.process().stderr_text();
+  served = fetch();
+  EXPECT_EQ(served.exit_code, 0) << served.err;
 
   // Gone, then back: the same.
   ASSERT_EQ(::rename(path.c_str(), (path + ".away").c_str()), 0);
@@ -431,6 +468,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   const struct timespec times[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
   absl::SleepFor(absl::Milliseconds(20));
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  hans.process().DrainOutput();
   const size_t warnings = CountOf(hans.process().stderr_text(), "not serving");
   bool touched_served = false;
   for (int i = 0; i < 50 && !touched_served; ++i) {
@@ -438,6 +476,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
     if (!touched_served) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(touched_served);
+  hans.process().DrainOutput();
   EXPECT_EQ(CountOf(hans.process().stderr_text(), "not serving"), warnings)
       << hans.process().stderr_text();
 }
