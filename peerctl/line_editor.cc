@@ -1,7 +1,10 @@
 #include "peerctl/line_editor.h"
 
 #include <histedit.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,11 +58,33 @@ void MakeParents(const std::string& path) {
   }
 }
 
+// True if the terminal `fd`, in its line mode, holds a Ctrl-D typed on an
+// empty line while no line was being read (during a command, or the wait
+// after the login), and takes it. The terminal keeps it as an end of input
+// of its own: readable, with no byte before it (FIONREAD counts none), read
+// as 0 bytes. libedit's raw mode would drop it: the shell would wait at the
+// prompt for the Ctrl-D the user already typed.
+bool TakeEndOfInputTyped(int fd) {
+  termios mode{};
+  if (::tcgetattr(fd, &mode) != 0 || (mode.c_lflag & ICANON) == 0) {
+    return false;
+  }
+  pollfd ready{.fd = fd, .events = POLLIN, .revents = 0};
+  if (::poll(&ready, 1, 0) != 1 || (ready.revents & POLLIN) == 0) {
+    return false;
+  }
+  int queued = 0;
+  if (::ioctl(fd, FIONREAD, &queued) != 0 || queued != 0) return false;
+  char byte;
+  return ::read(fd, &byte, 1) == 0;
+}
+
 class EditlineEditor : public LineEditor {
  public:
   EditlineEditor(std::FILE* in, std::FILE* out, std::FILE* err,
                  std::string history_path, Completer completer)
-      : out_(out),
+      : in_fd_(::fileno(in)),
+        out_(out),
         history_path_(std::move(history_path)),
         completer_(std::move(completer)) {
     history_ = ::history_init();
@@ -98,6 +123,12 @@ class EditlineEditor : public LineEditor {
 
   bool ReadLine(absl::string_view prompt, std::string* line) override {
     prompt_ = std::string(prompt);
+    if (TakeEndOfInputTyped(in_fd_)) {
+      // As if typed at this prompt: shown, and the end of input.
+      std::fwrite(prompt.data(), 1, prompt.size(), out_);
+      std::fflush(out_);
+      return false;
+    }
     int count = 0;
     const char* text = ::el_gets(editor_, &count);
     if (text == nullptr || count <= 0) return false;
@@ -171,6 +202,7 @@ class EditlineEditor : public LineEditor {
     return CC_REDISPLAY;
   }
 
+  const int in_fd_;
   std::FILE* const out_;
   const std::string history_path_;
   const Completer completer_;
