@@ -355,58 +355,59 @@ TEST(TerminalTest, GetShowsProgressAndCtrlCCancelsIt) {
   (*vader)->Logout().IgnoreError();
 }
 
-// Publishes big.bin in `dir` as hans, from a session that then ends, with
-// a root no file has: a shell's check of it reads all 8 GiB (seconds), well
-// past the 2 s the start waits.
-void PublishALongCheckEarlier(const Daemon& daemon, TempDir& dir) {
-  constexpr uint64_t kSize = uint64_t{8} << 30;
-  dir.WriteFile("big.bin", "");
-  ASSERT_EQ(::truncate((dir.path() + "/big.bin").c_str(), kSize), 0);
-  std::unique_ptr<ControlClient> earlier =
-      LoggedInClient(daemon, "hans", "hanspass");
-  ASSERT_NE(earlier, nullptr);
-  ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
-  ASSERT_TRUE(earlier->Logout().ok());
+// A shell of hans waiting, after its login, for the check of a file
+// published earlier, whose read takes longer than the 2 s the start waits:
+// big.bin, 8 GiB, published from a session that then ended with a root no
+// file has, so the check reads all of it (seconds).
+class StartWaitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    constexpr uint64_t kSize = uint64_t{8} << 30;
+    dir_.WriteFile("big.bin", "");
+    ASSERT_EQ(::truncate((dir_.path() + "/big.bin").c_str(), kSize), 0);
+    std::unique_ptr<ControlClient> earlier =
+        LoggedInClient(daemon_, "hans", "hanspass");
+    ASSERT_NE(earlier, nullptr);
+    ASSERT_TRUE(earlier->Publish("big.bin", kSize, Sha256Digest{}).ok());
+    ASSERT_TRUE(earlier->Logout().ok());
+    terminal_ = std::make_unique<Terminal>(daemon_.address(), dir_.path(),
+                                           state_.path());
+    ASSERT_NO_FATAL_FAILURE(TypeCredentials(*terminal_));
+    absl::SleepFor(absl::Milliseconds(500));  // logged in, waiting
+  }
+
+  // The shell logged out: hans logs in again at once.
+  void ExpectLoggedOut() {
+    CommandResult again =
+        RunPeerctl(daemon_, "hans", "hanspass", {"lap"}, dir_.path());
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+  }
+
+  Daemon daemon_;
+  TempDir dir_;
+  TempDir state_;
+  std::unique_ptr<Terminal> terminal_;
+};
+
+// Ctrl-C during the wait ends it and the prompt comes (the check goes on
+// behind it), and `xit` logs out, so the user logs in again at once. It
+// used to kill the shell with its session left to expire, and the next
+// login was refused as "already active".
+TEST_F(StartWaitTest, CtrlCGivesThePrompt) {
+  terminal_->Type("\x03");  // Ctrl-C
+  ASSERT_TRUE(terminal_->ReadUntil("> ", absl::Seconds(10)))
+      << terminal_->output();
+  terminal_->Type("xit\r");
+  EXPECT_EQ(terminal_->Wait(absl::Seconds(10)), 0) << terminal_->output();
+  ExpectLoggedOut();
 }
 
-// Ctrl-C while the shell waits, after its login, for the check of a large
-// file published earlier: the wait ends and the prompt comes (the check
-// goes on behind it), and `xit` logs out, so the user logs in again at
-// once. It used to kill the shell with its session left to expire, and
-// the next login was refused as "already active".
-TEST(TerminalTest, CtrlCDuringTheStartupCheckGivesThePrompt) {
-  Daemon daemon;
-  TempDir dir;
-  TempDir state;
-  ASSERT_NO_FATAL_FAILURE(PublishALongCheckEarlier(daemon, dir));
-  Terminal terminal(daemon.address(), dir.path(), state.path());
-  ASSERT_NO_FATAL_FAILURE(TypeCredentials(terminal));
-  absl::SleepFor(absl::Milliseconds(500));  // logged in, waiting
-  terminal.Type("\x03");                    // Ctrl-C
-  ASSERT_TRUE(terminal.ReadUntil("> ", absl::Seconds(10))) << terminal.output();
-  terminal.Type("xit\r");
-  EXPECT_EQ(terminal.Wait(absl::Seconds(10)), 0) << terminal.output();
-  CommandResult again =
-      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
-  EXPECT_EQ(again.exit_code, 0) << again.err;
-}
-
-// Ctrl-D typed while the shell waits after its login (no line is read
-// then) ends the shell once the prompt comes, as Ctrl-D at the prompt does:
-// logged out, so the user may log in again at once.
-TEST(TerminalTest, CtrlDDuringTheStartupCheckEndsTheShell) {
-  Daemon daemon;
-  TempDir dir;
-  TempDir state;
-  ASSERT_NO_FATAL_FAILURE(PublishALongCheckEarlier(daemon, dir));
-  Terminal terminal(daemon.address(), dir.path(), state.path());
-  ASSERT_NO_FATAL_FAILURE(TypeCredentials(terminal));
-  absl::SleepFor(absl::Milliseconds(500));  // logged in, waiting
-  terminal.Type("\x04");                    // Ctrl-D
-  EXPECT_EQ(terminal.Wait(absl::Seconds(10)), 0) << terminal.output();
-  CommandResult again =
-      RunPeerctl(daemon, "hans", "hanspass", {"lap"}, dir.path());
-  EXPECT_EQ(again.exit_code, 0) << again.err;
+// Ctrl-D typed during the wait (no line is read then) ends the shell once
+// the prompt comes, as Ctrl-D at the prompt does: it logs out.
+TEST_F(StartWaitTest, CtrlDEndsTheShell) {
+  terminal_->Type("\x04");  // Ctrl-D
+  EXPECT_EQ(terminal_->Wait(absl::Seconds(10)), 0) << terminal_->output();
+  ExpectLoggedOut();
 }
 
 // Ctrl-C while the login waits for a daemon that does not answer ends the

@@ -389,6 +389,16 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
     ::unlink((curl_dir.path() + "/notes.txt").c_str());
     return FetchWithCurl(daemon, "notes.txt", curl_dir.path());
   };
+  // What the holder logs, read from its stderr in order.
+  const auto holder_said = [&](absl::string_view text) {
+    return hans.process()
+        .ReadStderrUntil(std::string(text), absl::Seconds(10))
+        .has_value();
+  };
+  constexpr absl::string_view kRefused =
+      "not serving notes.txt: it changed since it was published";
+  constexpr absl::string_view kServedAgain =
+      "serving notes.txt again: the file is the version published once more";
   // curl --fail names the HTTP status of a refusal.
   const auto refused_with = [&](int status) {
     CommandResult refused = fetch();
@@ -400,12 +410,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   // Changed to another size: refused at once, and said, with no read.
   hans_dir.WriteFile("notes.txt", "PRIVATE draft\n");
   EXPECT_TRUE(refused_with(409));
-  ASSERT_TRUE(hans.process()
-                  .ReadStderrUntil("not serving notes.txt: it changed since "
-                                   "it was published",
-                                   absl::Seconds(10))
-                  .has_value())
-      << hans.process().stderr_text();
+  ASSERT_TRUE(holder_said(kRefused)) << hans.process().stderr_text();
   // Refused again, and not said again: the same changed file.
   EXPECT_TRUE(refused_with(409));
   absl::SleepFor(absl::Milliseconds(300));
@@ -418,12 +423,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   hans_dir.WriteFile("notes.txt.restore", "public notes\n");
   ASSERT_EQ(::rename((path + ".restore").c_str(), path.c_str()), 0);
   EXPECT_TRUE(refused_with(503));
-  ASSERT_TRUE(hans.process()
-                  .ReadStderrUntil("serving notes.txt again: the file is the "
-                                   "version published once more",
-                                   absl::Seconds(10))
-                  .has_value())
-      << hans.process().stderr_text();
+  ASSERT_TRUE(holder_said(kServedAgain)) << hans.process().stderr_text();
   CommandResult served = fetch();
   EXPECT_EQ(served.exit_code, 0) << served.err;
   EXPECT_EQ(ReadFileOrEmpty(curl_dir.path() + "/notes.txt"), "public notes\n");
@@ -433,12 +433,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   absl::SleepFor(absl::Milliseconds(20));
   hans_dir.WriteFile("notes.txt", "PUBLIC NOTES\n");
   EXPECT_TRUE(refused_with(503));
-  ASSERT_TRUE(hans.process()
-                  .ReadStderrUntil("not serving notes.txt: it changed since "
-                                   "it was published",
-                                   absl::Seconds(10))
-                  .has_value())
-      << hans.process().stderr_text();
+  ASSERT_TRUE(holder_said(kRefused)) << hans.process().stderr_text();
   EXPECT_TRUE(refused_with(409));
   hans.process().DrainOutput();
   EXPECT_EQ(CountOf(hans.process().stderr_text(), "not serving notes.txt"), 2u)
@@ -446,12 +441,7 @@ TEST(TlsTransferTest, AFilePutBackAsPublishedIsServedAgain) {
   // Put back again (in place, so a new mtime): read, then served.
   hans_dir.WriteFile("notes.txt", "public notes\n");
   EXPECT_TRUE(refused_with(503));
-  ASSERT_TRUE(hans.process()
-                  .ReadStderrUntil("serving notes.txt again: the file is the "
-                                   "version published once more",
-                                   absl::Seconds(10))
-                  .has_value())
-      << hans.process().stderr_text();
+  ASSERT_TRUE(holder_said(kServedAgain)) << hans.process().stderr_text();
   served = fetch();
   EXPECT_EQ(served.exit_code, 0) << served.err;
 
