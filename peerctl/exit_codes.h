@@ -51,6 +51,22 @@ inline bool IsKeyMismatch(const absl::Status& status) {
   return status.GetPayload(kKeyMismatchPayload).has_value();
 }
 
+// The payload that marks a holder's "busy, try again in a moment" (HTTP 503:
+// every download slot taken, or the file being checked against its
+// publication; peerctl/http.cc sets it), which a `get` waits out a few
+// times before it gives up (peerctl/peer.cc).
+inline constexpr absl::string_view kHolderBusyPayload =
+    "type.peerconnectfs.org/holder-busy";
+
+inline absl::Status MarkHolderBusy(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kHolderBusyPayload, absl::Cord("1"));
+  return status;
+}
+
+inline bool IsHolderBusy(const absl::Status& status) {
+  return status.GetPayload(kHolderBusyPayload).has_value();
+}
+
 // The payload that marks a download failed in the download folder, not at
 // a holder: the file could not be made, written, flushed, read back or
 // named there (no space, no permission, a read-only or failing disk).

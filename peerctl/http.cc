@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/names.h"
+#include "peerctl/exit_codes.h"
 
 namespace pcfs::http {
 namespace {
@@ -576,10 +577,10 @@ absl::Status StatusFromHttpCode(int status_code) {
     case kRangeNotSatisfiable:
       return absl::OutOfRangeError(message);
     case kServiceUnavailable:
-      return absl::UnavailableError(absl::StrCat(
+      return MarkHolderBusy(absl::UnavailableError(absl::StrCat(
           message,
           ": it is busy (every download slot taken, or still checking the "
-          "file against its publication): try again in a moment"));
+          "file against its publication): try again in a moment")));
     default:
       return absl::InternalError(message);
   }

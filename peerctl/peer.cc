@@ -3,12 +3,16 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/auth/ticket.h"
 #include "core/base/log.h"
 #include "core/base/mutex_lock.h"
@@ -69,6 +73,18 @@ void Peer::StopHeartbeats() {
 }
 
 namespace {
+
+// Sleeps `wait`, looking at `cancel` (may be null) every 100 ms; false if
+// it was set.
+bool SleepUnlessCancelled(absl::Duration wait,
+                          const std::atomic<bool>* cancel) {
+  const absl::Time end = absl::Now() + wait;
+  for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+    if (cancel != nullptr && cancel->load()) return false;
+    absl::SleepFor(std::min(end - now, absl::Milliseconds(100)));
+  }
+  return cancel == nullptr || !cancel->load();
+}
 
 // Why a published file is not served, once it is known not to be the
 // version published (the checker, or a download finding another size).
@@ -583,8 +599,15 @@ absl::StatusOr<std::string> Peer::GetInto(
   }
   absl::Status failed;
   // A holder that logged in again since the daemon issued the ticket has a
-  // new key and refuses the ticket: ask the daemon once more.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // new key and refuses the ticket: ask the daemon once more. A busy one
+  // (every holder answered 503: its download slots taken, or the file being
+  // checked against its publication) is waited out a few times, within the
+  // --timeout: 1 + 2 + 2 + 2 + 2 s at the most, then its error stands.
+  constexpr absl::Duration kBusyWaits[] = {absl::Seconds(1), absl::Seconds(2),
+                                           absl::Seconds(2), absl::Seconds(2),
+                                           absl::Seconds(2)};
+  size_t busy_waits = 0;
+  for (int attempt = 0; attempt < 2;) {
     absl::StatusOr<FileLocation> location = client_->Get(name);
     if (!location.ok()) return location.status();
     DownloadRequest request;
@@ -632,7 +655,23 @@ absl::StatusOr<std::string> Peer::GetInto(
             : "download failed: ";
     failed = MarkHolderFailure(
         absl::Status(s.code(), absl::StrCat(from, s.message())));
+    if (IsHolderBusy(s) && busy_waits < std::size(kBusyWaits)) {
+      const absl::Duration wait = kBusyWaits[busy_waits++];
+      // Not past the --timeout: its error would say less than this one.
+      if (absl::Now() + wait >= request.deadline) break;
+      Log("peerctl: ", name, ": ",
+          location->others.empty()
+              ? absl::StrCat("holder ", location->holder, " is")
+              : std::string("every holder is"),
+          " busy; trying again in ", absl::FormatDuration(wait));
+      if (!SleepUnlessCancelled(wait, cancel)) {
+        return absl::CancelledError(
+            absl::StrCat("the download of ", name, " was cancelled"));
+      }
+      continue;
+    }
     if (!absl::IsUnauthenticated(s)) break;
+    ++attempt;
   }
   return failed;
 }

@@ -315,7 +315,8 @@ std::string HolderLabel(const DownloadRequest& holder) {
 
 // The error of a download whose every holder was dropped: the holder's own
 // when it was the only one; otherwise every holder and why it was dropped,
-// with the code they share (Unavailable when they differ).
+// with the code they share (Unavailable when they differ), marked as a key
+// mismatch or as busy when every holder's was.
 absl::Status AllHoldersFailed(const std::string& name,
                               const std::vector<DownloadRequest>& holders,
                               const std::vector<absl::Status>& reasons) {
@@ -323,14 +324,17 @@ absl::Status AllHoldersFailed(const std::string& name,
   std::string message = absl::StrCat("no holder could send ", name, ":");
   absl::StatusCode code = reasons[0].code();
   bool all_key_mismatch = true;
+  bool all_busy = true;
   for (size_t i = 0; i < holders.size(); ++i) {
     absl::StrAppend(&message, i == 0 ? " " : "; ", HolderLabel(holders[i]),
                     ": ", reasons[i].message());
     if (reasons[i].code() != code) code = absl::StatusCode::kUnavailable;
     all_key_mismatch = all_key_mismatch && IsKeyMismatch(reasons[i]);
+    all_busy = all_busy && IsHolderBusy(reasons[i]);
   }
   absl::Status status(code, message);
-  return all_key_mismatch ? MarkKeyMismatch(status) : status;
+  if (all_key_mismatch) return MarkKeyMismatch(status);
+  return all_busy ? MarkHolderBusy(status) : status;
 }
 
 // The partial again, with a file offset of its own (a BodySink writes at

@@ -199,9 +199,16 @@ TEST(LongCheckTest, SmallFilesFirstAndXitDoesNotWaitForTheCheck) {
   EXPECT_EQ(small.exit_code, kExitOk) << small.err;
   EXPECT_EQ(ReadFileOrEmpty(vader_dir.path() + "/small.txt"),
             "small and quick\n");
-  CommandResult big = RunPeerctl(daemon, "vader", "vaderpass",
-                                 {"get", "big.bin"}, vader_dir.path());
+  // Busy while it is checked: waited out once, then the --timeout ends
+  // the waits, and the holder's answer stands.
+  CommandResult big =
+      RunPeerctl(daemon, "vader", "vaderpass",
+                 {"--timeout", "2500ms", "get", "big.bin"}, vader_dir.path());
   EXPECT_EQ(big.exit_code, kExitHolderUnreachable) << big.err;
+  EXPECT_TRUE(absl::StrContains(big.err,
+                                "big.bin: holder hans is busy; "
+                                "trying again in 1s"))
+      << big.err;
   EXPECT_TRUE(absl::StrContains(big.err,
                                 "still checking the file against its "
                                 "publication): try again in a moment"))
@@ -243,8 +250,9 @@ TEST(LongCheckTest, AHolderWhoseFirstListOfNamesFailsAsksAgain) {
   });
   Shell hans(relay.address(), "hans", "hanspass", hans_dir.path());
   ASSERT_TRUE(hans.logged_in()) << hans.process().stderr_text();
-  CommandResult early = RunPeerctl(daemon, "vader", "vaderpass",
-                                   {"get", "notes.txt"}, vader_dir.path());
+  CommandResult early =
+      RunPeerctl(daemon, "vader", "vaderpass",
+                 {"--timeout", "2500ms", "get", "notes.txt"}, vader_dir.path());
   EXPECT_EQ(early.exit_code, kExitHolderUnreachable) << early.err;
   EXPECT_TRUE(absl::StrContains(early.err, "busy")) << early.err;
   drop_lists = false;

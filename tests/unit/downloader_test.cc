@@ -1205,6 +1205,31 @@ TEST_F(DownloaderTest, EveryHolderFailingNamesEachAndWhy) {
             absl::string_view::npos)
       << status;
   EXPECT_EQ(ExitCodeFor(MarkHolderFailure(status)), kExitHolderUnreachable);
+  // Not busy: a get does not wait it out.
+  EXPECT_FALSE(IsHolderBusy(status)) << status;
+  EXPECT_TRUE(DestinationEntries().empty());
+}
+
+// Every holder answering 503 (busy: here, still checking the file) is a
+// busy download, which a get waits out (peerctl/peer.cc); so is the only
+// holder's.
+TEST_F(DownloaderTest, EveryHolderBusyIsABusyDownload) {
+  Share("f.bin", RandomBytes(kMerkleChunkBytes, 26));
+  StartServer("127.0.0.1",
+              [](absl::string_view) -> absl::StatusOr<std::string> {
+                return absl::UnavailableError("being checked");
+              });
+  DownloadRequest request = RequestFor("f.bin");
+  request.holder_name = "hans";
+  absl::Status alone = Download(request);
+  EXPECT_EQ(alone.code(), StatusCode::kUnavailable) << alone;
+  EXPECT_TRUE(IsHolderBusy(alone)) << alone;
+  request.other_holders.push_back(SourceAt(request.holder, "yoda"));
+  absl::Status both = Download(request);
+  EXPECT_NE(both.message().find("no holder could send f.bin: hans at "),
+            absl::string_view::npos)
+      << both;
+  EXPECT_TRUE(IsHolderBusy(both)) << both;
   EXPECT_TRUE(DestinationEntries().empty());
 }
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "peerctl/exit_codes.h"
 
 namespace pcfs::http {
 namespace {
@@ -399,6 +400,14 @@ TEST(StatusFromHttpCodeTest, SaysWhatARefusalMeans) {
               HasSubstr("no longer has that file"));
   EXPECT_THAT(StatusFromHttpCode(409).message(), HasSubstr("changed"));
   EXPECT_THAT(StatusFromHttpCode(503).message(), HasSubstr("try again"));
+}
+
+// A get waits out a busy holder (peerctl/peer.cc), and only a busy one.
+TEST(StatusFromHttpCodeTest, OnlyA503IsBusy) {
+  EXPECT_TRUE(IsHolderBusy(StatusFromHttpCode(503)));
+  for (int code : {400, 401, 403, 404, 409, 416, 500}) {
+    EXPECT_FALSE(IsHolderBusy(StatusFromHttpCode(code))) << code;
+  }
 }
 
 }  // namespace
