@@ -32,7 +32,7 @@
 # geometric mean of its two, in which the cgroups' difference cancels.
 # The first such run (2026-12-07, five pairs each) read get 0.696 (epoll)
 # and 0.701 (io_uring), its five pairs within 0.694-0.715, while the
-# single rounds of one cgroup read 5-8% below those of the other.
+# single rounds of one cgroup read 2-10% below those of the other.
 # The target reads these; without a writable cgroup (not root) they are
 # skipped, and the target falls back to the r1-* scenarios.
 #
