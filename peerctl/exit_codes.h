@@ -3,6 +3,8 @@
 #ifndef PCFS_PEERCTL_EXIT_CODES_H_
 #define PCFS_PEERCTL_EXIT_CODES_H_
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/string_view.h"
@@ -22,63 +24,63 @@ inline constexpr int kExitHolderUnreachable = 6;
 // registered for it (a man in the middle, or a changed key): refused.
 inline constexpr int kExitHolderKeyMismatch = 7;
 
-// The payload type a status carries when it comes from a download's holder
-// rather than from the daemon (peerctl/peer.cc sets it on Get failures).
+// A status marked with the payload `type` (SetPayload does nothing to an
+// OK status), and whether a status has that mark: the marks below, which
+// tell apart what a status code alone does not.
+inline absl::Status WithMark(absl::Status status, absl::string_view type) {
+  status.SetPayload(type, absl::Cord("1"));
+  return status;
+}
+inline bool HasMark(const absl::Status& status, absl::string_view type) {
+  return status.GetPayload(type).has_value();
+}
+
+// A failure of a download's holder rather than of the daemon (peerctl/
+// peer.cc marks Get failures).
 inline constexpr absl::string_view kHolderFailurePayload =
     "type.peerconnectfs.org/holder-failure";
-
-// Marks `status` (not OK) as a failure of the holder of a download.
 inline absl::Status MarkHolderFailure(absl::Status status) {
-  status.SetPayload(kHolderFailurePayload, absl::Cord("1"));
-  return status;
+  return WithMark(std::move(status), kHolderFailurePayload);
 }
-
 inline bool IsHolderFailure(const absl::Status& status) {
-  return status.GetPayload(kHolderFailurePayload).has_value();
+  return HasMark(status, kHolderFailurePayload);
 }
 
-// The payload that marks a download refused for the holder's TLS key
-// (peerctl/downloader.cc sets it).
+// A download refused for the holder's TLS key (peerctl/downloader.cc).
 inline constexpr absl::string_view kKeyMismatchPayload =
     "type.peerconnectfs.org/holder-key-mismatch";
-
 inline absl::Status MarkKeyMismatch(absl::Status status) {
-  status.SetPayload(kKeyMismatchPayload, absl::Cord("1"));
-  return status;
+  return WithMark(std::move(status), kKeyMismatchPayload);
 }
-
 inline bool IsKeyMismatch(const absl::Status& status) {
-  return status.GetPayload(kKeyMismatchPayload).has_value();
+  return HasMark(status, kKeyMismatchPayload);
 }
 
-// The payload that marks a holder's "busy, try again in a moment" (HTTP 503:
-// every download slot taken, or the file being checked against its
-// publication; peerctl/http.cc sets it), which a `get` waits out a few
-// times before it gives up (peerctl/peer.cc).
+// A holder's "busy, try again in a moment" (HTTP 503: every download slot
+// taken, or the file being checked against its publication; peerctl/
+// http.cc), which a `get` waits out a few times before it gives up
+// (peerctl/peer.cc).
 inline constexpr absl::string_view kHolderBusyPayload =
     "type.peerconnectfs.org/holder-busy";
-
 inline absl::Status MarkHolderBusy(absl::Status status) {
-  if (!status.ok()) status.SetPayload(kHolderBusyPayload, absl::Cord("1"));
-  return status;
+  return WithMark(std::move(status), kHolderBusyPayload);
 }
-
 inline bool IsHolderBusy(const absl::Status& status) {
-  return status.GetPayload(kHolderBusyPayload).has_value();
+  return HasMark(status, kHolderBusyPayload);
 }
 
-// The payload that marks a download failed in the download folder, not at
-// a holder: the file could not be made, written, flushed, read back or
-// named there (no space, no permission, a read-only or failing disk).
+// A download failed in the download folder, not at a holder: the file
+// could not be made, written, flushed, read back or named there (no space,
+// no permission, a read-only or failing disk).
 inline constexpr absl::string_view kFolderFailurePayload =
     "type.peerconnectfs.org/download-folder-failure";
 inline absl::Status MarkFolderFailure(absl::Status status) {
-  if (!status.ok()) status.SetPayload(kFolderFailurePayload, absl::Cord("1"));
-  return status;
+  return WithMark(std::move(status), kFolderFailurePayload);
 }
 inline bool IsFolderFailure(const absl::Status& status) {
-  return status.GetPayload(kFolderFailurePayload).has_value();
+  return HasMark(status, kFolderFailurePayload);
 }
+
 // The exit code a failed command's status maps to.
 inline int ExitCodeFor(const absl::Status& status) {
   // Whatever its code: not the daemon's, a holder's or the command line's.
