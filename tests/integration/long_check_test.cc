@@ -370,7 +370,6 @@ TEST(LongCheckTest, UnpOfTheFileBeingCheckedEndsItsRead) {
   EXPECT_LT(BytesReadBy(pid) - after_unp, int64_t{64} << 20)
       << "the check of big.bin went on after its unp";
   hans.process().DrainOutput();
-  hans.process().DrainOutput();
   EXPECT_FALSE(absl::StrContains(hans.process().stderr_text(), "big.bin"))
       << hans.process().stderr_text();
   EXPECT_EQ(hans.Run("lpf"), "No files published\n");
