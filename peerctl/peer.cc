@@ -421,7 +421,6 @@ bool Peer::CheckUncheckedPublications() {
       return false;  // the daemon did not answer: later
     } else {
       checked.published_size = published->size;
-      checked.size_known = true;
       // The gone ones sort first (no size): said before a long read.
       if (candidate.there) say_missing();
       {
@@ -527,8 +526,7 @@ absl::Status Peer::Publish(absl::string_view name) {
     MutexLock lock(&published_mu_);
     published_[name] = {.state = PublishedVersion::State::kKnown,
                         .identity = version,
-                        .published_size = info->size,
-                        .size_known = true};
+                        .published_size = info->size};
   }
   // A large file's hash is kept at once, not only at the end of the run:
   // an agent may run for weeks, and end without a clean stop.
@@ -689,6 +687,11 @@ absl::StatusOr<DownloadCommand> Peer::MakeDownloadCommand(
 absl::Status Peer::CheckPublishedVersion(absl::string_view name,
                                          const FileIdentity& identity) {
   using State = PublishedVersion::State;
+  // 503: not known yet to be the version published or not.
+  const auto being_checked = [name] {
+    return absl::UnavailableError(
+        absl::StrCat(name, " is being checked against its publication"));
+  };
   bool changed = false;
   bool say_changed = false;
   {
@@ -699,8 +702,7 @@ absl::Status Peer::CheckPublishedVersion(absl::string_view name,
     PublishedVersion& version = it->second;
     switch (version.state) {
       case State::kUnchecked:
-        return absl::UnavailableError(
-            absl::StrCat(name, " is being checked against its publication"));
+        return being_checked();
       case State::kKnown:
         if (version.identity == identity) return absl::OkStatus();
         break;  // another file than the one published: checked below
@@ -713,13 +715,11 @@ absl::Status Peer::CheckPublishedVersion(absl::string_view name,
         }
         break;  // another file again: it may be the one published
       case State::kRechecking:
-        if (version.identity == identity) {
-          return absl::UnavailableError(
-              absl::StrCat(name, " is being checked against its publication"));
-        }
+        if (version.identity == identity) return being_checked();
         break;  // changed again while it waited for the checker
     }
-    changed = version.size_known && identity.size != version.published_size;
+    changed = version.published_size.has_value() &&
+              identity.size != *version.published_size;
     if (changed) {
       // Not the version published, whatever its bytes: refused at once,
       // with nothing to read; this very file is refused again as changed.
@@ -746,8 +746,7 @@ absl::Status Peer::CheckPublishedVersion(absl::string_view name,
         absl::StrCat(name, " changed since it was published"));
   }
   WantCheck();
-  return absl::UnavailableError(
-      absl::StrCat(name, " is being checked against its publication"));
+  return being_checked();
 }
 
 absl::Status Peer::AuthorizeDownload(absl::string_view name,

@@ -192,9 +192,8 @@ class Peer : public CommandBackend {
     State state = State::kUnchecked;
     FileIdentity identity{};
     // The size the daemon holds for the publication, once known (`pub`, or
-    // the checker's STAT); 0 with size_known false before.
-    uint64_t published_size = 0;
-    bool size_known = false;
+    // the checker's STAT).
+    std::optional<uint64_t> published_size;
     // kChanged because the daemon no longer has the publication: no file
     // makes it served (ListPublished drops the name when it next runs).
     bool withdrawn = false;
