@@ -198,7 +198,6 @@ def pair_run(first, second):
     for key in ("errors", "timeouts", "false_expiries", "baseline_timeouts"):
         if all(run.get(key) not in (None, "") for run in runs):
             merged[key] = sum(int(to_float(run[key])) for run in runs)
-    merged["pair"] = runs
     return merged
 
 
